@@ -1,0 +1,259 @@
+/* Common services for every subsystem: logging, the declarative configuration table,
+ * addresses and CIDR sets, time, and small string helpers. Prefix: ml_. */
+#ifndef ML_COMMON_H
+#define ML_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define ML_WUR __attribute__((warn_unused_result))
+#define ML_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define ML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define ML_UNUSED(x) ((void)(x))
+
+/* ------------------------------------------------------------------ logging */
+
+enum ml_log_level {
+    ML_LOG_ERROR = 0,
+    ML_LOG_WARN,
+    ML_LOG_NOTICE,
+    ML_LOG_INFO,
+    ML_LOG_DEBUG,
+};
+
+/* Sends logs to stderr (default) or syslog under ident. Not thread-safe: call from main before
+ * threads start, or on reconfiguration with the log lock semantics of ml_log (lines are whole). */
+void ml_log_open(const char *ident, bool to_syslog);
+void ml_log_close(void);
+void ml_log_set_level(enum ml_log_level level);
+enum ml_log_level ml_log_get_level(void);
+/* Parses "error", "warn", "notice", "info", "debug"; -1 when unknown. */
+int ml_log_level_parse(const char *name);
+const char *ml_log_level_name(enum ml_log_level level);
+/* Names this thread in every line it logs ("main", "w0", "http"); the string is copied. */
+void ml_log_set_thread(const char *name);
+
+/* Writes one line: time, level, thread, subsystem, message. Never pass a secret here. */
+void ml_log(enum ml_log_level level, const char *subsys, const char *fmt, ...) ML_PRINTF(3, 4);
+void ml_vlog(enum ml_log_level level, const char *subsys, const char *fmt, va_list ap)
+    ML_PRINTF(3, 0);
+
+static inline bool ml_log_enabled(enum ml_log_level level)
+{
+    extern int ml_log_level_cur;
+    return (int)level <= __atomic_load_n(&ml_log_level_cur, __ATOMIC_RELAXED);
+}
+
+#define ML_ERROR(sub, ...) ml_log(ML_LOG_ERROR, sub, __VA_ARGS__)
+#define ML_WARN(sub, ...) ml_log(ML_LOG_WARN, sub, __VA_ARGS__)
+#define ML_NOTICE(sub, ...) ml_log(ML_LOG_NOTICE, sub, __VA_ARGS__)
+#define ML_INFO(sub, ...)                                                                          \
+    do {                                                                                           \
+        if (ml_log_enabled(ML_LOG_INFO))                                                           \
+            ml_log(ML_LOG_INFO, sub, __VA_ARGS__);                                                 \
+    } while (0)
+/* Debug lines exist only in --enable-devel builds; elsewhere they are type-checked and dropped. */
+#ifdef ML_DEVEL
+#define ML_DEBUG(sub, ...)                                                                         \
+    do {                                                                                           \
+        if (ml_log_enabled(ML_LOG_DEBUG))                                                          \
+            ml_log(ML_LOG_DEBUG, sub, __VA_ARGS__);                                                \
+    } while (0)
+#else
+#define ML_DEBUG(sub, ...)                                                                         \
+    do {                                                                                           \
+        if (0)                                                                                     \
+            ml_log(ML_LOG_DEBUG, sub, __VA_ARGS__);                                                \
+    } while (0)
+#endif
+
+/* A per-call-site, per-thread budget of log lines: at most ML_LOG_BURST a second; the rest are
+ * counted and reported once the next window opens. For anything a remote peer can trigger. */
+#define ML_LOG_BURST 10
+struct ml_log_limit {
+    int64_t window_ms;
+    unsigned lines;
+    unsigned suppressed;
+};
+bool ml_log_limit_pass(struct ml_log_limit *lim, enum ml_log_level level, const char *subsys);
+#define ML_LOG_LIMITED(level, sub, ...)                                                            \
+    do {                                                                                           \
+        static __thread struct ml_log_limit lim_;                                                  \
+        if (ml_log_enabled(level) && ml_log_limit_pass(&lim_, level, sub))                         \
+            ml_log(level, sub, __VA_ARGS__);                                                       \
+    } while (0)
+
+/* ------------------------------------------------------------ configuration */
+
+/* The value kinds of the configuration table. INT, DURATION and SIZE are stored as long long
+ * (DURATION in seconds, accepting 30, 30s, 5m, 2h, 1d; SIZE in bytes, accepting 64k, 4M, 1G);
+ * BOOL as bool (yes/no, true/false, on/off, 1/0); STR as a malloc'd char * (NULL when empty);
+ * ENUM as int, the index of the value in enums[]. */
+enum ml_cfg_type {
+    ML_CFG_BOOL,
+    ML_CFG_INT,
+    ML_CFG_DURATION,
+    ML_CFG_SIZE,
+    ML_CFG_STR,
+    ML_CFG_ENUM,
+};
+
+#define ML_CFG_RELOAD 0x1u /* takes effect on SIGHUP without a restart */
+#define ML_CFG_SECRET 0x2u /* never printed: dumps show "(set)" */
+
+/* One configuration key. The table of keys is the single source of parsing, defaults, --help,
+ * the annotated dump and reload. */
+struct ml_cfg_key {
+    const char *name; /* within its section: "listen" for turn.listen */
+    enum ml_cfg_type type;
+    const char *def; /* default, as it would be written in the file ("" for none) */
+    long long min, max;
+    unsigned flags;
+    size_t offset;            /* of the field within the section's struct */
+    const char *const *enums; /* ML_CFG_ENUM: NULL-terminated value names */
+    /* Optional extra validation of the text value; 0 or -1 with a message in err. */
+    int (*validate)(const char *value, char *err, size_t errlen);
+    const char *help;
+};
+
+/* A section ("turn") whose keys are stored in a struct at offset within the whole config. */
+struct ml_cfg_section {
+    const char *name;
+    const struct ml_cfg_key *keys; /* terminated by a key with name NULL */
+    size_t offset;
+};
+
+/* Sets every key of every section (NULL-terminated list) to its default. Returns 0 or -1. */
+int ml_cfg_defaults(const struct ml_cfg_section *const *secs, void *cfg, char *err,
+                    size_t errlen) ML_WUR;
+/* Sets one key from text ("section", "key", "value"). Returns 0 or -1 with err filled. */
+int ml_cfg_set(const struct ml_cfg_section *const *secs, void *cfg, const char *section,
+               const char *key, const char *value, char *err, size_t errlen) ML_WUR;
+/* Sets a key from "section.key=value" (the --set syntax). */
+int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg,
+                   char *err, size_t errlen) ML_WUR;
+/* Reads an INI file (inih) into cfg; the first error names the file and line. */
+int ml_cfg_load_file(const struct ml_cfg_section *const *secs, void *cfg, const char *path,
+                     char *err, size_t errlen) ML_WUR;
+/* Frees the strings the table owns in cfg. */
+void ml_cfg_free(const struct ml_cfg_section *const *secs, void *cfg);
+/* Looks up a key definition by section and name; NULL when none. */
+const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs,
+                                     const char *section, const char *key,
+                                     const struct ml_cfg_section **sec_out);
+/* Writes the value of key as text into buf ("(set)" for secrets). */
+void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
+                   const void *cfg, char *buf, size_t len);
+/* True when the key's value differs between cfg a and cfg b. */
+bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
+                    const void *a, const void *b);
+/* Moves the value of key from src into dst (strings change owner; src's becomes NULL). */
+void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst,
+                 void *src);
+/* Prints every key with its type, default, range, reloadability and help (for --help). */
+void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
+
+/* Helpers for table entries. */
+#define ML_CFG_FIELD(type, member) offsetof(type, member)
+
+/* ------------------------------------------------------------ time */
+
+/* Monotonic clock in milliseconds and microseconds; wall clock in seconds since the epoch. */
+int64_t ml_now_ms(void);
+int64_t ml_now_us(void);
+int64_t ml_wall_s(void);
+
+/* ------------------------------------------------------------ addresses */
+
+/* Maximum text length of an address with port: "[ffff:...:ffff]:65535" plus NUL. */
+#define ML_ADDR_STRLEN 64
+
+/* Parses "1.2.3.4:5", "[::1]:5", "1.2.3.4" or "::1" (with default_port). Returns 0 or -1. */
+int ml_addr_parse(const char *text, uint16_t default_port, struct sockaddr_storage *ss,
+                  socklen_t *len) ML_WUR;
+/* Formats as "1.2.3.4:5" or "[::1]:5" into buf (ML_ADDR_STRLEN bytes suffice); returns buf. */
+const char *ml_addr_str(const struct sockaddr *sa, char *buf, size_t len);
+/* Formats only the IP ("1.2.3.4", "::1"). */
+const char *ml_ip_str(const struct sockaddr *sa, char *buf, size_t len);
+socklen_t ml_addr_len(const struct sockaddr *sa);
+uint16_t ml_addr_port(const struct sockaddr *sa);
+void ml_addr_set_port(struct sockaddr *sa, uint16_t port);
+/* Same family, IP and port. */
+bool ml_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* Same family and IP. */
+bool ml_addr_ip_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* A hash of IP and port, keyed per process, for hash tables fed by the network. */
+uint64_t ml_addr_hash(const struct sockaddr *sa);
+/* An IPv6 address that embeds an IPv4 one (::ffff:a.b.c.d, ::a.b.c.d, 64:ff9b::/96 NAT64,
+ * 2002::/16 6to4, 2001::/32 Teredo) is rewritten to that IPv4 address, port kept. Returns true
+ * when it rewrote (out may alias in). Which forms count is given by flags below. */
+#define ML_CANON_MAPPED 0x1u  /* ::ffff:0:0/96 and the deprecated ::a.b.c.d (RFC 4291) */
+#define ML_CANON_NAT64 0x2u   /* 64:ff9b::/96 (RFC 6052) */
+#define ML_CANON_6TO4 0x4u    /* 2002::/16 (RFC 3056) */
+#define ML_CANON_TEREDO 0x8u  /* 2001::/32 (RFC 4380), client address XOR 0xffffffff */
+#define ML_CANON_ALL 0xfu
+bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out,
+                         unsigned flags);
+
+/* ------------------------------------------------------------ CIDR sets */
+
+struct ml_cidr {
+    int family;        /* AF_INET or AF_INET6 */
+    unsigned prefix;   /* bits */
+    uint8_t addr[16];  /* network address, host bits zero */
+    char label[48];    /* the text it was parsed from, for logs ("10.0.0.0/8") */
+};
+
+struct ml_cidr_set {
+    struct ml_cidr *v;
+    size_t n, cap;
+};
+
+/* Parses "10.0.0.0/8", "::1/128", "192.0.2.1" (a host), "1.2.3.4-1.2.3.9" is not accepted. */
+int ml_cidr_parse(const char *text, struct ml_cidr *out, char *err, size_t errlen) ML_WUR;
+/* Adds every entry of a comma- or space-separated list. Returns 0 or -1 (set unchanged). */
+int ml_cidr_set_add_list(struct ml_cidr_set *set, const char *list, char *err,
+                         size_t errlen) ML_WUR;
+int ml_cidr_set_add(struct ml_cidr_set *set, const struct ml_cidr *c) ML_WUR;
+/* The first entry containing the address (no canonicalisation is done here), or NULL. */
+const struct ml_cidr *ml_cidr_set_match(const struct ml_cidr_set *set,
+                                        const struct sockaddr *sa);
+bool ml_cidr_contains(const struct ml_cidr *c, const struct sockaddr *sa);
+void ml_cidr_set_free(struct ml_cidr_set *set);
+/* Validator for configuration keys holding CIDR lists. */
+int ml_cidr_list_validate(const char *value, char *err, size_t errlen);
+
+/* ------------------------------------------------------------ strings and bytes */
+
+/* snprintf that always NUL-terminates and returns the length written (truncated). */
+size_t ml_strlcpy(char *dst, const char *src, size_t size);
+size_t ml_snprintf(char *dst, size_t size, const char *fmt, ...) ML_PRINTF(3, 4);
+/* Error helper for the caller-owned error buffer convention; always returns -1. */
+int ml_err(char *err, size_t errlen, const char *fmt, ...) ML_PRINTF(3, 4);
+/* Trims ASCII white space in place; returns s. */
+char *ml_trim(char *s);
+/* Parses a whole decimal integer within [min, max]; 0 or -1. */
+int ml_parse_ll(const char *s, long long min, long long max, long long *out) ML_WUR;
+/* Splits a comma- or space-separated list, calling fn for each non-empty trimmed item; stops
+ * and returns -1 when fn does. Items longer than 255 bytes fail. */
+int ml_list_foreach(const char *list, int (*fn)(const char *item, void *arg), void *arg) ML_WUR;
+/* Standard base64 (OpenSSL). out needs 4*ceil(n/3)+1 bytes; returns the length without NUL. */
+size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
+/* Decodes standard base64 (padding optional); returns the length, or -1. */
+long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
+/* Lowercase hex; out needs 2n+1 bytes. */
+void ml_hex_encode(const uint8_t *in, size_t n, char *out);
+/* Cryptographically strong random bytes; aborts when the system RNG fails. */
+void ml_random(void *buf, size_t n);
+/* Overwrites n bytes in a way the compiler keeps (for secrets). */
+void ml_wipe(void *buf, size_t n);
+/* malloc/calloc/strdup that abort on exhaustion: for small fixed-size internal objects only;
+ * anything sized by input goes through the failing allocators and is checked. */
+void *ml_xcalloc(size_t n, size_t size);
+char *ml_xstrdup(const char *s);
+
+#endif

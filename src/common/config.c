@@ -1,0 +1,385 @@
+/* The configuration engine: one declarative table of keys drives defaults, INI parsing (inih),
+ * --set overrides, --help, dumps and reload comparisons. Subsystems own their tables. */
+#include "config.h"
+
+#include "common/common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <strings.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *type_name(enum ml_cfg_type t)
+{
+    switch (t) {
+    case ML_CFG_BOOL:
+        return "bool";
+    case ML_CFG_INT:
+        return "int";
+    case ML_CFG_DURATION:
+        return "duration";
+    case ML_CFG_SIZE:
+        return "size";
+    case ML_CFG_STR:
+        return "string";
+    case ML_CFG_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+static void *field(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *cfg)
+{
+    return (char *)cfg + sec->offset + k->offset;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+    for (size_t i = 0; i < ML_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A number with an optional unit suffix; mult_for returns the multiplier of a suffix, 0 if
+ * unknown. */
+static int parse_scaled(const char *v, long long (*mult_for)(const char *), long long *out)
+{
+    errno = 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || errno)
+        return -1;
+    while (*end == ' ')
+        end++;
+    long long mult = 1;
+    if (*end) {
+        mult = mult_for(end);
+        if (!mult)
+            return -1;
+    }
+    if (n != 0 && (n > LLONG_MAX / mult || n < LLONG_MIN / mult))
+        return -1;
+    *out = n * mult;
+    return 0;
+}
+
+static long long duration_mult(const char *s)
+{
+    if (!strcmp(s, "s"))
+        return 1;
+    if (!strcmp(s, "m") || !strcmp(s, "min"))
+        return 60;
+    if (!strcmp(s, "h"))
+        return 3600;
+    if (!strcmp(s, "d"))
+        return 86400;
+    return 0;
+}
+
+static long long size_mult(const char *s)
+{
+    if (!strcasecmp(s, "b"))
+        return 1;
+    if (!strcasecmp(s, "k") || !strcasecmp(s, "kb") || !strcasecmp(s, "kib"))
+        return 1024LL;
+    if (!strcasecmp(s, "m") || !strcasecmp(s, "mb") || !strcasecmp(s, "mib"))
+        return 1024LL * 1024;
+    if (!strcasecmp(s, "g") || !strcasecmp(s, "gb") || !strcasecmp(s, "gib"))
+        return 1024LL * 1024 * 1024;
+    return 0;
+}
+
+static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *cfg,
+                     const char *value, char *err, size_t errlen)
+{
+    void *f = field(sec, k, cfg);
+    if (k->validate && k->validate(value, err, errlen) < 0)
+        return -1;
+    switch (k->type) {
+    case ML_CFG_BOOL: {
+        bool b;
+        if (parse_bool(value, &b) < 0)
+            return ml_err(err, errlen, "%s.%s: expected yes or no, got \"%s\"", sec->name,
+                          k->name, value);
+        *(bool *)f = b;
+        return 0;
+    }
+    case ML_CFG_INT:
+    case ML_CFG_DURATION:
+    case ML_CFG_SIZE: {
+        long long n;
+        int rc = k->type == ML_CFG_INT        ? ml_parse_ll(value, LLONG_MIN, LLONG_MAX, &n)
+                 : k->type == ML_CFG_DURATION ? parse_scaled(value, duration_mult, &n)
+                                              : parse_scaled(value, size_mult, &n);
+        if (rc < 0)
+            return ml_err(err, errlen, "%s.%s: \"%s\" is not a valid %s", sec->name, k->name,
+                          value, type_name(k->type));
+        if (n < k->min || n > k->max)
+            return ml_err(err, errlen, "%s.%s: %lld is outside %lld..%lld", sec->name, k->name,
+                          n, k->min, k->max);
+        *(long long *)f = n;
+        return 0;
+    }
+    case ML_CFG_STR: {
+        char **s = f;
+        char *copy = NULL;
+        if (*value) {
+            copy = strdup(value);
+            if (!copy)
+                return ml_err(err, errlen, "out of memory");
+        }
+        if ((long long)strlen(value) > k->max && k->max > 0) {
+            free(copy);
+            return ml_err(err, errlen, "%s.%s: longer than %lld bytes", sec->name, k->name,
+                          k->max);
+        }
+        free(*s);
+        *s = copy;
+        return 0;
+    }
+    case ML_CFG_ENUM:
+        for (int i = 0; k->enums && k->enums[i]; i++) {
+            if (strcasecmp(value, k->enums[i]) == 0) {
+                *(int *)f = i;
+                return 0;
+            }
+        }
+        return ml_err(err, errlen, "%s.%s: \"%s\" is not one of the allowed values", sec->name,
+                      k->name, value);
+    }
+    return ml_err(err, errlen, "%s.%s: bad key type", sec->name, k->name);
+}
+
+const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs,
+                                     const char *section, const char *key,
+                                     const struct ml_cfg_section **sec_out)
+{
+    for (size_t i = 0; secs[i]; i++) {
+        if (strcmp(secs[i]->name, section) != 0)
+            continue;
+        for (const struct ml_cfg_key *k = secs[i]->keys; k->name; k++) {
+            if (strcmp(k->name, key) == 0) {
+                if (sec_out)
+                    *sec_out = secs[i];
+                return k;
+            }
+        }
+    }
+    return NULL;
+}
+
+int ml_cfg_defaults(const struct ml_cfg_section *const *secs, void *cfg, char *err,
+                    size_t errlen)
+{
+    for (size_t i = 0; secs[i]; i++)
+        for (const struct ml_cfg_key *k = secs[i]->keys; k->name; k++)
+            if (set_value(secs[i], k, cfg, k->def ? k->def : "", err, errlen) < 0)
+                return -1;
+    return 0;
+}
+
+int ml_cfg_set(const struct ml_cfg_section *const *secs, void *cfg, const char *section,
+               const char *key, const char *value, char *err, size_t errlen)
+{
+    const struct ml_cfg_section *sec;
+    const struct ml_cfg_key *k = ml_cfg_find(secs, section, key, &sec);
+    if (!k)
+        return ml_err(err, errlen, "unknown key %s.%s (meetlited --help lists them)", section,
+                      key);
+    return set_value(sec, k, cfg, value, err, errlen);
+}
+
+int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg,
+                   char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    const char *dot = strchr(arg, '.');
+    if (!eq || !dot || dot > eq)
+        return ml_err(err, errlen, "--set expects section.key=value, got \"%s\"", arg);
+    char section[64], key[64];
+    size_t slen = (size_t)(dot - arg), klen = (size_t)(eq - dot - 1);
+    if (slen == 0 || slen >= sizeof section || klen == 0 || klen >= sizeof key)
+        return ml_err(err, errlen, "--set expects section.key=value, got \"%s\"", arg);
+    memcpy(section, arg, slen);
+    section[slen] = 0;
+    memcpy(key, dot + 1, klen);
+    key[klen] = 0;
+    return ml_cfg_set(secs, cfg, section, key, eq + 1, err, errlen);
+}
+
+struct load_ctx {
+    const struct ml_cfg_section *const *secs;
+    void *cfg;
+    char *err;
+    size_t errlen;
+    bool failed;
+    /* the previous key, so that an indented continuation line appends to a list */
+    char last_section[64];
+    char last_key[64];
+};
+
+static int on_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *c = user;
+    char msg[256];
+    const struct ml_cfg_section *sec;
+    const struct ml_cfg_key *k = ml_cfg_find(c->secs, section, name, &sec);
+    int rc;
+    if (!k) {
+        ml_snprintf(msg, sizeof msg, "unknown key %s.%s", section, name);
+        rc = -1;
+    } else if (k->type == ML_CFG_STR && !strcmp(c->last_section, section) &&
+               !strcmp(c->last_key, name)) {
+        /* inih calls us again with the same name for a continuation line: a longer list. */
+        const char *prev = *(char **)field(sec, k, c->cfg);
+        size_t need = (prev ? strlen(prev) : 0) + strlen(value) + 3;
+        char *joined = malloc(need);
+        if (!joined)
+            return 0;
+        ml_snprintf(joined, need, "%s%s%s", prev ? prev : "", prev ? ", " : "", value);
+        rc = set_value(sec, k, c->cfg, joined, msg, sizeof msg);
+        free(joined);
+    } else {
+        rc = set_value(sec, k, c->cfg, value, msg, sizeof msg);
+    }
+    ml_strlcpy(c->last_section, section, sizeof c->last_section);
+    ml_strlcpy(c->last_key, name, sizeof c->last_key);
+    if (rc < 0 && !c->failed) {
+        c->failed = true;
+        ml_strlcpy(c->err, msg, c->errlen);
+    }
+    return rc < 0 ? 0 : 1;
+}
+
+int ml_cfg_load_file(const struct ml_cfg_section *const *secs, void *cfg, const char *path,
+                     char *err, size_t errlen)
+{
+    struct load_ctx c = {.secs = secs, .cfg = cfg, .err = err, .errlen = errlen};
+    char msg[256] = "";
+    c.err = msg;
+    c.errlen = sizeof msg;
+    int rc = ini_parse(path, on_ini_line, &c);
+    if (rc == -1)
+        return ml_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (rc == -2)
+        return ml_err(err, errlen, "%s: out of memory", path);
+    if (rc > 0)
+        return ml_err(err, errlen, "%s:%d: %s", path, rc, msg[0] ? msg : "syntax error");
+    return 0;
+}
+
+void ml_cfg_free(const struct ml_cfg_section *const *secs, void *cfg)
+{
+    for (size_t i = 0; secs[i]; i++)
+        for (const struct ml_cfg_key *k = secs[i]->keys; k->name; k++)
+            if (k->type == ML_CFG_STR) {
+                char **s = field(secs[i], k, cfg);
+                free(*s);
+                *s = NULL;
+            }
+}
+
+void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
+                   const void *cfg, char *buf, size_t len)
+{
+    const void *f = field(sec, k, cfg);
+    switch (k->type) {
+    case ML_CFG_BOOL:
+        ml_strlcpy(buf, *(const bool *)f ? "yes" : "no", len);
+        break;
+    case ML_CFG_INT:
+    case ML_CFG_DURATION:
+    case ML_CFG_SIZE:
+        ml_snprintf(buf, len, "%lld", *(const long long *)f);
+        break;
+    case ML_CFG_STR: {
+        const char *s = *(char *const *)f;
+        if (k->flags & ML_CFG_SECRET)
+            ml_strlcpy(buf, s ? "(set)" : "", len);
+        else
+            ml_strlcpy(buf, s ? s : "", len);
+        break;
+    }
+    case ML_CFG_ENUM:
+        ml_strlcpy(buf, k->enums[*(const int *)f], len);
+        break;
+    }
+}
+
+bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *a,
+                    const void *b)
+{
+    const void *fa = field(sec, k, a), *fb = field(sec, k, b);
+    switch (k->type) {
+    case ML_CFG_BOOL:
+        return *(const bool *)fa != *(const bool *)fb;
+    case ML_CFG_INT:
+    case ML_CFG_DURATION:
+    case ML_CFG_SIZE:
+        return *(const long long *)fa != *(const long long *)fb;
+    case ML_CFG_STR: {
+        const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+        return !sa != !sb || (sa && strcmp(sa, sb) != 0);
+    }
+    case ML_CFG_ENUM:
+        return *(const int *)fa != *(const int *)fb;
+    }
+    return false;
+}
+
+void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst,
+                 void *src)
+{
+    void *fd = field(sec, k, dst), *fs = field(sec, k, src);
+    switch (k->type) {
+    case ML_CFG_BOOL:
+        *(bool *)fd = *(bool *)fs;
+        break;
+    case ML_CFG_INT:
+    case ML_CFG_DURATION:
+    case ML_CFG_SIZE:
+        *(long long *)fd = *(long long *)fs;
+        break;
+    case ML_CFG_STR:
+        free(*(char **)fd);
+        *(char **)fd = *(char **)fs;
+        *(char **)fs = NULL;
+        break;
+    case ML_CFG_ENUM:
+        *(int *)fd = *(int *)fs;
+        break;
+    }
+}
+
+void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out)
+{
+    for (size_t i = 0; secs[i]; i++) {
+        fprintf(out, "\n[%s]\n", secs[i]->name);
+        for (const struct ml_cfg_key *k = secs[i]->keys; k->name; k++) {
+            fprintf(out, "  %s.%s (%s", secs[i]->name, k->name, type_name(k->type));
+            if (k->type == ML_CFG_INT || k->type == ML_CFG_DURATION || k->type == ML_CFG_SIZE)
+                fprintf(out, ", %lld..%lld", k->min, k->max);
+            if (k->type == ML_CFG_ENUM) {
+                fputs(": ", out);
+                for (int e = 0; k->enums[e]; e++)
+                    fprintf(out, "%s%s", e ? "|" : "", k->enums[e]);
+            }
+            fprintf(out, "%s)\n      default: %s\n      %s\n",
+                    (k->flags & ML_CFG_RELOAD) ? ", reloadable" : "",
+                    (k->def && *k->def) ? k->def : "(empty)", k->help);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+/* Small helpers: time, bounded strings, number and list parsing, base64, hex, randomness. */
+#include "config.h"
+
+#include "common/common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t ml_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ml_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t ml_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+size_t ml_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(dst, src, c);
+        dst[c] = 0;
+    }
+    return n;
+}
+
+size_t ml_snprintf(char *dst, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        if (size)
+            dst[0] = 0;
+        return 0;
+    }
+    return (size_t)n < size ? (size_t)n : (size ? size - 1 : 0);
+}
+
+int ml_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+char *ml_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
+    return s;
+}
+
+int ml_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int ml_list_foreach(const char *list, int (*fn)(const char *item, void *arg), void *arg)
+{
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        const char *start = p;
+        while (*p && *p != ',' && !isspace((unsigned char)*p))
+            p++;
+        char item[256];
+        size_t n = (size_t)(p - start);
+        if (n >= sizeof item)
+            return -1;
+        memcpy(item, start, n);
+        item[n] = 0;
+        if (fn(item, arg) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+{
+    size_t need = 4 * ((n + 2) / 3) + 1;
+    if (outlen < need || n > INT32_MAX) {
+        if (outlen)
+            out[0] = 0;
+        return 0;
+    }
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen)
+{
+    /* EVP_DecodeBlock wants padded input and decodes padding to zero bytes: strip what padding
+     * there is, pad again to a multiple of 4, decode, and drop the padding bytes. */
+    char buf[1024];
+    uint8_t tmp[768];
+    size_t strip = 0;
+    while (n > 0 && strip < 2 && in[n - 1] == '=') {
+        n--;
+        strip++;
+    }
+    if (n % 4 == 1 || n + 3 > sizeof buf)
+        return -1;
+    memcpy(buf, in, n);
+    size_t pad = (4 - n % 4) % 4;
+    for (size_t i = 0; i < pad; i++)
+        buf[n + i] = '=';
+    int len = EVP_DecodeBlock(tmp, (const unsigned char *)buf, (int)(n + pad));
+    if (len < 0 || (size_t)len < pad)
+        return -1;
+    len -= (int)pad;
+    if ((size_t)len > outlen)
+        return -1;
+    memcpy(out, tmp, (size_t)len);
+    return len;
+}
+
+void ml_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+void ml_random(void *buf, size_t n)
+{
+    if (RAND_bytes(buf, (int)n) != 1)
+        abort();
+}
+
+void ml_wipe(void *buf, size_t n)
+{
+    OPENSSL_cleanse(buf, n);
+}
+
+void *ml_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *ml_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}

@@ -1,0 +1,187 @@
+/* Network engine: worker threads (one libevent event_base each), listeners shared between them
+ * with SO_REUSEPORT, UDP sockets served with recvmmsg/sendmmsg batches, and framed TCP/TLS
+ * streams. It knows nothing of TURN: a protocol plugs in through struct net_handler. Prefix:
+ * net_. Threading: every object belongs to one worker and is touched only on that worker's
+ * thread, except net_worker_post(), which any thread may call. */
+#ifndef ML_NET_H
+#define ML_NET_H
+
+#include "common/common.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct net_engine;
+struct net_worker;
+struct net_udp;
+struct net_stream;
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define NET_HEADROOM 128        /* writable bytes before every received payload */
+#define NET_MAX_DATAGRAM 65536  /* largest datagram received whole */
+#define NET_MAX_BATCH 64        /* recvmmsg/sendmmsg batch */
+
+enum net_transport {
+    NET_UDP = 0,
+    NET_TCP = 1,
+    NET_TLS = 2,
+};
+const char *net_transport_name(enum net_transport t); /* "udp", "tcp", "tls" */
+
+/* One configured listen address ("udp://127.0.0.1:3478"). */
+struct net_endpoint {
+    enum net_transport transport;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+/* Parses a turn.listen style list into a malloc'd array (caller frees). 0 or -1. */
+int net_endpoints_parse(const char *list, struct net_endpoint **out, size_t *n, char *err,
+                        size_t errlen) ML_WUR;
+/* Validator for configuration keys holding endpoint lists. */
+int net_endpoints_validate(const char *value, char *err, size_t errlen);
+
+/* A received datagram. data points into a worker-owned buffer that stays valid until the
+ * callback that received it returns; NET_HEADROOM bytes before data may be written, so that a
+ * header can be prepended without a copy. */
+struct net_pkt {
+    uint8_t *data;
+    size_t len;
+    struct sockaddr_storage from;
+    socklen_t fromlen;
+};
+
+/* A batch of datagrams arrived on u. */
+typedef void (*net_udp_cb)(struct net_udp *u, void *arg, struct net_pkt *pkts, unsigned n);
+/* A task run on a worker's thread. */
+typedef void (*net_task_fn)(struct net_worker *w, void *arg);
+
+/* The protocol served on the listeners (TURN). All calls run on the worker's thread. */
+struct net_handler {
+    /* Per-worker protocol state, made when the worker starts and freed when it stops. */
+    void *(*worker_start)(struct net_worker *w, void *ctx);
+    void (*worker_stop)(struct net_worker *w, void *state);
+    /* Datagrams on a UDP listener. */
+    net_udp_cb udp_recv;
+    /* A stream client connected; returns its per-connection state, or NULL to refuse. */
+    void *(*stream_open)(void *state, struct net_stream *s);
+    /* One whole frame (as framed by frame_len) arrived; data is valid during the call. */
+    void (*stream_frame)(void *state, struct net_stream *s, void *conn, uint8_t *data,
+                         size_t len);
+    /* The stream closed (by the peer, an error, or net_stream_close); conn must be freed. */
+    void (*stream_close)(void *state, struct net_stream *s, void *conn);
+    /* Length of the next frame in a stream: > 0, 0 when more bytes are needed, -1 to close. */
+    long (*frame_len)(const uint8_t *buf, size_t avail);
+};
+
+/* Engine settings (from the [net] and [turn] configuration sections). */
+struct net_settings {
+    unsigned workers;           /* threads; 0: one per core */
+    unsigned udp_batch;         /* recvmmsg batch, 1..NET_MAX_BATCH */
+    long long udp_rcvbuf;       /* bytes; 0 keeps the system default */
+    long long udp_sndbuf;       /* bytes; 0 keeps the system default */
+    long long stream_max_frame; /* bytes; a larger frame closes the stream */
+    long long stream_out_max;   /* bytes queued to one stream client before drops */
+    long long stream_idle_s;    /* seconds without a frame before a stream is closed */
+    unsigned max_streams;       /* stream connections per worker */
+};
+
+/* Counters kept by each worker; written only by its thread, readable from any thread with
+ * net_counters_read() without stopping it. */
+struct net_counters {
+    uint64_t udp_rx_packets, udp_rx_bytes;
+    uint64_t udp_tx_packets, udp_tx_bytes;
+    uint64_t udp_rx_batches;           /* recvmmsg calls that returned data */
+    uint64_t udp_rx_batch_hist[7];     /* batches of 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 */
+    uint64_t udp_rx_truncated;         /* datagrams larger than NET_MAX_DATAGRAM, dropped */
+    uint64_t udp_tx_dropped;           /* datagrams the kernel would not take */
+    uint64_t stream_accepted, stream_refused, stream_closed;
+    uint64_t stream_rx_bytes, stream_tx_bytes;
+    uint64_t stream_tx_dropped;        /* frames dropped because a client read too slowly */
+    uint64_t stream_bad_frames;        /* streams closed for an unframeable or oversized frame */
+};
+
+/* Adds n to a counter owned by the calling thread, readable by others without tearing. */
+#define NET_COUNT(c, n)                                                                            \
+    __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
+/* ---------------------------------------------------------------- engine */
+
+/* Creates the engine: binds every endpoint on every worker (SO_REUSEPORT), so that a failure
+ * to bind is reported before anything runs. A port 0 endpoint is bound once and the chosen port
+ * is shared by all workers. tls_ctx is needed when an endpoint is tls:// (borrowed; see
+ * net_engine_set_tls). Returns NULL with err filled. */
+struct net_engine *net_engine_new(const struct net_settings *set,
+                                  const struct net_endpoint *eps, size_t neps,
+                                  const struct net_handler *h, void *ctx, SSL_CTX *tls_ctx,
+                                  char *err, size_t errlen) ML_WUR;
+/* Starts the worker threads. 0 or -1. */
+int net_engine_start(struct net_engine *e, char *err, size_t errlen) ML_WUR;
+/* Stops and joins the workers (each frees its protocol state), then frees the engine. */
+void net_engine_free(struct net_engine *e);
+unsigned net_engine_workers(const struct net_engine *e);
+struct net_worker *net_engine_worker(struct net_engine *e, unsigned i);
+/* The address an endpoint is bound to (with the port chosen for port 0). */
+const struct sockaddr *net_engine_bound(const struct net_engine *e, size_t endpoint);
+/* Replaces the TLS context used for new connections (existing ones keep theirs). Takes a
+ * reference on ctx; callable from any thread. */
+void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx);
+/* Sums every worker's counters into out. */
+void net_engine_counters(struct net_engine *e, struct net_counters *out);
+
+/* ---------------------------------------------------------------- workers */
+
+unsigned net_worker_id(const struct net_worker *w);
+struct event_base *net_worker_base(struct net_worker *w);
+void *net_worker_state(struct net_worker *w); /* the handler's per-worker state */
+struct net_engine *net_worker_engine(struct net_worker *w);
+const struct net_counters *net_worker_counters(const struct net_worker *w);
+/* Runs fn(w, arg) on w's thread soon. Callable from any thread; 0, or -1 when the worker has
+ * stopped (fn will not run: the caller still owns arg). */
+int net_worker_post(struct net_worker *w, net_task_fn fn, void *arg) ML_WUR;
+/* The worker whose thread is calling, or NULL. */
+struct net_worker *net_worker_self(void);
+/* Cached wall and monotonic time for the current loop iteration. */
+int64_t net_worker_now_ms(struct net_worker *w);
+
+/* ---------------------------------------------------------------- UDP */
+
+/* Opens a UDP socket on w bound to addr (port 0: any port), served by cb. Returns NULL with
+ * err filled; *eaddrinuse tells a port collision apart (may be NULL). */
+struct net_udp *net_udp_open(struct net_worker *w, const struct sockaddr *addr, net_udp_cb cb,
+                             void *arg, bool *eaddrinuse, char *err, size_t errlen) ML_WUR;
+/* Closes it; queued sends are flushed first. Safe inside its own callback. */
+void net_udp_close(struct net_udp *u);
+const struct sockaddr *net_udp_local(const struct net_udp *u);
+int net_udp_fd(const struct net_udp *u);
+/* The listener endpoint index of a listener socket, or -1 for sockets from net_udp_open. */
+int net_udp_endpoint(const struct net_udp *u);
+/* Queues a datagram; batches go out with sendmmsg when the current receive batch ends (or at
+ * once outside a batch). data is copied. Returns 0, or -1 when it was dropped. */
+int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data, size_t len);
+/* Like net_udp_send but without a copy: data must stay valid until the current receive
+ * callback returns (a received packet's own buffer qualifies). */
+int net_udp_send_ref(struct net_udp *u, const struct sockaddr *to, const void *data,
+                     size_t len);
+/* Sends everything queued on w now. */
+void net_worker_flush(struct net_worker *w);
+
+/* ---------------------------------------------------------------- streams */
+
+enum net_transport net_stream_transport(const struct net_stream *s);
+const struct sockaddr *net_stream_peer(const struct net_stream *s);
+const struct sockaddr *net_stream_local(const struct net_stream *s);
+int net_stream_endpoint(const struct net_stream *s);
+/* Queues bytes to the client. Returns 0, or -1 when the client's output queue is over its
+ * limit (the frame is dropped and counted: backpressure never buffers without bound). */
+int net_stream_send(struct net_stream *s, const void *data, size_t len);
+/* Bytes queued to the client and not yet written. */
+size_t net_stream_pending(const struct net_stream *s);
+/* Closes after the queued output is written (bounded by a short timeout); the handler's
+ * stream_close runs later, never inside this call. */
+void net_stream_close(struct net_stream *s);
+
+#endif
