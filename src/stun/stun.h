@@ -117,29 +117,33 @@ struct stun_msg {
     const uint8_t *buf; /* borrowed: the whole message, header included */
     size_t len;         /* bytes: header + attributes */
     uint16_t method;
-    uint8_t cls;                 /* enum stun_class */
-    bool rfc3489;                /* no magic cookie: an RFC 3489 client */
-    uint8_t tid[STUN_TID_LEN];   /* transaction id (bytes 8..19) */
-    uint8_t tid16[16];           /* bytes 4..19: the RFC 3489 transaction id */
-    unsigned nattrs;             /* attributes before the integrity cut-off (see below) */
+    uint8_t cls;               /* enum stun_class */
+    bool rfc3489;              /* no magic cookie: an RFC 3489 client */
+    uint8_t tid[STUN_TID_LEN]; /* transaction id (bytes 8..19) */
+    uint8_t tid16[16];         /* bytes 4..19: the RFC 3489 transaction id */
+    unsigned nattrs;           /* attributes before the integrity cut-off (see below) */
     struct stun_attr attrs[STUN_MAX_ATTRS];
-    int mi;     /* index in attrs of MESSAGE-INTEGRITY, or -1 */
-    int mi256;  /* index of MESSAGE-INTEGRITY-SHA256, or -1 */
-    int fp;     /* index of FINGERPRINT, or -1 */
+    int mi;    /* index in attrs of MESSAGE-INTEGRITY, or -1 */
+    int mi256; /* index of MESSAGE-INTEGRITY-SHA256, or -1 */
+    int fp;    /* index of FINGERPRINT, or -1 */
 };
 /* attrs[] holds every attribute up to MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT; attributes
- * after an integrity attribute other than those two are ignored, as RFC 8489 14.5 says. */
+ * after an integrity attribute other than those two are ignored, as RFC 8489 14.5 says (after
+ * MESSAGE-INTEGRITY-SHA256 only FINGERPRINT counts, 14.6). Ignored attributes are still
+ * bounds-checked and do not count towards STUN_MAX_ATTRS. */
 
 /* Parses a whole message of exactly len bytes (a datagram or one frame of a stream).
  * Checks the header, the length, every attribute's bounds, and FINGERPRINT when present.
- * Returns 0, or -1 with *err saying why (err may be NULL). m borrows buf. */
+ * Returns 0, or -1 with *err saying why (err may be NULL); after -1, m has no attributes but
+ * keeps method, class and transaction id when the header could be read. m borrows buf. */
 int stun_msg_parse(struct stun_msg *m, const uint8_t *buf, size_t len, enum stun_parse_err *err)
     __attribute__((warn_unused_result));
 
 /* Human-readable name of a parse error, for logs and tests. Never NULL. */
 const char *stun_parse_err_str(enum stun_parse_err err);
 
-/* True when the first bytes look like a STUN message (top two bits 00, cookie present). */
+/* True when the first bytes look like a STUN message: at least a header, top two bits 00,
+ * length a multiple of 4, cookie present. */
 bool stun_is_stun(const uint8_t *buf, size_t len);
 
 /* The first attribute of type t, or NULL. */
@@ -162,17 +166,21 @@ int stun_attr_get_u64(const struct stun_msg *m, const struct stun_attr *a, uint6
 int stun_attr_get_addr(const struct stun_msg *m, const struct stun_attr *a,
                        struct sockaddr_storage *ss, socklen_t *salen)
     __attribute__((warn_unused_result));
-/* XOR-*-ADDRESS attribute, un-XORed with the cookie and the transaction id. */
+/* XOR-*-ADDRESS attribute, un-XORed with the cookie and the transaction id (header bytes
+ * 4..19, which for an RFC 3489 message are its 16-byte transaction id). */
 int stun_attr_get_xaddr(const struct stun_msg *m, const struct stun_attr *a,
                         struct sockaddr_storage *ss, socklen_t *salen)
     __attribute__((warn_unused_result));
-/* ERROR-CODE: *code is 300..699; *reason borrows the message (not NUL-terminated). */
+/* ERROR-CODE: *code is 300..699; *reason borrows the message (not NUL-terminated). reason and
+ * reason_len may be NULL. */
 int stun_attr_get_error(const struct stun_msg *m, const struct stun_attr *a, int *code,
                         const char **reason, size_t *reason_len)
     __attribute__((warn_unused_result));
 
 /* Message builder. It writes into a caller-owned buffer and never past cap; an overflow is
- * remembered and reported by stun_build_finish(). */
+ * remembered and reported by stun_build_finish(). Invalid arguments (an address family other
+ * than AF_INET/AF_INET6, an error code outside 300..699, a reason over 763 bytes) and a body
+ * longer than the 16-bit length field fail the message the same way. */
 struct stun_builder {
     uint8_t *buf;
     size_t cap; /* bytes */
@@ -183,22 +191,25 @@ struct stun_builder {
 };
 
 /* Starts a message with the magic cookie and transaction id tid. */
-void stun_build_init(struct stun_builder *b, uint8_t *buf, size_t cap, uint16_t method,
-                     uint8_t cls, const uint8_t tid[STUN_TID_LEN]);
-/* Starts a reply to m (same method and transaction id; an RFC 3489 reply when m was one). */
-void stun_build_reply(struct stun_builder *b, uint8_t *buf, size_t cap,
-                      const struct stun_msg *m, uint8_t cls);
+void stun_build_init(struct stun_builder *b, uint8_t *buf, size_t cap, uint16_t method, uint8_t cls,
+                     const uint8_t tid[STUN_TID_LEN]);
+/* Starts a reply to m (same method and transaction id; an RFC 3489 reply when m was one, which
+ * carries the 16-byte id and no cookie: answer such a client with MAPPED-ADDRESS). */
+void stun_build_reply(struct stun_builder *b, uint8_t *buf, size_t cap, const struct stun_msg *m,
+                      uint8_t cls);
 /* Appends an attribute; the value is padded to 4 bytes with zeros. */
 void stun_build_attr(struct stun_builder *b, uint16_t type, const void *val, size_t len);
 void stun_build_u32(struct stun_builder *b, uint16_t type, uint32_t v);
 void stun_build_u64(struct stun_builder *b, uint16_t type, uint64_t v);
 /* An address attribute (MAPPED-ADDRESS style) from an AF_INET or AF_INET6 sockaddr. */
 void stun_build_addr(struct stun_builder *b, uint16_t type, const struct sockaddr *sa);
-/* An XOR-*-ADDRESS attribute; XORed with this builder's transaction id. */
+/* An XOR-*-ADDRESS attribute; XORed with this builder's cookie and transaction id (header
+ * bytes 4..19). */
 void stun_build_xaddr(struct stun_builder *b, uint16_t type, const struct sockaddr *sa);
 /* ERROR-CODE with code 300..699 and a reason phrase (NULL: the standard one). */
 void stun_build_error(struct stun_builder *b, int code, const char *reason);
-/* UNKNOWN-ATTRIBUTES listing n types. */
+/* UNKNOWN-ATTRIBUTES listing n types (in an RFC 3489 reply an odd list repeats its last type,
+ * as RFC 3489 wants; otherwise it is padded). */
 void stun_build_unknown(struct stun_builder *b, const uint16_t *types, size_t n);
 /* MESSAGE-INTEGRITY (HMAC-SHA1) and MESSAGE-INTEGRITY-SHA256 over what is built so far, with
  * the header length adjusted as RFC 8489 14.5/14.6 say. Keys are borrowed. */
@@ -209,21 +220,19 @@ void stun_build_fingerprint(struct stun_builder *b);
 /* Finalizes the length field. Returns the message length in bytes, or 0 on overflow. */
 size_t stun_build_finish(struct stun_builder *b) __attribute__((warn_unused_result));
 
-/* Integrity checks in constant time. Return 1 when valid, 0 when the MAC is wrong, -1 when the
- * message has no such attribute or it is malformed. */
+/* Integrity checks in constant time. Return 1 when valid, 0 when the MAC is wrong (or cannot be
+ * computed), -1 when the message has no such attribute or it is malformed. A truncated
+ * MESSAGE-INTEGRITY-SHA256 (16..28 bytes) is checked at its length. */
 int stun_msg_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t keylen);
-int stun_msg_check_integrity_sha256(const struct stun_msg *m, const uint8_t *key,
-                                    size_t keylen);
+int stun_msg_check_integrity_sha256(const struct stun_msg *m, const uint8_t *key, size_t keylen);
 
 /* Long-term credential keys (RFC 8489 9.2.2): MD5("user:realm:password") into 16 bytes, or
  * SHA-256 of the same into 32 bytes. Inputs are used as given (ASCII credentials need no
  * OpaqueString preparation). Return 0, or -1 on a digest failure. */
-int stun_key_md5(const char *user, size_t ulen, const char *realm, size_t rlen,
-                 const char *pass, size_t plen, uint8_t out[STUN_MD5_LEN])
-    __attribute__((warn_unused_result));
-int stun_key_sha256(const char *user, size_t ulen, const char *realm, size_t rlen,
-                    const char *pass, size_t plen, uint8_t out[STUN_SHA256_LEN])
-    __attribute__((warn_unused_result));
+int stun_key_md5(const char *user, size_t ulen, const char *realm, size_t rlen, const char *pass,
+                 size_t plen, uint8_t out[STUN_MD5_LEN]) __attribute__((warn_unused_result));
+int stun_key_sha256(const char *user, size_t ulen, const char *realm, size_t rlen, const char *pass,
+                    size_t plen, uint8_t out[STUN_SHA256_LEN]) __attribute__((warn_unused_result));
 
 /* Constant-time comparison of n bytes: 1 when equal. */
 int stun_ct_equal(const void *a, const void *b, size_t n);
@@ -236,7 +245,9 @@ const char *stun_method_name(uint16_t method);
 /* Stream framing (RFC 8489 section 6.2.2 and RFC 8656 section 12.5): given the first avail
  * bytes of a stream, returns the length of the next frame (a STUN message, or a ChannelData
  * message padded to 4 bytes when pad_channeldata), 0 when more bytes are needed to tell,
- * or -1 when the bytes can be neither (the stream must be closed). */
+ * or -1 when the bytes can be neither (the stream must be closed): top bits 10 or 11, or a STUN
+ * length not a multiple of 4. The cookie is not required (RFC 3489 clients have none); the
+ * frame still has to pass stun_msg_parse(). */
 long stun_frame_len(const uint8_t *buf, size_t avail, bool pad_channeldata);
 
 /* ChannelData (RFC 8656 section 12.4). */
@@ -245,10 +256,11 @@ static inline bool stun_is_channeldata(const uint8_t *buf, size_t len)
     return len >= STUN_CHANNELDATA_HEADER_LEN && (buf[0] & 0xC0) == 0x40;
 }
 /* Reads the channel number and the payload of a ChannelData message of len bytes; the payload
- * may be followed by padding. Returns 0, or -1 when the length field exceeds the message. */
-int stun_channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
-                           const uint8_t **data, size_t *dlen) __attribute__((warn_unused_result));
-/* Writes a ChannelData header for dlen payload bytes into hdr[4]. */
+ * may be followed by padding. Returns 0, or -1 when buf is not ChannelData (shorter than its
+ * header, top bits not 01) or the length field exceeds the message. *data borrows buf. */
+int stun_channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel, const uint8_t **data,
+                           size_t *dlen) __attribute__((warn_unused_result));
+/* Writes a ChannelData header for dlen payload bytes (at most 65535) into hdr[4]. */
 void stun_channeldata_header(uint8_t hdr[STUN_CHANNELDATA_HEADER_LEN], uint16_t channel,
                              size_t dlen);
 
