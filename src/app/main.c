@@ -1,1 +1,277 @@
-int main(void) { return 0; }
+/* meetlited: command line, configuration, start-up, signals (SIGTERM/SIGINT stop, SIGHUP
+ * reloads the reloadable keys) and an orderly shutdown. Runs in the foreground. */
+#include "config.h"
+
+#include "app/app.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MAX_SETS 256
+
+struct app {
+    struct app_config cfg;
+    const char *config_path;
+    char *sets[MAX_SETS];
+    size_t nsets;
+    struct event_base *base;
+    struct net_engine *engine;
+    struct turn_server *turn;
+    struct event *sig_term, *sig_int, *sig_hup;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: meetlited [OPTIONS]\n"
+            "meetlite's daemon: a STUN/TURN relay with a meeting control plane.\n\n"
+            "  -c, --config FILE     read the INI configuration file FILE\n"
+            "  -s, --set S.K=VALUE   set key K of section S, after the file (repeatable)\n"
+            "      --check-config    check the configuration and exit (0 when valid)\n"
+            "      --dump-config     print the effective configuration and exit\n"
+            "  -V, --version         print the version and exit\n"
+            "  -h, --help            print this help and every configuration key\n\n"
+            "Signals: SIGTERM and SIGINT stop; SIGHUP reloads the keys marked reloadable.\n"
+            "\nConfiguration keys (file sections [section], or --set section.key=value):\n");
+    ml_cfg_print_help(app_cfg_sections, out);
+}
+
+static void dump_config(const struct app_config *cfg)
+{
+    char val[4096];
+    for (size_t i = 0; app_cfg_sections[i]; i++) {
+        const struct ml_cfg_section *sec = app_cfg_sections[i];
+        printf("%s[%s]\n", i ? "\n" : "", sec->name);
+        for (const struct ml_cfg_key *k = sec->keys; k->name; k++) {
+            ml_cfg_format(sec, k, cfg, val, sizeof val);
+            printf("%s = %s\n", k->name, val);
+        }
+    }
+}
+
+/* Raises RLIMIT_NOFILE: every allocation holds a socket, every stream client one more. */
+static void raise_nofile(long long want)
+{
+    struct rlimit rl;
+    if (want <= 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t target = (rlim_t)want;
+    if (rl.rlim_cur >= target)
+        return;
+    struct rlimit next = rl;
+    next.rlim_cur = target;
+    if (target > rl.rlim_max) {
+        next.rlim_max = target; /* only root may raise the hard limit */
+        if (setrlimit(RLIMIT_NOFILE, &next) == 0)
+            goto done;
+        next.rlim_max = rl.rlim_max;
+        next.rlim_cur = rl.rlim_max;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &next) < 0) {
+        ML_WARN("app", "cannot raise the open-file limit to %llu: %s",
+                (unsigned long long)next.rlim_cur, strerror(errno));
+        return;
+    }
+done:
+    getrlimit(RLIMIT_NOFILE, &rl);
+    ML_INFO("app", "open-file limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
+static void apply_log(const struct app_config *cfg)
+{
+    ml_log_set_level((enum ml_log_level)cfg->log.level);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct app *app = arg;
+    ML_UNUSED(what);
+    ML_NOTICE("app", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(app->base);
+}
+
+/* SIGHUP: read the configuration again; take the reloadable keys that changed, and say which
+ * other keys changed but need a restart. A bad file changes nothing. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct app *app = arg;
+    struct app_config next;
+    char err[512];
+    ML_UNUSED(sig);
+    ML_UNUSED(what);
+    if (app_config_load(&next, app->config_path, app->sets, app->nsets, err, sizeof err) < 0) {
+        ML_ERROR("app", "reload refused, configuration unchanged: %s", err);
+        app_config_free(&next);
+        return;
+    }
+    unsigned changed = 0;
+    for (size_t i = 0; app_cfg_sections[i]; i++) {
+        const struct ml_cfg_section *sec = app_cfg_sections[i];
+        for (const struct ml_cfg_key *k = sec->keys; k->name; k++) {
+            if (!ml_cfg_differs(sec, k, &app->cfg, &next))
+                continue;
+            if (k->flags & ML_CFG_RELOAD) {
+                ml_cfg_move(sec, k, &app->cfg, &next);
+                ML_NOTICE("app", "reloaded %s.%s", sec->name, k->name);
+                changed++;
+            } else {
+                ML_WARN("app", "%s.%s changed in the configuration; restart to apply it",
+                        sec->name, k->name);
+            }
+        }
+    }
+    app_config_free(&next);
+    apply_log(&app->cfg);
+    turn_server_reload(app->turn, &app->cfg.turn);
+    ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
+}
+
+static int run(struct app *app)
+{
+    char err[512];
+    struct net_endpoint *eps = NULL;
+    size_t neps = 0;
+    struct net_settings ns;
+    int rc = 1;
+
+    ml_log_open("meetlited", app->cfg.log.target == 1);
+    apply_log(&app->cfg);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile(app->cfg.daemon.max_open_files);
+
+    app->base = event_base_new();
+    if (!app->base) {
+        ML_ERROR("app", "cannot create the main event loop");
+        return 1;
+    }
+    if (net_endpoints_parse(app->cfg.turn.listen, &eps, &neps, err, sizeof err) < 0) {
+        ML_ERROR("app", "turn.listen: %s", err);
+        goto out;
+    }
+    app->turn = turn_server_new(&app->cfg.turn, err, sizeof err);
+    if (!app->turn) {
+        ML_ERROR("app", "%s", err);
+        goto out;
+    }
+    net_config_settings(&app->cfg.net, &ns);
+    app->engine =
+        net_engine_new(&ns, eps, neps, turn_net_handler(), app->turn, NULL, err, sizeof err);
+    if (!app->engine) {
+        ML_ERROR("app", "%s", err);
+        goto out;
+    }
+    if (net_engine_start(app->engine, err, sizeof err) < 0) {
+        ML_ERROR("app", "%s", err);
+        goto out;
+    }
+    app->sig_term = evsignal_new(app->base, SIGTERM, on_stop, app);
+    app->sig_int = evsignal_new(app->base, SIGINT, on_stop, app);
+    app->sig_hup = evsignal_new(app->base, SIGHUP, on_reload, app);
+    if (!app->sig_term || !app->sig_int || !app->sig_hup || evsignal_add(app->sig_term, NULL) ||
+        evsignal_add(app->sig_int, NULL) || evsignal_add(app->sig_hup, NULL)) {
+        ML_ERROR("app", "cannot install signal handlers");
+        goto out;
+    }
+    for (size_t i = 0; i < neps; i++) {
+        char a[ML_ADDR_STRLEN];
+        ML_NOTICE("app", "listening on %s://%s", net_transport_name(eps[i].transport),
+                  ml_addr_str(net_engine_bound(app->engine, i), a, sizeof a));
+    }
+    ML_NOTICE("app", "meetlited %s ready (%u network workers)", PACKAGE_VERSION,
+              net_engine_workers(app->engine));
+    event_base_dispatch(app->base);
+    rc = 0;
+out:
+    if (app->sig_term)
+        event_free(app->sig_term);
+    if (app->sig_int)
+        event_free(app->sig_int);
+    if (app->sig_hup)
+        event_free(app->sig_hup);
+    net_engine_free(app->engine);
+    turn_server_free(app->turn);
+    free(eps);
+    if (app->base)
+        event_base_free(app->base);
+    if (rc == 0)
+        ML_NOTICE("app", "stopped");
+    ml_log_close();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_DUMP };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"dump-config", no_argument, NULL, OPT_DUMP},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static struct app app;
+    bool check = false, dump = false;
+    char err[512];
+    int c;
+    ml_log_set_thread("main");
+    while ((c = getopt_long(argc, argv, "c:s:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            app.config_path = optarg;
+            break;
+        case 's':
+            if (app.nsets == MAX_SETS) {
+                fprintf(stderr, "meetlited: at most %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            app.sets[app.nsets++] = optarg;
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        case OPT_DUMP:
+            dump = true;
+            break;
+        case 'V':
+            printf("meetlited %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'meetlited --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "meetlited: unexpected argument \"%s\"; try 'meetlited --help'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (app_config_load(&app.cfg, app.config_path, app.sets, app.nsets, err, sizeof err) < 0) {
+        fprintf(stderr, "meetlited: %s\n", err);
+        app_config_free(&app.cfg);
+        return 1;
+    }
+    int rc;
+    if (check) {
+        printf("meetlited: configuration OK\n");
+        rc = 0;
+    } else if (dump) {
+        dump_config(&app.cfg);
+        rc = 0;
+    } else {
+        rc = run(&app);
+    }
+    app_config_free(&app.cfg);
+    return rc;
+}

@@ -106,8 +106,12 @@ static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *
                      const char *value, char *err, size_t errlen)
 {
     void *f = field(sec, k, cfg);
-    if (k->validate && k->validate(value, err, errlen) < 0)
-        return -1;
+    if (k->validate) {
+        char why[256] = "";
+        if (k->validate(value, why, sizeof why) < 0)
+            return ml_err(err, errlen, "%s.%s: %s", sec->name, k->name,
+                          why[0] ? why : "invalid value");
+    }
     switch (k->type) {
     case ML_CFG_BOOL: {
         bool b;
@@ -249,7 +253,9 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
         char *joined = malloc(need);
         if (!joined)
             return 0;
-        ml_snprintf(joined, need, "%s%s%s", prev ? prev : "", prev ? ", " : "", value);
+        size_t plen = prev ? strlen(prev) : 0;
+        const char *sep = !prev ? "" : (plen && prev[plen - 1] == ',') ? " " : ", ";
+        ml_snprintf(joined, need, "%s%s%s", prev ? prev : "", sep, value);
         rc = set_value(sec, k, c->cfg, joined, msg, sizeof msg);
         free(joined);
     } else {

@@ -89,6 +89,15 @@ struct net_settings {
     unsigned max_streams;       /* stream connections per worker */
 };
 
+/* The [net] configuration section, as stored by the configuration engine. */
+struct net_config {
+    long long workers, udp_batch, udp_rcvbuf, udp_sndbuf;
+    long long stream_max_frame, stream_out_max, stream_idle_s, max_streams;
+};
+extern const struct ml_cfg_key net_cfg_keys[];
+/* Converts the configuration into engine settings. */
+void net_config_settings(const struct net_config *c, struct net_settings *out);
+
 /* Counters kept by each worker; written only by its thread, readable from any thread with
  * net_counters_read() without stopping it. */
 struct net_counters {
@@ -180,6 +189,8 @@ int net_stream_endpoint(const struct net_stream *s);
 int net_stream_send(struct net_stream *s, const void *data, size_t len);
 /* Bytes queued to the client and not yet written. */
 size_t net_stream_pending(const struct net_stream *s);
+/* Sets the idle timeout: the stream closes after that many seconds without input (0: never). */
+void net_stream_set_idle(struct net_stream *s, long long seconds);
 /* Closes after the queued output is written (bounded by a short timeout); the handler's
  * stream_close runs later, never inside this call. */
 void net_stream_close(struct net_stream *s);

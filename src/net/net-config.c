@@ -1,0 +1,46 @@
+/* The [net] configuration section: worker threads, UDP batching and socket buffers, stream
+ * limits. Parsed by the common configuration engine; turned into struct net_settings. */
+#include "config.h"
+
+#include "net/net.h"
+
+#include <stddef.h>
+
+#define K(f) ML_CFG_FIELD(struct net_config, f)
+
+const struct ml_cfg_key net_cfg_keys[] = {
+    {"workers", ML_CFG_INT, "0", 0, 256, 0, K(workers), NULL, NULL,
+     "Network worker threads, each with its own event loop and its own share of the listeners "
+     "(SO_REUSEPORT). 0: one per CPU core."},
+    {"udp-batch", ML_CFG_INT, "64", 1, NET_MAX_BATCH, 0, K(udp_batch), NULL, NULL,
+     "Datagrams read per recvmmsg call and sent per sendmmsg call."},
+    {"udp-rcvbuf", ML_CFG_SIZE, "4M", 0, 1LL << 30, 0, K(udp_rcvbuf), NULL, NULL,
+     "Receive buffer of every UDP socket (listeners and relays); 0 keeps the system default. "
+     "As root the size may exceed net.core.rmem_max."},
+    {"udp-sndbuf", ML_CFG_SIZE, "1M", 0, 1LL << 30, 0, K(udp_sndbuf), NULL, NULL,
+     "Send buffer of every UDP socket; 0 keeps the system default."},
+    {"stream-max-frame", ML_CFG_SIZE, "65540", 24, 1LL << 20, 0, K(stream_max_frame), NULL,
+     NULL, "Largest STUN or ChannelData frame accepted on a TCP or TLS connection; a larger one "
+     "closes the connection."},
+    {"stream-out-max", ML_CFG_SIZE, "256k", 4096, 1LL << 30, 0, K(stream_out_max), NULL, NULL,
+     "Bytes queued to one TCP or TLS client before further relayed packets to it are dropped "
+     "(and counted): a slow reader never makes the server buffer without bound."},
+    {"stream-idle-timeout", ML_CFG_DURATION, "60s", 0, 86400, 0, K(stream_idle_s), NULL, NULL,
+     "A TCP or TLS connection without an allocation is closed after this long without input; "
+     "with an allocation, the allocation's lifetime governs."},
+    {"max-streams", ML_CFG_INT, "50000", 1, 10000000, 0, K(max_streams), NULL, NULL,
+     "TCP and TLS client connections per worker thread; more are refused."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
+void net_config_settings(const struct net_config *c, struct net_settings *out)
+{
+    out->workers = (unsigned)c->workers;
+    out->udp_batch = (unsigned)c->udp_batch;
+    out->udp_rcvbuf = c->udp_rcvbuf;
+    out->udp_sndbuf = c->udp_sndbuf;
+    out->stream_max_frame = c->stream_max_frame;
+    out->stream_out_max = c->stream_out_max;
+    out->stream_idle_s = c->stream_idle_s;
+    out->max_streams = (unsigned)c->max_streams;
+}

@@ -1,0 +1,113 @@
+/* Internals of the network engine shared by its modules; nothing outside src/net includes it. */
+#ifndef ML_NET_INT_H
+#define ML_NET_INT_H
+
+#include "net/net.h"
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#define NET_TXQ_LEN 256            /* datagrams queued per worker before a flush */
+#define NET_TX_ARENA (256 * 1024)  /* bytes for copied datagrams per worker */
+#define NET_RX_SLOT (NET_HEADROOM + NET_MAX_DATAGRAM)
+#define NET_DRAIN_ROUNDS 16        /* recvmmsg calls per wakeup before yielding to other fds */
+
+struct net_task {
+    net_task_fn fn;
+    void *arg;
+    struct net_task *next;
+};
+
+struct net_udp {
+    struct net_worker *w;
+    int fd;
+    int endpoint; /* listener endpoint index, or -1 */
+    struct event *ev;
+    net_udp_cb cb;
+    void *arg;
+    struct sockaddr_storage local;
+    bool busy;  /* its callback is running */
+    bool dead;  /* closed while busy: freed when the callback returns */
+};
+
+struct net_stream {
+    struct net_worker *w;
+    struct bufferevent *bev;
+    enum net_transport transport;
+    int endpoint;
+    struct sockaddr_storage peer, local;
+    void *conn; /* the handler's state */
+    bool closing;
+    bool freed_pending;
+    struct net_stream *prev, *next;
+};
+
+/* Datagrams waiting for sendmmsg. */
+struct net_txq {
+    unsigned n;
+    struct mmsghdr msgs[NET_TXQ_LEN];
+    struct iovec iov[NET_TXQ_LEN];
+    struct sockaddr_storage to[NET_TXQ_LEN];
+    int fd[NET_TXQ_LEN];
+    size_t arena_used;
+    uint8_t *arena; /* NET_TX_ARENA bytes */
+};
+
+struct net_worker {
+    unsigned id;
+    struct net_engine *e;
+    pthread_t thread;
+    bool running;
+    struct event_base *base;
+    struct event *wake;
+    pthread_mutex_t qlock;
+    struct net_task *qhead, *qtail;
+    bool stopping; /* set under qlock: no more posts accepted */
+    void *state;
+    struct net_counters ctr;
+    bool in_batch;
+    /* receive batch */
+    uint8_t *rx; /* NET_MAX_BATCH slots of NET_RX_SLOT bytes */
+    struct mmsghdr rx_msgs[NET_MAX_BATCH];
+    struct iovec rx_iov[NET_MAX_BATCH];
+    struct net_pkt pkts[NET_MAX_BATCH];
+    struct net_txq tx;
+    /* listeners bound for this worker, indexed by endpoint */
+    struct net_udp **udp;
+    struct evconnlistener **tcp;
+    int *tcp_fd;
+    /* stream connections */
+    struct net_stream *streams;
+    unsigned nstreams;
+};
+
+struct net_engine {
+    struct net_settings set;
+    struct net_endpoint *eps;
+    size_t neps;
+    struct sockaddr_storage *bound; /* per endpoint, with the chosen port */
+    const struct net_handler *h;
+    void *ctx;
+    unsigned nworkers;
+    struct net_worker **workers;
+    pthread_mutex_t tls_lock;
+    SSL_CTX *tls_ctx;
+};
+
+/* udp.c */
+int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, bool reuseport,
+                   bool *eaddrinuse, char *err, size_t errlen);
+struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb,
+                             void *arg);
+void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
+void net_udp_free(struct net_udp *u);
+
+/* stream.c */
+int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err,
+                          size_t errlen);
+int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen);
+void net_streams_close_all(struct net_worker *w);
+
+#endif

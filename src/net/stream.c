@@ -1,0 +1,314 @@
+/* TCP and TLS client connections: accept on each worker's SO_REUSEPORT listener, cut the byte
+ * stream into frames with the handler's framing rule, and bound what is queued to slow readers. */
+#include "config.h"
+
+#include "net/net-int.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NET_CLOSE_LINGER_S 5 /* seconds to flush output after net_stream_close */
+
+int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err,
+                          size_t errlen)
+{
+    char a[ML_ADDR_STRLEN];
+    if (eaddrinuse)
+        *eaddrinuse = false;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ml_err(err, errlen, "socket: %s", strerror(errno));
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)) {
+        int e = errno;
+        close(fd);
+        return ml_err(err, errlen, "setsockopt: %s", strerror(e));
+    }
+    if (bind(fd, addr, ml_addr_len(addr)) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        if (eaddrinuse)
+            *eaddrinuse = e == EADDRINUSE;
+        close(fd);
+        return ml_err(err, errlen, "listen tcp %s: %s", ml_addr_str(addr, a, sizeof a),
+                      strerror(e));
+    }
+    return fd;
+}
+
+static void stream_unlink(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nstreams--;
+}
+
+/* Frees the stream and tells the handler; runs from the loop, never inside a handler call. */
+static void stream_destroy(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    stream_unlink(s);
+    if (s->conn && w->e->h->stream_close)
+        w->e->h->stream_close(w->state, s, s->conn);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    NET_COUNT(w->ctr.stream_closed, 1);
+    free(s);
+}
+
+static void deferred_destroy(evutil_socket_t fd, short what, void *arg)
+{
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    stream_destroy(arg);
+}
+
+static void schedule_destroy(struct net_stream *s)
+{
+    if (s->freed_pending)
+        return;
+    s->freed_pending = true;
+    s->closing = true;
+    if (s->bev)
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    struct timeval now = {0, 0};
+    if (event_base_once(s->w->base, -1, EV_TIMEOUT, deferred_destroy, s, &now) < 0)
+        stream_destroy(s); /* cannot defer: only happens when the loop is gone */
+}
+
+static void stream_read(struct bufferevent *bev, void *arg)
+{
+    struct net_stream *s = arg;
+    struct net_worker *w = s->w;
+    const struct net_handler *h = w->e->h;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    /* Bounded: at most 256 frames a wakeup; the rest waits for the next one. */
+    for (int frames = 0; frames < 256 && !s->closing; frames++) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 4)
+            break;
+        const uint8_t *head = evbuffer_pullup(in, 4);
+        long flen = h->frame_len(head, 4);
+        if (flen < 0 || flen > w->e->set.stream_max_frame) {
+            char a[ML_ADDR_STRLEN];
+            NET_COUNT(w->ctr.stream_bad_frames, 1);
+            ML_LOG_LIMITED(ML_LOG_NOTICE, "net",
+                           "closing %s client %s: %s frame (while reading a stream)",
+                           net_transport_name(s->transport),
+                           ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a),
+                           flen < 0 ? "unframeable" : "oversized");
+            schedule_destroy(s);
+            return;
+        }
+        if (flen == 0 || avail < (size_t)flen)
+            break;
+        uint8_t *frame = evbuffer_pullup(in, flen);
+        if (!frame) {
+            schedule_destroy(s);
+            return;
+        }
+        NET_COUNT(w->ctr.stream_rx_bytes, (uint64_t)flen);
+        w->in_batch = true;
+        h->stream_frame(w->state, s, s->conn, frame, (size_t)flen);
+        w->in_batch = false;
+        evbuffer_drain(in, (size_t)flen);
+    }
+    net_worker_flush(w);
+    /* More whole frames may be waiting after the per-wakeup bound: come back for them. */
+    if (!s->closing && evbuffer_get_length(in) >= 4)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void stream_written(struct bufferevent *bev, void *arg)
+{
+    struct net_stream *s = arg;
+    if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        schedule_destroy(s);
+}
+
+static void stream_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct net_stream *s = arg;
+    ML_UNUSED(bev);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if ((what & BEV_EVENT_ERROR) && s->transport == NET_TLS) {
+            unsigned long e;
+            char a[ML_ADDR_STRLEN];
+            while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+                char msg[160];
+                ERR_error_string_n(e, msg, sizeof msg);
+                ML_LOG_LIMITED(ML_LOG_INFO, "net", "tls client %s: %s",
+                               ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a), msg);
+            }
+        }
+        schedule_destroy(s);
+    }
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct net_worker *w = arg;
+    struct net_engine *e = w->e;
+    size_t ep = 0;
+    while (ep < e->neps && w->tcp[ep] != l)
+        ep++;
+    if (ep == e->neps || w->nstreams >= e->set.max_streams) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        ML_LOG_LIMITED(ML_LOG_WARN, "net", "refusing a stream connection: %u open on this worker",
+                       w->nstreams);
+        close(fd);
+        return;
+    }
+    struct net_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->w = w;
+    s->endpoint = (int)ep;
+    s->transport = e->eps[ep].transport;
+    memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
+    socklen_t llen = sizeof s->local;
+    if (getsockname(fd, (struct sockaddr *)&s->local, &llen) < 0)
+        memset(&s->local, 0, sizeof s->local);
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (s->transport == NET_TLS) {
+        pthread_mutex_lock(&e->tls_lock);
+        SSL *ssl = e->tls_ctx ? SSL_new(e->tls_ctx) : NULL;
+        pthread_mutex_unlock(&e->tls_lock);
+        if (!ssl) {
+            free(s);
+            close(fd);
+            NET_COUNT(w->ctr.stream_refused, 1);
+            return;
+        }
+        s->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (s->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+        else
+            SSL_free(ssl);
+    } else {
+        s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!s->bev) {
+        free(s);
+        close(fd);
+        return;
+    }
+    s->next = w->streams;
+    if (w->streams)
+        w->streams->prev = s;
+    w->streams = s;
+    w->nstreams++;
+    NET_COUNT(w->ctr.stream_accepted, 1);
+    bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
+    /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound. */
+    bufferevent_setwatermark(s->bev, EV_READ, 0, (size_t)e->set.stream_max_frame * 2);
+    struct timeval idle = {.tv_sec = e->set.stream_idle_s};
+    bufferevent_set_timeouts(s->bev, e->set.stream_idle_s > 0 ? &idle : NULL, NULL);
+    s->conn = e->h->stream_open(w->state, s);
+    if (!s->conn) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        schedule_destroy(s);
+        return;
+    }
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen)
+{
+    w->tcp[endpoint] = evconnlistener_new(w->base, on_accept, w,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (!w->tcp[endpoint]) {
+        close(fd);
+        return ml_err(err, errlen, "cannot watch tcp listener");
+    }
+    return 0;
+}
+
+void net_streams_close_all(struct net_worker *w)
+{
+    while (w->streams)
+        stream_destroy(w->streams);
+}
+
+enum net_transport net_stream_transport(const struct net_stream *s)
+{
+    return s->transport;
+}
+
+const struct sockaddr *net_stream_peer(const struct net_stream *s)
+{
+    return (const struct sockaddr *)&s->peer;
+}
+
+const struct sockaddr *net_stream_local(const struct net_stream *s)
+{
+    return (const struct sockaddr *)&s->local;
+}
+
+int net_stream_endpoint(const struct net_stream *s)
+{
+    return s->endpoint;
+}
+
+int net_stream_send(struct net_stream *s, const void *data, size_t len)
+{
+    struct net_worker *w = s->w;
+    if (s->closing)
+        return -1;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if (evbuffer_get_length(out) + len > (size_t)w->e->set.stream_out_max) {
+        NET_COUNT(w->ctr.stream_tx_dropped, 1);
+        return -1;
+    }
+    if (bufferevent_write(s->bev, data, len) < 0)
+        return -1;
+    NET_COUNT(w->ctr.stream_tx_bytes, len);
+    return 0;
+}
+
+size_t net_stream_pending(const struct net_stream *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+void net_stream_set_idle(struct net_stream *s, long long seconds)
+{
+    struct timeval idle = {.tv_sec = seconds};
+    bufferevent_set_timeouts(s->bev, seconds > 0 ? &idle : NULL, NULL);
+}
+
+void net_stream_close(struct net_stream *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        schedule_destroy(s);
+        return;
+    }
+    /* Let queued output drain, but not forever. */
+    struct timeval linger = {.tv_sec = NET_CLOSE_LINGER_S};
+    bufferevent_set_timeouts(s->bev, NULL, &linger);
+}

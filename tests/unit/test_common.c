@@ -1,0 +1,342 @@
+/* Unit tests of src/common: the configuration engine, addresses, CIDR sets and helpers. */
+#include "config.h"
+
+#include "common/common.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "mlcheck.h"
+
+struct sec_a {
+    bool flag;
+    long long count;
+    long long timeout_s;
+    long long bufsize;
+    char *name;
+    int mode;
+    char *cidrs;
+};
+
+struct whole {
+    int pad;
+    struct sec_a a;
+};
+
+static const char *const modes[] = {"fast", "slow", NULL};
+
+#define F(m) ML_CFG_FIELD(struct sec_a, m)
+static const struct ml_cfg_key a_keys[] = {
+    {"flag", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, F(flag), NULL, NULL, "a flag"},
+    {"count", ML_CFG_INT, "5", 1, 10, 0, F(count), NULL, NULL, "a count"},
+    {"timeout", ML_CFG_DURATION, "2m", 0, 86400, 0, F(timeout_s), NULL, NULL, "a duration"},
+    {"bufsize", ML_CFG_SIZE, "64k", 0, 1LL << 30, 0, F(bufsize), NULL, NULL, "a size"},
+    {"name", ML_CFG_STR, "meet", 0, 16, ML_CFG_RELOAD, F(name), NULL, NULL, "a string"},
+    {"mode", ML_CFG_ENUM, "slow", 0, 0, 0, F(mode), modes, NULL, "an enum"},
+    {"cidrs", ML_CFG_STR, "", 0, 4096, ML_CFG_SECRET, F(cidrs), NULL, ml_cidr_list_validate,
+     "a list"},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+static const struct ml_cfg_section sec = {"a", a_keys, offsetof(struct whole, a)};
+static const struct ml_cfg_section *const secs[] = {&sec, NULL};
+
+START_TEST(cfg_defaults)
+{
+    struct whole w;
+    char err[256];
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(ml_cfg_defaults(secs, &w, err, sizeof err), 0);
+    ck_assert(!w.a.flag);
+    ck_assert_int_eq(w.a.count, 5);
+    ck_assert_int_eq(w.a.timeout_s, 120);
+    ck_assert_int_eq(w.a.bufsize, 65536);
+    ck_assert_str_eq(w.a.name, "meet");
+    ck_assert_int_eq(w.a.mode, 1);
+    ck_assert_ptr_null(w.a.cidrs);
+    ml_cfg_free(secs, &w);
+}
+END_TEST
+
+START_TEST(cfg_set_and_bounds)
+{
+    struct whole w;
+    char err[256];
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(ml_cfg_defaults(secs, &w, err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "flag", "on", err, sizeof err), 0);
+    ck_assert(w.a.flag);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "flag", "maybe", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "a.flag"));
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "count", "10", err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "count", "11", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "count", "0", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "count", "3x", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "count", "", err, sizeof err), -1);
+    ck_assert_int_eq(w.a.count, 10);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "timeout", "1h", err, sizeof err), 0);
+    ck_assert_int_eq(w.a.timeout_s, 3600);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "timeout", "45", err, sizeof err), 0);
+    ck_assert_int_eq(w.a.timeout_s, 45);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "timeout", "2d", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "timeout", "5 parsecs", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "bufsize", "4M", err, sizeof err), 0);
+    ck_assert_int_eq(w.a.bufsize, 4 << 20);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "bufsize", "99999999999999999G", err, sizeof err),
+                     -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "name", "0123456789abcdef", err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "name", "0123456789abcdefg", err, sizeof err), -1);
+    ck_assert_str_eq(w.a.name, "0123456789abcdef");
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "mode", "FAST", err, sizeof err), 0);
+    ck_assert_int_eq(w.a.mode, 0);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "mode", "medium", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "cidrs", "10.0.0.0/8, ::1", err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "cidrs", "10.0.0.0/33", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "a.cidrs"));
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "a", "nokey", "1", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "unknown key a.nokey"));
+    ck_assert_int_eq(ml_cfg_set(secs, &w, "b", "flag", "1", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set_arg(secs, &w, "a.count=2", err, sizeof err), 0);
+    ck_assert_int_eq(w.a.count, 2);
+    ck_assert_int_eq(ml_cfg_set_arg(secs, &w, "a.name=x=y", err, sizeof err), 0);
+    ck_assert_str_eq(w.a.name, "x=y");
+    ck_assert_int_eq(ml_cfg_set_arg(secs, &w, "acount=2", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set_arg(secs, &w, ".count=2", err, sizeof err), -1);
+    ck_assert_int_eq(ml_cfg_set_arg(secs, &w, "a.=2", err, sizeof err), -1);
+    ml_cfg_free(secs, &w);
+}
+END_TEST
+
+START_TEST(cfg_file)
+{
+    char path[] = "/tmp/mlcfgXXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *text = "; comment\n# also a comment\n[a]\ncount = 7 ; inline comment\n"
+                       "cidrs = 10.0.0.0/8,\n  192.168.0.0/16\nname=\n";
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct whole w;
+    char err[256];
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(ml_cfg_defaults(secs, &w, err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_load_file(secs, &w, path, err, sizeof err), 0);
+    ck_assert_int_eq(w.a.count, 7);
+    ck_assert_str_eq(w.a.cidrs, "10.0.0.0/8, 192.168.0.0/16");
+    ck_assert_ptr_null(w.a.name);
+    char buf[64];
+    ml_cfg_format(&sec, &a_keys[6], &w, buf, sizeof buf);
+    ck_assert_str_eq(buf, "(set)"); /* secrets never printed */
+
+    struct whole w2;
+    memset(&w2, 0, sizeof w2);
+    ck_assert_int_eq(ml_cfg_defaults(secs, &w2, err, sizeof err), 0);
+    ck_assert(ml_cfg_differs(&sec, &a_keys[1], &w, &w2));
+    ck_assert(!ml_cfg_differs(&sec, &a_keys[0], &w, &w2));
+    ck_assert(ml_cfg_differs(&sec, &a_keys[4], &w, &w2));
+    ml_cfg_move(&sec, &a_keys[4], &w, &w2);
+    ck_assert_str_eq(w.a.name, "meet");
+    ck_assert_ptr_null(w2.a.name);
+    ml_cfg_free(secs, &w);
+    ml_cfg_free(secs, &w2);
+
+    text = "[a]\ncount = 99\n";
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    memset(&w, 0, sizeof w);
+    ck_assert_int_eq(ml_cfg_defaults(secs, &w, err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_load_file(secs, &w, path, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, ":2:"));
+    ml_cfg_free(secs, &w);
+    unlink(path);
+    ck_assert_int_eq(ml_cfg_load_file(secs, &w, path, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+}
+END_TEST
+
+START_TEST(addr_parse_format)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char buf[ML_ADDR_STRLEN];
+    ck_assert_int_eq(ml_addr_parse("192.0.2.1:3478", 1, &ss, &len), 0);
+    ck_assert_str_eq(ml_addr_str((struct sockaddr *)&ss, buf, sizeof buf), "192.0.2.1:3478");
+    ck_assert_int_eq(ml_addr_parse("[2001:db8::1]:5349", 1, &ss, &len), 0);
+    ck_assert_str_eq(ml_addr_str((struct sockaddr *)&ss, buf, sizeof buf), "[2001:db8::1]:5349");
+    ck_assert_int_eq(ml_addr_parse("::1", 77, &ss, &len), 0);
+    ck_assert_int_eq(ml_addr_port((struct sockaddr *)&ss), 77);
+    ck_assert_int_eq(ml_addr_parse("10.1.2.3", 80, &ss, &len), 0);
+    ck_assert_int_eq(ml_addr_port((struct sockaddr *)&ss), 80);
+    ck_assert_int_eq(ml_addr_parse("10.1.2.3:65536", 80, &ss, &len), -1);
+    ck_assert_int_eq(ml_addr_parse("10.1.2:5", 80, &ss, &len), -1);
+    ck_assert_int_eq(ml_addr_parse("[::1", 80, &ss, &len), -1);
+    ck_assert_int_eq(ml_addr_parse("[::1]x", 80, &ss, &len), -1);
+    ck_assert_int_eq(ml_addr_parse("", 80, &ss, &len), -1);
+    ck_assert_int_eq(ml_addr_parse("host.example:80", 80, &ss, &len), -1);
+}
+END_TEST
+
+static void v6(const char *text, struct sockaddr_storage *ss)
+{
+    socklen_t len;
+    ck_assert_int_eq(ml_addr_parse(text, 9, ss, &len), 0);
+}
+
+START_TEST(addr_embedded_v4)
+{
+    struct sockaddr_storage in, out;
+    char buf[ML_ADDR_STRLEN];
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"[::ffff:127.0.0.1]:9", "127.0.0.1:9"},
+        {"[::127.0.0.1]:9", "127.0.0.1:9"},
+        {"[64:ff9b::10.0.0.1]:9", "10.0.0.1:9"},
+        {"[2002:c0a8:0101::1]:9", "192.168.1.1:9"},
+        {"[2001:0:4136:e378:8000:63bf:3fff:fdd2]:9", "192.0.2.45:9"},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(cases); i++) {
+        v6(cases[i].in, &in);
+        ck_assert(ml_addr_embedded_v4((struct sockaddr *)&in, &out, ML_CANON_ALL));
+        ck_assert_str_eq(ml_addr_str((struct sockaddr *)&out, buf, sizeof buf), cases[i].out);
+    }
+    v6("[::1]:9", &in);
+    ck_assert(!ml_addr_embedded_v4((struct sockaddr *)&in, &out, ML_CANON_ALL));
+    v6("[::]:9", &in);
+    ck_assert(!ml_addr_embedded_v4((struct sockaddr *)&in, &out, ML_CANON_ALL));
+    v6("[2001:db8::1]:9", &in);
+    ck_assert(!ml_addr_embedded_v4((struct sockaddr *)&in, &out, ML_CANON_ALL));
+    v6("[2002:c0a8:0101::1]:9", &in);
+    ck_assert(!ml_addr_embedded_v4((struct sockaddr *)&in, &out, ML_CANON_MAPPED));
+    /* in place */
+    v6("[::ffff:10.9.8.7]:1", &in);
+    ck_assert(ml_addr_embedded_v4((struct sockaddr *)&in, &in, ML_CANON_MAPPED));
+    ck_assert_str_eq(ml_addr_str((struct sockaddr *)&in, buf, sizeof buf), "10.9.8.7:1");
+}
+END_TEST
+
+START_TEST(cidr_sets)
+{
+    struct ml_cidr c;
+    char err[128];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    ck_assert_int_eq(ml_cidr_parse("10.1.2.3/8", &c, err, sizeof err), 0);
+    ck_assert_int_eq(c.prefix, 8);
+    ck_assert_int_eq(c.addr[1], 0); /* host bits cleared */
+    ck_assert_int_eq(ml_cidr_parse("10.0.0.0/33", &c, err, sizeof err), -1);
+    ck_assert_int_eq(ml_cidr_parse("fe80::/129", &c, err, sizeof err), -1);
+    ck_assert_int_eq(ml_cidr_parse("nonsense", &c, err, sizeof err), -1);
+    ck_assert_int_eq(ml_cidr_parse("1.2.3.4/x", &c, err, sizeof err), -1);
+
+    struct ml_cidr_set set = {0};
+    ck_assert_int_eq(ml_cidr_set_add_list(&set, "10.0.0.0/8 172.16.0.0/12,fe80::/10, 192.0.2.7",
+                                          err, sizeof err),
+                     0);
+    ck_assert_int_eq(set.n, 4);
+    ck_assert_int_eq(ml_cidr_set_add_list(&set, "1.1.1.1/8, bad", err, sizeof err), -1);
+    ck_assert_int_eq(set.n, 4); /* unchanged on error */
+    static const struct {
+        const char *addr;
+        const char *match;
+    } cases[] = {
+        {"10.255.1.1", "10.0.0.0/8"},     {"11.0.0.1", NULL},
+        {"172.31.255.255", "172.16.0.0/12"}, {"172.32.0.0", NULL},
+        {"[fe80::1]:1", "fe80::/10"},     {"[fec0::1]:1", NULL},
+        {"192.0.2.7", "192.0.2.7"},       {"192.0.2.8", NULL},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(cases); i++) {
+        ck_assert_int_eq(ml_addr_parse(cases[i].addr, 1, &ss, &len), 0);
+        const struct ml_cidr *m = ml_cidr_set_match(&set, (struct sockaddr *)&ss);
+        if (cases[i].match) {
+            ck_assert_ptr_nonnull(m);
+            ck_assert_str_eq(m->label, cases[i].match);
+        } else {
+            ck_assert_ptr_null(m);
+        }
+    }
+    ck_assert_int_eq(ml_cidr_parse("0.0.0.0/0", &c, err, sizeof err), 0);
+    ck_assert_int_eq(ml_addr_parse("203.0.113.9", 1, &ss, &len), 0);
+    ck_assert(ml_cidr_contains(&c, (struct sockaddr *)&ss));
+    ml_cidr_set_free(&set);
+}
+END_TEST
+
+START_TEST(base64_hex)
+{
+    char enc[64];
+    uint8_t dec[64];
+    ck_assert_int_eq(ml_base64_encode((const uint8_t *)"hello", 5, enc, sizeof enc), 8);
+    ck_assert_str_eq(enc, "aGVsbG8=");
+    ck_assert_int_eq(ml_base64_decode("aGVsbG8=", 8, dec, sizeof dec), 5);
+    ck_assert_int_eq(memcmp(dec, "hello", 5), 0);
+    ck_assert_int_eq(ml_base64_decode("aGVsbG8", 7, dec, sizeof dec), 5);
+    ck_assert_int_eq(ml_base64_decode("aGVsbA==", 8, dec, sizeof dec), 4);
+    ck_assert_int_eq(ml_base64_decode("aGVsbA", 6, dec, sizeof dec), 4);
+    ck_assert_int_eq(ml_base64_decode("a", 1, dec, sizeof dec), -1);
+    ck_assert_int_eq(ml_base64_decode("!!!!", 4, dec, sizeof dec), -1);
+    ck_assert_int_eq(ml_base64_decode("aGVsbG8=", 8, dec, 3), -1);
+    ck_assert_int_eq(ml_base64_encode((const uint8_t *)"hello", 5, enc, 8), 0);
+    char hex[9];
+    ml_hex_encode((const uint8_t *)"\x01\xab\xff\x00", 4, hex);
+    ck_assert_str_eq(hex, "01abff00");
+}
+END_TEST
+
+static int count_item(const char *item, void *arg)
+{
+    int *n = arg;
+    if (!strcmp(item, "stop"))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+START_TEST(lists_and_numbers)
+{
+    int n = 0;
+    ck_assert_int_eq(ml_list_foreach(" a, b ,,c  d,", count_item, &n), 0);
+    ck_assert_int_eq(n, 4);
+    n = 0;
+    ck_assert_int_eq(ml_list_foreach("a,stop,b", count_item, &n), -1);
+    ck_assert_int_eq(n, 1);
+    long long v;
+    ck_assert_int_eq(ml_parse_ll("42", 0, 100, &v), 0);
+    ck_assert_int_eq(v, 42);
+    ck_assert_int_eq(ml_parse_ll("101", 0, 100, &v), -1);
+    ck_assert_int_eq(ml_parse_ll("4 2", 0, 100, &v), -1);
+    ck_assert_int_eq(ml_parse_ll("99999999999999999999999", 0, LLONG_MAX, &v), -1);
+    char small[4];
+    ck_assert_int_eq(ml_strlcpy(small, "abcdef", sizeof small), 6);
+    ck_assert_str_eq(small, "abc");
+    char t[] = "  x y \n";
+    ck_assert_str_eq(ml_trim(t), "x y");
+}
+END_TEST
+
+static Suite *common_suite(void)
+{
+    Suite *s = suite_create("common");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, cfg_defaults);
+    tcase_add_test(tc, cfg_set_and_bounds);
+    tcase_add_test(tc, cfg_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("addresses");
+    tcase_add_test(tc, addr_parse_format);
+    tcase_add_test(tc, addr_embedded_v4);
+    tcase_add_test(tc, cidr_sets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("helpers");
+    tcase_add_test(tc, base64_hex);
+    tcase_add_test(tc, lists_and_numbers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+ML_CHECK_MAIN(common_suite)
