@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs what meetlite needs to build, run and test on Debian 12 (bookworm). Packages already
+# installed are not fetched again; `apt-get update` runs only when something is missing.
+set -eu
+
+PKGS="build-essential autoconf automake libtool pkg-config clang
+libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
+libargon2-dev zlib1g-dev check
+postgresql postgresql-client
+coturn python3 python3-websockets curl wrk prometheus openssl procps iproute2"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "deps.sh: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
