@@ -1,12 +1,68 @@
-/* The [turn] configuration section: listeners, the SOFTWARE attribute and (as the relay grows)
- * realm, credentials, peer policy, quotas and relay addresses. */
+/* The [turn] configuration section: listeners, credentials, the peer policy, relay addresses,
+ * quotas and timers. Validators here check the syntax; the server checks the whole. */
 #include "config.h"
 
-#include "turn/turn.h"
+#include "turn/turn-int.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #define K(f) ML_CFG_FIELD(struct turn_config, f)
+
+int turn_port_range_parse(const char *text, unsigned *lo, unsigned *hi, char *err, size_t errlen)
+{
+    long long a, b;
+    char buf[32];
+    const char *dash = strchr(text ? text : "", '-');
+    if (!dash || (size_t)(dash - text) >= sizeof buf)
+        return ml_err(err, errlen, "expected LOW-HIGH, e.g. 49152-65535");
+    memcpy(buf, text, (size_t)(dash - text));
+    buf[dash - text] = 0;
+    if (ml_parse_ll(ml_trim(buf), 1, 65535, &a) < 0)
+        return ml_err(err, errlen, "expected LOW-HIGH, e.g. 49152-65535");
+    ml_strlcpy(buf, dash + 1, sizeof buf);
+    if (ml_parse_ll(ml_trim(buf), 1, 65535, &b) < 0 || b < a)
+        return ml_err(err, errlen, "expected LOW-HIGH with LOW <= HIGH, e.g. 49152-65535");
+    if (b - a < 1)
+        return ml_err(err, errlen, "the range needs at least two ports (EVEN-PORT uses pairs)");
+    *lo = (unsigned)a;
+    *hi = (unsigned)b;
+    return 0;
+}
+
+static int validate_ports(const char *value, char *err, size_t errlen)
+{
+    unsigned lo, hi;
+    return turn_port_range_parse(value, &lo, &hi, err, errlen);
+}
+
+static int validate_ip(const char *item, void *arg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char **err = arg;
+    if (ml_addr_parse(item, 0, &ss, &len) < 0 || ml_addr_port((struct sockaddr *)&ss) != 0) {
+        ml_snprintf(err[0], (size_t)(uintptr_t)err[1], "\"%s\" is not an IP address", item);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_ips(const char *value, char *err, size_t errlen)
+{
+    char *ctx[2] = {err, (char *)(uintptr_t)errlen};
+    return ml_list_foreach(value, validate_ip, ctx);
+}
+
+static int validate_users(const char *value, char *err, size_t errlen)
+{
+    return turn_static_users_validate(value, err, errlen);
+}
+
+static int validate_secrets(const char *value, char *err, size_t errlen)
+{
+    return turn_secrets_validate(value, err, errlen);
+}
 
 const struct ml_cfg_key turn_cfg_keys[] = {
     {"listen", ML_CFG_STR, "udp://127.0.0.1:3478, tcp://127.0.0.1:3478", 0, 4096, 0, K(listen),
@@ -19,5 +75,72 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"fingerprint", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(fingerprint_always), NULL, NULL,
      "Add FINGERPRINT to every response; by default only responses to requests that carried "
      "one get it."},
+    {"realm", ML_CFG_STR, "meetlite", 0, 127, 0, K(realm), NULL, NULL,
+     "REALM of the long-term credentials. With shared secrets it only has to match what "
+     "clients compute their key with (they take it from the 401 answer)."},
+    {"auth-secret", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET, K(auth_secret), NULL,
+     validate_secrets,
+     "Shared secrets of the TURN REST API (coturn's static-auth-secret): a comma list, every "
+     "one accepted, so a new secret can be added before the old is retired. Usernames are "
+     "<expiry>:<id> (or <id>:<expiry>), passwords base64(HMAC-SHA1(secret, username))."},
+    {"static-users", ML_CFG_STR, "", 0, 65536, ML_CFG_RELOAD | ML_CFG_SECRET, K(static_users),
+     NULL, validate_users,
+     "Fixed long-term users: a comma list of user:password, or user:0x followed by the 32 hex "
+     "digits of MD5(user:realm:password) so that no password is stored."},
+    {"strict-expiry", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(strict_expiry), NULL, NULL,
+     "An expired TURN REST credential is always refused at Allocate. With strict-expiry it is "
+     "also refused for Refresh, CreatePermission and ChannelBind, so an allocation cannot "
+     "outlive its credential."},
+    {"nonce-lifetime", ML_CFG_DURATION, "10m", 10, 86400, 0, K(nonce_lifetime_s), NULL, NULL,
+     "How long a NONCE stays valid; older ones get 438 Stale Nonce and a fresh one. Nonces "
+     "are stateless: an HMAC of the time and the client's address."},
+    {"nonce-secret", ML_CFG_STR, "", 0, 256, ML_CFG_SECRET, K(nonce_secret), NULL, NULL,
+     "Key of the nonce HMAC. Empty: a random key per process. Set the same value on every "
+     "node of a fleet so that a client may move between nodes."},
+    {"unauth-rate", ML_CFG_INT, "20", 0, 1000000, ML_CFG_RELOAD, K(unauth_rate), NULL, NULL,
+     "Unauthenticated requests (those answered with 401 or 438) allowed per second per source "
+     "IP; beyond it they are dropped, so the server cannot be used to amplify a flood. "
+     "0 disables the limit."},
+    {"unauth-burst", ML_CFG_INT, "40", 1, 1000000, ML_CFG_RELOAD, K(unauth_burst), NULL, NULL,
+     "Burst allowed above unauth-rate."},
+    {"allow-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD, K(allow_peers), NULL,
+     ml_cidr_list_validate,
+     "Peer addresses (CIDR list) allowed even though a default rule denies them, e.g. "
+     "10.0.0.0/8 for an internal network. 0.0.0.0/8, ::, Teredo, 6to4 and meetlited's own "
+     "service ports stay denied."},
+    {"deny-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD, K(deny_peers), NULL,
+     ml_cidr_list_validate,
+     "Peer addresses (CIDR list) denied in addition to the defaults (loopback, private, "
+     "link-local, ULA, site-local, multicast, broadcast, CGNAT, documentation and reserved "
+     "ranges). IPv4-mapped and other embedded forms are canonicalised first."},
+    {"relay-address", ML_CFG_STR, "", 0, 1024, 0, K(relay_address), NULL, validate_ips,
+     "Local IPs relay sockets bind to, at most one per family (e.g. 192.0.2.10, 2001:db8::10). "
+     "Empty: the address of the listener the client used, which must then be a specific one."},
+    {"external-address", ML_CFG_STR, "", 0, 1024, 0, K(external_address), NULL, validate_ips,
+     "Public IPs advertised in XOR-RELAYED-ADDRESS for a server behind 1:1 NAT, at most one "
+     "per family, matched to relay-address by family."},
+    {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
+     "UDP port range of relay sockets. An Allocate that finds no free port gets 508."},
+    {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations),
+     NULL, NULL, "Allocations in total; more get 486 Allocation Quota Reached."},
+    {"max-allocations-per-user", ML_CFG_INT, "20", 1, 1000000, ML_CFG_RELOAD,
+     K(max_allocations_per_user), NULL, NULL,
+     "Allocations per credential id (the <id> of a REST username, or a static user); more get "
+     "486. A browser in a mesh call of N people holds up to N-1."},
+    {"max-permissions", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_permissions), NULL,
+     NULL, "Permissions (peer IPs) per allocation; a CreatePermission beyond it gets 508."},
+    {"max-channels", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_channels), NULL, NULL,
+     "Channel bindings per allocation; a ChannelBind beyond it gets 508."},
+    {"default-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD,
+     K(default_lifetime_s), NULL, NULL,
+     "Allocation lifetime when the client asks for none (RFC 8656: 600 s)."},
+    {"max-lifetime", ML_CFG_DURATION, "1h", 1, 86400, ML_CFG_RELOAD, K(max_lifetime_s), NULL,
+     NULL, "Longest allocation lifetime granted; longer requests are cut to it."},
+    {"permission-lifetime", ML_CFG_DURATION, "5m", 1, 86400, ML_CFG_RELOAD,
+     K(permission_lifetime_s), NULL, NULL,
+     "Permission lifetime (RFC 8656: 300 s). Shorter values are for tests."},
+    {"channel-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD,
+     K(channel_lifetime_s), NULL, NULL,
+     "Channel binding lifetime (RFC 8656: 600 s). Shorter values are for tests."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };

@@ -38,6 +38,110 @@ struct turn_client {
 
 #define TURN_COUNT(c, n) NET_COUNT(c, n)
 
+/* turn-config.c: "LOW-HIGH" into *lo and *hi; 0 or -1 with err filled. */
+int turn_port_range_parse(const char *text, unsigned *lo, unsigned *hi, char *err,
+                          size_t errlen) ML_WUR;
+
+/* ---------------------------------------------------------------- policy.c: the peer policy */
+
+/* Which peers may be relayed to. Built once (and again on reload), then read-only: workers
+ * share it without locks. */
+struct turn_policy;
+
+/* Builds the policy: the default deny rules, then allow (CIDR list, may be NULL) and deny (CIDR
+ * list, may be NULL). NULL with err filled on a bad list. */
+struct turn_policy *turn_policy_new(const char *allow, const char *deny, char *err,
+                                    size_t errlen) ML_WUR;
+/* Denies relaying to one of meetlited's own services: ip:port, or every local IP with that
+ * port when ip is a wildcard (0.0.0.0 or ::). Call before the workers start. 0 or -1. */
+int turn_policy_add_service(struct turn_policy *p, const struct sockaddr *sa) ML_WUR;
+void turn_policy_free(struct turn_policy *p);
+/* NULL when a peer may be relayed to, otherwise a description of the rule that denies it
+ * ("loopback 127.0.0.0/8", "turn.deny-peers 10.0.0.0/8", "own service 127.0.0.1:3478") valid
+ * as long as the policy. IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo forms are
+ * canonicalised before any rule is applied. with_port also applies the service-port rules
+ * (CreatePermission carries no port; ChannelBind and Send do). */
+const char *turn_policy_deny(const struct turn_policy *p, const struct sockaddr *peer,
+                             bool with_port);
+
+/* ---------------------------------------------------------------- auth.c: credentials */
+
+#define TURN_ID_MAX 128      /* bytes of a credential id, NUL included */
+#define TURN_USERNAME_MAX 514 /* bytes of a USERNAME, NUL included */
+#define TURN_NONCE_MAX 64    /* bytes of a NONCE we issue, NUL included */
+
+/* What authenticated a request. */
+struct turn_cred {
+    char id[TURN_ID_MAX];    /* the REST <id>, or the static user's name: quotas, revocation */
+    char username[TURN_USERNAME_MAX];
+    int64_t expiry_s;        /* REST expiry (wall clock); 0 for static users */
+    bool sha256;             /* the request used MESSAGE-INTEGRITY-SHA256: answer with it */
+    uint8_t key[STUN_MAX_KEY_LEN]; /* the long-term key that verified the request */
+    size_t keylen;
+};
+
+/* The verdict on a request, and the STUN error it maps to. */
+enum turn_auth_result {
+    TURN_AUTH_OK = 0,
+    TURN_AUTH_CHALLENGE,   /* 401 with REALM and NONCE: no integrity attribute */
+    TURN_AUTH_BAD_REQUEST, /* 400: integrity present but USERNAME, REALM or NONCE missing, or
+                            * PASSWORD-ALGORITHM(S) inconsistent */
+    TURN_AUTH_STALE,       /* 438 with a fresh NONCE */
+    TURN_AUTH_REJECT,      /* 401: unknown user, wrong key, wrong realm, expired, revoked */
+    TURN_AUTH_PENDING,     /* an asynchronous source will call back */
+};
+
+/* Credential sources and nonces: the realm, the REST shared secrets, static users, the nonce
+ * key, and the revocation set. Shared by all workers; thread-safe. */
+struct turn_auth;
+
+/* Builds it from the configuration (realm, auth_secret, static_users, nonce_secret,
+ * nonce_lifetime_s, strict_expiry). NULL with err filled. */
+struct turn_auth *turn_auth_new(const struct turn_config *cfg, char *err, size_t errlen) ML_WUR;
+void turn_auth_free(struct turn_auth *a);
+/* Replaces the reloadable parts (secrets, static users, strict-expiry) from cfg. 0 or -1
+ * (nothing changed). Thread-safe. */
+int turn_auth_reload(struct turn_auth *a, const struct turn_config *cfg, char *err,
+                     size_t errlen) ML_WUR;
+const char *turn_auth_realm(const struct turn_auth *a);
+/* Writes a fresh NONCE for a client address into out (TURN_NONCE_MAX bytes); returns its
+ * length. Stateless: "obMatJos2" with the password-algorithms feature bit, the time, and an
+ * HMAC of both with the client's address. */
+size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64_t now_s,
+                       char *out, size_t outlen);
+/* Authenticates a request (RFC 8489 9.2): integrity present, USERNAME/REALM/NONCE present, the
+ * realm ours, the nonce valid for this client and not stale, PASSWORD-ALGORITHM(S) consistent,
+ * the credential known (REST: any secret; static users), not revoked, not expired when
+ * check_expiry, and the MESSAGE-INTEGRITY(-SHA256) right. Fills *cred on TURN_AUTH_OK. */
+enum turn_auth_result turn_auth_check(struct turn_auth *a, const struct stun_msg *m,
+                                      const struct sockaddr *client, int64_t now_s,
+                                      bool check_expiry, struct turn_cred *cred);
+/* Whether expired REST credentials are refused after Allocate too (turn.strict-expiry). */
+bool turn_auth_strict_expiry(const struct turn_auth *a);
+/* Revokes every credential with this id until until_s (wall clock; after that its REST
+ * credentials have expired anyway). Thread-safe; the set is bounded by expiry. */
+void turn_auth_revoke(struct turn_auth *a, const char *id, int64_t until_s);
+/* Whether id is revoked now. */
+bool turn_auth_is_revoked(struct turn_auth *a, const char *id, int64_t now_s);
+/* Appends PASSWORD-ALGORITHMS (SHA-256 and MD5) to a 401/438 answer. */
+void turn_auth_build_algorithms(struct stun_builder *b);
+/* Validators for the configuration keys. */
+int turn_secrets_validate(const char *value, char *err, size_t errlen);
+int turn_static_users_validate(const char *value, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- ratelimit.c */
+
+/* A per-worker budget of unauthenticated requests per source IP: a fixed table of token
+ * buckets indexed by a keyed hash of the IP (collisions share a bucket, which only makes the
+ * limit stricter). Bounded memory whatever the number of sources. */
+struct turn_ratelimit;
+struct turn_ratelimit *turn_ratelimit_new(unsigned buckets) ML_WUR;
+void turn_ratelimit_free(struct turn_ratelimit *rl);
+/* True when one more request from ip is allowed at now_ms under rate/s with burst (rate 0:
+ * always true). */
+bool turn_ratelimit_allow(struct turn_ratelimit *rl, const struct sockaddr *ip, int64_t now_ms,
+                          long long rate, long long burst);
+
 /* server.c */
 void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void *buf,
                size_t len);
