@@ -1,0 +1,4 @@
+/* TURN policy: being written. */
+#include "config.h"
+
+#include "turn/turn-int.h"

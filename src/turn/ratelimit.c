@@ -1,0 +1,4 @@
+/* TURN ratelimit: being written. */
+#include "config.h"
+
+#include "turn/turn-int.h"
