@@ -45,24 +45,43 @@ int turn_port_range_parse(const char *text, unsigned *lo, unsigned *hi, char *er
 /* ---------------------------------------------------------------- policy.c: the peer policy */
 
 /* Which peers may be relayed to. Built once (and again on reload), then read-only: workers
- * share it without locks. */
+ * share it without locks, and judging a peer neither allocates nor formats.
+ *
+ * Every rule is applied to the canonical form of the peer: an IPv6 address that embeds an IPv4
+ * one (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96, 6to4, Teredo) is
+ * judged by that IPv4 address. Order: (1) always denied, whatever allow-peers says: 0.0.0.0/8,
+ * ::, Teredo 2001::/32, 6to4 2002::/16, and (with a port) meetlited's own services; (2)
+ * turn.deny-peers; (3) turn.allow-peers, which permits; (4) the default-deny classes (loopback,
+ * link-local, ULA, site-local, multicast, broadcast and reserved, RFC 1918, CGNAT, special
+ * purpose, documentation, benchmarking, ...). So deny-peers wins over allow-peers. */
 struct turn_policy;
 
+/* Longest description turn_policy_explain writes, NUL included. */
+#define TURN_POLICY_WHY_MAX 192
+
 /* Builds the policy: the default deny rules, then allow (CIDR list, may be NULL) and deny (CIDR
- * list, may be NULL). NULL with err filled on a bad list. */
+ * list, may be NULL). NULL with err filled (naming the key and the bad item) on a bad list. */
 struct turn_policy *turn_policy_new(const char *allow, const char *deny, char *err,
                                     size_t errlen) ML_WUR;
-/* Denies relaying to one of meetlited's own services: ip:port, or every local IP with that
- * port when ip is a wildcard (0.0.0.0 or ::). Call before the workers start. 0 or -1. */
+/* Denies relaying to one of meetlited's own services: ip:port, or that port on every local IP
+ * (getifaddrs(), loopback ranges included) and on the unspecified address when ip is a wildcard
+ * (0.0.0.0 or ::). Call before the workers start. 0, or -1 with errno set. */
 int turn_policy_add_service(struct turn_policy *p, const struct sockaddr *sa) ML_WUR;
 void turn_policy_free(struct turn_policy *p);
-/* NULL when a peer may be relayed to, otherwise a description of the rule that denies it
- * ("loopback 127.0.0.0/8", "turn.deny-peers 10.0.0.0/8", "own service 127.0.0.1:3478") valid
- * as long as the policy. IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo forms are
- * canonicalised before any rule is applied. with_port also applies the service-port rules
- * (CreatePermission carries no port; ChannelBind and Send do). */
+/* NULL when a peer may be relayed to, otherwise the rule that denies it ("loopback
+ * 127.0.0.0/8", "turn.deny-peers 10.0.0.0/8", "own service 127.0.0.1:3478"): a static or
+ * policy-owned string, valid as long as the policy. It names the rule, not the peer: when the
+ * peer was canonicalised the rule matched its embedded IPv4 address, which the caller logs with
+ * turn_policy_explain. with_port also applies the service-port rules (CreatePermission carries
+ * no port; ChannelBind and Send do). */
 const char *turn_policy_deny(const struct turn_policy *p, const struct sockaddr *peer,
                              bool with_port);
+/* The same verdict; on a denial also writes into the caller's buf (TURN_POLICY_WHY_MAX bytes
+ * suffice) the rule and, for a canonicalised peer, the form and the address the rule was
+ * applied to: "loopback 127.0.0.0/8 (IPv4-mapped 127.0.0.1)". Returns buf, or NULL (buf
+ * untouched) when the peer is allowed. Formats only on a denial. */
+const char *turn_policy_explain(const struct turn_policy *p, const struct sockaddr *peer,
+                                bool with_port, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- auth.c: credentials */
 
