@@ -39,8 +39,15 @@ static const struct ml_cfg_section sec_net = {"net", net_cfg_keys,
 static const struct ml_cfg_section sec_turn = {"turn", turn_cfg_keys,
                                                offsetof(struct app_config, turn)};
 
+static const struct ml_cfg_section sec_database = {"database", db_cfg_keys,
+                                                   offsetof(struct app_config, database)};
+static const struct ml_cfg_section sec_control = {"control", cp_cfg_keys,
+                                                  offsetof(struct app_config, control)};
+static const struct ml_cfg_section sec_auth = {"auth", cp_auth_cfg_keys,
+                                               offsetof(struct app_config, auth)};
+
 const struct ml_cfg_section *const app_cfg_sections[] = {
-    &sec_daemon, &sec_log, &sec_net, &sec_turn, NULL,
+    &sec_daemon, &sec_log, &sec_net, &sec_turn, &sec_database, &sec_control, &sec_auth, NULL,
 };
 
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,

@@ -4,6 +4,8 @@
 #define ML_APP_H
 
 #include "common/common.h"
+#include "control/cp.h"
+#include "db/db.h"
 #include "net/net.h"
 #include "turn/turn.h"
 
@@ -24,6 +26,9 @@ struct app_config {
     struct app_log_config log;
     struct net_config net;
     struct turn_config turn;
+    struct db_config database;
+    struct cp_config control;
+    struct cp_auth_config auth;
 };
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */

@@ -24,6 +24,7 @@ struct app {
     struct event_base *base;
     struct net_engine *engine;
     struct turn_server *turn;
+    struct cp *cp; /* the control plane; NULL on a TURN-only node */
     struct event *sig_term, *sig_int, *sig_hup;
 };
 
@@ -36,6 +37,7 @@ static void usage(FILE *out)
             "  -s, --set S.K=VALUE   set key K of section S, after the file (repeatable)\n"
             "      --check-config    check the configuration and exit (0 when valid)\n"
             "      --dump-config     print the effective configuration and exit\n"
+            "      --migrate         apply the pending database migrations (sql/) and exit\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and every configuration key\n\n"
             "Signals: SIGTERM and SIGINT stop; SIGHUP reloads the keys marked reloadable.\n"
@@ -129,8 +131,50 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     }
     app_config_free(&next);
     apply_log(&app->cfg);
+    if (app->cp)
+        cp_reload_turn(app->cp, &app->cfg.turn);
     turn_server_reload(app->turn, &app->cfg.turn);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
+}
+
+/* Applies the pending schema migrations (--migrate, database.migrate-on-start). */
+static int migrate(const struct app_config *cfg)
+{
+    char err[512];
+    unsigned applied = 0;
+    const char *dir = db_migrations_dir(&cfg->database);
+    if (db_migrate(cfg->database.url, dir, &applied, err, sizeof err) < 0) {
+        ML_ERROR("app", "migration failed: %s", err);
+        return -1;
+    }
+    ML_NOTICE("app", "database schema up to date (%u migration%s applied from %s)", applied,
+              applied == 1 ? "" : "s", dir);
+    return 0;
+}
+
+/* Starts the control plane when control.listen is set: HTTP on its own thread, the database
+ * pool. Its failure to start stops the daemon; a database that is down does not. */
+static int start_control(struct app *app)
+{
+    char err[512];
+    if (!app->cfg.control.listen)
+        return 0;
+    if (app->cfg.database.migrate_on_start && migrate(&app->cfg) < 0)
+        return -1;
+    app->cp = cp_new(&app->cfg.control, &app->cfg.auth, &app->cfg.turn, &app->cfg.database, err,
+                     sizeof err);
+    if (!app->cp) {
+        ML_ERROR("app", "control plane: %s", err);
+        return -1;
+    }
+    /* issue #5 connects the relay's revocation here: cp_set_revoke_hook(app->cp, ...) */
+    if (cp_start(app->cp, err, sizeof err) < 0) {
+        ML_ERROR("app", "control plane: %s", err);
+        return -1;
+    }
+    ML_NOTICE("app", "control plane listening on http://%s (port %d)", app->cfg.control.listen,
+              cp_port(app->cp));
+    return 0;
 }
 
 static int run(struct app *app)
@@ -179,6 +223,8 @@ static int run(struct app *app)
         ML_ERROR("app", "cannot install signal handlers");
         goto out;
     }
+    if (start_control(app) < 0)
+        goto out;
     for (size_t i = 0; i < neps; i++) {
         char a[ML_ADDR_STRLEN];
         ML_NOTICE("app", "listening on %s://%s", net_transport_name(eps[i].transport),
@@ -195,6 +241,7 @@ out:
         event_free(app->sig_int);
     if (app->sig_hup)
         event_free(app->sig_hup);
+    cp_free(app->cp);
     net_engine_free(app->engine);
     turn_server_free(app->turn);
     free(eps);
@@ -208,18 +255,19 @@ out:
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_DUMP };
+    enum { OPT_CHECK = 256, OPT_DUMP, OPT_MIGRATE };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"dump-config", no_argument, NULL, OPT_DUMP},
+        {"migrate", no_argument, NULL, OPT_MIGRATE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static struct app app;
-    bool check = false, dump = false;
+    bool check = false, dump = false, migrate_only = false;
     char err[512];
     int c;
     ml_log_set_thread("main");
@@ -240,6 +288,9 @@ int main(int argc, char **argv)
             break;
         case OPT_DUMP:
             dump = true;
+            break;
+        case OPT_MIGRATE:
+            migrate_only = true;
             break;
         case 'V':
             printf("meetlited %s\n", PACKAGE_VERSION);
@@ -269,6 +320,11 @@ int main(int argc, char **argv)
     } else if (dump) {
         dump_config(&app.cfg);
         rc = 0;
+    } else if (migrate_only) {
+        ml_log_open("meetlited", false);
+        apply_log(&app.cfg);
+        rc = migrate(&app.cfg) < 0 ? 1 : 0;
+        ml_log_close();
     } else {
         rc = run(&app);
     }

@@ -1,0 +1,1028 @@
+/* The REST API: one handler per endpoint (control-plane thread: checks, then a database job)
+ * and its work function (database thread: one prepared statement, most of them one SQL
+ * function = one transaction, plus hashing and signing). */
+#include "config.h"
+
+#include "control/cp-int.h"
+
+#include <argon2.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBSYS "api"
+
+/* ------------------------------------------------------------------ helpers */
+
+static bool is_uuid(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* caps[0] names a meeting by id or by join code (abc-defg-hij). false: it names nothing. */
+static bool parse_ref(struct cp_req *req)
+{
+    const char *r = req->caps[0];
+    if (is_uuid(r)) {
+        ml_strlcpy(req->ref_id, r, sizeof req->ref_id);
+        lower(req->ref_id);
+        return true;
+    }
+    if (strlen(r) != 12 || r[3] != '-' || r[8] != '-')
+        return false;
+    for (int i = 0; i < 12; i++)
+        if (i != 3 && i != 8 && !isalpha((unsigned char)r[i]))
+            return false;
+    ml_strlcpy(req->ref_code, r, sizeof req->ref_code);
+    lower(req->ref_code);
+    return true;
+}
+
+static const char *nz(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* Splits a PostgreSQL text[] ("{a,b}") of plain words into req->revoked. */
+static void take_revoked(struct cp_req *req, const char *arr)
+{
+    if (!arr || arr[0] != '{')
+        return;
+    const char *p = arr + 1;
+    while (*p && *p != '}') {
+        const char *end = p + strcspn(p, ",}");
+        size_t n = (size_t)(end - p);
+        if (n && n < 128) {
+            char **v = realloc(req->revoked, (req->nrevoked + 1) * sizeof *v);
+            if (!v)
+                abort();
+            req->revoked = v;
+            req->revoked[req->nrevoked] = strndup(p, n);
+            if (!req->revoked[req->nrevoked])
+                abort();
+            req->nrevoked++;
+        }
+        p = *end == ',' ? end + 1 : end;
+    }
+}
+
+/* A failed statement: the log line for operators, the answer for the client. */
+static enum db_status sql_failed(struct cp_req *req, struct db_conn *c, PGresult *r,
+                                 const char *action)
+{
+    if (!r)
+        return DB_UNAVAILABLE;
+    const char *state = db_sqlstate(r);
+    if (!strcmp(state, "23503")) {
+        cp_job_err(req, CP_E_INVALID_TOKEN, "the account of this token no longer exists");
+    } else if (!strcmp(state, "57014") || !strncmp(state, "08", 2) || !strcmp(state, "57P01")) {
+        PQclear(r);
+        return DB_UNAVAILABLE;
+    } else {
+        ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, req->request_id, state,
+                 PQresultErrorMessage(r));
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+    }
+    (void)c;
+    PQclear(r);
+    return DB_FAILED;
+}
+
+static bool tuples(PGresult *r)
+{
+    return r && PQresultStatus(r) == PGRES_TUPLES_OK;
+}
+
+/* An access token for a user (database thread). */
+static char *access_token(struct cp *cp, const char *user_id, const char *name, int64_t *exp)
+{
+    int64_t now = ml_wall_s();
+    *exp = now + cp->auth.token_lifetime_s;
+    json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer, "aud",
+                          cp->auth.jwt_audience, "sub", user_id, "name", name ? name : "", "iat",
+                          (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)*exp);
+    char *tok = c ? cp_jwt_sign(&cp->key, c) : NULL;
+    json_decref(c);
+    return tok;
+}
+
+/* {"user":..., "token":..., "token_type":"Bearer", "expires_in":...} from a user JSON text. */
+static void token_answer(struct cp *cp, struct cp_req *req, int status, const char *user_json,
+                         const char *user_id, const char *name)
+{
+    int64_t exp;
+    json_t *user = json_loads(user_json, 0, NULL);
+    char *tok = access_token(cp, user_id, name, &exp);
+    if (!user || !tok) {
+        json_decref(user);
+        free(tok);
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return;
+    }
+    json_t *o = json_pack("{s:o,s:s,s:s,s:I}", "user", user, "token", tok, "token_type",
+                          "Bearer", "expires_in", (json_int_t)cp->auth.token_lifetime_s);
+    free(tok);
+    cp_job_json(req, status, o);
+}
+
+enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz)
+{
+    if (!authz)
+        return CP_E_UNAUTHENTICATED;
+    if (strncasecmp(authz, "Bearer ", 7) != 0)
+        return CP_E_UNAUTHENTICATED;
+    const char *tok = authz + 7;
+    while (*tok == ' ')
+        tok++;
+    struct cp_jwt_expect ex = {cp->auth.jwt_issuer, cp->auth.jwt_audience, cp->auth.leeway_s,
+                               ml_wall_s()};
+    jwt_t *j = NULL;
+    enum cp_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
+    if (e != CP_OK)
+        return e;
+    const char *sub = jwt_get_grant(j, "sub");
+    const char *name = jwt_get_grant(j, "name");
+    if (!sub || !is_uuid(sub)) {
+        jwt_free(j);
+        return CP_E_INVALID_TOKEN;
+    }
+    ml_strlcpy(req->user.id, sub, sizeof req->user.id);
+    ml_strlcpy(req->user.name, name ? name : "", sizeof req->user.name);
+    jwt_free(j);
+    return CP_OK;
+}
+
+/* ------------------------------------------------------------------ statements */
+
+static const struct db_stmt st_signup = {
+    "signup",
+    "WITH u AS (INSERT INTO users (email, display_name, password_hash, signup_method) "
+    "VALUES ($1, $2, $3, 'password') ON CONFLICT DO NOTHING RETURNING *) "
+    "SELECT u.id, json_build_object('id', u.id, 'email', u.email, 'display_name', "
+    "u.display_name, 'signup_method', u.signup_method, 'created_at', u.created_at) FROM u",
+    3};
+static const struct db_stmt st_login = {
+    "login",
+    "SELECT u.id, u.password_hash, u.display_name, json_build_object('id', u.id, 'email', "
+    "u.email, 'display_name', u.display_name, 'signup_method', u.signup_method, 'created_at', "
+    "u.created_at) FROM users u WHERE lower(u.email) = lower($1)",
+    1};
+static const struct db_stmt st_oidc = {
+    "oidc",
+    "SELECT o.outcome, u.id, u.display_name, json_build_object('id', u.id, 'email', u.email, "
+    "'display_name', u.display_name, 'signup_method', u.signup_method, 'created_at', "
+    "u.created_at) FROM ml_oidc_user($1, $2, $3, $4) o LEFT JOIN users u ON u.id = o.user_id",
+    4};
+static const struct db_stmt st_me = {
+    "me",
+    "SELECT json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name, "
+    "'signup_method', u.signup_method, 'oidc_issuer', u.oidc_issuer, 'created_at', "
+    "u.created_at) FROM users u WHERE u.id = $1",
+    1};
+static const struct db_stmt st_ice = {
+    "ice",
+    "INSERT INTO turn_credentials (user_id, username, expires_at) "
+    "SELECT u.id, $2, to_timestamp($3::bigint) FROM users u WHERE u.id = $1 RETURNING id",
+    3};
+static const struct db_stmt st_create = {
+    "create",
+    "WITH m AS (INSERT INTO meetings (code, title, host_id, expires_at, max_participants) "
+    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), $5) RETURNING *), "
+    "a AS (INSERT INTO audit_log (actor_id, meeting_id, action) "
+    "SELECT $3, m.id, 'meeting.create' FROM m) "
+    "SELECT m.id, ml_meeting_json(ROW(m.*)::meetings, $3) FROM m",
+    5};
+static const struct db_stmt st_list = {
+    "list",
+    "SELECT json_build_object('meetings', coalesce(json_agg(ml_meeting_json(m, $1) "
+    "ORDER BY m.created_at DESC), '[]'::json)) FROM (SELECT * FROM meetings x WHERE "
+    "x.host_id = $1 OR x.id IN (SELECT p.meeting_id FROM participants p WHERE p.user_id = $1 "
+    "AND NOT p.removed) ORDER BY x.created_at DESC LIMIT $2) m",
+    2};
+static const struct db_stmt st_status_id = {
+    "status_id", "SELECT ml_meeting_json(m, $2) FROM meetings m WHERE m.id = $1", 2};
+static const struct db_stmt st_status_code = {
+    "status_code", "SELECT ml_meeting_json(m, $2) FROM meetings m WHERE m.code = $1", 2};
+static const struct db_stmt st_join = {
+    "join",
+    "SELECT outcome, meeting_id, meeting_code, meeting_expires, participant_id, role, "
+    "display_name, cred_username, cred_expires, rejoined, revoked "
+    "FROM ml_join($1, $2, $3, $4, $5)",
+    5};
+static const struct db_stmt st_leave = {
+    "leave", "SELECT outcome, meeting_id, meeting_ended, revoked FROM ml_leave($1, $2, $3)", 3};
+static const struct db_stmt st_end = {
+    "end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, $2, $3)", 3};
+static const struct db_stmt st_remove = {
+    "remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, $2, $3, $4)", 4};
+static const struct db_stmt st_role = {
+    "role",
+    "SELECT outcome, meeting_id, participant, revoked FROM ml_set_role($1, $2, $3, $4, $5)", 5};
+static const struct db_stmt st_sweep = {
+    "sweep",
+    "WITH m AS (UPDATE meetings SET status = 'EXPIRED', ended_at = now() "
+    "WHERE status = 'ACTIVE' AND expires_at <= now() RETURNING id), "
+    "p AS (UPDATE participants SET left_at = now() WHERE left_at IS NULL "
+    "AND meeting_id IN (SELECT id FROM m) RETURNING id), "
+    "c AS (UPDATE turn_credentials SET revoked_at = now() WHERE revoked_at IS NULL "
+    "AND participant_id IN (SELECT id FROM p) RETURNING username) "
+    "SELECT (SELECT count(*) FROM m), (SELECT coalesce(array_agg(DISTINCT username), '{}') "
+    "FROM c)",
+    0};
+
+/* The meeting's outcome words of the SQL functions, as errors. */
+static enum cp_err outcome_err(const char *o)
+{
+    static const struct {
+        const char *word;
+        enum cp_err err;
+    } map[] = {
+        {"not_found", CP_E_NO_MEETING},       {"ended", CP_E_MEETING_ENDED},
+        {"expired", CP_E_MEETING_EXPIRED},    {"removed", CP_E_REMOVED},
+        {"full", CP_E_MEETING_FULL},          {"forbidden", CP_E_NOT_ADMIN},
+        {"participant_not_found", CP_E_NO_PARTICIPANT}, {"host", CP_E_HOST_PROTECTED},
+        {"not_joined", CP_E_NOT_JOINED},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
+        if (!strcmp(o, map[i].word))
+            return map[i].err;
+    return CP_E_INTERNAL;
+}
+
+/* ------------------------------------------------------------------ health */
+
+static void h_health(struct cp *cp, struct cp_req *req)
+{
+    unsigned up = db_pool_up(cp->pool);
+    if (!up) {
+        cp_reply_err(req, CP_E_UNAVAILABLE, NULL);
+        return;
+    }
+    cp_reply_json(req, 200, json_pack("{s:s,s:s,s:i}", "status", "ok", "database", "up",
+                                      "connections", (int)up));
+}
+
+/* ------------------------------------------------------------------ accounts */
+
+struct signup_in {
+    char email[256];
+    char password[1028];
+    char display_name[404];
+    bool has_display_name;
+};
+static const struct cp_param signup_params[] = {
+    {"email", CP_P_EMAIL, CP_P_REQUIRED | CP_P_TRIM, 3, 254, offsetof(struct signup_in, email),
+     256, CP_P_NOHAS, NULL},
+    {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct signup_in, password), 1028,
+     CP_P_NOHAS, NULL},
+    {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
+     offsetof(struct signup_in, display_name), 404, offsetof(struct signup_in, has_display_name),
+     NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_signup(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = req->cp;
+    struct signup_in *in = req->params;
+    uint8_t salt[16];
+    char hash[160];
+    ml_random(salt, sizeof salt);
+    int rc = argon2id_hash_encoded((uint32_t)cp->auth.argon2_iterations,
+                                   (uint32_t)cp->auth.argon2_memory_kib, 1, in->password,
+                                   strlen(in->password), salt, sizeof salt, 32, hash, sizeof hash);
+    ml_wipe(in->password, sizeof in->password);
+    if (rc != ARGON2_OK) {
+        ML_ERROR(SUBSYS, "argon2id failed (rid=%s): %s", req->request_id, argon2_error_message(rc));
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    const char *p[] = {in->email, in->display_name, hash};
+    PGresult *r = db_exec(c, &st_signup, p);
+    if (!tuples(r))
+        return sql_failed(req, c, r, "signup");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        cp_job_err(req, CP_E_EMAIL_TAKEN, NULL);
+        return DB_FAILED;
+    }
+    token_answer(cp, req, 201, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), in->display_name);
+    PQclear(r);
+    return DB_OK;
+}
+
+static void h_signup(struct cp *cp, struct cp_req *req)
+{
+    struct signup_in *in = req->params;
+    size_t chars = 0;
+    cp_utf8_valid(in->password, strlen(in->password), &chars);
+    if ((long long)chars < cp->auth.password_min) {
+        char msg[96];
+        ml_snprintf(msg, sizeof msg, "password: at least %lld characters",
+                    cp->auth.password_min);
+        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        return;
+    }
+    if (!in->has_display_name) { /* the local part of the address */
+        ml_strlcpy(in->display_name, in->email, sizeof in->display_name);
+        char *at = strchr(in->display_name, '@');
+        if (at)
+            *at = 0;
+        if (strlen(in->display_name) > 100)
+            in->display_name[100] = 0;
+    }
+    cp_submit(req, w_signup);
+}
+
+struct login_in {
+    char email[256];
+    char password[1028];
+};
+static const struct cp_param login_params[] = {
+    {"email", CP_P_STRING, CP_P_REQUIRED | CP_P_TRIM, 1, 254, offsetof(struct login_in, email),
+     256, CP_P_NOHAS, NULL},
+    {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct login_in, password), 1028,
+     CP_P_NOHAS, NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_login(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = req->cp;
+    struct login_in *in = req->params;
+    const char *p[] = {in->email};
+    PGresult *r = db_exec(c, &st_login, p);
+    if (!tuples(r)) {
+        ml_wipe(in->password, sizeof in->password);
+        return sql_failed(req, c, r, "login");
+    }
+    bool found = PQntuples(r) == 1 && !PQgetisnull(r, 0, 1);
+    /* an unknown account costs the same hash as a known one */
+    const char *hash = found ? PQgetvalue(r, 0, 1) : cp->dummy_hash;
+    bool ok = argon2id_verify(hash, in->password, strlen(in->password)) == ARGON2_OK && found;
+    ml_wipe(in->password, sizeof in->password);
+    if (!ok) {
+        PQclear(r);
+        req->login_failed = true;
+        cp_job_err(req, CP_E_BAD_CREDENTIALS, NULL);
+        return DB_FAILED;
+    }
+    token_answer(cp, req, 200, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return DB_OK;
+}
+
+static void login_keys(struct cp_req *req, char *acct, size_t alen, char *addr, size_t adlen)
+{
+    struct login_in *in = req->params;
+    ml_snprintf(acct, alen, "acct:%s", in->email);
+    lower(acct);
+    ml_snprintf(addr, adlen, "addr:%s", req->peer);
+}
+
+static void login_done(struct cp *cp, struct cp_req *req)
+{
+    char acct[300], addr[96];
+    login_keys(req, acct, sizeof acct, addr, sizeof addr);
+    if (req->login_failed) {
+        cp_limiter_fail(cp->limiter, acct, cp->auth.login_window_s);
+        cp_limiter_fail(cp->limiter, addr, cp->auth.login_window_s);
+        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->peer,
+                       req->request_id);
+    } else if (req->err == CP_OK) {
+        cp_limiter_reset(cp->limiter, acct);
+    }
+}
+
+static void h_login(struct cp *cp, struct cp_req *req)
+{
+    char acct[300], addr[96];
+    unsigned retry = 0;
+    login_keys(req, acct, sizeof acct, addr, sizeof addr);
+    if (cp_limiter_blocked(cp->limiter, acct, cp->auth.login_max_failures,
+                           cp->auth.login_window_s, &retry) ||
+        cp_limiter_blocked(cp->limiter, addr, cp->auth.login_max_failures_addr,
+                           cp->auth.login_window_s, &retry)) {
+        struct login_in *in = req->params;
+        ml_wipe(in->password, sizeof in->password);
+        req->retry_after_s = retry;
+        cp_reply_err(req, CP_E_RATE_LIMITED, NULL);
+        return;
+    }
+    req->on_done = login_done;
+    cp_submit(req, w_login);
+}
+
+struct oidc_in {
+    char id_token[CP_JWT_MAX + 1];
+};
+static const struct cp_param oidc_params[] = {
+    {"id_token", CP_P_STRING, CP_P_REQUIRED, 1, CP_JWT_MAX, offsetof(struct oidc_in, id_token),
+     CP_JWT_MAX + 1, CP_P_NOHAS, NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = req->cp;
+    struct oidc_in *in = req->params;
+    struct cp_jwt_expect ex = {cp->auth.oidc_issuer, cp->auth.oidc_audience, cp->auth.leeway_s,
+                               ml_wall_s()};
+    jwt_t *j = NULL;
+    enum cp_err e = cp_jwks_verify(&cp->jwks, in->id_token, &ex, &j);
+    if (e != CP_OK) {
+        cp_job_err(req, e, "the ID token is not valid");
+        return DB_FAILED;
+    }
+    const char *sub = jwt_get_grant(j, "sub");
+    const char *email = jwt_get_grant(j, "email");
+    const char *name = jwt_get_grant(j, "name");
+    const char *ev_s = jwt_get_grant(j, "email_verified");
+    errno = 0;
+    int ev = jwt_get_grant_bool(j, "email_verified");
+    bool verified = (errno == 0 && ev == 1) || (ev_s && !strcmp(ev_s, "true"));
+    char dn[404], em[256];
+    size_t chars;
+    if (!sub || !*sub || strlen(sub) > 255 || !cp_utf8_valid(sub, strlen(sub), NULL) || !email ||
+        strlen(email) > 254 || !strchr(email, '@') || !cp_utf8_valid(email, strlen(email), NULL)) {
+        jwt_free(j);
+        cp_job_err(req, CP_E_INVALID_TOKEN, "the ID token lacks sub or email");
+        return DB_FAILED;
+    }
+    if (!verified) {
+        jwt_free(j);
+        cp_job_err(req, CP_E_EMAIL_UNVERIFIED, NULL);
+        return DB_FAILED;
+    }
+    ml_strlcpy(em, email, sizeof em);
+    if (name && *name && cp_utf8_valid(name, strlen(name), &chars) && chars <= 100 &&
+        strlen(name) < sizeof dn) {
+        ml_strlcpy(dn, name, sizeof dn);
+    } else {
+        ml_strlcpy(dn, email, sizeof dn);
+        char *at = strchr(dn, '@');
+        if (at)
+            *at = 0;
+        dn[100] = 0;
+    }
+    char subc[256];
+    ml_strlcpy(subc, sub, sizeof subc);
+    jwt_free(j);
+    const char *p[] = {cp->auth.oidc_issuer, subc, em, dn};
+    PGresult *r = db_exec(c, &st_oidc, p);
+    if (!tuples(r) || PQntuples(r) != 1)
+        return sql_failed(req, c, r, "oidc sign-in");
+    const char *outcome = PQgetvalue(r, 0, 0);
+    if (!strcmp(outcome, "conflict")) {
+        PQclear(r);
+        cp_job_err(req, CP_E_ACCOUNT_CONFLICT, NULL);
+        return DB_FAILED;
+    }
+    ml_snprintf(req->log_note, sizeof req->log_note, "oidc=%s", outcome);
+    token_answer(cp, req, !strcmp(outcome, "created") ? 201 : 200, PQgetvalue(r, 0, 3),
+                 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return DB_OK;
+}
+
+static void h_oidc(struct cp *cp, struct cp_req *req)
+{
+    if (!cp->oidc) {
+        cp_reply_err(req, CP_E_OIDC_DISABLED, NULL);
+        return;
+    }
+    cp_submit(req, w_oidc);
+}
+
+/* A statement whose one value is the answer's JSON text (absent row: err). */
+static enum db_status json_row(struct cp_req *req, struct db_conn *c, const struct db_stmt *st,
+                               const char *const *p, enum cp_err absent, const char *action)
+{
+    PGresult *r = db_exec(c, st, p);
+    if (!tuples(r))
+        return sql_failed(req, c, r, action);
+    if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        cp_job_err(req, absent, NULL);
+        return DB_FAILED;
+    }
+    char *resp = malloc(LWS_PRE + (size_t)PQgetlength(r, 0, 0) + 1);
+    if (!resp)
+        abort();
+    memcpy(resp + LWS_PRE, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    free(req->resp);
+    req->resp = resp;
+    req->resp_len = (size_t)PQgetlength(r, 0, 0);
+    req->status = 200;
+    req->err = CP_OK;
+    PQclear(r);
+    return DB_OK;
+}
+
+static enum db_status w_me(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {req->user.id};
+    return json_row(req, c, &st_me, p, CP_E_INVALID_TOKEN, "me");
+}
+
+static void h_me(struct cp *cp, struct cp_req *req)
+{
+    cp_submit(req, w_me);
+}
+
+/* The URIs handed out, and a REST credential for id expiring at expiry. */
+static json_t *ice_servers(struct cp *cp, const char *user, const char *pass)
+{
+    json_t *stun = json_array(), *turn = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(cp->turn_uris, i, u)
+    {
+        const char *s = json_string_value(u);
+        json_array_append(strncmp(s, "stun", 4) == 0 ? stun : turn, u);
+    }
+    json_t *list = json_array();
+    if (json_array_size(stun))
+        json_array_append_new(list, json_pack("{s:o}", "urls", stun));
+    else
+        json_decref(stun);
+    if (json_array_size(turn))
+        json_array_append_new(list, json_pack("{s:o,s:s,s:s}", "urls", turn, "username", user,
+                                              "credential", pass));
+    else
+        json_decref(turn);
+    return list;
+}
+
+static enum db_status w_ice(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = req->cp;
+    char secret[512], user[128], pass[64], exp_s[24];
+    int64_t exp = ml_wall_s() + cp->cfg.credential_ttl_s;
+    cp_turn_secret(cp, secret, sizeof secret);
+    int rc = turn_rest_credential(secret, req->user.id, exp, user, sizeof user, pass, sizeof pass);
+    ml_wipe(secret, sizeof secret);
+    if (rc < 0) {
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    ml_snprintf(exp_s, sizeof exp_s, "%lld", (long long)exp);
+    const char *p[] = {req->user.id, user, exp_s};
+    PGresult *r = db_exec(c, &st_ice, p);
+    if (!tuples(r))
+        return sql_failed(req, c, r, "ice-servers");
+    bool known = PQntuples(r) == 1;
+    PQclear(r);
+    if (!known) {
+        cp_job_err(req, CP_E_INVALID_TOKEN, "the account of this token no longer exists");
+        return DB_FAILED;
+    }
+    cp_job_json(req, 200,
+                json_pack("{s:s,s:s,s:I,s:O,s:o}", "username", user, "password", pass, "ttl",
+                          (json_int_t)cp->cfg.credential_ttl_s, "uris", cp->turn_uris,
+                          "iceServers", ice_servers(cp, user, pass)));
+    return DB_OK;
+}
+
+static void h_ice(struct cp *cp, struct cp_req *req)
+{
+    cp_submit(req, w_ice);
+}
+
+/* ------------------------------------------------------------------ meetings */
+
+struct create_in {
+    char title[804];
+    long long duration_s;
+    long long max_participants;
+    bool has_duration, has_max;
+};
+static const struct cp_param create_params[] = {
+    {"title", CP_P_STRING, CP_P_REQUIRED | CP_P_NO_CTRL | CP_P_TRIM, 1, 200,
+     offsetof(struct create_in, title), 804, CP_P_NOHAS, NULL},
+    {"duration_s", CP_P_INT, 0, 1, 31 * 86400, offsetof(struct create_in, duration_s), 0,
+     offsetof(struct create_in, has_duration), NULL},
+    {"max_participants", CP_P_INT, 0, 1, 100000, offsetof(struct create_in, max_participants), 0,
+     offsetof(struct create_in, has_max), NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static void make_code(char code[13])
+{
+    uint8_t r[10];
+    ml_random(r, sizeof r);
+    int k = 0;
+    for (int i = 0; i < 12; i++) {
+        if (i == 3 || i == 8) {
+            code[i] = '-';
+            continue;
+        }
+        code[i] = (char)('a' + r[k++] % 26);
+    }
+    code[12] = 0;
+}
+
+static enum db_status w_create(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct create_in *in = req->params;
+    char dur[24], max[24], code[13];
+    ml_snprintf(dur, sizeof dur, "%lld", in->duration_s);
+    ml_snprintf(max, sizeof max, "%lld", in->max_participants);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        make_code(code);
+        const char *p[] = {code, in->title, req->user.id, dur, max};
+        PGresult *r = db_exec(c, &st_create, p);
+        if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && !strcmp(db_sqlstate(r), "23505")) {
+            PQclear(r); /* the code is taken: draw another */
+            continue;
+        }
+        if (!tuples(r) || PQntuples(r) != 1)
+            return sql_failed(req, c, r, "create meeting");
+        ml_snprintf(req->location, sizeof req->location, "/api/v1/meetings/%s",
+                    PQgetvalue(r, 0, 0));
+        ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s", PQgetvalue(r, 0, 0));
+        size_t n = (size_t)PQgetlength(r, 0, 1);
+        free(req->resp);
+        req->resp = malloc(LWS_PRE + n + 1);
+        if (!req->resp)
+            abort();
+        memcpy(req->resp + LWS_PRE, PQgetvalue(r, 0, 1), n);
+        req->resp_len = n;
+        req->status = 201;
+        PQclear(r);
+        return DB_OK;
+    }
+    cp_job_err(req, CP_E_INTERNAL, "could not draw a free meeting code");
+    return DB_FAILED;
+}
+
+static void h_create(struct cp *cp, struct cp_req *req)
+{
+    struct create_in *in = req->params;
+    char msg[128];
+    if (!in->has_duration)
+        in->duration_s = cp->cfg.default_duration_s;
+    if (!in->has_max)
+        in->max_participants = cp->cfg.default_participants;
+    if (in->duration_s < cp->cfg.min_duration_s || in->duration_s > cp->cfg.max_duration_s) {
+        ml_snprintf(msg, sizeof msg, "duration_s: must be %lld to %lld", cp->cfg.min_duration_s,
+                    cp->cfg.max_duration_s);
+        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        return;
+    }
+    if (in->max_participants > cp->cfg.max_participants) {
+        ml_snprintf(msg, sizeof msg, "max_participants: at most %lld", cp->cfg.max_participants);
+        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        return;
+    }
+    cp_submit(req, w_create);
+}
+
+static enum db_status w_list(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    char lim[24];
+    ml_snprintf(lim, sizeof lim, "%lld", req->cp->cfg.meetings_list_max);
+    const char *p[] = {req->user.id, lim};
+    return json_row(req, c, &st_list, p, CP_E_INTERNAL, "list meetings");
+}
+
+static void h_list(struct cp *cp, struct cp_req *req)
+{
+    cp_submit(req, w_list);
+}
+
+static enum db_status w_status(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {req->ref_id[0] ? req->ref_id : req->ref_code, req->user.id};
+    return json_row(req, c, req->ref_id[0] ? &st_status_id : &st_status_code, p,
+                    CP_E_NO_MEETING, "meeting status");
+}
+
+static void h_status(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_ref(req)) {
+        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_status);
+}
+
+struct join_in {
+    char display_name[404];
+    bool has_display_name;
+};
+static const struct cp_param join_params[] = {
+    {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
+     offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name),
+     NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_join(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = req->cp;
+    struct join_in *in = req->params;
+    char ttl[24];
+    ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id,
+                       in->has_display_name ? in->display_name : NULL, ttl};
+    PGresult *r = db_exec(c, &st_join, p);
+    if (!tuples(r) || PQntuples(r) != 1)
+        return sql_failed(req, c, r, "join");
+    take_revoked(req, PQgetvalue(r, 0, 10));
+    const char *outcome = PQgetvalue(r, 0, 0);
+    if (strcmp(outcome, "ok") != 0) {
+        if (!PQgetisnull(r, 0, 1))
+            ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s", PQgetvalue(r, 0, 1));
+        cp_job_err(req, outcome_err(outcome), NULL);
+        PQclear(r);
+        return DB_FAILED;
+    }
+    const char *mid = PQgetvalue(r, 0, 1), *pid = PQgetvalue(r, 0, 4);
+    long long m_exp = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    long long c_exp = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+    char secret[512], user[128], pass[64];
+    cp_turn_secret(cp, secret, sizeof secret);
+    int rc = turn_rest_credential(secret, pid, c_exp, user, sizeof user, pass, sizeof pass);
+    ml_wipe(secret, sizeof secret);
+    if (rc < 0 || strcmp(user, PQgetvalue(r, 0, 7)) != 0) {
+        PQclear(r);
+        cp_job_err(req, CP_E_INTERNAL, "cannot make the TURN credential");
+        return DB_FAILED;
+    }
+    int64_t now = ml_wall_s();
+    long long s_exp = now + cp->auth.signaling_token_lifetime_s;
+    if (s_exp > m_exp)
+        s_exp = m_exp;
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss",
+                               cp->auth.jwt_issuer, "aud", "meetlite-signaling", "sub",
+                               req->user.id, "mid", mid, "pid", pid, "role", PQgetvalue(r, 0, 5),
+                               "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
+                               (json_int_t)s_exp);
+    char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
+    json_decref(claims);
+    if (!sig) {
+        PQclear(r);
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}", "meeting_id", mid,
+        "meeting_code", PQgetvalue(r, 0, 2), "participant_id", pid, "role", PQgetvalue(r, 0, 5),
+        "display_name", PQgetvalue(r, 0, 6), "rejoined", PQgetvalue(r, 0, 9)[0] == 't',
+        "meeting_expires_at", (json_int_t)m_exp, "signaling_token", sig,
+        "signaling_token_expires_at", (json_int_t)s_exp, "iceServers",
+        ice_servers(cp, user, pass), "turn", "username", user, "password", pass, "ttl",
+        (json_int_t)ttl_left, "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
+    free(sig);
+    ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s participant=%s", mid, pid);
+    PQclear(r);
+    cp_job_json(req, 200, o);
+    return DB_OK;
+}
+
+static void h_join(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_ref(req)) {
+        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        return;
+    }
+    struct join_in *in = req->params;
+    if (!in->has_display_name && req->user.name[0]) {
+        /* the name in the token: the account's display name at login */
+        size_t chars;
+        if (cp_utf8_valid(req->user.name, strlen(req->user.name), &chars) && chars <= 100) {
+            ml_strlcpy(in->display_name, req->user.name, sizeof in->display_name);
+            in->has_display_name = true;
+        }
+    }
+    cp_submit(req, w_join);
+}
+
+/* leave, end, remove, role: one SQL function each, outcome first, revoked usernames last. */
+static enum db_status outcome_row(struct cp_req *req, struct db_conn *c, const struct db_stmt *st,
+                                  const char *const *p, const char *action, PGresult **out)
+{
+    PGresult *r = db_exec(c, st, p);
+    if (!tuples(r) || PQntuples(r) != 1)
+        return sql_failed(req, c, r, action);
+    take_revoked(req, PQgetvalue(r, 0, PQnfields(r) - 1));
+    if (!PQgetisnull(r, 0, 1))
+        ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s%s%s", PQgetvalue(r, 0, 1),
+                    req->target[0] ? " participant=" : "", req->target);
+    const char *outcome = PQgetvalue(r, 0, 0);
+    if (strcmp(outcome, "ok") != 0) {
+        cp_job_err(req, outcome_err(outcome), NULL);
+        PQclear(r);
+        return DB_FAILED;
+    }
+    *out = r;
+    return DB_OK;
+}
+
+static enum db_status w_leave(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    PGresult *r = NULL;
+    enum db_status st = outcome_row(req, c, &st_leave, p, "leave", &r);
+    if (st != DB_OK)
+        return st;
+    bool ended = PQgetvalue(r, 0, 2)[0] == 't';
+    PQclear(r);
+    cp_job_json(req, 200, json_pack("{s:b,s:b}", "left", 1, "meeting_ended", ended));
+    return DB_OK;
+}
+
+static enum db_status w_end(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    PGresult *r = NULL;
+    enum db_status st = outcome_row(req, c, &st_end, p, "end", &r);
+    if (st != DB_OK)
+        return st;
+    PQclear(r);
+    cp_job_json(req, 200, json_pack("{s:s}", "status", "ENDED"));
+    return DB_OK;
+}
+
+static enum db_status w_remove(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id, req->target};
+    PGresult *r = NULL;
+    enum db_status st = outcome_row(req, c, &st_remove, p, "remove participant", &r);
+    if (st != DB_OK)
+        return st;
+    PQclear(r);
+    cp_job_json(req, 200, json_pack("{s:b,s:s}", "removed", 1, "participant_id", req->target));
+    return DB_OK;
+}
+
+static const char *const role_names[] = {"ADMIN", "PARTICIPANT", NULL};
+struct role_in {
+    int role;
+};
+static const struct cp_param role_params[] = {
+    {"role", CP_P_ENUM, CP_P_REQUIRED, 0, 0, offsetof(struct role_in, role), 0, CP_P_NOHAS,
+     role_names},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_role(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct role_in *in = req->params;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id, req->target,
+                       role_names[in->role]};
+    PGresult *r = NULL;
+    enum db_status st = outcome_row(req, c, &st_role, p, "change role", &r);
+    if (st != DB_OK)
+        return st;
+    json_t *part = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+    PQclear(r);
+    if (!part) {
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    cp_job_json(req, 200, part);
+    return DB_OK;
+}
+
+static const struct cp_param no_params[] = {
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static void h_leave(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_ref(req)) {
+        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_leave);
+}
+
+static void h_end(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_ref(req)) {
+        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_end);
+}
+
+static bool parse_target(struct cp_req *req)
+{
+    if (!parse_ref(req))
+        return false;
+    if (!is_uuid(req->caps[1]))
+        return false;
+    ml_strlcpy(req->target, req->caps[1], sizeof req->target);
+    lower(req->target);
+    return true;
+}
+
+static void h_remove(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_target(req)) {
+        cp_reply_err(req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT
+                                                             : CP_E_NO_MEETING,
+                     NULL);
+        return;
+    }
+    cp_submit(req, w_remove);
+}
+
+static void h_role(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_target(req)) {
+        cp_reply_err(req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT
+                                                             : CP_E_NO_MEETING,
+                     NULL);
+        return;
+    }
+    cp_submit(req, w_role);
+}
+
+/* ------------------------------------------------------------------ the expiry sweep */
+
+static enum db_status w_sweep(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    PGresult *r = db_exec(c, &st_sweep, NULL);
+    if (!tuples(r) || PQntuples(r) != 1)
+        return sql_failed(req, c, r, "expiry sweep");
+    long n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    take_revoked(req, PQgetvalue(r, 0, 1));
+    if (n > 0)
+        ML_INFO(SUBSYS, "%ld meeting%s expired, %zu TURN credential%s revoked", n,
+                n == 1 ? "" : "s", req->nrevoked, req->nrevoked == 1 ? "" : "s");
+    PQclear(r);
+    return DB_OK;
+}
+
+void cp_sweep(struct cp *cp)
+{
+    if (cp->sweep_running || !cp->pool || !db_pool_up(cp->pool))
+        return;
+    struct cp_req *req = calloc(1, sizeof *req);
+    if (!req)
+        return;
+    req->cp = cp;
+    req->internal = true;
+    ml_strlcpy(req->request_id, "sweep", sizeof req->request_id);
+    cp->sweep_running = true;
+    cp_submit(req, w_sweep);
+}
+
+/* ------------------------------------------------------------------ the route table */
+
+#define AUTH CP_ROUTE_AUTH
+#define BODY CP_ROUTE_BODY
+#define P(t, s) t, sizeof(struct s)
+
+const struct cp_route cp_api_routes[] = {
+    {LWSHUMETH_GET, "/api/v1/health", h_health, 0, NULL, 0},
+    {LWSHUMETH_POST, "/api/v1/auth/signup", h_signup, BODY, P(signup_params, signup_in)},
+    {LWSHUMETH_POST, "/api/v1/auth/login", h_login, BODY, P(login_params, login_in)},
+    {LWSHUMETH_POST, "/api/v1/auth/oidc", h_oidc, BODY, P(oidc_params, oidc_in)},
+    {LWSHUMETH_GET, "/api/v1/me", h_me, AUTH, NULL, 0},
+    {LWSHUMETH_GET, "/api/v1/ice-servers", h_ice, AUTH, NULL, 0},
+    {LWSHUMETH_POST, "/api/v1/meetings", h_create, AUTH | BODY, P(create_params, create_in)},
+    {LWSHUMETH_GET, "/api/v1/meetings", h_list, AUTH, NULL, 0},
+    {LWSHUMETH_GET, "/api/v1/meetings/*", h_status, AUTH, NULL, 0},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/join", h_join, AUTH, P(join_params, join_in)},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/leave", h_leave, AUTH, no_params, 1},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/end", h_end, AUTH, no_params, 1},
+    {LWSHUMETH_DELETE, "/api/v1/meetings/*/participants/*", h_remove, AUTH, NULL, 0},
+    {LWSHUMETH_PATCH, "/api/v1/meetings/*/participants/*", h_role, AUTH | BODY,
+     P(role_params, role_in)},
+    {0, NULL, NULL, 0, NULL, 0},
+};

@@ -1,0 +1,115 @@
+/* The [control] and [auth] configuration sections: the HTTP listener, meetings' limits, the
+ * TURN credentials handed out, tokens, OpenID Connect, password hashing and login limits. */
+#include "config.h"
+
+#include "control/cp-int.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static int validate_listen(const char *value, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (!*value)
+        return 0;
+    if (ml_addr_parse(value, 0, &ss, &len) < 0 || ml_addr_port((struct sockaddr *)&ss) == 0)
+        return ml_err(err, errlen, "expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
+    return 0;
+}
+
+static int validate_url(const char *value, char *err, size_t errlen)
+{
+    if (*value && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+        return ml_err(err, errlen, "expected an http:// or https:// URL");
+    return 0;
+}
+
+#define C(f) ML_CFG_FIELD(struct cp_config, f)
+
+const struct ml_cfg_key cp_cfg_keys[] = {
+    {"listen", ML_CFG_STR, "", 0, 128, 0, C(listen), NULL, validate_listen,
+     "Address of the HTTP API (IP:PORT, e.g. 127.0.0.1:8080). Empty: no control plane (a "
+     "TURN-only node). Put a TLS proxy in front of it for the public."},
+    {"public-url", ML_CFG_STR, "", 0, 512, 0, C(public_url), NULL, validate_url,
+     "The URL clients use to reach the API (https://meet.example.org). Used for Location "
+     "headers and, when turn.listen binds a wildcard address, for the host of the TURN URIs."},
+    {"cors-origins", ML_CFG_STR, "", 0, 4096, 0, C(cors_origins), NULL, NULL,
+     "Browser origins allowed to call the API (comma list of https://host[:port], or * for "
+     "any). Empty: no CORS headers (same-origin only)."},
+    {"turn-uris", ML_CFG_STR, "", 0, 4096, 0, C(turn_uris), NULL, NULL,
+     "STUN/TURN URIs handed out in iceServers (comma list, e.g. "
+     "stun:turn.example.org:3478, turn:turn.example.org:3478?transport=udp, "
+     "turns:turn.example.org:443?transport=tcp). Empty: derived from turn.listen."},
+    {"max-body", ML_CFG_SIZE, "16k", 256, 1 << 20, 0, C(max_body), NULL, NULL,
+     "Largest request body; larger ones get 413. Bodies need a Content-Length (chunked "
+     "requests get 411)."},
+    {"max-connections", ML_CFG_INT, "10000", 16, 1000000, 0, C(max_connections), NULL, NULL,
+     "HTTP connections served at once."},
+    {"access-log", ML_CFG_BOOL, "yes", 0, 0, 0, C(access_log), NULL, NULL,
+     "Log one line per request (method, path without query, status, duration, request id, "
+     "peer) at level info."},
+    {"default-duration", ML_CFG_DURATION, "1h", 1, 31 * 86400, 0, C(default_duration_s), NULL,
+     NULL, "Duration of a meeting created without duration_s."},
+    {"min-duration", ML_CFG_DURATION, "60s", 1, 86400, 0, C(min_duration_s), NULL, NULL,
+     "Shortest duration_s a meeting may ask for."},
+    {"max-duration", ML_CFG_DURATION, "24h", 1, 31 * 86400, 0, C(max_duration_s), NULL, NULL,
+     "Longest duration_s a meeting may ask for."},
+    {"default-participants", ML_CFG_INT, "50", 1, 100000, 0, C(default_participants), NULL,
+     NULL, "Capacity of a meeting created without max_participants."},
+    {"max-participants", ML_CFG_INT, "500", 1, 100000, 0, C(max_participants), NULL, NULL,
+     "Largest max_participants a meeting may ask for."},
+    {"credential-ttl", ML_CFG_DURATION, "12h", 60, 7 * 86400, 0, C(credential_ttl_s), NULL, NULL,
+     "Lifetime of the TURN credentials handed out; a participant's never outlives its "
+     "meeting."},
+    {"sweep-interval", ML_CFG_DURATION, "10s", 1, 3600, 0, C(sweep_interval_s), NULL, NULL,
+     "How often meetings past their end time are marked EXPIRED (one UPDATE; safe with "
+     "several nodes). Requests also see an expired meeting as such at once."},
+    {"meetings-list-max", ML_CFG_INT, "100", 1, 10000, 0, C(meetings_list_max), NULL, NULL,
+     "Meetings returned by GET /api/v1/meetings (newest first)."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
+#define A(f) ML_CFG_FIELD(struct cp_auth_config, f)
+
+const struct ml_cfg_key cp_auth_cfg_keys[] = {
+    {"jwt-secret", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET, A(jwt_secret), NULL, NULL,
+     "HS256 secret of the access and signaling tokens (at least 32 bytes). One of jwt-secret "
+     "and jwt-key is needed by the control plane; every node of a fleet needs the same."},
+    {"jwt-key", ML_CFG_STR, "", 0, 4096, 0, A(jwt_key), NULL, NULL,
+     "Path of an ES256 private key (PEM, P-256) to sign tokens with instead of jwt-secret; "
+     "tokens are verified with its public key."},
+    {"jwt-issuer", ML_CFG_STR, "meetlite", 1, 256, 0, A(jwt_issuer), NULL, NULL,
+     "iss claim of the tokens we issue, checked on every token we accept."},
+    {"jwt-audience", ML_CFG_STR, "meetlite-api", 1, 256, 0, A(jwt_audience), NULL, NULL,
+     "aud claim of access tokens (signaling tokens use meetlite-signaling)."},
+    {"token-lifetime", ML_CFG_DURATION, "1h", 60, 30 * 86400, 0, A(token_lifetime_s), NULL,
+     NULL, "Lifetime of an access token from login, signup or OIDC sign-in."},
+    {"signaling-token-lifetime", ML_CFG_DURATION, "10m", 10, 86400, 0,
+     A(signaling_token_lifetime_s), NULL, NULL,
+     "Lifetime of the signaling token of a join (never beyond the meeting)."},
+    {"leeway", ML_CFG_DURATION, "30s", 0, 600, 0, A(leeway_s), NULL, NULL,
+     "Clock skew tolerated when checking exp, nbf and iat."},
+    {"oidc-issuer", ML_CFG_STR, "", 0, 512, 0, A(oidc_issuer), NULL, NULL,
+     "OpenID Connect issuer whose ID tokens POST /api/v1/auth/oidc accepts (the iss claim, "
+     "e.g. https://accounts.google.com). Empty: OIDC sign-in is off."},
+    {"oidc-audience", ML_CFG_STR, "", 0, 512, 0, A(oidc_audience), NULL, NULL,
+     "Required aud of those ID tokens: the client id registered with the issuer."},
+    {"oidc-jwks-file", ML_CFG_STR, "", 0, 4096, 0, A(oidc_jwks_file), NULL, NULL,
+     "The issuer's signing keys as a JWKS file (RS256 and ES256 keys; fetch it from the "
+     "issuer's jwks_uri and refresh it with the issuer's key rotation)."},
+    {"argon2-memory", ML_CFG_INT, "19456", 64, 4194304, 0, A(argon2_memory_kib), NULL, NULL,
+     "argon2id memory cost in KiB for new password hashes (OWASP: 19456)."},
+    {"argon2-iterations", ML_CFG_INT, "2", 1, 100, 0, A(argon2_iterations), NULL, NULL,
+     "argon2id time cost for new password hashes (OWASP: 2)."},
+    {"password-min", ML_CFG_INT, "8", 1, 128, 0, A(password_min), NULL, NULL,
+     "Shortest password accepted at signup (characters)."},
+    {"login-max-failures", ML_CFG_INT, "5", 1, 1000000, 0, A(login_max_failures), NULL, NULL,
+     "Failed logins per account within login-window before that account's logins get 429."},
+    {"login-max-failures-per-address", ML_CFG_INT, "20", 1, 1000000, 0,
+     A(login_max_failures_addr), NULL, NULL,
+     "Failed logins per client address within login-window before its logins get 429."},
+    {"login-window", ML_CFG_DURATION, "15m", 1, 86400, 0, A(login_window_s), NULL, NULL,
+     "Window of the failed-login limits."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};

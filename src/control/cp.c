@@ -1,0 +1,304 @@
+/* The control plane's life: configuration checks, keys, the TURN URIs handed out, the
+ * database pool, the libwebsockets service thread, and an orderly stop. */
+#include "config.h"
+
+#include "control/cp-int.h"
+#include "net/net.h"
+
+#include <argon2.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Copies a configuration string (NULL stays NULL). */
+static char *dup_opt(const char *s)
+{
+    return s ? ml_xstrdup(s) : NULL;
+}
+
+void cp_turn_secret(struct cp *cp, char *buf, size_t len)
+{
+    pthread_mutex_lock(&cp->turn_mu);
+    ml_strlcpy(buf, cp->turn_secret ? cp->turn_secret : "", len);
+    pthread_mutex_unlock(&cp->turn_mu);
+}
+
+/* The first secret of a comma list: new credentials are signed with it, the relay accepts
+ * every one of the list. */
+static char *first_secret(const char *list)
+{
+    if (!list)
+        return NULL;
+    while (*list == ' ' || *list == ',')
+        list++;
+    size_t n = strcspn(list, ", ");
+    return n ? strndup(list, n) : NULL;
+}
+
+void cp_reload_turn(struct cp *cp, const struct turn_config *turn)
+{
+    char *s = first_secret(turn->auth_secret);
+    if (!s)
+        return; /* keep the old one rather than stop issuing credentials */
+    pthread_mutex_lock(&cp->turn_mu);
+    char *old = cp->turn_secret;
+    cp->turn_secret = s;
+    pthread_mutex_unlock(&cp->turn_mu);
+    if (old) {
+        ml_wipe(old, strlen(old));
+        free(old);
+    }
+}
+
+static int add_uri(const char *item, void *arg)
+{
+    json_array_append_new(arg, json_string(item));
+    return 0;
+}
+
+/* The host clients should use for a wildcard listener: public-url's, else loopback. */
+static void public_host(const struct cp_config *cfg, char *buf, size_t len)
+{
+    const char *u = cfg->public_url;
+    ml_strlcpy(buf, "127.0.0.1", len);
+    if (!u)
+        return;
+    const char *h = strstr(u, "://");
+    h = h ? h + 3 : u;
+    size_t n;
+    if (*h == '[')
+        n = strcspn(h, "]") + 1;
+    else
+        n = strcspn(h, ":/");
+    if (n && n < len) {
+        memcpy(buf, h, n);
+        buf[n] = 0;
+    }
+}
+
+static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err,
+                          size_t errlen)
+{
+    cp->turn_uris = json_array();
+    if (cp->cfg.turn_uris) {
+        if (ml_list_foreach(cp->cfg.turn_uris, add_uri, cp->turn_uris) < 0)
+            return ml_err(err, errlen, "control.turn-uris: an item is too long");
+        return 0;
+    }
+    struct net_endpoint *eps = NULL;
+    size_t n = 0;
+    if (net_endpoints_parse(turn->listen, &eps, &n, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&eps[i].addr;
+        char ip[ML_ADDR_STRLEN], host[ML_ADDR_STRLEN + 2], uri[ML_ADDR_STRLEN + 40];
+        ml_ip_str(sa, ip, sizeof ip);
+        if (!strcmp(ip, "0.0.0.0") || !strcmp(ip, "::"))
+            public_host(&cp->cfg, host, sizeof host);
+        else if (sa->sa_family == AF_INET6)
+            ml_snprintf(host, sizeof host, "[%s]", ip);
+        else
+            ml_strlcpy(host, ip, sizeof host);
+        unsigned port = ml_addr_port(sa);
+        switch (eps[i].transport) {
+        case NET_UDP:
+            ml_snprintf(uri, sizeof uri, "stun:%s:%u", host, port);
+            json_array_append_new(cp->turn_uris, json_string(uri));
+            ml_snprintf(uri, sizeof uri, "turn:%s:%u?transport=udp", host, port);
+            break;
+        case NET_TCP:
+            ml_snprintf(uri, sizeof uri, "turn:%s:%u?transport=tcp", host, port);
+            break;
+        default:
+            ml_snprintf(uri, sizeof uri, "turns:%s:%u?transport=tcp", host, port);
+            break;
+        }
+        json_array_append_new(cp->turn_uris, json_string(uri));
+    }
+    free(eps);
+    return 0;
+}
+
+static int add_origin(const char *item, void *arg)
+{
+    struct cp *cp = arg;
+    char **v = realloc(cp->cors, (cp->ncors + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    cp->cors = v;
+    cp->cors[cp->ncors++] = ml_xstrdup(item);
+    return 0;
+}
+
+static void wake(void *arg)
+{
+    struct cp *cp = arg;
+    lws_cancel_service(cp->ctx);
+}
+
+struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth,
+                  const struct turn_config *turn, const struct db_config *db, char *err,
+                  size_t errlen)
+{
+    if (!cfg->listen) {
+        ml_err(err, errlen, "control.listen is empty");
+        return NULL;
+    }
+    if (!db->url) {
+        ml_err(err, errlen, "the control plane needs database.url (a libpq connection string)");
+        return NULL;
+    }
+    if (!turn->auth_secret) {
+        ml_err(err, errlen, "the control plane needs turn.auth-secret to issue TURN "
+                            "credentials (scripts/start.sh generates one)");
+        return NULL;
+    }
+    if (!auth->jwt_secret && !auth->jwt_key) {
+        ml_err(err, errlen, "the control plane needs auth.jwt-secret or auth.jwt-key to sign "
+                            "tokens");
+        return NULL;
+    }
+    if (auth->oidc_issuer && (!auth->oidc_audience || !auth->oidc_jwks_file)) {
+        ml_err(err, errlen, "auth.oidc-issuer needs auth.oidc-audience and auth.oidc-jwks-file");
+        return NULL;
+    }
+    if (cfg->min_duration_s > cfg->max_duration_s ||
+        cfg->default_duration_s < cfg->min_duration_s ||
+        cfg->default_duration_s > cfg->max_duration_s) {
+        ml_err(err, errlen, "control.default-duration must lie within control.min-duration "
+                            "and control.max-duration");
+        return NULL;
+    }
+    if (cfg->default_participants > cfg->max_participants) {
+        ml_err(err, errlen, "control.default-participants exceeds control.max-participants");
+        return NULL;
+    }
+    struct cp *cp = ml_xcalloc(1, sizeof *cp);
+    pthread_mutex_init(&cp->turn_mu, NULL);
+    /* keep what we use; strings duplicated so that a reload cannot pull them away */
+    cp->cfg = *cfg;
+    cp->cfg.listen = dup_opt(cfg->listen);
+    cp->cfg.public_url = dup_opt(cfg->public_url);
+    cp->cfg.cors_origins = dup_opt(cfg->cors_origins);
+    cp->cfg.turn_uris = dup_opt(cfg->turn_uris);
+    cp->auth = *auth;
+    cp->auth.jwt_secret = NULL;
+    cp->auth.jwt_key = dup_opt(auth->jwt_key);
+    cp->auth.jwt_issuer = dup_opt(auth->jwt_issuer);
+    cp->auth.jwt_audience = dup_opt(auth->jwt_audience);
+    cp->auth.oidc_issuer = dup_opt(auth->oidc_issuer);
+    cp->auth.oidc_audience = dup_opt(auth->oidc_audience);
+    cp->auth.oidc_jwks_file = dup_opt(auth->oidc_jwks_file);
+    cp->turn_secret = first_secret(turn->auth_secret);
+    cp->limiter = cp_limiter_new(8192);
+    uint8_t r[4];
+    ml_random(r, sizeof r);
+    ml_hex_encode(r, sizeof r, cp->rid_prefix);
+
+    if (auth->jwt_key ? cp_jwt_key_es256_file(&cp->key, auth->jwt_key, err, errlen)
+                      : cp_jwt_key_hs256(&cp->key, auth->jwt_secret, err, errlen))
+        goto fail;
+    if (auth->oidc_issuer) {
+        if (cp_jwks_load(&cp->jwks, auth->oidc_jwks_file, err, errlen) < 0)
+            goto fail;
+        cp->oidc = true;
+    }
+    if (make_turn_uris(cp, turn, err, errlen) < 0)
+        goto fail;
+    if (cfg->cors_origins && ml_list_foreach(cfg->cors_origins, add_origin, cp) < 0) {
+        ml_err(err, errlen, "control.cors-origins: an origin is too long");
+        goto fail;
+    }
+    /* the hash an unknown account is checked against, so that it costs what a known one does */
+    uint8_t salt[16], pw[16];
+    ml_random(salt, sizeof salt);
+    ml_random(pw, sizeof pw);
+    if (argon2id_hash_encoded((uint32_t)auth->argon2_iterations, (uint32_t)auth->argon2_memory_kib,
+                              1, pw, sizeof pw, salt, sizeof salt, 32, cp->dummy_hash,
+                              sizeof cp->dummy_hash) != ARGON2_OK) {
+        ml_err(err, errlen, "argon2id does not work with these auth.argon2-* settings");
+        goto fail;
+    }
+    if (cp_http_init(cp, err, errlen) < 0)
+        goto fail;
+    cp->pool = db_pool_new(db, wake, cp, err, errlen);
+    if (!cp->pool)
+        goto fail;
+    return cp;
+fail:
+    cp_free(cp);
+    return NULL;
+}
+
+void cp_set_revoke_hook(struct cp *cp, cp_revoke_fn fn, void *arg)
+{
+    cp->revoke = fn;
+    cp->revoke_arg = arg;
+}
+
+int cp_port(const struct cp *cp)
+{
+    return cp->port;
+}
+
+static void *service_main(void *arg)
+{
+    struct cp *cp = arg;
+    ml_log_set_thread("http");
+    while (!__atomic_load_n(&cp->stopping, __ATOMIC_ACQUIRE))
+        if (lws_service(cp->ctx, 0) < 0)
+            break;
+    return NULL;
+}
+
+int cp_start(struct cp *cp, char *err, size_t errlen)
+{
+    int rc = pthread_create(&cp->thread, NULL, service_main, cp);
+    if (rc)
+        return ml_err(err, errlen, "cannot start the control-plane thread: %s", strerror(rc));
+    cp->started = true;
+    return 0;
+}
+
+void cp_free(struct cp *cp)
+{
+    if (!cp)
+        return;
+    if (cp->started) {
+        __atomic_store_n(&cp->stopping, true, __ATOMIC_RELEASE);
+        lws_cancel_service(cp->ctx);
+        pthread_join(cp->thread, NULL);
+    }
+    cp->stopping = true;
+    /* closing the connections orphans the requests whose jobs still run ... */
+    if (cp->ctx) {
+        lws_sul_cancel(&cp->sweep_sul);
+        lws_context_destroy(cp->ctx);
+        cp->ctx = NULL;
+    }
+    /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
+    cp->started = false;
+    db_pool_free(cp->pool);
+    cp_jwt_key_free(&cp->key);
+    cp_jwks_free(&cp->jwks);
+    json_decref(cp->turn_uris);
+    for (size_t i = 0; i < cp->ncors; i++)
+        free(cp->cors[i]);
+    free(cp->cors);
+    cp_limiter_free(cp->limiter);
+    if (cp->turn_secret) {
+        ml_wipe(cp->turn_secret, strlen(cp->turn_secret));
+        free(cp->turn_secret);
+    }
+    free(cp->cfg.listen);
+    free(cp->cfg.public_url);
+    free(cp->cfg.cors_origins);
+    free(cp->cfg.turn_uris);
+    free(cp->auth.jwt_key);
+    free(cp->auth.jwt_issuer);
+    free(cp->auth.jwt_audience);
+    free(cp->auth.oidc_issuer);
+    free(cp->auth.oidc_audience);
+    free(cp->auth.oidc_jwks_file);
+    pthread_mutex_destroy(&cp->turn_mu);
+    free(cp);
+}

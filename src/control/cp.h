@@ -1,0 +1,66 @@
+/* The meeting control plane: HTTP routing and REST handlers on a libwebsockets service thread
+ * of its own, accounts with JWT (password and OpenID Connect), meetings and their records in
+ * PostgreSQL through the db_ pool, TURN REST credentials for participants. Prefix: cp_. */
+#ifndef ML_CP_H
+#define ML_CP_H
+
+#include "common/common.h"
+#include "db/db.h"
+#include "turn/turn.h"
+
+/* The [control] configuration section. */
+struct cp_config {
+    char *listen;       /* "127.0.0.1:8080"; NULL: the control plane is off (TURN-only node) */
+    char *public_url;   /* how clients reach us ("https://meet.example.org"); NULL: unknown */
+    char *cors_origins; /* comma list of allowed browser origins, or "*" */
+    char *turn_uris;    /* comma list handed out in iceServers; NULL: derived from turn.listen */
+    long long max_body;            /* bytes of a request body */
+    long long max_connections;     /* HTTP connections at once */
+    bool access_log;
+    long long default_duration_s, min_duration_s, max_duration_s;
+    long long default_participants, max_participants;
+    long long credential_ttl_s;    /* TURN credential lifetime (never beyond the meeting) */
+    long long sweep_interval_s;    /* how often expired meetings are closed */
+    long long meetings_list_max;   /* meetings returned by GET /api/v1/meetings */
+};
+extern const struct ml_cfg_key cp_cfg_keys[];
+
+/* The [auth] configuration section. */
+struct cp_auth_config {
+    char *jwt_secret; /* HS256 secret (>= 32 bytes) */
+    char *jwt_key;    /* path of an ES256 private key (PEM); wins over jwt_secret */
+    char *jwt_issuer, *jwt_audience;
+    long long token_lifetime_s, signaling_token_lifetime_s, leeway_s;
+    char *oidc_issuer, *oidc_audience, *oidc_jwks_file;
+    long long argon2_memory_kib, argon2_iterations;
+    long long password_min;
+    long long login_max_failures;      /* per account per window */
+    long long login_max_failures_addr; /* per client address per window */
+    long long login_window_s;
+};
+extern const struct ml_cfg_key cp_auth_cfg_keys[];
+
+/* Called on the control-plane thread for each TURN credential username revoked (a leave, a
+ * removal, a meeting's end or expiry). Issue #5 connects it to the relay. */
+typedef void (*cp_revoke_fn)(void *arg, const char *username);
+
+struct cp;
+
+/* Creates the control plane: checks the configuration (a JWT key, a TURN secret, a database
+ * URL), loads keys, makes the database pool and binds the HTTP listener. Configurations are
+ * copied. Returns NULL with err filled. */
+struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth,
+                  const struct turn_config *turn, const struct db_config *db, char *err,
+                  size_t errlen) ML_WUR;
+/* Sets the revocation hook (before cp_start, or NULL). */
+void cp_set_revoke_hook(struct cp *cp, cp_revoke_fn fn, void *arg);
+/* Starts the service thread. 0 or -1 with err filled. */
+int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
+/* The port the HTTP listener is bound to. */
+int cp_port(const struct cp *cp);
+/* Takes the new TURN shared secrets (SIGHUP). Thread-safe. */
+void cp_reload_turn(struct cp *cp, const struct turn_config *turn);
+/* Stops the thread, closes connections, drains the database pool and frees everything. */
+void cp_free(struct cp *cp);
+
+#endif

@@ -1,0 +1,100 @@
+/* The PostgreSQL subsystem: a small pool of database threads, each with its own libpq
+ * connection, fed by one job queue; results handed back to the owner's thread through a
+ * completion queue; numbered SQL migrations. Prefix: db_. Nothing here logs. */
+#ifndef ML_DB_H
+#define ML_DB_H
+
+#include "common/common.h"
+
+#include <libpq-fe.h>
+
+/* The [database] configuration section. */
+struct db_config {
+    char *url;                 /* libpq connection string; NULL: no database */
+    long long pool_size;       /* database threads (one connection each) */
+    bool migrate_on_start;     /* apply sql/NNN_*.sql at start */
+    char *migrations_dir;      /* NULL: installed pkgdatadir/sql, else the source tree's sql/ */
+    long long connect_timeout_s;
+    long long statement_timeout_ms;
+    long long max_queue;       /* queued jobs beyond which submissions fail (overload) */
+    long long reconnect_max_ms; /* the reconnect backoff grows to this */
+};
+extern const struct ml_cfg_key db_cfg_keys[];
+
+/* Outcome of a job, set by the pool (DB_UNAVAILABLE) or by the work function. */
+enum db_status {
+    DB_OK = 0,
+    DB_UNAVAILABLE, /* no connection: the caller answers 503 with Retry-After */
+    DB_FAILED,      /* the work function reported an error (its own result says which) */
+};
+
+struct db_conn;
+struct db_job;
+
+/* Runs on a database thread with a live connection. Returns DB_OK, DB_FAILED (a result
+ * recorded by the job itself), or DB_UNAVAILABLE when the connection broke under it. */
+typedef enum db_status (*db_work_fn)(struct db_conn *c, struct db_job *job);
+/* Runs on the owner's thread from db_pool_drain(), once per submitted job. */
+typedef void (*db_done_fn)(struct db_job *job);
+/* Called from a database thread when the completion queue becomes non-empty (for example
+ * lws_cancel_service): it must be safe to call from any thread. */
+typedef void (*db_wake_fn)(void *arg);
+
+/* A unit of work. The submitter embeds it in its own struct (container_of) and owns it; the
+ * pool touches only these fields, and the work function only what the submitter put there
+ * for it: never pointers into state that may die while the job runs. */
+struct db_job {
+    struct db_job *next;   /* pool private */
+    db_work_fn work;
+    db_done_fn done;
+    enum db_status status; /* set before done() runs */
+    int64_t queued_us;     /* pool private: for the queue-wait figure */
+};
+
+/* A prepared statement, declared once (static) and prepared lazily on each connection. */
+struct db_stmt {
+    const char *name; /* unique among statements */
+    const char *sql;
+    int nparams;
+};
+
+struct db_pool;
+
+/* Creates the pool and starts its threads; connections are made by the threads (so a
+ * database that is down at start is not fatal: the pool reports unavailable until it comes
+ * up). cfg is copied. Returns NULL with err filled. */
+struct db_pool *db_pool_new(const struct db_config *cfg, db_wake_fn wake, void *wake_arg,
+                            char *err, size_t errlen) ML_WUR;
+/* Stops the threads (a running job finishes; queued ones complete as DB_UNAVAILABLE and are
+ * left for a last db_pool_drain) and frees the pool. */
+void db_pool_free(struct db_pool *p);
+/* Queues a job. Returns 0, or -1 at once (job untouched, never completed) when no connection
+ * is up or the queue is full: the caller answers 503 without waiting. Any thread. */
+int db_submit(struct db_pool *p, struct db_job *job) ML_WUR;
+/* Runs done() for every finished job; call on the owner's thread after a wake. Returns the
+ * number of jobs completed. */
+unsigned db_pool_drain(struct db_pool *p);
+/* Connections up now, and the seconds a client should wait before retrying when none is. */
+unsigned db_pool_up(const struct db_pool *p);
+unsigned db_pool_retry_after_s(const struct db_pool *p);
+
+/* Runs a prepared statement (prepared on this connection at first use) with text parameters
+ * (NULL for SQL NULL). Returns the result (caller PQclear()s), or NULL when the connection
+ * broke: the work function then returns DB_UNAVAILABLE. A SQL error is a result with status
+ * PGRES_FATAL_ERROR; db_sqlstate() names it. */
+PGresult *db_exec(struct db_conn *c, const struct db_stmt *st, const char *const *params) ML_WUR;
+/* The SQLSTATE of a failed result ("23505"), or "" . */
+const char *db_sqlstate(const PGresult *r);
+/* The last error of the connection (for the caller's log line). */
+const char *db_conn_error(const struct db_conn *c);
+
+/* Applies every sql/NNN_name.sql of dir not yet recorded in schema_migrations, in order, each
+ * in its own transaction, under an advisory lock (two nodes may run it at once). Blocking.
+ * *applied receives the number applied. 0, or -1 with err filled. */
+int db_migrate(const char *url, const char *dir, unsigned *applied, char *err,
+               size_t errlen) ML_WUR;
+/* The migrations directory to use for cfg: the configured one, else the installed one, else
+ * the source tree's (running uninstalled). Never NULL. */
+const char *db_migrations_dir(const struct db_config *cfg);
+
+#endif
