@@ -1,0 +1,164 @@
+/* mlload's shared declarations: options, per-thread state, statistics. Prefix: ld_. */
+#ifndef ML_BENCH_MLLOAD_H
+#define ML_BENCH_MLLOAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+enum ld_mode {
+    LD_BINDING,
+    LD_TURN_RELAY,
+    LD_TURN_ALLOC,
+    LD_TURN_IDLE,
+    LD_REFLECT, /* a trivial Binding responder, to calibrate the generator */
+};
+
+#define LD_BATCH 64      /* datagrams per sendmmsg/recvmmsg call */
+#define LD_RX_ROUNDS 16  /* recvmmsg calls per readiness event: bounds one socket's turn */
+#define LD_PKT_MAX 2048  /* bytes: receive buffer per datagram */
+#define LD_SIZE_MAX 1400 /* bytes: largest --size payload */
+#define LD_SIZE_MIN 16   /* bytes: sender id, sequence number and send time */
+#define LD_MAX_THREADS 64
+#define LD_TEARDOWN_S 10     /* seconds allowed for freeing allocations at the end */
+#define LD_HIST_BUCKETS 2304 /* log-linear latency histogram, 1/64 relative precision */
+
+struct ld_opts {
+    enum ld_mode mode;
+    struct sockaddr_storage server;
+    socklen_t server_len;
+    struct sockaddr_storage local; /* source address of every socket (port 0) */
+    socklen_t local_len;           /* 0: let the kernel choose */
+    unsigned threads;
+    unsigned clients;     /* binding: sockets */
+    double rate;          /* packets/s offered in total; 0 = closed loop (binding) */
+    unsigned window;      /* binding closed loop: requests in flight per socket */
+    double duration_s;    /* hard cap of the sending (or holding) phase */
+    uint64_t count;       /* cap on requests, packets or allocations; 0 = none */
+    unsigned drain_ms;    /* wait for late answers after sending stops */
+    unsigned burst;       /* open loop: packets per pacing tick per thread */
+    unsigned timeout_ms;  /* binding closed loop: a request unanswered this long is lost */
+    bool fingerprint;     /* add FINGERPRINT to requests */
+    unsigned pairs;       /* turn-relay */
+    unsigned size;        /* turn-relay payload, bytes */
+    bool send_ind;        /* turn-relay: Send/Data indications instead of ChannelData */
+    const char *secret;   /* TURN REST shared secret (borrowed from argv) */
+    unsigned lifetime_s;  /* LIFETIME asked for in Allocate and Refresh */
+    unsigned concurrency; /* TURN: sequences in flight in total */
+    bool keep;            /* turn-alloc: leave the allocations on the server */
+    unsigned setup_timeout_s;
+    unsigned rto_ms;        /* first retransmission timeout of TURN requests */
+    unsigned sockbuf;       /* bytes: SO_RCVBUF/SO_SNDBUF asked for; 0 = kernel default */
+    const char *ready_file; /* turn-idle: created once every allocation is up */
+    bool spin;              /* busy-poll instead of sleeping between bursts */
+    bool json;
+    bool quiet;
+};
+
+/* Log-linear histogram of microsecond values. */
+struct ld_hist {
+    uint64_t n;
+    uint64_t max;
+    uint32_t b[LD_HIST_BUCKETS];
+};
+
+struct ld_stats {
+    uint64_t sent, received;
+    uint64_t errors;      /* answered, ours, but wrong (error class, wrong address, bad MAC) */
+    uint64_t stale;       /* answers to requests too old to be matched any more */
+    uint64_t dup;         /* a second answer to the same request or packet */
+    uint64_t invalid;     /* datagrams that are not ours or do not parse */
+    uint64_t timeouts;    /* closed loop: requests given up on */
+    uint64_t skipped;     /* open loop: packets dropped from the schedule (generator fell behind) */
+    uint64_t send_eagain; /* sendmmsg found the socket buffer full */
+    uint64_t send_err;    /* other send errors (ECONNREFUSED after an ICMP error, ...) */
+    uint64_t rx_drops;    /* datagrams dropped at the generator's own sockets (SO_RXQ_OVFL) */
+    /* TURN */
+    uint64_t setup_ok, setup_failed;
+    uint64_t retransmits, stale_nonce;
+    uint64_t freed, free_failed;
+    uint64_t refreshed, refresh_failed;
+    uint64_t misrouted; /* relayed payload from someone other than the partner */
+    uint64_t pairs_run;
+    double pair_loss_max_pct;
+    uint32_t err_codes[700]; /* STUN error responses by code */
+    double rate;             /* packets/s this thread offered (its share, less pairs that failed) */
+    /* time */
+    int64_t run_start_us, run_end_us; /* the measured phase */
+    int64_t run_cpu_ns;               /* this thread's CPU time during the measured phase */
+    int64_t last_done_us;             /* turn-alloc: when the last sequence completed */
+    int64_t work_us;                  /* time spent sending and handling datagrams */
+    int64_t run_work_us;              /* work_us at the end of the measured phase */
+    struct ld_hist lat;               /* RTT (binding), one-way latency (relay), sequence time */
+};
+
+/* Shared across threads: the phase gate and the stop flag. */
+struct ld_run {
+    uint32_t cookie; /* random, first 4 bytes of every transaction id of this run */
+    int64_t start_us;
+    int64_t hard_end_us;    /* nothing runs past this */
+    unsigned threads_ready; /* atomic: threads whose setup phase is over */
+    int64_t go_us;          /* atomic: start of the measured phase once every thread is ready */
+    uint64_t allocs_ready;  /* atomic: allocations up (turn-idle progress) */
+};
+
+struct ld_thread {
+    unsigned idx;
+    pthread_t tid;
+    const struct ld_opts *o;
+    struct ld_run *run;
+    int ep;         /* epoll instance */
+    double rate;    /* this thread's share of --rate */
+    uint64_t count; /* this thread's share of --count */
+    unsigned first; /* first global index of this thread's clients, pairs or sequences */
+    unsigned n;     /* how many */
+    struct ld_stats st;
+    /* receive batch, reused by every mode */
+    struct mmsghdr rx_msg[LD_BATCH];
+    struct iovec rx_iov[LD_BATCH];
+    uint8_t (*rx_buf)[LD_PKT_MAX];
+    uint8_t rx_ctl[LD_BATCH][64];
+};
+
+/* Set from the signal handler; every loop polls it. */
+extern volatile int ld_stop_flag;
+
+static inline bool ld_stopping(void)
+{
+    return __atomic_load_n(&ld_stop_flag, __ATOMIC_RELAXED) != 0;
+}
+
+/* Mode entry points: run in each worker thread, fill t->st, return 0 or -1 on a setup error
+ * (message already printed). */
+int ld_binding_thread(struct ld_thread *t);
+int ld_turn_thread(struct ld_thread *t);
+int ld_reflect_thread(struct ld_thread *t);
+
+/* Helpers of the driver. */
+void ld_hist_add(struct ld_hist *h, uint64_t v);
+void ld_hist_merge(struct ld_hist *dst, const struct ld_hist *src);
+uint64_t ld_hist_pct(const struct ld_hist *h, double pct);
+/* A non-blocking UDP socket connected to the server, buffers sized as the options say, with
+ * SO_RXQ_OVFL on; the local address goes to *local. Returns the fd, or -1 with a message. */
+int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local);
+/* Registers fd for EPOLLIN with data.u32 = key. Returns 0 or -1. */
+int ld_epoll_add(int ep, int fd, uint32_t key);
+/* Waits for readiness until deadline_us (monotonic), at most max events. Returns the count. */
+int ld_epoll_wait(int ep, struct epoll_event *ev, int max, int64_t now_us, int64_t deadline_us);
+/* Receives up to LD_BATCH datagrams from fd into t->rx_buf; updates the socket's drop counter
+ * *drops from SO_RXQ_OVFL. Returns the count (0 when none, never negative). */
+int ld_recv_batch(struct ld_thread *t, int fd, uint32_t *drops);
+/* This thread's CPU time, nanoseconds. */
+int64_t ld_thread_cpu_ns(void);
+/* Publishes readiness of this thread and returns once every thread is ready (or at
+ * hard_end_us / on stop), keeping the thread's sockets served through poll_cb (NULL: none).
+ * Returns the common start time of the measured phase. */
+int64_t ld_gate(struct ld_thread *t, void (*poll_cb)(struct ld_thread *, int64_t), int64_t now_us);
+/* The share of total for thread i of n. */
+uint64_t ld_share(uint64_t total, unsigned i, unsigned n);
+
+#endif
