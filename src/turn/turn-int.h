@@ -89,12 +89,12 @@ const char *turn_policy_explain(const struct turn_policy *p, const struct sockad
 #define TURN_USERNAME_MAX 514 /* bytes of a USERNAME, NUL included */
 #define TURN_NONCE_MAX 64    /* bytes of a NONCE we issue, NUL included */
 
-/* What authenticated a request. */
+/* What authenticated a request. key is a secret: wipe it (ml_wipe) when the answer is sent. */
 struct turn_cred {
-    char id[TURN_ID_MAX];    /* the REST <id>, or the static user's name: quotas, revocation */
+    char id[TURN_ID_MAX]; /* the REST <id>, or the static user's name: quotas, revocation */
     char username[TURN_USERNAME_MAX];
-    int64_t expiry_s;        /* REST expiry (wall clock); 0 for static users */
-    bool sha256;             /* the request used MESSAGE-INTEGRITY-SHA256: answer with it */
+    int64_t expiry_s;              /* REST expiry (wall clock); 0 for static users */
+    bool sha256;                   /* the request used MESSAGE-INTEGRITY-SHA256: answer with it */
     uint8_t key[STUN_MAX_KEY_LEN]; /* the long-term key that verified the request */
     size_t keylen;
 };
@@ -126,27 +126,91 @@ const char *turn_auth_realm(const struct turn_auth *a);
 /* Writes a fresh NONCE for a client address into out (TURN_NONCE_MAX bytes); returns its
  * length. Stateless: "obMatJos2" with the password-algorithms feature bit, the time, and an
  * HMAC of both with the client's address. */
-size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64_t now_s,
-                       char *out, size_t outlen);
+size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64_t now_s, char *out,
+                       size_t outlen);
 /* Authenticates a request (RFC 8489 9.2): integrity present, USERNAME/REALM/NONCE present, the
  * realm ours, the nonce valid for this client and not stale, PASSWORD-ALGORITHM(S) consistent,
- * the credential known (REST: any secret; static users), not revoked, not expired when
- * check_expiry, and the MESSAGE-INTEGRITY(-SHA256) right. Fills *cred on TURN_AUTH_OK. */
+ * the credential known (REST: any secret; static users; then the sources), not revoked, not
+ * expired when check_expiry, and the MESSAGE-INTEGRITY(-SHA256) right. Fills *cred on
+ * TURN_AUTH_OK. Never returns TURN_AUTH_PENDING: a source that would have to wait counts as
+ * not knowing the user (use turn_auth_check_async() to wait for it). */
 enum turn_auth_result turn_auth_check(struct turn_auth *a, const struct stun_msg *m,
                                       const struct sockaddr *client, int64_t now_s,
                                       bool check_expiry, struct turn_cred *cred);
 /* Whether expired REST credentials are refused after Allocate too (turn.strict-expiry). */
 bool turn_auth_strict_expiry(const struct turn_auth *a);
-/* Revokes every credential with this id until until_s (wall clock; after that its REST
- * credentials have expired anyway). Thread-safe; the set is bounded by expiry. */
-void turn_auth_revoke(struct turn_auth *a, const char *id, int64_t until_s);
-/* Whether id is revoked now. */
+/* Most revocations held at once; past it turn_auth_revoke() refuses. */
+#define TURN_AUTH_MAX_REVOKED 65536
+/* Revokes every credential with this id (REST, static or from a source) while now <= until_s
+ * (wall clock; after that its REST credentials have expired anyway). Lapsed entries are purged
+ * (by the wall clock) when the set fills. Returns 0, or -1 when id is empty or longer than
+ * TURN_ID_MAX-1 bytes, or when TURN_AUTH_MAX_REVOKED revocations are still in force (or out of
+ * memory). Thread-safe. */
+int turn_auth_revoke(struct turn_auth *a, const char *id, int64_t until_s) ML_WUR;
+/* Whether id is revoked now. Lock-free while no revocation is in force. */
 bool turn_auth_is_revoked(struct turn_auth *a, const char *id, int64_t now_s);
 /* Appends PASSWORD-ALGORITHMS (SHA-256 and MD5) to a 401/438 answer. */
 void turn_auth_build_algorithms(struct stun_builder *b);
 /* Validators for the configuration keys. */
 int turn_secrets_validate(const char *value, char *err, size_t errlen);
 int turn_static_users_validate(const char *value, char *err, size_t errlen);
+
+/* Asynchronous credential sources (PostgreSQL users, later). A source may answer at once or
+ * say PENDING; it then records its answer with turn_auth_source_done() and calls the wake
+ * function, and the caller runs turn_auth_check_async() again with the same message, which
+ * now finds the answer in turn_auth's small answer cache. */
+
+/* What a source knows about a user: long-term keys, never a password. */
+struct turn_source_answer {
+    char id[TURN_ID_MAX];            /* quotas, revocation; empty: the username */
+    uint8_t md5[STUN_MD5_LEN];       /* MD5(user:realm:password) */
+    uint8_t sha256[STUN_SHA256_LEN]; /* SHA-256(user:realm:password) */
+    bool has_md5, has_sha256;
+    int64_t expiry_s; /* wall clock: refused after it like a REST expiry; 0: never */
+    int64_t cache_s;  /* how long turn_auth may reuse an answer given to source_done; 0: 10 s */
+};
+
+enum turn_source_result {
+    TURN_SOURCE_FOUND,     /* *ans filled */
+    TURN_SOURCE_NOT_FOUND, /* unknown here: the next source is asked */
+    TURN_SOURCE_PENDING,   /* being looked up: source_done, then wake, will follow */
+};
+
+/* Tells the owner of a pending check to call turn_auth_check_async() again. Called exactly
+ * once per TURN_SOURCE_PENDING, from any thread, with no turn_auth lock held, possibly before
+ * the check has even returned PENDING: it should only post a task to the caller's thread
+ * (net_worker_post), which then retries. */
+typedef void (*turn_auth_wake_fn)(void *wake_arg);
+
+struct turn_cred_source {
+    /* Looks up username (ulen bytes, not NUL-terminated, borrowed for the call) on a worker
+     * thread, concurrently with other workers; must not block. Answers at once with FOUND
+     * (*ans filled) or NOT_FOUND, or, only when wake is not NULL, returns PENDING and later,
+     * from any thread, calls turn_auth_source_done() (with NULL when the user is unknown or
+     * the lookup failed) and then wake(wake_arg), exactly once. */
+    enum turn_source_result (*lookup)(struct turn_cred_source *src, const char *username,
+                                      size_t ulen, struct turn_source_answer *ans,
+                                      turn_auth_wake_fn wake, void *wake_arg);
+    void *ctx; /* the source's own state */
+};
+
+#define TURN_AUTH_MAX_SOURCES 4
+/* Adds a source, asked after the REST secrets and static users, in the order added. src is
+ * borrowed until turn_auth_free(). Call before any check runs. 0, or -1 when
+ * TURN_AUTH_MAX_SOURCES are already there. */
+int turn_auth_add_source(struct turn_auth *a, struct turn_cred_source *src) ML_WUR;
+/* Records src's answer for username (ans NULL: unknown) in the answer cache, copied, for
+ * ans->cache_s seconds from now_s. Call before waking. Thread-safe. */
+void turn_auth_source_done(struct turn_auth *a, const struct turn_cred_source *src,
+                           const char *username, size_t ulen, const struct turn_source_answer *ans,
+                           int64_t now_s);
+/* As turn_auth_check(), and when a source has to look the user up, returns TURN_AUTH_PENDING:
+ * wake(wake_arg) will be called once from any thread, and the caller then calls this again
+ * with the same message (keeping it and wake_arg alive until then). */
+enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct stun_msg *m,
+                                            const struct sockaddr *client, int64_t now_s,
+                                            bool check_expiry, turn_auth_wake_fn wake,
+                                            void *wake_arg, struct turn_cred *cred);
 
 /* ---------------------------------------------------------------- ratelimit.c */
 
