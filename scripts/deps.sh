@@ -7,7 +7,7 @@ PKGS="build-essential autoconf automake libtool pkg-config clang
 libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
-coturn python3 python3-websockets curl wrk prometheus openssl procps iproute2"
+coturn python3 python3-websockets python3-cryptography curl wrk prometheus openssl procps iproute2"
 
 missing=""
 for p in $PKGS; do

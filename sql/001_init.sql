@@ -400,31 +400,34 @@ $$;
 -- Finds or makes the account of an OpenID Connect identity: by issuer and subject, else by
 -- verified e-mail (linked), else a new account. outcome: found, linked, created or conflict.
 CREATE FUNCTION ml_oidc_user(p_iss text, p_sub text, p_email text, p_name text)
-RETURNS TABLE (outcome text, user_id uuid)
+RETURNS TABLE (outcome text, user_id uuid, display_name text, user_json json)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
     SELECT u.id INTO user_id FROM users u WHERE u.oidc_issuer = p_iss AND u.oidc_subject = p_sub;
     IF user_id IS NOT NULL THEN
         outcome := 'found';
-        RETURN NEXT;
-        RETURN;
+    ELSE
+        UPDATE users u SET oidc_issuer = p_iss, oidc_subject = p_sub
+        WHERE lower(u.email) = lower(p_email) AND u.oidc_issuer IS NULL
+        RETURNING u.id INTO user_id;
+        IF user_id IS NOT NULL THEN
+            INSERT INTO audit_log (actor_id, action, detail)
+            VALUES (user_id, 'user.oidc-link', jsonb_build_object('issuer', p_iss));
+            outcome := 'linked';
+        ELSE
+            INSERT INTO users (email, display_name, signup_method, oidc_issuer, oidc_subject)
+            VALUES (p_email, p_name, 'oidc', p_iss, p_sub)
+            ON CONFLICT DO NOTHING
+            RETURNING id INTO user_id;
+            outcome := CASE WHEN user_id IS NULL THEN 'conflict' ELSE 'created' END;
+        END IF;
     END IF;
-    UPDATE users u SET oidc_issuer = p_iss, oidc_subject = p_sub
-    WHERE lower(u.email) = lower(p_email) AND u.oidc_issuer IS NULL
-    RETURNING u.id INTO user_id;
-    IF user_id IS NOT NULL THEN
-        INSERT INTO audit_log (actor_id, action, detail)
-        VALUES (user_id, 'user.oidc-link', jsonb_build_object('issuer', p_iss));
-        outcome := 'linked';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    INSERT INTO users (email, display_name, signup_method, oidc_issuer, oidc_subject)
-    VALUES (p_email, p_name, 'oidc', p_iss, p_sub)
-    ON CONFLICT DO NOTHING
-    RETURNING id INTO user_id;
-    outcome := CASE WHEN user_id IS NULL THEN 'conflict' ELSE 'created' END;
+    -- a new statement, a new snapshot: the row made above is visible here
+    SELECT u.display_name, json_build_object('id', u.id, 'email', u.email,
+               'display_name', u.display_name, 'signup_method', u.signup_method,
+               'created_at', u.created_at)
+    INTO display_name, user_json FROM users u WHERE u.id = user_id;
     RETURN NEXT;
 END
 $$;

@@ -185,9 +185,7 @@ static const struct db_stmt st_login = {
     1};
 static const struct db_stmt st_oidc = {
     "oidc",
-    "SELECT o.outcome, u.id, u.display_name, json_build_object('id', u.id, 'email', u.email, "
-    "'display_name', u.display_name, 'signup_method', u.signup_method, 'created_at', "
-    "u.created_at) FROM ml_oidc_user($1, $2, $3, $4) o LEFT JOIN users u ON u.id = o.user_id",
+    "SELECT outcome, user_id, display_name, user_json FROM ml_oidc_user($1, $2, $3, $4)",
     4};
 static const struct db_stmt st_me = {
     "me",
@@ -492,7 +490,7 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     if (!tuples(r) || PQntuples(r) != 1)
         return sql_failed(req, c, r, "oidc sign-in");
     const char *outcome = PQgetvalue(r, 0, 0);
-    if (!strcmp(outcome, "conflict")) {
+    if (!strcmp(outcome, "conflict") || PQgetisnull(r, 0, 1)) {
         PQclear(r);
         cp_job_err(req, CP_E_ACCOUNT_CONFLICT, NULL);
         return DB_FAILED;

@@ -1,0 +1,206 @@
+/* Unit tests of src/control: request validation by parameter tables, UTF-8 checks, the error
+ * table, route matching, and the failed-login limiter. */
+#include "config.h"
+
+#include "control/cp-int.h"
+
+#include <string.h>
+
+#include "mlcheck.h"
+
+struct in {
+    char name[32];
+    char mail[64];
+    long long n;
+    bool flag;
+    int color;
+    bool has_name, has_n;
+};
+
+static const char *const colors[] = {"red", "green", NULL};
+static const struct cp_param table[] = {
+    {"name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 5, offsetof(struct in, name), 32,
+     offsetof(struct in, has_name), NULL},
+    {"mail", CP_P_EMAIL, CP_P_REQUIRED, 3, 60, offsetof(struct in, mail), 64, CP_P_NOHAS, NULL},
+    {"n", CP_P_INT, 0, -3, 10, offsetof(struct in, n), 0, offsetof(struct in, has_n), NULL},
+    {"flag", CP_P_BOOL, 0, 0, 0, offsetof(struct in, flag), 0, CP_P_NOHAS, NULL},
+    {"color", CP_P_ENUM, 0, 0, 0, offsetof(struct in, color), 0, CP_P_NOHAS, colors},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum cp_err parse(const char *text, struct in *out, char *msg)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+    ck_assert_msg(j != NULL, "bad test JSON %s", text);
+    memset(out, 0, sizeof *out);
+    enum cp_err e = cp_params_parse(table, j, out, msg, 200);
+    json_decref(j);
+    return e;
+}
+
+START_TEST(params_ok)
+{
+    struct in v;
+    char msg[200];
+    ck_assert_int_eq(parse("{\"name\":\"  \xc3\xa9t\xc3\xa9  \",\"mail\":\"a@b.c\",\"n\":-3,"
+                           "\"flag\":true,\"color\":\"green\",\"extra\":[1]}",
+                           &v, msg),
+                     CP_OK);
+    ck_assert_str_eq(v.name, "\xc3\xa9t\xc3\xa9");
+    ck_assert_str_eq(v.mail, "a@b.c");
+    ck_assert_int_eq(v.n, -3);
+    ck_assert(v.flag);
+    ck_assert_int_eq(v.color, 1);
+    ck_assert(v.has_name && v.has_n);
+    ck_assert_int_eq(parse("{\"mail\":\"x@y.org\",\"name\":null}", &v, msg), CP_OK);
+    ck_assert(!v.has_name && !v.has_n);
+}
+END_TEST
+
+START_TEST(params_errors)
+{
+    struct in v;
+    char msg[200];
+    ck_assert_int_eq(parse("[]", &v, msg), CP_E_INVALID_JSON);
+    ck_assert_int_eq(parse("\"x\"", &v, msg), CP_E_INVALID_JSON);
+    ck_assert_int_eq(parse("{}", &v, msg), CP_E_MISSING_FIELD);
+    ck_assert_str_eq(msg, "mail is required");
+    ck_assert_int_eq(parse("{\"mail\":null}", &v, msg), CP_E_MISSING_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":5}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_ptr_nonnull(strstr(msg, "mail"));
+    ck_assert_int_eq(parse("{\"mail\":\"nope\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a b@c.d\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"toolong\"}", &v, msg),
+                     CP_E_INVALID_FIELD);
+    /* five two-byte characters are five characters */
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
+                           &v, msg),
+                     CP_OK);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"   \"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\\tb\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\xc2\x85\"}", &v, msg),
+                     CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":11}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":-4}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":1.5}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":\"1\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"flag\":1}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"color\":\"blue\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_ptr_nonnull(strstr(msg, "red, green"));
+}
+END_TEST
+
+START_TEST(utf8)
+{
+    size_t n;
+    ck_assert(cp_utf8_valid("abc", 3, &n) && n == 3);
+    ck_assert(cp_utf8_valid("\xf0\x9f\x98\x80", 4, &n) && n == 1);
+    ck_assert(!cp_utf8_valid("\xff", 1, NULL));
+    ck_assert(!cp_utf8_valid("\xc0\xaf", 2, NULL));         /* overlong '/' */
+    ck_assert(!cp_utf8_valid("\xe0\x80\xaf", 3, NULL));     /* overlong */
+    ck_assert(!cp_utf8_valid("\xed\xa0\x80", 3, NULL));     /* surrogate */
+    ck_assert(!cp_utf8_valid("\xf4\x90\x80\x80", 4, NULL)); /* beyond U+10FFFF */
+    ck_assert(!cp_utf8_valid("\xe2\x82", 2, NULL));         /* truncated */
+    ck_assert(!cp_utf8_valid("a\0b", 3, NULL));             /* NUL */
+}
+END_TEST
+
+START_TEST(errors_table)
+{
+    for (int e = 0; e < CP_E__COUNT; e++) {
+        int st = cp_err_status((enum cp_err)e);
+        ck_assert_msg(st >= 200 && st < 600, "status of %d", e);
+        ck_assert_ptr_nonnull(cp_err_code((enum cp_err)e));
+        ck_assert_int_eq(cp_err_ws_code((enum cp_err)e), 4000 + st);
+        for (int f = 0; f < e; f++)
+            ck_assert_str_ne(cp_err_code((enum cp_err)e), cp_err_code((enum cp_err)f));
+    }
+    ck_assert_int_eq(cp_err_status(CP_E_MEETING_FULL), 409);
+    ck_assert_int_eq(cp_err_status(CP_E_MEETING_EXPIRED), 410);
+    ck_assert_int_eq(cp_err_status(CP_E_UNAVAILABLE), 503);
+    size_t len;
+    char *s = cp_err_json(CP_E_NO_MEETING, NULL, &len);
+    ck_assert_str_eq(s, "{\"error\":{\"code\":\"meeting_not_found\",\"message\":\"no such meeting\"}}");
+    free(s);
+    s = cp_err_json(CP_E_INVALID_FIELD, "title: \"quoted\"", &len);
+    ck_assert_ptr_nonnull(strstr(s, "title: \\\"quoted\\\""));
+    free(s);
+}
+END_TEST
+
+static void h(struct cp *cp, struct cp_req *req)
+{
+    (void)cp;
+    (void)req;
+}
+
+static const struct cp_route routes[] = {
+    {LWSHUMETH_GET, "/a/*", h, 0, NULL, 0},
+    {LWSHUMETH_POST, "/a/*/join", h, 0, NULL, 0},
+    {LWSHUMETH_DELETE, "/a/*/p/*", h, 0, NULL, 0},
+    {LWSHUMETH_PATCH, "/a/*/p/*", h, 0, NULL, 0},
+    {0, NULL, NULL, 0, NULL, 0},
+};
+
+START_TEST(routing)
+{
+    char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX];
+    bool known;
+    const struct cp_route *r = cp_route_match(routes, LWSHUMETH_GET, "/a/xyz", &known, caps);
+    ck_assert_ptr_eq(r, &routes[0]);
+    ck_assert_str_eq(caps[0], "xyz");
+    r = cp_route_match(routes, LWSHUMETH_PATCH, "/a/m1/p/p2", &known, caps);
+    ck_assert_ptr_eq(r, &routes[3]);
+    ck_assert_str_eq(caps[0], "m1");
+    ck_assert_str_eq(caps[1], "p2");
+    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_POST, "/a/x", &known, caps));
+    ck_assert(known); /* 405 */
+    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/a/x/", &known, caps));
+    ck_assert(!known); /* 404 */
+    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/a/", &known, caps));
+    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/b/x", &known, caps));
+    char longseg[200];
+    memset(longseg, 'x', sizeof longseg);
+    memcpy(longseg, "/a/", 3);
+    longseg[sizeof longseg - 1] = 0;
+    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, longseg, &known, caps));
+    char allow[64];
+    cp_route_allow(routes, "/a/1/p/2", allow, sizeof allow);
+    ck_assert_str_eq(allow, "DELETE, PATCH, OPTIONS");
+}
+END_TEST
+
+START_TEST(limiter)
+{
+    struct cp_limiter *l = cp_limiter_new(64);
+    unsigned retry = 0;
+    ck_assert(!cp_limiter_blocked(l, "acct:a", 3, 60, &retry));
+    for (int i = 0; i < 3; i++)
+        cp_limiter_fail(l, "acct:a", 60);
+    ck_assert(cp_limiter_blocked(l, "acct:a", 3, 60, &retry));
+    ck_assert(retry >= 1 && retry <= 60);
+    ck_assert(!cp_limiter_blocked(l, "acct:b", 3, 60, &retry));
+    ck_assert(!cp_limiter_blocked(l, "acct:a", 4, 60, &retry));
+    cp_limiter_reset(l, "acct:a");
+    ck_assert(!cp_limiter_blocked(l, "acct:a", 3, 60, &retry));
+    cp_limiter_free(l);
+}
+END_TEST
+
+static Suite *control_suite(void)
+{
+    Suite *s = suite_create("control");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, params_ok);
+    tcase_add_test(tc, params_errors);
+    tcase_add_test(tc, utf8);
+    tcase_add_test(tc, errors_table);
+    tcase_add_test(tc, routing);
+    tcase_add_test(tc, limiter);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+ML_CHECK_MAIN(control_suite)
