@@ -20,8 +20,8 @@ static const struct ml_cfg_key daemon_keys[] = {
 };
 
 static const struct ml_cfg_key log_keys[] = {
-    {"level", ML_CFG_ENUM, "info", 0, 0, ML_CFG_RELOAD,
-     ML_CFG_FIELD(struct app_log_config, level), log_levels, NULL,
+    {"level", ML_CFG_ENUM, "info", 0, 0, ML_CFG_RELOAD, ML_CFG_FIELD(struct app_log_config, level),
+     log_levels, NULL,
      "Least severe level logged: error, warn, notice, info or debug (debug lines exist only in "
      "--enable-devel builds)."},
     {"target", ML_CFG_ENUM, "stderr", 0, 0, 0, ML_CFG_FIELD(struct app_log_config, target),

@@ -30,18 +30,17 @@ struct app {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: meetlited [OPTIONS]\n"
-            "meetlite's daemon: a STUN/TURN relay with a meeting control plane.\n\n"
-            "  -c, --config FILE     read the INI configuration file FILE\n"
-            "  -s, --set S.K=VALUE   set key K of section S, after the file (repeatable)\n"
-            "      --check-config    check the configuration and exit (0 when valid)\n"
-            "      --dump-config     print the effective configuration and exit\n"
-            "      --migrate         apply the pending database migrations (sql/) and exit\n"
-            "  -V, --version         print the version and exit\n"
-            "  -h, --help            print this help and every configuration key\n\n"
-            "Signals: SIGTERM and SIGINT stop; SIGHUP reloads the keys marked reloadable.\n"
-            "\nConfiguration keys (file sections [section], or --set section.key=value):\n");
+    fprintf(out, "Usage: meetlited [OPTIONS]\n"
+                 "meetlite's daemon: a STUN/TURN relay with a meeting control plane.\n\n"
+                 "  -c, --config FILE     read the INI configuration file FILE\n"
+                 "  -s, --set S.K=VALUE   set key K of section S, after the file (repeatable)\n"
+                 "      --check-config    check the configuration and exit (0 when valid)\n"
+                 "      --dump-config     print the effective configuration and exit\n"
+                 "      --migrate         apply the pending database migrations (sql/) and exit\n"
+                 "  -V, --version         print the version and exit\n"
+                 "  -h, --help            print this help and every configuration key\n\n"
+                 "Signals: SIGTERM and SIGINT stop; SIGHUP reloads the keys marked reloadable.\n"
+                 "\nConfiguration keys (file sections [section], or --set section.key=value):\n");
     ml_cfg_print_help(app_cfg_sections, out);
 }
 
@@ -124,8 +123,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 ML_NOTICE("app", "reloaded %s.%s", sec->name, k->name);
                 changed++;
             } else {
-                ML_WARN("app", "%s.%s changed in the configuration; restart to apply it",
-                        sec->name, k->name);
+                ML_WARN("app", "%s.%s changed in the configuration; restart to apply it", sec->name,
+                        k->name);
             }
         }
     }
@@ -133,7 +132,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     apply_log(&app->cfg);
     if (app->cp)
         cp_reload_turn(app->cp, &app->cfg.turn);
-    turn_server_reload(app->turn, &app->cfg.turn);
+    if (turn_server_reload(app->turn, &app->cfg.turn, err, sizeof err) < 0)
+        ML_ERROR("app", "reload of the TURN settings failed, old ones kept: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
 }
 
@@ -210,6 +210,13 @@ static int run(struct app *app)
     if (!app->engine) {
         ML_ERROR("app", "%s", err);
         goto out;
+    }
+    turn_server_set_engine(app->turn, app->engine);
+    for (size_t i = 0; i < neps; i++) {
+        if (turn_server_add_service(app->turn, net_engine_bound(app->engine, i)) < 0) {
+            ML_ERROR("app", "out of memory");
+            goto out;
+        }
     }
     if (net_engine_start(app->engine, err, sizeof err) < 0) {
         ML_ERROR("app", "%s", err);

@@ -165,8 +165,7 @@ uint64_t ml_addr_hash(const struct sockaddr *sa)
     return mix(h ^ k1);
 }
 
-bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out,
-                         unsigned flags)
+bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out, unsigned flags)
 {
     if (in->sa_family != AF_INET6)
         return false;

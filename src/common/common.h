@@ -134,23 +134,22 @@ int ml_cfg_defaults(const struct ml_cfg_section *const *secs, void *cfg, char *e
 int ml_cfg_set(const struct ml_cfg_section *const *secs, void *cfg, const char *section,
                const char *key, const char *value, char *err, size_t errlen) ML_WUR;
 /* Sets a key from "section.key=value" (the --set syntax). */
-int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg,
-                   char *err, size_t errlen) ML_WUR;
+int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg, char *err,
+                   size_t errlen) ML_WUR;
 /* Reads an INI file (inih) into cfg; the first error names the file and line. */
 int ml_cfg_load_file(const struct ml_cfg_section *const *secs, void *cfg, const char *path,
                      char *err, size_t errlen) ML_WUR;
 /* Frees the strings the table owns in cfg. */
 void ml_cfg_free(const struct ml_cfg_section *const *secs, void *cfg);
 /* Looks up a key definition by section and name; NULL when none. */
-const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs,
-                                     const char *section, const char *key,
-                                     const struct ml_cfg_section **sec_out);
+const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs, const char *section,
+                                     const char *key, const struct ml_cfg_section **sec_out);
 /* Writes the value of key as text into buf ("(set)" for secrets). */
-void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
-                   const void *cfg, char *buf, size_t len);
+void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *cfg,
+                   char *buf, size_t len);
 /* True when the key's value differs between cfg a and cfg b. */
-bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
-                    const void *a, const void *b);
+bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *a,
+                    const void *b);
 /* Moves the value of key from src into dst (strings change owner; src's becomes NULL). */
 void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst,
                  void *src);
@@ -191,21 +190,20 @@ uint64_t ml_addr_hash(const struct sockaddr *sa);
 /* An IPv6 address that embeds an IPv4 one (::ffff:a.b.c.d, ::a.b.c.d, 64:ff9b::/96 NAT64,
  * 2002::/16 6to4, 2001::/32 Teredo) is rewritten to that IPv4 address, port kept. Returns true
  * when it rewrote (out may alias in). Which forms count is given by flags below. */
-#define ML_CANON_MAPPED 0x1u  /* ::ffff:0:0/96 and the deprecated ::a.b.c.d (RFC 4291) */
-#define ML_CANON_NAT64 0x2u   /* 64:ff9b::/96 (RFC 6052) */
-#define ML_CANON_6TO4 0x4u    /* 2002::/16 (RFC 3056) */
-#define ML_CANON_TEREDO 0x8u  /* 2001::/32 (RFC 4380), client address XOR 0xffffffff */
+#define ML_CANON_MAPPED 0x1u /* ::ffff:0:0/96 and the deprecated ::a.b.c.d (RFC 4291) */
+#define ML_CANON_NAT64 0x2u  /* 64:ff9b::/96 (RFC 6052) */
+#define ML_CANON_6TO4 0x4u   /* 2002::/16 (RFC 3056) */
+#define ML_CANON_TEREDO 0x8u /* 2001::/32 (RFC 4380), client address XOR 0xffffffff */
 #define ML_CANON_ALL 0xfu
-bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out,
-                         unsigned flags);
+bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out, unsigned flags);
 
 /* ------------------------------------------------------------ CIDR sets */
 
 struct ml_cidr {
-    int family;        /* AF_INET or AF_INET6 */
-    unsigned prefix;   /* bits */
-    uint8_t addr[16];  /* network address, host bits zero */
-    char label[48];    /* the text it was parsed from, for logs ("10.0.0.0/8") */
+    int family;       /* AF_INET or AF_INET6 */
+    unsigned prefix;  /* bits */
+    uint8_t addr[16]; /* network address, host bits zero */
+    char label[48];   /* the text it was parsed from, for logs ("10.0.0.0/8") */
 };
 
 struct ml_cidr_set {
@@ -220,8 +218,7 @@ int ml_cidr_set_add_list(struct ml_cidr_set *set, const char *list, char *err,
                          size_t errlen) ML_WUR;
 int ml_cidr_set_add(struct ml_cidr_set *set, const struct ml_cidr *c) ML_WUR;
 /* The first entry containing the address (no canonicalisation is done here), or NULL. */
-const struct ml_cidr *ml_cidr_set_match(const struct ml_cidr_set *set,
-                                        const struct sockaddr *sa);
+const struct ml_cidr *ml_cidr_set_match(const struct ml_cidr_set *set, const struct sockaddr *sa);
 bool ml_cidr_contains(const struct ml_cidr *c, const struct sockaddr *sa);
 void ml_cidr_set_free(struct ml_cidr_set *set);
 /* Validator for configuration keys holding CIDR lists. */

@@ -116,8 +116,8 @@ static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *
     case ML_CFG_BOOL: {
         bool b;
         if (parse_bool(value, &b) < 0)
-            return ml_err(err, errlen, "%s.%s: expected yes or no, got \"%s\"", sec->name,
-                          k->name, value);
+            return ml_err(err, errlen, "%s.%s: expected yes or no, got \"%s\"", sec->name, k->name,
+                          value);
         *(bool *)f = b;
         return 0;
     }
@@ -129,11 +129,11 @@ static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *
                  : k->type == ML_CFG_DURATION ? parse_scaled(value, duration_mult, &n)
                                               : parse_scaled(value, size_mult, &n);
         if (rc < 0)
-            return ml_err(err, errlen, "%s.%s: \"%s\" is not a valid %s", sec->name, k->name,
-                          value, type_name(k->type));
+            return ml_err(err, errlen, "%s.%s: \"%s\" is not a valid %s", sec->name, k->name, value,
+                          type_name(k->type));
         if (n < k->min || n > k->max)
-            return ml_err(err, errlen, "%s.%s: %lld is outside %lld..%lld", sec->name, k->name,
-                          n, k->min, k->max);
+            return ml_err(err, errlen, "%s.%s: %lld is outside %lld..%lld", sec->name, k->name, n,
+                          k->min, k->max);
         *(long long *)f = n;
         return 0;
     }
@@ -147,8 +147,7 @@ static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *
         }
         if ((long long)strlen(value) > k->max && k->max > 0) {
             free(copy);
-            return ml_err(err, errlen, "%s.%s: longer than %lld bytes", sec->name, k->name,
-                          k->max);
+            return ml_err(err, errlen, "%s.%s: longer than %lld bytes", sec->name, k->name, k->max);
         }
         free(*s);
         *s = copy;
@@ -167,9 +166,8 @@ static int set_value(const struct ml_cfg_section *sec, const struct ml_cfg_key *
     return ml_err(err, errlen, "%s.%s: bad key type", sec->name, k->name);
 }
 
-const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs,
-                                     const char *section, const char *key,
-                                     const struct ml_cfg_section **sec_out)
+const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs, const char *section,
+                                     const char *key, const struct ml_cfg_section **sec_out)
 {
     for (size_t i = 0; secs[i]; i++) {
         if (strcmp(secs[i]->name, section) != 0)
@@ -185,8 +183,7 @@ const struct ml_cfg_key *ml_cfg_find(const struct ml_cfg_section *const *secs,
     return NULL;
 }
 
-int ml_cfg_defaults(const struct ml_cfg_section *const *secs, void *cfg, char *err,
-                    size_t errlen)
+int ml_cfg_defaults(const struct ml_cfg_section *const *secs, void *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; secs[i]; i++)
         for (const struct ml_cfg_key *k = secs[i]->keys; k->name; k++)
@@ -201,13 +198,12 @@ int ml_cfg_set(const struct ml_cfg_section *const *secs, void *cfg, const char *
     const struct ml_cfg_section *sec;
     const struct ml_cfg_key *k = ml_cfg_find(secs, section, key, &sec);
     if (!k)
-        return ml_err(err, errlen, "unknown key %s.%s (meetlited --help lists them)", section,
-                      key);
+        return ml_err(err, errlen, "unknown key %s.%s (meetlited --help lists them)", section, key);
     return set_value(sec, k, cfg, value, err, errlen);
 }
 
-int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg,
-                   char *err, size_t errlen)
+int ml_cfg_set_arg(const struct ml_cfg_section *const *secs, void *cfg, const char *arg, char *err,
+                   size_t errlen)
 {
     const char *eq = strchr(arg, '=');
     const char *dot = strchr(arg, '.');
@@ -298,8 +294,8 @@ void ml_cfg_free(const struct ml_cfg_section *const *secs, void *cfg)
             }
 }
 
-void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
-                   const void *cfg, char *buf, size_t len)
+void ml_cfg_format(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *cfg,
+                   char *buf, size_t len)
 {
     const void *f = field(sec, k, cfg);
     switch (k->type) {
@@ -346,8 +342,7 @@ bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k
     return false;
 }
 
-void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst,
-                 void *src)
+void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst, void *src)
 {
     void *fd = field(sec, k, dst), *fs = field(sec, k, src);
     switch (k->type) {

@@ -216,8 +216,7 @@ static void worker_free(struct net_worker *w)
     free(w);
 }
 
-static struct net_worker *worker_new(struct net_engine *e, unsigned id, char *err,
-                                     size_t errlen)
+static struct net_worker *worker_new(struct net_engine *e, unsigned id, char *err, size_t errlen)
 {
     struct net_worker *w = calloc(1, sizeof *w);
     if (!w) {
@@ -277,10 +276,9 @@ static int bind_endpoint(struct net_engine *e, struct net_worker *w, size_t i, c
     return 0;
 }
 
-struct net_engine *net_engine_new(const struct net_settings *set,
-                                  const struct net_endpoint *eps, size_t neps,
-                                  const struct net_handler *h, void *ctx, SSL_CTX *tls_ctx,
-                                  char *err, size_t errlen)
+struct net_engine *net_engine_new(const struct net_settings *set, const struct net_endpoint *eps,
+                                  size_t neps, const struct net_handler *h, void *ctx,
+                                  SSL_CTX *tls_ctx, char *err, size_t errlen)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);

@@ -19,8 +19,8 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "As root the size may exceed net.core.rmem_max."},
     {"udp-sndbuf", ML_CFG_SIZE, "1M", 0, 1LL << 30, 0, K(udp_sndbuf), NULL, NULL,
      "Send buffer of every UDP socket; 0 keeps the system default."},
-    {"stream-max-frame", ML_CFG_SIZE, "65540", 24, 1LL << 20, 0, K(stream_max_frame), NULL,
-     NULL, "Largest STUN or ChannelData frame accepted on a TCP or TLS connection; a larger one "
+    {"stream-max-frame", ML_CFG_SIZE, "65540", 24, 1LL << 20, 0, K(stream_max_frame), NULL, NULL,
+     "Largest STUN or ChannelData frame accepted on a TCP or TLS connection; a larger one "
      "closes the connection."},
     {"stream-out-max", ML_CFG_SIZE, "256k", 4096, 1LL << 30, 0, K(stream_out_max), NULL, NULL,
      "Bytes queued to one TCP or TLS client before further relayed packets to it are dropped "

@@ -9,10 +9,10 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
-#define NET_TXQ_LEN 256            /* datagrams queued per worker before a flush */
-#define NET_TX_ARENA (256 * 1024)  /* bytes for copied datagrams per worker */
-#define NET_RX_SLOT (NET_HEADROOM + NET_MAX_DATAGRAM)
-#define NET_DRAIN_ROUNDS 16        /* recvmmsg calls per wakeup before yielding to other fds */
+#define NET_TXQ_LEN 256           /* datagrams queued per worker before a flush */
+#define NET_TX_ARENA (256 * 1024) /* bytes for copied datagrams per worker */
+#define NET_RX_SLOT (NET_HEADROOM + NET_MAX_DATAGRAM + NET_TAILROOM)
+#define NET_DRAIN_ROUNDS 16 /* recvmmsg calls per wakeup before yielding to other fds */
 
 struct net_task {
     net_task_fn fn;
@@ -28,8 +28,8 @@ struct net_udp {
     net_udp_cb cb;
     void *arg;
     struct sockaddr_storage local;
-    bool busy;  /* its callback is running */
-    bool dead;  /* closed while busy: freed when the callback returns */
+    bool busy; /* its callback is running */
+    bool dead; /* closed while busy: freed when the callback returns */
 };
 
 struct net_stream {
@@ -99,14 +99,12 @@ struct net_engine {
 /* udp.c */
 int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, bool reuseport,
                    bool *eaddrinuse, char *err, size_t errlen);
-struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb,
-                             void *arg);
+struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg);
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
 void net_udp_free(struct net_udp *u);
 
 /* stream.c */
-int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err,
-                          size_t errlen);
+int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen);
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen);
 void net_streams_close_all(struct net_worker *w);
 

@@ -20,9 +20,10 @@ struct net_udp;
 struct net_stream;
 typedef struct ssl_ctx_st SSL_CTX;
 
-#define NET_HEADROOM 128        /* writable bytes before every received payload */
-#define NET_MAX_DATAGRAM 65536  /* largest datagram received whole */
-#define NET_MAX_BATCH 64        /* recvmmsg/sendmmsg batch */
+#define NET_HEADROOM 128       /* writable bytes before every received payload */
+#define NET_TAILROOM 8         /* writable bytes after it (padding of a Data indication) */
+#define NET_MAX_DATAGRAM 65536 /* largest datagram received whole */
+#define NET_MAX_BATCH 64       /* recvmmsg/sendmmsg batch */
 
 enum net_transport {
     NET_UDP = 0,
@@ -45,8 +46,8 @@ int net_endpoints_parse(const char *list, struct net_endpoint **out, size_t *n, 
 int net_endpoints_validate(const char *value, char *err, size_t errlen);
 
 /* A received datagram. data points into a worker-owned buffer that stays valid until the
- * callback that received it returns; NET_HEADROOM bytes before data may be written, so that a
- * header can be prepended without a copy. */
+ * callback that received it returns; NET_HEADROOM bytes before data and NET_TAILROOM bytes
+ * after it may be written, so that a header (and padding) can be added without a copy. */
 struct net_pkt {
     uint8_t *data;
     size_t len;
@@ -69,8 +70,7 @@ struct net_handler {
     /* A stream client connected; returns its per-connection state, or NULL to refuse. */
     void *(*stream_open)(void *state, struct net_stream *s);
     /* One whole frame (as framed by frame_len) arrived; data is valid during the call. */
-    void (*stream_frame)(void *state, struct net_stream *s, void *conn, uint8_t *data,
-                         size_t len);
+    void (*stream_frame)(void *state, struct net_stream *s, void *conn, uint8_t *data, size_t len);
     /* The stream closed (by the peer, an error, or net_stream_close); conn must be freed. */
     void (*stream_close)(void *state, struct net_stream *s, void *conn);
     /* Length of the next frame in a stream: > 0, 0 when more bytes are needed, -1 to close. */
@@ -103,14 +103,14 @@ void net_config_settings(const struct net_config *c, struct net_settings *out);
 struct net_counters {
     uint64_t udp_rx_packets, udp_rx_bytes;
     uint64_t udp_tx_packets, udp_tx_bytes;
-    uint64_t udp_rx_batches;           /* recvmmsg calls that returned data */
-    uint64_t udp_rx_batch_hist[7];     /* batches of 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 */
-    uint64_t udp_rx_truncated;         /* datagrams larger than NET_MAX_DATAGRAM, dropped */
-    uint64_t udp_tx_dropped;           /* datagrams the kernel would not take */
+    uint64_t udp_rx_batches;       /* recvmmsg calls that returned data */
+    uint64_t udp_rx_batch_hist[7]; /* batches of 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 */
+    uint64_t udp_rx_truncated;     /* datagrams larger than NET_MAX_DATAGRAM, dropped */
+    uint64_t udp_tx_dropped;       /* datagrams the kernel would not take */
     uint64_t stream_accepted, stream_refused, stream_closed;
     uint64_t stream_rx_bytes, stream_tx_bytes;
-    uint64_t stream_tx_dropped;        /* frames dropped because a client read too slowly */
-    uint64_t stream_bad_frames;        /* streams closed for an unframeable or oversized frame */
+    uint64_t stream_tx_dropped; /* frames dropped because a client read too slowly */
+    uint64_t stream_bad_frames; /* streams closed for an unframeable or oversized frame */
 };
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing. */
@@ -123,10 +123,9 @@ struct net_counters {
  * to bind is reported before anything runs. A port 0 endpoint is bound once and the chosen port
  * is shared by all workers. tls_ctx is needed when an endpoint is tls:// (borrowed; see
  * net_engine_set_tls). Returns NULL with err filled. */
-struct net_engine *net_engine_new(const struct net_settings *set,
-                                  const struct net_endpoint *eps, size_t neps,
-                                  const struct net_handler *h, void *ctx, SSL_CTX *tls_ctx,
-                                  char *err, size_t errlen) ML_WUR;
+struct net_engine *net_engine_new(const struct net_settings *set, const struct net_endpoint *eps,
+                                  size_t neps, const struct net_handler *h, void *ctx,
+                                  SSL_CTX *tls_ctx, char *err, size_t errlen) ML_WUR;
 /* Starts the worker threads. 0 or -1. */
 int net_engine_start(struct net_engine *e, char *err, size_t errlen) ML_WUR;
 /* Stops and joins the workers (each frees its protocol state), then frees the engine. */
@@ -162,6 +161,13 @@ int64_t net_worker_now_ms(struct net_worker *w);
  * err filled; *eaddrinuse tells a port collision apart (may be NULL). */
 struct net_udp *net_udp_open(struct net_worker *w, const struct sockaddr *addr, net_udp_cb cb,
                              void *arg, bool *eaddrinuse, char *err, size_t errlen) ML_WUR;
+/* A bound, non-blocking UDP socket (with the engine's buffer sizes) not yet served: for ports
+ * held in reserve. Returns the fd (the caller owns it), or -1 with err filled. */
+int net_udp_bind(struct net_worker *w, const struct sockaddr *addr, bool *eaddrinuse, char *err,
+                 size_t errlen) ML_WUR;
+/* Serves a bound UDP socket on w with cb; takes ownership of fd (closed on failure too). */
+struct net_udp *net_udp_adopt(struct net_worker *w, int fd, net_udp_cb cb, void *arg, char *err,
+                              size_t errlen) ML_WUR;
 /* Closes it; queued sends are flushed first. Safe inside its own callback. */
 void net_udp_close(struct net_udp *u);
 const struct sockaddr *net_udp_local(const struct net_udp *u);
@@ -173,8 +179,7 @@ int net_udp_endpoint(const struct net_udp *u);
 int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data, size_t len);
 /* Like net_udp_send but without a copy: data must stay valid until the current receive
  * callback returns (a received packet's own buffer qualifies). */
-int net_udp_send_ref(struct net_udp *u, const struct sockaddr *to, const void *data,
-                     size_t len);
+int net_udp_send_ref(struct net_udp *u, const struct sockaddr *to, const void *data, size_t len);
 /* Sends everything queued on w now. */
 void net_worker_flush(struct net_worker *w);
 
@@ -191,6 +196,8 @@ int net_stream_send(struct net_stream *s, const void *data, size_t len);
 size_t net_stream_pending(const struct net_stream *s);
 /* Sets the idle timeout: the stream closes after that many seconds without input (0: never). */
 void net_stream_set_idle(struct net_stream *s, long long seconds);
+/* Restores the engine's idle timeout (net.stream-idle-timeout). */
+void net_stream_reset_idle(struct net_stream *s);
 /* Closes after the queued output is written (bounded by a short timeout); the handler's
  * stream_close runs later, never inside this call. */
 void net_stream_close(struct net_stream *s);

@@ -18,8 +18,7 @@
 
 #define NET_CLOSE_LINGER_S 5 /* seconds to flush output after net_stream_close */
 
-int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err,
-                          size_t errlen)
+int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen)
 {
     char a[ML_ADDR_STRLEN];
     if (eaddrinuse)
@@ -161,8 +160,8 @@ static void stream_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     struct net_worker *w = arg;
     struct net_engine *e = w->e;
@@ -296,6 +295,11 @@ void net_stream_set_idle(struct net_stream *s, long long seconds)
 {
     struct timeval idle = {.tv_sec = seconds};
     bufferevent_set_timeouts(s->bev, seconds > 0 ? &idle : NULL, NULL);
+}
+
+void net_stream_reset_idle(struct net_stream *s)
+{
+    net_stream_set_idle(s, s->w->e->set.stream_idle_s);
 }
 
 void net_stream_close(struct net_stream *s)

@@ -42,8 +42,7 @@ int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, 
             *eaddrinuse = errno == EADDRINUSE;
         int e = errno;
         close(fd);
-        return ml_err(err, errlen, "bind udp %s: %s", ml_addr_str(addr, a, sizeof a),
-                      strerror(e));
+        return ml_err(err, errlen, "bind udp %s: %s", ml_addr_str(addr, a, sizeof a), strerror(e));
     }
     return fd;
 fail:;
@@ -119,8 +118,7 @@ static void udp_readable(evutil_socket_t fd, short what, void *arg)
         net_udp_free(u);
 }
 
-struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb,
-                             void *arg)
+struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg)
 {
     struct net_udp *u = calloc(1, sizeof *u);
     if (!u)
@@ -143,12 +141,15 @@ void net_udp_arm(struct net_udp *u, char *err, size_t errlen)
         ml_err(err, errlen, "cannot watch udp socket");
 }
 
-struct net_udp *net_udp_open(struct net_worker *w, const struct sockaddr *addr, net_udp_cb cb,
-                             void *arg, bool *eaddrinuse, char *err, size_t errlen)
+int net_udp_bind(struct net_worker *w, const struct sockaddr *addr, bool *eaddrinuse, char *err,
+                 size_t errlen)
 {
-    int fd = net_udp_socket(addr, &w->e->set, false, eaddrinuse, err, errlen);
-    if (fd < 0)
-        return NULL;
+    return net_udp_socket(addr, &w->e->set, false, eaddrinuse, err, errlen);
+}
+
+struct net_udp *net_udp_adopt(struct net_worker *w, int fd, net_udp_cb cb, void *arg, char *err,
+                              size_t errlen)
+{
     struct net_udp *u = net_udp_wrap(w, fd, -1, cb, arg);
     if (!u) {
         close(fd);
@@ -162,6 +163,15 @@ struct net_udp *net_udp_open(struct net_worker *w, const struct sockaddr *addr, 
         return NULL;
     }
     return u;
+}
+
+struct net_udp *net_udp_open(struct net_worker *w, const struct sockaddr *addr, net_udp_cb cb,
+                             void *arg, bool *eaddrinuse, char *err, size_t errlen)
+{
+    int fd = net_udp_bind(w, addr, eaddrinuse, err, errlen);
+    if (fd < 0)
+        return NULL;
+    return net_udp_adopt(w, fd, cb, arg, err, errlen);
 }
 
 void net_udp_free(struct net_udp *u)

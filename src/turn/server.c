@@ -1,12 +1,125 @@
-/* Message dispatch for STUN/TURN on the network workers, and the Binding service (RFC 8489):
- * XOR-MAPPED-ADDRESS (MAPPED-ADDRESS for RFC 3489 clients), 420 for unknown
- * comprehension-required attributes, FINGERPRINT echoed, SOFTWARE only when configured. */
+/* The STUN/TURN server: construction from the configuration (credentials, peer policy, relay
+ * addresses), reload, the per-worker state, message dispatch on the network workers, and the
+ * Binding service (RFC 8489): XOR-MAPPED-ADDRESS (MAPPED-ADDRESS for RFC 3489 clients), 420 for
+ * unknown comprehension-required attributes, FINGERPRINT echoed, SOFTWARE only when set. */
 #include "config.h"
 
-#include "turn/turn-int.h"
+#include "turn/turn-alloc.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---------------------------------------------------------------- construction */
+
+/* Relay addresses: turn.relay-address, else the specific address of a listener of that family;
+ * turn.external-address is what clients are told. */
+static int setup_relays(struct turn_server *srv, const struct turn_config *cfg, char *err,
+                        size_t errlen)
+{
+    struct net_endpoint *eps = NULL;
+    size_t neps = 0;
+    bool wildcard[2] = {false, false};
+    if (net_endpoints_parse(cfg->listen, &eps, &neps, err, errlen) < 0)
+        return -1;
+    struct {
+        const char *key, *list;
+        union turn_sa *out;
+        bool *have;
+    } lists[2] = {{"turn.relay-address", cfg->relay_address, srv->relay_bind, srv->have_relay},
+                  {"turn.external-address", cfg->external_address, srv->relay_public, NULL}};
+    bool have_public[2] = {false, false};
+    lists[1].have = have_public;
+    for (int l = 0; l < 2; l++) {
+        const char *p = lists[l].list ? lists[l].list : "";
+        char item[128];
+        while (*p) {
+            size_t n = strcspn(p, ", \t");
+            if (n && n < sizeof item) {
+                memcpy(item, p, n);
+                item[n] = 0;
+                union turn_sa sa;
+                socklen_t len;
+                if (ml_addr_parse(item, 0, (struct sockaddr_storage *)&sa, &len) < 0) {
+                    free(eps);
+                    return ml_err(err, errlen, "%s: \"%s\" is not an IP address", lists[l].key,
+                                  item);
+                }
+                int fam = turn_fam_index(sa.sa.sa_family);
+                if (lists[l].have[fam]) {
+                    free(eps);
+                    return ml_err(err, errlen, "%s: at most one address per family", lists[l].key);
+                }
+                lists[l].have[fam] = true;
+                lists[l].out[fam] = sa;
+            }
+            p += n;
+            p += strspn(p, ", \t");
+        }
+    }
+    for (size_t i = 0; i < neps; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&eps[i].addr;
+        int fam = turn_fam_index(sa->sa_family);
+        static const uint8_t any6[16];
+        bool any = sa->sa_family == AF_INET
+                       ? ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0
+                       : memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, any6, 16) == 0;
+        if (any) {
+            wildcard[fam] = true;
+        } else if (!srv->have_relay[fam]) {
+            memcpy(&srv->relay_bind[fam], sa, ml_addr_len(sa));
+            srv->have_relay[fam] = true;
+        }
+    }
+    free(eps);
+    for (int fam = 0; fam < 2; fam++) {
+        if (wildcard[fam] && !srv->have_relay[fam])
+            return ml_err(err, errlen,
+                          "turn.relay-address needs an IPv%d address: turn.listen has a wildcard "
+                          "IPv%d listener, and relay sockets must bind to a specific address",
+                          fam ? 6 : 4, fam ? 6 : 4);
+        if (have_public[fam] && !srv->have_relay[fam])
+            return ml_err(err, errlen,
+                          "turn.external-address has an IPv%d address but nothing relays IPv%d",
+                          fam ? 6 : 4, fam ? 6 : 4);
+        if (srv->have_relay[fam]) {
+            ml_addr_set_port(&srv->relay_bind[fam].sa, 0);
+            if (!have_public[fam])
+                srv->relay_public[fam] = srv->relay_bind[fam];
+            ml_addr_set_port(&srv->relay_public[fam].sa, 0);
+        }
+    }
+    return turn_port_range_parse(cfg->relay_ports, &srv->port_lo, &srv->port_hi, err, errlen);
+}
+
+/* Fills the reloadable settings from cfg, with a new policy. */
+static int settings_from(struct turn_server *srv, const struct turn_config *cfg,
+                         struct turn_settings *set, char *err, size_t errlen)
+{
+    memset(set, 0, sizeof *set);
+    ml_strlcpy(set->software, cfg->software ? cfg->software : "", sizeof set->software);
+    set->fingerprint_always = cfg->fingerprint_always;
+    set->max_allocations = cfg->max_allocations;
+    set->max_per_user = cfg->max_allocations_per_user;
+    set->max_permissions = cfg->max_permissions;
+    set->max_channels = cfg->max_channels;
+    set->default_lifetime_s = cfg->default_lifetime_s;
+    set->max_lifetime_s = cfg->max_lifetime_s;
+    set->perm_lifetime_s = cfg->permission_lifetime_s;
+    set->chan_lifetime_s = cfg->channel_lifetime_s;
+    set->unauth_rate = cfg->unauth_rate;
+    set->unauth_burst = cfg->unauth_burst;
+    set->channel_max = cfg->rfc5766_channels ? TURN_CHANNEL_MAX_RFC5766 : TURN_CHANNEL_MAX;
+    set->policy = turn_policy_new(cfg->allow_peers, cfg->deny_peers, err, errlen);
+    if (!set->policy)
+        return -1;
+    for (size_t i = 0; i < srv->nservices; i++)
+        if (turn_policy_add_service(set->policy, &srv->services[i].sa) < 0) {
+            turn_policy_free(set->policy);
+            return ml_err(err, errlen, "out of memory");
+        }
+    return 0;
+}
 
 struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, size_t errlen)
 {
@@ -16,25 +129,99 @@ struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, si
         return NULL;
     }
     pthread_mutex_init(&srv->lock, NULL);
-    turn_server_reload(srv, cfg);
+    pthread_mutex_init(&srv->quota_lock, NULL);
+    for (size_t i = 0; i < TURN_MAX_RESERVATIONS; i++)
+        srv->res[i].fd = -1;
+    srv->quota_buckets = 1024;
+    srv->quota = calloc(srv->quota_buckets, sizeof *srv->quota);
+    if (!srv->quota) {
+        ml_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (setup_relays(srv, cfg, err, errlen) < 0)
+        goto fail;
+    srv->auth = turn_auth_new(cfg, err, errlen);
+    if (!srv->auth)
+        goto fail;
+    if (settings_from(srv, cfg, &srv->set, err, errlen) < 0)
+        goto fail;
+    srv->generation = 1;
     return srv;
+fail:
+    turn_server_free(srv);
+    return NULL;
 }
 
 void turn_server_free(struct turn_server *srv)
 {
     if (!srv)
         return;
+    if (srv->set.policy)
+        turn_policy_free(srv->set.policy);
+    for (size_t i = 0; i < srv->nretired; i++)
+        turn_policy_free(srv->retired[i]);
+    free(srv->retired);
+    if (srv->auth)
+        turn_auth_free(srv->auth);
+    turn_reservations_free(srv);
+    if (srv->quota) {
+        turn_quota_free_all(srv);
+        free(srv->quota);
+    }
+    free(srv->services);
     pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->quota_lock);
     free(srv);
 }
 
-void turn_server_reload(struct turn_server *srv, const struct turn_config *cfg)
+int turn_server_reload(struct turn_server *srv, const struct turn_config *cfg, char *err,
+                       size_t errlen)
 {
+    struct turn_settings set;
+    if (settings_from(srv, cfg, &set, err, errlen) < 0)
+        return -1;
+    if (turn_auth_reload(srv->auth, cfg, err, errlen) < 0) {
+        turn_policy_free(set.policy);
+        return -1;
+    }
     pthread_mutex_lock(&srv->lock);
-    ml_strlcpy(srv->software, cfg->software ? cfg->software : "", sizeof srv->software);
-    srv->fingerprint_always = cfg->fingerprint_always;
-    __atomic_add_fetch(&srv->generation, 1, __ATOMIC_RELEASE);
+    /* Workers may still hold the old policy until they see the new generation: it is kept
+     * until the server is freed (reloads are rare). */
+    struct turn_policy **r = realloc(srv->retired, (srv->nretired + 1) * sizeof *r);
+    if (r) {
+        srv->retired = r;
+        srv->retired[srv->nretired++] = srv->set.policy;
+        srv->set = set;
+        __atomic_add_fetch(&srv->generation, 1, __ATOMIC_RELEASE);
+    }
     pthread_mutex_unlock(&srv->lock);
+    if (!r) {
+        turn_policy_free(set.policy);
+        return ml_err(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+int turn_server_add_service(struct turn_server *srv, const struct sockaddr *sa)
+{
+    union turn_sa *v = realloc(srv->services, (srv->nservices + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    srv->services = v;
+    memset(&v[srv->nservices], 0, sizeof *v);
+    memcpy(&v[srv->nservices], sa, ml_addr_len(sa));
+    srv->nservices++;
+    return turn_policy_add_service(srv->set.policy, sa);
+}
+
+void turn_server_set_hooks(struct turn_server *srv, const struct turn_hooks *h)
+{
+    srv->hooks = *h;
+}
+
+void turn_server_set_engine(struct turn_server *srv, struct net_engine *e)
+{
+    srv->engine = e;
 }
 
 /* Workers keep private copies of reloadable values and refresh them when the generation
@@ -45,11 +232,59 @@ static void refresh(struct turn_worker *tw)
     if (gen == tw->generation)
         return;
     pthread_mutex_lock(&tw->srv->lock);
-    memcpy(tw->software, tw->srv->software, sizeof tw->software);
-    tw->fingerprint_always = tw->srv->fingerprint_always;
+    tw->set = tw->srv->set;
     tw->generation = tw->srv->generation;
     pthread_mutex_unlock(&tw->srv->lock);
 }
+
+/* ---------------------------------------------------------------- closing by credential */
+
+struct close_task {
+    char id[TURN_ID_MAX];
+    char reason[32];
+};
+
+static void close_cred_task(struct net_worker *w, void *arg)
+{
+    struct close_task *t = arg;
+    struct turn_worker *tw = net_worker_state(w);
+    for (struct turn_alloc *a = tw ? tw->allocs : NULL, *next; a; a = next) {
+        next = a->next;
+        if (strcmp(a->cred_id, t->id) == 0)
+            turn_alloc_free(a, t->reason);
+    }
+    free(t);
+}
+
+int turn_server_close_cred(struct turn_server *srv, const char *id, const char *reason)
+{
+    int rc = 0;
+    if (!srv->engine)
+        return -1;
+    for (unsigned i = 0; i < net_engine_workers(srv->engine); i++) {
+        struct close_task *t = calloc(1, sizeof *t);
+        if (!t)
+            return -1;
+        ml_strlcpy(t->id, id, sizeof t->id);
+        ml_strlcpy(t->reason, reason, sizeof t->reason);
+        if (net_worker_post(net_engine_worker(srv->engine, i), close_cred_task, t) < 0) {
+            free(t);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int turn_server_revoke(struct turn_server *srv, const char *id, int64_t until_s)
+{
+    int rc = turn_auth_revoke(srv->auth, id, until_s);
+    /* Close what is open even when the set is full: the credential then dies with them. */
+    if (turn_server_close_cred(srv, id, "revoked") < 0)
+        rc = -1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- answers */
 
 void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void *buf, size_t len)
 {
@@ -60,7 +295,7 @@ void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void 
         (void)net_stream_send(cl->stream, buf, len);
 }
 
-static unsigned error_slot(int code)
+unsigned turn_error_slot(int code)
 {
     switch (code) {
     case 400:
@@ -82,13 +317,19 @@ static unsigned error_slot(int code)
     }
 }
 
-/* Ends a response: SOFTWARE when configured, FINGERPRINT when the request had one. */
-static void finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
-                            const struct stun_msg *req, struct stun_builder *b)
+/* Ends an answer: SOFTWARE when configured, MESSAGE-INTEGRITY(-SHA256) with the request's key
+ * when it was authenticated, FINGERPRINT when the request had one. */
+void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
+                          const struct stun_msg *req, struct stun_builder *b,
+                          const struct turn_cred *cred)
 {
-    if (tw->software[0] && !req->rfc3489)
-        stun_build_attr(b, STUN_ATTR_SOFTWARE, tw->software, strlen(tw->software));
-    if (!req->rfc3489 && (req->fp >= 0 || tw->fingerprint_always))
+    if (tw->set.software[0] && !req->rfc3489)
+        stun_build_attr(b, STUN_ATTR_SOFTWARE, tw->set.software, strlen(tw->set.software));
+    if (cred && cred->sha256)
+        stun_build_integrity_sha256(b, cred->key, cred->keylen);
+    else if (cred)
+        stun_build_integrity(b, cred->key, cred->keylen);
+    if (!req->rfc3489 && (req->fp >= 0 || tw->set.fingerprint_always))
         stun_build_fingerprint(b);
     size_t len = stun_build_finish(b);
     if (len)
@@ -102,8 +343,8 @@ void turn_reply_error(struct turn_worker *tw, const struct turn_client *cl,
     struct stun_builder b;
     stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
     stun_build_error(&b, code, reason);
-    TURN_COUNT(tw->ctr.error_responses[error_slot(code)], 1);
-    finish_and_send(tw, cl, req, &b);
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
+    turn_finish_and_send(tw, cl, req, &b, NULL);
 }
 
 static void reply_unknown(struct turn_worker *tw, const struct turn_client *cl,
@@ -114,8 +355,8 @@ static void reply_unknown(struct turn_worker *tw, const struct turn_client *cl,
     stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
     stun_build_error(&b, 420, NULL);
     stun_build_unknown(&b, types, n);
-    TURN_COUNT(tw->ctr.error_responses[error_slot(420)], 1);
-    finish_and_send(tw, cl, req, &b);
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(420)], 1);
+    turn_finish_and_send(tw, cl, req, &b, NULL);
 }
 
 static void handle_binding(struct turn_worker *tw, const struct turn_client *cl,
@@ -131,7 +372,7 @@ static void handle_binding(struct turn_worker *tw, const struct turn_client *cl,
         stun_build_xaddr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, cl->addr);
     }
     TURN_COUNT(tw->ctr.binding_requests, 1);
-    finish_and_send(tw, cl, req, &b);
+    turn_finish_and_send(tw, cl, req, &b, NULL);
 }
 
 static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
@@ -144,13 +385,25 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
         reply_unknown(tw, cl, req, unknown, nu);
         return;
     }
+    if (req->rfc3489 && req->method != STUN_BINDING)
+        return; /* RFC 3489 clients get Binding only */
     switch (req->method) {
     case STUN_BINDING:
         handle_binding(tw, cl, req);
         return;
+    case TURN_ALLOCATE:
+        turn_handle_allocate(tw, cl, req);
+        return;
+    case TURN_REFRESH:
+        turn_handle_refresh(tw, cl, req);
+        return;
+    case TURN_CREATE_PERMISSION:
+        turn_handle_create_permission(tw, cl, req);
+        return;
+    case TURN_CHANNEL_BIND:
+        turn_handle_channel_bind(tw, cl, req);
+        return;
     default:
-        if (req->rfc3489)
-            return; /* RFC 3489 clients get Binding only */
         turn_reply_error(tw, cl, req, 400, "Unsupported method");
         return;
     }
@@ -162,17 +415,15 @@ static void handle_message(struct turn_worker *tw, const struct turn_client *cl,
 {
     struct stun_msg m;
     enum stun_parse_err perr;
-    refresh(tw);
     if (stun_is_channeldata(data, len)) {
-        /* ChannelData before any allocation exists: there is no channel to deliver to. */
-        TURN_COUNT(tw->ctr.malformed, 1);
+        turn_relay_channeldata(tw, cl, data, len, ml_now_ms());
         return;
     }
     if (stun_msg_parse(&m, data, len, &perr) < 0) {
         char a[ML_ADDR_STRLEN];
         TURN_COUNT(tw->ctr.malformed, 1);
-        ML_DEBUG("turn", "dropping %zu bytes from %s: %s", len,
-                 ml_addr_str(cl->addr, a, sizeof a), stun_parse_err_str(perr));
+        ML_DEBUG("turn", "dropping %zu bytes from %s: %s", len, ml_addr_str(cl->addr, a, sizeof a),
+                 stun_parse_err_str(perr));
         return;
     }
     switch (m.cls) {
@@ -181,10 +432,82 @@ static void handle_message(struct turn_worker *tw, const struct turn_client *cl,
         break;
     case STUN_INDICATION:
         TURN_COUNT(tw->ctr.indications, 1);
+        if (m.method == TURN_SEND && !m.rfc3489)
+            turn_relay_send_indication(tw, cl, &m, ml_now_ms());
         break;
     default:
         break; /* responses are not ours to answer */
     }
+}
+
+/* An asynchronous credential source is looking the user up: the request is kept (bounded) and
+ * replayed when the source wakes the worker. Over UDP a client retransmits anyway; over a stream
+ * nothing is retransmitted, so the replay is what answers it. */
+void turn_defer(struct turn_worker *tw, const struct turn_client *cl, const struct stun_msg *req)
+{
+    if (tw->npending >= TURN_MAX_PENDING)
+        return;
+    struct turn_pending *p = malloc(sizeof *p + req->len);
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->transport = cl->transport;
+    p->udp = cl->udp;
+    p->conn = cl->conn;
+    memcpy(&p->addr, cl->addr, ml_addr_len(cl->addr));
+    p->since_ms = ml_now_ms();
+    p->len = req->len;
+    memcpy(p->msg, req->buf, req->len);
+    p->next = tw->pending;
+    tw->pending = p;
+    tw->npending++;
+}
+
+static void replay_pending(struct net_worker *w, void *arg)
+{
+    struct turn_worker *tw = net_worker_state(w);
+    ML_UNUSED(arg);
+    if (!tw)
+        return;
+    struct turn_pending *p = tw->pending;
+    tw->pending = NULL;
+    tw->npending = 0;
+    int64_t now_ms = ml_now_ms();
+    while (p) {
+        struct turn_pending *next = p->next;
+        /* A request the source never answered is dropped after the time a client waits. */
+        if ((p->transport == NET_UDP || p->conn) && now_ms - p->since_ms < 10000) {
+            struct turn_client cl = {.transport = p->transport,
+                                     .udp = p->udp,
+                                     .conn = p->conn,
+                                     .stream = p->conn ? p->conn->s : NULL,
+                                     .addr = &p->addr.sa,
+                                     .local = p->udp ? net_udp_local(p->udp)
+                                                     : net_stream_local(p->conn->s)};
+            handle_message(tw, &cl, p->msg, p->len);
+        }
+        free(p);
+        p = next;
+    }
+}
+
+void turn_wake(void *arg)
+{
+    struct turn_worker *tw = arg;
+    /* Any thread: only post. The replay runs after the deferring call has returned. When the
+     * worker is stopping the request is simply not answered. */
+    if (net_worker_post(tw->w, replay_pending, NULL) < 0)
+        return;
+}
+
+static void pending_free_all(struct turn_worker *tw)
+{
+    while (tw->pending) {
+        struct turn_pending *p = tw->pending;
+        tw->pending = p->next;
+        free(p);
+    }
+    tw->npending = 0;
 }
 
 /* ---------------------------------------------------------------- net handler */
@@ -194,31 +517,35 @@ static void *worker_start(struct net_worker *w, void *ctx)
     struct turn_worker *tw = ml_xcalloc(1, sizeof *tw);
     tw->srv = ctx;
     tw->w = w;
-    tw->generation = 0;
+    ml_random(&tw->indication_salt, sizeof tw->indication_salt);
     refresh(tw);
+    tw->rl = turn_ratelimit_new(4096);
+    if (!tw->rl || turn_worker_tables_init(tw) < 0)
+        ML_ERROR("turn", "worker %u: out of memory while starting", net_worker_id(w));
     return tw;
 }
 
 static void worker_stop(struct net_worker *w, void *state)
 {
+    struct turn_worker *tw = state;
     ML_UNUSED(w);
-    free(state);
+    turn_worker_tables_free(tw);
+    pending_free_all(tw);
+    if (tw->rl)
+        turn_ratelimit_free(tw->rl);
+    free(tw);
 }
 
 static void udp_recv(struct net_udp *u, void *arg, struct net_pkt *pkts, unsigned n)
 {
     struct turn_worker *tw = arg;
     struct turn_client cl = {.transport = NET_UDP, .udp = u, .local = net_udp_local(u)};
+    refresh(tw);
     for (unsigned i = 0; i < n; i++) {
         cl.addr = (const struct sockaddr *)&pkts[i].from;
         handle_message(tw, &cl, pkts[i].data, pkts[i].len);
     }
 }
-
-/* Per-connection state of a TCP/TLS client. */
-struct turn_stream_conn {
-    struct net_stream *s;
-};
 
 static void *stream_open(void *state, struct net_stream *s)
 {
@@ -229,22 +556,29 @@ static void *stream_open(void *state, struct net_stream *s)
     return c;
 }
 
-static void stream_frame(void *state, struct net_stream *s, void *conn, uint8_t *data,
-                         size_t len)
+static void stream_frame(void *state, struct net_stream *s, void *conn, uint8_t *data, size_t len)
 {
-    ML_UNUSED(conn);
+    struct turn_worker *tw = state;
     struct turn_client cl = {.transport = net_stream_transport(s),
+                             .conn = conn,
                              .stream = s,
                              .addr = net_stream_peer(s),
                              .local = net_stream_local(s)};
-    handle_message(state, &cl, data, len);
+    refresh(tw);
+    handle_message(tw, &cl, data, len);
 }
 
 static void stream_close(void *state, struct net_stream *s, void *conn)
 {
-    ML_UNUSED(state);
+    struct turn_stream_conn *c = conn;
+    struct turn_worker *tw = state;
     ML_UNUSED(s);
-    free(conn);
+    for (struct turn_pending *p = tw->pending; p; p = p->next)
+        if (p->conn == c)
+            p->conn = NULL;
+    if (c->alloc)
+        turn_alloc_free(c->alloc, "connection closed");
+    free(c);
 }
 
 static long frame_len(const uint8_t *buf, size_t avail)

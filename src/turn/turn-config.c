@@ -54,6 +54,23 @@ static int validate_ips(const char *value, char *err, size_t errlen)
     return ml_list_foreach(value, validate_ip, ctx);
 }
 
+static int validate_realm(const char *value, char *err, size_t errlen)
+{
+    if (!*value)
+        return ml_err(err, errlen, "the realm cannot be empty");
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\')
+            return ml_err(err, errlen, "the realm must be printable, without quotes");
+    return 0;
+}
+
+static int validate_nonce_secret(const char *value, char *err, size_t errlen)
+{
+    if (*value && strlen(value) < 8)
+        return ml_err(err, errlen, "at least 8 characters (or empty for a random key)");
+    return 0;
+}
+
 static int validate_users(const char *value, char *err, size_t errlen)
 {
     return turn_static_users_validate(value, err, errlen);
@@ -75,7 +92,7 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"fingerprint", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(fingerprint_always), NULL, NULL,
      "Add FINGERPRINT to every response; by default only responses to requests that carried "
      "one get it."},
-    {"realm", ML_CFG_STR, "meetlite", 0, 127, 0, K(realm), NULL, NULL,
+    {"realm", ML_CFG_STR, "meetlite", 0, 127, 0, K(realm), NULL, validate_realm,
      "REALM of the long-term credentials. With shared secrets it only has to match what "
      "clients compute their key with (they take it from the 401 answer)."},
     {"auth-secret", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET, K(auth_secret), NULL,
@@ -83,8 +100,8 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "Shared secrets of the TURN REST API (coturn's static-auth-secret): a comma list, every "
      "one accepted, so a new secret can be added before the old is retired. Usernames are "
      "<expiry>:<id> (or <id>:<expiry>), passwords base64(HMAC-SHA1(secret, username))."},
-    {"static-users", ML_CFG_STR, "", 0, 65536, ML_CFG_RELOAD | ML_CFG_SECRET, K(static_users),
-     NULL, validate_users,
+    {"static-users", ML_CFG_STR, "", 0, 65536, ML_CFG_RELOAD | ML_CFG_SECRET, K(static_users), NULL,
+     validate_users,
      "Fixed long-term users: a comma list of user:password, or user:0x followed by the 32 hex "
      "digits of MD5(user:realm:password) so that no password is stored."},
     {"strict-expiry", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(strict_expiry), NULL, NULL,
@@ -94,7 +111,8 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"nonce-lifetime", ML_CFG_DURATION, "10m", 10, 86400, 0, K(nonce_lifetime_s), NULL, NULL,
      "How long a NONCE stays valid; older ones get 438 Stale Nonce and a fresh one. Nonces "
      "are stateless: an HMAC of the time and the client's address."},
-    {"nonce-secret", ML_CFG_STR, "", 0, 256, ML_CFG_SECRET, K(nonce_secret), NULL, NULL,
+    {"nonce-secret", ML_CFG_STR, "", 0, 256, ML_CFG_SECRET, K(nonce_secret), NULL,
+     validate_nonce_secret,
      "Key of the nonce HMAC. Empty: a random key per process. Set the same value on every "
      "node of a fleet so that a client may move between nodes."},
     {"unauth-rate", ML_CFG_INT, "20", 0, 1000000, ML_CFG_RELOAD, K(unauth_rate), NULL, NULL,
@@ -121,26 +139,29 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "per family, matched to relay-address by family."},
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
      "UDP port range of relay sockets. An Allocate that finds no free port gets 508."},
-    {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations),
-     NULL, NULL, "Allocations in total; more get 486 Allocation Quota Reached."},
+    {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations), NULL,
+     NULL, "Allocations in total; more get 486 Allocation Quota Reached."},
     {"max-allocations-per-user", ML_CFG_INT, "20", 1, 1000000, ML_CFG_RELOAD,
      K(max_allocations_per_user), NULL, NULL,
      "Allocations per credential id (the <id> of a REST username, or a static user); more get "
      "486. A browser in a mesh call of N people holds up to N-1."},
-    {"max-permissions", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_permissions), NULL,
-     NULL, "Permissions (peer IPs) per allocation; a CreatePermission beyond it gets 508."},
+    {"max-permissions", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_permissions), NULL, NULL,
+     "Permissions (peer IPs) per allocation; a CreatePermission beyond it gets 508."},
     {"max-channels", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_channels), NULL, NULL,
      "Channel bindings per allocation; a ChannelBind beyond it gets 508."},
-    {"default-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD,
-     K(default_lifetime_s), NULL, NULL,
-     "Allocation lifetime when the client asks for none (RFC 8656: 600 s)."},
-    {"max-lifetime", ML_CFG_DURATION, "1h", 1, 86400, ML_CFG_RELOAD, K(max_lifetime_s), NULL,
-     NULL, "Longest allocation lifetime granted; longer requests are cut to it."},
+    {"rfc5766-channel-numbers", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(rfc5766_channels), NULL,
+     NULL,
+     "Accept channel numbers 0x4000-0x7FFF as RFC 5766 did (older clients, such as coturn "
+     "4.6's turnutils_uclient, pick them there). By default only RFC 8656's 0x4000-0x4FFF is "
+     "accepted and other numbers get 400."},
+    {"default-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD, K(default_lifetime_s),
+     NULL, NULL, "Allocation lifetime when the client asks for none (RFC 8656: 600 s)."},
+    {"max-lifetime", ML_CFG_DURATION, "1h", 1, 86400, ML_CFG_RELOAD, K(max_lifetime_s), NULL, NULL,
+     "Longest allocation lifetime granted; longer requests are cut to it."},
     {"permission-lifetime", ML_CFG_DURATION, "5m", 1, 86400, ML_CFG_RELOAD,
      K(permission_lifetime_s), NULL, NULL,
      "Permission lifetime (RFC 8656: 300 s). Shorter values are for tests."},
-    {"channel-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD,
-     K(channel_lifetime_s), NULL, NULL,
-     "Channel binding lifetime (RFC 8656: 600 s). Shorter values are for tests."},
+    {"channel-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD, K(channel_lifetime_s),
+     NULL, NULL, "Channel binding lifetime (RFC 8656: 600 s). Shorter values are for tests."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };

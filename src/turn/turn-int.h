@@ -5,16 +5,160 @@
 #include "stun/stun.h"
 #include "turn/turn.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
+#include <string.h>
+
+#define TURN_USERNAME_MAX 514 /* bytes of a USERNAME, NUL included */
+#define TURN_NONCE_MAX 64     /* bytes of a NONCE we issue, NUL included */
 
 /* Largest STUN message the server builds. */
 #define TURN_REPLY_MAX 1280
+/* Bytes of the last answer kept per allocation, for retransmitted requests. */
+#define TURN_LAST_REPLY_MAX 224
+#define TURN_MAX_RESERVATIONS 1024 /* EVEN-PORT R-bit reservations held at once */
+#define TURN_RESERVATION_S 30      /* seconds a reserved port is held (RFC 8656 7.2) */
+#define TURN_TOMBSTONES 64         /* per worker: answers to Refresh(0) kept for retransmits */
+#define TURN_SWEEP_MS 250          /* how often a worker expires allocations */
+#define TURN_CHANNEL_MIN 0x4000
+#define TURN_CHANNEL_MAX 0x4FFF        /* RFC 8656 */
+#define TURN_CHANNEL_MAX_RFC5766 0x7FFF
+#define TURN_PROTO_UDP 17          /* REQUESTED-TRANSPORT value for UDP */
+
+/* A socket address of either family, small enough to keep per channel. */
+union turn_sa {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+/* Reads an XOR-*-ADDRESS attribute into a turn_sa (the codec fills a whole sockaddr_storage). */
+static inline int turn_get_xaddr(const struct stun_msg *m, const struct stun_attr *a,
+                                 union turn_sa *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (stun_attr_get_xaddr(m, a, &ss, &len) < 0 || len > sizeof *out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    memcpy(out, &ss, len);
+    return 0;
+}
+
+/* Index of a family in per-family arrays: 0 IPv4, 1 IPv6. */
+static inline int turn_fam_index(int family)
+{
+    return family == AF_INET6 ? 1 : 0;
+}
+
+/* Values a reload may change; workers copy them when the generation changes. */
+struct turn_settings {
+    char software[128]; /* empty: no SOFTWARE attribute */
+    bool fingerprint_always;
+    long long max_allocations, max_per_user, max_permissions, max_channels;
+    long long default_lifetime_s, max_lifetime_s, perm_lifetime_s, chan_lifetime_s;
+    long long unauth_rate, unauth_burst;
+    uint16_t channel_max; /* highest channel number accepted: 0x4FFF, or 0x7FFF (RFC 5766) */
+    struct turn_policy *policy; /* owned by the server (retired ones live until it is freed) */
+};
+
+/* A relay port reserved by an EVEN-PORT R-bit Allocate, claimed by RESERVATION-TOKEN. */
+struct turn_reservation {
+    uint8_t token[8];
+    int fd; /* bound UDP socket; -1: slot free */
+    int64_t expires_ms;
+};
+
+struct turn_quota_entry;
 
 struct turn_server {
-    pthread_mutex_t lock; /* guards the reloadable values below */
-    char software[128];   /* empty: no SOFTWARE attribute */
-    bool fingerprint_always;
+    pthread_mutex_t lock; /* guards set, generation and the retired policies */
+    struct turn_settings set;
     unsigned generation; /* bumped on every reload */
+    struct turn_policy **retired;
+    size_t nretired;
+    struct turn_auth *auth; /* thread-safe on its own */
+    /* relay addresses per family: [0] IPv4, [1] IPv6 */
+    bool have_relay[2];
+    union turn_sa relay_bind[2];   /* the local IP relay sockets bind to (port 0) */
+    union turn_sa relay_public[2]; /* what XOR-RELAYED-ADDRESS says (external-address) */
+    unsigned port_lo, port_hi;
+    /* quotas and reservations, shared by workers; touched at Allocate and deletion only */
+    pthread_mutex_t quota_lock;
+    struct turn_quota_entry **quota; /* hash of credential id -> allocations */
+    size_t quota_buckets;
+    long long total_allocs;
+    struct turn_reservation res[TURN_MAX_RESERVATIONS];
+    /* meetlited's own service addresses, never relay targets (re-added on reload) */
+    union turn_sa *services;
+    size_t nservices;
+    /* the engine serving this server, for work that crosses workers */
+    struct net_engine *engine;
+    struct turn_hooks hooks;
+};
+
+struct turn_perm {
+    union turn_sa ip; /* port ignored */
+    int64_t expires_ms;
+};
+
+struct turn_chan {
+    union turn_sa peer;
+    uint16_t number;
+    int64_t expires_ms;
+};
+
+struct turn_stream_conn;
+
+/* One allocation, owned by the worker that owns its client's 5-tuple. */
+struct turn_alloc {
+    struct turn_alloc *hnext;       /* the worker's 5-tuple hash chain (UDP clients) */
+    struct turn_alloc *prev, *next; /* the worker's list of allocations */
+    struct turn_worker *tw;
+    enum net_transport transport;
+    struct net_udp *listener;      /* UDP: the socket the client talks to */
+    struct turn_stream_conn *conn; /* TCP/TLS: the client's connection */
+    union turn_sa client;
+    struct net_udp *relay[2]; /* per family; NULL when that family was not allocated */
+    union turn_sa relay_public[2];
+    int64_t expires_ms;
+    int64_t created_s; /* wall clock */
+    int64_t cred_expiry_s;
+    uint8_t user_hash[16]; /* of the USERNAME that allocated: later requests must match */
+    char cred_id[TURN_ID_MAX];
+    struct turn_perm *perms;
+    struct turn_chan *chans;
+    uint16_t nperms, capperms, nchans, capchans;
+    bool dont_fragment;
+    bool closing;
+    uint8_t last_tid[STUN_TID_LEN];
+    uint16_t last_len;
+    uint8_t last_reply[TURN_LAST_REPLY_MAX];
+    struct turn_usage usage;
+};
+
+/* The answer to a Refresh with LIFETIME 0, kept briefly so a retransmission gets it again. */
+struct turn_tombstone {
+    union turn_sa client;
+    struct net_udp *listener;
+    uint8_t tid[STUN_TID_LEN];
+    int64_t expires_ms;
+    uint16_t len;
+    uint8_t reply[96];
+};
+
+#define TURN_MAX_PENDING 1024 /* requests per worker waiting for a credential source */
+
+/* A request kept until an asynchronous credential source answers. */
+struct turn_pending {
+    struct turn_pending *next;
+    enum net_transport transport;
+    struct net_udp *udp;           /* UDP: the listener */
+    struct turn_stream_conn *conn; /* TCP/TLS: NULL once the connection has closed */
+    union turn_sa addr;
+    int64_t since_ms;
+    size_t len;
+    uint8_t msg[];
 };
 
 /* Per-worker state: everything a worker owns. */
@@ -22,16 +166,34 @@ struct turn_worker {
     struct turn_server *srv;
     struct net_worker *w;
     struct turn_counters ctr;
-    char software[128]; /* this worker's copy, refreshed on reload */
-    bool fingerprint_always;
-    unsigned generation; /* of the server values copied above */
+    struct turn_settings set; /* this worker's copy, refreshed when generation changes */
+    unsigned generation;
+    struct turn_ratelimit *rl;
+    struct event *sweep;
+    /* allocations: a list, and a hash of UDP 5-tuples */
+    struct turn_alloc *allocs;
+    struct turn_alloc **table;
+    size_t table_size, nallocs; /* table_size is a power of two */
+    struct turn_tombstone tomb[TURN_TOMBSTONES];
+    unsigned tomb_next;
+    uint32_t indication_salt; /* with indication_seq: transaction ids of Data indications */
+    uint64_t indication_seq;
+    struct turn_pending *pending; /* requests waiting for an asynchronous credential source */
+    unsigned npending;
+};
+
+/* Per-connection state of a TCP/TLS client. */
+struct turn_stream_conn {
+    struct net_stream *s;
+    struct turn_alloc *alloc; /* at most one allocation per connection */
 };
 
 /* Where a message came from, and how to answer it. */
 struct turn_client {
     enum net_transport transport;
-    struct net_udp *udp;       /* UDP: the listener socket it arrived on */
-    struct net_stream *stream; /* TCP/TLS: the connection */
+    struct net_udp *udp;            /* UDP: the listener socket it arrived on */
+    struct turn_stream_conn *conn;  /* TCP/TLS: the connection */
+    struct net_stream *stream;
     const struct sockaddr *addr;
     const struct sockaddr *local;
 };
@@ -85,9 +247,7 @@ const char *turn_policy_explain(const struct turn_policy *p, const struct sockad
 
 /* ---------------------------------------------------------------- auth.c: credentials */
 
-#define TURN_ID_MAX 128      /* bytes of a credential id, NUL included */
-#define TURN_USERNAME_MAX 514 /* bytes of a USERNAME, NUL included */
-#define TURN_NONCE_MAX 64    /* bytes of a NONCE we issue, NUL included */
+/* TURN_ID_MAX is in turn.h; TURN_USERNAME_MAX and TURN_NONCE_MAX at the top of this file. */
 
 /* What authenticated a request. key is a secret: wipe it (ml_wipe) when the answer is sent. */
 struct turn_cred {

@@ -33,22 +33,64 @@ struct turn_config {
     long long max_allocations_per_user; /* per credential id */
     long long max_permissions;          /* per allocation */
     long long max_channels;             /* per allocation */
+    bool rfc5766_channels;              /* accept channel numbers up to 0x7FFF */
     /* timers, seconds */
     long long default_lifetime_s, max_lifetime_s, permission_lifetime_s, channel_lifetime_s;
 };
 extern const struct ml_cfg_key turn_cfg_keys[];
 
-/* Counters of one worker's STUN/TURN service; written by its thread only. */
+/* Counters of one worker's STUN/TURN service; written by its thread only. Gauges (current
+ * values) are marked; the rest only grow. */
 struct turn_counters {
     uint64_t stun_requests;      /* requests received, any method */
     uint64_t binding_requests;   /* Binding requests answered with success */
     uint64_t binding_rfc3489;    /* of which from RFC 3489 clients */
-    uint64_t error_responses[8]; /* by class: 400, 401, 403, 420, 437, 438, 486, other */
+    uint64_t error_responses[8]; /* by code: 400, 401, 403, 420, 437, 438, 486, other */
+    uint64_t errors_441, errors_442, errors_443, errors_440, errors_508;
     uint64_t malformed;          /* datagrams or frames that were neither STUN nor ChannelData */
     uint64_t indications;
+    uint64_t unauth_dropped;     /* requests dropped by the per-source unauthenticated budget */
+    uint64_t allocations;        /* gauge */
+    uint64_t alloc_by_transport[3]; /* gauge: udp, tcp, tls */
+    uint64_t alloc_ipv4, alloc_ipv6; /* gauge: relay sockets by family */
+    uint64_t permissions, channels;  /* gauges */
+    uint64_t allocations_total;  /* allocations ever made */
+    uint64_t allocations_expired;
+    uint64_t peer_denied;        /* 403s from the peer policy */
+    uint64_t relay_rx_packets, relay_rx_bytes; /* client to peer */
+    uint64_t relay_tx_packets, relay_tx_bytes; /* peer to client */
+    uint64_t relay_dropped_no_permission; /* peer packets without a permission */
+    uint64_t relay_dropped_no_channel;    /* ChannelData for an unbound channel */
+    uint64_t relay_dropped_backpressure;  /* to stream clients that read too slowly */
 };
 
 struct turn_server;
+
+#define TURN_ID_MAX 128 /* bytes of a credential id, NUL included */
+
+/* What one allocation relayed, both ways. */
+struct turn_usage {
+    uint64_t rx_packets, rx_bytes; /* from the client, relayed to peers */
+    uint64_t tx_packets, tx_bytes; /* from peers, relayed to the client */
+};
+
+/* An allocation that ended, as told to the alloc_end hook. */
+struct turn_alloc_info {
+    const char *cred_id; /* the REST <id> (the participant) or static user */
+    enum net_transport transport;
+    bool ipv4, ipv6; /* relay families it had */
+    const struct sockaddr *client;
+    int64_t created_s, ended_s; /* wall clock */
+    const char *reason;         /* "expired", "refreshed to 0", "revoked", "closed", ... */
+    struct turn_usage usage;
+};
+
+/* Callbacks into the rest of the daemon. They run on a worker thread and must be quick
+ * (queue the work elsewhere). */
+struct turn_hooks {
+    void (*alloc_end)(void *arg, const struct turn_alloc_info *info);
+    void *arg;
+};
 
 /* Creates the server from its configuration (copied). Returns NULL with err filled. */
 struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, size_t errlen)
@@ -56,8 +98,24 @@ struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, si
 void turn_server_free(struct turn_server *srv);
 /* The handler that plugs the server into the network engine; its ctx is the turn_server. */
 const struct net_handler *turn_net_handler(void);
-/* Applies the reloadable keys of cfg (SOFTWARE, ...). Thread-safe. */
-void turn_server_reload(struct turn_server *srv, const struct turn_config *cfg);
+/* Declares one of meetlited's own service addresses (a listener, with the port it is bound
+ * to): the relay never sends to it. Call before the engine starts. 0 or -1. */
+int turn_server_add_service(struct turn_server *srv, const struct sockaddr *sa) ML_WUR;
+/* Sets the hooks; call before the engine starts. */
+void turn_server_set_hooks(struct turn_server *srv, const struct turn_hooks *h);
+/* Tells the server which engine serves it (for work that crosses workers); before start. */
+void turn_server_set_engine(struct turn_server *srv, struct net_engine *e);
+/* Closes every allocation made with credential id on every worker, soon (asynchronously);
+ * reason goes to the log and the alloc_end hook. Thread-safe. 0, or -1 when the workers could
+ * not be reached. */
+int turn_server_close_cred(struct turn_server *srv, const char *id, const char *reason);
+/* Revokes credential id until until_s (wall clock): it is refused from now on, and its live
+ * allocations are closed. Thread-safe. */
+int turn_server_revoke(struct turn_server *srv, const char *id, int64_t until_s);
+/* Applies the reloadable keys of cfg (SOFTWARE, secrets, static users, peer lists, quotas,
+ * timers). Thread-safe. 0, or -1 with err filled (nothing changed). */
+int turn_server_reload(struct turn_server *srv, const struct turn_config *cfg, char *err,
+                       size_t errlen) ML_WUR;
 /* Makes a TURN REST API credential (draft-uberti-behave-turn-rest, as coturn's use-auth-secret
  * reads it): username "<expiry_s>:<id>", password base64(HMAC-SHA1(secret, username)). user and
  * pass are NUL-terminated; returns 0, or -1 when a buffer is too small or id has a ':'. */

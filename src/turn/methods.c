@@ -1,0 +1,566 @@
+/* The authenticated TURN requests (RFC 8656 sections 7 to 9 and 11): Allocate, Refresh,
+ * CreatePermission and ChannelBind, with long-term authentication (RFC 8489 9.2), the
+ * per-source budget for unauthenticated requests, quotas, the peer policy and the error codes
+ * RFC 8656 lists. */
+#include "config.h"
+
+#include "turn/turn-alloc.h"
+
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Answers a request that did not authenticate: 401 (with REALM, NONCE and PASSWORD-ALGORITHMS),
+ * 438 (a fresh NONCE) or 400. Short answers: nothing the client does not need. */
+static void reply_unauthenticated(struct turn_worker *tw, const struct turn_client *cl,
+                                  const struct stun_msg *req, int code)
+{
+    uint8_t out[TURN_REPLY_MAX];
+    char nonce[TURN_NONCE_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
+    stun_build_error(&b, code, NULL);
+    if (code != 400) {
+        const char *realm = turn_auth_realm(tw->srv->auth);
+        size_t nlen = turn_auth_nonce(tw->srv->auth, cl->addr, ml_wall_s(), nonce, sizeof nonce);
+        stun_build_attr(&b, STUN_ATTR_REALM, realm, strlen(realm));
+        stun_build_attr(&b, STUN_ATTR_NONCE, nonce, nlen);
+        turn_auth_build_algorithms(&b);
+    }
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
+    turn_finish_and_send(tw, cl, req, &b, NULL);
+}
+
+/* Authenticates req; on failure answers it (or drops it past the unauthenticated budget) and
+ * returns false. */
+static bool authenticate(struct turn_worker *tw, const struct turn_client *cl,
+                         const struct stun_msg *req, bool check_expiry, struct turn_cred *cred)
+{
+    enum turn_auth_result r = turn_auth_check_async(tw->srv->auth, req, cl->addr, ml_wall_s(),
+                                                    check_expiry, turn_wake, tw, cred);
+    if (r == TURN_AUTH_OK)
+        return true;
+    if (r == TURN_AUTH_PENDING) {
+        turn_defer(tw, cl, req);
+        return false;
+    }
+    if (!turn_ratelimit_allow(tw->rl, cl->addr, ml_now_ms(), tw->set.unauth_rate,
+                              tw->set.unauth_burst)) {
+        TURN_COUNT(tw->ctr.unauth_dropped, 1);
+        return false;
+    }
+    if (r == TURN_AUTH_REJECT) {
+        char a[ML_ADDR_STRLEN];
+        ML_LOG_LIMITED(ML_LOG_INFO, "turn", "401 for %s %s: credentials refused",
+                       stun_method_name(req->method), ml_addr_str(cl->addr, a, sizeof a));
+    }
+    reply_unauthenticated(tw, cl, req,
+                          r == TURN_AUTH_STALE         ? 438
+                          : r == TURN_AUTH_BAD_REQUEST ? 400
+                                                       : 401);
+    return false;
+}
+
+/* An error answer to an authenticated request: it carries MESSAGE-INTEGRITY like a success. */
+static void reply_error(struct turn_worker *tw, const struct turn_client *cl,
+                        const struct stun_msg *req, const struct turn_cred *cred, int code,
+                        const char *reason)
+{
+    uint8_t out[TURN_REPLY_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
+    stun_build_error(&b, code, reason);
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
+    switch (code) {
+    case 440:
+        TURN_COUNT(tw->ctr.errors_440, 1);
+        break;
+    case 441:
+        TURN_COUNT(tw->ctr.errors_441, 1);
+        break;
+    case 442:
+        TURN_COUNT(tw->ctr.errors_442, 1);
+        break;
+    case 443:
+        TURN_COUNT(tw->ctr.errors_443, 1);
+        break;
+    case 508:
+        TURN_COUNT(tw->ctr.errors_508, 1);
+        break;
+    default:
+        break;
+    }
+    turn_finish_and_send(tw, cl, req, &b, cred);
+}
+
+static void user_hash(const struct turn_cred *cred, uint8_t out[16])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_Digest(cred->username, strlen(cred->username), d, &len, EVP_sha256(), NULL);
+    memcpy(out, d, 16);
+}
+
+/* RFC 8656 7.3: a request on an allocation must come with the credentials that made it. */
+static bool same_user(const struct turn_alloc *a, const struct turn_cred *cred)
+{
+    uint8_t h[16];
+    user_hash(cred, h);
+    return stun_ct_equal(h, a->user_hash, sizeof h);
+}
+
+/* RFC 8656 7.2 and 7.3: the requested lifetime, capped at the maximum and at least the
+ * default. */
+static long long desired_lifetime(const struct turn_worker *tw, const struct stun_msg *req)
+{
+    const struct stun_attr *la = stun_msg_find(req, STUN_ATTR_LIFETIME);
+    uint32_t want;
+    long long def = tw->set.default_lifetime_s, max = tw->set.max_lifetime_s;
+    if (!la || stun_attr_get_u32(req, la, &want) < 0)
+        return def < max ? def : max;
+    if (want == 0)
+        return 0;
+    long long lt = (long long)want < max ? (long long)want : max;
+    if (lt < def)
+        lt = def < max ? def : max;
+    return lt;
+}
+
+/* Sends a success answer, remembering it for a retransmission of the same request. */
+static void send_success(struct turn_worker *tw, const struct turn_client *cl,
+                         const struct stun_msg *req, struct stun_builder *b,
+                         const struct turn_cred *cred, struct turn_alloc *a)
+{
+    turn_finish_and_send(tw, cl, req, b, cred);
+    if (a && b->len && !b->overflow)
+        turn_alloc_remember(a, req->tid, b->buf, b->len);
+}
+
+/* A retransmission of the allocation's last request gets the same answer. */
+static bool resend_last(struct turn_worker *tw, const struct turn_client *cl,
+                        const struct turn_alloc *a, const struct stun_msg *req)
+{
+    size_t len;
+    const uint8_t *last = a ? turn_alloc_recall(a, req->tid, &len) : NULL;
+    if (!last)
+        return false;
+    turn_send(tw, cl, last, len);
+    return true;
+}
+
+static int family_of(const struct stun_msg *req, uint16_t type, int *fam)
+{
+    const struct stun_attr *at = stun_msg_find(req, type);
+    if (!at)
+        return 0;
+    if (at->len != 4)
+        return -1;
+    uint8_t f = stun_attr_value(req, at)[0];
+    if (f == STUN_FAMILY_IPV4)
+        *fam = 0;
+    else if (f == STUN_FAMILY_IPV6)
+        *fam = 1;
+    else
+        return -2;
+    return 1;
+}
+
+static void set_dont_fragment(struct net_udp *u, int fam)
+{
+    int fd = net_udp_fd(u);
+    if (fam == 0) {
+        int v = IP_PMTUDISC_DO;
+        (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+    } else {
+        int v = 1;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &v, sizeof v);
+    }
+}
+
+/* RFC 8656 7.2. */
+void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
+                          const struct stun_msg *req)
+{
+    struct turn_server *srv = tw->srv;
+    struct turn_cred cred;
+    int64_t now_ms = ml_now_ms();
+    if (!authenticate(tw, cl, req, true, &cred))
+        return;
+    struct turn_alloc *a = turn_client_alloc(tw, cl);
+    if (a) {
+        if (!resend_last(tw, cl, a, req))
+            reply_error(tw, cl, req, &cred, 437, NULL);
+        return;
+    }
+    const struct stun_attr *rt = stun_msg_find(req, STUN_ATTR_REQUESTED_TRANSPORT);
+    if (!rt || rt->len != 4) {
+        reply_error(tw, cl, req, &cred, 400, "REQUESTED-TRANSPORT missing");
+        return;
+    }
+    if (stun_attr_value(req, rt)[0] != TURN_PROTO_UDP) {
+        reply_error(tw, cl, req, &cred, 442, NULL);
+        return;
+    }
+    const struct stun_attr *ep = stun_msg_find(req, STUN_ATTR_EVEN_PORT);
+    const struct stun_attr *tok = stun_msg_find(req, STUN_ATTR_RESERVATION_TOKEN);
+    int req_fam = 0, add_fam = 0;
+    int has_req = family_of(req, STUN_ATTR_REQUESTED_ADDRESS_FAMILY, &req_fam);
+    int has_add = family_of(req, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY, &add_fam);
+    if (has_req == -1 || has_add == -1 || (tok && tok->len != 8) || (ep && ep->len < 1)) {
+        reply_error(tw, cl, req, &cred, 400, "Malformed attribute");
+        return;
+    }
+    if (has_req == -2) {
+        reply_error(tw, cl, req, &cred, 440, NULL);
+        return;
+    }
+    bool reserve = ep && (stun_attr_value(req, ep)[0] & 0x80);
+    if ((tok && (ep || has_req)) || (has_req && has_add) || has_add == -2 ||
+        (has_add && add_fam != 1) || (has_add && reserve)) {
+        reply_error(tw, cl, req, &cred, 400, "Conflicting attributes");
+        return;
+    }
+    /* Which families to allocate: IPv4 by default (RFC 8656 7.2), the requested one, or both. */
+    bool want[2] = {true, false};
+    if (has_req) {
+        want[0] = req_fam == 0;
+        want[1] = req_fam == 1;
+    }
+    if (has_add)
+        want[1] = true;
+    int first = want[0] ? 0 : 1;
+    if (!srv->have_relay[first]) {
+        reply_error(tw, cl, req, &cred, 440, NULL);
+        return;
+    }
+    bool v6_refused = has_add && !srv->have_relay[1];
+    if (v6_refused)
+        want[1] = false;
+
+    int q = turn_quota_acquire(srv, cred.id, tw->set.max_per_user, tw->set.max_allocations);
+    if (q) {
+        char addr[ML_ADDR_STRLEN];
+        ML_LOG_LIMITED(ML_LOG_NOTICE, "turn", "%d for Allocate from %s (%s): %s", q,
+                       ml_addr_str(cl->addr, addr, sizeof addr), cred.id,
+                       q == 486 ? "per-user quota reached" : "server capacity reached");
+        reply_error(tw, cl, req, &cred, q, NULL);
+        return;
+    }
+    int fds[2] = {-1, -1}, next_fd = -1;
+    uint8_t token[8];
+    bool have_token = false;
+    for (int fam = 0; fam < 2; fam++) {
+        if (!want[fam])
+            continue;
+        if (tok && fam == first) {
+            fds[fam] = turn_reservation_take(srv, stun_attr_value(req, tok), now_ms);
+        } else {
+            int nfd = -1;
+            bool use_next = reserve && fam == first;
+            if (turn_relay_bind(tw, fam, ep != NULL, use_next, &fds[fam], &nfd) < 0)
+                fds[fam] = -1;
+            if (nfd >= 0) {
+                if (turn_reservation_add(srv, nfd, token, now_ms) < 0) {
+                    close(nfd);
+                    close(fds[fam]);
+                    fds[fam] = -1;
+                } else {
+                    have_token = true;
+                }
+            }
+        }
+        if (fds[fam] < 0)
+            break;
+    }
+    ML_UNUSED(next_fd);
+    if ((want[0] && fds[0] < 0) || (want[1] && fds[1] < 0)) {
+        for (int fam = 0; fam < 2; fam++)
+            if (fds[fam] >= 0)
+                close(fds[fam]);
+        turn_quota_release(srv, cred.id);
+        char addr[ML_ADDR_STRLEN];
+        ML_LOG_LIMITED(ML_LOG_WARN, "turn", "508 for Allocate from %s: %s",
+                       ml_addr_str(cl->addr, addr, sizeof addr),
+                       tok ? "unknown or lapsed reservation token" : "no free relay port");
+        reply_error(tw, cl, req, &cred, 508, NULL);
+        return;
+    }
+    a = turn_alloc_new(tw, cl);
+    if (!a) {
+        for (int fam = 0; fam < 2; fam++)
+            if (fds[fam] >= 0)
+                close(fds[fam]);
+        turn_quota_release(srv, cred.id);
+        reply_error(tw, cl, req, &cred, 508, NULL);
+        return;
+    }
+    ml_strlcpy(a->cred_id, cred.id, sizeof a->cred_id);
+    user_hash(&cred, a->user_hash);
+    a->cred_expiry_s = cred.expiry_s;
+    a->dont_fragment = stun_msg_find(req, STUN_ATTR_DONT_FRAGMENT) != NULL;
+    long long lifetime = desired_lifetime(tw, req);
+    if (lifetime == 0)
+        lifetime = tw->set.default_lifetime_s;
+    a->expires_ms = now_ms + lifetime * 1000;
+    char err[160];
+    for (int fam = 0; fam < 2; fam++) {
+        if (fds[fam] < 0)
+            continue;
+        union turn_sa local;
+        socklen_t len = sizeof local;
+        if (getsockname(fds[fam], &local.sa, &len) < 0)
+            memset(&local, 0, sizeof local);
+        a->relay[fam] = net_udp_adopt(tw->w, fds[fam], turn_relay_recv, a, err, sizeof err);
+        if (!a->relay[fam]) {
+            if (fam == 1 && fds[0] >= 0)
+                fds[1] = -1; /* adopt closed it */
+            turn_alloc_free(a, "relay socket failed");
+            reply_error(tw, cl, req, &cred, 508, NULL);
+            return;
+        }
+        TURN_COUNT(*(fam == 0 ? &tw->ctr.alloc_ipv4 : &tw->ctr.alloc_ipv6), 1);
+        a->relay_public[fam] = srv->relay_public[fam];
+        ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(&local.sa));
+        if (a->dont_fragment)
+            set_dont_fragment(a->relay[fam], fam);
+    }
+    if (cl->transport != NET_UDP)
+        net_stream_set_idle(cl->stream, 0); /* the allocation's lifetime governs now */
+
+    uint8_t out[TURN_REPLY_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_SUCCESS);
+    for (int fam = 0; fam < 2; fam++)
+        if (a->relay[fam])
+            stun_build_xaddr(&b, STUN_ATTR_XOR_RELAYED_ADDRESS, &a->relay_public[fam].sa);
+    if (v6_refused) {
+        const char *why = stun_reason(440);
+        uint8_t v[4 + 64];
+        size_t rl = strlen(why) < 64 ? strlen(why) : 64;
+        v[0] = STUN_FAMILY_IPV6;
+        v[1] = 0;
+        v[2] = 4;
+        v[3] = 40;
+        memcpy(v + 4, why, rl);
+        stun_build_attr(&b, STUN_ATTR_ADDRESS_ERROR_CODE, v, 4 + rl);
+    }
+    stun_build_u32(&b, STUN_ATTR_LIFETIME, (uint32_t)lifetime);
+    if (have_token)
+        stun_build_attr(&b, STUN_ATTR_RESERVATION_TOKEN, token, sizeof token);
+    stun_build_xaddr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, cl->addr);
+    char caddr[ML_ADDR_STRLEN], raddr[ML_ADDR_STRLEN];
+    ML_INFO("turn", "allocated %s relay %s for %s (client %s, %s, lifetime %llds)",
+            a->relay[1] && a->relay[0] ? "dual"
+            : a->relay[1]              ? "ipv6"
+                                       : "ipv4",
+            ml_addr_str(&a->relay_public[a->relay[0] ? 0 : 1].sa, raddr, sizeof raddr), a->cred_id,
+            ml_addr_str(cl->addr, caddr, sizeof caddr), net_transport_name(cl->transport),
+            lifetime);
+    send_success(tw, cl, req, &b, &cred, a);
+}
+
+/* RFC 8656 7.3. */
+void turn_handle_refresh(struct turn_worker *tw, const struct turn_client *cl,
+                         const struct stun_msg *req)
+{
+    struct turn_cred cred;
+    int64_t now_ms = ml_now_ms();
+    if (!authenticate(tw, cl, req, turn_auth_strict_expiry(tw->srv->auth), &cred))
+        return;
+    struct turn_alloc *a = turn_client_alloc(tw, cl);
+    if (!a) {
+        size_t len;
+        const uint8_t *last = turn_tombstone_find(tw, cl, req->tid, now_ms, &len);
+        if (last)
+            turn_send(tw, cl, last, len);
+        else
+            reply_error(tw, cl, req, &cred, 437, NULL);
+        return;
+    }
+    if (!same_user(a, &cred)) {
+        reply_error(tw, cl, req, &cred, 441, NULL);
+        return;
+    }
+    if (resend_last(tw, cl, a, req))
+        return;
+    int fam = 0;
+    int has_fam = family_of(req, STUN_ATTR_REQUESTED_ADDRESS_FAMILY, &fam);
+    if (has_fam < 0) {
+        reply_error(tw, cl, req, &cred, has_fam == -2 ? 440 : 400, NULL);
+        return;
+    }
+    if (has_fam && !a->relay[fam]) {
+        reply_error(tw, cl, req, &cred, 443, NULL);
+        return;
+    }
+    long long lifetime = desired_lifetime(tw, req);
+    uint8_t out[TURN_REPLY_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_SUCCESS);
+    stun_build_u32(&b, STUN_ATTR_LIFETIME, (uint32_t)lifetime);
+    if (lifetime == 0 && has_fam && a->relay[1 - fam]) {
+        /* A dual allocation drops one family and lives on with the other. */
+        turn_alloc_close_relay(a, fam);
+        send_success(tw, cl, req, &b, &cred, a);
+        return;
+    }
+    if (lifetime == 0) {
+        turn_finish_and_send(tw, cl, req, &b, &cred);
+        if (b.len && !b.overflow)
+            turn_tombstone_add(tw, cl, req->tid, b.buf, b.len, now_ms);
+        if (cl->transport != NET_UDP)
+            net_stream_reset_idle(cl->stream);
+        turn_alloc_free(a, "refreshed to 0");
+        return;
+    }
+    a->expires_ms = now_ms + lifetime * 1000;
+    send_success(tw, cl, req, &b, &cred, a);
+}
+
+/* Common checks of CreatePermission and ChannelBind: the allocation exists, the credentials
+ * match, and the request is not a retransmission. Returns the allocation or NULL (answered). */
+static struct turn_alloc *alloc_for_request(struct turn_worker *tw, const struct turn_client *cl,
+                                            const struct stun_msg *req, struct turn_cred *cred)
+{
+    if (!authenticate(tw, cl, req, turn_auth_strict_expiry(tw->srv->auth), cred))
+        return NULL;
+    struct turn_alloc *a = turn_client_alloc(tw, cl);
+    if (!a || a->expires_ms <= ml_now_ms()) {
+        reply_error(tw, cl, req, cred, 437, NULL);
+        return NULL;
+    }
+    if (!same_user(a, cred)) {
+        reply_error(tw, cl, req, cred, 441, NULL);
+        return NULL;
+    }
+    if (resend_last(tw, cl, a, req))
+        return NULL;
+    return a;
+}
+
+/* Checks one peer address of a request against the allocation's families and the policy;
+ * answers and returns false when it fails. */
+static bool peer_allowed(struct turn_worker *tw, const struct turn_client *cl,
+                         const struct stun_msg *req, const struct turn_cred *cred,
+                         struct turn_alloc *a, const struct sockaddr *peer, bool with_port)
+{
+    if (!a->relay[turn_fam_index(peer->sa_family)]) {
+        reply_error(tw, cl, req, cred, 443, NULL);
+        return false;
+    }
+    char why[TURN_POLICY_WHY_MAX];
+    if (turn_policy_explain(tw->set.policy, peer, with_port, why, sizeof why)) {
+        char p[ML_ADDR_STRLEN], c[ML_ADDR_STRLEN];
+        TURN_COUNT(tw->ctr.peer_denied, 1);
+        ML_LOG_LIMITED(ML_LOG_NOTICE, "turn", "403 for %s to peer %s from %s (%s): denied by %s",
+                       stun_method_name(req->method), ml_addr_str(peer, p, sizeof p),
+                       ml_addr_str(cl->addr, c, sizeof c), cred->id, why);
+        reply_error(tw, cl, req, cred, 403, "Forbidden IP");
+        return false;
+    }
+    return true;
+}
+
+/* RFC 8656 9. Every XOR-PEER-ADDRESS is checked before any permission is installed: the
+ * request succeeds or fails as a whole. */
+void turn_handle_create_permission(struct turn_worker *tw, const struct turn_client *cl,
+                                   const struct stun_msg *req)
+{
+    struct turn_cred cred;
+    struct turn_alloc *a = alloc_for_request(tw, cl, req, &cred);
+    if (!a)
+        return;
+    union turn_sa peers[STUN_MAX_ATTRS];
+    unsigned n = 0;
+    for (unsigned i = 0; i < req->nattrs; i++) {
+        const struct stun_attr *at = &req->attrs[i];
+        if (at->type != STUN_ATTR_XOR_PEER_ADDRESS)
+            continue;
+        if (turn_get_xaddr(req, at, &peers[n]) < 0) {
+            reply_error(tw, cl, req, &cred, 400, "Bad XOR-PEER-ADDRESS");
+            return;
+        }
+        if (!peer_allowed(tw, cl, req, &cred, a, &peers[n].sa, false))
+            return;
+        n++;
+    }
+    if (n == 0) {
+        reply_error(tw, cl, req, &cred, 400, "XOR-PEER-ADDRESS missing");
+        return;
+    }
+    int64_t expires = ml_now_ms() + tw->set.perm_lifetime_s * 1000;
+    unsigned have = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (!turn_perm_find(a, &peers[i].sa, 0))
+            have++;
+    if (a->nperms + have > tw->set.max_permissions) {
+        reply_error(tw, cl, req, &cred, 508, "Too many permissions");
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (turn_perm_install(a, &peers[i].sa, expires, tw->set.max_permissions) < 0) {
+            reply_error(tw, cl, req, &cred, 508, "Too many permissions");
+            return;
+        }
+    uint8_t out[TURN_REPLY_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_SUCCESS);
+    send_success(tw, cl, req, &b, &cred, a);
+}
+
+/* RFC 8656 11.2. */
+void turn_handle_channel_bind(struct turn_worker *tw, const struct turn_client *cl,
+                              const struct stun_msg *req)
+{
+    struct turn_cred cred;
+    struct turn_alloc *a = alloc_for_request(tw, cl, req, &cred);
+    if (!a)
+        return;
+    const struct stun_attr *ca = stun_msg_find(req, STUN_ATTR_CHANNEL_NUMBER);
+    const struct stun_attr *pa = stun_msg_find(req, STUN_ATTR_XOR_PEER_ADDRESS);
+    uint32_t cv;
+    union turn_sa peer;
+    if (!ca || stun_attr_get_u32(req, ca, &cv) < 0) {
+        reply_error(tw, cl, req, &cred, 400, "CHANNEL-NUMBER missing");
+        return;
+    }
+    uint16_t number = (uint16_t)(cv >> 16);
+    if (number < TURN_CHANNEL_MIN || number > tw->set.channel_max) {
+        reply_error(tw, cl, req, &cred, 400, "Channel number out of range");
+        return;
+    }
+    if (!pa || turn_get_xaddr(req, pa, &peer) < 0) {
+        reply_error(tw, cl, req, &cred, 400, "XOR-PEER-ADDRESS missing");
+        return;
+    }
+    if (!peer_allowed(tw, cl, req, &cred, a, &peer.sa, true))
+        return;
+    struct turn_chan *by_num = turn_chan_by_number(a, number);
+    struct turn_chan *by_peer = turn_chan_by_peer(a, &peer.sa);
+    if (by_num && !ml_addr_equal(&by_num->peer.sa, &peer.sa)) {
+        reply_error(tw, cl, req, &cred, 400, "Channel bound to another peer");
+        return;
+    }
+    if (by_peer && by_peer->number != number) {
+        reply_error(tw, cl, req, &cred, 400, "Peer bound to another channel");
+        return;
+    }
+    int64_t now_ms = ml_now_ms();
+    if (!turn_perm_find(a, &peer.sa, 0) && a->nperms >= tw->set.max_permissions) {
+        reply_error(tw, cl, req, &cred, 508, "Too many permissions");
+        return;
+    }
+    if (turn_chan_bind(a, number, &peer.sa, now_ms + tw->set.chan_lifetime_s * 1000,
+                       tw->set.max_channels) < 0) {
+        reply_error(tw, cl, req, &cred, 508, "Too many channels");
+        return;
+    }
+    /* A channel binding installs or refreshes the permission for its peer (RFC 8656 11.2). */
+    (void)turn_perm_install(a, &peer.sa, now_ms + tw->set.perm_lifetime_s * 1000,
+                            tw->set.max_permissions);
+    uint8_t out[TURN_REPLY_MAX];
+    struct stun_builder b;
+    stun_build_reply(&b, out, sizeof out, req, STUN_SUCCESS);
+    send_success(tw, cl, req, &b, &cred, a);
+}

@@ -1,0 +1,86 @@
+/* Allocations, relay sockets, the data path and the TURN methods: functions shared by
+ * alloc.c, relay.c, methods.c and server.c. Private to src/turn. */
+#ifndef ML_TURN_ALLOC_H
+#define ML_TURN_ALLOC_H
+
+#include "turn/turn-int.h"
+
+/* alloc.c: quotas shared by all workers. 0, or 486 (per credential) / 508 (in total). */
+int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_user,
+                       long long total) ML_WUR;
+void turn_quota_release(struct turn_server *srv, const char *id);
+void turn_quota_free_all(struct turn_server *srv);
+
+/* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on a port of the range,
+ * even when asked, and the next port too when reserve_next (into *next_fd). Returns the port,
+ * or -1 when none is free. */
+int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
+                    int *next_fd);
+/* EVEN-PORT reservations: hold fd under a new token (0, or -1 when the table is full), take it
+ * back by token (the fd, or -1), and close every held socket. */
+int turn_reservation_add(struct turn_server *srv, int fd, uint8_t token[8], int64_t now_ms);
+int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms);
+void turn_reservations_free(struct turn_server *srv);
+
+/* alloc.c: the allocation table. */
+struct turn_alloc *turn_alloc_find_udp(struct turn_worker *tw, const struct net_udp *l,
+                                       const struct sockaddr *client);
+/* Makes an empty allocation for the client's 5-tuple (or connection). NULL on exhaustion. */
+struct turn_alloc *turn_alloc_new(struct turn_worker *tw, const struct turn_client *cl);
+/* Ends it: hook, quota, relay sockets, table. reason is for the log and the hook. */
+void turn_alloc_free(struct turn_alloc *a, const char *reason);
+void turn_alloc_close_relay(struct turn_alloc *a, int fam);
+struct turn_perm *turn_perm_find(struct turn_alloc *a, const struct sockaddr *peer, int64_t now_ms);
+/* Installs or refreshes a permission for peer's IP. 0, or -1 when max is reached. */
+int turn_perm_install(struct turn_alloc *a, const struct sockaddr *peer, int64_t expires_ms,
+                      long long max);
+struct turn_chan *turn_chan_by_number(struct turn_alloc *a, uint16_t number);
+struct turn_chan *turn_chan_by_peer(struct turn_alloc *a, const struct sockaddr *peer);
+/* Binds or refreshes channel number to peer (the caller checked the rebind rules). 0 or -1. */
+int turn_chan_bind(struct turn_alloc *a, uint16_t number, const struct sockaddr *peer,
+                   int64_t expires_ms, long long max);
+void turn_sweep(struct turn_worker *tw, int64_t now_ms);
+/* The last answer of an allocation, for a retransmitted request. */
+void turn_alloc_remember(struct turn_alloc *a, const uint8_t tid[STUN_TID_LEN],
+                         const uint8_t *reply, size_t len);
+const uint8_t *turn_alloc_recall(const struct turn_alloc *a, const uint8_t tid[STUN_TID_LEN],
+                                 size_t *len);
+void turn_tombstone_add(struct turn_worker *tw, const struct turn_client *cl,
+                        const uint8_t tid[STUN_TID_LEN], const uint8_t *reply, size_t len,
+                        int64_t now_ms);
+const uint8_t *turn_tombstone_find(struct turn_worker *tw, const struct turn_client *cl,
+                                   const uint8_t tid[STUN_TID_LEN], int64_t now_ms, size_t *len);
+int turn_worker_tables_init(struct turn_worker *tw) ML_WUR;
+void turn_worker_tables_free(struct turn_worker *tw);
+
+/* relay.c: the data path. */
+void turn_relay_channeldata(struct turn_worker *tw, const struct turn_client *cl, uint8_t *data,
+                            size_t len, int64_t now_ms);
+void turn_relay_send_indication(struct turn_worker *tw, const struct turn_client *cl,
+                                const struct stun_msg *m, int64_t now_ms);
+/* net_udp_cb of relay sockets: peers to the client. arg is the allocation. */
+void turn_relay_recv(struct net_udp *u, void *arg, struct net_pkt *pkts, unsigned n);
+
+/* methods.c: authenticated TURN requests. */
+void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
+                          const struct stun_msg *req);
+void turn_handle_refresh(struct turn_worker *tw, const struct turn_client *cl,
+                         const struct stun_msg *req);
+void turn_handle_create_permission(struct turn_worker *tw, const struct turn_client *cl,
+                                   const struct stun_msg *req);
+void turn_handle_channel_bind(struct turn_worker *tw, const struct turn_client *cl,
+                              const struct stun_msg *req);
+/* The allocation of a client, whichever its transport. */
+struct turn_alloc *turn_client_alloc(struct turn_worker *tw, const struct turn_client *cl);
+
+/* server.c: answers. */
+void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
+                          const struct stun_msg *req, struct stun_builder *b,
+                          const struct turn_cred *cred);
+unsigned turn_error_slot(int code);
+/* Keeps a request whose credentials an asynchronous source is still looking up; the worker
+ * replays it when turn_wake(tw) is called (from any thread). */
+void turn_defer(struct turn_worker *tw, const struct turn_client *cl, const struct stun_msg *req);
+void turn_wake(void *tw);
+
+#endif
