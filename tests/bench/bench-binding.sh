@@ -130,6 +130,7 @@ while :; do
         if [ $((SECONDS - BENCH_T0)) -ge "$MAX_TIME" ]; then
             bench_log "time budget of $MAX_TIME s spent: stopping the search"
             S_DONE[$s]=1
+            S_BUDGET[$s]=1
             continue
         fi
         pending=1
@@ -195,14 +196,10 @@ echo "STUN Binding, 127.0.0.1, $THREADS server thread(s), $CLIENTS client socket
     "loss <= ${BENCH_MAX_LOSS:-0.1} %"
 printf '%-10s %14s %-22s %14s %16s %12s\n' server "max rate/s" "limited by" "us CPU/req@max" \
     "us CPU/req@$common" "gen work@max"
-declare -A MAXR PERMAX PERCOM
+declare -A MAXR PERMAX PERCOM WHY
 for s in "${ACTIVE[@]}"; do
     lo=${S_LO[$s]}
-    why="server (loss)"
-    [ "${S_GENLIM[$s]}" = 1 ] && why="GENERATOR (>= $lo)"
-    [ "${S_PERT[$s]}" -gt 8 ] && why="PERTURBED (>= $lo)"
-    [ "${S_HI[$s]}" -eq 0 ] && why="not reached (>= $lo)"
-    [ "$lo" -eq 0 ] && why="nothing passed"
+    why=$(bench_search_why "$s")
     pm=n/a genw=n/a
     if [ -n "${S_LOFILE[$s]}" ]; then
         pm=$(per_req "${S_LOFILE[$s]}")
@@ -210,7 +207,7 @@ for s in "${ACTIVE[@]}"; do
         [ "$GEN_SPIN" ] || genw=$(bench_json "${S_LOFILE[$s]}" gen_busy_max_pct)%
     fi
     pc=$(per_req "$BENCH_WORK"/common[12]-"$s".json)
-    MAXR[$s]=$lo PERMAX[$s]=$pm PERCOM[$s]=$pc
+    MAXR[$s]=$lo PERMAX[$s]=$pm PERCOM[$s]=$pc WHY[$s]=$why
     printf '%-10s %14s %-22s %14s %16s %12s\n' "$s" "$lo" "$why" "$pm" "$pc" "$genw"
 done
 if [ -n "${MAXR[reflector]:-}" ]; then
@@ -231,11 +228,19 @@ maxr = dict(x.split("=") for x in """$(for s in "${ACTIVE[@]}"; do echo "$s=${MA
 permax = dict(x.split("=") for x in """$(for s in "${ACTIVE[@]}"; do echo "$s=${PERMAX[$s]}"; done)""".split())
 percom = dict(x.split("=") for x in """$(for s in "${ACTIVE[@]}"; do echo "$s=${PERCOM[$s]}"; done)""".split())
 genlim = dict(x.split("=") for x in """$(for s in "${ACTIVE[@]}"; do echo "$s=${S_GENLIM[$s]}"; done)""".split())
+why = dict(x.split("=", 1) for x in """$(for s in "${ACTIVE[@]}"; do echo "$s=${WHY[$s]}"; done)""".split("\n") if x)
+def num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return None
 res = {"benchmark": "binding", "threads": int(threads), "clients": int(clients), "step_s": float(step),
        "common_rate": int(common), "servers": {}}
 for s in servers:
-    res["servers"][s] = {"max_lossfree_rate": int(maxr[s]), "generator_limited": genlim[s] == "1",
-                         "cpu_us_per_req_at_max": permax[s], "cpu_us_per_req_at_common": percom[s]}
+    res["servers"][s] = {"max_lossfree_rate": int(maxr[s]), "limited_by": why[s],
+                         "generator_limited": genlim[s] == "1",
+                         "cpu_us_per_req_at_max": num(permax[s]),
+                         "cpu_us_per_req_at_common": num(percom[s])}
 json.dump(res, open(out, "w"), indent=1)
 EOF
 fi

@@ -188,6 +188,7 @@ if [[ " $PARTS " == *" relay "* ]]; then
                 if [ $((SECONDS - BENCH_T0)) -ge "$MAX_TIME" ]; then
                     bench_log "time budget of $MAX_TIME s spent: stopping the search"
                     S_DONE[$s]=1
+                    S_BUDGET[$s]=1
                     continue
                 fi
                 pending=1
@@ -232,11 +233,7 @@ if [[ " $PARTS " == *" relay "* ]]; then
         fi
         for s in "${ACTIVE[@]}"; do
             lo=${S_LO[$s]}
-            why="server (loss)"
-            [ "${S_GENLIM[$s]}" = 1 ] && why="GENERATOR (>= $lo)"
-            [ "${S_PERT[$s]}" -gt 8 ] && why="PERTURBED (>= $lo)"
-            [ "${S_HI[$s]}" -eq 0 ] && why="not reached (>= $lo)"
-            [ "$lo" -eq 0 ] && why="nothing passed"
+            why=$(bench_search_why "$s")
             pm=n/a genw=n/a
             if [ -n "${S_LOFILE[$s]}" ]; then
                 pm=$(mean_per srv_cpu_s received 1e6 "${S_LOFILE[$s]}")
@@ -249,6 +246,7 @@ if [[ " $PARTS " == *" relay "* ]]; then
             {
                 echo "relay.$size.$s.max_lossfree_pps=$lo"
                 echo "relay.$size.$s.generator_limited=${S_GENLIM[$s]}"
+                echo "relay.$size.$s.limited_by=$why"
                 echo "relay.$size.$s.cpu_us_per_pkt_at_max=$pm"
                 echo "relay.$size.$s.cpu_us_per_pkt_at_common=${RELAY_PERCOM[$size.$s]}"
                 echo "relay.$size.common_pps=$common"

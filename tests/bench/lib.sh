@@ -299,22 +299,26 @@ print("offered %8.0f/s sent %8.0f/s recv %8.0f/s loss %7.4f %% | server CPU %.2f
 }
 
 # bench_pin_plan N: decides the CPU sets. With at least N+1 cores the server gets cores 1..N
-# and the generator core 0, spinning when it has one thread; otherwise nothing is pinned and
-# the generator sleeps between bursts (a spinning generator would steal the server's cores).
+# and the generator the others (core 0 and any above N), busy-polling when it has no more
+# threads than cores; otherwise nothing is pinned and the generator sleeps between bursts (a
+# spinning generator would steal the server's cores).
 bench_pin_plan() {
-    local n=$1 ncpu
+    local n=$1 ncpu ngen
     ncpu=$(nproc)
     if [ "${BENCH_PIN:-auto}" != no ] && [ "$ncpu" -ge $((n + 1)) ]; then
         SRV_CPUS="1-$n"
         [ "$n" -eq 1 ] && SRV_CPUS=1
-        BENCH_GEN_PIN="taskset -c 0"
-        if [ "${GEN_THREADS:-1}" -gt 1 ]; then
-            # threads spinning on one core take turns and offer less than one thread
+        GEN_CPUS=0
+        [ "$ncpu" -gt $((n + 1)) ] && GEN_CPUS="0,$((n + 1))-$((ncpu - 1))"
+        ngen=$((ncpu - n))
+        BENCH_GEN_PIN="taskset -c $GEN_CPUS"
+        if [ "${GEN_THREADS:-1}" -gt "$ngen" ]; then
+            # threads spinning on fewer cores take turns and offer less than one thread
             GEN_SPIN=""
-            bench_log "pinning: server on CPU $SRV_CPUS, generator on CPU 0 (sleeping)"
+            bench_log "pinning: server on CPU $SRV_CPUS, generator on CPU $GEN_CPUS (sleeping)"
         else
             GEN_SPIN=${GEN_SPIN:---spin}
-            bench_log "pinning: server on CPU $SRV_CPUS, generator on CPU 0 (busy-polling)"
+            bench_log "pinning: server on CPU $SRV_CPUS, generator on CPU $GEN_CPUS (busy-polling)"
         fi
     else
         SRV_CPUS=""
@@ -327,7 +331,7 @@ bench_pin_plan() {
 
 # Loss-free rate search, one state per server so that steps of different servers alternate.
 # bench_search_init NAME START: ramp from START (x2 per passing step), then bisect.
-declare -A S_LO S_HI S_NEXT S_STEPS S_DONE S_GENLIM S_LOFILE S_RETRY S_RETRIES S_PERT
+declare -A S_LO S_HI S_NEXT S_STEPS S_DONE S_GENLIM S_LOFILE S_RETRY S_RETRIES S_PERT S_BUDGET
 bench_search_init() {
     S_LO[$1]=0
     S_HI[$1]=0
@@ -339,6 +343,25 @@ bench_search_init() {
     S_RETRY[$1]=0
     S_RETRIES[$1]=0
     S_PERT[$1]=0
+    S_BUDGET[$1]=0
+}
+
+# bench_search_why NAME: what bounded the result, for the report.
+bench_search_why() {
+    local lo=${S_LO[$1]}
+    if [ "${S_BUDGET[$1]}" = 1 ]; then
+        echo "TIME BUDGET (>= $lo)"
+    elif [ "$lo" -eq 0 ]; then
+        echo "nothing passed"
+    elif [ "${S_PERT[$1]}" -gt 8 ]; then
+        echo "PERTURBED (>= $lo)"
+    elif [ "${S_HI[$1]}" -eq 0 ]; then
+        echo "not reached (>= $lo)"
+    elif [ "${S_GENLIM[$1]}" = 1 ]; then
+        echo "GENERATOR (>= $lo)"
+    else
+        echo "server (loss)"
+    fi
 }
 
 # bench_search_update NAME RATE VERDICT FILE: records a step and picks the next rate; the
