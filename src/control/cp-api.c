@@ -213,10 +213,26 @@ static const struct db_stmt st_list = {
     "x.host_id = $1 OR x.id IN (SELECT p.meeting_id FROM participants p WHERE p.user_id = $1 "
     "AND NOT p.removed) ORDER BY x.created_at DESC LIMIT $2) m",
     2};
-static const struct db_stmt st_status_id = {
-    "status_id", "SELECT ml_meeting_json(m, $2) FROM meetings m WHERE m.id = $1", 2};
-static const struct db_stmt st_status_code = {
-    "status_code", "SELECT ml_meeting_json(m, $2) FROM meetings m WHERE m.code = $1", 2};
+/* A meeting's status in both forms (with the roster for insiders, without for others), with
+ * what it takes to tell them apart, so that the answer can be cached for every caller. */
+#define MEETING_FIELDS(parts)                                                                      \
+    "json_build_object('id', m.id, 'code', m.code, 'title', m.title, 'status', CASE WHEN "        \
+    "m.status = 'ACTIVE' AND m.expires_at <= now() THEN 'EXPIRED' ELSE m.status::text END, "      \
+    "'host', json_build_object('id', m.host_id, 'display_name', h.display_name), 'created_at', "  \
+    "m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at, 'max_participants', "      \
+    "m.max_participants, 'participants', " parts ")"
+/* Written out rather than through ml_meeting_json (a function call per form costs more than
+ * the whole query otherwise): the roster is aggregated once for both forms. */
+#define STATUS_COLS                                                                                \
+    "SELECT m.id, m.code, m.host_id, floor(extract(epoch FROM m.expires_at))::bigint, "           \
+    MEETING_FIELDS("r.list") ", " MEETING_FIELDS("NULL::json") ", coalesce(r.members, '') "        \
+    "FROM meetings m JOIN users h ON h.id = m.host_id CROSS JOIN LATERAL (SELECT "                  \
+    "coalesce(json_agg(json_build_object('id', x.id, 'user_id', x.user_id, 'display_name', "      \
+    "x.display_name, 'role', x.role, 'joined_at', x.joined_at) ORDER BY x.joined_at, x.id), "      \
+    "'[]'::json) AS list, string_agg(x.user_id::text, ',') AS members FROM participants x "        \
+    "WHERE x.meeting_id = m.id AND x.left_at IS NULL) r "
+static const struct db_stmt st_status_id = {"status_id", STATUS_COLS "WHERE m.id = $1", 1};
+static const struct db_stmt st_status_code = {"status_code", STATUS_COLS "WHERE m.code = $1", 1};
 static const struct db_stmt st_join = {
     "join",
     "SELECT outcome, meeting_id, meeting_code, meeting_expires, participant_id, role, "
@@ -712,12 +728,147 @@ static void h_list(struct cp *cp, struct cp_req *req)
     cp_submit(req, w_list);
 }
 
+/* A cached meeting status: both JSON forms and who may see the roster. */
+struct cp_status {
+    char key[40];  /* the id or code it is filed under */
+    char id[40], code[16], host[40];
+    int64_t fetched_ms, expires_s;
+    char *members; /* comma list of active participants' user ids */
+    char *full, *pub;
+    size_t full_len, pub_len;
+    /* the strings follow the struct in the same allocation */
+};
+
+#define STATUS_CACHE_MAX_BYTES 16384 /* bigger rosters are not cached */
+
+static size_t slot_of(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % CP_CACHE_SLOTS);
+}
+
+static struct cp_status *status_dup(const struct cp_status *s, const char *key)
+{
+    size_t ml = strlen(s->members) + 1;
+    struct cp_status *c = malloc(sizeof *c + ml + s->full_len + s->pub_len + 2);
+    if (!c)
+        return NULL;
+    *c = *s;
+    ml_strlcpy(c->key, key, sizeof c->key);
+    char *p = (char *)(c + 1);
+    memcpy(p, s->members, ml);
+    c->members = p;
+    p += ml;
+    memcpy(p, s->full, s->full_len);
+    p[s->full_len] = 0;
+    c->full = p;
+    p += s->full_len + 1;
+    memcpy(p, s->pub, s->pub_len);
+    p[s->pub_len] = 0;
+    c->pub = p;
+    return c;
+}
+
+static void cache_put(struct cp *cp, const struct cp_status *s, const char *key)
+{
+    struct cp_status **slot = &cp->cache[slot_of(key)];
+    struct cp_status *c = status_dup(s, key);
+    if (!c)
+        return;
+    free(*slot);
+    *slot = c;
+}
+
+static void cache_drop(struct cp *cp, const char *key, const char *id)
+{
+    struct cp_status **slot = &cp->cache[slot_of(key)];
+    if (*slot && !strcmp((*slot)->key, key) && (!id || !strcmp((*slot)->id, id))) {
+        free(*slot);
+        *slot = NULL;
+    }
+}
+
+void cp_cache_invalidate(struct cp *cp, const char *meeting_id)
+{
+    cp->cache_gen++;
+    struct cp_status *s = cp->cache[slot_of(meeting_id)];
+    if (s && !strcmp(s->key, meeting_id))
+        cache_drop(cp, s->code, meeting_id);
+    cache_drop(cp, meeting_id, NULL);
+}
+
+void cp_cache_free(struct cp *cp)
+{
+    if (!cp->cache)
+        return;
+    for (size_t i = 0; i < CP_CACHE_SLOTS; i++)
+        free(cp->cache[i]);
+    free(cp->cache);
+    cp->cache = NULL;
+}
+
+static bool insider(const struct cp_status *s, const char *user)
+{
+    return !strcmp(s->host, user) || strstr(s->members, user) != NULL;
+}
+
+static void status_answer(struct cp_req *req, const struct cp_status *s)
+{
+    bool in = insider(s, req->user.id);
+    const char *text = in ? s->full : s->pub;
+    size_t n = in ? s->full_len : s->pub_len;
+    char *resp = malloc(LWS_PRE + n + 1);
+    if (!resp)
+        abort();
+    memcpy(resp + LWS_PRE, text, n);
+    free(req->resp);
+    req->resp = resp;
+    req->resp_len = n;
+    req->status = 200;
+    req->err = CP_OK;
+}
+
 static enum db_status w_status(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {req->ref_id[0] ? req->ref_id : req->ref_code, req->user.id};
-    return json_row(req, c, req->ref_id[0] ? &st_status_id : &st_status_code, p,
-                    CP_E_NO_MEETING, "meeting status");
+    const char *p[] = {req->ref_id[0] ? req->ref_id : req->ref_code};
+    PGresult *r = db_exec(c, req->ref_id[0] ? &st_status_id : &st_status_code, p);
+    if (!tuples(r))
+        return sql_failed(req, c, r, "meeting status");
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        cp_job_err(req, CP_E_NO_MEETING, NULL);
+        return DB_FAILED;
+    }
+    struct cp_status s;
+    memset(&s, 0, sizeof s);
+    ml_strlcpy(s.id, PQgetvalue(r, 0, 0), sizeof s.id);
+    ml_strlcpy(s.code, PQgetvalue(r, 0, 1), sizeof s.code);
+    ml_strlcpy(s.host, PQgetvalue(r, 0, 2), sizeof s.host);
+    s.expires_s = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    s.full = PQgetvalue(r, 0, 4);
+    s.full_len = (size_t)PQgetlength(r, 0, 4);
+    s.pub = PQgetvalue(r, 0, 5);
+    s.pub_len = (size_t)PQgetlength(r, 0, 5);
+    s.members = PQgetvalue(r, 0, 6); /* "" when NULL */
+    s.fetched_ms = ml_now_ms();
+    status_answer(req, &s);
+    if (s.full_len + s.pub_len < STATUS_CACHE_MAX_BYTES)
+        req->status_out = status_dup(&s, req->ref_id[0] ? req->ref_id : req->ref_code);
+    PQclear(r);
+    return DB_OK;
+}
+
+/* Control-plane thread: file a fresh status unless a write may have changed it meanwhile. */
+static void status_done(struct cp *cp, struct cp_req *req)
+{
+    struct cp_status *s = req->status_out;
+    if (!s || req->cache_gen != cp->cache_gen || cp->cfg.status_cache_ms <= 0)
+        return;
+    cache_put(cp, s, s->id);
+    cache_put(cp, s, s->code);
 }
 
 static void h_status(struct cp *cp, struct cp_req *req)
@@ -726,6 +877,16 @@ static void h_status(struct cp *cp, struct cp_req *req)
         cp_reply_err(req, CP_E_NO_MEETING, NULL);
         return;
     }
+    const char *key = req->ref_id[0] ? req->ref_id : req->ref_code;
+    const struct cp_status *s = cp->cache[slot_of(key)];
+    if (s && !strcmp(s->key, key) && ml_now_ms() - s->fetched_ms < cp->cfg.status_cache_ms &&
+        ml_wall_s() < s->expires_s) {
+        status_answer(req, s);
+        cp_reply_ready(req);
+        return;
+    }
+    req->cache_gen = cp->cache_gen;
+    req->on_done = status_done;
     cp_submit(req, w_status);
 }
 
@@ -753,6 +914,8 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     if (!tuples(r) || PQntuples(r) != 1)
         return sql_failed(req, c, r, "join");
     take_revoked(req, PQgetvalue(r, 0, 10));
+    if (!PQgetisnull(r, 0, 1))
+        ml_strlcpy(req->touched, PQgetvalue(r, 0, 1), sizeof req->touched);
     const char *outcome = PQgetvalue(r, 0, 0);
     if (strcmp(outcome, "ok") != 0) {
         if (!PQgetisnull(r, 0, 1))
@@ -831,6 +994,8 @@ static enum db_status outcome_row(struct cp_req *req, struct db_conn *c, const s
     if (!tuples(r) || PQntuples(r) != 1)
         return sql_failed(req, c, r, action);
     take_revoked(req, PQgetvalue(r, 0, PQnfields(r) - 1));
+    if (!PQgetisnull(r, 0, 1))
+        ml_strlcpy(req->touched, PQgetvalue(r, 0, 1), sizeof req->touched);
     if (!PQgetisnull(r, 0, 1))
         ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s%s%s", PQgetvalue(r, 0, 1),
                     req->target[0] ? " participant=" : "", req->target);

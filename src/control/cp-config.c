@@ -67,6 +67,10 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "several nodes). Requests also see an expired meeting as such at once."},
     {"meetings-list-max", ML_CFG_INT, "100", 1, 10000, 0, C(meetings_list_max), NULL, NULL,
      "Meetings returned by GET /api/v1/meetings (newest first)."},
+    {"status-cache-ms", ML_CFG_INT, "1000", 0, 60000, 0, C(status_cache_ms), NULL, NULL,
+     "How long GET /api/v1/meetings/{id} answers from memory, in milliseconds. Changes made "
+     "through this node show at once; changes made through another node of a fleet may take "
+     "this long. 0: always ask the database."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -107,6 +107,7 @@ void cp_req_free(struct cp_req *req)
     free(req->body);
     free(req->params);
     free(req->resp);
+    free(req->status_out);
     for (size_t i = 0; i < req->nrevoked; i++)
         free(req->revoked[i]);
     free(req->revoked);
@@ -124,7 +125,7 @@ static void set_resp(struct cp_req *req, int status, const char *text, size_t le
     req->status = status;
 }
 
-static void answer(struct cp_req *req)
+void cp_reply_ready(struct cp_req *req)
 {
     req->ready = true;
     if (req->wsi)
@@ -159,7 +160,7 @@ void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg)
     req->err = e;
     if (e == CP_E_UNAVAILABLE && !req->retry_after_s)
         req->retry_after_s = req->cp->pool ? db_pool_retry_after_s(req->cp->pool) : 1;
-    answer(req);
+    cp_reply_ready(req);
 }
 
 void cp_reply_json(struct cp_req *req, int status, json_t *body)
@@ -168,7 +169,7 @@ void cp_reply_json(struct cp_req *req, int status, json_t *body)
     if (req->err != CP_OK)
         cp_reply_err(req, req->err, NULL);
     else
-        answer(req);
+        cp_reply_ready(req);
 }
 
 /* A finished database job, on the control-plane thread. */
@@ -177,6 +178,8 @@ static void job_done(struct db_job *job)
     struct cp_req *req = (struct cp_req *)job; /* job is the first member */
     struct cp *cp = req->cp;
     req->pending = false;
+    if (req->touched[0])
+        cp_cache_invalidate(cp, req->touched);
     if (req->on_done && job->status != DB_UNAVAILABLE)
         req->on_done(cp, req);
     /* revocations happen whether or not anyone waits for the answer */
@@ -198,7 +201,7 @@ static void job_done(struct db_job *job)
     else if (req->err != CP_OK || !req->resp)
         cp_reply_err(req, req->err != CP_OK ? req->err : CP_E_INTERNAL, req->errmsg);
     else
-        answer(req);
+        cp_reply_ready(req);
 }
 
 void cp_submit(struct cp_req *req, db_work_fn work)
@@ -357,7 +360,7 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         req->close_after = body_follows;
         req->status = 204;
         req->resp_len = 0;
-        answer(req);
+        cp_reply_ready(req);
         return 0;
     }
     bool known = false;
@@ -372,7 +375,12 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         cp_reply_err(req, CP_E_TOO_LARGE, NULL);
         return 0;
     }
-    if ((req->route->flags & CP_ROUTE_BODY) && req->content_length < 0) {
+    /* lws takes a POST without Content-Length as a body running to the end of the connection
+     * (and chunked bodies are not supported): every request that may carry one must say its
+     * length, 0 included */
+    if ((req->method == LWSHUMETH_POST || req->method == LWSHUMETH_PUT ||
+         req->method == LWSHUMETH_PATCH) &&
+        req->content_length < 0) {
         req->close_after = true;
         cp_reply_err(req, CP_E_LENGTH_REQUIRED, NULL);
         return 0;
@@ -429,7 +437,7 @@ static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
     if (!req || !req->ready)
         return 0;
     if (!req->headers_sent) {
-        unsigned char hbuf[LWS_PRE + 2048];
+        unsigned char hbuf[LWS_PRE + 8192];
         unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof hbuf - 1;
         char num[24];
         if (lws_add_http_common_headers(wsi, (unsigned)req->status, "application/json",
@@ -466,12 +474,23 @@ static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         if (req->close_after)
             HDR("connection:", "close");
 #undef HDR
-        if (lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
         req->headers_sent = true;
-        if (req->resp_len) {
-            lws_callback_on_writable(wsi);
-            return 0;
+        if (req->resp_len && req->resp_len <= (size_t)(end - p) - 8) {
+            /* small answers leave in one write: headers and body together */
+            if (lws_finalize_http_header(wsi, &p, end))
+                return -1;
+            memcpy(p, req->resp + LWS_PRE, req->resp_len);
+            p += req->resp_len;
+            if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) !=
+                (int)(p - start))
+                return -1;
+        } else {
+            if (lws_finalize_write_http_header(wsi, start, &p, end))
+                return -1;
+            if (req->resp_len) {
+                lws_callback_on_writable(wsi);
+                return 0;
+            }
         }
     } else if (lws_write(wsi, (unsigned char *)req->resp + LWS_PRE, req->resp_len,
                          LWS_WRITE_HTTP_FINAL) != (int)req->resp_len) {

@@ -218,6 +218,9 @@ struct cp_req {
     char log_note[96]; /* extra context for the access log (meeting, participant) */
     bool internal;     /* a job of the control plane itself (the sweep), no client */
     bool login_failed; /* set by the login work function for the failure limits */
+    char touched[40];  /* the meeting a write changed: its cached status is dropped */
+    uint64_t cache_gen; /* cp->cache_gen when a status read was submitted */
+    struct cp_status *status_out; /* a status read's result, for the cache */
     /* runs on the control-plane thread when the job completes, before the answer */
     void (*on_done)(struct cp *cp, struct cp_req *req);
 };
@@ -251,11 +254,20 @@ struct cp {
     char rid_prefix[12];
     lws_sorted_usec_list_t sweep_sul;
     bool sweep_running;
+    struct cp_status **cache; /* meeting status by id or code (CP_CACHE_SLOTS, direct-mapped) */
+    uint64_t cache_gen;       /* bumped by every invalidation */
 };
+
+/* The status cache (cp-api.c), on the control-plane thread. */
+#define CP_CACHE_SLOTS 4096
+void cp_cache_invalidate(struct cp *cp, const char *meeting_id);
+void cp_cache_free(struct cp *cp);
 
 /* Answers (control-plane thread): an error, or a JSON body (takes ownership of body). */
 void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg);
 void cp_reply_json(struct cp_req *req, int status, json_t *body);
+/* Answers with what req->resp and req->status already hold. */
+void cp_reply_ready(struct cp_req *req);
 /* Submits the request's job (req->job.work set); on a full or dead pool answers 503. */
 void cp_submit(struct cp_req *req, db_work_fn work);
 /* Work-function helpers (database thread): record the outcome in req. */

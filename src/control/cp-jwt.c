@@ -157,28 +157,25 @@ int cp_jwt_peek(const char *token, char *alg, size_t alen, char *kid, size_t kle
     return rc;
 }
 
-/* A numeric claim: 1 present and valid (*v), 0 absent, -1 present but not a positive integer. */
+/* A numeric claim: 1 present and valid (*v), 0 absent, -1 present but not a positive integer.
+ * libjwt answers 0 with errno 0 for a claim of another type (a string "17", a real 1.5). */
 static int int_claim(jwt_t *j, const char *name, long long *v)
 {
-    char *s = jwt_get_grants_json(j, name);
-    if (!s)
+    errno = 0;
+    long x = jwt_get_grant_int(j, name);
+    if (errno == ENOENT)
         return 0;
-    json_t *x = json_loads(s, JSON_DECODE_ANY, NULL);
-    free(s);
-    int rc = -1;
-    if (json_is_integer(x) && json_integer_value(x) > 0) {
-        *v = (long long)json_integer_value(x);
-        rc = 1;
-    } else if (json_is_real(x) && json_real_value(x) > 0 && json_real_value(x) < 1e15) {
-        *v = (long long)json_real_value(x);
-        rc = 1;
-    }
-    json_decref(x);
-    return rc;
+    if (errno != 0 || x <= 0)
+        return -1;
+    *v = x;
+    return 1;
 }
 
 static bool aud_matches(jwt_t *j, const char *want)
 {
+    const char *one = jwt_get_grant(j, "aud");
+    if (one)
+        return strcmp(one, want) == 0;
     char *s = jwt_get_grants_json(j, "aud");
     if (!s)
         return false;

@@ -22,6 +22,7 @@ struct cp_config {
     long long credential_ttl_s;    /* TURN credential lifetime (never beyond the meeting) */
     long long sweep_interval_s;    /* how often expired meetings are closed */
     long long meetings_list_max;   /* meetings returned by GET /api/v1/meetings */
+    long long status_cache_ms;     /* how long a meeting's status is served from memory */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 

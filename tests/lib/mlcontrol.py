@@ -90,6 +90,17 @@ class ControlDaemon(Daemon):
         super().__init__(control_sets(url, self.http_port, self.turn_port, extra),
                          wait_for=wait_for, timeout=60)
         self.api = Api(self.http_port)
+        if wait_for:
+            self.wait_db()
+
+    def wait_db(self, timeout=30):
+        """The pool connects in the background after "ready": wait for its first connection."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.api.get("/api/v1/health").status == 200:
+                return True
+            time.sleep(0.05)
+        raise RuntimeError("the database pool did not connect within %ss:\n%s" % (timeout, self.log()))
 
 
 # ---------------------------------------------------------------- HTTP

@@ -1,0 +1,113 @@
+#!/bin/sh
+# Control-plane benchmark (not a test): joins per second and meeting-status reads per second
+# with wrk against meetlited and a private PostgreSQL on this machine, p50/p99 latency from
+# wrk --latency. Users and meetings are made directly in SQL and tokens minted here with the
+# run's JWT secret, so the figures measure the API, not argon2 at signup.
+#
+#   tests/bench/bench-control.sh [BUILD_DIR]     (default: build-bench, an optimised build)
+#
+# Environment: DURATION (10s), CONNS (64), THREADS (2), USERS (3000), MEETINGS (300),
+# POOL (database.pool-size, 4), ACCESS_LOG (yes|no, yes), STATUS_HOT (200: meetings whose
+# status is read, by their participants), STATUS_CACHE_MS (control.status-cache-ms, 1000; 0
+# measures every read going to PostgreSQL).
+set -eu
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+BUILD=${1:-build-bench}
+ML="$top/$BUILD/meetlited"
+[ -x "$ML" ] || { echo "bench-control: $ML not built (configure without --enable-devel there)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench-control: wrk missing (apt-get install -y wrk)" >&2; exit 1; }
+DURATION=${DURATION:-10s}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
+USERS=${USERS:-3000}; MEETINGS=${MEETINGS:-300}; POOL=${POOL:-4}; ACCESS_LOG=${ACCESS_LOG:-yes}
+STATUS_MEETINGS=${STATUS_MEETINGS:-2000}; STATUS_CACHE_MS=${STATUS_CACHE_MS:-1000}
+STATUS_HOT=${STATUS_HOT:-200} # the meetings being read (each by its 8 participants)
+
+work=$(mktemp -d /var/tmp/mlbench-cp.XXXXXX)
+chmod 755 "$work"
+ML_PID=""
+cleanup() {
+    [ -n "$ML_PID" ] && kill "$ML_PID" 2>/dev/null && wait "$ML_PID" 2>/dev/null || true
+    sh tests/lib/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+URL=$(sh tests/lib/pg.sh start "$work/pg")
+SECRET=$(openssl rand -hex 32)
+PORT=$((20000 + $$ % 20000))
+"$ML" --set "database.url=$URL" --set "database.migrations-dir=$top/sql" --migrate >/dev/null 2>&1
+
+echo "bench-control: creating $USERS users and $MEETINGS meetings"
+psql "$URL" -Xq <<SQL
+INSERT INTO users (id, email, display_name, password_hash, signup_method)
+SELECT md5('u' || i)::uuid, 'u' || i || '@bench.test', 'User ' || i, '\$argon2id\$bench', 'password'
+FROM generate_series(1, $USERS) i;
+INSERT INTO meetings (id, code, title, host_id, expires_at, max_participants)
+SELECT md5('m' || i)::uuid,
+       translate(substr(md5('c' || i), 1, 3) || '-' || substr(md5('d' || i), 1, 4) || '-' ||
+                 substr(md5('e' || i), 1, 3), '0123456789', 'ghijklmnop'),
+       'Bench ' || i, md5('u' || (1 + i % $USERS))::uuid, now() + interval '6 hours', 100000
+FROM generate_series(1, $MEETINGS) i;
+-- meetings for the status reads: 8 participants each, like a typical class group
+INSERT INTO meetings (id, code, title, host_id, expires_at, max_participants)
+SELECT md5('s' || i)::uuid,
+       translate(substr(md5('f' || i), 1, 3) || '-' || substr(md5('g' || i), 1, 4) || '-' ||
+                 substr(md5('h' || i), 1, 3), '0123456789', 'ghijklmnop'),
+       'Status ' || i, md5('u' || (1 + (i * 8) % $USERS))::uuid, now() + interval '6 hours', 50
+FROM generate_series(1, $STATUS_MEETINGS) i;
+INSERT INTO participants (meeting_id, user_id, display_name, role)
+SELECT md5('s' || i)::uuid, md5('u' || (1 + (i * 8 + k) % $USERS))::uuid, 'User ' || k,
+       CASE WHEN k = 0 THEN 'ADMIN'::participant_role ELSE 'PARTICIPANT' END
+FROM generate_series(1, $STATUS_MEETINGS) i, generate_series(0, 7) k;
+SQL
+
+python3 - "$SECRET" "$USERS" "$MEETINGS" "$work" "$STATUS_MEETINGS" "$STATUS_HOT" <<'PY'
+import base64, hashlib, hmac, json, random, sys, time, uuid
+secret, users, meetings, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+def uid(s): return str(uuid.UUID(hashlib.md5(s.encode()).hexdigest()))
+now = int(time.time())
+def tok(i):
+    h = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    p = b64(json.dumps({"iss": "meetlite", "aud": "meetlite-api", "sub": uid("u%d" % i),
+                        "name": "User %d" % i, "iat": now, "nbf": now, "exp": now + 7200}).encode())
+    return h + "." + p + "." + b64(hmac.new(secret.encode(), (h + "." + p).encode(), hashlib.sha256).digest())
+toks = [tok(i) for i in range(1, users + 1)]
+pairs = [(u, m) for u in range(users) for m in range(1, meetings + 1)]
+random.seed(1)
+random.shuffle(pairs)
+with open(work + "/joins.txt", "w") as f:
+    for u, m in pairs[:400000]:
+        f.write("%s %s\n" % (toks[u], uid("m%d" % m)))
+smeet = int(sys.argv[5])
+with open(work + "/status.txt", "w") as f:
+    hot = int(sys.argv[6])
+    for _ in range(50000):
+        i = random.randrange(1, hot + 1)
+        k = random.randrange(8)
+        f.write("%s %s\n" % (toks[(i * 8 + k) % users], uid("s%d" % i)))
+PY
+
+"$ML" --set "database.url=$URL" --set "database.pool-size=$POOL" \
+    --set "control.listen=127.0.0.1:$PORT" --set "turn.listen=udp://127.0.0.1:$((PORT + 1))" \
+    --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
+    --set "control.access-log=$ACCESS_LOG" --set "net.workers=1" --set "control.max-participants=100000" \
+    --set "control.status-cache-ms=$STATUS_CACHE_MS" \
+    > "$work/meetlited.log" 2>&1 &
+ML_PID=$!
+i=0
+until curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; do
+    i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/meetlited.log"; exit 1; }; sleep 0.1
+done
+
+run() {
+    echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s tests/bench/$2"
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "tests/bench/$2" \
+        "http://127.0.0.1:$PORT" -- "$3" "$THREADS" | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors"
+}
+run joins control-join.lua "$work/joins.txt"
+echo "participants: $(psql "$URL" -XAtqc 'SELECT count(*) FROM participants')," \
+     "credentials: $(psql "$URL" -XAtqc 'SELECT count(*) FROM turn_credentials')"
+# status reads (with the 8-person roster) by participants of the status meetings
+run "status reads" control-status.lua "$work/status.txt"
+echo "server CPU: $(ps -o cputime= -p "$ML_PID") meetlited; see also perf record -g -p $ML_PID"
