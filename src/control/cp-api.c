@@ -135,8 +135,8 @@ static void token_answer(struct cp *cp, struct cp_req *req, int status, const ch
         cp_job_err(req, CP_E_INTERNAL, NULL);
         return;
     }
-    json_t *o = json_pack("{s:o,s:s,s:s,s:I}", "user", user, "token", tok, "token_type",
-                          "Bearer", "expires_in", (json_int_t)cp->auth.token_lifetime_s);
+    json_t *o = json_pack("{s:o,s:s,s:s,s:I}", "user", user, "token", tok, "token_type", "Bearer",
+                          "expires_in", (json_int_t)cp->auth.token_lifetime_s);
     free(tok);
     cp_job_json(req, status, o);
 }
@@ -184,8 +184,7 @@ static const struct db_stmt st_login = {
     "u.created_at) FROM users u WHERE lower(u.email) = lower($1)",
     1};
 static const struct db_stmt st_oidc = {
-    "oidc",
-    "SELECT outcome, user_id, display_name, user_json FROM ml_oidc_user($1, $2, $3, $4)",
+    "oidc", "SELECT outcome, user_id, display_name, user_json FROM ml_oidc_user($1, $2, $3, $4)",
     4};
 static const struct db_stmt st_me = {
     "me",
@@ -216,21 +215,26 @@ static const struct db_stmt st_list = {
 /* A meeting's status in both forms (with the roster for insiders, without for others), with
  * what it takes to tell them apart, so that the answer can be cached for every caller. */
 #define MEETING_FIELDS(parts)                                                                      \
-    "json_build_object('id', m.id, 'code', m.code, 'title', m.title, 'status', CASE WHEN "        \
-    "m.status = 'ACTIVE' AND m.expires_at <= now() THEN 'EXPIRED' ELSE m.status::text END, "      \
-    "'host', json_build_object('id', m.host_id, 'display_name', h.display_name), 'created_at', "  \
-    "m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at, 'max_participants', "      \
+    "json_build_object('id', m.id, 'code', m.code, 'title', m.title, 'status', CASE WHEN "         \
+    "m.status = 'ACTIVE' AND m.expires_at <= now() THEN 'EXPIRED' ELSE m.status::text END, "       \
+    "'host', json_build_object('id', m.host_id, 'display_name', h.display_name), 'created_at', "   \
+    "m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at, 'max_participants', "       \
     "m.max_participants, 'participants', " parts ")"
 /* Written out rather than through ml_meeting_json (a function call per form costs more than
  * the whole query otherwise): the roster is aggregated once for both forms. */
 #define STATUS_COLS                                                                                \
-    "SELECT m.id, m.code, m.host_id, floor(extract(epoch FROM m.expires_at))::bigint, "           \
-    MEETING_FIELDS("r.list") ", " MEETING_FIELDS("NULL::json") ", coalesce(r.members, '') "        \
-    "FROM meetings m JOIN users h ON h.id = m.host_id CROSS JOIN LATERAL (SELECT "                  \
-    "coalesce(json_agg(json_build_object('id', x.id, 'user_id', x.user_id, 'display_name', "      \
-    "x.display_name, 'role', x.role, 'joined_at', x.joined_at) ORDER BY x.joined_at, x.id), "      \
-    "'[]'::json) AS list, string_agg(x.user_id::text, ',') AS members FROM participants x "        \
-    "WHERE x.meeting_id = m.id AND x.left_at IS NULL) r "
+    "SELECT m.id, m.code, m.host_id, floor(extract(epoch FROM "                                    \
+    "m.expires_at))::bigint, " MEETING_FIELDS("r.list") ", " MEETING_FIELDS(                       \
+        "NULL::json") ", coalesce(r.members, '') "                                                 \
+                      "FROM meetings m JOIN users h ON h.id = m.host_id CROSS JOIN LATERAL "       \
+                      "(SELECT "                                                                   \
+                      "coalesce(json_agg(json_build_object('id', x.id, 'user_id', x.user_id, "     \
+                      "'display_name', "                                                           \
+                      "x.display_name, 'role', x.role, 'joined_at', x.joined_at) ORDER BY "        \
+                      "x.joined_at, x.id), "                                                       \
+                      "'[]'::json) AS list, string_agg(x.user_id::text, ',') AS members FROM "     \
+                      "participants x "                                                            \
+                      "WHERE x.meeting_id = m.id AND x.left_at IS NULL) r "
 static const struct db_stmt st_status_id = {"status_id", STATUS_COLS "WHERE m.id = $1", 1};
 static const struct db_stmt st_status_code = {"status_code", STATUS_COLS "WHERE m.code = $1", 1};
 static const struct db_stmt st_join = {
@@ -246,8 +250,8 @@ static const struct db_stmt st_end = {
 static const struct db_stmt st_remove = {
     "remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, $2, $3, $4)", 4};
 static const struct db_stmt st_role = {
-    "role",
-    "SELECT outcome, meeting_id, participant, revoked FROM ml_set_role($1, $2, $3, $4, $5)", 5};
+    "role", "SELECT outcome, meeting_id, participant, revoked FROM ml_set_role($1, $2, $3, $4, $5)",
+    5};
 static const struct db_stmt st_sweep = {
     "sweep",
     "WITH m AS (UPDATE meetings SET status = 'EXPIRED', ended_at = now() "
@@ -267,10 +271,14 @@ static enum cp_err outcome_err(const char *o)
         const char *word;
         enum cp_err err;
     } map[] = {
-        {"not_found", CP_E_NO_MEETING},       {"ended", CP_E_MEETING_ENDED},
-        {"expired", CP_E_MEETING_EXPIRED},    {"removed", CP_E_REMOVED},
-        {"full", CP_E_MEETING_FULL},          {"forbidden", CP_E_NOT_ADMIN},
-        {"participant_not_found", CP_E_NO_PARTICIPANT}, {"host", CP_E_HOST_PROTECTED},
+        {"not_found", CP_E_NO_MEETING},
+        {"ended", CP_E_MEETING_ENDED},
+        {"expired", CP_E_MEETING_EXPIRED},
+        {"removed", CP_E_REMOVED},
+        {"full", CP_E_MEETING_FULL},
+        {"forbidden", CP_E_NOT_ADMIN},
+        {"participant_not_found", CP_E_NO_PARTICIPANT},
+        {"host", CP_E_HOST_PROTECTED},
         {"not_joined", CP_E_NOT_JOINED},
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
@@ -288,8 +296,9 @@ static void h_health(struct cp *cp, struct cp_req *req)
         cp_reply_err(req, CP_E_UNAVAILABLE, NULL);
         return;
     }
-    cp_reply_json(req, 200, json_pack("{s:s,s:s,s:i}", "status", "ok", "database", "up",
-                                      "connections", (int)up));
+    cp_reply_json(
+        req, 200,
+        json_pack("{s:s,s:s,s:i}", "status", "ok", "database", "up", "connections", (int)up));
 }
 
 /* ------------------------------------------------------------------ accounts */
@@ -301,8 +310,8 @@ struct signup_in {
     bool has_display_name;
 };
 static const struct cp_param signup_params[] = {
-    {"email", CP_P_EMAIL, CP_P_REQUIRED | CP_P_TRIM, 3, 254, offsetof(struct signup_in, email),
-     256, CP_P_NOHAS, NULL},
+    {"email", CP_P_EMAIL, CP_P_REQUIRED | CP_P_TRIM, 3, 254, offsetof(struct signup_in, email), 256,
+     CP_P_NOHAS, NULL},
     {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct signup_in, password), 1028,
      CP_P_NOHAS, NULL},
     {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
@@ -349,8 +358,7 @@ static void h_signup(struct cp *cp, struct cp_req *req)
     cp_utf8_valid(in->password, strlen(in->password), &chars);
     if ((long long)chars < cp->auth.password_min) {
         char msg[96];
-        ml_snprintf(msg, sizeof msg, "password: at least %lld characters",
-                    cp->auth.password_min);
+        ml_snprintf(msg, sizeof msg, "password: at least %lld characters", cp->auth.password_min);
         cp_reply_err(req, CP_E_INVALID_FIELD, msg);
         return;
     }
@@ -370,8 +378,8 @@ struct login_in {
     char password[1028];
 };
 static const struct cp_param login_params[] = {
-    {"email", CP_P_STRING, CP_P_REQUIRED | CP_P_TRIM, 1, 254, offsetof(struct login_in, email),
-     256, CP_P_NOHAS, NULL},
+    {"email", CP_P_STRING, CP_P_REQUIRED | CP_P_TRIM, 1, 254, offsetof(struct login_in, email), 256,
+     CP_P_NOHAS, NULL},
     {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct login_in, password), 1028,
      CP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
@@ -431,8 +439,8 @@ static void h_login(struct cp *cp, struct cp_req *req)
     char acct[300], addr[96];
     unsigned retry = 0;
     login_keys(req, acct, sizeof acct, addr, sizeof addr);
-    if (cp_limiter_blocked(cp->limiter, acct, cp->auth.login_max_failures,
-                           cp->auth.login_window_s, &retry) ||
+    if (cp_limiter_blocked(cp->limiter, acct, cp->auth.login_max_failures, cp->auth.login_window_s,
+                           &retry) ||
         cp_limiter_blocked(cp->limiter, addr, cp->auth.login_max_failures_addr,
                            cp->auth.login_window_s, &retry)) {
         struct login_in *in = req->params;
@@ -581,8 +589,8 @@ static json_t *ice_servers(struct cp *cp, const char *user, const char *pass)
     else
         json_decref(stun);
     if (json_array_size(turn))
-        json_array_append_new(list, json_pack("{s:o,s:s,s:s}", "urls", turn, "username", user,
-                                              "credential", pass));
+        json_array_append_new(
+            list, json_pack("{s:o,s:s,s:s}", "urls", turn, "username", user, "credential", pass));
     else
         json_decref(turn);
     return list;
@@ -614,8 +622,8 @@ static enum db_status w_ice(struct db_conn *c, struct db_job *job)
     }
     cp_job_json(req, 200,
                 json_pack("{s:s,s:s,s:I,s:O,s:o}", "username", user, "password", pass, "ttl",
-                          (json_int_t)cp->cfg.credential_ttl_s, "uris", cp->turn_uris,
-                          "iceServers", ice_servers(cp, user, pass)));
+                          (json_int_t)cp->cfg.credential_ttl_s, "uris", cp->turn_uris, "iceServers",
+                          ice_servers(cp, user, pass)));
     return DB_OK;
 }
 
@@ -730,7 +738,7 @@ static void h_list(struct cp *cp, struct cp_req *req)
 
 /* A cached meeting status: both JSON forms and who may see the roster. */
 struct cp_status {
-    char key[40];  /* the id or code it is filed under */
+    char key[40]; /* the id or code it is filed under */
     char id[40], code[16], host[40];
     int64_t fetched_ms, expires_s;
     char *members; /* comma list of active participants' user ids */
@@ -896,8 +904,7 @@ struct join_in {
 };
 static const struct cp_param join_params[] = {
     {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
-     offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name),
-     NULL},
+     offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -940,11 +947,10 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     long long s_exp = now + cp->auth.signaling_token_lifetime_s;
     if (s_exp > m_exp)
         s_exp = m_exp;
-    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss",
-                               cp->auth.jwt_issuer, "aud", "meetlite-signaling", "sub",
-                               req->user.id, "mid", mid, "pid", pid, "role", PQgetvalue(r, 0, 5),
-                               "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
-                               (json_int_t)s_exp);
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer,
+                               "aud", "meetlite-signaling", "sub", req->user.id, "mid", mid, "pid",
+                               pid, "role", PQgetvalue(r, 0, 5), "iat", (json_int_t)now, "nbf",
+                               (json_int_t)now, "exp", (json_int_t)s_exp);
     char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
     json_decref(claims);
     if (!sig) {
@@ -953,14 +959,14 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
         return DB_FAILED;
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
-    json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}", "meeting_id", mid,
-        "meeting_code", PQgetvalue(r, 0, 2), "participant_id", pid, "role", PQgetvalue(r, 0, 5),
-        "display_name", PQgetvalue(r, 0, 6), "rejoined", PQgetvalue(r, 0, 9)[0] == 't',
-        "meeting_expires_at", (json_int_t)m_exp, "signaling_token", sig,
-        "signaling_token_expires_at", (json_int_t)s_exp, "iceServers",
-        ice_servers(cp, user, pass), "turn", "username", user, "password", pass, "ttl",
-        (json_int_t)ttl_left, "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}",
+                          "meeting_id", mid, "meeting_code", PQgetvalue(r, 0, 2), "participant_id",
+                          pid, "role", PQgetvalue(r, 0, 5), "display_name", PQgetvalue(r, 0, 6),
+                          "rejoined", PQgetvalue(r, 0, 9)[0] == 't', "meeting_expires_at",
+                          (json_int_t)m_exp, "signaling_token", sig, "signaling_token_expires_at",
+                          (json_int_t)s_exp, "iceServers", ice_servers(cp, user, pass), "turn",
+                          "username", user, "password", pass, "ttl", (json_int_t)ttl_left,
+                          "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
     free(sig);
     ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s participant=%s", mid, pid);
     PQclear(r);
@@ -1115,9 +1121,8 @@ static bool parse_target(struct cp_req *req)
 static void h_remove(struct cp *cp, struct cp_req *req)
 {
     if (!parse_target(req)) {
-        cp_reply_err(req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT
-                                                             : CP_E_NO_MEETING,
-                     NULL);
+        cp_reply_err(
+            req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT : CP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_remove);
@@ -1126,9 +1131,8 @@ static void h_remove(struct cp *cp, struct cp_req *req)
 static void h_role(struct cp *cp, struct cp_req *req)
 {
     if (!parse_target(req)) {
-        cp_reply_err(req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT
-                                                             : CP_E_NO_MEETING,
-                     NULL);
+        cp_reply_err(
+            req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT : CP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_role);

@@ -33,8 +33,9 @@ static const struct {
     [CP_E_EMAIL_TAKEN] = {409, "email_taken", "an account with this e-mail address exists"},
     [CP_E_MEETING_FULL] = {409, "meeting_full", "the meeting is full"},
     [CP_E_NOT_JOINED] = {409, "not_joined", "you are not in this meeting"},
-    [CP_E_ACCOUNT_CONFLICT] = {409, "account_conflict",
-                               "the e-mail address belongs to an account linked to another identity"},
+    [CP_E_ACCOUNT_CONFLICT] =
+        {409, "account_conflict",
+         "the e-mail address belongs to an account linked to another identity"},
     [CP_E_MEETING_ENDED] = {410, "meeting_ended", "the meeting has ended"},
     [CP_E_MEETING_EXPIRED] = {410, "meeting_expired", "the meeting has expired"},
     [CP_E_LENGTH_REQUIRED] = {411, "length_required",

@@ -18,8 +18,8 @@ struct cp_conn {
     struct cp_req *req;
 };
 
-static const char *const method_names[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE",
-                                           "CONNECT", "HEAD"};
+static const char *const method_names[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                           "PATCH", "DELETE", "CONNECT", "HEAD"};
 
 const char *cp_method_name(int method)
 {
@@ -71,9 +71,8 @@ static bool match(const char *pattern, const char *path, char caps[CP_MAX_CAPTUR
     return !*pattern && !*path;
 }
 
-const struct cp_route *cp_route_match(const struct cp_route *table, int method,
-                                      const char *path, bool *path_known,
-                                      char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX])
+const struct cp_route *cp_route_match(const struct cp_route *table, int method, const char *path,
+                                      bool *path_known, char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX])
 {
     *path_known = false;
     for (const struct cp_route *r = table; r->pattern; r++) {
@@ -263,8 +262,7 @@ static void dispatch(struct cp *cp, struct cp_req *req)
         } else {
             body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
             if (!body) {
-                ml_snprintf(msg, sizeof msg, "malformed JSON at byte %d: %s", je.position,
-                            je.text);
+                ml_snprintf(msg, sizeof msg, "malformed JSON at byte %d: %s", je.position, je.text);
                 cp_reply_err(req, CP_E_INVALID_JSON, msg);
                 return;
             }
@@ -426,9 +424,9 @@ static void access_log(struct cp_req *req)
         return;
     int64_t us = ml_now_us() - req->start_us;
     ML_INFO("http", "%s %s %d %lld.%03lldms rid=%s peer=%s%s%s%s%s", cp_method_name(req->method),
-            req->path, req->status, (long long)(us / 1000), (long long)(us % 1000),
-            req->request_id, req->peer, req->user.id[0] ? " user=" : "", req->user.id,
-            req->log_note[0] ? " " : "", req->log_note);
+            req->path, req->status, (long long)(us / 1000), (long long)(us % 1000), req->request_id,
+            req->peer, req->user.id[0] ? " user=" : "", req->user.id, req->log_note[0] ? " " : "",
+            req->log_note);
 }
 
 static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
@@ -444,8 +442,8 @@ static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
                                         (lws_filepos_t)req->resp_len, &p, end))
             return -1;
 #define HDR(name, val)                                                                             \
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)(name),                          \
-                                    (const unsigned char *)(val), (int)strlen(val), &p, end))   \
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)(name),                            \
+                                    (const unsigned char *)(val), (int)strlen(val), &p, end))      \
     return -1
         HDR("x-request-id:", req->request_id);
         HDR("cache-control:", "no-store");
@@ -623,8 +621,10 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     cp->ctx = lws_create_context(&info);
     if (!cp->ctx)
-        return ml_err(err, errlen, "control.listen: cannot listen on %s (in use, or not a local "
-                      "address?)", cp->cfg.listen);
+        return ml_err(err, errlen,
+                      "control.listen: cannot listen on %s (in use, or not a local "
+                      "address?)",
+                      cp->cfg.listen);
     cp->vhost = lws_get_vhost_by_name(cp->ctx, "api");
     cp->port = cp->vhost ? lws_get_vhost_listen_port(cp->vhost) : info.port;
     if (cp->port <= 0) {

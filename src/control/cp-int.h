@@ -67,8 +67,8 @@ enum cp_ptype {
 };
 
 #define CP_P_REQUIRED 0x1u
-#define CP_P_NO_CTRL 0x2u  /* refuse control characters (names, titles) */
-#define CP_P_TRIM 0x4u     /* strip leading and trailing white space first */
+#define CP_P_NO_CTRL 0x2u /* refuse control characters (names, titles) */
+#define CP_P_TRIM 0x4u    /* strip leading and trailing white space first */
 
 /* One body parameter of an endpoint. The parsed values land in the endpoint's struct at
  * offset; presence flags (for optional ones) in a bool at has_offset (or CP_P_NOHAS). */
@@ -78,7 +78,7 @@ struct cp_param {
     unsigned flags;
     long long min, max;
     size_t offset;
-    size_t size;              /* CP_P_STRING / EMAIL: buffer bytes, including the NUL */
+    size_t size; /* CP_P_STRING / EMAIL: buffer bytes, including the NUL */
     size_t has_offset;
     const char *const *enums; /* CP_P_ENUM: NULL-terminated */
 };
@@ -86,8 +86,8 @@ struct cp_param {
 
 /* Validates body (a parsed JSON value) against the NULL-name-terminated table, filling out.
  * Unknown members are ignored. Returns CP_OK, or an error with msg naming the field. */
-enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out,
-                            char *msg, size_t msglen);
+enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out, char *msg,
+                            size_t msglen);
 /* True when s (n bytes) is valid UTF-8 without NUL; *chars gets the code point count. */
 bool cp_utf8_valid(const char *s, size_t n, size_t *chars);
 
@@ -99,7 +99,7 @@ struct cp_jwt_key {
     jwt_alg_t alg;
     unsigned char *sign, *verify; /* owned; for HS256 both point to one copy */
     int sign_len, verify_len;
-    char kid[64];                 /* OIDC keys: their key id ("" none) */
+    char kid[64]; /* OIDC keys: their key id ("" none) */
 };
 
 /* What a verified token must say. now is the wall clock in seconds. */
@@ -114,8 +114,7 @@ struct cp_jwt_expect {
 
 int cp_jwt_key_hs256(struct cp_jwt_key *k, const char *secret, char *err, size_t errlen) ML_WUR;
 /* Loads an ES256 private key (PEM file) and derives its public key. */
-int cp_jwt_key_es256_file(struct cp_jwt_key *k, const char *path, char *err,
-                          size_t errlen) ML_WUR;
+int cp_jwt_key_es256_file(struct cp_jwt_key *k, const char *path, char *err, size_t errlen) ML_WUR;
 void cp_jwt_key_free(struct cp_jwt_key *k);
 /* Signs claims (a JSON object; borrowed) with k. Returns a malloc'd token or NULL. */
 char *cp_jwt_sign(const struct cp_jwt_key *k, json_t *claims) ML_WUR;
@@ -167,9 +166,8 @@ struct cp_route {
 /* Matches path against the NULL-pattern-terminated table. Returns the route for method, or
  * NULL with *path_known telling whether another method would have matched (405, not 404).
  * Captures ('*' segments, at most CP_SEGMENT_MAX-1 bytes) are copied to caps. */
-const struct cp_route *cp_route_match(const struct cp_route *table, int method,
-                                      const char *path, bool *path_known,
-                                      char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX]);
+const struct cp_route *cp_route_match(const struct cp_route *table, int method, const char *path,
+                                      bool *path_known, char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX]);
 /* The Allow header value for a path ("GET, POST, OPTIONS"). */
 void cp_route_allow(const struct cp_route *table, const char *path, char *buf, size_t len);
 const char *cp_method_name(int method);
@@ -184,10 +182,10 @@ struct cp_user {
  * job's work function reads the inputs (immutable meanwhile) and writes the outputs; if the
  * client goes away, the request is orphaned (wsi NULL) and freed when the job completes. */
 struct cp_req {
-    struct db_job job;     /* first: the pool hands it back */
+    struct db_job job; /* first: the pool hands it back */
     struct cp *cp;
-    struct lws *wsi;       /* NULL once the connection closed */
-    bool pending;          /* a database job is in flight */
+    struct lws *wsi; /* NULL once the connection closed */
+    bool pending;    /* a database job is in flight */
     bool dispatched, ready, headers_sent, close_after;
     int method;
     const struct cp_route *route;
@@ -215,11 +213,11 @@ struct cp_req {
     unsigned retry_after_s;
     char **revoked; /* usernames to hand to the revoke hook */
     size_t nrevoked;
-    char log_note[96]; /* extra context for the access log (meeting, participant) */
-    bool internal;     /* a job of the control plane itself (the sweep), no client */
-    bool login_failed; /* set by the login work function for the failure limits */
-    char touched[40];  /* the meeting a write changed: its cached status is dropped */
-    uint64_t cache_gen; /* cp->cache_gen when a status read was submitted */
+    char log_note[96];            /* extra context for the access log (meeting, participant) */
+    bool internal;                /* a job of the control plane itself (the sweep), no client */
+    bool login_failed;            /* set by the login work function for the failure limits */
+    char touched[40];             /* the meeting a write changed: its cached status is dropped */
+    uint64_t cache_gen;           /* cp->cache_gen when a status read was submitted */
     struct cp_status *status_out; /* a status read's result, for the cache */
     /* runs on the control-plane thread when the job completes, before the answer */
     void (*on_done)(struct cp *cp, struct cp_req *req);
@@ -241,11 +239,11 @@ struct cp {
     struct cp_jwt_key key; /* access and signaling tokens */
     struct cp_jwks jwks;   /* OIDC */
     bool oidc;
-    char dummy_hash[128];  /* verified when an account does not exist (equal timing) */
+    char dummy_hash[128]; /* verified when an account does not exist (equal timing) */
     pthread_mutex_t turn_mu;
-    char *turn_secret;     /* the first of turn.auth-secret: what new credentials are signed with */
-    json_t *turn_uris;     /* array of strings */
-    char **cors;           /* allowed origins; "*" allows any */
+    char *turn_secret; /* the first of turn.auth-secret: what new credentials are signed with */
+    json_t *turn_uris; /* array of strings */
+    char **cors;       /* allowed origins; "*" allows any */
     size_t ncors;
     cp_revoke_fn revoke;
     void *revoke_arg;

@@ -206,8 +206,7 @@ enum cp_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
     if (n == 0 || n > CP_JWT_MAX)
         return CP_E_INVALID_TOKEN;
     /* the header's alg must be the key's before libjwt sees the token ... */
-    if (cp_jwt_peek(token, alg, sizeof alg, kid, sizeof kid) < 0 ||
-        jwt_str_alg(alg) != k->alg)
+    if (cp_jwt_peek(token, alg, sizeof alg, kid, sizeof kid) < 0 || jwt_str_alg(alg) != k->alg)
         return CP_E_INVALID_TOKEN;
     if (jwt_decode(&j, token, k->verify, k->verify_len) != 0 || !j)
         return CP_E_INVALID_TOKEN;
@@ -259,7 +258,8 @@ static EVP_PKEY *jwk_rsa(json_t *jwk)
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
-    if (n && e && bld && BN_num_bits(n) >= 2048 && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+    if (n && e && bld && BN_num_bits(n) >= 2048 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) &&
         (params = OSSL_PARAM_BLD_to_param(bld)) &&
         (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) && EVP_PKEY_fromdata_init(ctx) > 0)

@@ -160,8 +160,8 @@ static enum cp_err parse_one(const struct cp_param *pa, const json_t *v, void *o
     return CP_E_INTERNAL;
 }
 
-enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out,
-                            char *msg, size_t msglen)
+enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out, char *msg,
+                            size_t msglen)
 {
     if (!json_is_object(body)) {
         ml_snprintf(msg, msglen, "the body must be a JSON object");

@@ -75,8 +75,7 @@ static void public_host(const struct cp_config *cfg, char *buf, size_t len)
     }
 }
 
-static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err,
-                          size_t errlen)
+static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err, size_t errlen)
 {
     cp->turn_uris = json_array();
     if (cp->cfg.turn_uris) {
@@ -148,13 +147,15 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         return NULL;
     }
     if (!turn->auth_secret) {
-        ml_err(err, errlen, "the control plane needs turn.auth-secret to issue TURN "
-                            "credentials (scripts/start.sh generates one)");
+        ml_err(err, errlen,
+               "the control plane needs turn.auth-secret to issue TURN "
+               "credentials (scripts/start.sh generates one)");
         return NULL;
     }
     if (!auth->jwt_secret && !auth->jwt_key) {
-        ml_err(err, errlen, "the control plane needs auth.jwt-secret or auth.jwt-key to sign "
-                            "tokens");
+        ml_err(err, errlen,
+               "the control plane needs auth.jwt-secret or auth.jwt-key to sign "
+               "tokens");
         return NULL;
     }
     if (auth->oidc_issuer && (!auth->oidc_audience || !auth->oidc_jwks_file)) {
@@ -164,8 +165,9 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     if (cfg->min_duration_s > cfg->max_duration_s ||
         cfg->default_duration_s < cfg->min_duration_s ||
         cfg->default_duration_s > cfg->max_duration_s) {
-        ml_err(err, errlen, "control.default-duration must lie within control.min-duration "
-                            "and control.max-duration");
+        ml_err(err, errlen,
+               "control.default-duration must lie within control.min-duration "
+               "and control.max-duration");
         return NULL;
     }
     if (cfg->default_participants > cfg->max_participants) {

@@ -14,15 +14,15 @@ struct cp_config {
     char *public_url;   /* how clients reach us ("https://meet.example.org"); NULL: unknown */
     char *cors_origins; /* comma list of allowed browser origins, or "*" */
     char *turn_uris;    /* comma list handed out in iceServers; NULL: derived from turn.listen */
-    long long max_body;            /* bytes of a request body */
-    long long max_connections;     /* HTTP connections at once */
+    long long max_body; /* bytes of a request body */
+    long long max_connections; /* HTTP connections at once */
     bool access_log;
     long long default_duration_s, min_duration_s, max_duration_s;
     long long default_participants, max_participants;
-    long long credential_ttl_s;    /* TURN credential lifetime (never beyond the meeting) */
-    long long sweep_interval_s;    /* how often expired meetings are closed */
-    long long meetings_list_max;   /* meetings returned by GET /api/v1/meetings */
-    long long status_cache_ms;     /* how long a meeting's status is served from memory */
+    long long credential_ttl_s;  /* TURN credential lifetime (never beyond the meeting) */
+    long long sweep_interval_s;  /* how often expired meetings are closed */
+    long long meetings_list_max; /* meetings returned by GET /api/v1/meetings */
+    long long status_cache_ms;   /* how long a meeting's status is served from memory */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 

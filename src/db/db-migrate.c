@@ -135,8 +135,8 @@ int db_migrate(const char *url, const char *dir, unsigned *applied, char *err, s
         goto out;
     }
     if (exec_ok(pg, "SET client_min_messages = warning", "set", err, errlen) < 0 ||
-        exec_ok(pg, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK ")", "advisory lock", err,
-                errlen) < 0 ||
+        exec_ok(pg, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK ")", "advisory lock", err, errlen) <
+            0 ||
         exec_ok(pg,
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL,"
@@ -169,8 +169,8 @@ int db_migrate(const char *url, const char *dir, unsigned *applied, char *err, s
         int erc = exec_ok(pg, sql, list[i].name, err, errlen);
         free(sql);
         if (erc == 0) {
-            r = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                             2, NULL, params, NULL, NULL, 0);
+            r = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                             NULL, params, NULL, NULL, 0);
             if (PQresultStatus(r) != PGRES_COMMAND_OK)
                 erc = ml_err(err, errlen, "recording %s: %s", list[i].name, PQerrorMessage(pg));
             PQclear(r);

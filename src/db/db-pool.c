@@ -39,7 +39,7 @@ struct db_pool {
     size_t queued;
     struct db_job *done_head, *done_tail; /* finished, waiting for db_pool_drain */
     bool stopping;
-    unsigned up; /* atomic: connections up */
+    unsigned up;         /* atomic: connections up */
     int64_t retry_at_ms; /* atomic: earliest next reconnect of any down connection */
     struct db_conn *conns;
     unsigned nconns;
@@ -111,8 +111,7 @@ static bool conn_open(struct db_conn *c)
     const char *vals[] = {cfg->url, timeout, "meetlited", opts, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-        ml_snprintf(c->err, sizeof c->err, "%s",
-                    c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        ml_snprintf(c->err, sizeof c->err, "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
         conn_close(c);
         return false;
     }
@@ -219,8 +218,8 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-struct db_pool *db_pool_new(const struct db_config *cfg, db_wake_fn wake, void *wake_arg,
-                            char *err, size_t errlen)
+struct db_pool *db_pool_new(const struct db_config *cfg, db_wake_fn wake, void *wake_arg, char *err,
+                            size_t errlen)
 {
     if (!cfg->url) {
         ml_err(err, errlen, "database.url is not set");

@@ -10,13 +10,13 @@
 
 /* The [database] configuration section. */
 struct db_config {
-    char *url;                 /* libpq connection string; NULL: no database */
-    long long pool_size;       /* database threads (one connection each) */
-    bool migrate_on_start;     /* apply sql/NNN_*.sql at start */
-    char *migrations_dir;      /* NULL: installed pkgdatadir/sql, else the source tree's sql/ */
+    char *url;             /* libpq connection string; NULL: no database */
+    long long pool_size;   /* database threads (one connection each) */
+    bool migrate_on_start; /* apply sql/NNN_*.sql at start */
+    char *migrations_dir;  /* NULL: installed pkgdatadir/sql, else the source tree's sql/ */
     long long connect_timeout_s;
     long long statement_timeout_ms;
-    long long max_queue;       /* queued jobs beyond which submissions fail (overload) */
+    long long max_queue;        /* queued jobs beyond which submissions fail (overload) */
     long long reconnect_max_ms; /* the reconnect backoff grows to this */
 };
 extern const struct ml_cfg_key db_cfg_keys[];
@@ -44,7 +44,7 @@ typedef void (*db_wake_fn)(void *arg);
  * pool touches only these fields, and the work function only what the submitter put there
  * for it: never pointers into state that may die while the job runs. */
 struct db_job {
-    struct db_job *next;   /* pool private */
+    struct db_job *next; /* pool private */
     db_work_fn work;
     db_done_fn done;
     enum db_status status; /* set before done() runs */
@@ -63,8 +63,8 @@ struct db_pool;
 /* Creates the pool and starts its threads; connections are made by the threads (so a
  * database that is down at start is not fatal: the pool reports unavailable until it comes
  * up). cfg is copied. Returns NULL with err filled. */
-struct db_pool *db_pool_new(const struct db_config *cfg, db_wake_fn wake, void *wake_arg,
-                            char *err, size_t errlen) ML_WUR;
+struct db_pool *db_pool_new(const struct db_config *cfg, db_wake_fn wake, void *wake_arg, char *err,
+                            size_t errlen) ML_WUR;
 /* Stops the threads (a running job finishes; queued ones complete as DB_UNAVAILABLE and are
  * left for a last db_pool_drain) and frees the pool. */
 void db_pool_free(struct db_pool *p);

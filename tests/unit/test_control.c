@@ -75,9 +75,10 @@ START_TEST(params_errors)
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"toolong\"}", &v, msg),
                      CP_E_INVALID_FIELD);
     /* five two-byte characters are five characters */
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
-                           &v, msg),
-                     CP_OK);
+    ck_assert_int_eq(
+        parse("{\"mail\":\"a@b.c\",\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", &v,
+              msg),
+        CP_OK);
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"   \"}", &v, msg), CP_E_INVALID_FIELD);
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\\tb\"}", &v, msg), CP_E_INVALID_FIELD);
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\xc2\x85\"}", &v, msg),
@@ -122,7 +123,8 @@ START_TEST(errors_table)
     ck_assert_int_eq(cp_err_status(CP_E_UNAVAILABLE), 503);
     size_t len;
     char *s = cp_err_json(CP_E_NO_MEETING, NULL, &len);
-    ck_assert_str_eq(s, "{\"error\":{\"code\":\"meeting_not_found\",\"message\":\"no such meeting\"}}");
+    ck_assert_str_eq(
+        s, "{\"error\":{\"code\":\"meeting_not_found\",\"message\":\"no such meeting\"}}");
     free(s);
     s = cp_err_json(CP_E_INVALID_FIELD, "title: \"quoted\"", &len);
     ck_assert_ptr_nonnull(strstr(s, "title: \\\"quoted\\\""));

@@ -47,7 +47,8 @@ static char *sign_raw(jwt_alg_t alg, const void *key, int klen, const char *clai
     return t;
 }
 
-static enum cp_err verify(const struct cp_jwt_key *k, const char *tok, const struct cp_jwt_expect *ex)
+static enum cp_err verify(const struct cp_jwt_key *k, const char *tok,
+                          const struct cp_jwt_expect *ex)
 {
     jwt_t *j = NULL;
     enum cp_err e = cp_jwt_verify(k, tok, ex, &j);
@@ -103,8 +104,9 @@ START_TEST(hs256_roundtrip_and_claims)
                  "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\"}");
     ck_assert_int_eq(verify(&k, a, &EX), CP_E_INVALID_TOKEN);
     free(a);
-    a = sign_raw(JWT_ALG_HS256, SECRET, (int)strlen(SECRET),
-                 "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":\"1800000000\"}");
+    a = sign_raw(
+        JWT_ALG_HS256, SECRET, (int)strlen(SECRET),
+        "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":\"1800000000\"}");
     ck_assert_int_eq(verify(&k, a, &EX), CP_E_INVALID_TOKEN);
     free(a);
     cp_jwt_key_free(&k);
@@ -189,8 +191,9 @@ START_TEST(es256_key)
     ck_assert_int_eq(verify(&k, t, &EX), CP_OK);
     free(t);
     /* alg confusion: HS256 with the public key's PEM as the HMAC secret */
-    t = sign_raw(JWT_ALG_HS256, pub, publen,
-                 "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":1700000100}");
+    t = sign_raw(
+        JWT_ALG_HS256, pub, publen,
+        "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":1700000100}");
     ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
     free(t);
     cp_jwt_key_free(&k);
@@ -230,12 +233,13 @@ START_TEST(jwks)
     bn_b64(rsa, OSSL_PKEY_PARAM_RSA_E, e, sizeof e, 0);
     bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_X, x, sizeof x, 32);
     bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_Y, y, sizeof y, 32);
-    ml_snprintf(doc, sizeof doc,
-                "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"%s\"},"
-                "{\"kty\":\"EC\",\"kid\":\"e1\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"},"
-                "{\"kty\":\"oct\",\"kid\":\"s\",\"k\":\"AAAA\"},"
-                "{\"kty\":\"EC\",\"kid\":\"e2\",\"crv\":\"P-384\",\"x\":\"%s\",\"y\":\"%s\"}]}",
-                n, e, x, y, x, y);
+    ml_snprintf(
+        doc, sizeof doc,
+        "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"%s\"},"
+        "{\"kty\":\"EC\",\"kid\":\"e1\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"},"
+        "{\"kty\":\"oct\",\"kid\":\"s\",\"k\":\"AAAA\"},"
+        "{\"kty\":\"EC\",\"kid\":\"e2\",\"crv\":\"P-384\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+        n, e, x, y, x, y);
     struct cp_jwks set;
     char err[200];
     ck_assert_int_eq(cp_jwks_parse(&set, doc, err, sizeof err), 0);
@@ -243,7 +247,8 @@ START_TEST(jwks)
     int rl, el;
     char *rpriv = pem_of(rsa, true, &rl), *epriv = pem_of(ec, true, &el);
     struct cp_jwt_expect ex = {"https://iss", "client", 30, NOW};
-    const char *claims = "{\"iss\":\"https://iss\",\"aud\":\"client\",\"sub\":\"u1\",\"exp\":1700000100}";
+    const char *claims =
+        "{\"iss\":\"https://iss\",\"aud\":\"client\",\"sub\":\"u1\",\"exp\":1700000100}";
     jwt_t *j = NULL;
     /* RS256 and ES256, picked by kid */
     jwt_t *w;
