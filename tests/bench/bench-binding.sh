@@ -196,7 +196,7 @@ echo "STUN Binding, 127.0.0.1, $THREADS server thread(s), $CLIENTS client socket
     "loss <= ${BENCH_MAX_LOSS:-0.1} %"
 printf '%-10s %14s %-22s %14s %16s %12s\n' server "max rate/s" "limited by" "us CPU/req@max" \
     "us CPU/req@$common" "gen work@max"
-declare -A MAXR PERMAX PERCOM WHY
+declare -A MAXR PERMAX PERCOM WHY GENW
 for s in "${ACTIVE[@]}"; do
     lo=${S_LO[$s]}
     why=$(bench_search_why "$s")
@@ -207,7 +207,7 @@ for s in "${ACTIVE[@]}"; do
         [ "$GEN_SPIN" ] || genw=$(bench_json "${S_LOFILE[$s]}" gen_busy_max_pct)%
     fi
     pc=$(per_req "$BENCH_WORK"/common[12]-"$s".json)
-    MAXR[$s]=$lo PERMAX[$s]=$pm PERCOM[$s]=$pc WHY[$s]=$why
+    MAXR[$s]=$lo PERMAX[$s]=$pm PERCOM[$s]=$pc WHY[$s]=$why GENW[$s]=${genw%%[.%]*}
     printf '%-10s %14s %-22s %14s %16s %12s\n' "$s" "$lo" "$why" "$pm" "$pc" "$genw"
 done
 if [ -n "${MAXR[reflector]:-}" ]; then
@@ -215,7 +215,7 @@ if [ -n "${MAXR[reflector]:-}" ]; then
         "machine, and a server that comes near it was measured at the generator's limit)"
 fi
 if [ -n "${MAXR[meetlited]:-}" ] && [ -n "${MAXR[coturn]:-}" ]; then
-    echo "meetlited/coturn max loss-free rate:        $(bench_ratio "${MAXR[meetlited]}" "${MAXR[coturn]}")"
+    echo "meetlited/coturn max loss-free rate:        $(bench_ratio "${MAXR[meetlited]}" "${MAXR[coturn]}")$(bench_caveat "${WHY[meetlited]}" "${GENW[meetlited]}" "${WHY[coturn]}" "${GENW[coturn]}")"
     echo "coturn/meetlited CPU per request @$common/s: $(bench_ratio "${PERCOM[coturn]}" "${PERCOM[meetlited]}")" \
         "(above 1: meetlited spends less CPU per request)"
 fi

@@ -395,7 +395,7 @@ if [ -n "${PID[meetlited]:-}" ] && [ -n "${PID[coturn]:-}" ]; then
     echo "Ratios (meetlited/coturn unless said):"
     for size in $SIZES; do
         [ -n "${RELAY_MAX[$size.coturn]:-}" ] || continue
-        echo "  relay $size B max loss-free pps:           $(bench_ratio "${RELAY_MAX[$size.meetlited]}" "${RELAY_MAX[$size.coturn]}")"
+        echo "  relay $size B max loss-free pps:           $(bench_ratio "${RELAY_MAX[$size.meetlited]}" "${RELAY_MAX[$size.coturn]}")$(bench_caveat "${RELAY_WHY[$size.meetlited]}" "${RELAY_GENW[$size.meetlited]%%[.%]*}" "${RELAY_WHY[$size.coturn]}" "${RELAY_GENW[$size.coturn]%%[.%]*}")"
         echo "  relay $size B CPU per packet, coturn/meetlited: $(bench_ratio "${RELAY_PERCOM[$size.coturn]}" "${RELAY_PERCOM[$size.meetlited]}")"
     done
     [ -n "${ALLOC_RATE[coturn]:-}" ] &&

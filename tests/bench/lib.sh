@@ -432,6 +432,23 @@ bench_search_update() {
     fi
 }
 
+# bench_caveat WHY-A GENWORK-A WHY-B GENWORK-B: why a ratio of maximum rates is not final
+# (a search that did not end on the server's own loss, or a generator near its ceiling).
+bench_caveat() {
+    local out="" w
+    for w in "$1|$2" "$3|$4"; do
+        case ${w%%|*} in
+        "server (loss)") ;;
+        *) out="$out; a maximum is only a lower bound (${w%%|*})" ;;
+        esac
+        case ${w##*|} in
+        n/a | "") ;;
+        *) [ "${w##*|}" -gt 85 ] 2>/dev/null && out="$out; the generator worked ${w##*|} % at a maximum" ;;
+        esac
+    done
+    [ -n "$out" ] && echo " (NOT FINAL${out})"
+}
+
 # bench_ratio A B: A / B with two decimals, or "n/a".
 bench_ratio() {
     "$PYTHON3" -c '
