@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +26,11 @@ struct app {
     struct net_engine *engine;
     struct turn_server *turn;
     struct cp *cp; /* the control plane; NULL on a TURN-only node */
+    bool tls_enabled; /* a tls:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
 };
+
+int app_reload_tls(struct app *app, char *err, size_t errlen);
 
 static void usage(FILE *out)
 {
@@ -98,6 +102,42 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(app->base);
 }
 
+/* Builds the TLS context of tls:// listeners from turn.tls-*; NULL (and no error) when no
+ * certificate is configured. */
+static SSL_CTX *load_tls(const struct turn_config *t, bool *failed, char *err, size_t errlen)
+{
+    *failed = false;
+    if (!t->tls_cert && !t->tls_key)
+        return NULL;
+    struct net_tls_settings ts = {.cert = t->tls_cert,
+                                  .key = t->tls_key,
+                                  .min_version = t->tls_min_version,
+                                  .ciphers = t->tls_ciphers,
+                                  .ciphersuites = t->tls_ciphersuites};
+    SSL_CTX *ctx = net_tls_ctx_new(&ts, err, errlen);
+    if (!ctx)
+        *failed = true;
+    return ctx;
+}
+
+/* Reads the certificate and key files again (SIGHUP, the admin API): new TLS connections get
+ * them, established ones keep theirs. A broken file keeps the old ones. 0 or -1. */
+int app_reload_tls(struct app *app, char *err, size_t errlen)
+{
+    bool failed;
+    char what[320];
+    if (!app->engine || !app->tls_enabled)
+        return ml_err(err, errlen, "no tls:// listener");
+    SSL_CTX *ctx = load_tls(&app->cfg.turn, &failed, err, errlen);
+    if (!ctx)
+        return ml_err(err, errlen, "%s", failed ? err : "turn.tls-cert is not set");
+    net_engine_set_tls(app->engine, ctx);
+    net_tls_describe(ctx, what, sizeof what);
+    SSL_CTX_free(ctx);
+    ML_NOTICE("app", "TLS certificate loaded: %s", what);
+    return 0;
+}
+
 /* SIGHUP: read the configuration again; take the reloadable keys that changed, and say which
  * other keys changed but need a restart. A bad file changes nothing. */
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -134,6 +174,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         cp_reload_turn(app->cp, &app->cfg.turn);
     if (turn_server_reload(app->turn, &app->cfg.turn, err, sizeof err) < 0)
         ML_ERROR("app", "reload of the TURN settings failed, old ones kept: %s", err);
+    if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
+        ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
 }
 
@@ -205,8 +247,25 @@ static int run(struct app *app)
         goto out;
     }
     net_config_settings(&app->cfg.net, &ns);
+    SSL_CTX *tls = NULL;
+    for (size_t i = 0; i < neps; i++)
+        app->tls_enabled |= eps[i].transport == NET_TLS;
+    if (app->tls_enabled) {
+        bool failed;
+        tls = load_tls(&app->cfg.turn, &failed, err, sizeof err);
+        if (!tls) {
+            ML_ERROR("app", "tls:// listener: %s",
+                     failed ? err : "set turn.tls-cert and turn.tls-key");
+            goto out;
+        }
+        char what[320];
+        net_tls_describe(tls, what, sizeof what);
+        ML_NOTICE("app", "TLS certificate: %s", what);
+    }
     app->engine =
-        net_engine_new(&ns, eps, neps, turn_net_handler(), app->turn, NULL, err, sizeof err);
+        net_engine_new(&ns, eps, neps, turn_net_handler(), app->turn, tls, err, sizeof err);
+    if (tls)
+        SSL_CTX_free(tls); /* the engine holds its own reference */
     if (!app->engine) {
         ML_ERROR("app", "%s", err);
         goto out;
@@ -242,6 +301,24 @@ static int run(struct app *app)
     event_base_dispatch(app->base);
     rc = 0;
 out:
+    if (app->engine) {
+        /* A last word on what the relay did, for operators and for tests. */
+        struct turn_counters tc;
+        struct net_counters nc;
+        turn_counters_read(app->engine, &tc);
+        net_engine_counters(app->engine, &nc);
+        ML_NOTICE("app",
+                  "totals: %llu allocations, relayed %llu packets to peers and %llu to clients; "
+                  "dropped %llu without permission, %llu without channel, %llu to slow stream "
+                  "clients, %llu unauthenticated over budget; %llu udp datagrams dropped by the "
+                  "kernel",
+                  (unsigned long long)tc.allocations_total,
+                  (unsigned long long)tc.relay_rx_packets, (unsigned long long)tc.relay_tx_packets,
+                  (unsigned long long)tc.relay_dropped_no_permission,
+                  (unsigned long long)tc.relay_dropped_no_channel,
+                  (unsigned long long)tc.relay_dropped_backpressure,
+                  (unsigned long long)tc.unauth_dropped, (unsigned long long)nc.udp_tx_dropped);
+    }
     if (app->sig_term)
         event_free(app->sig_term);
     if (app->sig_int)

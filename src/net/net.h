@@ -140,6 +140,26 @@ void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx);
 /* Sums every worker's counters into out. */
 void net_engine_counters(struct net_engine *e, struct net_counters *out);
 
+/* ---------------------------------------------------------------- TLS */
+
+/* What a TLS server context is made of (strings borrowed for the call). */
+struct net_tls_settings {
+    const char *cert;         /* PEM certificate chain file, leaf first */
+    const char *key;          /* PEM private key file */
+    const char *min_version;  /* "1.2" or "1.3" */
+    const char *ciphers;      /* OpenSSL cipher list for TLS 1.2; NULL: OpenSSL's default */
+    const char *ciphersuites; /* TLS 1.3 suites; NULL: OpenSSL's default */
+};
+
+/* Builds a server context from files; NULL with err filled (nothing half-built is returned).
+ * The caller owns the reference. */
+SSL_CTX *net_tls_ctx_new(const struct net_tls_settings *t, char *err, size_t errlen) ML_WUR;
+/* "1.2" or "1.3" into a TLS1_x_VERSION; 0 or -1. */
+int net_tls_version_parse(const char *text, int *version) ML_WUR;
+int net_tls_version_validate(const char *value, char *err, size_t errlen);
+/* Describes the context's certificate for the log: subject and expiry date. */
+int net_tls_describe(SSL_CTX *ctx, char *buf, size_t len);
+
 /* ---------------------------------------------------------------- workers */
 
 unsigned net_worker_id(const struct net_worker *w);
@@ -192,6 +212,11 @@ int net_stream_endpoint(const struct net_stream *s);
 /* Queues bytes to the client. Returns 0, or -1 when the client's output queue is over its
  * limit (the frame is dropped and counted: backpressure never buffers without bound). */
 int net_stream_send(struct net_stream *s, const void *data, size_t len);
+/* Queues an answer to the client's own request: it may go NET_STREAM_REPLY_SLACK bytes past
+ * the output limit (relayed data is dropped first), and a client that lets even that fill up
+ * reads nothing, so its connection is closed. Returns 0 or -1. */
+#define NET_STREAM_REPLY_SLACK (64 * 1024)
+int net_stream_send_reply(struct net_stream *s, const void *data, size_t len);
 /* Bytes queued to the client and not yet written. */
 size_t net_stream_pending(const struct net_stream *s);
 /* Sets the idle timeout: the stream closes after that many seconds without input (0: never). */

@@ -63,6 +63,12 @@ static void stream_destroy(struct net_stream *s)
 {
     struct net_worker *w = s->w;
     stream_unlink(s);
+    if (s->staged)
+        for (unsigned i = 0; i < w->ndirty; i++)
+            if (w->dirty[i] == s)
+                w->dirty[i] = NULL;
+    if (s->stage)
+        evbuffer_free(s->stage);
     if (s->conn && w->e->h->stream_close)
         w->e->h->stream_close(w->state, s, s->conn);
     if (s->bev)
@@ -270,17 +276,85 @@ int net_stream_endpoint(const struct net_stream *s)
     return s->endpoint;
 }
 
+/* Queues len bytes. Over TLS, frames added during a batch are staged and written at its end
+ * as one record: OpenSSL makes a record of every buffer chain, and many small records cost
+ * encryptions, bytes and syscalls (and stall clients that read one record per wake-up). */
+static int queue_out(struct net_stream *s, const void *data, size_t len)
+{
+    struct net_worker *w = s->w;
+    if (s->transport != NET_TLS || !w->in_batch)
+        return bufferevent_write(s->bev, data, len);
+    if (!s->stage && !(s->stage = evbuffer_new()))
+        return bufferevent_write(s->bev, data, len);
+    if (!s->staged) {
+        if (w->ndirty == w->capdirty) {
+            unsigned cap = w->capdirty ? w->capdirty * 2 : 16;
+            struct net_stream **v = realloc(w->dirty, cap * sizeof *v);
+            if (!v)
+                return bufferevent_write(s->bev, data, len);
+            w->dirty = v;
+            w->capdirty = cap;
+        }
+        w->dirty[w->ndirty++] = s;
+        s->staged = true;
+        /* One contiguous chain for the batch: one record when it is written. */
+        (void)evbuffer_expand(s->stage, NET_TLS_STAGE);
+    }
+    return evbuffer_add(s->stage, data, len);
+}
+
+static size_t queued(const struct net_stream *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(s->bev)) +
+           (s->stage ? evbuffer_get_length(s->stage) : 0);
+}
+
+void net_streams_flush(struct net_worker *w)
+{
+    for (unsigned i = 0; i < w->ndirty; i++) {
+        struct net_stream *s = w->dirty[i];
+        if (!s)
+            continue;
+        s->staged = false;
+        if (!s->closing || !s->freed_pending)
+            bufferevent_write_buffer(s->bev, s->stage);
+        else
+            evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
+    }
+    w->ndirty = 0;
+}
+
 int net_stream_send(struct net_stream *s, const void *data, size_t len)
 {
     struct net_worker *w = s->w;
     if (s->closing)
         return -1;
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    if (evbuffer_get_length(out) + len > (size_t)w->e->set.stream_out_max) {
+    if (queued(s) + len > (size_t)w->e->set.stream_out_max) {
         NET_COUNT(w->ctr.stream_tx_dropped, 1);
         return -1;
     }
-    if (bufferevent_write(s->bev, data, len) < 0)
+    if (queue_out(s, data, len) < 0)
+        return -1;
+    NET_COUNT(w->ctr.stream_tx_bytes, len);
+    return 0;
+}
+
+int net_stream_send_reply(struct net_stream *s, const void *data, size_t len)
+{
+    struct net_worker *w = s->w;
+    if (s->closing)
+        return -1;
+    if (queued(s) + len > (size_t)w->e->set.stream_out_max + NET_STREAM_REPLY_SLACK) {
+        char a[ML_ADDR_STRLEN];
+        NET_COUNT(w->ctr.stream_tx_dropped, 1);
+        ML_LOG_LIMITED(ML_LOG_NOTICE, "net",
+                       "closing %s client %s: it reads nothing (while answering a request)",
+                       net_transport_name(s->transport),
+                       ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a));
+        net_stream_close(s);
+        return -1;
+    }
+    if (queue_out(s, data, len) < 0)
         return -1;
     NET_COUNT(w->ctr.stream_tx_bytes, len);
     return 0;
@@ -288,7 +362,7 @@ int net_stream_send(struct net_stream *s, const void *data, size_t len)
 
 size_t net_stream_pending(const struct net_stream *s)
 {
-    return evbuffer_get_length(bufferevent_get_output(s->bev));
+    return queued(s);
 }
 
 void net_stream_set_idle(struct net_stream *s, long long seconds)
@@ -308,6 +382,8 @@ void net_stream_close(struct net_stream *s)
         return;
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
+    if (s->stage && evbuffer_get_length(s->stage))
+        bufferevent_write_buffer(s->bev, s->stage); /* a last answer goes out before the close */
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         schedule_destroy(s);
         return;

@@ -292,7 +292,7 @@ void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void 
     if (cl->transport == NET_UDP)
         (void)net_udp_send(cl->udp, cl->addr, buf, len);
     else
-        (void)net_stream_send(cl->stream, buf, len);
+        (void)net_stream_send_reply(cl->stream, buf, len);
 }
 
 unsigned turn_error_slot(int code)

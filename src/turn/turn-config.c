@@ -86,6 +86,21 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      NULL, net_endpoints_validate,
      "Where STUN/TURN clients connect: a list of udp://IP:PORT, tcp://IP:PORT and "
      "tls://IP:PORT, IPv6 as [::1]:3478. Port 0 picks a free port (logged at start)."},
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, K(tls_cert), NULL, NULL,
+     "PEM file with the certificate chain (leaf first) of tls:// listeners. Read again on "
+     "SIGHUP (and by the admin API): new connections get the new certificate, established "
+     "ones keep theirs."},
+    {"tls-key", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, K(tls_key), NULL, NULL,
+     "PEM file with the private key of tls-cert; read at start and on reload (before any "
+     "privilege is dropped)."},
+    {"tls-min-version", ML_CFG_STR, "1.2", 0, 8, ML_CFG_RELOAD, K(tls_min_version), NULL,
+     net_tls_version_validate, "Oldest TLS version accepted: 1.2 or 1.3."},
+    {"tls-ciphers", ML_CFG_STR, "", 0, 2048, ML_CFG_RELOAD, K(tls_ciphers), NULL, NULL,
+     "OpenSSL cipher list for TLS 1.2 (e.g. ECDHE+AESGCM:ECDHE+CHACHA20). Empty: OpenSSL's "
+     "default."},
+    {"tls-ciphersuites", ML_CFG_STR, "", 0, 2048, ML_CFG_RELOAD, K(tls_ciphersuites), NULL, NULL,
+     "TLS 1.3 cipher suites (e.g. TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256). "
+     "Empty: OpenSSL's default."},
     {"software", ML_CFG_STR, "", 0, 127, ML_CFG_RELOAD, K(software), NULL, NULL,
      "SOFTWARE attribute sent in responses. Empty (the default) sends none: it tells "
      "attackers the version and makes every response larger."},

@@ -21,9 +21,9 @@
 #define TURN_TOMBSTONES 64         /* per worker: answers to Refresh(0) kept for retransmits */
 #define TURN_SWEEP_MS 250          /* how often a worker expires allocations */
 #define TURN_CHANNEL_MIN 0x4000
-#define TURN_CHANNEL_MAX 0x4FFF        /* RFC 8656 */
+#define TURN_CHANNEL_MAX 0x4FFF /* RFC 8656 */
 #define TURN_CHANNEL_MAX_RFC5766 0x7FFF
-#define TURN_PROTO_UDP 17          /* REQUESTED-TRANSPORT value for UDP */
+#define TURN_PROTO_UDP 17 /* REQUESTED-TRANSPORT value for UDP */
 
 /* A socket address of either family, small enough to keep per channel. */
 union turn_sa {
@@ -58,7 +58,7 @@ struct turn_settings {
     long long max_allocations, max_per_user, max_permissions, max_channels;
     long long default_lifetime_s, max_lifetime_s, perm_lifetime_s, chan_lifetime_s;
     long long unauth_rate, unauth_burst;
-    uint16_t channel_max; /* highest channel number accepted: 0x4FFF, or 0x7FFF (RFC 5766) */
+    uint16_t channel_max;       /* highest channel number accepted: 0x4FFF, or 0x7FFF (RFC 5766) */
     struct turn_policy *policy; /* owned by the server (retired ones live until it is freed) */
 };
 
@@ -191,8 +191,8 @@ struct turn_stream_conn {
 /* Where a message came from, and how to answer it. */
 struct turn_client {
     enum net_transport transport;
-    struct net_udp *udp;            /* UDP: the listener socket it arrived on */
-    struct turn_stream_conn *conn;  /* TCP/TLS: the connection */
+    struct net_udp *udp;           /* UDP: the listener socket it arrived on */
+    struct turn_stream_conn *conn; /* TCP/TLS: the connection */
     struct net_stream *stream;
     const struct sockaddr *addr;
     const struct sockaddr *local;
@@ -386,8 +386,7 @@ bool turn_ratelimit_allow(struct turn_ratelimit *rl, const struct sockaddr *ip, 
                           long long rate, long long burst);
 
 /* server.c */
-void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void *buf,
-               size_t len);
+void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void *buf, size_t len);
 void turn_reply_error(struct turn_worker *tw, const struct turn_client *cl,
                       const struct stun_msg *req, int code, const char *reason);
 

@@ -10,7 +10,8 @@
 
 /* The [turn] configuration section, as stored by the configuration engine. */
 struct turn_config {
-    char *listen;   /* endpoint list: udp://, tcp://, tls:// */
+    char *listen; /* endpoint list: udp://, tcp://, tls:// */
+    char *tls_cert, *tls_key, *tls_min_version, *tls_ciphers, *tls_ciphersuites;
     char *software; /* SOFTWARE attribute; NULL: not sent */
     bool fingerprint_always;
     /* credentials */
@@ -26,10 +27,10 @@ struct turn_config {
     char *allow_peers; /* CIDR list allowed even when a default rule denies it */
     char *deny_peers;  /* CIDR list denied in addition to the defaults */
     /* relay addresses and quotas */
-    char *relay_address;    /* IPs relay sockets bind to, one per family */
-    char *external_address; /* public IPs advertised for them (1:1 NAT), one per family */
-    char *relay_ports;      /* "49152-65535" */
-    long long max_allocations;          /* in total */
+    char *relay_address;       /* IPs relay sockets bind to, one per family */
+    char *external_address;    /* public IPs advertised for them (1:1 NAT), one per family */
+    char *relay_ports;         /* "49152-65535" */
+    long long max_allocations; /* in total */
     long long max_allocations_per_user; /* per credential id */
     long long max_permissions;          /* per allocation */
     long long max_channels;             /* per allocation */
@@ -47,21 +48,21 @@ struct turn_counters {
     uint64_t binding_rfc3489;    /* of which from RFC 3489 clients */
     uint64_t error_responses[8]; /* by code: 400, 401, 403, 420, 437, 438, 486, other */
     uint64_t errors_441, errors_442, errors_443, errors_440, errors_508;
-    uint64_t malformed;          /* datagrams or frames that were neither STUN nor ChannelData */
+    uint64_t malformed; /* datagrams or frames that were neither STUN nor ChannelData */
     uint64_t indications;
-    uint64_t unauth_dropped;     /* requests dropped by the per-source unauthenticated budget */
-    uint64_t allocations;        /* gauge */
-    uint64_t alloc_by_transport[3]; /* gauge: udp, tcp, tls */
+    uint64_t unauth_dropped;         /* requests dropped by the per-source unauthenticated budget */
+    uint64_t allocations;            /* gauge */
+    uint64_t alloc_by_transport[3];  /* gauge: udp, tcp, tls */
     uint64_t alloc_ipv4, alloc_ipv6; /* gauge: relay sockets by family */
     uint64_t permissions, channels;  /* gauges */
-    uint64_t allocations_total;  /* allocations ever made */
+    uint64_t allocations_total;      /* allocations ever made */
     uint64_t allocations_expired;
-    uint64_t peer_denied;        /* 403s from the peer policy */
+    uint64_t peer_denied;                      /* 403s from the peer policy */
     uint64_t relay_rx_packets, relay_rx_bytes; /* client to peer */
     uint64_t relay_tx_packets, relay_tx_bytes; /* peer to client */
-    uint64_t relay_dropped_no_permission; /* peer packets without a permission */
-    uint64_t relay_dropped_no_channel;    /* ChannelData for an unbound channel */
-    uint64_t relay_dropped_backpressure;  /* to stream clients that read too slowly */
+    uint64_t relay_dropped_no_permission;      /* peer packets without a permission */
+    uint64_t relay_dropped_no_channel;         /* ChannelData for an unbound channel */
+    uint64_t relay_dropped_backpressure;       /* to stream clients that read too slowly */
 };
 
 struct turn_server;
@@ -93,8 +94,7 @@ struct turn_hooks {
 };
 
 /* Creates the server from its configuration (copied). Returns NULL with err filled. */
-struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, size_t errlen)
-    ML_WUR;
+struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, size_t errlen) ML_WUR;
 void turn_server_free(struct turn_server *srv);
 /* The handler that plugs the server into the network engine; its ctx is the turn_server. */
 const struct net_handler *turn_net_handler(void);

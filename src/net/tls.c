@@ -1,0 +1,122 @@
+/* TLS server contexts (OpenSSL 3) for tls:// listeners: certificate chain and key from files,
+ * a minimum protocol version, cipher lists, and ALPN "stun.turn" (RFC 7443). A context is built
+ * whole or not at all, so that a reload with a broken file keeps the old one serving. */
+#include "config.h"
+
+#include "net/net.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <string.h>
+
+static int tls_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    unsigned long e = ERR_get_error();
+    char msg[200] = "";
+    if (e)
+        ERR_error_string_n(e, msg, sizeof msg);
+    ERR_clear_error();
+    return ml_err(err, errlen, "%s%s%s: %s", what, path ? " " : "", path ? path : "",
+                  msg[0] ? msg : "failed");
+}
+
+/* ALPN: a client that offers "stun.turn" gets it; a client that offers only other protocols
+ * is still served (browsers offer none for TURN). */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char turn[] = "\x09stun.turn";
+    ML_UNUSED(ssl);
+    ML_UNUSED(arg);
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, turn, sizeof turn - 1, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+int net_tls_version_parse(const char *text, int *version)
+{
+    if (!text || !*text || !strcmp(text, "1.2"))
+        *version = TLS1_2_VERSION;
+    else if (!strcmp(text, "1.3"))
+        *version = TLS1_3_VERSION;
+    else
+        return -1;
+    return 0;
+}
+
+int net_tls_version_validate(const char *value, char *err, size_t errlen)
+{
+    int v;
+    if (net_tls_version_parse(value, &v) < 0)
+        return ml_err(err, errlen, "expected 1.2 or 1.3");
+    return 0;
+}
+
+SSL_CTX *net_tls_ctx_new(const struct net_tls_settings *t, char *err, size_t errlen)
+{
+    int minver;
+    if (!t->cert || !t->key) {
+        ml_err(err, errlen, "a TLS listener needs both a certificate and a key file");
+        return NULL;
+    }
+    if (net_tls_version_parse(t->min_version, &minver) < 0) {
+        ml_err(err, errlen, "TLS minimum version must be 1.2 or 1.3");
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        tls_fail(err, errlen, "cannot create a TLS context", NULL);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, minver);
+    /* No renegotiation, no compression; a fresh ECDH key per handshake. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_SINGLE_ECDH_USE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (t->ciphers && *t->ciphers && SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1) {
+        tls_fail(err, errlen, "bad TLS cipher list", t->ciphers);
+        goto fail;
+    }
+    if (t->ciphersuites && *t->ciphersuites &&
+        SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1) {
+        tls_fail(err, errlen, "bad TLS 1.3 cipher suites", t->ciphersuites);
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+        tls_fail(err, errlen, "cannot load the TLS certificate chain", t->cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
+        tls_fail(err, errlen, "cannot load the TLS key", t->key);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_fail(err, errlen, "the TLS key does not match the certificate", t->key);
+        goto fail;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int net_tls_describe(SSL_CTX *ctx, char *buf, size_t len)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    if (!x)
+        return ml_err(buf, len, "no certificate");
+    char subject[256] = "?";
+    X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+    const ASN1_TIME *na = X509_get0_notAfter(x);
+    struct tm tm;
+    char until[32] = "?";
+    if (na && ASN1_TIME_to_tm(na, &tm) == 1)
+        strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    ml_snprintf(buf, len, "%s, valid until %s", subject, until);
+    return 0;
+}
