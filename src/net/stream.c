@@ -104,10 +104,15 @@ static void stream_read(struct bufferevent *bev, void *arg)
     const struct net_handler *h = w->e->h;
     struct evbuffer *in = bufferevent_get_input(bev);
     /* Bounded: at most 256 frames a wakeup; the rest waits for the next one. */
-    for (int frames = 0; frames < 256 && !s->closing; frames++) {
+    bool more = false;
+    for (int frames = 0; !s->closing; frames++) {
         size_t avail = evbuffer_get_length(in);
         if (avail < 4)
             break;
+        if (frames == 256) {
+            more = true;
+            break;
+        }
         const uint8_t *head = evbuffer_pullup(in, 4);
         long flen = h->frame_len(head, 4);
         if (flen < 0 || flen > w->e->set.stream_max_frame) {
@@ -122,7 +127,7 @@ static void stream_read(struct bufferevent *bev, void *arg)
             return;
         }
         if (flen == 0 || avail < (size_t)flen)
-            break;
+            break; /* a partial frame: the next read completes it */
         uint8_t *frame = evbuffer_pullup(in, flen);
         if (!frame) {
             schedule_destroy(s);
@@ -135,8 +140,9 @@ static void stream_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, (size_t)flen);
     }
     net_worker_flush(w);
-    /* More whole frames may be waiting after the per-wakeup bound: come back for them. */
-    if (!s->closing && evbuffer_get_length(in) >= 4)
+    /* Whole frames left behind by the per-wakeup bound: come back for them after other work.
+     * Never for a partial frame, or the loop would spin until its rest arrives. */
+    if (more && !s->closing)
         bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 

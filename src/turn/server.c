@@ -39,12 +39,15 @@ static int setup_relays(struct turn_server *srv, const struct turn_config *cfg, 
                 memcpy(item, p, n);
                 item[n] = 0;
                 union turn_sa sa;
+                struct sockaddr_storage ss;
                 socklen_t len;
-                if (ml_addr_parse(item, 0, (struct sockaddr_storage *)&sa, &len) < 0) {
+                if (ml_addr_parse(item, 0, &ss, &len) < 0 || len > sizeof sa) {
                     free(eps);
                     return ml_err(err, errlen, "%s: \"%s\" is not an IP address", lists[l].key,
                                   item);
                 }
+                memset(&sa, 0, sizeof sa);
+                memcpy(&sa, &ss, len);
                 int fam = turn_fam_index(sa.sa.sa_family);
                 if (lists[l].have[fam]) {
                     free(eps);

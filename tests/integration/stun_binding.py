@@ -140,6 +140,20 @@ try:
             t.ok(False, "TCP/%s: a message split over several segments is answered" % name, e)
         c.close()
 
+    # a connection that stops in the middle of a frame costs nothing while it waits
+    def cpu_s(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.connect(srv4)
+    c.sendall(Msg(BINDING, REQUEST).add(0x8022, b"x" * 60).encode()[:30])   # 30 of 84 bytes
+    before = cpu_s(d.proc.pid)
+    time.sleep(2)
+    spent = cpu_s(d.proc.pid) - before
+    t.ok(spent < 0.3, "a partial frame waiting for its rest costs no CPU (%.2f s in 2 s)" % spent)
+    c.close()
+
     # malformed burst: datagrams
     rnd = random.Random(1234)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -229,10 +229,16 @@ finally:
     t.ok(d.clean(), "meetlited stops cleanly", log[-3000:])
     d.close()
 
-# a daemon with no IPv6 relay: IPv6 requests get 440, dual falls back with ADDRESS-ERROR-CODE
+# a daemon with no IPv6 relay and an external address: IPv6 requests get 440, dual falls back
+# with ADDRESS-ERROR-CODE, and the advertised relay address is the external one
 port = free_port()
-d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET, "net.workers=1"])
+d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET, "net.workers=1",
+            "turn.relay-address=127.0.0.1", "turn.external-address=203.0.113.7"])
 try:
+    c = client("natted", server=("127.0.0.1", port))
+    c.allocate()
+    t.eq(c.relay[0], "203.0.113.7", "behind 1:1 NAT, XOR-RELAYED-ADDRESS carries turn.external-address")
+    c.close()
     c = client("v4only", server=("127.0.0.1", port))
     r = c.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x02\0\0\0")], expect_ok=False)
     t.eq(r.error(), 440, "IPv6 requested where none is relayed gets 440")
