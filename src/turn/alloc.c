@@ -251,6 +251,7 @@ struct turn_alloc *turn_alloc_new(struct turn_worker *tw, const struct turn_clie
     if (!a)
         return NULL;
     a->tw = tw;
+    a->id = ((uint64_t)net_worker_id(tw->w) << 48) | (++tw->alloc_seq & 0xFFFFFFFFFFFFULL);
     a->transport = cl->transport;
     memcpy(&a->client, cl->addr, ml_addr_len(cl->addr));
     a->created_s = ml_wall_s();

@@ -238,6 +238,10 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
     if (v6_refused)
         want[1] = false;
 
+    if (turn_server_draining(srv)) {
+        reply_error(tw, cl, req, &cred, 508, "Server is draining");
+        return;
+    }
     int q = turn_quota_acquire(srv, cred.id, tw->set.max_per_user, tw->set.max_allocations);
     if (q) {
         char addr[ML_ADDR_STRLEN];

@@ -242,40 +242,13 @@ static void refresh(struct turn_worker *tw)
 
 /* ---------------------------------------------------------------- closing by credential */
 
-struct close_task {
-    char id[TURN_ID_MAX];
-    char reason[32];
-};
-
-static void close_cred_task(struct net_worker *w, void *arg)
-{
-    struct close_task *t = arg;
-    struct turn_worker *tw = net_worker_state(w);
-    for (struct turn_alloc *a = tw ? tw->allocs : NULL, *next; a; a = next) {
-        next = a->next;
-        if (strcmp(a->cred_id, t->id) == 0)
-            turn_alloc_free(a, t->reason);
-    }
-    free(t);
-}
-
 int turn_server_close_cred(struct turn_server *srv, const char *id, const char *reason)
 {
-    int rc = 0;
-    if (!srv->engine)
+    struct turn_alloc_filter f;
+    memset(&f, 0, sizeof f);
+    if (!id || !*id || ml_strlcpy(f.cred_id, id, sizeof f.cred_id) >= sizeof f.cred_id)
         return -1;
-    for (unsigned i = 0; i < net_engine_workers(srv->engine); i++) {
-        struct close_task *t = calloc(1, sizeof *t);
-        if (!t)
-            return -1;
-        ml_strlcpy(t->id, id, sizeof t->id);
-        ml_strlcpy(t->reason, reason, sizeof t->reason);
-        if (net_worker_post(net_engine_worker(srv->engine, i), close_cred_task, t) < 0) {
-            free(t);
-            rc = -1;
-        }
-    }
-    return rc;
+    return turn_server_close(srv, &f, reason, NULL, NULL);
 }
 
 int turn_server_revoke(struct turn_server *srv, const char *id, int64_t until_s)

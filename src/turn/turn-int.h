@@ -94,6 +94,7 @@ struct turn_server {
     size_t nservices;
     /* the engine serving this server, for work that crosses workers */
     struct net_engine *engine;
+    bool draining; /* atomic */
     struct turn_hooks hooks;
 };
 
@@ -135,6 +136,7 @@ struct turn_alloc {
     uint16_t last_len;
     uint8_t last_reply[TURN_LAST_REPLY_MAX];
     struct turn_usage usage;
+    uint64_t id; /* worker << 48 | sequence: unique in the process */
 };
 
 /* The answer to a Refresh with LIFETIME 0, kept briefly so a retransmission gets it again. */
@@ -178,6 +180,7 @@ struct turn_worker {
     unsigned tomb_next;
     uint32_t indication_salt; /* with indication_seq: transaction ids of Data indications */
     uint64_t indication_seq;
+    uint64_t alloc_seq;
     struct turn_pending *pending; /* requests waiting for an asynchronous credential source */
     unsigned npending;
 };

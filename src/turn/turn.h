@@ -112,6 +112,57 @@ int turn_server_close_cred(struct turn_server *srv, const char *id, const char *
 /* Revokes credential id until until_s (wall clock): it is refused from now on, and its live
  * allocations are closed. Thread-safe. */
 int turn_server_revoke(struct turn_server *srv, const char *id, int64_t until_s);
+/* ---------------------------------------------------------------- operations (admin API) */
+
+/* A view of one live allocation. */
+struct turn_alloc_view {
+    uint64_t id;               /* unique in this process */
+    char cred_id[TURN_ID_MAX]; /* "<meeting-tag>.<participant>" for meetings, or a user */
+    enum net_transport transport;
+    struct sockaddr_storage client;
+    struct sockaddr_storage relay[2]; /* [0] IPv4, [1] IPv6 (advertised addresses) */
+    bool has_relay[2];
+    int64_t created_s, expires_s; /* wall clock */
+    unsigned permissions, channels;
+    unsigned worker;
+    struct turn_usage usage;
+};
+
+/* Which allocations an operation applies to; empty fields match everything. */
+struct turn_alloc_filter {
+    uint64_t id;                   /* 0: any */
+    char cred_id[TURN_ID_MAX];     /* exact credential id */
+    char cred_prefix[TURN_ID_MAX]; /* e.g. "<meeting-tag>." for a whole meeting */
+    bool has_client;
+    struct sockaddr_storage client; /* its IP, and its port unless 0 */
+};
+
+/* Called once with the matching allocations (at most limit of them, in v, which the callee
+ * frees with free()) and how many matched in all. Runs on a worker thread: hand the result to
+ * your own thread. */
+typedef void (*turn_list_cb)(void *arg, struct turn_alloc_view *v, size_t n, size_t total);
+/* Snapshots matching allocations on every worker. 0, or -1 (cb will not be called). */
+int turn_server_list(struct turn_server *srv, const struct turn_alloc_filter *f, size_t limit,
+                     turn_list_cb cb, void *arg) ML_WUR;
+/* Called once with how many allocations were closed. Runs on a worker thread. */
+typedef void (*turn_closed_cb)(void *arg, size_t closed);
+/* Closes matching allocations on every worker; cb may be NULL. 0, or -1 (cb not called). */
+int turn_server_close(struct turn_server *srv, const struct turn_alloc_filter *f,
+                      const char *reason, turn_closed_cb cb, void *arg) ML_WUR;
+/* Drain mode: new Allocates get 508 (clients move to another server of their list) while
+ * existing allocations live on. Thread-safe. */
+void turn_server_set_drain(struct turn_server *srv, bool on);
+bool turn_server_draining(const struct turn_server *srv);
+/* Live allocations per credential id prefix (the meeting tag before '.'), the n largest. Runs
+ * like turn_server_list. */
+struct turn_group_count {
+    char tag[TURN_ID_MAX];
+    size_t allocations;
+};
+typedef void (*turn_groups_cb)(void *arg, struct turn_group_count *v, size_t n, size_t groups);
+int turn_server_count_by_tag(struct turn_server *srv, size_t top, turn_groups_cb cb,
+                             void *arg) ML_WUR;
+
 /* Applies the reloadable keys of cfg (SOFTWARE, secrets, static users, peer lists, quotas,
  * timers). Thread-safe. 0, or -1 with err filled (nothing changed). */
 int turn_server_reload(struct turn_server *srv, const struct turn_config *cfg, char *err,
