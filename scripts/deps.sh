@@ -7,7 +7,11 @@ PKGS="build-essential autoconf automake libtool pkg-config clang
 libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
-coturn python3 python3-websockets python3-cryptography curl wrk prometheus openssl procps iproute2"
+coturn python3 python3-websockets python3-cryptography curl wrk prometheus openssl procps iproute2
+chromium"
+# The browser tests run playwright-core (from the npm registry, never a downloaded browser) on
+# Node.js 20 or later. Machines of this kind come with one; without it, take Debian's.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
