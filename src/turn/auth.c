@@ -24,6 +24,12 @@
  * tables (or invent grace periods); one short uncontended mutex is noise next to the HMACs of a
  * check.
  *
+ * Runtime credentials. Secrets and users managed through the admin API (kept in PostgreSQL,
+ * issue #8) live in a second table of the same kind, swapped by turn_auth_set_runtime() exactly
+ * as a reload swaps the configured one; a check takes both references under the one lock. Two
+ * tables rather than one merged table: a SIGHUP and a database change each rebuild only what
+ * they own, so neither can lose the other's entries.
+ *
  * Revocation. A hash set of ids under a rwlock, plus the latest until_s in it, read atomically:
  * while nothing is revoked, or every revocation has lapsed, readers return without the lock.
  *
@@ -82,6 +88,7 @@ struct auth_table {
     size_t nsecrets;
     struct auth_user *users; /* sorted by name, bytewise */
     size_t nusers;
+    char *sign; /* the secret new credentials are signed with (NUL-terminated), or NULL */
 };
 
 /* An answer of a source, kept for the retry of a pending check (and up to cache_s). */
@@ -119,6 +126,7 @@ struct turn_auth {
     uint64_t hash_key[2];
     pthread_mutex_t table_lock;
     struct auth_table *table;                                /* guarded by table_lock */
+    struct auth_table *runtime; /* admin-managed secrets and users; guarded by table_lock */
     bool strict_expiry;                                      /* atomic */
     struct turn_cred_source *sources[TURN_AUTH_MAX_SOURCES]; /* set before checks run */
     unsigned nsources;
@@ -329,16 +337,22 @@ static void table_free(struct auth_table *t)
         ml_wipe(&t->users[i], sizeof t->users[i]);
     }
     free(t->users);
+    if (t->sign) {
+        ml_wipe(t->sign, strlen(t->sign));
+        free(t->sign);
+    }
     free(t);
 }
 
-static struct auth_table *table_get(struct turn_auth *a)
+/* Both tables (configured and runtime), each with a reference, under one lock. */
+static void tables_get(struct turn_auth *a, struct auth_table **cfg, struct auth_table **rt)
 {
     pthread_mutex_lock(&a->table_lock);
-    struct auth_table *t = a->table;
-    __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+    *cfg = a->table;
+    *rt = a->runtime;
+    __atomic_add_fetch(&(*cfg)->refs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&(*rt)->refs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&a->table_lock);
-    return t;
 }
 
 static void table_put(struct auth_table *t)
@@ -352,6 +366,7 @@ struct table_build {
     struct auth_table *t;
     size_t cap; /* of t->secrets or t->users, whichever is being filled */
     struct err_out e;
+    bool sign_each; /* every secret added becomes the signing one (runtime: newest last) */
 };
 
 static int add_secret(const char *p, size_t n, unsigned index, void *arg)
@@ -372,6 +387,16 @@ static int add_secret(const char *p, size_t n, unsigned index, void *arg)
     if (!c)
         return ml_err(b->e.err, b->e.errlen, "cannot prepare HMAC-SHA1 for secret %u", index);
     t->secrets[t->nsecrets++] = c;
+    if (b->sign_each || !t->sign) { /* config: the first signs; runtime: the last (newest) */
+        char *s = strndup(p, n);
+        if (!s)
+            return ml_err(b->e.err, b->e.errlen, "out of memory");
+        if (t->sign) {
+            ml_wipe(t->sign, strlen(t->sign));
+            free(t->sign);
+        }
+        t->sign = s;
+    }
     return 0;
 }
 
@@ -428,11 +453,30 @@ static int user_sort(const void *x, const void *y)
     return name_cmp(a->name, a->namelen, b->name, b->namelen);
 }
 
+/* Sorts t's users by name and refuses duplicates ("<what> 3 and 5 name the same user"). 0 or
+ * -1. */
+static int users_sort_unique(struct auth_table *t, const char *what, char *err, size_t errlen)
+{
+    if (t->nusers < 2)
+        return 0;
+    qsort(t->users, t->nusers, sizeof *t->users, user_sort);
+    for (size_t i = 1; i < t->nusers; i++) {
+        const struct auth_user *p = &t->users[i - 1], *q = &t->users[i];
+        if (!name_cmp(p->name, p->namelen, q->name, q->namelen)) {
+            unsigned lo = p->entry < q->entry ? p->entry : q->entry;
+            unsigned hi = p->entry < q->entry ? q->entry : p->entry;
+            ml_err(err, errlen, "%s %u and %u name the same user", what, lo, hi);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Builds the reloadable table from cfg, with one reference. NULL with err filled. */
 static struct auth_table *table_build(struct turn_auth *a, const struct turn_config *cfg, char *err,
                                       size_t errlen)
 {
-    struct table_build b = {a, calloc(1, sizeof(struct auth_table)), 0, {err, errlen}};
+    struct table_build b = {a, calloc(1, sizeof(struct auth_table)), 0, {err, errlen}, false};
     if (!b.t) {
         ml_err(err, errlen, "out of memory");
         return NULL;
@@ -442,18 +486,57 @@ static struct auth_table *table_build(struct turn_auth *a, const struct turn_con
     b.cap = 0;
     if (list_each(cfg->static_users, add_user, &b) < 0)
         goto fail;
-    if (b.t->nusers > 1) {
-        qsort(b.t->users, b.t->nusers, sizeof *b.t->users, user_sort);
-        for (size_t i = 1; i < b.t->nusers; i++) {
-            const struct auth_user *p = &b.t->users[i - 1], *q = &b.t->users[i];
-            if (!name_cmp(p->name, p->namelen, q->name, q->namelen)) {
-                unsigned lo = p->entry < q->entry ? p->entry : q->entry;
-                unsigned hi = p->entry < q->entry ? q->entry : p->entry;
-                ml_err(err, errlen, "static-users entries %u and %u name the same user", lo, hi);
-                goto fail;
-            }
+    if (users_sort_unique(b.t, "static-users entries", err, errlen) < 0)
+        goto fail;
+    b.t->refs = 1;
+    return b.t;
+fail:
+    table_free(b.t);
+    return NULL;
+}
+
+/* Builds the runtime table (secrets and users managed through the admin API) from arrays,
+ * with one reference. The last secret signs new credentials. NULL with err filled. */
+static struct auth_table *runtime_build(struct turn_auth *a, const char *const *secrets,
+                                        size_t nsecrets, const struct turn_runtime_user *users,
+                                        size_t nusers, char *err, size_t errlen)
+{
+    struct table_build b = {a, calloc(1, sizeof(struct auth_table)), 0, {err, errlen}, true};
+    if (!b.t) {
+        ml_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < nsecrets; i++)
+        if (add_secret(secrets[i], strlen(secrets[i]), (unsigned)i + 1, &b) < 0)
+            goto fail;
+    if (nusers) {
+        b.t->users = calloc(nusers, sizeof *b.t->users);
+        if (!b.t->users) {
+            ml_err(err, errlen, "out of memory");
+            goto fail;
         }
     }
+    for (size_t i = 0; i < nusers; i++) {
+        size_t n = strnlen(users[i].name, TURN_ID_MAX);
+        if (n == 0 || n >= TURN_ID_MAX) {
+            ml_err(err, errlen, "runtime user %zu: a name has 1 to 127 bytes", i + 1);
+            goto fail;
+        }
+        struct auth_user *u = &b.t->users[b.t->nusers];
+        u->name = strndup(users[i].name, n);
+        if (!u->name) {
+            ml_err(err, errlen, "out of memory");
+            goto fail;
+        }
+        u->namelen = n;
+        u->entry = (unsigned)i + 1;
+        u->has_sha256 = true;
+        memcpy(u->md5, users[i].md5, sizeof u->md5);
+        memcpy(u->sha256, users[i].sha256, sizeof u->sha256);
+        b.t->nusers++;
+    }
+    if (users_sort_unique(b.t, "runtime users", err, errlen) < 0)
+        goto fail;
     b.t->refs = 1;
     return b.t;
 fail:
@@ -1009,6 +1092,9 @@ struct turn_auth *turn_auth_new(const struct turn_config *cfg, char *err, size_t
     a->table = table_build(a, cfg, err, errlen);
     if (!a->table)
         goto fail;
+    a->runtime = runtime_build(a, NULL, 0, NULL, 0, err, errlen);
+    if (!a->runtime)
+        goto fail;
     return a;
 fail:
     turn_auth_free(a);
@@ -1021,6 +1107,8 @@ void turn_auth_free(struct turn_auth *a)
         return;
     if (a->table)
         table_put(a->table);
+    if (a->runtime)
+        table_put(a->runtime);
     if (a->cache) {
         ml_wipe(a->cache, CACHE_SETS * CACHE_WAYS * sizeof *a->cache);
         free(a->cache);
@@ -1051,6 +1139,72 @@ int turn_auth_reload(struct turn_auth *a, const struct turn_config *cfg, char *e
     __atomic_store_n(&a->strict_expiry, cfg->strict_expiry, __ATOMIC_RELAXED);
     table_put(old);
     return 0;
+}
+
+int turn_auth_set_runtime(struct turn_auth *a, const char *const *secrets, size_t nsecrets,
+                          const struct turn_runtime_user *users, size_t nusers, char *err,
+                          size_t errlen)
+{
+    struct auth_table *t = runtime_build(a, secrets, nsecrets, users, nusers, err, errlen);
+    if (!t)
+        return -1;
+    pthread_mutex_lock(&a->table_lock);
+    struct auth_table *old = a->runtime;
+    a->runtime = t;
+    pthread_mutex_unlock(&a->table_lock);
+    table_put(old);
+    return 0;
+}
+
+size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len)
+{
+    struct auth_table *t, *rt;
+    tables_get(a, &t, &rt);
+    const char *s = rt->sign ? rt->sign : t->sign;
+    size_t n = s ? strlen(s) : 0;
+    if (n >= len)
+        n = 0;
+    if (len) {
+        memcpy(buf, s ? s : "", n);
+        buf[n] = 0;
+    }
+    table_put(t);
+    table_put(rt);
+    return n;
+}
+
+void turn_auth_runtime_counts(struct turn_auth *a, size_t *secrets, size_t *users)
+{
+    struct auth_table *t, *rt;
+    tables_get(a, &t, &rt);
+    *secrets = rt->nsecrets;
+    *users = rt->nusers;
+    table_put(t);
+    table_put(rt);
+}
+
+/* ------------------------------------------------------------------ the server's door to it */
+
+int turn_server_set_runtime_creds(struct turn_server *srv, const char *const *secrets,
+                                  size_t nsecrets, const struct turn_runtime_user *users,
+                                  size_t nusers, char *err, size_t errlen)
+{
+    return turn_auth_set_runtime(srv->auth, secrets, nsecrets, users, nusers, err, errlen);
+}
+
+size_t turn_server_signing_secret(struct turn_server *srv, char *buf, size_t len)
+{
+    return turn_auth_signing_secret(srv->auth, buf, len);
+}
+
+void turn_server_runtime_counts(struct turn_server *srv, size_t *secrets, size_t *users)
+{
+    turn_auth_runtime_counts(srv->auth, secrets, users);
+}
+
+const char *turn_server_realm(const struct turn_server *srv)
+{
+    return turn_auth_realm(srv->auth);
 }
 
 const char *turn_auth_realm(const struct turn_auth *a)
@@ -1106,11 +1260,18 @@ enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct st
         return TURN_AUTH_REJECT;
 
     bool expires = false;
-    struct auth_table *t = table_get(a);
+    struct auth_table *t, *rt;
+    tables_get(a, &t, &rt);
+    /* turn.auth-secret, then the runtime secrets; turn.static-users win over runtime users */
     enum match res = rest_try(a, t, &r, cred, &expires);
     if (res == MATCH_NONE)
+        res = rest_try(a, rt, &r, cred, &expires);
+    if (res == MATCH_NONE)
         res = static_try(t, &r, cred);
+    if (res == MATCH_NONE)
+        res = static_try(rt, &r, cred);
     table_put(t);
+    table_put(rt);
     if (res == MATCH_NONE)
         res = source_try(a, &r, now_s, wake, wake_arg, cred, &expires);
     if (res == MATCH_PENDING)

@@ -286,6 +286,20 @@ void turn_auth_free(struct turn_auth *a);
 int turn_auth_reload(struct turn_auth *a, const struct turn_config *cfg, char *err,
                      size_t errlen) ML_WUR;
 const char *turn_auth_realm(const struct turn_auth *a);
+/* Replaces the runtime-managed credentials (issue #8: kept in PostgreSQL by the admin API) with
+ * the ones given, copied, in a table of their own beside the configured one, swapped in like
+ * a reload. Checks try turn.auth-secret, then these secrets, then turn.static-users, then these
+ * users. The last secret signs new credentials. 0, or -1 with err filled (nothing changed).
+ * Thread-safe. */
+int turn_auth_set_runtime(struct turn_auth *a, const char *const *secrets, size_t nsecrets,
+                          const struct turn_runtime_user *users, size_t nusers, char *err,
+                          size_t errlen) ML_WUR;
+/* Copies the secret new REST credentials are signed with into buf: the newest runtime secret,
+ * else the first of turn.auth-secret. Returns its length; 0 (buf "") when there is none or buf
+ * is too small. */
+size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len);
+/* How many runtime secrets and users are in force. */
+void turn_auth_runtime_counts(struct turn_auth *a, size_t *secrets, size_t *users);
 /* Writes a fresh NONCE for a client address into out (TURN_NONCE_MAX bytes); returns its
  * length. Stateless: "obMatJos2" with the password-algorithms feature bit, the time, and an
  * HMAC of both with the client's address. */

@@ -173,6 +173,31 @@ int turn_server_reload(struct turn_server *srv, const struct turn_config *cfg, c
 int turn_rest_credential(const char *secret, const char *id, int64_t expiry_s, char *user,
                          size_t ulen, char *pass, size_t plen) ML_WUR;
 
+/* ---------------------------------------------------------------- runtime credentials (#8) */
+
+/* A TURN user managed at run time (kept in PostgreSQL by the admin API): its long-term keys,
+ * never its password. */
+struct turn_runtime_user {
+    char name[TURN_ID_MAX];
+    uint8_t md5[16];    /* MD5(name:realm:password) */
+    uint8_t sha256[32]; /* SHA-256(name:realm:password) */
+};
+
+/* Replaces the runtime-managed REST secrets (oldest first: the last one signs new credentials)
+ * and users, kept beside turn.auth-secret and turn.static-users (which win on a clash), copied,
+ * swapped in as a reload is. 0, or -1 with err filled (nothing changed). Thread-safe. */
+int turn_server_set_runtime_creds(struct turn_server *srv, const char *const *secrets,
+                                  size_t nsecrets, const struct turn_runtime_user *users,
+                                  size_t nusers, char *err, size_t errlen) ML_WUR;
+/* Copies the secret new TURN REST credentials are signed with into buf: the newest runtime
+ * secret, else the first of turn.auth-secret. Returns its length; 0 (buf "") when there is
+ * none or buf is too small. Thread-safe. */
+size_t turn_server_signing_secret(struct turn_server *srv, char *buf, size_t len);
+/* How many runtime secrets and users are in force. Thread-safe. */
+void turn_server_runtime_counts(struct turn_server *srv, size_t *secrets, size_t *users);
+/* The realm (turn.realm; not reloadable). */
+const char *turn_server_realm(const struct turn_server *srv);
+
 /* Sums the STUN/TURN counters of every worker of engine e. */
 void turn_counters_read(struct net_engine *e, struct turn_counters *out);
 
