@@ -43,7 +43,31 @@ struct db_pool {
     int64_t retry_at_ms; /* atomic: earliest next reconnect of any down connection */
     struct db_conn *conns;
     unsigned nconns;
+    struct db_pool_stats st; /* guarded by mu, except refused (atomic) */
 };
+
+const double db_latency_bounds_s[DB_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                        0.1,   0.25,   0.5,   1,    2.5,   5};
+
+/* Records a finished job (with p->mu held). run_us: time on the database thread. */
+static void account(struct db_pool *p, const struct db_job *job, int64_t run_us)
+{
+    p->st.jobs++;
+    if (job->status == DB_UNAVAILABLE)
+        p->st.unavailable++;
+    else if (job->status == DB_FAILED)
+        p->st.failed++;
+    if (run_us < 0)
+        return; /* never ran */
+    int64_t wait = ml_now_us() - job->queued_us - run_us;
+    p->st.wait_us += (uint64_t)(wait > 0 ? wait : 0);
+    p->st.run_us += (uint64_t)run_us;
+    unsigned b = 0;
+    while (b < DB_LATENCY_BUCKETS && (double)run_us > db_latency_bounds_s[b] * 1e6)
+        b++;
+    p->st.run_hist[b]++;
+    p->st.ran++;
+}
 
 static void push_done(struct db_pool *p, struct db_job *job)
 {
@@ -161,6 +185,7 @@ static void *conn_main(void *arg)
                 struct db_job *j;
                 while ((j = pop_job(p))) {
                     j->status = DB_UNAVAILABLE;
+                    account(p, j, -1);
                     push_done(p, j);
                 }
                 continue;
@@ -186,6 +211,7 @@ static void *conn_main(void *arg)
         }
         pthread_mutex_unlock(&p->mu);
         enum db_status st;
+        int64_t t0 = ml_now_us();
         if (conn_dead(c)) {
             ml_snprintf(c->err, sizeof c->err, "%s", PQerrorMessage(c->pg));
             conn_close(c);
@@ -202,15 +228,18 @@ static void *conn_main(void *arg)
                 ml_snprintf(c->err, sizeof c->err, "%s", PQerrorMessage(c->pg));
             conn_close(c);
         }
+        int64_t run_us = ml_now_us() - t0;
         pthread_mutex_lock(&p->mu);
         if (!c->up)
             schedule_retry(c);
         job->status = st;
+        account(p, job, run_us);
         push_done(p, job);
     }
     /* Stopping: whatever is still queued completes as unavailable. */
     for (struct db_job *j; (j = pop_job(p));) {
         j->status = DB_UNAVAILABLE;
+        account(p, j, -1);
         push_done(p, j);
     }
     pthread_mutex_unlock(&p->mu);
@@ -282,11 +311,14 @@ void db_pool_free(struct db_pool *p)
 
 int db_submit(struct db_pool *p, struct db_job *job)
 {
-    if (__atomic_load_n(&p->up, __ATOMIC_RELAXED) == 0)
+    if (__atomic_load_n(&p->up, __ATOMIC_RELAXED) == 0) {
+        __atomic_add_fetch(&p->st.refused, 1, __ATOMIC_RELAXED);
         return -1;
+    }
     pthread_mutex_lock(&p->mu);
     if (p->stopping || p->queued >= (size_t)p->cfg.max_queue) {
         pthread_mutex_unlock(&p->mu);
+        __atomic_add_fetch(&p->st.refused, 1, __ATOMIC_RELAXED);
         return -1;
     }
     job->next = NULL;
@@ -317,6 +349,17 @@ unsigned db_pool_drain(struct db_pool *p)
         n++;
     }
     return n;
+}
+
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->st;
+    out->queued = p->queued;
+    pthread_mutex_unlock(&p->mu);
+    out->refused = __atomic_load_n(&p->st.refused, __ATOMIC_RELAXED);
+    out->size = p->nconns;
+    out->up = db_pool_up(p);
 }
 
 unsigned db_pool_up(const struct db_pool *p)

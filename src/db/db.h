@@ -78,6 +78,26 @@ unsigned db_pool_drain(struct db_pool *p);
 unsigned db_pool_up(const struct db_pool *p);
 unsigned db_pool_retry_after_s(const struct db_pool *p);
 
+/* What a pool did, for the stats endpoint (#8). Latencies are measured on the database thread
+ * from taking a job to finishing it (the queries, and a reconnection when one was needed). */
+#define DB_LATENCY_BUCKETS 12
+/* Upper bounds, in seconds, of the latency histogram's buckets (a last one is unbounded). */
+extern const double db_latency_bounds_s[DB_LATENCY_BUCKETS];
+struct db_pool_stats {
+    unsigned size, up;    /* connections configured, and up now */
+    size_t queued;        /* jobs waiting for a thread now */
+    uint64_t jobs;        /* completed, whatever the outcome */
+    uint64_t unavailable; /* of which without a connection */
+    uint64_t failed;      /* of which DB_FAILED (the request's own error) */
+    uint64_t refused;     /* submissions refused at once (no connection, queue full) */
+    uint64_t ran;         /* jobs that ran on a connection: the histogram's count */
+    uint64_t wait_us;     /* their total time in the queue */
+    uint64_t run_us;      /* their total time running: the histogram's sum */
+    uint64_t run_hist[DB_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last: beyond */
+};
+/* A consistent copy of the pool's figures. Any thread. */
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *out);
+
 /* Runs a prepared statement (prepared on this connection at first use) with text parameters
  * (NULL for SQL NULL). Returns the result (caller PQclear()s), or NULL when the connection
  * broke: the work function then returns DB_UNAVAILABLE. A SQL error is a result with status
