@@ -976,6 +976,10 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
 
 static void h_join(struct cp *cp, struct cp_req *req)
 {
+    if (__atomic_load_n(&cp->draining, __ATOMIC_RELAXED)) { /* admin drain mode (#8) */
+        cp_reply_err(req, CP_E_DRAINING, NULL);
+        return;
+    }
     if (!parse_ref(req)) {
         cp_reply_err(req, CP_E_NO_MEETING, NULL);
         return;

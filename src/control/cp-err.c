@@ -47,6 +47,8 @@ static const struct {
     [CP_E_RATE_LIMITED] = {429, "rate_limited", "too many attempts; try again later"},
     [CP_E_INTERNAL] = {500, "internal", "internal error"},
     [CP_E_UNAVAILABLE] = {503, "unavailable", "the database is unavailable; try again shortly"},
+    [CP_E_DRAINING] = {503, "draining",
+                       "this node is draining and takes no new joins; join through another node"},
 };
 
 static unsigned idx(enum cp_err e)

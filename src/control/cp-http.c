@@ -495,6 +495,8 @@ static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         return -1;
     }
     access_log(req);
+    if (req->status >= CP_HTTP_STATUS_MIN && req->status < CP_HTTP_STATUS_MIN + CP_HTTP_STATUSES)
+        NET_COUNT(cp->http_by_status[req->status - CP_HTTP_STATUS_MIN], 1);
     bool close = req->close_after;
     cp_req_free(req);
     pc->req = NULL;

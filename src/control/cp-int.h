@@ -46,6 +46,7 @@ enum cp_err {
     CP_E_RATE_LIMITED,     /* 429 rate_limited */
     CP_E_INTERNAL,         /* 500 internal */
     CP_E_UNAVAILABLE,      /* 503 unavailable */
+    CP_E_DRAINING,         /* 503 draining: this node takes no new joins (admin drain mode) */
     CP_E__COUNT
 };
 
@@ -254,6 +255,11 @@ struct cp {
     bool sweep_running;
     struct cp_status **cache; /* meeting status by id or code (CP_CACHE_SLOTS, direct-mapped) */
     uint64_t cache_gen;       /* bumped by every invalidation */
+    /* operations (#8) */
+    uint64_t http_by_status[CP_HTTP_STATUSES]; /* written by the HTTP thread only (NET_COUNT) */
+    uint64_t ws_open;                          /* open signaling WebSockets (the HTTP thread) */
+    bool draining;                             /* atomic: joins refused */
+    char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
 };
 
 /* The status cache (cp-api.c), on the control-plane thread. */

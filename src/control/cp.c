@@ -18,8 +18,37 @@ static char *dup_opt(const char *s)
 void cp_turn_secret(struct cp *cp, char *buf, size_t len)
 {
     pthread_mutex_lock(&cp->turn_mu);
-    ml_strlcpy(buf, cp->turn_secret ? cp->turn_secret : "", len);
+    const char *s = cp->turn_secret_override ? cp->turn_secret_override : cp->turn_secret;
+    ml_strlcpy(buf, s ? s : "", len);
     pthread_mutex_unlock(&cp->turn_mu);
+}
+
+void cp_set_turn_secret(struct cp *cp, const char *secret)
+{
+    char *s = secret && *secret ? ml_xstrdup(secret) : NULL;
+    pthread_mutex_lock(&cp->turn_mu);
+    char *old = cp->turn_secret_override;
+    cp->turn_secret_override = s;
+    pthread_mutex_unlock(&cp->turn_mu);
+    if (old) {
+        ml_wipe(old, strlen(old));
+        free(old);
+    }
+}
+
+void cp_set_drain(struct cp *cp, bool on)
+{
+    __atomic_store_n(&cp->draining, on, __ATOMIC_RELAXED);
+}
+
+void cp_counters_read(struct cp *cp, struct cp_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < CP_HTTP_STATUSES; i++)
+        out->http_by_status[i] = __atomic_load_n(&cp->http_by_status[i], __ATOMIC_RELAXED);
+    out->ws_connections = __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED);
+    if (cp->pool)
+        db_pool_stats(cp->pool, &out->pool);
 }
 
 /* The first secret of a comma list: new credentials are signed with it, the relay accepts
@@ -293,6 +322,7 @@ void cp_free(struct cp *cp)
         ml_wipe(cp->turn_secret, strlen(cp->turn_secret));
         free(cp->turn_secret);
     }
+    cp_set_turn_secret(cp, NULL);
     free(cp->cfg.listen);
     free(cp->cfg.public_url);
     free(cp->cfg.cors_origins);

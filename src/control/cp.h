@@ -64,4 +64,24 @@ void cp_reload_turn(struct cp *cp, const struct turn_config *turn);
 /* Stops the thread, closes connections, drains the database pool and frees everything. */
 void cp_free(struct cp *cp);
 
+/* ---------------------------------------------------------------- operations (issue #8) */
+
+#define CP_HTTP_STATUS_MIN 100
+#define CP_HTTP_STATUSES 500 /* 100..599 */
+
+/* What the control plane did, for the stats endpoint; counters only grow. */
+struct cp_counters {
+    uint64_t http_by_status[CP_HTTP_STATUSES]; /* answers, index status - CP_HTTP_STATUS_MIN */
+    uint64_t ws_connections;                   /* gauge: open signaling WebSockets */
+    struct db_pool_stats pool;
+};
+/* Reads the counters without stopping the HTTP thread. Any thread. */
+void cp_counters_read(struct cp *cp, struct cp_counters *out);
+/* Drain mode: joins are refused with 503 "draining" (clients join through another node);
+ * meetings, participants already in them and everything else carry on. Any thread. */
+void cp_set_drain(struct cp *cp, bool on);
+/* Overrides the secret new TURN credentials are signed with (the newest secret managed through
+ * the admin API; copied); NULL or "" returns to the first of turn.auth-secret. Any thread. */
+void cp_set_turn_secret(struct cp *cp, const char *secret);
+
 #endif
