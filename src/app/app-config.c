@@ -45,9 +45,12 @@ static const struct ml_cfg_section sec_control = {"control", cp_cfg_keys,
                                                   offsetof(struct app_config, control)};
 static const struct ml_cfg_section sec_auth = {"auth", cp_auth_cfg_keys,
                                                offsetof(struct app_config, auth)};
+static const struct ml_cfg_section sec_usage = {"usage", app_usage_cfg_keys,
+                                                offsetof(struct app_config, usage)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
-    &sec_daemon, &sec_log, &sec_net, &sec_turn, &sec_database, &sec_control, &sec_auth, NULL,
+    &sec_daemon,  &sec_log,  &sec_net,   &sec_turn, &sec_database,
+    &sec_control, &sec_auth, &sec_usage, NULL,
 };
 
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,

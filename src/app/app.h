@@ -20,6 +20,15 @@ struct app_log_config {
     int target; /* 0: stderr, 1: syslog */
 };
 
+/* [usage]: the relay's usage records (app-relay-config.c). */
+struct app_usage_config {
+    bool record;
+    long long batch_size;        /* records per INSERT */
+    long long flush_interval_ms; /* the longest a record waits for its batch */
+    long long queue_max;         /* records buffered; beyond it they are dropped and counted */
+};
+extern const struct ml_cfg_key app_usage_cfg_keys[];
+
 /* The whole configuration: one struct per section. */
 struct app_config {
     struct app_daemon_config daemon;
@@ -29,6 +38,7 @@ struct app_config {
     struct db_config database;
     struct cp_config control;
     struct cp_auth_config auth;
+    struct app_usage_config usage;
 };
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */
@@ -40,5 +50,37 @@ extern const struct ml_cfg_section *const app_cfg_sections[];
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,
                     char *err, size_t errlen) ML_WUR;
 void app_config_free(struct app_config *cfg);
+
+/* ---------------------------------------------------------------- app-relay.c */
+
+/* The relay's link to PostgreSQL: revocations in (from this process's control plane, and from
+ * every node through LISTEN/NOTIFY with a catch-up after an outage), usage records out (a
+ * bounded queue filled on the workers, written in batches by a thread of its own). */
+struct app_relay;
+
+/* What the link did; each value read with a relaxed load (for the stats of #8). */
+struct app_relay_counters {
+    uint64_t revocations;      /* credentials revoked on this relay (every source) */
+    uint64_t revocations_fail; /* the relay could not hold them (the revocation set was full) */
+    uint64_t listen_connects;  /* LISTEN connections made (1 + reconnections) */
+    uint64_t usage_queued;     /* gauge: records waiting */
+    uint64_t usage_written;    /* records in PostgreSQL */
+    uint64_t usage_dropped;    /* records lost: queue full, or refused by the database */
+    bool listen_up;            /* connected and caught up */
+};
+
+/* Creates the link for a node with database.url set, and sets srv's hooks: call before the
+ * engine starts. cfg is borrowed until app_relay_free. NULL with err filled. */
+struct app_relay *app_relay_new(const struct app_config *cfg, struct turn_server *srv, char *err,
+                                size_t errlen) ML_WUR;
+/* Starts the LISTEN and usage-writer threads; after the engine started. 0, or -1 with err. */
+int app_relay_start(struct app_relay *r, char *err, size_t errlen) ML_WUR;
+/* A cp_revoke_fn (arg: the struct app_relay): applies a revoked "<expiry>:<id>" at once. */
+void app_relay_revoke(void *arg, const char *username);
+void app_relay_counters(const struct app_relay *r, struct app_relay_counters *out);
+/* Stops both threads, writing what is queued first (for a few seconds at most: what cannot be
+ * written is counted as dropped), and frees the link. Call after the engine is freed, so that
+ * the allocations it closed are recorded. */
+void app_relay_free(struct app_relay *r);
 
 #endif

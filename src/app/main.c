@@ -25,8 +25,9 @@ struct app {
     struct event_base *base;
     struct net_engine *engine;
     struct turn_server *turn;
-    struct cp *cp; /* the control plane; NULL on a TURN-only node */
-    bool tls_enabled; /* a tls:// listener exists */
+    struct cp *cp;           /* the control plane; NULL on a TURN-only node */
+    struct app_relay *relay; /* revocations in, usage out; NULL without database.url */
+    bool tls_enabled;        /* a tls:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
 };
 
@@ -209,7 +210,9 @@ static int start_control(struct app *app)
         ML_ERROR("app", "control plane: %s", err);
         return -1;
     }
-    /* issue #5 connects the relay's revocation here: cp_set_revoke_hook(app->cp, ...) */
+    /* revocations reach this process's relay at once; other nodes learn them by NOTIFY */
+    if (app->relay)
+        cp_set_revoke_hook(app->cp, app_relay_revoke, app->relay);
     if (cp_start(app->cp, err, sizeof err) < 0) {
         ML_ERROR("app", "control plane: %s", err);
         return -1;
@@ -271,6 +274,13 @@ static int run(struct app *app)
         goto out;
     }
     turn_server_set_engine(app->turn, app->engine);
+    if (app->cfg.database.url) {
+        app->relay = app_relay_new(&app->cfg, app->turn, err, sizeof err);
+        if (!app->relay) {
+            ML_ERROR("app", "%s", err);
+            goto out;
+        }
+    }
     for (size_t i = 0; i < neps; i++) {
         if (turn_server_add_service(app->turn, net_engine_bound(app->engine, i)) < 0) {
             ML_ERROR("app", "out of memory");
@@ -291,6 +301,11 @@ static int run(struct app *app)
     }
     if (start_control(app) < 0)
         goto out;
+    /* after the control plane's migrations, which the catch-up query needs */
+    if (app->relay && app_relay_start(app->relay, err, sizeof err) < 0) {
+        ML_ERROR("app", "%s", err);
+        goto out;
+    }
     for (size_t i = 0; i < neps; i++) {
         char a[ML_ADDR_STRLEN];
         ML_NOTICE("app", "listening on %s://%s", net_transport_name(eps[i].transport),
@@ -312,8 +327,8 @@ out:
                   "dropped %llu without permission, %llu without channel, %llu to slow stream "
                   "clients, %llu unauthenticated over budget; %llu udp datagrams dropped by the "
                   "kernel",
-                  (unsigned long long)tc.allocations_total,
-                  (unsigned long long)tc.relay_rx_packets, (unsigned long long)tc.relay_tx_packets,
+                  (unsigned long long)tc.allocations_total, (unsigned long long)tc.relay_rx_packets,
+                  (unsigned long long)tc.relay_tx_packets,
                   (unsigned long long)tc.relay_dropped_no_permission,
                   (unsigned long long)tc.relay_dropped_no_channel,
                   (unsigned long long)tc.relay_dropped_backpressure,
@@ -327,6 +342,7 @@ out:
         event_free(app->sig_hup);
     cp_free(app->cp);
     net_engine_free(app->engine);
+    app_relay_free(app->relay); /* after the engine: the allocations it closed are recorded */
     turn_server_free(app->turn);
     free(eps);
     if (app->base)

@@ -252,6 +252,10 @@ static const struct db_stmt st_remove = {
 static const struct db_stmt st_role = {
     "role", "SELECT outcome, meeting_id, participant, revoked FROM ml_set_role($1, $2, $3, $4, $5)",
     5};
+static const struct db_stmt st_usage = {
+    "usage",
+    "SELECT outcome, meeting_id, usage, '{}'::text[] AS revoked FROM ml_meeting_usage($1, $2, $3)",
+    3};
 static const struct db_stmt st_sweep = {
     "sweep",
     "WITH m AS (UPDATE meetings SET status = 'EXPIRED', ended_at = now() "
@@ -934,11 +938,17 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     const char *mid = PQgetvalue(r, 0, 1), *pid = PQgetvalue(r, 0, 4);
     long long m_exp = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
     long long c_exp = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+    /* The credential id is "<meeting tag>.<participant id>" (sql/003_turn.sql): a stateless
+     * relay can tell an allocation's meeting from it, and the tag gives away nothing that
+     * joins it. The username ml_join recorded says which id; the password is signed here. */
+    const char *cred_user = PQgetvalue(r, 0, 7), *cred_id = strchr(cred_user, ':');
     char secret[512], user[128], pass[64];
     cp_turn_secret(cp, secret, sizeof secret);
-    int rc = turn_rest_credential(secret, pid, c_exp, user, sizeof user, pass, sizeof pass);
+    int rc = cred_id ? turn_rest_credential(secret, cred_id + 1, c_exp, user, sizeof user, pass,
+                                            sizeof pass)
+                     : -1;
     ml_wipe(secret, sizeof secret);
-    if (rc < 0 || strcmp(user, PQgetvalue(r, 0, 7)) != 0) {
+    if (rc < 0 || strcmp(user, cred_user) != 0) {
         PQclear(r);
         cp_job_err(req, CP_E_INTERNAL, "cannot make the TURN credential");
         return DB_FAILED;
@@ -1142,6 +1152,38 @@ static void h_role(struct cp *cp, struct cp_req *req)
     cp_submit(req, w_role);
 }
 
+/* ------------------------------------------------------------------ relay usage */
+
+/* What the relay's ended allocations of a meeting used, for its ADMINs (sql/003_turn.sql's
+ * ml_meeting_usage_json, which the admin API shares). */
+static enum db_status w_usage(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    PGresult *r = NULL;
+    enum db_status st = outcome_row(req, c, &st_usage, p, "meeting usage", &r);
+    if (st != DB_OK)
+        return st;
+    req->touched[0] = 0; /* a read: the cached status stays */
+    json_t *usage = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+    PQclear(r);
+    if (!usage) {
+        cp_job_err(req, CP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    cp_job_json(req, 200, usage);
+    return DB_OK;
+}
+
+static void h_usage(struct cp *cp, struct cp_req *req)
+{
+    if (!parse_ref(req)) {
+        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_usage);
+}
+
 /* ------------------------------------------------------------------ the expiry sweep */
 
 static enum db_status w_sweep(struct db_conn *c, struct db_job *job)
@@ -1192,6 +1234,7 @@ const struct cp_route cp_api_routes[] = {
     {LWSHUMETH_POST, "/api/v1/meetings/*/join", h_join, AUTH, P(join_params, join_in)},
     {LWSHUMETH_POST, "/api/v1/meetings/*/leave", h_leave, AUTH, no_params, 1},
     {LWSHUMETH_POST, "/api/v1/meetings/*/end", h_end, AUTH, no_params, 1},
+    {LWSHUMETH_GET, "/api/v1/meetings/*/usage", h_usage, AUTH, NULL, 0},
     {LWSHUMETH_DELETE, "/api/v1/meetings/*/participants/*", h_remove, AUTH, NULL, 0},
     {LWSHUMETH_PATCH, "/api/v1/meetings/*/participants/*", h_role, AUTH | BODY,
      P(role_params, role_in)},

@@ -11,7 +11,8 @@ const struct ml_cfg_key db_cfg_keys[] = {
     {"url", ML_CFG_STR, "", 0, 4096, ML_CFG_SECRET, K(url), NULL, NULL,
      "libpq connection string of the meetings database, e.g. \"host=/run/postgresql "
      "dbname=meetlite user=meetlite\" or postgresql://user:pass@host/db. Needed by the "
-     "control plane; a TURN-only node leaves it empty."},
+     "control plane. A TURN-only node sets it too, to learn revocations (LISTEN) and write "
+     "usage records; it keeps relaying when the database is away. Empty: no database."},
     {"pool-size", ML_CFG_INT, "4", 1, 64, 0, K(pool_size), NULL, NULL,
      "Database threads, each with its own connection. Queries, password hashing and token "
      "signing run on them, never on the HTTP thread."},
@@ -29,6 +30,11 @@ const struct ml_cfg_key db_cfg_keys[] = {
      "Requests waiting for a database thread; beyond it requests get 503 at once."},
     {"reconnect-max", ML_CFG_INT, "5000", 100, 600000, 0, K(reconnect_max_ms), NULL, NULL,
      "Reconnect backoff ceiling in milliseconds: a lost connection is retried after 100 ms, "
-     "then twice as long each time up to this."},
+     "then twice as long each time up to this. Applies to the pool, the LISTEN connection for "
+     "revocations and the usage writer."},
+    {"listen-keepalive", ML_CFG_DURATION, "10s", 1, 3600, 0, K(listen_keepalive_s), NULL, NULL,
+     "How often the LISTEN connection (TURN revocations from every control-plane node) checks "
+     "an idle connection with a query; one that does not answer within as long again is "
+     "dropped and made again, with a catch-up on the revocations it may have missed."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };

@@ -16,8 +16,9 @@ struct db_config {
     char *migrations_dir;  /* NULL: installed pkgdatadir/sql, else the source tree's sql/ */
     long long connect_timeout_s;
     long long statement_timeout_ms;
-    long long max_queue;        /* queued jobs beyond which submissions fail (overload) */
-    long long reconnect_max_ms; /* the reconnect backoff grows to this */
+    long long max_queue;          /* queued jobs beyond which submissions fail (overload) */
+    long long reconnect_max_ms;   /* the reconnect backoff grows to this */
+    long long listen_keepalive_s; /* how often the LISTEN connection checks itself */
 };
 extern const struct ml_cfg_key db_cfg_keys[];
 
@@ -116,5 +117,45 @@ int db_migrate(const char *url, const char *dir, unsigned *applied, char *err,
 /* The migrations directory to use for cfg: the configured one, else the installed one, else
  * the source tree's (running uninstalled). Never NULL. */
 const char *db_migrations_dir(const struct db_config *cfg);
+
+/* ---------------------------------------------------------------- outside the pool */
+
+/* Opens a connection with cfg's settings (connect and statement timeouts, TCP keepalives),
+ * blocking for at most database.connect-timeout: for a thread of one's own. app_name shows in
+ * pg_stat_activity. Returns the connection (caller PQfinish()es), or NULL with err filled. */
+PGconn *db_connect(const struct db_config *cfg, const char *app_name, char *err,
+                   size_t errlen) ML_WUR;
+
+/* A dedicated LISTEN connection on a thread of its own ("dblisten"). It reconnects with the
+ * pool's backoff (100 ms doubling to database.reconnect-max, with jitter) while PostgreSQL is
+ * away, and checks an idle connection with a keepalive query every keepalive_ms (a connection
+ * that does not answer within as long again is dropped). Every callback runs on that thread. */
+struct db_listen_ops {
+    /* After each connection, once LISTEN is in force and before any notification is handed
+     * on: catch up on what may have been missed meanwhile (first: the first connection since
+     * the listener started). pg is borrowed for the call, in blocking mode. 0, or -1 with err
+     * filled to drop the connection and try again later. */
+    int (*connected)(void *arg, PGconn *pg, bool first, char *err, size_t errlen);
+    /* One notification; both strings borrowed for the call. */
+    void (*notify)(void *arg, const char *channel, const char *payload);
+    /* The keepalive was answered: server_us is the server's clock (microseconds, epoch). */
+    void (*alive)(void *arg, int64_t server_us);
+    /* The connection came up (err NULL), or it failed or broke (was_up: it had been up) and
+     * will be tried again in retry_ms. For the owner's log: this subsystem never logs. */
+    void (*state)(void *arg, bool up, bool was_up, const char *err, unsigned retry_ms);
+};
+
+struct db_listener;
+
+/* Starts a listener on the NULL-terminated channels (at most 8, each under 64 bytes). cfg and
+ * ops are copied; arg is passed to every callback. The first connection is made by the thread,
+ * so a database that is down at start is not an error. NULL with err filled. */
+struct db_listener *db_listener_new(const struct db_config *cfg, const char *const *channels,
+                                    int64_t keepalive_ms, const struct db_listen_ops *ops,
+                                    void *arg, char *err, size_t errlen) ML_WUR;
+/* True while connected and caught up. Any thread. */
+bool db_listener_up(const struct db_listener *l);
+/* Stops the thread (a connection attempt under way finishes first) and frees the listener. */
+void db_listener_free(struct db_listener *l);
 
 #endif

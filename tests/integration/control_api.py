@@ -139,7 +139,8 @@ try:
     j = r.json
     user, pw = j["turn"]["username"], j["turn"]["password"]
     exp_s, ident = user.split(":")
-    t.eq(ident, a_part, "TURN username is <expiry>:<participant id>")
+    tag = pg.psql("SELECT turn_tag FROM meetings WHERE id = '%s'" % mid)
+    t.eq(ident, "%s.%s" % (tag, a_part), "TURN username is <expiry>:<meeting tag>.<participant id>")
     t.eq(pw, rest_password(TURN_SECRET, user), "TURN password is base64(HMAC-SHA1(secret, username))")
     t.ok(int(exp_s) <= j["meeting_expires_at"], "the credential expires no later than the meeting",
          (exp_s, j["meeting_expires_at"]))
