@@ -275,10 +275,76 @@ struct turn_alloc *turn_alloc_new(struct turn_worker *tw, const struct turn_clie
     return a;
 }
 
+/* ---------------------------------------------------------------- the relay-address index */
+
+static size_t relay_slot(const struct turn_worker *tw, int fam, const struct sockaddr *sa)
+{
+    return (size_t)(ml_addr_hash(sa) & (tw->rtable_size[fam] - 1));
+}
+
+static int relay_index_grow(struct turn_worker *tw, int fam)
+{
+    size_t size = tw->rtable_size[fam] * 2;
+    struct turn_alloc **t = calloc(size, sizeof *t);
+    if (!t)
+        return -1;
+    struct turn_alloc **old = tw->rtable[fam];
+    size_t oldsize = tw->rtable_size[fam];
+    tw->rtable[fam] = t;
+    tw->rtable_size[fam] = size;
+    for (size_t i = 0; i < oldsize; i++) {
+        while (old[i]) {
+            struct turn_alloc *a = old[i];
+            old[i] = a->rnext[fam];
+            size_t s = relay_slot(tw, fam, &a->relay_public[fam].sa);
+            a->rnext[fam] = t[s];
+            t[s] = a;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+int turn_relay_index_add(struct turn_alloc *a, int fam)
+{
+    struct turn_worker *tw = a->tw;
+    if (tw->nrelays[fam] + 1 > tw->rtable_size[fam] && relay_index_grow(tw, fam) < 0)
+        return -1;
+    size_t s = relay_slot(tw, fam, &a->relay_public[fam].sa);
+    a->rnext[fam] = tw->rtable[fam][s];
+    tw->rtable[fam][s] = a;
+    tw->nrelays[fam]++;
+    return 0;
+}
+
+static void relay_index_remove(struct turn_alloc *a, int fam)
+{
+    struct turn_worker *tw = a->tw;
+    struct turn_alloc **pp = &tw->rtable[fam][relay_slot(tw, fam, &a->relay_public[fam].sa)];
+    while (*pp && *pp != a)
+        pp = &(*pp)->rnext[fam];
+    if (*pp) {
+        *pp = a->rnext[fam];
+        tw->nrelays[fam]--;
+    }
+}
+
+struct turn_alloc *turn_relay_index_find(struct turn_worker *tw, const struct sockaddr *addr)
+{
+    int fam = turn_fam_index(addr->sa_family);
+    if (!tw->nrelays[fam])
+        return NULL;
+    for (struct turn_alloc *a = tw->rtable[fam][relay_slot(tw, fam, addr)]; a; a = a->rnext[fam])
+        if (a->relay[fam] && ml_addr_equal(&a->relay_public[fam].sa, addr))
+            return a;
+    return NULL;
+}
+
 void turn_alloc_close_relay(struct turn_alloc *a, int fam)
 {
     if (!a->relay[fam])
         return;
+    relay_index_remove(a, fam);
     net_udp_close(a->relay[fam]);
     a->relay[fam] = NULL;
     if (fam == 0)
@@ -524,6 +590,15 @@ int turn_worker_tables_init(struct turn_worker *tw)
     tw->table = calloc(tw->table_size, sizeof *tw->table);
     if (!tw->table)
         return -1;
+    for (int fam = 0; fam < 2; fam++) {
+        tw->rtable_size[fam] = 256;
+        tw->rtable[fam] = calloc(tw->rtable_size[fam], sizeof *tw->rtable[fam]);
+        if (!tw->rtable[fam])
+            return -1;
+    }
+    tw->scratch = malloc(NET_HEADROOM + NET_MAX_DATAGRAM + NET_TAILROOM);
+    if (!tw->scratch)
+        return -1;
     tw->sweep = event_new(net_worker_base(tw->w), -1, EV_PERSIST, sweep_cb, tw);
     struct timeval tv = {0, TURN_SWEEP_MS * 1000};
     if (!tw->sweep || event_add(tw->sweep, &tv) < 0)
@@ -538,4 +613,7 @@ void turn_worker_tables_free(struct turn_worker *tw)
     if (tw->sweep)
         event_free(tw->sweep);
     free(tw->table);
+    free(tw->rtable[0]);
+    free(tw->rtable[1]);
+    free(tw->scratch);
 }

@@ -326,6 +326,11 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
         TURN_COUNT(*(fam == 0 ? &tw->ctr.alloc_ipv4 : &tw->ctr.alloc_ipv6), 1);
         a->relay_public[fam] = srv->relay_public[fam];
         ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(&local.sa));
+        if (turn_relay_index_add(a, fam) < 0) {
+            turn_alloc_free(a, "out of memory");
+            reply_error(tw, cl, req, &cred, 508, NULL);
+            return;
+        }
         if (a->dont_fragment)
             set_dont_fragment(a->relay[fam], fam);
     }

@@ -15,16 +15,39 @@ struct turn_alloc *turn_client_alloc(struct turn_worker *tw, const struct turn_c
     return cl->conn ? cl->conn->alloc : NULL;
 }
 
-/* Sends payload from the client to peer through the relay socket of peer's family. */
+static void deliver(struct turn_worker *tw, struct turn_alloc *a, const struct sockaddr *peer,
+                    uint8_t *data, size_t len, int64_t now_ms, bool stable);
+
+/* Sends payload from the client to peer through the relay socket of peer's family. When peer is
+ * the relay address of another allocation of this worker (two clients of this server talking to
+ * each other), the datagram is handed over in process: it would otherwise leave one relay
+ * socket and enter the other through the kernel. The receiver sees the same source address and
+ * applies its own permissions, exactly as if it had come through the kernel. */
 static void to_peer(struct turn_worker *tw, const struct turn_client *cl, struct turn_alloc *a,
-                    const struct sockaddr *peer, const uint8_t *payload, size_t plen)
+                    const struct sockaddr *peer, const uint8_t *payload, size_t plen,
+                    int64_t now_ms)
 {
-    struct net_udp *relay = a->relay[turn_fam_index(peer->sa_family)];
+    int fam = turn_fam_index(peer->sa_family);
+    struct net_udp *relay = a->relay[fam];
     if (!relay)
         return;
-    /* A UDP packet's buffer lives until the batch is flushed; a stream frame's does not. */
-    int rc = cl->transport == NET_UDP ? net_udp_send_ref(relay, peer, payload, plen)
+    struct turn_alloc *b = turn_relay_index_find(tw, peer);
+    int rc = 0;
+    if (b) {
+        /* A UDP packet's buffer (writable, with headroom, alive until the batch is flushed)
+         * is passed on as it is; a stream frame's is copied first. */
+        bool stable = cl->transport == NET_UDP;
+        uint8_t *buf = (uint8_t *)payload;
+        if (!stable) {
+            buf = tw->scratch + NET_HEADROOM;
+            memcpy(buf, payload, plen);
+        }
+        deliver(tw, b, &a->relay_public[fam].sa, buf, plen, now_ms, stable);
+    } else {
+        /* A UDP packet's buffer lives until the batch is flushed; a stream frame's does not. */
+        rc = cl->transport == NET_UDP ? net_udp_send_ref(relay, peer, payload, plen)
                                       : net_udp_send(relay, peer, payload, plen);
+    }
     if (rc == 0) {
         a->usage.rx_packets++;
         a->usage.rx_bytes += plen;
@@ -53,7 +76,7 @@ void turn_relay_channeldata(struct turn_worker *tw, const struct turn_client *cl
         TURN_COUNT(tw->ctr.relay_dropped_no_permission, 1);
         return;
     }
-    to_peer(tw, cl, a, &c->peer.sa, payload, plen);
+    to_peer(tw, cl, a, &c->peer.sa, payload, plen, now_ms);
 }
 
 void turn_relay_send_indication(struct turn_worker *tw, const struct turn_client *cl,
@@ -77,7 +100,7 @@ void turn_relay_send_indication(struct turn_worker *tw, const struct turn_client
         TURN_COUNT(tw->ctr.peer_denied, 1);
         return;
     }
-    to_peer(tw, cl, a, &peer.sa, stun_attr_value(m, da), da->len);
+    to_peer(tw, cl, a, &peer.sa, stun_attr_value(m, da), da->len, now_ms);
 }
 
 /* Writes a Data indication around the payload at data[0..len): its header and attributes into
@@ -106,48 +129,55 @@ static uint8_t *wrap_data_indication(struct turn_worker *tw, const struct sockad
     return start;
 }
 
+/* A datagram from peer for allocation a's client: checked against the permissions, wrapped as
+ * ChannelData (a bound channel) or a Data indication in the headroom around data, and sent.
+ * stable: data lives until the batch is flushed (sent without a copy). */
+static void deliver(struct turn_worker *tw, struct turn_alloc *a, const struct sockaddr *peer,
+                    uint8_t *data, size_t len, int64_t now_ms, bool stable)
+{
+    if (a->expires_ms <= now_ms)
+        return;
+    if (len > 0xFFFF - 64 || !turn_perm_find(a, peer, now_ms)) {
+        TURN_COUNT(tw->ctr.relay_dropped_no_permission, 1);
+        return;
+    }
+    bool stream = a->transport != NET_UDP;
+    struct turn_chan *c = turn_chan_by_peer(a, peer);
+    uint8_t *start;
+    size_t total;
+    if (c && c->expires_ms > now_ms) {
+        start = data - STUN_CHANNELDATA_HEADER_LEN;
+        stun_channeldata_header(start, c->number, len);
+        total = STUN_CHANNELDATA_HEADER_LEN + len;
+        if (stream) {
+            /* Over TCP and TLS ChannelData is padded to 4 bytes (RFC 8656 12.5). */
+            size_t pad = (4 - (total & 3)) & 3;
+            memset(data + len, 0, pad);
+            total += pad;
+        }
+    } else {
+        start = wrap_data_indication(tw, peer, data, len, &total);
+    }
+    int rc = stream   ? net_stream_send(a->conn->s, start, total)
+             : stable ? net_udp_send_ref(a->listener, &a->client.sa, start, total)
+                      : net_udp_send(a->listener, &a->client.sa, start, total);
+    if (rc < 0) {
+        if (stream)
+            TURN_COUNT(tw->ctr.relay_dropped_backpressure, 1);
+        return;
+    }
+    a->usage.tx_packets++;
+    a->usage.tx_bytes += len;
+    TURN_COUNT(tw->ctr.relay_tx_packets, 1);
+    TURN_COUNT(tw->ctr.relay_tx_bytes, len);
+}
+
 void turn_relay_recv(struct net_udp *u, void *arg, struct net_pkt *pkts, unsigned n)
 {
     struct turn_alloc *a = arg;
-    struct turn_worker *tw = a->tw;
     int64_t now_ms = ml_now_ms();
     ML_UNUSED(u);
-    if (a->expires_ms <= now_ms)
-        return;
-    bool stream = a->transport != NET_UDP;
-    for (unsigned i = 0; i < n; i++) {
-        struct net_pkt *p = &pkts[i];
-        const struct sockaddr *peer = (const struct sockaddr *)&p->from;
-        if (p->len > 0xFFFF - 64 || !turn_perm_find(a, peer, now_ms)) {
-            TURN_COUNT(tw->ctr.relay_dropped_no_permission, 1);
-            continue;
-        }
-        struct turn_chan *c = turn_chan_by_peer(a, peer);
-        uint8_t *start;
-        size_t total;
-        if (c && c->expires_ms > now_ms) {
-            start = p->data - STUN_CHANNELDATA_HEADER_LEN;
-            stun_channeldata_header(start, c->number, p->len);
-            total = STUN_CHANNELDATA_HEADER_LEN + p->len;
-            if (stream) {
-                /* Over TCP and TLS ChannelData is padded to 4 bytes (RFC 8656 12.5). */
-                size_t pad = (4 - (total & 3)) & 3;
-                memset(p->data + p->len, 0, pad);
-                total += pad;
-            }
-        } else {
-            start = wrap_data_indication(tw, peer, p->data, p->len, &total);
-        }
-        int rc = stream ? net_stream_send(a->conn->s, start, total)
-                        : net_udp_send_ref(a->listener, &a->client.sa, start, total);
-        if (rc < 0) {
-            if (stream)
-                TURN_COUNT(tw->ctr.relay_dropped_backpressure, 1);
-            continue;
-        }
-        a->usage.tx_packets++;
-        a->usage.tx_bytes += p->len;
-        TURN_COUNT(tw->ctr.relay_tx_packets, 1);
-        TURN_COUNT(tw->ctr.relay_tx_bytes, p->len);
-    }
+    for (unsigned i = 0; i < n; i++)
+        deliver(a->tw, a, (const struct sockaddr *)&pkts[i].from, pkts[i].data, pkts[i].len, now_ms,
+                true);
 }

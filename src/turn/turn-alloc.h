@@ -30,6 +30,10 @@ struct turn_alloc *turn_alloc_new(struct turn_worker *tw, const struct turn_clie
 /* Ends it: hook, quota, relay sockets, table. reason is for the log and the hook. */
 void turn_alloc_free(struct turn_alloc *a, const char *reason);
 void turn_alloc_close_relay(struct turn_alloc *a, int fam);
+/* The worker's index of relay addresses: add a's family fam (after relay_public[fam] is set),
+ * and find the allocation on this worker whose relay address is addr (NULL: none). */
+int turn_relay_index_add(struct turn_alloc *a, int fam) ML_WUR;
+struct turn_alloc *turn_relay_index_find(struct turn_worker *tw, const struct sockaddr *addr);
 struct turn_perm *turn_perm_find(struct turn_alloc *a, const struct sockaddr *peer, int64_t now_ms);
 /* Installs or refreshes a permission for peer's IP. 0, or -1 when max is reached. */
 int turn_perm_install(struct turn_alloc *a, const struct sockaddr *peer, int64_t expires_ms,

@@ -114,6 +114,7 @@ struct turn_stream_conn;
 /* One allocation, owned by the worker that owns its client's 5-tuple. */
 struct turn_alloc {
     struct turn_alloc *hnext;       /* the worker's 5-tuple hash chain (UDP clients) */
+    struct turn_alloc *rnext[2];    /* the worker's relay-address chains, per family */
     struct turn_alloc *prev, *next; /* the worker's list of allocations */
     struct turn_worker *tw;
     enum net_transport transport;
@@ -176,6 +177,11 @@ struct turn_worker {
     struct turn_alloc *allocs;
     struct turn_alloc **table;
     size_t table_size, nallocs; /* table_size is a power of two */
+    /* this worker's relay addresses (advertised), per family: a peer that is one of them is
+     * delivered to in process, without crossing the kernel twice */
+    struct turn_alloc **rtable[2];
+    size_t rtable_size[2], nrelays[2];
+    uint8_t *scratch; /* NET_HEADROOM + NET_MAX_DATAGRAM + NET_TAILROOM bytes */
     struct turn_tombstone tomb[TURN_TOMBSTONES];
     unsigned tomb_next;
     uint32_t indication_salt; /* with indication_seq: transaction ids of Data indications */

@@ -262,4 +262,35 @@ finally:
     t.ok(d.clean(), "second daemon stops cleanly", d.log()[-3000:])
     d.close()
 
+# two clients of one worker relaying to each other: delivered in process, yet with the same
+# semantics as through the kernel (the receiver's permissions decide; the source is the
+# sender's relay address)
+port = free_port()
+d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET, "net.workers=1",
+            "turn.allow-peers=127.0.0.0/8"])
+try:
+    a, b = client("inproc-a", server=("127.0.0.1", port)), client("inproc-b", server=("127.0.0.1", port))
+    a.allocate()
+    b.allocate()
+    a.create_permission(b.relay)
+    a.channel_bind(0x4010, b.relay)
+    a.send_channel(0x4010, b"before-permission")
+    t.eq(b.recv_data(0.5), None, "in process: nothing reaches a client that has no permission for the sender")
+    b.create_permission(a.relay)
+    a.send_channel(0x4010, b"as-data")
+    t.eq(b.recv_data(), ("data", a.relay, b"as-data"), "in process: a Data indication from the sender's relay address")
+    b.channel_bind(0x4020, a.relay)
+    a.send_indication(b.relay, b"as-channel")
+    t.eq(b.recv_data(), ("channel", 0x4020, b"as-channel"), "in process: ChannelData once the receiver bound a channel")
+    b.send_channel(0x4020, b"back")
+    t.eq(a.recv_data(), ("channel", 0x4010, b"back"), "in process: and back")
+    a.close()
+    b.close()
+finally:
+    rc, log = d.stop()
+    t.ok("relayed 4 packets to peers and 3 to clients" in log, "counted once each way",
+         [ln for ln in log.splitlines() if "totals" in ln])
+    t.ok(d.clean(), "third daemon stops cleanly", log[-3000:])
+    d.close()
+
 sys.exit(t.done())
