@@ -17,6 +17,7 @@
 
 #define SUBSYS "relay-db"
 #define REVOKE_CHANNEL "ml_turn_revoke"
+#define CATCHUP "catch-up"
 /* A revocation's revoked_at is its transaction's start, which may precede its commit (and the
  * NOTIFY) by the length of that transaction: a catch-up looks back this much further than the
  * last moment the connection was known to be up. */
@@ -70,7 +71,8 @@ struct app_relay {
 
 /* ------------------------------------------------------------------ revocations */
 
-/* Applies "<expiry>:<id>"; source names where it came from, for the log. */
+/* Applies "<expiry>:<id>"; source names where it came from, for the log (a catch-up, which may
+ * apply thousands, logs only its count). */
 static void apply_revocation(struct app_relay *r, const char *username, const char *source)
 {
     const char *colon = username ? strchr(username, ':') : NULL;
@@ -97,8 +99,11 @@ static void apply_revocation(struct app_relay *r, const char *username, const ch
         return;
     }
     __atomic_add_fetch(&r->revocations, 1, __ATOMIC_RELAXED);
-    ML_INFO(SUBSYS, "credential %s revoked (%s): refused from now on, its allocations closed", id,
-            source);
+    if (strcmp(source, CATCHUP) != 0)
+        ML_INFO(SUBSYS, "credential %s revoked (%s): refused from now on, its allocations closed",
+                id, source);
+    else
+        ML_DEBUG(SUBSYS, "credential %s revoked (%s)", id, source);
 }
 
 void app_relay_revoke(void *arg, const char *username)
@@ -151,7 +156,7 @@ static int on_connected(void *arg, PGconn *pg, bool first, char *err, size_t err
     }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++)
-        apply_revocation(r, PQgetvalue(res, i, 0), "catch-up");
+        apply_revocation(r, PQgetvalue(res, i, 0), CATCHUP);
     PQclear(res);
     if (n > 0 || !first)
         ML_NOTICE(SUBSYS, "revocations: %d applied from the database (%s)", n,
@@ -348,7 +353,7 @@ static bool transient(const PGresult *res)
 {
     const char *st = db_sqlstate(res);
     return !strncmp(st, "08", 2) || !strncmp(st, "57P", 3) || !strcmp(st, "57014") ||
-           !strcmp(st, "42P01") || !strcmp(st, "42883") || !strcmp(st, "53300") ||
+           !strcmp(st, "42P01") || !strcmp(st, "42883") || !strncmp(st, "53", 2) ||
            !strncmp(st, "40", 2);
 }
 
@@ -362,8 +367,10 @@ static enum write_result write_batch(struct app_relay *r, struct usage_rec *batc
     for (struct usage_rec *x = batch; x; x = x->next) {
         char ip[ML_ADDR_STRLEN];
         bool has_ip = x->client.sa.sa_family == AF_INET || x->client.sa.sa_family == AF_INET6;
-        if (has_ip)
+        if (has_ip) {
             ml_ip_str(&x->client.sa, ip, sizeof ip);
+            ip[strcspn(ip, "%")] = 0; /* inet has no zone ids (fe80::1%eth0) */
+        }
         text_elem(&col[COL_CRED], x->cred_id);
         text_elem(&col[COL_TRANSPORT], net_transport_name(x->transport));
         text_elem(&col[COL_IP], has_ip ? ip : NULL);
@@ -614,12 +621,19 @@ void app_relay_counters(const struct app_relay *r, struct app_relay_counters *ou
     pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
 }
 
-void app_relay_free(struct app_relay *r)
+void app_relay_stop_revocations(struct app_relay *r)
 {
     if (!r)
         return;
     db_listener_free(r->listener);
     r->listener = NULL;
+}
+
+void app_relay_free(struct app_relay *r)
+{
+    if (!r)
+        return;
+    app_relay_stop_revocations(r);
     if (r->writer_started) {
         pthread_mutex_lock(&r->mu);
         r->stopping = true;

@@ -3,6 +3,7 @@
 #ifndef ML_APP_H
 #define ML_APP_H
 
+#include "admin/adm.h"
 #include "common/common.h"
 #include "control/cp.h"
 #include "db/db.h"
@@ -39,6 +40,7 @@ struct app_config {
     struct cp_config control;
     struct cp_auth_config auth;
     struct app_usage_config usage;
+    struct adm_config admin;
 };
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */
@@ -78,6 +80,9 @@ int app_relay_start(struct app_relay *r, char *err, size_t errlen) ML_WUR;
 /* A cp_revoke_fn (arg: the struct app_relay): applies a revoked "<expiry>:<id>" at once. */
 void app_relay_revoke(void *arg, const char *username);
 void app_relay_counters(const struct app_relay *r, struct app_relay_counters *out);
+/* Stops the LISTEN thread: no revocation reaches the relay after it returns. Call before the
+ * engine is freed (revocations post to its workers). NULL is fine. */
+void app_relay_stop_revocations(struct app_relay *r);
 /* Stops both threads, writing what is queued first (for a few seconds at most: what cannot be
  * written is counted as dropped), and frees the link. Call after the engine is freed, so that
  * the allocations it closed are recorded. */
