@@ -104,6 +104,7 @@ enum ml_cfg_type {
 
 #define ML_CFG_RELOAD 0x1u /* takes effect on SIGHUP without a restart */
 #define ML_CFG_SECRET 0x2u /* never printed: dumps show "(set)" */
+#define ML_CFG_LIST 0x4u   /* a comma list: indented continuation lines in a file append to it */
 
 /* One configuration key. The table of keys is the single source of parsing, defaults, --help,
  * the annotated dump and reload. */

@@ -241,9 +241,11 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     if (!k) {
         ml_snprintf(msg, sizeof msg, "unknown key %s.%s", section, name);
         rc = -1;
-    } else if (k->type == ML_CFG_STR && !strcmp(c->last_section, section) &&
-               !strcmp(c->last_key, name)) {
-        /* inih calls us again with the same name for a continuation line: a longer list. */
+    } else if (k->type == ML_CFG_STR && (k->flags & ML_CFG_LIST) &&
+               !strcmp(c->last_section, section) && !strcmp(c->last_key, name)) {
+        /* inih calls us again with the same name for a continuation line (and for the same key
+         * repeated on the next line: it cannot tell them apart), so only lists join them;
+         * any other key takes the last value. */
         const char *prev = *(char **)field(sec, k, c->cfg);
         size_t need = (prev ? strlen(prev) : 0) + strlen(value) + 3;
         char *joined = malloc(need);

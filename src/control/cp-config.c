@@ -34,10 +34,10 @@ const struct ml_cfg_key cp_cfg_keys[] = {
     {"public-url", ML_CFG_STR, "", 0, 512, 0, C(public_url), NULL, validate_url,
      "The URL clients use to reach the API (https://meet.example.org). Used for Location "
      "headers and, when turn.listen binds a wildcard address, for the host of the TURN URIs."},
-    {"cors-origins", ML_CFG_STR, "", 0, 4096, 0, C(cors_origins), NULL, NULL,
+    {"cors-origins", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, C(cors_origins), NULL, NULL,
      "Browser origins allowed to call the API (comma list of https://host[:port], or * for "
      "any). Empty: no CORS headers (same-origin only)."},
-    {"turn-uris", ML_CFG_STR, "", 0, 4096, 0, C(turn_uris), NULL, NULL,
+    {"turn-uris", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, C(turn_uris), NULL, NULL,
      "STUN/TURN URIs handed out in iceServers (comma list, e.g. "
      "stun:turn.example.org:3478, turn:turn.example.org:3478?transport=udp, "
      "turns:turn.example.org:443?transport=tcp). Empty: derived from turn.listen."},
@@ -71,6 +71,11 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "How long GET /api/v1/meetings/{id} answers from memory, in milliseconds. Changes made "
      "through this node show at once; changes made through another node of a fleet may take "
      "this long. 0: always ask the database."},
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, C(tls_cert), NULL, NULL,
+     "Certificate chain (PEM) for TLS on control.listen: the API over HTTPS and signaling over "
+     "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
+    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
+     "Private key (PEM) of control.tls-cert."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -82,8 +82,8 @@ static int validate_secrets(const char *value, char *err, size_t errlen)
 }
 
 const struct ml_cfg_key turn_cfg_keys[] = {
-    {"listen", ML_CFG_STR, "udp://127.0.0.1:3478, tcp://127.0.0.1:3478", 0, 4096, 0, K(listen),
-     NULL, net_endpoints_validate,
+    {"listen", ML_CFG_STR, "udp://127.0.0.1:3478, tcp://127.0.0.1:3478", 0, 4096, ML_CFG_LIST,
+     K(listen), NULL, net_endpoints_validate,
      "Where STUN/TURN clients connect: a list of udp://IP:PORT, tcp://IP:PORT and "
      "tls://IP:PORT, IPv6 as [::1]:3478. Port 0 picks a free port (logged at start)."},
     {"tls-cert", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, K(tls_cert), NULL, NULL,
@@ -110,13 +110,13 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"realm", ML_CFG_STR, "meetlite", 0, 127, 0, K(realm), NULL, validate_realm,
      "REALM of the long-term credentials. With shared secrets it only has to match what "
      "clients compute their key with (they take it from the 401 answer)."},
-    {"auth-secret", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET, K(auth_secret), NULL,
-     validate_secrets,
+    {"auth-secret", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST,
+     K(auth_secret), NULL, validate_secrets,
      "Shared secrets of the TURN REST API (coturn's static-auth-secret): a comma list, every "
      "one accepted, so a new secret can be added before the old is retired. Usernames are "
      "<expiry>:<id> (or <id>:<expiry>), passwords base64(HMAC-SHA1(secret, username))."},
-    {"static-users", ML_CFG_STR, "", 0, 65536, ML_CFG_RELOAD | ML_CFG_SECRET, K(static_users), NULL,
-     validate_users,
+    {"static-users", ML_CFG_STR, "", 0, 65536, ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST,
+     K(static_users), NULL, validate_users,
      "Fixed long-term users: a comma list of user:password, or user:0x followed by the 32 hex "
      "digits of MD5(user:realm:password) so that no password is stored."},
     {"strict-expiry", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(strict_expiry), NULL, NULL,
@@ -136,20 +136,21 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "0 disables the limit."},
     {"unauth-burst", ML_CFG_INT, "40", 1, 1000000, ML_CFG_RELOAD, K(unauth_burst), NULL, NULL,
      "Burst allowed above unauth-rate."},
-    {"allow-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD, K(allow_peers), NULL,
+    {"allow-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD | ML_CFG_LIST, K(allow_peers), NULL,
      ml_cidr_list_validate,
      "Peer addresses (CIDR list) allowed even though a default rule denies them, e.g. "
      "10.0.0.0/8 for an internal network. 0.0.0.0/8, ::, Teredo, 6to4 and meetlited's own "
      "service ports stay denied."},
-    {"deny-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD, K(deny_peers), NULL,
+    {"deny-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD | ML_CFG_LIST, K(deny_peers), NULL,
      ml_cidr_list_validate,
      "Peer addresses (CIDR list) denied in addition to the defaults (loopback, private, "
      "link-local, ULA, site-local, multicast, broadcast, CGNAT, documentation and reserved "
      "ranges). IPv4-mapped and other embedded forms are canonicalised first."},
-    {"relay-address", ML_CFG_STR, "", 0, 1024, 0, K(relay_address), NULL, validate_ips,
+    {"relay-address", ML_CFG_STR, "", 0, 1024, ML_CFG_LIST, K(relay_address), NULL, validate_ips,
      "Local IPs relay sockets bind to, at most one per family (e.g. 192.0.2.10, 2001:db8::10). "
      "Empty: the address of the listener the client used, which must then be a specific one."},
-    {"external-address", ML_CFG_STR, "", 0, 1024, 0, K(external_address), NULL, validate_ips,
+    {"external-address", ML_CFG_STR, "", 0, 1024, ML_CFG_LIST, K(external_address), NULL,
+     validate_ips,
      "Public IPs advertised in XOR-RELAYED-ADDRESS for a server behind 1:1 NAT, at most one "
      "per family, matched to relay-address by family."},
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,

@@ -38,8 +38,8 @@ static const struct ml_cfg_key a_keys[] = {
     {"bufsize", ML_CFG_SIZE, "64k", 0, 1LL << 30, 0, F(bufsize), NULL, NULL, "a size"},
     {"name", ML_CFG_STR, "meet", 0, 16, ML_CFG_RELOAD, F(name), NULL, NULL, "a string"},
     {"mode", ML_CFG_ENUM, "slow", 0, 0, 0, F(mode), modes, NULL, "an enum"},
-    {"cidrs", ML_CFG_STR, "", 0, 4096, ML_CFG_SECRET, F(cidrs), NULL, ml_cidr_list_validate,
-     "a list"},
+    {"cidrs", ML_CFG_STR, "", 0, 4096, ML_CFG_SECRET | ML_CFG_LIST, F(cidrs), NULL,
+     ml_cidr_list_validate, "a list"},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 static const struct ml_cfg_section sec = {"a", a_keys, offsetof(struct whole, a)};
@@ -117,7 +117,7 @@ START_TEST(cfg_file)
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     const char *text = "; comment\n# also a comment\n[a]\ncount = 7 ; inline comment\n"
-                       "cidrs = 10.0.0.0/8,\n  192.168.0.0/16\nname=\n";
+                       "cidrs = 10.0.0.0/8,\n  192.168.0.0/16\nname=first\nname=\n";
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     struct whole w;
