@@ -151,6 +151,13 @@ try:
     r = oidc(idt(sub="sub-victim", email="VICTIM@example.org"))
     t.ok(r.status == 200 and r.json["user"]["id"] == uid, "a verified e-mail links the existing password account", r)
     t.eq(pg.psql("SELECT oidc_subject FROM users WHERE id = '%s'" % uid), "sub-victim", "the link is recorded")
+    # whoever set the password never proved they own the address: the link takes the account over
+    r = api.post("/api/v1/auth/login", {"email": "victim@example.org", "password": "correct horse"})
+    t.eq(r.status, 401, "after the link the password set by the first signer no longer logs in")
+    t.eq(pg.psql("SELECT signup_method || ' ' || (password_hash IS NULL) FROM users WHERE id = '%s'" % uid),
+         "oidc true", "the account became an OIDC account without a password")
+    t.ok("password_cleared" in pg.psql("SELECT detail::text FROM audit_log WHERE action = 'user.oidc-link' "
+                                       "AND actor_id = '%s'" % uid), "the audit log says the password was cleared")
     r = oidc(idt(sub="sub-other", email="victim@example.org"))
     t.ok(r.status == 409 and r.code() == "account_conflict",
          "a second identity for an already linked address: 409", r)
