@@ -3,6 +3,7 @@
 #ifndef ML_APP_H
 #define ML_APP_H
 
+#include "admin/adm.h"
 #include "common/common.h"
 #include "control/cp.h"
 #include "db/db.h"
@@ -39,6 +40,7 @@ struct app_config {
     struct cp_config control;
     struct cp_auth_config auth;
     struct app_usage_config usage;
+    struct adm_config admin;
 };
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */

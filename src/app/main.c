@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@ struct app {
     struct turn_server *turn;
     struct cp *cp;           /* the control plane; NULL on a TURN-only node */
     struct app_relay *relay; /* revocations in, usage out; NULL without database.url */
+    struct adm *adm;         /* the admin listener; NULL without admin.token */
+    struct adm_sync *sync;   /* TURN users and secrets from PostgreSQL; NULL without */
+    pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
 };
@@ -129,7 +133,9 @@ int app_reload_tls(struct app *app, char *err, size_t errlen)
     char what[320];
     if (!app->engine || !app->tls_enabled)
         return ml_err(err, errlen, "no tls:// listener");
+    pthread_mutex_lock(&app->cfg_mu); /* the admin API calls this from its own thread */
     SSL_CTX *ctx = load_tls(&app->cfg.turn, &failed, err, errlen);
+    pthread_mutex_unlock(&app->cfg_mu);
     if (!ctx)
         return ml_err(err, errlen, "%s", failed ? err : "turn.tls-cert is not set");
     net_engine_set_tls(app->engine, ctx);
@@ -154,6 +160,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         return;
     }
     unsigned changed = 0;
+    pthread_mutex_lock(&app->cfg_mu);
     for (size_t i = 0; app_cfg_sections[i]; i++) {
         const struct ml_cfg_section *sec = app_cfg_sections[i];
         for (const struct ml_cfg_key *k = sec->keys; k->name; k++) {
@@ -169,8 +176,11 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
             }
         }
     }
+    pthread_mutex_unlock(&app->cfg_mu);
     app_config_free(&next);
     apply_log(&app->cfg);
+    if (app->adm && adm_reload(app->adm, &app->cfg.admin, err, sizeof err) < 0)
+        ML_ERROR("app", "admin tokens not reloaded, the old ones stay: %s", err);
     if (app->cp)
         cp_reload_turn(app->cp, &app->cfg.turn);
     if (turn_server_reload(app->turn, &app->cfg.turn, err, sizeof err) < 0)
@@ -219,6 +229,85 @@ static int start_control(struct app *app)
     }
     ML_NOTICE("app", "control plane listening on http://%s (port %d)", app->cfg.control.listen,
               cp_port(app->cp));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the admin API (#8) */
+
+static int admin_reload_tls(void *arg, char *err, size_t errlen)
+{
+    return app_reload_tls(arg, err, errlen);
+}
+
+/* Drain mode: the relay answers new Allocates with 508, the control plane joins with 503. */
+static void admin_set_drain(void *arg, bool on)
+{
+    struct app *app = arg;
+    turn_server_set_drain(app->turn, on);
+    if (app->cp)
+        cp_set_drain(app->cp, on);
+}
+
+static void admin_relay_link(void *arg, struct st_relay_link *out)
+{
+    struct app *app = arg;
+    struct app_relay_counters c;
+    app_relay_counters(app->relay, &c);
+    out->listen_up = c.listen_up;
+    out->revocations = c.revocations;
+    out->revocations_failed = c.revocations_fail;
+    out->listen_connects = c.listen_connects;
+    out->usage_queued = c.usage_queued;
+    out->usage_written = c.usage_written;
+    out->usage_dropped = c.usage_dropped;
+}
+
+/* The runtime secrets changed (sync thread): the control plane signs with the relay's choice. */
+static void creds_changed(void *arg)
+{
+    struct app *app = arg;
+    char secret[260];
+    size_t secrets, users;
+    if (!app->cp)
+        return;
+    turn_server_runtime_counts(app->turn, &secrets, &users);
+    bool own = secrets && turn_server_signing_secret(app->turn, secret, sizeof secret);
+    cp_set_turn_secret(app->cp, own ? secret : NULL);
+    ml_wipe(secret, sizeof secret);
+}
+
+/* The TURN users and secrets of PostgreSQL (database.url and admin.db-credentials), and the
+ * admin listener (admin.token). After the control plane: the sync tells it the secret. */
+static int start_admin(struct app *app)
+{
+    char err[512];
+    if (app->cfg.database.url && app->cfg.admin.db_credentials) {
+        app->sync = adm_sync_new(&app->cfg.database, &app->cfg.admin, app->turn, creds_changed,
+                                 app, err, sizeof err);
+        if (!app->sync) {
+            ML_ERROR("app", "TURN credential sync: %s", err);
+            return -1;
+        }
+    }
+    if (!app->cfg.admin.token)
+        return 0;
+    struct adm_deps d = {.turn = app->turn,
+                         .engine = app->engine,
+                         .cp = app->cp,
+                         .sync = app->sync,
+                         .db = &app->cfg.database,
+                         .reload_tls = admin_reload_tls,
+                         .set_drain = admin_set_drain,
+                         .relay_link = app->relay ? admin_relay_link : NULL,
+                         .arg = app};
+    app->adm = adm_new(&app->cfg.admin, &d, err, sizeof err);
+    if (!app->adm || adm_start(app->adm, err, sizeof err) < 0) {
+        ML_ERROR("app", "admin API: %s", err);
+        return -1;
+    }
+    ML_NOTICE("app", "admin API listening on %s://%s (port %d)",
+              app->cfg.admin.tls_cert ? "https" : "http", app->cfg.admin.listen,
+              adm_port(app->adm));
     return 0;
 }
 
@@ -306,6 +395,8 @@ static int run(struct app *app)
         ML_ERROR("app", "%s", err);
         goto out;
     }
+    if (start_admin(app) < 0)
+        goto out;
     for (size_t i = 0; i < neps; i++) {
         char a[ML_ADDR_STRLEN];
         ML_NOTICE("app", "listening on %s://%s", net_transport_name(eps[i].transport),
@@ -340,9 +431,12 @@ out:
         event_free(app->sig_int);
     if (app->sig_hup)
         event_free(app->sig_hup);
+    adm_stop(app->adm);        /* no admin request after this */
+    adm_sync_free(app->sync);  /* it tells the control plane about secrets */
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
     net_engine_free(app->engine);
+    adm_free(app->adm); /* after the engine: operations it started on the workers are done */
     app_relay_free(app->relay); /* after the engine: the allocations it closed are recorded */
     turn_server_free(app->turn);
     free(eps);
@@ -367,7 +461,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static struct app app;
+    static struct app app = {.cfg_mu = PTHREAD_MUTEX_INITIALIZER};
     bool check = false, dump = false, migrate_only = false;
     char err[512];
     int c;

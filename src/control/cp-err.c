@@ -49,6 +49,7 @@ static const struct {
     [CP_E_UNAVAILABLE] = {503, "unavailable", "the database is unavailable; try again shortly"},
     [CP_E_DRAINING] = {503, "draining",
                        "this node is draining and takes no new joins; join through another node"},
+    [CP_E_CONFLICT] = {409, "conflict", "the request conflicts with the current state"},
 };
 
 static unsigned idx(enum cp_err e)

@@ -47,6 +47,7 @@ enum cp_err {
     CP_E_INTERNAL,         /* 500 internal */
     CP_E_UNAVAILABLE,      /* 503 unavailable */
     CP_E_DRAINING,         /* 503 draining: this node takes no new joins (admin drain mode) */
+    CP_E_CONFLICT,         /* 409 conflict: the admin API's request clashes with the state */
     CP_E__COUNT
 };
 

@@ -1,0 +1,100 @@
+/* The [admin] configuration section: the admin listener, its tokens and TLS, and the TURN users
+ * and secrets kept in PostgreSQL. */
+#include "config.h"
+
+#include "admin/adm.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <string.h>
+
+#define K(f) ML_CFG_FIELD(struct adm_config, f)
+
+#define ADM_TOKEN_MIN 16  /* bytes: a token is a password nobody types */
+#define ADM_TOKEN_MAX 256 /* bytes */
+#define ADM_TOKENS_MAX 16
+
+struct tok_check {
+    char *err;
+    size_t errlen;
+    unsigned n;
+};
+
+static int token_check(const char *item, void *arg)
+{
+    struct tok_check *c = arg;
+    size_t n = strlen(item);
+    c->n++;
+    if (c->n > ADM_TOKENS_MAX)
+        return ml_err(c->err, c->errlen, "at most %d tokens", ADM_TOKENS_MAX);
+    if (n < ADM_TOKEN_MIN || n > ADM_TOKEN_MAX)
+        return ml_err(c->err, c->errlen, "token %u: a token has %d to %d characters", c->n,
+                      ADM_TOKEN_MIN, ADM_TOKEN_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!isgraph((unsigned char)item[i]))
+            return ml_err(c->err, c->errlen, "token %u: printable characters only", c->n);
+    return 0;
+}
+
+int adm_tokens_validate(const char *value, char *err, size_t errlen)
+{
+    struct tok_check c = {err, errlen, 0};
+    return ml_list_foreach(value, token_check, &c);
+}
+
+bool adm_user_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= TURN_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '@' && c != '+' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+static int validate_listen(const char *value, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (ml_addr_parse(value, 8081, &ss, &len) < 0)
+        return ml_err(err, errlen, "expected IP:port, e.g. 127.0.0.1:8081 or [::1]:8081");
+    return 0;
+}
+
+const struct ml_cfg_key adm_cfg_keys[] = {
+    {"listen", ML_CFG_STR, "127.0.0.1:8081", 0, 128, 0, K(listen), NULL, validate_listen,
+     "Address of the admin API (/stats, /metrics, /healthz, /readyz and the JSON API under "
+     "/v1). Loopback by default; another address needs admin.tls-cert or admin.allow-remote. "
+     "The listener runs only when admin.token is set."},
+    {"token", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET, K(token), NULL,
+     adm_tokens_validate,
+     "Comma list of bearer tokens (16 to 256 printable characters each) accepted by the admin "
+     "API: Authorization: Bearer <token>. Several allow rotation. Empty: no admin listener. "
+     "Generate one with: openssl rand -hex 32"},
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, K(tls_cert), NULL, NULL,
+     "PEM certificate chain of the admin listener; with admin.tls-key it serves HTTPS only."},
+    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, K(tls_key), NULL, NULL,
+     "PEM private key of admin.tls-cert."},
+    {"allow-remote", ML_CFG_BOOL, "no", 0, 0, 0, K(allow_remote), NULL, NULL,
+     "Allow admin.listen on a non-loopback address without TLS (tokens would cross the network "
+     "in clear: only behind a trusted proxy or on a private network)."},
+    {"top-meetings", ML_CFG_INT, "20", 1, 1000, ML_CFG_RELOAD, K(top_meetings), NULL, NULL,
+     "Meetings listed with their allocation counts in /stats (the largest first); /metrics has "
+     "no per-meeting figures."},
+    {"db-credentials", ML_CFG_BOOL, "yes", 0, 0, 0, K(db_credentials), NULL, NULL,
+     "Use the TURN users and shared secrets kept in PostgreSQL (managed through the admin API "
+     "and meetlite-admin) beside turn.static-users and turn.auth-secret. Needs database.url; "
+     "every node with it keeps them in sync (LISTEN/NOTIFY)."},
+    {"sync-interval", ML_CFG_DURATION, "60s", 1, 86400, 0, K(sync_interval_s), NULL, NULL,
+     "How often the TURN users and secrets are read from PostgreSQL again even when no change "
+     "was notified (a safety net; changes normally show within milliseconds)."},
+    {"max-turn-users", ML_CFG_INT, "10000", 0, 1000000, 0, K(max_turn_users), NULL, NULL,
+     "Most TURN users kept in PostgreSQL for this realm: the admin API refuses more, and the "
+     "relay loads no more (about 200 bytes each in memory)."},
+    {"max-connections", ML_CFG_INT, "64", 4, 10000, 0, K(max_connections), NULL, NULL,
+     "Admin HTTP connections at once."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
