@@ -137,6 +137,14 @@ static int on_connected(void *arg, PGconn *pg, bool first, char *err, size_t err
     }
     int64_t now_us = strtoll(PQgetvalue(now, 0, 0), NULL, 10);
     PQclear(now);
+    /* Without migration 003's trigger nothing is ever notified: say so, once a connection. */
+    PGresult *trig = PQexec(pg, "SELECT 1 FROM pg_trigger WHERE tgname = "
+                                "'turn_credentials_revoke_notify' AND NOT tgisinternal");
+    if (trig && PQresultStatus(trig) == PGRES_TUPLES_OK && PQntuples(trig) == 0)
+        ML_WARN(SUBSYS, "revocations: the database lacks migration 003 (run meetlited --migrate): "
+                        "revocations made on other nodes reach this relay only at its next "
+                        "reconnection");
+    PQclear(trig);
     char since[32], limit[16];
     bool all = first || r->alive_us == 0;
     ml_snprintf(since, sizeof since, "%lld",

@@ -47,6 +47,7 @@ def revoked_within(p, t0, limit=1.0):
 try:
     d = ControlDaemon(pg.url, ["database.migrate-on-start=yes", "turn.allow-peers=127.0.0.0/8",
                                "net.workers=2", "usage.flush-interval-ms=100",
+                               "control.min-duration=1s", "control.sweep-interval=1s",
                                "database.reconnect-max=500", "log.level=info"])
     api = d.api
     t.ok(d.wait_log("listening for revocations", 10), "the node LISTENs for revocations", d.log())
@@ -109,6 +110,20 @@ try:
     res = [revoked_within(p, t0) for p in (hp, ep, bp2)]
     t.ok(all(ok for ok, _ in res), "within 1 s every participant's allocation is gone and every credential refused",
          res)
+
+    # ------------------------------------------------------------ the meeting expires
+    mx = api.meeting(host_tok, "Short", duration_s=2)
+    xj = join(api, mx["id"], eve_tok)
+    xp = participant(xj)
+    t.ok(xp.relays(), "a participant of a 2-second meeting relays")
+    exp_at = int(xj["turn"]["username"].split(":")[0])
+    t.ok(exp_at <= xj["meeting_expires_at"], "its credential expires with the meeting")
+    # The credential's own expiry does not end a live allocation (turn.strict-expiry is off):
+    # the sweep's revocation does.
+    gone = wait_until(lambda: xp.gone()[0], 6, 0.2)
+    t.ok(gone and time.time() < exp_at + 3.5,
+         "the expiry sweep's revocation closes the allocation soon after the meeting's end",
+         (round(time.time() - exp_at, 2), xp.gone()[1]))
 
     # ------------------------------------------------------------ usage records, exactly
     m2 = api.meeting(host_tok, "Usage", max_participants=10)
