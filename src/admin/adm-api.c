@@ -324,6 +324,7 @@ static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
             return;
         }
         op->snap.top_limit = (size_t)top;
+        op->snap.have_top = true; /* an empty list for top=0 */
         size_t ask = (size_t)top * TOP_ASK_FACTOR;
         if (ask > TOP_ASK_MAX)
             ask = TOP_ASK_MAX;

@@ -285,8 +285,9 @@ void adm_submit(struct adm_req *r, db_work_fn work, void (*on_db)(struct adm *, 
             ml_strlcpy(r->errmsg, "no database: database.url is not set", sizeof r->errmsg);
         if (on_db)
             on_db(a, r);
-        else
-            adm_reply_err(r, CP_E_UNAVAILABLE, r->errmsg[0] ? r->errmsg : NULL);
+        else /* no database at all is the node's configuration, not an outage */
+            adm_reply_err(r, a->pool ? CP_E_UNAVAILABLE : CP_E_CONFLICT,
+                          r->errmsg[0] ? r->errmsg : NULL);
         return;
     }
     r->pending++;
