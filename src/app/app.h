@@ -39,6 +39,7 @@ struct app_config {
     struct db_config database;
     struct cp_config control;
     struct cp_auth_config auth;
+    struct sig_config signaling;
     struct app_usage_config usage;
     struct adm_config admin;
 };

@@ -223,11 +223,16 @@ static int start_control(struct app *app)
     /* revocations reach this process's relay at once; other nodes learn them by NOTIFY */
     if (app->relay)
         cp_set_revoke_hook(app->cp, app_relay_revoke, app->relay);
+    if (cp_set_signaling(app->cp, &app->cfg.signaling, &app->cfg.database, err, sizeof err) < 0) {
+        ML_ERROR("app", "signaling: %s", err);
+        return -1;
+    }
     if (cp_start(app->cp, err, sizeof err) < 0) {
         ML_ERROR("app", "control plane: %s", err);
         return -1;
     }
-    ML_NOTICE("app", "control plane listening on http://%s (port %d)", app->cfg.control.listen,
+    ML_NOTICE("app", "control plane listening on %s://%s (port %d)",
+              app->cfg.control.tls_cert ? "https" : "http", app->cfg.control.listen,
               cp_port(app->cp));
     return 0;
 }

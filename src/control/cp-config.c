@@ -76,6 +76,11 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
     {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
      "Private key (PEM) of control.tls-cert."},
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, C(tls_cert), NULL, NULL,
+     "Certificate chain (PEM) for TLS on control.listen: the API over HTTPS and signaling over "
+     "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
+    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
+     "Private key (PEM) of control.tls-cert."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

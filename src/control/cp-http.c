@@ -579,9 +579,16 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 static const struct lws_protocols cp_protocols[] = {
     {"cp-http", cb_http, sizeof(struct cp_conn), 0, 0, NULL, 0},
-    /* issue #5 adds the signaling WebSocket protocol here */
+    /* WebSocket signaling (sig-ws.c): the vhost's default for an upgrade naming no protocol */
+    {"meetlite-signaling", sig_ws_callback, SIG_PSS_SIZE, 2048, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* Makes meetlite-signaling the protocol of a WebSocket upgrade without Sec-WebSocket-Protocol
+ * (browsers' new WebSocket(url)); HTTP requests still go to protocols[0]. */
+static const struct lws_protocol_vhost_options sig_pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options sig_pvo = {NULL, &sig_pvo_default,
+                                                          "meetlite-signaling", ""};
 
 static void lws_emit(int level, const char *line)
 {
@@ -609,6 +616,7 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
     info.port = ml_addr_port((struct sockaddr *)&ss);
     info.iface = ip;
     info.protocols = cp_protocols;
+    info.pvo = &sig_pvo;
     info.vhost_name = "api";
     info.user = cp;
     info.alpn = "http/1.1";
@@ -621,6 +629,11 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (ss.ss_family == AF_INET)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cp->cfg.tls_cert) { /* HTTPS and wss:// on the same port */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cp->cfg.tls_cert;
+        info.ssl_private_key_filepath = cp->cfg.tls_key;
+    }
     cp->ctx = lws_create_context(&info);
     if (!cp->ctx)
         return ml_err(err, errlen,

@@ -261,6 +261,7 @@ struct cp {
     uint64_t ws_open;                          /* open signaling WebSockets (the HTTP thread) */
     bool draining;                             /* atomic: joins refused */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
+    struct sig *sig;            /* WebSocket signaling (sig-*.c); NULL when off */
 };
 
 /* The status cache (cp-api.c), on the control-plane thread. */
@@ -290,6 +291,19 @@ extern const struct cp_route cp_api_routes[];
 void cp_sweep(struct cp *cp);
 /* Authenticates the request's bearer token into req->user. */
 enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz);
+
+/* WebSocket signaling (sig-*.c): the protocol's callback, and its life within the control
+ * plane's (started before the service thread; stopped after it, before the lws context goes;
+ * freed after the pool's last drain). */
+struct sig;
+int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+#define SIG_PSS_SIZE (sizeof(void *))
+int sig_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
+void sig_stop(struct cp *cp);
+void sig_free(struct cp *cp);
+/* The iceServers of a join for a TURN credential (cp-api.c). New reference. */
+json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
 
 /* Failed-login limits (cp-limit.c): per account and per address, in a fixed-size table. */
 struct cp_limiter;

@@ -171,6 +171,10 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         ml_err(err, errlen, "control.listen is empty");
         return NULL;
     }
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        ml_err(err, errlen, "control.tls-cert and control.tls-key go together");
+        return NULL;
+    }
     if (!db->url) {
         ml_err(err, errlen, "the control plane needs database.url (a libpq connection string)");
         return NULL;
@@ -211,6 +215,8 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->cfg.public_url = dup_opt(cfg->public_url);
     cp->cfg.cors_origins = dup_opt(cfg->cors_origins);
     cp->cfg.turn_uris = dup_opt(cfg->turn_uris);
+    cp->cfg.tls_cert = dup_opt(cfg->tls_cert);
+    cp->cfg.tls_key = dup_opt(cfg->tls_key);
     cp->auth = *auth;
     cp->auth.jwt_secret = NULL;
     cp->auth.jwt_key = dup_opt(auth->jwt_key);
@@ -284,6 +290,8 @@ static void *service_main(void *arg)
 
 int cp_start(struct cp *cp, char *err, size_t errlen)
 {
+    if (sig_start(cp, err, errlen) < 0)
+        return -1;
     int rc = pthread_create(&cp->thread, NULL, service_main, cp);
     if (rc)
         return ml_err(err, errlen, "cannot start the control-plane thread: %s", strerror(rc));
@@ -301,6 +309,7 @@ void cp_free(struct cp *cp)
         pthread_join(cp->thread, NULL);
     }
     cp->stopping = true;
+    sig_stop(cp); /* the node leaves signaling (its sessions' rows go) while lws still exists */
     /* closing the connections orphans the requests whose jobs still run ... */
     if (cp->ctx) {
         lws_sul_cancel(&cp->sweep_sul);
@@ -310,6 +319,7 @@ void cp_free(struct cp *cp)
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
     cp->started = false;
     db_pool_free(cp->pool);
+    sig_free(cp); /* after the pool's last drain: no job of signaling is left */
     cp_jwt_key_free(&cp->key);
     cp_jwks_free(&cp->jwks);
     json_decref(cp->turn_uris);
@@ -327,6 +337,8 @@ void cp_free(struct cp *cp)
     free(cp->cfg.public_url);
     free(cp->cfg.cors_origins);
     free(cp->cfg.turn_uris);
+    free(cp->cfg.tls_cert);
+    free(cp->cfg.tls_key);
     free(cp->auth.jwt_key);
     free(cp->auth.jwt_issuer);
     free(cp->auth.jwt_audience);

@@ -1,0 +1,743 @@
+/* Signaling between the nodes that share one PostgreSQL. Two threads of their own, each with
+ * its own connection, so that neither waits for the pool nor holds up the lws thread:
+ *
+ *   - the LISTEN thread (db_listener, channel meetlite_sig) hands every notification of the
+ *     other nodes and of the triggers to the lws thread through a queue and
+ *     lws_cancel_service(); a payload too large for NOTIFY is read from sig_outbox here, in
+ *     its place in the stream, so that order is kept;
+ *   - the publisher thread ("sigpub") registers the node, beats its heart (sweeping the nodes
+ *     that stopped beating, with their sessions), and sends what the lws thread queued: one
+ *     transaction per batch (ml_sig_publish), records packed into NOTIFY payloads, chat and
+ *     media states stored in the same transaction, in queue order.
+ *
+ * Records are published only while another node is alive (the heartbeat counts them, and a
+ * node-up notification says so at once): a node alone never pays for NOTIFY.
+ *
+ * Record format, one per line of a payload "N<TAB>node<LF>record<LF>record...":
+ *   kind<TAB>meeting<TAB>to or *<TAB>except or -<TAB>body
+ * kind R is relayed as is; P changes the roster (participant-joined, -left, -updated). The body
+ * is a JSON object's compact text (no raw new line or tab in it). */
+#include "config.h"
+
+#include "control/sig-int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SUBSYS "sig"
+#define SIG_KEEPALIVE_MS 5000
+
+struct sig_item {
+    struct sig_item *next;
+    char kind;  /* R, P (records); C (chat), M (media state); X (control, inbound) */
+    size_t len; /* excluding the NUL */
+    char data[];
+};
+
+struct sig_bus {
+    struct sig *sig;
+    struct db_listener *listener;
+    /* inbound: LISTEN thread -> lws thread */
+    pthread_mutex_t in_mu;
+    struct sig_item *ihead, *itail;
+    size_t in_n;
+    PGconn *fetch; /* LISTEN thread only: reads sig_outbox */
+    /* outbound: lws thread -> publisher */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct sig_item *ohead, *otail;
+    size_t out_n;
+    bool stop; /* under mu */
+    pthread_t thread;
+    bool started;
+    /* publisher thread only */
+    PGconn *pg;
+    int64_t backoff_ms, next_try_ms, next_hb_ms;
+    bool was_registered;
+    /* any thread: relaxed atomics */
+    bool listen_up, registered;
+    unsigned nodes;
+    uint64_t dropped;
+};
+
+static struct sig_item *item_new(char kind, const char *data, size_t n)
+{
+    struct sig_item *it = malloc(sizeof *it + n + 1);
+    if (!it)
+        return NULL;
+    it->next = NULL;
+    it->kind = kind;
+    it->len = n;
+    memcpy(it->data, data, n);
+    it->data[n] = 0;
+    return it;
+}
+
+static void items_free(struct sig_item *it)
+{
+    while (it) {
+        struct sig_item *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
+static void count_drop(struct sig_bus *b, uint64_t n)
+{
+    __atomic_add_fetch(&b->dropped, n, __ATOMIC_RELAXED);
+}
+
+bool sig_bus_ready(const struct sig_bus *b)
+{
+    return b && __atomic_load_n(&b->listen_up, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&b->registered, __ATOMIC_RELAXED);
+}
+
+unsigned sig_bus_nodes(const struct sig_bus *b)
+{
+    return b ? __atomic_load_n(&b->nodes, __ATOMIC_RELAXED) : 1;
+}
+
+/* ------------------------------------------------------------------ inbound */
+
+static void push_in(struct sig_bus *b, char kind, const char *data, size_t n)
+{
+    struct sig_item *it = item_new(kind, data, n);
+    if (!it) {
+        count_drop(b, 1);
+        return;
+    }
+    pthread_mutex_lock(&b->in_mu);
+    if (b->in_n >= (size_t)b->sig->cfg.publish_queue) {
+        pthread_mutex_unlock(&b->in_mu);
+        free(it);
+        count_drop(b, 1);
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS,
+                       "a notification from another node dropped: %lld waiting already",
+                       b->sig->cfg.publish_queue);
+        return;
+    }
+    bool was_empty = !b->ihead;
+    if (b->itail)
+        b->itail->next = it;
+    else
+        b->ihead = it;
+    b->itail = it;
+    b->in_n++;
+    pthread_mutex_unlock(&b->in_mu);
+    if (was_empty)
+        lws_cancel_service(b->sig->cp->ctx);
+}
+
+/* Is payload from this node (it hears its own NOTIFYs: skipped)? */
+static bool own(const struct sig_bus *b, const char *p, char lead, char end)
+{
+    size_t n = strlen(b->sig->node);
+    const char *q = p + 1;
+    if (p[0] != lead)
+        return false;
+    if (lead == 'N') {
+        if (p[1] != '\t')
+            return false;
+        q = p + 2;
+    }
+    return !strncmp(q, b->sig->node, n) && q[n] == end;
+}
+
+/* A large payload: read from sig_outbox on this thread's own connection. */
+static void fetch_outbox(struct sig_bus *b, const char *ref)
+{
+    const char *tab = strchr(ref, '\t');
+    if (!tab)
+        return;
+    char err[256];
+    if (!b->fetch) {
+        b->fetch = db_connect(&b->sig->db, "meetlited-sigfetch", err, sizeof err);
+        if (!b->fetch) {
+            count_drop(b, 1);
+            ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "a large message from another node lost: %s",
+                           err);
+            return;
+        }
+    }
+    const char *p[] = {tab + 1};
+    PGresult *r = PQexecParams(b->fetch, "SELECT payload FROM sig_outbox WHERE id = $1", 1, NULL,
+                               p, NULL, NULL, 0);
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        push_in(b, 'N', PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    } else {
+        count_drop(b, 1);
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "a large message from another node lost: %s",
+                       r ? PQresultErrorMessage(r) : PQerrorMessage(b->fetch));
+        if (PQstatus(b->fetch) != CONNECTION_OK) {
+            PQfinish(b->fetch);
+            b->fetch = NULL;
+        }
+    }
+    PQclear(r);
+}
+
+static void l_notify(void *arg, const char *channel, const char *payload)
+{
+    struct sig_bus *b = arg;
+    ML_UNUSED(channel);
+    if (own(b, payload, 'N', '\n') || own(b, payload, '@', '\t'))
+        return;
+    if (payload[0] == '@') {
+        fetch_outbox(b, payload + 1);
+        return;
+    }
+    if (payload[0] == 'D' && strstr(payload, "\"node-up\"") &&
+        !strstr(payload, b->sig->node)) /* another node: publish from now on */
+        if (__atomic_load_n(&b->nodes, __ATOMIC_RELAXED) < 2)
+            __atomic_store_n(&b->nodes, 2, __ATOMIC_RELAXED);
+    push_in(b, payload[0], payload, strlen(payload));
+}
+
+static int l_connected(void *arg, PGconn *pg, bool first, char *err, size_t errlen)
+{
+    struct sig_bus *b = arg;
+    ML_UNUSED(pg);
+    ML_UNUSED(err);
+    ML_UNUSED(errlen);
+    __atomic_store_n(&b->listen_up, true, __ATOMIC_RELAXED);
+    if (!first) /* notifications may have been missed meanwhile */
+        push_in(b, 'X', "X\tresync", 8);
+    pthread_mutex_lock(&b->mu);
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+static void l_state(void *arg, bool up, bool was_up, const char *err, unsigned retry_ms)
+{
+    struct sig_bus *b = arg;
+    if (up) {
+        ML_NOTICE(SUBSYS, "signaling LISTEN connection up (node %s)", b->sig->node);
+        return;
+    }
+    __atomic_store_n(&b->listen_up, false, __ATOMIC_RELAXED);
+    if (was_up)
+        ML_WARN(SUBSYS,
+                "signaling LISTEN connection lost: %s; new sessions are refused until it is "
+                "back (retry in %u ms)",
+                err ? err : "?", retry_ms);
+    else
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling LISTEN connection failed: %s (retry in %u ms)",
+                       err ? err : "?", retry_ms);
+}
+
+/* ------------------------------------------------------------------ inbound, lws thread */
+
+static bool uuid_or(const char *s, size_t n, uint8_t out[16], bool *present, char none)
+{
+    if (n == 1 && s[0] == none) {
+        *present = false;
+        return true;
+    }
+    char tmp[SIG_UUID_STR];
+    if (n != 36)
+        return false;
+    memcpy(tmp, s, 36);
+    tmp[36] = 0;
+    *present = true;
+    return sig_uuid_parse(tmp, out);
+}
+
+static void handle_record(struct sig *sig, const char *line, size_t n)
+{
+    const char *f[5];
+    size_t fl[5];
+    const char *p = line, *end = line + n;
+    for (int i = 0; i < 4; i++) {
+        const char *tab = memchr(p, '\t', (size_t)(end - p));
+        if (!tab)
+            return;
+        f[i] = p;
+        fl[i] = (size_t)(tab - p);
+        p = tab + 1;
+    }
+    f[4] = p;
+    fl[4] = (size_t)(end - p);
+    uint8_t mid[16], to[16], except[16];
+    bool has_mid, has_to, has_except;
+    if (fl[0] != 1 || !uuid_or(f[1], fl[1], mid, &has_mid, 0) || !has_mid ||
+        !uuid_or(f[2], fl[2], to, &has_to, '*') || !uuid_or(f[3], fl[3], except, &has_except, '-'))
+        return;
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r || r->ended)
+        return; /* no session of that meeting here */
+    sig->ctr.remote_in++;
+    if (f[0][0] == 'R') {
+        sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
+        return;
+    }
+    if (f[0][0] != 'P')
+        return;
+    json_t *o = json_loadb(f[4], fl[4], 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    if (type && !strcmp(type, "participant-left")) {
+        uint8_t pid[16];
+        if (sig_uuid_parse(json_string_value(json_object_get(o, "participant_id")), pid))
+            sig_on_offline(sig, mid, pid);
+    } else if (type && (!strcmp(type, "participant-joined") ||
+                        !strcmp(type, "participant-updated"))) {
+        if (sig_room_member_set(r, json_object_get(o, "participant")))
+            sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
+    }
+    json_decref(o);
+}
+
+static void handle_db_event(struct sig *sig, const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    const char *k = json_string_value(json_object_get(o, "k"));
+    const char *m = json_string_value(json_object_get(o, "m"));
+    const char *p = json_string_value(json_object_get(o, "p"));
+    const char *role = json_string_value(json_object_get(o, "role"));
+    uint8_t mid[16], pid[16];
+    bool has_m = sig_uuid_parse(m, mid), has_p = sig_uuid_parse(p, pid);
+    if (!k) {
+        json_decref(o);
+        return;
+    }
+    if (has_m && (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") ||
+                  !strcmp(k, "role")))
+        cp_cache_invalidate(sig->cp, m); /* another node's change shows here at once */
+    if ((!strcmp(k, "left") || !strcmp(k, "removed")) && has_m && has_p)
+        sig_on_member_left(sig, mid, pid, k);
+    else if (!strcmp(k, "ended") && has_m)
+        sig_on_meeting_ended(sig, mid, json_string_value(json_object_get(o, "status")));
+    else if (!strcmp(k, "role") && has_m && has_p)
+        sig_on_role(sig, mid, pid, role && !strcmp(role, "ADMIN"));
+    else if (!strcmp(k, "offline") && has_m && has_p)
+        sig_on_offline(sig, mid, pid);
+    json_decref(o);
+}
+
+void sig_bus_handle(struct sig *sig, const char *payload, size_t n)
+{
+    if (n < 2 || payload[1] != '\t')
+        return;
+    switch (payload[0]) {
+    case 'D':
+        handle_db_event(sig, payload + 2);
+        return;
+    case 'X':
+        if (!strcmp(payload + 2, "resync"))
+            sig_db_resync(sig);
+        return;
+    case 'N': {
+        const char *p = memchr(payload, '\n', n), *end = payload + n;
+        while (p && p + 1 < end) {
+            p++;
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            if (len)
+                handle_record(sig, p, len);
+            p = nl;
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+void sig_bus_drain(struct sig_bus *b)
+{
+    pthread_mutex_lock(&b->in_mu);
+    struct sig_item *it = b->ihead;
+    b->ihead = b->itail = NULL;
+    b->in_n = 0;
+    pthread_mutex_unlock(&b->in_mu);
+    while (it) {
+        struct sig_item *next = it->next;
+        if (!b->sig->stopping)
+            sig_bus_handle(b->sig, it->data, it->len);
+        free(it);
+        it = next;
+    }
+}
+
+/* ------------------------------------------------------------------ outbound, lws thread */
+
+static void push_out(struct sig_bus *b, struct sig_item *it)
+{
+    if (!it) {
+        count_drop(b, 1);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    if (b->out_n >= (size_t)b->sig->cfg.publish_queue || b->stop) {
+        pthread_mutex_unlock(&b->mu);
+        free(it);
+        count_drop(b, 1);
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS,
+                       "a message for other nodes dropped: signaling.publish-queue=%lld full",
+                       b->sig->cfg.publish_queue);
+        return;
+    }
+    if (b->otail)
+        b->otail->next = it;
+    else
+        b->ohead = it;
+    b->otail = it;
+    b->out_n++;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void sig_bus_record(struct sig_bus *b, char kind, const struct sig_room *r, const uint8_t *to,
+                    const uint8_t *except, const char *body, size_t n)
+{
+    char head[2 + SIG_UUID_STR * 3 + 8], ts[SIG_UUID_STR], es[SIG_UUID_STR];
+    if (to)
+        sig_uuid_format(to, ts);
+    if (except)
+        sig_uuid_format(except, es);
+    size_t hn = ml_snprintf(head, sizeof head, "%c\t%s\t%s\t%s\t", kind, r->id_s, to ? ts : "*",
+                            except ? es : "-");
+    struct sig_item *it = malloc(sizeof *it + hn + n + 1);
+    if (!it) {
+        count_drop(b, 1);
+        return;
+    }
+    it->next = NULL;
+    it->kind = kind;
+    it->len = hn + n;
+    memcpy(it->data, head, hn);
+    memcpy(it->data + hn, body, n);
+    it->data[hn + n] = 0;
+    b->sig->ctr.remote_out++;
+    push_out(b, it);
+}
+
+void sig_bus_chat(struct sig_bus *b, const char *json, size_t n)
+{
+    push_out(b, item_new('C', json, n));
+}
+
+void sig_bus_media(struct sig_bus *b, const char *json, size_t n)
+{
+    push_out(b, item_new('M', json, n));
+}
+
+/* ------------------------------------------------------------------ the publisher */
+
+/* A growable text buffer; aborts on exhaustion (sizes bounded by the queue). */
+struct buf {
+    char *s;
+    size_t n, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 8192;
+        while (c < b->n + n + 1)
+            c *= 2;
+        char *p = realloc(b->s, c);
+        if (!p)
+            abort();
+        b->s = p;
+        b->cap = c;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+static void drop_pg(struct sig_bus *b, const char *why)
+{
+    ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher lost its database connection: %s",
+                   why);
+    if (b->pg)
+        PQfinish(b->pg);
+    b->pg = NULL;
+}
+
+static PGresult *exec(struct sig_bus *b, const char *sql, int n, const char *const *p)
+{
+    PGresult *r = PQexecParams(b->pg, sql, n, NULL, p, NULL, NULL, 0);
+    if (!r || PQstatus(b->pg) != CONNECTION_OK) {
+        PQclear(r);
+        drop_pg(b, PQerrorMessage(b->pg));
+        return NULL;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        ML_LOG_LIMITED(ML_LOG_ERROR, SUBSYS, "signaling statement failed: %s",
+                       PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Registers the node (its earlier process's sessions dropped); true when done. */
+static bool node_up(struct sig_bus *b)
+{
+    char to[24];
+    ml_snprintf(to, sizeof to, "%lld", b->sig->cfg.node_timeout_ms);
+    const char *p[] = {b->sig->node, to};
+    PGresult *r = exec(b, "SELECT ml_sig_node_up($1, $2)", 2, p);
+    if (!r)
+        return false;
+    unsigned live = (unsigned)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    __atomic_store_n(&b->nodes, live ? live : 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->registered, true, __ATOMIC_RELAXED);
+    ML_NOTICE(SUBSYS, "node %s registered for signaling (%u node%s alive)", b->sig->node, live,
+              live == 1 ? "" : "s");
+    if (b->was_registered) /* it had been swept: its sessions are recorded again */
+        push_in(b, 'X', "X\tresync", 8);
+    b->was_registered = true;
+    return true;
+}
+
+static void heartbeat(struct sig_bus *b)
+{
+    char to[24];
+    ml_snprintf(to, sizeof to, "%lld", b->sig->cfg.node_timeout_ms);
+    const char *p[] = {b->sig->node, to};
+    PGresult *r = exec(b, "SELECT registered, live, swept FROM ml_sig_heartbeat($1, $2)", 2, p);
+    if (!r)
+        return;
+    bool registered = PQgetvalue(r, 0, 0)[0] == 't';
+    unsigned live = (unsigned)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
+    long swept = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    PQclear(r);
+    if (swept > 0)
+        ML_NOTICE(SUBSYS, "%ld signaling node%s silent for %lld ms: swept with their sessions",
+                  swept, swept == 1 ? "" : "s", b->sig->cfg.node_timeout_ms);
+    if (!registered) {
+        ML_WARN(SUBSYS, "node %s had been taken for dead by the others: registering again",
+                b->sig->node);
+        __atomic_store_n(&b->registered, false, __ATOMIC_RELAXED);
+        node_up(b);
+        return;
+    }
+    __atomic_store_n(&b->nodes, live ? live : 1, __ATOMIC_RELAXED);
+}
+
+/* Sends a batch (queue order) in one transaction. */
+static void publish(struct sig_bus *b, struct sig_item *items)
+{
+    struct buf pay = {0}, cur = {0}, chat = {0}, media = {0};
+    size_t nrec = 0, nitems = 0;
+    char head[SIG_NODE_MAX + 4];
+    size_t hn = ml_snprintf(head, sizeof head, "N\t%s\n", b->sig->node);
+    for (struct sig_item *it = items; it; it = it->next) {
+        nitems++;
+        if (it->kind == 'C' || it->kind == 'M') {
+            struct buf *a = it->kind == 'C' ? &chat : &media;
+            buf_add(a, a->n ? "," : "[", 1);
+            buf_add(a, it->data, it->len);
+            continue;
+        }
+        if (cur.n && cur.n + it->len + 1 > SIG_NOTIFY_MAX) { /* this payload is full */
+            if (pay.n)
+                buf_add(&pay, "\x1e", 1);
+            buf_add(&pay, cur.s, cur.n);
+            cur.n = 0;
+        }
+        if (!cur.n)
+            buf_add(&cur, head, hn);
+        buf_add(&cur, it->data, it->len);
+        buf_add(&cur, "\n", 1);
+        nrec++;
+    }
+    if (cur.n) {
+        if (pay.n)
+            buf_add(&pay, "\x1e", 1);
+        buf_add(&pay, cur.s, cur.n);
+    }
+    if (chat.n)
+        buf_add(&chat, "]", 1);
+    if (media.n)
+        buf_add(&media, "]", 1);
+    const char *p[] = {b->sig->node, pay.n ? pay.s : NULL, chat.n ? chat.s : NULL,
+                       media.n ? media.s : NULL};
+    PGresult *r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
+    if (r)
+        PQclear(r);
+    else
+        count_drop(b, nitems);
+    (void)nrec;
+    free(pay.s);
+    free(cur.s);
+    free(chat.s);
+    free(media.s);
+}
+
+static void timed_wait(struct sig_bus *b, int64_t until_ms)
+{
+    int64_t wait_ms = until_ms - ml_now_ms();
+    if (wait_ms <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&b->cond, &b->mu, &ts);
+}
+
+static void *pub_main(void *arg)
+{
+    struct sig_bus *b = arg;
+    char err[256];
+    ml_log_set_thread("sigpub");
+    pthread_mutex_lock(&b->mu);
+    while (!b->stop) {
+        int64_t now = ml_now_ms();
+        if (!b->pg) {
+            if (now < b->next_try_ms) {
+                timed_wait(b, b->next_try_ms);
+                continue;
+            }
+            pthread_mutex_unlock(&b->mu);
+            b->pg = db_connect(&b->sig->db, "meetlited-sigpub", err, sizeof err);
+            pthread_mutex_lock(&b->mu);
+            if (!b->pg) {
+                b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : 100;
+                if (b->backoff_ms > b->sig->db.reconnect_max_ms)
+                    b->backoff_ms = b->sig->db.reconnect_max_ms;
+                b->next_try_ms = ml_now_ms() + b->backoff_ms;
+                /* nothing queued can wait for a database that is away */
+                count_drop(b, b->out_n);
+                items_free(b->ohead);
+                b->ohead = b->otail = NULL;
+                b->out_n = 0;
+                ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher cannot connect: %s",
+                               err);
+                continue;
+            }
+            b->backoff_ms = 0;
+            b->next_hb_ms = 0;
+            continue;
+        }
+        if (!__atomic_load_n(&b->registered, __ATOMIC_RELAXED)) {
+            if (!__atomic_load_n(&b->listen_up, __ATOMIC_RELAXED)) {
+                timed_wait(b, now + 100); /* LISTEN first: nothing of ours may be missed */
+                continue;
+            }
+            pthread_mutex_unlock(&b->mu);
+            node_up(b);
+            pthread_mutex_lock(&b->mu);
+            b->next_hb_ms = ml_now_ms() + b->sig->cfg.heartbeat_ms;
+            if (!b->pg)
+                b->next_try_ms = ml_now_ms() + 100;
+            continue;
+        }
+        if (now >= b->next_hb_ms) {
+            pthread_mutex_unlock(&b->mu);
+            heartbeat(b);
+            pthread_mutex_lock(&b->mu);
+            b->next_hb_ms = ml_now_ms() + b->sig->cfg.heartbeat_ms;
+            continue;
+        }
+        if (!b->ohead) {
+            timed_wait(b, b->next_hb_ms);
+            continue;
+        }
+        struct sig_item *items = b->ohead;
+        b->ohead = b->otail = NULL;
+        b->out_n = 0;
+        pthread_mutex_unlock(&b->mu);
+        publish(b, items);
+        items_free(items);
+        pthread_mutex_lock(&b->mu);
+    }
+    /* stopping: what is queued goes out, then the node leaves (its sessions with it) */
+    struct sig_item *items = b->ohead;
+    b->ohead = b->otail = NULL;
+    b->out_n = 0;
+    pthread_mutex_unlock(&b->mu);
+    if (b->pg && items)
+        publish(b, items);
+    items_free(items);
+    if (b->pg && __atomic_load_n(&b->registered, __ATOMIC_RELAXED)) {
+        const char *p[] = {b->sig->node};
+        PGresult *r = exec(b, "SELECT ml_sig_node_down($1)", 1, p);
+        if (r) {
+            PQclear(r);
+            ML_NOTICE(SUBSYS, "node %s left signaling", b->sig->node);
+        }
+    }
+    if (b->pg)
+        PQfinish(b->pg);
+    b->pg = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ life */
+
+struct sig_bus *sig_bus_new(struct sig *sig, char *err, size_t errlen)
+{
+    if (!sig->db.url) {
+        ml_err(err, errlen, "signaling needs database.url");
+        return NULL;
+    }
+    struct sig_bus *b = ml_xcalloc(1, sizeof *b);
+    b->sig = sig;
+    b->nodes = 1;
+    pthread_mutex_init(&b->in_mu, NULL);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    return b;
+}
+
+int sig_bus_start(struct sig_bus *b, char *err, size_t errlen)
+{
+    static const struct db_listen_ops ops = {
+        .connected = l_connected, .notify = l_notify, .alive = NULL, .state = l_state};
+    const char *channels[] = {SIG_CHANNEL, NULL};
+    b->listener = db_listener_new(&b->sig->db, channels, SIG_KEEPALIVE_MS, &ops, b, err, errlen);
+    if (!b->listener)
+        return -1;
+    int rc = pthread_create(&b->thread, NULL, pub_main, b);
+    if (rc)
+        return ml_err(err, errlen, "cannot start the signaling publisher: %s", strerror(rc));
+    b->started = true;
+    return 0;
+}
+
+void sig_bus_stop(struct sig_bus *b)
+{
+    if (!b)
+        return;
+    db_listener_free(b->listener); /* nothing more comes in */
+    b->listener = NULL;
+    __atomic_store_n(&b->listen_up, false, __ATOMIC_RELAXED);
+    if (b->started) {
+        pthread_mutex_lock(&b->mu);
+        b->stop = true;
+        pthread_cond_signal(&b->cond);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+        b->started = false;
+    }
+    if (b->fetch)
+        PQfinish(b->fetch);
+    b->fetch = NULL;
+}
+
+void sig_bus_free(struct sig_bus *b)
+{
+    if (!b)
+        return;
+    sig_bus_stop(b);
+    items_free(b->ihead);
+    items_free(b->ohead);
+    pthread_mutex_destroy(&b->in_mu);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cond);
+    free(b);
+}

@@ -1,0 +1,343 @@
+/* Signaling messages: the table of client message types and their payloads (validated in
+ * place, only known members relayed), close codes, UUIDs, node ids, the rate limiter's token
+ * bucket. Pure functions: no lws, no database. */
+#include "config.h"
+
+#include "control/sig-int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *sig_close_reason(int code)
+{
+    switch (code) {
+    case SIG_CLOSE_NORMAL:
+        return "normal";
+    case SIG_CLOSE_GOING_AWAY:
+        return "going_away";
+    case SIG_CLOSE_IDLE:
+        return "idle_timeout";
+    case SIG_CLOSE_TOO_BIG:
+        return "message_too_large";
+    case SIG_CLOSE_RATE:
+        return "rate_limited";
+    case SIG_CLOSE_TOO_MANY:
+        return "too_many_connections";
+    case SIG_CLOSE_SLOW:
+        return "slow_consumer";
+    case SIG_CLOSE_BAD_FRAME:
+        return "binary_frame";
+    case SIG_CLOSE_RESUME:
+        return "resume_failed";
+    default:
+        return "error";
+    }
+}
+
+/* ------------------------------------------------------------------ the message table */
+
+static const char *const mute_kinds[] = {"audio", "video", "all", NULL};
+
+static const struct sig_field sdp_fields[] = {
+    {"sdp", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 1, 1 << 20, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field candidate_fields[] = {
+    /* "" is the end-of-candidates indication */
+    {"candidate", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 0, 2048, NULL},
+    {"sdpMid", SIG_F_STRING, SIG_F_NO_CTRL, 0, 64, NULL},
+    {"sdpMLineIndex", SIG_F_INT, 0, 0, 65535, NULL},
+    {"usernameFragment", SIG_F_STRING, SIG_F_NO_CTRL, 0, 256, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field restart_fields[] = {
+    {"reason", SIG_F_STRING, SIG_F_NO_CTRL, 0, 200, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field chat_fields[] = {
+    /* the configured signaling.chat-max-length is checked by the handler */
+    {"text", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 1, 4000, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field media_fields[] = {
+    {"audio", SIG_F_BOOL, 0, 0, 0, NULL},
+    {"video", SIG_F_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field mute_fields[] = {
+    {"kind", SIG_F_ENUM, 0, 0, 0, mute_kinds},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field no_fields[] = {
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+const struct sig_mtype sig_mtypes[] = {
+    {"offer", SIG_M_RELAY, SIG_MT_TO | SIG_MT_PAYLOAD, sdp_fields},
+    {"answer", SIG_M_RELAY, SIG_MT_TO | SIG_MT_PAYLOAD, sdp_fields},
+    {"candidate", SIG_M_RELAY, SIG_MT_TO | SIG_MT_PAYLOAD, candidate_fields},
+    {"ice-restart", SIG_M_RELAY, SIG_MT_TO, restart_fields},
+    {"chat", SIG_M_CHAT, SIG_MT_PAYLOAD, chat_fields},
+    {"media", SIG_M_MEDIA, SIG_MT_PAYLOAD, media_fields},
+    {"mute-request", SIG_M_MUTE_REQUEST, SIG_MT_TO | SIG_MT_ADMIN, mute_fields},
+    {"remove", SIG_M_REMOVE, SIG_MT_TO | SIG_MT_ADMIN, no_fields},
+    {"end", SIG_M_END, SIG_MT_ADMIN, no_fields},
+    {"ping", SIG_M_PING, 0, NULL},
+    {NULL, 0, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ validation */
+
+static bool has_ctrl(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') || p[i] == 0x7f)
+            return true;
+        if (p[i] == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+            return true;
+    }
+    return false;
+}
+
+static enum cp_err check_field(const struct sig_field *f, const json_t *v, char *msg, size_t msglen)
+{
+    switch (f->type) {
+    case SIG_F_STRING: {
+        if (!json_is_string(v)) {
+            ml_snprintf(msg, msglen, "payload.%s: expected a string", f->name);
+            return CP_E_INVALID_FIELD;
+        }
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v), chars = 0;
+        if (n > 0 && !cp_utf8_valid(s, n, &chars)) {
+            ml_snprintf(msg, msglen, "payload.%s: not valid UTF-8 text", f->name);
+            return CP_E_INVALID_FIELD;
+        }
+        if ((long long)chars < f->min || (long long)chars > f->max) {
+            ml_snprintf(msg, msglen, "payload.%s: length must be %lld to %lld characters",
+                        f->name, f->min, f->max);
+            return CP_E_INVALID_FIELD;
+        }
+        if ((f->flags & SIG_F_NO_CTRL) && has_ctrl(s, n)) {
+            ml_snprintf(msg, msglen, "payload.%s: control characters are not allowed", f->name);
+            return CP_E_INVALID_FIELD;
+        }
+        return CP_OK;
+    }
+    case SIG_F_INT:
+        if (!json_is_integer(v) || json_integer_value(v) < f->min ||
+            json_integer_value(v) > f->max) {
+            ml_snprintf(msg, msglen, "payload.%s: expected an integer from %lld to %lld", f->name,
+                        f->min, f->max);
+            return CP_E_INVALID_FIELD;
+        }
+        return CP_OK;
+    case SIG_F_BOOL:
+        if (!json_is_boolean(v)) {
+            ml_snprintf(msg, msglen, "payload.%s: expected true or false", f->name);
+            return CP_E_INVALID_FIELD;
+        }
+        return CP_OK;
+    case SIG_F_ENUM: {
+        const char *s = json_string_value(v);
+        for (int i = 0; s && f->enums[i]; i++)
+            if (!strcmp(s, f->enums[i]))
+                return CP_OK;
+        size_t off = ml_snprintf(msg, msglen, "payload.%s: expected one of", f->name);
+        for (int i = 0; f->enums[i] && off < msglen; i++)
+            off += ml_snprintf(msg + off, msglen - off, "%s %s", i ? "," : "", f->enums[i]);
+        return CP_E_INVALID_FIELD;
+    }
+    }
+    return CP_E_INTERNAL;
+}
+
+/* The id a client gives a message: a string of 1..SIG_ID_MAX printable characters, or an
+ * integer. */
+static bool id_ok(const json_t *v)
+{
+    if (json_is_integer(v))
+        return true;
+    if (!json_is_string(v))
+        return false;
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v), chars = 0;
+    return n > 0 && cp_utf8_valid(s, n, &chars) && chars <= SIG_ID_MAX && !has_ctrl(s, n) &&
+           !strpbrk(s, "\n\r\t");
+}
+
+enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_msg *out, char *msg,
+                          size_t msglen)
+{
+    json_error_t je;
+    memset(out, 0, sizeof *out);
+    *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+    if (!*root) {
+        ml_snprintf(msg, msglen, "malformed JSON at byte %d: %s", je.position, je.text);
+        return CP_E_INVALID_JSON;
+    }
+    if (!json_is_object(*root)) {
+        ml_snprintf(msg, msglen, "a message is a JSON object {type, id, to, payload}");
+        return CP_E_INVALID_JSON;
+    }
+    json_t *id = json_object_get(*root, "id");
+    if (id && !json_is_null(id)) {
+        if (!id_ok(id)) {
+            ml_snprintf(msg, msglen, "id: a string of 1 to %d characters, or an integer",
+                        SIG_ID_MAX);
+            return CP_E_INVALID_FIELD;
+        }
+        out->id = id;
+    }
+    json_t *type = json_object_get(*root, "type");
+    if (!type) {
+        ml_snprintf(msg, msglen, "type is required");
+        return CP_E_MISSING_FIELD;
+    }
+    const char *tname = json_string_value(type);
+    for (const struct sig_mtype *t = sig_mtypes; tname && t->name; t++)
+        if (!strcmp(t->name, tname)) {
+            out->type = t;
+            break;
+        }
+    if (!out->type) {
+        ml_snprintf(msg, msglen, "type: not a message type of this protocol");
+        return CP_E_INVALID_FIELD;
+    }
+    const struct sig_mtype *t = out->type;
+    json_t *to = json_object_get(*root, "to");
+    if (t->flags & SIG_MT_TO) {
+        if (!to || json_is_null(to)) {
+            ml_snprintf(msg, msglen, "to is required for %s", t->name);
+            return CP_E_MISSING_FIELD;
+        }
+        if (!json_is_string(to) || !sig_uuid_parse(json_string_value(to), out->to)) {
+            ml_snprintf(msg, msglen, "to: expected a participant id");
+            return CP_E_INVALID_FIELD;
+        }
+        out->has_to = true;
+        sig_uuid_format(out->to, out->to_s);
+    }
+    json_t *payload = json_object_get(*root, "payload");
+    if (payload && json_is_null(payload))
+        payload = NULL;
+    if (!t->fields)
+        return CP_OK;
+    if (!payload && (t->flags & SIG_MT_PAYLOAD)) {
+        ml_snprintf(msg, msglen, "payload is required for %s", t->name);
+        return CP_E_MISSING_FIELD;
+    }
+    if (payload && !json_is_object(payload)) {
+        ml_snprintf(msg, msglen, "payload: expected an object");
+        return CP_E_INVALID_FIELD;
+    }
+    out->payload = json_object();
+    if (!out->payload)
+        abort();
+    for (const struct sig_field *f = t->fields; f->name; f++) {
+        json_t *v = payload ? json_object_get(payload, f->name) : NULL;
+        if (!v || json_is_null(v)) {
+            if (f->flags & SIG_F_REQUIRED) {
+                ml_snprintf(msg, msglen, "payload.%s is required", f->name);
+                json_decref(out->payload);
+                out->payload = NULL;
+                return CP_E_MISSING_FIELD;
+            }
+            continue;
+        }
+        enum cp_err e = check_field(f, v, msg, msglen);
+        if (e != CP_OK) {
+            json_decref(out->payload);
+            out->payload = NULL;
+            return e;
+        }
+        json_object_set(out->payload, f->name, v);
+    }
+    return CP_OK;
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool sig_uuid_parse(const char *s, uint8_t out[16])
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    int k = 0;
+    for (int i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            i++;
+            continue;
+        }
+        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[k++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return true;
+}
+
+void sig_uuid_format(const uint8_t in[16], char out[SIG_UUID_STR])
+{
+    static const char hx[] = "0123456789abcdef";
+    int k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = hx[in[i] >> 4];
+        out[k++] = hx[in[i] & 15];
+    }
+    out[k] = 0;
+}
+
+void sig_uuid_random(uint8_t out[16])
+{
+    ml_random(out, 16);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x40);
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+}
+
+bool sig_node_id_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= SIG_NODE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+void sig_bucket_init(struct sig_bucket *b, long long burst, int64_t now_ms)
+{
+    b->tokens = (double)burst;
+    b->last_ms = now_ms;
+}
+
+bool sig_bucket_take(struct sig_bucket *b, long long rate, long long burst, int64_t now_ms)
+{
+    if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * (double)rate / 1000.0;
+        if (b->tokens > (double)burst)
+            b->tokens = (double)burst;
+        b->last_ms = now_ms;
+    }
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}

@@ -1,0 +1,688 @@
+/* The signaling WebSocket protocol on the control plane's lws thread: the connection's
+ * authentication (the join's signaling token as ?token=, or a resume token), reading messages
+ * within the limits (size, rate), writing one frame per WRITEABLE, pings and the idle timeout,
+ * and what each client message does. Also the signaling's life inside the control plane. */
+#include "config.h"
+
+#include "control/sig-int.h"
+#include "net/net.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBSYS "sig"
+
+/* Per WebSocket: the session it carries (NULL once it let go). */
+struct sig_pss {
+    struct sig_sess *s;
+};
+
+static struct sig *sig_of(struct lws *wsi)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct cp *cp = ctx ? lws_context_user(ctx) : NULL;
+    return cp ? cp->sig : NULL;
+}
+
+/* Refuses a connection before it has a session: the close frame says why. */
+static int refuse(struct lws *wsi, int code, const char *reason)
+{
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    return -1;
+}
+
+/* A limit was breached: the log line, the counter, the close. */
+static void limit_close(struct sig_sess *s, int code, const char *fmt, ...) ML_PRINTF(3, 4);
+static void limit_close(struct sig_sess *s, int code, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
+                   "closing %d %s (meeting=%s participant=%s session=%s peer=%s): %s", code,
+                   sig_close_reason(code), s->room ? s->room->id_s : "-", s->pid_s, s->sid_s,
+                   s->peer, what);
+    s->sig->ctr.limit_closes++;
+    sig_sess_close(s, code, NULL, false);
+}
+
+/* ------------------------------------------------------------------ opening */
+
+/* The value of ?name= (name includes the '=') copied into out, or NULL when absent or longer
+ * than outlen. lws_get_urlarg_by_name stops at the first argument longer than its buffer, so
+ * every lookup goes through one buffer that fits any argument we accept (a token). */
+static const char *urlarg(struct lws *wsi, const char *name, char *out, size_t outlen)
+{
+    static char scratch[CP_JWT_MAX + 64]; /* the lws thread only */
+    const char *v = lws_get_urlarg_by_name(wsi, name, scratch, (int)sizeof scratch);
+    if (!v || strlen(v) >= outlen)
+        return NULL;
+    memcpy(out, v, strlen(v) + 1);
+    return out;
+}
+
+static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, const char *tok,
+                       const char *peer)
+{
+    const char *dot = strrchr(tok, '.');
+    size_t nlen = dot ? (size_t)(dot - tok) : 0;
+    uint8_t key[16];
+    if (!dot || nlen != strlen(sig->node) || memcmp(tok, sig->node, nlen) ||
+        strlen(dot + 1) != SIG_TOKEN_HEX) {
+        ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (peer=%s): %s", peer,
+                       dot && nlen ? "the token names another node" : "malformed resume token");
+        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+    }
+    for (int i = 0; i < 16; i++) {
+        char h[3] = {dot[1 + 2 * i], dot[2 + 2 * i], 0};
+        char *end;
+        unsigned long v = strtoul(h, &end, 16);
+        if (*end)
+            return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+        key[i] = (uint8_t)v;
+    }
+    struct sig_hnode *n = sig_htab_get(&sig->by_token, key);
+    struct sig_sess *s = n ? (struct sig_sess *)n : NULL; /* tok is the first member */
+    int64_t now = ml_now_ms();
+    if (!s || s->state != SIG_S_DETACHED ||
+        now - s->detached_ms > sig->cfg.resume_window_s * 1000) {
+        ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (peer=%s): %s", peer,
+                       s ? "the session is not waiting for a resume" : "unknown or expired");
+        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+    }
+    char buf[32];
+    const char *ls = urlarg(wsi, "last_seq=", buf, sizeof buf);
+    long long last = (long long)s->join_seq;
+    if (ls && (ml_parse_ll(ls, 0, 1LL << 62, &last) < 0 || (uint64_t)last > s->room->seq)) {
+        ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (session=%s peer=%s): bad last_seq",
+                       s->sid_s, peer);
+        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+    }
+    if ((uint64_t)last < s->join_seq)
+        last = (long long)s->join_seq;
+    s->wsi = wsi;
+    pss->s = s;
+    s->state = SIG_S_RESUMING;
+    s->hold = true;
+    s->resume_from = (uint64_t)last;
+    s->last_rx_ms = now;
+    s->ping_due = false;
+    s->clean_close = false;
+    sig_bucket_init(&s->bucket, sig->cfg.burst, now);
+    ml_strlcpy(s->peer, peer, sizeof s->peer);
+    NET_COUNT(sig->cp->ws_open, 1);
+    sig->ctr.connections++;
+    uint8_t mid[16];
+    memcpy(mid, s->room->node.key, 16);
+    sig_db_connect(s, mid, true);
+    return 0;
+}
+
+static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
+{
+    char peer[64];
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    if (!sig || sig->stopping || !sig->cfg.enabled)
+        return refuse(wsi, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE));
+    if (!sig_bus_ready(sig->bus)) {
+        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
+                       "signaling connection refused (peer=%s): not registered with the "
+                       "database yet",
+                       peer);
+        return refuse(wsi, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE));
+    }
+    static char buf[CP_JWT_MAX + 64]; /* the lws thread only */
+    const char *rt = urlarg(wsi, "resume=", buf, sizeof buf);
+    if (rt)
+        return open_resume(sig, wsi, pss, rt, peer);
+    const char *tok = urlarg(wsi, "token=", buf, sizeof buf);
+    if (!tok) { /* clients that can set headers may use Authorization: Bearer */
+        int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+        if (n > 7 && (size_t)n < sizeof buf &&
+            lws_hdr_copy(wsi, buf, (int)sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+            !strncasecmp(buf, "Bearer ", 7))
+            tok = buf + 7;
+    }
+    if (!tok || !*tok)
+        return refuse(wsi, cp_err_ws_code(CP_E_UNAUTHENTICATED),
+                      cp_err_code(CP_E_UNAUTHENTICATED));
+    struct cp *cp = sig->cp;
+    struct cp_jwt_expect ex = {cp->auth.jwt_issuer, "meetlite-signaling", cp->auth.leeway_s,
+                               ml_wall_s()};
+    jwt_t *j = NULL;
+    enum cp_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
+    uint8_t mid[16], pid[16], uid[16];
+    if (e == CP_OK && (!sig_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
+                       !sig_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
+                       !sig_uuid_parse(jwt_get_grant(j, "sub"), uid)))
+        e = CP_E_INVALID_TOKEN;
+    jwt_free(j);
+    if (e != CP_OK) {
+        ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "signaling connection refused (peer=%s): %s", peer,
+                       cp_err_code(e));
+        return refuse(wsi, cp_err_ws_code(e), cp_err_code(e));
+    }
+    struct sig_room *room = sig_room_get(sig, mid, true);
+    struct sig_sess *s = sig_sess_new(sig, room);
+    s->wsi = wsi;
+    pss->s = s;
+    memcpy(s->pid, pid, 16);
+    sig_uuid_format(pid, s->pid_s);
+    sig_uuid_format(uid, s->uid_s);
+    sig_uuid_random(s->sid);
+    sig_uuid_format(s->sid, s->sid_s);
+    ml_random(s->tok.key, sizeof s->tok.key);
+    ml_strlcpy(s->peer, peer, sizeof s->peer);
+    s->join_seq = room->seq;
+    NET_COUNT(cp->ws_open, 1);
+    sig->ctr.connections++;
+    sig_db_connect(s, mid, false);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+/* Sends body to the meeting here and, when other nodes serve it too, to them. */
+static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
+                 const uint8_t *except)
+{
+    char *t = json_dumps(body, JSON_COMPACT);
+    if (!t)
+        abort();
+    size_t n = strlen(t);
+    sig_room_send_text(s->room, t, n, to, except);
+    if (sig_bus_nodes(s->sig->bus) > 1)
+        sig_bus_record(s->sig->bus, kind, s->room, to, except, t, n);
+    free(t);
+}
+
+/* {"type":..., "from":..., "to":..., "id":..., "payload":...} for a message to relay. */
+static json_t *relay_body(struct sig_sess *s, struct sig_msg *m)
+{
+    json_t *o = json_pack("{s:s,s:s}", "type", m->type->name, "from", s->pid_s);
+    if (!o)
+        abort();
+    if (m->has_to)
+        json_object_set_new(o, "to", json_string(m->to_s));
+    if (m->id)
+        json_object_set(o, "id", m->id);
+    if (m->payload)
+        json_object_set(o, "payload", m->payload);
+    return o;
+}
+
+void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
+{
+    struct sig *sig = s->sig;
+    struct sig_room *r = s->room;
+    struct sig_member *me = sig_room_member(r, s->pid);
+    if ((m->type->flags & SIG_MT_ADMIN) && !(me && me->admin)) {
+        sig_sess_error(s, m->id, CP_E_NOT_ADMIN, NULL);
+        return;
+    }
+    struct sig_member *target = NULL;
+    if (m->has_to) {
+        if (!memcmp(m->to, s->pid, 16)) {
+            sig_sess_error(s, m->id, CP_E_INVALID_FIELD, "to: a participant other than you");
+            return;
+        }
+        target = sig_room_member(r, m->to);
+        if (!target) { /* never delivered: no such participant in this meeting */
+            sig_sess_error(s, m->id, CP_E_NO_PARTICIPANT, NULL);
+            return;
+        }
+    }
+    switch (m->type->kind) {
+    case SIG_M_RELAY:
+    case SIG_M_MUTE_REQUEST: {
+        if (m->type->kind == SIG_M_MUTE_REQUEST && !json_object_get(m->payload, "kind"))
+            json_object_set_new(m->payload, "kind", json_string("audio"));
+        json_t *o = relay_body(s, m);
+        emit(s, 'R', o, m->to, NULL);
+        json_decref(o);
+        return;
+    }
+    case SIG_M_CHAT: {
+        const char *text = json_string_value(json_object_get(m->payload, "text"));
+        size_t chars = 0;
+        cp_utf8_valid(text, strlen(text), &chars);
+        if ((long long)chars > sig->cfg.chat_max_length) {
+            char msg[96];
+            ml_snprintf(msg, sizeof msg, "payload.text: at most %lld characters",
+                        sig->cfg.chat_max_length);
+            sig_sess_error(s, m->id, CP_E_INVALID_FIELD, msg);
+            return;
+        }
+        uint8_t cid[16];
+        char cid_s[SIG_UUID_STR];
+        sig_uuid_random(cid);
+        sig_uuid_format(cid, cid_s);
+        json_int_t ts = (json_int_t)ml_wall_s() * 1000 + (json_int_t)(ml_now_ms() % 1000);
+        json_t *o = relay_body(s, m);
+        json_object_set_new(o, "name", json_string(me && me->name ? me->name : ""));
+        json_object_set_new(o, "chat_id", json_string(cid_s));
+        json_object_set_new(o, "ts", json_integer(ts));
+        emit(s, 'R', o, NULL, NULL); /* the sender too: its copy carries the order */
+        json_decref(o);
+        json_t *row = json_pack("{s:s,s:s,s:s,s:I,s:s}", "id", cid_s, "m", r->id_s, "p", s->pid_s,
+                                "t", ts, "text", text);
+        char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
+        if (!t)
+            abort();
+        sig_bus_chat(sig->bus, t, strlen(t));
+        free(t);
+        json_decref(row);
+        return;
+    }
+    case SIG_M_MEDIA: {
+        if (!me)
+            return;
+        json_t *v;
+        if ((v = json_object_get(m->payload, "audio")))
+            me->audio = json_is_true(v);
+        if ((v = json_object_get(m->payload, "video")))
+            me->video = json_is_true(v);
+        json_t *o = json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
+                              sig_member_json(me));
+        if (!o)
+            abort();
+        if (m->id)
+            json_object_set(o, "id", m->id);
+        emit(s, 'P', o, NULL, NULL);
+        json_decref(o);
+        json_t *row = json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video",
+                                me->video);
+        char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
+        if (!t)
+            abort();
+        sig_bus_media(sig->bus, t, strlen(t));
+        free(t);
+        json_decref(row);
+        return;
+    }
+    case SIG_M_REMOVE:
+        if (target->host) {
+            sig_sess_error(s, m->id, CP_E_HOST_PROTECTED, NULL);
+            return;
+        }
+        sig_db_command(s, SIG_M_REMOVE, m->id, m->to_s);
+        return;
+    case SIG_M_END:
+        sig_db_command(s, SIG_M_END, m->id, NULL);
+        return;
+    case SIG_M_PING: {
+        json_t *o = json_pack("{s:s,s:I}", "type", "pong", "ts",
+                              (json_int_t)ml_wall_s() * 1000 + (json_int_t)(ml_now_ms() % 1000));
+        if (!o)
+            abort();
+        if (m->id)
+            json_object_set(o, "id", m->id);
+        sig_sess_reply(s, o);
+        json_decref(o);
+        return;
+    }
+    }
+}
+
+static void on_message(struct sig_sess *s, const char *text, size_t n)
+{
+    struct sig *sig = s->sig;
+    if (!sig_bucket_take(&s->bucket, sig->cfg.rate, sig->cfg.burst, ml_now_ms())) {
+        limit_close(s, SIG_CLOSE_RATE, "more than signaling.rate=%lld messages a second",
+                    sig->cfg.rate);
+        return;
+    }
+    sig->ctr.messages_in++;
+    json_t *root = NULL;
+    struct sig_msg m;
+    char msg[200] = "";
+    enum cp_err e = sig_msg_parse(text, n, &root, &m, msg, sizeof msg);
+    if (e != CP_OK)
+        sig_sess_error(s, m.id, e, msg);
+    else if (s->state != SIG_S_LIVE)
+        sig_sess_error(s, m.id, CP_E_BAD_REQUEST, "wait for joined (or resumed) first");
+    else
+        sig_ws_dispatch(s, &m);
+    json_decref(m.payload);
+    json_decref(root);
+}
+
+static void on_rx(struct sig_sess *s, struct lws *wsi, const char *in, size_t len)
+{
+    struct sig *sig = s->sig;
+    if (s->close_code)
+        return; /* closing: nothing more is read */
+    s->last_rx_ms = ml_now_ms();
+    if (lws_frame_is_binary(wsi)) {
+        limit_close(s, SIG_CLOSE_BAD_FRAME, "a binary frame (%lld bytes)", (long long)len);
+        return;
+    }
+    if (lws_is_first_fragment(wsi))
+        s->rxlen = 0;
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (s->rxlen + len + remaining > (size_t)sig->cfg.max_message) {
+        limit_close(s, SIG_CLOSE_TOO_BIG, "a message above signaling.max-message=%lld bytes",
+                    sig->cfg.max_message);
+        return;
+    }
+    bool done = lws_is_final_fragment(wsi) && remaining == 0;
+    if (done && s->rxlen == 0) { /* the common case: one piece, no copy */
+        on_message(s, in, len);
+        return;
+    }
+    if (s->rxlen + len > s->rxcap) {
+        size_t cap = s->rxcap ? s->rxcap : 4096;
+        while (cap < s->rxlen + len)
+            cap *= 2;
+        char *p = realloc(s->rx, cap);
+        if (!p)
+            abort();
+        s->rx = p;
+        s->rxcap = cap;
+    }
+    memcpy(s->rx + s->rxlen, in, len);
+    s->rxlen += len;
+    if (!done)
+        return;
+    size_t n = s->rxlen;
+    s->rxlen = 0;
+    on_message(s, s->rx, n);
+    if (s->rxcap > 16384) { /* an idle connection keeps no large buffer */
+        free(s->rx);
+        s->rx = NULL;
+        s->rxcap = 0;
+    }
+}
+
+/* ------------------------------------------------------------------ writing */
+
+static int write_frame(struct lws *wsi, struct sig_frame *f)
+{
+    int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
+    return n < (int)f->len ? -1 : 0;
+}
+
+static int on_writable(struct sig_sess *s, struct lws *wsi)
+{
+    if (s->first) {
+        struct sig_frame *f = s->first;
+        s->first = NULL;
+        int rc = write_frame(wsi, f);
+        sig_frame_unref(f);
+        if (rc < 0)
+            return -1;
+    } else if (s->hold) {
+        return 0;
+    } else if (s->ping_due) {
+        /* not empty (lws hands an empty pong to nobody), and text (the pong's payload is
+         * checked as UTF-8 with LWS_SERVER_OPTION_VALIDATE_UTF8) */
+        unsigned char buf[LWS_PRE + 16];
+        int n = (int)ml_snprintf((char *)buf + LWS_PRE, 16, "%08llx",
+                                 (unsigned long long)(ml_now_ms() & 0xffffffff));
+        s->ping_due = false;
+        if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_PING) < n)
+            return -1;
+    } else if (s->qhead) {
+        struct sig_qent *e = s->qhead;
+        s->qhead = e->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        s->qbytes -= e->f->len;
+        int rc = write_frame(wsi, e->f);
+        sig_frame_unref(e->f);
+        free(e);
+        if (rc < 0)
+            return -1;
+    } else if (s->close_code) {
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    if (s->first || (!s->hold && (s->qhead || s->ping_due || s->close_code)))
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ closing */
+
+static void on_closed(struct sig *sig, struct sig_pss *pss)
+{
+    struct sig_sess *s = pss->s;
+    if (!s)
+        return;
+    pss->s = NULL;
+    s->wsi = NULL;
+    NET_COUNT(sig->cp->ws_open, -1);
+    sig->ctr.connections--;
+    int64_t now = ml_now_ms();
+    if (sig->stopping) { /* the node's rows go with it (sig_bus_stop) */
+        s->in_db = false;
+        s->gone = true;
+        if (s->state != SIG_S_CONNECTING && s->state != SIG_S_RESUMING)
+            sig_sess_end(s, false);
+        return;
+    }
+    switch (s->state) {
+    case SIG_S_CONNECTING:
+        s->gone = true; /* the connect job's completion ends it */
+        return;
+    case SIG_S_RESUMING:
+        if (s->close_code)
+            s->gone = true;
+        return; /* the resume job's completion decides */
+    case SIG_S_LIVE:
+        if (s->close_code || s->clean_close) {
+            if (s->opened)
+                ML_INFO(SUBSYS, "session closed (meeting=%s participant=%s session=%s peer=%s): %d %s "
+                    "after %llds",
+                    s->room->id_s, s->pid_s, s->sid_s, s->peer,
+                    s->close_code ? s->close_code : SIG_CLOSE_NORMAL,
+                    s->close_code ? s->close_reason : "by the client",
+                    (long long)((now - s->opened_ms) / 1000));
+            sig_sess_end(s, true);
+            return;
+        }
+        ML_INFO(SUBSYS,
+                "connection lost (meeting=%s participant=%s session=%s peer=%s): resumable for "
+                "%llds",
+                s->room->id_s, s->pid_s, s->sid_s, s->peer, sig->cfg.resume_window_s);
+        s->state = SIG_S_DETACHED;
+        s->detached_ms = now;
+        s->ping_due = false;
+        sig_sess_clear_queue(s);
+        sig_frame_unref(s->first);
+        s->first = NULL;
+        if (s->in_db)
+            sig_db_disconnect(s, s->room, true);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    struct sig *sig = lws_container_of(sul, struct sig, tick);
+    if (sig->stopping)
+        return;
+    int64_t now = ml_now_ms();
+    int64_t idle = sig->cfg.idle_timeout_s * 1000, ping = sig->cfg.ping_interval_s * 1000;
+    for (struct sig_sess *s = sig->all, *next; s; s = next) {
+        next = s->anext;
+        if (s->wsi && s->close_code) {
+            if (now - s->close_ms > 3000) /* a client that reads nothing: cut */
+                lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (s->wsi && s->state == SIG_S_LIVE) {
+            int64_t quiet = now - s->last_rx_ms;
+            if (quiet > idle) {
+                limit_close(s, SIG_CLOSE_IDLE, "nothing received for %llds",
+                            (long long)(quiet / 1000));
+            } else if (quiet > ping && !s->ping_due) {
+                s->ping_due = true;
+                lws_callback_on_writable(s->wsi);
+            }
+        } else if (s->wsi && s->state == SIG_S_CONNECTING && now - s->opened_ms > 30000) {
+            /* the database has not answered: the client may try again */
+            sig_sess_close(s, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE),
+                           false);
+        } else if (s->state == SIG_S_DETACHED &&
+                   now - s->detached_ms > sig->cfg.resume_window_s * 1000) {
+            ML_INFO(SUBSYS,
+                    "session expired (meeting=%s participant=%s session=%s): not resumed "
+                    "within %llds",
+                    s->room ? s->room->id_s : "-", s->pid_s, s->sid_s, sig->cfg.resume_window_s);
+            sig_sess_end(s, true);
+        }
+    }
+    lws_sul_schedule(sig->cp->ctx, 0, &sig->tick, on_tick, 1 * LWS_US_PER_SEC);
+}
+
+/* ------------------------------------------------------------------ the callback */
+
+int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct sig_pss *pss = user;
+    struct sig *sig = sig_of(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (sig && sig->bus && !sig->stopping)
+            sig_bus_drain(sig->bus);
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[128];
+        int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+        if (n <= 0 || (size_t)n >= sizeof uri ||
+            lws_hdr_copy(wsi, uri, (int)sizeof uri, WSI_TOKEN_GET_URI) < 0 ||
+            strcmp(uri, SIG_PATH) != 0)
+            return 1; /* not our path: no WebSocket here */
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        pss->s = NULL;
+        return on_open(sig, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        if (pss->s)
+            on_rx(pss->s, wsi, in, len);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->s)
+            pss->s->last_rx_ms = ml_now_ms();
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (pss->s && len >= 2) {
+            const unsigned char *p = in;
+            pss->s->clean_close = (p[0] << 8 | p[1]) == SIG_CLOSE_NORMAL;
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss->s ? on_writable(pss->s, wsi) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (sig)
+            on_closed(sig, pss);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ life */
+
+int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct db_config *db,
+                     char *err, size_t errlen)
+{
+    if (cp->sig)
+        return ml_err(err, errlen, "signaling is already set up");
+    if (!cfg->enabled)
+        return 0;
+    if (cfg->idle_timeout_s <= cfg->ping_interval_s)
+        return ml_err(err, errlen, "signaling.idle-timeout must be longer than "
+                                   "signaling.ping-interval");
+    if (cfg->node_timeout_ms < 2 * cfg->heartbeat_ms)
+        return ml_err(err, errlen, "signaling.node-timeout-ms must be at least twice "
+                                   "signaling.heartbeat-ms");
+    if (cfg->burst < 1 || cfg->max_queue < cfg->max_message)
+        return ml_err(err, errlen, "signaling.max-queue must be at least signaling.max-message");
+    struct sig *sig = ml_xcalloc(1, sizeof *sig);
+    sig->cp = cp;
+    sig->cfg = *cfg;
+    sig->cfg.node_id = NULL;
+    sig->db = *db;
+    sig->db.url = db->url ? ml_xstrdup(db->url) : NULL;
+    sig->db.migrations_dir = NULL;
+    if (cfg->node_id) {
+        ml_strlcpy(sig->node, cfg->node_id, sizeof sig->node);
+    } else {
+        uint8_t r[6];
+        char hex[13];
+        ml_random(r, sizeof r);
+        ml_hex_encode(r, sizeof r, hex);
+        ml_snprintf(sig->node, sizeof sig->node, "n-%s", hex);
+    }
+    sig_htab_init(&sig->rooms);
+    sig_htab_init(&sig->by_token);
+    sig->limits = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "max_message", cfg->max_message, "rate",
+                            cfg->rate, "burst", cfg->burst, "ping_interval_s",
+                            cfg->ping_interval_s, "idle_timeout_s", cfg->idle_timeout_s,
+                            "resume_window_s", cfg->resume_window_s);
+    cp->sig = sig;
+    sig->bus = sig_bus_new(sig, err, errlen);
+    if (!sig->bus) {
+        sig_free(cp);
+        return -1;
+    }
+    return 0;
+}
+
+int sig_start(struct cp *cp, char *err, size_t errlen)
+{
+    struct sig *sig = cp->sig;
+    if (!sig)
+        return 0;
+    if (sig_bus_start(sig->bus, err, errlen) < 0)
+        return -1;
+    /* the service thread has not started: scheduling from here races with nothing */
+    lws_sul_schedule(cp->ctx, 0, &sig->tick, on_tick, 1 * LWS_US_PER_SEC);
+    ML_NOTICE(SUBSYS, "signaling on %s as node %s", SIG_PATH, sig->node);
+    return 0;
+}
+
+void sig_stop(struct cp *cp)
+{
+    struct sig *sig = cp->sig;
+    if (!sig || sig->stopping)
+        return;
+    sig->stopping = true;
+    if (cp->ctx)
+        lws_sul_cancel(&sig->tick);
+    sig_bus_stop(sig->bus);
+}
+
+void sig_free(struct cp *cp)
+{
+    struct sig *sig = cp->sig;
+    if (!sig)
+        return;
+    sig->stopping = true;
+    /* every session let go when the context closed its connections and the pool drained;
+     * what is left is detached sessions and the rooms they hold */
+    for (struct sig_sess *s = sig->all, *next; s; s = next) {
+        next = s->anext;
+        sig_sess_end(s, false);
+    }
+    sig_bus_free(sig->bus);
+    sig_htab_free(&sig->rooms);
+    sig_htab_free(&sig->by_token);
+    json_decref(sig->limits);
+    free(sig->db.url);
+    free(sig);
+    cp->sig = NULL;
+}
