@@ -129,13 +129,11 @@ static enum db_status w_ping(struct db_conn *c, struct db_job *job)
 static void ready_answer(struct adm *a, struct adm_req *r)
 {
     bool draining = turn_server_draining(a->deps.turn);
-    const char *db = !a->pool                               ? "none"
-                     : r->job.status == DB_OK && !r->err ? "up"
-                                                             : "down";
+    const char *db = !a->pool ? "none" : r->job.status == DB_OK && !r->err ? "up" : "down";
     bool ok = !draining && strcmp(db, "down") != 0;
     adm_reply_json(r, ok ? 200 : 503,
-                   json_pack("{s:s,s:s,s:b}", "status", ok ? "ready" : "not_ready", "database",
-                             db, "draining", draining));
+                   json_pack("{s:s,s:s,s:b}", "status", ok ? "ready" : "not_ready", "database", db,
+                             "draining", draining));
 }
 
 /* Ready: not draining, and PostgreSQL answers (when there is one). A load balancer takes a
@@ -398,9 +396,9 @@ static enum db_status w_users_list(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "listing TURN users");
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(arr, json_pack("{s:s,s:I}", "name", PQgetvalue(res, i, 0),
-                                             "created_at",
-                                             (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10)));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:I}", "name", PQgetvalue(res, i, 0), "created_at",
+                                        (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10)));
     r->out = json_pack("{s:s,s:i,s:o}", "realm", op->realm, "count", PQntuples(res), "users", arr);
     PQclear(res);
     return DB_OK;
@@ -522,8 +520,8 @@ static enum db_status w_user_del(struct db_conn *c, struct db_job *job)
         return DB_FAILED;
     }
     if (adm_sync_load_pool(r->adm->deps.sync, c, err, sizeof err) < 0)
-        ML_WARN(SUBSYS, "TURN user %s deleted; the relay drops it at the next sync: %s",
-                op->name, err);
+        ML_WARN(SUBSYS, "TURN user %s deleted; the relay drops it at the next sync: %s", op->name,
+                err);
     return DB_OK;
 }
 
@@ -531,9 +529,9 @@ static void user_closed(struct adm *a, struct adm_req *r, struct adm_done *d)
 {
     struct user_op *op = r->op;
     ML_UNUSED(a);
-    adm_reply_json(r, 200,
-                   json_pack("{s:s,s:I}", "deleted", op->name, "allocations_closed",
-                             (json_int_t)d->closed));
+    adm_reply_json(
+        r, 200,
+        json_pack("{s:s,s:I}", "deleted", op->name, "allocations_closed", (json_int_t)d->closed));
 }
 
 /* turn_closed_cb of DELETE /v1/turn/users/{name} (a worker thread). */
@@ -673,8 +671,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     struct filter_in *in = &op->in;
     struct turn_alloc_filter *f = &op->f;
     memset(f, 0, sizeof *f);
-    if (!(in->has_meeting || in->has_participant || in->has_user || in->has_client ||
-          in->has_id) &&
+    if (!(in->has_meeting || in->has_participant || in->has_user || in->has_client || in->has_id) &&
         op->close) {
         adm_reply_err(r, CP_E_MISSING_FIELD,
                       "say which allocations: meeting, participant, user, client or id");
@@ -721,8 +718,8 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
 static enum db_status w_meeting_tag(struct db_conn *c, struct db_job *job)
 {
     static const struct db_stmt st = {
-        "adm_meeting_tag",
-        "SELECT turn_tag FROM meetings WHERE id = $1::uuid OR code = $2 LIMIT 1", 2};
+        "adm_meeting_tag", "SELECT turn_tag FROM meetings WHERE id = $1::uuid OR code = $2 LIMIT 1",
+        2};
     struct adm_req *r = (struct adm_req *)job;
     struct alloc_op *op = r->op;
     const char *p[] = {op->ref_id[0] ? op->ref_id : NULL, op->ref_code[0] ? op->ref_code : NULL};
@@ -840,7 +837,7 @@ static void on_closed(void *arg, size_t closed)
 static void close_listed(struct adm *a, struct adm_req *r, struct adm_done *d)
 {
     struct alloc_op *op = r->op;
-    char (*ids)[TURN_ID_MAX] = ml_xcalloc(ADM_CLOSE_MAX, sizeof *ids);
+    char(*ids)[TURN_ID_MAX] = ml_xcalloc(ADM_CLOSE_MAX, sizeof *ids);
     size_t nids = 0;
     for (size_t i = 0; i < d->n && nids < ADM_CLOSE_MAX; i++) {
         if (!suffix_ok(op, d->views[i].cred_id))
@@ -1057,8 +1054,8 @@ static enum db_status w_secrets_list(struct db_conn *c, struct db_job *job)
         json_array_append_new(
             arr, json_pack("{s:I,s:I,s:s,s:b}", "id",
                            (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "created_at",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "fingerprint",
-                           fp, "signing", !strcmp(fp, op->sign_fp)));
+                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "fingerprint", fp,
+                           "signing", !strcmp(fp, op->sign_fp)));
     }
     PQclear(res);
     r->out = json_pack("{s:o}", "secrets", arr);
@@ -1079,8 +1076,10 @@ static void signing_json(struct adm *a, json_t *o, char fp[17])
     ml_wipe(secret, sizeof secret);
     json_object_set_new(o, "signing",
                         json_pack("{s:s,s:o}", "source",
-                                  !n ? "none" : rs ? "database" : "configuration", "fingerprint",
-                                  n ? json_string(fp) : json_null()));
+                                  !n   ? "none"
+                                  : rs ? "database"
+                                       : "configuration",
+                                  "fingerprint", n ? json_string(fp) : json_null()));
 }
 
 static void secrets_listed(struct adm *a, struct adm_req *r)
@@ -1136,8 +1135,8 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
                 err);
     fingerprint(op->secret, fp);
     r->status = 201;
-    r->out = json_pack("{s:I,s:I,s:s,s:b}", "id", (json_int_t)id, "created_at",
-                       (json_int_t)created, "fingerprint", fp, "signing", true);
+    r->out = json_pack("{s:I,s:I,s:s,s:b}", "id", (json_int_t)id, "created_at", (json_int_t)created,
+                       "fingerprint", fp, "signing", true);
     if (op->generated)
         json_object_set_new(r->out, "secret", json_string(op->secret));
     ml_wipe(op->secret, sizeof op->secret);
@@ -1221,8 +1220,8 @@ struct drain_in {
     bool draining;
 };
 static const struct cp_param drain_params[] = {
-    {"draining", CP_P_BOOL, CP_P_REQUIRED, 0, 0, offsetof(struct drain_in, draining), 0,
-     CP_P_NOHAS, NULL},
+    {"draining", CP_P_BOOL, CP_P_REQUIRED, 0, 0, offsetof(struct drain_in, draining), 0, CP_P_NOHAS,
+     NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 

@@ -37,7 +37,7 @@ struct tok_build {
 static int tok_add(const char *item, void *arg)
 {
     struct tok_build *b = arg;
-    uint8_t (*v)[32] = realloc(b->v, (b->n + 1) * sizeof *v);
+    uint8_t(*v)[32] = realloc(b->v, (b->n + 1) * sizeof *v);
     if (!v)
         return -1;
     b->v = v;
@@ -56,7 +56,7 @@ static int tokens_load(struct adm *a, const char *list, char *err, size_t errlen
         return ml_err(err, errlen, "admin.token: no token");
     }
     pthread_mutex_lock(&a->tok_mu);
-    uint8_t (*old)[32] = a->tokens;
+    uint8_t(*old)[32] = a->tokens;
     size_t nold = a->ntokens;
     a->tokens = b.v;
     a->ntokens = b.n;

@@ -48,7 +48,7 @@ struct adm_done {
     struct adm_done *next;
     struct adm_req *req;
     void (*fn)(struct adm *a, struct adm_req *r, struct adm_done *d); /* on the admin thread */
-    struct turn_alloc_view *views; /* turn_server_list (owned) */
+    struct turn_alloc_view *views;                                    /* turn_server_list (owned) */
     size_t n, total;
     struct turn_group_count *groups; /* turn_server_count_by_tag (owned) */
     size_t ngroups;

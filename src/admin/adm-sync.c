@@ -29,10 +29,10 @@
 #define SYNC_BACKOFF_MIN_MS 100
 
 #define SQL_SECRETS                                                                                \
-    "SELECT secret FROM (SELECT secret, created_at, id FROM turn_secrets "                        \
+    "SELECT secret FROM (SELECT secret, created_at, id FROM turn_secrets "                         \
     "ORDER BY created_at DESC, id DESC LIMIT 16) s ORDER BY created_at, id"
 #define SQL_USERS                                                                                  \
-    "SELECT name, encode(md5_key, 'hex'), encode(sha256_key, 'hex') FROM turn_users "             \
+    "SELECT name, encode(md5_key, 'hex'), encode(sha256_key, 'hex') FROM turn_users "              \
     "WHERE realm = $1 ORDER BY name LIMIT $2"
 
 static const struct db_stmt st_secrets = {"adm_sync_secrets", SQL_SECRETS, 0};
@@ -215,8 +215,9 @@ static void drop(struct adm_sync *s, const char *why)
     s->pg = NULL;
     schedule_retry(s);
     if (was_up)
-        ML_WARN("admin", "TURN credential sync: %s; the credentials loaded stay in force, "
-                         "retrying",
+        ML_WARN("admin",
+                "TURN credential sync: %s; the credentials loaded stay in force, "
+                "retrying",
                 why);
 }
 
@@ -225,8 +226,8 @@ static bool connect_listen(struct adm_sync *s, char *err, size_t errlen)
     char timeout[32], opts[96];
     ml_snprintf(timeout, sizeof timeout, "%lld", s->db.connect_timeout_s);
     ml_snprintf(opts, sizeof opts, "-c statement_timeout=%lld", s->db.statement_timeout_ms);
-    const char *keys[] = {"keepalives", "keepalives_idle", "dbname", "connect_timeout",
-                          "application_name", "options", NULL};
+    const char *keys[] = {"keepalives",       "keepalives_idle", "dbname", "connect_timeout",
+                          "application_name", "options",         NULL};
     const char *vals[] = {"1", "10", s->db.url, timeout, "meetlited-credsync", opts, NULL};
     s->pg = PQconnectdbParams(keys, vals, 1);
     if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) {

@@ -16,16 +16,16 @@
 
 /* The [admin] configuration section. */
 struct adm_config {
-    char *listen;        /* "127.0.0.1:8081" */
-    char *token;         /* comma list of bearer tokens; NULL: the listener is off */
-    char *tls_cert;      /* PEM chain; with tls_key: HTTPS */
-    char *tls_key;       /* PEM private key */
-    bool allow_remote;   /* listen beyond loopback without TLS */
-    long long top_meetings;     /* meetings listed in /stats */
-    bool db_credentials;        /* TURN users and secrets from PostgreSQL */
-    long long sync_interval_s;  /* full re-read even without a notification */
-    long long max_turn_users;   /* users the admin API creates and the relay loads */
-    long long max_connections;  /* admin HTTP connections at once */
+    char *listen;              /* "127.0.0.1:8081" */
+    char *token;               /* comma list of bearer tokens; NULL: the listener is off */
+    char *tls_cert;            /* PEM chain; with tls_key: HTTPS */
+    char *tls_key;             /* PEM private key */
+    bool allow_remote;         /* listen beyond loopback without TLS */
+    long long top_meetings;    /* meetings listed in /stats */
+    bool db_credentials;       /* TURN users and secrets from PostgreSQL */
+    long long sync_interval_s; /* full re-read even without a notification */
+    long long max_turn_users;  /* users the admin API creates and the relay loads */
+    long long max_connections; /* admin HTTP connections at once */
 };
 extern const struct ml_cfg_key adm_cfg_keys[];
 
@@ -62,8 +62,8 @@ struct adm_deps {
     struct adm_sync *sync;      /* NULL without database credentials */
     const struct db_config *db; /* copied; url NULL: no database */
     /* Hooks, called on the admin thread. */
-    int (*reload_tls)(void *arg, char *err, size_t errlen); /* 0, or -1 with err filled */
-    void (*set_drain)(void *arg, bool on); /* the relay and the control plane */
+    int (*reload_tls)(void *arg, char *err, size_t errlen);   /* 0, or -1 with err filled */
+    void (*set_drain)(void *arg, bool on);                    /* the relay and the control plane */
     void (*relay_link)(void *arg, struct st_relay_link *out); /* may be NULL */
     void *arg;
 };

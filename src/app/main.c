@@ -287,8 +287,8 @@ static int start_admin(struct app *app)
 {
     char err[512];
     if (app->cfg.database.url && app->cfg.admin.db_credentials) {
-        app->sync = adm_sync_new(&app->cfg.database, &app->cfg.admin, app->turn, creds_changed,
-                                 app, err, sizeof err);
+        app->sync = adm_sync_new(&app->cfg.database, &app->cfg.admin, app->turn, creds_changed, app,
+                                 err, sizeof err);
         if (!app->sync) {
             ML_ERROR("app", "TURN credential sync: %s", err);
             return -1;
@@ -436,8 +436,8 @@ out:
         event_free(app->sig_int);
     if (app->sig_hup)
         event_free(app->sig_hup);
-    adm_stop(app->adm);        /* no admin request after this */
-    adm_sync_free(app->sync);  /* it tells the control plane about secrets */
+    adm_stop(app->adm);       /* no admin request after this */
+    adm_sync_free(app->sync); /* it tells the control plane about secrets */
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
     net_engine_free(app->engine);

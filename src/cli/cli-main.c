@@ -460,10 +460,8 @@ static int cmd_credential(int argc, char **argv)
         fprintf(stderr, "usage: meetlite-admin credential ID [--ttl SECONDS]\n");
         return EXIT_USAGE;
     }
-    json_t *j =
-        call("POST", "/v1/turn/credentials", json_pack("{s:s,s:I}", "id", argv[optind], "ttl",
-                                                       (json_int_t)ttl),
-             &rc);
+    json_t *j = call("POST", "/v1/turn/credentials",
+                     json_pack("{s:s,s:I}", "id", argv[optind], "ttl", (json_int_t)ttl), &rc);
     if (j && !json_out) {
         char when[40];
         cli_time(jint(j, "expires_at"), when, sizeof when);
@@ -507,8 +505,8 @@ static const char *filter_name(int c)
 
 static void print_allocations(json_t *j)
 {
-    static const char *const heads[] = {"ID",      "TRANSPORT", "CLIENT", "RELAYED",
-                                        "MEETING", "WHO",       "EXPIRES", "PERM",
+    static const char *const heads[] = {"ID",      "TRANSPORT", "CLIENT",   "RELAYED",
+                                        "MEETING", "WHO",       "EXPIRES",  "PERM",
                                         "CHAN",    "TO PEERS",  "TO CLIENT"};
     struct cli_table t;
     cli_table_init(&t, 11, heads);
@@ -532,12 +530,19 @@ static void print_allocations(json_t *j)
         ml_snprintf(tp, sizeof tp, "%lld/%s", jint(a, "usage.packets_to_peers"), b);
         cli_bytes((uint64_t)jint(a, "usage.bytes_to_client"), b, sizeof b);
         ml_snprintf(tc, sizeof tc, "%lld/%s", jint(a, "usage.packets_to_client"), b);
-        const char *who = jstr(a, "participant") ? jstr(a, "participant")
-                                                  : jstr(a, "credential_id");
-        const char *row[] = {jstr(a, "id"), jstr(a, "transport"), jstr(a, "client"),
-                             rel,           jstr(a, "meeting_tag"), who,
-                             exp,           perm,                  chan,
-                             tp,            tc};
+        const char *who =
+            jstr(a, "participant") ? jstr(a, "participant") : jstr(a, "credential_id");
+        const char *row[] = {jstr(a, "id"),
+                             jstr(a, "transport"),
+                             jstr(a, "client"),
+                             rel,
+                             jstr(a, "meeting_tag"),
+                             who,
+                             exp,
+                             perm,
+                             chan,
+                             tp,
+                             tc};
         cli_table_row(&t, row);
     }
     printf("%lld allocation%s%s\n", jint(j, "total"), jint(j, "total") == 1 ? "" : "s",
@@ -775,8 +780,8 @@ static int cmd_usage(int argc, char **argv)
         printf("meeting %s: %lld allocations ended, %lld s, to peers %s, to clients %s\n",
                jstr(j, "meeting_id"), jint(j, "totals.allocations"),
                jint(j, "totals.allocation_seconds"), a, b);
-        static const char *const heads[] = {"PARTICIPANT", "NAME", "ALLOCATIONS", "SECONDS",
-                                            "TO PEERS", "TO CLIENT"};
+        static const char *const heads[] = {"PARTICIPANT", "NAME",     "ALLOCATIONS",
+                                            "SECONDS",     "TO PEERS", "TO CLIENT"};
         struct cli_table t;
         cli_table_init(&t, 6, heads);
         size_t i;

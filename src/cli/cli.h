@@ -20,10 +20,10 @@ struct cli_conn {
 
 /* An answer. */
 struct cli_resp {
-    int status;     /* 0: no answer (err says why) */
-    char *body;     /* malloc'd, NUL-terminated */
+    int status; /* 0: no answer (err says why) */
+    char *body; /* malloc'd, NUL-terminated */
     size_t len;
-    json_t *json;   /* the body parsed, or NULL */
+    json_t *json; /* the body parsed, or NULL */
     char err[256];
 };
 

@@ -112,7 +112,8 @@ static json_t *turn_json(const struct st_snapshot *s)
     for (int i = 0; i < 3; i++)
         set(bt, st_transports[i], ju(t->alloc_by_transport[i]));
     set(a, "by_transport", bt);
-    set(a, "by_family", json_pack("{s:o,s:o}", "ipv4", ju(t->alloc_ipv4), "ipv6", ju(t->alloc_ipv6)));
+    set(a, "by_family",
+        json_pack("{s:o,s:o}", "ipv4", ju(t->alloc_ipv4), "ipv6", ju(t->alloc_ipv6)));
     set(a, "created", ju(t->allocations_total));
     set(a, "expired", ju(t->allocations_expired));
     set(o, "allocations", a);
@@ -130,8 +131,8 @@ static json_t *turn_json(const struct st_snapshot *s)
                   ju(t->unauth_dropped), "peer_denied", ju(t->peer_denied)));
     set(o, "stun",
         json_pack("{s:o,s:o,s:o,s:o,s:o}", "requests", ju(t->stun_requests), "binding",
-                  ju(t->binding_requests), "binding_rfc3489", ju(t->binding_rfc3489),
-                  "indications", ju(t->indications), "malformed", ju(t->malformed)));
+                  ju(t->binding_requests), "binding_rfc3489", ju(t->binding_rfc3489), "indications",
+                  ju(t->indications), "malformed", ju(t->malformed)));
     json_t *e = json_object();
     for (int i = 0; i < 7; i++) {
         char k[8];
@@ -163,8 +164,8 @@ static json_t *turn_json(const struct st_snapshot *s)
             json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o}", "listen_up", l->listen_up, "revocations",
                       ju(l->revocations), "revocations_failed", ju(l->revocations_failed),
                       "listen_connects", ju(l->listen_connects), "usage_queued",
-                      ju(l->usage_queued), "usage_written", ju(l->usage_written),
-                      "usage_dropped", ju(l->usage_dropped)));
+                      ju(l->usage_queued), "usage_written", ju(l->usage_written), "usage_dropped",
+                      ju(l->usage_dropped)));
     }
     return o;
 }
@@ -184,9 +185,8 @@ static json_t *net_json(const struct net_counters *n)
         set(h, batch_names[i], ju(n->udp_rx_batch_hist[i]));
     set(u, "recvmmsg_batch_sizes", h);
     json_t *st = json_object();
-    set(st, "open", ju(n->stream_accepted > n->stream_closed
-                           ? n->stream_accepted - n->stream_closed
-                           : 0));
+    set(st, "open",
+        ju(n->stream_accepted > n->stream_closed ? n->stream_accepted - n->stream_closed : 0));
     set(st, "accepted", ju(n->stream_accepted));
     set(st, "refused", ju(n->stream_refused));
     set(st, "closed", ju(n->stream_closed));
@@ -217,7 +217,8 @@ json_t *st_json(const struct st_snapshot *s)
     json_t *c = json_object();
     set(c, "enabled", json_boolean(s->have_cp));
     if (s->have_cp) {
-        set(c, "meetings_active", s->have_db_counts ? json_integer(s->meetings_active) : json_null());
+        set(c, "meetings_active",
+            s->have_db_counts ? json_integer(s->meetings_active) : json_null());
         set(c, "participants_present",
             s->have_db_counts ? json_integer(s->participants_present) : json_null());
         set(c, "websocket_connections", ju(s->ws_connections));
@@ -380,8 +381,8 @@ static void turn_prom(struct pbuf *b, const struct st_snapshot *s)
     one(b, "turn_total_traffic_rcvb", "untyped",
         "Payload bytes received from clients and relayed to peers (coturn; a counter).",
         t->relay_rx_bytes);
-    one(b, "turn_total_traffic_sentp", "untyped",
-        "Packets relayed to clients (coturn; a counter).", t->relay_tx_packets);
+    one(b, "turn_total_traffic_sentp", "untyped", "Packets relayed to clients (coturn; a counter).",
+        t->relay_tx_packets);
     one(b, "turn_total_traffic_sentb", "untyped",
         "Payload bytes relayed to clients (coturn; a counter).", t->relay_tx_bytes);
     one(b, "turn_total_traffic_peer_rcvp", "untyped",

@@ -16,13 +16,13 @@
 struct st_process {
     char version[32];
     long pid;
-    int64_t start_s;       /* wall clock, seconds since the epoch */
-    int64_t uptime_s;      /* seconds */
-    unsigned threads;      /* all of them: workers, HTTP, database, ... */
-    uint64_t rss_bytes;    /* resident set */
-    uint64_t vm_bytes;     /* virtual size */
-    unsigned open_fds;     /* entries of /proc/self/fd */
-    uint64_t max_fds;      /* RLIMIT_NOFILE soft limit */
+    int64_t start_s;    /* wall clock, seconds since the epoch */
+    int64_t uptime_s;   /* seconds */
+    unsigned threads;   /* all of them: workers, HTTP, database, ... */
+    uint64_t rss_bytes; /* resident set */
+    uint64_t vm_bytes;  /* virtual size */
+    unsigned open_fds;  /* entries of /proc/self/fd */
+    uint64_t max_fds;   /* RLIMIT_NOFILE soft limit */
     double cpu_user_s, cpu_system_s;
 };
 

@@ -125,9 +125,9 @@ struct turn_auth {
     EVP_MAC_CTX *nonce_mac; /* HMAC-SHA256 under the nonce key: a read-only template */
     uint64_t hash_key[2];
     pthread_mutex_t table_lock;
-    struct auth_table *table;                                /* guarded by table_lock */
+    struct auth_table *table;   /* guarded by table_lock */
     struct auth_table *runtime; /* admin-managed secrets and users; guarded by table_lock */
-    bool strict_expiry;                                      /* atomic */
+    bool strict_expiry;         /* atomic */
     struct turn_cred_source *sources[TURN_AUTH_MAX_SOURCES]; /* set before checks run */
     unsigned nsources;
     pthread_mutex_t cache_lock;

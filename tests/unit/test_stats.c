@@ -102,15 +102,15 @@ START_TEST(json_document)
     json_t *t = json_object_get(j, "turn");
     json_t *a = json_object_get(t, "allocations");
     ck_assert_int_eq(json_integer_value(json_object_get(a, "total")), 5);
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(json_object_get(a, "by_transport"), "udp")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a, "by_transport"), "udp")),
+                     3);
     json_t *e = json_object_get(t, "error_responses");
     ck_assert_int_eq(json_integer_value(json_object_get(e, "401")), 12);
     ck_assert_int_eq(json_integer_value(json_object_get(e, "508")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(e, "other")), 1); /* 4 - 441 - 2x508 */
     json_t *rel = json_object_get(t, "relayed");
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(json_object_get(rel, "to_peers"), "bytes")), 10000);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(rel, "to_peers"), "bytes")),
+                     10000);
     json_t *c = json_object_get(j, "control");
     ck_assert(json_is_true(json_object_get(c, "enabled")));
     ck_assert_int_eq(json_integer_value(json_object_get(c, "participants_present")), 9);
@@ -281,8 +281,7 @@ static struct turn_runtime_user ruser(const char *name, const char *pass)
     ck_assert_int_eq(
         stun_key_md5(name, strlen(name), REALM, strlen(REALM), pass, strlen(pass), u.md5), 0);
     ck_assert_int_eq(
-        stun_key_sha256(name, strlen(name), REALM, strlen(REALM), pass, strlen(pass), u.sha256),
-        0);
+        stun_key_sha256(name, strlen(name), REALM, strlen(REALM), pass, strlen(pass), u.sha256), 0);
     return u;
 }
 
@@ -340,9 +339,9 @@ START_TEST(runtime_secrets_verify)
     /* retired: refused again; the configured secret still works */
     ck_assert_int_eq(turn_auth_set_runtime(a, NULL, 0, NULL, 0, err, sizeof err), 0);
     ck_assert_int_eq(login(a, user, pass, &cred), TURN_AUTH_REJECT);
-    ck_assert_int_eq(turn_rest_credential("config-secret-1", "m.p1", exp, user, sizeof user, pass,
-                                          sizeof pass),
-                     0);
+    ck_assert_int_eq(
+        turn_rest_credential("config-secret-1", "m.p1", exp, user, sizeof user, pass, sizeof pass),
+        0);
     ck_assert_int_eq(login(a, user, pass, &cred), TURN_AUTH_OK);
     /* a runtime secret too short for turn_auth is refused whole */
     const char *bad[] = {"good-secret-0123", "short"};
@@ -391,8 +390,7 @@ START_TEST(admin_validators)
 {
     char err[256];
     ck_assert_int_eq(adm_tokens_validate("0123456789abcdef", err, sizeof err), 0);
-    ck_assert_int_eq(adm_tokens_validate("0123456789abcdef, fedcba9876543210", err, sizeof err),
-                     0);
+    ck_assert_int_eq(adm_tokens_validate("0123456789abcdef, fedcba9876543210", err, sizeof err), 0);
     ck_assert_int_eq(adm_tokens_validate("short", err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "16 to 256"));
     ck_assert(adm_user_name_ok("alice"));
