@@ -1,5 +1,6 @@
 #!/bin/bash
-# tests/bench/bench-turn.sh: TURN relay rate, allocation rate and memory, meetlited vs coturn.
+# tests/bench/bench-turn.sh: TURN relay rate (clients over UDP, TCP and TLS; to each other or to
+# external UDP peers), allocation rate and memory, meetlited vs coturn.
 set -u
 # shellcheck source=tests/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -9,17 +10,25 @@ usage() {
 usage: $0 [options]
   --threads N          server threads: meetlited net.workers, coturn --relay-threads (1)
   --servers LIST       which servers, in order (default "meetlited coturn"; a missing one is skipped)
-  --parts LIST         what to measure (default "relay alloc idle")
+  --parts LIST         what to measure (default "relay tcp tls alloc idle"): relay = clients
+                       over UDP, tcp and tls = clients over TCP and TLS (relayed side UDP)
+  --peers LIST         relay, tcp, tls: "pairs" (clients relay to each other's relayed
+                       address), "external" (each client to a UDP peer of mlload's that
+                       reflects every packet back) or both (default "pairs external")
   --step S             seconds per relay step (3)
   --pairs N            relay: client pairs (16)
   --sizes LIST         relay: payload sizes in bytes (default "100 1000")
   --send-indications   relay: Send/Data indications instead of ChannelData
   --start-rate R       relay: first offered rate, packets/s in total (20000)
+  --late-ms MS         tcp, tls: a packet later than this counts as lost (100)
+  --tls-version V      tls: 1.2 or 1.3 (1.2: coturn 4.6.1 has no TLS 1.3)
+  --tls-cipher C       tls: the one cipher offered (mlload's default for the version)
   --alloc-count N      alloc: sequences per run (4000)
   --concurrency N      alloc: sequences in flight (64)
+  --alloc-transports L alloc: client transports (default "udp"; "udp tcp tls" for all)
   --idle-allocs N      idle: allocations held (10000; capped by the open-file limit)
   --gen-threads N      generator threads (1)
-  --max-time S         stop relay searches after S seconds overall (300)
+  --max-time S         stop each relay search after S seconds (300)
   --out FILE           write the results as JSON
   --no-pin             do not pin the server and the generator to separate cores
 Environment: MLLOAD, MEETLITED, TURNSERVER (binaries), MEETLITED_ARGS (extra arguments),
@@ -28,7 +37,9 @@ EOF
 }
 
 THREADS=1 STEP=3 PAIRS=16 SIZES="100 1000" IND="" START=20000 ALLOC_COUNT=4000 CONC=64
-IDLE=10000 GEN_THREADS=1 MAX_TIME=300 OUT="" SERVERS="meetlited coturn" PARTS="relay alloc idle"
+IDLE=10000 GEN_THREADS=1 MAX_TIME=300 OUT="" SERVERS="meetlited coturn"
+PARTS="relay tcp tls alloc idle" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2 TLS_CIPHER=""
+ALLOC_TRANSPORTS=udp
 while [ $# -gt 0 ]; do
     case $1 in
     --threads) THREADS=$2; shift ;;
@@ -39,8 +50,13 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=$2; shift ;;
     --send-indications) IND=--send-indications ;;
     --start-rate) START=$2; shift ;;
+    --peers) PEERS=$2; shift ;;
+    --late-ms) LATE_MS=$2; shift ;;
+    --tls-version) TLS_VERSION=$2; shift ;;
+    --tls-cipher) TLS_CIPHER=$2; shift ;;
     --alloc-count) ALLOC_COUNT=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
+    --alloc-transports) ALLOC_TRANSPORTS=$2; shift ;;
     --idle-allocs) IDLE=$2; shift ;;
     --gen-threads) GEN_THREADS=$2; shift ;;
     --max-time) MAX_TIME=$2; shift ;;
@@ -53,8 +69,37 @@ while [ $# -gt 0 ]; do
 done
 
 bench_init bench-turn
-BENCH_MAX_TIME=$MAX_TIME
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+# the relay searches to run: TRANSPORT.PEER
+SEARCHES=()
+for tr in udp tcp tls; do
+    part=$tr
+    [ "$tr" = udp ] && part=relay
+    has_part "$part" || continue
+    for peer in $PEERS; do
+        case $peer in pairs | external) ;; *) bench_die "unknown peer mode '$peer'" ;; esac
+        SEARCHES+=("$tr.$peer")
+    done
+done
+# MAX_TIME bounds each search; waiting for a quiet machine stops after all of them could have run
+BENCH_MAX_TIME=$((MAX_TIME * (${#SEARCHES[@]} * $(wc -w <<<"$SIZES") + 1) + 600))
 bench_pin_plan "$THREADS"
+STREAMS=""
+for a in $PARTS; do
+    case $a in tcp | tls) STREAMS=yes ;; esac
+done
+if has_part alloc; then
+    for a in $ALLOC_TRANSPORTS; do
+        case $a in udp) ;; tcp | tls) STREAMS=yes ;; *) bench_die "unknown transport '$a'" ;; esac
+    done
+fi
+if [ -n "$STREAMS" ]; then
+    # a self-signed certificate for this run only (in the work directory, removed at exit)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=bench.invalid -keyout "$BENCH_WORK/key.pem" -out "$BENCH_WORK/cert.pem" \
+        >/dev/null 2>&1 || bench_die "openssl could not make a certificate"
+fi
+TLS_ARGS="--tls-version $TLS_VERSION${TLS_CIPHER:+ --tls-cipher $TLS_CIPHER}"
 BENCH_MAX_STEPS=${BENCH_MAX_STEPS:-7}
 SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 RESULTS="$BENCH_WORK/results.txt" # key=value lines, turned into JSON at the end
@@ -71,26 +116,39 @@ if [ "$NOFILE" != unlimited ] && [ $((NOFILE - 512)) -lt "$IDLE" ]; then
     IDLE=$((NOFILE - 512))
 fi
 
-declare -A PID PORT
+declare -A PID PORT TLSPORT
 ACTIVE=()
 
 # start_server NAME: starts it on a free port (relay ports: disjoint ranges per server).
 # meetlited's limit on unauthenticated requests per source IP (turn.unauth-rate, 20/s) is
 # switched off: every generator socket shares one source IP and each sequence starts with a
 # 401, and coturn has no such limit by default.
+# With the tcp or tls parts both servers also listen on TCP (the UDP port) and TLS (another
+# port), with the run's certificate; otherwise on UDP only, as before.
 start_server() {
-    local s=$1 port
+    local s=$1 port tport=""
     port=$(bench_free_port) || bench_die "no free port"
+    [ -n "$STREAMS" ] && { tport=$(bench_free_port) || bench_die "no free port"; }
     case $s in
     meetlited)
+        local listen="udp://127.0.0.1:$port" tls=()
+        if [ -n "$STREAMS" ]; then
+            listen="$listen, tcp://127.0.0.1:$port, tls://127.0.0.1:$tport"
+            tls=(--set "turn.tls-cert=$BENCH_WORK/cert.pem" --set "turn.tls-key=$BENCH_WORK/key.pem")
+        fi
         # shellcheck disable=SC2086
-        bench_start meetlited "$SRV_CPUS" "$MEETLITED" --set "turn.listen=udp://127.0.0.1:$port" \
+        bench_start meetlited "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
             --set turn.allow-peers=127.0.0.0/8 --set turn.relay-address=127.0.0.1 \
             --set turn.relay-ports=21000-31999 --set turn.unauth-rate=0 ${MEETLITED_ARGS:-}
         ;;
     coturn)
-        bench_start coturn "$SRV_CPUS" "$TURNSERVER" -n --no-cli --no-tls --no-dtls --no-tcp \
+        local streams=(--no-tls --no-tcp)
+        if [ -n "$STREAMS" ]; then
+            streams=("--tls-listening-port=$tport" "--cert=$BENCH_WORK/cert.pem"
+                "--pkey=$BENCH_WORK/key.pem")
+        fi
+        bench_start coturn "$SRV_CPUS" "$TURNSERVER" -n --no-cli --no-dtls "${streams[@]}" \
             --listening-ip=127.0.0.1 "--listening-port=$port" --relay-ip=127.0.0.1 \
             "--relay-threads=$THREADS" --use-auth-secret "--static-auth-secret=$SECRET" \
             --realm=bench --allow-loopback-peers --min-port=10000 --max-port=20999 \
@@ -99,6 +157,7 @@ start_server() {
     esac
     PID[$s]=$BENCH_LAST_PID
     PORT[$s]=$port
+    TLSPORT[$s]=$tport
     local ok=0
     for _ in $(seq 1 20); do
         if ! bench_alive "${PID[$s]}"; then
@@ -114,7 +173,23 @@ start_server() {
         sleep 0.5
     done
     [ $ok = 1 ] || bench_die "$s does not allocate on 127.0.0.1:$port (see $BENCH_WORK/ready-$s.json.err)"
-    bench_log "$s ready on 127.0.0.1:$port (pid ${PID[$s]}, $THREADS thread(s))"
+    if [ -n "$STREAMS" ]; then
+        local tr
+        for tr in tcp tls; do
+            # shellcheck disable=SC2086
+            bench_run "$BENCH_WORK/ready-$tr-$s.json" "${PID[$s]}" turn-alloc --secret "$SECRET" \
+                --server "127.0.0.1:$(srv_port "$s" "$tr")" --transport "$tr" $TLS_ARGS --count 2 \
+                --concurrency 2 --duration 5 --quiet || true
+            if [ "$(bench_json "$BENCH_WORK/ready-$tr-$s.json" setup_ok)" != 2 ]; then
+                bench_die "$s does not allocate over $tr (see $BENCH_WORK/ready-$tr-$s.json.err)"
+            fi
+        done
+    fi
+    bench_log "$s ready on 127.0.0.1:$port${tport:+ (TLS $tport)} (pid ${PID[$s]}, $THREADS thread(s))"
+}
+
+srv_port() { # SERVER TRANSPORT
+    if [ "$2" = tls ]; then echo "${TLSPORT[$1]}"; else echo "${PORT[$1]}"; fi
 }
 
 for s in $SERVERS; do
@@ -156,10 +231,20 @@ print("%.2f" % (num * scale / den) if den else "n/a")
 }
 
 # ------------------------------------------------------------ relayed packets
-relay_args() { # SERVER RATE SIZE
-    echo turn-relay --server "127.0.0.1:${PORT[$1]}" --secret "$SECRET" --pairs "$PAIRS" \
+# One search per transport (udp, tcp, tls), peer mode (pairs, external) and size. "pairs": the
+# clients relay to each other's relayed address (meetlited hands such packets over in process
+# when both allocations are on one worker); "external": each client relays to a UDP peer of
+# mlload's own that reflects every packet back, so each counted packet crosses the server
+# twice (client to peer, peer to client) and no in-process path applies. Over TCP and TLS a
+# packet later than LATE_MS counts as lost: a stream queues what a server cannot keep up with.
+# shellcheck disable=SC2086
+relay_args() { # SERVER RATE SIZE TRANSPORT PEER
+    local extra=""
+    [ "$4" != udp ] && extra="--late-ms $LATE_MS"
+    [ "$4" = tls ] && extra="$extra $TLS_ARGS"
+    echo turn-relay --server "127.0.0.1:$(srv_port "$1" "$4")" --secret "$SECRET" --pairs "$PAIRS" \
         --size "$3" --rate "$2" --duration "$STEP" --drain 500 --setup-timeout 10 \
-        --threads "$GEN_THREADS" ${IND:+"$IND"} ${GEN_SPIN:+"$GEN_SPIN"}
+        --threads "$GEN_THREADS" --transport "$4" --peer "$5" $extra ${IND:+"$IND"} ${GEN_SPIN:+"$GEN_SPIN"}
 }
 
 relay_verdict() { # FILE RATE: a pair that did not come up fails the step (the server's fault)
@@ -170,112 +255,138 @@ relay_verdict() { # FILE RATE: a pair that did not come up fails the step (the s
     fi
 }
 
-declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON
-if [[ " $PARTS " == *" relay "* ]]; then
+declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON RELAY_GENCPU
+if [ ${#SEARCHES[@]} -gt 0 ]; then
     BENCH_RUN_LIMIT=$((STEP + 60))
-    for size in $SIZES; do
-        for s in "${ACTIVE[@]}"; do
-            # shellcheck disable=SC2046
-            bench_run "$BENCH_WORK/warmup-$size-$s.json" "${PID[$s]}" $(relay_args "$s" "$START" "$size") || true
-            bench_log "$s relay $size B warm-up: $(bench_summary "$BENCH_WORK/warmup-$size-$s.json")"
-            bench_search_init "$s" "$START"
-        done
-        n=0
-        while :; do
-            pending=0
+    for search in "${SEARCHES[@]}"; do
+        tr=${search%%.*} peer=${search#*.}
+        for size in $SIZES; do
+            key="$tr.$peer.$size" search_t0=$SECONDS
             for s in "${ACTIVE[@]}"; do
-                [ "${S_DONE[$s]}" = 1 ] && continue
-                if [ $((SECONDS - BENCH_T0)) -ge "$MAX_TIME" ]; then
-                    bench_log "time budget of $MAX_TIME s spent: stopping the search"
-                    S_DONE[$s]=1
-                    S_BUDGET[$s]=1
-                    continue
-                fi
-                pending=1
-                n=$((n + 1))
-                rate=${S_NEXT[$s]}
-                f="$BENCH_WORK/relay$size-step$n-$s-$rate.json"
                 # shellcheck disable=SC2046
-                bench_run "$f" "${PID[$s]}" $(relay_args "$s" "$rate" "$size") || true
-                v=$(relay_verdict "$f" "$rate")
-                bench_log "$s relay $size B $v: $(bench_summary "$f")"
-                if ! bench_alive "${PID[$s]}"; then
-                    bench_log "$s died during the step at $rate/s"
-                    S_DONE[$s]=1
-                    continue
-                fi
-                bench_search_update "$s" "$rate" "$v" "$f"
+                bench_run "$BENCH_WORK/warmup-$key-$s.json" "${PID[$s]}" $(relay_args "$s" "$START" "$size" "$tr" "$peer") || true
+                bench_log "$s $key warm-up: $(bench_summary "$BENCH_WORK/warmup-$key-$s.json")"
+                bench_search_init "$s" "$START"
             done
-            [ $pending = 1 ] || break
-        done
-        common=0
-        for s in "${ACTIVE[@]}"; do
-            lo=${S_LO[$s]}
-            if [ "$lo" -gt 0 ] && { [ "$common" -eq 0 ] || [ "$lo" -lt "$common" ]; }; then
-                common=$lo
-            fi
-        done
-        common=$((common * 8 / 10))
-        RELAY_COMMON[$size]=$common
-        if [ "$common" -gt 0 ]; then
-            for round in 1 2; do
+            n=0
+            while :; do
+                pending=0
                 for s in "${ACTIVE[@]}"; do
-                    bench_alive "${PID[$s]}" || continue
-                    f="$BENCH_WORK/relay$size-common$round-$s.json"
-                    for _ in 1 2; do
-                        # shellcheck disable=SC2046
-                        bench_run "$f" "${PID[$s]}" $(relay_args "$s" "$common" "$size") || true
-                        bench_log "$s relay $size B at the common rate: $(bench_summary "$f")"
-                        { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                    [ "${S_DONE[$s]}" = 1 ] && continue
+                    if [ $((SECONDS - search_t0)) -ge "$MAX_TIME" ]; then
+                        bench_log "time budget of $MAX_TIME s spent: stopping the $key search"
+                        S_DONE[$s]=1
+                        S_BUDGET[$s]=1
+                        continue
+                    fi
+                    pending=1
+                    n=$((n + 1))
+                    rate=${S_NEXT[$s]}
+                    f="$BENCH_WORK/relay-$key-step$n-$s-$rate.json"
+                    # shellcheck disable=SC2046
+                    bench_run "$f" "${PID[$s]}" $(relay_args "$s" "$rate" "$size" "$tr" "$peer") || true
+                    v=$(relay_verdict "$f" "$rate")
+                    bench_log "$s $key $v: $(bench_summary "$f")"
+                    if ! bench_alive "${PID[$s]}"; then
+                        bench_log "$s died during the step at $rate/s"
+                        S_DONE[$s]=1
+                        continue
+                    fi
+                    bench_search_update "$s" "$rate" "$v" "$f"
+                done
+                [ $pending = 1 ] || break
+            done
+            common=0
+            for s in "${ACTIVE[@]}"; do
+                lo=${S_LO[$s]}
+                if [ "$lo" -gt 0 ] && { [ "$common" -eq 0 ] || [ "$lo" -lt "$common" ]; }; then
+                    common=$lo
+                fi
+            done
+            common=$((common * 8 / 10))
+            RELAY_COMMON[$key]=$common
+            if [ "$common" -gt 0 ]; then
+                for round in 1 2; do
+                    for s in "${ACTIVE[@]}"; do
+                        bench_alive "${PID[$s]}" || continue
+                        f="$BENCH_WORK/relay-$key-common$round-$s.json"
+                        for _ in 1 2; do
+                            # shellcheck disable=SC2046
+                            bench_run "$f" "${PID[$s]}" $(relay_args "$s" "$common" "$size" "$tr" "$peer") || true
+                            bench_log "$s $key at the common rate: $(bench_summary "$f")"
+                            { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                        done
                     done
                 done
-            done
-        fi
-        for s in "${ACTIVE[@]}"; do
-            lo=${S_LO[$s]}
-            why=$(bench_search_why "$s")
-            pm=n/a genw=n/a
-            if [ -n "${S_LOFILE[$s]}" ]; then
-                pm=$(mean_per srv_cpu_s received 1e6 "${S_LOFILE[$s]}")
-                genw=$(bench_json "${S_LOFILE[$s]}" gen_work_max_pct)%
-                [ "$GEN_SPIN" ] || genw=$(bench_json "${S_LOFILE[$s]}" gen_busy_max_pct)%
             fi
-            RELAY_MAX[$size.$s]=$lo RELAY_WHY[$size.$s]=$why RELAY_PERMAX[$size.$s]=$pm
-            RELAY_GENW[$size.$s]=$genw
-            RELAY_PERCOM[$size.$s]=$(mean_per srv_cpu_s received 1e6 "$BENCH_WORK"/relay$size-common[12]-"$s".json)
-            {
-                echo "relay.$size.$s.max_lossfree_pps=$lo"
-                echo "relay.$size.$s.generator_limited=${S_GENLIM[$s]}"
-                echo "relay.$size.$s.limited_by=$why"
-                echo "relay.$size.$s.cpu_us_per_pkt_at_max=$pm"
-                echo "relay.$size.$s.cpu_us_per_pkt_at_common=${RELAY_PERCOM[$size.$s]}"
-                echo "relay.$size.common_pps=$common"
-            } >>"$RESULTS"
+            for s in "${ACTIVE[@]}"; do
+                lo=${S_LO[$s]}
+                why=$(bench_search_why "$s")
+                pm=n/a genw=n/a gencpu=n/a
+                if [ -n "${S_LOFILE[$s]}" ]; then
+                    pm=$(mean_per srv_cpu_s received 1e6 "${S_LOFILE[$s]}")
+                    genw=$(bench_json "${S_LOFILE[$s]}" gen_work_max_pct)%
+                    [ "$GEN_SPIN" ] || genw=$(bench_json "${S_LOFILE[$s]}" gen_busy_max_pct)%
+                    # the generator's own cost per counted packet at that maximum: its CPU, or
+                    # when it busy-polls (CPU always 100 %) its time sending and receiving
+                    if [ "$GEN_SPIN" ]; then
+                        gencpu=$(mean_per gen_run_work_s received 1e6 "${S_LOFILE[$s]}")
+                    else
+                        gencpu=$(mean_per gen_run_cpu_s received 1e6 "${S_LOFILE[$s]}")
+                    fi
+                fi
+                RELAY_MAX[$key.$s]=$lo RELAY_WHY[$key.$s]=$why RELAY_PERMAX[$key.$s]=$pm
+                RELAY_GENW[$key.$s]=$genw RELAY_GENCPU[$key.$s]=$gencpu
+                RELAY_PERCOM[$key.$s]=$(mean_per srv_cpu_s received 1e6 "$BENCH_WORK"/relay-"$key"-common[12]-"$s".json)
+                {
+                    echo "relay.$key.$s.max_lossfree_pps=$lo"
+                    echo "relay.$key.$s.generator_limited=${S_GENLIM[$s]}"
+                    echo "relay.$key.$s.limited_by=$why"
+                    echo "relay.$key.$s.cpu_us_per_pkt_at_max=$pm"
+                    echo "relay.$key.$s.cpu_us_per_pkt_at_common=${RELAY_PERCOM[$key.$s]}"
+                    echo "relay.$key.$s.gen_work_at_max=$genw"
+                    echo "relay.$key.$s.gen_cpu_us_per_pkt_at_max=$gencpu"
+                    echo "relay.$key.common_pps=$common"
+                } >>"$RESULTS"
+            done
         done
     done
 fi
 
 # ------------------------------------------------------------ allocation sequences
-declare -A ALLOC_RATE ALLOC_CPU ALLOC_P50 ALLOC_P99 ALLOC_FAIL
-if [[ " $PARTS " == *" alloc "* ]]; then
+# Fresh servers first: the relay parts leave sessions and pools behind (coturn keeps per-5-tuple
+# state for a while after Refresh 0), and the sequences should not pay for them. Over TCP and
+# TLS a sequence also opens its connection (and does the TLS handshake) and closes it.
+declare -A ALLOC_RATE ALLOC_CPU ALLOC_P50 ALLOC_P99 ALLOC_FAIL ALLOC_GENCPU
+if has_part alloc; then
     BENCH_RUN_LIMIT=120
-    for round in 1 2; do
-        for s in "${ACTIVE[@]}"; do
-            bench_alive "${PID[$s]}" || continue
-            f="$BENCH_WORK/alloc$round-$s.json"
-            for _ in 1 2; do
-                bench_run "$f" "${PID[$s]}" turn-alloc --server "127.0.0.1:${PORT[$s]}" \
-                    --secret "$SECRET" --count "$ALLOC_COUNT" --concurrency "$CONC" --duration 60 \
-                    --threads "$GEN_THREADS" || true
-                bench_log "$s alloc: $(bench_json "$f" alloc_rate | tr '\n' ' ')sequences/s," \
-                    "$(bench_json "$f" setup_ok setup_failed retransmits srv_cpu_s other_cpu_s | tr '\n' ' ')" \
-                    "(ok failed retransmits server-CPU-s others-CPU-s)"
-                { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+    for s in "${ACTIVE[@]}"; do
+        bench_stop "${PID[$s]}"
+        start_server "$s"
+    done
+    bench_wait_quiet || true
+    for tr in $ALLOC_TRANSPORTS; do
+        targs=""
+        [ "$tr" = tls ] && targs=$TLS_ARGS
+        for round in 1 2; do
+            for s in "${ACTIVE[@]}"; do
+                bench_alive "${PID[$s]}" || continue
+                f="$BENCH_WORK/alloc-$tr-$round-$s.json"
+                for _ in 1 2; do
+                    # shellcheck disable=SC2086
+                    bench_run "$f" "${PID[$s]}" turn-alloc --server "127.0.0.1:$(srv_port "$s" "$tr")" \
+                        --secret "$SECRET" --count "$ALLOC_COUNT" --concurrency "$CONC" --duration 60 \
+                        --threads "$GEN_THREADS" --transport "$tr" $targs || true
+                    bench_log "$s alloc over $tr: $(bench_json "$f" alloc_rate | tr '\n' ' ')sequences/s," \
+                        "$(bench_json "$f" setup_ok setup_failed retransmits srv_cpu_s gen_cpu_s other_cpu_s | tr '\n' ' ')" \
+                        "(ok failed retransmits server-CPU-s generator-CPU-s others-CPU-s)"
+                    { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                done
             done
         done
-    done
-    for s in "${ACTIVE[@]}"; do
-        read -r ALLOC_RATE[$s] ALLOC_P50[$s] ALLOC_P99[$s] ALLOC_FAIL[$s] < <("$PYTHON3" -c '
+        for s in "${ACTIVE[@]}"; do
+            k="$tr.$s"
+            read -r "ALLOC_RATE[$k]" "ALLOC_P50[$k]" "ALLOC_P99[$k]" "ALLOC_FAIL[$k]" < <("$PYTHON3" -c '
 import json, sys
 rates, p50, p99, failed = [], [], [], 0
 for f in sys.argv[1:]:
@@ -290,19 +401,22 @@ if rates:
     print("%.0f %.1f %.1f %d" % (sum(rates) / len(rates), sum(p50) / len(p50) / 1e3, max(p99) / 1e3, failed))
 else:
     print("0 n/a n/a %d" % failed)
-' "$BENCH_WORK"/alloc[12]-"$s".json)
-        ALLOC_CPU[$s]=$(mean_per srv_cpu_s setup_ok 1e6 "$BENCH_WORK"/alloc[12]-"$s".json)
-        {
-            echo "alloc.$s.sequences_per_s=${ALLOC_RATE[$s]}"
-            echo "alloc.$s.cpu_us_per_sequence=${ALLOC_CPU[$s]}"
-            echo "alloc.$s.failed=${ALLOC_FAIL[$s]}"
-        } >>"$RESULTS"
+' "$BENCH_WORK"/alloc-"$tr"-[12]-"$s".json)
+            ALLOC_CPU[$k]=$(mean_per srv_cpu_s setup_ok 1e6 "$BENCH_WORK"/alloc-"$tr"-[12]-"$s".json)
+            ALLOC_GENCPU[$k]=$(mean_per gen_cpu_s setup_ok 1e6 "$BENCH_WORK"/alloc-"$tr"-[12]-"$s".json)
+            {
+                echo "alloc.$tr.$s.sequences_per_s=${ALLOC_RATE[$k]}"
+                echo "alloc.$tr.$s.cpu_us_per_sequence=${ALLOC_CPU[$k]}"
+                echo "alloc.$tr.$s.gen_cpu_us_per_sequence=${ALLOC_GENCPU[$k]}"
+                echo "alloc.$tr.$s.failed=${ALLOC_FAIL[$k]}"
+            } >>"$RESULTS"
+        done
     done
 fi
 
 # ------------------------------------------------------------ idle allocations
 declare -A IDLE_N IDLE_RSS0 IDLE_RSS1 IDLE_RSS2 IDLE_PER IDLE_FDS IDLE_CPU
-if [[ " $PARTS " == *" idle "* ]]; then
+if has_part idle; then
     for s in "${ACTIVE[@]}"; do
         # a fresh server: earlier parts leave pools, caches and lingering sessions behind
         bench_stop "${PID[$s]}"
@@ -361,28 +475,39 @@ transport=ChannelData
 [ -n "$IND" ] && transport="Send/Data indications"
 echo
 echo "TURN on 127.0.0.1, $THREADS server thread(s); loss <= ${BENCH_MAX_LOSS:-0.1} %"
-if [[ " $PARTS " == *" relay "* ]]; then
-    echo "Relayed packets ($transport, $PAIRS pairs, steps of $STEP s; pps = packets/s received)"
-    printf '%-6s %-10s %12s %-22s %14s %20s %12s\n' size server "max pps" "limited by" \
-        "us CPU/pkt@max" "us CPU/pkt@common" "gen work@max"
-    for size in $SIZES; do
-        for s in "${ACTIVE[@]}"; do
-            printf '%-6s %-10s %12s %-22s %14s %20s %12s\n' "$size" "$s" "${RELAY_MAX[$size.$s]}" \
-                "${RELAY_WHY[$size.$s]}" "${RELAY_PERMAX[$size.$s]}" \
-                "${RELAY_PERCOM[$size.$s]} @${RELAY_COMMON[$size]}" "${RELAY_GENW[$size.$s]}"
+if [ ${#SEARCHES[@]} -gt 0 ]; then
+    echo "Relayed packets ($transport, $PAIRS pairs, steps of $STEP s; pps = packets/s received;" \
+        "external: each packet crosses the server twice, to the peer and back; tcp/tls: later" \
+        "than $LATE_MS ms = lost; tls: TLS $TLS_VERSION)"
+    printf '%-20s %-10s %10s %-22s %10s %18s %9s %9s\n' "client.peer.size" server "max pps" \
+        "limited by" "us/pkt@max" "us/pkt@common" "gen work" "gen us/pkt"
+    for search in "${SEARCHES[@]}"; do
+        for size in $SIZES; do
+            key="$search.$size"
+            for s in "${ACTIVE[@]}"; do
+                printf '%-20s %-10s %10s %-22s %10s %18s %9s %9s\n' "$key" "$s" "${RELAY_MAX[$key.$s]}" \
+                    "${RELAY_WHY[$key.$s]}" "${RELAY_PERMAX[$key.$s]}" \
+                    "${RELAY_PERCOM[$key.$s]} @${RELAY_COMMON[$key]}" "${RELAY_GENW[$key.$s]}" \
+                    "${RELAY_GENCPU[$key.$s]}"
+            done
         done
     done
 fi
-if [[ " $PARTS " == *" alloc "* ]]; then
+if has_part alloc; then
     echo "Allocation sequences (Allocate/401, Allocate, CreatePermission, ChannelBind; $CONC in flight;" \
-        "$ALLOC_COUNT per run, mean of 2; server CPU includes the Refresh 0 that frees each)"
-    printf '%-10s %12s %14s %10s %10s %8s\n' server "seq/s" "us CPU/seq" "p50 ms" "p99 ms" failed
-    for s in "${ACTIVE[@]}"; do
-        printf '%-10s %12s %14s %10s %10s %8s\n' "$s" "${ALLOC_RATE[$s]}" "${ALLOC_CPU[$s]}" \
-            "${ALLOC_P50[$s]}" "${ALLOC_P99[$s]}" "${ALLOC_FAIL[$s]}"
+        "$ALLOC_COUNT per run, mean of 2, fresh servers; server CPU includes the Refresh 0 that frees each)"
+    printf '%-5s %-10s %10s %12s %8s %8s %7s %12s\n' client server "seq/s" "us CPU/seq" "p50 ms" \
+        "p99 ms" failed "gen us/seq"
+    for tr in $ALLOC_TRANSPORTS; do
+        for s in "${ACTIVE[@]}"; do
+            k="$tr.$s"
+            printf '%-5s %-10s %10s %12s %8s %8s %7s %12s\n' "$tr" "$s" "${ALLOC_RATE[$k]}" \
+                "${ALLOC_CPU[$k]}" "${ALLOC_P50[$k]}" "${ALLOC_P99[$k]}" "${ALLOC_FAIL[$k]}" \
+                "${ALLOC_GENCPU[$k]}"
+        done
     done
 fi
-if [[ " $PARTS " == *" idle "* ]]; then
+if has_part idle; then
     echo "Idle allocations (fresh server, each with a permission and a channel, refreshed)"
     printf '%-10s %12s %12s %12s %14s %16s %6s %8s\n' server allocations "RSS0 KiB" "RSS KiB" \
         "bytes/alloc" "RSS freed KiB" fds "idle CPU%"
@@ -393,13 +518,21 @@ if [[ " $PARTS " == *" idle "* ]]; then
 fi
 if [ -n "${PID[meetlited]:-}" ] && [ -n "${PID[coturn]:-}" ]; then
     echo "Ratios (meetlited/coturn unless said):"
-    for size in $SIZES; do
-        [ -n "${RELAY_MAX[$size.coturn]:-}" ] || continue
-        echo "  relay $size B max loss-free pps:           $(bench_ratio "${RELAY_MAX[$size.meetlited]}" "${RELAY_MAX[$size.coturn]}")$(bench_caveat "${RELAY_WHY[$size.meetlited]}" "${RELAY_GENW[$size.meetlited]%%[.%]*}" "${RELAY_WHY[$size.coturn]}" "${RELAY_GENW[$size.coturn]%%[.%]*}")"
-        echo "  relay $size B CPU per packet, coturn/meetlited: $(bench_ratio "${RELAY_PERCOM[$size.coturn]}" "${RELAY_PERCOM[$size.meetlited]}")"
+    for search in "${SEARCHES[@]}"; do
+        for size in $SIZES; do
+            key="$search.$size"
+            [ -n "${RELAY_MAX[$key.coturn]:-}" ] || continue
+            printf '  %-20s max loss-free pps %s%s; CPU per packet coturn/meetlited %s\n' "$key" \
+                "$(bench_ratio "${RELAY_MAX[$key.meetlited]}" "${RELAY_MAX[$key.coturn]}")" \
+                "$(bench_caveat "${RELAY_WHY[$key.meetlited]}" "${RELAY_GENW[$key.meetlited]%%[.%]*}" "${RELAY_WHY[$key.coturn]}" "${RELAY_GENW[$key.coturn]%%[.%]*}")" \
+                "$(bench_ratio "${RELAY_PERCOM[$key.coturn]}" "${RELAY_PERCOM[$key.meetlited]}")"
+        done
     done
-    [ -n "${ALLOC_RATE[coturn]:-}" ] &&
-        echo "  allocation sequences/s:                 $(bench_ratio "${ALLOC_RATE[meetlited]}" "${ALLOC_RATE[coturn]}")"
+    if has_part alloc; then
+        for tr in $ALLOC_TRANSPORTS; do
+            echo "  allocation sequences/s over $tr:        $(bench_ratio "${ALLOC_RATE[$tr.meetlited]}" "${ALLOC_RATE[$tr.coturn]}")"
+        done
+    fi
     [ -n "${IDLE_PER[coturn]:-}" ] &&
         echo "  bytes per idle allocation, coturn/meetlited: $(bench_ratio "${IDLE_PER[coturn]}" "${IDLE_PER[meetlited]}")"
 fi

@@ -96,7 +96,7 @@ static void set_buf(int fd, int opt_force, int opt, unsigned bytes)
         (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
+static int udp_socket(const struct ld_opts *o, struct sockaddr_storage *local, bool conn)
 {
     int fd = socket(o->server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -116,7 +116,7 @@ int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
     }
     /* Connected: the kernel filters other sources, sends need no address, and the local
      * address becomes known for the XOR-MAPPED-ADDRESS check. */
-    if (connect(fd, (const struct sockaddr *)&o->server, o->server_len) < 0) {
+    if (conn && connect(fd, (const struct sockaddr *)&o->server, o->server_len) < 0) {
         fprintf(stderr, "mlload: connect: %s\n", strerror(errno));
         close(fd);
         return -1;
@@ -130,10 +130,30 @@ int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
     return fd;
 }
 
+int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
+{
+    return udp_socket(o, local, true);
+}
+
+int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local)
+{
+    return udp_socket(o, local, false);
+}
+
 int ld_epoll_add(int ep, int fd, uint32_t key)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = key};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        fprintf(stderr, "mlload: epoll_ctl: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ld_epoll_mod(int ep, int fd, uint32_t key, bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.u32 = key};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0) {
         fprintf(stderr, "mlload: epoll_ctl: %s\n", strerror(errno));
         return -1;
     }
@@ -222,50 +242,59 @@ int64_t ld_gate(struct ld_thread *t, void (*poll_cb)(struct ld_thread *, int64_t
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mlload MODE --server ADDR:PORT [options]\n"
-            "modes:\n"
-            "  binding      STUN Binding requests, open loop (--rate) or closed loop (--window)\n"
-            "  turn-relay   --pairs of TURN clients relaying ChannelData (or indications) to each "
-            "other\n"
-            "  turn-alloc   full allocation sequences per second (--concurrency in flight)\n"
-            "  turn-idle    --count allocations kept alive for --duration (server RSS)\n"
-            "  reflect      --listen ADDR:PORT: a minimal Binding responder, to measure the\n"
-            "               generator's own ceiling (run the binding mode against it)\n"
-            "common options:\n"
-            "  --local IP           source address of the sockets (default for a 127.0.0.0/8 "
-            "server:\n"
-            "                       a random 127.x.y.z per run, so no 5-tuple repeats across "
-            "runs)\n"
-            "  --threads N          worker threads (1)\n"
-            "  --duration S         hard cap of the sending or holding phase, seconds (10)\n"
-            "  --count N            cap on requests / packets / allocations (0: none)\n"
-            "  --rate PPS           offered packets per second in total (binding 10000, relay "
-            "10000)\n"
-            "  --burst N            open loop: packets per pacing tick per thread (16)\n"
-            "  --drain MS           wait for late answers after sending stops (1000)\n"
-            "  --sockbuf BYTES      SO_RCVBUF/SO_SNDBUF per socket (4194304; turn-alloc/idle: "
-            "kernel default)\n"
-            "  --spin               busy-poll the sockets instead of sleeping (pin the generator "
-            "to its own core)\n"
-            "  --json               one JSON object on stdout (the summary goes to stderr)\n"
-            "  --quiet              no human summary\n"
-            "binding:\n"
-            "  --clients N          sockets (16)\n"
-            "  --window N           closed loop: requests in flight per socket (with --rate 0; 8)\n"
-            "  --timeout MS         closed loop: a request unanswered this long is lost (1000)\n"
-            "  --fingerprint        add FINGERPRINT to requests\n"
-            "TURN (REST credentials: username <expiry>:<id>, password base64(HMAC-SHA1)):\n"
-            "  --secret S           shared secret (required)\n"
-            "  --pairs N            turn-relay: client pairs (4)\n"
-            "  --size BYTES         turn-relay: payload bytes, 16..1400 (100)\n"
-            "  --send-indications   turn-relay: Send/Data indications instead of ChannelData\n"
-            "  --concurrency N      sequences in flight in total (64)\n"
-            "  --lifetime S         LIFETIME asked for (600)\n"
-            "  --keep               turn-alloc: do not free the allocations at the end\n"
-            "  --setup-timeout S    TURN setup phase cap (30; turn-idle 120)\n"
-            "  --rto MS             first retransmission timeout (500, doubling, 5 tries)\n"
-            "  --ready-file PATH    turn-idle: created once all allocations are up\n");
+    fprintf(
+        f, "usage: mlload MODE --server ADDR:PORT [options]\n"
+           "modes:\n"
+           "  binding      STUN Binding requests, open loop (--rate) or closed loop (--window)\n"
+           "  turn-relay   --pairs of TURN clients relaying ChannelData (or indications) to each "
+           "other\n"
+           "  turn-alloc   full allocation sequences per second (--concurrency in flight)\n"
+           "  turn-idle    --count allocations kept alive for --duration (server RSS)\n"
+           "  reflect      --listen ADDR:PORT: a minimal Binding responder, to measure the\n"
+           "               generator's own ceiling (run the binding mode against it)\n"
+           "common options:\n"
+           "  --local IP           source address of the sockets (default for a 127.0.0.0/8 "
+           "server:\n"
+           "                       a random 127.x.y.z per run, so no 5-tuple repeats across "
+           "runs)\n"
+           "  --threads N          worker threads (1)\n"
+           "  --duration S         hard cap of the sending or holding phase, seconds (10)\n"
+           "  --count N            cap on requests / packets / allocations (0: none)\n"
+           "  --rate PPS           offered packets per second in total (binding 10000, relay "
+           "10000)\n"
+           "  --burst N            open loop: packets per pacing tick per thread (16)\n"
+           "  --drain MS           wait for late answers after sending stops (1000)\n"
+           "  --sockbuf BYTES      SO_RCVBUF/SO_SNDBUF per socket (4194304; turn-alloc/idle: "
+           "kernel default)\n"
+           "  --spin               busy-poll the sockets instead of sleeping (pin the generator "
+           "to its own core)\n"
+           "  --json               one JSON object on stdout (the summary goes to stderr)\n"
+           "  --quiet              no human summary\n"
+           "binding:\n"
+           "  --clients N          sockets (16)\n"
+           "  --window N           closed loop: requests in flight per socket (with --rate 0; 8)\n"
+           "  --timeout MS         closed loop: a request unanswered this long is lost (1000)\n"
+           "  --fingerprint        add FINGERPRINT to requests\n"
+           "TURN (REST credentials: username <expiry>:<id>, password base64(HMAC-SHA1)):\n"
+           "  --secret S           shared secret (required)\n"
+           "  --pairs N            turn-relay: client pairs (4)\n"
+           "  --size BYTES         turn-relay: payload bytes, 16..1400 (100)\n"
+           "  --send-indications   turn-relay: Send/Data indications instead of ChannelData\n"
+           "  --transport T        udp, tcp or tls: the client's transport to the server (udp);\n"
+           "                       relayed traffic leaves the server over UDP either way\n"
+           "  --peer P             turn-relay: pairs (each client relays to its partner's relayed\n"
+           "                       address) or external (to a UDP peer of its own that reflects\n"
+           "                       every datagram back; pairs)\n"
+           "  --late-ms MS         turn-relay: a packet received later than MS is lost (0: never)\n"
+           "  --tls-version V      TLS version offered, only that one: 1.2 or 1.3 (1.3)\n"
+           "  --tls-cipher C       the one cipher offered (1.3: TLS_AES_128_GCM_SHA256, 1.2:\n"
+           "                       ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)\n"
+           "  --concurrency N      sequences in flight in total (64)\n"
+           "  --lifetime S         LIFETIME asked for (600)\n"
+           "  --keep               turn-alloc: do not free the allocations at the end\n"
+           "  --setup-timeout S    TURN setup phase cap (30; turn-idle 120)\n"
+           "  --rto MS             first retransmission timeout (500, doubling, 5 tries)\n"
+           "  --ready-file PATH    turn-idle: created once all allocations are up\n");
 }
 
 enum {
@@ -293,6 +322,11 @@ enum {
     OPT_SOCKBUF,
     OPT_READY_FILE,
     OPT_SPIN,
+    OPT_TRANSPORT,
+    OPT_PEER,
+    OPT_LATE,
+    OPT_TLS_VERSION,
+    OPT_TLS_CIPHER,
     OPT_JSON,
     OPT_QUIET,
     OPT_HELP,
@@ -324,6 +358,11 @@ static const struct option long_opts[] = {
     {"sockbuf", required_argument, NULL, OPT_SOCKBUF},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"spin", no_argument, NULL, OPT_SPIN},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"peer", required_argument, NULL, OPT_PEER},
+    {"late-ms", required_argument, NULL, OPT_LATE},
+    {"tls-version", required_argument, NULL, OPT_TLS_VERSION},
+    {"tls-cipher", required_argument, NULL, OPT_TLS_CIPHER},
     {"json", no_argument, NULL, OPT_JSON},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
@@ -370,6 +409,7 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
     o->lifetime_s = 600;
     o->concurrency = 64;
     o->setup_timeout_s = 30;
+    o->tls_version = 13;
     o->rto_ms = 500;
     o->sockbuf = 4u << 20;
 
@@ -490,6 +530,44 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
         case OPT_SPIN:
             o->spin = true;
             break;
+        case OPT_TRANSPORT:
+            if (!strcmp(optarg, "udp")) {
+                o->transport = LD_UDP;
+            } else if (!strcmp(optarg, "tcp")) {
+                o->transport = LD_TCP;
+            } else if (!strcmp(optarg, "tls")) {
+                o->transport = LD_TLS;
+            } else {
+                fprintf(stderr, "mlload: --transport wants udp, tcp or tls\n");
+                return -1;
+            }
+            break;
+        case OPT_PEER:
+            if (!strcmp(optarg, "pairs")) {
+                o->peer_external = false;
+            } else if (!strcmp(optarg, "external")) {
+                o->peer_external = true;
+            } else {
+                fprintf(stderr, "mlload: --peer wants pairs or external\n");
+                return -1;
+            }
+            break;
+        case OPT_LATE:
+            rc = parse_uint("late-ms", optarg, 0, 60000, &o->late_ms);
+            break;
+        case OPT_TLS_VERSION:
+            if (!strcmp(optarg, "1.2")) {
+                o->tls_version = 12;
+            } else if (!strcmp(optarg, "1.3")) {
+                o->tls_version = 13;
+            } else {
+                fprintf(stderr, "mlload: --tls-version wants 1.2 or 1.3\n");
+                return -1;
+            }
+            break;
+        case OPT_TLS_CIPHER:
+            o->tls_cipher = optarg;
+            break;
         case OPT_JSON:
             o->json = true;
             break;
@@ -542,6 +620,22 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
     if (o->mode == LD_BINDING && o->window && o->rate > 0) {
         fprintf(stderr, "mlload: --window (closed loop) and --rate (open loop) exclude each "
                         "other\n");
+        return -1;
+    }
+    if (o->transport != LD_UDP && (o->mode == LD_BINDING || o->mode == LD_REFLECT)) {
+        fprintf(stderr, "mlload: --transport tcp/tls is for the TURN modes\n");
+        return -1;
+    }
+    if (!o->tls_cipher)
+        o->tls_cipher = o->tls_version == 13
+                            ? "TLS_AES_128_GCM_SHA256"
+                            : "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+    if (o->peer_external && o->mode != LD_TURN_RELAY) {
+        fprintf(stderr, "mlload: --peer external is for turn-relay\n");
+        return -1;
+    }
+    if (o->peer_external && !o->local_len) {
+        fprintf(stderr, "mlload: --peer external needs --local (the peers' address)\n");
         return -1;
     }
     if (o->mode == LD_TURN_RELAY && o->rate <= 0) {
@@ -617,6 +711,11 @@ static double tv_s(struct timeval tv)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+static const char *transport_name(enum ld_transport t)
+{
+    return t == LD_TCP ? "tcp" : t == LD_TLS ? "tls" : "udp";
+}
+
 static const char *mode_name(enum ld_mode m)
 {
     switch (m) {
@@ -640,6 +739,7 @@ struct ld_report {
     double wall_s;    /* whole run */
     double cpu_user_s, cpu_sys_s;
     double run_cpu_s;    /* worker threads' CPU during the measured phase */
+    double run_work_s;   /* worker threads' send and receive work during the measured phase */
     double busy_max_pct; /* busiest worker thread (CPU / wall) during the measured phase */
     double work_max_pct; /* busiest worker thread (send and receive work / wall) */
     uint64_t lost;
@@ -673,6 +773,10 @@ static void report_build(const struct ld_opts *o, struct ld_thread *th, struct l
         s->refreshed += x->refreshed;
         s->refresh_failed += x->refresh_failed;
         s->misrouted += x->misrouted;
+        s->blocked += x->blocked;
+        s->late += x->late;
+        s->peer_echoed += x->peer_echoed;
+        s->conn_failed += x->conn_failed;
         s->pairs_run += x->pairs_run;
         s->rate += x->rate;
         if (x->pair_loss_max_pct > s->pair_loss_max_pct)
@@ -687,6 +791,7 @@ static void report_build(const struct ld_opts *o, struct ld_thread *th, struct l
         if (x->last_done_us > last_done)
             last_done = x->last_done_us;
         r->run_cpu_s += (double)x->run_cpu_ns / 1e9;
+        r->run_work_s += (double)x->run_work_us / 1e6;
         if (x->run_end_us > x->run_start_us && x->run_start_us) {
             double busy = (double)x->run_cpu_ns / 1e3 / (double)(x->run_end_us - x->run_start_us);
             if (busy * 100 > r->busy_max_pct)
@@ -720,10 +825,17 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
            o->threads);
     if (o->mode == LD_BINDING)
         printf(",\"clients\":%u,\"window\":%u", o->clients, o->window);
+    if (o->mode != LD_BINDING && o->mode != LD_REFLECT)
+        printf(",\"client_transport\":\"%s\"", transport_name(o->transport));
+    if (o->transport == LD_TLS)
+        printf(",\"tls_version\":\"1.%u\",\"tls_cipher\":\"%s\"", o->tls_version % 10,
+               o->tls_cipher);
     if (o->mode == LD_TURN_RELAY)
-        printf(",\"pairs\":%u,\"pairs_run\":%llu,\"size\":%u,\"transport\":\"%s\"", o->pairs,
-               (unsigned long long)s->pairs_run, o->size,
-               o->send_ind ? "indication" : "channeldata");
+        printf(",\"pairs\":%u,\"pairs_run\":%llu,\"size\":%u,\"transport\":\"%s\","
+               "\"peer\":\"%s\",\"late_ms\":%u",
+               o->pairs, (unsigned long long)s->pairs_run, o->size,
+               o->send_ind ? "indication" : "channeldata", o->peer_external ? "external" : "pairs",
+               o->late_ms);
     if (o->mode == LD_TURN_ALLOC || o->mode == LD_TURN_IDLE)
         printf(",\"concurrency\":%u,\"count\":%llu", o->concurrency, (unsigned long long)o->count);
     if (o->mode == LD_BINDING || o->mode == LD_TURN_RELAY)
@@ -752,8 +864,12 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
                (unsigned long long)s->freed, (unsigned long long)s->free_failed,
                (unsigned long long)s->refreshed, (unsigned long long)s->refresh_failed,
                (unsigned long long)s->misrouted);
+        printf(",\"blocked\":%llu,\"conn_failed\":%llu", (unsigned long long)s->blocked,
+               (unsigned long long)s->conn_failed);
         if (o->mode == LD_TURN_RELAY)
-            printf(",\"pair_loss_max_pct\":%.4f", s->pair_loss_max_pct);
+            printf(",\"pair_loss_max_pct\":%.4f,\"late\":%llu,\"peer_echoed\":%llu",
+                   s->pair_loss_max_pct, (unsigned long long)s->late,
+                   (unsigned long long)s->peer_echoed);
         if (o->mode == LD_TURN_ALLOC)
             printf(",\"alloc_rate\":%.1f", r->alloc_rate);
     }
@@ -767,18 +883,24 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
     }
     printf("}");
     printf(",\"gen_cpu_s\":%.3f,\"gen_cpu_user_s\":%.3f,\"gen_cpu_sys_s\":%.3f,"
-           "\"gen_wall_s\":%.3f,\"gen_run_cpu_s\":%.3f,\"gen_busy_max_pct\":%.1f,"
+           "\"gen_wall_s\":%.3f,\"gen_run_cpu_s\":%.3f,\"gen_run_work_s\":%.3f,"
+           "\"gen_busy_max_pct\":%.1f,"
            "\"gen_work_max_pct\":%.1f,\"gen_spin\":%s}\n",
            r->cpu_user_s + r->cpu_sys_s, r->cpu_user_s, r->cpu_sys_s, r->wall_s, r->run_cpu_s,
-           r->busy_max_pct, r->work_max_pct, o->spin ? "true" : "false");
+           r->run_work_s, r->busy_max_pct, r->work_max_pct, o->spin ? "true" : "false");
     fflush(stdout);
 }
 
 static void print_human(const struct ld_opts *o, const struct ld_report *r, FILE *f)
 {
     const struct ld_stats *s = &r->s;
-    fprintf(f, "mlload %s: %u thread(s), measured phase %.2f s\n", mode_name(o->mode), o->threads,
+    fprintf(f, "mlload %s: %u thread(s), measured phase %.2f s", mode_name(o->mode), o->threads,
             r->elapsed_s);
+    if (o->mode != LD_BINDING && o->mode != LD_REFLECT)
+        fprintf(f, ", clients over %s", transport_name(o->transport));
+    if (o->mode == LD_TURN_RELAY)
+        fprintf(f, ", %s", o->peer_external ? "external peers" : "pairs");
+    fprintf(f, "\n");
     if (o->mode == LD_REFLECT)
         fprintf(f, "  received %llu, answered %llu, invalid %llu, send errors %llu\n",
                 (unsigned long long)s->received, (unsigned long long)s->sent,
@@ -811,16 +933,18 @@ static void print_human(const struct ld_opts *o, const struct ld_report *r, FILE
         fprintf(f, "  keepalive refreshes %llu (failed %llu)\n", (unsigned long long)s->refreshed,
                 (unsigned long long)s->refresh_failed);
     uint64_t odd = s->stale + s->dup + s->invalid + s->timeouts + s->skipped + s->send_eagain +
-                   s->send_err + s->rx_drops + s->misrouted;
+                   s->send_err + s->rx_drops + s->misrouted + s->blocked + s->late + s->conn_failed;
     if (odd)
         fprintf(f,
                 "  stale %llu, dup %llu, invalid %llu, timeouts %llu, skipped %llu, eagain %llu, "
-                "send errors %llu, generator rx drops %llu, misrouted %llu\n",
+                "send errors %llu, generator rx drops %llu, misrouted %llu, blocked %llu, "
+                "late %llu, connections failed %llu\n",
                 (unsigned long long)s->stale, (unsigned long long)s->dup,
                 (unsigned long long)s->invalid, (unsigned long long)s->timeouts,
                 (unsigned long long)s->skipped, (unsigned long long)s->send_eagain,
                 (unsigned long long)s->send_err, (unsigned long long)s->rx_drops,
-                (unsigned long long)s->misrouted);
+                (unsigned long long)s->misrouted, (unsigned long long)s->blocked,
+                (unsigned long long)s->late, (unsigned long long)s->conn_failed);
     for (unsigned k = 0; k < ML_ARRAY_LEN(s->err_codes); k++)
         if (s->err_codes[k])
             fprintf(f, "  error %u: %u response(s)\n", k, s->err_codes[k]);
@@ -848,6 +972,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    if (o.transport == LD_TLS && ld_tls_init(&o) < 0)
+        return 1;
 
     struct ld_run run = {0};
     ml_random(&run.cookie, sizeof run.cookie);
@@ -944,5 +1071,6 @@ int main(int argc, char **argv)
     }
     free(th);
     free(r);
+    ld_tls_free(&o);
     return rc;
 }

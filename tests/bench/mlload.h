@@ -18,14 +18,22 @@ enum ld_mode {
     LD_REFLECT, /* a trivial Binding responder, to calibrate the generator */
 };
 
+/* The TURN client's transport to the server (RFC 8656 section 3.1); the relayed side is UDP. */
+enum ld_transport {
+    LD_UDP,
+    LD_TCP,
+    LD_TLS,
+};
+
 #define LD_BATCH 64      /* datagrams per sendmmsg/recvmmsg call */
 #define LD_RX_ROUNDS 16  /* recvmmsg calls per readiness event: bounds one socket's turn */
 #define LD_PKT_MAX 2048  /* bytes: receive buffer per datagram */
 #define LD_SIZE_MAX 1400 /* bytes: largest --size payload */
 #define LD_SIZE_MIN 16   /* bytes: sender id, sequence number and send time */
 #define LD_MAX_THREADS 64
-#define LD_TEARDOWN_S 10     /* seconds allowed for freeing allocations at the end */
-#define LD_HIST_BUCKETS 2304 /* log-linear latency histogram, 1/64 relative precision */
+#define LD_TEARDOWN_S 10        /* seconds allowed for freeing allocations at the end */
+#define LD_HIST_BUCKETS 2304    /* log-linear latency histogram, 1/64 relative precision */
+#define LD_KEY_PEER 0x80000000u /* epoll key bit: a client's reflecting peer socket */
 
 struct ld_opts {
     enum ld_mode mode;
@@ -51,10 +59,16 @@ struct ld_opts {
     unsigned concurrency; /* TURN: sequences in flight in total */
     bool keep;            /* turn-alloc: leave the allocations on the server */
     unsigned setup_timeout_s;
-    unsigned rto_ms;        /* first retransmission timeout of TURN requests */
-    unsigned sockbuf;       /* bytes: SO_RCVBUF/SO_SNDBUF asked for; 0 = kernel default */
-    const char *ready_file; /* turn-idle: created once every allocation is up */
-    bool spin;              /* busy-poll instead of sleeping between bursts */
+    unsigned rto_ms;             /* first retransmission timeout of TURN requests */
+    unsigned sockbuf;            /* bytes: SO_RCVBUF/SO_SNDBUF asked for; 0 = kernel default */
+    const char *ready_file;      /* turn-idle: created once every allocation is up */
+    bool spin;                   /* busy-poll instead of sleeping between bursts */
+    enum ld_transport transport; /* TURN client side: UDP, TCP or TLS */
+    bool peer_external;          /* turn-relay: each client relays to a UDP peer of its own */
+    unsigned late_ms;            /* turn-relay: a packet later than this is lost (0: never) */
+    unsigned tls_version;        /* 12 or 13: the only TLS version offered */
+    const char *tls_cipher;      /* the cipher (1.2) or suite (1.3) offered (borrowed) */
+    void *tls_ctx;               /* SSL_CTX of --transport tls, made once by main() */
     bool json;
     bool quiet;
 };
@@ -82,7 +96,12 @@ struct ld_stats {
     uint64_t retransmits, stale_nonce;
     uint64_t freed, free_failed;
     uint64_t refreshed, refresh_failed;
-    uint64_t misrouted; /* relayed payload from someone other than the partner */
+    uint64_t misrouted;   /* relayed payload from someone other than the partner */
+    uint64_t blocked;     /* stream: packets not queued, the connection's output was full (also
+                             counted in skipped): the server did not read fast enough */
+    uint64_t late;        /* relayed packets received later than --late-ms (not in received) */
+    uint64_t peer_echoed; /* external peers: datagrams reflected back to the relay address */
+    uint64_t conn_failed; /* stream: connections refused, reset or closed by the server */
     uint64_t pairs_run;
     double pair_loss_max_pct;
     uint32_t err_codes[700]; /* STUN error responses by code */
@@ -152,6 +171,11 @@ int ld_epoll_wait(int ep, struct epoll_event *ev, int max, int64_t now_us, int64
 /* Receives up to LD_BATCH datagrams from fd into t->rx_buf; updates the socket's drop counter
  * *drops from SO_RXQ_OVFL. Returns the count (0 when none, never negative). */
 int ld_recv_batch(struct ld_thread *t, int fd, uint32_t *drops);
+/* A non-blocking UDP socket bound to the --local address (port 0), not connected, buffers and
+ * SO_RXQ_OVFL as ld_udp_socket; its address goes to *local. Returns the fd, or -1. */
+int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local);
+/* Changes the events of a registered fd: EPOLLIN, plus EPOLLOUT when out. Returns 0 or -1. */
+int ld_epoll_mod(int ep, int fd, uint32_t key, bool out);
 /* This thread's CPU time, nanoseconds. */
 int64_t ld_thread_cpu_ns(void);
 /* Publishes readiness of this thread and returns once every thread is ready (or at
@@ -160,5 +184,52 @@ int64_t ld_thread_cpu_ns(void);
 int64_t ld_gate(struct ld_thread *t, void (*poll_cb)(struct ld_thread *, int64_t), int64_t now_us);
 /* The share of total for thread i of n. */
 uint64_t ld_share(uint64_t total, unsigned i, unsigned n);
+
+/* ------------------------------------------------------------ TCP and TLS (mlload-stream.c) */
+
+enum ld_stream_phase {
+    LD_SP_CONNECTING, /* connect() in progress */
+    LD_SP_HANDSHAKE,  /* TLS handshake in progress */
+    LD_SP_OPEN,
+};
+
+/* A non-blocking TCP or TLS connection to the server with bounded input and output buffers:
+ * nothing here ever blocks or grows. */
+struct ld_stream {
+    int fd;    /* -1: closed */
+    void *ssl; /* SSL *, NULL over TCP */
+    uint8_t phase;
+    bool want_out;   /* EPOLLOUT is registered */
+    bool ssl_wwrite; /* OpenSSL waits for the socket to be writable (handshake or read) */
+    uint32_t icap, ilen;
+    uint32_t ocap, ooff, olen; /* output: bytes [ooff, olen) are still to be written */
+    uint8_t *ibuf, *obuf;
+};
+
+/* Makes o->tls_ctx: one TLS version and the cipher of o->tls_cipher, so that every server is
+ * measured with the same; no certificate verification (a benchmark). Returns 0, or -1. */
+int ld_tls_init(struct ld_opts *o);
+void ld_tls_free(struct ld_opts *o);
+/* Opens a non-blocking connection to o->server from o->local with icap/ocap bytes of buffers;
+ * the local address goes to *local. Returns 0, or -1 with a message (s is then closed). */
+int ld_stream_open(const struct ld_opts *o, struct ld_stream *s, uint32_t icap, uint32_t ocap,
+                   struct sockaddr_storage *local);
+/* Drives the connect and the TLS handshake: 1 once open, 0 in progress, -1 failed. */
+int ld_stream_progress(struct ld_stream *s);
+/* Room for n more bytes of output, or NULL when they do not fit (the caller drops the frame);
+ * ld_stream_commit(s, n) then queues them. */
+uint8_t *ld_stream_reserve(struct ld_stream *s, size_t n);
+void ld_stream_commit(struct ld_stream *s, size_t n);
+/* Writes what it can of the queued output. Returns 0 (even when some is left: see
+ * ld_stream_wants_out), or -1 when the connection failed. */
+int ld_stream_flush(struct ld_stream *s);
+/* Reads into the free part of the input buffer. Returns the bytes read, 0 when nothing more
+ * can be read now, -1 when the connection is closed or failed. */
+int ld_stream_read(struct ld_stream *s);
+/* Decrypted bytes waiting inside OpenSSL (epoll does not see them). */
+bool ld_stream_pending(const struct ld_stream *s);
+/* Whether the connection needs EPOLLOUT: connecting, queued output, or OpenSSL waiting. */
+bool ld_stream_wants_out(const struct ld_stream *s);
+void ld_stream_close(struct ld_stream *s);
 
 #endif
