@@ -46,15 +46,15 @@ static const struct ml_cfg_section sec_control = {"control", cp_cfg_keys,
 static const struct ml_cfg_section sec_auth = {"auth", cp_auth_cfg_keys,
                                                offsetof(struct app_config, auth)};
 static const struct ml_cfg_section sec_signaling = {"signaling", sig_cfg_keys,
-                                                     offsetof(struct app_config, signaling)};
+                                                    offsetof(struct app_config, signaling)};
 static const struct ml_cfg_section sec_usage = {"usage", app_usage_cfg_keys,
                                                 offsetof(struct app_config, usage)};
 static const struct ml_cfg_section sec_admin = {"admin", adm_cfg_keys,
                                                 offsetof(struct app_config, admin)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
-    &sec_daemon,  &sec_log,  &sec_net,   &sec_turn, &sec_database,
-    &sec_control, &sec_auth, &sec_usage, &sec_admin, &sec_signaling, NULL,
+    &sec_daemon, &sec_log,   &sec_net,   &sec_turn,      &sec_database, &sec_control,
+    &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, NULL,
 };
 
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,

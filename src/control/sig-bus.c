@@ -158,14 +158,13 @@ static void fetch_outbox(struct sig_bus *b, const char *ref)
         b->fetch = db_connect(&b->sig->db, "meetlited-sigfetch", err, sizeof err);
         if (!b->fetch) {
             count_drop(b, 1);
-            ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "a large message from another node lost: %s",
-                           err);
+            ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "a large message from another node lost: %s", err);
             return;
         }
     }
     const char *p[] = {tab + 1};
-    PGresult *r = PQexecParams(b->fetch, "SELECT payload FROM sig_outbox WHERE id = $1", 1, NULL,
-                               p, NULL, NULL, 0);
+    PGresult *r = PQexecParams(b->fetch, "SELECT payload FROM sig_outbox WHERE id = $1", 1, NULL, p,
+                               NULL, NULL, 0);
     if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         push_in(b, 'N', PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     } else {
@@ -226,8 +225,9 @@ static void l_state(void *arg, bool up, bool was_up, const char *err, unsigned r
                 "back (retry in %u ms)",
                 err ? err : "?", retry_ms);
     else
-        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling LISTEN connection failed: %s (retry in %u ms)",
-                       err ? err : "?", retry_ms);
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS,
+                       "signaling LISTEN connection failed: %s (retry in %u ms)", err ? err : "?",
+                       retry_ms);
 }
 
 /* ------------------------------------------------------------------ inbound, lws thread */
@@ -283,8 +283,8 @@ static void handle_record(struct sig *sig, const char *line, size_t n)
         uint8_t pid[16];
         if (sig_uuid_parse(json_string_value(json_object_get(o, "participant_id")), pid))
             sig_on_offline(sig, mid, pid);
-    } else if (type && (!strcmp(type, "participant-joined") ||
-                        !strcmp(type, "participant-updated"))) {
+    } else if (type &&
+               (!strcmp(type, "participant-joined") || !strcmp(type, "participant-updated"))) {
         if (sig_room_member_set(r, json_object_get(o, "participant")))
             sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
     }
@@ -304,8 +304,8 @@ static void handle_db_event(struct sig *sig, const char *text)
         json_decref(o);
         return;
     }
-    if (has_m && (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") ||
-                  !strcmp(k, "role")))
+    if (has_m &&
+        (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") || !strcmp(k, "role")))
         cp_cache_invalidate(sig->cp, m); /* another node's change shows here at once */
     if ((!strcmp(k, "left") || !strcmp(k, "removed")) && has_m && has_p)
         sig_on_member_left(sig, mid, pid, k);
@@ -615,8 +615,7 @@ static void *pub_main(void *arg)
                 items_free(b->ohead);
                 b->ohead = b->otail = NULL;
                 b->out_n = 0;
-                ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher cannot connect: %s",
-                               err);
+                ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher cannot connect: %s", err);
                 continue;
             }
             b->backoff_ms = 0;

@@ -18,8 +18,8 @@ static const struct db_stmt st_connect = {
     "SELECT outcome, role, display_name, is_host, conns, roster, chat, cred_username, "
     "cred_expires, revoked FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     9};
-static const struct db_stmt st_disconnect = {"sig_disconnect",
-                                             "SELECT ml_sig_disconnect($1, $2)", 2};
+static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
+                                             2};
 static const struct db_stmt st_remove = {
     "sig_remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, NULL, $2, $3)", 3};
 static const struct db_stmt st_end = {
@@ -112,8 +112,8 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     ml_snprintf(maxc, sizeof maxc, "%lld", j->max_conns);
     ml_snprintf(chatn, sizeof chatn, "%lld", j->chat_n);
     ml_snprintf(ttl, sizeof ttl, "%lld", j->ttl);
-    const char *p[] = {j->sid, j->mid, j->pid, j->uid, j->node, maxc, chatn, ttl,
-                       j->resume ? "true" : "false"};
+    const char *p[] = {
+        j->sid, j->mid, j->pid, j->uid, j->node, maxc, chatn, ttl, j->resume ? "true" : "false"};
     PGresult *r = db_exec(c, &st_connect, p);
     if (!tuples(r) || PQntuples(r) != 1)
         return failed(r, "opening a signaling session");
@@ -135,8 +135,8 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
         long long c_exp = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
         char secret[512], user[128], pass[64];
         cp_turn_secret(cp, secret, sizeof secret);
-        int rc = cred_id ? turn_rest_credential(secret, cred_id + 1, c_exp, user, sizeof user,
-                                                pass, sizeof pass)
+        int rc = cred_id ? turn_rest_credential(secret, cred_id + 1, c_exp, user, sizeof user, pass,
+                                                sizeof pass)
                          : -1;
         ml_wipe(secret, sizeof secret);
         if (rc < 0 || strcmp(user, cred_user) != 0) {
@@ -315,9 +315,10 @@ static void connect_resumed(struct sig_sess *s, struct connect_job *j)
         }
     }
     char head[160];
-    size_t n = ml_snprintf(head, sizeof head,
-                           "{\"type\":\"resumed\",\"seq\":%llu,\"session_id\":\"%s\",\"replayed\":%u}",
-                           (unsigned long long)r->seq, s->sid_s, replayed);
+    size_t n =
+        ml_snprintf(head, sizeof head,
+                    "{\"type\":\"resumed\",\"seq\":%llu,\"session_id\":\"%s\",\"replayed\":%u}",
+                    (unsigned long long)r->seq, s->sid_s, replayed);
     s->first = sig_frame_new(0, head, n);
     s->state = SIG_S_LIVE;
     s->hold = false;
@@ -326,8 +327,7 @@ static void connect_resumed(struct sig_sess *s, struct connect_job *j)
     ML_INFO(SUBSYS,
             "session resumed (meeting=%s participant=%s session=%s peer=%s): %u messages "
             "replayed from %llu",
-            r->id_s, s->pid_s, s->sid_s, s->peer, replayed,
-            (unsigned long long)s->resume_from + 1);
+            r->id_s, s->pid_s, s->sid_s, s->peer, replayed, (unsigned long long)s->resume_from + 1);
 }
 
 static void connect_done(struct db_job *job)
@@ -520,12 +520,10 @@ static void command_done(struct db_job *job)
             static const struct {
                 const char *word;
                 enum cp_err err;
-            } map[] = {{"forbidden", CP_E_NOT_ADMIN},
-                       {"participant_not_found", CP_E_NO_PARTICIPANT},
-                       {"host", CP_E_HOST_PROTECTED},
-                       {"ended", CP_E_MEETING_ENDED},
-                       {"expired", CP_E_MEETING_EXPIRED},
-                       {"not_found", CP_E_NO_MEETING}};
+            } map[] = {
+                {"forbidden", CP_E_NOT_ADMIN},     {"participant_not_found", CP_E_NO_PARTICIPANT},
+                {"host", CP_E_HOST_PROTECTED},     {"ended", CP_E_MEETING_ENDED},
+                {"expired", CP_E_MEETING_EXPIRED}, {"not_found", CP_E_NO_MEETING}};
             enum cp_err e = CP_E_INTERNAL;
             for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
                 if (!strcmp(j->outcome, map[i].word))
@@ -630,8 +628,8 @@ static void resync_done(struct db_job *job)
         else if (!strcmp(o, "ended") || !strcmp(o, "expired"))
             sig_on_meeting_ended(sig, mid, o);
         else if (s->wsi)
-            sig_sess_close(s, cp_err_ws_code(CP_E_NO_PARTICIPANT),
-                           cp_err_code(CP_E_NO_PARTICIPANT), false);
+            sig_sess_close(s, cp_err_ws_code(CP_E_NO_PARTICIPANT), cp_err_code(CP_E_NO_PARTICIPANT),
+                           false);
     }
     for (size_t i = 0; i < j->n; i++) {
         free(j->sid[i]);
@@ -649,9 +647,8 @@ void sig_db_resync(struct sig *sig)
     for (struct sig_sess *s = sig->all; s; s = s->anext) {
         if (!s->in_db || !s->room || s->state == SIG_S_CLOSED)
             continue;
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:b}", "s", s->sid_s, "m",
-                                             s->room->id_s, "p", s->pid_s, "d",
-                                             s->state == SIG_S_DETACHED));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:b}", "s", s->sid_s, "m", s->room->id_s,
+                                             "p", s->pid_s, "d", s->state == SIG_S_DETACHED));
     }
     struct resync_job *j = ml_xcalloc(1, sizeof *j);
     j->sig = sig;

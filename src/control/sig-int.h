@@ -10,13 +10,13 @@
 #define SIG_PROTOCOL "meetlite-signaling"
 #define SIG_PATH "/api/v1/signaling"
 #define SIG_CHANNEL "meetlite_sig"
-#define SIG_NODE_MAX 64        /* bytes of a node id, with the NUL */
-#define SIG_NOTIFY_MAX 7800    /* bytes of a NOTIFY payload we pack (PostgreSQL's limit: 8000) */
-#define SIG_ID_MAX 64          /* characters of a client's message id */
-#define SIG_RX_BUFFER 2048     /* libwebsockets' receive buffer per connection */
-#define SIG_TOKEN_HEX 32       /* the secret part of a resume token, in hex */
+#define SIG_NODE_MAX 64     /* bytes of a node id, with the NUL */
+#define SIG_NOTIFY_MAX 7800 /* bytes of a NOTIFY payload we pack (PostgreSQL's limit: 8000) */
+#define SIG_ID_MAX 64       /* characters of a client's message id */
+#define SIG_RX_BUFFER 2048  /* libwebsockets' receive buffer per connection */
+#define SIG_TOKEN_HEX 32    /* the secret part of a resume token, in hex */
 #define SIG_RESUME_TOKEN_MAX (SIG_NODE_MAX + SIG_TOKEN_HEX + 2)
-#define SIG_UUID_STR 37        /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and NUL */
+#define SIG_UUID_STR 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and NUL */
 
 /* ---------------------------------------------------------------- close codes (sig-msg.c) */
 
@@ -191,7 +191,7 @@ struct sig;
  * room (while not CLOSED), by its WebSocket (while attached) and by each database job in
  * flight, and freed when the last of them lets go. */
 struct sig_sess {
-    struct sig_hnode tok; /* in sig->by_token while resumable */
+    struct sig_hnode tok;           /* in sig->by_token while resumable */
     struct sig_sess *rnext, *rprev; /* in its room */
     struct sig_sess *anext, *aprev; /* in sig->all */
     struct sig *sig;

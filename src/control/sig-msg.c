@@ -116,8 +116,8 @@ static enum cp_err check_field(const struct sig_field *f, const json_t *v, char 
             return CP_E_INVALID_FIELD;
         }
         if ((long long)chars < f->min || (long long)chars > f->max) {
-            ml_snprintf(msg, msglen, "payload.%s: length must be %lld to %lld characters",
-                        f->name, f->min, f->max);
+            ml_snprintf(msg, msglen, "payload.%s: length must be %lld to %lld characters", f->name,
+                        f->min, f->max);
             return CP_E_INVALID_FIELD;
         }
         if ((f->flags & SIG_F_NO_CTRL) && has_ctrl(s, n)) {

@@ -274,10 +274,10 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
 
 json_t *sig_member_json(const struct sig_member *m)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name",
-                          m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT",
-                          "host", m->host, "audio", m->audio, "video", m->video, "online",
-                          m->online);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name", m->name ? m->name : "",
+                  "role", m->admin ? "ADMIN" : "PARTICIPANT", "host", m->host, "audio", m->audio,
+                  "video", m->video, "online", m->online);
     if (!o)
         abort();
     return o;
@@ -538,8 +538,8 @@ void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *st
     if (!r || r->ended)
         return;
     bool expired = status && !strcmp(status, "expired");
-    json_t *o = json_pack("{s:s,s:s}", "type", "meeting-ended", "reason",
-                          expired ? "expired" : "ended");
+    json_t *o =
+        json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended");
     if (!o)
         abort();
     sig_room_ref(r);
@@ -558,8 +558,8 @@ void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], 
     if (!m)
         return;
     m->admin = admin;
-    json_t *o = json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
-                          sig_member_json(m));
+    json_t *o =
+        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m));
     if (!o)
         abort();
     sig_room_send(r, o, NULL, NULL);

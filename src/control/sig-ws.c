@@ -148,8 +148,7 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
             tok = buf + 7;
     }
     if (!tok || !*tok)
-        return refuse(wsi, cp_err_ws_code(CP_E_UNAUTHENTICATED),
-                      cp_err_code(CP_E_UNAUTHENTICATED));
+        return refuse(wsi, cp_err_ws_code(CP_E_UNAUTHENTICATED), cp_err_code(CP_E_UNAUTHENTICATED));
     struct cp *cp = sig->cp;
     struct cp_jwt_expect ex = {cp->auth.jwt_issuer, "meetlite-signaling", cp->auth.leeway_s,
                                ml_wall_s()};
@@ -294,8 +293,8 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
             json_object_set(o, "id", m->id);
         emit(s, 'P', o, NULL, NULL);
         json_decref(o);
-        json_t *row = json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video",
-                                me->video);
+        json_t *row =
+            json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video", me->video);
         char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
         if (!t)
             abort();
@@ -477,12 +476,13 @@ static void on_closed(struct sig *sig, struct sig_pss *pss)
     case SIG_S_LIVE:
         if (s->close_code || s->clean_close) {
             if (s->opened)
-                ML_INFO(SUBSYS, "session closed (meeting=%s participant=%s session=%s peer=%s): %d %s "
-                    "after %llds",
-                    s->room->id_s, s->pid_s, s->sid_s, s->peer,
-                    s->close_code ? s->close_code : SIG_CLOSE_NORMAL,
-                    s->close_code ? s->close_reason : "by the client",
-                    (long long)((now - s->opened_ms) / 1000));
+                ML_INFO(SUBSYS,
+                        "session closed (meeting=%s participant=%s session=%s peer=%s): %d %s "
+                        "after %llds",
+                        s->room->id_s, s->pid_s, s->sid_s, s->peer,
+                        s->close_code ? s->close_code : SIG_CLOSE_NORMAL,
+                        s->close_code ? s->close_reason : "by the client",
+                        (long long)((now - s->opened_ms) / 1000));
             sig_sess_end(s, true);
             return;
         }
@@ -604,11 +604,13 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
     if (!cfg->enabled)
         return 0;
     if (cfg->idle_timeout_s <= cfg->ping_interval_s)
-        return ml_err(err, errlen, "signaling.idle-timeout must be longer than "
-                                   "signaling.ping-interval");
+        return ml_err(err, errlen,
+                      "signaling.idle-timeout must be longer than "
+                      "signaling.ping-interval");
     if (cfg->node_timeout_ms < 2 * cfg->heartbeat_ms)
-        return ml_err(err, errlen, "signaling.node-timeout-ms must be at least twice "
-                                   "signaling.heartbeat-ms");
+        return ml_err(err, errlen,
+                      "signaling.node-timeout-ms must be at least twice "
+                      "signaling.heartbeat-ms");
     if (cfg->burst < 1 || cfg->max_queue < cfg->max_message)
         return ml_err(err, errlen, "signaling.max-queue must be at least signaling.max-message");
     struct sig *sig = ml_xcalloc(1, sizeof *sig);
@@ -629,10 +631,10 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
     }
     sig_htab_init(&sig->rooms);
     sig_htab_init(&sig->by_token);
-    sig->limits = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "max_message", cfg->max_message, "rate",
-                            cfg->rate, "burst", cfg->burst, "ping_interval_s",
-                            cfg->ping_interval_s, "idle_timeout_s", cfg->idle_timeout_s,
-                            "resume_window_s", cfg->resume_window_s);
+    sig->limits =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "max_message", cfg->max_message, "rate", cfg->rate,
+                  "burst", cfg->burst, "ping_interval_s", cfg->ping_interval_s, "idle_timeout_s",
+                  cfg->idle_timeout_s, "resume_window_s", cfg->resume_window_s);
     cp->sig = sig;
     sig->bus = sig_bus_new(sig, err, errlen);
     if (!sig->bus) {
