@@ -46,7 +46,7 @@ struct usage_rec {
 struct app_relay {
     struct turn_server *srv;
     const struct app_config *cfg; /* borrowed */
-    char node[128];               /* the turn_usage.node column: this host's name */
+    char node[128];               /* the turn_usage.node column */
     /* revocations (listener thread, plus the control plane's thread for the hook) */
     struct db_listener *listener;
     int64_t alive_us; /* listener thread: server clock when last known connected; 0: never */
@@ -583,7 +583,10 @@ struct app_relay *app_relay_new(const struct app_config *cfg, struct turn_server
     r->srv = srv;
     r->cfg = cfg;
     r->record = cfg->usage.record;
-    if (gethostname(r->node, sizeof r->node) < 0 || !r->node[0])
+    /* The fleet's name for this node (signaling.node-id, shared with signaling), else the host's */
+    if (cfg->signaling.node_id)
+        ml_strlcpy(r->node, cfg->signaling.node_id, sizeof r->node);
+    else if (gethostname(r->node, sizeof r->node) < 0 || !r->node[0])
         ml_strlcpy(r->node, "unknown", sizeof r->node);
     r->node[sizeof r->node - 1] = 0;
     pthread_mutex_init(&r->mu, NULL);

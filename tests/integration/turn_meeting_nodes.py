@@ -32,6 +32,7 @@ def turn_only(port):
                    "turn.auth-secret=" + TURN_SECRET, "turn.allow-peers=127.0.0.0/8",
                    "net.workers=2", "usage.queue-max=5", "usage.flush-interval-ms=100",
                    "database.reconnect-max=500", "database.listen-keepalive=1s",
+                   "signaling.node-id=turn-only-1",
                    "log.level=info"], timeout=60)
 
 
@@ -102,7 +103,7 @@ try:
     written = wait_until(lambda: int(pg.psql("SELECT count(*) FROM turn_usage WHERE meeting_id = '%s'" % mid)) >= 4, 3)
     t.ok(written, "the TURN-only node recorded the four allocations' usage")
     node = pg.psql("SELECT DISTINCT node FROM turn_usage WHERE meeting_id = '%s'" % mid)
-    t.ok(node and "\n" not in node, "with the node's name", node)
+    t.eq(node, "turn-only-1", "with the node's name (signaling.node-id)")
 
     # ------------------------------------------------------------ PostgreSQL stops
     m2 = api.meeting(host_tok, "Outage", max_participants=20)
