@@ -802,12 +802,20 @@ int adm_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t er
 
 void adm_stop(struct adm *a)
 {
-    if (!a || !a->started)
+    if (!a)
         return;
-    __atomic_store_n(&a->stopping, true, __ATOMIC_RELEASE);
-    lws_cancel_service(a->ctx);
-    pthread_join(a->thread, NULL);
-    a->started = false;
+    if (a->started) {
+        __atomic_store_n(&a->stopping, true, __ATOMIC_RELEASE);
+        lws_cancel_service(a->ctx);
+        pthread_join(a->thread, NULL);
+        a->started = false;
+    }
+    /* The database threads too: a job may be applying TURN credentials through the sync,
+     * which the caller frees next. Finished jobs only mark their requests; lws_context_destroy
+     * in adm_free() frees them. */
+    a->stopping = true;
+    db_pool_free(a->pool);
+    a->pool = NULL;
 }
 
 void adm_free(struct adm *a)
@@ -815,14 +823,12 @@ void adm_free(struct adm *a)
     if (!a)
         return;
     adm_stop(a);
-    a->stopping = true;
     /* closing the connections orphans the requests with operations in flight ... */
     if (a->ctx) {
         lws_context_destroy(a->ctx);
         a->ctx = NULL;
     }
     /* ... which the last completions free */
-    db_pool_free(a->pool);
     drain_done(a);
     free(a->tokens);
     free(a->cfg.listen);

@@ -81,7 +81,8 @@ int adm_port(const struct adm *a);
 /* Takes new tokens (SIGHUP; admin.token is reloadable). 0, or -1 with err filled (the old
  * tokens stay). Any thread. */
 int adm_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t errlen) ML_WUR;
-/* Stops the service thread: no request is served after it returns. Operations it started on
+/* Stops the service thread and the admin's database threads: no request is served and no
+ * database job runs after it returns (call it before adm_sync_free). Operations it started on
  * the workers may still call back; they are collected by adm_free(). */
 void adm_stop(struct adm *a);
 /* Frees everything; call after the network engine is freed. */
