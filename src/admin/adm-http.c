@@ -152,11 +152,6 @@ void adm_req_free(struct adm_req *r)
     free(r);
 }
 
-bool adm_req_live(const struct adm_req *r)
-{
-    return r->wsi && !__atomic_load_n(&r->adm->stopping, __ATOMIC_RELAXED);
-}
-
 static void ready(struct adm_req *r)
 {
     r->ready = true;

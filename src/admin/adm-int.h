@@ -126,8 +126,6 @@ const char *adm_arg(const struct adm_req *r, const char *name);
 void adm_submit(struct adm_req *r, db_work_fn work, void (*on_db)(struct adm *, struct adm_req *));
 /* Hands a finished operation to the admin thread (any thread). */
 void adm_post(struct adm *a, struct adm_done *d);
-/* Whether the request may still start operations (its client is there, not stopping). */
-bool adm_req_live(const struct adm_req *r);
 
 /* ---------------------------------------------------------------- adm-sync.c */
 
