@@ -5,6 +5,7 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config clang
 libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
+libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
 coturn python3 python3-websockets python3-cryptography curl wrk prometheus openssl procps iproute2

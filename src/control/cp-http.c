@@ -8,6 +8,7 @@
 #include "net/net.h"
 
 #include <ctype.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -534,6 +535,22 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (cp && cp->pool && !cp->stopping)
             db_pool_drain(cp->pool);
         return 0;
+    case LWS_CALLBACK_WSI_CREATE: /* every accepted connection, HTTP or WebSocket */
+        if (cp)
+            cp->conns++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (cp)
+            cp->conns--;
+        return 0;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        if (cp && cp->conns >= cp->cfg.max_connections) {
+            ML_LOG_LIMITED(ML_LOG_WARN, "http",
+                           "connection refused: control.max-connections=%lld open already",
+                           cp->cfg.max_connections);
+            return 1;
+        }
+        return 0;
     case LWS_CALLBACK_HTTP:
         return on_request(cp, wsi, pc);
     case LWS_CALLBACK_HTTP_BODY: {
@@ -624,7 +641,9 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
     info.max_http_header_pool = 256;
     info.keepalive_timeout = 30;
     info.timeout_secs = 20;
-    info.fd_limit_per_thread = (unsigned)cp->cfg.max_connections + 64;
+    /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
+     * connection of every socket event by a linear scan of all of them (its "max fds unrelated
+     * to ulimit" mode); control.max-connections is counted in cb_http instead. */
     info.count_threads = 1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (ss.ss_family == AF_INET)
@@ -634,7 +653,30 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
         info.ssl_cert_filepath = cp->cfg.tls_cert;
         info.ssl_private_key_filepath = cp->cfg.tls_key;
     }
+    /* lws on a libev loop of ours (its evlib_ev plugin): epoll, where lws's built-in loop
+     * poll()s every socket at each wake-up, which costs as much as the work itself once
+     * thousands of WebSockets are open. A loop of our own registers no signal watcher (an
+     * internal one would take SIGINT from the main thread). */
+    cp->evloop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (!cp->evloop)
+        cp->evloop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!cp->evloop)
+        return ml_err(err, errlen, "cannot create the control plane's event loop");
+    void *loops[1] = {cp->evloop};
+    info.foreign_loops = loops;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
     cp->ctx = lws_create_context(&info);
+    if (!cp->ctx) { /* the plugin may be missing (libwebsockets-evlib-ev): lws's own loop */
+        ev_loop_destroy(cp->evloop);
+        cp->evloop = NULL;
+        info.foreign_loops = NULL;
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        cp->ctx = lws_create_context(&info);
+        if (cp->ctx)
+            ML_WARN("http", "libwebsockets' libev plugin is missing (apt-get install "
+                            "libwebsockets-evlib-ev): lws's poll() loop serves instead, slower "
+                            "with thousands of connections");
+    }
     if (!cp->ctx)
         return ml_err(err, errlen,
                       "control.listen: cannot listen on %s (in use, or not a local "

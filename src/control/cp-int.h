@@ -262,6 +262,8 @@ struct cp {
     bool draining;                             /* atomic: joins refused */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (sig-*.c); NULL when off */
+    void *evloop;               /* the service thread's libev loop (struct ev_loop *) */
+    long long conns;            /* connections open (HTTP and WebSocket; the HTTP thread) */
 };
 
 /* The status cache (cp-api.c), on the control-plane thread. */

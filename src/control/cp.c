@@ -6,6 +6,7 @@
 #include "net/net.h"
 
 #include <argon2.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -282,9 +283,12 @@ static void *service_main(void *arg)
 {
     struct cp *cp = arg;
     ml_log_set_thread("http");
-    while (!__atomic_load_n(&cp->stopping, __ATOMIC_ACQUIRE))
-        if (lws_service(cp->ctx, 0) < 0)
+    while (!__atomic_load_n(&cp->stopping, __ATOMIC_ACQUIRE)) {
+        if (cp->evloop) /* one round of our libev loop; lws_cancel_service() ends a wait */
+            ev_run(cp->evloop, EVRUN_ONCE);
+        else if (lws_service(cp->ctx, 0) < 0)
             break;
+    }
     return NULL;
 }
 
@@ -316,6 +320,9 @@ void cp_free(struct cp *cp)
         lws_context_destroy(cp->ctx);
         cp->ctx = NULL;
     }
+    if (cp->evloop)
+        ev_loop_destroy(cp->evloop);
+    cp->evloop = NULL;
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
     cp->started = false;
     db_pool_free(cp->pool);

@@ -506,6 +506,9 @@ static void command_done(struct db_job *job)
     struct cmd_job *j = (struct cmd_job *)job;
     struct sig *sig = j->sig;
     struct sig_sess *s = j->s;
+    s->cmds--;
+    if (s->wsi) /* a close that waited for this answer may go now */
+        lws_callback_on_writable(s->wsi);
     /* the same revocation hook as the REST API's; the events reach every node, this one
      * included, by the triggers' NOTIFY */
     revoked_apply(sig->cp, &j->revoked);
@@ -566,6 +569,7 @@ void sig_db_command(struct sig_sess *s, enum sig_mkind kind, json_t *id, const c
     j->job.work = w_command;
     j->job.done = command_done;
     sig_sess_ref(s);
+    s->cmds++;
     if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {
         j->job.status = DB_UNAVAILABLE;
         command_done(&j->job);

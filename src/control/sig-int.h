@@ -218,6 +218,7 @@ struct sig_sess {
     bool ping_due;
     int close_code; /* non-zero: close once the queue is written (or at once) */
     bool flushing;  /* closing after the queue: answers to the client may still join it */
+    unsigned cmds;  /* its ADMIN commands in flight: a flushing close waits for their answer */
     char close_reason[48];
     /* input */
     char *rx;

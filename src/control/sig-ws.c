@@ -436,12 +436,13 @@ static int on_writable(struct sig_sess *s, struct lws *wsi)
         free(e);
         if (rc < 0)
             return -1;
-    } else if (s->close_code) {
+    } else if (s->close_code && !(s->flushing && s->cmds)) {
         lws_close_reason(wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
         return -1;
     }
-    if (s->first || (!s->hold && (s->qhead || s->ping_due || s->close_code)))
+    if (s->first ||
+        (!s->hold && (s->qhead || s->ping_due || (s->close_code && !(s->flushing && s->cmds)))))
         lws_callback_on_writable(wsi);
     return 0;
 }
