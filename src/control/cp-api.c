@@ -1223,6 +1223,7 @@ void cp_sweep(struct cp *cp)
 
 const struct cp_route cp_api_routes[] = {
     {LWSHUMETH_GET, "/api/v1/health", h_health, 0, NULL, 0},
+    {LWSHUMETH_GET, "/api/v1/config", cp_web_config, 0, NULL, 0},
     {LWSHUMETH_POST, "/api/v1/auth/signup", h_signup, BODY, P(signup_params, signup_in)},
     {LWSHUMETH_POST, "/api/v1/auth/login", h_login, BODY, P(login_params, login_in)},
     {LWSHUMETH_POST, "/api/v1/auth/oidc", h_oidc, BODY, P(oidc_params, oidc_in)},

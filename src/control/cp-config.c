@@ -81,6 +81,10 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
     {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
      "Private key (PEM) of control.tls-cert."},
+    {"web-root", ML_CFG_STR, "", 0, 4096, 0, C(web_root), NULL, NULL,
+     "Directory of the browser client (index.html, css/, js/), served on control.listen with "
+     "the meeting links /m/<code>. Empty: the installed share/meetlite/web, or the source "
+     "tree's src/web when meetlited runs from its build tree. off: the API only."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -112,6 +116,10 @@ const struct ml_cfg_key cp_auth_cfg_keys[] = {
     {"oidc-jwks-file", ML_CFG_STR, "", 0, 4096, 0, A(oidc_jwks_file), NULL, NULL,
      "The issuer's signing keys as a JWKS file (RS256 and ES256 keys; fetch it from the "
      "issuer's jwks_uri and refresh it with the issuer's key rotation)."},
+    {"oidc-authorize-url", ML_CFG_STR, "", 0, 512, 0, A(oidc_authorize_url), NULL, validate_url,
+     "The issuer's authorization endpoint, where the browser client sends people to sign in "
+     "(its sign-in button shows only when this is known). Empty: Google's when oidc-issuer is "
+     "https://accounts.google.com."},
     {"argon2-memory", ML_CFG_INT, "19456", 64, 4194304, 0, A(argon2_memory_kib), NULL, NULL,
      "argon2id memory cost in KiB for new password hashes (OWASP: 19456)."},
     {"argon2-iterations", ML_CFG_INT, "2", 1, 100, 0, A(argon2_iterations), NULL, NULL,

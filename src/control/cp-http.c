@@ -551,8 +551,10 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return 1;
         }
         return 0;
-    case LWS_CALLBACK_HTTP:
-        return on_request(cp, wsi, pc);
+    case LWS_CALLBACK_HTTP: {
+        int rc = cp_web_fallback(cp, wsi); /* a meeting link: the client's page */
+        return rc <= 0 ? rc : on_request(cp, wsi, pc);
+    }
     case LWS_CALLBACK_HTTP_BODY: {
         struct cp_req *req = pc->req;
         if (!req || !req->body || req->ready)
@@ -648,6 +650,8 @@ int cp_http_init(struct cp *cp, char *err, size_t errlen)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (ss.ss_family == AF_INET)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cp_web_init(cp, &info, err, errlen) < 0)
+        return -1;
     if (cp->cfg.tls_cert) { /* HTTPS and wss:// on the same port */
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cp->cfg.tls_cert;

@@ -262,6 +262,7 @@ struct cp {
     bool draining;                             /* atomic: joins refused */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (sig-*.c); NULL when off */
+    struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
     void *evloop;               /* the service thread's libev loop (struct ev_loop *) */
     long long conns;            /* connections open (HTTP and WebSocket; the HTTP thread) */
 };
@@ -286,6 +287,17 @@ void cp_turn_secret(struct cp *cp, char *buf, size_t len);
 
 /* Creates the lws context and binds control.listen (cp-http.c). */
 int cp_http_init(struct cp *cp, char *err, size_t errlen) ML_WUR;
+
+/* The browser client (cp-web.c). Before the context exists: finds the client's directory and
+ * sets info's mounts (and the headers of every answer); 0, or -1 with err. */
+int cp_web_init(struct cp *cp, struct lws_context_creation_info *info, char *err,
+                size_t errlen) ML_WUR;
+void cp_web_free(struct cp_web *w);
+/* A request no file matched: a meeting link (/m/<code>) gets the app's index.html. Returns 1
+ * when it is not one (the caller answers), 0 when answered, -1 to close the connection. */
+int cp_web_fallback(struct cp *cp, struct lws *wsi);
+/* GET /api/v1/config: what the browser client needs to know of this deployment. */
+void cp_web_config(struct cp *cp, struct cp_req *req);
 
 /* The REST API (cp-api.c). */
 extern const struct cp_route cp_api_routes[];

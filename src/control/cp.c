@@ -218,6 +218,7 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->cfg.turn_uris = dup_opt(cfg->turn_uris);
     cp->cfg.tls_cert = dup_opt(cfg->tls_cert);
     cp->cfg.tls_key = dup_opt(cfg->tls_key);
+    cp->cfg.web_root = dup_opt(cfg->web_root);
     cp->auth = *auth;
     cp->auth.jwt_secret = NULL;
     cp->auth.jwt_key = dup_opt(auth->jwt_key);
@@ -226,6 +227,7 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->auth.oidc_issuer = dup_opt(auth->oidc_issuer);
     cp->auth.oidc_audience = dup_opt(auth->oidc_audience);
     cp->auth.oidc_jwks_file = dup_opt(auth->oidc_jwks_file);
+    cp->auth.oidc_authorize_url = dup_opt(auth->oidc_authorize_url);
     cp->turn_secret = first_secret(turn->auth_secret);
     cp->limiter = cp_limiter_new(8192);
     cp->cache = ml_xcalloc(CP_CACHE_SLOTS, sizeof *cp->cache);
@@ -346,12 +348,15 @@ void cp_free(struct cp *cp)
     free(cp->cfg.turn_uris);
     free(cp->cfg.tls_cert);
     free(cp->cfg.tls_key);
+    free(cp->cfg.web_root);
+    cp_web_free(cp->web);
     free(cp->auth.jwt_key);
     free(cp->auth.jwt_issuer);
     free(cp->auth.jwt_audience);
     free(cp->auth.oidc_issuer);
     free(cp->auth.oidc_audience);
     free(cp->auth.oidc_jwks_file);
+    free(cp->auth.oidc_authorize_url);
     pthread_mutex_destroy(&cp->turn_mu);
     free(cp);
 }

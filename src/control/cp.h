@@ -24,6 +24,7 @@ struct cp_config {
     long long meetings_list_max; /* meetings returned by GET /api/v1/meetings */
     long long status_cache_ms;   /* how long a meeting's status is served from memory */
     char *tls_cert, *tls_key;    /* PEM files: HTTPS and wss:// on control.listen; NULL: plain */
+    char *web_root; /* the browser client's directory; NULL: found (cp-web.c); "off": none */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 
@@ -34,6 +35,7 @@ struct cp_auth_config {
     char *jwt_issuer, *jwt_audience;
     long long token_lifetime_s, signaling_token_lifetime_s, leeway_s;
     char *oidc_issuer, *oidc_audience, *oidc_jwks_file;
+    char *oidc_authorize_url; /* where the browser client gets ID tokens; NULL: Google's, if so */
     long long argon2_memory_kib, argon2_iterations;
     long long password_min;
     long long login_max_failures;      /* per account per window */

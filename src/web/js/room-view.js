@@ -1,0 +1,258 @@
+// The meeting's screen: the video grid (1 to 9 tiles and more, laid out by count), tiles with
+// name, ADMIN badge, microphone and camera state and the connection badge, the participant
+// list with the ADMIN's actions, the chat, the control bar and its side panels. It renders
+// what the room (room.js) tells it and reports clicks back; it holds no meeting state.
+
+import {$, h, icon, initials, toast} from './ui.js';
+
+const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connecting: 'Connecting…', self: ''};
+
+export class RoomView {
+  /** actions: {mic(), cam(), leave(), end(), chat(text), remove(id), mute(id), relay(on)} */
+  constructor(actions) {
+    this.actions = actions;
+    this.grid = $('grid');
+    this.tiles = new Map();
+    this.unread = 0;
+    this.bindControls();
+  }
+
+  bindControls() {
+    const a = this.actions;
+    const ctl = (id, ic, label, f) => {
+      const b = $(id);
+      b.replaceChildren(icon(ic), h('span', {class: 'ctl-label'}, label));
+      b.onclick = f;
+      return b;
+    };
+    ctl('btn-mic', 'mic', 'Mute', () => a.mic());
+    ctl('btn-cam', 'cam', 'Stop video', () => a.cam());
+    ctl('btn-people', 'people', 'People', () => this.toggle('panel-people'));
+    ctl('btn-chat', 'chat', 'Chat', () => this.toggle('panel-chat'));
+    ctl('btn-settings', 'gear', 'Settings', () => this.toggle('panel-settings'));
+    ctl('btn-end', 'end', 'End', () => a.end());
+    ctl('btn-leave', 'leave', 'Leave', () => a.leave());
+    $('call-copy').replaceChildren(icon('link'), h('span', {class: 'ctl-label'}, 'Copy link'));
+    $('call-copy').onclick = () => a.copyLink();
+    for (const b of document.querySelectorAll('.panel-close')) b.onclick = () => this.toggle(b.dataset.close, false);
+    $('chat-form').onsubmit = (e) => {
+      e.preventDefault();
+      const input = $('chat-input');
+      const text = input.value.trim();
+      if (!text) return;
+      if (a.chat(text)) input.value = '';
+    };
+    $('settings-relay').onchange = (e) => a.relay(e.target.checked);
+    // Escape closes an open panel (the dialog handles its own)
+    this.onKey = (e) => {
+      if (e.key !== 'Escape' || document.querySelector('dialog[open]')) return;
+      const open = [...document.querySelectorAll('.panel')].find((p) => !p.hidden);
+      if (open) this.toggle(open.id, false);
+    };
+    document.addEventListener('keydown', this.onKey);
+  }
+
+  /** Opens or closes a side panel (one at a time), keeping the buttons' aria-expanded true. */
+  toggle(id, show) {
+    const panel = $(id);
+    const open = show ?? panel.hidden;
+    for (const p of document.querySelectorAll('.panel')) {
+      const on = p.id === id ? open : false;
+      p.hidden = !on;
+      const btn = document.querySelector(`[aria-controls="${p.id}"]`);
+      if (btn) btn.setAttribute('aria-expanded', String(on));
+    }
+    $('call').dataset.panel = open ? id : '';
+    if (id === 'panel-chat' && open) {
+      this.unread = 0;
+      this.renderUnread();
+      $('chat-input').focus();
+    } else if (open) {
+      const first = panel.querySelector('button:not(.panel-close), input');
+      if (first) first.focus();
+    } else {
+      const btn = document.querySelector(`[aria-controls="${id}"]`);
+      if (btn) btn.focus();
+    }
+  }
+
+  setTitle(title, code) {
+    $('call-title').textContent = title;
+    $('call-title').title = code ? `Code ${code}` : '';
+  }
+
+  /** The signaling state in the header: "" when all is well. */
+  setNet(text, kind = 'warn') {
+    const el = $('net-status');
+    el.textContent = text;
+    el.dataset.kind = text ? kind : '';
+  }
+
+  // ------------------------------------------------------------ tiles
+
+  tile(id, self) {
+    let t = this.tiles.get(id);
+    if (t) return t;
+    const video = h('video', {autoplay: true, playsinline: true, 'aria-hidden': 'true'});
+    if (self) video.muted = true;
+    const name = h('span', {class: 'tile-name'});
+    const admin = h('span', {class: 'badge badge-admin', hidden: true}, 'ADMIN');
+    const mic = h('span', {class: 'tile-mic', role: 'img', 'aria-label': 'Microphone off', hidden: true}, icon('micOff'));
+    const path = h('span', {class: 'badge badge-path', hidden: self});
+    const avatar = h('div', {class: 'avatar', 'aria-hidden': 'true'});
+    const el = h('figure', {class: 'tile', dataset: {pid: id, video: 'off', audio: 'off'}},
+      video, avatar, h('figcaption', {}, name, admin, mic, path));
+    if (self) el.dataset.self = 'true';
+    t = {el, video, name, admin, mic, path, avatar, self};
+    this.tiles.set(id, t);
+    if (self) this.grid.prepend(el);
+    else this.grid.append(el);
+    this.layout();
+    return t;
+  }
+
+  /** Shows or updates a participant's tile (member: {id, name, role, audio, video}). */
+  showMember(m, self = false) {
+    const t = this.tile(m.id, self);
+    const label = self ? `${m.name} (you)` : m.name;
+    t.name.textContent = label;
+    t.avatar.textContent = initials(m.name);
+    t.admin.hidden = m.role !== 'ADMIN';
+    t.mic.hidden = !!m.audio;
+    t.el.dataset.audio = m.audio ? 'on' : 'off';
+    t.el.dataset.video = m.video ? 'on' : 'off';
+    t.el.setAttribute('aria-label', `${label}${m.role === 'ADMIN' ? ', ADMIN' : ''}${m.audio ? '' : ', muted'}${m.video ? '' : ', camera off'}`);
+  }
+
+  /** Plays a stream in a tile (the local preview, or what a peer sends). */
+  setStream(id, stream) {
+    const t = this.tiles.get(id);
+    if (!t || t.video.srcObject === stream) return;
+    t.video.srcObject = stream;
+    const p = t.video.play();
+    if (p) p.catch(() => { /* autoplay refused: starts on the next click */ });
+  }
+
+  /** The connection badge: "Relay · udp", "Direct", or connecting. */
+  setPath(id, path, state) {
+    const t = this.tiles.get(id);
+    if (!t || t.self) return;
+    let kind = path.kind;
+    if (state === 'failed' || state === 'disconnected') kind = 'connecting';
+    const text = kind === 'relay' && path.protocol ? `Relay · ${path.protocol}` : PATH_LABEL[kind] || kind;
+    t.path.textContent = text;
+    t.path.dataset.kind = kind;
+    t.path.title = kind === 'relay' ? 'Media goes through the relay server' : kind === 'direct' ? 'Media goes directly between you' : 'Connecting';
+    t.el.dataset.path = kind;
+  }
+
+  removeTile(id) {
+    const t = this.tiles.get(id);
+    if (!t) return;
+    t.video.srcObject = null;
+    t.el.remove();
+    this.tiles.delete(id);
+    this.layout();
+  }
+
+  clearTiles() {
+    for (const id of [...this.tiles.keys()]) this.removeTile(id);
+  }
+
+  /** Columns and rows follow the number of tiles (CSS: .grid[data-count]). */
+  layout() {
+    const n = this.tiles.size;
+    this.grid.dataset.count = n > 9 ? 'many' : String(Math.max(1, n));
+  }
+
+  // ------------------------------------------------------------ people
+
+  renderPeople(members, meId, iAmAdmin) {
+    const list = $('people');
+    const present = [...members.values()].sort((a, b) => (b.id === meId) - (a.id === meId) || a.name.localeCompare(b.name));
+    $('people-count').textContent = `(${present.filter((m) => m.online).length})`;
+    list.replaceChildren(...present.map((m) => {
+      const me = m.id === meId;
+      const actions = [];
+      if (iAmAdmin && !me) {
+        if (m.audio)
+          actions.push(h('button', {type: 'button', class: 'btn btn-small', 'aria-label': `Ask ${m.name} to mute`,
+            onclick: () => this.actions.mute(m.id)}, 'Mute'));
+        if (!m.host)
+          actions.push(h('button', {type: 'button', class: 'btn btn-small danger', 'aria-label': `Remove ${m.name} from the meeting`,
+            onclick: () => this.actions.remove(m.id)}, 'Remove'));
+      }
+      const state = [m.audio ? null : 'muted', m.video ? null : 'camera off', m.online ? null : 'away'].filter(Boolean).join(', ');
+      return h('li', {class: 'person', dataset: {pid: m.id}},
+        h('span', {class: 'person-name'}, me ? `${m.name} (you)` : m.name),
+        m.role === 'ADMIN' ? h('span', {class: 'badge badge-admin'}, 'ADMIN') : null,
+        h('span', {class: 'person-state'}, state),
+        h('span', {class: 'person-actions'}, actions));
+    }));
+  }
+
+  // ------------------------------------------------------------ chat
+
+  addChat(m, mine, history = false) {
+    const log = $('chat-log');
+    const text = (m.payload && m.payload.text) || '';
+    const at = m.ts ? new Date(m.ts).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'}) : '';
+    log.append(h('li', {class: mine ? 'chat-msg chat-mine' : 'chat-msg', dataset: {id: m.chat_id || ''}},
+      h('span', {class: 'chat-from'}, mine ? 'You' : m.name || 'Someone'),
+      h('time', {class: 'chat-time'}, at),
+      h('p', {class: 'chat-text'}, text)));
+    log.scrollTop = log.scrollHeight;
+    if (!mine && !history && $('panel-chat').hidden) {
+      this.unread++;
+      this.renderUnread();
+      toast(`${m.name || 'Someone'}: ${text.length > 60 ? text.slice(0, 57) + '…' : text}`);
+    }
+  }
+
+  renderUnread() {
+    const b = $('btn-chat');
+    let badge = b.querySelector('.count');
+    if (!badge) {
+      badge = h('span', {class: 'count'});
+      b.append(badge);
+    }
+    badge.textContent = this.unread ? String(this.unread) : '';
+    badge.hidden = !this.unread;
+    b.setAttribute('aria-label', this.unread ? `Chat, ${this.unread} unread` : 'Chat');
+  }
+
+  clearChat() {
+    $('chat-log').replaceChildren();
+    this.unread = 0;
+    this.renderUnread();
+  }
+
+  // ------------------------------------------------------------ controls
+
+  setControls({audio, video, hasAudio, hasVideo, admin, relayOnly}) {
+    const mic = $('btn-mic'), cam = $('btn-cam');
+    mic.replaceChildren(icon(audio ? 'mic' : 'micOff'), h('span', {class: 'ctl-label'}, audio ? 'Mute' : 'Unmute'));
+    mic.setAttribute('aria-pressed', String(!audio));
+    mic.setAttribute('aria-label', audio ? 'Mute your microphone' : 'Unmute your microphone');
+    mic.disabled = !hasAudio;
+    mic.title = hasAudio ? '' : 'No microphone';
+    cam.replaceChildren(icon(video ? 'cam' : 'camOff'), h('span', {class: 'ctl-label'}, video ? 'Stop video' : 'Start video'));
+    cam.setAttribute('aria-pressed', String(!video));
+    cam.setAttribute('aria-label', video ? 'Turn your camera off' : 'Turn your camera on');
+    cam.disabled = !hasVideo;
+    cam.title = hasVideo ? '' : 'No camera';
+    $('btn-end').hidden = !admin;
+    $('btn-end').setAttribute('aria-label', 'End the meeting for everyone');
+    $('btn-leave').setAttribute('aria-label', 'Leave the meeting');
+    $('settings-relay').checked = !!relayOnly;
+    this.renderUnread();
+  }
+
+  destroy() {
+    document.removeEventListener('keydown', this.onKey);
+    for (const p of document.querySelectorAll('.panel')) p.hidden = true;
+    this.clearTiles();
+    this.clearChat();
+    $('people').replaceChildren();
+  }
+}

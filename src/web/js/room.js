@@ -1,0 +1,569 @@
+// A meeting, from its link to the end: the lobby (status check, preview, name, relay-only),
+// the join (REST), signaling (signaling.js), one peer connection per remote participant
+// (peer.js), what everyone sees (room-view.js), the ADMIN's commands, TURN credentials
+// renewed before they expire, and the messages for an ended or expired meeting, a removal,
+// a refused camera.
+//
+// Who starts a peer connection: for each pair of participants the one with the smaller id
+// creates it and offers; the other creates its side when the offer arrives. Either side may
+// renegotiate later (perfect negotiation, peer.js). A participant that had to start over
+// (a new signaling session after a long loss, a reload) tells the others with an
+// "ice-restart" of reason "reset", and each pair builds a new connection.
+
+import {api, ApiError, meetingLink, session} from './api.js';
+import {openMedia, mediaErrorText, stopMedia} from './media.js';
+import {Peer} from './peer.js';
+import {RoomView} from './room-view.js';
+import {Signaling} from './signaling.js';
+import {$, confirmDialog, copyText, formMessage, initials, log, showView, toast} from './ui.js';
+
+const RELAY_KEY = 'meetlite.relayOnly';
+const RENEW_FRACTION = 0.75; // of a TURN credential's life, when a fresh one is fetched
+const RENEW_MIN_MS = 20000;
+
+const MESSAGES = {
+  ended: ['The meeting has ended', 'An ADMIN ended this meeting for everyone.'],
+  expired: ['The meeting is over', 'This meeting\'s time ran out.'],
+  removed: ['You were removed from the meeting', 'An ADMIN removed you. You cannot join this meeting again.'],
+  left: ['You left the meeting', 'You are no longer in this meeting.'],
+  gone: ['Meeting not found', 'No meeting has this code. Check the link or ask for a new one.'],
+  'too-many': ['Already open elsewhere', 'This meeting is open in too many of your tabs or devices. Close one and try again.'],
+  full: ['The meeting is full', 'No more participants can join this meeting.'],
+};
+
+/** Shows a room message (ended, removed...) in place of the lobby or the call. */
+function showMessage(key, extra) {
+  const [title, text] = MESSAGES[key] || [key, extra || ''];
+  $('lobby').hidden = true;
+  $('call').hidden = true;
+  const box = $('room-message');
+  box.hidden = false;
+  box.dataset.reason = key;
+  $('room-message-title').textContent = title;
+  $('room-message-text').textContent = extra && MESSAGES[key] ? `${text} ${extra}` : text;
+  showView('view-room');
+  $('room-message-title').focus();
+}
+
+function finalOf(e) {
+  if (!(e instanceof ApiError)) return null;
+  return {removed: 'removed', meeting_ended: 'ended', meeting_expired: 'expired',
+          meeting_not_found: 'gone', meeting_full: 'full'}[e.code] || null;
+}
+
+export class Room {
+  constructor(code, {onExit}) {
+    this.code = code;
+    this.onExit = onExit;
+    this.members = new Map(); // id -> {id, name, role, host, audio, video, online}
+    this.peers = new Map();   // id -> Peer
+    this.me = null;           // {id, role, name}
+    this.stream = new MediaStream();
+    this.audioOn = true;
+    this.videoOn = true;
+    this.relayOnly = localStorage.getItem(RELAY_KEY) === '1';
+    this.iceServers = [];
+    this.sig = null;
+    this.view = null;
+    this.ended = false;
+    this.renewals = 0;
+    this.sessions = 0;
+    this.timers = {};
+    this.onPageHide = () => this.sig && this.sig.close();
+    this.onBeforeUnload = (e) => {
+      if (this.sig && !this.ended) {
+        e.preventDefault();
+        e.returnValue = '';
+      }
+    };
+  }
+
+  // ------------------------------------------------------------ lobby
+
+  async enter() {
+    showView('view-room');
+    $('room-message').hidden = true;
+    $('call').hidden = true;
+    $('lobby').hidden = true;
+    let meeting;
+    try {
+      meeting = await api('GET', `/meetings/${encodeURIComponent(this.code)}`);
+    } catch (e) {
+      const f = finalOf(e);
+      if (f) showMessage(f);
+      else if (e.status !== 401) showMessage('Cannot open the meeting', e.message);
+      return;
+    }
+    if (this.closedByNavigation) return;
+    this.meeting = meeting;
+    if (meeting.status === 'ENDED') return showMessage('ended');
+    if (meeting.status === 'EXPIRED') return showMessage('expired');
+    $('room-title').textContent = meeting.title;
+    const left = Math.max(0, Math.round((Date.parse(meeting.expires_at) - Date.now()) / 60000));
+    $('lobby-meta').textContent = `Code ${meeting.code} · hosted by ${meeting.host.display_name} · ${left} min left`;
+    const s = session.get();
+    $('lobby-name').value = (s && s.user && s.user.display_name) || '';
+    $('lobby-relay').checked = this.relayOnly;
+    formMessage($('lobby-msg'), '');
+    $('lobby').hidden = false;
+    document.title = `${meeting.title} · meetlite`;
+    $('lobby-form').onsubmit = (e) => {
+      e.preventDefault();
+      this.join();
+    };
+    $('lobby-cam').onchange = () => this.previewState();
+    $('lobby-mic').onchange = () => this.previewState();
+    $('lobby-join').disabled = true;
+    $('preview-avatar').textContent = initials($('lobby-name').value);
+    await this.startPreview();
+    $('lobby-join').disabled = false;
+    $('lobby-name').focus();
+  }
+
+  async startPreview() {
+    const {stream, error} = await openMedia();
+    if (this.closedByNavigation) {
+      stopMedia(stream);
+      return;
+    }
+    this.stream = stream;
+    this.mediaError = error;
+    const errBox = $('media-error');
+    errBox.hidden = !error;
+    errBox.textContent = error ? mediaErrorText(error) : '';
+    const hasA = stream.getAudioTracks().length > 0, hasV = stream.getVideoTracks().length > 0;
+    $('lobby-mic').disabled = !hasA;
+    $('lobby-cam').disabled = !hasV;
+    if (!hasA) $('lobby-mic').checked = false;
+    if (!hasV) $('lobby-cam').checked = false;
+    $('preview').srcObject = hasV ? stream : null;
+    this.previewState();
+  }
+
+  previewState() {
+    const cam = $('lobby-cam').checked && this.stream.getVideoTracks().length > 0;
+    $('preview-tile').dataset.video = cam ? 'on' : 'off';
+    for (const t of this.stream.getVideoTracks()) t.enabled = cam;
+    for (const t of this.stream.getAudioTracks()) t.enabled = $('lobby-mic').checked;
+  }
+
+  // ------------------------------------------------------------ joining
+
+  async join() {
+    const name = $('lobby-name').value.trim();
+    if (!name) {
+      formMessage($('lobby-msg'), 'Enter the name the others will see.');
+      $('lobby-name').focus();
+      return;
+    }
+    $('lobby-join').disabled = true;
+    formMessage($('lobby-msg'), 'Joining…', 'info');
+    this.relayOnly = $('lobby-relay').checked;
+    localStorage.setItem(RELAY_KEY, this.relayOnly ? '1' : '0');
+    this.audioOn = $('lobby-mic').checked && this.stream.getAudioTracks().length > 0;
+    this.videoOn = $('lobby-cam').checked && this.stream.getVideoTracks().length > 0;
+    this.name = name;
+    let j;
+    try {
+      j = await this.rejoin();
+    } catch (e) {
+      $('lobby-join').disabled = false;
+      const f = finalOf(e);
+      if (f) showMessage(f);
+      else formMessage($('lobby-msg'), e.message || 'Could not join.');
+      return;
+    }
+    if (this.closedByNavigation) return;
+    this.me = {id: j.participant_id, role: j.role, name: j.display_name};
+    this.startCall(j.signaling_token);
+  }
+
+  /** POST /join: the same participant again, with a fresh TURN credential and signaling
+   * token (used to join, to renew the credential and after a lost session). */
+  async rejoin() {
+    const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, {display_name: this.name});
+    this.applyCredential(j.iceServers, j.turn);
+    return j;
+  }
+
+  applyCredential(iceServers, turn) {
+    if (iceServers) this.iceServers = iceServers;
+    if (turn && turn.ttl) {
+      const lifeMs = Math.max(0, (turn.expires_at * 1000) - Date.now());
+      const ms = Math.max(RENEW_MIN_MS, Math.min(lifeMs, turn.ttl * 1000) * RENEW_FRACTION);
+      clearTimeout(this.timers.renew);
+      this.timers.renew = setTimeout(() => this.renew(), ms);
+      this.credentialExpiresAt = turn.expires_at;
+      log(`room: TURN credential for ${Math.round(lifeMs / 1000)} s, renewed in ${Math.round(ms / 1000)} s`);
+    }
+  }
+
+  /** A fresh TURN credential before the current one expires: every peer connection takes it
+   * and restarts ICE, so that its allocation moves to the new credential. */
+  async renew() {
+    if (this.ended) return;
+    try {
+      await this.rejoin();
+    } catch (e) {
+      const f = finalOf(e);
+      if (f) return this.finish(f);
+      log('room: renewal failed:', e.message);
+      this.timers.renew = setTimeout(() => this.renew(), 10000);
+      return;
+    }
+    this.renewals++;
+    for (const p of this.peers.values()) {
+      p.configure(this.rtcConfig());
+      p.restart('renew');
+    }
+  }
+
+  rtcConfig() {
+    return {iceServers: this.iceServers, iceTransportPolicy: this.relayOnly ? 'relay' : 'all'};
+  }
+
+  startCall(token) {
+    $('lobby').hidden = true;
+    $('call').hidden = false;
+    document.body.classList.add('in-call');
+    this.view = new RoomView({
+      mic: () => this.toggleAudio(),
+      cam: () => this.toggleVideo(),
+      leave: () => this.leave(),
+      end: () => this.endMeeting(),
+      chat: (text) => this.sendChat(text),
+      remove: (id) => this.removeParticipant(id),
+      mute: (id) => this.askMute(id),
+      relay: (on) => this.setRelayOnly(on),
+      copyLink: () => copyText(meetingLink(this.meeting.code)),
+    });
+    this.view.setTitle(this.meeting.title, this.meeting.code);
+    this.view.showMember({...this.me, audio: this.audioOn, video: this.videoOn}, true);
+    this.view.setStream(this.me.id, this.stream);
+    this.renderControls();
+    this.view.setNet('Connecting…', 'info');
+    window.addEventListener('pagehide', this.onPageHide);
+    window.addEventListener('beforeunload', this.onBeforeUnload);
+    this.sig = new Signaling(token, async () => {
+      try {
+        return (await this.rejoin()).signaling_token;
+      } catch (e) {
+        const f = finalOf(e);
+        if (f) e.final = f;
+        throw e;
+      }
+    });
+    this.sig.addEventListener('message', (e) => this.onSignal(e.detail));
+    this.sig.addEventListener('state', (e) => this.onSigState(e.detail.state));
+    this.sig.addEventListener('final', (e) => this.finish(e.detail.reason));
+    $('btn-mic').focus();
+  }
+
+  onSigState(state) {
+    if (!this.view) return;
+    if (state === 'open') this.view.setNet('');
+    else if (state === 'reconnecting') this.view.setNet('Connection lost: reconnecting…');
+  }
+
+  // ------------------------------------------------------------ signaling
+
+  onSignal(m) {
+    switch (m.type) {
+    case 'joined': return this.onJoined(m);
+    case 'resumed': return this.onResumed(m);
+    case 'participant-joined':
+    case 'participant-updated': return this.onMember(m.participant, m.type === 'participant-joined');
+    case 'participant-left': return this.onLeft(m.participant_id, m.reason);
+    case 'removed': return this.onLeft(m.participant_id, 'removed');
+    case 'meeting-ended': return this.finish(m.reason === 'expired' ? 'expired' : 'ended');
+    case 'offer':
+    case 'answer':
+    case 'candidate': return this.onPeerSignal(m);
+    case 'ice-restart': return this.onRestartRequest(m);
+    case 'chat': return this.view.addChat(m, m.from === this.me.id);
+    case 'mute-request': return this.onMuteRequest(m);
+    case 'ack': return this.onAck(m);
+    case 'error': return this.onError(m);
+    default: return undefined; // pong, and types of later versions
+    }
+  }
+
+  onJoined(m) {
+    this.sessions++;
+    const again = this.sessions > 1;
+    log(`room: joined as ${m.participant_id} (${m.role}), ${m.roster.length} present${again ? ', a new session' : ''}`);
+    this.me.role = m.role;
+    if (m.iceServers && m.iceServers.length) this.iceServers = m.iceServers;
+    this.members.clear();
+    for (const p of m.roster) this.members.set(p.id, {...p});
+    if (again) {
+      // the others may still hold connections to our previous session: start over with each
+      for (const [id, p] of this.peers) {
+        p.close();
+        this.peers.delete(id);
+        this.view.removeTile(id);
+      }
+    }
+    this.view.clearChat();
+    for (const c of m.chat || []) this.view.addChat(c, c.from === this.me.id, true);
+    // our media state, which the others see on our tile
+    this.sig.send({type: 'media', payload: {audio: this.audioOn, video: this.videoOn}});
+    for (const p of this.members.values()) {
+      if (p.id === this.me.id || !p.online) continue;
+      this.view.showMember(p);
+      if (again) this.sig.send({type: 'ice-restart', to: p.id, payload: {reason: 'reset'}});
+      if (this.initiates(p.id)) this.peer(p.id);
+    }
+    this.refresh();
+  }
+
+  onResumed(m) {
+    log(`room: session resumed, ${m.replayed} messages replayed`);
+    // media paths may have died with the network: restart what is not connected
+    for (const p of this.peers.values()) {
+      const st = p.pc.iceConnectionState;
+      if (st !== 'connected' && st !== 'completed') p.restart('resumed');
+    }
+  }
+
+  onMember(p, joined) {
+    if (!p || !p.id) return;
+    const prev = this.members.get(p.id);
+    const m = {...prev, ...p, online: joined || (p.online ?? (prev ? prev.online : true))};
+    this.members.set(p.id, m);
+    if (p.id === this.me.id) {
+      this.me.role = p.role;
+      this.view.showMember({...this.me, audio: p.audio, video: p.video}, true);
+      this.renderControls();
+    } else if (m.online) {
+      this.view.showMember(m);
+      if (joined) {
+        toast(`${p.name} joined`);
+        if (this.initiates(p.id) && !this.peers.has(p.id)) this.peer(p.id);
+      }
+    }
+    this.refresh();
+  }
+
+  onLeft(id, reason) {
+    if (id === this.me.id) {
+      if (reason === 'removed') this.finish('removed');
+      return;
+    }
+    const m = this.members.get(id);
+    // a participant whose connection went away is still in the meeting (and may come back)
+    if (m && reason === 'disconnected') m.online = false;
+    else this.members.delete(id);
+    const p = this.peers.get(id);
+    if (p) p.close();
+    this.peers.delete(id);
+    this.view.removeTile(id);
+    if (m) toast(reason === 'removed' ? `${m.name} was removed` : reason === 'disconnected' ? `${m.name} lost the connection` : `${m.name} left`);
+    this.refresh();
+  }
+
+  /** True when this side creates the connection to id and offers first. */
+  initiates(id) {
+    return this.me.id < id;
+  }
+
+  /** The peer connection to id, made on first need. */
+  peer(id) {
+    let p = this.peers.get(id);
+    if (p) return p;
+    p = new Peer({
+      id,
+      polite: this.me.id > id,
+      config: this.rtcConfig(),
+      stream: this.stream,
+      send: (type, payload) => this.sig.send({type, to: id, payload}),
+      onTrack: (stream) => this.view.setStream(id, stream),
+      onChange: () => this.view && this.view.setPath(id, p.path, p.pc.iceConnectionState),
+    });
+    this.peers.set(id, p);
+    const m = this.members.get(id);
+    if (m) this.view.showMember(m);
+    this.view.setPath(id, p.path, 'new');
+    return p;
+  }
+
+  onPeerSignal(m) {
+    if (!this.members.has(m.from)) return; // gone already
+    let p = this.peers.get(m.from);
+    if (p && m.type === 'offer' && p.isForeign(m.payload.sdp)) {
+      log(`room: ${m.from.slice(0, 8)} started over: a new connection`);
+      p.close();
+      this.peers.delete(m.from);
+      p = null;
+    }
+    if (!p && m.type !== 'offer') return; // for a connection that is gone
+    this.peer(m.from).handle(m.type, m.payload);
+  }
+
+  onRestartRequest(m) {
+    const reason = m.payload && m.payload.reason;
+    if (reason === 'reset') {
+      const p = this.peers.get(m.from);
+      if (p) p.close();
+      this.peers.delete(m.from);
+      if (this.members.has(m.from) && this.initiates(m.from)) this.peer(m.from);
+      return;
+    }
+    const p = this.peers.get(m.from);
+    if (p) p.restartRequested();
+    else if (this.members.has(m.from) && this.initiates(m.from)) this.peer(m.from);
+  }
+
+  onMuteRequest(m) {
+    const kind = (m.payload && m.payload.kind) || 'audio';
+    const who = (this.members.get(m.from) || {}).name || 'An ADMIN';
+    if ((kind === 'audio' || kind === 'all') && this.audioOn) this.toggleAudio();
+    if ((kind === 'video' || kind === 'all') && this.videoOn) this.toggleVideo();
+    toast(`${who} muted you`);
+  }
+
+  onAck(m) {
+    if (m.of === 'remove') toast(`${(this.members.get(m.participant_id) || {}).name || 'The participant'} was removed`);
+  }
+
+  onError(m) {
+    log(`room: the server refused message ${m.id}: ${m.code} ${m.message}`);
+    if (['not_admin', 'host_protected', 'participant_not_found', 'invalid_field'].includes(m.code)) toast(m.message, 'error');
+  }
+
+  // ------------------------------------------------------------ controls
+
+  renderControls() {
+    if (!this.view) return;
+    this.view.setControls({
+      audio: this.audioOn,
+      video: this.videoOn,
+      hasAudio: this.stream.getAudioTracks().length > 0,
+      hasVideo: this.stream.getVideoTracks().length > 0,
+      admin: this.me.role === 'ADMIN',
+      relayOnly: this.relayOnly,
+    });
+  }
+
+  refresh() {
+    if (!this.view) return;
+    this.view.renderPeople(this.members, this.me.id, this.me.role === 'ADMIN');
+    this.renderControls();
+  }
+
+  sendMedia() {
+    this.sig.send({type: 'media', payload: {audio: this.audioOn, video: this.videoOn}});
+    this.view.showMember({...this.me, audio: this.audioOn, video: this.videoOn}, true);
+    this.renderControls();
+  }
+
+  toggleAudio() {
+    if (!this.stream.getAudioTracks().length) return;
+    this.audioOn = !this.audioOn;
+    for (const t of this.stream.getAudioTracks()) t.enabled = this.audioOn;
+    this.sendMedia();
+  }
+
+  toggleVideo() {
+    if (!this.stream.getVideoTracks().length) return;
+    this.videoOn = !this.videoOn;
+    for (const t of this.stream.getVideoTracks()) t.enabled = this.videoOn;
+    this.sendMedia();
+  }
+
+  sendChat(text) {
+    if (!this.sig || this.ended) return false;
+    this.sig.send({type: 'chat', payload: {text}});
+    return true;
+  }
+
+  setRelayOnly(on) {
+    this.relayOnly = on;
+    localStorage.setItem(RELAY_KEY, on ? '1' : '0');
+    for (const p of this.peers.values()) {
+      p.configure(this.rtcConfig());
+      p.restart('policy');
+    }
+    toast(on ? 'Relay only: media now goes through the relay' : 'Media may now go directly');
+  }
+
+  async askMute(id) {
+    this.sig.send({type: 'mute-request', to: id, payload: {kind: 'audio'}});
+    toast(`Asked ${(this.members.get(id) || {}).name || 'the participant'} to mute`);
+  }
+
+  async removeParticipant(id) {
+    const m = this.members.get(id);
+    if (!m) return;
+    const ok = await confirmDialog({title: `Remove ${m.name}?`, text: `${m.name} leaves the meeting at once and cannot join it again.`,
+                                    confirm: 'Remove', danger: true});
+    if (ok && this.members.has(id)) this.sig.send({type: 'remove', to: id});
+  }
+
+  async endMeeting() {
+    const ok = await confirmDialog({title: 'End the meeting for everyone?', text: 'Everyone leaves, and the meeting link stops working.',
+                                    confirm: 'End meeting', danger: true});
+    if (ok && !this.ended) this.sig.send({type: 'end'});
+  }
+
+  async leave() {
+    const ok = await confirmDialog({title: 'Leave the meeting?', text: 'You can join again with the link while the meeting lasts.',
+                                    confirm: 'Leave', danger: true});
+    if (!ok || this.ended) return;
+    this.teardown();
+    try {
+      await api('POST', `/meetings/${encodeURIComponent(this.code)}/leave`);
+    } catch (e) {
+      log('room: leave:', e.message);
+    }
+    toast('You left the meeting');
+    this.onExit();
+  }
+
+  // ------------------------------------------------------------ the end
+
+  /** The meeting is over for us: ended, expired, removed, or our session cannot come back. */
+  finish(reason) {
+    if (this.ended) return;
+    log(`room: finished (${reason})`);
+    this.teardown();
+    showMessage(reason);
+  }
+
+  teardown() {
+    this.ended = true;
+    for (const t of Object.values(this.timers)) clearTimeout(t);
+    window.removeEventListener('pagehide', this.onPageHide);
+    window.removeEventListener('beforeunload', this.onBeforeUnload);
+    if (this.sig) this.sig.close();
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+    stopMedia(this.stream);
+    if (this.view) this.view.destroy();
+    this.view = null;
+    $('preview').srcObject = null;
+    $('call').hidden = true;
+    document.body.classList.remove('in-call');
+    document.title = 'meetlite';
+  }
+
+  /** The app navigates away (back button, a link): leave the call without asking. */
+  close() {
+    this.closedByNavigation = true;
+    if (!this.ended) this.teardown();
+  }
+
+  /** For tests and support: the state of the call, per peer. */
+  async debugState() {
+    const peers = {};
+    for (const [id, p] of this.peers) {
+      await p.refreshPath();
+      const m = this.members.get(id) || {};
+      peers[id] = {name: m.name, connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
+                   path: p.path, restarts: p.restarts, ufrag: p.ufrag(), polite: p.polite};
+    }
+    return {me: this.me, signaling: this.sig && this.sig.state, lastSeq: this.sig && this.sig.lastSeq,
+            sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
+            relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended};
+  }
+}

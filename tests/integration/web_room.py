@@ -1,0 +1,81 @@
+"""The browser meeting client end to end (tests/browser/web_room.mjs): three participants in
+headless Chromium, relay-only through meetlited's own TURN (turn.allow-peers lets loopback
+peers through), with the admin API on to watch the relay's allocations. The browser script
+reports its checks; this file prints them as TAP and adds what PostgreSQL recorded: Ben's
+removal and his allocations' usage records, the meeting ended, TURN credentials renewed.
+Screenshots go to tests/output/web_room under the build tree."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from mltest import Tap, free_port  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
+
+ADMIN_TOKEN = "web-room-admin-token-0123456789"
+CREDENTIAL_TTL = 60  # the shortest control.credential-ttl: the clients must renew within the run
+
+t = Tap()
+pg = Postgres()
+d = None
+report = {}
+try:
+    r = migrate(pg.url)
+    t.ok(r.returncode == 0, "schema migrated", r.stderr)
+    admin_port = free_port()
+    d = ControlDaemon(pg.url, ["turn.allow-peers=127.0.0.0/8",
+                               "control.credential-ttl=%ds" % CREDENTIAL_TTL,
+                               "admin.listen=127.0.0.1:%d" % admin_port, "admin.token=" + ADMIN_TOKEN])
+    base = "http://127.0.0.1:%d" % d.http_port
+    arg = json.dumps({"base": base, "chromium": CHROMIUM, "loopbackOnly": loopback_only(),
+                      "outdir": output_dir("web_room"), "credentialTtl": CREDENTIAL_TTL,
+                      "admin": {"url": "http://127.0.0.1:%d" % admin_port, "token": ADMIN_TOKEN}})
+    run = subprocess.run(["timeout", "300", "node", "web_room.mjs", arg], cwd=node_dir(),
+                         capture_output=True, text=True)
+    for line in run.stdout.splitlines():
+        if line.startswith("{"):
+            report = json.loads(line)
+    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
+         run.stdout[-3000:] + run.stderr[-3000:])
+    for c in report.get("checks", []):
+        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    if any(not c["ok"] for c in report.get("checks", [])):
+        for who in ("ann", "ben", "cat"):
+            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    t.diag("Ben's allocations were gone %s ms after the removal" % report.get("allocationsGoneMs"))
+
+    pids = report.get("pids", {})
+    code = report.get("code", "")
+    if pids.get("ben") and code:
+        t.eq(pg.psql("SELECT status FROM meetings WHERE code = '%s'" % code), "ENDED",
+             "PostgreSQL: the meeting is ENDED")
+        t.eq(pg.psql("SELECT removed FROM participants WHERE id = '%s'" % pids["ben"]), "t",
+             "PostgreSQL: Ben is recorded as removed")
+        n = pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id = '%s'" % pids["ann"])
+        t.ok(int(n or 0) >= 3, "PostgreSQL: Ann's client got fresh TURN credentials (%s issued)" % n)
+        t.eq(pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id IN (SELECT id FROM "
+                     "participants WHERE meeting_id = (SELECT id FROM meetings WHERE code = '%s')) "
+                     "AND revoked_at IS NULL AND expires_at > now()" % code), "0",
+             "PostgreSQL: no credential of the meeting is left unrevoked")
+        usage = ""
+        for _ in range(50):  # usage records reach PostgreSQL in batches (usage.flush-interval-ms)
+            usage = pg.psql("SELECT count(*), coalesce(sum(bytes_to_client), 0) FROM turn_usage "
+                            "WHERE participant_id = '%s'" % pids["ben"])
+            if usage and not usage.startswith("0|"):
+                break
+            time.sleep(0.2)
+        allocs, bytes_ = (usage or "0|0").split("|")
+        t.ok(int(allocs) >= 1 and int(bytes_) > 10000,
+             "PostgreSQL: Ben's ended allocations have usage records (%s, %s bytes to him)" % (allocs, bytes_))
+finally:
+    if d:
+        rc, log = d.stop()
+        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
+        d.close()
+    pg.close()
+
+sys.exit(t.done())
