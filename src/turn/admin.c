@@ -22,9 +22,11 @@ struct fanout {
     char reason[32];
     size_t closed;
     turn_closed_cb closed_cb;
-    /* count by tag */
+    /* count by tag: groups, with an open-addressing index of them */
     struct turn_group_count *groups;
     size_t ngroups, capgroups, top;
+    uint32_t *index; /* group number + 1; 0: empty */
+    size_t index_size;
     turn_groups_cb groups_cb;
     void *arg;
 };
@@ -74,7 +76,15 @@ static void fanout_free(struct fanout *fo)
     pthread_mutex_destroy(&fo->lock);
     free(fo->views);
     free(fo->groups);
+    free(fo->index);
     free(fo);
+}
+
+/* Largest group first. */
+static int by_size(const void *a, const void *b)
+{
+    const struct turn_group_count *x = a, *y = b;
+    return (x->allocations < y->allocations) - (x->allocations > y->allocations);
 }
 
 /* Called by each worker when its part is done; the last one calls back and frees. */
@@ -92,14 +102,8 @@ static void fanout_done(struct fanout *fo)
     } else if (fo->closed_cb) {
         fo->closed_cb(fo->arg, fo->closed);
     } else if (fo->groups_cb) {
-        /* The top groups, largest first. */
-        for (size_t i = 0; i < fo->ngroups; i++)
-            for (size_t j = i + 1; j < fo->ngroups; j++)
-                if (fo->groups[j].allocations > fo->groups[i].allocations) {
-                    struct turn_group_count t = fo->groups[i];
-                    fo->groups[i] = fo->groups[j];
-                    fo->groups[j] = t;
-                }
+        if (fo->ngroups)
+            qsort(fo->groups, fo->ngroups, sizeof *fo->groups, by_size);
         size_t n = fo->ngroups < fo->top ? fo->ngroups : fo->top;
         struct turn_group_count *v = fo->groups;
         fo->groups = NULL;
@@ -155,17 +159,54 @@ static void close_task(struct net_worker *w, void *arg)
     fanout_done(fo);
 }
 
+static uint64_t tag_hash(const char *tag, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)tag[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Rebuilds the index at twice the size; -1 on exhaustion (counting goes on, slower). */
+static int index_grow(struct fanout *fo)
+{
+    size_t size = fo->index_size ? fo->index_size * 2 : 256;
+    uint32_t *idx = calloc(size, sizeof *idx);
+    if (!idx)
+        return -1;
+    free(fo->index);
+    fo->index = idx;
+    fo->index_size = size;
+    for (size_t g = 0; g < fo->ngroups; g++) {
+        const char *t = fo->groups[g].tag;
+        size_t i = tag_hash(t, strlen(t)) & (size - 1);
+        while (idx[i])
+            i = (i + 1) & (size - 1);
+        idx[i] = (uint32_t)g + 1;
+    }
+    return 0;
+}
+
+/* Counts one allocation in the group of its tag (the credential id before '.'). Allocations
+ * across workers are counted under fo->lock; an index keeps it linear in the allocations. */
 static void add_group(struct fanout *fo, const char *id)
 {
     const char *dot = strchr(id, '.');
     size_t len = dot ? (size_t)(dot - id) : strlen(id);
     if (len >= TURN_ID_MAX)
         len = TURN_ID_MAX - 1;
-    for (size_t i = 0; i < fo->ngroups; i++)
-        if (strlen(fo->groups[i].tag) == len && !memcmp(fo->groups[i].tag, id, len)) {
-            fo->groups[i].allocations++;
+    if ((fo->ngroups + 1) * 2 > fo->index_size && index_grow(fo) < 0 && !fo->index)
+        return;
+    size_t mask = fo->index_size - 1, i = tag_hash(id, len) & mask;
+    for (; fo->index[i]; i = (i + 1) & mask) {
+        struct turn_group_count *g = &fo->groups[fo->index[i] - 1];
+        if (strlen(g->tag) == len && !memcmp(g->tag, id, len)) {
+            g->allocations++;
             return;
         }
+    }
+    if (fo->ngroups * 2 >= fo->index_size) /* the index could not grow: stay bounded */
+        return;
     if (fo->ngroups == fo->capgroups) {
         size_t cap = fo->capgroups ? fo->capgroups * 2 : 64;
         struct turn_group_count *v = realloc(fo->groups, cap * sizeof *v);
@@ -174,10 +215,11 @@ static void add_group(struct fanout *fo, const char *id)
         fo->groups = v;
         fo->capgroups = cap;
     }
-    struct turn_group_count *g = &fo->groups[fo->ngroups++];
+    struct turn_group_count *g = &fo->groups[fo->ngroups];
     memcpy(g->tag, id, len);
     g->tag[len] = 0;
     g->allocations = 1;
+    fo->index[i] = (uint32_t)++fo->ngroups;
 }
 
 static void count_task(struct net_worker *w, void *arg)

@@ -160,6 +160,20 @@ try:
     top = s3["allocations_per_meeting"]["top"]
     t.ok(len(top) == 1 and top[0]["tag"] == TAG and top[0]["allocations"] == 2,
          "stats: allocations per meeting (top N)", top)
+    more = []
+    big, small = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"  # two more meetings' tags
+    for ident in (big + ".p1", big + ".p2", big + ".p3", small + ".p1"):
+        mc = TurnClient(d.server)
+        mc.login(*cred(ident))
+        mc.allocate()
+        more.append(mc)
+    r = api.get("/stats?top=2")
+    top = r.json["allocations_per_meeting"]["top"] if r.status == 200 else None
+    t.ok(top is not None and [(g["tag"], g["allocations"]) for g in top] == [(big, 3), (TAG, 2)],
+         "stats?top=2: the two largest meetings, largest first", top)
+    for mc in more:
+        mc.refresh(0)
+        mc.close()
     t.ok(TAG not in m3, "metrics: no per-meeting label")
     pt = promtool(m3)
     t.ok(pt is None or pt[0] == 0, "promtool accepts /metrics under traffic", pt)
