@@ -314,6 +314,9 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len);
 #define SIG_PSS_SIZE (sizeof(void *))
 int sig_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
+/* Closes every signaling connection with 1001 from the service thread, waiting for them a
+ * moment (before the service thread stops). */
+void sig_quiesce(struct cp *cp);
 void sig_stop(struct cp *cp);
 void sig_free(struct cp *cp);
 /* The iceServers of a join for a TURN credential (cp-api.c). New reference. */

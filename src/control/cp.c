@@ -310,6 +310,7 @@ void cp_free(struct cp *cp)
     if (!cp)
         return;
     if (cp->started) {
+        sig_quiesce(cp); /* WebSocket clients are told 1001 while the loop still runs */
         __atomic_store_n(&cp->stopping, true, __ATOMIC_RELEASE);
         lws_cancel_service(cp->ctx);
         pthread_join(cp->thread, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SUBSYS "sig"
 
@@ -128,6 +129,8 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (!sig || sig->stopping || !sig->cfg.enabled)
         return refuse(wsi, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE));
+    if (__atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE))
+        return refuse(wsi, SIG_CLOSE_GOING_AWAY, "node_stopping");
     if (!sig_bus_ready(sig->bus)) {
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
                        "signaling connection refused (peer=%s): not registered with the "
@@ -459,7 +462,8 @@ static void on_closed(struct sig *sig, struct sig_pss *pss)
     NET_COUNT(sig->cp->ws_open, -1);
     sig->ctr.connections--;
     int64_t now = ml_now_ms();
-    if (sig->stopping) { /* the node's rows go with it (sig_bus_stop) */
+    if (sig->stopping || __atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE)) {
+        /* the node's rows go with it (sig_bus_stop) */
         s->in_db = false;
         s->gone = true;
         if (s->state != SIG_S_CONNECTING && s->state != SIG_S_RESUMING)
@@ -555,8 +559,13 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct sig *sig = sig_of(wsi);
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (sig && sig->bus && !sig->stopping)
+        if (sig && __atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE) && !sig->stopping) {
+            for (struct sig_sess *s = sig->all; s; s = s->anext)
+                if (s->wsi)
+                    sig_sess_close(s, SIG_CLOSE_GOING_AWAY, "node_stopping", false);
+        } else if (sig && sig->bus && !sig->stopping) {
             sig_bus_drain(sig->bus);
+        }
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char uri[128];
@@ -656,6 +665,20 @@ int sig_start(struct cp *cp, char *err, size_t errlen)
     lws_sul_schedule(cp->ctx, 0, &sig->tick, on_tick, 1 * LWS_US_PER_SEC);
     ML_NOTICE(SUBSYS, "signaling on %s as node %s", SIG_PATH, sig->node);
     return 0;
+}
+
+void sig_quiesce(struct cp *cp)
+{
+    struct sig *sig = cp->sig;
+    if (!sig || !cp->ctx)
+        return;
+    __atomic_store_n(&sig->going_away, true, __ATOMIC_RELEASE);
+    /* the service thread closes them; their close frames go out within a few loop rounds */
+    for (int i = 0; i < 50 && __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED) > 0; i++) {
+        lws_cancel_service(cp->ctx);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void sig_stop(struct cp *cp)
