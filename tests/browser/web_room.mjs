@@ -181,6 +181,16 @@ try {
   }) && (await cat.page.evaluate(() => window.meetlite.log())).includes('session resumed'));
   check('the chat sent while Cat was away is replayed to her', await until(cat.page, () =>
     [...document.querySelectorAll('#chat-log .chat-msg')].some((li) => li.textContent.includes('While you were away'))));
+  // Ben's browser goes offline for a few seconds (his signaling drops), then comes back
+  await ben.ctx.setOffline(true);
+  check('offline, Ben\'s client says it is reconnecting', await until(ben.page, () =>
+    /reconnecting/.test(document.querySelector('#net-status').textContent), null, 10000));
+  await sleep(3000);
+  await ben.ctx.setOffline(false);
+  check('back online, Ben\'s signaling resumes its session', await until(ben.page, async () => {
+    const s = await window.meetlite.state();
+    return s.signaling === 'open' && s.sessions === 1 && !document.querySelector('#net-status').textContent;
+  }));
   // an ICE restart (what a lost network triggers) keeps the call
   const before = (await state(ann.page)).peers[report.pids.cat];
   await ann.page.evaluate((pid) => window.meetlite.room().peers.get(pid).restart('test'), report.pids.cat);

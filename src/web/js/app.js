@@ -69,6 +69,11 @@ async function start() {
   };
   session.onChange((s, why) => {
     renderAccount();
+    if (!s && why === 'expired' && room && room.inCall()) {
+      // the call goes on without the API (signaling resumes with its own token)
+      toast('Your sign-in expired. The meeting goes on; sign in again afterwards.', 'error');
+      return;
+    }
     if (!s) {
       if (room) {
         room.close();

@@ -29,6 +29,7 @@ const MESSAGES = {
   gone: ['Meeting not found', 'No meeting has this code. Check the link or ask for a new one.'],
   'too-many': ['Already open elsewhere', 'This meeting is open in too many of your tabs or devices. Close one and try again.'],
   full: ['The meeting is full', 'No more participants can join this meeting.'],
+  'signed-out': ['You were disconnected', 'Your sign-in expired while the connection was lost. Sign in again and rejoin with the meeting link.'],
 };
 
 /** Shows a room message (ended, removed...) in place of the lobby or the call. */
@@ -182,13 +183,19 @@ export class Room {
    * token (used to join, to renew the credential and after a lost session). */
   async rejoin() {
     const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, {display_name: this.name});
-    this.applyCredential(j.iceServers, j.turn);
+    this.applyCredential(j.iceServers, j.turn, j.meeting_expires_at);
     return j;
   }
 
-  applyCredential(iceServers, turn) {
+  applyCredential(iceServers, turn, meetingEnd) {
     if (iceServers) this.iceServers = iceServers;
-    if (turn && turn.ttl) {
+    if (meetingEnd) this.meetingEnd = meetingEnd;
+    // a credential that lasts as long as the meeting needs no renewal
+    if (turn && turn.expires_at && this.meetingEnd && turn.expires_at >= this.meetingEnd) {
+      clearTimeout(this.timers.renew);
+      this.credentialExpiresAt = turn.expires_at;
+      log('room: the TURN credential lasts until the meeting ends');
+    } else if (turn && turn.ttl) {
       const lifeMs = Math.max(0, (turn.expires_at * 1000) - Date.now());
       const ms = Math.max(RENEW_MIN_MS, Math.min(lifeMs, turn.ttl * 1000) * RENEW_FRACTION);
       clearTimeout(this.timers.renew);
@@ -208,6 +215,7 @@ export class Room {
       const f = finalOf(e);
       if (f) return this.finish(f);
       log('room: renewal failed:', e.message);
+      if (e.status === 401) return; // signed out: the current credential serves until it ends
       this.timers.renew = setTimeout(() => this.renew(), 10000);
       return;
     }
@@ -248,7 +256,7 @@ export class Room {
       try {
         return (await this.rejoin()).signaling_token;
       } catch (e) {
-        const f = finalOf(e);
+        const f = finalOf(e) || (e.status === 401 ? 'signed-out' : null);
         if (f) e.final = f;
         throw e;
       }
@@ -545,6 +553,11 @@ export class Room {
     $('call').hidden = true;
     document.body.classList.remove('in-call');
     document.title = 'meetlite';
+  }
+
+  /** True while the call runs (signaling open or coming back). */
+  inCall() {
+    return !!this.sig && !this.ended;
   }
 
   /** The app navigates away (back button, a link): leave the call without asking. */

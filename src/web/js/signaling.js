@@ -1,4 +1,4 @@
-// The signaling WebSocket (docs/api.md, "Signaling"): opened with the join's signaling token,
+// The signaling WebSocket (issue #5; docs/client.md): opened with the join's signaling token,
 // kept alive with pings, and brought back after a network loss. A lost connection is first
 // resumed with the resume token and the last sequence number seen (the server keeps the
 // session for signaling.resume-window and replays what was missed, in order); when that is
@@ -152,6 +152,7 @@ export class Signaling extends EventTarget {
 
   async reconnect() {
     if (this.closed || this.ws) return;
+    if (navigator.onLine === false) return; // the 'online' event brings us back here
     if (this.resumeToken && Date.now() - this.lostAt < this.resumeWindowMs - 1000) {
       this.open({resume: this.resumeToken, last_seq: String(this.lastSeq)});
       return;
