@@ -213,7 +213,6 @@ static void worker_free(struct net_worker *w)
     pthread_mutex_destroy(&w->qlock);
     free(w->rx);
     free(w->tx.arena);
-    free(w->dirty);
     free(w);
 }
 

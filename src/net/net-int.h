@@ -13,7 +13,6 @@
 #define NET_TX_ARENA (256 * 1024) /* bytes for copied datagrams per worker */
 #define NET_RX_SLOT (NET_HEADROOM + NET_MAX_DATAGRAM + NET_TAILROOM)
 #define NET_DRAIN_ROUNDS 16 /* recvmmsg calls per wakeup before yielding to other fds */
-#define NET_TLS_STAGE 16384 /* bytes of one staged TLS record (the TLS maximum) */
 
 struct net_task {
     net_task_fn fn;
@@ -39,9 +38,7 @@ struct net_stream {
     enum net_transport transport;
     int endpoint;
     struct sockaddr_storage peer, local;
-    void *conn;             /* the handler's state */
-    struct evbuffer *stage; /* TLS: frames of the current batch, written as one record */
-    bool staged;            /* listed in the worker's dirty list */
+    void *conn; /* the handler's state */
     bool closing;
     bool freed_pending;
     struct net_stream *prev, *next;
@@ -84,9 +81,6 @@ struct net_worker {
     /* stream connections */
     struct net_stream *streams;
     unsigned nstreams;
-    /* TLS streams with staged output, flushed when the batch ends */
-    struct net_stream **dirty;
-    unsigned ndirty, capdirty;
 };
 
 struct net_engine {
@@ -113,6 +107,5 @@ void net_udp_free(struct net_udp *u);
 int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen);
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen);
 void net_streams_close_all(struct net_worker *w);
-void net_streams_flush(struct net_worker *w);
 
 #endif

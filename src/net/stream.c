@@ -63,12 +63,6 @@ static void stream_destroy(struct net_stream *s)
 {
     struct net_worker *w = s->w;
     stream_unlink(s);
-    if (s->staged)
-        for (unsigned i = 0; i < w->ndirty; i++)
-            if (w->dirty[i] == s)
-                w->dirty[i] = NULL;
-    if (s->stage)
-        evbuffer_free(s->stage);
     if (s->conn && w->e->h->stream_close)
         w->e->h->stream_close(w->state, s, s->conn);
     if (s->bev)
@@ -282,52 +276,17 @@ int net_stream_endpoint(const struct net_stream *s)
     return s->endpoint;
 }
 
-/* Queues len bytes. Over TLS, frames added during a batch are staged and written at its end
- * as one record: OpenSSL makes a record of every buffer chain, and many small records cost
- * encryptions, bytes and syscalls (and stall clients that read one record per wake-up). */
+/* Queues len bytes. Every frame goes to OpenSSL on its own, which makes a TLS record of it:
+ * coalescing a batch into one record saved encryptions, but some clients (coturn 4.6's
+ * turnutils_uclient among them) handle only one frame per record and lost the rest. */
 static int queue_out(struct net_stream *s, const void *data, size_t len)
 {
-    struct net_worker *w = s->w;
-    if (s->transport != NET_TLS || !w->in_batch)
-        return bufferevent_write(s->bev, data, len);
-    if (!s->stage && !(s->stage = evbuffer_new()))
-        return bufferevent_write(s->bev, data, len);
-    if (!s->staged) {
-        if (w->ndirty == w->capdirty) {
-            unsigned cap = w->capdirty ? w->capdirty * 2 : 16;
-            struct net_stream **v = realloc(w->dirty, cap * sizeof *v);
-            if (!v)
-                return bufferevent_write(s->bev, data, len);
-            w->dirty = v;
-            w->capdirty = cap;
-        }
-        w->dirty[w->ndirty++] = s;
-        s->staged = true;
-        /* One contiguous chain for the batch: one record when it is written. */
-        (void)evbuffer_expand(s->stage, NET_TLS_STAGE);
-    }
-    return evbuffer_add(s->stage, data, len);
+    return bufferevent_write(s->bev, data, len);
 }
 
 static size_t queued(const struct net_stream *s)
 {
-    return evbuffer_get_length(bufferevent_get_output(s->bev)) +
-           (s->stage ? evbuffer_get_length(s->stage) : 0);
-}
-
-void net_streams_flush(struct net_worker *w)
-{
-    for (unsigned i = 0; i < w->ndirty; i++) {
-        struct net_stream *s = w->dirty[i];
-        if (!s)
-            continue;
-        s->staged = false;
-        if (!s->closing || !s->freed_pending)
-            bufferevent_write_buffer(s->bev, s->stage);
-        else
-            evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
-    }
-    w->ndirty = 0;
+    return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 int net_stream_send(struct net_stream *s, const void *data, size_t len)
@@ -388,8 +347,6 @@ void net_stream_close(struct net_stream *s)
         return;
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
-    if (s->stage && evbuffer_get_length(s->stage))
-        bufferevent_write_buffer(s->bev, s->stage); /* a last answer goes out before the close */
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         schedule_destroy(s);
         return;

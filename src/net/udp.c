@@ -267,8 +267,6 @@ int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data,
 void net_worker_flush(struct net_worker *w)
 {
     struct net_txq *q = &w->tx;
-    if (w->ndirty)
-        net_streams_flush(w);
     unsigned i = 0;
     uint64_t sent = 0, bytes = 0, dropped = 0;
     while (i < q->n) {
