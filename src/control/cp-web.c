@@ -188,8 +188,8 @@ static json_t *oidc_json(const struct cp *cp)
     if (!cp->oidc || !a->oidc_issuer || !a->oidc_audience)
         return json_null();
     bool google = !strcmp(a->oidc_issuer, GOOGLE_ISSUER);
-    const char *authz = a->oidc_authorize_url ? a->oidc_authorize_url
-                                              : (google ? GOOGLE_AUTHORIZE : NULL);
+    const char *authz =
+        a->oidc_authorize_url ? a->oidc_authorize_url : (google ? GOOGLE_AUTHORIZE : NULL);
     if (!authz)
         return json_null(); /* verified tokens are accepted, but the client cannot get one */
     const char *host = a->oidc_issuer;
