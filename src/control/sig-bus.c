@@ -29,6 +29,7 @@
 
 #define SUBSYS "sig"
 #define SIG_KEEPALIVE_MS 5000
+#define SIG_BATCH_MAX 1024 /* items a batch takes without waiting for more */
 
 struct sig_item {
     struct sig_item *next;
@@ -50,7 +51,8 @@ struct sig_bus {
     pthread_cond_t cond;
     struct sig_item *ohead, *otail;
     size_t out_n;
-    bool stop; /* under mu */
+    int64_t oldest_us; /* when the first item of the queue came */
+    bool stop;         /* under mu */
     pthread_t thread;
     bool started;
     /* publisher thread only */
@@ -381,10 +383,12 @@ static void push_out(struct sig_bus *b, struct sig_item *it)
                        b->sig->cfg.publish_queue);
         return;
     }
-    if (b->otail)
+    if (b->otail) {
         b->otail->next = it;
-    else
+    } else {
         b->ohead = it;
+        b->oldest_us = ml_now_us();
+    }
     b->otail = it;
     b->out_n++;
     pthread_cond_signal(&b->cond);
@@ -573,20 +577,25 @@ static void publish(struct sig_bus *b, struct sig_item *items)
     free(media.s);
 }
 
-static void timed_wait(struct sig_bus *b, int64_t until_ms)
+static void timed_wait_us(struct sig_bus *b, int64_t until_us)
 {
-    int64_t wait_ms = until_ms - ml_now_ms();
-    if (wait_ms <= 0)
+    int64_t wait_us = until_us - ml_now_us();
+    if (wait_us <= 0)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += wait_ms / 1000;
-    ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+    ts.tv_sec += wait_us / 1000000;
+    ts.tv_nsec += (wait_us % 1000000) * 1000L;
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(&b->cond, &b->mu, &ts);
+}
+
+static void timed_wait(struct sig_bus *b, int64_t until_ms)
+{
+    timed_wait_us(b, until_ms * 1000);
 }
 
 static void *pub_main(void *arg)
@@ -644,6 +653,12 @@ static void *pub_main(void *arg)
         }
         if (!b->ohead) {
             timed_wait(b, b->next_hb_ms);
+            continue;
+        }
+        /* a batch waits publish-delay-us for company: one transaction for many messages */
+        int64_t ready_us = b->oldest_us + b->sig->cfg.publish_delay_us;
+        if (b->out_n < SIG_BATCH_MAX && ml_now_us() < ready_us) {
+            timed_wait_us(b, ready_us);
             continue;
         }
         struct sig_item *items = b->ohead;
