@@ -56,7 +56,7 @@ struct sig_config {
     long long replay_messages, replay_bytes; /* per meeting */
     long long chat_history, chat_max_length;
     long long heartbeat_ms, node_timeout_ms;
-    long long publish_queue; /* messages waiting to go to the other nodes */
+    long long publish_queue;    /* messages waiting to go to the other nodes */
     long long publish_delay_us; /* how long the first of a batch may wait for others */
 };
 extern const struct ml_cfg_key sig_cfg_keys[];
