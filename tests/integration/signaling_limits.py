@@ -18,7 +18,7 @@ import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
-from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
+from mlcontrol import ControlDaemon, Postgres, migrate, raw_http  # noqa: E402
 from mlsignal import SIG_PATH, Sig, meeting, refused  # noqa: E402
 
 t = Tap()
@@ -176,6 +176,25 @@ async def limits(port):
     await a.close()
     await b.close()
 
+    # control.max-connections=40 counts HTTP and WebSocket connections together
+    await asyncio.sleep(0.3)
+    held = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", port))
+        held.append(s)
+    await asyncio.sleep(0.3)
+    try:
+        st, _ = raw_http(port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=2)
+    except OSError:  # reset: refused at accept
+        st = None
+    t.eq(st, None, "beyond control.max-connections a connection is closed unanswered")
+    d.wait_log("control.max-connections=40 open already", 5)
+    for s in held:
+        s.close()
+    await asyncio.sleep(0.5)
+    st, _ = raw_http(port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=2)
+    t.eq(st, 200, "and served again once they are closed (the count comes back down)")
+
 
 async def resume(port):
     api = d.api
@@ -299,7 +318,7 @@ try:
                                "signaling.max-connections-per-participant=2",
                                "signaling.ping-interval=1s", "signaling.idle-timeout=3s",
                                "signaling.resume-window=3s", "signaling.replay-messages=8",
-                               "signaling.max-queue=64k"],
+                               "signaling.max-queue=64k", "control.max-connections=40"],
                       wait_for="registered for signaling")
     asyncio.run(limits(d.http_port))
     asyncio.run(resume(d.http_port))
