@@ -76,11 +76,6 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
     {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
      "Private key (PEM) of control.tls-cert."},
-    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, C(tls_cert), NULL, NULL,
-     "Certificate chain (PEM) for TLS on control.listen: the API over HTTPS and signaling over "
-     "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
-    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
-     "Private key (PEM) of control.tls-cert."},
     {"web-root", ML_CFG_STR, "", 0, 4096, 0, C(web_root), NULL, NULL,
      "Directory of the browser client (index.html, css/, js/), served on control.listen with "
      "the meeting links /m/<code>. Empty: the installed share/meetlite/web, or the source "
