@@ -76,17 +76,26 @@ try {
   for (const p of everyone)
     check(`${p.name} decodes video from both others over relay-only connections`, await remoteDecoding(p, 2),
           await state(p.page));
+  // The grid follows the connections asynchronously (a video element shows its first frame
+  // after the decoder's, the badge follows a statistics reading): wait for it, bounded.
+  const receivers = (page) => page.evaluate(() => {
+    const r = window.meetlite.room();
+    const out = {};
+    for (const [id, peer] of r.peers) out[id] = peer.pc.getReceivers().map((x) => x.track.id);
+    return out;
+  });
+  const playing = (t, room) => t.length === 2 && t.every((x) => x.width > 0 && x.time > 0 && x.track &&
+                                                          (room[x.pid] || []).includes(x.track));
   for (const p of everyone) {
-    const t = await tiles(p.page);
+    let t = await tiles(p.page);
+    let room = await receivers(p.page);
+    for (const end = Date.now() + 15000; Date.now() < end &&
+         !(playing(t, room) && t.every((x) => x.path.startsWith('Relay')));) {
+      await sleep(250);
+      [t, room] = [await tiles(p.page), await receivers(p.page)];
+    }
     const s = await state(p.page);
-    const room = await p.page.evaluate(() => {
-      const r = window.meetlite.room();
-      const out = {};
-      for (const [id, peer] of r.peers) out[id] = peer.pc.getReceivers().map((x) => x.track.id);
-      return out;
-    });
-    check(`${p.name} sees two remote tiles, each playing its peer's track`,
-          t.length === 2 && t.every((x) => x.width > 0 && x.track && (room[x.pid] || []).includes(x.track)), t);
+    check(`${p.name} sees two remote tiles, each playing its peer's track`, playing(t, room), t);
     check(`${p.name}'s connection badges say relay`, t.every((x) => x.path.startsWith('Relay')), t.map((x) => x.path));
     check(`${p.name}: one RTCPeerConnection per remote participant, polite by id order`,
           Object.keys(s.peers).length === 2 && Object.entries(s.peers).every(([id, x]) => x.polite === (s.me.id > id)), s.peers);

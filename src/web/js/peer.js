@@ -98,6 +98,7 @@ export class Peer {
     pc.onconnectionstatechange = () => {
       log(`peer ${id.slice(0, 8)}: connection ${pc.connectionState}`);
       this.onChange();
+      if (pc.connectionState === 'connected') this.refreshPath(); // the badge now, not at the next reading
     };
     pc.onicecandidateerror = (e) => log(`peer ${id.slice(0, 8)}: candidate error ${e.errorCode} ${e.url || ''} ${e.errorText || ''}`);
     this.timers.stats = setInterval(() => this.refreshPath(), STATS_MS);
