@@ -69,7 +69,7 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "Address of the admin API (/stats, /metrics, /healthz, /readyz and the JSON API under "
      "/v1). Loopback by default; another address needs admin.tls-cert or admin.allow-remote. "
      "The listener runs only when admin.token is set."},
-    {"token", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET, K(token), NULL,
+    {"token", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST, K(token), NULL,
      adm_tokens_validate,
      "Comma list of bearer tokens (16 to 256 printable characters each) accepted by the admin "
      "API: Authorization: Bearer <token>. Several allow rotation. Empty: no admin listener. "

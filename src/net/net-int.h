@@ -34,7 +34,8 @@ struct net_udp {
 
 struct net_stream {
     struct net_worker *w;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* frames in and out (for TLS: OpenSSL's filter over raw) */
+    struct bufferevent *raw; /* TLS: the socket's bufferevent (records); NULL for TCP */
     enum net_transport transport;
     int endpoint;
     struct sockaddr_storage peer, local;

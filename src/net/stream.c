@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NET_CLOSE_LINGER_S 5 /* seconds to flush output after net_stream_close */
+#define NET_CLOSE_LINGER_S 5            /* seconds to flush output after net_stream_close */
+#define NET_STREAM_READ_MAX (64 * 1024) /* bytes per read from a stream's socket */
+#define NET_TLS_RAW_IN_MAX (64 * 1024)  /* TLS records buffered before reading stops (> one) */
 
 int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen)
 {
@@ -140,10 +142,30 @@ static void stream_read(struct bufferevent *bev, void *arg)
         bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* Bytes not yet given to the kernel: frames, and for TLS the records made of them. */
+static size_t queued(const struct net_stream *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    if (s->raw)
+        n += evbuffer_get_length(bufferevent_get_output(s->raw));
+    return n;
+}
+
 static void stream_written(struct bufferevent *bev, void *arg)
 {
     struct net_stream *s = arg;
-    if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    ML_UNUSED(bev);
+    if (s->closing && queued(s) == 0)
+        schedule_destroy(s);
+}
+
+/* TLS, closing: the filter's write callback fires when frames become records, not when the
+ * records have left; this one watches the socket's side until the last record is sent. */
+static void raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct net_stream *s = arg;
+    ML_UNUSED(buf);
+    if (info->n_deleted && s->closing && queued(s) == 0)
         schedule_destroy(s);
 }
 
@@ -205,12 +227,25 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
             NET_COUNT(w->ctr.stream_refused, 1);
             return;
         }
-        s->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (s->bev)
+        /* OpenSSL as a filter over a socket bufferevent, not on the socket itself: records
+         * are read in large chunks and decrypted from memory, and the records of a wakeup's
+         * frames leave in one writev, where a socket BIO made a read for each record header
+         * and body and a write for each record. Each frame is still a record of its own. */
+        s->raw = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        s->bev =
+            s->raw ? bufferevent_openssl_filter_new(w->base, s->raw, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE)
+                   : NULL;
+        if (s->bev) {
             bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-        else
+        } else {
             SSL_free(ssl);
+            if (s->raw)
+                bufferevent_free(s->raw); /* closes fd */
+            free(s);
+            NET_COUNT(w->ctr.stream_refused, 1);
+            return;
+        }
     } else {
         s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
@@ -219,6 +254,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    bufferevent_set_max_single_read(s->raw ? s->raw : s->bev, NET_STREAM_READ_MAX);
     s->next = w->streams;
     if (w->streams)
         w->streams->prev = s;
@@ -226,8 +262,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     w->nstreams++;
     NET_COUNT(w->ctr.stream_accepted, 1);
     bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
-    /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound. */
-    bufferevent_setwatermark(s->bev, EV_READ, 0, (size_t)e->set.stream_max_frame * 2);
+    /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound.
+     * For TLS the records too, and at least one whole record (16 KiB and overhead) must fit. */
+    size_t in_max = (size_t)e->set.stream_max_frame * 2;
+    bufferevent_setwatermark(s->bev, EV_READ, 0, in_max);
+    if (s->raw)
+        bufferevent_setwatermark(s->raw, EV_READ, 0,
+                                 in_max > NET_TLS_RAW_IN_MAX ? in_max : NET_TLS_RAW_IN_MAX);
     struct timeval idle = {.tv_sec = e->set.stream_idle_s};
     bufferevent_set_timeouts(s->bev, e->set.stream_idle_s > 0 ? &idle : NULL, NULL);
     s->conn = e->h->stream_open(w->state, s);
@@ -282,11 +323,6 @@ int net_stream_endpoint(const struct net_stream *s)
 static int queue_out(struct net_stream *s, const void *data, size_t len)
 {
     return bufferevent_write(s->bev, data, len);
-}
-
-static size_t queued(const struct net_stream *s)
-{
-    return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 int net_stream_send(struct net_stream *s, const void *data, size_t len)
@@ -347,11 +383,16 @@ void net_stream_close(struct net_stream *s)
         return;
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+    if (queued(s) == 0) {
         schedule_destroy(s);
         return;
     }
     /* Let queued output drain, but not forever. */
     struct timeval linger = {.tv_sec = NET_CLOSE_LINGER_S};
     bufferevent_set_timeouts(s->bev, NULL, &linger);
+    if (s->raw) {
+        /* the filter reports the socket side's timeout and errors as its own events */
+        bufferevent_set_timeouts(s->raw, NULL, &linger);
+        evbuffer_add_cb(bufferevent_get_output(s->raw), raw_drained, s);
+    }
 }
