@@ -415,12 +415,14 @@ void turn_handle_refresh(struct turn_worker *tw, const struct turn_client *cl,
         return;
     }
     if (lifetime == 0) {
+        /* Freed first: once the client has the answer, its quota and relay port are free
+         * (on any worker) for its next Allocate. */
+        turn_alloc_free(a, "refreshed to 0");
         turn_finish_and_send(tw, cl, req, &b, &cred);
         if (b.len && !b.overflow)
             turn_tombstone_add(tw, cl, req->tid, b.buf, b.len, now_ms);
         if (cl->transport != NET_UDP)
             net_stream_reset_idle(cl->stream);
-        turn_alloc_free(a, "refreshed to 0");
         return;
     }
     a->expires_ms = now_ms + lifetime * 1000;
