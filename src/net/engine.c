@@ -164,7 +164,13 @@ static void *worker_main(void *arg)
     }
     if (err[0])
         ML_ERROR("net", "%s", err);
-    event_base_dispatch(w->base);
+    /* One iteration at a time, so that what the iteration's callbacks queued (datagrams from
+     * every socket that was readable) leaves in as few sendmmsg calls as possible. */
+    while (!w->quit) {
+        if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
+            break; /* an error, or nothing left to wait for */
+        net_worker_flush(w);
+    }
     /* Stopping: refuse new tasks, run those queued, then free everything this thread owns. */
     pthread_mutex_lock(&w->qlock);
     w->stopping = true;
@@ -347,6 +353,7 @@ int net_engine_start(struct net_engine *e, char *err, size_t errlen)
 static void stop_task(struct net_worker *w, void *arg)
 {
     ML_UNUSED(arg);
+    w->quit = true;
     event_base_loopbreak(w->base);
 }
 

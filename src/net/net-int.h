@@ -13,6 +13,7 @@
 #define NET_TX_ARENA (256 * 1024) /* bytes for copied datagrams per worker */
 #define NET_RX_SLOT (NET_HEADROOM + NET_MAX_DATAGRAM + NET_TAILROOM)
 #define NET_DRAIN_ROUNDS 16 /* recvmmsg calls per wakeup before yielding to other fds */
+#define NET_RX_MIN_FREE 8   /* fewer free receive slots than this: flush, start over */
 
 struct net_task {
     net_task_fn fn;
@@ -69,8 +70,10 @@ struct net_worker {
     void *state;
     struct net_counters ctr;
     bool in_batch;
+    bool quit; /* set by the stop task: leave the loop */
     /* receive batch */
-    uint8_t *rx; /* NET_MAX_BATCH slots of NET_RX_SLOT bytes */
+    uint8_t *rx;      /* NET_MAX_BATCH slots of NET_RX_SLOT bytes */
+    unsigned rx_used; /* slots [0, rx_used) hold datagrams that queued sends still point into */
     struct mmsghdr rx_msgs[NET_MAX_BATCH];
     struct iovec rx_iov[NET_MAX_BATCH];
     struct net_pkt pkts[NET_MAX_BATCH];

@@ -70,9 +70,20 @@ static void udp_readable(evutil_socket_t fd, short what, void *arg)
     ML_UNUSED(what);
     u->busy = true;
     for (int round = 0; round < NET_DRAIN_ROUNDS && !u->dead; round++) {
-        for (unsigned i = 0; i < batch; i++) {
+        /* Sends queued by earlier sockets of this wakeup may point into the first rx_used
+         * slots (they go out together at the end of the loop iteration): receive after them,
+         * or flush first when too few slots are left. */
+        unsigned first = w->rx_used, vlen = NET_MAX_BATCH - first;
+        if (vlen < batch && vlen < NET_RX_MIN_FREE) {
+            net_worker_flush(w);
+            first = 0;
+            vlen = batch;
+        } else if (vlen > batch) {
+            vlen = batch;
+        }
+        for (unsigned i = 0; i < vlen; i++) {
             struct mmsghdr *m = &w->rx_msgs[i];
-            w->rx_iov[i].iov_base = w->rx + (size_t)i * NET_RX_SLOT + NET_HEADROOM;
+            w->rx_iov[i].iov_base = w->rx + (size_t)(first + i) * NET_RX_SLOT + NET_HEADROOM;
             w->rx_iov[i].iov_len = NET_MAX_DATAGRAM;
             memset(&m->msg_hdr, 0, sizeof m->msg_hdr);
             m->msg_hdr.msg_name = &w->pkts[i].from;
@@ -80,9 +91,10 @@ static void udp_readable(evutil_socket_t fd, short what, void *arg)
             m->msg_hdr.msg_iov = &w->rx_iov[i];
             m->msg_hdr.msg_iovlen = 1;
         }
-        int n = recvmmsg(fd, w->rx_msgs, batch, MSG_DONTWAIT, NULL);
+        int n = recvmmsg(fd, w->rx_msgs, vlen, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
+        w->rx_used = first + (unsigned)n;
         unsigned kept = 0;
         uint64_t bytes = 0;
         for (int i = 0; i < n; i++) {
@@ -109,8 +121,11 @@ static void udp_readable(evutil_socket_t fd, short what, void *arg)
             u->cb(u, u->arg, w->pkts, kept);
             w->in_batch = false;
         }
-        net_worker_flush(w);
-        if ((unsigned)n < batch)
+        /* A flush inside the callback (a full queue, a socket closed) reset rx_used, but what
+         * the callback queued after it may still point into this batch's slots. */
+        if (w->rx_used < first + (unsigned)n)
+            w->rx_used = first + (unsigned)n;
+        if ((unsigned)n < vlen)
             break;
     }
     u->busy = false;
@@ -305,6 +320,7 @@ void net_worker_flush(struct net_worker *w)
     }
     q->n = 0;
     q->arena_used = 0;
+    w->rx_used = 0; /* nothing queued points into the receive slots any more */
     if (sent) {
         NET_COUNT(w->ctr.udp_tx_packets, sent);
         NET_COUNT(w->ctr.udp_tx_bytes, bytes);
