@@ -256,6 +256,7 @@ struct cp {
     bool sweep_running;
     struct cp_status **cache; /* meeting status by id or code (CP_CACHE_SLOTS, direct-mapped) */
     uint64_t cache_gen;       /* bumped by every invalidation */
+    struct cp_token_memo **tokens; /* verified access tokens (CP_TOKEN_SLOTS, direct-mapped) */
     /* operations (#8) */
     uint64_t http_by_status[CP_HTTP_STATUSES]; /* written by the HTTP thread only (NET_COUNT) */
     uint64_t ws_open;                          /* open signaling WebSockets (the HTTP thread) */
@@ -271,6 +272,10 @@ struct cp {
 #define CP_CACHE_SLOTS 4096
 void cp_cache_invalidate(struct cp *cp, const char *meeting_id);
 void cp_cache_free(struct cp *cp);
+
+/* Access tokens verified on this thread, remembered until they expire (cp-api.c). */
+#define CP_TOKEN_SLOTS 4096
+void cp_tokens_free(struct cp *cp);
 
 /* Answers (control-plane thread): an error, or a JSON body (takes ownership of body). */
 void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg);

@@ -231,6 +231,7 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->turn_secret = first_secret(turn->auth_secret);
     cp->limiter = cp_limiter_new(8192);
     cp->cache = ml_xcalloc(CP_CACHE_SLOTS, sizeof *cp->cache);
+    cp->tokens = ml_xcalloc(CP_TOKEN_SLOTS, sizeof *cp->tokens);
     uint8_t r[4];
     ml_random(r, sizeof r);
     ml_hex_encode(r, sizeof r, cp->rid_prefix);
@@ -338,6 +339,7 @@ void cp_free(struct cp *cp)
     free(cp->cors);
     cp_limiter_free(cp->limiter);
     cp_cache_free(cp);
+    cp_tokens_free(cp);
     if (cp->turn_secret) {
         ml_wipe(cp->turn_secret, strlen(cp->turn_secret));
         free(cp->turn_secret);
