@@ -153,12 +153,18 @@ struct cp_token_memo {
     char token[]; /* NUL-terminated */
 };
 
-static size_t token_slot(const char *tok)
+/* FNV-1a: the slot of a string key in the direct-mapped tables of this file. */
+static uint64_t key_hash(const char *key)
 {
     uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)tok; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)(h % CP_TOKEN_SLOTS);
+    return h;
+}
+
+static size_t token_slot(const char *tok)
+{
+    return (size_t)(key_hash(tok) % CP_TOKEN_SLOTS);
 }
 
 void cp_tokens_free(struct cp *cp)
@@ -805,10 +811,7 @@ struct cp_status {
 
 static size_t slot_of(const char *key)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)(h % CP_CACHE_SLOTS);
+    return (size_t)(key_hash(key) % CP_CACHE_SLOTS);
 }
 
 static struct cp_status *status_dup(const struct cp_status *s, const char *key)
