@@ -161,10 +161,30 @@ void ml_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
+/* Small draws (ports, tokens, salts) come from a per-thread pool of the same generator's
+ * output: each RAND_bytes call costs a getpid() (OpenSSL's fork check) and a DRBG round,
+ * which was a measurable part of an Allocate. Served bytes are wiped from the pool. */
+#define ML_RANDOM_POOL 512
+#define ML_RANDOM_POOLED_MAX 64
+
 void ml_random(void *buf, size_t n)
 {
-    if (RAND_bytes(buf, (int)n) != 1)
-        abort();
+    static __thread unsigned char pool[ML_RANDOM_POOL];
+    static __thread size_t avail;
+    if (n > ML_RANDOM_POOLED_MAX) {
+        if (RAND_bytes(buf, (int)n) != 1)
+            abort();
+        return;
+    }
+    if (avail < n) {
+        if (RAND_bytes(pool, (int)sizeof pool) != 1)
+            abort();
+        avail = sizeof pool;
+    }
+    unsigned char *from = pool + (sizeof pool - avail);
+    memcpy(buf, from, n);
+    OPENSSL_cleanse(from, n);
+    avail -= n;
 }
 
 void ml_wipe(void *buf, size_t n)

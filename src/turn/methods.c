@@ -311,10 +311,6 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
     for (int fam = 0; fam < 2; fam++) {
         if (fds[fam] < 0)
             continue;
-        union turn_sa local;
-        socklen_t len = sizeof local;
-        if (getsockname(fds[fam], &local.sa, &len) < 0)
-            memset(&local, 0, sizeof local);
         a->relay[fam] = net_udp_adopt(tw->w, fds[fam], turn_relay_recv, a, err, sizeof err);
         if (!a->relay[fam]) {
             if (fam == 1 && fds[0] >= 0)
@@ -325,7 +321,8 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
         }
         TURN_COUNT(*(fam == 0 ? &tw->ctr.alloc_ipv4 : &tw->ctr.alloc_ipv6), 1);
         a->relay_public[fam] = srv->relay_public[fam];
-        ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(&local.sa));
+        /* the port the relay socket got (net_udp_adopt read its address once) */
+        ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(net_udp_local(a->relay[fam])));
         if (turn_relay_index_add(a, fam) < 0) {
             turn_alloc_free(a, "out of memory");
             reply_error(tw, cl, req, &cred, 508, NULL);
