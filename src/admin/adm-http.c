@@ -296,45 +296,14 @@ static void dispatch(struct adm *a, struct adm_req *r)
     char msg[200];
     r->dispatched = true;
     if (rt->params) {
-        json_t *body;
-        json_error_t je;
-        if (r->body_len == 0) {
-            if (rt->flags & ADM_BODY) {
-                adm_reply_err(r, CP_E_INVALID_JSON, "a JSON object body is required");
-                return;
-            }
-            body = json_object();
-        } else {
-            body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
-            ml_wipe(r->body, r->body_len); /* may hold a password or a secret */
-            if (!body) {
-                ml_snprintf(msg, sizeof msg, "malformed JSON at byte %d: %s", je.position, je.text);
-                adm_reply_err(r, CP_E_INVALID_JSON, msg);
-                return;
-            }
-        }
-        r->params = calloc(1, rt->params_size);
-        if (!r->params)
-            abort();
-        msg[0] = 0;
-        enum cp_err e = cp_params_parse(rt->params, body, r->params, msg, sizeof msg);
-        json_decref(body);
+        enum cp_err e = cp_http_params(rt->params, rt->params_size, rt->flags & ADM_BODY, r->body,
+                                       r->body_len, &r->params, msg, sizeof msg);
         if (e != CP_OK) {
             adm_reply_err(r, e, msg);
             return;
         }
     }
     rt->handler(a, r);
-}
-
-static int copy_hdr(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len)
-{
-    int n = lws_hdr_total_length(wsi, t);
-    if (n <= 0 || (size_t)n >= len) {
-        buf[0] = 0;
-        return n <= 0 ? 0 : -1;
-    }
-    return lws_hdr_copy(wsi, buf, (int)len, t) < 0 ? -1 : n;
 }
 
 /* Keeps the query arguments (lws has them URL-decoded) while the headers are at hand. */
@@ -361,7 +330,7 @@ static void read_args(struct lws *wsi, struct adm_req *r)
 static int authenticate(struct adm *a, struct lws *wsi)
 {
     char authz[1024];
-    int n = copy_hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
+    int n = cp_http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
     if (n == 0)
         return 0;
     int rc = -1;
@@ -413,22 +382,14 @@ static int on_request(struct adm *a, struct lws *wsi, struct adm_conn *pc)
     r->path[ulen] = 0;
     read_args(wsi, r);
 
-    char cl[32];
-    if (copy_hdr(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl) > 0) {
-        long long v;
-        if (ml_parse_ll(ml_trim(cl), 0, 1LL << 40, &v) < 0) {
-            r->close_after = true;
-            adm_reply_err(r, CP_E_BAD_REQUEST, "bad Content-Length");
-            return 0;
-        }
-        r->content_length = v;
-    }
-    bool body_follows = r->content_length > 0;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+    const char *why;
+    enum cp_err fe = cp_http_length(wsi, &r->content_length, &why);
+    if (fe != CP_OK) {
         r->close_after = true;
-        adm_reply_err(r, CP_E_LENGTH_REQUIRED, NULL);
+        adm_reply_err(r, fe, why);
         return 0;
     }
+    bool body_follows = r->content_length > 0;
     bool known = false;
     r->route = route_match(r->method, r->path, &known, r->caps);
     /* Authentication comes first, before the path is judged: without a token nobody learns
@@ -449,32 +410,14 @@ static int on_request(struct adm *a, struct lws *wsi, struct adm_conn *pc)
         adm_reply_err(r, known ? CP_E_METHOD : CP_E_NOT_FOUND, NULL);
         return 0;
     }
-    if (r->content_length > ADM_MAX_BODY) {
+    fe = cp_http_body_check(wsi, r->method, r->content_length, ADM_MAX_BODY,
+                            r->route->params != NULL, &why);
+    if (fe != CP_OK) {
         r->close_after = true;
-        adm_reply_err(r, CP_E_TOO_LARGE, NULL);
-        return 0;
-    }
-    if ((r->method == LWSHUMETH_POST || r->method == LWSHUMETH_PUT ||
-         r->method == LWSHUMETH_PATCH) &&
-        r->content_length < 0) {
-        r->close_after = true;
-        adm_reply_err(r, CP_E_LENGTH_REQUIRED, NULL);
+        adm_reply_err(r, fe, why);
         return 0;
     }
     if (body_follows) {
-        char ct[128];
-        if (copy_hdr(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof ct) <= 0 ||
-            strncasecmp(ct, "application/json", 16) != 0 ||
-            (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-            r->close_after = true;
-            adm_reply_err(r, CP_E_MEDIA_TYPE, NULL);
-            return 0;
-        }
-        if (!r->route->params) {
-            r->close_after = true;
-            adm_reply_err(r, CP_E_BAD_REQUEST, "this request takes no body");
-            return 0;
-        }
         r->body = malloc((size_t)r->content_length + 1);
         if (!r->body)
             return -1;

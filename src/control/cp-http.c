@@ -252,28 +252,8 @@ static void dispatch(struct cp *cp, struct cp_req *req)
     char msg[200];
     req->dispatched = true;
     if (r->params) {
-        json_t *body;
-        json_error_t je;
-        if (req->body_len == 0) {
-            if (r->flags & CP_ROUTE_BODY) {
-                cp_reply_err(req, CP_E_INVALID_JSON, "a JSON object body is required");
-                return;
-            }
-            body = json_object();
-        } else {
-            body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-            if (!body) {
-                ml_snprintf(msg, sizeof msg, "malformed JSON at byte %d: %s", je.position, je.text);
-                cp_reply_err(req, CP_E_INVALID_JSON, msg);
-                return;
-            }
-        }
-        req->params = calloc(1, r->params_size);
-        if (!req->params)
-            abort();
-        msg[0] = 0;
-        enum cp_err e = cp_params_parse(r->params, body, req->params, msg, sizeof msg);
-        json_decref(body);
+        enum cp_err e = cp_http_params(r->params, r->params_size, r->flags & CP_ROUTE_BODY,
+                                       req->body, req->body_len, &req->params, msg, sizeof msg);
         if (e != CP_OK) {
             cp_reply_err(req, e, msg);
             return;
@@ -282,7 +262,7 @@ static void dispatch(struct cp *cp, struct cp_req *req)
     r->handler(cp, req);
 }
 
-static int copy_hdr(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len)
+int cp_http_header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len)
 {
     int n = lws_hdr_total_length(wsi, t);
     if (n <= 0 || (size_t)n >= len) {
@@ -290,6 +270,78 @@ static int copy_hdr(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t
         return n <= 0 ? 0 : -1;
     }
     return lws_hdr_copy(wsi, buf, (int)len, t) < 0 ? -1 : n;
+}
+
+enum cp_err cp_http_length(struct lws *wsi, long long *content_length, const char **msg)
+{
+    char cl[32];
+    *msg = NULL;
+    *content_length = -1;
+    if (cp_http_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl) > 0) {
+        long long v;
+        if (ml_parse_ll(ml_trim(cl), 0, 1LL << 40, &v) < 0) {
+            *msg = "bad Content-Length";
+            return CP_E_BAD_REQUEST;
+        }
+        *content_length = v;
+    }
+    /* chunked bodies are not supported: a body must say its length */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        return CP_E_LENGTH_REQUIRED;
+    return CP_OK;
+}
+
+enum cp_err cp_http_body_check(struct lws *wsi, int method, long long content_length,
+                               long long max_body, bool takes_body, const char **msg)
+{
+    *msg = NULL;
+    if (content_length > max_body)
+        return CP_E_TOO_LARGE;
+    /* lws takes a POST without Content-Length as a body running to the end of the connection:
+     * every request that may carry one must say its length, 0 included */
+    if ((method == LWSHUMETH_POST || method == LWSHUMETH_PUT || method == LWSHUMETH_PATCH) &&
+        content_length < 0)
+        return CP_E_LENGTH_REQUIRED;
+    if (content_length > 0) {
+        char ct[128];
+        if (cp_http_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof ct) <= 0 ||
+            strncasecmp(ct, "application/json", 16) != 0 ||
+            (ct[16] && ct[16] != ';' && ct[16] != ' '))
+            return CP_E_MEDIA_TYPE;
+        if (!takes_body) {
+            *msg = "this request takes no body";
+            return CP_E_BAD_REQUEST;
+        }
+    }
+    return CP_OK;
+}
+
+enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool required, char *body,
+                           size_t body_len, void **out, char *msg, size_t msglen)
+{
+    json_t *doc;
+    json_error_t je;
+    msg[0] = 0;
+    if (body_len == 0) {
+        if (required) {
+            ml_strlcpy(msg, "a JSON object body is required", msglen);
+            return CP_E_INVALID_JSON;
+        }
+        doc = json_object();
+    } else {
+        doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
+        ml_wipe(body, body_len); /* may hold a password or a secret */
+        if (!doc) {
+            ml_snprintf(msg, msglen, "malformed JSON at byte %d: %s", je.position, je.text);
+            return CP_E_INVALID_JSON;
+        }
+    }
+    *out = calloc(1, size);
+    if (!*out)
+        abort();
+    enum cp_err e = cp_params_parse(table, doc, *out, msg, msglen);
+    json_decref(doc);
+    return e;
 }
 
 static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
@@ -319,7 +371,7 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
     else
         ml_snprintf(req->request_id, sizeof req->request_id, "%s-%llx", cp->rid_prefix,
                     (unsigned long long)++cp->req_seq);
-    if (copy_hdr(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin) < 0)
+    if (cp_http_header(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin) < 0)
         req->origin[0] = 0;
 
     req->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
@@ -338,22 +390,14 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
     memcpy(req->path, uri, (size_t)ulen);
     req->path[ulen] = 0;
 
-    char cl[32];
-    if (copy_hdr(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl) > 0) {
-        long long v;
-        if (ml_parse_ll(ml_trim(cl), 0, 1LL << 40, &v) < 0) {
-            req->close_after = true;
-            cp_reply_err(req, CP_E_BAD_REQUEST, "bad Content-Length");
-            return 0;
-        }
-        req->content_length = v;
-    }
-    bool body_follows = req->content_length > 0;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+    const char *why;
+    enum cp_err fe = cp_http_length(wsi, &req->content_length, &why);
+    if (fe != CP_OK) {
         req->close_after = true;
-        cp_reply_err(req, CP_E_LENGTH_REQUIRED, NULL);
+        cp_reply_err(req, fe, why);
         return 0;
     }
+    bool body_follows = req->content_length > 0;
 
     if (req->method == LWSHUMETH_OPTIONS) { /* CORS preflight */
         req->close_after = body_follows;
@@ -369,39 +413,16 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         cp_reply_err(req, known ? CP_E_METHOD : CP_E_NOT_FOUND, NULL);
         return 0;
     }
-    if (req->content_length > cp->cfg.max_body) {
+    fe = cp_http_body_check(wsi, req->method, req->content_length, cp->cfg.max_body,
+                            req->route->params != NULL, &why);
+    if (fe != CP_OK) {
         req->close_after = true;
-        cp_reply_err(req, CP_E_TOO_LARGE, NULL);
+        cp_reply_err(req, fe, why);
         return 0;
-    }
-    /* lws takes a POST without Content-Length as a body running to the end of the connection
-     * (and chunked bodies are not supported): every request that may carry one must say its
-     * length, 0 included */
-    if ((req->method == LWSHUMETH_POST || req->method == LWSHUMETH_PUT ||
-         req->method == LWSHUMETH_PATCH) &&
-        req->content_length < 0) {
-        req->close_after = true;
-        cp_reply_err(req, CP_E_LENGTH_REQUIRED, NULL);
-        return 0;
-    }
-    if (body_follows) {
-        char ct[128];
-        if (copy_hdr(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof ct) <= 0 ||
-            strncasecmp(ct, "application/json", 16) != 0 ||
-            (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-            req->close_after = true;
-            cp_reply_err(req, CP_E_MEDIA_TYPE, NULL);
-            return 0;
-        }
-        if (!req->route->params) {
-            req->close_after = true;
-            cp_reply_err(req, CP_E_BAD_REQUEST, "this request takes no body");
-            return 0;
-        }
     }
     if (req->route->flags & CP_ROUTE_AUTH) {
         char authz[CP_JWT_MAX + 64];
-        int an = copy_hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
+        int an = cp_http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
         enum cp_err e = an < 0 ? CP_E_INVALID_TOKEN : cp_authenticate(cp, req, an ? authz : NULL);
         if (e != CP_OK) {
             req->close_after = body_follows;

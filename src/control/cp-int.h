@@ -88,6 +88,21 @@ struct cp_param {
 
 /* Validates body (a parsed JSON value) against the NULL-name-terminated table, filling out.
  * Unknown members are ignored. Returns CP_OK, or an error with msg naming the field. */
+/* HTTP request checks shared by the control plane and the admin listener (cp-http.c); every
+ * error they return closes the connection after the answer. A header into buf: its length, 0
+ * when absent, -1 when longer than buf. */
+int cp_http_header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len);
+/* Content-Length into *content_length (-1 when absent); no Transfer-Encoding. */
+enum cp_err cp_http_length(struct lws *wsi, long long *content_length, const char **msg);
+/* A route's body: at most max_body bytes, a length for methods that may carry one, JSON, and
+ * only where the route takes one. */
+enum cp_err cp_http_body_check(struct lws *wsi, int method, long long content_length,
+                               long long max_body, bool takes_body, const char **msg);
+/* A JSON object body into a route's parameters (*out: calloc'd size bytes, the caller's);
+ * the body is wiped once parsed. */
+enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool required, char *body,
+                           size_t body_len, void **out, char *msg, size_t msglen);
+
 enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out, char *msg,
                             size_t msglen);
 /* True when s (n bytes) is valid UTF-8 without NUL; *chars gets the code point count. */

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from mlcontrol import Resp  # noqa: F401 (the answer type of both APIs; tests import it here)
 from mltest import TOP_BUILDDIR, TOP_SRCDIR, Daemon, free_port
 from turnclient import TurnClient
 
@@ -27,31 +28,8 @@ CLI = os.environ.get("MEETLITE_ADMIN", os.path.join(TOP_BUILDDIR, "meetlite-admi
 
 
 def tcp_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.raw = body
-        try:
-            self.json = json.loads(body) if body else None
-        except ValueError:
-            self.json = None
-
-    def code(self):
-        try:
-            return self.json["error"]["code"]
-        except (TypeError, KeyError):
-            return None
-
-    def __repr__(self):
-        return "%d %r %r" % (self.status, self.headers, self.raw[:400])
+    """A port free on host right now (mltest.free_port: free for TCP and UDP)."""
+    return free_port(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
 
 
 class AdminApi:
