@@ -1,8 +1,9 @@
 """Relay-only WebRTC calls of two headless Chromium participants through meetlited, over
 turn:?transport=udp, turn:?transport=tcp and turns: (TLS with a self-signed certificate pinned
 by its key). Asserts from getStats(): the selected pair's local candidate is a relay candidate
-with the expected relayProtocol, both sides decode video frames of the other side's camera, and
-no ICE candidate error was reported."""
+with the expected relayProtocol, both sides decode video frames of the other side's camera, a
+data-channel round trip from each side, and no ICE candidate error was reported. The Firefox
+version of these calls is browser_firefox.py (same script and page)."""
 
 import base64
 import hashlib
@@ -50,7 +51,8 @@ scenarios = [
 try:
     run_dir = node_dir()
     arg = json.dumps({"scenarios": [{k: v for k, v in s.items() if k != "want"} for s in scenarios],
-                      "spki": spki, "outdir": output_dir("browser_relay"), "chromium": CHROMIUM,
+                      "spki": spki, "outdir": output_dir("browser_relay"),
+                      "browser": "chromium", "executable": CHROMIUM,
                       "loopbackOnly": loopback_only()})
     r = subprocess.run(["timeout", "240", "node", "relay_call.mjs", arg], cwd=run_dir, capture_output=True, text=True)
     results = {}
@@ -74,6 +76,8 @@ try:
         sa, sb = a.get("remoteSize") or [0, 0], b.get("remoteSize") or [0, 0]
         t.ok(sa[1] and sb[1] and abs(sa[0] / sa[1] - 16 / 9) < 0.05 and abs(sb[0] / sb[1] - 4 / 3) < 0.05,
              desc + "each side shows the other's camera (%s, %s)" % (sa, sb))
+        echo = x.get("echo") or [None, None]
+        t.ok(all(e is not None for e in echo), desc + "a data-channel round trip from each side", echo)
         t.ok(not a.get("errors") and not b.get("errors"), desc + "no ICE candidate error", (a.get("errors"), b.get("errors")))
 finally:
     rc, log = d.stop()
