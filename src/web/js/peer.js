@@ -19,6 +19,43 @@ function fingerprint(sdp) {
   return m ? m[1].trim().toLowerCase() : '';
 }
 
+/** scheme, host and port of a STUN/TURN URI (RFC 7064, 7065), transport for turn: URIs. */
+function iceUri(uri) {
+  const m = /^(stuns?|turns?):(\[[^\]]+\]|[^:?]+)(?::(\d+))?(?:\?transport=(\w+))?$/i.exec(String(uri).trim());
+  if (!m) return null;
+  const scheme = m[1].toLowerCase();
+  const secure = scheme.endsWith('s');
+  return {scheme, host: m[2].toLowerCase(), port: m[3] || (secure ? '5349' : '3478'),
+          transport: (m[4] || (secure ? 'tcp' : 'udp')).toLowerCase()};
+}
+
+/**
+ * The iceServers a connection is given, from those the server handed out: a stun: URI is left
+ * out when a turn: URI over UDP names the same host and port (Chromium and Firefox both use a
+ * UDP TURN server for server-reflexive candidates as well), and every stun: URI when relay-only
+ * (it cannot give a relay candidate). Each URI costs a request per connection, and Firefox logs
+ * a page error ("Using five or more STUN/TURN servers slows down discovery") from five URIs on,
+ * which a dual-stack deployment reaches. Returns new objects; the argument is not changed.
+ */
+export function iceServersFor(servers, relayOnly) {
+  const turnUdp = new Set();
+  for (const s of servers || [])
+    for (const u of [].concat(s.urls || [])) {
+      const x = iceUri(u);
+      if (x && x.scheme === 'turn' && x.transport === 'udp') turnUdp.add(`${x.host}:${x.port}`);
+    }
+  const out = [];
+  for (const s of servers || []) {
+    const urls = [].concat(s.urls || []).filter((u) => {
+      const x = iceUri(u);
+      if (!x || !x.scheme.startsWith('stun')) return true; // turn:, turns: and what we do not know
+      return !relayOnly && !(x.scheme === 'stun' && turnUdp.has(`${x.host}:${x.port}`));
+    });
+    if (urls.length) out.push({...s, urls});
+  }
+  return out;
+}
+
 /** What the selected candidate pair says about the path: {kind, protocol, localType}. */
 export async function pathOf(pc) {
   const stats = await pc.getStats();

@@ -12,7 +12,7 @@
 
 import {api, ApiError, meetingLink, session} from './api.js';
 import {openMedia, mediaErrorText, stopMedia} from './media.js';
-import {Peer} from './peer.js';
+import {iceServersFor, Peer} from './peer.js';
 import {RoomView} from './room-view.js';
 import {Signaling} from './signaling.js';
 import {$, confirmDialog, copyText, formMessage, initials, log, showView, toast} from './ui.js';
@@ -227,7 +227,7 @@ export class Room {
   }
 
   rtcConfig() {
-    return {iceServers: this.iceServers, iceTransportPolicy: this.relayOnly ? 'relay' : 'all'};
+    return {iceServers: iceServersFor(this.iceServers, this.relayOnly), iceTransportPolicy: this.relayOnly ? 'relay' : 'all'};
   }
 
   startCall(token) {
