@@ -149,6 +149,8 @@ static bool resend_last(struct turn_worker *tw, const struct turn_client *cl,
     return true;
 }
 
+/* Reads an address-family attribute: 0 when absent, 1 with *fam set (0 IPv4, 1 IPv6), -1 when
+ * malformed, -2 for an unknown family. */
 static int family_of(const struct stun_msg *req, uint16_t type, int *fam)
 {
     const struct stun_attr *at = stun_msg_find(req, type);
@@ -178,13 +180,101 @@ static void set_dont_fragment(struct net_udp *u, int fam)
     }
 }
 
-/* RFC 8656 7.2. */
+/* What an Allocate asks for, read and checked before anything is acquired. */
+struct alloc_ask {
+    bool want[2];         /* families to relay: [0] IPv4, [1] IPv6 */
+    int first;            /* the family EVEN-PORT applies to (the only one, unless dual) */
+    bool even, reserve;   /* EVEN-PORT, and its R bit: hold the next port for a companion */
+    const uint8_t *token; /* RESERVATION-TOKEN (8 bytes, in the request), or NULL */
+    bool v6_refused;      /* dual asked where no IPv6 is relayed: IPv4 alone, and
+                           * ADDRESS-ERROR-CODE 440 in the answer */
+};
+
+/* Reads an Allocate's attributes into *ask (RFC 8656 7.2). 0, or the error code to answer with
+ * and in *why its reason (NULL: the standard one). */
+static int read_allocate(const struct turn_server *srv, const struct stun_msg *req,
+                         struct alloc_ask *ask, const char **why)
+{
+    memset(ask, 0, sizeof *ask);
+    *why = NULL;
+    const struct stun_attr *rt = stun_msg_find(req, STUN_ATTR_REQUESTED_TRANSPORT);
+    if (!rt || rt->len != 4) {
+        *why = "REQUESTED-TRANSPORT missing";
+        return 400;
+    }
+    if (stun_attr_value(req, rt)[0] != TURN_PROTO_UDP)
+        return 442;
+    const struct stun_attr *ep = stun_msg_find(req, STUN_ATTR_EVEN_PORT);
+    const struct stun_attr *tok = stun_msg_find(req, STUN_ATTR_RESERVATION_TOKEN);
+    int req_fam = 0, add_fam = 0;
+    int has_req = family_of(req, STUN_ATTR_REQUESTED_ADDRESS_FAMILY, &req_fam);
+    int has_add = family_of(req, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY, &add_fam);
+    if (has_req == -1 || has_add == -1 || (tok && tok->len != 8) || (ep && ep->len < 1)) {
+        *why = "Malformed attribute";
+        return 400;
+    }
+    if (has_req == -2)
+        return 440;
+    ask->even = ep != NULL;
+    ask->reserve = ep && (stun_attr_value(req, ep)[0] & 0x80);
+    ask->token = tok ? stun_attr_value(req, tok) : NULL;
+    if ((tok && (ep || has_req)) || (has_req && has_add) || has_add == -2 ||
+        (has_add && add_fam != 1) || (has_add && ask->reserve)) {
+        *why = "Conflicting attributes";
+        return 400;
+    }
+    /* IPv4 by default, else the requested family, or both */
+    ask->want[0] = !has_req || req_fam == 0;
+    ask->want[1] = (has_req && req_fam == 1) || has_add;
+    ask->first = ask->want[0] ? 0 : 1;
+    if (!srv->have_relay[ask->first])
+        return 440;
+    if (has_add && !srv->have_relay[1]) {
+        ask->want[1] = false;
+        ask->v6_refused = true;
+    }
+    return 0;
+}
+
+/* The sockets of an allocation being made, until the allocation owns them. */
+struct alloc_socks {
+    int fd[2];   /* relay socket per family; -1: none */
+    int next_fd; /* EVEN-PORT with R: the port after fd[first], to reserve; -1: none */
+};
+
+/* Binds the relay sockets ask wants into *s, taking the first family's from the reservation
+ * when there is a token. 0, or -1 when no port is free or the token is unknown or lapsed; what
+ * was bound is in *s either way. */
+static int relay_sockets(struct turn_worker *tw, struct alloc_ask *ask, struct alloc_socks *s,
+                         int64_t now_ms)
+{
+    for (int fam = 0; fam < 2; fam++) {
+        int none;
+        bool reserve = ask->reserve && fam == ask->first;
+        if (!ask->want[fam])
+            continue;
+        if (ask->token && fam == ask->first) {
+            s->fd[fam] = turn_reservation_take(tw->srv, ask->token, now_ms);
+            if (s->fd[fam] < 0)
+                return -1;
+        } else if (turn_relay_bind(tw, fam, ask->even, reserve, &s->fd[fam],
+                                   reserve ? &s->next_fd : &none) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* RFC 8656 7.2. Acquires, in order: the quota, the relay sockets, the allocation (which then
+ * owns the sockets), the reservation of the next port; a failure releases what was acquired at
+ * one place, in reverse order, as run() in src/app/main.c does. */
 void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
                           const struct stun_msg *req)
 {
     struct turn_server *srv = tw->srv;
     struct turn_cred cred;
     int64_t now_ms = ml_now_ms();
+    char addr[ML_ADDR_STRLEN];
     if (!authenticate(tw, cl, req, true, &cred))
         return;
     struct turn_alloc *a = turn_client_alloc(tw, cl);
@@ -193,144 +283,74 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
             reply_error(tw, cl, req, &cred, 437, NULL);
         return;
     }
-    const struct stun_attr *rt = stun_msg_find(req, STUN_ATTR_REQUESTED_TRANSPORT);
-    if (!rt || rt->len != 4) {
-        reply_error(tw, cl, req, &cred, 400, "REQUESTED-TRANSPORT missing");
+    struct alloc_ask ask;
+    const char *why;
+    int code = read_allocate(srv, req, &ask, &why);
+    if (!code && turn_server_draining(srv)) {
+        code = 508;
+        why = "Server is draining";
+    }
+    if (code) {
+        reply_error(tw, cl, req, &cred, code, why);
         return;
     }
-    if (stun_attr_value(req, rt)[0] != TURN_PROTO_UDP) {
-        reply_error(tw, cl, req, &cred, 442, NULL);
-        return;
-    }
-    const struct stun_attr *ep = stun_msg_find(req, STUN_ATTR_EVEN_PORT);
-    const struct stun_attr *tok = stun_msg_find(req, STUN_ATTR_RESERVATION_TOKEN);
-    int req_fam = 0, add_fam = 0;
-    int has_req = family_of(req, STUN_ATTR_REQUESTED_ADDRESS_FAMILY, &req_fam);
-    int has_add = family_of(req, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY, &add_fam);
-    if (has_req == -1 || has_add == -1 || (tok && tok->len != 8) || (ep && ep->len < 1)) {
-        reply_error(tw, cl, req, &cred, 400, "Malformed attribute");
-        return;
-    }
-    if (has_req == -2) {
-        reply_error(tw, cl, req, &cred, 440, NULL);
-        return;
-    }
-    bool reserve = ep && (stun_attr_value(req, ep)[0] & 0x80);
-    if ((tok && (ep || has_req)) || (has_req && has_add) || has_add == -2 ||
-        (has_add && add_fam != 1) || (has_add && reserve)) {
-        reply_error(tw, cl, req, &cred, 400, "Conflicting attributes");
-        return;
-    }
-    /* Which families to allocate: IPv4 by default (RFC 8656 7.2), the requested one, or both. */
-    bool want[2] = {true, false};
-    if (has_req) {
-        want[0] = req_fam == 0;
-        want[1] = req_fam == 1;
-    }
-    if (has_add)
-        want[1] = true;
-    int first = want[0] ? 0 : 1;
-    if (!srv->have_relay[first]) {
-        reply_error(tw, cl, req, &cred, 440, NULL);
-        return;
-    }
-    bool v6_refused = has_add && !srv->have_relay[1];
-    if (v6_refused)
-        want[1] = false;
-
-    if (turn_server_draining(srv)) {
-        reply_error(tw, cl, req, &cred, 508, "Server is draining");
-        return;
-    }
-    int q = turn_quota_acquire(srv, cred.id, tw->set.max_per_user, tw->set.max_allocations);
-    if (q) {
-        char addr[ML_ADDR_STRLEN];
-        ML_LOG_LIMITED(ML_LOG_NOTICE, "turn", "%d for Allocate from %s (%s): %s", q,
+    code = turn_quota_acquire(srv, cred.id, tw->set.max_per_user, tw->set.max_allocations);
+    if (code) {
+        ML_LOG_LIMITED(ML_LOG_NOTICE, "turn", "%d for Allocate from %s (%s): %s", code,
                        ml_addr_str(cl->addr, addr, sizeof addr), cred.id,
-                       q == 486 ? "per-user quota reached" : "server capacity reached");
-        reply_error(tw, cl, req, &cred, q, NULL);
+                       code == 486 ? "per-user quota reached" : "server capacity reached");
+        reply_error(tw, cl, req, &cred, code, NULL);
         return;
     }
-    int fds[2] = {-1, -1}, next_fd = -1;
+
+    struct alloc_socks s = {{-1, -1}, -1};
     uint8_t token[8];
     bool have_token = false;
-    for (int fam = 0; fam < 2; fam++) {
-        if (!want[fam])
-            continue;
-        if (tok && fam == first) {
-            fds[fam] = turn_reservation_take(srv, stun_attr_value(req, tok), now_ms);
-        } else {
-            int nfd = -1;
-            bool use_next = reserve && fam == first;
-            if (turn_relay_bind(tw, fam, ep != NULL, use_next, &fds[fam], &nfd) < 0)
-                fds[fam] = -1;
-            if (nfd >= 0) {
-                if (turn_reservation_add(srv, nfd, token, now_ms) < 0) {
-                    close(nfd);
-                    close(fds[fam]);
-                    fds[fam] = -1;
-                } else {
-                    have_token = true;
-                }
-            }
-        }
-        if (fds[fam] < 0)
-            break;
+    if (relay_sockets(tw, &ask, &s, now_ms) < 0) {
+        why = ask.token ? "unknown or lapsed reservation token" : "no free relay port";
+        goto fail;
     }
-    ML_UNUSED(next_fd);
-    if ((want[0] && fds[0] < 0) || (want[1] && fds[1] < 0)) {
-        for (int fam = 0; fam < 2; fam++)
-            if (fds[fam] >= 0)
-                close(fds[fam]);
-        turn_quota_release(srv, cred.id);
-        char addr[ML_ADDR_STRLEN];
-        ML_LOG_LIMITED(ML_LOG_WARN, "turn", "508 for Allocate from %s: %s",
-                       ml_addr_str(cl->addr, addr, sizeof addr),
-                       tok ? "unknown or lapsed reservation token" : "no free relay port");
-        reply_error(tw, cl, req, &cred, 508, NULL);
-        return;
-    }
+    why = "out of memory";
     a = turn_alloc_new(tw, cl);
-    if (!a) {
-        for (int fam = 0; fam < 2; fam++)
-            if (fds[fam] >= 0)
-                close(fds[fam]);
-        turn_quota_release(srv, cred.id);
-        reply_error(tw, cl, req, &cred, 508, NULL);
-        return;
-    }
-    ml_strlcpy(a->cred_id, cred.id, sizeof a->cred_id);
-    user_hash(&cred, a->user_hash);
-    a->cred_expiry_s = cred.expiry_s;
+    if (!a)
+        goto fail;
     a->dont_fragment = stun_msg_find(req, STUN_ATTR_DONT_FRAGMENT) != NULL;
-    long long lifetime = desired_lifetime(tw, req);
-    if (lifetime == 0)
-        lifetime = tw->set.default_lifetime_s;
-    a->expires_ms = now_ms + lifetime * 1000;
-    char err[160];
     for (int fam = 0; fam < 2; fam++) {
-        if (fds[fam] < 0)
+        if (s.fd[fam] < 0)
             continue;
-        a->relay[fam] = net_udp_adopt(tw->w, fds[fam], turn_relay_recv, a, err, sizeof err);
-        if (!a->relay[fam]) {
-            if (fam == 1 && fds[0] >= 0)
-                fds[1] = -1; /* adopt closed it */
-            turn_alloc_free(a, "relay socket failed");
-            reply_error(tw, cl, req, &cred, 508, NULL);
-            return;
-        }
+        char err[160];
+        a->relay[fam] = net_udp_adopt(tw->w, s.fd[fam], turn_relay_recv, a, err, sizeof err);
+        s.fd[fam] = -1; /* the allocation's now, or closed by net_udp_adopt */
+        why = "relay socket failed";
+        if (!a->relay[fam])
+            goto fail;
         TURN_COUNT(*(fam == 0 ? &tw->ctr.alloc_ipv4 : &tw->ctr.alloc_ipv6), 1);
         a->relay_public[fam] = srv->relay_public[fam];
         /* the port the relay socket got (net_udp_adopt read its address once) */
         ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(net_udp_local(a->relay[fam])));
-        if (turn_relay_index_add(a, fam) < 0) {
-            turn_alloc_free(a, "out of memory");
-            reply_error(tw, cl, req, &cred, 508, NULL);
-            return;
-        }
+        why = "out of memory";
+        if (turn_relay_index_add(a, fam) < 0)
+            goto fail;
         if (a->dont_fragment)
             set_dont_fragment(a->relay[fam], fam);
     }
+    if (s.next_fd >= 0) {
+        why = "reservation table full";
+        if (turn_reservation_add(srv, s.next_fd, token, now_ms) < 0)
+            goto fail;
+        s.next_fd = -1;
+        have_token = true;
+    }
+
+    /* Nothing fails from here: the allocation takes the quota over (turn_alloc_free releases
+     * it, and reports the allocation to the hook, once cred_id is set). */
+    ml_strlcpy(a->cred_id, cred.id, sizeof a->cred_id);
+    user_hash(&cred, a->user_hash);
+    a->cred_expiry_s = cred.expiry_s;
+    long long lifetime = desired_lifetime(tw, req);
+    if (lifetime == 0)
+        lifetime = tw->set.default_lifetime_s;
+    a->expires_ms = now_ms + lifetime * 1000;
     if (cl->transport != NET_UDP)
         net_stream_set_idle(cl->stream, 0); /* the allocation's lifetime governs now */
 
@@ -340,30 +360,43 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
     for (int fam = 0; fam < 2; fam++)
         if (a->relay[fam])
             stun_build_xaddr(&b, STUN_ATTR_XOR_RELAYED_ADDRESS, &a->relay_public[fam].sa);
-    if (v6_refused) {
-        const char *why = stun_reason(440);
+    if (ask.v6_refused) {
+        const char *reason = stun_reason(440);
         uint8_t v[4 + 64];
-        size_t rl = strlen(why) < 64 ? strlen(why) : 64;
+        size_t rl = strlen(reason) < 64 ? strlen(reason) : 64;
         v[0] = STUN_FAMILY_IPV6;
         v[1] = 0;
         v[2] = 4;
         v[3] = 40;
-        memcpy(v + 4, why, rl);
+        memcpy(v + 4, reason, rl);
         stun_build_attr(&b, STUN_ATTR_ADDRESS_ERROR_CODE, v, 4 + rl);
     }
     stun_build_u32(&b, STUN_ATTR_LIFETIME, (uint32_t)lifetime);
     if (have_token)
         stun_build_attr(&b, STUN_ATTR_RESERVATION_TOKEN, token, sizeof token);
     stun_build_xaddr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, cl->addr);
-    char caddr[ML_ADDR_STRLEN], raddr[ML_ADDR_STRLEN];
+    char raddr[ML_ADDR_STRLEN];
     ML_INFO("turn", "allocated %s relay %s for %s (client %s, %s, lifetime %llds)",
             a->relay[1] && a->relay[0] ? "dual"
             : a->relay[1]              ? "ipv6"
                                        : "ipv4",
             ml_addr_str(&a->relay_public[a->relay[0] ? 0 : 1].sa, raddr, sizeof raddr), a->cred_id,
-            ml_addr_str(cl->addr, caddr, sizeof caddr), net_transport_name(cl->transport),
-            lifetime);
+            ml_addr_str(cl->addr, addr, sizeof addr), net_transport_name(cl->transport), lifetime);
     send_success(tw, cl, req, &b, &cred, a);
+    return;
+
+fail:
+    if (a)
+        turn_alloc_free(a, why); /* and its relay sockets; without cred_id, no quota or hook */
+    for (int fam = 0; fam < 2; fam++)
+        if (s.fd[fam] >= 0)
+            close(s.fd[fam]);
+    if (s.next_fd >= 0)
+        close(s.next_fd);
+    turn_quota_release(srv, cred.id);
+    ML_LOG_LIMITED(ML_LOG_WARN, "turn", "508 for Allocate from %s: %s",
+                   ml_addr_str(cl->addr, addr, sizeof addr), why);
+    reply_error(tw, cl, req, &cred, 508, NULL);
 }
 
 /* RFC 8656 7.3. */
