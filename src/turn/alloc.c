@@ -141,8 +141,9 @@ int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_nex
     return -1;
 }
 
-/* Keeps a bound socket for RESERVATION_S seconds under a fresh token. 0 or -1 (table full). */
-int turn_reservation_add(struct turn_server *srv, int fd, uint8_t token[8], int64_t now_ms)
+/* Keeps a bound socket of family index fam for RESERVATION_S seconds under a fresh token. 0 or
+ * -1 (table full). */
+int turn_reservation_add(struct turn_server *srv, int fd, int fam, uint8_t token[8], int64_t now_ms)
 {
     int rc = -1;
     ml_random(token, 8);
@@ -156,6 +157,7 @@ int turn_reservation_add(struct turn_server *srv, int fd, uint8_t token[8], int6
         if (r->fd < 0 && rc < 0) {
             memcpy(r->token, token, 8);
             r->fd = fd;
+            r->fam = fam;
             r->expires_ms = now_ms + TURN_RESERVATION_S * 1000;
             rc = 0;
         }
@@ -164,18 +166,21 @@ int turn_reservation_add(struct turn_server *srv, int fd, uint8_t token[8], int6
     return rc;
 }
 
-/* Takes the socket reserved under token; -1 when there is none (or it lapsed). */
-int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms)
+/* Takes the socket reserved under token and tells its family; -1 when there is none (or it
+ * lapsed). */
+int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms, int *fam)
 {
     int fd = -1;
     pthread_mutex_lock(&srv->quota_lock);
     for (size_t i = 0; i < TURN_MAX_RESERVATIONS; i++) {
         struct turn_reservation *r = &srv->res[i];
         if (r->fd >= 0 && stun_ct_equal(r->token, token, 8)) {
-            if (r->expires_ms > now_ms)
+            if (r->expires_ms > now_ms) {
                 fd = r->fd;
-            else
+                *fam = r->fam;
+            } else {
                 close(r->fd);
+            }
             r->fd = -1;
             break;
         }

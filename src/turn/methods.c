@@ -191,7 +191,8 @@ struct alloc_ask {
 };
 
 /* Reads an Allocate's attributes into *ask (RFC 8656 7.2). 0, or the error code to answer with
- * and in *why its reason (NULL: the standard one). */
+ * and in *why its reason (NULL: the standard one). With a RESERVATION-TOKEN the family is the
+ * reservation's, known once it is taken. */
 static int read_allocate(const struct turn_server *srv, const struct stun_msg *req,
                          struct alloc_ask *ask, const char **why)
 {
@@ -218,11 +219,16 @@ static int read_allocate(const struct turn_server *srv, const struct stun_msg *r
     ask->even = ep != NULL;
     ask->reserve = ep && (stun_attr_value(req, ep)[0] & 0x80);
     ask->token = tok ? stun_attr_value(req, tok) : NULL;
-    if ((tok && (ep || has_req)) || (has_req && has_add) || has_add == -2 ||
+    /* A token names a reserved address, family included, so it goes with neither EVEN-PORT nor
+     * a family attribute; the two family attributes exclude each other; a dual allocation
+     * reserves nothing (its pair is IPv4 and IPv6, not RTP and RTCP). */
+    if ((tok && (ep || has_req || has_add)) || (has_req && has_add) || has_add == -2 ||
         (has_add && add_fam != 1) || (has_add && ask->reserve)) {
         *why = "Conflicting attributes";
         return 400;
     }
+    if (tok)
+        return 0;
     /* IPv4 by default, else the requested family, or both */
     ask->want[0] = !has_req || req_fam == 0;
     ask->want[1] = (has_req && req_fam == 1) || has_add;
@@ -242,25 +248,28 @@ struct alloc_socks {
     int next_fd; /* EVEN-PORT with R: the port after fd[first], to reserve; -1: none */
 };
 
-/* Binds the relay sockets ask wants into *s, taking the first family's from the reservation
- * when there is a token. 0, or -1 when no port is free or the token is unknown or lapsed; what
- * was bound is in *s either way. */
+/* Binds the relay sockets ask wants into *s, or takes the reserved one (whose family then
+ * becomes ask's). 0, or -1 when no port is free or the token is unknown or lapsed; what was
+ * bound is in *s either way. */
 static int relay_sockets(struct turn_worker *tw, struct alloc_ask *ask, struct alloc_socks *s,
                          int64_t now_ms)
 {
+    if (ask->token) {
+        int fam = 0;
+        int fd = turn_reservation_take(tw->srv, ask->token, now_ms, &fam);
+        if (fd < 0)
+            return -1;
+        s->fd[fam] = fd;
+        ask->want[fam] = true;
+        ask->first = fam;
+        return 0;
+    }
     for (int fam = 0; fam < 2; fam++) {
         int none;
         bool reserve = ask->reserve && fam == ask->first;
-        if (!ask->want[fam])
-            continue;
-        if (ask->token && fam == ask->first) {
-            s->fd[fam] = turn_reservation_take(tw->srv, ask->token, now_ms);
-            if (s->fd[fam] < 0)
-                return -1;
-        } else if (turn_relay_bind(tw, fam, ask->even, reserve, &s->fd[fam],
-                                   reserve ? &s->next_fd : &none) < 0) {
+        if (ask->want[fam] && turn_relay_bind(tw, fam, ask->even, reserve, &s->fd[fam],
+                                              reserve ? &s->next_fd : &none) < 0)
             return -1;
-        }
     }
     return 0;
 }
@@ -336,7 +345,7 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
     }
     if (s.next_fd >= 0) {
         why = "reservation table full";
-        if (turn_reservation_add(srv, s.next_fd, token, now_ms) < 0)
+        if (turn_reservation_add(srv, s.next_fd, ask.first, token, now_ms) < 0)
             goto fail;
         s.next_fd = -1;
         have_token = true;

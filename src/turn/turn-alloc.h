@@ -16,10 +16,14 @@ void turn_quota_free_all(struct turn_server *srv);
  * or -1 when none is free. */
 int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
                     int *next_fd);
-/* EVEN-PORT reservations: hold fd under a new token (0, or -1 when the table is full), take it
- * back by token (the fd, or -1), and close every held socket. */
-int turn_reservation_add(struct turn_server *srv, int fd, uint8_t token[8], int64_t now_ms);
-int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms);
+/* EVEN-PORT reservations: hold fd (a relay socket of family index fam) under a new token (0,
+ * or -1 when the table is full; the caller still owns fd then), take it back by token (the fd,
+ * now the caller's, with its family in *fam; or -1), and close every held socket. A reserved
+ * port keeps its family: the Allocate that claims it cannot ask for one (RFC 8656 7.2). */
+int turn_reservation_add(struct turn_server *srv, int fd, int fam, uint8_t token[8],
+                         int64_t now_ms) ML_WUR;
+int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms,
+                          int *fam) ML_WUR;
 void turn_reservations_free(struct turn_server *srv);
 
 /* alloc.c: the allocation table. */

@@ -23,7 +23,7 @@
 #define TURN_CHANNEL_MIN 0x4000
 #define TURN_CHANNEL_MAX 0x4FFF /* RFC 8656 */
 #define TURN_CHANNEL_MAX_RFC5766 0x7FFF
-#define TURN_PROTO_UDP 17 /* REQUESTED-TRANSPORT value for UDP */
+#define TURN_PROTO_UDP 17               /* REQUESTED-TRANSPORT value for UDP */
 
 /* A socket address of either family, small enough to keep per channel. */
 union turn_sa {
@@ -65,7 +65,8 @@ struct turn_settings {
 /* A relay port reserved by an EVEN-PORT R-bit Allocate, claimed by RESERVATION-TOKEN. */
 struct turn_reservation {
     uint8_t token[8];
-    int fd; /* bound UDP socket; -1: slot free */
+    int fd;  /* bound UDP socket; -1: slot free */
+    int fam; /* its family index: 0 IPv4, 1 IPv6 */
     int64_t expires_ms;
 };
 

@@ -103,7 +103,10 @@ try:
                               ("REQUESTED-TRANSPORT TCP", [("REQUESTED-TRANSPORT", b"\x06\0\0\0")], 442),
                               ("RESERVATION-TOKEN with EVEN-PORT", [("REQUESTED-TRANSPORT", UDP_PROTO), ("EVEN-PORT", b"\x00"), ("RESERVATION-TOKEN", b"12345678")], 400),
                               ("an unknown address family", [("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x07\0\0\0")], 440),
-                              ("both address family attributes", [("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x01\0\0\0"), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0")], 400)]:
+                              ("both address family attributes", [("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x01\0\0\0"), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0")], 400),
+                              ("RESERVATION-TOKEN with REQUESTED-ADDRESS-FAMILY", [("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x02\0\0\0"), ("RESERVATION-TOKEN", b"12345678")], 400),
+                              ("RESERVATION-TOKEN with ADDITIONAL-ADDRESS-FAMILY", [("REQUESTED-TRANSPORT", UDP_PROTO), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0"), ("RESERVATION-TOKEN", b"12345678")], 400),
+                              ("EVEN-PORT R with ADDITIONAL-ADDRESS-FAMILY", [("REQUESTED-TRANSPORT", UDP_PROTO), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0"), ("EVEN-PORT", b"\x80")], 400)]:
         cc = client("bad")
         rr = cc.allocate(attrs=attrs, expect_ok=False)
         t.eq(rr.error(), code, "Allocate with %s gets %d" % (desc, code))
@@ -195,6 +198,28 @@ try:
     t.eq(r.error(), 508, "a token already used gets 508")
     for x in (ce, cr, cx):
         x.close()
+    # coturn's uclient -x: an IPv6 allocation reserves the next port; the companion claims it
+    # with the token alone (no family attribute may go with it) and must get IPv6 again
+    ce = client("even6", server=srv6)
+    r = ce.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x02\0\0\0"),
+                           ("EVEN-PORT", b"\x80")], expect_ok=False)
+    token = r.get("RESERVATION-TOKEN") if r.cls == SUCCESS else None
+    t.ok(r.cls == SUCCESS and ce.relay[0] == "::1" and ce.relay[1] % 2 == 0 and token,
+         "IPv6 with EVEN-PORT R gets an even IPv6 port and a token", getattr(ce, "relay", None))
+    cr = client("odd6", server=srv6)
+    r = cr.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("RESERVATION-TOKEN", token or b"12345678")], expect_ok=False)
+    t.ok(r.cls == SUCCESS and cr.relay == ("::1", ce.relay[1] + 1),
+         "the token claims the next port, IPv6 like the reservation", (ce.relay, getattr(cr, "relays", None)))
+    p6 = Peer("::1")
+    if r.cls == SUCCESS:
+        cr.create_permission(p6.addr)
+        cr.send_indication(p6.addr, b"rtcp-over-v6")
+        t.eq(p6.recv()[0], b"rtcp-over-v6", "the reserved IPv6 relay relays")
+    else:
+        t.ok(False, "the reserved IPv6 relay relays")
+    p6.close()
+    for x in (ce, cr):
+        x.close()
 
     # ------------------------------------------------------------ IPv6 and dual allocations
     c6 = client("v6", server=srv6)
@@ -206,9 +231,12 @@ try:
     t.eq(p6.recv()[0], b"over-v6", "relaying to an IPv6 peer")
     c6.close()
     cd = client("dual")
-    r = cd.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0")], expect_ok=False)
+    r = cd.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("ADDITIONAL-ADDRESS-FAMILY", b"\x02\0\0\0"),
+                           ("EVEN-PORT", b"\x00")], expect_ok=False)
     fams = sorted(":" in a[0] for a in getattr(cd, "relays", []))
     t.ok(r.cls == SUCCESS and fams == [False, True], "ADDITIONAL-ADDRESS-FAMILY makes a dual allocation", getattr(cd, "relays", None))
+    t.ok(all(a[1] % 2 == 0 for a in getattr(cd, "relays", [(0, 1)])) and r.get("RESERVATION-TOKEN") is None,
+         "with EVEN-PORT (no R) both relays of the pair are even, and nothing is reserved", getattr(cd, "relays", None))
     cd.create_permission(p6.addr, peer.addr)
     cd.send_indication(p6.addr, b"dual-6")
     cd.send_indication(peer.addr, b"dual-4")
