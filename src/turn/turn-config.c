@@ -165,11 +165,12 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "Permissions (peer IPs) per allocation; a CreatePermission beyond it gets 508."},
     {"max-channels", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_channels), NULL, NULL,
      "Channel bindings per allocation; a ChannelBind beyond it gets 508."},
-    {"rfc5766-channel-numbers", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(rfc5766_channels), NULL,
+    {"rfc5766-channel-numbers", ML_CFG_BOOL, "yes", 0, 0, ML_CFG_RELOAD, K(rfc5766_channels), NULL,
      NULL,
-     "Accept channel numbers 0x4000-0x7FFF as RFC 5766 did (older clients, such as coturn "
-     "4.6's turnutils_uclient, pick them there). By default only RFC 8656's 0x4000-0x4FFF is "
-     "accepted and other numbers get 400."},
+     "Accept ChannelBind for channel numbers 0x4000-0x7FFF, RFC 5766's range, as coturn did "
+     "until 4.16: clients written for RFC 5766 (coturn 4.6's turnutils_uclient among them) "
+     "pick numbers up to 0x7FFF. no accepts only RFC 8656's 0x4000-0x4FFF (others get 400). "
+     "ChannelData is told from STUN by its first byte (0x40-0x7F) either way."},
     {"default-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD, K(default_lifetime_s),
      NULL, NULL, "Allocation lifetime when the client asks for none (RFC 8656: 600 s)."},
     {"max-lifetime", ML_CFG_DURATION, "1h", 1, 86400, ML_CFG_RELOAD, K(max_lifetime_s), NULL, NULL,

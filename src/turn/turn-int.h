@@ -21,8 +21,8 @@
 #define TURN_TOMBSTONES 64         /* per worker: answers to Refresh(0) kept for retransmits */
 #define TURN_SWEEP_MS 250          /* how often a worker expires allocations */
 #define TURN_CHANNEL_MIN 0x4000
-#define TURN_CHANNEL_MAX 0x4FFF /* RFC 8656 */
-#define TURN_CHANNEL_MAX_RFC5766 0x7FFF
+#define TURN_CHANNEL_MAX 0x4FFF         /* RFC 8656 (turn.rfc5766-channel-numbers = no) */
+#define TURN_CHANNEL_MAX_RFC5766 0x7FFF /* RFC 5766 and coturn: the default */
 #define TURN_PROTO_UDP 17               /* REQUESTED-TRANSPORT value for UDP */
 
 /* A socket address of either family, small enough to keep per channel. */
@@ -58,7 +58,7 @@ struct turn_settings {
     long long max_allocations, max_per_user, max_permissions, max_channels;
     long long default_lifetime_s, max_lifetime_s, perm_lifetime_s, chan_lifetime_s;
     long long unauth_rate, unauth_burst;
-    uint16_t channel_max;       /* highest channel number accepted: 0x4FFF, or 0x7FFF (RFC 5766) */
+    uint16_t channel_max;       /* highest channel number accepted: 0x7FFF (RFC 5766), or 0x4FFF */
     struct turn_policy *policy; /* owned by the server (retired ones live until it is freed) */
 };
 

@@ -126,9 +126,23 @@ try:
     r = c.create_permission(("::1", 5000), expect_ok=False)
     t.eq(r.error(), 443, "an IPv6 peer on an IPv4 allocation gets 443")
 
-    for num, code in [(0x3FFF, 400), (0x5000, 400), (0xFFFF, 400)]:
+    for num, code in [(0x3FFF, 400), (0x8000, 400), (0xFFFF, 400)]:
         r = c.channel_bind(num, peer.addr, expect_ok=False)
         t.eq(r.error(), code, "ChannelBind 0x%04X gets %d" % (num, code))
+    # RFC 5766's numbers (0x4000-0x7FFF, what coturn accepts) by default; their ChannelData
+    # starts with 0x50-0x7F, told from STUN like 0x40-0x4F
+    c57 = client("rfc5766-numbers")
+    c57.allocate()
+    p57 = Peer("127.0.0.3")
+    for num, to in ((0x5000, ("127.0.0.3", 9)), (0x7FFF, p57.addr)):
+        r = c57.channel_bind(num, to, expect_ok=False)
+        t.ok(r.cls == SUCCESS, "ChannelBind 0x%04X (RFC 5766's range) succeeds by default" % num, r.error())
+    c57.send_channel(0x7FFF, b"first-byte-0x7f")
+    t.eq(p57.recv()[0], b"first-byte-0x7f", "ChannelData on channel 0x7FFF reaches the peer")
+    p57.send(c57.relay, b"back-on-0x7fff")
+    t.eq(c57.recv_data(), ("channel", 0x7FFF, b"back-on-0x7fff"), "and the peer's answer comes back on 0x7FFF")
+    c57.close()
+    p57.close()
     r = c.channel_bind(0x4000, peer.addr, expect_ok=False)
     t.ok(r.cls == SUCCESS, "ChannelBind 0x4000 to the peer")
     r = c.channel_bind(0x4000, peer.addr, expect_ok=False)
@@ -261,11 +275,19 @@ finally:
 # with ADDRESS-ERROR-CODE, and the advertised relay address is the external one
 port = free_port()
 d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET, "net.workers=1",
-            "turn.relay-address=127.0.0.1", "turn.external-address=203.0.113.7"])
+            "turn.relay-address=127.0.0.1", "turn.external-address=203.0.113.7",
+            "turn.rfc5766-channel-numbers=no"])
 try:
     c = client("natted", server=("127.0.0.1", port))
     c.allocate()
     t.eq(c.relay[0], "203.0.113.7", "behind 1:1 NAT, XOR-RELAYED-ADDRESS carries turn.external-address")
+    c.close()
+    c = client("rfc8656-numbers", server=("127.0.0.1", port))
+    c.allocate()
+    t.eq(c.channel_bind(0x5000, ("127.0.0.1", 5000), expect_ok=False).error(), 400,
+         "with turn.rfc5766-channel-numbers=no, ChannelBind 0x5000 gets 400")
+    t.eq(c.channel_bind(0x4FFF, ("127.0.0.1", 5000), expect_ok=False).error(), 403,
+         "and 0x4FFF passes the number check (403: loopback is denied here)")
     c.close()
     c = client("v4only", server=("127.0.0.1", port))
     r = c.allocate(attrs=[("REQUESTED-TRANSPORT", UDP_PROTO), ("REQUESTED-ADDRESS-FAMILY", b"\x02\0\0\0")], expect_ok=False)
