@@ -169,23 +169,43 @@ static void raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *inf
         schedule_destroy(s);
 }
 
+/* TLS: a handshake OpenSSL refused (a protocol version older than turn.tls-min-version, no
+ * shared cipher) leaves its alert in the socket's output. Send it before closing, so that the
+ * client learns why: cut at once, it only saw "unexpected eof while reading", which coturn's
+ * turnutils_uclient printed for each of the TLS 1.0 and 1.1 contexts it tries at random. */
+static void tls_send_alert_then_close(struct net_stream *s)
+{
+    struct evbuffer *frames = bufferevent_get_output(s->bev);
+    evbuffer_drain(frames, evbuffer_get_length(frames)); /* no session to encrypt them with */
+    s->closing = true;
+    struct timeval linger = {.tv_sec = NET_CLOSE_LINGER_S};
+    bufferevent_set_timeouts(s->raw, NULL, &linger);
+    evbuffer_add_cb(bufferevent_get_output(s->raw), raw_drained, s);
+}
+
 static void stream_event(struct bufferevent *bev, short what, void *arg)
 {
     struct net_stream *s = arg;
     ML_UNUSED(bev);
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if ((what & BEV_EVENT_ERROR) && s->transport == NET_TLS) {
-            unsigned long e;
-            char a[ML_ADDR_STRLEN];
-            while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
-                char msg[160];
-                ERR_error_string_n(e, msg, sizeof msg);
-                ML_LOG_LIMITED(ML_LOG_INFO, "net", "tls client %s: %s",
-                               ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a), msg);
-            }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    if ((what & BEV_EVENT_ERROR) && s->transport == NET_TLS) {
+        unsigned long e;
+        char a[ML_ADDR_STRLEN];
+        while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+            char msg[160];
+            if (ERR_GET_LIB(e) == 0)
+                continue; /* libevent queues SSL_get_error()'s code too: no message of its own */
+            ERR_error_string_n(e, msg, sizeof msg);
+            ML_LOG_LIMITED(ML_LOG_INFO, "net", "tls client %s: %s",
+                           ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a), msg);
         }
-        schedule_destroy(s);
+        if (!s->closing && evbuffer_get_length(bufferevent_get_output(s->raw)) > 0) {
+            tls_send_alert_then_close(s);
+            return;
+        }
     }
+    schedule_destroy(s);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
