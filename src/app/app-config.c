@@ -5,7 +5,11 @@
 #include "app/app.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define APP_PER_USER_MIN 20      /* the derived quota is never below the former fixed one */
+#define APP_PER_USER_MAX 1000000 /* the key's own maximum */
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
@@ -57,6 +61,80 @@ const struct ml_cfg_section *const app_cfg_sections[] = {
     &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, NULL,
 };
 
+/* ---------------------------------------------------------------- the per-participant quota */
+
+/* Allocations one browser makes per peer connection through a TURN URI: one when its host is an
+ * IP address, two when it is a name (the browser may allocate through its IPv4 and its IPv6
+ * network). STUN URIs make none. */
+static long long uri_allocations(const char *uri)
+{
+    const char *h;
+    if (!strncmp(uri, "turn:", 5))
+        h = uri + 5;
+    else if (!strncmp(uri, "turns:", 6))
+        h = uri + 6;
+    else
+        return 0;
+    char host[ML_ADDR_STRLEN];
+    size_t n = *h == '[' ? strcspn(++h, "]") : strcspn(h, ":?/");
+    if (n == 0 || n >= sizeof host)
+        return 2;
+    memcpy(host, h, n);
+    host[n] = 0;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    return ml_addr_parse(host, 0, &ss, &len) == 0 ? 1 : 2;
+}
+
+static int count_uri(const char *item, void *arg)
+{
+    *(long long *)arg += uri_allocations(item);
+    return 0;
+}
+
+/* The same for the URIs derived from turn.listen (control.turn-uris empty): one per listener; a
+ * wildcard one is handed out under control.public-url's host, which may be a name. */
+static long long listen_allocations(const struct turn_config *turn)
+{
+    struct net_endpoint *eps = NULL;
+    size_t n = 0;
+    char err[128];
+    long long total = 0;
+    if (net_endpoints_parse(turn->listen, &eps, &n, err, sizeof err) < 0)
+        return 0; /* the server reports the bad list */
+    for (size_t i = 0; i < n; i++) {
+        char ip[ML_ADDR_STRLEN];
+        ml_ip_str((const struct sockaddr *)&eps[i].addr, ip, sizeof ip);
+        total += !strcmp(ip, "0.0.0.0") || !strcmp(ip, "::") ? 2 : 1;
+    }
+    free(eps);
+    return total;
+}
+
+/* turn.max-allocations-per-user = 0 (the default) becomes what a participant of the largest
+ * meeting may need. A browser holds an allocation per TURN URI (two for a host name) per peer
+ * connection, one connection per other participant, and an ICE restart allocates anew before it
+ * lets the old allocations go:
+ *     2 x (allocations per peer connection) x (control.max-participants - 1), at least 20.
+ * With the defaults (udp and tcp on 127.0.0.1, 500 participants): 2 x 2 x 499 = 1996. */
+static void derive_per_user_quota(struct app_config *cfg)
+{
+    if (cfg->turn.max_allocations_per_user > 0)
+        return;
+    long long per_pc = 0;
+    if (cfg->control.turn_uris) {
+        if (ml_list_foreach(cfg->control.turn_uris, count_uri, &per_pc) < 0)
+            per_pc = 0;
+    } else {
+        per_pc = listen_allocations(&cfg->turn);
+    }
+    long long peers = cfg->control.max_participants > 1 ? cfg->control.max_participants - 1 : 1;
+    long long q = 2 * per_pc * peers;
+    cfg->turn.max_allocations_per_user = q < APP_PER_USER_MIN   ? APP_PER_USER_MIN
+                                         : q > APP_PER_USER_MAX ? APP_PER_USER_MAX
+                                                                : q;
+}
+
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,
                     char *err, size_t errlen)
 {
@@ -68,6 +146,7 @@ int app_config_load(struct app_config *cfg, const char *path, char *const *sets,
     for (size_t i = 0; i < nsets; i++)
         if (ml_cfg_set_arg(app_cfg_sections, cfg, sets[i], err, errlen) < 0)
             return -1;
+    derive_per_user_quota(cfg);
     return 0;
 }
 

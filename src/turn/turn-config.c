@@ -156,11 +156,15 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
      "UDP port range of relay sockets. An Allocate that finds no free port gets 508."},
     {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations), NULL,
-     NULL, "Allocations in total; more get 486 Allocation Quota Reached."},
-    {"max-allocations-per-user", ML_CFG_INT, "20", 1, 1000000, ML_CFG_RELOAD,
+     NULL, "Allocations in total; more get 508 Insufficient Capacity."},
+    {"max-allocations-per-user", ML_CFG_INT, "0", 0, 1000000, ML_CFG_RELOAD,
      K(max_allocations_per_user), NULL, NULL,
-     "Allocations per credential id (the <id> of a REST username, or a static user); more get "
-     "486. A browser in a mesh call of N people holds up to N-1."},
+     "Allocations per credential id (the <id> of a REST username: a participant, or a static "
+     "user); more get 486. 0 (the default): what a participant of the largest meeting needs, "
+     "2 x A x (control.max-participants - 1), at least 20, where A is the allocations a "
+     "browser makes per peer connection: one per turn:/turns: URI a join hands out "
+     "(control.turn-uris, else one per turn.listen listener), two for a URI with a host name. "
+     "The 2 leaves room for ICE restarts. --dump-config shows the value."},
     {"max-permissions", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_permissions), NULL, NULL,
      "Permissions (peer IPs) per allocation; a CreatePermission beyond it gets 508."},
     {"max-channels", ML_CFG_INT, "64", 1, 4096, ML_CFG_RELOAD, K(max_channels), NULL, NULL,

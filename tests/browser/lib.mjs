@@ -18,8 +18,9 @@ export function check(name, ok, detail) {
   return !!ok;
 }
 
-export async function launch() {
-  const args = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--disable-gpu',
+/** Debian's Chromium; extra: more command-line flags (e.g. a pinned TURNS certificate). */
+export async function launch(extra = []) {
+  const args = [...extra, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--disable-gpu',
     '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--disable-quic'];
   // On a host whose only interface is loopback Chromium finds no network at all.

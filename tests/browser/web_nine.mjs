@@ -1,0 +1,116 @@
+// A nine-person meeting, relay-only, in one headless Chromium (nine contexts): every participant
+// holds a peer connection to each of the eight others, and each connection allocates through
+// every TURN URI the join hands out (udp, tcp and tls, on IPv4 and IPv6). The per-participant
+// quota (turn.max-allocations-per-user, derived from the meeting size and the URIs) must let all
+// of them through: no candidate error, no 486. The fake camera is cut to 160x120 at 5 frames a
+// second, and the microphone left closed, so that 72 encoders and 72 decoders fit on two cores
+// shared with other work.
+// Usage: node web_nine.mjs '<json>' with {base, chromium, loopbackOnly, outdir, spki, code,
+// people: [{name, session}], admin: {url, token}}. Prints the report as one JSON line.
+import {cfg, check, finish, joinFromLobby, launch, person, report, shot, sleep, state} from './lib.mjs';
+
+const browser = await launch(cfg.spki ? [`--ignore-certificate-errors-spki-list=${cfg.spki}`] : []);
+const people = [];
+report.pids = {};
+report.allocations = {};
+
+/* Runs in every page before the client: signed in as this person, a small fake camera, and
+ * every ICE candidate error kept (Chromium reports a refused Allocate there, with its code). */
+function prepare({base, session}) {
+  if (location.origin !== base) return;
+  localStorage.setItem('meetlite.session', JSON.stringify(session));
+  const md = navigator.mediaDevices;
+  const gum = md.getUserMedia.bind(md);
+  md.getUserMedia = (c) => gum(c && c.video ? {audio: false, video: {width: {ideal: 160}, height: {ideal: 120},
+                                                                   frameRate: {ideal: 5, max: 5}}} : c);
+  window.candidateErrors = [];
+  window.allPeerConnections = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.allPeerConnections.push(this);
+      this.addEventListener('icecandidateerror', (e) =>
+        window.candidateErrors.push({code: e.errorCode, text: e.errorText, url: e.url}));
+    }
+  };
+}
+
+/* The relay candidates a page's open peer connections report (those in a candidate pair),
+ * counted by "protocol/family". */
+function relayCandidates() {
+  return Promise.all(window.allPeerConnections.filter((pc) => pc.connectionState !== 'closed')
+    .map((pc) => pc.getStats())).then((all) => {
+    const seen = {};
+    for (const stats of all)
+      stats.forEach((s) => {
+        if (s.type !== 'local-candidate' || s.candidateType !== 'relay') return;
+        const fam = (s.url || '').includes('[') ? 'ipv6' : 'ipv4';
+        const k = `${s.relayProtocol}/${fam}`;
+        seen[k] = (seen[k] || 0) + 1;
+      });
+    return seen;
+  });
+}
+
+async function allocations(pid) {
+  const r = await fetch(`${cfg.admin.url}/v1/turn/allocations?participant=${pid}`,
+                        {headers: {Authorization: `Bearer ${cfg.admin.token}`}});
+  return r.ok ? (await r.json()).total : -1;
+}
+
+try {
+  // ------------------------------------------------------------ nine joins, one after the other
+  for (const who of cfg.people) {
+    const p = await person(browser, who.name, {viewport: {width: 640, height: 480}});
+    p.page.setDefaultTimeout(120000); // a loaded machine: Chromium's nine pages compete for two cores
+    await p.ctx.addInitScript(prepare, {base: cfg.base, session: who.session});
+    await p.page.goto(`${cfg.base}/m/${cfg.code}`);
+    if (!check(`${who.name} joins relay-only`, await joinFromLobby(p.page))) break;
+    report.pids[who.name] = (await state(p.page)).me.id;
+    people.push(p);
+  }
+
+  // ------------------------------------------------------------ everyone reaches everyone
+  const want = cfg.people.length - 1;
+  const connected = (s) => s && Object.keys(s.peers).length === want &&
+    Object.values(s.peers).every((x) => x.connection === 'connected' && x.path.kind === 'relay' &&
+                                 x.path.localType === 'relay' && x.path.framesDecoded > 0);
+  const deadline = Date.now() + 240000;
+  const last = {};
+  for (const p of people) {
+    while (Date.now() < deadline) {
+      last[p.name] = await state(p.page);
+      if (connected(last[p.name])) break;
+      await sleep(1000);
+    }
+  }
+  for (const p of people) {
+    const s = last[p.name];
+    const peers = s ? Object.values(s.peers) : [];
+    check(`${p.name} is connected to all ${want} others over relay candidates, decoding their video`,
+          connected(s), peers.map((x) => ({name: x.name, connection: x.connection, path: x.path})));
+  }
+  await shot(people[0].page, 'nine-call.png');
+
+  // ------------------------------------------------------------ what each browser allocated
+  let most = 0;
+  for (const p of people) {
+    const kinds = await p.page.evaluate(relayCandidates);
+    const errors = await p.page.evaluate(() => window.candidateErrors);
+    const n = await allocations(report.pids[p.name]);
+    report.allocations[p.name] = {live: n, candidates: kinds};
+    most = Math.max(most, n);
+    check(`${p.name} gathered relay candidates over udp, tcp and tls, on IPv4 and IPv6`,
+          ['udp/ipv4', 'tcp/ipv4', 'tls/ipv4', 'udp/ipv6', 'tcp/ipv6', 'tls/ipv6'].every((k) => kinds[k] > 0), kinds);
+    check(`${p.name} holds ${n} allocations (more than the former fixed quota of 20)`, n > 20,
+          {live: n, candidates: kinds});
+    check(`${p.name}'s browser saw no ICE candidate error (no refused Allocate)`,
+          errors.filter((e) => e.code >= 300 && e.code < 700).length === 0, errors.slice(0, 10));
+  }
+  report.mostAllocations = most;
+} catch (e) {
+  check('the run completes', false, String(e && e.stack || e));
+} finally {
+  await finish(browser);
+}
