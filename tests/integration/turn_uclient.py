@@ -11,19 +11,24 @@ meetlited with no compatibility switch set; every run must lose nothing (issue #
   ChannelData (-D), IPv4 and IPv6.
 - TLS: uclient tries TLS 1.0 and 1.1 contexts at random, which meetlited refuses; the refusal
   carries a TLS alert ("protocol version"), never a connection cut without one ("unexpected
-  eof while reading")."""
+  eof while reading").
+- Stream framing of RFC 5766's channel numbers, with our own client: channels 0x5000 and 0x7FFF
+  bound over TCP and TLS, and ChannelData on 0x7FFF (first byte 0x7F) of odd sizes, padded,
+  relayed both ways with the stream still in step."""
 
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from mltest import Daemon, Tap, free_port  # noqa: E402
+from mltest import Daemon, Tap, free_port, rest_credential  # noqa: E402
+from turnclient import Peer, TurnClient  # noqa: E402
 
 SECRET = "uclient-secret-0123456789"
 ROUNDS = 5
@@ -105,6 +110,31 @@ try:
         out = check(desc, proc, 100, 2)
         if "-s" in desc and "TLS" in desc:
             tls_out.append(out)
+    # ChannelData with first bytes 0x50-0x7F in a stream: framed, padded and relayed like 0x4000
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    peer = Peer()
+    for name, transport, srv_port in (("TCP", "tcp", port4), ("TLS", "tls", tls4)):
+        c = TurnClient(("127.0.0.1", srv_port), transport, tls_context=ctx if transport == "tls" else None)
+        c.login(*rest_credential(SECRET, "framing-" + transport))
+        c.allocate()
+        c.channel_bind(0x7FFF, peer.addr)
+        c.channel_bind(0x5000, ("127.0.0.1", 9))
+        sent = [b"x" * n for n in (1, 2, 3, 5, 171, 1001)]
+        for data in sent:
+            c.send_channel(0x7FFF, data)
+        got = [peer.recv()[0] for _ in sent]
+        for data in sent:
+            peer.send(c.relay, data)
+        back = [c.recv_data() for _ in sent]
+        t.ok(got == sent and back == [("channel", 0x7FFF, d) for d in sent],
+             "%s: ChannelData on 0x7FFF of odd sizes (padded) reaches the peer and comes back on 0x7FFF" % name,
+             (len(got), back[:2]))
+        t.ok(c.refresh(600, expect_ok=False).cls == 2, "%s: the stream stays in step after them" % name)
+        c.close()
+    peer.close()
+
     eofs = sum(o.count("unexpected eof") for o in tls_out)
     alerts = sum(o.count("alert protocol version") for o in tls_out)
     t.ok(eofs == 0, "TLS handshakes meetlited refuses end with an alert, never a bare cut "
