@@ -7,7 +7,7 @@
 // shared with other work.
 // Usage: node web_nine.mjs '<json>' with {base, chromium, loopbackOnly, outdir, spki, code,
 // people: [{name, session}], admin: {url, token}}. Prints the report as one JSON line.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, sleep, state} from './lib.mjs';
+import {cfg, check, finish, joinFromLobby, launch, person, report, shot, sleep, state, until} from './lib.mjs';
 
 const browser = await launch(cfg.spki ? [`--ignore-certificate-errors-spki-list=${cfg.spki}`] : []);
 const people = [];
@@ -66,7 +66,12 @@ try {
     p.page.setDefaultTimeout(120000); // a loaded machine: Chromium's nine pages compete for two cores
     await p.ctx.addInitScript(prepare, {base: cfg.base, session: who.session});
     await p.page.goto(`${cfg.base}/m/${cfg.code}`);
-    if (!check(`${who.name} joins relay-only`, await joinFromLobby(p.page))) break;
+    // joinFromLobby waits 30 s for the signaling session; on a loaded machine give it longer
+    const joined = await joinFromLobby(p.page) || await until(p.page, async () => {
+      const s = await window.meetlite.state();
+      return s && s.signaling === 'open' && s.sessions >= 1;
+    }, undefined, 90000);
+    if (!check(`${who.name} joins relay-only`, joined)) break;
     report.pids[who.name] = (await state(p.page)).me.id;
     people.push(p);
   }
