@@ -1,4 +1,8 @@
-/* Renders a stats snapshot: the JSON of GET /stats and the Prometheus text of GET /metrics.
+/* Renders a stats snapshot: the JSON of GET /stats and the Prometheus text of GET /metrics, both
+ * from one table of metrics (below), as the configuration tables drive the file, --help and the
+ * sample. A row is one figure: where it sits in /stats, how it is read from the snapshot, and
+ * under which name(s), type, labels and help it shows in /metrics. Adding a counter is adding a
+ * row; neither rendering names it again.
  *
  * Metric names. Where coturn exports a figure (src/apps/relay/prom_server.c), meetlite uses its
  * name, so that existing dashboards and alerts keep working: turn_total_allocations{type},
@@ -10,27 +14,622 @@
  * Unlike coturn's, every counter here is live (read from the workers at scrape time, never
  * updated only when a session ends), and no label takes a value from the network or from
  * users: labels name transports, families, error codes, HTTP statuses and pools, all from fixed
- * tables. Per-meeting figures appear only in the JSON, as a bounded top N. */
+ * tables. Per-meeting figures appear only in the JSON, as a bounded top N (a list, not a
+ * metric: written by hand after the table). */
 #include "config.h"
 
 #include "stats/st.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const st_transports[3] = {"udp", "tcp", "tls"};
-const int st_error_codes[8] = {400, 401, 403, 420, 437, 438, 486, 0};
+/* ------------------------------------------------------------------ the table's vocabulary */
+
+/* A figure read from the snapshot. */
+enum st_kind { ST_NULL, ST_U64, ST_I64, ST_DOUBLE, ST_BOOL, ST_STRING };
+struct st_val {
+    enum st_kind kind;
+    union {
+        uint64_t u;
+        int64_t i;
+        double d;
+        bool b;
+        const char *s;
+    };
+};
+
+/* The C type of a snapshot field, found by _Generic so that a row cannot read a field as
+ * something it is not. A char array decays to char *; arrays of counters to uint64_t *. */
+enum st_ctype {
+    ST_C_FN, /* computed by a function */
+    ST_C_UINT,
+    ST_C_ULONG,
+    ST_C_ULLONG,
+    ST_C_INT,
+    ST_C_LONG,
+    ST_C_LLONG,
+    ST_C_BOOL,
+    ST_C_DOUBLE,
+    ST_C_CHARS,
+    ST_C_COUNTS, /* uint64_t[]: a histogram's buckets, counts by HTTP status */
+};
+#define ST_CTYPE(x)                                                                                \
+    _Generic((x), unsigned: ST_C_UINT, unsigned long: ST_C_ULONG,                               \
+             unsigned long long: ST_C_ULLONG, int: ST_C_INT, long: ST_C_LONG,                      \
+             long long: ST_C_LLONG, bool: ST_C_BOOL, double: ST_C_DOUBLE, char *: ST_C_CHARS,      \
+             uint64_t *: ST_C_COUNTS)
+
+/* Computes a figure; pool is the database pool of an ST_BY_POOL row, NULL otherwise. */
+typedef struct st_val (*st_read_fn)(const struct st_snapshot *s, const struct db_pool_stats *pool);
+
+/* How a figure is read: a field of the snapshot (or of a pool's stats), or a function. */
+struct st_read {
+    enum st_ctype ctype;
+    size_t off;
+    st_read_fn fn;
+};
+
+/* When a row is in force: its section of the snapshot is there. */
+enum st_when {
+    ST_ALWAYS,
+    ST_CP,   /* a node with the control plane (have_cp) */
+    ST_SYNC, /* the runtime credentials are synchronised with PostgreSQL (sync.present) */
+    ST_LINK, /* the relay has its database link (link.present) */
+};
+
+/* What a row breaks down by. */
+enum st_dim {
+    ST_ONE,       /* one figure */
+    ST_BY_STATUS, /* counts by HTTP status: in /stats an object keyed by status, in /metrics a
+                   * code label; statuses never answered are left out of both */
+    ST_BY_POOL,   /* one figure per database pool: its json path is inside the pool's object
+                   * (pool_homes), in /metrics a pool label */
+};
+
+enum st_type { ST_GAUGE, ST_COUNTER, ST_UNTYPED, ST_HISTOGRAM };
+static const char *const type_names[] = {"gauge", "counter", "untyped", "histogram"};
+
+/* A name the figure has in /metrics. Rows of one family may be anywhere in the table: the
+ * family is written where its first row is, with the samples of all its rows (for pools, pool
+ * by pool), and the first row's type and help; later rows leave help NULL. */
+struct st_prom {
+    const char *name;
+    enum st_type type;
+    const char *labels; /* this sample's labels ("reason=\"no_channel\""), or NULL; for a string
+                         * figure the name of the label that carries it (an info metric: 1) */
+    const char *help;
+};
+
+/* A histogram: per-bucket counts (the row's read, an array), the last bucket unbounded. In
+ * /stats an object of the counts by bucket name; in /metrics cumulative _bucket{le} samples,
+ * _sum and _count. */
+struct st_hist {
+    unsigned buckets;
+    void (*key)(unsigned i, char *buf, size_t len); /* the bucket's member in /stats */
+    void (*le)(unsigned i, char *buf, size_t len);  /* its upper bound in /metrics */
+    struct st_read sum;
+};
+
+struct st_metric {
+    const char *json; /* dotted path in /stats, or NULL: /metrics only */
+    struct st_read read;
+    enum st_when when;
+    enum st_dim dim;
+    const struct st_hist *hist;
+    struct st_prom prom[2]; /* none (/stats only), one, or a coturn name beside it */
+};
+
+#define F(f) .read = {ST_CTYPE(((struct st_snapshot *)0)->f), offsetof(struct st_snapshot, f), NULL}
+#define POOL(f)                                                                                    \
+    .read = {ST_CTYPE(((struct db_pool_stats *)0)->f), offsetof(struct db_pool_stats, f), NULL},   \
+    .dim = ST_BY_POOL
+#define CALL(fn)                                                                                   \
+    {                                                                                              \
+        ST_C_FN, 0, fn                                                                             \
+    }
+#define FN(fn) .read = CALL(fn)
+#define GAUGE(name, labels, help)                                                                  \
+    {                                                                                              \
+        name, ST_GAUGE, labels, help                                                               \
+    }
+#define COUNTER(name, labels, help)                                                                \
+    {                                                                                              \
+        name, ST_COUNTER, labels, help                                                             \
+    }
+#define UNTYPED(name, help)                                                                        \
+    {                                                                                              \
+        name, ST_UNTYPED, NULL, help                                                               \
+    }
+#define HISTOGRAM(name, help)                                                                      \
+    {                                                                                              \
+        name, ST_HISTOGRAM, NULL, help                                                             \
+    }
+/* A further sample of the family declared by an earlier row. */
+#define MORE(name, labels)                                                                         \
+    {                                                                                              \
+        name, ST_GAUGE, labels, NULL                                                               \
+    }
+
+/* ------------------------------------------------------------------ computed figures */
+
+static struct st_val val_u64(uint64_t v)
+{
+    return (struct st_val){.kind = ST_U64, .u = v};
+}
+
+static struct st_val val_i64(int64_t v)
+{
+    return (struct st_val){.kind = ST_I64, .i = v};
+}
+
+static struct st_val val_double(double v)
+{
+    return (struct st_val){.kind = ST_DOUBLE, .d = v};
+}
+
+static const struct st_val val_null = {.kind = ST_NULL};
+
+static struct st_val cpu_seconds(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    ML_UNUSED(pool);
+    return val_double(s->proc.cpu_user_s + s->proc.cpu_system_s);
+}
+
+/* error_responses[7] counts every code outside the first seven; some of them are counted
+ * apart too, and "other" is what is left. */
+static struct st_val errors_other(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    const struct turn_counters *t = &s->turn;
+    uint64_t apart = t->errors_440 + t->errors_441 + t->errors_442 + t->errors_443 + t->errors_508;
+    ML_UNUSED(pool);
+    return val_u64(t->error_responses[7] > apart ? t->error_responses[7] - apart : 0);
+}
+
+static struct st_val last_load(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    ML_UNUSED(pool);
+    return s->sync.last_s ? val_i64(s->sync.last_s) : val_null; /* 0: never loaded */
+}
+
+/* Every datagram recvmmsg returned, kept or truncated. */
+static struct st_val udp_received(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    ML_UNUSED(pool);
+    return val_u64(s->net.udp_rx_packets + s->net.udp_rx_truncated);
+}
+
+static struct st_val streams_open(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    const struct net_counters *n = &s->net;
+    ML_UNUSED(pool);
+    return val_u64(n->stream_accepted > n->stream_closed ? n->stream_accepted - n->stream_closed
+                                                         : 0);
+}
+
+/* Figures read from PostgreSQL: unknown (null; no sample) when it did not answer. */
+static struct st_val meetings_active(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    ML_UNUSED(pool);
+    return s->have_db_counts ? val_i64(s->meetings_active) : val_null;
+}
+
+static struct st_val participants_present(const struct st_snapshot *s,
+                                          const struct db_pool_stats *pool)
+{
+    ML_UNUSED(pool);
+    return s->have_db_counts ? val_i64(s->participants_present) : val_null;
+}
+
+static struct st_val pool_ok(const struct st_snapshot *s, const struct db_pool_stats *p)
+{
+    ML_UNUSED(s);
+    return val_u64(p->jobs - p->failed - p->unavailable);
+}
+
+static struct st_val pool_mean_wait_ms(const struct st_snapshot *s, const struct db_pool_stats *p)
+{
+    ML_UNUSED(s);
+    return val_double(p->ran ? (double)p->wait_us / (double)p->ran / 1000.0 : 0);
+}
+
+static struct st_val pool_mean_run_ms(const struct st_snapshot *s, const struct db_pool_stats *p)
+{
+    ML_UNUSED(s);
+    return val_double(p->ran ? (double)p->run_us / (double)p->ran / 1000.0 : 0);
+}
+
+static struct st_val pool_wait_s(const struct st_snapshot *s, const struct db_pool_stats *p)
+{
+    ML_UNUSED(s);
+    return val_double((double)p->wait_us / 1e6);
+}
+
+static struct st_val pool_run_s(const struct st_snapshot *s, const struct db_pool_stats *p)
+{
+    ML_UNUSED(s);
+    return val_double((double)p->run_us / 1e6);
+}
 
 /* Sizes of the recvmmsg batches counted in net_counters.udp_rx_batch_hist. */
-static const char *const batch_names[7] = {"1", "2-3", "4-7", "8-15", "16-31", "32-63", "64"};
-static const char *const batch_le[7] = {"1", "3", "7", "15", "31", "63", "+Inf"};
-
-/* The error codes counted apart from error_responses' "other" slot. */
-static uint64_t errors_apart(const struct turn_counters *t)
+static void batch_key(unsigned i, char *buf, size_t len)
 {
-    return t->errors_440 + t->errors_441 + t->errors_442 + t->errors_443 + t->errors_508;
+    static const char *const names[7] = {"1", "2-3", "4-7", "8-15", "16-31", "32-63", "64"};
+    ml_strlcpy(buf, names[i], len);
+}
+
+static void batch_le(unsigned i, char *buf, size_t len)
+{
+    static const char *const le[7] = {"1", "3", "7", "15", "31", "63", "+Inf"};
+    ml_strlcpy(buf, le[i], len);
+}
+
+static const struct st_hist batch_hist = {7, batch_key, batch_le, CALL(udp_received)};
+
+static void latency_key(unsigned i, char *buf, size_t len)
+{
+    if (i < DB_LATENCY_BUCKETS)
+        ml_snprintf(buf, len, "le_%gs", db_latency_bounds_s[i]);
+    else
+        ml_strlcpy(buf, "more", len);
+}
+
+static void latency_le(unsigned i, char *buf, size_t len)
+{
+    if (i < DB_LATENCY_BUCKETS)
+        ml_snprintf(buf, len, "%g", db_latency_bounds_s[i]);
+    else
+        ml_strlcpy(buf, "+Inf", len);
+}
+
+static const struct st_hist latency_hist = {DB_LATENCY_BUCKETS + 1, latency_key, latency_le,
+                                            CALL(pool_run_s)};
+
+/* Where each database pool's figures sit in /stats; a pool the node lacks is null there. */
+static const struct {
+    const char *pool, *json;
+    enum st_when when;
+} pool_homes[] = {
+    {"api", "control.database", ST_CP},
+    {"admin", "admin.database", ST_ALWAYS},
+};
+
+/* ------------------------------------------------------------------ the table */
+
+/* In the order of the /stats document. */
+static const struct st_metric metrics[] = {
+    /* the process, from /proc/self */
+    {"process.version", F(proc.version),
+     .prom = {GAUGE("meetlite_build_info", "version", "Always 1; the version is in the label.")}},
+    {"process.pid", F(proc.pid)},
+    {"process.started_at", F(proc.start_s),
+     .prom = {GAUGE("process_start_time_seconds", NULL,
+                    "Start time of the process since the epoch.")}},
+    {"process.uptime_s", F(proc.uptime_s),
+     .prom = {GAUGE("meetlite_uptime_seconds", NULL, "Seconds since the process started.")}},
+    {"process.threads", F(proc.threads),
+     .prom = {GAUGE("meetlite_threads", NULL,
+                    "Threads of the process (network workers, HTTP, database, LISTEN).")}},
+    {"process.rss_bytes", F(proc.rss_bytes),
+     .prom = {GAUGE("process_resident_memory_bytes", NULL, "Resident memory size.")}},
+    {"process.vm_bytes", F(proc.vm_bytes),
+     .prom = {GAUGE("process_virtual_memory_bytes", NULL, "Virtual memory size.")}},
+    {"process.open_fds", F(proc.open_fds),
+     .prom = {GAUGE("process_open_fds", NULL, "Open file descriptors.")}},
+    {"process.max_fds", F(proc.max_fds),
+     .prom = {GAUGE("process_max_fds", NULL, "The open file descriptor limit.")}},
+    {"process.cpu_user_s", F(proc.cpu_user_s)},
+    {"process.cpu_system_s", F(proc.cpu_system_s)},
+    {NULL, FN(cpu_seconds),
+     .prom = {COUNTER("process_cpu_seconds_total", NULL, "User and system CPU time spent.")}},
+
+    /* the relay: allocations */
+    {"turn.draining", F(draining),
+     .prom = {GAUGE("meetlite_turn_draining", NULL,
+                    "1 while drain mode refuses new allocations.")}},
+    {"turn.allocations.total", F(turn.allocations)},
+    {"turn.allocations.by_transport.udp", F(turn.alloc_by_transport[NET_UDP]),
+     .prom = {GAUGE("turn_total_allocations", "type=\"udp\"",
+                    "Live allocations by client transport (coturn).")}},
+    {"turn.allocations.by_transport.tcp", F(turn.alloc_by_transport[NET_TCP]),
+     .prom = {MORE("turn_total_allocations", "type=\"tcp\"")}},
+    {"turn.allocations.by_transport.tls", F(turn.alloc_by_transport[NET_TLS]),
+     .prom = {MORE("turn_total_allocations", "type=\"tls\"")}},
+    {"turn.allocations.by_family.ipv4", F(turn.alloc_ipv4),
+     .prom = {GAUGE("meetlite_turn_relay_sockets", "family=\"ipv4\"",
+                    "Live relay sockets by address family.")}},
+    {"turn.allocations.by_family.ipv6", F(turn.alloc_ipv6),
+     .prom = {MORE("meetlite_turn_relay_sockets", "family=\"ipv6\"")}},
+    {"turn.allocations.created", F(turn.allocations_total),
+     .prom = {COUNTER("meetlite_turn_allocations_created_total", NULL, "Allocations made.")}},
+    {"turn.allocations.expired", F(turn.allocations_expired),
+     .prom = {COUNTER("meetlite_turn_allocations_expired_total", NULL,
+                      "Allocations that ended because their lifetime ran out.")}},
+    {"turn.permissions", F(turn.permissions),
+     .prom = {GAUGE("meetlite_turn_permissions", NULL, "Live permissions.")}},
+    {"turn.channels", F(turn.channels),
+     .prom = {GAUGE("meetlite_turn_channels", NULL, "Live channel bindings.")}},
+
+    /* the relay: traffic, seen from the client (coturn's names for both sides) */
+    {"turn.relayed.to_peers.packets", F(turn.relay_rx_packets),
+     .prom = {UNTYPED("turn_total_traffic_rcvp",
+                      "Packets received from clients and relayed to peers (coturn; a counter)."),
+              UNTYPED("turn_total_traffic_peer_sentp",
+                      "Packets sent to peers (coturn; a counter).")}},
+    {"turn.relayed.to_peers.bytes", F(turn.relay_rx_bytes),
+     .prom = {UNTYPED("turn_total_traffic_rcvb",
+                      "Payload bytes received from clients and relayed to peers (coturn; a "
+                      "counter)."),
+              UNTYPED("turn_total_traffic_peer_sentb",
+                      "Payload bytes sent to peers (coturn; a counter).")}},
+    {"turn.relayed.to_clients.packets", F(turn.relay_tx_packets),
+     .prom = {UNTYPED("turn_total_traffic_sentp",
+                      "Packets relayed to clients (coturn; a counter)."),
+              UNTYPED("turn_total_traffic_peer_rcvp",
+                      "Packets received from peers and relayed to clients (coturn; a counter).")}},
+    {"turn.relayed.to_clients.bytes", F(turn.relay_tx_bytes),
+     .prom = {UNTYPED("turn_total_traffic_sentb",
+                      "Payload bytes relayed to clients (coturn; a counter)."),
+              UNTYPED("turn_total_traffic_peer_rcvb",
+                      "Payload bytes received from peers and relayed to clients (coturn; a "
+                      "counter).")}},
+    {"turn.dropped.no_permission", F(turn.relay_dropped_no_permission),
+     .prom = {COUNTER("meetlite_turn_relay_dropped_total", "reason=\"no_permission\"",
+                      "Relayed packets dropped, by reason.")}},
+    {"turn.dropped.no_channel", F(turn.relay_dropped_no_channel),
+     .prom = {MORE("meetlite_turn_relay_dropped_total", "reason=\"no_channel\"")}},
+    {"turn.dropped.backpressure", F(turn.relay_dropped_backpressure),
+     .prom = {MORE("meetlite_turn_relay_dropped_total", "reason=\"backpressure\"")}},
+    {"turn.dropped.unauthenticated_over_budget", F(turn.unauth_dropped),
+     .prom = {UNTYPED("turn_unauthenticated_401_dropped_responses",
+                      "Unauthenticated requests dropped, unanswered, over the per-address budget "
+                      "(coturn; a counter).")}},
+    {"turn.dropped.peer_denied", F(turn.peer_denied),
+     .prom = {COUNTER("meetlite_turn_peer_denied_total", NULL,
+                      "Requests and packets refused by the peer policy (403).")}},
+
+    /* the relay: STUN messages and answers */
+    {"turn.stun.requests", F(turn.stun_requests),
+     .prom = {COUNTER("meetlite_stun_requests_total", NULL,
+                      "STUN requests received, any method.")}},
+    {"turn.stun.binding", F(turn.binding_requests),
+     .prom = {UNTYPED("stun_binding_request", "Binding requests answered (coturn; a counter)."),
+              UNTYPED("stun_binding_response",
+                      "Binding success responses sent (coturn; a counter).")}},
+    {"turn.stun.binding_rfc3489", F(turn.binding_rfc3489)},
+    {"turn.stun.indications", F(turn.indications),
+     .prom = {COUNTER("meetlite_stun_indications_total", NULL, "STUN indications received.")}},
+    {"turn.stun.malformed", F(turn.malformed),
+     .prom = {COUNTER("meetlite_stun_malformed_total", NULL,
+                      "Datagrams and frames that were neither STUN nor ChannelData.")}},
+    {"turn.error_responses.400", F(turn.error_responses[0]),
+     .prom = {COUNTER("meetlite_stun_error_responses_total", "code=\"400\"",
+                      "Error responses sent, by code.")}},
+    {"turn.error_responses.401", F(turn.error_responses[1]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"401\""),
+              UNTYPED("turn_unauthenticated_401_responses",
+                      "401 responses sent (challenges and refused credentials; coturn; a "
+                      "counter).")}},
+    {"turn.error_responses.403", F(turn.error_responses[2]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"403\"")}},
+    {"turn.error_responses.420", F(turn.error_responses[3]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"420\"")}},
+    {"turn.error_responses.437", F(turn.error_responses[4]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"437\"")}},
+    {"turn.error_responses.438", F(turn.error_responses[5]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"438\"")}},
+    {"turn.error_responses.486", F(turn.error_responses[6]),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"486\"")}},
+    {"turn.error_responses.440", F(turn.errors_440),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"440\"")}},
+    {"turn.error_responses.441", F(turn.errors_441),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"441\"")}},
+    {"turn.error_responses.442", F(turn.errors_442),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"442\"")}},
+    {"turn.error_responses.443", F(turn.errors_443),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"443\"")}},
+    {"turn.error_responses.508", F(turn.errors_508),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"508\"")}},
+    {"turn.error_responses.other", FN(errors_other),
+     .prom = {MORE("meetlite_stun_error_responses_total", "code=\"other\"")}},
+
+    /* the relay: credentials managed through the admin API, and the database link */
+    {"turn.database_credentials.up", F(sync.up), .when = ST_SYNC,
+     .prom = {GAUGE("meetlite_turn_credentials_sync_up", NULL,
+                    "1 while the runtime credentials are kept in sync with PostgreSQL.")}},
+    {"turn.database_credentials.last_load_at", FN(last_load), .when = ST_SYNC},
+    {"turn.database_credentials.loads", F(sync.loads), .when = ST_SYNC,
+     .prom = {COUNTER("meetlite_turn_credentials_loads_total", NULL,
+                      "Loads of the runtime credentials from PostgreSQL.")}},
+    {"turn.database_credentials.failures", F(sync.failures), .when = ST_SYNC,
+     .prom = {COUNTER("meetlite_turn_credentials_load_failures_total", NULL,
+                      "Failed loads of the runtime credentials.")}},
+    {"turn.runtime_credentials.secrets", F(sync.secrets),
+     .prom = {GAUGE("meetlite_turn_runtime_secrets", NULL,
+                    "TURN REST secrets managed through the admin API, in force.")}},
+    {"turn.runtime_credentials.users", F(sync.users),
+     .prom = {GAUGE("meetlite_turn_runtime_users", NULL,
+                    "TURN users managed through the admin API, in force.")}},
+    {"turn.database_link.listen_up", F(link.listen_up), .when = ST_LINK,
+     .prom = {GAUGE("meetlite_db_listen_up", NULL,
+                    "1 while the revocation LISTEN connection is up and caught up.")}},
+    {"turn.database_link.revocations", F(link.revocations), .when = ST_LINK,
+     .prom = {COUNTER("meetlite_turn_revocations_total", NULL,
+                      "Credentials revoked on this relay (any source).")}},
+    {"turn.database_link.revocations_failed", F(link.revocations_failed), .when = ST_LINK,
+     .prom = {COUNTER("meetlite_turn_revocations_failed_total", NULL,
+                      "Revocations the relay could not hold (set full).")}},
+    {"turn.database_link.listen_connects", F(link.listen_connects), .when = ST_LINK,
+     .prom = {COUNTER("meetlite_db_listen_connects_total", NULL, "LISTEN connections made.")}},
+    {"turn.database_link.usage_queued", F(link.usage_queued), .when = ST_LINK,
+     .prom = {GAUGE("meetlite_usage_records_queued", NULL,
+                    "Usage records waiting to be written.")}},
+    {"turn.database_link.usage_written", F(link.usage_written), .when = ST_LINK,
+     .prom = {COUNTER("meetlite_usage_records_total", "outcome=\"written\"",
+                      "Usage records, by outcome.")}},
+    {"turn.database_link.usage_dropped", F(link.usage_dropped), .when = ST_LINK,
+     .prom = {MORE("meetlite_usage_records_total", "outcome=\"dropped\"")}},
+
+    /* the network engine: UDP */
+    {"net.udp.rx_packets", F(net.udp_rx_packets),
+     .prom = {COUNTER("meetlite_udp_packets_total", "direction=\"rx\"",
+                      "UDP datagrams, by direction.")}},
+    {"net.udp.rx_bytes", F(net.udp_rx_bytes),
+     .prom = {COUNTER("meetlite_udp_bytes_total", "direction=\"rx\"", "UDP bytes, by direction.")}},
+    {"net.udp.tx_packets", F(net.udp_tx_packets),
+     .prom = {MORE("meetlite_udp_packets_total", "direction=\"tx\"")}},
+    {"net.udp.tx_bytes", F(net.udp_tx_bytes),
+     .prom = {MORE("meetlite_udp_bytes_total", "direction=\"tx\"")}},
+    {"net.udp.rx_truncated", F(net.udp_rx_truncated),
+     .prom = {COUNTER("meetlite_udp_dropped_total", "reason=\"truncated\"",
+                      "UDP datagrams dropped, by reason.")}},
+    {"net.udp.tx_dropped", F(net.udp_tx_dropped),
+     .prom = {MORE("meetlite_udp_dropped_total", "reason=\"send_failed\"")}},
+    {"net.udp.recvmmsg_calls", F(net.udp_rx_batches),
+     .prom = {UNTYPED("turn_udp_recvmmsg_calls",
+                      "recvmmsg calls that returned datagrams (coturn; a counter).")}},
+    {NULL, FN(udp_received),
+     .prom = {UNTYPED("turn_udp_recvmmsg_packets",
+                      "Datagrams received by recvmmsg (coturn; a counter).")}},
+    {"net.udp.recvmmsg_batch_sizes", F(net.udp_rx_batch_hist), .hist = &batch_hist,
+     .prom = {HISTOGRAM("meetlite_udp_recvmmsg_batch_size",
+                        "Datagrams returned per recvmmsg call.")}},
+
+    /* the network engine: TCP and TLS streams */
+    {"net.streams.open", FN(streams_open),
+     .prom = {GAUGE("meetlite_stream_connections", NULL, "Open TCP and TLS client connections.")}},
+    {"net.streams.accepted", F(net.stream_accepted),
+     .prom = {COUNTER("meetlite_stream_connections_total", "event=\"accepted\"",
+                      "TCP and TLS client connections, by event.")}},
+    {"net.streams.refused", F(net.stream_refused),
+     .prom = {MORE("meetlite_stream_connections_total", "event=\"refused\"")}},
+    {"net.streams.closed", F(net.stream_closed),
+     .prom = {MORE("meetlite_stream_connections_total", "event=\"closed\"")}},
+    {"net.streams.rx_bytes", F(net.stream_rx_bytes),
+     .prom = {COUNTER("meetlite_stream_bytes_total", "direction=\"rx\"",
+                      "TCP and TLS bytes, by direction.")}},
+    {"net.streams.tx_bytes", F(net.stream_tx_bytes),
+     .prom = {MORE("meetlite_stream_bytes_total", "direction=\"tx\"")}},
+    {"net.streams.tx_dropped", F(net.stream_tx_dropped),
+     .prom = {COUNTER("meetlite_stream_dropped_total", "reason=\"slow_reader\"",
+                      "Stream frames dropped and streams closed, by reason.")}},
+    {"net.streams.bad_frames", F(net.stream_bad_frames),
+     .prom = {MORE("meetlite_stream_dropped_total", "reason=\"bad_frame\"")}},
+
+    /* the control plane and the admin listener */
+    {"control.enabled", F(have_cp),
+     .prom = {GAUGE("meetlite_control_plane_enabled", NULL,
+                    "1 when this node runs the control plane.")}},
+    {"control.meetings_active", FN(meetings_active), .when = ST_CP,
+     .prom = {GAUGE("meetlite_meetings_active", NULL,
+                    "Active meetings (all nodes: read from PostgreSQL).")}},
+    {"control.participants_present", FN(participants_present), .when = ST_CP,
+     .prom = {GAUGE("meetlite_participants_present", NULL,
+                    "Participants present in active meetings (all nodes: read from "
+                    "PostgreSQL).")}},
+    {"control.websocket_connections", F(ws_connections), .when = ST_CP,
+     .prom = {GAUGE("meetlite_websocket_connections", NULL, "Open signaling WebSockets.")}},
+    {"control.http_responses", F(http_api), .when = ST_CP, .dim = ST_BY_STATUS,
+     .prom = {COUNTER("meetlite_http_responses_total", "listener=\"api\"",
+                      "HTTP answers, by listener and status.")}},
+    {"admin.http_responses", F(http_admin), .dim = ST_BY_STATUS,
+     .prom = {MORE("meetlite_http_responses_total", "listener=\"admin\"")}},
+
+    /* the database pools ("api": the control plane's, "admin": the admin listener's) */
+    {"size", POOL(size),
+     .prom = {GAUGE("meetlite_db_pool_connections", NULL, "Database connections configured.")}},
+    {"up", POOL(up), .prom = {GAUGE("meetlite_db_pool_up", NULL, "Database connections up.")}},
+    {"queued", POOL(queued),
+     .prom = {GAUGE("meetlite_db_pool_queued", NULL, "Database jobs waiting for a connection.")}},
+    {"jobs", POOL(jobs)},
+    {NULL, FN(pool_ok), .dim = ST_BY_POOL,
+     .prom = {COUNTER("meetlite_db_jobs_total", "outcome=\"ok\"",
+                      "Database jobs completed, by outcome.")}},
+    {"failed", POOL(failed), .prom = {MORE("meetlite_db_jobs_total", "outcome=\"failed\"")}},
+    {"unavailable", POOL(unavailable),
+     .prom = {MORE("meetlite_db_jobs_total", "outcome=\"unavailable\"")}},
+    {"refused", POOL(refused),
+     .prom = {COUNTER("meetlite_db_refused_total", NULL,
+                      "Database jobs refused at once (no connection, or queue full).")}},
+    {"mean_wait_ms", FN(pool_mean_wait_ms), .dim = ST_BY_POOL},
+    {"mean_run_ms", FN(pool_mean_run_ms), .dim = ST_BY_POOL},
+    {NULL, FN(pool_wait_s), .dim = ST_BY_POOL,
+     .prom = {COUNTER("meetlite_db_queue_wait_seconds_total", NULL,
+                      "Time jobs spent waiting for a database connection.")}},
+    {"latency_histogram", POOL(run_hist), .hist = &latency_hist,
+     .prom = {HISTOGRAM("meetlite_db_job_duration_seconds",
+                        "Time a database job ran on its connection (its queries).")}},
+};
+
+/* ------------------------------------------------------------------ reading */
+
+static bool in_force(const struct st_snapshot *s, enum st_when when)
+{
+    switch (when) {
+    case ST_ALWAYS:
+        return true;
+    case ST_CP:
+        return s->have_cp;
+    case ST_SYNC:
+        return s->sync.present;
+    case ST_LINK:
+        return s->link.present;
+    }
+    return false;
+}
+
+/* The struct a row's offset is into: the pool's stats for ST_BY_POOL rows, else the snapshot. */
+static const char *base_of(const struct st_snapshot *s, const struct db_pool_stats *pool)
+{
+    return pool ? (const char *)pool : (const char *)s;
+}
+
+static struct st_val read_val(const struct st_read *r, const struct st_snapshot *s,
+                              const struct db_pool_stats *pool)
+{
+    const char *p = base_of(s, pool) + r->off;
+    switch (r->ctype) {
+    case ST_C_FN:
+        return r->fn(s, pool);
+    case ST_C_UINT:
+        return val_u64(*(const unsigned *)p);
+    case ST_C_ULONG:
+        return val_u64(*(const unsigned long *)p);
+    case ST_C_ULLONG:
+        return val_u64(*(const unsigned long long *)p);
+    case ST_C_INT:
+        return val_i64(*(const int *)p);
+    case ST_C_LONG:
+        return val_i64(*(const long *)p);
+    case ST_C_LLONG:
+        return val_i64(*(const long long *)p);
+    case ST_C_BOOL:
+        return (struct st_val){.kind = ST_BOOL, .b = *(const bool *)p};
+    case ST_C_DOUBLE:
+        return val_double(*(const double *)p);
+    case ST_C_CHARS:
+        return (struct st_val){.kind = ST_STRING, .s = p};
+    case ST_C_COUNTS:
+        break; /* read by count_at */
+    }
+    return val_null;
+}
+
+/* Element i of a row whose field is an array of counters. */
+static uint64_t count_at(const struct st_metric *m, const struct st_snapshot *s,
+                         const struct db_pool_stats *pool, unsigned i)
+{
+    return ((const uint64_t *)(base_of(s, pool) + m->read.off))[i];
+}
+
+static const struct db_pool_stats *pool_named(const struct st_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->npools; i++)
+        if (!strcmp(s->pools[i].name, name))
+            return &s->pools[i].st;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ JSON */
@@ -40,169 +639,82 @@ static json_t *ju(uint64_t v)
     return json_integer((json_int_t)(v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v));
 }
 
-static void set(json_t *o, const char *k, json_t *v)
+static json_t *json_of(struct st_val v)
 {
-    json_object_set_new(o, k, v ? v : json_null());
-}
-
-static json_t *http_json(const uint64_t *by_status)
-{
-    json_t *o = json_object();
-    for (int i = 0; i < ST_HTTP_CODES; i++) {
-        if (!by_status[i])
-            continue;
-        char k[8];
-        ml_snprintf(k, sizeof k, "%d", ST_HTTP_MIN + i);
-        set(o, k, ju(by_status[i]));
+    switch (v.kind) {
+    case ST_NULL:
+        break;
+    case ST_U64:
+        return ju(v.u);
+    case ST_I64:
+        return json_integer((json_int_t)v.i);
+    case ST_DOUBLE:
+        return json_real(v.d);
+    case ST_BOOL:
+        return json_boolean(v.b);
+    case ST_STRING:
+        return json_string(v.s);
     }
-    return o;
-}
-
-static json_t *pool_json(const struct db_pool_stats *p)
-{
-    json_t *o = json_object();
-    set(o, "size", ju(p->size));
-    set(o, "up", ju(p->up));
-    set(o, "queued", ju(p->queued));
-    set(o, "jobs", ju(p->jobs));
-    set(o, "failed", ju(p->failed));
-    set(o, "unavailable", ju(p->unavailable));
-    set(o, "refused", ju(p->refused));
-    set(o, "mean_wait_ms", json_real(p->ran ? (double)p->wait_us / (double)p->ran / 1000.0 : 0));
-    set(o, "mean_run_ms", json_real(p->ran ? (double)p->run_us / (double)p->ran / 1000.0 : 0));
-    json_t *h = json_object();
-    for (int i = 0; i <= DB_LATENCY_BUCKETS; i++) {
-        char k[24];
-        if (i < DB_LATENCY_BUCKETS)
-            ml_snprintf(k, sizeof k, "le_%gs", db_latency_bounds_s[i]);
-        else
-            ml_strlcpy(k, "more", sizeof k);
-        set(h, k, ju(p->run_hist[i]));
-    }
-    set(o, "latency_histogram", h);
-    return o;
-}
-
-static json_t *process_json(const struct st_process *p)
-{
-    json_t *o = json_object();
-    set(o, "version", json_string(p->version));
-    set(o, "pid", json_integer(p->pid));
-    set(o, "started_at", json_integer(p->start_s));
-    set(o, "uptime_s", json_integer(p->uptime_s));
-    set(o, "threads", ju(p->threads));
-    set(o, "rss_bytes", ju(p->rss_bytes));
-    set(o, "vm_bytes", ju(p->vm_bytes));
-    set(o, "open_fds", ju(p->open_fds));
-    set(o, "max_fds", ju(p->max_fds));
-    set(o, "cpu_user_s", json_real(p->cpu_user_s));
-    set(o, "cpu_system_s", json_real(p->cpu_system_s));
-    return o;
-}
-
-static json_t *turn_json(const struct st_snapshot *s)
-{
-    const struct turn_counters *t = &s->turn;
-    json_t *o = json_object();
-    set(o, "draining", json_boolean(s->draining));
-
-    json_t *a = json_object();
-    set(a, "total", ju(t->allocations));
-    json_t *bt = json_object();
-    for (int i = 0; i < 3; i++)
-        set(bt, st_transports[i], ju(t->alloc_by_transport[i]));
-    set(a, "by_transport", bt);
-    set(a, "by_family",
-        json_pack("{s:o,s:o}", "ipv4", ju(t->alloc_ipv4), "ipv6", ju(t->alloc_ipv6)));
-    set(a, "created", ju(t->allocations_total));
-    set(a, "expired", ju(t->allocations_expired));
-    set(o, "allocations", a);
-    set(o, "permissions", ju(t->permissions));
-    set(o, "channels", ju(t->channels));
-
-    set(o, "relayed",
-        json_pack("{s:{s:o,s:o},s:{s:o,s:o}}", "to_peers", "packets", ju(t->relay_rx_packets),
-                  "bytes", ju(t->relay_rx_bytes), "to_clients", "packets", ju(t->relay_tx_packets),
-                  "bytes", ju(t->relay_tx_bytes)));
-    set(o, "dropped",
-        json_pack("{s:o,s:o,s:o,s:o,s:o}", "no_permission", ju(t->relay_dropped_no_permission),
-                  "no_channel", ju(t->relay_dropped_no_channel), "backpressure",
-                  ju(t->relay_dropped_backpressure), "unauthenticated_over_budget",
-                  ju(t->unauth_dropped), "peer_denied", ju(t->peer_denied)));
-    set(o, "stun",
-        json_pack("{s:o,s:o,s:o,s:o,s:o}", "requests", ju(t->stun_requests), "binding",
-                  ju(t->binding_requests), "binding_rfc3489", ju(t->binding_rfc3489), "indications",
-                  ju(t->indications), "malformed", ju(t->malformed)));
-    json_t *e = json_object();
-    for (int i = 0; i < 7; i++) {
-        char k[8];
-        ml_snprintf(k, sizeof k, "%d", st_error_codes[i]);
-        set(e, k, ju(t->error_responses[i]));
-    }
-    set(e, "440", ju(t->errors_440));
-    set(e, "441", ju(t->errors_441));
-    set(e, "442", ju(t->errors_442));
-    set(e, "443", ju(t->errors_443));
-    set(e, "508", ju(t->errors_508));
-    uint64_t apart = errors_apart(t);
-    set(e, "other", ju(t->error_responses[7] > apart ? t->error_responses[7] - apart : 0));
-    set(o, "error_responses", e);
-
-    if (s->sync.present) {
-        json_t *y = json_object();
-        set(y, "up", json_boolean(s->sync.up));
-        set(y, "last_load_at", s->sync.last_s ? json_integer(s->sync.last_s) : json_null());
-        set(y, "loads", ju(s->sync.loads));
-        set(y, "failures", ju(s->sync.failures));
-        set(o, "database_credentials", y);
-    }
-    set(o, "runtime_credentials",
-        json_pack("{s:o,s:o}", "secrets", ju(s->sync.secrets), "users", ju(s->sync.users)));
-    if (s->link.present) {
-        const struct st_relay_link *l = &s->link;
-        set(o, "database_link",
-            json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o}", "listen_up", l->listen_up, "revocations",
-                      ju(l->revocations), "revocations_failed", ju(l->revocations_failed),
-                      "listen_connects", ju(l->listen_connects), "usage_queued",
-                      ju(l->usage_queued), "usage_written", ju(l->usage_written), "usage_dropped",
-                      ju(l->usage_dropped)));
-    }
-    return o;
-}
-
-static json_t *net_json(const struct net_counters *n)
-{
-    json_t *u = json_object();
-    set(u, "rx_packets", ju(n->udp_rx_packets));
-    set(u, "rx_bytes", ju(n->udp_rx_bytes));
-    set(u, "tx_packets", ju(n->udp_tx_packets));
-    set(u, "tx_bytes", ju(n->udp_tx_bytes));
-    set(u, "rx_truncated", ju(n->udp_rx_truncated));
-    set(u, "tx_dropped", ju(n->udp_tx_dropped));
-    set(u, "recvmmsg_calls", ju(n->udp_rx_batches));
-    json_t *h = json_object();
-    for (int i = 0; i < 7; i++)
-        set(h, batch_names[i], ju(n->udp_rx_batch_hist[i]));
-    set(u, "recvmmsg_batch_sizes", h);
-    json_t *st = json_object();
-    set(st, "open",
-        ju(n->stream_accepted > n->stream_closed ? n->stream_accepted - n->stream_closed : 0));
-    set(st, "accepted", ju(n->stream_accepted));
-    set(st, "refused", ju(n->stream_refused));
-    set(st, "closed", ju(n->stream_closed));
-    set(st, "rx_bytes", ju(n->stream_rx_bytes));
-    set(st, "tx_bytes", ju(n->stream_tx_bytes));
-    set(st, "tx_dropped", ju(n->stream_tx_dropped));
-    set(st, "bad_frames", ju(n->stream_bad_frames));
-    return json_pack("{s:o,s:o}", "udp", u, "streams", st);
-}
-
-static json_t *pool_named(const struct st_snapshot *s, const char *name)
-{
-    for (size_t i = 0; i < s->npools; i++)
-        if (!strcmp(s->pools[i].name, name))
-            return pool_json(&s->pools[i].st);
     return json_null();
+}
+
+/* Sets the member at a dotted path of o (new objects on the way); takes the reference to v. */
+static void set_path(json_t *o, const char *path, json_t *v)
+{
+    const char *p = path;
+    for (const char *dot; (dot = strchr(p, '.')) != NULL; p = dot + 1) {
+        char key[64];
+        ml_strlcpy(key, p, (size_t)(dot - p) + 1 < sizeof key ? (size_t)(dot - p) + 1 : sizeof key);
+        json_t *c = json_object_get(o, key);
+        if (!json_is_object(c)) {
+            c = json_object();
+            json_object_set_new(o, key, c);
+        }
+        o = c;
+    }
+    json_object_set_new(o, p, v ? v : json_null());
+}
+
+static json_t *row_json(const struct st_metric *m, const struct st_snapshot *s,
+                        const struct db_pool_stats *pool)
+{
+    char k[24];
+    if (m->hist) {
+        json_t *o = json_object();
+        for (unsigned i = 0; i < m->hist->buckets; i++) {
+            m->hist->key(i, k, sizeof k);
+            json_object_set_new(o, k, ju(count_at(m, s, pool, i)));
+        }
+        return o;
+    }
+    if (m->dim == ST_BY_STATUS) {
+        json_t *o = json_object();
+        for (unsigned i = 0; i < ST_HTTP_CODES; i++) {
+            uint64_t v = count_at(m, s, pool, i);
+            if (!v)
+                continue;
+            ml_snprintf(k, sizeof k, "%u", ST_HTTP_MIN + i);
+            json_object_set_new(o, k, ju(v));
+        }
+        return o;
+    }
+    return json_of(read_val(&m->read, s, pool));
+}
+
+static void pool_row_json(json_t *o, const struct st_metric *m, const struct st_snapshot *s)
+{
+    for (size_t h = 0; h < ML_ARRAY_LEN(pool_homes); h++) {
+        if (!in_force(s, pool_homes[h].when))
+            continue;
+        const struct db_pool_stats *pool = pool_named(s, pool_homes[h].pool);
+        if (!pool) {
+            set_path(o, pool_homes[h].json, json_null());
+            continue;
+        }
+        char path[96];
+        ml_snprintf(path, sizeof path, "%s.%s", pool_homes[h].json, m->json);
+        set_path(o, path, row_json(m, s, pool));
+    }
 }
 
 json_t *st_json(const struct st_snapshot *s)
@@ -210,44 +722,33 @@ json_t *st_json(const struct st_snapshot *s)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    set(o, "process", process_json(&s->proc));
-    set(o, "turn", turn_json(s));
-    set(o, "net", net_json(&s->net));
-
-    json_t *c = json_object();
-    set(c, "enabled", json_boolean(s->have_cp));
-    if (s->have_cp) {
-        set(c, "meetings_active",
-            s->have_db_counts ? json_integer(s->meetings_active) : json_null());
-        set(c, "participants_present",
-            s->have_db_counts ? json_integer(s->participants_present) : json_null());
-        set(c, "websocket_connections", ju(s->ws_connections));
-        set(c, "http_responses", http_json(s->http_api));
-        set(c, "database", pool_named(s, "api"));
+    for (size_t i = 0; i < ML_ARRAY_LEN(metrics); i++) {
+        const struct st_metric *m = &metrics[i];
+        if (!m->json || !in_force(s, m->when))
+            continue;
+        if (m->dim == ST_BY_POOL)
+            pool_row_json(o, m, s);
+        else
+            set_path(o, m->json, row_json(m, s, NULL));
     }
-    set(o, "control", c);
-
-    json_t *ad = json_object();
-    set(ad, "http_responses", http_json(s->http_admin));
-    set(ad, "database", pool_named(s, "admin"));
-    set(o, "admin", ad);
 
     if (s->have_top) {
         json_t *m = json_object(), *arr = json_array();
-        set(m, "limit", ju(s->top_limit));
-        set(m, "meetings_with_allocations", ju(s->top_groups));
+        json_object_set_new(m, "limit", ju(s->top_limit));
+        json_object_set_new(m, "meetings_with_allocations", ju(s->top_groups));
         for (size_t i = 0; i < s->ntop; i++) {
             const struct st_meeting *x = &s->top[i];
             json_t *e = json_object();
-            set(e, "tag", json_string(x->tag));
-            set(e, "allocations", ju(x->allocations));
-            set(e, "meeting_id", x->meeting_id[0] ? json_string(x->meeting_id) : json_null());
-            set(e, "code", x->code[0] ? json_string(x->code) : json_null());
-            set(e, "title", x->title[0] ? json_string(x->title) : json_null());
+            json_object_set_new(e, "tag", json_string(x->tag));
+            json_object_set_new(e, "allocations", ju(x->allocations));
+            json_object_set_new(e, "meeting_id",
+                                x->meeting_id[0] ? json_string(x->meeting_id) : json_null());
+            json_object_set_new(e, "code", x->code[0] ? json_string(x->code) : json_null());
+            json_object_set_new(e, "title", x->title[0] ? json_string(x->title) : json_null());
             json_array_append_new(arr, e);
         }
-        set(m, "top", arr);
-        set(o, "allocations_per_meeting", m);
+        json_object_set_new(m, "top", arr);
+        json_object_set_new(o, "allocations_per_meeting", m);
     }
     return o;
 }
@@ -289,30 +790,6 @@ static void put(struct pbuf *b, const char *fmt, ...)
     }
 }
 
-/* The HELP and TYPE lines of a metric family. */
-static void family(struct pbuf *b, const char *name, const char *type, const char *help)
-{
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* One sample; labels is "" or a rendered label list without braces. */
-static void sample(struct pbuf *b, const char *name, const char *labels, uint64_t v)
-{
-    put(b, "%s%s%s%s %" PRIu64 "\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", v);
-}
-
-static void sample_f(struct pbuf *b, const char *name, const char *labels, double v)
-{
-    put(b, "%s%s%s%s %.6f\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", v);
-}
-
-/* A family with one unlabelled sample. */
-static void one(struct pbuf *b, const char *name, const char *type, const char *help, uint64_t v)
-{
-    family(b, name, type, help);
-    sample(b, name, "", v);
-}
-
 /* A label value escaped as the text format wants (\\, \", \n). */
 static void escape(const char *in, char *out, size_t len)
 {
@@ -331,254 +808,122 @@ static void escape(const char *in, char *out, size_t len)
     out[o] = 0;
 }
 
-static void process_prom(struct pbuf *b, const struct st_process *p)
+/* One sample: name, suffix ("_bucket", or ""), labels (a list without braces, or "") and
+ * one or two label lists joined with a comma. */
+static void sample(struct pbuf *b, const char *name, const char *suffix, const char *labels,
+                   const char *more, struct st_val v)
 {
-    char v[80], l[100];
-    escape(p->version, v, sizeof v);
-    ml_snprintf(l, sizeof l, "version=\"%s\"", v);
-    family(b, "meetlite_build_info", "gauge", "Always 1; the version is in the label.");
-    sample(b, "meetlite_build_info", l, 1);
-    one(b, "process_start_time_seconds", "gauge", "Start time of the process since the epoch.",
-        (uint64_t)p->start_s);
-    one(b, "meetlite_uptime_seconds", "gauge", "Seconds since the process started.",
-        (uint64_t)p->uptime_s);
-    family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-    sample_f(b, "process_cpu_seconds_total", "", p->cpu_user_s + p->cpu_system_s);
-    one(b, "process_resident_memory_bytes", "gauge", "Resident memory size.", p->rss_bytes);
-    one(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size.", p->vm_bytes);
-    one(b, "process_open_fds", "gauge", "Open file descriptors.", p->open_fds);
-    one(b, "process_max_fds", "gauge", "The open file descriptor limit.", p->max_fds);
-    one(b, "meetlite_threads", "gauge",
-        "Threads of the process (network workers, HTTP, database, LISTEN).", p->threads);
-}
-
-static void turn_prom(struct pbuf *b, const struct st_snapshot *s)
-{
-    const struct turn_counters *t = &s->turn;
-    char l[64];
-
-    family(b, "turn_total_allocations", "gauge", "Live allocations by client transport (coturn).");
-    for (int i = 0; i < 3; i++) {
-        ml_snprintf(l, sizeof l, "type=\"%s\"", st_transports[i]);
-        sample(b, "turn_total_allocations", l, t->alloc_by_transport[i]);
-    }
-    family(b, "meetlite_turn_relay_sockets", "gauge", "Live relay sockets by address family.");
-    sample(b, "meetlite_turn_relay_sockets", "family=\"ipv4\"", t->alloc_ipv4);
-    sample(b, "meetlite_turn_relay_sockets", "family=\"ipv6\"", t->alloc_ipv6);
-    one(b, "meetlite_turn_permissions", "gauge", "Live permissions.", t->permissions);
-    one(b, "meetlite_turn_channels", "gauge", "Live channel bindings.", t->channels);
-    one(b, "meetlite_turn_allocations_created_total", "counter", "Allocations made.",
-        t->allocations_total);
-    one(b, "meetlite_turn_allocations_expired_total", "counter",
-        "Allocations that ended because their lifetime ran out.", t->allocations_expired);
-    one(b, "meetlite_turn_draining", "gauge", "1 while drain mode refuses new allocations.",
-        s->draining);
-
-    /* coturn's traffic figures, live: client side, then peer side */
-    one(b, "turn_total_traffic_rcvp", "untyped",
-        "Packets received from clients and relayed to peers (coturn; a counter).",
-        t->relay_rx_packets);
-    one(b, "turn_total_traffic_rcvb", "untyped",
-        "Payload bytes received from clients and relayed to peers (coturn; a counter).",
-        t->relay_rx_bytes);
-    one(b, "turn_total_traffic_sentp", "untyped", "Packets relayed to clients (coturn; a counter).",
-        t->relay_tx_packets);
-    one(b, "turn_total_traffic_sentb", "untyped",
-        "Payload bytes relayed to clients (coturn; a counter).", t->relay_tx_bytes);
-    one(b, "turn_total_traffic_peer_rcvp", "untyped",
-        "Packets received from peers and relayed to clients (coturn; a counter).",
-        t->relay_tx_packets);
-    one(b, "turn_total_traffic_peer_rcvb", "untyped",
-        "Payload bytes received from peers and relayed to clients (coturn; a counter).",
-        t->relay_tx_bytes);
-    one(b, "turn_total_traffic_peer_sentp", "untyped", "Packets sent to peers (coturn; a counter).",
-        t->relay_rx_packets);
-    one(b, "turn_total_traffic_peer_sentb", "untyped",
-        "Payload bytes sent to peers (coturn; a counter).", t->relay_rx_bytes);
-    family(b, "meetlite_turn_relay_dropped_total", "counter",
-           "Relayed packets dropped, by reason.");
-    sample(b, "meetlite_turn_relay_dropped_total", "reason=\"no_permission\"",
-           t->relay_dropped_no_permission);
-    sample(b, "meetlite_turn_relay_dropped_total", "reason=\"no_channel\"",
-           t->relay_dropped_no_channel);
-    sample(b, "meetlite_turn_relay_dropped_total", "reason=\"backpressure\"",
-           t->relay_dropped_backpressure);
-    one(b, "meetlite_turn_peer_denied_total", "counter",
-        "Requests and packets refused by the peer policy (403).", t->peer_denied);
-
-    one(b, "stun_binding_request", "untyped", "Binding requests answered (coturn; a counter).",
-        t->binding_requests);
-    one(b, "stun_binding_response", "untyped",
-        "Binding success responses sent (coturn; a counter).", t->binding_requests);
-    one(b, "meetlite_stun_requests_total", "counter", "STUN requests received, any method.",
-        t->stun_requests);
-    one(b, "meetlite_stun_indications_total", "counter", "STUN indications received.",
-        t->indications);
-    one(b, "meetlite_stun_malformed_total", "counter",
-        "Datagrams and frames that were neither STUN nor ChannelData.", t->malformed);
-    family(b, "meetlite_stun_error_responses_total", "counter", "Error responses sent, by code.");
-    for (int i = 0; i < 7; i++) {
-        ml_snprintf(l, sizeof l, "code=\"%d\"", st_error_codes[i]);
-        sample(b, "meetlite_stun_error_responses_total", l, t->error_responses[i]);
-    }
-    sample(b, "meetlite_stun_error_responses_total", "code=\"440\"", t->errors_440);
-    sample(b, "meetlite_stun_error_responses_total", "code=\"441\"", t->errors_441);
-    sample(b, "meetlite_stun_error_responses_total", "code=\"442\"", t->errors_442);
-    sample(b, "meetlite_stun_error_responses_total", "code=\"443\"", t->errors_443);
-    sample(b, "meetlite_stun_error_responses_total", "code=\"508\"", t->errors_508);
-    uint64_t apart = errors_apart(t);
-    sample(b, "meetlite_stun_error_responses_total", "code=\"other\"",
-           t->error_responses[7] > apart ? t->error_responses[7] - apart : 0);
-    one(b, "turn_unauthenticated_401_responses", "untyped",
-        "401 responses sent (challenges and refused credentials; coturn; a counter).",
-        t->error_responses[1]);
-    one(b, "turn_unauthenticated_401_dropped_responses", "untyped",
-        "Unauthenticated requests dropped, unanswered, over the per-address budget (coturn; a "
-        "counter).",
-        t->unauth_dropped);
-
-    one(b, "meetlite_turn_runtime_secrets", "gauge",
-        "TURN REST secrets managed through the admin API, in force.", s->sync.secrets);
-    one(b, "meetlite_turn_runtime_users", "gauge",
-        "TURN users managed through the admin API, in force.", s->sync.users);
-    if (s->sync.present) {
-        one(b, "meetlite_turn_credentials_sync_up", "gauge",
-            "1 while the runtime credentials are kept in sync with PostgreSQL.", s->sync.up);
-        one(b, "meetlite_turn_credentials_loads_total", "counter",
-            "Loads of the runtime credentials from PostgreSQL.", s->sync.loads);
-        one(b, "meetlite_turn_credentials_load_failures_total", "counter",
-            "Failed loads of the runtime credentials.", s->sync.failures);
-    }
-    if (s->link.present) {
-        const struct st_relay_link *k = &s->link;
-        one(b, "meetlite_turn_revocations_total", "counter",
-            "Credentials revoked on this relay (any source).", k->revocations);
-        one(b, "meetlite_turn_revocations_failed_total", "counter",
-            "Revocations the relay could not hold (set full).", k->revocations_failed);
-        one(b, "meetlite_db_listen_up", "gauge",
-            "1 while the revocation LISTEN connection is up and caught up.", k->listen_up);
-        one(b, "meetlite_db_listen_connects_total", "counter", "LISTEN connections made.",
-            k->listen_connects);
-        one(b, "meetlite_usage_records_queued", "gauge", "Usage records waiting to be written.",
-            k->usage_queued);
-        family(b, "meetlite_usage_records_total", "counter", "Usage records, by outcome.");
-        sample(b, "meetlite_usage_records_total", "outcome=\"written\"", k->usage_written);
-        sample(b, "meetlite_usage_records_total", "outcome=\"dropped\"", k->usage_dropped);
+    bool any = *labels || *more;
+    put(b, "%s%s%s%s%s%s%s ", name, suffix, any ? "{" : "", labels, *labels && *more ? "," : "",
+        more, any ? "}" : "");
+    switch (v.kind) {
+    case ST_U64:
+        put(b, "%" PRIu64 "\n", v.u);
+        break;
+    case ST_I64: /* counts and times: never negative */
+        put(b, "%" PRId64 "\n", v.i > 0 ? v.i : 0);
+        break;
+    case ST_DOUBLE:
+        put(b, "%.6f\n", v.d);
+        break;
+    case ST_BOOL:
+        put(b, "%d\n", v.b ? 1 : 0);
+        break;
+    case ST_NULL:
+    case ST_STRING:
+        put(b, "1\n");
+        break;
     }
 }
 
-static void net_prom(struct pbuf *b, const struct net_counters *n)
+/* Writes the samples of row m under its name p for one pool (NULL: not a pool row). Returns
+ * whether the figures were known (a null figure writes nothing). */
+static bool row_samples(struct pbuf *b, const struct st_metric *m, const struct st_prom *p,
+                        const struct st_snapshot *s, const struct db_pool_stats *pool,
+                        const char *pool_name)
 {
-    one(b, "turn_udp_recvmmsg_calls", "untyped",
-        "recvmmsg calls that returned datagrams (coturn; a counter).", n->udp_rx_batches);
-    one(b, "turn_udp_recvmmsg_packets", "untyped",
-        "Datagrams received by recvmmsg (coturn; a counter).",
-        n->udp_rx_packets + n->udp_rx_truncated);
-    family(b, "meetlite_udp_recvmmsg_batch_size", "histogram",
-           "Datagrams returned per recvmmsg call.");
-    uint64_t cum = 0;
-    for (int i = 0; i < 7; i++) {
-        char l[32];
-        cum += n->udp_rx_batch_hist[i];
-        ml_snprintf(l, sizeof l, "le=\"%s\"", batch_le[i]);
-        sample(b, "meetlite_udp_recvmmsg_batch_size_bucket", l, cum);
+    char labels[160], more[48];
+    labels[0] = 0;
+    if (pool_name)
+        ml_snprintf(labels, sizeof labels, "pool=\"%s\"", pool_name);
+    if (p->labels && m->read.ctype != ST_C_CHARS) {
+        size_t n = strlen(labels);
+        ml_snprintf(labels + n, sizeof labels - n, "%s%s", n ? "," : "", p->labels);
     }
-    sample(b, "meetlite_udp_recvmmsg_batch_size_sum", "", n->udp_rx_packets + n->udp_rx_truncated);
-    sample(b, "meetlite_udp_recvmmsg_batch_size_count", "", cum);
-    family(b, "meetlite_udp_packets_total", "counter", "UDP datagrams, by direction.");
-    sample(b, "meetlite_udp_packets_total", "direction=\"rx\"", n->udp_rx_packets);
-    sample(b, "meetlite_udp_packets_total", "direction=\"tx\"", n->udp_tx_packets);
-    family(b, "meetlite_udp_bytes_total", "counter", "UDP bytes, by direction.");
-    sample(b, "meetlite_udp_bytes_total", "direction=\"rx\"", n->udp_rx_bytes);
-    sample(b, "meetlite_udp_bytes_total", "direction=\"tx\"", n->udp_tx_bytes);
-    family(b, "meetlite_udp_dropped_total", "counter", "UDP datagrams dropped, by reason.");
-    sample(b, "meetlite_udp_dropped_total", "reason=\"truncated\"", n->udp_rx_truncated);
-    sample(b, "meetlite_udp_dropped_total", "reason=\"send_failed\"", n->udp_tx_dropped);
-    one(b, "meetlite_stream_connections", "gauge", "Open TCP and TLS client connections.",
-        n->stream_accepted > n->stream_closed ? n->stream_accepted - n->stream_closed : 0);
-    family(b, "meetlite_stream_connections_total", "counter",
-           "TCP and TLS client connections, by event.");
-    sample(b, "meetlite_stream_connections_total", "event=\"accepted\"", n->stream_accepted);
-    sample(b, "meetlite_stream_connections_total", "event=\"refused\"", n->stream_refused);
-    sample(b, "meetlite_stream_connections_total", "event=\"closed\"", n->stream_closed);
-    family(b, "meetlite_stream_bytes_total", "counter", "TCP and TLS bytes, by direction.");
-    sample(b, "meetlite_stream_bytes_total", "direction=\"rx\"", n->stream_rx_bytes);
-    sample(b, "meetlite_stream_bytes_total", "direction=\"tx\"", n->stream_tx_bytes);
-    family(b, "meetlite_stream_dropped_total", "counter",
-           "Stream frames dropped and streams closed, by reason.");
-    sample(b, "meetlite_stream_dropped_total", "reason=\"slow_reader\"", n->stream_tx_dropped);
-    sample(b, "meetlite_stream_dropped_total", "reason=\"bad_frame\"", n->stream_bad_frames);
-}
-
-static void http_prom(struct pbuf *b, const struct st_snapshot *s)
-{
-    family(b, "meetlite_http_responses_total", "counter", "HTTP answers, by listener and status.");
-    for (int which = 0; which < 2; which++) {
-        const uint64_t *v = which ? s->http_admin : s->http_api;
-        if (!which && !s->have_cp)
-            continue;
-        for (int i = 0; i < ST_HTTP_CODES; i++) {
-            if (!v[i])
-                continue;
-            char l[48];
-            ml_snprintf(l, sizeof l, "listener=\"%s\",code=\"%d\"", which ? "admin" : "api",
-                        ST_HTTP_MIN + i);
-            sample(b, "meetlite_http_responses_total", l, v[i]);
-        }
-    }
-}
-
-static void pools_prom(struct pbuf *b, const struct st_snapshot *s)
-{
-    char l[96];
-    if (!s->npools)
-        return;
-#define EACH_POOL for (size_t i_ = 0; i_ < s->npools; i_++)
-#define POOL_L (ml_snprintf(l, sizeof l, "pool=\"%s\"", s->pools[i_].name), l)
-#define P (&s->pools[i_].st)
-    family(b, "meetlite_db_pool_connections", "gauge", "Database connections configured.");
-    EACH_POOL sample(b, "meetlite_db_pool_connections", POOL_L, P->size);
-    family(b, "meetlite_db_pool_up", "gauge", "Database connections up.");
-    EACH_POOL sample(b, "meetlite_db_pool_up", POOL_L, P->up);
-    family(b, "meetlite_db_pool_queued", "gauge", "Database jobs waiting for a connection.");
-    EACH_POOL sample(b, "meetlite_db_pool_queued", POOL_L, P->queued);
-    family(b, "meetlite_db_jobs_total", "counter", "Database jobs completed, by outcome.");
-    EACH_POOL
-    {
-        uint64_t ok = P->jobs - P->failed - P->unavailable;
-        ml_snprintf(l, sizeof l, "pool=\"%s\",outcome=\"ok\"", s->pools[i_].name);
-        sample(b, "meetlite_db_jobs_total", l, ok);
-        ml_snprintf(l, sizeof l, "pool=\"%s\",outcome=\"failed\"", s->pools[i_].name);
-        sample(b, "meetlite_db_jobs_total", l, P->failed);
-        ml_snprintf(l, sizeof l, "pool=\"%s\",outcome=\"unavailable\"", s->pools[i_].name);
-        sample(b, "meetlite_db_jobs_total", l, P->unavailable);
-    }
-    family(b, "meetlite_db_refused_total", "counter",
-           "Database jobs refused at once (no connection, or queue full).");
-    EACH_POOL sample(b, "meetlite_db_refused_total", POOL_L, P->refused);
-    family(b, "meetlite_db_queue_wait_seconds_total", "counter",
-           "Time jobs spent waiting for a database connection.");
-    EACH_POOL sample_f(b, "meetlite_db_queue_wait_seconds_total", POOL_L, (double)P->wait_us / 1e6);
-    family(b, "meetlite_db_job_duration_seconds", "histogram",
-           "Time a database job ran on its connection (its queries).");
-    EACH_POOL
-    {
+    if (m->hist) {
         uint64_t cum = 0;
-        for (int k = 0; k <= DB_LATENCY_BUCKETS; k++) {
-            cum += P->run_hist[k];
-            if (k < DB_LATENCY_BUCKETS)
-                ml_snprintf(l, sizeof l, "pool=\"%s\",le=\"%g\"", s->pools[i_].name,
-                            db_latency_bounds_s[k]);
-            else
-                ml_snprintf(l, sizeof l, "pool=\"%s\",le=\"+Inf\"", s->pools[i_].name);
-            sample(b, "meetlite_db_job_duration_seconds_bucket", l, cum);
+        for (unsigned i = 0; i < m->hist->buckets; i++) {
+            char le[24];
+            cum += count_at(m, s, pool, i);
+            m->hist->le(i, le, sizeof le);
+            ml_snprintf(more, sizeof more, "le=\"%s\"", le);
+            sample(b, p->name, "_bucket", labels, more, val_u64(cum));
         }
-        sample_f(b, "meetlite_db_job_duration_seconds_sum", POOL_L, (double)P->run_us / 1e6);
-        sample(b, "meetlite_db_job_duration_seconds_count", POOL_L, cum);
+        sample(b, p->name, "_sum", labels, "", read_val(&m->hist->sum, s, pool));
+        sample(b, p->name, "_count", labels, "", val_u64(cum));
+        return true;
     }
-#undef EACH_POOL
-#undef POOL_L
-#undef P
+    if (m->dim == ST_BY_STATUS) {
+        for (unsigned i = 0; i < ST_HTTP_CODES; i++) {
+            uint64_t v = count_at(m, s, pool, i);
+            if (!v)
+                continue;
+            ml_snprintf(more, sizeof more, "code=\"%u\"", ST_HTTP_MIN + i);
+            sample(b, p->name, "", labels, more, val_u64(v));
+        }
+        return true;
+    }
+    struct st_val v = read_val(&m->read, s, pool);
+    if (v.kind == ST_NULL)
+        return false;
+    if (v.kind == ST_STRING) {
+        char esc[96];
+        escape(v.s, esc, sizeof esc);
+        ml_snprintf(more, sizeof more, "%s=\"", p->labels);
+        put(b, "%s{%s%s\"} 1\n", p->name, more, esc);
+        return true;
+    }
+    sample(b, p->name, "", labels, "", v);
+    return true;
+}
+
+/* Whether the family name was declared by a row before (row i, name slot k). */
+static bool declared_before(size_t i, int k, const char *name)
+{
+    for (size_t j = 0; j <= i; j++)
+        for (int l = 0; l < (j < i ? 2 : k); l++)
+            if (metrics[j].prom[l].name && !strcmp(metrics[j].prom[l].name, name))
+                return true;
+    return false;
+}
+
+/* The family declared by row first's name slot k: HELP, TYPE and every sample of its rows, pool
+ * by pool. A family whose figures are all unknown or absent (a section the node lacks, no
+ * database pool, counts the database did not give) is left out; a breakdown by status with
+ * nothing counted yet is declared without samples. */
+static void family(struct pbuf *b, const struct st_snapshot *s, size_t first, int k)
+{
+    const struct st_prom *head = &metrics[first].prom[k];
+    size_t mark = b->len;
+    bool by_pool = metrics[first].dim == ST_BY_POOL, known = false;
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", head->name, head->help, head->name,
+        type_names[head->type]);
+    for (size_t n = 0; n < (by_pool ? s->npools : 1); n++) {
+        const struct db_pool_stats *pool = by_pool ? &s->pools[n].st : NULL;
+        for (size_t j = first; j < ML_ARRAY_LEN(metrics); j++) {
+            const struct st_metric *m = &metrics[j];
+            for (int l = 0; l < 2; l++) {
+                const struct st_prom *p = &m->prom[l];
+                if (p->name && !strcmp(p->name, head->name) && in_force(s, m->when) &&
+                    row_samples(b, m, p, s, pool, by_pool ? s->pools[n].name : NULL))
+                    known = true;
+            }
+        }
+    }
+    if (!known && !b->oom) {
+        b->len = mark;
+        b->p[mark] = 0;
+    }
 }
 
 char *st_prometheus(const struct st_snapshot *s, size_t *len)
@@ -587,25 +932,14 @@ char *st_prometheus(const struct st_snapshot *s, size_t *len)
     if (!b.p)
         return NULL;
     b.p[0] = 0;
-    process_prom(&b, &s->proc);
-    turn_prom(&b, s);
-    net_prom(&b, &s->net);
-    one(&b, "meetlite_control_plane_enabled", "gauge", "1 when this node runs the control plane.",
-        s->have_cp);
-    if (s->have_cp) {
-        one(&b, "meetlite_websocket_connections", "gauge", "Open signaling WebSockets.",
-            s->ws_connections);
-        if (s->have_db_counts) {
-            one(&b, "meetlite_meetings_active", "gauge",
-                "Active meetings (all nodes: read from PostgreSQL).",
-                (uint64_t)(s->meetings_active > 0 ? s->meetings_active : 0));
-            one(&b, "meetlite_participants_present", "gauge",
-                "Participants present in active meetings (all nodes: read from PostgreSQL).",
-                (uint64_t)(s->participants_present > 0 ? s->participants_present : 0));
+    /* Families in the order of their first row; a scrape costs a few thousand string
+     * comparisons to find them, which is nothing beside reading the workers' counters. */
+    for (size_t i = 0; i < ML_ARRAY_LEN(metrics); i++)
+        for (int k = 0; k < 2; k++) {
+            const char *name = metrics[i].prom[k].name;
+            if (name && !declared_before(i, k, name))
+                family(&b, s, i, k);
         }
-    }
-    http_prom(&b, s);
-    pools_prom(&b, s);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -1,7 +1,8 @@
 /* Stats: a snapshot of what meetlited is doing (process, relay, network engine, control plane,
  * database pools, allocations per meeting) rendered as JSON for GET /stats and as Prometheus
  * text (format 0.0.4) for GET /metrics. Prefix: st_. Gathering is the caller's job (the admin
- * API): these functions only read /proc/self and format, and never log. */
+ * API): these functions only read /proc/self and format, and never log. Both renderings come
+ * from one table of metrics in st-render.c: a figure is declared there once. */
 #ifndef ML_ST_H
 #define ML_ST_H
 
@@ -106,10 +107,5 @@ json_t *st_json(const struct st_snapshot *s) ML_WUR;
  * coturn has the figure; coturn's counters are exposed untyped because their names lack the
  * _total suffix that promtool requires of a counter. No label set grows with use. */
 char *st_prometheus(const struct st_snapshot *s, size_t *len) ML_WUR;
-
-/* "udp", "tcp", "tls" order of turn_counters.alloc_by_transport, and the STUN error codes of
- * turn_counters.error_responses (0: "other"). */
-extern const char *const st_transports[3];
-extern const int st_error_codes[8];
 
 #endif

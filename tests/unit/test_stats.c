@@ -215,6 +215,87 @@ START_TEST(prometheus_text)
 }
 END_TEST
 
+/* Both renderings come from one table: every family of /metrics is declared once, with help
+ * and a type, and its samples follow it without another family in between; a section the
+ * snapshot lacks (database counts, the credential sync, the database link, pools) leaves its
+ * families out, where /stats has null or nothing. */
+START_TEST(families_whole)
+{
+    struct st_snapshot s;
+    size_t len;
+    sample(&s);
+    s.sync.present = true;
+    s.sync.loads = 3;
+    s.link.present = true;
+    s.link.usage_written = 11;
+    s.pools[1].name = "admin";
+    s.pools[1].st.size = 2;
+    s.npools = 2;
+    char *text = st_prometheus(&s, &len);
+    ck_assert_ptr_nonnull(text);
+    char family[128] = "", *copy = strdup(text);
+    unsigned families = 0, samples = 0;
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "# HELP ", 7)) {
+            ml_strlcpy(family, line + 7, sizeof family);
+            *strchr(family, ' ') = 0;
+            const char *help = line + 7 + strlen(family) + 1;
+            ck_assert_msg(strlen(help) > 10 && !strstr(help, "(null)"), "help of %s", family);
+            families++;
+            continue;
+        }
+        if (!strncmp(line, "# TYPE ", 7)) {
+            const char *type = line + 7 + strlen(family) + 1;
+            ck_assert_msg(!strncmp(line + 7, family, strlen(family)), "TYPE after HELP: %s", line);
+            ck_assert_msg(!strcmp(type, "gauge") || !strcmp(type, "counter") ||
+                              !strcmp(type, "untyped") || !strcmp(type, "histogram"),
+                          "type of %s: %s", family, type);
+            continue;
+        }
+        /* a sample: its name is the family's, or a histogram's part of it */
+        size_t n = strcspn(line, "{ ");
+        char name[128];
+        ml_strlcpy(name, line, n + 1 < sizeof name ? n + 1 : sizeof name);
+        bool ok = !strcmp(name, family);
+        static const char *const parts[] = {"_bucket", "_sum", "_count"};
+        for (size_t i = 0; i < 3 && !ok; i++)
+            ok = strlen(name) == strlen(family) + strlen(parts[i]) &&
+                 !strncmp(name, family, strlen(family)) && !strcmp(name + strlen(family), parts[i]);
+        ck_assert_msg(ok, "sample %s outside its family %s", line, family);
+        samples++;
+    }
+    free(copy);
+    ck_assert_uint_gt(families, 60);
+    ck_assert_uint_gt(samples, 130);
+    ck_assert_int_eq(value_of(text, "meetlite_turn_credentials_loads_total"), 3);
+    ck_assert_int_eq(value_of(text, "meetlite_usage_records_total{outcome=\"written\"}"), 11);
+    ck_assert_int_eq(value_of(text, "meetlite_db_pool_connections{pool=\"admin\"}"), 2);
+    ck_assert_int_eq(value_of(text, "meetlite_db_jobs_total{pool=\"api\",outcome=\"ok\"}"), 9);
+    free(text);
+
+    /* counts the database did not give: null in /stats, no family in /metrics */
+    s.have_db_counts = false;
+    s.sync.present = false;
+    s.link.present = false;
+    s.npools = 0;
+    text = st_prometheus(&s, &len);
+    ck_assert_ptr_null(strstr(text, "meetlite_meetings_active"));
+    ck_assert_ptr_null(strstr(text, "meetlite_turn_credentials_sync_up"));
+    ck_assert_ptr_null(strstr(text, "meetlite_db_listen_up"));
+    ck_assert_ptr_null(strstr(text, "meetlite_db_pool_connections"));
+    ck_assert_int_eq(value_of(text, "meetlite_websocket_connections"), 3);
+    free(text);
+    json_t *j = st_json(&s);
+    json_t *c = json_object_get(j, "control");
+    ck_assert(json_is_null(json_object_get(c, "meetings_active")));
+    ck_assert(json_is_null(json_object_get(c, "database")));
+    ck_assert(json_is_null(json_object_get(json_object_get(j, "admin"), "database")));
+    ck_assert_ptr_null(json_object_get(json_object_get(j, "turn"), "database_link"));
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(label_escaping)
 {
     struct st_snapshot s;
@@ -419,6 +500,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, process_figures);
     tcase_add_test(tc, json_document);
     tcase_add_test(tc, prometheus_text);
+    tcase_add_test(tc, families_whole);
     tcase_add_test(tc, label_escaping);
     suite_add_tcase(s, tc);
     return s;
