@@ -3,7 +3,7 @@
 # installed are not fetched again; `apt-get update` runs only when something is missing.
 set -eu
 
-PKGS="build-essential autoconf automake libtool pkg-config clang
+PKGS="build-essential autoconf automake libtool pkg-config clang clang-format
 libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
 libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
