@@ -5,7 +5,7 @@
  * db_connect(), the blocking connection shared by the database threads outside the pool. */
 #include "config.h"
 
-#include "db/db.h"
+#include "db/db-int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DB_LISTEN_BACKOFF_MIN_MS 100
 #define DB_LISTEN_MAX_CHANNELS 8
 /* The keepalive query: the server's clock in microseconds since the epoch. */
 #define DB_LISTEN_PING "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
@@ -76,16 +75,9 @@ static void set_err(struct db_listener *l, const char *what, const char *msg)
 
 static void schedule_retry(struct db_listener *l)
 {
-    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : DB_LISTEN_BACKOFF_MIN_MS;
-    if (l->backoff_ms > l->cfg.reconnect_max_ms)
-        l->backoff_ms = l->cfg.reconnect_max_ms;
-    int64_t jitter = 0;
-    if (l->backoff_ms >= 4) {
-        uint32_t r;
-        ml_random(&r, sizeof r);
-        jitter = (int64_t)(r % (uint32_t)(l->backoff_ms / 4));
-    }
-    l->next_try_ms = ml_now_ms() + l->backoff_ms + jitter;
+    uint32_t r;
+    ml_random(&r, sizeof r);
+    l->next_try_ms = ml_now_ms() + db_backoff_next(&l->backoff_ms, l->cfg.reconnect_max_ms, r);
 }
 
 /* The connection failed or broke: tell the owner, close it, retry later. */

@@ -2,7 +2,7 @@
  * schema_migrations, under an advisory lock so that two nodes migrating at once take turns. */
 #include "config.h"
 
-#include "db/db.h"
+#include "db/db-int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,8 +12,6 @@
 
 /* An arbitrary constant: the advisory lock every meetlited migrating a database takes. */
 #define DB_MIGRATE_LOCK "7242101004"
-#define DB_MAX_MIGRATIONS 512
-#define DB_MAX_SQL_FILE (4 << 20)
 
 #ifndef ML_SRCDIR
 #define ML_SRCDIR "."
@@ -34,18 +32,7 @@ const char *db_migrations_dir(const struct db_config *cfg)
     return ML_SRCDIR "/sql";
 }
 
-struct migration {
-    int version;
-    char name[256];
-};
-
-static int cmp_migration(const void *a, const void *b)
-{
-    return ((const struct migration *)a)->version - ((const struct migration *)b)->version;
-}
-
-/* "001_init.sql" -> version 1; -1 for any other name. */
-static int parse_name(const char *name)
+int db_migration_version(const char *name)
 {
     size_t n = strlen(name);
     if (n < 9 || n > 200 || strcmp(name + n - 4, ".sql") != 0)
@@ -56,6 +43,55 @@ static int parse_name(const char *name)
     if (name[3] != '_')
         return -1;
     return (name[0] - '0') * 100 + (name[1] - '0') * 10 + (name[2] - '0');
+}
+
+static int cmp_migration(const void *a, const void *b)
+{
+    return ((const struct db_migration *)a)->version - ((const struct db_migration *)b)->version;
+}
+
+int db_migrations_list(const char *dir, struct db_migration **out, size_t *n, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return ml_err(err, errlen, "cannot open the migrations directory %s: %s", dir,
+                      strerror(errno));
+    struct db_migration *list = calloc(DB_MAX_MIGRATIONS, sizeof *list);
+    size_t count = 0;
+    int rc = list ? 0 : ml_err(err, errlen, "out of memory");
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        int v = db_migration_version(e->d_name);
+        if (v < 0)
+            continue;
+        /* a directory or a socket named like a migration is not one */
+        char path[4096];
+        struct stat st;
+        ml_snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (count == DB_MAX_MIGRATIONS) {
+            rc = ml_err(err, errlen, "more than %d migrations in %s", DB_MAX_MIGRATIONS, dir);
+            break;
+        }
+        for (size_t i = 0; i < count; i++)
+            if (list[i].version == v)
+                rc = ml_err(err, errlen, "two migrations numbered %03d in %s", v, dir);
+        list[count].version = v;
+        ml_strlcpy(list[count].name, e->d_name, sizeof list[count].name);
+        count++;
+    }
+    closedir(d);
+    if (rc < 0 || count == 0) {
+        free(list);
+        return rc;
+    }
+    qsort(list, count, sizeof *list, cmp_migration);
+    *out = list;
+    *n = count;
+    return 0;
 }
 
 static char *read_file(const char *path, char *err, size_t errlen)
@@ -90,43 +126,14 @@ static int exec_ok(PGconn *pg, const char *sql, const char *what, char *err, siz
 
 int db_migrate(const char *url, const char *dir, unsigned *applied, char *err, size_t errlen)
 {
-    struct migration *list = NULL;
+    struct db_migration *list = NULL;
     size_t n = 0;
     int rc = -1;
     *applied = 0;
     if (!url)
         return ml_err(err, errlen, "database.url is not set");
-    DIR *d = opendir(dir);
-    if (!d)
-        return ml_err(err, errlen, "cannot open the migrations directory %s: %s", dir,
-                      strerror(errno));
-    list = calloc(DB_MAX_MIGRATIONS, sizeof *list);
-    if (!list) {
-        closedir(d);
-        return ml_err(err, errlen, "out of memory");
-    }
-    for (struct dirent *e; (e = readdir(d));) {
-        int v = parse_name(e->d_name);
-        if (v < 0)
-            continue;
-        if (n == DB_MAX_MIGRATIONS) {
-            closedir(d);
-            free(list);
-            return ml_err(err, errlen, "more than %d migrations in %s", DB_MAX_MIGRATIONS, dir);
-        }
-        for (size_t i = 0; i < n; i++)
-            if (list[i].version == v) {
-                closedir(d);
-                ml_err(err, errlen, "two migrations numbered %03d in %s", v, dir);
-                free(list);
-                return -1;
-            }
-        list[n].version = v;
-        ml_strlcpy(list[n].name, e->d_name, sizeof list[n].name);
-        n++;
-    }
-    closedir(d);
-    qsort(list, n, sizeof *list, cmp_migration);
+    if (db_migrations_list(dir, &list, &n, err, errlen) < 0)
+        return -1;
 
     PGconn *pg = PQconnectdb(url);
     if (!pg || PQstatus(pg) != CONNECTION_OK) {

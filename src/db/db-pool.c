@@ -4,7 +4,7 @@
  * fail at once so that clients get 503 instead of waiting. */
 #include "config.h"
 
-#include "db/db.h"
+#include "db/db-int.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,7 +14,6 @@
 #include <time.h>
 
 #define DB_MAX_PREPARED 64
-#define DB_BACKOFF_MIN_MS 100
 
 struct db_conn {
     struct db_pool *pool;
@@ -49,6 +48,23 @@ struct db_pool {
 const double db_latency_bounds_s[DB_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                         0.1,   0.25,   0.5,   1,    2.5,   5};
 
+unsigned db_latency_bucket(int64_t run_us)
+{
+    unsigned b = 0;
+    while (b < DB_LATENCY_BUCKETS && (double)run_us > db_latency_bounds_s[b] * 1e6)
+        b++;
+    return b;
+}
+
+int64_t db_backoff_next(int64_t *backoff_ms, int64_t max_ms, uint32_t random)
+{
+    int64_t b = *backoff_ms ? *backoff_ms * 2 : DB_BACKOFF_MIN_MS;
+    if (b > max_ms)
+        b = max_ms;
+    *backoff_ms = b;
+    return b + (b >= 4 ? (int64_t)(random % (uint32_t)(b / 4)) : 0);
+}
+
 /* Records a finished job (with p->mu held). run_us: time on the database thread. */
 static void account(struct db_pool *p, const struct db_job *job, int64_t run_us)
 {
@@ -62,10 +78,7 @@ static void account(struct db_pool *p, const struct db_job *job, int64_t run_us)
     int64_t wait = ml_now_us() - job->queued_us - run_us;
     p->st.wait_us += (uint64_t)(wait > 0 ? wait : 0);
     p->st.run_us += (uint64_t)run_us;
-    unsigned b = 0;
-    while (b < DB_LATENCY_BUCKETS && (double)run_us > db_latency_bounds_s[b] * 1e6)
-        b++;
-    p->st.run_hist[b]++;
+    p->st.run_hist[db_latency_bucket(run_us)]++;
     p->st.ran++;
 }
 
@@ -109,18 +122,10 @@ static void conn_close(struct db_conn *c)
 
 static void schedule_retry(struct db_conn *c)
 {
-    int64_t now = ml_now_ms();
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : DB_BACKOFF_MIN_MS;
-    if (c->backoff_ms > c->pool->cfg.reconnect_max_ms)
-        c->backoff_ms = c->pool->cfg.reconnect_max_ms;
-    /* jitter of up to a quarter so that N threads do not reconnect in step */
-    int64_t jitter = 0;
-    if (c->backoff_ms >= 4) {
-        uint32_t r;
-        ml_random(&r, sizeof r);
-        jitter = (int64_t)(r % (uint32_t)(c->backoff_ms / 4));
-    }
-    c->next_try_ms = now + c->backoff_ms + jitter;
+    uint32_t r;
+    ml_random(&r, sizeof r);
+    c->next_try_ms =
+        ml_now_ms() + db_backoff_next(&c->backoff_ms, c->pool->cfg.reconnect_max_ms, r);
     __atomic_store_n(&c->pool->retry_at_ms, c->next_try_ms, __ATOMIC_RELAXED);
 }
 
@@ -146,13 +151,15 @@ static bool conn_open(struct db_conn *c)
 }
 
 /* True when the server closed the connection while it sat idle (a restart, an admin's
- * pg_terminate_backend): caught here, before a job is run on it. */
+ * pg_terminate_backend): caught here, before a job is run on it. The server says why before it
+ * closes, and one read takes only that message (libpq files it as a notice of an idle
+ * connection): read again while the socket stays readable, to reach the end of the stream. */
 static bool conn_dead(struct db_conn *c)
 {
     struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
     if (pfd.fd < 0)
         return true;
-    if (poll(&pfd, 1, 0) > 0) {
+    for (int reads = 0; reads < 8 && poll(&pfd, 1, 0) > 0; reads++) {
         if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
             return true;
         for (PGnotify *n; (n = PQnotifies(c->pg)); PQfreemem(n))
