@@ -271,7 +271,9 @@ int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data,
         return -1;
     if (!w->in_batch || len > NET_TX_ARENA / 4)
         return send_now(u, to, data, len);
-    if (w->tx.arena_used + len > NET_TX_ARENA)
+    /* Flush before copying: a flush empties the arena, so the copy must not be made before a
+     * flush that enqueue() would do for a full queue (later copies would overwrite it). */
+    if (w->tx.n == NET_TXQ_LEN || w->tx.arena_used + len > NET_TX_ARENA)
         net_worker_flush(w);
     uint8_t *copy = w->tx.arena + w->tx.arena_used;
     memcpy(copy, data, len);
