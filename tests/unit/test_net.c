@@ -1,0 +1,714 @@
+/* Unit tests of src/net without its threads: endpoint lists, binding (port 0 shared by the
+ * workers, collisions told apart), and one worker driven on the test's own thread through the
+ * engine's internals (net-int.h): recvmmsg batches and their headroom, the send queue flushed
+ * with sendmmsg (copies, references into the receive buffers, runs per socket, a full queue, a
+ * full arena, a bad destination), receive slots kept while queued sends point into them,
+ * sockets closed inside their own callback, tasks, and framed TCP streams (frames split and
+ * joined, bad and oversized frames, the connection limit, the output bound). */
+#include "config.h"
+
+#include "net/net-int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mlcheck.h"
+
+/* ------------------------------------------------------------------ endpoint lists */
+
+START_TEST(endpoints_parse)
+{
+    struct net_endpoint *eps;
+    size_t n;
+    char err[256];
+    ck_assert_int_eq(net_endpoints_parse("udp://127.0.0.1:3479, TCP://[::1]:443,tls://10.0.0.1",
+                                         &eps, &n, err, sizeof err),
+                     0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(eps[0].transport, NET_UDP);
+    ck_assert_uint_eq(ml_addr_port((struct sockaddr *)&eps[0].addr), 3479);
+    ck_assert_int_eq(eps[1].transport, NET_TCP); /* the scheme's case does not matter */
+    ck_assert_int_eq(eps[1].addr.ss_family, AF_INET6);
+    ck_assert_uint_eq(ml_addr_port((struct sockaddr *)&eps[1].addr), 443);
+    ck_assert_int_eq(eps[2].transport, NET_TLS);
+    ck_assert_uint_eq(ml_addr_port((struct sockaddr *)&eps[2].addr), 5349); /* TURN over TLS */
+    free(eps);
+    ck_assert_int_eq(net_endpoints_parse("udp://0.0.0.0", &eps, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(ml_addr_port((struct sockaddr *)&eps[0].addr), 3478);
+    free(eps);
+    ck_assert_int_eq(net_endpoints_parse("", &eps, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 0);
+    free(eps);
+
+    ck_assert_int_eq(net_endpoints_parse("127.0.0.1:3478", &eps, &n, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "needs a scheme"));
+    ck_assert_int_eq(
+        net_endpoints_validate("udp://127.0.0.1:3478, sctp://127.0.0.1", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "sctp://127.0.0.1"));
+    ck_assert_int_eq(net_endpoints_validate("udp://not-an-address:1", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "expected IP:PORT"));
+    ck_assert_int_eq(net_endpoints_validate("udp://127.0.0.1:99999", err, sizeof err), -1);
+
+    ck_assert_str_eq(net_transport_name(NET_UDP), "udp");
+    ck_assert_str_eq(net_transport_name(NET_TLS), "tls");
+}
+END_TEST
+
+START_TEST(tls_settings)
+{
+    int v;
+    char err[256];
+    ck_assert_int_eq(net_tls_version_parse("1.3", &v), 0);
+    ck_assert_int_eq(v, TLS1_3_VERSION);
+    ck_assert_int_eq(net_tls_version_parse("1.2", &v), 0);
+    ck_assert_int_eq(v, TLS1_2_VERSION);
+    ck_assert_int_eq(net_tls_version_parse("1.1", &v), -1);
+    ck_assert_int_eq(net_tls_version_validate("1.0", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "1.2 or 1.3"));
+    /* a context is built whole or not at all: a missing file names itself */
+    struct net_tls_settings t = {"/nonexistent/cert.pem", "/nonexistent/key.pem", "1.2", NULL,
+                                 NULL};
+    ck_assert_ptr_null(net_tls_ctx_new(&t, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/cert.pem"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ a worker on this thread */
+
+/* What the handler saw, and what it is asked to do. */
+enum mode {
+    KEEP,       /* record the datagrams */
+    ECHO_REF,   /* send each datagram back from its own buffer (net_udp_send_ref) */
+    ECHO_COPY,  /* send each back as a copy, then scribble over the original */
+    CLOSE_SELF, /* close the socket from its own callback */
+};
+
+struct seen {
+    enum mode mode;
+    unsigned calls, max_batch, datagrams;
+    uint8_t first[64][32]; /* the first bytes of the first 64 datagrams */
+    int from_socket[64];   /* which listener they came to */
+    /* streams */
+    unsigned opens, closes, frames;
+    size_t frame_len[16];
+    uint8_t frame[16][64];
+    struct net_stream *last;
+    bool refuse_open;
+};
+
+static struct seen seen;
+static struct net_engine *eng;
+static struct net_worker *wk;
+
+static void on_udp(struct net_udp *u, void *arg, struct net_pkt *pkts, unsigned n)
+{
+    struct seen *s = arg;
+    s->calls++;
+    if (n > s->max_batch)
+        s->max_batch = n;
+    for (unsigned i = 0; i < n; i++) {
+        /* the headroom and the tailroom are the handler's to write */
+        memset(pkts[i].data - NET_HEADROOM, 0xA5, NET_HEADROOM);
+        memset(pkts[i].data + pkts[i].len, 0x5A, NET_TAILROOM);
+        if (s->datagrams < 64) {
+            memcpy(s->first[s->datagrams], pkts[i].data, pkts[i].len < 32 ? pkts[i].len : 32);
+            s->from_socket[s->datagrams] = net_udp_endpoint(u);
+        }
+        s->datagrams++;
+        const struct sockaddr *from = (const struct sockaddr *)&pkts[i].from;
+        if (s->mode == ECHO_REF) {
+            ck_assert_int_eq(net_udp_send_ref(u, from, pkts[i].data, pkts[i].len), 0);
+        } else if (s->mode == ECHO_COPY) {
+            ck_assert_int_eq(net_udp_send(u, from, pkts[i].data, pkts[i].len), 0);
+            memset(pkts[i].data, 'X', pkts[i].len);
+        } else if (s->mode == CLOSE_SELF) {
+            net_udp_close(u);
+            ck_assert_int_eq(net_udp_send(u, from, "late", 4), -1); /* closed: refused */
+            return;
+        }
+    }
+}
+
+/* Frames: "ML", a 16-bit length of the payload, the payload. */
+static long frame_len(const uint8_t *buf, size_t avail)
+{
+    ML_UNUSED(avail);
+    if (buf[0] != 'M' || buf[1] != 'L')
+        return -1;
+    return 4 + ((long)buf[2] << 8 | buf[3]);
+}
+
+static void *on_open(void *state, struct net_stream *s)
+{
+    struct seen *st = state;
+    st->opens++;
+    st->last = s;
+    return st->refuse_open ? NULL : st;
+}
+
+static void on_frame(void *state, struct net_stream *s, void *conn, uint8_t *data, size_t len)
+{
+    struct seen *st = state;
+    ck_assert_ptr_eq(conn, st);
+    if (st->frames < 16) {
+        st->frame_len[st->frames] = len;
+        memcpy(st->frame[st->frames], data, len < 64 ? len : 64);
+    }
+    st->frames++;
+    /* an answer per frame: the payload back */
+    ck_assert_int_eq(net_stream_send(s, data, len), 0);
+}
+
+static void on_close(void *state, struct net_stream *s, void *conn)
+{
+    struct seen *st = state;
+    ML_UNUSED(s);
+    ck_assert_ptr_eq(conn, st);
+    st->closes++;
+}
+
+static const struct net_handler handler = {
+    .udp_recv = on_udp,
+    .stream_open = on_open,
+    .stream_frame = on_frame,
+    .stream_close = on_close,
+    .frame_len = frame_len,
+};
+
+/* An engine on loopback, port 0, whose first worker is served by this thread (its sockets are
+ * armed here, as worker_main would on a thread of its own). */
+static void start(const char *listen, unsigned workers, unsigned batch)
+{
+    struct net_endpoint *eps;
+    size_t n;
+    char err[256] = "";
+    memset(&seen, 0, sizeof seen);
+    ck_assert_int_eq(net_endpoints_parse(listen, &eps, &n, err, sizeof err), 0);
+    struct net_settings set = {.workers = workers,
+                               .udp_batch = batch,
+                               .stream_max_frame = 512,
+                               .stream_out_max = 4096,
+                               .stream_idle_s = 0,
+                               .max_streams = 1};
+    eng = net_engine_new(&set, eps, n, &handler, NULL, NULL, err, sizeof err);
+    free(eps);
+    ck_assert_msg(eng != NULL, "%s", err);
+    wk = net_engine_worker(eng, 0);
+    wk->state = &seen;
+    for (size_t i = 0; i < n; i++) {
+        if (wk->udp[i]) {
+            wk->udp[i]->arg = &seen;
+            net_udp_arm(wk->udp[i], err, sizeof err);
+        }
+        if (wk->tcp_fd[i] >= 0) {
+            ck_assert_int_eq(net_stream_listen(wk, i, wk->tcp_fd[i], err, sizeof err), 0);
+            wk->tcp_fd[i] = -1;
+        }
+    }
+    ck_assert_str_eq(err, "");
+}
+
+static void stop(void)
+{
+    net_streams_close_all(wk);
+    net_engine_free(eng);
+    eng = NULL;
+}
+
+/* One iteration of the worker's loop as worker_main runs it: callbacks, then the flush. */
+static void iterate(void)
+{
+    event_base_loop(wk->base, EVLOOP_NONBLOCK);
+    net_worker_flush(wk);
+}
+
+/* Iterates until cond holds (checked after each iteration), for at most 3 s. */
+#define ITERATE_UNTIL(cond)                                                                        \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < 3000 && !(cond); i_++) {                                             \
+            iterate();                                                                             \
+            if (!(cond))                                                                           \
+                usleep(1000);                                                                      \
+        }                                                                                          \
+        ck_assert_msg(cond, "timed out waiting for " #cond);                                       \
+    } while (0)
+
+static int client_udp(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    int big = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_to(int fd, size_t endpoint, const void *data, size_t len)
+{
+    const struct sockaddr *to = net_engine_bound(eng, endpoint);
+    ck_assert_int_eq(sendto(fd, data, len, 0, to, ml_addr_len(to)), (ssize_t)len);
+}
+
+/* A datagram within timeout_ms, or -1. */
+static ssize_t recv_within(int fd, void *buf, size_t len, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return -1;
+    return recv(fd, buf, len, MSG_DONTWAIT);
+}
+
+/* Waits (briefly) until the kernel has queued n datagrams for the listener, so that one
+ * wake-up sees them all. */
+static void settle(void)
+{
+    usleep(20000);
+}
+
+START_TEST(bind_port_zero_shared)
+{
+    start("udp://127.0.0.1:0, tcp://127.0.0.1:0", 2, 64);
+    const struct sockaddr *bound = net_engine_bound(eng, 0);
+    uint16_t port = ml_addr_port(bound);
+    ck_assert_uint_ne(port, 0);
+    /* both workers serve the one port chosen (SO_REUSEPORT) */
+    struct net_worker *w1 = net_engine_worker(eng, 1);
+    ck_assert_uint_eq(ml_addr_port(net_udp_local(w1->udp[0])), port);
+    ck_assert_uint_eq(ml_addr_port(net_udp_local(wk->udp[0])), port);
+    ck_assert_int_eq(net_udp_endpoint(wk->udp[0]), 0);
+    ck_assert_uint_ne(ml_addr_port(net_engine_bound(eng, 1)), 0);
+    ck_assert_uint_eq(net_engine_workers(eng), 2);
+    ck_assert_ptr_null(net_engine_worker(eng, 2));
+    /* anyone else binding it without SO_REUSEPORT collides, and is told so */
+    bool inuse = false;
+    char err[256];
+    ck_assert_int_eq(net_udp_socket(bound, NULL, false, &inuse, err, sizeof err), -1);
+    ck_assert(inuse);
+    ck_assert_ptr_nonnull(strstr(err, "bind udp"));
+    stop();
+
+    /* a tls:// listener without a certificate is refused before anything is bound */
+    struct net_endpoint *eps;
+    size_t n;
+    ck_assert_int_eq(net_endpoints_parse("tls://127.0.0.1:0", &eps, &n, err, sizeof err), 0);
+    struct net_settings set = {.workers = 1, .udp_batch = 8};
+    ck_assert_ptr_null(net_engine_new(&set, eps, n, &handler, NULL, NULL, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "turn.tls-cert"));
+    free(eps);
+}
+END_TEST
+
+START_TEST(udp_batches)
+{
+    start("udp://127.0.0.1:0", 1, 64);
+    int c = client_udp();
+    char msg[32];
+    for (int i = 0; i < 5; i++) {
+        ml_snprintf(msg, sizeof msg, "datagram %d", i);
+        send_to(c, 0, msg, strlen(msg));
+    }
+    settle();
+    ITERATE_UNTIL(seen.datagrams == 5);
+    ck_assert_uint_eq(seen.max_batch, 5); /* one recvmmsg took them all */
+    for (int i = 0; i < 5; i++) {
+        ml_snprintf(msg, sizeof msg, "datagram %d", i);
+        /* in order, and untouched by the headroom and tailroom written around the others */
+        ck_assert_int_eq(memcmp(seen.first[i], msg, strlen(msg)), 0);
+    }
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->udp_rx_packets, 5);
+    ck_assert_uint_eq(k->udp_rx_bytes, 5 * strlen("datagram 0"));
+    ck_assert_uint_eq(k->udp_rx_batches, 1);
+    ck_assert_uint_eq(k->udp_rx_batch_hist[2], 1); /* a batch of 4-7 */
+    close(c);
+    stop();
+
+    /* net.udp-batch bounds each recvmmsg */
+    start("udp://127.0.0.1:0", 1, 2);
+    c = client_udp();
+    for (int i = 0; i < 5; i++)
+        send_to(c, 0, "x", 1);
+    settle();
+    ITERATE_UNTIL(seen.datagrams == 5);
+    ck_assert_uint_eq(seen.max_batch, 2);
+    k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->udp_rx_batches, 3);
+    ck_assert_uint_eq(k->udp_rx_batch_hist[1], 2); /* two of 2-3 */
+    ck_assert_uint_eq(k->udp_rx_batch_hist[0], 1); /* and the last one alone */
+    struct net_counters sum;
+    net_engine_counters(eng, &sum);
+    ck_assert_uint_eq(sum.udp_rx_packets, 5);
+    close(c);
+    stop();
+}
+END_TEST
+
+/* What is queued during a batch leaves when the iteration ends, as a copy or from the receive
+ * buffer itself, each to its sender. */
+START_TEST(udp_send_queue)
+{
+    for (int mode = ECHO_REF; mode <= ECHO_COPY; mode++) {
+        start("udp://127.0.0.1:0", 1, 64);
+        seen.mode = (enum mode)mode;
+        int c = client_udp();
+        char msg[32], buf[64];
+        for (int i = 0; i < 3; i++) {
+            ml_snprintf(msg, sizeof msg, "echo %d", i);
+            send_to(c, 0, msg, strlen(msg));
+        }
+        settle();
+        event_base_loop(wk->base, EVLOOP_NONBLOCK);
+        ck_assert_uint_eq(seen.datagrams, 3);
+        /* nothing left before the flush */
+        ck_assert_int_eq(recv_within(c, buf, sizeof buf, 50), -1);
+        ck_assert_uint_eq(wk->tx.n, 3);
+        net_worker_flush(wk);
+        for (int i = 0; i < 3; i++) {
+            ml_snprintf(msg, sizeof msg, "echo %d", i);
+            ssize_t n = recv_within(c, buf, sizeof buf, 2000);
+            ck_assert_int_eq(n, (ssize_t)strlen(msg));
+            ck_assert_int_eq(memcmp(buf, msg, (size_t)n), 0); /* the copy was taken in time */
+        }
+        const struct net_counters *k = net_worker_counters(wk);
+        ck_assert_uint_eq(k->udp_tx_packets, 3);
+        ck_assert_uint_eq(k->udp_tx_bytes, 3 * strlen("echo 0"));
+        ck_assert_uint_eq(k->udp_tx_dropped, 0);
+        /* outside a batch a send leaves at once */
+        ck_assert_int_eq(net_udp_send(wk->udp[0], net_udp_local(wk->udp[0]), "x", 1), 0);
+        ck_assert_uint_eq(wk->tx.n, 0);
+        close(c);
+        stop();
+    }
+}
+END_TEST
+
+/* More than the queue holds, more bytes than the arena holds, and a destination the socket
+ * cannot reach: everything else still arrives, in order. */
+START_TEST(udp_queue_limits)
+{
+    start("udp://127.0.0.1:0", 1, 64);
+    int c = client_udp();
+    struct sockaddr_storage to;
+    socklen_t tl = sizeof to;
+    ck_assert_int_eq(getsockname(c, (struct sockaddr *)&to, &tl), 0);
+    struct net_udp *u = wk->udp[0];
+    static uint8_t big[8000];
+    wk->in_batch = true; /* as inside a receive callback */
+    unsigned count = NET_TXQ_LEN + 10;
+    for (unsigned i = 0; i < count; i++) {
+        uint32_t v = htonl(i);
+        ck_assert_int_eq(net_udp_send(u, (struct sockaddr *)&to, &v, sizeof v), 0);
+    }
+    ck_assert_uint_eq(wk->tx.n, 10); /* a full queue was flushed on the way */
+    /* an IPv6 destination on an IPv4 socket: that datagram alone is dropped */
+    struct sockaddr_in6 v6 = {
+        .sin6_family = AF_INET6, .sin6_port = htons(9), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    ck_assert_int_eq(net_udp_send(u, (struct sockaddr *)&v6, "lost", 4), 0);
+    for (unsigned i = 0; i < 40; i++) { /* 320 KB: more than the 256 KB arena */
+        memset(big, (int)(i & 0xFF), sizeof big);
+        ck_assert_int_eq(net_udp_send(u, (struct sockaddr *)&to, big, sizeof big), 0);
+    }
+    wk->in_batch = false;
+    net_worker_flush(wk);
+    uint8_t buf[9000];
+    for (unsigned i = 0; i < count; i++) {
+        ck_assert_int_eq(recv_within(c, buf, sizeof buf, 2000), 4);
+        uint32_t v;
+        memcpy(&v, buf, 4);
+        ck_assert_uint_eq(ntohl(v), i);
+    }
+    for (unsigned i = 0; i < 40; i++) {
+        ck_assert_int_eq(recv_within(c, buf, sizeof buf, 2000), (ssize_t)sizeof big);
+        ck_assert_uint_eq(buf[0], i & 0xFF);
+        ck_assert_uint_eq(buf[sizeof big - 1], i & 0xFF);
+    }
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->udp_tx_packets, count + 40);
+    ck_assert_uint_eq(k->udp_tx_dropped, 1);
+    close(c);
+    stop();
+}
+END_TEST
+
+/* Sends queued by one socket's callback may point into its receive slots; the next socket of
+ * the same iteration receives behind them, and a socket that finds too few free slots flushes
+ * first. Either way every echo carries its own datagram. */
+START_TEST(udp_receive_slots_kept)
+{
+    start("udp://127.0.0.1:0, udp://127.0.0.1:0", 1, 64);
+    seen.mode = ECHO_REF;
+    int c = client_udp();
+    char msg[32];
+    unsigned per[2] = {3, 2};
+    for (unsigned round = 0; round < 2; round++) {
+        for (size_t ep = 0; ep < 2; ep++)
+            for (unsigned i = 0; i < per[ep]; i++) {
+                ml_snprintf(msg, sizeof msg, "%zu:%02u", ep, i);
+                send_to(c, ep, msg, strlen(msg));
+            }
+        settle();
+        unsigned before = seen.datagrams, want = per[0] + per[1];
+        ITERATE_UNTIL(seen.datagrams == before + want);
+        unsigned got[2] = {0, 0};
+        for (unsigned i = 0; i < want; i++) {
+            char buf[64];
+            ssize_t n = recv_within(c, buf, sizeof buf - 1, 2000);
+            ck_assert_int_eq(n, 4);
+            buf[n] = 0;
+            unsigned ep = (unsigned)(buf[0] - '0'), k = (unsigned)strtoul(buf + 2, NULL, 10);
+            ck_assert_uint_lt(ep, 2);
+            ck_assert_uint_eq(k, got[ep]); /* each socket's echoes in order, none overwritten */
+            got[ep]++;
+        }
+        ck_assert_uint_eq(got[0], per[0]);
+        ck_assert_uint_eq(got[1], per[1]);
+        /* second round: the first socket fills 60 of the 64 slots */
+        per[0] = 60;
+        per[1] = 5;
+    }
+    close(c);
+    stop();
+}
+END_TEST
+
+static void bump(struct net_worker *w, void *arg)
+{
+    ck_assert_ptr_eq(w, wk);
+    (*(int *)arg)++;
+}
+
+START_TEST(udp_close_in_callback_and_tasks)
+{
+    start("udp://127.0.0.1:0", 1, 64);
+    char err[256];
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct net_udp *u =
+        net_udp_open(wk, (struct sockaddr *)&any, on_udp, &seen, NULL, err, sizeof err);
+    ck_assert_msg(u != NULL, "%s", err);
+    ck_assert_int_eq(net_udp_endpoint(u), -1);
+    ck_assert_int_ge(net_udp_fd(u), 0);
+    seen.mode = CLOSE_SELF;
+    int c = client_udp();
+    const struct sockaddr *to = net_udp_local(u);
+    ck_assert_int_eq(sendto(c, "a", 1, 0, to, ml_addr_len(to)), 1);
+    ck_assert_int_eq(sendto(c, "b", 1, 0, to, ml_addr_len(to)), 1);
+    settle();
+    ITERATE_UNTIL(seen.calls == 1);
+    for (int i = 0; i < 5; i++)
+        iterate(); /* the socket is gone: no second call, nothing freed twice */
+    ck_assert_uint_eq(seen.calls, 1);
+    ck_assert_uint_eq(seen.datagrams, 1);
+
+    /* a bound socket held in reserve, then served */
+    int fd = net_udp_bind(wk, (struct sockaddr *)&any, NULL, err, sizeof err);
+    ck_assert_int_ge(fd, 0);
+    seen.mode = KEEP;
+    u = net_udp_adopt(wk, fd, on_udp, &seen, err, sizeof err);
+    ck_assert_ptr_nonnull(u);
+    to = net_udp_local(u);
+    ck_assert_int_eq(sendto(c, "c", 1, 0, to, ml_addr_len(to)), 1);
+    ITERATE_UNTIL(seen.datagrams == 2);
+    net_udp_close(u);
+
+    /* tasks run on the worker's loop, in order */
+    int ran = 0;
+    ck_assert_int_eq(net_worker_post(wk, bump, &ran), 0);
+    ck_assert_int_eq(net_worker_post(wk, bump, &ran), 0);
+    ck_assert_int_eq(ran, 0);
+    ITERATE_UNTIL(ran == 2);
+    close(c);
+    stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ streams */
+
+static int client_tcp(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    const struct sockaddr *to = net_engine_bound(eng, 0);
+    ck_assert_int_eq(connect(fd, to, ml_addr_len(to)), 0);
+    return fd;
+}
+
+static size_t frame(uint8_t *out, const char *payload)
+{
+    size_t n = strlen(payload);
+    out[0] = 'M';
+    out[1] = 'L';
+    out[2] = (uint8_t)(n >> 8);
+    out[3] = (uint8_t)n;
+    memcpy(out + 4, payload, n);
+    return n + 4;
+}
+
+/* Reads exactly len bytes while the worker runs. */
+static void read_all(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    for (int i = 0; i < 3000 && got < len; i++) {
+        iterate();
+        ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        else
+            usleep(1000);
+    }
+    ck_assert_uint_eq(got, len);
+}
+
+/* True when the server closed the connection (EOF) within 3 s of running the worker. */
+static bool closed_by_server(int fd)
+{
+    char buf[256];
+    for (int i = 0; i < 3000; i++) {
+        iterate();
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+START_TEST(stream_frames)
+{
+    start("tcp://127.0.0.1:0", 1, 64);
+    int c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    ck_assert_int_eq(net_stream_transport(seen.last), NET_TCP);
+    ck_assert_int_eq(net_stream_endpoint(seen.last), 0);
+    ck_assert_uint_eq(ml_addr_port(net_stream_local(seen.last)),
+                      ml_addr_port(net_engine_bound(eng, 0)));
+    ck_assert_uint_ne(ml_addr_port(net_stream_peer(seen.last)), 0);
+    /* two frames in one segment, then one frame in three pieces */
+    uint8_t out[256];
+    size_t n = frame(out, "one");
+    n += frame(out + n, "two!");
+    ck_assert_int_eq(send(c, out, n, 0), (ssize_t)n);
+    ITERATE_UNTIL(seen.frames == 2);
+    n = frame(out, "three, split");
+    ck_assert_int_eq(send(c, out, 2, 0), 2);
+    iterate();
+    ck_assert_int_eq(send(c, out + 2, 5, 0), 5);
+    iterate();
+    ck_assert_uint_eq(seen.frames, 2); /* a partial frame waits */
+    ck_assert_int_eq(send(c, out + 7, n - 7, 0), (ssize_t)(n - 7));
+    ITERATE_UNTIL(seen.frames == 3);
+    ck_assert_uint_eq(seen.frame_len[0], 7);
+    ck_assert_int_eq(memcmp(seen.frame[1] + 4, "two!", 4), 0);
+    ck_assert_uint_eq(seen.frame_len[2], n);
+    ck_assert_int_eq(memcmp(seen.frame[2] + 4, "three, split", 12), 0);
+    /* each frame was answered */
+    uint8_t back[64];
+    read_all(c, back, 7 + 8 + n);
+    ck_assert_int_eq(memcmp(back + 7 + 8 + 4, "three, split", 12), 0);
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->stream_accepted, 1);
+    ck_assert_uint_eq(k->stream_rx_bytes, 7 + 8 + n);
+    ck_assert_uint_eq(k->stream_tx_bytes, 7 + 8 + n);
+
+    /* one connection per worker here: the second is refused while the first is open */
+    int c2 = client_tcp();
+    ck_assert(closed_by_server(c2));
+    ck_assert_uint_eq(k->stream_refused, 1);
+    ck_assert_uint_eq(seen.opens, 1);
+    close(c2);
+
+    /* an unframeable frame closes the connection */
+    ck_assert_int_eq(send(c, "XX\0\1z", 5, 0), 5);
+    ck_assert(closed_by_server(c));
+    ck_assert_uint_eq(seen.closes, 1);
+    ck_assert_uint_eq(k->stream_bad_frames, 1);
+    ck_assert_uint_eq(k->stream_closed, 1);
+    close(c);
+
+    /* so does a frame over net.stream-max-frame, before it is read */
+    c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 2);
+    out[0] = 'M';
+    out[1] = 'L';
+    out[2] = 0x02;
+    out[3] = 0x00; /* 4 + 512 bytes: over 512 */
+    ck_assert_int_eq(send(c, out, 4, 0), 4);
+    ck_assert(closed_by_server(c));
+    ck_assert_uint_eq(k->stream_bad_frames, 2);
+    ck_assert_uint_eq(seen.frames, 3);
+    close(c);
+
+    /* a handler that refuses a connection closes it */
+    seen.refuse_open = true;
+    c = client_tcp();
+    ck_assert(closed_by_server(c));
+    ck_assert_uint_eq(seen.closes, 2); /* the refused one had no state to close */
+    ck_assert_uint_eq(k->stream_refused, 2);
+    close(c);
+    stop();
+}
+END_TEST
+
+/* Output to a client is bounded: past net.stream-out-max relayed frames are dropped and
+ * counted, answers get some slack, and a close waits for what is queued. */
+START_TEST(stream_output_bounded)
+{
+    start("tcp://127.0.0.1:0", 1, 64);
+    int c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    struct net_stream *s = seen.last;
+    static uint8_t chunk[1000];
+    memset(chunk, 'z', sizeof chunk);
+    /* without the loop running nothing is written: the bound is reached at 4096 bytes */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(net_stream_send(s, chunk, sizeof chunk), 0);
+    ck_assert_uint_eq(net_stream_pending(s), 4000);
+    ck_assert_int_eq(net_stream_send(s, chunk, sizeof chunk), -1);
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->stream_tx_dropped, 1);
+    ck_assert_int_eq(net_stream_send_reply(s, chunk, sizeof chunk), 0); /* the slack */
+    ck_assert_uint_eq(net_stream_pending(s), 5000);
+    /* closing writes what is queued first, then tells the handler, never inside the call */
+    net_stream_close(s);
+    ck_assert_uint_eq(seen.closes, 0);
+    ck_assert_int_eq(net_stream_send(s, chunk, 1), -1);
+    static uint8_t back[5000];
+    read_all(c, back, sizeof back);
+    ck_assert(closed_by_server(c));
+    ck_assert_uint_eq(seen.closes, 1);
+    ck_assert_uint_eq(k->stream_tx_bytes, 5000);
+    close(c);
+    stop();
+}
+END_TEST
+
+static Suite *net_suite(void)
+{
+    Suite *s = suite_create("net");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, endpoints_parse);
+    tcase_add_test(tc, tls_settings);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("udp");
+    tcase_add_test(tc, bind_port_zero_shared);
+    tcase_add_test(tc, udp_batches);
+    tcase_add_test(tc, udp_send_queue);
+    tcase_add_test(tc, udp_queue_limits);
+    tcase_add_test(tc, udp_receive_slots_kept);
+    tcase_add_test(tc, udp_close_in_callback_and_tasks);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("streams");
+    tcase_add_test(tc, stream_frames);
+    tcase_add_test(tc, stream_output_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+ML_CHECK_MAIN(net_suite)
