@@ -21,6 +21,7 @@
 #include "stats/st.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -93,8 +94,8 @@ enum st_type { ST_GAUGE, ST_COUNTER, ST_UNTYPED, ST_HISTOGRAM };
 static const char *const type_names[] = {"gauge", "counter", "untyped", "histogram"};
 
 /* A name the figure has in /metrics. Rows of one family may be anywhere in the table: the
- * family is written where its first row is, with the samples of all its rows (for pools, pool
- * by pool), and the first row's type and help; later rows leave help NULL. */
+ * family is written where its first row is, with the samples of all its rows in table order
+ * (for pools, pool by pool), and the first row's type and help; later rows leave help NULL. */
 struct st_prom {
     const char *name;
     enum st_type type;
@@ -814,24 +815,25 @@ static void sample(struct pbuf *b, const char *name, const char *suffix, const c
                    const char *more, struct st_val v)
 {
     bool any = *labels || *more;
-    put(b, "%s%s%s%s%s%s%s ", name, suffix, any ? "{" : "", labels, *labels && *more ? "," : "",
-        more, any ? "}" : "");
+    const char *open = any ? "{" : "", *comma = *labels && *more ? "," : "",
+               *close = any ? "}" : "";
+    /* one write a line: a scrape writes a few hundred */
     switch (v.kind) {
     case ST_U64:
-        put(b, "%" PRIu64 "\n", v.u);
+        put(b, "%s%s%s%s%s%s%s %" PRIu64 "\n", name, suffix, open, labels, comma, more, close, v.u);
         break;
     case ST_I64: /* counts and times: never negative */
-        put(b, "%" PRId64 "\n", v.i > 0 ? v.i : 0);
+        put(b, "%s%s%s%s%s%s%s %" PRId64 "\n", name, suffix, open, labels, comma, more, close,
+            v.i > 0 ? v.i : 0);
         break;
     case ST_DOUBLE:
-        put(b, "%.6f\n", v.d);
+        put(b, "%s%s%s%s%s%s%s %.6f\n", name, suffix, open, labels, comma, more, close, v.d);
         break;
     case ST_BOOL:
-        put(b, "%d\n", v.b ? 1 : 0);
-        break;
     case ST_NULL:
     case ST_STRING:
-        put(b, "1\n");
+        put(b, "%s%s%s%s%s%s%s %d\n", name, suffix, open, labels, comma, more, close,
+            v.kind != ST_BOOL || v.b ? 1 : 0);
         break;
     }
 }
@@ -842,13 +844,11 @@ static bool row_samples(struct pbuf *b, const struct st_metric *m, const struct 
                         const struct st_snapshot *s, const struct db_pool_stats *pool,
                         const char *pool_name)
 {
-    char labels[160], more[48];
-    labels[0] = 0;
-    if (pool_name)
-        ml_snprintf(labels, sizeof labels, "pool=\"%s\"", pool_name);
-    if (p->labels && m->read.ctype != ST_C_CHARS) {
-        size_t n = strlen(labels);
-        ml_snprintf(labels + n, sizeof labels - n, "%s%s", n ? "," : "", p->labels);
+    char buf[160], more[48];
+    const char *labels = p->labels && m->read.ctype != ST_C_CHARS ? p->labels : "";
+    if (pool_name) {
+        ml_snprintf(buf, sizeof buf, "pool=\"%s\"%s%s", pool_name, *labels ? "," : "", labels);
+        labels = buf;
     }
     if (m->hist) {
         uint64_t cum = 0;
@@ -887,37 +887,68 @@ static bool row_samples(struct pbuf *b, const struct st_metric *m, const struct 
     return true;
 }
 
-/* Whether the family name was declared by a row before (row i, name slot k). */
-static bool declared_before(size_t i, int k, const char *name)
+/* The families of the table, found once (names are compared then, never per scrape): each
+ * family's name slots in table order, members[start[f]] to members[start[f + 1]], families in
+ * the order of their first row. */
+#define ST_NMETRICS ML_ARRAY_LEN(metrics)
+static struct {
+    unsigned short row, slot;
+} members[ST_NMETRICS * 2];
+static unsigned start[ST_NMETRICS * 2 + 1], nfamilies;
+static pthread_once_t families_once = PTHREAD_ONCE_INIT;
+
+static void index_families(void)
 {
-    for (size_t j = 0; j <= i; j++)
-        for (int l = 0; l < (j < i ? 2 : k); l++)
-            if (metrics[j].prom[l].name && !strcmp(metrics[j].prom[l].name, name))
-                return true;
-    return false;
+    int family[ST_NMETRICS][2];
+    unsigned count[ST_NMETRICS * 2] = {0};
+    for (size_t i = 0; i < ST_NMETRICS; i++)
+        for (int k = 0; k < 2; k++) {
+            const char *name = metrics[i].prom[k].name;
+            family[i][k] = -1;
+            if (!name)
+                continue;
+            for (size_t j = 0; j <= i && family[i][k] < 0; j++)
+                for (int l = 0; l < (j < i ? 2 : k); l++)
+                    if (metrics[j].prom[l].name && !strcmp(metrics[j].prom[l].name, name)) {
+                        family[i][k] = family[j][l];
+                        break;
+                    }
+            if (family[i][k] < 0)
+                family[i][k] = (int)nfamilies++;
+            count[family[i][k]]++;
+        }
+    for (unsigned f = 0; f < nfamilies; f++)
+        start[f + 1] = start[f] + count[f];
+    unsigned fill[ST_NMETRICS * 2];
+    memcpy(fill, start, sizeof fill);
+    for (size_t i = 0; i < ST_NMETRICS; i++)
+        for (int k = 0; k < 2; k++)
+            if (family[i][k] >= 0) {
+                unsigned at = fill[family[i][k]]++;
+                members[at].row = (unsigned short)i;
+                members[at].slot = (unsigned short)k;
+            }
 }
 
-/* The family declared by row first's name slot k: HELP, TYPE and every sample of its rows, pool
- * by pool. A family whose figures are all unknown or absent (a section the node lacks, no
- * database pool, counts the database did not give) is left out; a breakdown by status with
- * nothing counted yet is declared without samples. */
-static void family(struct pbuf *b, const struct st_snapshot *s, size_t first, int k)
+/* Family f: HELP, TYPE and the samples of its rows (from its first), pool by pool. A family
+ * whose figures are all unknown or absent (a section the node lacks, no database pool, counts
+ * the database did not give) is left out; a breakdown by status with nothing counted yet is
+ * declared without samples. */
+static void family(struct pbuf *b, const struct st_snapshot *s, unsigned f)
 {
-    const struct st_prom *head = &metrics[first].prom[k];
+    const struct st_metric *first = &metrics[members[start[f]].row];
+    const struct st_prom *head = &first->prom[members[start[f]].slot];
     size_t mark = b->len;
-    bool by_pool = metrics[first].dim == ST_BY_POOL, known = false;
+    bool by_pool = first->dim == ST_BY_POOL, known = false;
     put(b, "# HELP %s %s\n# TYPE %s %s\n", head->name, head->help, head->name,
         type_names[head->type]);
     for (size_t n = 0; n < (by_pool ? s->npools : 1); n++) {
         const struct db_pool_stats *pool = by_pool ? &s->pools[n].st : NULL;
-        for (size_t j = first; j < ML_ARRAY_LEN(metrics); j++) {
-            const struct st_metric *m = &metrics[j];
-            for (int l = 0; l < 2; l++) {
-                const struct st_prom *p = &m->prom[l];
-                if (p->name && !strcmp(p->name, head->name) && in_force(s, m->when) &&
-                    row_samples(b, m, p, s, pool, by_pool ? s->pools[n].name : NULL))
-                    known = true;
-            }
+        for (unsigned k = start[f]; k < start[f + 1]; k++) {
+            const struct st_metric *m = &metrics[members[k].row];
+            if (in_force(s, m->when) && row_samples(b, m, &m->prom[members[k].slot], s, pool,
+                                                    by_pool ? s->pools[n].name : NULL))
+                known = true;
         }
     }
     if (!known && !b->oom) {
@@ -932,14 +963,9 @@ char *st_prometheus(const struct st_snapshot *s, size_t *len)
     if (!b.p)
         return NULL;
     b.p[0] = 0;
-    /* Families in the order of their first row; a scrape costs a few thousand string
-     * comparisons to find them, which is nothing beside reading the workers' counters. */
-    for (size_t i = 0; i < ML_ARRAY_LEN(metrics); i++)
-        for (int k = 0; k < 2; k++) {
-            const char *name = metrics[i].prom[k].name;
-            if (name && !declared_before(i, k, name))
-                family(&b, s, i, k);
-        }
+    pthread_once(&families_once, index_families);
+    for (unsigned f = 0; f < nfamilies; f++)
+        family(&b, s, f);
     if (b.oom) {
         free(b.p);
         return NULL;
