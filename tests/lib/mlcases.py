@@ -65,7 +65,6 @@ import os
 import re
 import socket
 import time
-import urllib.parse
 
 PLACEHOLDERS = ("any", "string", "int", "number", "bool", "uuid", "jwt", "iso", "code", "hex16",
                 "time", "ms", "array", "object", "re")
@@ -198,7 +197,8 @@ class Step:
         self.__dict__.update(kw)
 
 
-def _strip(line, mark):
+def _strip(line):
+    """A '>' or '<' line without its mark and the one space after it."""
     rest = line[1:]
     return rest[1:] if rest.startswith(" ") else rest
 
@@ -226,10 +226,10 @@ def parse(path):
         if line.startswith(">"):
             req, exp = [], []
             while i < len(lines) and lines[i].startswith(">"):
-                req.append(_strip(lines[i].rstrip("\r"), ">"))
+                req.append(_strip(lines[i].rstrip("\r")))
                 i += 1
             while i < len(lines) and lines[i].startswith("<"):
-                exp.append(_strip(lines[i].rstrip("\r"), "<"))
+                exp.append(_strip(lines[i].rstrip("\r")))
                 i += 1
             if not exp:
                 raise CaseError("%s:%d: a request without an expected answer" % (path, no))
