@@ -390,6 +390,17 @@ static const struct st_metric metrics[] = {
     {"turn.dropped.peer_denied", F(turn.peer_denied),
      .prom = {COUNTER("meetlite_turn_peer_denied_total", NULL,
                       "Requests and packets refused by the peer policy (403).")}},
+    {"turn.unauthenticated.dropped", F(turn.unauth_dropped)},
+    {"turn.unauthenticated.charged_bytes", F(turn.unauth_charged_bytes),
+     .prom = {COUNTER("meetlite_turn_unauthenticated_answer_bytes_total", "outcome=\"charged\"",
+                      "Bytes of answers to unauthenticated UDP requests: charged to the budget of "
+                      "the address they went to, or dropped over it.")}},
+    {"turn.unauthenticated.dropped_bytes", F(turn.unauth_dropped_bytes),
+     .prom = {MORE("meetlite_turn_unauthenticated_answer_bytes_total", "outcome=\"dropped\"")}},
+    {"turn.unauthenticated.proven", F(turn.unauth_proven),
+     .prom = {COUNTER("meetlite_turn_unauthenticated_proven_total", NULL,
+                      "Answers to UDP requests that failed authentication but whose NONCE proves "
+                      "the address (not charged to its budget).")}},
 
     /* the relay: STUN messages and answers */
     {"turn.stun.requests", F(turn.stun_requests),

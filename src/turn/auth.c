@@ -611,10 +611,11 @@ static bool nonce_make(const struct turn_auth *a, const struct sockaddr *client,
     return true;
 }
 
-/* Whether v (len bytes from the wire) is a nonce we issued to client at most nonce-lifetime
- * ago. The comparison is over the whole nonce, in constant time. */
-static bool nonce_ok(const struct turn_auth *a, const uint8_t *v, size_t len,
-                     const struct sockaddr *client, int64_t now_s)
+/* Whether v (len bytes from the wire) is a nonce we issued to client, with *age_s its age
+ * (negative when issued "later" by a node whose clock is ahead). The comparison is over the
+ * whole nonce, in constant time. */
+static bool nonce_ours(const struct turn_auth *a, const uint8_t *v, size_t len,
+                       const struct sockaddr *client, int64_t now_s, int64_t *age_s)
 {
     char want[NONCE_LEN];
     uint32_t t = 0;
@@ -628,9 +629,8 @@ static bool nonce_ok(const struct turn_auth *a, const uint8_t *v, size_t len,
     }
     if (!nonce_make(a, client, t, want))
         return false;
-    bool same = stun_ct_equal(want, v, NONCE_LEN) == 1;
-    int64_t age = now_s - (int64_t)t;
-    return same && age <= a->nonce_lifetime_s && age >= -NONCE_SKEW_S;
+    *age_s = now_s - (int64_t)t;
+    return stun_ct_equal(want, v, NONCE_LEN) == 1;
 }
 
 size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64_t now_s, char *out,
@@ -642,6 +642,11 @@ size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64
         return 0;
     }
     out[NONCE_LEN] = 0;
+    return NONCE_LEN;
+}
+
+size_t turn_auth_nonce_len(void)
+{
     return NONCE_LEN;
 }
 
@@ -1219,10 +1224,10 @@ bool turn_auth_strict_expiry(const struct turn_auth *a)
 
 /* ------------------------------------------------------------------ the check */
 
-enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct stun_msg *m,
-                                            const struct sockaddr *client, int64_t now_s,
-                                            bool check_expiry, turn_auth_wake_fn wake,
-                                            void *wake_arg, struct turn_cred *cred)
+static enum turn_auth_result check(struct turn_auth *a, const struct stun_msg *m,
+                                   const struct sockaddr *client, int64_t now_s, bool check_expiry,
+                                   turn_auth_wake_fn wake, void *wake_arg, struct turn_cred *cred,
+                                   bool *proven)
 {
     memset(cred, 0, sizeof *cred);
     if (m->mi < 0 && m->mi256 < 0)
@@ -1234,7 +1239,13 @@ enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct st
         return TURN_AUTH_BAD_REQUEST;
     if (realm->len != a->realmlen || memcmp(stun_attr_value(m, realm), a->realm, a->realmlen))
         return TURN_AUTH_REJECT;
-    if (!nonce_ok(a, stun_attr_value(m, nonce), nonce->len, client, now_s))
+    /* A nonce of ours for this IP and port was received there: past its lifetime it is stale,
+     * but for one more lifetime it still proves the address (a long-lived allocation's Refresh
+     * meets 438 with a nonce that old). */
+    int64_t age = 0;
+    bool ours = nonce_ours(a, stun_attr_value(m, nonce), nonce->len, client, now_s, &age);
+    *proven = ours && age >= -NONCE_SKEW_S && age <= 2 * a->nonce_lifetime_s;
+    if (!ours || age < -NONCE_SKEW_S || age > a->nonce_lifetime_s)
         return TURN_AUTH_STALE;
 
     /* Our nonce carries the password-algorithms bit, so the client either echoes our list and
@@ -1285,6 +1296,18 @@ enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct st
     cred->username[r.ulen] = 0;
     cred->sha256 = r.mi256;
     return TURN_AUTH_OK;
+}
+
+enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct stun_msg *m,
+                                            const struct sockaddr *client, int64_t now_s,
+                                            bool check_expiry, turn_auth_wake_fn wake,
+                                            void *wake_arg, struct turn_cred *cred)
+{
+    bool proven = false;
+    enum turn_auth_result r =
+        check(a, m, client, now_s, check_expiry, wake, wake_arg, cred, &proven);
+    cred->address_proven = proven; /* after check(), which wipes cred on a refusal */
+    return r;
 }
 
 enum turn_auth_result turn_auth_check(struct turn_auth *a, const struct stun_msg *m,

@@ -1,7 +1,6 @@
 /* The authenticated TURN requests (RFC 8656 sections 7 to 9 and 11): Allocate, Refresh,
- * CreatePermission and ChannelBind, with long-term authentication (RFC 8489 9.2), the
- * per-source budget for unauthenticated requests, quotas, the peer policy and the error codes
- * RFC 8656 lists. */
+ * CreatePermission and ChannelBind, with long-term authentication (RFC 8489 9.2), quotas, the
+ * peer policy and the error codes RFC 8656 lists. */
 #include "config.h"
 
 #include "turn/turn-alloc.h"
@@ -11,54 +10,22 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Answers a request that did not authenticate: 401 (with REALM, NONCE and PASSWORD-ALGORITHMS),
- * 438 (a fresh NONCE) or 400. Short answers: nothing the client does not need. */
-static void reply_unauthenticated(struct turn_worker *tw, const struct turn_client *cl,
-                                  const struct stun_msg *req, int code)
-{
-    uint8_t out[TURN_REPLY_MAX];
-    char nonce[TURN_NONCE_MAX];
-    struct stun_builder b;
-    stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
-    stun_build_error(&b, code, NULL);
-    if (code != 400) {
-        const char *realm = turn_auth_realm(tw->srv->auth);
-        size_t nlen = turn_auth_nonce(tw->srv->auth, cl->addr, ml_wall_s(), nonce, sizeof nonce);
-        stun_build_attr(&b, STUN_ATTR_REALM, realm, strlen(realm));
-        stun_build_attr(&b, STUN_ATTR_NONCE, nonce, nlen);
-        turn_auth_build_algorithms(&b);
-    }
-    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
-    turn_finish_and_send(tw, cl, req, &b, NULL);
-}
-
-/* Authenticates req; on failure answers it (or drops it past the unauthenticated budget) and
- * returns false. */
+/* Authenticates req; on failure answers it (within the unauthenticated budget of its address,
+ * server.c) and returns false. A request that authenticates earns that budget its size. */
 static bool authenticate(struct turn_worker *tw, const struct turn_client *cl,
                          const struct stun_msg *req, bool check_expiry, struct turn_cred *cred)
 {
     enum turn_auth_result r = turn_auth_check_async(tw->srv->auth, req, cl->addr, ml_wall_s(),
                                                     check_expiry, turn_wake, tw, cred);
-    if (r == TURN_AUTH_OK)
+    if (r == TURN_AUTH_OK) {
+        turn_budget_earn(tw, cl, req);
         return true;
+    }
     if (r == TURN_AUTH_PENDING) {
         turn_defer(tw, cl, req);
         return false;
     }
-    if (!turn_ratelimit_allow(tw->rl, cl->addr, ml_now_ms(), tw->set.unauth_rate,
-                              tw->set.unauth_burst)) {
-        TURN_COUNT(tw->ctr.unauth_dropped, 1);
-        return false;
-    }
-    if (r == TURN_AUTH_REJECT) {
-        char a[ML_ADDR_STRLEN];
-        ML_LOG_LIMITED(ML_LOG_INFO, "turn", "401 for %s %s: credentials refused",
-                       stun_method_name(req->method), ml_addr_str(cl->addr, a, sizeof a));
-    }
-    reply_unauthenticated(tw, cl, req,
-                          r == TURN_AUTH_STALE         ? 438
-                          : r == TURN_AUTH_BAD_REQUEST ? 400
-                                                       : 401);
+    turn_reply_unauthenticated(tw, cl, req, r, cred);
     return false;
 }
 

@@ -110,8 +110,8 @@ static int settings_from(struct turn_server *srv, const struct turn_config *cfg,
     set->max_lifetime_s = cfg->max_lifetime_s;
     set->perm_lifetime_s = cfg->permission_lifetime_s;
     set->chan_lifetime_s = cfg->channel_lifetime_s;
-    set->unauth_rate = cfg->unauth_rate;
-    set->unauth_burst = cfg->unauth_burst;
+    set->unauth_answer_rate = cfg->unauth_answer_rate;
+    set->unauth_answer_burst = cfg->unauth_answer_burst;
     set->channel_max = cfg->rfc5766_channels ? TURN_CHANNEL_MAX_RFC5766 : TURN_CHANNEL_MAX;
     set->policy = turn_policy_new(cfg->allow_peers, cfg->deny_peers, err, errlen);
     if (!set->policy)
@@ -141,6 +141,11 @@ struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, si
         ml_err(err, errlen, "out of memory");
         goto fail;
     }
+    srv->budget = turn_budget_new();
+    if (!srv->budget) {
+        ml_err(err, errlen, "out of memory");
+        goto fail;
+    }
     if (setup_relays(srv, cfg, err, errlen) < 0)
         goto fail;
     srv->auth = turn_auth_new(cfg, err, errlen);
@@ -166,6 +171,7 @@ void turn_server_free(struct turn_server *srv)
     free(srv->retired);
     if (srv->auth)
         turn_auth_free(srv->auth);
+    turn_budget_free(srv->budget);
     turn_reservations_free(srv);
     if (srv->quota) {
         turn_quota_free_all(srv);
@@ -294,10 +300,10 @@ unsigned turn_error_slot(int code)
 }
 
 /* Ends an answer: SOFTWARE when configured, MESSAGE-INTEGRITY(-SHA256) with the request's key
- * when it was authenticated, FINGERPRINT when the request had one. */
-void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
-                          const struct stun_msg *req, struct stun_builder *b,
-                          const struct turn_cred *cred)
+ * when it was authenticated, FINGERPRINT when the request had one. Returns its length, 0 when
+ * it did not fit. */
+static size_t finish(const struct turn_worker *tw, const struct stun_msg *req,
+                     struct stun_builder *b, const struct turn_cred *cred)
 {
     if (tw->set.software[0] && !req->rfc3489)
         stun_build_attr(b, STUN_ATTR_SOFTWARE, tw->set.software, strlen(tw->set.software));
@@ -307,7 +313,14 @@ void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
         stun_build_integrity(b, cred->key, cred->keylen);
     if (!req->rfc3489 && (req->fp >= 0 || tw->set.fingerprint_always))
         stun_build_fingerprint(b);
-    size_t len = stun_build_finish(b);
+    return stun_build_finish(b);
+}
+
+void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
+                          const struct stun_msg *req, struct stun_builder *b,
+                          const struct turn_cred *cred)
+{
+    size_t len = finish(tw, req, b, cred);
     if (len)
         turn_send(tw, cl, b->buf, len);
 }
@@ -323,16 +336,114 @@ void turn_reply_error(struct turn_worker *tw, const struct turn_client *cl,
     turn_finish_and_send(tw, cl, req, &b, NULL);
 }
 
-static void reply_unknown(struct turn_worker *tw, const struct turn_client *cl,
-                          const struct stun_msg *req, const uint16_t *types, size_t n)
+/* ---------------------------------------------------------------- unauthenticated answers
+ *
+ * A UDP source address can be forged, so an answer to a request that did not authenticate may
+ * land on a victim that never asked (reflection). Such answers are paid for from the budget of
+ * the address they go to (turn.unauth-answer-rate bytes/s, turn.unauth-answer-burst bytes),
+ * one budget per address for the whole server; what does not fit is dropped and counted.
+ * Not charged: answers over TCP and TLS (the handshake proved the address; the connection's
+ * output is bounded on its own), and the part of an answer no larger than its request when
+ * the request's NONCE proves the address (we gave it to that IP and port: it receives our
+ * answers). And an address earns its budget back with the size of every request of its own
+ * that authenticates: a campus behind one NAT address, whose clients all complete the
+ * handshake, is never held back however many start at once, while a victim of forged
+ * requests, which never authenticate, gets at most the burst and then the rate.
+ * docs/relay.md ("The unauthenticated budget") has the reasoning and the figures. */
+
+/* Whether an answer of len bytes to req may go to cl; counts what it costs or why not. */
+static bool unauth_within_budget(struct turn_worker *tw, const struct turn_client *cl,
+                                 const struct stun_msg *req, size_t len, bool proven)
+{
+    if (cl->transport != NET_UDP)
+        return true;
+    size_t cost = len;
+    if (proven) {
+        TURN_COUNT(tw->ctr.unauth_proven, 1);
+        cost = len > req->len ? len - req->len : 0;
+    }
+    if (cost == 0 || turn_budget_take(tw->srv->budget, cl->addr, cost, ml_now_us(),
+                                      tw->set.unauth_answer_rate, tw->set.unauth_answer_burst)) {
+        TURN_COUNT(tw->ctr.unauth_charged_bytes, cost);
+        return true;
+    }
+    TURN_COUNT(tw->ctr.unauth_dropped, 1);
+    TURN_COUNT(tw->ctr.unauth_dropped_bytes, len);
+    return false;
+}
+
+void turn_budget_earn(struct turn_worker *tw, const struct turn_client *cl,
+                      const struct stun_msg *req)
+{
+    turn_budget_give(tw->srv->budget, cl->addr, req->len, ml_now_us(), tw->set.unauth_answer_rate);
+}
+
+/* The answer to a request that did not authenticate, into out (cap bytes): 401 and 438 with
+ * REALM, NONCE (nlen bytes) and PASSWORD-ALGORITHMS, 400 with nothing more. No reason phrase
+ * (optional, RFC 8489 14.8) and no SOFTWARE unless configured: an answer that may go to a
+ * forged source carries only what a client needs. Returns its length, 0 if it did not fit. */
+static size_t build_unauthenticated(const struct turn_worker *tw, const struct stun_msg *req,
+                                    int code, const char *nonce, size_t nlen, uint8_t *out,
+                                    size_t cap)
+{
+    struct stun_builder b;
+    stun_build_reply(&b, out, cap, req, STUN_ERROR);
+    stun_build_error(&b, code, "");
+    if (code != 400) {
+        const char *realm = turn_auth_realm(tw->srv->auth);
+        stun_build_attr(&b, STUN_ATTR_REALM, realm, strlen(realm));
+        stun_build_attr(&b, STUN_ATTR_NONCE, nonce, nlen);
+        turn_auth_build_algorithms(&b);
+    }
+    return finish(tw, req, &b, NULL);
+}
+
+void turn_reply_unauthenticated(struct turn_worker *tw, const struct turn_client *cl,
+                                const struct stun_msg *req, enum turn_auth_result r,
+                                const struct turn_cred *cred)
+{
+    int code = r == TURN_AUTH_STALE ? 438 : r == TURN_AUTH_BAD_REQUEST ? 400 : 401;
+    uint8_t out[TURN_REPLY_MAX];
+    char nonce[TURN_NONCE_MAX];
+    /* Built first with a stand-in NONCE of the same length: the size is known before the HMAC
+     * is computed, so a request over budget costs no more than its parsing. */
+    size_t nlen = turn_auth_nonce_len();
+    memset(nonce, '0', nlen);
+    size_t len = build_unauthenticated(tw, req, code, nonce, nlen, out, sizeof out);
+    if (!len || !unauth_within_budget(tw, cl, req, len, cred->address_proven))
+        return;
+    if (code != 400) {
+        if (turn_auth_nonce(tw->srv->auth, cl->addr, ml_wall_s(), nonce, sizeof nonce) != nlen)
+            return;
+        len = build_unauthenticated(tw, req, code, nonce, nlen, out, sizeof out);
+    }
+    if (r == TURN_AUTH_REJECT) {
+        char a[ML_ADDR_STRLEN];
+        ML_LOG_LIMITED(ML_LOG_INFO, "turn", "401 for %s %s: credentials refused",
+                       stun_method_name(req->method), ml_addr_str(cl->addr, a, sizeof a));
+    }
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
+    if (len)
+        turn_send(tw, cl, out, len);
+}
+
+/* Errors to requests nothing authenticates yet (an unknown comprehension-required attribute,
+ * an unknown method): small, and within the same budget as 401s. */
+static void reply_unauthenticated_error(struct turn_worker *tw, const struct turn_client *cl,
+                                        const struct stun_msg *req, int code, const char *reason,
+                                        const uint16_t *unknown, size_t nunknown)
 {
     uint8_t out[TURN_REPLY_MAX];
     struct stun_builder b;
     stun_build_reply(&b, out, sizeof out, req, STUN_ERROR);
-    stun_build_error(&b, 420, NULL);
-    stun_build_unknown(&b, types, n);
-    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(420)], 1);
-    turn_finish_and_send(tw, cl, req, &b, NULL);
+    stun_build_error(&b, code, reason);
+    if (nunknown)
+        stun_build_unknown(&b, unknown, nunknown);
+    size_t len = finish(tw, req, &b, NULL);
+    if (!len || !unauth_within_budget(tw, cl, req, len, false))
+        return;
+    TURN_COUNT(tw->ctr.error_responses[turn_error_slot(code)], 1);
+    turn_send(tw, cl, out, len);
 }
 
 static void handle_binding(struct turn_worker *tw, const struct turn_client *cl,
@@ -358,7 +469,7 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
     TURN_COUNT(tw->ctr.stun_requests, 1);
     size_t nu = stun_msg_unknown_required(req, unknown, ML_ARRAY_LEN(unknown));
     if (nu) {
-        reply_unknown(tw, cl, req, unknown, nu);
+        reply_unauthenticated_error(tw, cl, req, 420, NULL, unknown, nu);
         return;
     }
     if (req->rfc3489 && req->method != STUN_BINDING)
@@ -380,7 +491,7 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
         turn_handle_channel_bind(tw, cl, req);
         return;
     default:
-        turn_reply_error(tw, cl, req, 400, "Unsupported method");
+        reply_unauthenticated_error(tw, cl, req, 400, "Unsupported method", NULL, 0);
         return;
     }
 }
@@ -495,8 +606,7 @@ static void *worker_start(struct net_worker *w, void *ctx)
     tw->w = w;
     ml_random(&tw->indication_salt, sizeof tw->indication_salt);
     refresh(tw);
-    tw->rl = turn_ratelimit_new(4096);
-    if (!tw->rl || turn_worker_tables_init(tw) < 0)
+    if (turn_worker_tables_init(tw) < 0)
         ML_ERROR("turn", "worker %u: out of memory while starting", net_worker_id(w));
     return tw;
 }
@@ -507,8 +617,6 @@ static void worker_stop(struct net_worker *w, void *state)
     ML_UNUSED(w);
     turn_worker_tables_free(tw);
     pending_free_all(tw);
-    if (tw->rl)
-        turn_ratelimit_free(tw->rl);
     free(tw);
 }
 

@@ -130,12 +130,17 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      validate_nonce_secret,
      "Key of the nonce HMAC. Empty: a random key per process. Set the same value on every "
      "node of a fleet so that a client may move between nodes."},
-    {"unauth-rate", ML_CFG_INT, "20", 0, 1000000, ML_CFG_RELOAD, K(unauth_rate), NULL, NULL,
-     "Unauthenticated requests (those answered with 401 or 438) allowed per second per source "
-     "IP; beyond it they are dropped, so the server cannot be used to amplify a flood. "
-     "0 disables the limit."},
-    {"unauth-burst", ML_CFG_INT, "40", 1, 1000000, ML_CFG_RELOAD, K(unauth_burst), NULL, NULL,
-     "Burst allowed above unauth-rate."},
+    {"unauth-answer-rate", ML_CFG_SIZE, "16k", 0, 1LL << 30, ML_CFG_RELOAD, K(unauth_answer_rate),
+     NULL, NULL,
+     "Bytes per second of answers to unauthenticated UDP requests (401, 438, 400) that one "
+     "address (an IPv4 address, an IPv6 /64) may receive, for the whole server: a forged source "
+     "gets no more. An address earns it back with its own authenticated requests, so clients "
+     "behind one NAT address are not held back; requests whose NONCE proves the address, and "
+     "TCP/TLS, are not charged. 0 disables the budget."},
+    {"unauth-answer-burst", ML_CFG_SIZE, "128k", 256, 1LL << 24, ML_CFG_RELOAD,
+     K(unauth_answer_burst), NULL, NULL,
+     "Bytes of such answers an address may receive at once above unauth-answer-rate (a 401 is "
+     "about 100 bytes: the default answers some 1,300 clients starting together)."},
     {"allow-peers", ML_CFG_STR, "", 0, 8192, ML_CFG_RELOAD | ML_CFG_LIST, K(allow_peers), NULL,
      ml_cidr_list_validate,
      "Peer addresses (CIDR list) allowed even though a default rule denies them, e.g. "

@@ -57,7 +57,8 @@ struct turn_settings {
     bool fingerprint_always;
     long long max_allocations, max_per_user, max_permissions, max_channels;
     long long default_lifetime_s, max_lifetime_s, perm_lifetime_s, chan_lifetime_s;
-    long long unauth_rate, unauth_burst;
+    long long unauth_answer_rate;  /* bytes/s per destination address; 0: no budget */
+    long long unauth_answer_burst; /* bytes */
     uint16_t channel_max;       /* highest channel number accepted: 0x7FFF (RFC 5766), or 0x4FFF */
     struct turn_policy *policy; /* owned by the server (retired ones live until it is freed) */
 };
@@ -78,7 +79,8 @@ struct turn_server {
     unsigned generation; /* bumped on every reload */
     struct turn_policy **retired;
     size_t nretired;
-    struct turn_auth *auth; /* thread-safe on its own */
+    struct turn_auth *auth;     /* thread-safe on its own */
+    struct turn_budget *budget; /* unauthenticated answers per address; lock-free, shared */
     /* relay addresses per family: [0] IPv4, [1] IPv6 */
     bool have_relay[2];
     union turn_sa relay_bind[2];   /* the local IP relay sockets bind to (port 0) */
@@ -172,7 +174,6 @@ struct turn_worker {
     struct turn_counters ctr;
     struct turn_settings set; /* this worker's copy, refreshed when generation changes */
     unsigned generation;
-    struct turn_ratelimit *rl;
     struct event *sweep;
     /* allocations: a list, and a hash of UDP 5-tuples */
     struct turn_alloc *allocs;
@@ -267,6 +268,10 @@ struct turn_cred {
     bool sha256;                   /* the request used MESSAGE-INTEGRITY-SHA256: answer with it */
     uint8_t key[STUN_MAX_KEY_LEN]; /* the long-term key that verified the request */
     size_t keylen;
+    /* Set whatever the verdict: the request's NONCE is one we gave this very address (IP and
+     * port) at most two nonce lifetimes ago, so the address receives our answers and the
+     * request is no spoofed reflection. */
+    bool address_proven;
 };
 
 /* The verdict on a request, and the STUN error it maps to. */
@@ -312,6 +317,9 @@ void turn_auth_runtime_counts(struct turn_auth *a, size_t *secrets, size_t *user
  * HMAC of both with the client's address. */
 size_t turn_auth_nonce(struct turn_auth *a, const struct sockaddr *client, int64_t now_s, char *out,
                        size_t outlen);
+/* The length of every NONCE turn_auth_nonce() writes: an answer's size is known before the HMAC
+ * is computed. */
+size_t turn_auth_nonce_len(void);
 /* Authenticates a request (RFC 8489 9.2): integrity present, USERNAME/REALM/NONCE present, the
  * realm ours, the nonce valid for this client and not stale, PASSWORD-ALGORITHM(S) consistent,
  * the credential known (REST: any secret; static users; then the sources), not revoked, not
@@ -398,19 +406,35 @@ enum turn_auth_result turn_auth_check_async(struct turn_auth *a, const struct st
 
 /* ---------------------------------------------------------------- ratelimit.c */
 
-/* A per-worker budget of unauthenticated requests per source IP: a fixed table of token
- * buckets indexed by a keyed hash of the IP (collisions share a bucket, which only makes the
- * limit stricter). Bounded memory whatever the number of sources. */
-struct turn_ratelimit;
-struct turn_ratelimit *turn_ratelimit_new(unsigned buckets) ML_WUR;
-void turn_ratelimit_free(struct turn_ratelimit *rl);
-/* True when one more request from ip is allowed at now_ms under rate/s with burst (rate 0:
- * always true). */
-bool turn_ratelimit_allow(struct turn_ratelimit *rl, const struct sockaddr *ip, int64_t now_ms,
-                          long long rate, long long burst);
+/* The budget of answers to unauthenticated requests: bytes per second per destination address
+ * (an IPv4 address, or an IPv6 /64), shared by every worker without a lock. A fixed table of
+ * cells indexed by a keyed hash of the address: collisions share a budget, which only makes it
+ * stricter; memory is fixed whatever the number of sources. */
+struct turn_budget;
+struct turn_budget *turn_budget_new(void) ML_WUR;
+void turn_budget_free(struct turn_budget *b);
+/* Takes bytes from ip's budget (rate bytes/s, at most burst bytes saved up) at now_us
+ * (monotonic): true when they fit, false when not (nothing is taken). rate <= 0: no budget,
+ * always true. Thread-safe. */
+bool turn_budget_take(struct turn_budget *b, const struct sockaddr *ip, size_t bytes,
+                      int64_t now_us, long long rate, long long burst);
+/* Gives bytes back to ip's budget, never beyond its burst: what an address earns by sending
+ * authenticated requests (it runs real TURN clients). Thread-safe. */
+void turn_budget_give(struct turn_budget *b, const struct sockaddr *ip, size_t bytes,
+                      int64_t now_us, long long rate);
 
 /* server.c */
 void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void *buf, size_t len);
+/* Answers a request that did not authenticate (r: CHALLENGE, REJECT, STALE or BAD_REQUEST) with
+ * 401, 438 or 400, within the budget of its address: over UDP from an address its NONCE does not
+ * prove (cred->address_proven), the whole answer is charged; when proven, only what the answer
+ * has beyond the request's size. Beyond the budget nothing is sent, and the drop is counted. */
+void turn_reply_unauthenticated(struct turn_worker *tw, const struct turn_client *cl,
+                                const struct stun_msg *req, enum turn_auth_result r,
+                                const struct turn_cred *cred);
+/* What a request that authenticated earns its address's budget: its own size. */
+void turn_budget_earn(struct turn_worker *tw, const struct turn_client *cl,
+                      const struct stun_msg *req);
 void turn_reply_error(struct turn_worker *tw, const struct turn_client *cl,
                       const struct stun_msg *req, int code, const char *reason);
 

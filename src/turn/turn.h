@@ -21,8 +21,8 @@ struct turn_config {
     bool strict_expiry; /* refuse Refresh/CreatePermission/ChannelBind after a REST expiry */
     long long nonce_lifetime_s;
     char *nonce_secret; /* shared by a fleet so any node accepts any node's nonce; NULL: random */
-    long long unauth_rate;  /* unauthenticated requests per second per source IP */
-    long long unauth_burst; /* ... and the burst above that rate */
+    long long unauth_answer_rate;  /* bytes/s of unauthenticated answers per address; 0: off */
+    long long unauth_answer_burst; /* bytes saved up above that rate */
     /* peer policy */
     char *allow_peers; /* CIDR list allowed even when a default rule denies it */
     char *deny_peers;  /* CIDR list denied in addition to the defaults */
@@ -51,6 +51,9 @@ struct turn_counters {
     uint64_t malformed; /* datagrams or frames that were neither STUN nor ChannelData */
     uint64_t indications;
     uint64_t unauth_dropped;         /* requests dropped by the per-source unauthenticated budget */
+    uint64_t unauth_dropped_bytes;   /* ... the bytes their answers would have had */
+    uint64_t unauth_charged_bytes;   /* bytes of unauthenticated answers charged to a budget */
+    uint64_t unauth_proven;          /* unauthenticated answers to addresses their NONCE proves */
     uint64_t allocations;            /* gauge */
     uint64_t alloc_by_transport[3];  /* gauge: udp, tcp, tls */
     uint64_t alloc_ipv4, alloc_ipv6; /* gauge: relay sockets by family */

@@ -1,5 +1,6 @@
-/* Unit tests of src/turn/auth.c and src/turn/ratelimit.c: nonces, REST and static credentials,
- * PASSWORD-ALGORITHMS, reload under load, asynchronous sources, revocation, rate limits. */
+/* Unit tests of src/turn/auth.c and src/turn/ratelimit.c: nonces and the proof of an address,
+ * REST and static credentials, PASSWORD-ALGORITHMS, reload under load, asynchronous sources,
+ * revocation, the budget of unauthenticated answers. */
 #include "config.h"
 
 #include "turn/turn-int.h"
@@ -919,71 +920,190 @@ START_TEST(validators)
 }
 END_TEST
 
-/* ------------------------------------------------------------------ rate limits */
+/* ------------------------------------------------------------------ the unauthenticated budget */
 
-START_TEST(ratelimit_burst_and_refill)
+#define BRATE 1000 /* bytes/s */
+#define BBURST 500 /* bytes */
+
+/* A moment well after the budget's creation (its clock starts then), in microseconds. */
+static int64_t later(int64_t s)
 {
-    struct turn_ratelimit *rl = turn_ratelimit_new(0);
+    return ml_now_us() + s * 1000000;
+}
+
+START_TEST(budget_burst_and_refill)
+{
+    struct turn_budget *b = turn_budget_new();
     struct sockaddr_storage ip = addr("192.0.2.1:5000"), other_port = addr("192.0.2.1:6000");
-    ck_assert_ptr_nonnull(rl);
+    ck_assert_ptr_nonnull(b);
+    int64_t t0 = later(10);
     for (int i = 0; i < 5; i++)
-        ck_assert(turn_ratelimit_allow(rl, SA(ip), 1000, 10, 5));
-    ck_assert(!turn_ratelimit_allow(rl, SA(ip), 1000, 10, 5));
-    ck_assert(!turn_ratelimit_allow(rl, SA(other_port), 1000, 10, 5)); /* the port is ignored */
-    ck_assert(!turn_ratelimit_allow(rl, SA(ip), 1099, 10, 5));         /* 0.99 of a token */
-    ck_assert(turn_ratelimit_allow(rl, SA(ip), 1100, 10, 5));          /* one token per 100 ms */
-    ck_assert(!turn_ratelimit_allow(rl, SA(ip), 1100, 10, 5));
-    ck_assert(!turn_ratelimit_allow(rl, SA(ip), 900, 10, 5)); /* a clock going back adds none */
-    /* a long pause fills the bucket to the burst, no further */
-    int allowed = 0;
+        ck_assert(turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(other_port), 1, t0, BRATE, BBURST)); /* the port is ignored */
+    ck_assert(!turn_budget_take(b, SA(ip), 100, t0 + 99000, BRATE, BBURST)); /* 99 bytes back */
+    ck_assert(turn_budget_take(b, SA(ip), 100, t0 + 100000, BRATE, BBURST)); /* 1 byte per ms */
+    ck_assert(!turn_budget_take(b, SA(ip), 1, t0 + 100000, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(ip), 1, t0 - 1000000, BRATE, BBURST)); /* clock going back */
+    /* a take that does not fit takes nothing: 300 bytes back, a 400-byte answer is refused and
+     * the 300 are still there */
+    int64_t t1 = t0 + 400000;
+    ck_assert(!turn_budget_take(b, SA(ip), 400, t1, BRATE, BBURST));
+    ck_assert(turn_budget_take(b, SA(ip), 300, t1, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(ip), 1, t1, BRATE, BBURST));
+    /* a long pause fills the budget to the burst, no further */
+    int64_t t2 = t1 + 3600 * 1000000LL;
+    size_t taken = 0;
     for (int i = 0; i < 20; i++)
-        allowed += turn_ratelimit_allow(rl, SA(ip), 1000000, 10, 5);
-    ck_assert_int_eq(allowed, 5);
-    /* rate 0: no limit */
+        taken += turn_budget_take(b, SA(ip), 96, t2, BRATE, BBURST) ? 96 : 0;
+    ck_assert_uint_eq(taken, 480);
+    /* more than the burst never fits; rate 0: no budget */
+    ck_assert(!turn_budget_take(b, SA(ip), BBURST + 1, t2 + 3600 * 1000000LL, BRATE, BBURST));
     for (int i = 0; i < 1000; i++)
-        ck_assert(turn_ratelimit_allow(rl, SA(ip), 1000000, 0, 1));
-    turn_ratelimit_free(rl);
+        ck_assert(turn_budget_take(b, SA(ip), 1000, t2, 0, 1));
+    turn_budget_free(b);
 }
 END_TEST
 
-START_TEST(ratelimit_sources_independent)
+START_TEST(budget_earned_back)
 {
-    struct turn_ratelimit *rl = turn_ratelimit_new(4096);
-    struct sockaddr_storage ip = addr("192.0.2.1:5000");
+    struct turn_budget *b = turn_budget_new();
+    struct sockaddr_storage ip = addr("192.0.2.7:5000"), other = addr("192.0.2.8:5000");
+    int64_t t0 = later(10);
+    ck_assert(turn_budget_take(b, SA(ip), 500, t0, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST));
+    /* an authenticated request of 300 bytes from any port of the address gives 300 back */
+    turn_budget_give(b, SA(ip), 300, t0, BRATE);
     for (int i = 0; i < 3; i++)
-        ck_assert(turn_ratelimit_allow(rl, SA(ip), 0, 1, 3));
-    ck_assert(!turn_ratelimit_allow(rl, SA(ip), 0, 1, 3));
-    /* other sources share a bucket with it only by a 1-in-4096 chance each */
+        ck_assert(turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST));
+    /* gifts never raise a budget past its burst, nor help another address */
+    turn_budget_give(b, SA(ip), 5000, t0, BRATE);
+    turn_budget_give(b, SA(ip), 5000, t0, BRATE);
+    size_t taken = 0;
+    for (int i = 0; i < 20; i++)
+        taken += turn_budget_take(b, SA(ip), 100, t0, BRATE, BBURST) ? 100 : 0;
+    ck_assert_uint_eq(taken, BBURST);
+    ck_assert(turn_budget_take(b, SA(other), 500, t0, BRATE, BBURST));
+    turn_budget_give(b, SA(ip), 5000, t0, BRATE);
+    ck_assert(!turn_budget_take(b, SA(other), 100, t0, BRATE, BBURST));
+    /* a full budget gains nothing from a gift */
+    struct sockaddr_storage fresh = addr("198.51.100.77:1");
+    turn_budget_give(b, SA(fresh), 400, t0, BRATE);
+    ck_assert(turn_budget_take(b, SA(fresh), 500, t0, BRATE, BBURST));
+    ck_assert(!turn_budget_take(b, SA(fresh), 1, t0, BRATE, BBURST));
+    turn_budget_free(b);
+}
+END_TEST
+
+START_TEST(budget_sources_independent)
+{
+    struct turn_budget *b = turn_budget_new();
+    struct sockaddr_storage ip = addr("192.0.2.1:5000");
+    int64_t t0 = later(10);
+    ck_assert(turn_budget_take(b, SA(ip), 300, t0, 1, 300));
+    ck_assert(!turn_budget_take(b, SA(ip), 1, t0, 1, 300));
+    /* other sources share a budget with it only by a 1-in-65536 chance each */
     int independent = 0;
     for (int i = 0; i < 16; i++) {
         char text[32];
         ml_snprintf(text, sizeof text, "198.51.100.%d", i + 1);
         struct sockaddr_storage o = addr(text);
-        independent += turn_ratelimit_allow(rl, SA(o), 0, 1, 3);
+        independent += turn_budget_take(b, SA(o), 300, t0, 1, 300);
     }
     ck_assert_int_ge(independent, 15);
     /* one IPv6 /64 is one source; IPv4-mapped IPv6 is its IPv4 address */
     struct sockaddr_storage v6a = addr("[2001:db8:1:2::1]:1"), v6b = addr("[2001:db8:1:2::ff]:2"),
+                            v6c = addr("[2001:db8:1:3::1]:1"),
                             mapped = addr("[::ffff:192.0.2.1]:9");
-    for (int i = 0; i < 3; i++)
-        ck_assert(turn_ratelimit_allow(rl, SA(v6a), 0, 1, 3));
-    ck_assert(!turn_ratelimit_allow(rl, SA(v6b), 0, 1, 3));
-    ck_assert(!turn_ratelimit_allow(rl, SA(mapped), 0, 1, 3));
-    turn_ratelimit_free(rl);
+    ck_assert(turn_budget_take(b, SA(v6a), 300, t0, 1, 300));
+    ck_assert(!turn_budget_take(b, SA(v6b), 1, t0, 1, 300));
+    ck_assert(turn_budget_take(b, SA(v6c), 300, t0, 1, 300));
+    ck_assert(!turn_budget_take(b, SA(mapped), 1, t0, 1, 300));
+    turn_budget_free(b);
 }
 END_TEST
 
-START_TEST(ratelimit_collisions_only_stricter)
+/* Workers share one budget without a lock: however many take at once, the bytes taken at one
+ * moment never pass the burst, and a gift is never lost. */
+struct budget_race {
+    struct turn_budget *b;
+    int64_t now;
+    size_t taken; /* atomic */
+};
+
+static void *budget_racer(void *arg)
 {
-    /* one bucket: every source collides, and the shared budget is never exceeded */
-    struct turn_ratelimit *rl = turn_ratelimit_new(1);
-    struct sockaddr_storage a = addr("192.0.2.1:5000"), b = addr("203.0.113.9:5000");
-    ck_assert(turn_ratelimit_allow(rl, SA(a), 0, 10, 2));
-    ck_assert(turn_ratelimit_allow(rl, SA(b), 0, 10, 2));
-    ck_assert(!turn_ratelimit_allow(rl, SA(a), 0, 10, 2));
-    ck_assert(!turn_ratelimit_allow(rl, SA(b), 0, 10, 2));
-    ck_assert(turn_ratelimit_allow(rl, SA(b), 100, 10, 2));
-    turn_ratelimit_free(rl);
+    struct budget_race *r = arg;
+    struct sockaddr_storage ip = addr("203.0.113.5:7000");
+    for (int i = 0; i < 20000; i++) {
+        if (turn_budget_take(r->b, SA(ip), 10, r->now, 1000, 100000))
+            __atomic_add_fetch(&r->taken, 10, __ATOMIC_RELAXED);
+        if (i % 100 == 0)
+            turn_budget_give(r->b, SA(ip), 10, r->now, 1000);
+    }
+    return NULL;
+}
+
+START_TEST(budget_shared_without_lock)
+{
+    struct budget_race r = {.b = turn_budget_new(), .now = later(10)};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, budget_racer, &r), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    /* 100,000 bytes of burst, plus 4 x 200 gifts of 10 bytes (each made after a take, so none
+     * finds the budget full) */
+    ck_assert_uint_eq(r.taken, 100000 + 4 * 200 * 10);
+    turn_budget_free(r.b);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ proof of the address */
+
+static bool proven(struct turn_auth *a, const struct req *q, const struct sockaddr *client,
+                   int64_t now, enum turn_auth_result want)
+{
+    struct turn_cred cred;
+    memset(&cred, 0xff, sizeof cred); /* whatever the caller had there */
+    ck_assert_int_eq(check(a, q, client, now, true, &cred), want);
+    return cred.address_proven;
+}
+
+START_TEST(nonce_proves_address)
+{
+    struct turn_auth *a = auth_new(NULL, "dave:dave-pass");
+    struct sockaddr_storage c = addr("192.0.2.1:5000"), other_port = addr("192.0.2.1:5001");
+    char nonce[TURN_NONCE_MAX], bad[TURN_NONCE_MAX];
+    uint8_t key[STUN_MAX_KEY_LEN], wrong[STUN_MAX_KEY_LEN];
+    size_t n = turn_auth_nonce(a, SA(c), NOW, nonce, sizeof nonce);
+    ck_assert_uint_eq(n, turn_auth_nonce_len());
+    struct req q = {.user = "dave", .realm = REALM, .nonce = nonce, .key = key};
+    q.keylen = key_of("dave", "dave-pass", false, key);
+    struct req w = q;
+    w.key = wrong;
+    w.keylen = key_of("dave", "not-the-pass", false, wrong);
+    ck_assert(proven(a, &q, SA(c), NOW, TURN_AUTH_OK));
+    ck_assert(proven(a, &w, SA(c), NOW, TURN_AUTH_REJECT)); /* refused, but not spoofed */
+    /* stale past one lifetime; still a proof for one more */
+    ck_assert(proven(a, &q, SA(c), NOW + 601, TURN_AUTH_STALE));
+    ck_assert(proven(a, &q, SA(c), NOW + 1200, TURN_AUTH_STALE));
+    ck_assert(!proven(a, &q, SA(c), NOW + 1201, TURN_AUTH_STALE));
+    ck_assert(!proven(a, &q, SA(c), NOW - 61, TURN_AUTH_STALE));
+    /* another port, a forged nonce, no nonce, no integrity: no proof */
+    ck_assert(!proven(a, &q, SA(other_port), NOW, TURN_AUTH_STALE));
+    memcpy(bad, nonce, n + 1);
+    bad[n - 1] = bad[n - 1] == 'A' ? 'B' : 'A';
+    struct req f = q;
+    f.nonce = bad;
+    ck_assert(!proven(a, &f, SA(c), NOW, TURN_AUTH_STALE));
+    struct req none = q;
+    none.nonce = NULL;
+    ck_assert(!proven(a, &none, SA(c), NOW, TURN_AUTH_BAD_REQUEST));
+    struct req bare = {0};
+    ck_assert(!proven(a, &bare, SA(c), NOW, TURN_AUTH_CHALLENGE));
+    turn_auth_free(a);
 }
 END_TEST
 
@@ -996,6 +1116,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, nonce_bound_to_client);
     tcase_add_test(tc, nonce_lifetime);
     tcase_add_test(tc, nonce_tampered);
+    tcase_add_test(tc, nonce_proves_address);
     tcase_add_test(tc, nonce_shared_by_a_fleet);
     tcase_add_test(tc, wrong_realm_rejected);
     tcase_add_test(tc, missing_attributes_bad_request);
@@ -1032,15 +1153,16 @@ static Suite *auth_suite(void)
     return s;
 }
 
-static Suite *ratelimit_suite(void)
+static Suite *budget_suite(void)
 {
-    Suite *s = suite_create("ratelimit");
-    TCase *tc = tcase_create("buckets");
-    tcase_add_test(tc, ratelimit_burst_and_refill);
-    tcase_add_test(tc, ratelimit_sources_independent);
-    tcase_add_test(tc, ratelimit_collisions_only_stricter);
+    Suite *s = suite_create("budget");
+    TCase *tc = tcase_create("cells");
+    tcase_add_test(tc, budget_burst_and_refill);
+    tcase_add_test(tc, budget_earned_back);
+    tcase_add_test(tc, budget_sources_independent);
+    tcase_add_test(tc, budget_shared_without_lock);
     suite_add_tcase(s, tc);
     return s;
 }
 
-ML_CHECK_MAIN(auth_suite, ratelimit_suite)
+ML_CHECK_MAIN(auth_suite, budget_suite)

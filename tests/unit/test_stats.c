@@ -57,6 +57,9 @@ static void sample(struct st_snapshot *s)
     s->turn.errors_508 = 2;
     s->turn.binding_requests = 42;
     s->turn.unauth_dropped = 6;
+    s->turn.unauth_dropped_bytes = 576;
+    s->turn.unauth_charged_bytes = 960;
+    s->turn.unauth_proven = 3;
     s->net.udp_rx_batches = 10;
     s->net.udp_rx_batch_hist[0] = 6;
     s->net.udp_rx_batch_hist[2] = 4;
@@ -165,6 +168,13 @@ START_TEST(prometheus_text)
     ck_assert_int_eq(value_of(text, "turn_udp_recvmmsg_calls"), 10);
     ck_assert_int_eq(value_of(text, "turn_unauthenticated_401_responses"), 12);
     ck_assert_int_eq(value_of(text, "turn_unauthenticated_401_dropped_responses"), 6);
+    ck_assert_int_eq(
+        value_of(text, "meetlite_turn_unauthenticated_answer_bytes_total{outcome=\"charged\"}"),
+        960);
+    ck_assert_int_eq(
+        value_of(text, "meetlite_turn_unauthenticated_answer_bytes_total{outcome=\"dropped\"}"),
+        576);
+    ck_assert_int_eq(value_of(text, "meetlite_turn_unauthenticated_proven_total"), 3);
     ck_assert_int_eq(value_of(text, "meetlite_stun_error_responses_total{code=\"508\"}"), 2);
     ck_assert_int_eq(value_of(text, "meetlite_stun_error_responses_total{code=\"other\"}"), 1);
     /* histograms are cumulative and end with +Inf = count */
