@@ -99,7 +99,7 @@ def write_conf(total):
     with open(conf.name, "w") as f:
         f.write("[net]\nworkers = 2\n[turn]\nlisten = udp://127.0.0.1:%d\nauth-secret = %s\n"
                 "relay-ports = 41000-41003\nmax-allocations-per-user = 2\nmax-allocations = %d\n"
-                "unauth-rate = 5\nunauth-burst = 5\n" % (port, SECRET, total))
+                "unauth-answer-rate = 480\nunauth-answer-burst = 480\n" % (port, SECRET, total))
 
 
 write_conf(100)
@@ -133,9 +133,9 @@ try:
     t.ok(b1.refresh(600, expect_ok=False).cls == SUCCESS, "existing allocations are kept")
     held.append(x)
 
-    # the unauthenticated budget: 5/s with a burst of 5 from one source. The flood comes from an
-    # address of its own (127.0.0.9), so that the 401s the other clients of this test got from
-    # 127.0.0.1 do not count against it.
+    # the unauthenticated budget: 480 bytes/s with a burst of 480 bytes, five 96-byte 401s, to
+    # one address. The flood comes from an address of its own (127.0.0.9), so that the 401s the
+    # other clients of this test got from 127.0.0.1 do not count against it.
     flood = TurnClient(srv, local=("127.0.0.9", 0))
     answered = 0
     for _ in range(40):

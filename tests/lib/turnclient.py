@@ -53,6 +53,8 @@ class TurnClient:
             raw = socket.socket(fam, socket.SOCK_STREAM)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             raw.settimeout(timeout)
+            if local:
+                raw.bind(local)
             raw.connect(server)
             self.sock = tls_context.wrap_socket(raw, server_hostname=None) if transport == "tls" else raw
         self.sock.settimeout(timeout)
