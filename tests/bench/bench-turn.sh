@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/bench/bench-turn.sh: TURN relay rate (clients over UDP, TCP and TLS; to each other or to
-# external UDP peers), allocation rate and memory, meetlited vs coturn.
+# external UDP peers), allocation rate and memory, allocations behind one NAT address, and what
+# a flood of forged unauthenticated requests sends its victim, meetlited vs coturn.
 set -u
 # shellcheck source=tests/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -10,8 +11,11 @@ usage() {
 usage: $0 [options]
   --threads N          server threads: meetlited net.workers, coturn --relay-threads (1)
   --servers LIST       which servers, in order (default "meetlited coturn"; a missing one is skipped)
-  --parts LIST         what to measure (default "relay tcp tls alloc idle"): relay = clients
-                       over UDP, tcp and tls = clients over TCP and TLS (relayed side UDP)
+  --parts LIST         what to measure (default "relay tcp tls alloc idle nat flood"): relay =
+                       clients over UDP, tcp and tls = clients over TCP and TLS (relayed side
+                       UDP); nat = allocation sequences from many addresses and from one (a
+                       campus behind one NAT address), default settings; flood = unauthenticated
+                       requests naming one victim address, and the answers it gets
   --peers LIST         relay, tcp, tls: "pairs" (clients relay to each other's relayed
                        address), "external" (each client to a UDP peer of mlload's that
                        reflects every packet back) or both (default "pairs external")
@@ -27,6 +31,11 @@ usage: $0 [options]
   --concurrency N      alloc: sequences in flight (64)
   --alloc-transports L alloc: client transports (default "udp"; "udp tcp tls" for all)
   --idle-allocs N      idle: allocations held (10000; capped by the open-file limit)
+  --nat-count N        nat: sequences per run, and addresses in the many-address runs (5000)
+  --nat-concurrency L  nat: sequences in flight, one set of runs per value (default "64 1000":
+                       a steady stream, and a class whose clients start together)
+  --flood-rate R       flood: unauthenticated requests per second (20000)
+  --flood-time S       flood: seconds (5)
   --gen-threads N      generator threads (1)
   --max-time S         stop each relay search after S seconds (300)
   --out FILE           write the results as JSON
@@ -38,8 +47,9 @@ EOF
 
 THREADS=1 STEP=3 PAIRS=16 SIZES="100 1000" IND="" START=20000 ALLOC_COUNT=4000 CONC=64
 IDLE=10000 GEN_THREADS=1 MAX_TIME=300 OUT="" SERVERS="meetlited coturn"
-PARTS="relay tcp tls alloc idle" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2 TLS_CIPHER=""
-ALLOC_TRANSPORTS=udp
+PARTS="relay tcp tls alloc idle nat flood" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2
+TLS_CIPHER="" ALLOC_TRANSPORTS=udp NAT_COUNT=5000 NAT_CONCS="64 1000" FLOOD_RATE=20000
+FLOOD_TIME=5
 while [ $# -gt 0 ]; do
     case $1 in
     --threads) THREADS=$2; shift ;;
@@ -58,6 +68,10 @@ while [ $# -gt 0 ]; do
     --concurrency) CONC=$2; shift ;;
     --alloc-transports) ALLOC_TRANSPORTS=$2; shift ;;
     --idle-allocs) IDLE=$2; shift ;;
+    --nat-count) NAT_COUNT=$2; shift ;;
+    --nat-concurrency) NAT_CONCS=$2; shift ;;
+    --flood-rate) FLOOD_RATE=$2; shift ;;
+    --flood-time) FLOOD_TIME=$2; shift ;;
     --gen-threads) GEN_THREADS=$2; shift ;;
     --max-time) MAX_TIME=$2; shift ;;
     --out) OUT=$2; shift ;;
@@ -120,9 +134,9 @@ declare -A PID PORT TLSPORT
 ACTIVE=()
 
 # start_server NAME: starts it on a free port (relay ports: disjoint ranges per server).
-# meetlited's limit on unauthenticated requests per source IP (turn.unauth-rate, 20/s) is
-# switched off: every generator socket shares one source IP and each sequence starts with a
-# 401, and coturn has no such limit by default.
+# Both run with their default limits on unauthenticated requests: every generator socket of a
+# run shares one source address and each sequence starts with a 401, which is exactly the case
+# meetlited's budget (turn.unauth-answer-rate) must let through; coturn 4.6 has no such limit.
 # With the tcp or tls parts both servers also listen on TCP (the UDP port) and TLS (another
 # port), with the run's certificate; otherwise on UDP only, as before.
 start_server() {
@@ -140,7 +154,7 @@ start_server() {
         bench_start meetlited "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
             --set turn.allow-peers=127.0.0.0/8 --set turn.relay-address=127.0.0.1 \
-            --set turn.relay-ports=21000-31999 --set turn.unauth-rate=0 ${MEETLITED_ARGS:-}
+            --set turn.relay-ports=21000-31999 ${MEETLITED_ARGS:-}
         ;;
     coturn)
         local streams=(--no-tls --no-tcp)
@@ -414,6 +428,102 @@ else:
     done
 fi
 
+# ------------------------------------------------------------ a campus behind one address
+# The same allocation sequences, NAT_COUNT of them per run, each on a socket of its own: from
+# NAT_COUNT different source addresses (127.x.y.z, one per sequence), and from one address (a
+# campus or a CGNAT behind one public address). Fresh servers, default settings (no limit is
+# switched off for meetlited). Each concurrency in NAT_CONCS is a set of runs: 64 in flight is
+# a steady stream of arrivals, 1000 a class whose clients all start at the same moment.
+declare -A NAT_RATE NAT_RETX NAT_FAIL
+if has_part nat; then
+    BENCH_RUN_LIMIT=180
+    for s in "${ACTIVE[@]}"; do
+        bench_stop "${PID[$s]}"
+        start_server "$s"
+    done
+    bench_wait_quiet || true
+    for conc in $NAT_CONCS; do
+        for round in 1 2; do
+            for s in "${ACTIVE[@]}"; do
+                for src in many one; do
+                    bench_alive "${PID[$s]}" || continue
+                    f="$BENCH_WORK/nat-$conc-$src-$round-$s.json"
+                    sargs=""
+                    [ "$src" = many ] && sargs="--sources $NAT_COUNT"
+                    for _ in 1 2; do
+                        # shellcheck disable=SC2086
+                        bench_run "$f" "${PID[$s]}" turn-alloc --server "127.0.0.1:${PORT[$s]}" \
+                            --secret "$SECRET" --count "$NAT_COUNT" --concurrency "$conc" \
+                            --duration 120 --threads "$GEN_THREADS" $sargs || true
+                        bench_log "$s nat $conc in flight, $src address(es): $(bench_json "$f" alloc_rate | tr '\n' ' ')sequences/s," \
+                            "$(bench_json "$f" setup_ok setup_failed retransmits srv_cpu_s gen_cpu_s other_cpu_s | tr '\n' ' ')" \
+                            "(ok failed retransmits server-CPU-s generator-CPU-s others-CPU-s)"
+                        { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                    done
+                done
+            done
+        done
+        for s in "${ACTIVE[@]}"; do
+            for src in many one; do
+                k="$conc.$src.$s"
+                read -r "NAT_RATE[$k]" "NAT_RETX[$k]" "NAT_FAIL[$k]" < <("$PYTHON3" -c '
+import json, sys
+rates, retx, failed = [], 0, 0
+for f in sys.argv[1:]:
+    try:
+        d = json.load(open(f))
+    except (OSError, ValueError):
+        continue
+    if d.get("setup_ok"):
+        rates.append(d["alloc_rate"])
+    retx += d.get("retransmits", 0)
+    failed += d.get("setup_failed", 0)
+print("%.0f %d %d" % (sum(rates) / len(rates) if rates else 0, retx, failed))
+' "$BENCH_WORK"/nat-"$conc"-"$src"-[12]-"$s".json)
+                {
+                    echo "nat.c$conc.$src.$s.sequences_per_s=${NAT_RATE[$k]}"
+                    echo "nat.c$conc.$src.$s.retransmits=${NAT_RETX[$k]}"
+                    echo "nat.c$conc.$src.$s.failed=${NAT_FAIL[$k]}"
+                } >>"$RESULTS"
+            done
+            echo "nat.c$conc.$s.one_over_many=$(bench_ratio "${NAT_RATE[$conc.one.$s]}" "${NAT_RATE[$conc.many.$s]}")" >>"$RESULTS"
+        done
+    done
+fi
+
+# ------------------------------------------------------------ a flood naming one victim
+# Unauthenticated Allocates (the bare 20-byte header: the smallest request a TURN server
+# answers) at FLOOD_RATE/s for FLOOD_TIME s from 64 sockets of one address, as a flood of
+# forged requests naming that address as its source would arrive; mlload counts the answers
+# that come back, i.e. what the victim of the reflection receives.
+declare -A FLOOD_SENT FLOOD_BPS FLOOD_BPS1 FLOOD_BYTES FLOOD_AMP FLOOD_CODES
+if has_part flood; then
+    BENCH_RUN_LIMIT=$((FLOOD_TIME + 60))
+    bench_wait_quiet || true
+    for s in "${ACTIVE[@]}"; do
+        bench_alive "${PID[$s]}" || continue
+        f="$BENCH_WORK/flood-$s.json"
+        bench_run "$f" "${PID[$s]}" turn-flood --server "127.0.0.1:${PORT[$s]}" --clients 64 \
+            --rate "$FLOOD_RATE" --duration "$FLOOD_TIME" --drain 500 || true
+        FLOOD_SENT[$s]=$(bench_json "$f" send_rate)
+        FLOOD_BYTES[$s]=$(bench_json "$f" answer_bytes)
+        FLOOD_BPS[$s]=$(bench_json "$f" answer_bytes_per_s)
+        FLOOD_BPS1[$s]=$(bench_json "$f" answer_bytes_per_s_after_1s)
+        FLOOD_AMP[$s]=$(bench_json "$f" amplification)
+        FLOOD_CODES[$s]=$("$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join("%s:%s" % kv for kv in sorted(d.get("error_codes", {}).items())) or "-")' "$f")
+        bench_log "$s flood: ${FLOOD_SENT[$s]} requests/s; answers ${FLOOD_BYTES[$s]} bytes," \
+            "${FLOOD_BPS[$s]} B/s, ${FLOOD_BPS1[$s]} B/s after the first second," \
+            "amplification ${FLOOD_AMP[$s]} (${FLOOD_CODES[$s]})"
+        {
+            echo "flood.$s.requests_per_s=${FLOOD_SENT[$s]}"
+            echo "flood.$s.answer_bytes=${FLOOD_BYTES[$s]}"
+            echo "flood.$s.answer_bytes_per_s=${FLOOD_BPS[$s]}"
+            echo "flood.$s.answer_bytes_per_s_after_1s=${FLOOD_BPS1[$s]}"
+            echo "flood.$s.amplification=${FLOOD_AMP[$s]}"
+        } >>"$RESULTS"
+    done
+fi
+
 # ------------------------------------------------------------ idle allocations
 declare -A IDLE_N IDLE_RSS0 IDLE_RSS1 IDLE_RSS2 IDLE_PER IDLE_FDS IDLE_CPU
 if has_part idle; then
@@ -505,6 +615,30 @@ if has_part alloc; then
                 "${ALLOC_CPU[$k]}" "${ALLOC_P50[$k]}" "${ALLOC_P99[$k]}" "${ALLOC_FAIL[$k]}" \
                 "${ALLOC_GENCPU[$k]}"
         done
+    done
+fi
+if has_part nat; then
+    echo "Behind one address (Allocate/401, Allocate, CreatePermission, ChannelBind; $NAT_COUNT per run," \
+        "mean of 2; default settings): from $NAT_COUNT addresses and from one"
+    printf '%-9s %-10s %14s %14s %10s %12s %8s\n' "in flight" server "many seq/s" "one seq/s" "one/many" \
+        "retransmits" failed
+    for conc in $NAT_CONCS; do
+        for s in "${ACTIVE[@]}"; do
+            printf '%-9s %-10s %14s %14s %10s %12s %8s\n' "$conc" "$s" "${NAT_RATE[$conc.many.$s]}" \
+                "${NAT_RATE[$conc.one.$s]}" "$(bench_ratio "${NAT_RATE[$conc.one.$s]}" "${NAT_RATE[$conc.many.$s]}")" \
+                "${NAT_RETX[$conc.many.$s]}/${NAT_RETX[$conc.one.$s]}" \
+                "${NAT_FAIL[$conc.many.$s]}/${NAT_FAIL[$conc.one.$s]}"
+        done
+    done
+fi
+if has_part flood; then
+    echo "Flood naming one victim address ($FLOOD_RATE bare unauthenticated Allocates/s, 20 bytes each," \
+        "for $FLOOD_TIME s; answers received at that address)"
+    printf '%-10s %12s %14s %14s %16s %10s  %s\n' server "requests/s" "answer bytes" "bytes/s" \
+        "bytes/s after 1s" "amplif." codes
+    for s in "${ACTIVE[@]}"; do
+        printf '%-10s %12s %14s %14s %16s %10s  %s\n' "$s" "${FLOOD_SENT[$s]}" "${FLOOD_BYTES[$s]}" \
+            "${FLOOD_BPS[$s]}" "${FLOOD_BPS1[$s]}" "${FLOOD_AMP[$s]}" "${FLOOD_CODES[$s]}"
     done
 fi
 if has_part idle; then

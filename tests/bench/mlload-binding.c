@@ -1,4 +1,7 @@
-/* mlload binding mode: paced or windowed Binding requests, answers matched and checked. */
+/* mlload binding mode: paced or windowed Binding requests, answers matched and checked; and
+ * turn-flood: paced Allocates without credentials (the smallest request a TURN server answers:
+ * a bare 20-byte header), every answer counted with its bytes, as a victim of reflection would
+ * receive them when the source address is forged. */
 #include "config.h"
 
 #include "tests/bench/mlload.h"
@@ -69,16 +72,20 @@ static unsigned send_reqs(struct bctx *b, struct bsock *s, unsigned k, int64_t n
         k = LD_BATCH;
     if (!k)
         return 0;
+    size_t reqlen = 0; /* every request of the batch has the same length */
     for (unsigned i = 0; i < k; i++) {
         uint8_t tid[STUN_TID_LEN];
         memcpy(tid, b->tid_cookie, 4);
         stun_put32(tid + 4, s->gidx);
         stun_put32(tid + 8, s->next_seq + i);
         struct stun_builder sb;
-        stun_build_init(&sb, b->tx_buf[i], REQ_MAX, STUN_BINDING, STUN_REQUEST, tid);
+        stun_build_init(&sb, b->tx_buf[i], REQ_MAX,
+                        b->o->mode == LD_TURN_FLOOD ? TURN_ALLOCATE : STUN_BINDING, STUN_REQUEST,
+                        tid);
         if (b->o->fingerprint)
             stun_build_fingerprint(&sb);
         size_t len = stun_build_finish(&sb);
+        reqlen = len;
         b->tx_iov[i].iov_base = b->tx_buf[i];
         b->tx_iov[i].iov_len = len;
         b->tx_msg[i].msg_hdr = (struct msghdr){.msg_iov = &b->tx_iov[i], .msg_iovlen = 1};
@@ -108,6 +115,7 @@ static unsigned send_reqs(struct bctx *b, struct bsock *s, unsigned k, int64_t n
     s->inflight += (uint32_t)n;
     b->inflight += (uint64_t)n;
     st->sent += (uint64_t)n;
+    st->sent_bytes += (uint64_t)n * reqlen;
     return (unsigned)n;
 }
 
@@ -134,6 +142,20 @@ static void on_answer(struct bctx *b, struct bsock *s, const uint8_t *buf, size_
     sl->state = SLOT_ANSWERED;
     s->inflight--;
     b->inflight--;
+    if (b->o->mode == LD_TURN_FLOOD) {
+        /* whatever the answer, it is what the victim receives */
+        const struct stun_attr *a = stun_msg_find(&m, STUN_ATTR_ERROR_CODE);
+        int code;
+        if (m.cls == STUN_ERROR && a && stun_attr_get_error(&m, a, &code, NULL, NULL) == 0 &&
+            code >= 300 && code < 700)
+            st->err_codes[code]++;
+        st->received++;
+        st->recv_bytes += len;
+        if (now - st->run_start_us >= 1000000)
+            st->recv_bytes_after_1s += len;
+        ld_hist_add(&st->lat, (uint64_t)(now - sl->sent_us));
+        return;
+    }
     bool ok = m.cls == STUN_SUCCESS && m.method == STUN_BINDING;
     if (ok) {
         const struct stun_attr *a = stun_msg_find(&m, STUN_ATTR_XOR_MAPPED_ADDRESS);

@@ -720,7 +720,7 @@ static int start_client(struct tctx *x, struct tc *c, unsigned key, int64_t now)
             return -1;
         c->fd = c->s.fd;
     } else {
-        c->fd = ld_udp_socket(o, &c->local);
+        c->fd = ld_udp_socket_from(o, c->gidx, &c->local);
         if (c->fd < 0)
             return -1;
     }

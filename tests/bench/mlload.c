@@ -96,7 +96,8 @@ static void set_buf(int fd, int opt_force, int opt, unsigned bytes)
         (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-static int udp_socket(const struct ld_opts *o, struct sockaddr_storage *local, bool conn)
+static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *from,
+                      socklen_t from_len, struct sockaddr_storage *local, bool conn)
 {
     int fd = socket(o->server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -109,7 +110,7 @@ static int udp_socket(const struct ld_opts *o, struct sockaddr_storage *local, b
     }
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-    if (o->local_len && bind(fd, (const struct sockaddr *)&o->local, o->local_len) < 0) {
+    if (from_len && bind(fd, (const struct sockaddr *)from, from_len) < 0) {
         fprintf(stderr, "mlload: bind: %s\n", strerror(errno));
         close(fd);
         return -1;
@@ -132,12 +133,39 @@ static int udp_socket(const struct ld_opts *o, struct sockaddr_storage *local, b
 
 int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
 {
-    return udp_socket(o, local, true);
+    return udp_socket(o, &o->local, o->local_len, local, true);
 }
 
 int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local)
 {
-    return udp_socket(o, local, false);
+    return udp_socket(o, &o->local, o->local_len, local, false);
+}
+
+#define LD_LOOP_HOSTS (254u * 254u * 254u) /* 127.a.b.c with a, b, c in 1..254 */
+
+/* The 24 bits of 127.a.b.c as an index in 0..LD_LOOP_HOSTS-1, and back. */
+static uint32_t loop_index(uint32_t host)
+{
+    return (((host >> 16 & 0xff) - 1) * 254 + ((host >> 8 & 0xff) - 1)) * 254 + ((host & 0xff) - 1);
+}
+
+static uint32_t loop_host(uint32_t idx)
+{
+    return 0x7f000000u | (idx / (254 * 254) + 1) << 16 | (idx / 254 % 254 + 1) << 8 |
+           (idx % 254 + 1);
+}
+
+int ld_udp_socket_from(const struct ld_opts *o, unsigned i, struct sockaddr_storage *local)
+{
+    if (!o->sources)
+        return ld_udp_socket(o, local);
+    /* --sources is checked to go with an IPv4 loopback --local (127.a.b.c, a, b, c in 1..254) */
+    struct sockaddr_storage from = o->local;
+    struct sockaddr_in *in = (struct sockaddr_in *)&from;
+    uint32_t base = loop_index(ntohl(in->sin_addr.s_addr));
+    in->sin_addr.s_addr = htonl(loop_host((base + i % o->sources) % LD_LOOP_HOSTS));
+    in->sin_port = 0;
+    return udp_socket(o, &from, sizeof *in, local, true);
 }
 
 int ld_epoll_add(int ep, int fd, uint32_t key)
@@ -250,6 +278,8 @@ static void usage(FILE *f)
            "other\n"
            "  turn-alloc   full allocation sequences per second (--concurrency in flight)\n"
            "  turn-idle    --count allocations kept alive for --duration (server RSS)\n"
+           "  turn-flood   unauthenticated Allocates from --clients sockets of one address at\n"
+           "               --rate: the answers that address receives (a victim's view)\n"
            "  reflect      --listen ADDR:PORT: a minimal Binding responder, to measure the\n"
            "               generator's own ceiling (run the binding mode against it)\n"
            "common options:\n"
@@ -290,6 +320,8 @@ static void usage(FILE *f)
            "  --tls-cipher C       the one cipher offered (1.3: TLS_AES_128_GCM_SHA256, 1.2:\n"
            "                       ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)\n"
            "  --concurrency N      sequences in flight in total (64)\n"
+           "  --sources N          turn-alloc over UDP: spread the sequences over N loopback\n"
+           "                       addresses from --local on (default: all from one address)\n"
            "  --lifetime S         LIFETIME asked for (600)\n"
            "  --keep               turn-alloc: do not free the allocations at the end\n"
            "  --setup-timeout S    TURN setup phase cap (30; turn-idle 120)\n"
@@ -316,6 +348,7 @@ enum {
     OPT_SECRET,
     OPT_LIFETIME,
     OPT_CONCURRENCY,
+    OPT_SOURCES,
     OPT_KEEP,
     OPT_SETUP_TIMEOUT,
     OPT_RTO,
@@ -352,6 +385,7 @@ static const struct option long_opts[] = {
     {"secret", required_argument, NULL, OPT_SECRET},
     {"lifetime", required_argument, NULL, OPT_LIFETIME},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"sources", required_argument, NULL, OPT_SOURCES},
     {"keep", no_argument, NULL, OPT_KEEP},
     {"setup-timeout", required_argument, NULL, OPT_SETUP_TIMEOUT},
     {"rto", required_argument, NULL, OPT_RTO},
@@ -432,6 +466,8 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
         o->mode = LD_TURN_IDLE;
     else if (!strcmp(mode, "reflect"))
         o->mode = LD_REFLECT;
+    else if (!strcmp(mode, "turn-flood"))
+        o->mode = LD_TURN_FLOOD;
     else {
         fprintf(stderr, "mlload: unknown mode '%s'\n", mode);
         usage(stderr);
@@ -509,6 +545,9 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
             break;
         case OPT_CONCURRENCY:
             rc = parse_uint("concurrency", optarg, 1, 100000, &o->concurrency);
+            break;
+        case OPT_SOURCES:
+            rc = parse_uint("sources", optarg, 0, 1000000, &o->sources);
             break;
         case OPT_KEEP:
             o->keep = true;
@@ -609,9 +648,24 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
                                    (uint32_t)(1 + r[1] % 254) << 8 | (uint32_t)(1 + r[2] % 254));
         o->local_len = sizeof *l;
     }
-    if (o->mode != LD_BINDING && o->mode != LD_REFLECT && (!o->secret || !*o->secret)) {
+    if (!ld_paced(o->mode) && o->mode != LD_REFLECT && (!o->secret || !*o->secret)) {
         fprintf(stderr, "mlload: TURN modes need --secret\n");
         return -1;
+    }
+    if (o->mode == LD_TURN_FLOOD && (o->rate <= 0 || o->window)) {
+        fprintf(stderr, "mlload: turn-flood is open loop: it needs --rate > 0, no --window\n");
+        return -1;
+    }
+    if (o->sources) {
+        const struct sockaddr_in *l = (const struct sockaddr_in *)&o->local;
+        uint32_t h = o->local.ss_family == AF_INET ? ntohl(l->sin_addr.s_addr) : 0;
+        if (o->mode != LD_TURN_ALLOC || o->transport != LD_UDP || h >> 24 != 127 ||
+            !(h >> 16 & 0xff) || (h >> 16 & 0xff) == 255 || !(h >> 8 & 0xff) ||
+            (h >> 8 & 0xff) == 255 || !(h & 0xff) || (h & 0xff) == 255) {
+            fprintf(stderr, "mlload: --sources is for turn-alloc over UDP from a 127.a.b.c "
+                            "--local (a, b, c in 1..254)\n");
+            return -1;
+        }
     }
     if (o->mode == LD_BINDING && o->rate == 0 && !o->window)
         o->window = 8;
@@ -622,7 +676,7 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
                         "other\n");
         return -1;
     }
-    if (o->transport != LD_UDP && (o->mode == LD_BINDING || o->mode == LD_REFLECT)) {
+    if (o->transport != LD_UDP && (ld_paced(o->mode) || o->mode == LD_REFLECT)) {
         fprintf(stderr, "mlload: --transport tcp/tls is for the TURN modes\n");
         return -1;
     }
@@ -649,7 +703,7 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
     if ((o->mode == LD_TURN_ALLOC || o->mode == LD_TURN_IDLE) && !o->count)
         o->count = o->mode == LD_TURN_IDLE ? 1000 : 2000;
     /* Threads beyond the work units would idle. */
-    unsigned units = o->mode == LD_BINDING      ? o->clients
+    unsigned units = ld_paced(o->mode)          ? o->clients
                      : o->mode == LD_TURN_RELAY ? o->pairs
                      : o->mode == LD_REFLECT    ? o->threads
                                                 : (unsigned)(o->count < 100000 ? o->count : 100000);
@@ -694,6 +748,7 @@ static void *thread_main(void *arg)
     int rc;
     switch (t->o->mode) {
     case LD_BINDING:
+    case LD_TURN_FLOOD:
         rc = ld_binding_thread(t);
         break;
     case LD_REFLECT:
@@ -729,6 +784,8 @@ static const char *mode_name(enum ld_mode m)
         return "turn-idle";
     case LD_REFLECT:
         return "reflect";
+    case LD_TURN_FLOOD:
+        return "turn-flood";
     }
     return "?";
 }
@@ -745,6 +802,7 @@ struct ld_report {
     uint64_t lost;
     double loss_pct;
     double send_rate, recv_rate, alloc_rate;
+    double answer_bytes_per_s, answer_bytes_per_s_after_1s; /* turn-flood */
 };
 
 static void report_build(const struct ld_opts *o, struct ld_thread *th, struct ld_report *r)
@@ -776,6 +834,9 @@ static void report_build(const struct ld_opts *o, struct ld_thread *th, struct l
         s->blocked += x->blocked;
         s->late += x->late;
         s->peer_echoed += x->peer_echoed;
+        s->sent_bytes += x->sent_bytes;
+        s->recv_bytes += x->recv_bytes;
+        s->recv_bytes_after_1s += x->recv_bytes_after_1s;
         s->conn_failed += x->conn_failed;
         s->pairs_run += x->pairs_run;
         s->rate += x->rate;
@@ -809,6 +870,14 @@ static void report_build(const struct ld_opts *o, struct ld_thread *th, struct l
         r->send_rate = (double)s->sent / r->elapsed_s;
         r->recv_rate = (double)s->received / r->elapsed_s;
     }
+    if (o->mode == LD_TURN_FLOOD && r->elapsed_s > 0) {
+        /* over the sending phase and the drain that collects its last answers */
+        double window = r->elapsed_s + o->drain_ms / 1000.0;
+        r->answer_bytes_per_s = (double)s->recv_bytes / window;
+        /* the sending phase after its first second: the burst is spent, the rate remains */
+        if (r->elapsed_s > 1)
+            r->answer_bytes_per_s_after_1s = (double)s->recv_bytes_after_1s / (r->elapsed_s - 1);
+    }
     if (o->mode == LD_TURN_ALLOC && last_done > start && start != INT64_MAX)
         r->alloc_rate = (double)s->setup_ok / ((double)(last_done - start) / 1e6);
 }
@@ -823,9 +892,9 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
                                                  : "sequence";
     printf("{\"mode\":\"%s\",\"server\":\"%s\",\"threads\":%u", mode_name(o->mode), srv,
            o->threads);
-    if (o->mode == LD_BINDING)
+    if (ld_paced(o->mode))
         printf(",\"clients\":%u,\"window\":%u", o->clients, o->window);
-    if (o->mode != LD_BINDING && o->mode != LD_REFLECT)
+    if (!ld_paced(o->mode) && o->mode != LD_REFLECT)
         printf(",\"client_transport\":\"%s\"", transport_name(o->transport));
     if (o->transport == LD_TLS)
         printf(",\"tls_version\":\"1.%u\",\"tls_cipher\":\"%s\"", o->tls_version % 10,
@@ -838,8 +907,14 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
                o->late_ms);
     if (o->mode == LD_TURN_ALLOC || o->mode == LD_TURN_IDLE)
         printf(",\"concurrency\":%u,\"count\":%llu", o->concurrency, (unsigned long long)o->count);
-    if (o->mode == LD_BINDING || o->mode == LD_TURN_RELAY)
+    if (ld_paced(o->mode) || o->mode == LD_TURN_RELAY)
         printf(",\"rate_offered\":%.0f,\"rate_effective\":%.0f", o->rate, s->rate);
+    if (o->mode == LD_TURN_FLOOD)
+        printf(",\"sent_bytes\":%llu,\"answer_bytes\":%llu,\"answer_bytes_per_s\":%.0f,"
+               "\"answer_bytes_per_s_after_1s\":%.0f,\"amplification\":%.3f",
+               (unsigned long long)s->sent_bytes, (unsigned long long)s->recv_bytes,
+               r->answer_bytes_per_s, r->answer_bytes_per_s_after_1s,
+               s->sent_bytes ? (double)s->recv_bytes / (double)s->sent_bytes : 0.0);
     printf(",\"elapsed_s\":%.3f", r->elapsed_s);
     printf(",\"sent\":%llu,\"received\":%llu,\"errors\":%llu,\"lost\":%llu,\"loss_pct\":%.4f",
            (unsigned long long)s->sent, (unsigned long long)s->received,
@@ -855,7 +930,7 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
            (unsigned long long)s->timeouts, (unsigned long long)s->skipped,
            (unsigned long long)s->send_eagain, (unsigned long long)s->send_err,
            (unsigned long long)s->rx_drops);
-    if (o->mode != LD_BINDING && o->mode != LD_REFLECT) {
+    if (!ld_paced(o->mode) && o->mode != LD_REFLECT) {
         printf(",\"setup_ok\":%llu,\"setup_failed\":%llu,\"retransmits\":%llu,"
                "\"stale_nonce\":%llu,\"freed\":%llu,\"free_failed\":%llu,\"refreshed\":%llu,"
                "\"refresh_failed\":%llu,\"misrouted\":%llu",
@@ -896,7 +971,7 @@ static void print_human(const struct ld_opts *o, const struct ld_report *r, FILE
     const struct ld_stats *s = &r->s;
     fprintf(f, "mlload %s: %u thread(s), measured phase %.2f s", mode_name(o->mode), o->threads,
             r->elapsed_s);
-    if (o->mode != LD_BINDING && o->mode != LD_REFLECT)
+    if (!ld_paced(o->mode) && o->mode != LD_REFLECT)
         fprintf(f, ", clients over %s", transport_name(o->transport));
     if (o->mode == LD_TURN_RELAY)
         fprintf(f, ", %s", o->peer_external ? "external peers" : "pairs");
@@ -917,7 +992,16 @@ static void print_human(const struct ld_opts *o, const struct ld_report *r, FILE
                 (unsigned long long)ld_hist_pct(&s->lat, 50),
                 (unsigned long long)ld_hist_pct(&s->lat, 99), (unsigned long long)s->lat.max);
     }
-    if (o->mode != LD_BINDING && o->mode != LD_REFLECT) {
+    if (o->mode == LD_TURN_FLOOD)
+        fprintf(f,
+                "  sent %llu unauthenticated requests (%llu bytes, %.0f/s); answered %llu "
+                "(%llu bytes: %.0f bytes/s, %.0f bytes/s after the first second; amplification "
+                "%.2f)\n",
+                (unsigned long long)s->sent, (unsigned long long)s->sent_bytes, r->send_rate,
+                (unsigned long long)s->received, (unsigned long long)s->recv_bytes,
+                r->answer_bytes_per_s, r->answer_bytes_per_s_after_1s,
+                s->sent_bytes ? (double)s->recv_bytes / (double)s->sent_bytes : 0.0);
+    if (!ld_paced(o->mode) && o->mode != LD_REFLECT) {
         fprintf(f,
                 "  allocations: up %llu, failed %llu, freed %llu (failed %llu), retransmits "
                 "%llu, stale nonces %llu\n",
@@ -980,7 +1064,7 @@ int main(int argc, char **argv)
     ml_random(&run.cookie, sizeof run.cookie);
     run.start_us = ml_now_us();
     double budget_s = o.duration_s + o.drain_ms / 1000.0;
-    if (o.mode != LD_BINDING && o.mode != LD_REFLECT)
+    if (!ld_paced(o.mode) && o.mode != LD_REFLECT)
         budget_s += o.setup_timeout_s + LD_TEARDOWN_S;
     run.hard_end_us = run.start_us + (int64_t)(budget_s * 1e6);
     /* The watchdog fires only when something overstays the budget; every loop also checks
@@ -995,7 +1079,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mlload: out of memory\n");
         return 1;
     }
-    unsigned units = o.mode == LD_BINDING      ? o.clients
+    unsigned units = ld_paced(o.mode)          ? o.clients
                      : o.mode == LD_TURN_RELAY ? o.pairs
                      : o.mode == LD_REFLECT    ? o.threads
                                                : 0;
@@ -1062,7 +1146,7 @@ int main(int argc, char **argv)
         print_json(&o, r);
     if (!o.quiet)
         print_human(&o, r, o.json ? stderr : stdout);
-    if (o.mode != LD_BINDING && o.mode != LD_REFLECT && r->s.setup_ok == 0)
+    if (!ld_paced(o.mode) && o.mode != LD_REFLECT && r->s.setup_ok == 0)
         rc = 1;
     for (unsigned i = 0; i < o.threads; i++) {
         if (th[i].ep >= 0)

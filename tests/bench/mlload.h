@@ -15,8 +15,15 @@ enum ld_mode {
     LD_TURN_RELAY,
     LD_TURN_ALLOC,
     LD_TURN_IDLE,
-    LD_REFLECT, /* a trivial Binding responder, to calibrate the generator */
+    LD_REFLECT,    /* a trivial Binding responder, to calibrate the generator */
+    LD_TURN_FLOOD, /* unauthenticated Allocates from one address, paced: what a victim gets */
 };
+
+/* Binding and turn-flood send paced requests on many sockets (mlload-binding.c). */
+static inline bool ld_paced(enum ld_mode m)
+{
+    return m == LD_BINDING || m == LD_TURN_FLOOD;
+}
 
 /* The TURN client's transport to the server (RFC 8656 section 3.1); the relayed side is UDP. */
 enum ld_transport {
@@ -57,6 +64,8 @@ struct ld_opts {
     const char *secret;   /* TURN REST shared secret (borrowed from argv) */
     unsigned lifetime_s;  /* LIFETIME asked for in Allocate and Refresh */
     unsigned concurrency; /* TURN: sequences in flight in total */
+    unsigned sources;     /* turn-alloc: spread the sequences over this many loopback source
+                             addresses from --local on (0: all from --local) */
     bool keep;            /* turn-alloc: leave the allocations on the server */
     unsigned setup_timeout_s;
     unsigned rto_ms;             /* first retransmission timeout of TURN requests */
@@ -101,6 +110,8 @@ struct ld_stats {
                              counted in skipped): the server did not read fast enough */
     uint64_t late;        /* relayed packets received later than --late-ms (not in received) */
     uint64_t peer_echoed; /* external peers: datagrams reflected back to the relay address */
+    uint64_t sent_bytes, recv_bytes; /* turn-flood: requests sent, answers received */
+    uint64_t recv_bytes_after_1s;    /* turn-flood: answers received after the first second */
     uint64_t conn_failed; /* stream: connections refused, reset or closed by the server */
     uint64_t pairs_run;
     double pair_loss_max_pct;
@@ -174,6 +185,8 @@ int ld_recv_batch(struct ld_thread *t, int fd, uint32_t *drops);
 /* A non-blocking UDP socket bound to the --local address (port 0), not connected, buffers and
  * SO_RXQ_OVFL as ld_udp_socket; its address goes to *local. Returns the fd, or -1. */
 int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local);
+/* As ld_udp_socket, from source address number i of --sources (see ld_opts.sources). */
+int ld_udp_socket_from(const struct ld_opts *o, unsigned i, struct sockaddr_storage *local);
 /* Changes the events of a registered fd: EPOLLIN, plus EPOLLOUT when out. Returns 0 or -1. */
 int ld_epoll_mod(int ep, int fd, uint32_t key, bool out);
 /* This thread's CPU time, nanoseconds. */
