@@ -34,6 +34,7 @@ usage: $0 [options]
   --nat-count N        nat: sequences per run, and addresses in the many-address runs (5000)
   --nat-concurrency L  nat: sequences in flight, one set of runs per value (default "64 1000":
                        a steady stream, and a class whose clients start together)
+  --nat-rounds N       nat: rounds of "many" then "one" per server (3)
   --flood-rate R       flood: unauthenticated requests per second (20000)
   --flood-time S       flood: seconds (5)
   --gen-threads N      generator threads (1)
@@ -48,8 +49,8 @@ EOF
 THREADS=1 STEP=3 PAIRS=16 SIZES="100 1000" IND="" START=20000 ALLOC_COUNT=4000 CONC=64
 IDLE=10000 GEN_THREADS=1 MAX_TIME=300 OUT="" SERVERS="meetlited coturn"
 PARTS="relay tcp tls alloc idle nat flood" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2
-TLS_CIPHER="" ALLOC_TRANSPORTS=udp NAT_COUNT=5000 NAT_CONCS="64 1000" FLOOD_RATE=20000
-FLOOD_TIME=5
+TLS_CIPHER="" ALLOC_TRANSPORTS=udp NAT_COUNT=5000 NAT_CONCS="64 1000" NAT_ROUNDS=3
+FLOOD_RATE=20000 FLOOD_TIME=5
 while [ $# -gt 0 ]; do
     case $1 in
     --threads) THREADS=$2; shift ;;
@@ -70,6 +71,7 @@ while [ $# -gt 0 ]; do
     --idle-allocs) IDLE=$2; shift ;;
     --nat-count) NAT_COUNT=$2; shift ;;
     --nat-concurrency) NAT_CONCS=$2; shift ;;
+    --nat-rounds) NAT_ROUNDS=$2; shift ;;
     --flood-rate) FLOOD_RATE=$2; shift ;;
     --flood-time) FLOOD_TIME=$2; shift ;;
     --gen-threads) GEN_THREADS=$2; shift ;;
@@ -433,8 +435,11 @@ fi
 # NAT_COUNT different source addresses (127.x.y.z, one per sequence), and from one address (a
 # campus or a CGNAT behind one public address). Fresh servers, default settings (no limit is
 # switched off for meetlited). Each concurrency in NAT_CONCS is a set of runs: 64 in flight is
-# a steady stream of arrivals, 1000 a class whose clients all start at the same moment.
-declare -A NAT_RATE NAT_RETX NAT_FAIL
+# a steady stream of arrivals, 1000 a class whose clients all start at the same moment. A round
+# runs "many" and "one" back to back for a server, and is repeated (up to 3 times) until neither
+# run was perturbed by other jobs: the ratio one/many is taken per round, where both saw the
+# same machine, and the median of the rounds is reported.
+declare -A NAT_RATE NAT_RETX NAT_FAIL NAT_CPU NAT_RATIO NAT_PERT
 if has_part nat; then
     BENCH_RUN_LIMIT=180
     for s in "${ACTIVE[@]}"; do
@@ -443,50 +448,79 @@ if has_part nat; then
     done
     bench_wait_quiet || true
     for conc in $NAT_CONCS; do
-        for round in 1 2; do
+        for round in $(seq 1 "$NAT_ROUNDS"); do
             for s in "${ACTIVE[@]}"; do
-                for src in many one; do
-                    bench_alive "${PID[$s]}" || continue
-                    f="$BENCH_WORK/nat-$conc-$src-$round-$s.json"
-                    sargs=""
-                    [ "$src" = many ] && sargs="--sources $NAT_COUNT"
-                    for _ in 1 2; do
+                for attempt in 1 2 3; do
+                    pert=no
+                    for src in many one; do
+                        bench_alive "${PID[$s]}" || continue
+                        f="$BENCH_WORK/nat-$conc-$src-$round-$s.json"
+                        sargs=""
+                        [ "$src" = many ] && sargs="--sources $NAT_COUNT"
                         # shellcheck disable=SC2086
                         bench_run "$f" "${PID[$s]}" turn-alloc --server "127.0.0.1:${PORT[$s]}" \
                             --secret "$SECRET" --count "$NAT_COUNT" --concurrency "$conc" \
                             --duration 120 --threads "$GEN_THREADS" $sargs || true
-                        bench_log "$s nat $conc in flight, $src address(es): $(bench_json "$f" alloc_rate | tr '\n' ' ')sequences/s," \
+                        bench_log "$s nat $conc in flight, round $round, $src address(es): $(bench_json "$f" alloc_rate | tr '\n' ' ')sequences/s," \
                             "$(bench_json "$f" setup_ok setup_failed retransmits srv_cpu_s gen_cpu_s other_cpu_s | tr '\n' ' ')" \
                             "(ok failed retransmits server-CPU-s generator-CPU-s others-CPU-s)"
-                        { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                        [ "$(bench_perturbed "$f")" = yes ] && pert=yes
                     done
+                    [ $pert = no ] && break
+                    [ $attempt -lt 3 ] && { bench_wait_quiet || true; }
                 done
             done
         done
         for s in "${ACTIVE[@]}"; do
-            for src in many one; do
-                k="$conc.$src.$s"
-                read -r "NAT_RATE[$k]" "NAT_RETX[$k]" "NAT_FAIL[$k]" < <("$PYTHON3" -c '
+            k="$conc.$s"
+            read -r "NAT_RATE[$k.many]" "NAT_RATE[$k.one]" "NAT_RATIO[$k]" "NAT_CPU[$k.many]" \
+                "NAT_CPU[$k.one]" "NAT_RETX[$k]" "NAT_FAIL[$k]" "NAT_PERT[$k]" < <("$PYTHON3" - "$BENCH_WORK" "$conc" "$s" "$NAT_ROUNDS" <<'PY'
 import json, sys
-rates, retx, failed = [], 0, 0
-for f in sys.argv[1:]:
+work, conc, srv, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def load(src, r):
     try:
-        d = json.load(open(f))
+        return json.load(open("%s/nat-%s-%s-%d-%s.json" % (work, conc, src, r, srv)))
     except (OSError, ValueError):
-        continue
-    if d.get("setup_ok"):
-        rates.append(d["alloc_rate"])
-    retx += d.get("retransmits", 0)
-    failed += d.get("setup_failed", 0)
-print("%.0f %d %d" % (sum(rates) / len(rates) if rates else 0, retx, failed))
-' "$BENCH_WORK"/nat-"$conc"-"$src"-[12]-"$s".json)
+        return {}
+rate = {"many": [], "one": []}
+cpu = {"many": [0.0, 0], "one": [0.0, 0]}
+retx = {"many": 0, "one": 0}
+failed = {"many": 0, "one": 0}
+ratios, pert = [], 0
+for r in range(1, rounds + 1):
+    got = {}
+    for src in ("many", "one"):
+        d = load(src, r)
+        got[src] = d
+        if d.get("setup_ok"):
+            rate[src].append(d["alloc_rate"])
+            cpu[src][0] += d.get("srv_cpu_s", 0)
+            cpu[src][1] += d["setup_ok"]
+        retx[src] += d.get("retransmits", 0)
+        failed[src] += d.get("setup_failed", 0)
+        wall = d.get("step_wall_s", 1) or 1
+        if d.get("other_cpu_s", 0) > 0.10 * wall or d.get("steal_s", 0) > 0.05 * wall:
+            pert += 1
+    if got["many"].get("alloc_rate") and got["one"].get("alloc_rate"):
+        ratios.append(got["one"]["alloc_rate"] / got["many"]["alloc_rate"])
+ratios.sort()
+med = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2 if ratios else 0
+mean = lambda v: sum(v) / len(v) if v else 0
+per = lambda c: "%.0f" % (c[0] * 1e6 / c[1]) if c[1] else "n/a"
+print("%.0f %.0f %.2f %s %s %d/%d %d/%d %d" % (mean(rate["many"]), mean(rate["one"]), med, per(cpu["many"]),
+      per(cpu["one"]), retx["many"], retx["one"], failed["many"], failed["one"], pert))
+PY
+)
                 {
-                    echo "nat.c$conc.$src.$s.sequences_per_s=${NAT_RATE[$k]}"
-                    echo "nat.c$conc.$src.$s.retransmits=${NAT_RETX[$k]}"
-                    echo "nat.c$conc.$src.$s.failed=${NAT_FAIL[$k]}"
+                    echo "nat.c$conc.$s.many_sequences_per_s=${NAT_RATE[$k.many]}"
+                    echo "nat.c$conc.$s.one_sequences_per_s=${NAT_RATE[$k.one]}"
+                    echo "nat.c$conc.$s.one_over_many_median=${NAT_RATIO[$k]}"
+                    echo "nat.c$conc.$s.many_cpu_us_per_sequence=${NAT_CPU[$k.many]}"
+                    echo "nat.c$conc.$s.one_cpu_us_per_sequence=${NAT_CPU[$k.one]}"
+                    echo "nat.c$conc.$s.retransmits_many_one=${NAT_RETX[$k]}"
+                    echo "nat.c$conc.$s.failed_many_one=${NAT_FAIL[$k]}"
+                    echo "nat.c$conc.$s.perturbed_runs=${NAT_PERT[$k]}"
                 } >>"$RESULTS"
-            done
-            echo "nat.c$conc.$s.one_over_many=$(bench_ratio "${NAT_RATE[$conc.one.$s]}" "${NAT_RATE[$conc.many.$s]}")" >>"$RESULTS"
         done
     done
 fi
@@ -618,16 +652,17 @@ if has_part alloc; then
     done
 fi
 if has_part nat; then
-    echo "Behind one address (Allocate/401, Allocate, CreatePermission, ChannelBind; $NAT_COUNT per run," \
-        "mean of 2; default settings): from $NAT_COUNT addresses and from one"
-    printf '%-9s %-10s %14s %14s %10s %12s %8s\n' "in flight" server "many seq/s" "one seq/s" "one/many" \
-        "retransmits" failed
+    echo "Behind one address (Allocate/401, Allocate, CreatePermission, ChannelBind; $NAT_COUNT per run;" \
+        "default settings): from $NAT_COUNT addresses (many) and from one; rates are means of" \
+        "$NAT_ROUNDS rounds, one/many the median of the rounds' ratios"
+    printf '%-9s %-10s %10s %10s %9s %14s %13s %7s %9s\n' "in flight" server "many seq/s" "one seq/s" \
+        "one/many" "us CPU/seq m/o" "retransmits" failed perturbed
     for conc in $NAT_CONCS; do
         for s in "${ACTIVE[@]}"; do
-            printf '%-9s %-10s %14s %14s %10s %12s %8s\n' "$conc" "$s" "${NAT_RATE[$conc.many.$s]}" \
-                "${NAT_RATE[$conc.one.$s]}" "$(bench_ratio "${NAT_RATE[$conc.one.$s]}" "${NAT_RATE[$conc.many.$s]}")" \
-                "${NAT_RETX[$conc.many.$s]}/${NAT_RETX[$conc.one.$s]}" \
-                "${NAT_FAIL[$conc.many.$s]}/${NAT_FAIL[$conc.one.$s]}"
+            k="$conc.$s"
+            printf '%-9s %-10s %10s %10s %9s %14s %13s %7s %9s\n' "$conc" "$s" "${NAT_RATE[$k.many]}" \
+                "${NAT_RATE[$k.one]}" "${NAT_RATIO[$k]}" "${NAT_CPU[$k.many]}/${NAT_CPU[$k.one]}" \
+                "${NAT_RETX[$k]}" "${NAT_FAIL[$k]}" "${NAT_PERT[$k]}"
         done
     done
 fi
