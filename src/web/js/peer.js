@@ -7,12 +7,19 @@
 // Recovery: ICE that fails (or stays disconnected for a few seconds) is restarted. The
 // impolite side restarts at once; the polite side asks it to ("ice-restart" over signaling)
 // and restarts by itself if nothing happens, so that both rarely restart at the same time.
+// A restart whose new ICE generation neither carries the media nor fails within
+// RESTART_STALL_MS is made again: the browsers go on over the previous generation meanwhile,
+// whose TURN allocations may be on a credential about to expire.
 
 import {log} from './ui.js';
 
 const DISCONNECTED_GRACE_MS = 3000;
 const POLITE_FALLBACK_MS = 4000;
 const STATS_MS = 2000;
+const SETTLE_MS = 500; // path readings while a new ICE generation settles (Firefox tells nothing)
+const RESTART_STALL_MS = 20000;
+const STALLS_MAX = 2; // restarts in a row for stalled generations; then the old one is kept
+const LIVE = new Set(['connected', 'completed']);
 
 function fingerprint(sdp) {
   const m = /^a=fingerprint:(.+)$/m.exec(sdp || '');
@@ -56,38 +63,97 @@ export function iceServersFor(servers, relayOnly) {
   return out;
 }
 
-/** What the selected candidate pair says about the path: {kind, protocol, localType}. */
-export async function pathOf(pc) {
-  const stats = await pc.getStats();
+/**
+ * The candidate pair that carries the media in a getStats() report, with its candidates:
+ * {pair, local, remote}, or null when the report names none. In order:
+ * - the transport's selectedCandidatePairId (Chromium, Firefox 153 ESR), when the report has
+ *   that pair and its local candidate;
+ * - else the succeeded pair marked `selected` (older Firefox) or nominated, the one that
+ *   received last: Chromium keeps the pairs of earlier ICE generations in the report, some
+ *   of them succeeded and nominated too.
+ * A succeeded pair that is neither is only a check that passed: Firefox lists such pairs of
+ * a new ICE generation while the media still takes the previous one.
+ */
+function selectedPair(stats) {
   const byId = new Map();
   stats.forEach((s) => byId.set(s.id, s));
-  let pair = null;
-  stats.forEach((s) => {
-    if (s.type === 'transport' && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) || pair;
-  });
-  if (!pair) // Firefox marks the pair itself
-    stats.forEach((s) => {
-      if (s.type === 'candidate-pair' && s.selected && s.state === 'succeeded') pair = s;
-    });
-  let inbound = {framesDecoded: 0, bytesReceived: 0, packetsLost: 0}, audioIn = null;
-  stats.forEach((s) => {
-    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') inbound = s;
-    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'audio') audioIn = s;
-  });
-  const local = pair ? byId.get(pair.localCandidateId) : null;
-  const remote = pair ? byId.get(pair.remoteCandidateId) : null;
-  let kind = 'connecting';
-  if (local) kind = local.candidateType === 'relay' || (remote && remote.candidateType === 'relay') ? 'relay' : 'direct';
-  return {
-    kind,
-    localType: local ? local.candidateType : null,
-    remoteType: remote ? remote.candidateType : null,
-    protocol: local ? (local.relayProtocol || local.protocol || '') : '',
-    rtt: pair && pair.currentRoundTripTime,
-    framesDecoded: inbound.framesDecoded || 0,
-    bytesReceived: inbound.bytesReceived || 0,
-    audioBytesReceived: audioIn ? audioIn.bytesReceived || 0 : 0,
+  const withCandidates = (pair) => {
+    const local = pair && pair.type === 'candidate-pair' ? byId.get(pair.localCandidateId) : null;
+    return local ? {pair, local, remote: byId.get(pair.remoteCandidateId) || null} : null;
   };
+  let found = null;
+  stats.forEach((s) => {
+    if (!found && s.type === 'transport' && s.selectedCandidatePairId) found = withCandidates(byId.get(s.selectedCandidatePairId));
+  });
+  if (found) return found;
+  const rank = (p) => [p.selected ? 1 : 0, p.lastPacketReceivedTimestamp || 0, p.bytesReceived || 0];
+  const better = (a, b) => {
+    const x = rank(a), y = rank(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] > y[i];
+    return false;
+  };
+  stats.forEach((s) => {
+    if (s.type !== 'candidate-pair' || s.state !== 'succeeded' || !(s.selected || s.nominated)) return;
+    const c = withCandidates(s);
+    if (c && (!found || better(s, found.pair))) found = c;
+  });
+  return found;
+}
+
+/**
+ * The path of the media from a getStats() report: {kind, protocol, localType, remoteType,
+ * ufrag (the local candidate's: its ICE generation), rtt, source, framesDecoded,
+ * bytesReceived, audioBytesReceived}. kind is 'relay' (a relay candidate on either end),
+ * 'direct', 'connecting', or 'connected' (media flows, the path is not known).
+ * ctx: {live: ICE is connected or completed, relayOnly: iceTransportPolicy 'relay', prev:
+ * the last path read for this connection or null}. source says where the path comes from:
+ * 'pair' (the report's selected pair), 'held' (prev's, kept), 'policy' (relay-only: every
+ * candidate is a relay one) or 'none'. A live connection whose report names no pair keeps
+ * prev's path: Firefox reports only the newest ICE generation, so from an ICE restart until
+ * that generation is selected (a second; never, when the restart stalls) its report has no
+ * selected pair while the media still goes over the previous generation's, which prev
+ * describes. The kind is never 'connecting' while live.
+ */
+export function pathFromStats(stats, {live = false, relayOnly = false, prev = null} = {}) {
+  let video = null, audio = null;
+  const locals = [];
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') video = s;
+    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'audio') audio = s;
+    if (s.type === 'local-candidate') locals.push(s);
+  });
+  const counters = {
+    framesDecoded: video ? video.framesDecoded || 0 : 0,
+    bytesReceived: video ? video.bytesReceived || 0 : 0,
+    audioBytesReceived: audio ? audio.bytesReceived || 0 : 0,
+  };
+  const sel = selectedPair(stats);
+  if (sel) {
+    const {pair, local, remote} = sel;
+    const relay = local.candidateType === 'relay' || (remote && remote.candidateType === 'relay');
+    return {kind: relay ? 'relay' : 'direct', protocol: local.relayProtocol || local.protocol || '',
+            localType: local.candidateType || null, remoteType: remote ? remote.candidateType || null : null,
+            ufrag: local.usernameFragment || null, rtt: pair.currentRoundTripTime, source: 'pair', ...counters};
+  }
+  if (live && prev && (prev.kind === 'relay' || prev.kind === 'direct'))
+    return {kind: prev.kind, protocol: prev.protocol, localType: prev.localType, remoteType: prev.remoteType,
+            ufrag: prev.ufrag, rtt: prev.rtt, source: 'held', ...counters};
+  const path = {kind: 'connecting', protocol: '', localType: null, remoteType: null, ufrag: null, rtt: null,
+                source: 'none', ...counters};
+  if (live && relayOnly) { // the media is relayed; over which protocol is known when the candidates agree
+    const protocols = new Set(locals.map((c) => c.relayProtocol || c.protocol || ''));
+    return {...path, kind: 'relay', localType: 'relay', protocol: protocols.size === 1 ? [...protocols][0] : '',
+            source: 'policy'};
+  }
+  if (live) path.kind = 'connected';
+  return path;
+}
+
+/** The path of pc's media now (see pathFromStats); prev: the last reading, or null. */
+export async function pathOf(pc, prev = null) {
+  const stats = await pc.getStats();
+  return pathFromStats(stats, {live: LIVE.has(pc.iceConnectionState),
+                               relayOnly: pc.getConfiguration().iceTransportPolicy === 'relay', prev});
 }
 
 export class Peer {
@@ -107,6 +173,9 @@ export class Peer {
     this.answerPending = false;
     this.closed = false;
     this.restarts = 0;
+    this.stalls = 0;           // restarts in a row whose generation did not take over
+    this.generation = null;    // local ufrag of the ICE generation negotiated last
+    this.settled = true;       // that generation carries the media (or there is none yet)
     this.path = {kind: 'connecting'};
     this.statsAsked = this.statsApplied = 0;
     this.queue = Promise.resolve();
@@ -136,6 +205,9 @@ export class Peer {
       log(`peer ${id.slice(0, 8)}: connection ${pc.connectionState}`);
       this.onChange();
       if (pc.connectionState === 'connected') this.refreshPath(); // the badge now, not at the next reading
+    };
+    pc.onsignalingstatechange = () => {
+      if (pc.signalingState === 'stable') this.negotiated();
     };
     pc.onicecandidateerror = (e) => log(`peer ${id.slice(0, 8)}: candidate error ${e.errorCode} ${e.url || ''} ${e.errorText || ''}`);
     this.timers.stats = setInterval(() => this.refreshPath(), STATS_MS);
@@ -206,8 +278,65 @@ export class Peer {
       this.timers.grace = setTimeout(() => {
         if (this.pc.iceConnectionState === 'disconnected') this.restart('disconnected');
       }, DISCONNECTED_GRACE_MS);
-    else if (s === 'connected' || s === 'completed') clearTimeout(this.timers.fallback);
+    else if (s === 'connected' || s === 'completed') {
+      clearTimeout(this.timers.fallback);
+      this.refreshPath();
+    }
     this.onChange();
+  }
+
+  /**
+   * An offer/answer exchange completed. New local ICE credentials start a new ICE generation
+   * (a restart, ours or the other side's): its path is read every SETTLE_MS until it carries
+   * the media, and the restart is made again if it has not after RESTART_STALL_MS. Chromium
+   * also says when its selected pair changes (RTCIceTransport selectedcandidatepairchange);
+   * Firefox 153 has no such event and keeps its ICE state "connected" through a restart.
+   */
+  negotiated() {
+    if (this.closed) return;
+    this.watchTransport();
+    const d = this.pc.currentLocalDescription;
+    const m = d && /^a=ice-ufrag:(.+)$/m.exec(d.sdp);
+    const ufrag = m ? m[1].trim() : null;
+    if (!ufrag || ufrag === this.generation) return;
+    const first = this.generation === null;
+    this.generation = ufrag;
+    if (first) return;
+    this.settled = false;
+    clearInterval(this.timers.settle);
+    clearTimeout(this.timers.stall);
+    this.timers.settle = setInterval(() => this.refreshPath(), SETTLE_MS);
+    this.timers.stall = setTimeout(() => this.stalled(), RESTART_STALL_MS);
+    this.refreshPath();
+  }
+
+  /** The newest generation carries the media: stop the quick readings and the stall timer. */
+  settle() {
+    this.settled = true;
+    this.stalls = 0;
+    clearInterval(this.timers.settle);
+    clearTimeout(this.timers.stall);
+  }
+
+  /** RESTART_STALL_MS after a new generation: still not carrying the media. */
+  stalled() {
+    clearInterval(this.timers.settle);
+    if (this.closed || this.settled || !LIVE.has(this.pc.iceConnectionState)) return; // failures restart by themselves
+    if (++this.stalls > STALLS_MAX) {
+      log(`peer ${this.id.slice(0, 8)}: ICE restart did not complete; staying on the previous path`);
+      return;
+    }
+    this.restart('stalled');
+  }
+
+  /** Re-reads the path when Chromium's ICE transport changes its selected pair. */
+  watchTransport() {
+    if (this.iceTransport) return;
+    const t = this.pc.getTransceivers().map((x) => x.sender.transport).find(Boolean);
+    const ice = t && t.iceTransport;
+    if (!ice || !('onselectedcandidatepairchange' in ice)) return;
+    this.iceTransport = ice;
+    ice.onselectedcandidatepairchange = () => this.refreshPath();
   }
 
   /** Restarts ICE (new candidates, new allocations with the current iceServers). */
@@ -246,11 +375,13 @@ export class Peer {
     if (this.closed) return;
     const seq = ++this.statsAsked;
     try {
-      const p = await pathOf(this.pc);
+      const p = await pathOf(this.pc, this.path);
       if (seq < this.statsApplied || this.closed) return; // a later reading arrived first
       this.statsApplied = seq;
       const changed = p.kind !== this.path.kind || p.protocol !== this.path.protocol;
       this.path = p;
+      // the newest generation carries the media (a report without ufrags: a selected pair)
+      if (!this.settled && p.source === 'pair' && (!p.ufrag || p.ufrag === this.generation)) this.settle();
       if (changed) this.onChange();
     } catch (e) {
       log(`peer ${this.id.slice(0, 8)}: stats failed: ${e.message}`);
@@ -272,7 +403,8 @@ export class Peer {
       clearInterval(t);
     }
     this.pc.onnegotiationneeded = this.pc.onicecandidate = this.pc.ontrack = null;
-    this.pc.oniceconnectionstatechange = this.pc.onconnectionstatechange = null;
+    this.pc.oniceconnectionstatechange = this.pc.onconnectionstatechange = this.pc.onsignalingstatechange = null;
+    if (this.iceTransport) this.iceTransport.onselectedcandidatepairchange = null;
     this.pc.close();
   }
 }

@@ -5,7 +5,9 @@
 
 import {$, h, icon, initials, toast} from './ui.js';
 
-const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connecting: 'Connecting…', self: ''};
+const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connected: 'Connected', connecting: 'Connecting…', self: ''};
+const PATH_TITLE = {relay: 'Media goes through the relay server', direct: 'Media goes directly between you',
+                    connected: 'Media flows; the path is not known yet', connecting: 'Connecting'};
 
 export class RoomView {
   /** actions: {mic(), cam(), leave(), end(), chat(text), remove(id), mute(id), relay(on)} */
@@ -133,7 +135,7 @@ export class RoomView {
     if (p) p.catch(() => { /* autoplay refused: starts on the next click */ });
   }
 
-  /** The connection badge: "Relay · udp", "Direct", or connecting. */
+  /** The connection badge: "Relay · udp", "Direct", "Connected" (path not known), or connecting. */
   setPath(id, path, state) {
     const t = this.tiles.get(id);
     if (!t || t.self) return;
@@ -142,7 +144,7 @@ export class RoomView {
     const text = kind === 'relay' && path.protocol ? `Relay · ${path.protocol}` : PATH_LABEL[kind] || kind;
     t.path.textContent = text;
     t.path.dataset.kind = kind;
-    t.path.title = kind === 'relay' ? 'Media goes through the relay server' : kind === 'direct' ? 'Media goes directly between you' : 'Connecting';
+    t.path.title = PATH_TITLE[kind] || PATH_TITLE.connecting;
     t.el.dataset.path = kind;
   }
 

@@ -573,7 +573,7 @@ export class Room {
       await p.refreshPath();
       const m = this.members.get(id) || {};
       peers[id] = {name: m.name, connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
-                   path: p.path, restarts: p.restarts, ufrag: p.ufrag(), polite: p.polite};
+                   path: p.path, restarts: p.restarts, ufrag: p.ufrag(), settled: p.settled, polite: p.polite};
     }
     return {me: this.me, signaling: this.sig && this.sig.state, lastSeq: this.sig && this.sig.lastSeq,
             sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
