@@ -6,7 +6,10 @@
 // playing (autoplay in Firefox after the Join click, as a person would), connection badges
 // that say Relay, the others' names on their tiles and in the participant list; chat from
 // Firefox to Chromium and back; a mute and a camera turned off seen across browsers; the
-// ADMIN in Firefox ends the meeting for everyone; no console error anywhere.
+// ADMIN in Firefox ends the meeting for everyone; no console error anywhere. And the path the
+// badge shows: read from getStats() reports shaped like both browsers' around an ICE restart,
+// and read every 100 ms during the TURN credential renewals' ICE restarts, never "connecting"
+// for a connected peer; an ICE restart whose new generation does not take over is made again.
 // Usage: node web_firefox.mjs '<json>' with {base, chromium, firefox, loopbackOnly, outdir,
 // pidFile}. Prints the report (checks, pids, codecs) as one JSON line on stdout.
 import {cfg, check, report, sleep} from './lib.mjs';
@@ -204,6 +207,66 @@ try {
   }
   await Promise.all(everyone.map((p) => p.shot(`mixed-01-call-${p.name}.png`)));
 
+  // ------------------------------------------------------------ the path from getStats()
+  // The client's reading of the path (peer.js pathFromStats), in Firefox, from reports shaped
+  // like those both browsers give around an ICE restart (fields and ids as seen in Firefox 153
+  // and Chromium). Firefox reports only the newest ICE generation: until it is selected there is
+  // no selected pair, while the media still goes over the previous generation's pair.
+  const readings = await fay.eval(async () => {
+    const {pathFromStats} = await import('/js/peer.js');
+    const report = (...l) => new Map(l.map((s) => [s.id, s]));
+    const cand = (id, type, ufrag, extra = {}) => ({id, type, candidateType: 'relay', protocol: 'udp', relayProtocol: 'udp',
+                                                    usernameFragment: ufrag, ...extra});
+    const pair = (id, l, r, extra = {}) => ({id, type: 'candidate-pair', localCandidateId: l, remoteCandidateId: r,
+                                             state: 'succeeded', nominated: false, ...extra});
+    const video = {id: 'v', type: 'inbound-rtp', kind: 'video', framesDecoded: 42, bytesReceived: 9000};
+    const before = {kind: 'relay', protocol: 'udp', localType: 'relay', remoteType: 'relay', ufrag: 'old1', rtt: 0.01, source: 'pair'};
+    // Firefox between an ICE restart and the new generation's selection (checks under way)
+    const midRestart = report({id: 't', type: 'transport', iceState: 'connected'}, video,
+      cand('l2', 'local-candidate', 'new2'), cand('l3', 'local-candidate', 'new2', {relayProtocol: 'tcp'}),
+      cand('r2', 'remote-candidate', 'NEWr'),
+      pair('p2', 'l2', 'r2'), pair('p3', 'l3', 'r2', {state: 'in-progress'}));
+    // Chromium after an ICE restart: the earlier generation's pairs stay, succeeded and nominated
+    const chromium = report({id: 'T01', type: 'transport', selectedCandidatePairId: 'CPnew'}, video,
+      cand('Iold', 'local-candidate', 'OLDu'), cand('Inew', 'local-candidate', 'NEWu', {relayProtocol: 'tcp'}),
+      cand('Rold', 'remote-candidate', 'oldr'), cand('Rnew', 'remote-candidate', 'newr'),
+      pair('CPold', 'Iold', 'Rold', {nominated: true, lastPacketReceivedTimestamp: 2000, bytesReceived: 9e6}),
+      pair('CPnew', 'Inew', 'Rnew', {nominated: true, lastPacketReceivedTimestamp: 1000, bytesReceived: 10}));
+    // a selectedCandidatePairId the report does not hold: the nominated pair that received last
+    const dangling = report({id: 't', type: 'transport', selectedCandidatePairId: 'gone'}, video,
+      cand('Iold', 'local-candidate', 'OLDu'), cand('Inew', 'local-candidate', 'NEWu', {relayProtocol: 'tcp'}),
+      cand('Rold', 'remote-candidate', 'oldr'), cand('Rnew', 'remote-candidate', 'newr'),
+      pair('CPold', 'Iold', 'Rold', {nominated: true, lastPacketReceivedTimestamp: 1000}),
+      pair('CPnew', 'Inew', 'Rnew', {nominated: true, lastPacketReceivedTimestamp: 2000}),
+      pair('CPchk', 'Iold', 'Rnew', {lastPacketReceivedTimestamp: 3000}));
+    // older Firefox: no selectedCandidatePairId, the pair itself marked selected
+    const marked = report({id: 't', type: 'transport'}, video,
+      cand('a', 'local-candidate', 'u', {candidateType: 'host', relayProtocol: undefined}),
+      cand('b', 'remote-candidate', 'v', {candidateType: 'srflx'}), pair('p', 'a', 'b', {selected: true}));
+    const pick = (x) => x && [x.kind, x.protocol, x.source, x.framesDecoded];
+    return {
+      held: pick(pathFromStats(midRestart, {live: true, relayOnly: true, prev: before})),
+      heldDirect: pick(pathFromStats(midRestart, {live: true, prev: {...before, kind: 'direct', protocol: 'udp'}})),
+      policy: pick(pathFromStats(midRestart, {live: true, relayOnly: true, prev: null})),
+      unknown: pick(pathFromStats(midRestart, {live: true, prev: null})),
+      notLive: pick(pathFromStats(midRestart, {live: false, relayOnly: true, prev: before})),
+      chromium: pick(pathFromStats(chromium, {live: true})),
+      dangling: pick(pathFromStats(dangling, {live: true})),
+      marked: pick(pathFromStats(marked, {live: true})),
+    };
+  });
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  check('path: Firefox mid-restart (no selected pair, ICE connected) keeps the previous path, relay or direct',
+        same(readings.held, ['relay', 'udp', 'held', 42]) && same(readings.heldDirect, ['direct', 'udp', 'held', 42]), readings);
+  check('path: mid-restart without a previous reading: relay-only says Relay (candidates disagree on the protocol: none shown), otherwise Connected',
+        same(readings.policy, ['relay', '', 'policy', 42]) && same(readings.unknown, ['connected', '', 'none', 42]), readings);
+  check('path: no selected pair and ICE not connected: Connecting', same(readings.notLive, ['connecting', '', 'none', 42]), readings);
+  check('path: Chromium after a restart: the transport\'s selected pair, not the earlier generation\'s busier one',
+        same(readings.chromium, ['relay', 'tcp', 'pair', 42]), readings);
+  check('path: a selectedCandidatePairId the report lacks: the nominated pair that received last, never a mere check',
+        same(readings.dangling, ['relay', 'tcp', 'pair', 42]), readings);
+  check('path: a pair marked selected (older Firefox) gives the path', same(readings.marked, ['direct', 'udp', 'pair', 42]), readings);
+
   // ------------------------------------------------------------ a TURN credential renewed
   // What the client does at 75% of a credential's life, asked for now: a fresh credential, given
   // to every connection with setConfiguration, then an ICE restart (Firefox restarts as the
@@ -215,9 +278,31 @@ try {
     return only.every((id) => s.peers[id] && s.peers[id].ufrag !== w[id].ufrag && s.peers[id].connection === 'connected' &&
                                s.peers[id].path.kind === 'relay' && s.peers[id].path.framesDecoded > w[id].frames + 10);
   }, [was, ids]);
+  // While ICE restarts, each page reads its peers' paths every 100 ms as the badge does: a
+  // reading of a connected peer (ICE connected or completed) must never say "connecting" (it
+  // did in Firefox, for the whole restart, until the client kept the previous path).
+  const watchPaths = (p) => p.eval(() => {
+    window.pathWatch = {readings: 0, held: 0, connecting: []};
+    window.pathWatchTimer = setInterval(async () => {
+      const {pathOf} = await import('/js/peer.js');
+      for (const [id, peer] of window.meetlite.room().peers) {
+        const path = await pathOf(peer.pc, peer.path);
+        const ice = peer.pc.iceConnectionState;
+        window.pathWatch.readings++;
+        if (path.source === 'held') window.pathWatch.held++;
+        if ((ice === 'connected' || ice === 'completed') && path.kind === 'connecting')
+          window.pathWatch.connecting.push({peer: id.slice(0, 8), ice, path});
+      }
+    }, 100);
+  });
+  const pathsWatched = (p) => p.eval(() => {
+    clearInterval(window.pathWatchTimer);
+    return window.pathWatch;
+  });
   for (const who of [fay, ann]) {
     const watch = who === fay ? [fay] : [fay, ann];
     const was = await Promise.all(watch.map(ufrags));
+    await Promise.all(watch.map(watchPaths));
     const n = (await who.state()).renewals;
     await who.eval(() => window.meetlite.room().renew());
     check(`${who.name} (${who.kind}) renews the TURN credential (a new one is applied)`,
@@ -226,6 +311,74 @@ try {
     for (let i = 0; i < watch.length; i++)
       check(`after ${who.name}'s renewal ${watch[i].name} (${watch[i].kind}) restarted ICE and the call goes on over relay`,
             await restarted(watch[i], was[i], ids(watch[i])), await watch[i].state());
+    for (const p of watch) {
+      const w = await pathsWatched(p);
+      check(`during ${who.name}'s renewal ${p.name} (${p.kind}) never read "connecting" for a connected peer ` +
+            `(${w.readings} readings, ${w.held} of them the previous generation's path)`,
+            w.readings > 0 && w.connecting.length === 0, w.connecting.slice(0, 5));
+    }
+  }
+
+  // ------------------------------------------------------------ an ICE restart that stalls
+  // Under heavy load a restart's new ICE generation sometimes neither takes over nor fails (30 s
+  // and more, Firefox on either side): ICE stays connected, the media goes on over the previous
+  // generation, and Firefox's getStats() shows the new generation without a selected pair. Fay's
+  // page shows her client such a report for the next generation of her connection to Ben (its
+  // pairs and candidates left out; losing Ben's candidates instead makes Firefox fail the
+  // generation after 5 s rather than stall). The badge must keep saying Relay, and 20 s later
+  // the client must restart again; the generation after that is reported and takes over.
+  {
+    const bid = report.pids.ben;
+    const was = (await fay.state()).peers[bid];
+    await fay.eval((id) => {
+      const p = window.meetlite.room().peers.get(id);
+      const real = p.pc.getStats.bind(p.pc);
+      const first = p.generation;
+      p.pc.getStats = async (...args) => {
+        const r = await real(...args);
+        if (p.generation !== first) p.hiddenGeneration = p.hiddenGeneration || p.generation;
+        const hidden = p.hiddenGeneration;
+        if (!hidden) return r;
+        const out = new Map();
+        const gone = new Set();
+        r.forEach((x) => {
+          if (x.type === 'local-candidate' && x.usernameFragment === hidden) gone.add(x.id);
+        });
+        r.forEach((x) => {
+          if (x.type === 'candidate-pair' && gone.has(x.localCandidateId)) gone.add(x.id);
+        });
+        r.forEach((x) => {
+          if (gone.has(x.id)) return;
+          if (x.type === 'transport' && gone.has(x.selectedCandidatePairId)) x = {...x, selectedCandidatePairId: undefined};
+          out.set(x.id, x);
+        });
+        return out;
+      };
+    }, bid);
+    await fay.eval((id) => window.meetlite.room().peers.get(id).restart('test'), bid);
+    const stalled = await fay.until(([id, u]) => window.meetlite.state().then((s) => {
+      const p = s.peers[id];
+      return p.ufrag !== u && !p.settled && p.connection === 'connected' && p.path.source === 'held';
+    }), [bid, was.ufrag], 15000);
+    await sleep(3000);
+    const mid = (await fay.state()).peers[bid];
+    const badge = (await fay.tiles()).find((x) => x.pid === bid);
+    check('a stalled ICE restart: the call goes on, connected, over the previous generation, the badge still says Relay',
+          stalled && !mid.settled && mid.connection === 'connected' && mid.path.kind === 'relay' &&
+          mid.path.source === 'held' && badge && /^Relay · udp$/.test(badge.path), {mid, badge});
+    const again = await fay.until(([id, n, frames]) => window.meetlite.state().then((s) => {
+      const p = s.peers[id];
+      return p.restarts >= n + 2 && p.settled && p.path.source === 'pair' && p.path.ufrag === p.ufrag &&
+        p.connection === 'connected' && p.path.kind === 'relay' && p.path.framesDecoded > frames + 10;
+    }), [bid, was.restarts, mid.path.framesDecoded], 40000);
+    const end = (await fay.state()).peers[bid];
+    check(`a stalled ICE restart is made again after 20 s, and the next generation carries the media (restarts ` +
+          `${was.restarts} -> ${end.restarts})`,
+          again && (await fay.eval(() => window.meetlite.log())).includes('ICE restart (stalled'), end);
+    await fay.eval((id) => {
+      const p = window.meetlite.room().peers.get(id);
+      delete p.pc.getStats; // the prototype's again
+    }, bid);
   }
 
   // every TURN URI gave its allocations, for the call and for the renewal's restarts
