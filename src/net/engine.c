@@ -165,8 +165,10 @@ static void *worker_main(void *arg)
     if (err[0])
         ML_ERROR("net", "%s", err);
     /* One iteration at a time, so that what the iteration's callbacks queued (datagrams from
-     * every socket that was readable) leaves in as few sendmmsg calls as possible. */
-    while (!w->quit) {
+     * every socket that was readable) leaves in as few sendmmsg calls as possible. The stop
+     * request is a flag, not event_base_loopbreak(): a break asked for between two iterations
+     * would be forgotten when the next one starts. */
+    while (!__atomic_load_n(&w->quit, __ATOMIC_ACQUIRE)) {
         if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
             break; /* an error, or nothing left to wait for */
         net_worker_flush(w);
@@ -191,7 +193,8 @@ static void *worker_main(void *arg)
     __atomic_store_n(&w->state, NULL, __ATOMIC_RELEASE);
     e->h->worker_stop(w, state);
     net_worker_flush(w);
-    /* Streams freed above may have scheduled one-shot events; run them to completion. */
+    /* Bufferevents freed above finish in deferred callbacks; run them. Nothing of ours is left
+     * to call back: the streams' reaper found both lists empty. */
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     self_worker = NULL;
     return NULL;
@@ -214,6 +217,8 @@ static void worker_free(struct net_worker *w)
     free(w->tcp_fd);
     if (w->wake)
         event_free(w->wake);
+    if (w->reap)
+        event_free(w->reap);
     if (w->base)
         event_base_free(w->base);
     pthread_mutex_destroy(&w->qlock);
@@ -247,7 +252,8 @@ static struct net_worker *worker_new(struct net_engine *e, unsigned id, char *er
     for (size_t i = 0; i < e->neps; i++)
         w->tcp_fd[i] = -1;
     w->wake = event_new(w->base, -1, 0, run_tasks, w);
-    if (!w->wake) {
+    w->reap = event_new(w->base, -1, 0, net_streams_reap, w);
+    if (!w->wake || !w->reap) {
         worker_free(w);
         ml_err(err, errlen, "cannot create the wake-up event");
         return NULL;
@@ -350,29 +356,29 @@ int net_engine_start(struct net_engine *e, char *err, size_t errlen)
     return 0;
 }
 
-static void stop_task(struct net_worker *w, void *arg)
-{
-    ML_UNUSED(arg);
-    w->quit = true;
-    event_base_loopbreak(w->base);
-}
-
 void net_engine_free(struct net_engine *e)
 {
     if (!e)
         return;
+    /* The flag, then a wake-up that needs no allocation: the iteration it causes ends the
+     * worker's loop, wherever the worker was (waiting, or between two iterations). */
     for (unsigned i = 0; i < e->nworkers; i++) {
         struct net_worker *w = e->workers[i];
-        if (w->running && net_worker_post(w, stop_task, NULL) < 0)
-            event_base_loopbreak(w->base);
+        if (w->running) {
+            __atomic_store_n(&w->quit, true, __ATOMIC_RELEASE);
+            event_active(w->wake, EV_READ, 0);
+        }
     }
+    /* Every thread joined before any worker is freed: whatever a worker does while it stops
+     * (tasks, closing allocations) may post to another, which must still be there. */
     for (unsigned i = 0; i < e->nworkers; i++) {
         struct net_worker *w = e->workers[i];
         if (w->running)
             pthread_join(w->thread, NULL);
         w->running = false;
-        worker_free(w);
     }
+    for (unsigned i = 0; i < e->nworkers; i++)
+        worker_free(e->workers[i]);
     if (e->tls_ctx)
         SSL_CTX_free(e->tls_ctx);
     pthread_mutex_destroy(&e->tls_lock);

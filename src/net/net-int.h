@@ -42,7 +42,7 @@ struct net_stream {
     struct sockaddr_storage peer, local;
     void *conn; /* the handler's state */
     bool closing;
-    bool freed_pending;
+    bool freed_pending; /* on the worker's dying list: freed by its reaper, or at stop */
     struct net_stream *prev, *next;
 };
 
@@ -70,7 +70,7 @@ struct net_worker {
     void *state;
     struct net_counters ctr;
     bool in_batch;
-    bool quit; /* set by the stop task: leave the loop */
+    bool quit; /* atomic: set by net_engine_free, leave the loop */
     /* receive batch */
     uint8_t *rx;      /* NET_MAX_BATCH slots of NET_RX_SLOT bytes */
     unsigned rx_used; /* slots [0, rx_used) hold datagrams that queued sends still point into */
@@ -82,9 +82,12 @@ struct net_worker {
     struct net_udp **udp;
     struct evconnlistener **tcp;
     int *tcp_fd;
-    /* stream connections */
+    /* stream connections: open ones, and closed ones waiting for the reaper (a stream is
+     * never freed inside a call that may still use it, so its end is deferred to the loop) */
     struct net_stream *streams;
-    unsigned nstreams;
+    struct net_stream *dying;
+    struct event *reap; /* activated when dying is not empty */
+    unsigned nstreams;  /* both lists */
 };
 
 struct net_engine {
@@ -111,5 +114,6 @@ void net_udp_free(struct net_udp *u);
 int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen);
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen);
 void net_streams_close_all(struct net_worker *w);
+void net_streams_reap(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -48,23 +48,33 @@ int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *e
     return fd;
 }
 
-static void stream_unlink(struct net_stream *s)
+static void list_add(struct net_stream **head, struct net_stream *s)
 {
-    struct net_worker *w = s->w;
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+static void list_remove(struct net_stream **head, struct net_stream *s)
+{
     if (s->prev)
         s->prev->next = s->next;
     else
-        w->streams = s->next;
+        *head = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    w->nstreams--;
+    s->prev = s->next = NULL;
 }
 
-/* Frees the stream and tells the handler; runs from the loop, never inside a handler call. */
+/* Frees the stream and tells the handler; runs from the reaper or at stop, never inside a
+ * handler call. */
 static void stream_destroy(struct net_stream *s)
 {
     struct net_worker *w = s->w;
-    stream_unlink(s);
+    list_remove(s->freed_pending ? &w->dying : &w->streams, s);
+    w->nstreams--;
     if (s->conn && w->e->h->stream_close)
         w->e->h->stream_close(w->state, s, s->conn);
     if (s->bev)
@@ -73,24 +83,30 @@ static void stream_destroy(struct net_stream *s)
     free(s);
 }
 
-static void deferred_destroy(evutil_socket_t fd, short what, void *arg)
+/* The worker's reaper: frees the streams closed since it last ran. One event per worker, not a
+ * one-shot per stream: a stream that is freed at stop must not leave a callback behind that
+ * would free it a second time (net_streams_close_all empties the list the reaper reads). */
+void net_streams_reap(evutil_socket_t fd, short what, void *arg)
 {
+    struct net_worker *w = arg;
     ML_UNUSED(fd);
     ML_UNUSED(what);
-    stream_destroy(arg);
+    while (w->dying)
+        stream_destroy(w->dying);
 }
 
 static void schedule_destroy(struct net_stream *s)
 {
+    struct net_worker *w = s->w;
     if (s->freed_pending)
         return;
+    list_remove(&w->streams, s);
     s->freed_pending = true;
     s->closing = true;
+    list_add(&w->dying, s);
     if (s->bev)
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-    struct timeval now = {0, 0};
-    if (event_base_once(s->w->base, -1, EV_TIMEOUT, deferred_destroy, s, &now) < 0)
-        stream_destroy(s); /* cannot defer: only happens when the loop is gone */
+    event_active(w->reap, EV_READ, 0);
 }
 
 static void stream_read(struct bufferevent *bev, void *arg)
@@ -275,10 +291,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     bufferevent_set_max_single_read(s->raw ? s->raw : s->bev, NET_STREAM_READ_MAX);
-    s->next = w->streams;
-    if (w->streams)
-        w->streams->prev = s;
-    w->streams = s;
+    list_add(&w->streams, s);
     w->nstreams++;
     NET_COUNT(w->ctr.stream_accepted, 1);
     bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
@@ -311,10 +324,13 @@ int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, 
     return 0;
 }
 
+/* At stop: every stream, open or waiting for the reaper. */
 void net_streams_close_all(struct net_worker *w)
 {
     while (w->streams)
         stream_destroy(w->streams);
+    while (w->dying)
+        stream_destroy(w->dying);
 }
 
 enum net_transport net_stream_transport(const struct net_stream *s)
