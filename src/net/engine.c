@@ -192,9 +192,10 @@ static void *worker_main(void *arg)
     void *state = w->state;
     __atomic_store_n(&w->state, NULL, __ATOMIC_RELEASE);
     e->h->worker_stop(w, state);
+    net_conns_close_all(w); /* the handler closed its raw connections with its state */
     net_worker_flush(w);
     /* Bufferevents freed above finish in deferred callbacks; run them. Nothing of ours is left
-     * to call back: the streams' reaper found both lists empty. */
+     * to call back: the reaper would find every list empty. */
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     self_worker = NULL;
     return NULL;
@@ -252,7 +253,7 @@ static struct net_worker *worker_new(struct net_engine *e, unsigned id, char *er
     for (size_t i = 0; i < e->neps; i++)
         w->tcp_fd[i] = -1;
     w->wake = event_new(w->base, -1, 0, run_tasks, w);
-    w->reap = event_new(w->base, -1, 0, net_streams_reap, w);
+    w->reap = event_new(w->base, -1, 0, net_reap, w);
     if (!w->wake || !w->reap) {
         worker_free(w);
         ml_err(err, errlen, "cannot create the wake-up event");

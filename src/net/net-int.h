@@ -4,6 +4,10 @@
 
 #include "net/net.h"
 
+#include <openssl/ssl.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
@@ -37,13 +41,49 @@ struct net_stream {
     struct net_worker *w;
     struct bufferevent *bev; /* frames in and out (for TLS: OpenSSL's filter over raw) */
     struct bufferevent *raw; /* TLS: the socket's bufferevent (records); NULL for TCP */
+    SSL *ssl;                /* TLS: the session, freed with the stream (it can move) */
     enum net_transport transport;
     int endpoint;
     struct sockaddr_storage peer, local;
     void *conn; /* the handler's state */
     bool closing;
     bool freed_pending; /* on the worker's dying list: freed by its reaper, or at stop */
+    /* a pipe to a raw connection (net_conn_pipe): bytes, not frames */
+    struct net_conn *pipe;
+    bool read_paused; /* the pipe's connection has max bytes waiting: not read meanwhile */
+    /* net_stream_handover() asked from inside stream_frame: done once the frame is drained */
+    int handover_to; /* worker index, or -1 */
+    uint8_t *handover_frame;
+    size_t handover_len;
     struct net_stream *prev, *next;
+};
+
+/* A raw TCP connection to or from a peer (tcpconn.c). */
+struct net_conn {
+    struct net_worker *w;
+    struct bufferevent *bev;
+    struct sockaddr_storage peer;
+    net_conn_cb cb; /* NULL once closing */
+    void *arg;
+    int error;
+    bool connecting;
+    bool closing;
+    bool freed_pending;
+    /* the pipe */
+    struct net_stream *pipe;
+    size_t max;         /* bytes allowed to wait toward each side */
+    bool read_paused;   /* the stream has max bytes waiting: the peer is not read meanwhile */
+    struct event *wake; /* resumes reading the peer, from the loop (see tcpconn.c) */
+    struct evbuffer_cb_entry *wire_cb; /* on the stream's wire buffer while piped */
+    uint64_t from_peer, to_peer;
+    struct net_conn *prev, *next;
+};
+
+struct net_listener {
+    struct net_worker *w;
+    struct evconnlistener *l;
+    net_accept_cb cb;
+    void *arg;
 };
 
 /* Datagrams waiting for sendmmsg. */
@@ -86,8 +126,11 @@ struct net_worker {
      * never freed inside a call that may still use it, so its end is deferred to the loop) */
     struct net_stream *streams;
     struct net_stream *dying;
-    struct event *reap; /* activated when dying is not empty */
+    struct event *reap; /* activated when a dying list is not empty */
     unsigned nstreams;  /* both lists */
+    /* raw connections (tcpconn.c): open ones, and closed ones waiting for the reaper */
+    struct net_conn *conns;
+    struct net_conn *conns_dying;
 };
 
 struct net_engine {
@@ -114,6 +157,15 @@ void net_udp_free(struct net_udp *u);
 int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen);
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen);
 void net_streams_close_all(struct net_worker *w);
-void net_streams_reap(evutil_socket_t fd, short what, void *arg);
+void net_reap(evutil_socket_t fd, short what, void *arg);
+size_t net_stream_queued(const struct net_stream *s);
+struct evbuffer *net_stream_wire_out(struct net_stream *s);
+
+/* tcpconn.c */
+void net_conns_reap(struct net_worker *w);
+void net_conns_close_all(struct net_worker *w);
+/* The pipe seen from the stream: its bytes arrived; it is being freed. */
+void net_pipe_from_stream(struct net_stream *s);
+void net_pipe_stream_gone(struct net_stream *s);
 
 #endif

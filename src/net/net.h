@@ -111,6 +111,10 @@ struct net_counters {
     uint64_t stream_rx_bytes, stream_tx_bytes;
     uint64_t stream_tx_dropped; /* frames dropped because a client read too slowly */
     uint64_t stream_bad_frames; /* streams closed for an unframeable or oversized frame */
+    uint64_t stream_moved;      /* streams handed over to another worker (net_stream_handover) */
+    uint64_t conn_open;         /* gauge: raw TCP connections (net_conn) */
+    uint64_t conn_bytes_in;     /* bytes piped from raw connections to streams */
+    uint64_t conn_bytes_out;    /* bytes piped from streams to raw connections */
 };
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing. */
@@ -226,5 +230,72 @@ void net_stream_reset_idle(struct net_stream *s);
 /* Closes after the queued output is written (bounded by a short timeout); the handler's
  * stream_close runs later, never inside this call. */
 void net_stream_close(struct net_stream *s);
+/* Hands the connection over to worker index `to`, for a frame that belongs there: its socket,
+ * its TLS session and every byte read or queued but not processed or written move to that
+ * worker. Call only from the handler's stream_frame for this stream; frame (len bytes) is
+ * copied. Here the stream ends as a closed one does (the handler's stream_close frees conn);
+ * there the handler's stream_open makes its new state, then stream_frame gets frame, then the
+ * bytes that followed it. Returns 0, or -1 (nothing changed: handle the frame here). */
+int net_stream_handover(struct net_stream *s, unsigned to, const uint8_t *frame, size_t len) ML_WUR;
+
+/* ---------------------------------------------------------------- raw TCP (relayed TCP) */
+
+/* What TURN's TCP relay (RFC 6062) needs from the network layer: listening sockets on relayed
+ * addresses, connections to and from peers that carry bytes as they are (no framing), and a
+ * pipe between such a connection and a client's stream. Every object belongs to one worker. */
+struct net_listener;
+struct net_conn;
+
+/* A TCP socket bound to addr that no other socket of this process shares: bound without
+ * SO_REUSEPORT (so it collides with every socket on that port), then given SO_REUSEPORT so
+ * that net_conn_connect() may bind outgoing connections to the same address. Returns the fd
+ * (caller owns it), or -1 with err filled; *eaddrinuse (may be NULL) tells a taken port. */
+int net_tcp_bind_exclusive(const struct sockaddr *addr, bool *eaddrinuse, char *err,
+                           size_t errlen) ML_WUR;
+
+/* A connection arrived on a listener: fd is the caller's (net_conn_adopt() it or close it). */
+typedef void (*net_accept_cb)(struct net_listener *l, void *arg, int fd,
+                              const struct sockaddr *peer);
+/* Listens on the bound socket fd (takes ownership, closed on failure too) on w's loop. Returns
+ * NULL with err filled. */
+struct net_listener *net_listener_new(struct net_worker *w, int fd, net_accept_cb cb, void *arg,
+                                      char *err, size_t errlen) ML_WUR;
+/* Stops listening and closes the socket. Safe inside its own callback. */
+void net_listener_free(struct net_listener *l);
+
+enum net_conn_event {
+    NET_CONN_CONNECTED, /* net_conn_connect() succeeded */
+    NET_CONN_FAILED,    /* it failed or timed out (errno-style code in net_conn_error()) */
+    NET_CONN_CLOSED,    /* the peer closed, or the connection failed, after it was up */
+};
+/* What happened to c; the callee may call net_conn_close(c) inside. */
+typedef void (*net_conn_cb)(struct net_conn *c, void *arg, enum net_conn_event ev);
+
+/* Connects from local (bound with SO_REUSEADDR and SO_REUSEPORT, beside a listener made by
+ * net_tcp_bind_exclusive) to peer; cb gets CONNECTED or FAILED within timeout_s seconds. The
+ * connection reads nothing until it is piped: what the peer sends waits in the kernel, whose
+ * receive window closes. Returns NULL with err filled (cb is not called then). */
+struct net_conn *net_conn_connect(struct net_worker *w, const struct sockaddr *local,
+                                  const struct sockaddr *peer, int timeout_s, net_conn_cb cb,
+                                  void *arg, char *err, size_t errlen) ML_WUR;
+/* Wraps an accepted connection's fd (takes ownership; closed on failure). Reads nothing until
+ * it is piped. NULL when out of memory. */
+struct net_conn *net_conn_adopt(struct net_worker *w, int fd, net_conn_cb cb, void *arg) ML_WUR;
+/* Pipes bytes both ways between c and stream s, which from now on is read as bytes, not
+ * frames (what s has buffered after its last frame goes to c first). At most max bytes wait
+ * toward each side: a side whose reader is slower stops being read until half of that has
+ * drained (its TCP window closes), so memory stays bounded whatever the two ends do. When s
+ * ends, what it had sent is still delivered to c, and the handler's stream_close runs as for
+ * any stream; when c's peer ends, what it had sent is queued to s, then cb gets CLOSED. 0, or
+ * -1 when either is already piped or closing. */
+int net_conn_pipe(struct net_conn *c, struct net_stream *s, size_t max) ML_WUR;
+/* Bytes piped so far: from c's peer to the stream, and from the stream to c's peer. */
+void net_conn_bytes(const struct net_conn *c, uint64_t *from_peer, uint64_t *to_peer);
+const struct sockaddr *net_conn_peer(const struct net_conn *c);
+/* The error of a FAILED connection (an errno value; ETIMEDOUT for the timeout), else 0. */
+int net_conn_error(const struct net_conn *c);
+/* Closes c after what is queued to its peer is written (bounded by a short timeout); its
+ * callback is not called again, and it is freed from the loop. Safe inside its callback. */
+void net_conn_close(struct net_conn *c);
 
 #endif

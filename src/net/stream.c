@@ -1,5 +1,7 @@
 /* TCP and TLS client connections: accept on each worker's SO_REUSEPORT listener, cut the byte
- * stream into frames with the handler's framing rule, and bound what is queued to slow readers. */
+ * stream into frames with the handler's framing rule, bound what is queued to slow readers, and
+ * hand a connection over to another worker (socket, TLS session and buffered bytes) when the
+ * handler says a frame belongs there. A piped stream (tcpconn.c) is read as bytes instead. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -68,31 +70,58 @@ static void list_remove(struct net_stream **head, struct net_stream *s)
     s->prev = s->next = NULL;
 }
 
+/* Frees the bufferevents and the TLS session. The filter is made without BEV_OPT_CLOSE_ON_FREE
+ * (so that a session can move to another worker), so the socket's bufferevent and the session
+ * are freed here; the filter keeps its reference on the former until it is finalized. */
+static void stream_free_io(struct net_stream *s)
+{
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (s->raw)
+        bufferevent_free(s->raw);
+    if (s->ssl)
+        SSL_free(s->ssl);
+    s->bev = s->raw = NULL;
+    s->ssl = NULL;
+}
+
+struct handover;
+static struct handover *stream_take(struct net_stream *s);
+static void handover_post(struct net_worker *w, unsigned to, struct handover *ho);
+
 /* Frees the stream and tells the handler; runs from the reaper or at stop, never inside a
- * handler call. */
+ * handler call. A stream handed over leaves an empty shell here: its socket, session and
+ * bytes are posted to the other worker once nothing here can touch them any more. */
 static void stream_destroy(struct net_stream *s)
 {
     struct net_worker *w = s->w;
+    int to = s->handover_to;
+    struct handover *ho = to >= 0 ? stream_take(s) : NULL;
     list_remove(s->freed_pending ? &w->dying : &w->streams, s);
     w->nstreams--;
+    if (s->pipe)
+        net_pipe_stream_gone(s); /* what the client sent still reaches the peer */
     if (s->conn && w->e->h->stream_close)
         w->e->h->stream_close(w->state, s, s->conn);
-    if (s->bev)
-        bufferevent_free(s->bev);
+    stream_free_io(s);
+    free(s->handover_frame);
     NET_COUNT(w->ctr.stream_closed, 1);
     free(s);
+    if (ho)
+        handover_post(w, (unsigned)to, ho);
 }
 
-/* The worker's reaper: frees the streams closed since it last ran. One event per worker, not a
- * one-shot per stream: a stream that is freed at stop must not leave a callback behind that
- * would free it a second time (net_streams_close_all empties the list the reaper reads). */
-void net_streams_reap(evutil_socket_t fd, short what, void *arg)
+/* The worker's reaper: frees the streams and raw connections closed since it last ran. One
+ * event per worker, not a one-shot per object: an object that is freed at stop must not leave a
+ * callback behind that would free it a second time (the stop empties the lists it reads). */
+void net_reap(evutil_socket_t fd, short what, void *arg)
 {
     struct net_worker *w = arg;
     ML_UNUSED(fd);
     ML_UNUSED(what);
     while (w->dying)
         stream_destroy(w->dying);
+    net_conns_reap(w);
 }
 
 static void schedule_destroy(struct net_stream *s)
@@ -115,6 +144,10 @@ static void stream_read(struct bufferevent *bev, void *arg)
     struct net_worker *w = s->w;
     const struct net_handler *h = w->e->h;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (s->pipe) {
+        net_pipe_from_stream(s);
+        return;
+    }
     /* Bounded: at most 256 frames a wakeup; the rest waits for the next one. */
     bool more = false;
     for (int frames = 0; !s->closing; frames++) {
@@ -150,6 +183,12 @@ static void stream_read(struct bufferevent *bev, void *arg)
         h->stream_frame(w->state, s, s->conn, frame, (size_t)flen);
         w->in_batch = false;
         evbuffer_drain(in, (size_t)flen);
+        if (s->pipe) {
+            /* the frame made it a pipe: what follows it is the client's bytes */
+            net_worker_flush(w);
+            net_pipe_from_stream(s);
+            return;
+        }
     }
     net_worker_flush(w);
     /* Whole frames left behind by the per-wakeup bound: come back for them after other work.
@@ -165,6 +204,17 @@ static size_t queued(const struct net_stream *s)
     if (s->raw)
         n += evbuffer_get_length(bufferevent_get_output(s->raw));
     return n;
+}
+
+size_t net_stream_queued(const struct net_stream *s)
+{
+    return queued(s);
+}
+
+/* The buffer whose bytes go to the kernel next: the records for TLS, the frames for TCP. */
+struct evbuffer *net_stream_wire_out(struct net_stream *s)
+{
+    return bufferevent_get_output(s->raw ? s->raw : s->bev);
 }
 
 static void stream_written(struct bufferevent *bev, void *arg)
@@ -224,6 +274,54 @@ static void stream_event(struct bufferevent *bev, short what, void *arg)
     schedule_destroy(s);
 }
 
+/* Wraps fd (and for TLS the session ssl, in state st) in bufferevents, sets the limits and
+ * puts the stream on the worker's list. The stream owns fd and ssl from the start: on failure
+ * they are freed with it (and -1 returned; s is freed too). */
+static int stream_setup(struct net_worker *w, struct net_stream *s, int fd, SSL *ssl,
+                        enum bufferevent_ssl_state st)
+{
+    struct net_engine *e = w->e;
+    s->w = w;
+    s->handover_to = -1;
+    s->ssl = ssl;
+    if (ssl) {
+        /* OpenSSL as a filter over a socket bufferevent, not on the socket itself: records
+         * are read in large chunks and decrypted from memory, and the records of a wakeup's
+         * frames leave in one writev, where a socket BIO made a read for each record header
+         * and body and a write for each record. Each frame is still a record of its own. */
+        s->raw = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!s->raw)
+            close(fd);
+        else
+            s->bev = bufferevent_openssl_filter_new(w->base, s->raw, ssl, st, 0);
+        if (s->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+    } else {
+        s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!s->bev)
+            close(fd);
+    }
+    if (!s->bev) {
+        stream_free_io(s);
+        free(s);
+        return -1;
+    }
+    bufferevent_set_max_single_read(s->raw ? s->raw : s->bev, NET_STREAM_READ_MAX);
+    list_add(&w->streams, s);
+    w->nstreams++;
+    bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
+    /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound.
+     * For TLS the records too, and at least one whole record (16 KiB and overhead) must fit. */
+    size_t in_max = (size_t)e->set.stream_max_frame * 2;
+    bufferevent_setwatermark(s->bev, EV_READ, 0, in_max);
+    if (s->raw)
+        bufferevent_setwatermark(s->raw, EV_READ, 0,
+                                 in_max > NET_TLS_RAW_IN_MAX ? in_max : NET_TLS_RAW_IN_MAX);
+    struct timeval idle = {.tv_sec = e->set.stream_idle_s};
+    bufferevent_set_timeouts(s->bev, e->set.stream_idle_s > 0 ? &idle : NULL, NULL);
+    return 0;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
@@ -244,7 +342,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
-    s->w = w;
     s->endpoint = (int)ep;
     s->transport = e->eps[ep].transport;
     memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
@@ -253,9 +350,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         memset(&s->local, 0, sizeof s->local);
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    SSL *ssl = NULL;
     if (s->transport == NET_TLS) {
         pthread_mutex_lock(&e->tls_lock);
-        SSL *ssl = e->tls_ctx ? SSL_new(e->tls_ctx) : NULL;
+        ssl = e->tls_ctx ? SSL_new(e->tls_ctx) : NULL;
         pthread_mutex_unlock(&e->tls_lock);
         if (!ssl) {
             free(s);
@@ -263,47 +361,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
             NET_COUNT(w->ctr.stream_refused, 1);
             return;
         }
-        /* OpenSSL as a filter over a socket bufferevent, not on the socket itself: records
-         * are read in large chunks and decrypted from memory, and the records of a wakeup's
-         * frames leave in one writev, where a socket BIO made a read for each record header
-         * and body and a write for each record. Each frame is still a record of its own. */
-        s->raw = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        s->bev =
-            s->raw ? bufferevent_openssl_filter_new(w->base, s->raw, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE)
-                   : NULL;
-        if (s->bev) {
-            bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-        } else {
-            SSL_free(ssl);
-            if (s->raw)
-                bufferevent_free(s->raw); /* closes fd */
-            free(s);
-            NET_COUNT(w->ctr.stream_refused, 1);
-            return;
-        }
-    } else {
-        s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
-    if (!s->bev) {
-        free(s);
-        close(fd);
+    if (stream_setup(w, s, fd, ssl, BUFFEREVENT_SSL_ACCEPTING) < 0) {
+        NET_COUNT(w->ctr.stream_refused, 1);
         return;
     }
-    bufferevent_set_max_single_read(s->raw ? s->raw : s->bev, NET_STREAM_READ_MAX);
-    list_add(&w->streams, s);
-    w->nstreams++;
     NET_COUNT(w->ctr.stream_accepted, 1);
-    bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
-    /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound.
-     * For TLS the records too, and at least one whole record (16 KiB and overhead) must fit. */
-    size_t in_max = (size_t)e->set.stream_max_frame * 2;
-    bufferevent_setwatermark(s->bev, EV_READ, 0, in_max);
-    if (s->raw)
-        bufferevent_setwatermark(s->raw, EV_READ, 0,
-                                 in_max > NET_TLS_RAW_IN_MAX ? in_max : NET_TLS_RAW_IN_MAX);
-    struct timeval idle = {.tv_sec = e->set.stream_idle_s};
-    bufferevent_set_timeouts(s->bev, e->set.stream_idle_s > 0 ? &idle : NULL, NULL);
     s->conn = e->h->stream_open(w->state, s);
     if (!s->conn) {
         NET_COUNT(w->ctr.stream_refused, 1);
@@ -311,6 +374,166 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* ---------------------------------------------------------------- handover between workers */
+
+/* A connection on its way to another worker: everything that made it, owned by the task. */
+struct handover {
+    int fd;
+    SSL *ssl;
+    enum net_transport transport;
+    int endpoint;
+    struct sockaddr_storage peer, local;
+    struct evbuffer *in, *out;         /* frames read and not processed, and queued */
+    struct evbuffer *raw_in, *raw_out; /* TLS: records read and not decrypted, and queued */
+    uint8_t *frame;
+    size_t len;
+};
+
+static void handover_free(struct handover *ho)
+{
+    if (ho->fd >= 0)
+        close(ho->fd);
+    if (ho->ssl)
+        SSL_free(ho->ssl);
+    struct evbuffer *bufs[] = {ho->in, ho->out, ho->raw_in, ho->raw_out};
+    for (size_t i = 0; i < ML_ARRAY_LEN(bufs); i++)
+        if (bufs[i])
+            evbuffer_free(bufs[i]);
+    free(ho->frame);
+    free(ho);
+}
+
+/* Moves the whole content of a bufferevent's buffer into a new evbuffer (no copy). The start
+ * of an output buffer is frozen for users of the bufferevent, which is going away. */
+static struct evbuffer *take_buffer(struct evbuffer *from, bool output)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return NULL;
+    if (output)
+        evbuffer_unfreeze(from, 1);
+    if (evbuffer_add_buffer(b, from) < 0) {
+        evbuffer_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* On the new worker: the stream is rebuilt around the socket and session, its bytes put back
+ * where they were, and the frame that asked for the move handled here. */
+static void adopt_task(struct net_worker *w, void *arg)
+{
+    struct handover *ho = arg;
+    struct net_engine *e = w->e;
+    const struct net_handler *h = e->h;
+    struct net_stream *s = NULL;
+    if (!w->state || w->nstreams >= e->set.max_streams || !(s = calloc(1, sizeof *s))) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        handover_free(ho);
+        return;
+    }
+    s->endpoint = ho->endpoint;
+    s->transport = ho->transport;
+    s->peer = ho->peer;
+    s->local = ho->local;
+    int fd = ho->fd;
+    SSL *ssl = ho->ssl;
+    ho->fd = -1;
+    ho->ssl = NULL;
+    if (stream_setup(w, s, fd, ssl, BUFFEREVENT_SSL_OPEN) < 0) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        handover_free(ho);
+        return;
+    }
+    /* Older records first, then the frames that are not records yet; input to the front. */
+    if (s->raw) {
+        evbuffer_prepend_buffer(bufferevent_get_input(s->raw), ho->raw_in);
+        evbuffer_add_buffer(bufferevent_get_output(s->raw), ho->raw_out);
+    }
+    evbuffer_prepend_buffer(bufferevent_get_input(s->bev), ho->in);
+    evbuffer_add_buffer(bufferevent_get_output(s->bev), ho->out);
+    NET_COUNT(w->ctr.stream_moved, 1);
+    ML_DEBUG("net", "took over a %s stream: %zu bytes to read, %zu to write",
+             net_transport_name(s->transport), evbuffer_get_length(bufferevent_get_input(s->bev)),
+             queued(s));
+    s->conn = h->stream_open(w->state, s);
+    if (!s->conn) {
+        schedule_destroy(s);
+        handover_free(ho);
+        return;
+    }
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    w->in_batch = true;
+    h->stream_frame(w->state, s, s->conn, ho->frame, ho->len);
+    w->in_batch = false;
+    net_worker_flush(w);
+    handover_free(ho);
+    if (s->closing)
+        return;
+    /* What followed the frame: records the session has not decrypted yet, and frames (or a
+     * pipe's bytes) it has; neither would be noticed before the socket is readable again. */
+    if (s->raw)
+        bufferevent_trigger(s->raw, EV_READ, 0);
+    if (evbuffer_get_length(bufferevent_get_input(s->bev)))
+        bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* On the old worker, from the reaper: takes the socket, the session and the buffers out of the
+ * stream, which is then freed as an empty shell. NULL when that fails: the stream is simply
+ * closed. */
+static struct handover *stream_take(struct net_stream *s)
+{
+    s->handover_to = -1;
+    struct handover *ho = calloc(1, sizeof *ho);
+    if (!ho)
+        return NULL;
+    ho->fd = -1;
+    ho->transport = s->transport;
+    ho->endpoint = s->endpoint;
+    ho->peer = s->peer;
+    ho->local = s->local;
+    ho->frame = s->handover_frame;
+    ho->len = s->handover_len;
+    s->handover_frame = NULL;
+    struct bufferevent *sock = s->raw ? s->raw : s->bev;
+    ho->in = take_buffer(bufferevent_get_input(s->bev), false);
+    ho->out = take_buffer(bufferevent_get_output(s->bev), true);
+    ho->raw_in = s->raw ? take_buffer(bufferevent_get_input(s->raw), false) : evbuffer_new();
+    ho->raw_out = s->raw ? take_buffer(bufferevent_get_output(s->raw), true) : evbuffer_new();
+    if (!ho->in || !ho->out || !ho->raw_in || !ho->raw_out) {
+        handover_free(ho);
+        return NULL;
+    }
+    ho->fd = bufferevent_getfd(sock);
+    bufferevent_setfd(sock, -1); /* freeing the bufferevent no longer closes it */
+    ho->ssl = s->ssl;
+    s->ssl = NULL;
+    return ho;
+}
+
+static void handover_post(struct net_worker *w, unsigned to, struct handover *ho)
+{
+    if (net_worker_post(w->e->workers[to], adopt_task, ho) < 0)
+        handover_free(ho); /* that worker is stopping: the connection closes */
+}
+
+int net_stream_handover(struct net_stream *s, unsigned to, const uint8_t *frame, size_t len)
+{
+    struct net_worker *w = s->w;
+    if (s->closing || s->pipe || s->handover_to >= 0 || to >= w->e->nworkers || to == w->id)
+        return -1;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, frame, len);
+    s->handover_frame = copy;
+    s->handover_len = len;
+    s->handover_to = (int)to;
+    /* The move happens in the reaper, after the frame has been drained from the input. */
+    schedule_destroy(s);
+    return 0;
 }
 
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen)
@@ -364,7 +587,7 @@ static int queue_out(struct net_stream *s, const void *data, size_t len)
 int net_stream_send(struct net_stream *s, const void *data, size_t len)
 {
     struct net_worker *w = s->w;
-    if (s->closing)
+    if (s->closing || s->pipe)
         return -1;
     if (queued(s) + len > (size_t)w->e->set.stream_out_max) {
         NET_COUNT(w->ctr.stream_tx_dropped, 1);
@@ -379,7 +602,7 @@ int net_stream_send(struct net_stream *s, const void *data, size_t len)
 int net_stream_send_reply(struct net_stream *s, const void *data, size_t len)
 {
     struct net_worker *w = s->w;
-    if (s->closing)
+    if (s->closing || s->pipe)
         return -1;
     if (queued(s) + len > (size_t)w->e->set.stream_out_max + NET_STREAM_REPLY_SLACK) {
         char a[ML_ADDR_STRLEN];

@@ -58,7 +58,7 @@ static void view_of(const struct turn_alloc *a, struct turn_alloc_view *v, int64
     v->transport = a->transport;
     memcpy(&v->client, &a->client, ml_addr_len(&a->client.sa));
     for (int fam = 0; fam < 2; fam++) {
-        if (!a->relay[fam])
+        if (!turn_alloc_has_family(a, fam))
             continue;
         v->has_relay[fam] = true;
         memcpy(&v->relay[fam], &a->relay_public[fam], ml_addr_len(&a->relay_public[fam].sa));

@@ -363,6 +363,8 @@ void turn_alloc_free(struct turn_alloc *a, const char *reason)
     struct turn_worker *tw = a->tw;
     struct turn_server *srv = tw->srv;
     char addr[ML_ADDR_STRLEN];
+    if (a->tcp)
+        turn_tcp_release(a); /* first: its connections' bytes belong in the usage below */
     ML_INFO("turn", "allocation of %s for %s ended (%s): %llu/%llu packets relayed",
             ml_addr_str(&a->client.sa, addr, sizeof addr), a->cred_id, reason,
             (unsigned long long)a->usage.rx_packets, (unsigned long long)a->usage.tx_packets);
@@ -370,8 +372,8 @@ void turn_alloc_free(struct turn_alloc *a, const char *reason)
         struct turn_alloc_info info = {
             .cred_id = a->cred_id,
             .transport = a->transport,
-            .ipv4 = a->relay[0] != NULL,
-            .ipv6 = a->relay[1] != NULL,
+            .ipv4 = turn_alloc_has_family(a, 0),
+            .ipv6 = turn_alloc_has_family(a, 1),
             .client = &a->client.sa,
             .created_s = a->created_s,
             .ended_s = ml_wall_s(),
@@ -512,6 +514,8 @@ void turn_sweep(struct turn_worker *tw, int64_t now_ms)
     struct turn_alloc *a = tw->allocs;
     while (a) {
         struct turn_alloc *next = a->next;
+        if (a->tcp)
+            turn_tcp_sweep(a, now_ms); /* RFC 6062: ConnectionBinds that did not come */
         if (a->expires_ms <= now_ms) {
             TURN_COUNT(tw->ctr.allocations_expired, 1);
             turn_alloc_free(a, "expired");

@@ -259,6 +259,11 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
             reply_error(tw, cl, req, &cred, 437, NULL);
         return;
     }
+    const struct stun_attr *rt = stun_msg_find(req, STUN_ATTR_REQUESTED_TRANSPORT);
+    if (rt && rt->len == 4 && stun_attr_value(req, rt)[0] == TURN_PROTO_TCP) {
+        turn_tcp_allocate(tw, cl, req, &cred); /* RFC 6062 */
+        return;
+    }
     struct alloc_ask ask;
     const char *why;
     int code = read_allocate(srv, req, &ask, &why);
@@ -405,7 +410,7 @@ void turn_handle_refresh(struct turn_worker *tw, const struct turn_client *cl,
         reply_error(tw, cl, req, &cred, has_fam == -2 ? 440 : 400, NULL);
         return;
     }
-    if (has_fam && !a->relay[fam]) {
+    if (has_fam && !turn_alloc_has_family(a, fam)) {
         reply_error(tw, cl, req, &cred, 443, NULL);
         return;
     }
@@ -462,7 +467,7 @@ static bool peer_allowed(struct turn_worker *tw, const struct turn_client *cl,
                          const struct stun_msg *req, const struct turn_cred *cred,
                          struct turn_alloc *a, const struct sockaddr *peer, bool with_port)
 {
-    if (!a->relay[turn_fam_index(peer->sa_family)]) {
+    if (!turn_alloc_has_family(a, turn_fam_index(peer->sa_family))) {
         reply_error(tw, cl, req, cred, 443, NULL);
         return false;
     }
@@ -580,4 +585,54 @@ void turn_handle_channel_bind(struct turn_worker *tw, const struct turn_client *
     struct stun_builder b;
     stun_build_reply(&b, out, sizeof out, req, STUN_SUCCESS);
     send_success(tw, cl, req, &b, &cred, a);
+}
+
+/* ---------------------------------------------------------------- for tcprelay.c (RFC 6062) */
+
+bool turn_authenticate(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, bool check_expiry, struct turn_cred *cred)
+{
+    return authenticate(tw, cl, req, check_expiry, cred);
+}
+
+void turn_reply_auth_error(struct turn_worker *tw, const struct turn_client *cl,
+                           const struct stun_msg *req, const struct turn_cred *cred, int code,
+                           const char *reason)
+{
+    reply_error(tw, cl, req, cred, code, reason);
+}
+
+void turn_user_hash(const struct turn_cred *cred, uint8_t out[16])
+{
+    user_hash(cred, out);
+}
+
+bool turn_same_user(const struct turn_alloc *a, const struct turn_cred *cred)
+{
+    return same_user(a, cred);
+}
+
+long long turn_desired_lifetime(const struct turn_worker *tw, const struct stun_msg *req)
+{
+    return desired_lifetime(tw, req);
+}
+
+void turn_send_success(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, struct stun_builder *b,
+                       const struct turn_cred *cred, struct turn_alloc *a)
+{
+    send_success(tw, cl, req, b, cred, a);
+}
+
+struct turn_alloc *turn_alloc_for_request(struct turn_worker *tw, const struct turn_client *cl,
+                                          const struct stun_msg *req, struct turn_cred *cred)
+{
+    return alloc_for_request(tw, cl, req, cred);
+}
+
+bool turn_peer_allowed(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, const struct turn_cred *cred,
+                       struct turn_alloc *a, const struct sockaddr *peer, bool with_port)
+{
+    return peer_allowed(tw, cl, req, cred, a, peer, with_port);
 }

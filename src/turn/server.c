@@ -113,6 +113,9 @@ static int settings_from(struct turn_server *srv, const struct turn_config *cfg,
     set->unauth_answer_rate = cfg->unauth_answer_rate;
     set->unauth_answer_burst = cfg->unauth_answer_burst;
     set->channel_max = cfg->rfc5766_channels ? TURN_CHANNEL_MAX_RFC5766 : TURN_CHANNEL_MAX;
+    set->tcp_relay = cfg->tcp_relay;
+    set->tcp_max_conns = cfg->tcp_relay_max_conns;
+    set->tcp_buffer = cfg->tcp_relay_buffer;
     set->policy = turn_policy_new(cfg->allow_peers, cfg->deny_peers, err, errlen);
     if (!set->policy)
         return -1;
@@ -490,6 +493,12 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
     case TURN_CHANNEL_BIND:
         turn_handle_channel_bind(tw, cl, req);
         return;
+    case TURN_CONNECT:
+        turn_tcp_handle_connect(tw, cl, req);
+        return;
+    case TURN_CONNECTION_BIND:
+        turn_tcp_handle_connection_bind(tw, cl, req);
+        return;
     default:
         reply_unauthenticated_error(tw, cl, req, 400, "Unsupported method", NULL, 0);
         return;
@@ -616,6 +625,7 @@ static void worker_stop(struct net_worker *w, void *state)
     struct turn_worker *tw = state;
     ML_UNUSED(w);
     turn_worker_tables_free(tw);
+    turn_tcp_worker_free(tw);
     pending_free_all(tw);
     free(tw);
 }
@@ -662,6 +672,8 @@ static void stream_close(void *state, struct net_stream *s, void *conn)
             p->conn = NULL;
     if (c->alloc)
         turn_alloc_free(c->alloc, "connection closed");
+    if (c->data)
+        turn_tcp_data_closed(tw, c);
     free(c);
 }
 

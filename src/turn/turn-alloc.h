@@ -81,6 +81,49 @@ void turn_handle_channel_bind(struct turn_worker *tw, const struct turn_client *
 /* The allocation of a client, whichever its transport. */
 struct turn_alloc *turn_client_alloc(struct turn_worker *tw, const struct turn_client *cl);
 
+/* Whether the allocation relays family fam (0 IPv4, 1 IPv6): a UDP relay socket, or the
+ * listening socket of a TCP allocation. */
+static inline bool turn_alloc_has_family(const struct turn_alloc *a, int fam)
+{
+    return a->relay[fam] != NULL || (a->tcp != NULL && a->tcp_family == fam);
+}
+
+/* methods.c, for tcprelay.c: the authentication and answers of the other methods. */
+bool turn_authenticate(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, bool check_expiry, struct turn_cred *cred);
+void turn_reply_auth_error(struct turn_worker *tw, const struct turn_client *cl,
+                           const struct stun_msg *req, const struct turn_cred *cred, int code,
+                           const char *reason);
+void turn_user_hash(const struct turn_cred *cred, uint8_t out[16]);
+bool turn_same_user(const struct turn_alloc *a, const struct turn_cred *cred);
+long long turn_desired_lifetime(const struct turn_worker *tw, const struct stun_msg *req);
+void turn_send_success(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, struct stun_builder *b,
+                       const struct turn_cred *cred, struct turn_alloc *a);
+struct turn_alloc *turn_alloc_for_request(struct turn_worker *tw, const struct turn_client *cl,
+                                          const struct stun_msg *req, struct turn_cred *cred);
+bool turn_peer_allowed(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, const struct turn_cred *cred,
+                       struct turn_alloc *a, const struct sockaddr *peer, bool with_port);
+
+/* tcprelay.c: TCP allocations (RFC 6062). Allocate with REQUESTED-TRANSPORT TCP, after the
+ * request authenticated as cred and found no allocation on the connection. */
+void turn_tcp_allocate(struct turn_worker *tw, const struct turn_client *cl,
+                       const struct stun_msg *req, const struct turn_cred *cred);
+void turn_tcp_handle_connect(struct turn_worker *tw, const struct turn_client *cl,
+                             const struct stun_msg *req);
+void turn_tcp_handle_connection_bind(struct turn_worker *tw, const struct turn_client *cl,
+                                     const struct stun_msg *req);
+/* The client data connection c closed (the stream's close handler). */
+void turn_tcp_data_closed(struct turn_worker *tw, struct turn_stream_conn *c);
+/* Ends every peer connection of a TCP allocation, adds their bytes to its usage, and closes
+ * its listening socket: the first step of turn_alloc_free. */
+void turn_tcp_release(struct turn_alloc *a);
+/* Closes the peer connections whose ConnectionBind did not come within 30 s. */
+void turn_tcp_sweep(struct turn_alloc *a, int64_t now_ms);
+/* Frees the worker's CONNECTION-ID table (its allocations are gone). */
+void turn_tcp_worker_free(struct turn_worker *tw);
+
 /* server.c: answers. */
 void turn_finish_and_send(struct turn_worker *tw, const struct turn_client *cl,
                           const struct stun_msg *req, struct stun_builder *b,

@@ -159,7 +159,8 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "Public IPs advertised in XOR-RELAYED-ADDRESS for a server behind 1:1 NAT, at most one "
      "per family, matched to relay-address by family."},
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
-     "UDP port range of relay sockets. An Allocate that finds no free port gets 508."},
+     "Port range of relay sockets (UDP, and TCP for TCP allocations). An Allocate that finds "
+     "no free port gets 508."},
     {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations), NULL,
      NULL, "Allocations in total; more get 508 Insufficient Capacity."},
     {"max-allocations-per-user", ML_CFG_INT, "0", 0, 1000000, ML_CFG_RELOAD,
@@ -180,6 +181,19 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "until 4.16: clients written for RFC 5766 (coturn 4.6's turnutils_uclient among them) "
      "pick numbers up to 0x7FFF. no accepts only RFC 8656's 0x4000-0x4FFF (others get 400). "
      "ChannelData is told from STUN by its first byte (0x40-0x7F) either way."},
+    {"tcp-relay", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(tcp_relay), NULL, NULL,
+     "Offer TCP allocations (RFC 6062: Connect, ConnectionBind, ConnectionAttempt) to clients "
+     "on tcp:// and tls:// listeners. Browsers never ask for them (WebRTC relays UDP); off, "
+     "REQUESTED-TRANSPORT TCP gets 442. On, a client with credentials can open TCP "
+     "connections to any peer the peer policy allows."},
+    {"tcp-relay-max-connections", ML_CFG_INT, "32", 1, 4096, ML_CFG_RELOAD, K(tcp_relay_max_conns),
+     NULL, NULL,
+     "Peer connections (made by Connect or accepted on the relayed address) per TCP "
+     "allocation; a Connect beyond it gets 508, an incoming connection is closed."},
+    {"tcp-relay-buffer", ML_CFG_SIZE, "64k", 4096, 16LL << 20, ML_CFG_RELOAD, K(tcp_relay_buffer),
+     NULL, NULL,
+     "Bytes that may wait toward each side of one TCP relay connection; past it the faster "
+     "side is not read until half has drained (its TCP window closes)."},
     {"default-lifetime", ML_CFG_DURATION, "10m", 1, 86400, ML_CFG_RELOAD, K(default_lifetime_s),
      NULL, NULL, "Allocation lifetime when the client asks for none (RFC 8656: 600 s)."},
     {"max-lifetime", ML_CFG_DURATION, "1h", 1, 86400, ML_CFG_RELOAD, K(max_lifetime_s), NULL, NULL,

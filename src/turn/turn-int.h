@@ -24,6 +24,7 @@
 #define TURN_CHANNEL_MAX 0x4FFF         /* RFC 8656 (turn.rfc5766-channel-numbers = no) */
 #define TURN_CHANNEL_MAX_RFC5766 0x7FFF /* RFC 5766 and coturn: the default */
 #define TURN_PROTO_UDP 17               /* REQUESTED-TRANSPORT value for UDP */
+#define TURN_PROTO_TCP 6                /* REQUESTED-TRANSPORT value for TCP (RFC 6062) */
 
 /* A socket address of either family, small enough to keep per channel. */
 union turn_sa {
@@ -61,6 +62,9 @@ struct turn_settings {
     long long unauth_answer_burst; /* bytes */
     uint16_t channel_max;       /* highest channel number accepted: 0x7FFF (RFC 5766), or 0x4FFF */
     struct turn_policy *policy; /* owned by the server (retired ones live until it is freed) */
+    /* TCP allocations (RFC 6062): offered or not, peer connections each, bytes buffered */
+    bool tcp_relay;
+    long long tcp_max_conns, tcp_buffer;
 };
 
 /* A relay port reserved by an EVEN-PORT R-bit Allocate, claimed by RESERVATION-TOKEN. */
@@ -113,6 +117,8 @@ struct turn_chan {
 };
 
 struct turn_stream_conn;
+struct turn_tcp_relay;
+struct turn_tcp_conn;
 
 /* One allocation, owned by the worker that owns its client's 5-tuple. */
 struct turn_alloc {
@@ -141,6 +147,10 @@ struct turn_alloc {
     uint8_t last_reply[TURN_LAST_REPLY_MAX];
     struct turn_usage usage;
     uint64_t id; /* worker << 48 | sequence: unique in the process */
+    /* RFC 6062 (tcprelay.c): a TCP allocation's listening socket and peer connections; its
+     * relayed address is relay_public[tcp_family]. NULL for a UDP allocation. */
+    struct turn_tcp_relay *tcp;
+    uint8_t tcp_family;
 };
 
 /* The answer to a Refresh with LIFETIME 0, kept briefly so a retransmission gets it again. */
@@ -191,12 +201,17 @@ struct turn_worker {
     uint64_t alloc_seq;
     struct turn_pending *pending; /* requests waiting for an asynchronous credential source */
     unsigned npending;
+    /* RFC 6062 (tcprelay.c): this worker's peer connections by CONNECTION-ID */
+    struct turn_tcp_conn **tcp_ids;
+    size_t tcp_ids_size, tcp_ids_n; /* size: a power of two, or 0 before the first */
+    uint32_t tcp_seq;
 };
 
 /* Per-connection state of a TCP/TLS client. */
 struct turn_stream_conn {
     struct net_stream *s;
-    struct turn_alloc *alloc; /* at most one allocation per connection */
+    struct turn_alloc *alloc;   /* at most one allocation per connection */
+    struct turn_tcp_conn *data; /* RFC 6062: this is the client data connection of a peer's */
 };
 
 /* Where a message came from, and how to answer it. */

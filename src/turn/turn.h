@@ -35,6 +35,10 @@ struct turn_config {
     long long max_permissions;          /* per allocation */
     long long max_channels;             /* per allocation */
     bool rfc5766_channels;              /* accept channel numbers up to 0x7FFF */
+    /* TCP relay (RFC 6062) */
+    bool tcp_relay;                /* accept REQUESTED-TRANSPORT TCP */
+    long long tcp_relay_max_conns; /* peer connections per TCP allocation */
+    long long tcp_relay_buffer;    /* bytes waiting toward each side of one connection */
     /* timers, seconds */
     long long default_lifetime_s, max_lifetime_s, permission_lifetime_s, channel_lifetime_s;
 };
@@ -66,6 +70,10 @@ struct turn_counters {
     uint64_t relay_dropped_no_permission;      /* peer packets without a permission */
     uint64_t relay_dropped_no_channel;         /* ChannelData for an unbound channel */
     uint64_t relay_dropped_backpressure;       /* to stream clients that read too slowly */
+    uint64_t tcp_relay_conns;       /* gauge: peer connections of TCP allocations (RFC 6062) */
+    uint64_t tcp_relay_conns_total; /* peer connections made or accepted */
+    uint64_t tcp_relay_failed;      /* Connects answered 447 */
+    uint64_t tcp_relay_refused;     /* incoming peer connections closed: no permission, limit */
 };
 
 struct turn_server;
