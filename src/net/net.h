@@ -282,8 +282,8 @@ struct net_conn *net_conn_connect(struct net_worker *w, const struct sockaddr *l
  * it is piped. NULL when out of memory. */
 struct net_conn *net_conn_adopt(struct net_worker *w, int fd, net_conn_cb cb, void *arg) ML_WUR;
 /* Pipes bytes both ways between c and stream s, which from now on is read as bytes, not
- * frames (what s has buffered after its last frame goes to c first). At most max bytes wait
- * toward each side: a side whose reader is slower stops being read until half of that has
+ * frames (what s has buffered after the frame being handled goes to c first). At most max bytes
+ * wait toward each side: a side whose reader is slower stops being read until half of that has
  * drained (its TCP window closes), so memory stays bounded whatever the two ends do. When s
  * ends, what it had sent is still delivered to c, and the handler's stream_close runs as for
  * any stream; when c's peer ends, what it had sent is queued to s, then cb gets CLOSED. 0, or

@@ -460,6 +460,8 @@ int net_conn_pipe(struct net_conn *c, struct net_stream *s, size_t max)
     bufferevent_setwatermark(c->bev, EV_READ, 0, max);
     bufferevent_setwatermark(c->bev, EV_WRITE, max / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    net_pipe_from_stream(s); /* bytes the client sent right after its last frame */
+    /* Bytes the client sent right after its last frame go over from the loop: when this is
+     * called from the handler of that frame, the frame itself is still in the input. */
+    bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
     return 0;
 }
