@@ -2,8 +2,8 @@
 under traffic, each SIGTERM at a random moment, each stop bounded by a deadline.
 
 Part 1, a TURN-only node (1 or 2 workers, UDP, TCP and TLS listeners): clients allocate and
-relay over UDP, TCP and TLS, and a crowd of TCP and TLS connections closes while the SIGTERM
-arrives. That is the race this file was written for: a connection whose end was deferred to
+relay over UDP, TCP and TLS, TCP allocations (RFC 6062) pipe bytes between a client and a peer,
+and a crowd of TCP and TLS connections closes while the SIGTERM arrives. That is the race this file was written for: a connection whose end was deferred to
 the next loop iteration was freed by the worker's stop, then freed again by the deferred call
 (a crash, or a hang on a freed lock, in 8 of 40 cycles of an optimised build before the fix).
 
@@ -64,10 +64,45 @@ def turn_client(transport, port, tport, peer):
     return c
 
 
+def tcp_relay(port, tport, held):
+    """A TCP allocation (RFC 6062) with a peer connection bound and bytes flowing both ways: a
+    Connect to a listener of ours, a ConnectionBind on a second connection (which may move to
+    another worker), the three sockets left open for the SIGTERM."""
+    transport = rng.choice(("tcp", "tls"))
+    srv = ("127.0.0.1", tport if transport == "tls" else port)
+    c = TurnClient(srv, transport, tls_context=tls_ctx, timeout=1.0)
+    c.tcp_alloc = True
+    held.append(c)
+    c.login(*rest_credential(SECRET, "stop%d" % rng.randint(0, 30)))
+    c.allocate(attrs=[("REQUESTED-TRANSPORT", b"\x06\0\0\0")])
+    lst = socket.socket()
+    held.append(lst)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    lst.settimeout(1.0)
+    r = c._peer_request(0x00A, [("XOR-PEER-ADDRESS", None, lst.getsockname())], True)
+    p, _ = lst.accept()
+    held.append(p)
+    dc = TurnClient(srv, transport, tls_context=tls_ctx, timeout=1.0)
+    held.append(dc)
+    for k in ("user", "password", "realm", "nonce", "key", "sha256", "algorithms"):
+        setattr(dc, k, getattr(c, k, None))
+    dc.request(0x00B, [("CONNECTION-ID", r.get("CONNECTION-ID"))])
+    p.sendall(os.urandom(rng.randint(1, 200000)))
+    dc.sock.sendall(os.urandom(rng.randint(1, 200000)))
+    tcp_relays[0] += 1
+
+
+tcp_relays = [0]  # TCP allocations piping bytes at a SIGTERM, over all cycles
+
+
 def traffic(port, tport, peer, stop, held):
     """Allocations and relayed data over every transport until stop is set."""
     while not stop.is_set():
         try:
+            if rng.random() < 0.25:
+                tcp_relay(port, tport, held)
+                continue
             c = turn_client(rng.choice(("udp", "tcp", "tls")), port, tport, peer)
             if rng.random() < 0.5:
                 held.append(c)  # still open at the SIGTERM
@@ -136,7 +171,8 @@ def turn_cycle(i):
     d = Daemon(["turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d, tls://127.0.0.1:%d"
                 % (port, port, tport), "turn.tls-cert=" + cert, "turn.tls-key=" + key,
                 "turn.auth-secret=" + SECRET, "turn.allow-peers=127.0.0.0/8",
-                "turn.max-allocations-per-user=1000", "net.workers=%d" % workers,
+                "turn.max-allocations-per-user=1000", "turn.tcp-relay=yes",
+                "net.workers=%d" % workers,
                 "log.level=notice"])
     peer = Peer()
     stop, held = threading.Event(), []
@@ -150,7 +186,8 @@ def turn_cycle(i):
         stop.set()
         for x in th:
             x.join()
-        relays = ["%s:%d" % c.relay for c in held if getattr(c, "relay", None)]
+        relays = ["%s:%d" % c.relay for c in held  # UDP relays (not those of TCP allocations)
+                  if getattr(c, "relay", None) and not getattr(c, "tcp_alloc", False)]
         blaster = subprocess.Popen([sys.executable, "-c", BLASTER, "127.0.0.1:%d" % port]
                                    + relays)
         socks = crowd(port, tport, rng.randint(150, 300))
@@ -218,6 +255,8 @@ for i in range(CYCLES_TURN):
     if not turn_cycle(i + 1):
         failed_turn += 1
 t.ok(failed_turn == 0, "TURN-only: %d of %d stops failed" % (failed_turn, CYCLES_TURN))
+t.ok(not CYCLES_TURN or tcp_relays[0] > 0,
+     "TCP allocations were piping bytes at the stops (%d in all)" % tcp_relays[0])
 
 
 # ---------------------------------------------------------------- part 2: a full node
