@@ -1,6 +1,6 @@
-"""TCP allocations (RFC 6062) on meetlited: coturn's turnutils_uclient -T (two clients' relays
-connecting to each other through the server) over TCP and TLS, several runs each, every one with
-0 messages lost and every connection bound; and our own client for what uclient does not reach:
+"""TCP allocations (RFC 6062) on meetlited: coturn's turnutils_uclient -T (clients' relays
+connecting to each other through the server) over TCP and TLS, several runs each, and with IPv6
+relayed addresses, every one with 0 messages lost and every connection bound; and our own client for what uclient does not reach:
 the answers to bad requests (400, 403, 437, 441, 442, 446, 447, 508), a Connect's connection made
 from the relayed address, an incoming peer connection announced by ConnectionAttempt (and one
 without a permission closed unannounced), data that the peer sent before the ConnectionBind,
@@ -51,9 +51,11 @@ def write_conf(tcp_relay="yes", max_conns=32):
 
 write_conf()
 port, tport, admin_port = free_port(), free_port(), tcp_port()
-d = Daemon(["turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d, tls://127.0.0.1:%d" % (port, port, tport),
+port6, tport6 = free_port(socket.AF_INET6, "::1"), free_port(socket.AF_INET6, "::1")
+d = Daemon(["turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d, tls://127.0.0.1:%d, tcp://[::1]:%d, "
+            "tls://[::1]:%d" % (port, port, tport, port6, tport6),
             "turn.tls-cert=" + cert, "turn.tls-key=" + key, "turn.auth-secret=" + SECRET,
-            "turn.realm=tcprelay.test", "turn.allow-peers=127.0.0.0/8", "turn.relay-ports=48000-48999",
+            "turn.realm=tcprelay.test", "turn.allow-peers=127.0.0.0/8, ::1", "turn.relay-ports=48000-48999",
             "turn.max-allocations-per-user=100", "net.workers=2",
             "admin.listen=127.0.0.1:%d" % admin_port, "admin.token=" + TOKEN],
            config=conf, env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=8"})
@@ -156,12 +158,12 @@ def pump(sock, data):
     threading.Thread(target=sock.sendall, args=(data,), daemon=True).start()
 
 
-def uclient(desc, flags, srv_port, n=100, m=8):
+def uclient(desc, flags, srv_port, n=100, m=8, server="127.0.0.1"):
     """uclient -T: m clients, each connecting to every other's relayed address; every client sends
     n messages over each of its connections' pairs. Every connection must be bound and nothing
     lost."""
     args = ["timeout", "120", "turnutils_uclient", "-T", "-n", str(n), "-m", str(m), "-l", "171", "-z", "5",
-            "-u", "uc", "-W", SECRET, "-p", str(srv_port)] + flags + ["127.0.0.1"]
+            "-u", "uc", "-W", SECRET, "-p", str(srv_port)] + flags + [server]
     r = subprocess.run(args, capture_output=True, text=True)
     out = r.stdout + r.stderr
     done = re.findall(r"(\d+) connections are completed", out)
@@ -182,6 +184,8 @@ try:
         uclient("uclient -T over TCP, run %d" % (i + 1), [], port)
     for i in range(3):
         uclient("uclient -T over TLS (-S), run %d" % (i + 1), ["-S"], tport)
+    uclient("uclient -T on ::1, IPv6 relayed addresses (-x)", ["-x"], port6, m=6, server="::1")
+    uclient("uclient -T -S on ::1, IPv6 relayed addresses (-x)", ["-S", "-x"], tport6, m=6, server="::1")
 
     # ------------------------------------------------------------ the allocation
     u = TurnClient(SRV["udp"], "udp")
