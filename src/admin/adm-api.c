@@ -156,6 +156,13 @@ struct stats_op {
     size_t ntop;
 };
 
+static void stats_op_free(void *arg)
+{
+    struct stats_op *op = arg;
+    free(op->top);
+    op->top = NULL;
+}
+
 static void snapshot(struct adm *a, struct st_snapshot *s)
 {
     memset(s, 0, sizeof *s);
@@ -312,6 +319,7 @@ static void on_groups(void *arg, struct turn_group_count *v, size_t n, size_t gr
 static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
 {
     struct stats_op *op = op_new(r, sizeof *op);
+    r->op_free = stats_op_free; /* the top meetings, when the request ends before rendering */
     op->metrics = metrics;
     snapshot(a, &op->snap);
     if (!metrics) {

@@ -147,6 +147,8 @@ void adm_req_free(struct adm_req *r)
         free(r->params);
     }
     free(r->resp);
+    if (r->op && r->op_free)
+        r->op_free(r->op); /* a request can end between its continuations (shutdown) */
     free(r->op);
     json_decref(r->out);
     free(r);

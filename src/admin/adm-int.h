@@ -90,6 +90,9 @@ struct adm_req {
     void (*on_db)(struct adm *a, struct adm_req *r); /* admin thread, after the job */
     void *op;                                        /* handler state, freed with free() */
     json_t *out;                                     /* a job's JSON result */
+    /* frees what op holds besides itself (NULL: nothing); a request may end between two of its
+     * continuations, at shutdown */
+    void (*op_free)(void *op);
 };
 
 /* The admin subsystem. */
