@@ -432,9 +432,9 @@ void turn_reply_unauthenticated(struct turn_worker *tw, const struct turn_client
 
 /* Errors to requests nothing authenticates yet (an unknown comprehension-required attribute,
  * an unknown method): small, and within the same budget as 401s. */
-static void reply_unauthenticated_error(struct turn_worker *tw, const struct turn_client *cl,
-                                        const struct stun_msg *req, int code, const char *reason,
-                                        const uint16_t *unknown, size_t nunknown)
+void turn_reply_unauthenticated_error(struct turn_worker *tw, const struct turn_client *cl,
+                                      const struct stun_msg *req, int code, const char *reason,
+                                      const uint16_t *unknown, size_t nunknown)
 {
     uint8_t out[TURN_REPLY_MAX];
     struct stun_builder b;
@@ -472,7 +472,7 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
     TURN_COUNT(tw->ctr.stun_requests, 1);
     size_t nu = stun_msg_unknown_required(req, unknown, ML_ARRAY_LEN(unknown));
     if (nu) {
-        reply_unauthenticated_error(tw, cl, req, 420, NULL, unknown, nu);
+        turn_reply_unauthenticated_error(tw, cl, req, 420, NULL, unknown, nu);
         return;
     }
     if (req->rfc3489 && req->method != STUN_BINDING)
@@ -500,7 +500,7 @@ static void handle_request(struct turn_worker *tw, const struct turn_client *cl,
         turn_tcp_handle_connection_bind(tw, cl, req);
         return;
     default:
-        reply_unauthenticated_error(tw, cl, req, 400, "Unsupported method", NULL, 0);
+        turn_reply_unauthenticated_error(tw, cl, req, 400, "Unsupported method", NULL, 0);
         return;
     }
 }

@@ -567,7 +567,8 @@ void turn_tcp_handle_connection_bind(struct turn_worker *tw, const struct turn_c
                                      const struct stun_msg *req)
 {
     if (cl->transport == NET_UDP) {
-        turn_reply_error(tw, cl, req, 400, "ConnectionBind needs a TCP or TLS connection");
+        /* unauthenticated and over UDP, so possibly spoofed: a short answer, within the budget */
+        turn_reply_unauthenticated_error(tw, cl, req, 400, NULL, NULL, 0);
         return;
     }
     const struct stun_attr *ca = stun_msg_find(req, STUN_ATTR_CONNECTION_ID);

@@ -447,6 +447,11 @@ void turn_send(struct turn_worker *tw, const struct turn_client *cl, const void 
 void turn_reply_unauthenticated(struct turn_worker *tw, const struct turn_client *cl,
                                 const struct stun_msg *req, enum turn_auth_result r,
                                 const struct turn_cred *cred);
+/* An error answer to a request nothing authenticates yet (possibly from a forged source):
+ * small, and paid for from the same budget as 401s, or dropped and counted. */
+void turn_reply_unauthenticated_error(struct turn_worker *tw, const struct turn_client *cl,
+                                      const struct stun_msg *req, int code, const char *reason,
+                                      const uint16_t *unknown, size_t nunknown);
 /* What a request that authenticated earns its address's budget: its own size. */
 void turn_budget_earn(struct turn_worker *tw, const struct turn_client *cl,
                       const struct stun_msg *req);
