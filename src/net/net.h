@@ -246,18 +246,19 @@ int net_stream_handover(struct net_stream *s, unsigned to, const uint8_t *frame,
 struct net_listener;
 struct net_conn;
 
-/* A TCP socket bound to addr that no other socket of this process shares: bound without
- * SO_REUSEPORT (so it collides with every socket on that port), then given SO_REUSEPORT so
- * that net_conn_connect() may bind outgoing connections to the same address. Returns the fd
- * (caller owns it), or -1 with err filled; *eaddrinuse (may be NULL) tells a taken port. */
+/* A listening TCP socket on addr that no other socket of this process shares: bound and
+ * listening without SO_REUSEPORT (so it collides with every socket on that port), then given
+ * SO_REUSEPORT so that net_conn_connect() may bind outgoing connections to the same address.
+ * Returns the fd (caller owns it), or -1 with err filled; *eaddrinuse (may be NULL) tells a
+ * taken port. */
 int net_tcp_bind_exclusive(const struct sockaddr *addr, bool *eaddrinuse, char *err,
                            size_t errlen) ML_WUR;
 
 /* A connection arrived on a listener: fd is the caller's (net_conn_adopt() it or close it). */
 typedef void (*net_accept_cb)(struct net_listener *l, void *arg, int fd,
                               const struct sockaddr *peer);
-/* Listens on the bound socket fd (takes ownership, closed on failure too) on w's loop. Returns
- * NULL with err filled. */
+/* Serves the listening socket fd (from net_tcp_bind_exclusive; takes ownership, closed on
+ * failure too) on w's loop. Returns NULL with err filled. */
 struct net_listener *net_listener_new(struct net_worker *w, int fd, net_accept_cb cb, void *arg,
                                       char *err, size_t errlen) ML_WUR;
 /* Stops listening and closes the socket. Safe inside its own callback. */

@@ -36,15 +36,17 @@ int net_tcp_bind_exclusive(const struct sockaddr *addr, bool *eaddrinuse, char *
         close(fd);
         return ml_err(err, errlen, "setsockopt: %s", strerror(e));
     }
-    /* Without SO_REUSEPORT the bind fails on a port any socket holds (another allocation's
-     * listener, or a connection bound to it); with it set afterwards, this allocation's own
-     * outgoing connections may bind beside it. */
-    if (bind(fd, addr, ml_addr_len(addr)) < 0) {
+    /* Bound and listening without SO_REUSEPORT: a port that any socket of ours holds is refused,
+     * at bind or, for two sockets bound at once (SO_REUSEADDR lets them), at listen, which
+     * checks the port again. Only then SO_REUSEPORT, so that this allocation's outgoing
+     * connections may bind beside it. */
+    if (bind(fd, addr, ml_addr_len(addr)) < 0 || listen(fd, NET_LISTEN_BACKLOG) < 0) {
         int e = errno;
         if (eaddrinuse)
             *eaddrinuse = e == EADDRINUSE;
         close(fd);
-        return ml_err(err, errlen, "bind tcp %s: %s", ml_addr_str(addr, a, sizeof a), strerror(e));
+        return ml_err(err, errlen, "listen tcp %s: %s", ml_addr_str(addr, a, sizeof a),
+                      strerror(e));
     }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
         int e = errno;
@@ -75,9 +77,8 @@ struct net_listener *net_listener_new(struct net_worker *w, int fd, net_accept_c
     l->w = w;
     l->cb = cb;
     l->arg = arg;
-    l->l =
-        evconnlistener_new(w->base, listener_accept, l,
-                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, NET_LISTEN_BACKLOG, fd);
+    l->l = evconnlistener_new(w->base, listener_accept, l,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd); /* listening */
     if (!l->l) {
         close(fd);
         free(l);
