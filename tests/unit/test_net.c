@@ -4,7 +4,9 @@
  * with sendmmsg (copies, references into the receive buffers, runs per socket, a full queue, a
  * full arena, a bad destination), receive slots kept while queued sends point into them,
  * sockets closed inside their own callback, tasks, and framed TCP streams (frames split and
- * joined, bad and oversized frames, the connection limit, the output bound). */
+ * joined, bad and oversized frames, the connection limit, the output bound, a stream freed once
+ * when the stop comes before its reaper, a stream handed over to the other worker); and the TCP
+ * relay's pieces: exclusive listening sockets, connections from them, a pipe with a stream. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -100,6 +102,12 @@ struct seen {
     uint8_t frame[16][64];
     struct net_stream *last;
     bool refuse_open;
+    /* handover and pipes */
+    struct net_worker *frame_worker; /* the worker of the last frame */
+    struct net_worker *accepted_by;  /* the worker of the first open */
+    struct net_conn *pipe_to;        /* a "PIPE" frame pipes its stream to this connection */
+    size_t pipe_max;
+    unsigned conn_events[3]; /* by enum net_conn_event */
 };
 
 static struct seen seen;
@@ -147,7 +155,8 @@ static long frame_len(const uint8_t *buf, size_t avail)
 static void *on_open(void *state, struct net_stream *s)
 {
     struct seen *st = state;
-    st->opens++;
+    if (!st->opens++)
+        st->accepted_by = s->w;
     st->last = s;
     return st->refuse_open ? NULL : st;
 }
@@ -156,6 +165,13 @@ static void on_frame(void *state, struct net_stream *s, void *conn, uint8_t *dat
 {
     struct seen *st = state;
     ck_assert_ptr_eq(conn, st);
+    st->frame_worker = s->w;
+    /* "MOVE" goes from the worker that accepted to the other one, where it is answered like
+     * any frame */
+    if (len >= 8 && !memcmp(data + 4, "MOVE", 4) && s->w == st->accepted_by) {
+        ck_assert_int_eq(net_stream_handover(s, 1 - net_worker_id(s->w), data, len), 0);
+        return;
+    }
     if (st->frames < 16) {
         st->frame_len[st->frames] = len;
         memcpy(st->frame[st->frames], data, len < 64 ? len : 64);
@@ -163,6 +179,9 @@ static void on_frame(void *state, struct net_stream *s, void *conn, uint8_t *dat
     st->frames++;
     /* an answer per frame: the payload back */
     ck_assert_int_eq(net_stream_send(s, data, len), 0);
+    /* "PIPE": after the answer, the stream carries bytes to and from st->pipe_to */
+    if (len >= 8 && !memcmp(data + 4, "PIPE", 4))
+        ck_assert_int_eq(net_conn_pipe(st->pipe_to, s, st->pipe_max), 0);
 }
 
 static void on_close(void *state, struct net_stream *s, void *conn)
@@ -656,8 +675,259 @@ START_TEST(stream_frames)
 }
 END_TEST
 
+/* A stream whose end was deferred to the reaper and that the stop frees first is freed once:
+ * the reaper finds nothing left (before, a one-shot callback freed it a second time: the
+ * shutdown crash and hang of issue #11). */
+START_TEST(stream_freed_once_at_stop)
+{
+    start("tcp://127.0.0.1:0", 1, 64);
+    int c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    net_stream_close(seen.last); /* nothing queued: to the dying list, the reaper woken */
+    ck_assert_uint_eq(seen.closes, 0);
+    net_streams_close_all(wk); /* the stop, before the reaper has run */
+    ck_assert_uint_eq(seen.closes, 1);
+    iterate(); /* the reaper runs and finds nothing */
+    iterate();
+    ck_assert_uint_eq(seen.closes, 1);
+    ck_assert_uint_eq(net_worker_counters(wk)->stream_closed, 1);
+    close(c);
+    stop();
+}
+END_TEST
+
+static struct net_worker *wk1;
+
+/* Both workers' loops, on this thread. */
+static void iterate_both(void)
+{
+    iterate();
+    event_base_loop(wk1->base, EVLOOP_NONBLOCK);
+    net_worker_flush(wk1);
+}
+
+/* A frame that belongs to another worker takes its connection there: the frame is handled
+ * there, then what followed it in the same segment, and the answers come from there. */
+START_TEST(stream_handover)
+{
+    char err[256];
+    start("tcp://127.0.0.1:0", 2, 64);
+    wk1 = net_engine_worker(eng, 1);
+    wk1->state = &seen;
+    ck_assert_int_eq(net_stream_listen(wk1, 0, wk1->tcp_fd[0], err, sizeof err), 0);
+    wk1->tcp_fd[0] = -1;
+    /* either worker accepts (SO_REUSEPORT); the frame moves it to the other */
+    int c = client_tcp();
+    for (int i = 0; i < 3000 && seen.opens < 1; i++) {
+        iterate_both();
+        usleep(1000);
+    }
+    ck_assert_uint_eq(seen.opens, 1);
+    struct net_worker *other = seen.accepted_by == wk ? wk1 : wk;
+    uint8_t out[64];
+    size_t n = frame(out, "MOVE");
+    n += frame(out + n, "after");
+    ck_assert_int_eq(send(c, out, n, 0), (ssize_t)n);
+    for (int i = 0; i < 3000 && seen.frames < 2; i++) {
+        iterate_both();
+        usleep(1000);
+    }
+    ck_assert_uint_eq(seen.frames, 2);
+    ck_assert_ptr_eq(seen.frame_worker, other);
+    ck_assert_int_eq(memcmp(seen.frame[0] + 4, "MOVE", 4), 0); /* handled once, there */
+    ck_assert_int_eq(memcmp(seen.frame[1] + 4, "after", 5), 0);
+    ck_assert_uint_eq(seen.opens, 2);  /* a new state there */
+    ck_assert_uint_eq(seen.closes, 1); /* the old one, here */
+    ck_assert_uint_eq(net_worker_counters(other)->stream_moved, 1);
+    uint8_t back[64];
+    size_t got = 0;
+    for (int i = 0; i < 3000 && got < n; i++) {
+        iterate_both();
+        ssize_t r = recv(c, back + got, n - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        else
+            usleep(1000);
+    }
+    ck_assert_uint_eq(got, n);
+    ck_assert_int_eq(memcmp(back, out, n), 0);
+    close(c);
+    for (int i = 0; i < 3000 && seen.closes < 2; i++) {
+        iterate_both();
+        usleep(1000);
+    }
+    ck_assert_uint_eq(seen.closes, 2);
+    wk1->state = NULL;
+    stop();
+}
+END_TEST
+
+static void on_accept_close(struct net_listener *l, void *arg, int fd, const struct sockaddr *peer)
+{
+    ML_UNUSED(l);
+    ML_UNUSED(arg);
+    ML_UNUSED(peer);
+    close(fd);
+}
+
+static void on_conn(struct net_conn *c, void *arg, enum net_conn_event ev)
+{
+    struct seen *st = arg;
+    ML_UNUSED(c);
+    st->conn_events[ev]++;
+}
+
+/* Exclusive listening sockets, raw connections from them, and a pipe with a stream: bytes both
+ * ways, a reader that stops (the other side is not read past max), the end of either side. */
+START_TEST(conn_pipe)
+{
+    start("tcp://127.0.0.1:0", 1, 64);
+    char err[256];
+    bool inuse;
+    struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int lfd = net_tcp_bind_exclusive((struct sockaddr *)&la, &inuse, err, sizeof err);
+    ck_assert_msg(lfd >= 0, "%s", err);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&bound, &blen), 0);
+    /* the port is this socket's alone */
+    int again = net_tcp_bind_exclusive((struct sockaddr *)&bound, &inuse, err, sizeof err);
+    ck_assert_int_eq(again, -1);
+    ck_assert(inuse);
+    struct net_listener *l = net_listener_new(wk, lfd, on_accept_close, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(l);
+
+    /* a connection nobody accepts: FAILED */
+    int closed = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(closed, (struct sockaddr *)&la, sizeof la), 0);
+    struct sockaddr_storage nowhere;
+    socklen_t nlen = sizeof nowhere;
+    ck_assert_int_eq(getsockname(closed, (struct sockaddr *)&nowhere, &nlen), 0);
+    close(closed);
+    struct net_conn *f =
+        net_conn_connect(wk, (struct sockaddr *)&bound, (struct sockaddr *)&nowhere, 5, on_conn,
+                         &seen, err, sizeof err);
+    ck_assert_ptr_nonnull(f);
+    ITERATE_UNTIL(seen.conn_events[NET_CONN_FAILED] == 1);
+    ck_assert_int_eq(net_conn_error(f), ECONNREFUSED);
+    net_conn_close(f);
+
+    /* a peer: the connection comes from the listener's address */
+    int pl = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(pl, (struct sockaddr *)&la, sizeof la), 0);
+    ck_assert_int_eq(listen(pl, 1), 0);
+    struct sockaddr_storage pa;
+    socklen_t plen = sizeof pa;
+    ck_assert_int_eq(getsockname(pl, (struct sockaddr *)&pa, &plen), 0);
+    struct net_conn *pc = net_conn_connect(wk, (struct sockaddr *)&bound, (struct sockaddr *)&pa, 5,
+                                           on_conn, &seen, err, sizeof err);
+    ck_assert_msg(pc != NULL, "%s", err);
+    ITERATE_UNTIL(seen.conn_events[NET_CONN_CONNECTED] == 1);
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof from;
+    int peer = accept(pl, (struct sockaddr *)&from, &flen);
+    ck_assert_int_ge(peer, 0);
+    ck_assert(ml_addr_equal((struct sockaddr *)&from, (struct sockaddr *)&bound));
+    close(pl);
+    /* the peer speaks first: nothing is read before the pipe */
+    ck_assert_int_eq(send(peer, "early", 5, 0), 5);
+    iterate();
+    ck_assert_uint_eq(net_worker_counters(wk)->conn_bytes_in, 0);
+
+    /* a client stream asks for the pipe, and sends bytes right behind its frame */
+    seen.pipe_to = pc;
+    seen.pipe_max = 4096;
+    int c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    uint8_t out[64];
+    size_t n = frame(out, "PIPE");
+    memcpy(out + n, "behind", 6);
+    ck_assert_int_eq(send(c, out, n + 6, 0), (ssize_t)(n + 6));
+    uint8_t back[64];
+    read_all(c, back, n + 5);
+    ck_assert_int_eq(memcmp(back, out, n), 0);         /* the answer, then */
+    ck_assert_int_eq(memcmp(back + n, "early", 5), 0); /* what the peer had sent */
+    uint8_t got[16];
+    size_t k = 0;
+    for (int i = 0; i < 3000 && k < 6; i++) {
+        iterate();
+        ssize_t r = recv(peer, got + k, 6 - k, MSG_DONTWAIT);
+        if (r > 0)
+            k += (size_t)r;
+        else
+            usleep(1000);
+    }
+    ck_assert_uint_eq(k, 6);
+    ck_assert_int_eq(memcmp(got, "behind", 6), 0); /* not the frame: only what followed */
+
+    /* the client stops reading: the peer is read until max waits for the client, then not */
+    int small = 64 << 10; /* small enough to fill, large enough to stream */
+    (void)setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    (void)setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    (void)setsockopt(bufferevent_getfd(pc->bev), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    (void)setsockopt(bufferevent_getfd(seen.last->bev), SOL_SOCKET, SO_SNDBUF, &small,
+                     sizeof small);
+    static uint8_t blob[4 << 20]; /* more than the four sockets' buffers hold */
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (uint8_t)(i * 7);
+    size_t sent = 0;
+    for (int idle = 0; idle < 200 && sent < sizeof blob;) {
+        iterate();
+        ssize_t r = send(peer, blob + sent, sizeof blob - sent, MSG_DONTWAIT);
+        if (r > 0) {
+            sent += (size_t)r;
+            idle = 0;
+        } else {
+            idle++;
+            usleep(1000);
+        }
+    }
+    ck_assert_uint_lt(sent, sizeof blob); /* held back */
+    ck_assert(pc->read_paused);
+    ck_assert_uint_le(net_stream_queued(seen.last), 4096 + 65536);
+    /* it reads again: everything arrives, in order */
+    static uint8_t rx[4 << 20];
+    size_t rcvd = 0;
+    for (int i = 0; i < 200000 && rcvd < sizeof blob; i++) {
+        iterate();
+        if (sent < sizeof blob) {
+            ssize_t r = send(peer, blob + sent, sizeof blob - sent, MSG_DONTWAIT);
+            if (r > 0)
+                sent += (size_t)r;
+        }
+        ssize_t r = recv(c, rx + rcvd, sizeof rx - rcvd, MSG_DONTWAIT);
+        if (r > 0)
+            rcvd += (size_t)r;
+        else
+            usleep(100);
+    }
+    ck_assert_uint_eq(rcvd, sizeof blob);
+    ck_assert_int_eq(memcmp(rx, blob, sizeof blob), 0);
+    uint64_t from_peer, to_peer;
+    net_conn_bytes(pc, &from_peer, &to_peer);
+    ck_assert_uint_eq(from_peer, 5 + sizeof blob);
+    ck_assert_uint_eq(to_peer, 6);
+
+    /* the peer ends: what it sent last reaches the client, then the owner is told */
+    ck_assert_int_eq(send(peer, "bye", 3, 0), 3);
+    close(peer);
+    ITERATE_UNTIL(seen.conn_events[NET_CONN_CLOSED] == 1);
+    read_all(c, back, 3);
+    ck_assert_int_eq(memcmp(back, "bye", 3), 0);
+    net_conn_close(pc);
+    net_stream_close(seen.last);
+    ck_assert(closed_by_server(c));
+    close(c);
+    net_listener_free(l);
+    iterate();
+    ck_assert_uint_eq(net_worker_counters(wk)->conn_open, 0);
+    stop();
+}
+END_TEST
+
 /* Output to a client is bounded: past net.stream-out-max relayed frames are dropped and
  * counted, answers get some slack, and a close waits for what is queued. */
+
 START_TEST(stream_output_bounded)
 {
     start("tcp://127.0.0.1:0", 1, 64);
@@ -707,6 +977,9 @@ static Suite *net_suite(void)
     tc = tcase_create("streams");
     tcase_add_test(tc, stream_frames);
     tcase_add_test(tc, stream_output_bounded);
+    tcase_add_test(tc, stream_freed_once_at_stop);
+    tcase_add_test(tc, stream_handover);
+    tcase_add_test(tc, conn_pipe);
     suite_add_tcase(s, tc);
     return s;
 }
