@@ -5,6 +5,7 @@
 #include "net/net-int.h"
 
 #include <errno.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
 #include <openssl/ssl.h>
 #include <stdlib.h>
@@ -289,6 +290,24 @@ static int bind_endpoint(struct net_engine *e, struct net_worker *w, size_t i, c
     return 0;
 }
 
+/* libevent makes the BIO method of its OpenSSL filter on first use, without a lock: two workers
+ * making their first TLS stream at once could each make one (one leaks) or use one whose
+ * functions are not set yet. One filter made and freed here, before any worker runs, makes it. */
+static void tls_filter_warm_up(struct event_base *base, SSL_CTX *ctx)
+{
+    struct bufferevent *raw = bufferevent_socket_new(base, -1, 0);
+    SSL *ssl = raw ? SSL_new(ctx) : NULL;
+    struct bufferevent *f =
+        ssl ? bufferevent_openssl_filter_new(base, raw, ssl, BUFFEREVENT_SSL_ACCEPTING, 0) : NULL;
+    if (f)
+        bufferevent_free(f);
+    if (raw)
+        bufferevent_free(raw);
+    if (ssl)
+        SSL_free(ssl);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* their deferred finalizers */
+}
+
 struct net_engine *net_engine_new(const struct net_settings *set, const struct net_endpoint *eps,
                                   size_t neps, const struct net_handler *h, void *ctx,
                                   SSL_CTX *tls_ctx, char *err, size_t errlen)
@@ -339,6 +358,8 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
             if (bind_endpoint(e, e->workers[i], j, err, errlen) < 0)
                 goto fail;
     }
+    if (e->tls_ctx && e->nworkers)
+        tls_filter_warm_up(e->workers[0]->base, e->tls_ctx);
     return e;
 fail:
     net_engine_free(e);
