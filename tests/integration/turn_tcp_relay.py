@@ -161,20 +161,33 @@ def pump(sock, data):
 def uclient(desc, flags, srv_port, n=100, m=8, server="127.0.0.1"):
     """uclient -T: m clients, each connecting to every other's relayed address; every client sends
     n messages over each of its connections' pairs. Every connection must be bound and nothing
-    lost."""
+    lost. Over TLS a run gets up to three attempts, as in turn_stream.py: coturn 4.6's client
+    counts a message per SSL_read of a message's length, and when the relay hop between two
+    relayed addresses (plain TCP) has coalesced messages, the records the server writes to the
+    client no longer match them one to one; the client then counts one message short although
+    every byte arrived (seen on a machine at load 145: 799 of 800 messages, 136800 of 136800
+    bytes). Our own client checks TLS pipes byte for byte below."""
     args = ["timeout", "120", "turnutils_uclient", "-T", "-n", str(n), "-m", str(m), "-l", "171", "-z", "5",
             "-u", "uc", "-W", SECRET, "-p", str(srv_port)] + flags + [server]
-    r = subprocess.run(args, capture_output=True, text=True)
-    out = r.stdout + r.stderr
-    done = re.findall(r"(\d+) connections are completed", out)
-    sent = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", out, re.M)
-    lost = re.findall(r"Total lost packets (\d+)", out)
     want = n * m
-    ok = (r.returncode == 0 and done and int(done[-1]) == m * (m - 1) and "not enough" not in out and sent
-          and int(sent[-1][0]) == want == int(sent[-1][1]) and lost and int(lost[-1]) == 0)
-    t.ok(ok, "%s: %s of %d connections bound, %s of %d messages received, %s lost"
+    tries = []
+    for _ in range(3 if "-S" in flags else 1):
+        r = subprocess.run(args, capture_output=True, text=True)
+        out = r.stdout + r.stderr
+        done = re.findall(r"(\d+) connections are completed", out)
+        sent = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", out, re.M)
+        nbytes = re.findall(r"tot_send_bytes ~ (\d+), tot_recv_bytes ~ (\d+)\s*$", out, re.M)
+        lost = re.findall(r"Total lost packets (\d+)", out)
+        ok = (r.returncode == 0 and done and int(done[-1]) == m * (m - 1) and "not enough" not in out and sent
+              and int(sent[-1][0]) == want == int(sent[-1][1]) and lost and int(lost[-1]) == 0)
+        tries.append("%s lost (bytes %s of %s)" % (lost[-1] if lost else "?", nbytes[-1][1] if nbytes else "?",
+                                                   nbytes[-1][0] if nbytes else "?"))
+        if ok:
+            break
+    t.ok(ok, "%s: %s of %d connections bound, %s of %d messages received, %s lost%s"
          % (desc, done[-1] if done else "?", m * (m - 1), sent[-1][1] if sent else "?", want,
-            lost[-1] if lost else "?"), out[-2500:])
+            lost[-1] if lost else "?", "" if len(tries) == 1 else " (attempts: %s)" % "; ".join(tries)),
+         out[-2500:])
 
 
 held = []
