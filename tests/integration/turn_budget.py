@@ -153,7 +153,7 @@ class Flood:
         forged = Msg(ALLOCATE, REQUEST).add("REQUESTED-TRANSPORT", UDP_PROTO).add(
             "USERNAME", b"1999999999:victim").add("REALM", b"meetlite").add(
             "NONCE", b"obMatJos2AAAB00000000AAAAAAAAAAAAAAAA")
-        unknown = Msg(0x00A, REQUEST)  # a method nobody serves
+        unknown = Msg(0x0FF, REQUEST)  # a method nobody serves (0x00A is Connect, RFC 6062)
         # three kinds, as an attacker would mix them: 401, 438 (a NONCE that is not ours), 400
         self.kinds = [bare.encode(), forged.encode(key=b"k" * 16), unknown.encode()]
         self.thread = threading.Thread(target=self.run, daemon=True)
