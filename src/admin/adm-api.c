@@ -80,18 +80,6 @@ static bool is_tag(const char *s)
     return true;
 }
 
-static bool is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
 /* A meeting's join code, "abc-defg-hij" (any case), lowercased into out. */
 static bool is_code(const char *s, char out[16])
 {
@@ -711,7 +699,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     if (in->has_meeting) {
         if (is_tag(in->meeting)) {
             ml_strlcpy(op->tag, in->meeting, sizeof op->tag);
-        } else if (is_uuid(in->meeting)) {
+        } else if (ml_uuid_valid(in->meeting)) {
             ml_strlcpy(op->ref_id, in->meeting, sizeof op->ref_id);
         } else if (!is_code(in->meeting, op->ref_code)) {
             adm_reply_err(r, CP_E_INVALID_FIELD,
@@ -1321,7 +1309,7 @@ static void h_usage(struct adm *a, struct adm_req *r)
 {
     struct alloc_op *op = op_new(r, sizeof *op);
     ML_UNUSED(a);
-    if (is_uuid(r->caps[0]))
+    if (ml_uuid_valid(r->caps[0]))
         ml_strlcpy(op->ref_id, r->caps[0], sizeof op->ref_id);
     else if (!is_code(r->caps[0], op->ref_code)) {
         adm_reply_err(r, CP_E_NO_MEETING, NULL);

@@ -37,10 +37,7 @@ struct tok_build {
 static int tok_add(const char *item, void *arg)
 {
     struct tok_build *b = arg;
-    uint8_t(*v)[32] = realloc(b->v, (b->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    b->v = v;
+    b->v = ml_xrealloc(b->v, (b->n + 1) * sizeof *b->v);
     sha256(item, strlen(item), b->v[b->n++]);
     return 0;
 }
@@ -164,9 +161,8 @@ static void ready(struct adm_req *r)
 void adm_reply_text(struct adm_req *r, int status, const char *ctype, char *text, size_t len)
 {
     free(r->resp);
-    r->resp = malloc(LWS_PRE + len + 1);
-    if (!r->resp)
-        abort(); /* answers are small; the largest (a listing) is bounded */
+    r->resp =
+        ml_xmalloc(LWS_PRE + len + 1); /* answers are small; the largest (a listing) is bounded */
     memcpy(r->resp + LWS_PRE, text, len);
     r->resp_len = len;
     r->resp_off = 0;

@@ -285,38 +285,17 @@ static void free_batch(struct usage_rec *b)
 
 /* ------------------------------------------------------------------ usage records: writing */
 
-/* A growable text buffer for array literals; aborts on exhaustion (small, internal). */
-struct text {
-    char *p;
-    size_t n, cap;
-};
-
-static void text_put(struct text *t, const char *s, size_t n)
+/* The columns of a batch travel as text[] literals built in bounded buffers (ml_buf: a batch is
+ * at most usage.batch-size records, so no ceiling is needed beyond memory). */
+static void text_str(struct ml_buf *t, const char *s)
 {
-    if (t->n + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < t->n + n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p)
-            abort();
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-    t->p[t->n] = 0;
-}
-
-static void text_str(struct text *t, const char *s)
-{
-    text_put(t, s, strlen(s));
+    (void)ml_buf_str(t, s);
 }
 
 /* Appends one element of a text[] literal: NULL, or the string quoted with \ and " escaped. */
-static void text_elem(struct text *t, const char *s)
+static void text_elem(struct ml_buf *t, const char *s)
 {
-    text_str(t, t->n > 1 ? "," : "");
+    text_str(t, t->len > 1 ? "," : "");
     if (!s) {
         text_str(t, "NULL");
         return;
@@ -325,17 +304,14 @@ static void text_elem(struct text *t, const char *s)
     for (; *s; s++) {
         if (*s == '"' || *s == '\\')
             text_str(t, "\\");
-        text_put(t, s, 1);
+        (void)ml_buf_add(t, s, 1);
     }
     text_str(t, "\"");
 }
 
-static void text_num(struct text *t, long long v)
+static void text_num(struct ml_buf *t, long long v)
 {
-    char buf[24];
-    text_str(t, t->n > 1 ? "," : "");
-    ml_snprintf(buf, sizeof buf, "%lld", v);
-    text_str(t, buf);
+    (void)ml_buf_printf(t, "%s%lld", t->len > 1 ? "," : "", v);
 }
 
 enum {
@@ -368,10 +344,11 @@ static bool transient(const PGresult *res)
 static enum write_result write_batch(struct app_relay *r, struct usage_rec *batch, size_t n,
                                      char *err, size_t errlen)
 {
-    struct text col[NCOLS];
-    memset(col, 0, sizeof col);
-    for (int c = 0; c < NCOLS; c++)
+    struct ml_buf col[NCOLS];
+    for (int c = 0; c < NCOLS; c++) {
+        col[c] = (struct ml_buf)ML_BUF_INIT(SIZE_MAX);
         text_str(&col[c], "{");
+    }
     for (struct usage_rec *x = batch; x; x = x->next) {
         char ip[ML_ADDR_STRLEN];
         bool has_ip = x->client.sa.sa_family == AF_INET || x->client.sa.sa_family == AF_INET6;
@@ -406,7 +383,7 @@ static enum write_result write_batch(struct app_relay *r, struct usage_rec *batc
                                  "$9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])",
                                  NCOLS + 1, NULL, params, NULL, NULL, 0);
     for (int c = 0; c < NCOLS; c++)
-        free(col[c].p);
+        ml_buf_free(&col[c]);
     enum write_result out;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         out = WRITE_OK;

@@ -18,30 +18,9 @@ struct call {
     size_t body_len;
     bool sends_length; /* POST, PUT: Content-Length always */
     struct cli_resp *out;
-    size_t cap;
+    struct ml_buf answer; /* bounded by CLI_MAX_ANSWER */
     bool done;
 };
-
-static int append(struct call *k, const void *p, size_t n)
-{
-    struct cli_resp *r = k->out;
-    if (r->len + n + 1 > CLI_MAX_ANSWER)
-        return -1;
-    if (r->len + n + 1 > k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 8192;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (!b)
-            return -1;
-        r->body = b;
-        k->cap = cap;
-    }
-    memcpy(r->body + r->len, p, n);
-    r->len += n;
-    r->body[r->len] = 0;
-    return 0;
-}
 
 static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
                       unsigned char *end)
@@ -99,7 +78,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         return lws_http_client_read(wsi, &px, &n) < 0 ? -1 : 0;
     }
     case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-        if (append(k, in, len) < 0) {
+        if (ml_buf_add(&k->answer, in, len) < 0) {
             ml_strlcpy(k->out->err, "the answer is too large", sizeof k->out->err);
             return -1;
         }
@@ -148,6 +127,7 @@ int cli_http(const struct cli_conn *c, const char *method, const char *path, con
     k.body_len = body ? strlen(body) : 0;
     k.sends_length = !strcmp(method, "POST") || !strcmp(method, "PUT");
     k.out = out;
+    k.answer.max = CLI_MAX_ANSWER - 1;
 
     lws_set_log_level(0, quiet);
     memset(&info, 0, sizeof info);
@@ -188,6 +168,7 @@ int cli_http(const struct cli_conn *c, const char *method, const char *path, con
         if (!out->err[0])
             ml_snprintf(out->err, sizeof out->err, "cannot connect to %s:%d", c->host, c->port);
         lws_context_destroy(ctx);
+        ml_buf_free(&k.answer);
         return -1;
     }
     while (!k.done && ml_now_ms() < deadline)
@@ -196,6 +177,8 @@ int cli_http(const struct cli_conn *c, const char *method, const char *path, con
     if (!k.done && !out->err[0])
         ml_snprintf(out->err, sizeof out->err, "no answer within %d s", c->timeout_s);
     lws_context_destroy(ctx);
+    out->len = k.answer.len;
+    out->body = ml_buf_take(&k.answer);
     if (!k.done || out->status == 0) {
         if (!out->err[0])
             ml_strlcpy(out->err, "the connection closed without an answer", sizeof out->err);

@@ -37,11 +37,7 @@ static int conf_line(void *user, const char *section, const char *name, const ch
     if (!strcmp(section, "admin") && !strcmp(name, "listen"))
         ml_strlcpy(c->listen, value, sizeof c->listen);
     else if (!strcmp(section, "admin") && !strcmp(name, "token")) {
-        size_t n = strcspn(value, ", ");
-        if (n < sizeof c->token) {
-            memcpy(c->token, value, n);
-            c->token[n] = 0;
-        }
+        ml_list_first(value, c->token, sizeof c->token); /* the first of admin.token */
     } else if (!strcmp(section, "admin") && !strcmp(name, "tls-cert"))
         c->tls = *value != 0;
     else if (!strcmp(section, "database") && !strcmp(name, "url"))

@@ -19,9 +19,7 @@ void cli_table_row(struct cli_table *t, const char *const *cells)
 {
     if (t->rows == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
-        t->cells = realloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
-        if (!t->cells)
-            abort(); /* a tiny command-line tool: out of memory ends it */
+        t->cells = ml_xrealloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
     }
     for (unsigned i = 0; i < t->ncols; i++)
         t->cells[t->rows * t->ncols + i] = ml_xstrdup(cells[i] ? cells[i] : "-");

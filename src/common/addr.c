@@ -99,6 +99,18 @@ uint16_t ml_addr_port(const struct sockaddr *sa)
     return 0;
 }
 
+socklen_t ml_addr_set_v4(struct sockaddr_storage *ss, const uint8_t ip[4], uint16_t port)
+{
+    struct sockaddr_in s4;
+    memset(&s4, 0, sizeof s4);
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(port);
+    memcpy(&s4.sin_addr, ip, 4);
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, &s4, sizeof s4);
+    return (socklen_t)sizeof s4;
+}
+
 void ml_addr_set_port(struct sockaddr *sa, uint16_t port)
 {
     if (sa->sa_family == AF_INET)
@@ -192,14 +204,7 @@ bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out
     } else {
         return false;
     }
-    uint16_t port = s6->sin6_port;
-    struct sockaddr_in s4;
-    memset(&s4, 0, sizeof s4);
-    s4.sin_family = AF_INET;
-    s4.sin_port = port;
-    memcpy(&s4.sin_addr, v4, 4);
-    memset(out, 0, sizeof *out);
-    memcpy(out, &s4, sizeof s4);
+    ml_addr_set_v4(out, v4, ntohs(s6->sin6_port));
     return true;
 }
 

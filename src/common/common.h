@@ -1,5 +1,6 @@
 /* Common services for every subsystem: logging, the declarative configuration table,
- * addresses and CIDR sets, time, and small string helpers. Prefix: ml_. */
+ * addresses and CIDR sets, time, bounded buffers, UUIDs, UTF-8, and small string and memory
+ * helpers. Prefix: ml_. */
 #ifndef ML_COMMON_H
 #define ML_COMMON_H
 
@@ -14,6 +15,11 @@
 #define ML_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define ML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define ML_UNUSED(x) ((void)(x))
+
+/* Adds n to a counter owned by the calling thread, readable by others without tearing (relaxed
+ * atomics: a figure for the stats, never a synchronisation). */
+#define ML_COUNT(c, n)                                                                             \
+    __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 
 /* ------------------------------------------------------------------ logging */
 
@@ -162,10 +168,13 @@ void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
 
 /* ------------------------------------------------------------ time */
 
-/* Monotonic clock in milliseconds and microseconds; wall clock in seconds since the epoch. */
+/* Monotonic clock in milliseconds and microseconds (intervals, timeouts); wall clock in seconds
+ * and in milliseconds since the epoch (expiries, timestamps shown to people). Never mix the two
+ * clocks in one figure. */
 int64_t ml_now_ms(void);
 int64_t ml_now_us(void);
 int64_t ml_wall_s(void);
+int64_t ml_wall_ms(void);
 
 /* ------------------------------------------------------------ addresses */
 
@@ -182,6 +191,9 @@ const char *ml_ip_str(const struct sockaddr *sa, char *buf, size_t len);
 socklen_t ml_addr_len(const struct sockaddr *sa);
 uint16_t ml_addr_port(const struct sockaddr *sa);
 void ml_addr_set_port(struct sockaddr *sa, uint16_t port);
+/* Makes *ss the IPv4 address ip (4 bytes, network order) with port (host order); the rest of
+ * *ss is zeroed. Returns the length of a sockaddr_in. */
+socklen_t ml_addr_set_v4(struct sockaddr_storage *ss, const uint8_t ip[4], uint16_t port);
 /* Same family, IP and port. */
 bool ml_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 /* Same family and IP. */
@@ -236,9 +248,19 @@ int ml_err(char *err, size_t errlen, const char *fmt, ...) ML_PRINTF(3, 4);
 char *ml_trim(char *s);
 /* Parses a whole decimal integer within [min, max]; 0 or -1. */
 int ml_parse_ll(const char *s, long long min, long long max, long long *out) ML_WUR;
-/* Splits a comma- or space-separated list, calling fn for each non-empty trimmed item; stops
- * and returns -1 when fn does. Items longer than 255 bytes fail. */
+/* Walks a comma- or space-separated list without copying: returns the next non-empty item
+ * (not NUL-terminated: *len bytes), or NULL at the end. *cursor starts at the list (NULL is an
+ * empty list) and is advanced past the item. */
+const char *ml_list_next(const char **cursor, size_t *len);
+/* Splits a comma- or space-separated list, calling fn for each non-empty trimmed item (copied,
+ * NUL-terminated); stops and returns -1 when fn does. Items longer than 255 bytes fail. */
 int ml_list_foreach(const char *list, int (*fn)(const char *item, void *arg), void *arg) ML_WUR;
+/* Copies the first item of a list into buf (NUL-terminated); its length, 0 when the list is
+ * empty or the item does not fit (buf then ""). */
+size_t ml_list_first(const char *list, char *buf, size_t len);
+/* True when s (n bytes) is valid UTF-8 without NUL, overlong forms or surrogates; *chars (when
+ * not NULL) gets the number of code points. */
+bool ml_utf8_valid(const char *s, size_t n, size_t *chars);
 /* Standard base64 (OpenSSL). out needs 4*ceil(n/3)+1 bytes; returns the length without NUL. */
 size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* Decodes standard base64 (padding optional); returns the length, or -1. */
@@ -249,9 +271,57 @@ void ml_hex_encode(const uint8_t *in, size_t n, char *out);
 void ml_random(void *buf, size_t n);
 /* Overwrites n bytes in a way the compiler keeps (for secrets). */
 void ml_wipe(void *buf, size_t n);
-/* malloc/calloc/strdup that abort on exhaustion: for small fixed-size internal objects only;
- * anything sized by input goes through the failing allocators and is checked. */
+/* malloc/calloc/realloc/strdup that abort on exhaustion: for small fixed-size internal objects
+ * and buffers bounded by a limit; anything sized by input alone goes through the failing
+ * allocators and is checked. */
+void *ml_xmalloc(size_t size);
 void *ml_xcalloc(size_t n, size_t size);
+void *ml_xrealloc(void *p, size_t size);
 char *ml_xstrdup(const char *s);
+/* Returns p, or aborts when it is NULL: for results the process cannot go on without and that
+ * only memory exhaustion makes NULL (json_pack of a fixed shape, json_dumps of a built value). */
+void *ml_nonnull(void *p);
+
+/* ------------------------------------------------------------ UUIDs */
+
+#define ML_UUID_STR 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and the NUL */
+
+/* Parses a UUID in either case into 16 bytes; false for anything else (NULL included). */
+bool ml_uuid_parse(const char *s, uint8_t out[16]);
+/* Writes the 16 bytes as a lowercase UUID. */
+void ml_uuid_format(const uint8_t in[16], char out[ML_UUID_STR]);
+/* A random (version 4) UUID. */
+void ml_uuid_random(uint8_t out[16]);
+/* True when s is a UUID (either case). */
+bool ml_uuid_valid(const char *s);
+/* Copies the UUID s lowercased into out; false (out "") when s is not one. */
+bool ml_uuid_norm(const char *s, char out[ML_UUID_STR]);
+
+/* ------------------------------------------------------------ bounded buffers */
+
+/* A growable byte buffer with a ceiling, its content always NUL-terminated (p is NULL until
+ * something is added). Growth aborts on memory exhaustion: max bounds what a buffer may ask
+ * for, so a buffer whose contents come from the network must be given a real one. */
+struct ml_buf {
+    char *p;
+    size_t len; /* bytes, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* the most len may become */
+};
+#define ML_BUF_INIT(max_bytes)                                                                     \
+    {                                                                                              \
+        NULL, 0, 0, (max_bytes)                                                                    \
+    }
+/* Appends n bytes: 0, or -1 (b unchanged) when len would pass max. */
+int ml_buf_add(struct ml_buf *b, const void *s, size_t n);
+/* Appends a string (without its NUL). */
+int ml_buf_str(struct ml_buf *b, const char *s);
+/* Appends formatted text: 0, or -1 (b unchanged) when len would pass max. */
+int ml_buf_printf(struct ml_buf *b, const char *fmt, ...) ML_PRINTF(2, 3);
+/* Empties b, keeping its memory. */
+void ml_buf_reset(struct ml_buf *b);
+/* Hands the content over (caller frees; NULL when nothing was added) and empties b. */
+char *ml_buf_take(struct ml_buf *b);
+void ml_buf_free(struct ml_buf *b);
 
 #endif

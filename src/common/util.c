@@ -1,4 +1,5 @@
-/* Small helpers: time, bounded strings, number and list parsing, base64, hex, randomness. */
+/* Small helpers: time, bounded strings, number and list parsing, UTF-8, UUIDs, base64, hex,
+ * randomness, allocation that cannot fail. */
 #include "config.h"
 
 #include "common/common.h"
@@ -29,6 +30,13 @@ int64_t ml_now_us(void)
 int64_t ml_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+int64_t ml_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 size_t ml_strlcpy(char *dst, const char *src, size_t size)
@@ -90,27 +98,168 @@ int ml_parse_ll(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
+const char *ml_list_next(const char **cursor, size_t *len)
+{
+    const char *p = *cursor;
+    if (!p)
+        return NULL;
+    while (*p == ',' || isspace((unsigned char)*p))
+        p++;
+    if (!*p) {
+        *cursor = p;
+        return NULL;
+    }
+    const char *start = p;
+    while (*p && *p != ',' && !isspace((unsigned char)*p))
+        p++;
+    *len = (size_t)(p - start);
+    *cursor = p;
+    return start;
+}
+
 int ml_list_foreach(const char *list, int (*fn)(const char *item, void *arg), void *arg)
 {
-    const char *p = list;
-    while (p && *p) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
-        char item[256];
-        size_t n = (size_t)(p - start);
-        if (n >= sizeof item)
+    const char *item;
+    size_t n;
+    while ((item = ml_list_next(&list, &n))) {
+        char buf[256];
+        if (n >= sizeof buf)
             return -1;
-        memcpy(item, start, n);
-        item[n] = 0;
-        if (fn(item, arg) < 0)
+        memcpy(buf, item, n);
+        buf[n] = 0;
+        if (fn(buf, arg) < 0)
             return -1;
     }
     return 0;
+}
+
+size_t ml_list_first(const char *list, char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *item = ml_list_next(&list, &n);
+    if (!item || n >= len) {
+        if (len)
+            buf[0] = 0;
+        return 0;
+    }
+    memcpy(buf, item, n);
+    buf[n] = 0;
+    return n;
+}
+
+bool ml_utf8_valid(const char *s, size_t n, size_t *chars)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t count = 0;
+    while (p < end) {
+        unsigned c = *p;
+        size_t len;
+        unsigned cp;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            p++;
+            count++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) < len)
+            return false;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        p += len;
+        count++;
+    }
+    if (chars)
+        *chars = count;
+    return true;
+}
+
+/* ------------------------------------------------------------ UUIDs */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool ml_uuid_parse(const char *s, uint8_t out[16])
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    int k = 0;
+    for (int i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            i++;
+            continue;
+        }
+        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[k++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return true;
+}
+
+void ml_uuid_format(const uint8_t in[16], char out[ML_UUID_STR])
+{
+    static const char hx[] = "0123456789abcdef";
+    int k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = hx[in[i] >> 4];
+        out[k++] = hx[in[i] & 15];
+    }
+    out[k] = 0;
+}
+
+void ml_uuid_random(uint8_t out[16])
+{
+    ml_random(out, 16);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x40);
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+}
+
+bool ml_uuid_valid(const char *s)
+{
+    uint8_t b[16];
+    return ml_uuid_parse(s, b);
+}
+
+bool ml_uuid_norm(const char *s, char out[ML_UUID_STR])
+{
+    uint8_t b[16];
+    if (!ml_uuid_parse(s, b)) {
+        out[0] = 0;
+        return false;
+    }
+    ml_uuid_format(b, out);
+    return true;
 }
 
 size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
@@ -190,6 +339,23 @@ void ml_random(void *buf, size_t n)
 void ml_wipe(void *buf, size_t n)
 {
     OPENSSL_cleanse(buf, n);
+}
+
+void *ml_xmalloc(size_t size)
+{
+    return ml_nonnull(malloc(size ? size : 1));
+}
+
+void *ml_xrealloc(void *p, size_t size)
+{
+    return ml_nonnull(realloc(p, size ? size : 1));
+}
+
+void *ml_nonnull(void *p)
+{
+    if (!p)
+        abort();
+    return p;
 }
 
 void *ml_xcalloc(size_t n, size_t size)

@@ -15,21 +15,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static bool is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void lower(char *s)
 {
     for (; *s; s++)
@@ -40,11 +25,8 @@ static void lower(char *s)
 static bool parse_ref(struct cp_req *req)
 {
     const char *r = req->caps[0];
-    if (is_uuid(r)) {
-        ml_strlcpy(req->ref_id, r, sizeof req->ref_id);
-        lower(req->ref_id);
+    if (ml_uuid_norm(r, req->ref_id))
         return true;
-    }
     if (strlen(r) != 12 || r[3] != '-' || r[8] != '-')
         return false;
     for (int i = 0; i < 12; i++)
@@ -60,27 +42,10 @@ static const char *nz(const char *s)
     return s && *s ? s : NULL;
 }
 
-/* Splits a PostgreSQL text[] ("{a,b}") of plain words into req->revoked. */
+/* The revoked usernames of a PostgreSQL text[] ("{a,b}"), for the revocation hook. */
 static void take_revoked(struct cp_req *req, const char *arr)
 {
-    if (!arr || arr[0] != '{')
-        return;
-    const char *p = arr + 1;
-    while (*p && *p != '}') {
-        const char *end = p + strcspn(p, ",}");
-        size_t n = (size_t)(end - p);
-        if (n && n < 128) {
-            char **v = realloc(req->revoked, (req->nrevoked + 1) * sizeof *v);
-            if (!v)
-                abort();
-            req->revoked = v;
-            req->revoked[req->nrevoked] = strndup(p, n);
-            if (!req->revoked[req->nrevoked])
-                abort();
-            req->nrevoked++;
-        }
-        p = *end == ',' ? end + 1 : end;
-    }
+    db_words(arr, &req->revoked, &req->nrevoked);
 }
 
 /* A failed statement: the log line for operators, the answer for the client. */
@@ -203,7 +168,7 @@ enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz
         return e;
     const char *sub = jwt_get_grant(j, "sub");
     const char *name = jwt_get_grant(j, "name");
-    if (!sub || !is_uuid(sub)) {
+    if (!ml_uuid_valid(sub)) {
         jwt_free(j);
         return CP_E_INVALID_TOKEN;
     }
@@ -415,7 +380,7 @@ static void h_signup(struct cp *cp, struct cp_req *req)
 {
     struct signup_in *in = req->params;
     size_t chars = 0;
-    cp_utf8_valid(in->password, strlen(in->password), &chars);
+    ml_utf8_valid(in->password, strlen(in->password), &chars);
     if ((long long)chars < cp->auth.password_min) {
         char msg[96];
         ml_snprintf(msg, sizeof msg, "password: at least %lld characters", cp->auth.password_min);
@@ -544,8 +509,8 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     bool verified = (errno == 0 && ev == 1) || (ev_s && !strcmp(ev_s, "true"));
     char dn[404], em[256];
     size_t chars;
-    if (!sub || !*sub || strlen(sub) > 255 || !cp_utf8_valid(sub, strlen(sub), NULL) || !email ||
-        strlen(email) > 254 || !strchr(email, '@') || !cp_utf8_valid(email, strlen(email), NULL)) {
+    if (!sub || !*sub || strlen(sub) > 255 || !ml_utf8_valid(sub, strlen(sub), NULL) || !email ||
+        strlen(email) > 254 || !strchr(email, '@') || !ml_utf8_valid(email, strlen(email), NULL)) {
         jwt_free(j);
         cp_job_err(req, CP_E_INVALID_TOKEN, "the ID token lacks sub or email");
         return DB_FAILED;
@@ -556,7 +521,7 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
         return DB_FAILED;
     }
     ml_strlcpy(em, email, sizeof em);
-    if (name && *name && cp_utf8_valid(name, strlen(name), &chars) && chars <= 100 &&
+    if (name && *name && ml_utf8_valid(name, strlen(name), &chars) && chars <= 100 &&
         strlen(name) < sizeof dn) {
         ml_strlcpy(dn, name, sizeof dn);
     } else {
@@ -607,9 +572,7 @@ static enum db_status json_row(struct cp_req *req, struct db_conn *c, const stru
         cp_job_err(req, absent, NULL);
         return DB_FAILED;
     }
-    char *resp = malloc(LWS_PRE + (size_t)PQgetlength(r, 0, 0) + 1);
-    if (!resp)
-        abort();
+    char *resp = ml_xmalloc(LWS_PRE + (size_t)PQgetlength(r, 0, 0) + 1);
     memcpy(resp + LWS_PRE, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     free(req->resp);
     req->resp = resp;
@@ -747,9 +710,7 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
         ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s", PQgetvalue(r, 0, 0));
         size_t n = (size_t)PQgetlength(r, 0, 1);
         free(req->resp);
-        req->resp = malloc(LWS_PRE + n + 1);
-        if (!req->resp)
-            abort();
+        req->resp = ml_xmalloc(LWS_PRE + n + 1);
         memcpy(req->resp + LWS_PRE, PQgetvalue(r, 0, 1), n);
         req->resp_len = n;
         req->status = 201;
@@ -884,9 +845,7 @@ static void status_answer(struct cp_req *req, const struct cp_status *s)
     bool in = insider(s, req->user.id);
     const char *text = in ? s->full : s->pub;
     size_t n = in ? s->full_len : s->pub_len;
-    char *resp = malloc(LWS_PRE + n + 1);
-    if (!resp)
-        abort();
+    char *resp = ml_xmalloc(LWS_PRE + n + 1);
     memcpy(resp + LWS_PRE, text, n);
     free(req->resp);
     req->resp = resp;
@@ -1051,7 +1010,7 @@ static void h_join(struct cp *cp, struct cp_req *req)
     if (!in->has_display_name && req->user.name[0]) {
         /* the name in the token: the account's display name at login */
         size_t chars;
-        if (cp_utf8_valid(req->user.name, strlen(req->user.name), &chars) && chars <= 100) {
+        if (ml_utf8_valid(req->user.name, strlen(req->user.name), &chars) && chars <= 100) {
             ml_strlcpy(in->display_name, req->user.name, sizeof in->display_name);
             in->has_display_name = true;
         }
@@ -1178,11 +1137,7 @@ static bool parse_target(struct cp_req *req)
 {
     if (!parse_ref(req))
         return false;
-    if (!is_uuid(req->caps[1]))
-        return false;
-    ml_strlcpy(req->target, req->caps[1], sizeof req->target);
-    lower(req->target);
-    return true;
+    return ml_uuid_norm(req->caps[1], req->target);
 }
 
 static void h_remove(struct cp *cp, struct cp_req *req)

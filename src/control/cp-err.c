@@ -81,10 +81,9 @@ char *cp_err_json(enum cp_err e, const char *msg, size_t *len)
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", cp_err_code(e), "message",
                           msg && *msg ? msg : cp_err_message(e));
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    /* out of memory on a few hundred bytes ends the process */
+    char *s = ml_nonnull(json_dumps(ml_nonnull(o), JSON_COMPACT));
     json_decref(o);
-    if (!s)
-        abort(); /* out of memory on a few hundred bytes */
     *len = strlen(s);
     return s;
 }

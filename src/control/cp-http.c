@@ -117,9 +117,7 @@ void cp_req_free(struct cp_req *req)
 static void set_resp(struct cp_req *req, int status, const char *text, size_t len)
 {
     free(req->resp);
-    req->resp = malloc(LWS_PRE + len + 1);
-    if (!req->resp)
-        abort();
+    req->resp = ml_xmalloc(LWS_PRE + len + 1);
     memcpy(req->resp + LWS_PRE, text, len);
     req->resp_len = len;
     req->status = status;
@@ -336,9 +334,7 @@ enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool requi
             return CP_E_INVALID_JSON;
         }
     }
-    *out = calloc(1, size);
-    if (!*out)
-        abort();
+    *out = ml_xcalloc(1, size);
     enum cp_err e = cp_params_parse(table, doc, *out, msg, msglen);
     json_decref(doc);
     return e;

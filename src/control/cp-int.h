@@ -105,8 +105,6 @@ enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool requi
 
 enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out, char *msg,
                             size_t msglen);
-/* True when s (n bytes) is valid UTF-8 without NUL; *chars gets the code point count. */
-bool cp_utf8_valid(const char *s, size_t n, size_t *chars);
 
 /* ---------------------------------------------------------------- JWT (cp-jwt.c) */
 

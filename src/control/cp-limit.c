@@ -42,9 +42,7 @@ static struct cp_limit_slot *find(struct cp_limiter *l, const char *key, bool cr
 {
     uint8_t h[32];
     unsigned hl = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx)
-        abort();
+    EVP_MD_CTX *ctx = ml_nonnull(EVP_MD_CTX_new());
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     EVP_DigestUpdate(ctx, l->salt, sizeof l->salt);
     EVP_DigestUpdate(ctx, key, strlen(key));

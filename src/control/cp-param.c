@@ -7,51 +7,6 @@
 #include <ctype.h>
 #include <string.h>
 
-bool cp_utf8_valid(const char *s, size_t n, size_t *chars)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    size_t count = 0;
-    while (p < end) {
-        unsigned c = *p;
-        size_t len;
-        unsigned cp;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            p++;
-            count++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) < len)
-            return false;
-        for (size_t i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        /* overlong forms, surrogates, beyond U+10FFFF */
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        p += len;
-        count++;
-    }
-    if (chars)
-        *chars = count;
-    return true;
-}
-
 static bool has_ctrl(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -90,7 +45,7 @@ static enum cp_err parse_one(const struct cp_param *pa, const json_t *v, void *o
         }
         const char *s = json_string_value(v);
         size_t n = json_string_length(v), chars = 0;
-        if (!cp_utf8_valid(s, n, &chars) || strlen(s) != n) {
+        if (!ml_utf8_valid(s, n, &chars) || strlen(s) != n) {
             ml_snprintf(msg, msglen, "%s: not valid UTF-8 text", pa->name);
             return CP_E_INVALID_FIELD;
         }

@@ -56,12 +56,9 @@ void cp_counters_read(struct cp *cp, struct cp_counters *out)
  * every one of the list. */
 static char *first_secret(const char *list)
 {
-    if (!list)
-        return NULL;
-    while (*list == ' ' || *list == ',')
-        list++;
-    size_t n = strcspn(list, ", ");
-    return n ? strndup(list, n) : NULL;
+    size_t n = 0;
+    const char *item = ml_list_next(&list, &n);
+    return item ? ml_nonnull(strndup(item, n)) : NULL;
 }
 
 void cp_reload_turn(struct cp *cp, const struct turn_config *turn)
@@ -150,10 +147,7 @@ static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *e
 static int add_origin(const char *item, void *arg)
 {
     struct cp *cp = arg;
-    char **v = realloc(cp->cors, (cp->ncors + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    cp->cors = v;
+    cp->cors = ml_xrealloc(cp->cors, (cp->ncors + 1) * sizeof *cp->cors);
     cp->cors[cp->ncors++] = ml_xstrdup(item);
     return 0;
 }

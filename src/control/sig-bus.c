@@ -240,13 +240,13 @@ static bool uuid_or(const char *s, size_t n, uint8_t out[16], bool *present, cha
         *present = false;
         return true;
     }
-    char tmp[SIG_UUID_STR];
+    char tmp[ML_UUID_STR];
     if (n != 36)
         return false;
     memcpy(tmp, s, 36);
     tmp[36] = 0;
     *present = true;
-    return sig_uuid_parse(tmp, out);
+    return ml_uuid_parse(tmp, out);
 }
 
 static void handle_record(struct sig *sig, const char *line, size_t n)
@@ -283,7 +283,7 @@ static void handle_record(struct sig *sig, const char *line, size_t n)
     const char *type = json_string_value(json_object_get(o, "type"));
     if (type && !strcmp(type, "participant-left")) {
         uint8_t pid[16];
-        if (sig_uuid_parse(json_string_value(json_object_get(o, "participant_id")), pid))
+        if (ml_uuid_parse(json_string_value(json_object_get(o, "participant_id")), pid))
             sig_on_offline(sig, mid, pid);
     } else if (type &&
                (!strcmp(type, "participant-joined") || !strcmp(type, "participant-updated"))) {
@@ -301,7 +301,7 @@ static void handle_db_event(struct sig *sig, const char *text)
     const char *p = json_string_value(json_object_get(o, "p"));
     const char *role = json_string_value(json_object_get(o, "role"));
     uint8_t mid[16], pid[16];
-    bool has_m = sig_uuid_parse(m, mid), has_p = sig_uuid_parse(p, pid);
+    bool has_m = ml_uuid_parse(m, mid), has_p = ml_uuid_parse(p, pid);
     if (!k) {
         json_decref(o);
         return;
@@ -398,11 +398,11 @@ static void push_out(struct sig_bus *b, struct sig_item *it)
 void sig_bus_record(struct sig_bus *b, char kind, const struct sig_room *r, const uint8_t *to,
                     const uint8_t *except, const char *body, size_t n)
 {
-    char head[2 + SIG_UUID_STR * 3 + 8], ts[SIG_UUID_STR], es[SIG_UUID_STR];
+    char head[2 + ML_UUID_STR * 3 + 8], ts[ML_UUID_STR], es[ML_UUID_STR];
     if (to)
-        sig_uuid_format(to, ts);
+        ml_uuid_format(to, ts);
     if (except)
-        sig_uuid_format(except, es);
+        ml_uuid_format(except, es);
     size_t hn = ml_snprintf(head, sizeof head, "%c\t%s\t%s\t%s\t", kind, r->id_s, to ? ts : "*",
                             except ? es : "-");
     struct sig_item *it = malloc(sizeof *it + hn + n + 1);
@@ -432,27 +432,11 @@ void sig_bus_media(struct sig_bus *b, const char *json, size_t n)
 
 /* ------------------------------------------------------------------ the publisher */
 
-/* A growable text buffer; aborts on exhaustion (sizes bounded by the queue). */
-struct buf {
-    char *s;
-    size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
+/* Appends to one of a batch's buffers (ml_buf without a ceiling: the batch is bounded by
+ * signaling.publish-queue messages of at most signaling.max-message bytes). */
+static void buf_add(struct ml_buf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 8192;
-        while (c < b->n + n + 1)
-            c *= 2;
-        char *p = realloc(b->s, c);
-        if (!p)
-            abort();
-        b->s = p;
-        b->cap = c;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
+    (void)ml_buf_add(b, s, n);
 }
 
 static void drop_pg(struct sig_bus *b, const char *why)
@@ -530,51 +514,52 @@ static void heartbeat(struct sig_bus *b)
 /* Sends a batch (queue order) in one transaction. */
 static void publish(struct sig_bus *b, struct sig_item *items)
 {
-    struct buf pay = {0}, cur = {0}, chat = {0}, media = {0};
+    struct ml_buf pay = ML_BUF_INIT(SIZE_MAX), cur = ML_BUF_INIT(SIZE_MAX),
+                  chat = ML_BUF_INIT(SIZE_MAX), media = ML_BUF_INIT(SIZE_MAX);
     size_t nrec = 0, nitems = 0;
     char head[SIG_NODE_MAX + 4];
     size_t hn = ml_snprintf(head, sizeof head, "N\t%s\n", b->sig->node);
     for (struct sig_item *it = items; it; it = it->next) {
         nitems++;
         if (it->kind == 'C' || it->kind == 'M') {
-            struct buf *a = it->kind == 'C' ? &chat : &media;
-            buf_add(a, a->n ? "," : "[", 1);
+            struct ml_buf *a = it->kind == 'C' ? &chat : &media;
+            buf_add(a, a->len ? "," : "[", 1);
             buf_add(a, it->data, it->len);
             continue;
         }
-        if (cur.n && cur.n + it->len + 1 > SIG_NOTIFY_MAX) { /* this payload is full */
-            if (pay.n)
+        if (cur.len && cur.len + it->len + 1 > SIG_NOTIFY_MAX) { /* this payload is full */
+            if (pay.len)
                 buf_add(&pay, "\x1e", 1);
-            buf_add(&pay, cur.s, cur.n);
-            cur.n = 0;
+            buf_add(&pay, cur.p, cur.len);
+            ml_buf_reset(&cur);
         }
-        if (!cur.n)
+        if (!cur.len)
             buf_add(&cur, head, hn);
         buf_add(&cur, it->data, it->len);
         buf_add(&cur, "\n", 1);
         nrec++;
     }
-    if (cur.n) {
-        if (pay.n)
+    if (cur.len) {
+        if (pay.len)
             buf_add(&pay, "\x1e", 1);
-        buf_add(&pay, cur.s, cur.n);
+        buf_add(&pay, cur.p, cur.len);
     }
-    if (chat.n)
+    if (chat.len)
         buf_add(&chat, "]", 1);
-    if (media.n)
+    if (media.len)
         buf_add(&media, "]", 1);
-    const char *p[] = {b->sig->node, pay.n ? pay.s : NULL, chat.n ? chat.s : NULL,
-                       media.n ? media.s : NULL};
+    const char *p[] = {b->sig->node, pay.len ? pay.p : NULL, chat.len ? chat.p : NULL,
+                       media.len ? media.p : NULL};
     PGresult *r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
     if (r)
         PQclear(r);
     else
         count_drop(b, nitems);
     (void)nrec;
-    free(pay.s);
-    free(cur.s);
-    free(chat.s);
-    free(media.s);
+    ml_buf_free(&pay);
+    ml_buf_free(&cur);
+    ml_buf_free(&chat);
+    ml_buf_free(&media);
 }
 
 static void timed_wait_us(struct sig_bus *b, int64_t until_us)

@@ -35,21 +35,7 @@ struct revoked {
 
 static void revoked_take(struct revoked *rv, const char *arr)
 {
-    if (!arr || arr[0] != '{')
-        return;
-    for (const char *p = arr + 1; *p && *p != '}';) {
-        size_t n = strcspn(p, ",}");
-        if (n && n < 128) {
-            char **v = realloc(rv->v, (rv->n + 1) * sizeof *v);
-            if (!v)
-                abort();
-            rv->v = v;
-            rv->v[rv->n++] = strndup(p, n);
-        }
-        p += n;
-        if (*p == ',')
-            p++;
-    }
+    db_words(arr, &rv->v, &rv->n);
 }
 
 /* Hands the revoked credentials to the relay (lws thread), and frees them. */
@@ -93,7 +79,7 @@ struct connect_job {
     struct sig_sess *s;
     struct sig_room *room;
     bool resume;
-    char sid[SIG_UUID_STR], mid[SIG_UUID_STR], pid[SIG_UUID_STR], uid[SIG_UUID_STR];
+    char sid[ML_UUID_STR], mid[ML_UUID_STR], pid[ML_UUID_STR], uid[ML_UUID_STR];
     char node[SIG_NODE_MAX];
     long long max_conns, chat_n, ttl;
     /* output */
@@ -199,53 +185,26 @@ static void refuse_session(struct sig_sess *s, const char *outcome)
     s->state = SIG_S_LIVE; /* no job in flight: its close ends it */
 }
 
-/* Appends "key":text to a JSON object being written by hand. */
-static void put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 1024;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *p = realloc(*buf, c);
-        if (!p)
-            abort();
-        *buf = p;
-        *cap = c;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
-}
-#define PUTS(s) put(&b, &len, &cap, (s), strlen(s))
-
 /* The joined message: who one is, the roster, the chat history and fresh iceServers, which the
  * database answered already as JSON text (spliced, not parsed again). */
 static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j, uint64_t seq)
 {
-    char *b = NULL, head[512];
-    size_t len = 0, cap = 0;
+    struct ml_buf b = ML_BUF_INIT(SIZE_MAX); /* the database's answer bounds it */
     char rt[SIG_RESUME_TOKEN_MAX], hex[SIG_TOKEN_HEX + 1];
     ml_hex_encode(s->tok.key, 16, hex);
     ml_snprintf(rt, sizeof rt, "%s.%s", s->sig->node, hex);
-    ml_snprintf(head, sizeof head,
-                "{\"type\":\"joined\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
-                "\"session_id\":\"%s\",\"node\":\"%s\",\"role\":\"%s\",\"resume_token\":\"%s\","
-                "\"roster\":",
-                (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node,
-                j->admin ? "ADMIN" : "PARTICIPANT", rt);
-    PUTS(head);
-    PUTS(j->roster);
-    PUTS(",\"chat\":");
-    PUTS(j->chat);
-    PUTS(",\"iceServers\":");
-    PUTS(j->ice ? j->ice : "[]");
     char *limits = json_dumps(s->sig->limits, JSON_COMPACT);
-    PUTS(",\"limits\":");
-    PUTS(limits ? limits : "{}");
+    (void)ml_buf_printf(
+        &b,
+        "{\"type\":\"joined\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
+        "\"session_id\":\"%s\",\"node\":\"%s\",\"role\":\"%s\",\"resume_token\":\"%s\","
+        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,\"limits\":%s}",
+        (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node,
+        j->admin ? "ADMIN" : "PARTICIPANT", rt, j->roster, j->chat, j->ice ? j->ice : "[]",
+        limits ? limits : "{}");
     free(limits);
-    PUTS("}");
-    struct sig_frame *f = sig_frame_new(0, b, len);
-    free(b);
+    struct sig_frame *f = sig_frame_new(0, b.p, b.len);
+    ml_buf_free(&b);
     return f;
 }
 
@@ -274,14 +233,10 @@ static void connect_opened(struct sig_sess *s, struct connect_job *j)
     ML_INFO(SUBSYS, "session opened (meeting=%s participant=%s session=%s peer=%s node=%s)",
             r->id_s, s->pid_s, s->sid_s, s->peer, sig->node);
     if (j->conns == 1 && me) { /* the participant's first session anywhere: it is online */
-        json_t *o = json_pack("{s:s,s:o}", "type", "participant-joined", "participant",
-                              sig_member_json(me));
-        if (!o)
-            abort();
-        char *t = json_dumps(o, JSON_COMPACT);
+        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-joined", "participant",
+                                         sig_member_json(me)));
+        char *t = ml_nonnull(json_dumps(o, JSON_COMPACT));
         json_decref(o);
-        if (!t)
-            abort();
         sig_room_send_text(r, t, strlen(t), NULL, s->pid);
         if (sig_bus_nodes(sig->bus) > 1)
             sig_bus_record(sig->bus, 'P', r, NULL, s->pid, t, strlen(t));
@@ -385,7 +340,7 @@ void sig_db_connect(struct sig_sess *s, const uint8_t mid[16], bool resume)
     j->room = s->room;
     j->resume = resume;
     memcpy(j->sid, s->sid_s, sizeof j->sid);
-    sig_uuid_format(mid, j->mid);
+    ml_uuid_format(mid, j->mid);
     memcpy(j->pid, s->pid_s, sizeof j->pid);
     memcpy(j->uid, s->uid_s, sizeof j->uid);
     ml_strlcpy(j->node, sig->node, sizeof j->node);
@@ -410,7 +365,7 @@ struct disc_job {
     struct sig_sess *s;
     struct sig_room *room;
     bool detach;
-    char sid[SIG_UUID_STR];
+    char sid[ML_UUID_STR];
     int conns;
 };
 
@@ -483,7 +438,7 @@ struct cmd_job {
     struct sig_sess *s;
     enum sig_mkind kind;
     json_t *id;
-    char mid[SIG_UUID_STR], actor[SIG_UUID_STR], target[SIG_UUID_STR];
+    char mid[ML_UUID_STR], actor[ML_UUID_STR], target[ML_UUID_STR];
     char outcome[32];
     struct revoked revoked;
 };
@@ -533,10 +488,8 @@ static void command_done(struct db_job *job)
                     e = map[i].err;
             sig_sess_error(s, j->id, e, NULL);
         } else {
-            json_t *o = json_pack("{s:s,s:s}", "type", "ack", "of",
-                                  j->kind == SIG_M_REMOVE ? "remove" : "end");
-            if (!o)
-                abort();
+            json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "ack", "of",
+                                             j->kind == SIG_M_REMOVE ? "remove" : "end"));
             if (j->id)
                 json_object_set(o, "id", j->id);
             if (j->kind == SIG_M_REMOVE)
@@ -613,7 +566,7 @@ static void resync_done(struct db_job *job)
         ML_WARN(SUBSYS, "signaling resync failed; the next reconnection tries again");
     for (size_t i = 0; i < j->n && !sig->stopping; i++) {
         uint8_t sid[16];
-        if (!sig_uuid_parse(j->sid[i], sid))
+        if (!ml_uuid_parse(j->sid[i], sid))
             continue;
         struct sig_sess *s = sig->all;
         while (s && memcmp(s->sid, sid, 16))
@@ -657,10 +610,8 @@ void sig_db_resync(struct sig *sig)
     struct resync_job *j = ml_xcalloc(1, sizeof *j);
     j->sig = sig;
     ml_strlcpy(j->node, sig->node, sizeof j->node);
-    j->sessions = json_dumps(arr, JSON_COMPACT);
+    j->sessions = ml_nonnull(json_dumps(arr, JSON_COMPACT));
     json_decref(arr);
-    if (!j->sessions)
-        abort();
     j->job.work = w_resync;
     j->job.done = resync_done;
     if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {

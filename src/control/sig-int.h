@@ -16,7 +16,6 @@
 #define SIG_RX_BUFFER 2048  /* libwebsockets' receive buffer per connection */
 #define SIG_TOKEN_HEX 32    /* the secret part of a resume token, in hex */
 #define SIG_RESUME_TOKEN_MAX (SIG_NODE_MAX + SIG_TOKEN_HEX + 2)
-#define SIG_UUID_STR 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" and NUL */
 
 /* ---------------------------------------------------------------- close codes (sig-msg.c) */
 
@@ -90,7 +89,7 @@ struct sig_msg {
     json_t *id;
     bool has_to;
     uint8_t to[16];
-    char to_s[SIG_UUID_STR];
+    char to_s[ML_UUID_STR];
     json_t *payload;
 };
 
@@ -103,11 +102,6 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
 /* The message type table (NULL-name-terminated), for tests and docs. */
 extern const struct sig_mtype sig_mtypes[];
 
-/* UUIDs between text and bytes; parse accepts either case, format writes lowercase. */
-bool sig_uuid_parse(const char *s, uint8_t out[16]);
-void sig_uuid_format(const uint8_t in[16], char out[SIG_UUID_STR]);
-/* A random (version 4) UUID. */
-void sig_uuid_random(uint8_t out[16]);
 /* True for a usable node id: 1..63 of A-Z a-z 0-9 . _ - */
 bool sig_node_id_ok(const char *s);
 
@@ -200,7 +194,7 @@ struct sig_sess {
     unsigned refs;
     enum sig_state state;
     uint8_t pid[16], sid[16];
-    char pid_s[SIG_UUID_STR], uid_s[SIG_UUID_STR], sid_s[SIG_UUID_STR];
+    char pid_s[ML_UUID_STR], uid_s[ML_UUID_STR], sid_s[ML_UUID_STR];
     char peer[64];
     uint64_t join_seq;    /* the meeting's sequence number when this session joined */
     uint64_t resume_from; /* RESUMING: the last sequence number the client had */
@@ -221,8 +215,7 @@ struct sig_sess {
     unsigned cmds;  /* its ADMIN commands in flight: a flushing close waits for their answer */
     char close_reason[48];
     /* input */
-    char *rx;
-    size_t rxlen, rxcap;
+    struct ml_buf rx; /* a message arriving in pieces (at most signaling.max-message) */
     struct sig_bucket bucket;
     int64_t last_rx_ms, opened_ms, detached_ms, close_ms;
 };
@@ -235,7 +228,7 @@ struct sig_qent {
 /* A participant as this node knows it (from the database at connect, then from events). */
 struct sig_member {
     uint8_t pid[16];
-    char id_s[SIG_UUID_STR];
+    char id_s[ML_UUID_STR];
     char *name;
     bool admin, host, audio, video, online;
 };
@@ -243,7 +236,7 @@ struct sig_member {
 /* A meeting with sessions on this node. */
 struct sig_room {
     struct sig_hnode node; /* in sig->rooms, by meeting id */
-    char id_s[SIG_UUID_STR];
+    char id_s[ML_UUID_STR];
     struct sig *sig;
     unsigned refs; /* its sessions and the jobs that will come back to it */
     struct sig_sess *sessions;

@@ -111,7 +111,7 @@ static enum cp_err check_field(const struct sig_field *f, const json_t *v, char 
         }
         const char *s = json_string_value(v);
         size_t n = json_string_length(v), chars = 0;
-        if (n > 0 && !cp_utf8_valid(s, n, &chars)) {
+        if (n > 0 && !ml_utf8_valid(s, n, &chars)) {
             ml_snprintf(msg, msglen, "payload.%s: not valid UTF-8 text", f->name);
             return CP_E_INVALID_FIELD;
         }
@@ -164,7 +164,7 @@ static bool id_ok(const json_t *v)
         return false;
     const char *s = json_string_value(v);
     size_t n = json_string_length(v), chars = 0;
-    return n > 0 && cp_utf8_valid(s, n, &chars) && chars <= SIG_ID_MAX && !has_ctrl(s, n) &&
+    return n > 0 && ml_utf8_valid(s, n, &chars) && chars <= SIG_ID_MAX && !has_ctrl(s, n) &&
            !strpbrk(s, "\n\r\t");
 }
 
@@ -213,12 +213,12 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
             ml_snprintf(msg, msglen, "to is required for %s", t->name);
             return CP_E_MISSING_FIELD;
         }
-        if (!json_is_string(to) || !sig_uuid_parse(json_string_value(to), out->to)) {
+        if (!json_is_string(to) || !ml_uuid_parse(json_string_value(to), out->to)) {
             ml_snprintf(msg, msglen, "to: expected a participant id");
             return CP_E_INVALID_FIELD;
         }
         out->has_to = true;
-        sig_uuid_format(out->to, out->to_s);
+        ml_uuid_format(out->to, out->to_s);
     }
     json_t *payload = json_object_get(*root, "payload");
     if (payload && json_is_null(payload))
@@ -233,9 +233,7 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
         ml_snprintf(msg, msglen, "payload: expected an object");
         return CP_E_INVALID_FIELD;
     }
-    out->payload = json_object();
-    if (!out->payload)
-        abort();
+    out->payload = ml_nonnull(json_object());
     for (const struct sig_field *f = t->fields; f->name; f++) {
         json_t *v = payload ? json_object_get(payload, f->name) : NULL;
         if (!v || json_is_null(v)) {
@@ -259,57 +257,6 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
 }
 
 /* ------------------------------------------------------------------ small helpers */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-bool sig_uuid_parse(const char *s, uint8_t out[16])
-{
-    if (!s || strlen(s) != 36)
-        return false;
-    int k = 0;
-    for (int i = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-            i++;
-            continue;
-        }
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[k++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    return true;
-}
-
-void sig_uuid_format(const uint8_t in[16], char out[SIG_UUID_STR])
-{
-    static const char hx[] = "0123456789abcdef";
-    int k = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[k++] = '-';
-        out[k++] = hx[in[i] >> 4];
-        out[k++] = hx[in[i] & 15];
-    }
-    out[k] = 0;
-}
-
-void sig_uuid_random(uint8_t out[16])
-{
-    ml_random(out, 16);
-    out[6] = (uint8_t)((out[6] & 0x0f) | 0x40);
-    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
-}
 
 bool sig_node_id_ok(const char *s)
 {

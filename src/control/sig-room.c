@@ -98,9 +98,7 @@ struct sig_frame *sig_frame_new(uint64_t seq, const char *body, size_t n)
         skip = 1; /* the body's own '{' */
     }
     size_t len = hn + n - skip;
-    struct sig_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
-    if (!f)
-        abort();
+    struct sig_frame *f = ml_xmalloc(sizeof *f + LWS_PRE + len + 1);
     memset(f, 0, sizeof *f);
     f->refs = 1;
     f->seq = seq;
@@ -153,9 +151,7 @@ void sig_ring_push(struct sig_ring *r, struct sig_frame *f, size_t max_n, size_t
         size_t cap = r->cap ? r->cap * 2 : 8;
         if (cap > max_n)
             cap = max_n;
-        struct sig_frame **v = malloc(cap * sizeof *v);
-        if (!v)
-            abort();
+        struct sig_frame **v = ml_xmalloc(cap * sizeof *v);
         for (size_t i = 0; i < r->n; i++)
             v[i] = sig_ring_at(r, i);
         free(r->v);
@@ -190,7 +186,7 @@ struct sig_room *sig_room_get(struct sig *sig, const uint8_t mid[16], bool creat
         return NULL;
     struct sig_room *r = ml_xcalloc(1, sizeof *r);
     memcpy(r->node.key, mid, 16);
-    sig_uuid_format(mid, r->id_s);
+    ml_uuid_format(mid, r->id_s);
     r->sig = sig;
     sig_htab_put(&sig->rooms, &r->node);
     sig->ctr.rooms++;
@@ -226,22 +222,19 @@ struct sig_member *sig_room_member(struct sig_room *r, const uint8_t pid[16])
 struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *e)
 {
     uint8_t pid[16];
-    if (!json_is_object(e) || !sig_uuid_parse(json_string_value(json_object_get(e, "id")), pid))
+    if (!json_is_object(e) || !ml_uuid_parse(json_string_value(json_object_get(e, "id")), pid))
         return NULL;
     struct sig_member *m = sig_room_member(r, pid);
     if (!m) {
         if (r->nmembers == r->capmembers) {
             size_t cap = r->capmembers ? r->capmembers * 2 : 8;
-            struct sig_member *v = realloc(r->members, cap * sizeof *v);
-            if (!v)
-                abort();
-            r->members = v;
+            r->members = ml_xrealloc(r->members, cap * sizeof *r->members);
             r->capmembers = cap;
         }
         m = &r->members[r->nmembers++];
         memset(m, 0, sizeof *m);
         memcpy(m->pid, pid, 16);
-        sig_uuid_format(pid, m->id_s);
+        ml_uuid_format(pid, m->id_s);
     }
     const char *name = json_string_value(json_object_get(e, "name"));
     if (name && (!m->name || strcmp(m->name, name))) {
@@ -274,13 +267,10 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
 
 json_t *sig_member_json(const struct sig_member *m)
 {
-    json_t *o =
-        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name", m->name ? m->name : "",
-                  "role", m->admin ? "ADMIN" : "PARTICIPANT", "host", m->host, "audio", m->audio,
-                  "video", m->video, "online", m->online);
-    if (!o)
-        abort();
-    return o;
+    return ml_nonnull(json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name",
+                                m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT",
+                                "host", m->host, "audio", m->audio, "video", m->video, "online",
+                                m->online));
 }
 
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
@@ -308,9 +298,7 @@ uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, cons
 uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
                        const uint8_t *except)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
-    if (!s)
-        abort();
+    char *s = ml_nonnull(json_dumps(body, JSON_COMPACT));
     uint64_t seq = sig_room_send_text(r, s, strlen(s), to, except);
     free(s);
     return seq;
@@ -327,6 +315,7 @@ struct sig_sess *sig_sess_new(struct sig *sig, struct sig_room *room)
     s->state = SIG_S_CONNECTING;
     s->hold = true;
     s->opened_ms = s->last_rx_ms = ml_now_ms();
+    s->rx.max = (size_t)sig->cfg.max_message;
     sig_bucket_init(&s->bucket, sig->cfg.burst, s->opened_ms);
     sig_room_ref(room);
     s->rnext = room->sessions;
@@ -407,7 +396,7 @@ void sig_sess_unref(struct sig_sess *s)
     sig->ctr.sessions--;
     sig_sess_clear_queue(s);
     sig_frame_unref(s->first);
-    free(s->rx);
+    ml_buf_free(&s->rx);
     free(s);
 }
 
@@ -445,9 +434,7 @@ void sig_sess_queue(struct sig_sess *s, struct sig_frame *f)
         sig_sess_close(s, SIG_CLOSE_SLOW, NULL, false);
         return;
     }
-    struct sig_qent *e = malloc(sizeof *e);
-    if (!e)
-        abort();
+    struct sig_qent *e = ml_xmalloc(sizeof *e);
     e->next = NULL;
     e->f = f;
     f->refs++;
@@ -464,9 +451,7 @@ void sig_sess_queue(struct sig_sess *s, struct sig_frame *f)
 
 void sig_sess_reply(struct sig_sess *s, const json_t *body)
 {
-    char *t = json_dumps(body, JSON_COMPACT);
-    if (!t)
-        abort();
+    char *t = ml_nonnull(json_dumps(body, JSON_COMPACT));
     struct sig_frame *f = sig_frame_new(0, t, strlen(t));
     free(t);
     sig_sess_queue(s, f);
@@ -475,10 +460,8 @@ void sig_sess_reply(struct sig_sess *s, const json_t *body)
 
 void sig_sess_error(struct sig_sess *s, json_t *id, enum cp_err e, const char *msg)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "type", "error", "code", cp_err_code(e), "message",
-                          msg && *msg ? msg : cp_err_message(e));
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "error", "code", cp_err_code(e),
+                                     "message", msg && *msg ? msg : cp_err_message(e)));
     if (id)
         json_object_set(o, "id", id);
     sig_sess_reply(s, o);
@@ -512,14 +495,12 @@ void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pi
     struct sig_room *r = sig_room_get(sig, mid, false);
     if (!r)
         return;
-    char p[SIG_UUID_STR];
-    sig_uuid_format(pid, p);
+    char p[ML_UUID_STR];
+    ml_uuid_format(pid, p);
     bool removed = !strcmp(why, "removed");
-    json_t *o = removed ? json_pack("{s:s,s:s}", "type", "removed", "participant_id", p)
-                        : json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id",
-                                    p, "reason", why);
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(removed ? json_pack("{s:s,s:s}", "type", "removed", "participant_id", p)
+                                   : json_pack("{s:s,s:s,s:s}", "type", "participant-left",
+                                               "participant_id", p, "reason", why));
     sig_room_ref(r);
     /* the removed participant is told too: the close that follows says why */
     sig_room_send(r, o, NULL, removed ? NULL : pid);
@@ -538,10 +519,8 @@ void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *st
     if (!r || r->ended)
         return;
     bool expired = status && !strcmp(status, "expired");
-    json_t *o =
-        json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended");
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended"));
     sig_room_ref(r);
     r->ended = true;
     sig_room_send(r, o, NULL, NULL);
@@ -558,10 +537,8 @@ void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], 
     if (!m)
         return;
     m->admin = admin;
-    json_t *o =
-        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m));
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)));
     sig_room_send(r, o, NULL, NULL);
     json_decref(o);
 }
@@ -573,10 +550,8 @@ void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16
     if (!m || !m->online)
         return;
     m->online = false;
-    json_t *o = json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id", m->id_s,
-                          "reason", "disconnected");
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id",
+                                     m->id_s, "reason", "disconnected"));
     sig_room_send(r, o, NULL, pid);
     json_decref(o);
 }

@@ -158,9 +158,9 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     jwt_t *j = NULL;
     enum cp_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
     uint8_t mid[16], pid[16], uid[16];
-    if (e == CP_OK && (!sig_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
-                       !sig_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
-                       !sig_uuid_parse(jwt_get_grant(j, "sub"), uid)))
+    if (e == CP_OK && (!ml_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
+                       !ml_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
+                       !ml_uuid_parse(jwt_get_grant(j, "sub"), uid)))
         e = CP_E_INVALID_TOKEN;
     jwt_free(j);
     if (e != CP_OK) {
@@ -173,10 +173,10 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     s->wsi = wsi;
     pss->s = s;
     memcpy(s->pid, pid, 16);
-    sig_uuid_format(pid, s->pid_s);
-    sig_uuid_format(uid, s->uid_s);
-    sig_uuid_random(s->sid);
-    sig_uuid_format(s->sid, s->sid_s);
+    ml_uuid_format(pid, s->pid_s);
+    ml_uuid_format(uid, s->uid_s);
+    ml_uuid_random(s->sid);
+    ml_uuid_format(s->sid, s->sid_s);
     ml_random(s->tok.key, sizeof s->tok.key);
     ml_strlcpy(s->peer, peer, sizeof s->peer);
     s->join_seq = room->seq;
@@ -192,9 +192,7 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
 static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
                  const uint8_t *except)
 {
-    char *t = json_dumps(body, JSON_COMPACT);
-    if (!t)
-        abort();
+    char *t = ml_nonnull(json_dumps(body, JSON_COMPACT));
     size_t n = strlen(t);
     sig_room_send_text(s->room, t, n, to, except);
     if (sig_bus_nodes(s->sig->bus) > 1)
@@ -205,9 +203,7 @@ static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
 /* {"type":..., "from":..., "to":..., "id":..., "payload":...} for a message to relay. */
 static json_t *relay_body(struct sig_sess *s, struct sig_msg *m)
 {
-    json_t *o = json_pack("{s:s,s:s}", "type", m->type->name, "from", s->pid_s);
-    if (!o)
-        abort();
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", m->type->name, "from", s->pid_s));
     if (m->has_to)
         json_object_set_new(o, "to", json_string(m->to_s));
     if (m->id)
@@ -251,7 +247,7 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
     case SIG_M_CHAT: {
         const char *text = json_string_value(json_object_get(m->payload, "text"));
         size_t chars = 0;
-        cp_utf8_valid(text, strlen(text), &chars);
+        ml_utf8_valid(text, strlen(text), &chars);
         if ((long long)chars > sig->cfg.chat_max_length) {
             char msg[96];
             ml_snprintf(msg, sizeof msg, "payload.text: at most %lld characters",
@@ -260,21 +256,19 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
             return;
         }
         uint8_t cid[16];
-        char cid_s[SIG_UUID_STR];
-        sig_uuid_random(cid);
-        sig_uuid_format(cid, cid_s);
-        json_int_t ts = (json_int_t)ml_wall_s() * 1000 + (json_int_t)(ml_now_ms() % 1000);
+        char cid_s[ML_UUID_STR];
+        ml_uuid_random(cid);
+        ml_uuid_format(cid, cid_s);
+        json_int_t ts = (json_int_t)ml_wall_ms();
         json_t *o = relay_body(s, m);
         json_object_set_new(o, "name", json_string(me && me->name ? me->name : ""));
         json_object_set_new(o, "chat_id", json_string(cid_s));
         json_object_set_new(o, "ts", json_integer(ts));
         emit(s, 'R', o, NULL, NULL); /* the sender too: its copy carries the order */
         json_decref(o);
-        json_t *row = json_pack("{s:s,s:s,s:s,s:I,s:s}", "id", cid_s, "m", r->id_s, "p", s->pid_s,
-                                "t", ts, "text", text);
-        char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
-        if (!t)
-            abort();
+        json_t *row = ml_nonnull(json_pack("{s:s,s:s,s:s,s:I,s:s}", "id", cid_s, "m", r->id_s, "p",
+                                           s->pid_s, "t", ts, "text", text));
+        char *t = ml_nonnull(json_dumps(row, JSON_COMPACT));
         sig_bus_chat(sig->bus, t, strlen(t));
         free(t);
         json_decref(row);
@@ -288,19 +282,15 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
             me->audio = json_is_true(v);
         if ((v = json_object_get(m->payload, "video")))
             me->video = json_is_true(v);
-        json_t *o = json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
-                              sig_member_json(me));
-        if (!o)
-            abort();
+        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
+                                         sig_member_json(me)));
         if (m->id)
             json_object_set(o, "id", m->id);
         emit(s, 'P', o, NULL, NULL);
         json_decref(o);
-        json_t *row =
-            json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video", me->video);
-        char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
-        if (!t)
-            abort();
+        json_t *row = ml_nonnull(
+            json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video", me->video));
+        char *t = ml_nonnull(json_dumps(row, JSON_COMPACT));
         sig_bus_media(sig->bus, t, strlen(t));
         free(t);
         json_decref(row);
@@ -317,10 +307,8 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
         sig_db_command(s, SIG_M_END, m->id, NULL);
         return;
     case SIG_M_PING: {
-        json_t *o = json_pack("{s:s,s:I}", "type", "pong", "ts",
-                              (json_int_t)ml_wall_s() * 1000 + (json_int_t)(ml_now_ms() % 1000));
-        if (!o)
-            abort();
+        json_t *o =
+            ml_nonnull(json_pack("{s:s,s:I}", "type", "pong", "ts", (json_int_t)ml_wall_ms()));
         if (m->id)
             json_object_set(o, "id", m->id);
         sig_sess_reply(s, o);
@@ -364,40 +352,26 @@ static void on_rx(struct sig_sess *s, struct lws *wsi, const char *in, size_t le
         return;
     }
     if (lws_is_first_fragment(wsi))
-        s->rxlen = 0;
+        ml_buf_reset(&s->rx);
     size_t remaining = lws_remaining_packet_payload(wsi);
-    if (s->rxlen + len + remaining > (size_t)sig->cfg.max_message) {
+    if (s->rx.len + len + remaining > (size_t)sig->cfg.max_message) {
         limit_close(s, SIG_CLOSE_TOO_BIG, "a message above signaling.max-message=%lld bytes",
                     sig->cfg.max_message);
         return;
     }
     bool done = lws_is_final_fragment(wsi) && remaining == 0;
-    if (done && s->rxlen == 0) { /* the common case: one piece, no copy */
+    if (done && s->rx.len == 0) { /* the common case: one piece, no copy */
         on_message(s, in, len);
         return;
     }
-    if (s->rxlen + len > s->rxcap) {
-        size_t cap = s->rxcap ? s->rxcap : 4096;
-        while (cap < s->rxlen + len)
-            cap *= 2;
-        char *p = realloc(s->rx, cap);
-        if (!p)
-            abort();
-        s->rx = p;
-        s->rxcap = cap;
-    }
-    memcpy(s->rx + s->rxlen, in, len);
-    s->rxlen += len;
+    (void)ml_buf_add(&s->rx, in, len); /* within max-message: checked above */
     if (!done)
         return;
-    size_t n = s->rxlen;
-    s->rxlen = 0;
-    on_message(s, s->rx, n);
-    if (s->rxcap > 16384) { /* an idle connection keeps no large buffer */
-        free(s->rx);
-        s->rx = NULL;
-        s->rxcap = 0;
-    }
+    on_message(s, s->rx.p, s->rx.len);
+    if (s->rx.cap > 16384) /* an idle connection keeps no large buffer */
+        ml_buf_free(&s->rx);
+    else
+        ml_buf_reset(&s->rx);
 }
 
 /* ------------------------------------------------------------------ writing */

@@ -419,6 +419,25 @@ const char *db_sqlstate(const PGresult *r)
     return s ? s : "";
 }
 
+void db_words(const char *arr, char ***v, size_t *n)
+{
+    if (!arr || arr[0] != '{')
+        return;
+    for (const char *p = arr + 1; *p && *p != '}';) {
+        size_t len = strcspn(p, ",}");
+        if (len && len < DB_WORD_MAX) {
+            *v = ml_xrealloc(*v, (*n + 1) * sizeof **v);
+            char *w = ml_xmalloc(len + 1);
+            memcpy(w, p, len);
+            w[len] = 0;
+            (*v)[(*n)++] = w;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+}
+
 const char *db_conn_error(const struct db_conn *c)
 {
     return c->pg ? PQerrorMessage(c->pg) : c->err;

@@ -106,6 +106,12 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *out);
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *st, const char *const *params) ML_WUR;
 /* The SQLSTATE of a failed result ("23505"), or "" . */
 const char *db_sqlstate(const PGresult *r);
+/* Appends the elements of a text[] in PostgreSQL's text form ("{a,b}") to *v (grown with
+ * realloc; *n of them; caller frees each and the vector). For arrays of plain words only (no
+ * quoting, no NULL), such as the revoked usernames the SQL functions return; an element of
+ * DB_WORD_MAX bytes or more is skipped. */
+#define DB_WORD_MAX 128
+void db_words(const char *arr, char ***v, size_t *n);
 /* The last error of the connection (for the caller's log line). */
 const char *db_conn_error(const struct db_conn *c);
 

@@ -118,8 +118,7 @@ struct net_counters {
 };
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing. */
-#define NET_COUNT(c, n)                                                                            \
-    __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define NET_COUNT(c, n) ML_COUNT(c, n)
 
 /* ---------------------------------------------------------------- engine */
 

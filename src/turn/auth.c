@@ -4,7 +4,6 @@
 
 #include "turn/turn-int.h"
 
-#include <ctype.h>
 #include <netinet/in.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -215,25 +214,18 @@ static size_t mac_run(const EVP_MAC_CTX *tmpl, const void *data, size_t n, uint8
     return len;
 }
 
-/* Calls fn for each item of a comma- or space-separated list (as ml_list_foreach splits it)
- * without copying the items, so no secret is left behind in a stack buffer. index counts from
- * 1. Stops and returns -1 when fn does. */
+/* Calls fn for each item of a comma- or space-separated list (ml_list_next) without copying
+ * the items, so no secret is left behind in a stack buffer. index counts from 1. Stops and
+ * returns -1 when fn does. */
 static int list_each(const char *list,
                      int (*fn)(const char *p, size_t n, unsigned index, void *arg), void *arg)
 {
-    const char *p = list;
+    const char *item;
+    size_t n;
     unsigned index = 0;
-    while (p && *p) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
-        if (fn(start, (size_t)(p - start), ++index, arg) < 0)
+    while ((item = ml_list_next(&list, &n)))
+        if (fn(item, n, ++index, arg) < 0)
             return -1;
-    }
     return 0;
 }
 

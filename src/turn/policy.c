@@ -132,17 +132,6 @@ struct turn_policy {
 
 /* ------------------------------------------------------------ canonical form */
 
-static void set_v4(struct sockaddr_storage *out, const uint8_t v4[4], in_port_t port)
-{
-    struct sockaddr_in s4;
-    memset(&s4, 0, sizeof s4);
-    s4.sin_family = AF_INET;
-    s4.sin_port = port;
-    memcpy(&s4.sin_addr, v4, 4);
-    memset(out, 0, sizeof *out);
-    memcpy(out, &s4, sizeof s4);
-}
-
 /* Writes into out the address every rule is applied to, and says which form carried it.
  * ml_addr_embedded_v4 knows every form but the IPv4-translated one, added here. */
 static enum form canonicalise(const struct sockaddr *peer, struct sockaddr_storage *out)
@@ -165,7 +154,7 @@ static enum form canonicalise(const struct sockaddr *peer, struct sockaddr_stora
         return a[10] == 0xff ? FORM_MAPPED : FORM_COMPAT;
     }
     if (memcmp(a, translated, sizeof translated) == 0) {
-        set_v4(out, a + 12, s6->sin6_port);
+        ml_addr_set_v4(out, a + 12, ntohs(s6->sin6_port));
         return FORM_TRANSLATED;
     }
     memset(out, 0, sizeof *out);

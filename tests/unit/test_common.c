@@ -319,6 +319,110 @@ START_TEST(lists_and_numbers)
 }
 END_TEST
 
+/* The small kit every subsystem shares: bounded buffers, UUIDs, UTF-8, lists without copies,
+ * the wall clock in milliseconds, IPv4 addresses from bytes. */
+START_TEST(kit_buffers)
+{
+    struct ml_buf b = ML_BUF_INIT(10);
+    ck_assert_int_eq(ml_buf_str(&b, "hello"), 0);
+    ck_assert_int_eq(ml_buf_printf(&b, "%d%s", 42, "!"), 0);
+    ck_assert_str_eq(b.p, "hello42!");
+    ck_assert_uint_eq(b.len, 8);
+    ck_assert_int_eq(ml_buf_str(&b, "abc"), -1); /* past max: refused, unchanged */
+    ck_assert_int_eq(ml_buf_printf(&b, "%s", "abc"), -1);
+    ck_assert_str_eq(b.p, "hello42!");
+    ck_assert_int_eq(ml_buf_add(&b, "ab", 2), 0); /* exactly max */
+    ck_assert_uint_eq(b.len, 10);
+    ml_buf_reset(&b);
+    ck_assert_str_eq(b.p, "");
+    ck_assert_int_eq(ml_buf_add(&b, "x\0y", 3), 0); /* bytes, NUL included */
+    ck_assert_uint_eq(b.len, 3);
+    char *p = ml_buf_take(&b);
+    ck_assert_ptr_null(b.p);
+    ck_assert_int_eq(memcmp(p, "x\0y", 4), 0);
+    free(p);
+    struct ml_buf big = ML_BUF_INIT(SIZE_MAX);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(ml_buf_str(&big, "0123456789"), 0);
+    ck_assert_uint_eq(big.len, 10000);
+    ck_assert_uint_eq(strlen(big.p), 10000);
+    ml_buf_free(&big);
+    ml_buf_free(&big);
+}
+END_TEST
+
+START_TEST(kit_uuid_utf8_lists)
+{
+    uint8_t u[16];
+    char s[ML_UUID_STR];
+    ck_assert(ml_uuid_parse("0F6A5C3E-9B7D-4C5E-9A6F-B3BC9B8A7F6E", u));
+    ml_uuid_format(u, s);
+    ck_assert_str_eq(s, "0f6a5c3e-9b7d-4c5e-9a6f-b3bc9b8a7f6e");
+    ck_assert(ml_uuid_norm("0F6A5C3E-9B7D-4C5E-9A6F-B3BC9B8A7F6E", s));
+    ck_assert_str_eq(s, "0f6a5c3e-9b7d-4c5e-9a6f-b3bc9b8a7f6e");
+    ck_assert(!ml_uuid_norm("0f6a5c3e-9b7d-4c5e-9a6f-b3bc9b8a7f6", s));
+    ck_assert_str_eq(s, "");
+    ck_assert(!ml_uuid_valid(NULL));
+    ck_assert(!ml_uuid_valid("0f6a5c3e_9b7d-4c5e-9a6f-b3bc9b8a7f6e"));
+    ck_assert(!ml_uuid_valid("0f6a5c3e-9b7d-4c5e-9a6f-b3bc9b8a7f6g"));
+    ck_assert(!ml_uuid_valid("0f6a5c3e-9b7d-4c5e-9a6f-b3bc9b8a7f6e0"));
+    ml_uuid_random(u);
+    ck_assert_int_eq(u[6] >> 4, 4);
+    ck_assert_int_eq(u[8] >> 6, 2);
+    ml_uuid_format(u, s);
+    ck_assert(ml_uuid_valid(s));
+
+    size_t chars = 0;
+    ck_assert(ml_utf8_valid("h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, &chars));
+    ck_assert_uint_eq(chars, 4);
+    ck_assert(!ml_utf8_valid("\xc0\xaf", 2, NULL));     /* overlong */
+    ck_assert(!ml_utf8_valid("\xed\xa0\x80", 3, NULL)); /* a surrogate */
+    ck_assert(!ml_utf8_valid("a\0b", 3, NULL));         /* NUL */
+    ck_assert(!ml_utf8_valid("\xe2\x82", 2, NULL));     /* cut short */
+
+    const char *list = " a, bb ,,ccc ", *cur = list, *item;
+    size_t n;
+    const char *want[] = {"a", "bb", "ccc"};
+    int k = 0;
+    while ((item = ml_list_next(&cur, &n))) {
+        ck_assert_int_lt(k, 3);
+        ck_assert_uint_eq(n, strlen(want[k]));
+        ck_assert_int_eq(memcmp(item, want[k], n), 0);
+        k++;
+    }
+    ck_assert_int_eq(k, 3);
+    cur = NULL;
+    ck_assert_ptr_null(ml_list_next(&cur, &n));
+    char first[4];
+    ck_assert_uint_eq(ml_list_first(" ,one,two", first, sizeof first), 3);
+    ck_assert_str_eq(first, "one");
+    ck_assert_uint_eq(ml_list_first("four,x", first, sizeof first), 0);
+    ck_assert_str_eq(first, "");
+    ck_assert_uint_eq(ml_list_first(" , ", first, sizeof first), 0);
+}
+END_TEST
+
+START_TEST(kit_clock_and_v4)
+{
+    int64_t ms = ml_wall_ms(), s = ml_wall_s();
+    ck_assert(ms / 1000 >= s - 1 && ms / 1000 <= s + 1); /* the same clock, not the monotonic one */
+    struct sockaddr_storage ss;
+    memset(&ss, 0xaa, sizeof ss);
+    static const uint8_t ip[4] = {192, 0, 2, 7};
+    ck_assert_uint_eq(ml_addr_set_v4(&ss, ip, 3478), sizeof(struct sockaddr_in));
+    char buf[ML_ADDR_STRLEN];
+    ck_assert_str_eq(ml_addr_str((struct sockaddr *)&ss, buf, sizeof buf), "192.0.2.7:3478");
+    const uint8_t *tail = (const uint8_t *)&ss + sizeof(struct sockaddr_in);
+    for (size_t i = 0; i < sizeof ss - sizeof(struct sockaddr_in); i++)
+        ck_assert_uint_eq(tail[i], 0);
+    int x = 1;
+    ck_assert_ptr_eq(ml_nonnull(&x), &x);
+    uint64_t c = 5;
+    ML_COUNT(c, 2);
+    ck_assert_uint_eq(c, 7);
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
@@ -335,6 +439,9 @@ static Suite *common_suite(void)
     tc = tcase_create("helpers");
     tcase_add_test(tc, base64_hex);
     tcase_add_test(tc, lists_and_numbers);
+    tcase_add_test(tc, kit_buffers);
+    tcase_add_test(tc, kit_uuid_utf8_lists);
+    tcase_add_test(tc, kit_clock_and_v4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -96,15 +96,15 @@ END_TEST
 START_TEST(utf8)
 {
     size_t n;
-    ck_assert(cp_utf8_valid("abc", 3, &n) && n == 3);
-    ck_assert(cp_utf8_valid("\xf0\x9f\x98\x80", 4, &n) && n == 1);
-    ck_assert(!cp_utf8_valid("\xff", 1, NULL));
-    ck_assert(!cp_utf8_valid("\xc0\xaf", 2, NULL));         /* overlong '/' */
-    ck_assert(!cp_utf8_valid("\xe0\x80\xaf", 3, NULL));     /* overlong */
-    ck_assert(!cp_utf8_valid("\xed\xa0\x80", 3, NULL));     /* surrogate */
-    ck_assert(!cp_utf8_valid("\xf4\x90\x80\x80", 4, NULL)); /* beyond U+10FFFF */
-    ck_assert(!cp_utf8_valid("\xe2\x82", 2, NULL));         /* truncated */
-    ck_assert(!cp_utf8_valid("a\0b", 3, NULL));             /* NUL */
+    ck_assert(ml_utf8_valid("abc", 3, &n) && n == 3);
+    ck_assert(ml_utf8_valid("\xf0\x9f\x98\x80", 4, &n) && n == 1);
+    ck_assert(!ml_utf8_valid("\xff", 1, NULL));
+    ck_assert(!ml_utf8_valid("\xc0\xaf", 2, NULL));         /* overlong '/' */
+    ck_assert(!ml_utf8_valid("\xe0\x80\xaf", 3, NULL));     /* overlong */
+    ck_assert(!ml_utf8_valid("\xed\xa0\x80", 3, NULL));     /* surrogate */
+    ck_assert(!ml_utf8_valid("\xf4\x90\x80\x80", 4, NULL)); /* beyond U+10FFFF */
+    ck_assert(!ml_utf8_valid("\xe2\x82", 2, NULL));         /* truncated */
+    ck_assert(!ml_utf8_valid("a\0b", 3, NULL));             /* NUL */
 }
 END_TEST
 

@@ -141,15 +141,15 @@ END_TEST
 START_TEST(uuids_and_ids)
 {
     uint8_t u[16], v[16];
-    char s[SIG_UUID_STR];
-    ck_assert(sig_uuid_parse(A_PID, u));
-    sig_uuid_format(u, s);
+    char s[ML_UUID_STR];
+    ck_assert(ml_uuid_parse(A_PID, u));
+    ml_uuid_format(u, s);
     ck_assert_str_eq(s, A_PID);
-    ck_assert(!sig_uuid_parse("0b2c1e9a5d3f4e1a9c2b7f6e5d4c3b2a", u));
-    ck_assert(!sig_uuid_parse("0b2c1e9a-5d3f-4e1a-9c2b-7f6e5d4c3b2g", u));
-    ck_assert(!sig_uuid_parse(NULL, u));
-    sig_uuid_random(u);
-    sig_uuid_random(v);
+    ck_assert(!ml_uuid_parse("0b2c1e9a5d3f4e1a9c2b7f6e5d4c3b2a", u));
+    ck_assert(!ml_uuid_parse("0b2c1e9a-5d3f-4e1a-9c2b-7f6e5d4c3b2g", u));
+    ck_assert(!ml_uuid_parse(NULL, u));
+    ml_uuid_random(u);
+    ml_uuid_random(v);
     ck_assert(memcmp(u, v, 16) != 0);
     ck_assert_int_eq(u[6] >> 4, 4);
     ck_assert(sig_node_id_ok("node-one"));
@@ -193,7 +193,7 @@ START_TEST(frames)
     f = sig_frame_new(0, "{\"type\":\"pong\"}", 15);
     ck_assert_str_eq((char *)f->data + LWS_PRE, "{\"type\":\"pong\"}");
     uint8_t a[16], b[16];
-    ck_assert(sig_uuid_parse(A_PID, a) && sig_uuid_parse(B_PID, b));
+    ck_assert(ml_uuid_parse(A_PID, a) && ml_uuid_parse(B_PID, b));
     ck_assert(sig_frame_for(f, a) && sig_frame_for(f, b));
     f->has_to = true;
     memcpy(f->to, a, 16);
@@ -250,7 +250,7 @@ START_TEST(htab)
     sig_htab_init(&h);
     static struct hitem items[1000];
     for (int i = 0; i < 1000; i++) {
-        sig_uuid_random(items[i].node.key);
+        ml_uuid_random(items[i].node.key);
         items[i].v = i;
         sig_htab_put(&h, &items[i].node);
     }
@@ -303,10 +303,10 @@ static struct sig *fake_sig(void)
 static struct sig_sess *fake_sess(struct sig *sig, const char *mid, const char *pid)
 {
     uint8_t m[16];
-    ck_assert(sig_uuid_parse(mid, m));
+    ck_assert(ml_uuid_parse(mid, m));
     struct sig_sess *s = sig_sess_new(sig, sig_room_get(sig, m, true));
-    ck_assert(sig_uuid_parse(pid, s->pid));
-    sig_uuid_format(s->pid, s->pid_s);
+    ck_assert(ml_uuid_parse(pid, s->pid));
+    ml_uuid_format(s->pid, s->pid_s);
     s->state = SIG_S_LIVE;
     s->hold = false;
     return s;
