@@ -44,7 +44,7 @@ static enum db_status sql_failed(struct adm_req *r, struct db_conn *c, PGresult 
     PQclear(res);
     ML_UNUSED(c);
     ml_strlcpy(r->errmsg, what, sizeof r->errmsg);
-    r->err = CP_E_INTERNAL;
+    r->err = HTTP_E_INTERNAL;
     return DB_FAILED;
 }
 
@@ -191,7 +191,7 @@ static void stats_render(struct adm *a, struct adm_req *r)
         size_t len;
         char *text = st_prometheus(&op->snap, &len);
         if (!text) {
-            adm_reply_err(r, CP_E_INTERNAL, "out of memory");
+            adm_reply_err(r, HTTP_E_INTERNAL, "out of memory");
             return;
         }
         adm_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -314,7 +314,7 @@ static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
         long long top = __atomic_load_n(&a->top_meetings, __ATOMIC_RELAXED);
         const char *q = adm_arg(r, "top");
         if (q && ml_parse_ll(q, 0, 1000, &top) < 0) {
-            adm_reply_err(r, CP_E_INVALID_FIELD, "top: an integer from 0 to 1000");
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, "top: an integer from 0 to 1000");
             return;
         }
         op->snap.top_limit = (size_t)top;
@@ -348,11 +348,11 @@ struct user_in {
     char name[TURN_ID_MAX];
     char password[260];
 };
-static const struct cp_param user_params[] = {
-    {"name", CP_P_STRING, CP_P_REQUIRED, 1, TURN_ID_MAX - 1, offsetof(struct user_in, name),
-     TURN_ID_MAX, CP_P_NOHAS, NULL},
-    {"password", CP_P_STRING, CP_P_REQUIRED, 8, 256, offsetof(struct user_in, password), 260,
-     CP_P_NOHAS, NULL},
+static const struct http_param user_params[] = {
+    {"name", HTTP_P_STRING, HTTP_P_REQUIRED, 1, TURN_ID_MAX - 1, offsetof(struct user_in, name),
+     TURN_ID_MAX, HTTP_P_NOHAS, NULL},
+    {"password", HTTP_P_STRING, HTTP_P_REQUIRED, 8, 256, offsetof(struct user_in, password), 260,
+     HTTP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -369,7 +369,7 @@ static bool need_sync(struct adm *a, struct adm_req *r)
 {
     if (a->deps.sync)
         return true;
-    adm_reply_err(r, CP_E_CONFLICT,
+    adm_reply_err(r, HTTP_E_CONFLICT,
                   a->pool ? "admin.db-credentials is off on this node"
                           : "no database: database.url is not set");
     return false;
@@ -436,7 +436,7 @@ static enum db_status w_user_add(struct db_conn *c, struct db_job *job)
             return sql_failed(r, c, res, "creating a TURN user");
         bool exists = PQntuples(res) > 0;
         PQclear(res);
-        r->err = CP_E_CONFLICT;
+        r->err = HTTP_E_CONFLICT;
         if (exists)
             ml_snprintf(r->errmsg, sizeof r->errmsg, "a TURN user named %s exists", op->name);
         else
@@ -480,7 +480,7 @@ static void h_user_add(struct adm *a, struct adm_req *r)
     if (!need_sync(a, r))
         return;
     if (!adm_user_name_ok(in->name)) {
-        adm_reply_err(r, CP_E_INVALID_FIELD,
+        adm_reply_err(r, HTTP_E_INVALID_FIELD,
                       "name: 1 to 127 of the characters A-Z a-z 0-9 . _ @ + -");
         return;
     }
@@ -491,7 +491,7 @@ static void h_user_add(struct adm *a, struct adm_req *r)
     int rc = user_keys(in->name, op->realm, in->password, op->md5, op->sha256);
     ml_wipe(in->password, sizeof in->password);
     if (rc < 0) {
-        adm_reply_err(r, CP_E_INTERNAL, "cannot compute the keys");
+        adm_reply_err(r, HTTP_E_INTERNAL, "cannot compute the keys");
         return;
     }
     adm_submit(r, w_user_add, NULL);
@@ -511,7 +511,7 @@ static enum db_status w_user_del(struct db_conn *c, struct db_job *job)
     bool found = PQntuples(res) > 0;
     PQclear(res);
     if (!found) {
-        r->err = CP_E_NOT_FOUND;
+        r->err = HTTP_E_NOT_FOUND;
         ml_snprintf(r->errmsg, sizeof r->errmsg, "no TURN user named %s", op->name);
         return DB_FAILED;
     }
@@ -544,8 +544,8 @@ static void on_user_closed(void *arg, size_t closed)
 static void user_deleted(struct adm *a, struct adm_req *r)
 {
     struct user_op *op = r->op;
-    if (r->job.status != DB_OK || r->err != CP_OK) {
-        adm_reply_err(r, r->err != CP_OK ? r->err : CP_E_UNAVAILABLE, r->errmsg);
+    if (r->job.status != DB_OK || r->err != HTTP_OK) {
+        adm_reply_err(r, r->err != HTTP_OK ? r->err : HTTP_E_UNAVAILABLE, r->errmsg);
         return;
     }
     ML_NOTICE(SUBSYS, "TURN user %s deleted; closing its allocations", op->name);
@@ -566,7 +566,7 @@ static void h_user_del(struct adm *a, struct adm_req *r)
     if (!need_sync(a, r))
         return;
     if (!adm_user_name_ok(r->caps[0])) {
-        adm_reply_err(r, CP_E_NOT_FOUND, "no TURN user by that name");
+        adm_reply_err(r, HTTP_E_NOT_FOUND, "no TURN user by that name");
         return;
     }
     struct user_op *op = op_new(r, sizeof *op);
@@ -582,10 +582,10 @@ struct cred_in {
     long long ttl;
     bool has_ttl;
 };
-static const struct cp_param cred_params[] = {
-    {"id", CP_P_STRING, CP_P_REQUIRED | CP_P_NO_CTRL, 1, TURN_ID_MAX - 1,
-     offsetof(struct cred_in, id), TURN_ID_MAX, CP_P_NOHAS, NULL},
-    {"ttl", CP_P_INT, 0, 1, CRED_TTL_MAX, offsetof(struct cred_in, ttl), 0,
+static const struct http_param cred_params[] = {
+    {"id", HTTP_P_STRING, HTTP_P_REQUIRED | HTTP_P_NO_CTRL, 1, TURN_ID_MAX - 1,
+     offsetof(struct cred_in, id), TURN_ID_MAX, HTTP_P_NOHAS, NULL},
+    {"ttl", HTTP_P_INT, 0, 1, CRED_TTL_MAX, offsetof(struct cred_in, ttl), 0,
      offsetof(struct cred_in, has_ttl), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -596,13 +596,13 @@ static void h_credential(struct adm *a, struct adm_req *r)
     char secret[260], user[TURN_ID_MAX + 32], pass[64];
     for (const char *p = in->id; *p; p++)
         if (*p == ':' || isspace((unsigned char)*p)) {
-            adm_reply_err(r, CP_E_INVALID_FIELD, "id: no ':' and no white space");
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: no ':' and no white space");
             return;
         }
     long long ttl = in->has_ttl ? in->ttl : CRED_TTL_DEFAULT;
     int64_t expiry = ml_wall_s() + ttl;
     if (!turn_server_signing_secret(a->deps.turn, secret, sizeof secret)) {
-        adm_reply_err(r, CP_E_CONFLICT,
+        adm_reply_err(r, HTTP_E_CONFLICT,
                       "no shared secret: set turn.auth-secret or add one with POST "
                       "/v1/turn/secrets");
         return;
@@ -610,7 +610,7 @@ static void h_credential(struct adm *a, struct adm_req *r)
     int rc = turn_rest_credential(secret, in->id, expiry, user, sizeof user, pass, sizeof pass);
     ml_wipe(secret, sizeof secret);
     if (rc < 0) {
-        adm_reply_err(r, CP_E_INVALID_FIELD, "id: cannot make a credential of it");
+        adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: cannot make a credential of it");
         return;
     }
     ML_NOTICE(SUBSYS, "TURN credential issued for id %s, ttl %lld s", in->id, ttl);
@@ -632,16 +632,16 @@ struct filter_in {
     long long id;
     bool has_meeting, has_participant, has_user, has_client, has_id;
 };
-static const struct cp_param filter_params[] = {
-    {"meeting", CP_P_STRING, CP_P_TRIM, 1, 63, offsetof(struct filter_in, meeting), 64,
+static const struct http_param filter_params[] = {
+    {"meeting", HTTP_P_STRING, HTTP_P_TRIM, 1, 63, offsetof(struct filter_in, meeting), 64,
      offsetof(struct filter_in, has_meeting), NULL},
-    {"participant", CP_P_STRING, CP_P_TRIM, 1, 63, offsetof(struct filter_in, participant), 64,
+    {"participant", HTTP_P_STRING, HTTP_P_TRIM, 1, 63, offsetof(struct filter_in, participant), 64,
      offsetof(struct filter_in, has_participant), NULL},
-    {"user", CP_P_STRING, CP_P_TRIM, 1, TURN_ID_MAX - 1, offsetof(struct filter_in, user),
+    {"user", HTTP_P_STRING, HTTP_P_TRIM, 1, TURN_ID_MAX - 1, offsetof(struct filter_in, user),
      TURN_ID_MAX, offsetof(struct filter_in, has_user), NULL},
-    {"client", CP_P_STRING, CP_P_TRIM, 1, 63, offsetof(struct filter_in, client), 64,
+    {"client", HTTP_P_STRING, HTTP_P_TRIM, 1, 63, offsetof(struct filter_in, client), 64,
      offsetof(struct filter_in, has_client), NULL},
-    {"id", CP_P_INT, 0, 1, INT64_MAX, offsetof(struct filter_in, id), 0,
+    {"id", HTTP_P_INT, 0, 1, INT64_MAX, offsetof(struct filter_in, id), 0,
      offsetof(struct filter_in, has_id), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -669,12 +669,12 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     memset(f, 0, sizeof *f);
     if (!(in->has_meeting || in->has_participant || in->has_user || in->has_client || in->has_id) &&
         op->close) {
-        adm_reply_err(r, CP_E_MISSING_FIELD,
+        adm_reply_err(r, HTTP_E_MISSING_FIELD,
                       "say which allocations: meeting, participant, user, client or id");
         return false;
     }
     if (in->has_user && (in->has_meeting || in->has_participant)) {
-        adm_reply_err(r, CP_E_INVALID_FIELD, "user: not together with meeting or participant");
+        adm_reply_err(r, HTTP_E_INVALID_FIELD, "user: not together with meeting or participant");
         return false;
     }
     if (in->has_id)
@@ -684,7 +684,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     if (in->has_client) {
         socklen_t len;
         if (ml_addr_parse(in->client, 0, &f->client, &len) < 0) {
-            adm_reply_err(r, CP_E_INVALID_FIELD, "client: an IP address, or IP:port");
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, "client: an IP address, or IP:port");
             return false;
         }
         f->has_client = true;
@@ -692,7 +692,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     if (in->has_participant) {
         for (const char *p = in->participant; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '-') {
-                adm_reply_err(r, CP_E_INVALID_FIELD, "participant: a participant id");
+                adm_reply_err(r, HTTP_E_INVALID_FIELD, "participant: a participant id");
                 return false;
             }
     }
@@ -702,7 +702,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
         } else if (ml_uuid_valid(in->meeting)) {
             ml_strlcpy(op->ref_id, in->meeting, sizeof op->ref_id);
         } else if (!is_code(in->meeting, op->ref_code)) {
-            adm_reply_err(r, CP_E_INVALID_FIELD,
+            adm_reply_err(r, HTTP_E_INVALID_FIELD,
                           "meeting: a meeting id, a join code or a 16-hex-digit TURN tag");
             return false;
         }
@@ -733,15 +733,15 @@ static void meeting_tag_done(struct adm *a, struct adm_req *r)
 {
     struct alloc_op *op = r->op;
     if (r->job.status == DB_UNAVAILABLE) {
-        adm_reply_err(r, CP_E_UNAVAILABLE, "the database is needed to find the meeting");
+        adm_reply_err(r, HTTP_E_UNAVAILABLE, "the database is needed to find the meeting");
         return;
     }
-    if (r->err != CP_OK) {
+    if (r->err != HTTP_OK) {
         adm_reply_err(r, r->err, r->errmsg);
         return;
     }
     if (!op->found) {
-        adm_reply_err(r, CP_E_NO_MEETING, NULL);
+        adm_reply_err(r, HTTP_E_NO_MEETING, NULL);
         return;
     }
     alloc_go(a, r);
@@ -812,7 +812,7 @@ static void alloc_closed(struct adm *a, struct adm_req *r, struct adm_done *d)
     ML_NOTICE(SUBSYS, "closed %zu allocation%s", op->closed, op->closed == 1 ? "" : "s");
     if (op->in.has_id && !op->in.has_meeting && !op->in.has_participant && !op->in.has_user &&
         !op->in.has_client && op->closed == 0) {
-        adm_reply_err(r, CP_E_NOT_FOUND, "no live allocation with this id");
+        adm_reply_err(r, HTTP_E_NOT_FOUND, "no live allocation with this id");
         return;
     }
     adm_reply_json(r, 200, json_pack("{s:I}", "closed", (json_int_t)op->closed));
@@ -917,7 +917,7 @@ static void alloc_go(struct adm *a, struct adm_req *r)
         r->pending++;
         if (turn_server_close(a->deps.turn, &op->f, "closed by the admin API", on_closed, r) < 0) {
             r->pending--;
-            adm_reply_err(r, CP_E_INTERNAL, "the relay could not be asked");
+            adm_reply_err(r, HTTP_E_INTERNAL, "the relay could not be asked");
         }
         return;
     }
@@ -925,7 +925,7 @@ static void alloc_go(struct adm *a, struct adm_req *r)
     r->pending++;
     if (turn_server_list(a->deps.turn, &op->f, limit, on_list, r) < 0) {
         r->pending--;
-        adm_reply_err(r, CP_E_INTERNAL, "the relay could not be asked");
+        adm_reply_err(r, HTTP_E_INTERNAL, "the relay could not be asked");
     }
 }
 
@@ -963,7 +963,7 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
         if (strlen(v) >= args[i].size) {
             char msg[64];
             ml_snprintf(msg, sizeof msg, "%s: too long", args[i].name);
-            adm_reply_err(r, CP_E_INVALID_FIELD, msg);
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, msg);
             return;
         }
         ml_strlcpy((char *)in + args[i].off, v, args[i].size);
@@ -973,7 +973,7 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
     const char *id = adm_arg(r, "id"), *limit = adm_arg(r, "limit");
     if (id && *id) {
         if (ml_parse_ll(id, 1, INT64_MAX, &v) < 0) {
-            adm_reply_err(r, CP_E_INVALID_FIELD, "id: an allocation id");
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: an allocation id");
             return;
         }
         in->id = v;
@@ -982,7 +982,7 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
     op->limit = LIST_DEFAULT;
     if (limit && *limit) {
         if (ml_parse_ll(limit, 1, ADM_LIST_MAX, &v) < 0) {
-            adm_reply_err(r, CP_E_INVALID_FIELD, "limit: an integer from 1 to 10000");
+            adm_reply_err(r, HTTP_E_INVALID_FIELD, "limit: an integer from 1 to 10000");
             return;
         }
         op->limit = (size_t)v;
@@ -1003,7 +1003,7 @@ static void h_alloc_close_one(struct adm *a, struct adm_req *r)
     struct alloc_op *op = op_new(r, sizeof *op);
     long long v;
     if (ml_parse_ll(r->caps[0], 1, INT64_MAX, &v) < 0) {
-        adm_reply_err(r, CP_E_NOT_FOUND, "no live allocation with this id");
+        adm_reply_err(r, HTTP_E_NOT_FOUND, "no live allocation with this id");
         return;
     }
     op->in.id = v;
@@ -1018,8 +1018,8 @@ struct secret_in {
     char secret[260];
     bool has_secret;
 };
-static const struct cp_param secret_params[] = {
-    {"secret", CP_P_STRING, 0, 16, 255, offsetof(struct secret_in, secret), 260,
+static const struct http_param secret_params[] = {
+    {"secret", HTTP_P_STRING, 0, 16, 255, offsetof(struct secret_in, secret), 260,
      offsetof(struct secret_in, has_secret), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -1081,8 +1081,8 @@ static void signing_json(struct adm *a, json_t *o, char fp[17])
 static void secrets_listed(struct adm *a, struct adm_req *r)
 {
     struct secret_op *op = r->op;
-    if (r->job.status != DB_OK || r->err != CP_OK) {
-        adm_reply_err(r, r->err != CP_OK ? r->err : CP_E_UNAVAILABLE, r->errmsg);
+    if (r->job.status != DB_OK || r->err != HTTP_OK) {
+        adm_reply_err(r, r->err != HTTP_OK ? r->err : HTTP_E_UNAVAILABLE, r->errmsg);
         return;
     }
     json_t *o = json_incref(r->out);
@@ -1117,7 +1117,7 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "adding a shared secret");
     if (PQntuples(res) == 0) {
         PQclear(res);
-        r->err = CP_E_CONFLICT;
+        r->err = HTTP_E_CONFLICT;
         ml_snprintf(r->errmsg, sizeof r->errmsg,
                     "the secret exists already, or %d secrets do: retire one first",
                     ADM_MAX_SECRETS);
@@ -1150,7 +1150,7 @@ static void h_secret_add(struct adm *a, struct adm_req *r)
         for (const char *p = in->secret; *p; p++)
             if (!isgraph((unsigned char)*p) || *p == ',') {
                 ml_wipe(in->secret, sizeof in->secret);
-                adm_reply_err(r, CP_E_INVALID_FIELD,
+                adm_reply_err(r, HTTP_E_INVALID_FIELD,
                               "secret: printable characters, no comma or white space");
                 return;
             }
@@ -1186,7 +1186,7 @@ static enum db_status w_secret_del(struct db_conn *c, struct db_job *job)
     bool found = PQntuples(res) > 0;
     PQclear(res);
     if (!found) {
-        r->err = CP_E_NOT_FOUND;
+        r->err = HTTP_E_NOT_FOUND;
         ml_strlcpy(r->errmsg, "no shared secret with this id", sizeof r->errmsg);
         return DB_FAILED;
     }
@@ -1204,7 +1204,7 @@ static void h_secret_del(struct adm *a, struct adm_req *r)
         return;
     struct secret_op *op = op_new(r, sizeof *op);
     if (ml_parse_ll(r->caps[0], 1, INT64_MAX, &op->id) < 0) {
-        adm_reply_err(r, CP_E_NOT_FOUND, "no shared secret with this id");
+        adm_reply_err(r, HTTP_E_NOT_FOUND, "no shared secret with this id");
         return;
     }
     adm_submit(r, w_secret_del, NULL);
@@ -1215,9 +1215,9 @@ static void h_secret_del(struct adm *a, struct adm_req *r)
 struct drain_in {
     bool draining;
 };
-static const struct cp_param drain_params[] = {
-    {"draining", CP_P_BOOL, CP_P_REQUIRED, 0, 0, offsetof(struct drain_in, draining), 0, CP_P_NOHAS,
-     NULL},
+static const struct http_param drain_params[] = {
+    {"draining", HTTP_P_BOOL, HTTP_P_REQUIRED, 0, 0, offsetof(struct drain_in, draining), 0,
+     HTTP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -1244,8 +1244,8 @@ static const char *const levels[] = {"error", "warn", "notice", "info", "debug",
 struct level_in {
     int level;
 };
-static const struct cp_param level_params[] = {
-    {"level", CP_P_ENUM, CP_P_REQUIRED, 0, 0, offsetof(struct level_in, level), 0, CP_P_NOHAS,
+static const struct http_param level_params[] = {
+    {"level", HTTP_P_ENUM, HTTP_P_REQUIRED, 0, 0, offsetof(struct level_in, level), 0, HTTP_P_NOHAS,
      levels},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -1270,7 +1270,7 @@ static void h_tls_reload(struct adm *a, struct adm_req *r)
 {
     char err[512] = "";
     if (!a->deps.reload_tls || a->deps.reload_tls(a->deps.arg, err, sizeof err) < 0) {
-        adm_reply_err(r, CP_E_CONFLICT, err[0] ? err : "no TLS certificate to reload");
+        adm_reply_err(r, HTTP_E_CONFLICT, err[0] ? err : "no TLS certificate to reload");
         return;
     }
     adm_reply_json(r, 200, json_pack("{s:b}", "reloaded", true));
@@ -1293,13 +1293,13 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "reading a meeting's relay usage");
     if (PQntuples(res) == 0) {
         PQclear(res);
-        r->err = CP_E_NO_MEETING;
+        r->err = HTTP_E_NO_MEETING;
         return DB_FAILED;
     }
     r->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
     if (!r->out) {
-        r->err = CP_E_INTERNAL;
+        r->err = HTTP_E_INTERNAL;
         return DB_FAILED;
     }
     return DB_OK;
@@ -1312,7 +1312,7 @@ static void h_usage(struct adm *a, struct adm_req *r)
     if (ml_uuid_valid(r->caps[0]))
         ml_strlcpy(op->ref_id, r->caps[0], sizeof op->ref_id);
     else if (!is_code(r->caps[0], op->ref_code)) {
-        adm_reply_err(r, CP_E_NO_MEETING, NULL);
+        adm_reply_err(r, HTTP_E_NO_MEETING, NULL);
         return;
     }
     adm_submit(r, w_usage, NULL);

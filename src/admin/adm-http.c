@@ -129,7 +129,7 @@ static void route_allow(const char *path, char *buf, size_t len)
     for (const struct adm_route *r = adm_routes; r->pattern && off < len; r++)
         if (match(r->pattern, path, caps))
             off += ml_snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
-                               cp_method_name(r->method));
+                               http_method_name(r->method));
 }
 
 /* ------------------------------------------------------------------ answers */
@@ -172,14 +172,14 @@ void adm_reply_text(struct adm_req *r, int status, const char *ctype, char *text
     ready(r);
 }
 
-void adm_reply_err(struct adm_req *r, enum cp_err e, const char *msg)
+void adm_reply_err(struct adm_req *r, enum http_err e, const char *msg)
 {
     size_t len;
-    char *s = cp_err_json(e, msg, &len);
+    char *s = http_err_json(e, msg, &len);
     r->err = e;
-    if ((e == CP_E_UNAVAILABLE || e == CP_E_DRAINING) && !r->retry_after_s)
+    if ((e == HTTP_E_UNAVAILABLE || e == HTTP_E_DRAINING) && !r->retry_after_s)
         r->retry_after_s = r->adm->pool ? db_pool_retry_after_s(r->adm->pool) : 1;
-    adm_reply_text(r, cp_err_status(e), "application/json", s, len);
+    adm_reply_text(r, http_err_status(e), "application/json", s, len);
 }
 
 void adm_reply_json(struct adm_req *r, int status, json_t *body)
@@ -187,7 +187,7 @@ void adm_reply_json(struct adm_req *r, int status, json_t *body)
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {
-        adm_reply_err(r, CP_E_INTERNAL, "out of memory");
+        adm_reply_err(r, HTTP_E_INTERNAL, "out of memory");
         return;
     }
     adm_reply_text(r, status, "application/json", s, strlen(s));
@@ -255,9 +255,9 @@ static void job_done(struct db_job *job)
         if (r->on_db)
             r->on_db(a, r); /* whatever the outcome: it looks at r->job.status and r->err */
         else if (job->status == DB_UNAVAILABLE)
-            adm_reply_err(r, CP_E_UNAVAILABLE, NULL);
-        else if (r->err != CP_OK || !r->out)
-            adm_reply_err(r, r->err != CP_OK ? r->err : CP_E_INTERNAL, r->errmsg);
+            adm_reply_err(r, HTTP_E_UNAVAILABLE, NULL);
+        else if (r->err != HTTP_OK || !r->out)
+            adm_reply_err(r, r->err != HTTP_OK ? r->err : HTTP_E_INTERNAL, r->errmsg);
         else
             adm_reply_json(r, r->status ? r->status : 200, json_incref(r->out));
     }
@@ -270,7 +270,7 @@ void adm_submit(struct adm_req *r, db_work_fn work, void (*on_db)(struct adm *, 
     r->job.work = work;
     r->job.done = job_done;
     r->on_db = on_db;
-    r->err = CP_OK;
+    r->err = HTTP_OK;
     if (!a->pool || db_submit(a->pool, &r->job) < 0) {
         /* refused at once: the continuation hears it like a job that found no connection */
         r->job.status = DB_UNAVAILABLE;
@@ -279,7 +279,7 @@ void adm_submit(struct adm_req *r, db_work_fn work, void (*on_db)(struct adm *, 
         if (on_db)
             on_db(a, r);
         else /* no database at all is the node's configuration, not an outage */
-            adm_reply_err(r, a->pool ? CP_E_UNAVAILABLE : CP_E_CONFLICT,
+            adm_reply_err(r, a->pool ? HTTP_E_UNAVAILABLE : HTTP_E_CONFLICT,
                           r->errmsg[0] ? r->errmsg : NULL);
         return;
     }
@@ -294,9 +294,9 @@ static void dispatch(struct adm *a, struct adm_req *r)
     char msg[200];
     r->dispatched = true;
     if (rt->params) {
-        enum cp_err e = cp_http_params(rt->params, rt->params_size, rt->flags & ADM_BODY, r->body,
-                                       r->body_len, &r->params, msg, sizeof msg);
-        if (e != CP_OK) {
+        enum http_err e = http_params_json(rt->params, rt->params_size, rt->flags & ADM_BODY,
+                                           r->body, r->body_len, &r->params, msg, sizeof msg);
+        if (e != HTTP_OK) {
             adm_reply_err(r, e, msg);
             return;
         }
@@ -328,7 +328,7 @@ static void read_args(struct lws *wsi, struct adm_req *r)
 static int authenticate(struct adm *a, struct lws *wsi)
 {
     char authz[1024];
-    int n = cp_http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
+    int n = http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
     if (n == 0)
         return 0;
     int rc = -1;
@@ -367,13 +367,13 @@ static int on_request(struct adm *a, struct lws *wsi, struct adm_conn *pc)
     if (r->method < 0 || !uri) {
         ml_strlcpy(r->path, "?", sizeof r->path);
         r->close_after = true;
-        adm_reply_err(r, CP_E_METHOD, NULL);
+        adm_reply_err(r, HTTP_E_METHOD, NULL);
         return 0;
     }
     if ((size_t)ulen >= sizeof r->path) {
         ml_strlcpy(r->path, "(long)", sizeof r->path);
         r->close_after = true;
-        adm_reply_err(r, CP_E_NOT_FOUND, NULL);
+        adm_reply_err(r, HTTP_E_NOT_FOUND, NULL);
         return 0;
     }
     memcpy(r->path, uri, (size_t)ulen);
@@ -381,8 +381,8 @@ static int on_request(struct adm *a, struct lws *wsi, struct adm_conn *pc)
     read_args(wsi, r);
 
     const char *why;
-    enum cp_err fe = cp_http_length(wsi, &r->content_length, &why);
-    if (fe != CP_OK) {
+    enum http_err fe = http_length(wsi, &r->content_length, &why);
+    if (fe != HTTP_OK) {
         r->close_after = true;
         adm_reply_err(r, fe, why);
         return 0;
@@ -398,19 +398,19 @@ static int on_request(struct adm *a, struct lws *wsi, struct adm_conn *pc)
             r->close_after = body_follows;
             if (auth < 0)
                 ML_LOG_LIMITED(ML_LOG_WARN, "admin", "refused token from %s for %s %s", r->peer,
-                               cp_method_name(r->method), r->path);
-            adm_reply_err(r, auth < 0 ? CP_E_INVALID_TOKEN : CP_E_UNAUTHENTICATED, NULL);
+                               http_method_name(r->method), r->path);
+            adm_reply_err(r, auth < 0 ? HTTP_E_INVALID_TOKEN : HTTP_E_UNAUTHENTICATED, NULL);
             return 0;
         }
     }
     if (!r->route) {
         r->close_after = body_follows;
-        adm_reply_err(r, known ? CP_E_METHOD : CP_E_NOT_FOUND, NULL);
+        adm_reply_err(r, known ? HTTP_E_METHOD : HTTP_E_NOT_FOUND, NULL);
         return 0;
     }
-    fe = cp_http_body_check(wsi, r->method, r->content_length, ADM_MAX_BODY,
-                            r->route->params != NULL, &why);
-    if (fe != CP_OK) {
+    fe = http_body_check(wsi, r->method, r->content_length, ADM_MAX_BODY, r->route->params != NULL,
+                         &why);
+    if (fe != HTTP_OK) {
         r->close_after = true;
         adm_reply_err(r, fe, why);
         return 0;
@@ -432,7 +432,7 @@ static void access_log(struct adm_req *r)
     bool change = r->method != LWSHUMETH_GET && r->method != LWSHUMETH_HEAD;
     if (change || ml_log_enabled(ML_LOG_INFO))
         ml_log(change ? ML_LOG_NOTICE : ML_LOG_INFO, "admin", "%s %s %d %lld.%03lldms peer=%s",
-               cp_method_name(r->method), r->path, r->status, (long long)(us / 1000),
+               http_method_name(r->method), r->path, r->status, (long long)(us / 1000),
                (long long)(us % 1000), r->peer);
 }
 
@@ -460,7 +460,7 @@ static int write_response(struct adm *a, struct lws *wsi, struct adm_conn *pc)
         }
         if (r->status == 401)
             HDR("www-authenticate:", "Bearer realm=\"meetlite-admin\"");
-        if (r->err == CP_E_METHOD) {
+        if (r->err == HTTP_E_METHOD) {
             char allow[128];
             route_allow(r->path, allow, sizeof allow);
             HDR("allow:", allow);
@@ -545,7 +545,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return 0;
         if (r->body_overflow || r->body_len != (size_t)r->content_length) {
             r->close_after = true;
-            adm_reply_err(r, CP_E_BAD_REQUEST, "the body does not match its Content-Length");
+            adm_reply_err(r, HTTP_E_BAD_REQUEST, "the body does not match its Content-Length");
             return 0;
         }
         dispatch(a, r);

@@ -1,12 +1,12 @@
 /* Private to src/admin: the listener's request object, routing, answers, completions from the
- * workers and the database, and the handlers. The admin API reuses the control plane's error
- * table (enum cp_err: one HTTP status and JSON code per error) and parameter tables
- * (cp_params_parse) from control/cp-int.h, so both APIs validate and fail alike. */
+ * workers and the database, and the handlers. The admin API uses the HTTP layer's error table
+ * (enum http_err: one HTTP status and JSON code per error) and parameter tables, so both APIs
+ * validate and fail alike. */
 #ifndef ML_ADM_INT_H
 #define ML_ADM_INT_H
 
 #include "admin/adm.h"
-#include "control/cp-int.h"
+#include "http/http.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -33,7 +33,7 @@ struct adm_route {
     const char *pattern;
     adm_handler_fn handler;
     unsigned flags;
-    const struct cp_param *params;
+    const struct http_param *params;
     size_t params_size;
 };
 extern const struct adm_route adm_routes[];
@@ -82,7 +82,7 @@ struct adm_req {
     const char *ctype;
     char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len, resp_off;
-    enum cp_err err;
+    enum http_err err;
     char errmsg[200];
     unsigned retry_after_s;
     /* a database job's inputs and outputs (see adm-api.c) */
@@ -119,7 +119,7 @@ struct adm {
 
 void adm_req_free(struct adm_req *r);
 /* Answers (admin thread): an error; a JSON document (takes ownership); or text. */
-void adm_reply_err(struct adm_req *r, enum cp_err e, const char *msg);
+void adm_reply_err(struct adm_req *r, enum http_err e, const char *msg);
 void adm_reply_json(struct adm_req *r, int status, json_t *body);
 void adm_reply_text(struct adm_req *r, int status, const char *ctype, char *text, size_t len);
 /* The value of query argument name, or NULL. */

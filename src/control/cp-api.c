@@ -56,14 +56,14 @@ static enum db_status sql_failed(struct cp_req *req, struct db_conn *c, PGresult
         return DB_UNAVAILABLE;
     const char *state = db_sqlstate(r);
     if (!strcmp(state, "23503")) {
-        cp_job_err(req, CP_E_INVALID_TOKEN, "the account of this token no longer exists");
+        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the account of this token no longer exists");
     } else if (!strcmp(state, "57014") || !strncmp(state, "08", 2) || !strcmp(state, "57P01")) {
         PQclear(r);
         return DB_UNAVAILABLE;
     } else {
         ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, req->request_id, state,
                  PQresultErrorMessage(r));
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
     }
     (void)c;
     PQclear(r);
@@ -98,7 +98,7 @@ static void token_answer(struct cp *cp, struct cp_req *req, int status, const ch
     if (!user || !tok) {
         json_decref(user);
         free(tok);
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return;
     }
     json_t *o = json_pack("{s:o,s:s,s:s,s:I}", "user", user, "token", tok, "token_type", "Bearer",
@@ -142,12 +142,12 @@ void cp_tokens_free(struct cp *cp)
     cp->tokens = NULL;
 }
 
-enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz)
+enum http_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz)
 {
     if (!authz)
-        return CP_E_UNAUTHENTICATED;
+        return HTTP_E_UNAUTHENTICATED;
     if (strncasecmp(authz, "Bearer ", 7) != 0)
-        return CP_E_UNAUTHENTICATED;
+        return HTTP_E_UNAUTHENTICATED;
     const char *tok = authz + 7;
     while (*tok == ' ')
         tok++;
@@ -157,20 +157,20 @@ enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz
     if (slot && *slot && !strcmp((*slot)->token, tok)) {
         if (ex.now <= (*slot)->exp + ex.leeway_s) {
             req->user = (*slot)->user;
-            return CP_OK;
+            return HTTP_OK;
         }
         free(*slot); /* expired: the full check below says so */
         *slot = NULL;
     }
     jwt_t *j = NULL;
-    enum cp_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
-    if (e != CP_OK)
+    enum http_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
+    if (e != HTTP_OK)
         return e;
     const char *sub = jwt_get_grant(j, "sub");
     const char *name = jwt_get_grant(j, "name");
     if (!ml_uuid_valid(sub)) {
         jwt_free(j);
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     }
     ml_strlcpy(req->user.id, sub, sizeof req->user.id);
     ml_strlcpy(req->user.name, name ? name : "", sizeof req->user.name);
@@ -186,7 +186,7 @@ enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz
         free(*slot);
         *slot = m;
     }
-    return CP_OK;
+    return HTTP_OK;
 }
 
 /* ------------------------------------------------------------------ statements */
@@ -289,27 +289,10 @@ static const struct db_stmt st_sweep = {
     "FROM c)",
     0};
 
-/* The meeting's outcome words of the SQL functions, as errors. */
-static enum cp_err outcome_err(const char *o)
+/* The outcome word of a meeting SQL function as an error: not_found names the meeting here. */
+static enum http_err outcome_err(const char *o)
 {
-    static const struct {
-        const char *word;
-        enum cp_err err;
-    } map[] = {
-        {"not_found", CP_E_NO_MEETING},
-        {"ended", CP_E_MEETING_ENDED},
-        {"expired", CP_E_MEETING_EXPIRED},
-        {"removed", CP_E_REMOVED},
-        {"full", CP_E_MEETING_FULL},
-        {"forbidden", CP_E_NOT_ADMIN},
-        {"participant_not_found", CP_E_NO_PARTICIPANT},
-        {"host", CP_E_HOST_PROTECTED},
-        {"not_joined", CP_E_NOT_JOINED},
-    };
-    for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
-        if (!strcmp(o, map[i].word))
-            return map[i].err;
-    return CP_E_INTERNAL;
+    return http_err_outcome(o, HTTP_E_NO_MEETING);
 }
 
 /* ------------------------------------------------------------------ health */
@@ -318,7 +301,7 @@ static void h_health(struct cp *cp, struct cp_req *req)
 {
     unsigned up = db_pool_up(cp->pool);
     if (!up) {
-        cp_reply_err(req, CP_E_UNAVAILABLE, NULL);
+        cp_reply_err(req, HTTP_E_UNAVAILABLE, NULL);
         return;
     }
     cp_reply_json(
@@ -334,12 +317,12 @@ struct signup_in {
     char display_name[404];
     bool has_display_name;
 };
-static const struct cp_param signup_params[] = {
-    {"email", CP_P_EMAIL, CP_P_REQUIRED | CP_P_TRIM, 3, 254, offsetof(struct signup_in, email), 256,
-     CP_P_NOHAS, NULL},
-    {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct signup_in, password), 1028,
-     CP_P_NOHAS, NULL},
-    {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
+static const struct http_param signup_params[] = {
+    {"email", HTTP_P_EMAIL, HTTP_P_REQUIRED | HTTP_P_TRIM, 3, 254,
+     offsetof(struct signup_in, email), 256, HTTP_P_NOHAS, NULL},
+    {"password", HTTP_P_STRING, HTTP_P_REQUIRED, 1, 256, offsetof(struct signup_in, password), 1028,
+     HTTP_P_NOHAS, NULL},
+    {"display_name", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 100,
      offsetof(struct signup_in, display_name), 404, offsetof(struct signup_in, has_display_name),
      NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
@@ -359,7 +342,7 @@ static enum db_status w_signup(struct db_conn *c, struct db_job *job)
     ml_wipe(in->password, sizeof in->password);
     if (rc != ARGON2_OK) {
         ML_ERROR(SUBSYS, "argon2id failed (rid=%s): %s", req->request_id, argon2_error_message(rc));
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     const char *p[] = {in->email, in->display_name, hash};
@@ -368,7 +351,7 @@ static enum db_status w_signup(struct db_conn *c, struct db_job *job)
         return sql_failed(req, c, r, "signup");
     if (PQntuples(r) == 0) {
         PQclear(r);
-        cp_job_err(req, CP_E_EMAIL_TAKEN, NULL);
+        cp_job_err(req, HTTP_E_EMAIL_TAKEN, NULL);
         return DB_FAILED;
     }
     token_answer(cp, req, 201, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), in->display_name);
@@ -384,7 +367,7 @@ static void h_signup(struct cp *cp, struct cp_req *req)
     if ((long long)chars < cp->auth.password_min) {
         char msg[96];
         ml_snprintf(msg, sizeof msg, "password: at least %lld characters", cp->auth.password_min);
-        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     if (!in->has_display_name) { /* the local part of the address */
@@ -402,11 +385,11 @@ struct login_in {
     char email[256];
     char password[1028];
 };
-static const struct cp_param login_params[] = {
-    {"email", CP_P_STRING, CP_P_REQUIRED | CP_P_TRIM, 1, 254, offsetof(struct login_in, email), 256,
-     CP_P_NOHAS, NULL},
-    {"password", CP_P_STRING, CP_P_REQUIRED, 1, 256, offsetof(struct login_in, password), 1028,
-     CP_P_NOHAS, NULL},
+static const struct http_param login_params[] = {
+    {"email", HTTP_P_STRING, HTTP_P_REQUIRED | HTTP_P_TRIM, 1, 254,
+     offsetof(struct login_in, email), 256, HTTP_P_NOHAS, NULL},
+    {"password", HTTP_P_STRING, HTTP_P_REQUIRED, 1, 256, offsetof(struct login_in, password), 1028,
+     HTTP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -429,7 +412,7 @@ static enum db_status w_login(struct db_conn *c, struct db_job *job)
     if (!ok) {
         PQclear(r);
         req->login_failed = true;
-        cp_job_err(req, CP_E_BAD_CREDENTIALS, NULL);
+        cp_job_err(req, HTTP_E_BAD_CREDENTIALS, NULL);
         return DB_FAILED;
     }
     token_answer(cp, req, 200, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
@@ -454,7 +437,7 @@ static void login_done(struct cp *cp, struct cp_req *req)
         cp_limiter_fail(cp->limiter, addr, cp->auth.login_window_s);
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->peer,
                        req->request_id);
-    } else if (req->err == CP_OK) {
+    } else if (req->err == HTTP_OK) {
         cp_limiter_reset(cp->limiter, acct);
     }
 }
@@ -471,7 +454,7 @@ static void h_login(struct cp *cp, struct cp_req *req)
         struct login_in *in = req->params;
         ml_wipe(in->password, sizeof in->password);
         req->retry_after_s = retry;
-        cp_reply_err(req, CP_E_RATE_LIMITED, NULL);
+        cp_reply_err(req, HTTP_E_RATE_LIMITED, NULL);
         return;
     }
     req->on_done = login_done;
@@ -481,9 +464,9 @@ static void h_login(struct cp *cp, struct cp_req *req)
 struct oidc_in {
     char id_token[CP_JWT_MAX + 1];
 };
-static const struct cp_param oidc_params[] = {
-    {"id_token", CP_P_STRING, CP_P_REQUIRED, 1, CP_JWT_MAX, offsetof(struct oidc_in, id_token),
-     CP_JWT_MAX + 1, CP_P_NOHAS, NULL},
+static const struct http_param oidc_params[] = {
+    {"id_token", HTTP_P_STRING, HTTP_P_REQUIRED, 1, CP_JWT_MAX, offsetof(struct oidc_in, id_token),
+     CP_JWT_MAX + 1, HTTP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -495,8 +478,8 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     struct cp_jwt_expect ex = {cp->auth.oidc_issuer, cp->auth.oidc_audience, cp->auth.leeway_s,
                                ml_wall_s()};
     jwt_t *j = NULL;
-    enum cp_err e = cp_jwks_verify(&cp->jwks, in->id_token, &ex, &j);
-    if (e != CP_OK) {
+    enum http_err e = cp_jwks_verify(&cp->jwks, in->id_token, &ex, &j);
+    if (e != HTTP_OK) {
         cp_job_err(req, e, "the ID token is not valid");
         return DB_FAILED;
     }
@@ -512,12 +495,12 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     if (!sub || !*sub || strlen(sub) > 255 || !ml_utf8_valid(sub, strlen(sub), NULL) || !email ||
         strlen(email) > 254 || !strchr(email, '@') || !ml_utf8_valid(email, strlen(email), NULL)) {
         jwt_free(j);
-        cp_job_err(req, CP_E_INVALID_TOKEN, "the ID token lacks sub or email");
+        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the ID token lacks sub or email");
         return DB_FAILED;
     }
     if (!verified) {
         jwt_free(j);
-        cp_job_err(req, CP_E_EMAIL_UNVERIFIED, NULL);
+        cp_job_err(req, HTTP_E_EMAIL_UNVERIFIED, NULL);
         return DB_FAILED;
     }
     ml_strlcpy(em, email, sizeof em);
@@ -541,7 +524,7 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     const char *outcome = PQgetvalue(r, 0, 0);
     if (!strcmp(outcome, "conflict") || PQgetisnull(r, 0, 1)) {
         PQclear(r);
-        cp_job_err(req, CP_E_ACCOUNT_CONFLICT, NULL);
+        cp_job_err(req, HTTP_E_ACCOUNT_CONFLICT, NULL);
         return DB_FAILED;
     }
     ml_snprintf(req->log_note, sizeof req->log_note, "oidc=%s", outcome);
@@ -554,7 +537,7 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
 static void h_oidc(struct cp *cp, struct cp_req *req)
 {
     if (!cp->oidc) {
-        cp_reply_err(req, CP_E_OIDC_DISABLED, NULL);
+        cp_reply_err(req, HTTP_E_OIDC_DISABLED, NULL);
         return;
     }
     cp_submit(req, w_oidc);
@@ -562,7 +545,7 @@ static void h_oidc(struct cp *cp, struct cp_req *req)
 
 /* A statement whose one value is the answer's JSON text (absent row: err). */
 static enum db_status json_row(struct cp_req *req, struct db_conn *c, const struct db_stmt *st,
-                               const char *const *p, enum cp_err absent, const char *action)
+                               const char *const *p, enum http_err absent, const char *action)
 {
     PGresult *r = db_exec(c, st, p);
     if (!tuples(r))
@@ -578,7 +561,7 @@ static enum db_status json_row(struct cp_req *req, struct db_conn *c, const stru
     req->resp = resp;
     req->resp_len = (size_t)PQgetlength(r, 0, 0);
     req->status = 200;
-    req->err = CP_OK;
+    req->err = HTTP_OK;
     PQclear(r);
     return DB_OK;
 }
@@ -587,7 +570,7 @@ static enum db_status w_me(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     const char *p[] = {req->user.id};
-    return json_row(req, c, &st_me, p, CP_E_INVALID_TOKEN, "me");
+    return json_row(req, c, &st_me, p, HTTP_E_INVALID_TOKEN, "me");
 }
 
 static void h_me(struct cp *cp, struct cp_req *req)
@@ -629,7 +612,7 @@ static enum db_status w_ice(struct db_conn *c, struct db_job *job)
     int rc = turn_rest_credential(secret, req->user.id, exp, user, sizeof user, pass, sizeof pass);
     ml_wipe(secret, sizeof secret);
     if (rc < 0) {
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     ml_snprintf(exp_s, sizeof exp_s, "%lld", (long long)exp);
@@ -640,7 +623,7 @@ static enum db_status w_ice(struct db_conn *c, struct db_job *job)
     bool known = PQntuples(r) == 1;
     PQclear(r);
     if (!known) {
-        cp_job_err(req, CP_E_INVALID_TOKEN, "the account of this token no longer exists");
+        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the account of this token no longer exists");
         return DB_FAILED;
     }
     cp_job_json(req, 200,
@@ -663,12 +646,12 @@ struct create_in {
     long long max_participants;
     bool has_duration, has_max;
 };
-static const struct cp_param create_params[] = {
-    {"title", CP_P_STRING, CP_P_REQUIRED | CP_P_NO_CTRL | CP_P_TRIM, 1, 200,
-     offsetof(struct create_in, title), 804, CP_P_NOHAS, NULL},
-    {"duration_s", CP_P_INT, 0, 1, 31 * 86400, offsetof(struct create_in, duration_s), 0,
+static const struct http_param create_params[] = {
+    {"title", HTTP_P_STRING, HTTP_P_REQUIRED | HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 200,
+     offsetof(struct create_in, title), 804, HTTP_P_NOHAS, NULL},
+    {"duration_s", HTTP_P_INT, 0, 1, 31 * 86400, offsetof(struct create_in, duration_s), 0,
      offsetof(struct create_in, has_duration), NULL},
-    {"max_participants", CP_P_INT, 0, 1, 100000, offsetof(struct create_in, max_participants), 0,
+    {"max_participants", HTTP_P_INT, 0, 1, 100000, offsetof(struct create_in, max_participants), 0,
      offsetof(struct create_in, has_max), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -717,7 +700,7 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
         PQclear(r);
         return DB_OK;
     }
-    cp_job_err(req, CP_E_INTERNAL, "could not draw a free meeting code");
+    cp_job_err(req, HTTP_E_INTERNAL, "could not draw a free meeting code");
     return DB_FAILED;
 }
 
@@ -732,12 +715,12 @@ static void h_create(struct cp *cp, struct cp_req *req)
     if (in->duration_s < cp->cfg.min_duration_s || in->duration_s > cp->cfg.max_duration_s) {
         ml_snprintf(msg, sizeof msg, "duration_s: must be %lld to %lld", cp->cfg.min_duration_s,
                     cp->cfg.max_duration_s);
-        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     if (in->max_participants > cp->cfg.max_participants) {
         ml_snprintf(msg, sizeof msg, "max_participants: at most %lld", cp->cfg.max_participants);
-        cp_reply_err(req, CP_E_INVALID_FIELD, msg);
+        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     cp_submit(req, w_create);
@@ -749,7 +732,7 @@ static enum db_status w_list(struct db_conn *c, struct db_job *job)
     char lim[24];
     ml_snprintf(lim, sizeof lim, "%lld", req->cp->cfg.meetings_list_max);
     const char *p[] = {req->user.id, lim};
-    return json_row(req, c, &st_list, p, CP_E_INTERNAL, "list meetings");
+    return json_row(req, c, &st_list, p, HTTP_E_INTERNAL, "list meetings");
 }
 
 static void h_list(struct cp *cp, struct cp_req *req)
@@ -851,7 +834,7 @@ static void status_answer(struct cp_req *req, const struct cp_status *s)
     req->resp = resp;
     req->resp_len = n;
     req->status = 200;
-    req->err = CP_OK;
+    req->err = HTTP_OK;
 }
 
 static enum db_status w_status(struct db_conn *c, struct db_job *job)
@@ -863,7 +846,7 @@ static enum db_status w_status(struct db_conn *c, struct db_job *job)
         return sql_failed(req, c, r, "meeting status");
     if (PQntuples(r) != 1) {
         PQclear(r);
-        cp_job_err(req, CP_E_NO_MEETING, NULL);
+        cp_job_err(req, HTTP_E_NO_MEETING, NULL);
         return DB_FAILED;
     }
     struct cp_status s;
@@ -898,7 +881,7 @@ static void status_done(struct cp *cp, struct cp_req *req)
 static void h_status(struct cp *cp, struct cp_req *req)
 {
     if (!parse_ref(req)) {
-        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
         return;
     }
     const char *key = req->ref_id[0] ? req->ref_id : req->ref_code;
@@ -918,8 +901,8 @@ struct join_in {
     char display_name[404];
     bool has_display_name;
 };
-static const struct cp_param join_params[] = {
-    {"display_name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 100,
+static const struct http_param join_params[] = {
+    {"display_name", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 100,
      offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -962,7 +945,7 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     ml_wipe(secret, sizeof secret);
     if (rc < 0 || strcmp(user, cred_user) != 0) {
         PQclear(r);
-        cp_job_err(req, CP_E_INTERNAL, "cannot make the TURN credential");
+        cp_job_err(req, HTTP_E_INTERNAL, "cannot make the TURN credential");
         return DB_FAILED;
     }
     int64_t now = ml_wall_s();
@@ -977,7 +960,7 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     json_decref(claims);
     if (!sig) {
         PQclear(r);
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
@@ -999,11 +982,11 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
 static void h_join(struct cp *cp, struct cp_req *req)
 {
     if (__atomic_load_n(&cp->draining, __ATOMIC_RELAXED)) { /* admin drain mode (#8) */
-        cp_reply_err(req, CP_E_DRAINING, NULL);
+        cp_reply_err(req, HTTP_E_DRAINING, NULL);
         return;
     }
     if (!parse_ref(req)) {
-        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
         return;
     }
     struct join_in *in = req->params;
@@ -1085,8 +1068,8 @@ static const char *const role_names[] = {"ADMIN", "PARTICIPANT", NULL};
 struct role_in {
     int role;
 };
-static const struct cp_param role_params[] = {
-    {"role", CP_P_ENUM, CP_P_REQUIRED, 0, 0, offsetof(struct role_in, role), 0, CP_P_NOHAS,
+static const struct http_param role_params[] = {
+    {"role", HTTP_P_ENUM, HTTP_P_REQUIRED, 0, 0, offsetof(struct role_in, role), 0, HTTP_P_NOHAS,
      role_names},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
@@ -1104,21 +1087,21 @@ static enum db_status w_role(struct db_conn *c, struct db_job *job)
     json_t *part = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
     PQclear(r);
     if (!part) {
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     cp_job_json(req, 200, part);
     return DB_OK;
 }
 
-static const struct cp_param no_params[] = {
+static const struct http_param no_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
 static void h_leave(struct cp *cp, struct cp_req *req)
 {
     if (!parse_ref(req)) {
-        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_leave);
@@ -1127,7 +1110,7 @@ static void h_leave(struct cp *cp, struct cp_req *req)
 static void h_end(struct cp *cp, struct cp_req *req)
 {
     if (!parse_ref(req)) {
-        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_end);
@@ -1143,8 +1126,9 @@ static bool parse_target(struct cp_req *req)
 static void h_remove(struct cp *cp, struct cp_req *req)
 {
     if (!parse_target(req)) {
-        cp_reply_err(
-            req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT : CP_E_NO_MEETING, NULL);
+        cp_reply_err(req,
+                     req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING,
+                     NULL);
         return;
     }
     cp_submit(req, w_remove);
@@ -1153,8 +1137,9 @@ static void h_remove(struct cp *cp, struct cp_req *req)
 static void h_role(struct cp *cp, struct cp_req *req)
 {
     if (!parse_target(req)) {
-        cp_reply_err(
-            req, req->ref_id[0] || req->ref_code[0] ? CP_E_NO_PARTICIPANT : CP_E_NO_MEETING, NULL);
+        cp_reply_err(req,
+                     req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING,
+                     NULL);
         return;
     }
     cp_submit(req, w_role);
@@ -1176,7 +1161,7 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
     json_t *usage = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
     PQclear(r);
     if (!usage) {
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     cp_job_json(req, 200, usage);
@@ -1186,7 +1171,7 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
 static void h_usage(struct cp *cp, struct cp_req *req)
 {
     if (!parse_ref(req)) {
-        cp_reply_err(req, CP_E_NO_MEETING, NULL);
+        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_usage);

@@ -19,32 +19,6 @@ struct cp_conn {
     struct cp_req *req;
 };
 
-static const char *const method_names[] = {"GET",   "POST",   "OPTIONS", "PUT",
-                                           "PATCH", "DELETE", "CONNECT", "HEAD"};
-
-const char *cp_method_name(int method)
-{
-    switch (method) {
-    case LWSHUMETH_GET:
-        return "GET";
-    case LWSHUMETH_POST:
-        return "POST";
-    case LWSHUMETH_OPTIONS:
-        return "OPTIONS";
-    case LWSHUMETH_PUT:
-        return "PUT";
-    case LWSHUMETH_PATCH:
-        return "PATCH";
-    case LWSHUMETH_DELETE:
-        return "DELETE";
-    case LWSHUMETH_HEAD:
-        return "HEAD";
-    default:
-        return "?";
-    }
-    (void)method_names;
-}
-
 /* ------------------------------------------------------------------ routing */
 
 /* Matches one pattern; captures '*' segments. */
@@ -93,7 +67,7 @@ void cp_route_allow(const struct cp_route *table, const char *path, char *buf, s
     buf[0] = 0;
     for (const struct cp_route *r = table; r->pattern && off < len; r++)
         if (match(r->pattern, path, caps))
-            off += ml_snprintf(buf + off, len - off, "%s, ", cp_method_name(r->method));
+            off += ml_snprintf(buf + off, len - off, "%s, ", http_method_name(r->method));
     if (off < len)
         ml_snprintf(buf + off, len - off, "OPTIONS");
 }
@@ -130,7 +104,7 @@ void cp_reply_ready(struct cp_req *req)
         lws_callback_on_writable(req->wsi);
 }
 
-void cp_job_err(struct cp_req *req, enum cp_err e, const char *msg)
+void cp_job_err(struct cp_req *req, enum http_err e, const char *msg)
 {
     req->err = e;
     ml_strlcpy(req->errmsg, msg ? msg : "", sizeof req->errmsg);
@@ -141,22 +115,22 @@ void cp_job_json(struct cp_req *req, int status, json_t *body)
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!s) {
-        cp_job_err(req, CP_E_INTERNAL, NULL);
+        cp_job_err(req, HTTP_E_INTERNAL, NULL);
         return;
     }
     set_resp(req, status, s, strlen(s));
     free(s);
-    req->err = CP_OK;
+    req->err = HTTP_OK;
 }
 
-void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg)
+void cp_reply_err(struct cp_req *req, enum http_err e, const char *msg)
 {
     size_t len;
-    char *s = cp_err_json(e, msg, &len);
-    set_resp(req, cp_err_status(e), s, len);
+    char *s = http_err_json(e, msg, &len);
+    set_resp(req, http_err_status(e), s, len);
     free(s);
     req->err = e;
-    if (e == CP_E_UNAVAILABLE && !req->retry_after_s)
+    if (e == HTTP_E_UNAVAILABLE && !req->retry_after_s)
         req->retry_after_s = req->cp->pool ? db_pool_retry_after_s(req->cp->pool) : 1;
     cp_reply_ready(req);
 }
@@ -164,7 +138,7 @@ void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg)
 void cp_reply_json(struct cp_req *req, int status, json_t *body)
 {
     cp_job_json(req, status, body);
-    if (req->err != CP_OK)
+    if (req->err != HTTP_OK)
         cp_reply_err(req, req->err, NULL);
     else
         cp_reply_ready(req);
@@ -195,9 +169,9 @@ static void job_done(struct db_job *job)
         return;
     }
     if (job->status == DB_UNAVAILABLE)
-        cp_reply_err(req, CP_E_UNAVAILABLE, NULL);
-    else if (req->err != CP_OK || !req->resp)
-        cp_reply_err(req, req->err != CP_OK ? req->err : CP_E_INTERNAL, req->errmsg);
+        cp_reply_err(req, HTTP_E_UNAVAILABLE, NULL);
+    else if (req->err != HTTP_OK || !req->resp)
+        cp_reply_err(req, req->err != HTTP_OK ? req->err : HTTP_E_INTERNAL, req->errmsg);
     else
         cp_reply_ready(req);
 }
@@ -206,14 +180,14 @@ void cp_submit(struct cp_req *req, db_work_fn work)
 {
     req->job.work = work;
     req->job.done = job_done;
-    req->err = CP_OK;
+    req->err = HTTP_OK;
     if (!req->cp->pool || db_submit(req->cp->pool, &req->job) < 0) {
         if (req->internal) {
             req->cp->sweep_running = false;
             cp_req_free(req);
             return;
         }
-        cp_reply_err(req, CP_E_UNAVAILABLE, NULL);
+        cp_reply_err(req, HTTP_E_UNAVAILABLE, NULL);
         return;
     }
     req->pending = true;
@@ -250,94 +224,14 @@ static void dispatch(struct cp *cp, struct cp_req *req)
     char msg[200];
     req->dispatched = true;
     if (r->params) {
-        enum cp_err e = cp_http_params(r->params, r->params_size, r->flags & CP_ROUTE_BODY,
-                                       req->body, req->body_len, &req->params, msg, sizeof msg);
-        if (e != CP_OK) {
+        enum http_err e = http_params_json(r->params, r->params_size, r->flags & CP_ROUTE_BODY,
+                                           req->body, req->body_len, &req->params, msg, sizeof msg);
+        if (e != HTTP_OK) {
             cp_reply_err(req, e, msg);
             return;
         }
     }
     r->handler(cp, req);
-}
-
-int cp_http_header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len)
-{
-    int n = lws_hdr_total_length(wsi, t);
-    if (n <= 0 || (size_t)n >= len) {
-        buf[0] = 0;
-        return n <= 0 ? 0 : -1;
-    }
-    return lws_hdr_copy(wsi, buf, (int)len, t) < 0 ? -1 : n;
-}
-
-enum cp_err cp_http_length(struct lws *wsi, long long *content_length, const char **msg)
-{
-    char cl[32];
-    *msg = NULL;
-    *content_length = -1;
-    if (cp_http_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl) > 0) {
-        long long v;
-        if (ml_parse_ll(ml_trim(cl), 0, 1LL << 40, &v) < 0) {
-            *msg = "bad Content-Length";
-            return CP_E_BAD_REQUEST;
-        }
-        *content_length = v;
-    }
-    /* chunked bodies are not supported: a body must say its length */
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-        return CP_E_LENGTH_REQUIRED;
-    return CP_OK;
-}
-
-enum cp_err cp_http_body_check(struct lws *wsi, int method, long long content_length,
-                               long long max_body, bool takes_body, const char **msg)
-{
-    *msg = NULL;
-    if (content_length > max_body)
-        return CP_E_TOO_LARGE;
-    /* lws takes a POST without Content-Length as a body running to the end of the connection:
-     * every request that may carry one must say its length, 0 included */
-    if ((method == LWSHUMETH_POST || method == LWSHUMETH_PUT || method == LWSHUMETH_PATCH) &&
-        content_length < 0)
-        return CP_E_LENGTH_REQUIRED;
-    if (content_length > 0) {
-        char ct[128];
-        if (cp_http_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof ct) <= 0 ||
-            strncasecmp(ct, "application/json", 16) != 0 ||
-            (ct[16] && ct[16] != ';' && ct[16] != ' '))
-            return CP_E_MEDIA_TYPE;
-        if (!takes_body) {
-            *msg = "this request takes no body";
-            return CP_E_BAD_REQUEST;
-        }
-    }
-    return CP_OK;
-}
-
-enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool required, char *body,
-                           size_t body_len, void **out, char *msg, size_t msglen)
-{
-    json_t *doc;
-    json_error_t je;
-    msg[0] = 0;
-    if (body_len == 0) {
-        if (required) {
-            ml_strlcpy(msg, "a JSON object body is required", msglen);
-            return CP_E_INVALID_JSON;
-        }
-        doc = json_object();
-    } else {
-        doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
-        ml_wipe(body, body_len); /* may hold a password or a secret */
-        if (!doc) {
-            ml_snprintf(msg, msglen, "malformed JSON at byte %d: %s", je.position, je.text);
-            return CP_E_INVALID_JSON;
-        }
-    }
-    *out = ml_xcalloc(1, size);
-    enum cp_err e = cp_params_parse(table, doc, *out, msg, msglen);
-    json_decref(doc);
-    return e;
 }
 
 static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
@@ -367,28 +261,28 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
     else
         ml_snprintf(req->request_id, sizeof req->request_id, "%s-%llx", cp->rid_prefix,
                     (unsigned long long)++cp->req_seq);
-    if (cp_http_header(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin) < 0)
+    if (http_header(wsi, WSI_TOKEN_ORIGIN, req->origin, sizeof req->origin) < 0)
         req->origin[0] = 0;
 
     req->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
     if (req->method < 0 || !uri) {
         ml_strlcpy(req->path, "?", sizeof req->path);
         req->close_after = true;
-        cp_reply_err(req, CP_E_METHOD, NULL);
+        cp_reply_err(req, HTTP_E_METHOD, NULL);
         return 0;
     }
     if ((size_t)ulen >= sizeof req->path) {
         ml_strlcpy(req->path, "(long)", sizeof req->path);
         req->close_after = true;
-        cp_reply_err(req, CP_E_NOT_FOUND, NULL);
+        cp_reply_err(req, HTTP_E_NOT_FOUND, NULL);
         return 0;
     }
     memcpy(req->path, uri, (size_t)ulen);
     req->path[ulen] = 0;
 
     const char *why;
-    enum cp_err fe = cp_http_length(wsi, &req->content_length, &why);
-    if (fe != CP_OK) {
+    enum http_err fe = http_length(wsi, &req->content_length, &why);
+    if (fe != HTTP_OK) {
         req->close_after = true;
         cp_reply_err(req, fe, why);
         return 0;
@@ -406,21 +300,22 @@ static int on_request(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
     req->route = cp_route_match(cp_api_routes, req->method, req->path, &known, req->caps);
     if (!req->route) {
         req->close_after = body_follows;
-        cp_reply_err(req, known ? CP_E_METHOD : CP_E_NOT_FOUND, NULL);
+        cp_reply_err(req, known ? HTTP_E_METHOD : HTTP_E_NOT_FOUND, NULL);
         return 0;
     }
-    fe = cp_http_body_check(wsi, req->method, req->content_length, cp->cfg.max_body,
-                            req->route->params != NULL, &why);
-    if (fe != CP_OK) {
+    fe = http_body_check(wsi, req->method, req->content_length, cp->cfg.max_body,
+                         req->route->params != NULL, &why);
+    if (fe != HTTP_OK) {
         req->close_after = true;
         cp_reply_err(req, fe, why);
         return 0;
     }
     if (req->route->flags & CP_ROUTE_AUTH) {
         char authz[CP_JWT_MAX + 64];
-        int an = cp_http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
-        enum cp_err e = an < 0 ? CP_E_INVALID_TOKEN : cp_authenticate(cp, req, an ? authz : NULL);
-        if (e != CP_OK) {
+        int an = http_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof authz);
+        enum http_err e =
+            an < 0 ? HTTP_E_INVALID_TOKEN : cp_authenticate(cp, req, an ? authz : NULL);
+        if (e != HTTP_OK) {
             req->close_after = body_follows;
             cp_reply_err(req, e, NULL);
             return 0;
@@ -441,7 +336,7 @@ static void access_log(struct cp_req *req)
     if (!req->cp->cfg.access_log || !ml_log_enabled(ML_LOG_INFO))
         return;
     int64_t us = ml_now_us() - req->start_us;
-    ML_INFO("http", "%s %s %d %lld.%03lldms rid=%s peer=%s%s%s%s%s", cp_method_name(req->method),
+    ML_INFO("http", "%s %s %d %lld.%03lldms rid=%s peer=%s%s%s%s%s", http_method_name(req->method),
             req->path, req->status, (long long)(us / 1000), (long long)(us % 1000), req->request_id,
             req->peer, req->user.id[0] ? " user=" : "", req->user.id, req->log_note[0] ? " " : "",
             req->log_note);
@@ -471,7 +366,7 @@ static int write_response(struct cp *cp, struct lws *wsi, struct cp_conn *pc)
         }
         if (req->location[0])
             HDR("location:", req->location);
-        if (req->err == CP_E_METHOD || req->method == LWSHUMETH_OPTIONS) {
+        if (req->err == HTTP_E_METHOD || req->method == LWSHUMETH_OPTIONS) {
             char allow[128];
             cp_route_allow(cp_api_routes, req->path, allow, sizeof allow);
             HDR(req->method == LWSHUMETH_OPTIONS ? "access-control-allow-methods:" : "allow:",
@@ -590,7 +485,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             return 0;
         if (req->body_overflow || req->body_len != (size_t)req->content_length) {
             req->close_after = true;
-            cp_reply_err(req, CP_E_BAD_REQUEST, "the body does not match its Content-Length");
+            cp_reply_err(req, HTTP_E_BAD_REQUEST, "the body does not match its Content-Length");
             return 0;
         }
         dispatch(cp, req);

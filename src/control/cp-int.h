@@ -1,110 +1,15 @@
-/* Private to src/control: the error table, request validation by parameter tables, JWT, the
- * request object shared by the HTTP layer (cp-http.c) and the REST handlers (cp-api.c). */
+/* Private to src/control: JWT, the request object shared by the HTTP layer (cp-http.c) and the
+ * REST handlers (cp-api.c). */
 #ifndef ML_CP_INT_H
 #define ML_CP_INT_H
 
 #include "control/cp.h"
+#include "http/http.h"
 
 #include <jansson.h>
 #include <jwt.h>
 #include <libwebsockets.h>
 #include <pthread.h>
-
-/* ---------------------------------------------------------------- errors (cp-err.c) */
-
-/* Every error the control plane answers; each maps 1:1 to an HTTP status, a JSON code and a
- * WebSocket close code (4000 + status). */
-enum cp_err {
-    CP_OK = 0,
-    CP_E_BAD_REQUEST,      /* 400 bad_request */
-    CP_E_INVALID_JSON,     /* 400 invalid_json */
-    CP_E_UNAUTHENTICATED,  /* 401 unauthenticated: no token */
-    CP_E_INVALID_TOKEN,    /* 401 invalid_token */
-    CP_E_TOKEN_EXPIRED,    /* 401 token_expired */
-    CP_E_BAD_CREDENTIALS,  /* 401 invalid_credentials */
-    CP_E_FORBIDDEN,        /* 403 forbidden */
-    CP_E_NOT_ADMIN,        /* 403 not_admin */
-    CP_E_REMOVED,          /* 403 removed */
-    CP_E_HOST_PROTECTED,   /* 403 host_protected */
-    CP_E_EMAIL_UNVERIFIED, /* 403 email_not_verified */
-    CP_E_NOT_FOUND,        /* 404 not_found */
-    CP_E_NO_MEETING,       /* 404 meeting_not_found */
-    CP_E_NO_PARTICIPANT,   /* 404 participant_not_found */
-    CP_E_OIDC_DISABLED,    /* 404 oidc_not_configured */
-    CP_E_METHOD,           /* 405 method_not_allowed */
-    CP_E_EMAIL_TAKEN,      /* 409 email_taken */
-    CP_E_MEETING_FULL,     /* 409 meeting_full */
-    CP_E_NOT_JOINED,       /* 409 not_joined */
-    CP_E_ACCOUNT_CONFLICT, /* 409 account_conflict */
-    CP_E_MEETING_ENDED,    /* 410 meeting_ended */
-    CP_E_MEETING_EXPIRED,  /* 410 meeting_expired */
-    CP_E_LENGTH_REQUIRED,  /* 411 length_required */
-    CP_E_TOO_LARGE,        /* 413 body_too_large */
-    CP_E_MEDIA_TYPE,       /* 415 unsupported_media_type */
-    CP_E_MISSING_FIELD,    /* 422 missing_field */
-    CP_E_INVALID_FIELD,    /* 422 invalid_field */
-    CP_E_RATE_LIMITED,     /* 429 rate_limited */
-    CP_E_INTERNAL,         /* 500 internal */
-    CP_E_UNAVAILABLE,      /* 503 unavailable */
-    CP_E_DRAINING,         /* 503 draining: this node takes no new joins (admin drain mode) */
-    CP_E_CONFLICT,         /* 409 conflict: the admin API's request clashes with the state */
-    CP_E__COUNT
-};
-
-int cp_err_status(enum cp_err e);
-const char *cp_err_code(enum cp_err e);
-const char *cp_err_message(enum cp_err e); /* the default message */
-int cp_err_ws_code(enum cp_err e);
-/* {"error":{"code":...,"message":...}} as a malloc'd string (msg NULL: the default). */
-char *cp_err_json(enum cp_err e, const char *msg, size_t *len);
-
-/* ---------------------------------------------------------------- parameters (cp-param.c) */
-
-enum cp_ptype {
-    CP_P_STRING, /* into char[size]; min/max: length in characters (code points) */
-    CP_P_EMAIL,  /* a string that looks like an address; lowercased domain not assumed */
-    CP_P_INT,    /* into long long; min/max: value */
-    CP_P_BOOL,   /* into bool */
-    CP_P_ENUM,   /* into int: index in enums[] */
-};
-
-#define CP_P_REQUIRED 0x1u
-#define CP_P_NO_CTRL 0x2u /* refuse control characters (names, titles) */
-#define CP_P_TRIM 0x4u    /* strip leading and trailing white space first */
-
-/* One body parameter of an endpoint. The parsed values land in the endpoint's struct at
- * offset; presence flags (for optional ones) in a bool at has_offset (or CP_P_NOHAS). */
-struct cp_param {
-    const char *name;
-    enum cp_ptype type;
-    unsigned flags;
-    long long min, max;
-    size_t offset;
-    size_t size; /* CP_P_STRING / EMAIL: buffer bytes, including the NUL */
-    size_t has_offset;
-    const char *const *enums; /* CP_P_ENUM: NULL-terminated */
-};
-#define CP_P_NOHAS ((size_t)-1)
-
-/* Validates body (a parsed JSON value) against the NULL-name-terminated table, filling out.
- * Unknown members are ignored. Returns CP_OK, or an error with msg naming the field. */
-/* HTTP request checks shared by the control plane and the admin listener (cp-http.c); every
- * error they return closes the connection after the answer. A header into buf: its length, 0
- * when absent, -1 when longer than buf. */
-int cp_http_header(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len);
-/* Content-Length into *content_length (-1 when absent); no Transfer-Encoding. */
-enum cp_err cp_http_length(struct lws *wsi, long long *content_length, const char **msg);
-/* A route's body: at most max_body bytes, a length for methods that may carry one, JSON, and
- * only where the route takes one. */
-enum cp_err cp_http_body_check(struct lws *wsi, int method, long long content_length,
-                               long long max_body, bool takes_body, const char **msg);
-/* A JSON object body into a route's parameters (*out: calloc'd size bytes, the caller's);
- * the body is wiped once parsed. */
-enum cp_err cp_http_params(const struct cp_param *table, size_t size, bool required, char *body,
-                           size_t body_len, void **out, char *msg, size_t msglen);
-
-enum cp_err cp_params_parse(const struct cp_param *table, const json_t *body, void *out, char *msg,
-                            size_t msglen);
 
 /* ---------------------------------------------------------------- JWT (cp-jwt.c) */
 
@@ -134,10 +39,10 @@ void cp_jwt_key_free(struct cp_jwt_key *k);
 /* Signs claims (a JSON object; borrowed) with k. Returns a malloc'd token or NULL. */
 char *cp_jwt_sign(const struct cp_jwt_key *k, json_t *claims) ML_WUR;
 /* Verifies token with k: the algorithm pinned to k's, the signature, exp (required), nbf and
- * iat (when present), iss and aud (when expected; aud may be an array). On CP_OK *out holds
- * the token (caller jwt_free()s). Errors: CP_E_INVALID_TOKEN or CP_E_TOKEN_EXPIRED. */
-enum cp_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
-                          const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
+ * iat (when present), iss and aud (when expected; aud may be an array). On HTTP_OK *out holds
+ * the token (caller jwt_free()s). Errors: HTTP_E_INVALID_TOKEN or HTTP_E_TOKEN_EXPIRED. */
+enum http_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
+                            const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
 /* The "alg" and "kid" of a token's header, without verifying anything (to pick a key). */
 int cp_jwt_peek(const char *token, char *alg, size_t alen, char *kid, size_t klen) ML_WUR;
 
@@ -151,8 +56,8 @@ int cp_jwks_parse(struct cp_jwks *set, const char *json, char *err, size_t errle
 void cp_jwks_free(struct cp_jwks *set);
 /* Verifies an ID token against the set: key by kid (or the only key of a matching type),
  * alg pinned to that key's type, then as cp_jwt_verify. */
-enum cp_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
-                           const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
+enum http_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
+                             const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
 
 /* ---------------------------------------------------------------- routing and requests */
 
@@ -171,7 +76,7 @@ struct cp_route {
     const char *pattern;
     cp_handler_fn handler;
     unsigned flags;
-    const struct cp_param *params;
+    const struct http_param *params;
     size_t params_size;
 };
 
@@ -185,7 +90,7 @@ const struct cp_route *cp_route_match(const struct cp_route *table, int method, 
                                       bool *path_known, char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX]);
 /* The Allow header value for a path ("GET, POST, OPTIONS"). */
 void cp_route_allow(const struct cp_route *table, const char *path, char *buf, size_t len);
-const char *cp_method_name(int method);
+const char *http_method_name(int method);
 
 /* The authenticated caller of a request. */
 struct cp_user {
@@ -222,7 +127,7 @@ struct cp_req {
     int status;
     char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len;
-    enum cp_err err;
+    enum http_err err;
     char errmsg[200];
     char location[200];
     unsigned retry_after_s;
@@ -291,14 +196,14 @@ void cp_cache_free(struct cp *cp);
 void cp_tokens_free(struct cp *cp);
 
 /* Answers (control-plane thread): an error, or a JSON body (takes ownership of body). */
-void cp_reply_err(struct cp_req *req, enum cp_err e, const char *msg);
+void cp_reply_err(struct cp_req *req, enum http_err e, const char *msg);
 void cp_reply_json(struct cp_req *req, int status, json_t *body);
 /* Answers with what req->resp and req->status already hold. */
 void cp_reply_ready(struct cp_req *req);
 /* Submits the request's job (req->job.work set); on a full or dead pool answers 503. */
 void cp_submit(struct cp_req *req, db_work_fn work);
 /* Work-function helpers (database thread): record the outcome in req. */
-void cp_job_err(struct cp_req *req, enum cp_err e, const char *msg);
+void cp_job_err(struct cp_req *req, enum http_err e, const char *msg);
 void cp_job_json(struct cp_req *req, int status, json_t *body);
 /* Copies the TURN secret (for a credential) under its lock; "" when none. */
 void cp_turn_secret(struct cp *cp, char *buf, size_t len);
@@ -322,7 +227,7 @@ extern const struct cp_route cp_api_routes[];
 /* The periodic sweep of expired meetings (cp-api.c), started from the control-plane thread. */
 void cp_sweep(struct cp *cp);
 /* Authenticates the request's bearer token into req->user. */
-enum cp_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz);
+enum http_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz);
 
 /* WebSocket signaling (sig-*.c): the protocol's callback, and its life within the control
  * plane's (started before the service thread; stopped after it, before the lws context goes;

@@ -194,22 +194,22 @@ static bool aud_matches(jwt_t *j, const char *want)
     return ok;
 }
 
-enum cp_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
-                          const struct cp_jwt_expect *ex, jwt_t **out)
+enum http_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
+                            const struct cp_jwt_expect *ex, jwt_t **out)
 {
     char alg[16], kid[128];
     jwt_t *j = NULL;
     *out = NULL;
     if (!k->verify || k->verify_len <= 0 || !token)
-        return CP_E_INVALID_TOKEN; /* never let libjwt run without a key: it checks nothing */
+        return HTTP_E_INVALID_TOKEN; /* never let libjwt run without a key: it checks nothing */
     size_t n = strnlen(token, CP_JWT_MAX + 1);
     if (n == 0 || n > CP_JWT_MAX)
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     /* the header's alg must be the key's before libjwt sees the token ... */
     if (cp_jwt_peek(token, alg, sizeof alg, kid, sizeof kid) < 0 || jwt_str_alg(alg) != k->alg)
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     if (jwt_decode(&j, token, k->verify, k->verify_len) != 0 || !j)
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     /* ... and after (what libjwt verified with) */
     if (jwt_get_alg(j) != k->alg)
         goto invalid;
@@ -232,13 +232,13 @@ enum cp_err cp_jwt_verify(const struct cp_jwt_key *k, const char *token,
         goto invalid;
     if (ex->now > exp + ex->leeway_s) {
         jwt_free(j);
-        return CP_E_TOKEN_EXPIRED;
+        return HTTP_E_TOKEN_EXPIRED;
     }
     *out = j;
-    return CP_OK;
+    return HTTP_OK;
 invalid:
     jwt_free(j);
-    return CP_E_INVALID_TOKEN;
+    return HTTP_E_INVALID_TOKEN;
 }
 
 /* ---------------------------------------------------------------- JWKS */
@@ -385,14 +385,14 @@ int cp_jwks_load(struct cp_jwks *set, const char *path, char *err, size_t errlen
     return 0;
 }
 
-enum cp_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
-                           const struct cp_jwt_expect *ex, jwt_t **out)
+enum http_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
+                             const struct cp_jwt_expect *ex, jwt_t **out)
 {
     char alg[16], kid[128];
     *out = NULL;
     if (!token || strnlen(token, CP_JWT_MAX + 1) > CP_JWT_MAX ||
         cp_jwt_peek(token, alg, sizeof alg, kid, sizeof kid) < 0)
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     jwt_alg_t a = jwt_str_alg(alg);
     const struct cp_jwt_key *k = NULL;
     size_t same_type = 0;
@@ -406,6 +406,6 @@ enum cp_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
             k = &set->keys[i];
     }
     if (!k || (!*kid && same_type != 1))
-        return CP_E_INVALID_TOKEN;
+        return HTTP_E_INVALID_TOKEN;
     return cp_jwt_verify(k, token, ex, out);
 }

@@ -211,7 +211,7 @@ void cp_web_config(struct cp *cp, struct cp_req *req)
         "default_participants", (json_int_t)c->default_participants, "max_participants",
         (json_int_t)c->max_participants, "password_min", (json_int_t)cp->auth.password_min);
     if (!o) {
-        cp_reply_err(req, CP_E_INTERNAL, NULL);
+        cp_reply_err(req, HTTP_E_INTERNAL, NULL);
         return;
     }
     cp_reply_json(req, 200, o);

@@ -139,24 +139,6 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     return DB_OK;
 }
 
-/* The close code of a refused connect. */
-static enum cp_err outcome_err(const char *o)
-{
-    static const struct {
-        const char *word;
-        enum cp_err err;
-    } map[] = {
-        {"not_found", CP_E_NO_PARTICIPANT}, {"removed", CP_E_REMOVED},
-        {"not_joined", CP_E_NOT_JOINED},    {"ended", CP_E_MEETING_ENDED},
-        {"expired", CP_E_MEETING_EXPIRED},  {"node_unknown", CP_E_UNAVAILABLE},
-        {"unavailable", CP_E_UNAVAILABLE},
-    };
-    for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
-        if (!strcmp(o, map[i].word))
-            return map[i].err;
-    return CP_E_INTERNAL;
-}
-
 static void refuse_session(struct sig_sess *s, const char *outcome)
 {
     int code;
@@ -174,9 +156,10 @@ static void refuse_session(struct sig_sess *s, const char *outcome)
         code = SIG_CLOSE_RESUME;
         reason = sig_close_reason(code);
     } else {
-        enum cp_err e = outcome_err(outcome);
-        code = cp_err_ws_code(e);
-        reason = cp_err_code(e);
+        /* ml_sig_connect's not_found: the token's participant is not in its meeting */
+        enum http_err e = http_err_outcome(outcome, HTTP_E_NO_PARTICIPANT);
+        code = http_err_ws_code(e);
+        reason = http_err_code(e);
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS,
                        "signaling connection refused (meeting=%s participant=%s peer=%s): %s",
                        s->room ? s->room->id_s : "-", s->pid_s, s->peer, reason);
@@ -471,21 +454,11 @@ static void command_done(struct db_job *job)
         cp_cache_invalidate(sig->cp, j->mid);
     if (!sig->stopping && s->state == SIG_S_LIVE && s->wsi && (!s->close_code || s->flushing)) {
         if (job->status == DB_UNAVAILABLE) {
-            sig_sess_error(s, j->id, CP_E_UNAVAILABLE, NULL);
+            sig_sess_error(s, j->id, HTTP_E_UNAVAILABLE, NULL);
         } else if (job->status != DB_OK) {
-            sig_sess_error(s, j->id, CP_E_INTERNAL, NULL);
+            sig_sess_error(s, j->id, HTTP_E_INTERNAL, NULL);
         } else if (strcmp(j->outcome, "ok") != 0) {
-            static const struct {
-                const char *word;
-                enum cp_err err;
-            } map[] = {
-                {"forbidden", CP_E_NOT_ADMIN},     {"participant_not_found", CP_E_NO_PARTICIPANT},
-                {"host", CP_E_HOST_PROTECTED},     {"ended", CP_E_MEETING_ENDED},
-                {"expired", CP_E_MEETING_EXPIRED}, {"not_found", CP_E_NO_MEETING}};
-            enum cp_err e = CP_E_INTERNAL;
-            for (size_t i = 0; i < ML_ARRAY_LEN(map); i++)
-                if (!strcmp(j->outcome, map[i].word))
-                    e = map[i].err;
+            enum http_err e = http_err_outcome(j->outcome, HTTP_E_NO_MEETING);
             sig_sess_error(s, j->id, e, NULL);
         } else {
             json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "ack", "of",
@@ -585,8 +558,8 @@ static void resync_done(struct db_job *job)
         else if (!strcmp(o, "ended") || !strcmp(o, "expired"))
             sig_on_meeting_ended(sig, mid, o);
         else if (s->wsi)
-            sig_sess_close(s, cp_err_ws_code(CP_E_NO_PARTICIPANT), cp_err_code(CP_E_NO_PARTICIPANT),
-                           false);
+            sig_sess_close(s, http_err_ws_code(HTTP_E_NO_PARTICIPANT),
+                           http_err_code(HTTP_E_NO_PARTICIPANT), false);
     }
     for (size_t i = 0; i < j->n; i++) {
         free(j->sid[i]);

@@ -20,7 +20,7 @@
 /* ---------------------------------------------------------------- close codes (sig-msg.c) */
 
 /* Why a signaling connection closes. Errors of the API that also exist over HTTP close with
- * 4000 + their HTTP status (cp_err_ws_code: 4401 invalid_token, 4403 removed, 4409 not_joined,
+ * 4000 + their HTTP status (http_err_ws_code: 4401 invalid_token, 4403 removed, 4409 not_joined,
  * 4410 meeting_ended...); the limits and events of signaling itself have codes of their own. */
 enum sig_close {
     SIG_CLOSE_NORMAL = 1000,     /* the client closed */
@@ -94,11 +94,11 @@ struct sig_msg {
 };
 
 /* Parses and validates one client message (text, n bytes) against the message tables. On
- * CP_OK *root holds the parsed JSON (caller json_decref()s it after using out, whose id
+ * HTTP_OK *root holds the parsed JSON (caller json_decref()s it after using out, whose id
  * borrows from it) and out is filled. On an error msg says what, and *root/out->id are left
  * for the error answer (id echoed when it was valid). */
-enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_msg *out, char *msg,
-                          size_t msglen) ML_WUR;
+enum http_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_msg *out,
+                            char *msg, size_t msglen) ML_WUR;
 /* The message type table (NULL-name-terminated), for tests and docs. */
 extern const struct sig_mtype sig_mtypes[];
 
@@ -313,7 +313,7 @@ void sig_sess_end(struct sig_sess *s, bool delete_row);
 void sig_sess_queue(struct sig_sess *s, struct sig_frame *f);
 /* Queues an answer that is not part of the meeting's stream (pong, ack, error). */
 void sig_sess_reply(struct sig_sess *s, const json_t *body);
-void sig_sess_error(struct sig_sess *s, json_t *id, enum cp_err e, const char *msg);
+void sig_sess_error(struct sig_sess *s, json_t *id, enum http_err e, const char *msg);
 /* Closes the connection with code: at once (the queue dropped), or after the queue is
  * written (flush) for events that explain the close. Logs nothing. */
 void sig_sess_close(struct sig_sess *s, int code, const char *reason, bool flush);

@@ -101,57 +101,58 @@ static bool has_ctrl(const char *s, size_t n)
     return false;
 }
 
-static enum cp_err check_field(const struct sig_field *f, const json_t *v, char *msg, size_t msglen)
+static enum http_err check_field(const struct sig_field *f, const json_t *v, char *msg,
+                                 size_t msglen)
 {
     switch (f->type) {
     case SIG_F_STRING: {
         if (!json_is_string(v)) {
             ml_snprintf(msg, msglen, "payload.%s: expected a string", f->name);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
         const char *s = json_string_value(v);
         size_t n = json_string_length(v), chars = 0;
         if (n > 0 && !ml_utf8_valid(s, n, &chars)) {
             ml_snprintf(msg, msglen, "payload.%s: not valid UTF-8 text", f->name);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
         if ((long long)chars < f->min || (long long)chars > f->max) {
             ml_snprintf(msg, msglen, "payload.%s: length must be %lld to %lld characters", f->name,
                         f->min, f->max);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
         if ((f->flags & SIG_F_NO_CTRL) && has_ctrl(s, n)) {
             ml_snprintf(msg, msglen, "payload.%s: control characters are not allowed", f->name);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
-        return CP_OK;
+        return HTTP_OK;
     }
     case SIG_F_INT:
         if (!json_is_integer(v) || json_integer_value(v) < f->min ||
             json_integer_value(v) > f->max) {
             ml_snprintf(msg, msglen, "payload.%s: expected an integer from %lld to %lld", f->name,
                         f->min, f->max);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
-        return CP_OK;
+        return HTTP_OK;
     case SIG_F_BOOL:
         if (!json_is_boolean(v)) {
             ml_snprintf(msg, msglen, "payload.%s: expected true or false", f->name);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
-        return CP_OK;
+        return HTTP_OK;
     case SIG_F_ENUM: {
         const char *s = json_string_value(v);
         for (int i = 0; s && f->enums[i]; i++)
             if (!strcmp(s, f->enums[i]))
-                return CP_OK;
+                return HTTP_OK;
         size_t off = ml_snprintf(msg, msglen, "payload.%s: expected one of", f->name);
         for (int i = 0; f->enums[i] && off < msglen; i++)
             off += ml_snprintf(msg + off, msglen - off, "%s %s", i ? "," : "", f->enums[i]);
-        return CP_E_INVALID_FIELD;
+        return HTTP_E_INVALID_FIELD;
     }
     }
-    return CP_E_INTERNAL;
+    return HTTP_E_INTERNAL;
 }
 
 /* The id a client gives a message: a string of 1..SIG_ID_MAX printable characters, or an
@@ -168,33 +169,33 @@ static bool id_ok(const json_t *v)
            !strpbrk(s, "\n\r\t");
 }
 
-enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_msg *out, char *msg,
-                          size_t msglen)
+enum http_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_msg *out,
+                            char *msg, size_t msglen)
 {
     json_error_t je;
     memset(out, 0, sizeof *out);
     *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     if (!*root) {
         ml_snprintf(msg, msglen, "malformed JSON at byte %d: %s", je.position, je.text);
-        return CP_E_INVALID_JSON;
+        return HTTP_E_INVALID_JSON;
     }
     if (!json_is_object(*root)) {
         ml_snprintf(msg, msglen, "a message is a JSON object {type, id, to, payload}");
-        return CP_E_INVALID_JSON;
+        return HTTP_E_INVALID_JSON;
     }
     json_t *id = json_object_get(*root, "id");
     if (id && !json_is_null(id)) {
         if (!id_ok(id)) {
             ml_snprintf(msg, msglen, "id: a string of 1 to %d characters, or an integer",
                         SIG_ID_MAX);
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
         out->id = id;
     }
     json_t *type = json_object_get(*root, "type");
     if (!type) {
         ml_snprintf(msg, msglen, "type is required");
-        return CP_E_MISSING_FIELD;
+        return HTTP_E_MISSING_FIELD;
     }
     const char *tname = json_string_value(type);
     for (const struct sig_mtype *t = sig_mtypes; tname && t->name; t++)
@@ -204,18 +205,18 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
         }
     if (!out->type) {
         ml_snprintf(msg, msglen, "type: not a message type of this protocol");
-        return CP_E_INVALID_FIELD;
+        return HTTP_E_INVALID_FIELD;
     }
     const struct sig_mtype *t = out->type;
     json_t *to = json_object_get(*root, "to");
     if (t->flags & SIG_MT_TO) {
         if (!to || json_is_null(to)) {
             ml_snprintf(msg, msglen, "to is required for %s", t->name);
-            return CP_E_MISSING_FIELD;
+            return HTTP_E_MISSING_FIELD;
         }
         if (!json_is_string(to) || !ml_uuid_parse(json_string_value(to), out->to)) {
             ml_snprintf(msg, msglen, "to: expected a participant id");
-            return CP_E_INVALID_FIELD;
+            return HTTP_E_INVALID_FIELD;
         }
         out->has_to = true;
         ml_uuid_format(out->to, out->to_s);
@@ -224,14 +225,14 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
     if (payload && json_is_null(payload))
         payload = NULL;
     if (!t->fields)
-        return CP_OK;
+        return HTTP_OK;
     if (!payload && (t->flags & SIG_MT_PAYLOAD)) {
         ml_snprintf(msg, msglen, "payload is required for %s", t->name);
-        return CP_E_MISSING_FIELD;
+        return HTTP_E_MISSING_FIELD;
     }
     if (payload && !json_is_object(payload)) {
         ml_snprintf(msg, msglen, "payload: expected an object");
-        return CP_E_INVALID_FIELD;
+        return HTTP_E_INVALID_FIELD;
     }
     out->payload = ml_nonnull(json_object());
     for (const struct sig_field *f = t->fields; f->name; f++) {
@@ -241,19 +242,19 @@ enum cp_err sig_msg_parse(const char *text, size_t n, json_t **root, struct sig_
                 ml_snprintf(msg, msglen, "payload.%s is required", f->name);
                 json_decref(out->payload);
                 out->payload = NULL;
-                return CP_E_MISSING_FIELD;
+                return HTTP_E_MISSING_FIELD;
             }
             continue;
         }
-        enum cp_err e = check_field(f, v, msg, msglen);
-        if (e != CP_OK) {
+        enum http_err e = check_field(f, v, msg, msglen);
+        if (e != HTTP_OK) {
             json_decref(out->payload);
             out->payload = NULL;
             return e;
         }
         json_object_set(out->payload, f->name, v);
     }
-    return CP_OK;
+    return HTTP_OK;
 }
 
 /* ------------------------------------------------------------------ small helpers */

@@ -458,10 +458,10 @@ void sig_sess_reply(struct sig_sess *s, const json_t *body)
     sig_frame_unref(f);
 }
 
-void sig_sess_error(struct sig_sess *s, json_t *id, enum cp_err e, const char *msg)
+void sig_sess_error(struct sig_sess *s, json_t *id, enum http_err e, const char *msg)
 {
-    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "error", "code", cp_err_code(e),
-                                     "message", msg && *msg ? msg : cp_err_message(e)));
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "error", "code", http_err_code(e),
+                                     "message", msg && *msg ? msg : http_err_message(e)));
     if (id)
         json_object_set(o, "id", id);
     sig_sess_reply(s, o);
@@ -507,9 +507,9 @@ void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pi
     json_decref(o);
     sig_room_member_del(r, pid);
     if (removed)
-        end_sessions(r, pid, cp_err_ws_code(CP_E_REMOVED), cp_err_code(CP_E_REMOVED));
+        end_sessions(r, pid, http_err_ws_code(HTTP_E_REMOVED), http_err_code(HTTP_E_REMOVED));
     else
-        end_sessions(r, pid, cp_err_ws_code(CP_E_NOT_JOINED), cp_err_code(CP_E_NOT_JOINED));
+        end_sessions(r, pid, http_err_ws_code(HTTP_E_NOT_JOINED), http_err_code(HTTP_E_NOT_JOINED));
     sig_room_unref(r);
 }
 
@@ -525,8 +525,8 @@ void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *st
     r->ended = true;
     sig_room_send(r, o, NULL, NULL);
     json_decref(o);
-    enum cp_err e = expired ? CP_E_MEETING_EXPIRED : CP_E_MEETING_ENDED;
-    end_sessions(r, NULL, cp_err_ws_code(e), cp_err_code(e));
+    enum http_err e = expired ? HTTP_E_MEETING_EXPIRED : HTTP_E_MEETING_ENDED;
+    end_sessions(r, NULL, http_err_ws_code(e), http_err_code(e));
     sig_room_unref(r);
 }
 

@@ -128,7 +128,7 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     char peer[64];
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (!sig || sig->stopping || !sig->cfg.enabled)
-        return refuse(wsi, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE));
+        return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
     if (__atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE))
         return refuse(wsi, SIG_CLOSE_GOING_AWAY, "node_stopping");
     if (!sig_bus_ready(sig->bus)) {
@@ -136,7 +136,7 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
                        "signaling connection refused (peer=%s): not registered with the "
                        "database yet",
                        peer);
-        return refuse(wsi, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE));
+        return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
     }
     static char buf[CP_JWT_MAX + 64]; /* the lws thread only */
     const char *rt = urlarg(wsi, "resume=", buf, sizeof buf);
@@ -151,22 +151,23 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
             tok = buf + 7;
     }
     if (!tok || !*tok)
-        return refuse(wsi, cp_err_ws_code(CP_E_UNAUTHENTICATED), cp_err_code(CP_E_UNAUTHENTICATED));
+        return refuse(wsi, http_err_ws_code(HTTP_E_UNAUTHENTICATED),
+                      http_err_code(HTTP_E_UNAUTHENTICATED));
     struct cp *cp = sig->cp;
     struct cp_jwt_expect ex = {cp->auth.jwt_issuer, "meetlite-signaling", cp->auth.leeway_s,
                                ml_wall_s()};
     jwt_t *j = NULL;
-    enum cp_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
+    enum http_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
     uint8_t mid[16], pid[16], uid[16];
-    if (e == CP_OK && (!ml_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
-                       !ml_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
-                       !ml_uuid_parse(jwt_get_grant(j, "sub"), uid)))
-        e = CP_E_INVALID_TOKEN;
+    if (e == HTTP_OK && (!ml_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
+                         !ml_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
+                         !ml_uuid_parse(jwt_get_grant(j, "sub"), uid)))
+        e = HTTP_E_INVALID_TOKEN;
     jwt_free(j);
-    if (e != CP_OK) {
+    if (e != HTTP_OK) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "signaling connection refused (peer=%s): %s", peer,
-                       cp_err_code(e));
-        return refuse(wsi, cp_err_ws_code(e), cp_err_code(e));
+                       http_err_code(e));
+        return refuse(wsi, http_err_ws_code(e), http_err_code(e));
     }
     struct sig_room *room = sig_room_get(sig, mid, true);
     struct sig_sess *s = sig_sess_new(sig, room);
@@ -219,18 +220,18 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
     struct sig_room *r = s->room;
     struct sig_member *me = sig_room_member(r, s->pid);
     if ((m->type->flags & SIG_MT_ADMIN) && !(me && me->admin)) {
-        sig_sess_error(s, m->id, CP_E_NOT_ADMIN, NULL);
+        sig_sess_error(s, m->id, HTTP_E_NOT_ADMIN, NULL);
         return;
     }
     struct sig_member *target = NULL;
     if (m->has_to) {
         if (!memcmp(m->to, s->pid, 16)) {
-            sig_sess_error(s, m->id, CP_E_INVALID_FIELD, "to: a participant other than you");
+            sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, "to: a participant other than you");
             return;
         }
         target = sig_room_member(r, m->to);
         if (!target) { /* never delivered: no such participant in this meeting */
-            sig_sess_error(s, m->id, CP_E_NO_PARTICIPANT, NULL);
+            sig_sess_error(s, m->id, HTTP_E_NO_PARTICIPANT, NULL);
             return;
         }
     }
@@ -252,7 +253,7 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
             char msg[96];
             ml_snprintf(msg, sizeof msg, "payload.text: at most %lld characters",
                         sig->cfg.chat_max_length);
-            sig_sess_error(s, m->id, CP_E_INVALID_FIELD, msg);
+            sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, msg);
             return;
         }
         uint8_t cid[16];
@@ -298,7 +299,7 @@ void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
     }
     case SIG_M_REMOVE:
         if (target->host) {
-            sig_sess_error(s, m->id, CP_E_HOST_PROTECTED, NULL);
+            sig_sess_error(s, m->id, HTTP_E_HOST_PROTECTED, NULL);
             return;
         }
         sig_db_command(s, SIG_M_REMOVE, m->id, m->to_s);
@@ -330,11 +331,11 @@ static void on_message(struct sig_sess *s, const char *text, size_t n)
     json_t *root = NULL;
     struct sig_msg m;
     char msg[200] = "";
-    enum cp_err e = sig_msg_parse(text, n, &root, &m, msg, sizeof msg);
-    if (e != CP_OK)
+    enum http_err e = sig_msg_parse(text, n, &root, &m, msg, sizeof msg);
+    if (e != HTTP_OK)
         sig_sess_error(s, m.id, e, msg);
     else if (s->state != SIG_S_LIVE)
-        sig_sess_error(s, m.id, CP_E_BAD_REQUEST, "wait for joined (or resumed) first");
+        sig_sess_error(s, m.id, HTTP_E_BAD_REQUEST, "wait for joined (or resumed) first");
     else
         sig_ws_dispatch(s, &m);
     json_decref(m.payload);
@@ -510,8 +511,8 @@ static void on_tick(lws_sorted_usec_list_t *sul)
             }
         } else if (s->wsi && s->state == SIG_S_CONNECTING && now - s->opened_ms > 30000) {
             /* the database has not answered: the client may try again */
-            sig_sess_close(s, cp_err_ws_code(CP_E_UNAVAILABLE), cp_err_code(CP_E_UNAVAILABLE),
-                           false);
+            sig_sess_close(s, http_err_ws_code(HTTP_E_UNAVAILABLE),
+                           http_err_code(HTTP_E_UNAVAILABLE), false);
         } else if (s->state == SIG_S_DETACHED &&
                    now - s->detached_ms > sig->cfg.resume_window_s * 1000) {
             ML_INFO(SUBSYS,

@@ -18,23 +18,24 @@ struct in {
 };
 
 static const char *const colors[] = {"red", "green", NULL};
-static const struct cp_param table[] = {
-    {"name", CP_P_STRING, CP_P_NO_CTRL | CP_P_TRIM, 1, 5, offsetof(struct in, name), 32,
+static const struct http_param table[] = {
+    {"name", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 5, offsetof(struct in, name), 32,
      offsetof(struct in, has_name), NULL},
-    {"mail", CP_P_EMAIL, CP_P_REQUIRED, 3, 60, offsetof(struct in, mail), 64, CP_P_NOHAS, NULL},
-    {"n", CP_P_INT, 0, -3, 10, offsetof(struct in, n), 0, offsetof(struct in, has_n), NULL},
-    {"flag", CP_P_BOOL, 0, 0, 0, offsetof(struct in, flag), 0, CP_P_NOHAS, NULL},
-    {"color", CP_P_ENUM, 0, 0, 0, offsetof(struct in, color), 0, CP_P_NOHAS, colors},
+    {"mail", HTTP_P_EMAIL, HTTP_P_REQUIRED, 3, 60, offsetof(struct in, mail), 64, HTTP_P_NOHAS,
+     NULL},
+    {"n", HTTP_P_INT, 0, -3, 10, offsetof(struct in, n), 0, offsetof(struct in, has_n), NULL},
+    {"flag", HTTP_P_BOOL, 0, 0, 0, offsetof(struct in, flag), 0, HTTP_P_NOHAS, NULL},
+    {"color", HTTP_P_ENUM, 0, 0, 0, offsetof(struct in, color), 0, HTTP_P_NOHAS, colors},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static enum cp_err parse(const char *text, struct in *out, char *msg)
+static enum http_err parse(const char *text, struct in *out, char *msg)
 {
     json_error_t je;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
     ck_assert_msg(j != NULL, "bad test JSON %s", text);
     memset(out, 0, sizeof *out);
-    enum cp_err e = cp_params_parse(table, j, out, msg, 200);
+    enum http_err e = http_params_parse(table, j, out, msg, 200);
     json_decref(j);
     return e;
 }
@@ -46,14 +47,14 @@ START_TEST(params_ok)
     ck_assert_int_eq(parse("{\"name\":\"  \xc3\xa9t\xc3\xa9  \",\"mail\":\"a@b.c\",\"n\":-3,"
                            "\"flag\":true,\"color\":\"green\",\"extra\":[1]}",
                            &v, msg),
-                     CP_OK);
+                     HTTP_OK);
     ck_assert_str_eq(v.name, "\xc3\xa9t\xc3\xa9");
     ck_assert_str_eq(v.mail, "a@b.c");
     ck_assert_int_eq(v.n, -3);
     ck_assert(v.flag);
     ck_assert_int_eq(v.color, 1);
     ck_assert(v.has_name && v.has_n);
-    ck_assert_int_eq(parse("{\"mail\":\"x@y.org\",\"name\":null}", &v, msg), CP_OK);
+    ck_assert_int_eq(parse("{\"mail\":\"x@y.org\",\"name\":null}", &v, msg), HTTP_OK);
     ck_assert(!v.has_name && !v.has_n);
 }
 END_TEST
@@ -62,33 +63,35 @@ START_TEST(params_errors)
 {
     struct in v;
     char msg[200];
-    ck_assert_int_eq(parse("[]", &v, msg), CP_E_INVALID_JSON);
-    ck_assert_int_eq(parse("\"x\"", &v, msg), CP_E_INVALID_JSON);
-    ck_assert_int_eq(parse("{}", &v, msg), CP_E_MISSING_FIELD);
+    ck_assert_int_eq(parse("[]", &v, msg), HTTP_E_INVALID_JSON);
+    ck_assert_int_eq(parse("\"x\"", &v, msg), HTTP_E_INVALID_JSON);
+    ck_assert_int_eq(parse("{}", &v, msg), HTTP_E_MISSING_FIELD);
     ck_assert_str_eq(msg, "mail is required");
-    ck_assert_int_eq(parse("{\"mail\":null}", &v, msg), CP_E_MISSING_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":5}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":null}", &v, msg), HTTP_E_MISSING_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":5}", &v, msg), HTTP_E_INVALID_FIELD);
     ck_assert_ptr_nonnull(strstr(msg, "mail"));
-    ck_assert_int_eq(parse("{\"mail\":\"nope\"}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b\"}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a b@c.d\"}", &v, msg), CP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"nope\"}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b\"}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a b@c.d\"}", &v, msg), HTTP_E_INVALID_FIELD);
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"toolong\"}", &v, msg),
-                     CP_E_INVALID_FIELD);
+                     HTTP_E_INVALID_FIELD);
     /* five two-byte characters are five characters */
     ck_assert_int_eq(
         parse("{\"mail\":\"a@b.c\",\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", &v,
               msg),
-        CP_OK);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"   \"}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\\tb\"}", &v, msg), CP_E_INVALID_FIELD);
+        HTTP_OK);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"   \"}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\\tb\"}", &v, msg),
+                     HTTP_E_INVALID_FIELD);
     ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"name\":\"a\xc2\x85\"}", &v, msg),
-                     CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":11}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":-4}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":1.5}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":\"1\"}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"flag\":1}", &v, msg), CP_E_INVALID_FIELD);
-    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"color\":\"blue\"}", &v, msg), CP_E_INVALID_FIELD);
+                     HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":11}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":-4}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":1.5}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"n\":\"1\"}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"flag\":1}", &v, msg), HTTP_E_INVALID_FIELD);
+    ck_assert_int_eq(parse("{\"mail\":\"a@b.c\",\"color\":\"blue\"}", &v, msg),
+                     HTTP_E_INVALID_FIELD);
     ck_assert_ptr_nonnull(strstr(msg, "red, green"));
 }
 END_TEST
@@ -110,25 +113,41 @@ END_TEST
 
 START_TEST(errors_table)
 {
-    for (int e = 0; e < CP_E__COUNT; e++) {
-        int st = cp_err_status((enum cp_err)e);
+    for (int e = 0; e < HTTP_E__COUNT; e++) {
+        int st = http_err_status((enum http_err)e);
         ck_assert_msg(st >= 200 && st < 600, "status of %d", e);
-        ck_assert_ptr_nonnull(cp_err_code((enum cp_err)e));
-        ck_assert_int_eq(cp_err_ws_code((enum cp_err)e), 4000 + st);
+        ck_assert_ptr_nonnull(http_err_code((enum http_err)e));
+        ck_assert_int_eq(http_err_ws_code((enum http_err)e), 4000 + st);
         for (int f = 0; f < e; f++)
-            ck_assert_str_ne(cp_err_code((enum cp_err)e), cp_err_code((enum cp_err)f));
+            ck_assert_str_ne(http_err_code((enum http_err)e), http_err_code((enum http_err)f));
     }
-    ck_assert_int_eq(cp_err_status(CP_E_MEETING_FULL), 409);
-    ck_assert_int_eq(cp_err_status(CP_E_MEETING_EXPIRED), 410);
-    ck_assert_int_eq(cp_err_status(CP_E_UNAVAILABLE), 503);
+    ck_assert_int_eq(http_err_status(HTTP_E_MEETING_FULL), 409);
+    ck_assert_int_eq(http_err_status(HTTP_E_MEETING_EXPIRED), 410);
+    ck_assert_int_eq(http_err_status(HTTP_E_UNAVAILABLE), 503);
     size_t len;
-    char *s = cp_err_json(CP_E_NO_MEETING, NULL, &len);
+    char *s = http_err_json(HTTP_E_NO_MEETING, NULL, &len);
     ck_assert_str_eq(
         s, "{\"error\":{\"code\":\"meeting_not_found\",\"message\":\"no such meeting\"}}");
     free(s);
-    s = cp_err_json(CP_E_INVALID_FIELD, "title: \"quoted\"", &len);
+    s = http_err_json(HTTP_E_INVALID_FIELD, "title: \"quoted\"", &len);
     ck_assert_ptr_nonnull(strstr(s, "title: \\\"quoted\\\""));
     free(s);
+    /* the SQL functions' outcome words: one mapping; not_found means what the caller looked up */
+    ck_assert_int_eq(http_err_outcome("not_found", HTTP_E_NO_MEETING), HTTP_E_NO_MEETING);
+    ck_assert_int_eq(http_err_outcome("not_found", HTTP_E_NO_PARTICIPANT), HTTP_E_NO_PARTICIPANT);
+    ck_assert_int_eq(http_err_outcome("participant_not_found", HTTP_E_NO_MEETING),
+                     HTTP_E_NO_PARTICIPANT);
+    ck_assert_int_eq(http_err_outcome("ended", HTTP_E_NO_MEETING), HTTP_E_MEETING_ENDED);
+    ck_assert_int_eq(http_err_outcome("expired", HTTP_E_NO_MEETING), HTTP_E_MEETING_EXPIRED);
+    ck_assert_int_eq(http_err_outcome("full", HTTP_E_NO_MEETING), HTTP_E_MEETING_FULL);
+    ck_assert_int_eq(http_err_outcome("forbidden", HTTP_E_NO_MEETING), HTTP_E_NOT_ADMIN);
+    ck_assert_int_eq(http_err_outcome("host", HTTP_E_NO_MEETING), HTTP_E_HOST_PROTECTED);
+    ck_assert_int_eq(http_err_outcome("removed", HTTP_E_NO_MEETING), HTTP_E_REMOVED);
+    ck_assert_int_eq(http_err_outcome("not_joined", HTTP_E_NO_MEETING), HTTP_E_NOT_JOINED);
+    ck_assert_int_eq(http_err_outcome("node_unknown", HTTP_E_NO_MEETING), HTTP_E_UNAVAILABLE);
+    ck_assert_int_eq(http_err_outcome("unavailable", HTTP_E_NO_MEETING), HTTP_E_UNAVAILABLE);
+    ck_assert_int_eq(http_err_outcome("node", HTTP_E_NO_MEETING), HTTP_E_INTERNAL);
+    ck_assert_int_eq(http_err_outcome("", HTTP_E_NO_MEETING), HTTP_E_INTERNAL);
 }
 END_TEST
 

@@ -47,12 +47,12 @@ static char *sign_raw(jwt_alg_t alg, const void *key, int klen, const char *clai
     return t;
 }
 
-static enum cp_err verify(const struct cp_jwt_key *k, const char *tok,
-                          const struct cp_jwt_expect *ex)
+static enum http_err verify(const struct cp_jwt_key *k, const char *tok,
+                            const struct cp_jwt_expect *ex)
 {
     jwt_t *j = NULL;
-    enum cp_err e = cp_jwt_verify(k, tok, ex, &j);
-    if (e == CP_OK) {
+    enum http_err e = cp_jwt_verify(k, tok, ex, &j);
+    if (e == HTTP_OK) {
         ck_assert_ptr_nonnull(j);
         ck_assert_str_eq(jwt_get_grant(j, "sub"), "u1");
         jwt_free(j);
@@ -69,45 +69,45 @@ START_TEST(hs256_roundtrip_and_claims)
     ck_assert_int_eq(cp_jwt_key_hs256(&k, "short", err, sizeof err), -1);
     ck_assert_int_eq(cp_jwt_key_hs256(&k, SECRET, err, sizeof err), 0);
     char *t = make(&k, NOW + 60, NULL);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_OK);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_OK);
     free(t);
     /* exp: within the leeway passes, beyond it expires */
     t = make(&k, NOW - 20, NULL);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_OK);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_OK);
     free(t);
     t = make(&k, NOW - 31, NULL);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_TOKEN_EXPIRED);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_TOKEN_EXPIRED);
     free(t);
     /* nbf and iat in the future beyond the leeway */
     t = make(&k, NOW + 600, "\"nbf\":1700000100");
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     t = make(&k, NOW + 600, "\"nbf\":1700000020");
-    ck_assert_int_eq(verify(&k, t, &EX), CP_OK);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_OK);
     free(t);
     /* iss, aud */
     struct cp_jwt_expect other = EX;
     other.aud = "elsewhere";
     t = make(&k, NOW + 60, NULL);
-    ck_assert_int_eq(verify(&k, t, &other), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &other), HTTP_E_INVALID_TOKEN);
     other = EX;
     other.iss = "someone";
-    ck_assert_int_eq(verify(&k, t, &other), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &other), HTTP_E_INVALID_TOKEN);
     free(t);
     char *a = sign_raw(JWT_ALG_HS256, SECRET, (int)strlen(SECRET),
                        "{\"iss\":\"meetlite\",\"aud\":[\"x\",\"meetlite-api\"],\"sub\":\"u1\","
                        "\"exp\":1700000100}");
-    ck_assert_int_eq(verify(&k, a, &EX), CP_OK);
+    ck_assert_int_eq(verify(&k, a, &EX), HTTP_OK);
     free(a);
     /* exp missing, or not a number */
     a = sign_raw(JWT_ALG_HS256, SECRET, (int)strlen(SECRET),
                  "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\"}");
-    ck_assert_int_eq(verify(&k, a, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, a, &EX), HTTP_E_INVALID_TOKEN);
     free(a);
     a = sign_raw(
         JWT_ALG_HS256, SECRET, (int)strlen(SECRET),
         "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":\"1800000000\"}");
-    ck_assert_int_eq(verify(&k, a, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, a, &EX), HTTP_E_INVALID_TOKEN);
     free(a);
     cp_jwt_key_free(&k);
 }
@@ -122,33 +122,33 @@ START_TEST(hs256_attacks)
                          "\"exp\":1700000100}";
     /* another HMAC algorithm with the right secret: the alg is pinned */
     char *t = sign_raw(JWT_ALG_HS512, SECRET, (int)strlen(SECRET), claims);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     /* alg none */
     t = sign_raw(JWT_ALG_NONE, NULL, 0, claims);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     /* tampered payload and signature */
     t = make(&k, NOW + 60, NULL);
     char *dot = strchr(t, '.');
     dot[2] = dot[2] == 'A' ? 'B' : 'A';
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     t = make(&k, NOW + 60, NULL);
     size_t n = strlen(t);
     t[n - 2] = t[n - 2] == 'A' ? 'B' : 'A';
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     t[n - 2] = 0;
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
-    ck_assert_int_eq(verify(&k, "", &EX), CP_E_INVALID_TOKEN);
-    ck_assert_int_eq(verify(&k, "a.b.c", &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, "", &EX), HTTP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, "a.b.c", &EX), HTTP_E_INVALID_TOKEN);
     /* a key without bytes never reaches libjwt (which would check nothing) */
     struct cp_jwt_key empty;
     memset(&empty, 0, sizeof empty);
     empty.alg = JWT_ALG_HS256;
     t = make(&k, NOW + 60, NULL);
-    ck_assert_int_eq(verify(&empty, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&empty, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     cp_jwt_key_free(&k);
 }
@@ -188,13 +188,13 @@ START_TEST(es256_key)
     ck_assert_int_eq(k.alg, JWT_ALG_ES256);
     ck_assert_str_eq((char *)k.verify, pub);
     char *t = make(&k, NOW + 60, NULL);
-    ck_assert_int_eq(verify(&k, t, &EX), CP_OK);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_OK);
     free(t);
     /* alg confusion: HS256 with the public key's PEM as the HMAC secret */
     t = sign_raw(
         JWT_ALG_HS256, pub, publen,
         "{\"iss\":\"meetlite\",\"aud\":\"meetlite-api\",\"sub\":\"u1\",\"exp\":1700000100}");
-    ck_assert_int_eq(verify(&k, t, &EX), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(verify(&k, t, &EX), HTTP_E_INVALID_TOKEN);
     free(t);
     cp_jwt_key_free(&k);
     ck_assert_int_eq(cp_jwt_key_es256_file(&k, "/nonexistent.pem", err, sizeof err), -1);
@@ -258,7 +258,7 @@ START_TEST(jwks)
     jwt_set_alg(w, JWT_ALG_RS256, (unsigned char *)rpriv, rl);
     char *t = jwt_encode_str(w);
     jwt_free(w);
-    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), CP_OK);
+    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), HTTP_OK);
     jwt_free(j);
     free(t);
     ck_assert_int_eq(jwt_new(&w), 0);
@@ -267,7 +267,7 @@ START_TEST(jwks)
     jwt_set_alg(w, JWT_ALG_ES256, (unsigned char *)epriv, el);
     t = jwt_encode_str(w);
     jwt_free(w);
-    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), CP_OK);
+    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), HTTP_OK);
     jwt_free(j);
     free(t);
     /* RS256 claiming the EC key's kid; unknown kid; HS256 with the RSA public PEM */
@@ -277,7 +277,7 @@ START_TEST(jwks)
     jwt_set_alg(w, JWT_ALG_RS256, (unsigned char *)rpriv, rl);
     t = jwt_encode_str(w);
     jwt_free(w);
-    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), HTTP_E_INVALID_TOKEN);
     free(t);
     ck_assert_int_eq(jwt_new(&w), 0);
     jwt_add_grants_json(w, claims);
@@ -285,7 +285,7 @@ START_TEST(jwks)
     jwt_set_alg(w, JWT_ALG_RS256, (unsigned char *)rpriv, rl);
     t = jwt_encode_str(w);
     jwt_free(w);
-    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), HTTP_E_INVALID_TOKEN);
     free(t);
     ck_assert_int_eq(jwt_new(&w), 0);
     jwt_add_grants_json(w, claims);
@@ -293,7 +293,7 @@ START_TEST(jwks)
     jwt_set_alg(w, JWT_ALG_HS256, set.keys[0].verify, set.keys[0].verify_len);
     t = jwt_encode_str(w);
     jwt_free(w);
-    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), CP_E_INVALID_TOKEN);
+    ck_assert_int_eq(cp_jwks_verify(&set, t, &ex, &j), HTTP_E_INVALID_TOKEN);
     free(t);
     cp_jwks_free(&set);
     ck_assert_int_eq(cp_jwks_parse(&set, "{\"keys\":[]}", err, sizeof err), -1);

@@ -14,7 +14,7 @@
 #define B_PID "1c3d2f0b-6e4a-4f2b-8d3c-808f6e5d4c3b"
 #define M_ID "2d4e3a1c-7f5b-4a3c-9e4d-919a7f6e5d4c"
 
-static enum cp_err parse(const char *text, struct sig_msg *m, json_t **root)
+static enum http_err parse(const char *text, struct sig_msg *m, json_t **root)
 {
     char msg[200];
     return sig_msg_parse(text, strlen(text), root, m, msg, sizeof msg);
@@ -33,7 +33,7 @@ START_TEST(msg_offer)
     ck_assert_int_eq(parse("{\"type\":\"offer\",\"id\":\"o1\",\"to\":\"" A_PID "\","
                            "\"payload\":{\"sdp\":\"v=0\\r\\n\",\"evil\":{\"x\":1}},\"more\":1}",
                            &m, &root),
-                     CP_OK);
+                     HTTP_OK);
     ck_assert_str_eq(m.type->name, "offer");
     ck_assert_int_eq(m.type->kind, SIG_M_RELAY);
     ck_assert(m.has_to);
@@ -46,7 +46,7 @@ START_TEST(msg_offer)
     ck_assert_int_eq(parse("{\"type\":\"answer\",\"id\":7,\"to\":\"0B2C1E9A-5D3F-4E1A-9C2B-"
                            "7F6E5D4C3B2A\",\"payload\":{\"sdp\":\"x\"}}",
                            &m, &root),
-                     CP_OK);
+                     HTTP_OK);
     ck_assert_str_eq(m.to_s, A_PID);
     ck_assert_int_eq(json_integer_value(m.id), 7);
     done(&m, root);
@@ -57,47 +57,47 @@ START_TEST(msg_errors)
 {
     static const struct {
         const char *text;
-        enum cp_err e;
+        enum http_err e;
     } cases[] = {
-        {"{not json", CP_E_INVALID_JSON},
-        {"[1,2]", CP_E_INVALID_JSON},
-        {"{\"type\":\"offer\",\"type\":\"answer\"}", CP_E_INVALID_JSON},
-        {"{}", CP_E_MISSING_FIELD},
-        {"{\"type\":42}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"teleport\"}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"offer\",\"payload\":{\"sdp\":\"x\"}}", CP_E_MISSING_FIELD},
-        {"{\"type\":\"offer\",\"to\":\"nope\",\"payload\":{\"sdp\":\"x\"}}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"offer\",\"to\":\"" A_PID "\"}", CP_E_MISSING_FIELD},
-        {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":[]}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":{\"sdp\":1}}", CP_E_INVALID_FIELD},
+        {"{not json", HTTP_E_INVALID_JSON},
+        {"[1,2]", HTTP_E_INVALID_JSON},
+        {"{\"type\":\"offer\",\"type\":\"answer\"}", HTTP_E_INVALID_JSON},
+        {"{}", HTTP_E_MISSING_FIELD},
+        {"{\"type\":42}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"teleport\"}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"offer\",\"payload\":{\"sdp\":\"x\"}}", HTTP_E_MISSING_FIELD},
+        {"{\"type\":\"offer\",\"to\":\"nope\",\"payload\":{\"sdp\":\"x\"}}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"offer\",\"to\":\"" A_PID "\"}", HTTP_E_MISSING_FIELD},
+        {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":[]}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":{\"sdp\":1}}", HTTP_E_INVALID_FIELD},
         {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":{\"sdp\":\"\"}}",
-         CP_E_INVALID_FIELD},
+         HTTP_E_INVALID_FIELD},
         {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":{\"sdp\":\"a\\u0001\"}}",
-         CP_E_INVALID_FIELD},
+         HTTP_E_INVALID_FIELD},
         /* jansson refuses NUL in strings: never reaches the table */
         {"{\"type\":\"offer\",\"to\":\"" A_PID "\",\"payload\":{\"sdp\":\"a\\u0000b\"}}",
-         CP_E_INVALID_JSON},
+         HTTP_E_INVALID_JSON},
         {"{\"type\":\"candidate\",\"to\":\"" A_PID "\",\"payload\":{\"candidate\":\"c\","
          "\"sdpMLineIndex\":-1}}",
-         CP_E_INVALID_FIELD},
-        {"{\"type\":\"chat\",\"payload\":{\"text\":\"\"}}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"chat\",\"payload\":{\"text\":\"bell\\u0007\"}}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"chat\",\"payload\":{\"text\":\"c1 \\u0085\"}}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"media\",\"payload\":{\"audio\":\"yes\"}}", CP_E_INVALID_FIELD},
+         HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"chat\",\"payload\":{\"text\":\"\"}}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"chat\",\"payload\":{\"text\":\"bell\\u0007\"}}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"chat\",\"payload\":{\"text\":\"c1 \\u0085\"}}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"media\",\"payload\":{\"audio\":\"yes\"}}", HTTP_E_INVALID_FIELD},
         {"{\"type\":\"mute-request\",\"to\":\"" A_PID "\",\"payload\":{\"kind\":\"smell\"}}",
-         CP_E_INVALID_FIELD},
-        {"{\"type\":\"ping\",\"id\":\"\"}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"ping\",\"id\":\"a\\nb\"}", CP_E_INVALID_FIELD},
-        {"{\"type\":\"ping\",\"id\":[1]}", CP_E_INVALID_FIELD},
+         HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"ping\",\"id\":\"\"}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"ping\",\"id\":\"a\\nb\"}", HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"ping\",\"id\":[1]}", HTTP_E_INVALID_FIELD},
         {"{\"type\":\"ping\",\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
          "xxxx\"}",
-         CP_E_INVALID_FIELD},
-        {"{\"type\":\"remove\"}", CP_E_MISSING_FIELD},
+         HTTP_E_INVALID_FIELD},
+        {"{\"type\":\"remove\"}", HTTP_E_MISSING_FIELD},
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(cases); i++) {
         struct sig_msg m;
         json_t *root = NULL;
-        enum cp_err e = parse(cases[i].text, &m, &root);
+        enum http_err e = parse(cases[i].text, &m, &root);
         ck_assert_msg(e == cases[i].e, "case %zu (%s): %d, want %d", i, cases[i].text, e,
                       cases[i].e);
         ck_assert(m.payload == NULL);
@@ -114,25 +114,26 @@ START_TEST(msg_others)
                            "\"candidate\":\"\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,"
                            "\"usernameFragment\":\"u\"}}",
                            &m, &root),
-                     CP_OK);
+                     HTTP_OK);
     ck_assert_int_eq(json_object_size(m.payload), 4);
     done(&m, root);
-    ck_assert_int_eq(parse("{\"type\":\"ice-restart\",\"to\":\"" A_PID "\"}", &m, &root), CP_OK);
+    ck_assert_int_eq(parse("{\"type\":\"ice-restart\",\"to\":\"" A_PID "\"}", &m, &root), HTTP_OK);
     ck_assert_int_eq(json_object_size(m.payload), 0);
     done(&m, root);
     ck_assert_int_eq(parse("{\"type\":\"chat\",\"payload\":{\"text\":\"line 1\\nline 2 "
                            "\xc3\xa9\"}}",
                            &m, &root),
-                     CP_OK);
+                     HTTP_OK);
     ck_assert(!m.has_to);
     done(&m, root);
-    ck_assert_int_eq(parse("{\"type\":\"media\",\"payload\":{\"video\":false}}", &m, &root), CP_OK);
+    ck_assert_int_eq(parse("{\"type\":\"media\",\"payload\":{\"video\":false}}", &m, &root),
+                     HTTP_OK);
     ck_assert_int_eq(json_object_size(m.payload), 1);
     done(&m, root);
-    ck_assert_int_eq(parse("{\"type\":\"end\"}", &m, &root), CP_OK);
+    ck_assert_int_eq(parse("{\"type\":\"end\"}", &m, &root), HTTP_OK);
     ck_assert(m.type->flags & SIG_MT_ADMIN);
     done(&m, root);
-    ck_assert_int_eq(parse("{\"type\":\"ping\",\"payload\":\"ignored\"}", &m, &root), CP_OK);
+    ck_assert_int_eq(parse("{\"type\":\"ping\",\"payload\":\"ignored\"}", &m, &root), HTTP_OK);
     ck_assert(m.payload == NULL);
     done(&m, root);
 }
@@ -278,10 +279,10 @@ START_TEST(close_codes)
     ck_assert_str_eq(sig_close_reason(SIG_CLOSE_SLOW), "slow_consumer");
     ck_assert_str_eq(sig_close_reason(SIG_CLOSE_RESUME), "resume_failed");
     /* the API's errors: 4000 + HTTP status, distinct from the limits */
-    ck_assert_int_eq(cp_err_ws_code(CP_E_REMOVED), 4403);
-    ck_assert_int_eq(cp_err_ws_code(CP_E_MEETING_ENDED), 4410);
-    ck_assert_int_eq(cp_err_ws_code(CP_E_INVALID_TOKEN), 4401);
-    ck_assert_int_eq(cp_err_ws_code(CP_E_NOT_JOINED), 4409);
+    ck_assert_int_eq(http_err_ws_code(HTTP_E_REMOVED), 4403);
+    ck_assert_int_eq(http_err_ws_code(HTTP_E_MEETING_ENDED), 4410);
+    ck_assert_int_eq(http_err_ws_code(HTTP_E_INVALID_TOKEN), 4401);
+    ck_assert_int_eq(http_err_ws_code(HTTP_E_NOT_JOINED), 4409);
 }
 END_TEST
 
