@@ -24,7 +24,7 @@ static void lower(char *s)
 /* caps[0] names a meeting by id or by join code (abc-defg-hij). false: it names nothing. */
 static bool parse_ref(struct cp_req *req)
 {
-    const char *r = req->caps[0];
+    const char *r = req->http.caps[0];
     if (ml_uuid_norm(r, req->ref_id))
         return true;
     if (strlen(r) != 12 || r[3] != '-' || r[8] != '-')
@@ -42,32 +42,77 @@ static const char *nz(const char *s)
     return s && *s ? s : NULL;
 }
 
+/* ------------------------------------------------------------------ requests and their jobs */
+
+void cp_req_free(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    free(req->status_out);
+    for (size_t i = 0; i < req->nrevoked; i++)
+        free(req->revoked[i]);
+    free(req->revoked);
+}
+
+/* A request's job is over (control-plane thread), its client there or not: what it changed
+ * reaches the status cache and the relay before the answer. */
+static void job_then(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
+    if (req->touched[0])
+        cp_cache_invalidate(cp, req->touched);
+    if (req->on_done && r->job.status != DB_UNAVAILABLE)
+        req->on_done(cp, req);
+    /* revocations happen whether or not anyone waits for the answer */
+    for (size_t i = 0; cp->revoke && i < req->nrevoked; i++)
+        cp->revoke(cp->revoke_arg, req->revoked[i]);
+    if (http_req_live(r))
+        http_answer_job(r);
+}
+
+void cp_submit(struct cp_req *req, db_work_fn work)
+{
+    http_submit(&req->http, work, job_then);
+}
+
 /* The revoked usernames of a PostgreSQL text[] ("{a,b}"), for the revocation hook. */
 static void take_revoked(struct cp_req *req, const char *arr)
 {
     db_words(arr, &req->revoked, &req->nrevoked);
 }
 
-/* A failed statement: the log line for operators, the answer for the client. */
-static enum db_status sql_failed(struct cp_req *req, struct db_conn *c, PGresult *r,
-                                 const char *action)
+/* A failed statement: DB_UNAVAILABLE when the connection broke or the statement was cut off
+ * (the client gets 503), else the log line for operators (rid names the request) and
+ * DB_FAILED. Clears r. */
+static enum db_status sql_error(PGresult *r, const char *action, const char *rid)
 {
     if (!r)
         return DB_UNAVAILABLE;
     const char *state = db_sqlstate(r);
-    if (!strcmp(state, "23503")) {
-        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the account of this token no longer exists");
-    } else if (!strcmp(state, "57014") || !strncmp(state, "08", 2) || !strcmp(state, "57P01")) {
+    if (!strcmp(state, "57014") || !strncmp(state, "08", 2) || !strcmp(state, "57P01")) {
         PQclear(r);
         return DB_UNAVAILABLE;
-    } else {
-        ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, req->request_id, state,
-                 PQresultErrorMessage(r));
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
     }
-    (void)c;
+    ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, rid, state, PQresultErrorMessage(r));
     PQclear(r);
     return DB_FAILED;
+}
+
+/* A failed statement of a request: sql_error, and the answer for the client. */
+static enum db_status sql_failed(struct cp_req *req, struct db_conn *c, PGresult *r,
+                                 const char *action)
+{
+    ML_UNUSED(c);
+    if (r && !strcmp(db_sqlstate(r), "23503")) {
+        http_job_err(&req->http, HTTP_E_INVALID_TOKEN,
+                     "the account of this token no longer exists");
+        PQclear(r);
+        return DB_FAILED;
+    }
+    enum db_status st = sql_error(r, action, req->http.request_id);
+    if (st == DB_FAILED)
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
+    return st;
 }
 
 static bool tuples(PGresult *r)
@@ -98,13 +143,13 @@ static void token_answer(struct cp *cp, struct cp_req *req, int status, const ch
     if (!user || !tok) {
         json_decref(user);
         free(tok);
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return;
     }
     json_t *o = json_pack("{s:o,s:s,s:s,s:I}", "user", user, "token", tok, "token_type", "Bearer",
                           "expires_in", (json_int_t)cp->auth.token_lifetime_s);
     free(tok);
-    cp_job_json(req, status, o);
+    http_job_json(&req->http, status, o);
 }
 
 /* A client sends the same access token with every request: what verifying it found (its
@@ -114,7 +159,7 @@ static void token_answer(struct cp *cp, struct cp_req *req, int status, const ch
  * matched byte for byte, and the expiry is checked on every use. */
 struct cp_token_memo {
     long long exp;
-    struct cp_user user;
+    struct http_user user;
     char token[]; /* NUL-terminated */
 };
 
@@ -142,8 +187,9 @@ void cp_tokens_free(struct cp *cp)
     cp->tokens = NULL;
 }
 
-enum http_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz)
+enum http_err cp_authenticate(struct http_req *req, const char *authz)
 {
+    struct cp *cp = req->arg;
     if (!authz)
         return HTTP_E_UNAUTHENTICATED;
     if (strncasecmp(authz, "Bearer ", 7) != 0)
@@ -297,15 +343,17 @@ static enum http_err outcome_err(const char *o)
 
 /* ------------------------------------------------------------------ health */
 
-static void h_health(struct cp *cp, struct cp_req *req)
+static void h_health(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
     unsigned up = db_pool_up(cp->pool);
     if (!up) {
-        cp_reply_err(req, HTTP_E_UNAVAILABLE, NULL);
+        http_reply_err(&req->http, HTTP_E_UNAVAILABLE, NULL);
         return;
     }
-    cp_reply_json(
-        req, 200,
+    http_reply_json(
+        &req->http, 200,
         json_pack("{s:s,s:s,s:i}", "status", "ok", "database", "up", "connections", (int)up));
 }
 
@@ -331,8 +379,8 @@ static const struct http_param signup_params[] = {
 static enum db_status w_signup(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct cp *cp = req->cp;
-    struct signup_in *in = req->params;
+    struct cp *cp = cp_of(req);
+    struct signup_in *in = req->http.params;
     uint8_t salt[16];
     char hash[160];
     ml_random(salt, sizeof salt);
@@ -341,8 +389,9 @@ static enum db_status w_signup(struct db_conn *c, struct db_job *job)
                                    strlen(in->password), salt, sizeof salt, 32, hash, sizeof hash);
     ml_wipe(in->password, sizeof in->password);
     if (rc != ARGON2_OK) {
-        ML_ERROR(SUBSYS, "argon2id failed (rid=%s): %s", req->request_id, argon2_error_message(rc));
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        ML_ERROR(SUBSYS, "argon2id failed (rid=%s): %s", req->http.request_id,
+                 argon2_error_message(rc));
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     const char *p[] = {in->email, in->display_name, hash};
@@ -351,7 +400,7 @@ static enum db_status w_signup(struct db_conn *c, struct db_job *job)
         return sql_failed(req, c, r, "signup");
     if (PQntuples(r) == 0) {
         PQclear(r);
-        cp_job_err(req, HTTP_E_EMAIL_TAKEN, NULL);
+        http_job_err(&req->http, HTTP_E_EMAIL_TAKEN, NULL);
         return DB_FAILED;
     }
     token_answer(cp, req, 201, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), in->display_name);
@@ -359,15 +408,17 @@ static enum db_status w_signup(struct db_conn *c, struct db_job *job)
     return DB_OK;
 }
 
-static void h_signup(struct cp *cp, struct cp_req *req)
+static void h_signup(struct http_req *r)
 {
-    struct signup_in *in = req->params;
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
+    struct signup_in *in = req->http.params;
     size_t chars = 0;
     ml_utf8_valid(in->password, strlen(in->password), &chars);
     if ((long long)chars < cp->auth.password_min) {
         char msg[96];
         ml_snprintf(msg, sizeof msg, "password: at least %lld characters", cp->auth.password_min);
-        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
+        http_reply_err(&req->http, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     if (!in->has_display_name) { /* the local part of the address */
@@ -396,8 +447,8 @@ static const struct http_param login_params[] = {
 static enum db_status w_login(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct cp *cp = req->cp;
-    struct login_in *in = req->params;
+    struct cp *cp = cp_of(req);
+    struct login_in *in = req->http.params;
     const char *p[] = {in->email};
     PGresult *r = db_exec(c, &st_login, p);
     if (!tuples(r)) {
@@ -412,7 +463,7 @@ static enum db_status w_login(struct db_conn *c, struct db_job *job)
     if (!ok) {
         PQclear(r);
         req->login_failed = true;
-        cp_job_err(req, HTTP_E_BAD_CREDENTIALS, NULL);
+        http_job_err(&req->http, HTTP_E_BAD_CREDENTIALS, NULL);
         return DB_FAILED;
     }
     token_answer(cp, req, 200, PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
@@ -422,10 +473,10 @@ static enum db_status w_login(struct db_conn *c, struct db_job *job)
 
 static void login_keys(struct cp_req *req, char *acct, size_t alen, char *addr, size_t adlen)
 {
-    struct login_in *in = req->params;
+    struct login_in *in = req->http.params;
     ml_snprintf(acct, alen, "acct:%s", in->email);
     lower(acct);
-    ml_snprintf(addr, adlen, "addr:%s", req->peer);
+    ml_snprintf(addr, adlen, "addr:%s", req->http.peer);
 }
 
 static void login_done(struct cp *cp, struct cp_req *req)
@@ -435,15 +486,17 @@ static void login_done(struct cp *cp, struct cp_req *req)
     if (req->login_failed) {
         cp_limiter_fail(cp->limiter, acct, cp->auth.login_window_s);
         cp_limiter_fail(cp->limiter, addr, cp->auth.login_window_s);
-        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->peer,
-                       req->request_id);
-    } else if (req->err == HTTP_OK) {
+        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->http.peer,
+                       req->http.request_id);
+    } else if (req->http.err == HTTP_OK) {
         cp_limiter_reset(cp->limiter, acct);
     }
 }
 
-static void h_login(struct cp *cp, struct cp_req *req)
+static void h_login(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
     char acct[300], addr[96];
     unsigned retry = 0;
     login_keys(req, acct, sizeof acct, addr, sizeof addr);
@@ -451,10 +504,10 @@ static void h_login(struct cp *cp, struct cp_req *req)
                            &retry) ||
         cp_limiter_blocked(cp->limiter, addr, cp->auth.login_max_failures_addr,
                            cp->auth.login_window_s, &retry)) {
-        struct login_in *in = req->params;
+        struct login_in *in = req->http.params;
         ml_wipe(in->password, sizeof in->password);
-        req->retry_after_s = retry;
-        cp_reply_err(req, HTTP_E_RATE_LIMITED, NULL);
+        req->http.retry_after_s = retry;
+        http_reply_err(&req->http, HTTP_E_RATE_LIMITED, NULL);
         return;
     }
     req->on_done = login_done;
@@ -473,14 +526,14 @@ static const struct http_param oidc_params[] = {
 static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct cp *cp = req->cp;
-    struct oidc_in *in = req->params;
+    struct cp *cp = cp_of(req);
+    struct oidc_in *in = req->http.params;
     struct cp_jwt_expect ex = {cp->auth.oidc_issuer, cp->auth.oidc_audience, cp->auth.leeway_s,
                                ml_wall_s()};
     jwt_t *j = NULL;
     enum http_err e = cp_jwks_verify(&cp->jwks, in->id_token, &ex, &j);
     if (e != HTTP_OK) {
-        cp_job_err(req, e, "the ID token is not valid");
+        http_job_err(&req->http, e, "the ID token is not valid");
         return DB_FAILED;
     }
     const char *sub = jwt_get_grant(j, "sub");
@@ -495,12 +548,12 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     if (!sub || !*sub || strlen(sub) > 255 || !ml_utf8_valid(sub, strlen(sub), NULL) || !email ||
         strlen(email) > 254 || !strchr(email, '@') || !ml_utf8_valid(email, strlen(email), NULL)) {
         jwt_free(j);
-        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the ID token lacks sub or email");
+        http_job_err(&req->http, HTTP_E_INVALID_TOKEN, "the ID token lacks sub or email");
         return DB_FAILED;
     }
     if (!verified) {
         jwt_free(j);
-        cp_job_err(req, HTTP_E_EMAIL_UNVERIFIED, NULL);
+        http_job_err(&req->http, HTTP_E_EMAIL_UNVERIFIED, NULL);
         return DB_FAILED;
     }
     ml_strlcpy(em, email, sizeof em);
@@ -524,20 +577,22 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     const char *outcome = PQgetvalue(r, 0, 0);
     if (!strcmp(outcome, "conflict") || PQgetisnull(r, 0, 1)) {
         PQclear(r);
-        cp_job_err(req, HTTP_E_ACCOUNT_CONFLICT, NULL);
+        http_job_err(&req->http, HTTP_E_ACCOUNT_CONFLICT, NULL);
         return DB_FAILED;
     }
-    ml_snprintf(req->log_note, sizeof req->log_note, "oidc=%s", outcome);
+    ml_snprintf(req->http.log_note, sizeof req->http.log_note, "oidc=%s", outcome);
     token_answer(cp, req, !strcmp(outcome, "created") ? 201 : 200, PQgetvalue(r, 0, 3),
                  PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
     PQclear(r);
     return DB_OK;
 }
 
-static void h_oidc(struct cp *cp, struct cp_req *req)
+static void h_oidc(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
     if (!cp->oidc) {
-        cp_reply_err(req, HTTP_E_OIDC_DISABLED, NULL);
+        http_reply_err(&req->http, HTTP_E_OIDC_DISABLED, NULL);
         return;
     }
     cp_submit(req, w_oidc);
@@ -552,16 +607,10 @@ static enum db_status json_row(struct cp_req *req, struct db_conn *c, const stru
         return sql_failed(req, c, r, action);
     if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
         PQclear(r);
-        cp_job_err(req, absent, NULL);
+        http_job_err(&req->http, absent, NULL);
         return DB_FAILED;
     }
-    char *resp = ml_xmalloc(LWS_PRE + (size_t)PQgetlength(r, 0, 0) + 1);
-    memcpy(resp + LWS_PRE, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-    free(req->resp);
-    req->resp = resp;
-    req->resp_len = (size_t)PQgetlength(r, 0, 0);
-    req->status = 200;
-    req->err = HTTP_OK;
+    http_job_body(&req->http, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     PQclear(r);
     return DB_OK;
 }
@@ -569,12 +618,13 @@ static enum db_status json_row(struct cp_req *req, struct db_conn *c, const stru
 static enum db_status w_me(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {req->user.id};
+    const char *p[] = {req->http.user.id};
     return json_row(req, c, &st_me, p, HTTP_E_INVALID_TOKEN, "me");
 }
 
-static void h_me(struct cp *cp, struct cp_req *req)
+static void h_me(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     cp_submit(req, w_me);
 }
 
@@ -605,36 +655,39 @@ static json_t *ice_servers(struct cp *cp, const char *user, const char *pass)
 static enum db_status w_ice(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct cp *cp = req->cp;
+    struct cp *cp = cp_of(req);
     char secret[512], user[128], pass[64], exp_s[24];
     int64_t exp = ml_wall_s() + cp->cfg.credential_ttl_s;
     cp_turn_secret(cp, secret, sizeof secret);
-    int rc = turn_rest_credential(secret, req->user.id, exp, user, sizeof user, pass, sizeof pass);
+    int rc =
+        turn_rest_credential(secret, req->http.user.id, exp, user, sizeof user, pass, sizeof pass);
     ml_wipe(secret, sizeof secret);
     if (rc < 0) {
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     ml_snprintf(exp_s, sizeof exp_s, "%lld", (long long)exp);
-    const char *p[] = {req->user.id, user, exp_s};
+    const char *p[] = {req->http.user.id, user, exp_s};
     PGresult *r = db_exec(c, &st_ice, p);
     if (!tuples(r))
         return sql_failed(req, c, r, "ice-servers");
     bool known = PQntuples(r) == 1;
     PQclear(r);
     if (!known) {
-        cp_job_err(req, HTTP_E_INVALID_TOKEN, "the account of this token no longer exists");
+        http_job_err(&req->http, HTTP_E_INVALID_TOKEN,
+                     "the account of this token no longer exists");
         return DB_FAILED;
     }
-    cp_job_json(req, 200,
-                json_pack("{s:s,s:s,s:I,s:O,s:o}", "username", user, "password", pass, "ttl",
-                          (json_int_t)cp->cfg.credential_ttl_s, "uris", cp->turn_uris, "iceServers",
-                          ice_servers(cp, user, pass)));
+    http_job_json(&req->http, 200,
+                  json_pack("{s:s,s:s,s:I,s:O,s:o}", "username", user, "password", pass, "ttl",
+                            (json_int_t)cp->cfg.credential_ttl_s, "uris", cp->turn_uris,
+                            "iceServers", ice_servers(cp, user, pass)));
     return DB_OK;
 }
 
-static void h_ice(struct cp *cp, struct cp_req *req)
+static void h_ice(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     cp_submit(req, w_ice);
 }
 
@@ -674,13 +727,13 @@ static void make_code(char code[13])
 static enum db_status w_create(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct create_in *in = req->params;
+    struct create_in *in = req->http.params;
     char dur[24], max[24], code[13];
     ml_snprintf(dur, sizeof dur, "%lld", in->duration_s);
     ml_snprintf(max, sizeof max, "%lld", in->max_participants);
     for (int attempt = 0; attempt < 5; attempt++) {
         make_code(code);
-        const char *p[] = {code, in->title, req->user.id, dur, max};
+        const char *p[] = {code, in->title, req->http.user.id, dur, max};
         PGresult *r = db_exec(c, &st_create, p);
         if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && !strcmp(db_sqlstate(r), "23505")) {
             PQclear(r); /* the code is taken: draw another */
@@ -688,25 +741,23 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
         }
         if (!tuples(r) || PQntuples(r) != 1)
             return sql_failed(req, c, r, "create meeting");
-        ml_snprintf(req->location, sizeof req->location, "/api/v1/meetings/%s",
+        ml_snprintf(req->http.location, sizeof req->http.location, "/api/v1/meetings/%s",
                     PQgetvalue(r, 0, 0));
-        ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s", PQgetvalue(r, 0, 0));
-        size_t n = (size_t)PQgetlength(r, 0, 1);
-        free(req->resp);
-        req->resp = ml_xmalloc(LWS_PRE + n + 1);
-        memcpy(req->resp + LWS_PRE, PQgetvalue(r, 0, 1), n);
-        req->resp_len = n;
-        req->status = 201;
+        ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s",
+                    PQgetvalue(r, 0, 0));
+        http_job_body(&req->http, 201, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
         PQclear(r);
         return DB_OK;
     }
-    cp_job_err(req, HTTP_E_INTERNAL, "could not draw a free meeting code");
+    http_job_err(&req->http, HTTP_E_INTERNAL, "could not draw a free meeting code");
     return DB_FAILED;
 }
 
-static void h_create(struct cp *cp, struct cp_req *req)
+static void h_create(struct http_req *r)
 {
-    struct create_in *in = req->params;
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
+    struct create_in *in = req->http.params;
     char msg[128];
     if (!in->has_duration)
         in->duration_s = cp->cfg.default_duration_s;
@@ -715,12 +766,12 @@ static void h_create(struct cp *cp, struct cp_req *req)
     if (in->duration_s < cp->cfg.min_duration_s || in->duration_s > cp->cfg.max_duration_s) {
         ml_snprintf(msg, sizeof msg, "duration_s: must be %lld to %lld", cp->cfg.min_duration_s,
                     cp->cfg.max_duration_s);
-        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
+        http_reply_err(&req->http, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     if (in->max_participants > cp->cfg.max_participants) {
         ml_snprintf(msg, sizeof msg, "max_participants: at most %lld", cp->cfg.max_participants);
-        cp_reply_err(req, HTTP_E_INVALID_FIELD, msg);
+        http_reply_err(&req->http, HTTP_E_INVALID_FIELD, msg);
         return;
     }
     cp_submit(req, w_create);
@@ -730,13 +781,14 @@ static enum db_status w_list(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     char lim[24];
-    ml_snprintf(lim, sizeof lim, "%lld", req->cp->cfg.meetings_list_max);
-    const char *p[] = {req->user.id, lim};
+    ml_snprintf(lim, sizeof lim, "%lld", cp_of(req)->cfg.meetings_list_max);
+    const char *p[] = {req->http.user.id, lim};
     return json_row(req, c, &st_list, p, HTTP_E_INTERNAL, "list meetings");
 }
 
-static void h_list(struct cp *cp, struct cp_req *req)
+static void h_list(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     cp_submit(req, w_list);
 }
 
@@ -825,16 +877,9 @@ static bool insider(const struct cp_status *s, const char *user)
 
 static void status_answer(struct cp_req *req, const struct cp_status *s)
 {
-    bool in = insider(s, req->user.id);
+    bool in = insider(s, req->http.user.id);
     const char *text = in ? s->full : s->pub;
-    size_t n = in ? s->full_len : s->pub_len;
-    char *resp = ml_xmalloc(LWS_PRE + n + 1);
-    memcpy(resp + LWS_PRE, text, n);
-    free(req->resp);
-    req->resp = resp;
-    req->resp_len = n;
-    req->status = 200;
-    req->err = HTTP_OK;
+    http_job_body(&req->http, 200, text, in ? s->full_len : s->pub_len);
 }
 
 static enum db_status w_status(struct db_conn *c, struct db_job *job)
@@ -846,7 +891,7 @@ static enum db_status w_status(struct db_conn *c, struct db_job *job)
         return sql_failed(req, c, r, "meeting status");
     if (PQntuples(r) != 1) {
         PQclear(r);
-        cp_job_err(req, HTTP_E_NO_MEETING, NULL);
+        http_job_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return DB_FAILED;
     }
     struct cp_status s;
@@ -878,10 +923,12 @@ static void status_done(struct cp *cp, struct cp_req *req)
     cache_put(cp, s, s->code);
 }
 
-static void h_status(struct cp *cp, struct cp_req *req)
+static void h_status(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
     if (!parse_ref(req)) {
-        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     const char *key = req->ref_id[0] ? req->ref_id : req->ref_code;
@@ -889,7 +936,7 @@ static void h_status(struct cp *cp, struct cp_req *req)
     if (s && !strcmp(s->key, key) && ml_now_ms() - s->fetched_ms < cp->cfg.status_cache_ms &&
         ml_wall_s() < s->expires_s) {
         status_answer(req, s);
-        cp_reply_ready(req);
+        http_reply_ready(&req->http);
         return;
     }
     req->cache_gen = cp->cache_gen;
@@ -910,11 +957,11 @@ static const struct http_param join_params[] = {
 static enum db_status w_join(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct cp *cp = req->cp;
-    struct join_in *in = req->params;
+    struct cp *cp = cp_of(req);
+    struct join_in *in = req->http.params;
     char ttl[24];
     ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id,
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id,
                        in->has_display_name ? in->display_name : NULL, ttl};
     PGresult *r = db_exec(c, &st_join, p);
     if (!tuples(r) || PQntuples(r) != 1)
@@ -925,8 +972,9 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     const char *outcome = PQgetvalue(r, 0, 0);
     if (strcmp(outcome, "ok") != 0) {
         if (!PQgetisnull(r, 0, 1))
-            ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s", PQgetvalue(r, 0, 1));
-        cp_job_err(req, outcome_err(outcome), NULL);
+            ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s",
+                        PQgetvalue(r, 0, 1));
+        http_job_err(&req->http, outcome_err(outcome), NULL);
         PQclear(r);
         return DB_FAILED;
     }
@@ -945,7 +993,7 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     ml_wipe(secret, sizeof secret);
     if (rc < 0 || strcmp(user, cred_user) != 0) {
         PQclear(r);
-        cp_job_err(req, HTTP_E_INTERNAL, "cannot make the TURN credential");
+        http_job_err(&req->http, HTTP_E_INTERNAL, "cannot make the TURN credential");
         return DB_FAILED;
     }
     int64_t now = ml_wall_s();
@@ -953,14 +1001,14 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     if (s_exp > m_exp)
         s_exp = m_exp;
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer,
-                               "aud", "meetlite-signaling", "sub", req->user.id, "mid", mid, "pid",
-                               pid, "role", PQgetvalue(r, 0, 5), "iat", (json_int_t)now, "nbf",
-                               (json_int_t)now, "exp", (json_int_t)s_exp);
+                               "aud", "meetlite-signaling", "sub", req->http.user.id, "mid", mid,
+                               "pid", pid, "role", PQgetvalue(r, 0, 5), "iat", (json_int_t)now,
+                               "nbf", (json_int_t)now, "exp", (json_int_t)s_exp);
     char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
     json_decref(claims);
     if (!sig) {
         PQclear(r);
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
@@ -973,28 +1021,32 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
                           "username", user, "password", pass, "ttl", (json_int_t)ttl_left,
                           "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
     free(sig);
-    ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s participant=%s", mid, pid);
+    ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s participant=%s", mid,
+                pid);
     PQclear(r);
-    cp_job_json(req, 200, o);
+    http_job_json(&req->http, 200, o);
     return DB_OK;
 }
 
-static void h_join(struct cp *cp, struct cp_req *req)
+static void h_join(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
     if (__atomic_load_n(&cp->draining, __ATOMIC_RELAXED)) { /* admin drain mode (#8) */
-        cp_reply_err(req, HTTP_E_DRAINING, NULL);
+        http_reply_err(&req->http, HTTP_E_DRAINING, NULL);
         return;
     }
     if (!parse_ref(req)) {
-        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
-    struct join_in *in = req->params;
-    if (!in->has_display_name && req->user.name[0]) {
+    struct join_in *in = req->http.params;
+    if (!in->has_display_name && req->http.user.name[0]) {
         /* the name in the token: the account's display name at login */
         size_t chars;
-        if (ml_utf8_valid(req->user.name, strlen(req->user.name), &chars) && chars <= 100) {
-            ml_strlcpy(in->display_name, req->user.name, sizeof in->display_name);
+        if (ml_utf8_valid(req->http.user.name, strlen(req->http.user.name), &chars) &&
+            chars <= 100) {
+            ml_strlcpy(in->display_name, req->http.user.name, sizeof in->display_name);
             in->has_display_name = true;
         }
     }
@@ -1012,11 +1064,11 @@ static enum db_status outcome_row(struct cp_req *req, struct db_conn *c, const s
     if (!PQgetisnull(r, 0, 1))
         ml_strlcpy(req->touched, PQgetvalue(r, 0, 1), sizeof req->touched);
     if (!PQgetisnull(r, 0, 1))
-        ml_snprintf(req->log_note, sizeof req->log_note, "meeting=%s%s%s", PQgetvalue(r, 0, 1),
-                    req->target[0] ? " participant=" : "", req->target);
+        ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s%s%s",
+                    PQgetvalue(r, 0, 1), req->target[0] ? " participant=" : "", req->target);
     const char *outcome = PQgetvalue(r, 0, 0);
     if (strcmp(outcome, "ok") != 0) {
-        cp_job_err(req, outcome_err(outcome), NULL);
+        http_job_err(&req->http, outcome_err(outcome), NULL);
         PQclear(r);
         return DB_FAILED;
     }
@@ -1027,40 +1079,41 @@ static enum db_status outcome_row(struct cp_req *req, struct db_conn *c, const s
 static enum db_status w_leave(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id};
     PGresult *r = NULL;
     enum db_status st = outcome_row(req, c, &st_leave, p, "leave", &r);
     if (st != DB_OK)
         return st;
     bool ended = PQgetvalue(r, 0, 2)[0] == 't';
     PQclear(r);
-    cp_job_json(req, 200, json_pack("{s:b,s:b}", "left", 1, "meeting_ended", ended));
+    http_job_json(&req->http, 200, json_pack("{s:b,s:b}", "left", 1, "meeting_ended", ended));
     return DB_OK;
 }
 
 static enum db_status w_end(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id};
     PGresult *r = NULL;
     enum db_status st = outcome_row(req, c, &st_end, p, "end", &r);
     if (st != DB_OK)
         return st;
     PQclear(r);
-    cp_job_json(req, 200, json_pack("{s:s}", "status", "ENDED"));
+    http_job_json(&req->http, 200, json_pack("{s:s}", "status", "ENDED"));
     return DB_OK;
 }
 
 static enum db_status w_remove(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id, req->target};
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id, req->target};
     PGresult *r = NULL;
     enum db_status st = outcome_row(req, c, &st_remove, p, "remove participant", &r);
     if (st != DB_OK)
         return st;
     PQclear(r);
-    cp_job_json(req, 200, json_pack("{s:b,s:s}", "removed", 1, "participant_id", req->target));
+    http_job_json(&req->http, 200,
+                  json_pack("{s:b,s:s}", "removed", 1, "participant_id", req->target));
     return DB_OK;
 }
 
@@ -1077,8 +1130,8 @@ static const struct http_param role_params[] = {
 static enum db_status w_role(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    struct role_in *in = req->params;
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id, req->target,
+    struct role_in *in = req->http.params;
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id, req->target,
                        role_names[in->role]};
     PGresult *r = NULL;
     enum db_status st = outcome_row(req, c, &st_role, p, "change role", &r);
@@ -1087,10 +1140,10 @@ static enum db_status w_role(struct db_conn *c, struct db_job *job)
     json_t *part = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
     PQclear(r);
     if (!part) {
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
-    cp_job_json(req, 200, part);
+    http_job_json(&req->http, 200, part);
     return DB_OK;
 }
 
@@ -1098,19 +1151,21 @@ static const struct http_param no_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static void h_leave(struct cp *cp, struct cp_req *req)
+static void h_leave(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     if (!parse_ref(req)) {
-        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_leave);
 }
 
-static void h_end(struct cp *cp, struct cp_req *req)
+static void h_end(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     if (!parse_ref(req)) {
-        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_end);
@@ -1120,26 +1175,28 @@ static bool parse_target(struct cp_req *req)
 {
     if (!parse_ref(req))
         return false;
-    return ml_uuid_norm(req->caps[1], req->target);
+    return ml_uuid_norm(req->http.caps[1], req->target);
 }
 
-static void h_remove(struct cp *cp, struct cp_req *req)
+static void h_remove(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     if (!parse_target(req)) {
-        cp_reply_err(req,
-                     req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING,
-                     NULL);
+        http_reply_err(
+            &req->http,
+            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_remove);
 }
 
-static void h_role(struct cp *cp, struct cp_req *req)
+static void h_role(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     if (!parse_target(req)) {
-        cp_reply_err(req,
-                     req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING,
-                     NULL);
+        http_reply_err(
+            &req->http,
+            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_role);
@@ -1152,7 +1209,7 @@ static void h_role(struct cp *cp, struct cp_req *req)
 static enum db_status w_usage(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
-    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->user.id};
+    const char *p[] = {nz(req->ref_id), nz(req->ref_code), req->http.user.id};
     PGresult *r = NULL;
     enum db_status st = outcome_row(req, c, &st_usage, p, "meeting usage", &r);
     if (st != DB_OK)
@@ -1161,17 +1218,18 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
     json_t *usage = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
     PQclear(r);
     if (!usage) {
-        cp_job_err(req, HTTP_E_INTERNAL, NULL);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
         return DB_FAILED;
     }
-    cp_job_json(req, 200, usage);
+    http_job_json(&req->http, 200, usage);
     return DB_OK;
 }
 
-static void h_usage(struct cp *cp, struct cp_req *req)
+static void h_usage(struct http_req *r)
 {
+    struct cp_req *req = cp_req_of(r);
     if (!parse_ref(req)) {
-        cp_reply_err(req, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     cp_submit(req, w_usage);
@@ -1179,42 +1237,68 @@ static void h_usage(struct cp *cp, struct cp_req *req)
 
 /* ------------------------------------------------------------------ the expiry sweep */
 
+/* The sweep's job: no client, no request; the credentials it revoked for the hook. */
+struct sweep_job {
+    struct db_job job; /* first: the pool hands it back */
+    struct cp *cp;
+    char **revoked;
+    size_t nrevoked;
+};
+
 static enum db_status w_sweep(struct db_conn *c, struct db_job *job)
 {
-    struct cp_req *req = (struct cp_req *)job;
+    struct sweep_job *j = (struct sweep_job *)job;
     PGresult *r = db_exec(c, &st_sweep, NULL);
     if (!tuples(r) || PQntuples(r) != 1)
-        return sql_failed(req, c, r, "expiry sweep");
+        return sql_error(r, "expiry sweep", "sweep");
     long n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-    take_revoked(req, PQgetvalue(r, 0, 1));
+    db_words(PQgetvalue(r, 0, 1), &j->revoked, &j->nrevoked);
     if (n > 0)
         ML_INFO(SUBSYS, "%ld meeting%s expired, %zu TURN credential%s revoked", n,
-                n == 1 ? "" : "s", req->nrevoked, req->nrevoked == 1 ? "" : "s");
+                n == 1 ? "" : "s", j->nrevoked, j->nrevoked == 1 ? "" : "s");
     PQclear(r);
     return DB_OK;
 }
 
-void cp_sweep(struct cp *cp)
+static void sweep_done(struct db_job *job)
 {
+    struct sweep_job *j = (struct sweep_job *)job;
+    struct cp *cp = j->cp;
+    cp->sweep_running = false;
+    if (job->status == DB_UNAVAILABLE)
+        ML_DEBUG(SUBSYS, "sweep skipped: the database is unavailable");
+    for (size_t i = 0; i < j->nrevoked; i++) {
+        if (cp->revoke)
+            cp->revoke(cp->revoke_arg, j->revoked[i]);
+        free(j->revoked[i]);
+    }
+    free(j->revoked);
+    free(j);
+}
+
+void cp_sweep(void *arg)
+{
+    struct cp *cp = arg;
     if (cp->sweep_running || !cp->pool || !db_pool_up(cp->pool))
         return;
-    struct cp_req *req = calloc(1, sizeof *req);
-    if (!req)
+    struct sweep_job *j = ml_xcalloc(1, sizeof *j);
+    j->cp = cp;
+    j->job.work = w_sweep;
+    j->job.done = sweep_done;
+    if (db_submit(cp->pool, &j->job) < 0) {
+        free(j);
         return;
-    req->cp = cp;
-    req->internal = true;
-    ml_strlcpy(req->request_id, "sweep", sizeof req->request_id);
+    }
     cp->sweep_running = true;
-    cp_submit(req, w_sweep);
 }
 
 /* ------------------------------------------------------------------ the route table */
 
-#define AUTH CP_ROUTE_AUTH
-#define BODY CP_ROUTE_BODY
+#define AUTH HTTP_ROUTE_AUTH
+#define BODY HTTP_ROUTE_BODY
 #define P(t, s) t, sizeof(struct s)
 
-const struct cp_route cp_api_routes[] = {
+const struct http_route cp_api_routes[] = {
     {LWSHUMETH_GET, "/api/v1/health", h_health, 0, NULL, 0},
     {LWSHUMETH_GET, "/api/v1/config", cp_web_config, 0, NULL, 0},
     {LWSHUMETH_POST, "/api/v1/auth/signup", h_signup, BODY, P(signup_params, signup_in)},

@@ -1,5 +1,5 @@
-/* Private to src/control: JWT, the request object shared by the HTTP layer (cp-http.c) and the
- * REST handlers (cp-api.c). */
+/* Private to src/control: JWT, the control plane's state, its request object (the HTTP layer's
+ * with what the REST handlers keep), the status cache, the failed-login limits. */
 #ifndef ML_CP_INT_H
 #define ML_CP_INT_H
 
@@ -59,105 +59,43 @@ void cp_jwks_free(struct cp_jwks *set);
 enum http_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
                              const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
 
-/* ---------------------------------------------------------------- routing and requests */
+/* ---------------------------------------------------------------- requests */
 
-struct cp_req;
 struct cp;
-typedef void (*cp_handler_fn)(struct cp *cp, struct cp_req *req);
 
-#define CP_ROUTE_AUTH 0x1u /* needs a valid access token */
-#define CP_ROUTE_BODY 0x2u /* needs a JSON body (Content-Length required) */
-
-/* One endpoint: the method (LWSHUMETH_*), the path with '*' standing for one segment, the
- * handler, and the table its JSON body is validated against (into a struct of params_size
- * bytes). */
-struct cp_route {
-    int method;
-    const char *pattern;
-    cp_handler_fn handler;
-    unsigned flags;
-    const struct http_param *params;
-    size_t params_size;
-};
-
-#define CP_MAX_CAPTURES 2
-#define CP_SEGMENT_MAX 64
-
-/* Matches path against the NULL-pattern-terminated table. Returns the route for method, or
- * NULL with *path_known telling whether another method would have matched (405, not 404).
- * Captures ('*' segments, at most CP_SEGMENT_MAX-1 bytes) are copied to caps. */
-const struct cp_route *cp_route_match(const struct cp_route *table, int method, const char *path,
-                                      bool *path_known, char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX]);
-/* The Allow header value for a path ("GET, POST, OPTIONS"). */
-void cp_route_allow(const struct cp_route *table, const char *path, char *buf, size_t len);
-const char *http_method_name(int method);
-
-/* The authenticated caller of a request. */
-struct cp_user {
-    char id[40];
-    char name[128];
-};
-
-/* One HTTP transaction. Owned by the control-plane thread; while a database job runs, the
- * job's work function reads the inputs (immutable meanwhile) and writes the outputs; if the
- * client goes away, the request is orphaned (wsi NULL) and freed when the job completes. */
+/* The control plane's request: the HTTP layer's, then what the REST handlers keep for their
+ * work functions (database threads read it while the job runs; see struct http_req). */
 struct cp_req {
-    struct db_job job; /* first: the pool hands it back */
-    struct cp *cp;
-    struct lws *wsi; /* NULL once the connection closed */
-    bool pending;    /* a database job is in flight */
-    bool dispatched, ready, headers_sent, close_after;
-    int method;
-    const struct cp_route *route;
-    char path[256];
-    char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX];
-    char request_id[68];
-    char peer[64];
-    char origin[256];
-    int64_t start_us;
-    long long content_length; /* -1: none */
-    char *body;
-    size_t body_len;
-    bool body_overflow;
-    struct cp_user user;
-    void *params; /* the route's parsed body (params_size bytes) */
-    /* handler scratch, for the work function */
-    char ref_id[40], ref_code[16], target[40];
-    /* output */
-    int status;
-    char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes */
-    size_t resp_len;
-    enum http_err err;
-    char errmsg[200];
-    char location[200];
-    unsigned retry_after_s;
-    char **revoked; /* usernames to hand to the revoke hook */
+    struct http_req http;                      /* first: the HTTP layer and the pool hand it back */
+    char ref_id[40], ref_code[16], target[40]; /* the meeting (by id or code), a participant */
+    char **revoked;                            /* usernames to hand to the revoke hook */
     size_t nrevoked;
-    char log_note[96];            /* extra context for the access log (meeting, participant) */
-    bool internal;                /* a job of the control plane itself (the sweep), no client */
     bool login_failed;            /* set by the login work function for the failure limits */
     char touched[40];             /* the meeting a write changed: its cached status is dropped */
     uint64_t cache_gen;           /* cp->cache_gen when a status read was submitted */
     struct cp_status *status_out; /* a status read's result, for the cache */
-    /* runs on the control-plane thread when the job completes, before the answer */
+    /* runs on the control-plane thread when the job ran, before the answer */
     void (*on_done)(struct cp *cp, struct cp_req *req);
 };
 
-/* Frees a request and everything it owns (control-plane thread). */
-void cp_req_free(struct cp_req *req);
+static inline struct cp_req *cp_req_of(struct http_req *r)
+{
+    return (struct cp_req *)r; /* http is the first member */
+}
+
+static inline struct cp *cp_of(const struct cp_req *req)
+{
+    return req->http.arg;
+}
 
 /* The control plane, shared by its thread and the database threads (read-only for them). */
 struct cp {
     struct cp_config cfg;
     struct cp_auth_config auth;
     struct db_pool *pool;
-    struct lws_context *ctx;
-    struct lws_vhost *vhost;
-    pthread_t thread;
-    bool started, stopping;
-    int port;
-    struct cp_jwt_key key; /* access and signaling tokens */
-    struct cp_jwks jwks;   /* OIDC */
+    struct http_server *http; /* control.listen: the REST API, signaling, the browser client */
+    struct cp_jwt_key key;    /* access and signaling tokens */
+    struct cp_jwks jwks;      /* OIDC */
     bool oidc;
     char dummy_hash[128]; /* verified when an account does not exist (equal timing) */
     pthread_mutex_t turn_mu;
@@ -168,22 +106,16 @@ struct cp {
     cp_revoke_fn revoke;
     void *revoke_arg;
     struct cp_limiter *limiter;
-    uint64_t req_seq;
-    char rid_prefix[12];
-    lws_sorted_usec_list_t sweep_sul;
     bool sweep_running;
     struct cp_status **cache; /* meeting status by id or code (CP_CACHE_SLOTS, direct-mapped) */
     uint64_t cache_gen;       /* bumped by every invalidation */
     struct cp_token_memo **tokens; /* verified access tokens (CP_TOKEN_SLOTS, direct-mapped) */
     /* operations (#8) */
-    uint64_t http_by_status[CP_HTTP_STATUSES]; /* written by the HTTP thread only (NET_COUNT) */
-    uint64_t ws_open;                          /* open signaling WebSockets (the HTTP thread) */
-    bool draining;                             /* atomic: joins refused */
+    uint64_t ws_open;           /* open signaling WebSockets (the HTTP thread) */
+    bool draining;              /* atomic: joins refused */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (sig-*.c); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
-    void *evloop;               /* the service thread's libev loop (struct ev_loop *) */
-    long long conns;            /* connections open (HTTP and WebSocket; the HTTP thread) */
 };
 
 /* The status cache (cp-api.c), on the control-plane thread. */
@@ -195,39 +127,32 @@ void cp_cache_free(struct cp *cp);
 #define CP_TOKEN_SLOTS 4096
 void cp_tokens_free(struct cp *cp);
 
-/* Answers (control-plane thread): an error, or a JSON body (takes ownership of body). */
-void cp_reply_err(struct cp_req *req, enum http_err e, const char *msg);
-void cp_reply_json(struct cp_req *req, int status, json_t *body);
-/* Answers with what req->resp and req->status already hold. */
-void cp_reply_ready(struct cp_req *req);
-/* Submits the request's job (req->job.work set); on a full or dead pool answers 503. */
+/* Submits the request's database job: work on a database thread, then (control-plane thread)
+ * the status cache and the revocation hook are told, on_done runs, and the job's outcome is
+ * answered. */
 void cp_submit(struct cp_req *req, db_work_fn work);
-/* Work-function helpers (database thread): record the outcome in req. */
-void cp_job_err(struct cp_req *req, enum http_err e, const char *msg);
-void cp_job_json(struct cp_req *req, int status, json_t *body);
+/* Frees what a request's control-plane part owns (the service's req_free). */
+void cp_req_free(struct http_req *r);
 /* Copies the TURN secret (for a credential) under its lock; "" when none. */
 void cp_turn_secret(struct cp *cp, char *buf, size_t len);
 
-/* Creates the lws context and binds control.listen (cp-http.c). */
-int cp_http_init(struct cp *cp, char *err, size_t errlen) ML_WUR;
-
-/* The browser client (cp-web.c). Before the context exists: finds the client's directory and
- * sets info's mounts (and the headers of every answer); 0, or -1 with err. */
-int cp_web_init(struct cp *cp, struct lws_context_creation_info *info, char *err,
-                size_t errlen) ML_WUR;
+/* The browser client (cp-web.c). Before the server exists: finds the client's directory and
+ * sets the server's mounts (and the headers of every answer); 0, or -1 with err. */
+int cp_web_init(struct cp *cp, struct http_server_config *hc, char *err, size_t errlen) ML_WUR;
 void cp_web_free(struct cp_web *w);
-/* A request no file matched: a meeting link (/m/<code>) gets the app's index.html. Returns 1
- * when it is not one (the caller answers), 0 when answered, -1 to close the connection. */
-int cp_web_fallback(struct cp *cp, struct lws *wsi);
+/* The server's fallback (arg: the cp): a meeting link (/m/<code>) gets the app's index.html.
+ * Returns 1 when it is not one (the API answers), 0 when answered, -1 to close. */
+int cp_web_fallback(void *arg, struct lws *wsi);
 /* GET /api/v1/config: what the browser client needs to know of this deployment. */
-void cp_web_config(struct cp *cp, struct cp_req *req);
+void cp_web_config(struct http_req *r);
 
 /* The REST API (cp-api.c). */
-extern const struct cp_route cp_api_routes[];
-/* The periodic sweep of expired meetings (cp-api.c), started from the control-plane thread. */
-void cp_sweep(struct cp *cp);
-/* Authenticates the request's bearer token into req->user. */
-enum http_err cp_authenticate(struct cp *cp, struct cp_req *req, const char *authz);
+extern const struct http_route cp_api_routes[];
+#define CP_SEGMENT_MAX 64 /* bytes of a path segment of the API, NUL included */
+/* The periodic sweep of expired meetings (cp-api.c): the service's tick (arg: the cp). */
+void cp_sweep(void *arg);
+/* The service's authentication: the bearer token into req->user. */
+enum http_err cp_authenticate(struct http_req *r, const char *authz);
 
 /* WebSocket signaling (sig-*.c): the protocol's callback, and its life within the control
  * plane's (started before the service thread; stopped after it, before the lws context goes;
@@ -236,6 +161,8 @@ struct sig;
 int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
 #define SIG_PSS_SIZE (sizeof(void *))
+/* The tick of the signaling protocol (arg: the struct sig). */
+void sig_tick(void *arg);
 int sig_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 /* Closes every signaling connection with 1001 from the service thread, waiting for them a
  * moment (before the service thread stops). */

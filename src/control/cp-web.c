@@ -89,9 +89,9 @@ static const char *web_root(const struct cp_config *cfg)
     return NULL;
 }
 
-int cp_web_init(struct cp *cp, struct lws_context_creation_info *info, char *err, size_t errlen)
+int cp_web_init(struct cp *cp, struct http_server_config *hc, char *err, size_t errlen)
 {
-    info->headers = &hdr_nosniff;
+    hc->headers = &hdr_nosniff;
     const char *root = web_root(&cp->cfg);
     if (!root) {
         if (cp->cfg.web_root == NULL)
@@ -107,15 +107,15 @@ int cp_web_init(struct cp *cp, struct lws_context_creation_info *info, char *err
     /* the API by the HTTP protocol's callback, never a file lookup */
     w->api.mountpoint = "/api";
     w->api.mountpoint_len = 4;
-    w->api.origin = "cp-http";
-    w->api.protocol = "cp-http";
+    w->api.origin = HTTP_PROTOCOL;
+    w->api.protocol = HTTP_PROTOCOL;
     w->api.origin_protocol = LWSMPRO_CALLBACK;
     /* the files; a missing one reaches the HTTP callback (cp_web_fallback), named: lws would
      * otherwise hand it to the vhost's default protocol, signaling, and the request would hang */
     w->files.mount_next = &w->api;
     w->files.mountpoint = "/";
     w->files.mountpoint_len = 1;
-    w->files.protocol = "cp-http";
+    w->files.protocol = HTTP_PROTOCOL;
     w->files.origin = w->root;
     w->files.def = "index.html";
     w->files.extra_mimetypes = &mime_html;
@@ -126,7 +126,7 @@ int cp_web_init(struct cp *cp, struct lws_context_creation_info *info, char *err
     w->files.cache_max_age = 1;
     w->files.cache_reusable = 1;
     w->files.cache_revalidate = 1;
-    info->mounts = &w->files;
+    hc->mounts = &w->files;
     cp->web = w;
     ML_INFO(SUBSYS, "browser client from %s", w->root);
     return 0;
@@ -151,8 +151,9 @@ static bool deep_link(const char *path)
     return n > 0 && n <= 64 && (!*end || (end[0] == '/' && !end[1]));
 }
 
-int cp_web_fallback(struct cp *cp, struct lws *wsi)
+int cp_web_fallback(void *arg, struct lws *wsi)
 {
+    struct cp *cp = arg;
     char *uri = NULL;
     int ulen = 0;
     if (!cp || !cp->web)
@@ -201,8 +202,9 @@ static json_t *oidc_json(const struct cp *cp)
     return o ? o : json_null();
 }
 
-void cp_web_config(struct cp *cp, struct cp_req *req)
+void cp_web_config(struct http_req *req)
 {
+    struct cp *cp = req->arg;
     const struct cp_config *c = &cp->cfg;
     json_t *o = json_pack(
         "{s:o,s:{s:I,s:I,s:I,s:I,s:I},s:I}", "oidc", oidc_json(cp), "meetings",
@@ -211,8 +213,8 @@ void cp_web_config(struct cp *cp, struct cp_req *req)
         "default_participants", (json_int_t)c->default_participants, "max_participants",
         (json_int_t)c->max_participants, "password_min", (json_int_t)cp->auth.password_min);
     if (!o) {
-        cp_reply_err(req, HTTP_E_INTERNAL, NULL);
+        http_reply_err(req, HTTP_E_INTERNAL, NULL);
         return;
     }
-    cp_reply_json(req, 200, o);
+    http_reply_json(req, 200, o);
 }

@@ -1,12 +1,12 @@
 /* The control plane's life: configuration checks, keys, the TURN URIs handed out, the
- * database pool, the libwebsockets service thread, and an orderly stop. */
+ * database pool, the HTTP service it declares on its server (control.listen) beside
+ * signaling's WebSocket protocol, and an orderly stop. */
 #include "config.h"
 
 #include "control/cp-int.h"
 #include "net/net.h"
 
 #include <argon2.h>
-#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,11 +42,14 @@ void cp_set_drain(struct cp *cp, bool on)
     __atomic_store_n(&cp->draining, on, __ATOMIC_RELAXED);
 }
 
+_Static_assert(CP_HTTP_STATUSES == HTTP_STATUSES && CP_HTTP_STATUS_MIN == HTTP_STATUS_MIN,
+               "the stats count answers by status as the HTTP layer does");
+
 void cp_counters_read(struct cp *cp, struct cp_counters *out)
 {
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < CP_HTTP_STATUSES; i++)
-        out->http_by_status[i] = __atomic_load_n(&cp->http_by_status[i], __ATOMIC_RELAXED);
+    if (cp->http)
+        http_server_counters(cp->http, out->http_by_status);
     out->ws_connections = __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED);
     if (cp->pool)
         db_pool_stats(cp->pool, &out->pool);
@@ -152,10 +155,18 @@ static int add_origin(const char *item, void *arg)
     return 0;
 }
 
+/* The pool's: a job finished (a database thread). */
 static void wake(void *arg)
 {
     struct cp *cp = arg;
-    lws_cancel_service(cp->ctx);
+    http_server_wake(cp->http);
+}
+
+/* The service's: collect the finished jobs (the HTTP thread). */
+static void drain(void *arg)
+{
+    struct cp *cp = arg;
+    db_pool_drain(cp->pool);
 }
 
 struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth,
@@ -226,9 +237,6 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->limiter = cp_limiter_new(8192);
     cp->cache = ml_xcalloc(CP_CACHE_SLOTS, sizeof *cp->cache);
     cp->tokens = ml_xcalloc(CP_TOKEN_SLOTS, sizeof *cp->tokens);
-    uint8_t r[4];
-    ml_random(r, sizeof r);
-    ml_hex_encode(r, sizeof r, cp->rid_prefix);
 
     if (auth->jwt_key ? cp_jwt_key_es256_file(&cp->key, auth->jwt_key, err, errlen)
                       : cp_jwt_key_hs256(&cp->key, auth->jwt_secret, err, errlen))
@@ -254,8 +262,6 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         ml_err(err, errlen, "argon2id does not work with these auth.argon2-* settings");
         goto fail;
     }
-    if (cp_http_init(cp, err, errlen) < 0)
-        goto fail;
     cp->pool = db_pool_new(db, wake, cp, err, errlen);
     if (!cp->pool)
         goto fail;
@@ -273,58 +279,89 @@ void cp_set_revoke_hook(struct cp *cp, cp_revoke_fn fn, void *arg)
 
 int cp_port(const struct cp *cp)
 {
-    return cp->port;
+    return cp->http ? http_server_port(cp->http) : 0;
 }
 
-static void *service_main(void *arg)
+#define CP_HEADER_MAX 16384 /* bytes of all request headers: room for a long bearer token */
+
+/* Binds control.listen with the REST API as its service and signaling as its WebSocket
+ * protocol (the vhost's default for an upgrade naming no protocol: browsers'). */
+static int http_init(struct cp *cp, char *err, size_t errlen)
 {
-    struct cp *cp = arg;
-    ml_log_set_thread("http");
-    while (!__atomic_load_n(&cp->stopping, __ATOMIC_ACQUIRE)) {
-        if (cp->evloop) /* one round of our libev loop; lws_cancel_service() ends a wait */
-            ev_run(cp->evloop, EVRUN_ONCE);
-        else if (lws_service(cp->ctx, 0) < 0)
-            break;
-    }
-    return NULL;
+    const struct http_service api = {
+        .prefix = "/",
+        .routes = cp_api_routes,
+        .segment_max = CP_SEGMENT_MAX,
+        .authenticate = cp_authenticate,
+        .req_size = sizeof(struct cp_req),
+        .req_free = cp_req_free,
+        .pool = cp->pool,
+        .tick = cp_sweep,
+        .tick_first_ms = 200,
+        .tick_ms = cp->cfg.sweep_interval_s * 1000,
+        .wake = drain,
+        .arg = cp,
+    };
+    const struct http_ws ws = {
+        .name = "meetlite-signaling",
+        .callback = sig_ws_callback,
+        .pss_size = SIG_PSS_SIZE,
+        .rx_buffer_size = 2048,
+        .is_default = true,
+        .arg = cp->sig,
+        .tick = cp->sig ? sig_tick : NULL,
+        .tick_ms = 1000,
+    };
+    struct http_server_config hc = {
+        .name = "http",
+        .section = "control",
+        .listen = cp->cfg.listen,
+        .tls_cert = cp->cfg.tls_cert,
+        .tls_key = cp->cfg.tls_key,
+        .max_header = CP_HEADER_MAX,
+        .header_pool = 256,
+        .max_body = cp->cfg.max_body,
+        .max_connections = cp->cfg.max_connections,
+        .request_ids = true,
+        .preflight = true,
+        .cors = cp->cors,
+        .ncors = cp->ncors,
+        .access_log = cp->cfg.access_log,
+        .fallback = cp_web_fallback,
+        .fallback_arg = cp,
+        .services = &api,
+        .nservices = 1,
+        .ws = &ws,
+        .nws = 1,
+    };
+    if (cp_web_init(cp, &hc, err, errlen) < 0)
+        return -1;
+    cp->http = http_server_new(&hc, err, errlen);
+    return cp->http ? 0 : -1;
 }
 
 int cp_start(struct cp *cp, char *err, size_t errlen)
 {
+    if (http_init(cp, err, errlen) < 0)
+        return -1;
     if (sig_start(cp, err, errlen) < 0)
         return -1;
-    int rc = pthread_create(&cp->thread, NULL, service_main, cp);
-    if (rc)
-        return ml_err(err, errlen, "cannot start the control-plane thread: %s", strerror(rc));
-    cp->started = true;
-    return 0;
+    return http_server_start(cp->http, err, errlen);
 }
 
 void cp_free(struct cp *cp)
 {
     if (!cp)
         return;
-    if (cp->started) {
-        sig_quiesce(cp); /* WebSocket clients are told 1001 while the loop still runs */
-        __atomic_store_n(&cp->stopping, true, __ATOMIC_RELEASE);
-        lws_cancel_service(cp->ctx);
-        pthread_join(cp->thread, NULL);
-    }
-    cp->stopping = true;
+    sig_quiesce(cp); /* WebSocket clients are told 1001 while the loop still runs */
+    http_server_stop(cp->http);
     sig_stop(cp); /* the node leaves signaling (its sessions' rows go) while lws still exists */
     /* closing the connections orphans the requests whose jobs still run ... */
-    if (cp->ctx) {
-        lws_sul_cancel(&cp->sweep_sul);
-        lws_context_destroy(cp->ctx);
-        cp->ctx = NULL;
-    }
-    if (cp->evloop)
-        ev_loop_destroy(cp->evloop);
-    cp->evloop = NULL;
+    http_server_close(cp->http);
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
-    cp->started = false;
     db_pool_free(cp->pool);
     sig_free(cp); /* after the pool's last drain: no job of signaling is left */
+    http_server_free(cp->http);
     cp_jwt_key_free(&cp->key);
     cp_jwks_free(&cp->jwks);
     json_decref(cp->turn_uris);

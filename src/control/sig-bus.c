@@ -131,7 +131,7 @@ static void push_in(struct sig_bus *b, char kind, const char *data, size_t n)
     b->in_n++;
     pthread_mutex_unlock(&b->in_mu);
     if (was_empty)
-        lws_cancel_service(b->sig->cp->ctx);
+        http_server_wake(b->sig->cp->http);
 }
 
 /* Is payload from this node (it hears its own NOTIFYs: skipped)? */

@@ -273,7 +273,6 @@ struct sig {
     struct sig_htab rooms, by_token;
     struct sig_sess *all; /* every session */
     struct sig_bus *bus;
-    lws_sorted_usec_list_t tick;
     bool going_away; /* atomic: the node stops; live connections are closed with 1001 */
     bool stopping;
     struct sig_counters ctr;

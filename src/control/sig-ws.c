@@ -22,9 +22,7 @@ struct sig_pss {
 
 static struct sig *sig_of(struct lws *wsi)
 {
-    struct lws_context *ctx = lws_get_context(wsi);
-    struct cp *cp = ctx ? lws_context_user(ctx) : NULL;
-    return cp ? cp->sig : NULL;
+    return http_ws_arg(wsi); /* NULL when signaling is off */
 }
 
 /* Refuses a connection before it has a session: the close frame says why. */
@@ -126,7 +124,7 @@ static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, co
 static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
 {
     char peer[64];
-    lws_get_peer_simple(wsi, peer, sizeof peer);
+    http_client_addr(wsi, peer, sizeof peer);
     if (!sig || sig->stopping || !sig->cfg.enabled)
         return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
     if (__atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE))
@@ -486,9 +484,9 @@ static void on_closed(struct sig *sig, struct sig_pss *pss)
 
 /* ------------------------------------------------------------------ timers */
 
-static void on_tick(lws_sorted_usec_list_t *sul)
+void sig_tick(void *arg)
 {
-    struct sig *sig = lws_container_of(sul, struct sig, tick);
+    struct sig *sig = arg;
     if (sig->stopping)
         return;
     int64_t now = ml_now_ms();
@@ -522,7 +520,6 @@ static void on_tick(lws_sorted_usec_list_t *sul)
             sig_sess_end(s, true);
         }
     }
-    lws_sul_schedule(sig->cp->ctx, 0, &sig->tick, on_tick, 1 * LWS_US_PER_SEC);
 }
 
 /* ------------------------------------------------------------------ the callback */
@@ -636,8 +633,6 @@ int sig_start(struct cp *cp, char *err, size_t errlen)
         return 0;
     if (sig_bus_start(sig->bus, err, errlen) < 0)
         return -1;
-    /* the service thread has not started: scheduling from here races with nothing */
-    lws_sul_schedule(cp->ctx, 0, &sig->tick, on_tick, 1 * LWS_US_PER_SEC);
     ML_NOTICE(SUBSYS, "signaling on %s as node %s", SIG_PATH, sig->node);
     return 0;
 }
@@ -645,12 +640,12 @@ int sig_start(struct cp *cp, char *err, size_t errlen)
 void sig_quiesce(struct cp *cp)
 {
     struct sig *sig = cp->sig;
-    if (!sig || !cp->ctx)
+    if (!sig || !cp->http)
         return;
     __atomic_store_n(&sig->going_away, true, __ATOMIC_RELEASE);
     /* the service thread closes them; their close frames go out within a few loop rounds */
     for (int i = 0; i < 50 && __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED) > 0; i++) {
-        lws_cancel_service(cp->ctx);
+        http_server_wake(cp->http);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -662,8 +657,6 @@ void sig_stop(struct cp *cp)
     if (!sig || sig->stopping)
         return;
     sig->stopping = true;
-    if (cp->ctx)
-        lws_sul_cancel(&sig->tick);
     sig_bus_stop(sig->bus);
 }
 

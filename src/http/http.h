@@ -1,11 +1,28 @@
-/* The HTTP layer shared by every API of the daemon (the control plane's REST API, the admin
- * API): one error vocabulary (an HTTP status, a JSON code and a WebSocket close code per
- * error), request validation by parameter tables, and the checks every request passes.
- * Prefix: http_. */
+/* The HTTP layer every API of the daemon is served by: one libwebsockets server core (a
+ * context, its service thread and loop, connection limits, the access log, answers by status),
+ * on which a subsystem declares a service (its routes, its authentication, its tick); one
+ * request object with body limits, validation by parameter tables, JSON answers and error
+ * bodies, database jobs and work from other threads that complete on the server's thread, and
+ * large answers written in pieces. Also the error vocabulary of every API (an HTTP status, a
+ * JSON code and a WebSocket close code per error). Prefix: http_.
+ *
+ *   control plane (src/control) --declares--> service "/" on server "http" (control.listen)
+ *   signaling (src/signal) ------declares--> WebSocket protocol on the same server
+ *   admin API (src/admin) -------declares--> service "/" on server "admin" (admin.listen)
+ *
+ * A request: lws accepts (http_client_addr names the client, the server's connection limit
+ * admits it), the server's HTTP callback builds a struct http_req (the service's own request
+ * object, which embeds it), finds the service by path prefix, then its route; authenticates
+ * through the service; checks the body; parses it by the route's parameter table; calls the
+ * handler. The handler answers at once, or submits a database job (http_submit) or work on
+ * another thread (http_hold, http_post) whose completion answers on the server thread. The
+ * answer is written when the connection is writable, in 16 KiB pieces when large, then logged
+ * and counted by status. */
 #ifndef ML_HTTP_H
 #define ML_HTTP_H
 
 #include "common/common.h"
+#include "db/db.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -114,5 +131,259 @@ enum http_err http_body_check(struct lws *wsi, int method, long long content_len
                               long long max_body, bool takes_body, const char **msg);
 /* "GET", "POST"... of an LWSHUMETH_* method ("?" for others). */
 const char *http_method_name(int method);
+
+/* ---------------------------------------------------------------- routes (http-route.c) */
+
+struct http_req;
+struct http_server;
+
+/* A route's handler, on the server thread: answers (http_reply_*) or starts work that will. */
+typedef void (*http_handler_fn)(struct http_req *req);
+
+#define HTTP_ROUTE_AUTH 0x1u   /* needs the service's authentication (a public service) */
+#define HTTP_ROUTE_PUBLIC 0x2u /* needs none (a service with token_first) */
+#define HTTP_ROUTE_BODY 0x4u   /* needs a JSON object body */
+#define HTTP_ROUTE_QUERY 0x8u  /* reads query arguments (http_req_arg) */
+
+/* One endpoint: the method (LWSHUMETH_*), the path with '*' standing for one segment, the
+ * handler, and the table its JSON body is validated against (into a struct of params_size
+ * bytes; NULL: the route takes no body). */
+struct http_route {
+    int method;
+    const char *pattern;
+    http_handler_fn handler;
+    unsigned flags;
+    const struct http_param *params;
+    size_t params_size;
+};
+
+#define HTTP_MAX_CAPTURES 2
+#define HTTP_SEGMENT_MAX                                                                           \
+    160 /* bytes of a captured segment, NUL included (the most a service                           \
+           may allow) */
+
+/* Matches path against the NULL-pattern-terminated table. Returns the route for method, or
+ * NULL with *path_known telling whether another method would have matched (405, not 404).
+ * Captures ('*' segments, at most segment_max-1 bytes) are copied to caps. */
+const struct http_route *http_route_match(const struct http_route *table, int method,
+                                          const char *path, size_t segment_max, bool *path_known,
+                                          char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX]);
+/* The Allow header value for a path ("GET, POST"), with ", OPTIONS" when options. */
+void http_route_allow(const struct http_route *table, const char *path, size_t segment_max,
+                      bool options, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- services */
+
+/* What a subsystem declares to be served on a server. Copied by http_server_new; arg and the
+ * tables are borrowed until http_server_free. Hooks run on the server thread. */
+struct http_service {
+    const char *prefix;              /* the paths it answers ("/", "/api/v1/assistant/") */
+    const struct http_route *routes; /* NULL-pattern-terminated */
+    size_t segment_max;              /* of a '*' segment, NUL included (0: HTTP_SEGMENT_MAX) */
+    /* Every path needs authentication, known or not (HTTP_ROUTE_PUBLIC routes aside), checked
+     * before the path is judged: without a token nobody learns which paths exist. Otherwise
+     * only HTTP_ROUTE_AUTH routes need it. */
+    bool token_first;
+    /* Checks authz (the Authorization header, NULL when absent) and fills req->user. Returns
+     * HTTP_OK, HTTP_E_UNAUTHENTICATED or HTTP_E_INVALID_TOKEN (...EXPIRED). */
+    enum http_err (*authenticate)(struct http_req *req, const char *authz);
+    const char *realm; /* a 401 says WWW-Authenticate: Bearer realm="<realm>"; NULL: no header */
+    /* The service's request object: struct http_req first, then its own fields (zeroed at
+     * first). 0: sizeof(struct http_req). req_free frees what those fields own. */
+    size_t req_size;
+    void (*req_free)(struct http_req *req);
+    /* Its database pool: http_submit's, and the Retry-After of its 503 answers. May be NULL. */
+    struct db_pool *pool;
+    /* Runs tick_first_ms after start, then every tick_ms (0: once). NULL: no tick. */
+    void (*tick)(void *arg);
+    int64_t tick_first_ms, tick_ms;
+    /* After http_server_wake() (any number of wakes may become one call): collect what other
+     * threads finished for the service (db_pool_drain of its pool). */
+    void (*wake)(void *arg);
+    void *arg; /* every hook's, and req->arg */
+};
+
+/* ---------------------------------------------------------------- the server (http-server.c) */
+
+#define HTTP_PROTOCOL "ml-http" /* the lws protocol of plain HTTP (file mounts name it) */
+#define HTTP_STATUS_MIN 100
+#define HTTP_STATUSES 500 /* answers counted by status 100..599 */
+#define HTTP_MAX_SERVICES 4
+#define HTTP_MAX_WS 2
+
+/* A WebSocket protocol served beside the HTTP services, on the same port. Its callback is
+ * lws's; it finds arg with http_ws_arg(wsi). */
+struct http_ws {
+    const char *name; /* the subprotocol */
+    lws_callback_function *callback;
+    size_t pss_size, rx_buffer_size;
+    bool is_default; /* also the protocol of an upgrade that names none (browsers) */
+    void *arg;
+    void (*tick)(void *arg); /* every tick_ms (NULL: none) */
+    int64_t tick_ms;
+};
+
+/* A server: one listening address, an lws context on a service thread of its own (named
+ * name) running a libev loop, the services and WebSocket protocols it carries. Strings and
+ * tables are borrowed until http_server_free. */
+struct http_server_config {
+    const char *name;    /* the thread's, and the access log's subsystem ("http", "admin") */
+    const char *section; /* of the keys named in errors and logs ("control": control.listen) */
+    const char *listen;  /* "127.0.0.1:8080", "[::]:443" */
+    uint16_t default_port;
+    const char *tls_cert, *tls_key; /* PEM files: HTTPS (and wss://); NULL: plain */
+    size_t max_header;              /* bytes of all request headers */
+    unsigned header_pool;           /* header buffers: requests being read at once */
+    long long max_body;             /* bytes of a request body */
+    long long max_connections;      /* HTTP and WebSocket connections at once */
+    bool request_ids;               /* X-Request-Id: taken (when sane) or made, echoed, logged */
+    bool preflight;    /* OPTIONS on any path is a CORS preflight (204), and Allow lists it */
+    char *const *cors; /* browser origins given CORS headers ("*": any) */
+    size_t ncors;
+    bool access_log; /* every answer at info */
+    bool audit;      /* changes (neither GET nor HEAD) at notice, always */
+    const struct lws_protocol_vhost_options *headers; /* added to every answer */
+    const struct lws_http_mount *mounts;              /* file mounts (the browser client) */
+    /* Asked first for every request (before routing): 0 answered, 1 not its, -1 close. */
+    int (*fallback)(void *arg, struct lws *wsi);
+    void *fallback_arg;
+    const struct http_service *services; /* matched by prefix, in order */
+    size_t nservices;
+    const struct http_ws *ws;
+    size_t nws;
+};
+
+/* Creates the server and binds its address now, so that a bind error stops start-up. NULL with
+ * err filled. */
+struct http_server *http_server_new(const struct http_server_config *cfg, char *err,
+                                    size_t errlen) ML_WUR;
+/* Schedules the ticks and starts the service thread. 0, or -1 with err filled. */
+int http_server_start(struct http_server *srv, char *err, size_t errlen) ML_WUR;
+/* The port the server is bound to. */
+int http_server_port(const struct http_server *srv);
+/* Wakes the service thread (any thread; NULL is fine): services' wake hooks run, work posted
+ * with http_post completes, every protocol gets LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
+void http_server_wake(struct http_server *srv);
+/* True once http_server_stop began (any thread). */
+bool http_server_stopping(const struct http_server *srv);
+/* Stops the service thread (joined): no handler, hook or tick runs after it returns. Answers
+ * not yet written are not; requests stay until http_server_close. */
+void http_server_stop(struct http_server *srv);
+/* Closes every connection and the lws context (on the calling thread: protocols get their
+ * close callbacks). A request whose work is still in flight is left to its completion, which
+ * frees it; so free the server only once those completions ran (the pools drained). */
+void http_server_close(struct http_server *srv);
+/* Closes (if not yet), runs what was posted and frees the server. */
+void http_server_free(struct http_server *srv);
+/* Answers so far by status (index status - HTTP_STATUS_MIN). Any thread. */
+void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES]);
+
+/* The arg of the WebSocket protocol a connection speaks (its callback's state). */
+void *http_ws_arg(struct lws *wsi);
+/* The client's address of a connection, as text ("192.0.2.1"): the one place that decides it,
+ * for requests, WebSockets, logs and per-client limits. (A trusted proxy's X-Forwarded-For or
+ * PROXY protocol header will be read here.) */
+void http_client_addr(struct lws *wsi, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- requests (http-req.c) */
+
+#define HTTP_MAX_ARGS 8  /* query arguments kept (HTTP_ROUTE_QUERY routes) */
+#define HTTP_ARG_MAX 256 /* bytes of an argument's value, NUL included */
+
+/* The authenticated caller, as the service's authenticate found it. */
+struct http_user {
+    char id[40];
+    char name[128];
+};
+
+/* A job's continuation (server thread): see http_submit. */
+typedef void (*http_then_fn)(struct http_req *req);
+
+/* One HTTP transaction, owned by the server thread. While a database job runs, its work
+ * function reads the inputs (immutable meanwhile) and writes the outputs. Operations in flight
+ * (database jobs, work posted back) count in pending; a request whose client left (wsi NULL)
+ * is freed when the last of them completes. A service embeds it first in its own request
+ * object (http_service.req_size). */
+struct http_req {
+    struct db_job job; /* first: the pool hands it back */
+    struct http_server *srv;
+    const struct http_service *svc; /* NULL until the path named one */
+    void *arg;                      /* the service's */
+    struct lws *wsi;                /* NULL once the client left */
+    unsigned pending;
+    int method; /* LWSHUMETH_* */
+    const struct http_route *route;
+    char path[256]; /* without the query */
+    char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX];
+    char request_id[68]; /* "" unless the server keeps request ids */
+    char peer[64];       /* the client's address (http_client_addr) */
+    int64_t start_us;
+    struct http_user user;
+    void *params; /* the route's parsed body (params_size bytes) */
+    /* the answer, which work functions may fill on a database thread (http_job_*) */
+    int status;
+    const char *ctype; /* NULL: application/json */
+    char *resp;        /* LWS_PRE bytes of headroom, then resp_len bytes */
+    size_t resp_len;
+    enum http_err err;
+    char errmsg[200];
+    char location[200];
+    unsigned retry_after_s;
+    char log_note[96]; /* context for the access log ("meeting=... participant=...") */
+    /* the HTTP layer's own */
+    char origin[256];
+    long long content_length; /* -1: none */
+    char *body;
+    size_t body_len;
+    bool body_overflow, dispatched, ready, headers_sent, close_after;
+    size_t resp_off; /* bytes of resp written */
+    http_then_fn then;
+    struct {
+        char name[24];
+        char value[HTTP_ARG_MAX];
+    } args[HTTP_MAX_ARGS];
+    unsigned nargs;
+};
+
+/* True while the request's client is there and the server runs: answering makes sense. */
+bool http_req_live(const struct http_req *req);
+/* The value of query argument name (URL-decoded), or NULL (HTTP_ROUTE_QUERY routes). */
+const char *http_req_arg(const struct http_req *req, const char *name);
+
+/* Answers (server thread). An error with its JSON body (msg NULL: the default message); a JSON
+ * document (takes ownership of body); text of ctype (takes ownership of the malloc'd text);
+ * or what req->status and req->resp hold already. A request whose client left drops them. */
+void http_reply_err(struct http_req *req, enum http_err e, const char *msg);
+void http_reply_json(struct http_req *req, int status, json_t *body);
+void http_reply_text(struct http_req *req, int status, const char *ctype, char *text, size_t len);
+void http_reply_ready(struct http_req *req);
+
+/* A work function's outcome (a database thread, or wherever the request is worked on): an
+ * error, a JSON document (takes ownership; serialised here), or a body copied as is. */
+void http_job_err(struct http_req *req, enum http_err e, const char *msg);
+void http_job_json(struct http_req *req, int status, json_t *body);
+void http_job_body(struct http_req *req, int status, const char *text, size_t len);
+
+/* Runs work on a database thread of the service's pool, then then(req) on the server thread:
+ * always once, also when the client left (answers are then dropped) and when the pool refused
+ * the job at once (req->job.status DB_UNAVAILABLE; without a pool req->errmsg says so).
+ * then NULL: http_answer_job. */
+void http_submit(struct http_req *req, db_work_fn work, http_then_fn then);
+/* Answers what a job recorded: 503 when it found no connection, its error, or its body. */
+void http_answer_job(struct http_req *req);
+
+/* Work another thread does for a request (a relay operation on the network workers): call
+ * http_hold before starting it (http_unhold when it could not start), and have the other
+ * thread hand its result over with http_post. Embed struct http_done first in the result. */
+struct http_done {
+    struct http_done *next;
+    struct http_req *req;
+    void (*fn)(struct http_done *d);   /* on the server thread, while the request is live */
+    void (*free)(struct http_done *d); /* always, after fn (NULL: free(d)) */
+};
+void http_hold(struct http_req *req);
+void http_unhold(struct http_req *req);
+/* Any thread. */
+void http_post(struct http_done *d);
 
 #endif

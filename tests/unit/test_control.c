@@ -151,13 +151,12 @@ START_TEST(errors_table)
 }
 END_TEST
 
-static void h(struct cp *cp, struct cp_req *req)
+static void h(struct http_req *req)
 {
-    (void)cp;
     (void)req;
 }
 
-static const struct cp_route routes[] = {
+static const struct http_route routes[] = {
     {LWSHUMETH_GET, "/a/*", h, 0, NULL, 0},
     {LWSHUMETH_POST, "/a/*/join", h, 0, NULL, 0},
     {LWSHUMETH_DELETE, "/a/*/p/*", h, 0, NULL, 0},
@@ -167,29 +166,39 @@ static const struct cp_route routes[] = {
 
 START_TEST(routing)
 {
-    char caps[CP_MAX_CAPTURES][CP_SEGMENT_MAX];
+    char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX];
     bool known;
-    const struct cp_route *r = cp_route_match(routes, LWSHUMETH_GET, "/a/xyz", &known, caps);
+    const struct http_route *r =
+        http_route_match(routes, LWSHUMETH_GET, "/a/xyz", CP_SEGMENT_MAX, &known, caps);
     ck_assert_ptr_eq(r, &routes[0]);
     ck_assert_str_eq(caps[0], "xyz");
-    r = cp_route_match(routes, LWSHUMETH_PATCH, "/a/m1/p/p2", &known, caps);
+    r = http_route_match(routes, LWSHUMETH_PATCH, "/a/m1/p/p2", CP_SEGMENT_MAX, &known, caps);
     ck_assert_ptr_eq(r, &routes[3]);
     ck_assert_str_eq(caps[0], "m1");
     ck_assert_str_eq(caps[1], "p2");
-    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_POST, "/a/x", &known, caps));
+    ck_assert_ptr_null(
+        http_route_match(routes, LWSHUMETH_POST, "/a/x", CP_SEGMENT_MAX, &known, caps));
     ck_assert(known); /* 405 */
-    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/a/x/", &known, caps));
+    ck_assert_ptr_null(
+        http_route_match(routes, LWSHUMETH_GET, "/a/x/", CP_SEGMENT_MAX, &known, caps));
     ck_assert(!known); /* 404 */
-    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/a/", &known, caps));
-    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, "/b/x", &known, caps));
+    ck_assert_ptr_null(
+        http_route_match(routes, LWSHUMETH_GET, "/a/", CP_SEGMENT_MAX, &known, caps));
+    ck_assert_ptr_null(
+        http_route_match(routes, LWSHUMETH_GET, "/b/x", CP_SEGMENT_MAX, &known, caps));
     char longseg[200];
     memset(longseg, 'x', sizeof longseg);
     memcpy(longseg, "/a/", 3);
     longseg[sizeof longseg - 1] = 0;
-    ck_assert_ptr_null(cp_route_match(routes, LWSHUMETH_GET, longseg, &known, caps));
+    ck_assert_ptr_null(
+        http_route_match(routes, LWSHUMETH_GET, longseg, CP_SEGMENT_MAX, &known, caps));
     char allow[64];
-    cp_route_allow(routes, "/a/1/p/2", allow, sizeof allow);
+    http_route_allow(routes, "/a/1/p/2", CP_SEGMENT_MAX, true, allow, sizeof allow);
     ck_assert_str_eq(allow, "DELETE, PATCH, OPTIONS");
+    http_route_allow(routes, "/a/1/p/2", CP_SEGMENT_MAX, false, allow, sizeof allow);
+    ck_assert_str_eq(allow, "DELETE, PATCH"); /* a server that answers no preflight */
+    http_route_allow(routes, "/nothing", CP_SEGMENT_MAX, true, allow, sizeof allow);
+    ck_assert_str_eq(allow, "OPTIONS");
 }
 END_TEST
 

@@ -1,0 +1,362 @@
+/* The server core: one libwebsockets context per listening address, on a service thread of its
+ * own that runs a libev loop; the HTTP protocol's callback (connections admitted and counted,
+ * requests handed to http-req.c, wakes from other threads), the WebSocket protocols beside it,
+ * the services' and protocols' ticks, and an orderly stop. */
+#include "config.h"
+
+#include "http/http-int.h"
+
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ connections */
+
+void http_client_addr(struct lws *wsi, char *buf, size_t len)
+{
+    /* The one place that says who the client is. A connection adopted from a shared listener
+     * or arriving through a trusted proxy will be resolved here (X-Forwarded-For, PROXY). */
+    lws_get_peer_simple(wsi, buf, len);
+}
+
+/* A new connection (fd, not yet read): admitted while the server holds fewer than its limit.
+ * Per-client-address limits belong here, beside the count. */
+static int admit(struct http_server *srv)
+{
+    if (srv->conns < srv->cfg.max_connections)
+        return 0;
+    ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name,
+                   "connection refused: %s.max-connections=%lld open already", srv->cfg.section,
+                   srv->cfg.max_connections);
+    return 1;
+}
+
+void *http_ws_arg(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    return p ? p->user : NULL;
+}
+
+/* ------------------------------------------------------------------ the HTTP protocol */
+
+static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    struct http_conn *conn = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct http_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (!srv)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* delivered to every protocol of every vhost, and not 1:1 with wakes: collect here
+         * only, and collect everything */
+        if (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+            for (size_t i = 0; i < srv->cfg.nservices; i++)
+                if (srv->svc[i].wake)
+                    srv->svc[i].wake(srv->svc[i].arg);
+            http_posted_drain(srv);
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_CREATE: /* every accepted connection, HTTP or WebSocket */
+        srv->conns++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        srv->conns--;
+        return 0;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return admit(srv);
+    case LWS_CALLBACK_HTTP:
+        if (srv->cfg.fallback) {
+            int rc = srv->cfg.fallback(srv->cfg.fallback_arg, wsi);
+            if (rc <= 0)
+                return rc;
+        }
+        return http_req_start(srv, wsi, conn);
+    case LWS_CALLBACK_HTTP_BODY:
+        http_req_body(conn, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        http_req_body_done(conn);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_req_write(srv, wsi, conn);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (conn)
+            http_req_closed(conn);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ------------------------------------------------------------------ ticks */
+
+static void on_timer(lws_sorted_usec_list_t *sul)
+{
+    struct http_timer *t = lws_container_of(sul, struct http_timer, sul);
+    struct http_server *srv = t->srv;
+    if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
+        return;
+    t->fn(t->arg);
+    if (t->every_ms > 0)
+        lws_sul_schedule(srv->ctx, 0, &t->sul, on_timer, t->every_ms * LWS_US_PER_MS);
+}
+
+static void add_timer(struct http_server *srv, void (*fn)(void *), void *arg, int64_t first_ms,
+                      int64_t every_ms)
+{
+    struct http_timer *t = &srv->timers[srv->ntimers++];
+    t->srv = srv;
+    t->fn = fn;
+    t->arg = arg;
+    t->first_ms = first_ms;
+    t->every_ms = every_ms;
+}
+
+/* ------------------------------------------------------------------ life */
+
+static void lws_emit(int level, const char *line)
+{
+    char buf[512];
+    ml_strlcpy(buf, line, sizeof buf);
+    ml_trim(buf);
+    if (level & LLL_ERR)
+        ML_ERROR("lws", "%s", buf);
+    else
+        ML_WARN("lws", "%s", buf);
+}
+
+/* The lws protocols: plain HTTP first (it gets what no mount and no WebSocket takes), then the
+ * WebSocket ones, each with its arg as the protocol's user pointer (http_ws_arg). */
+static void make_protocols(struct http_server *srv)
+{
+    struct lws_protocols *p = srv->protocols;
+    memset(p, 0, sizeof srv->protocols);
+    p[0].name = HTTP_PROTOCOL;
+    p[0].callback = cb_http;
+    p[0].per_session_data_size = sizeof(struct http_conn);
+    for (size_t i = 0; i < srv->cfg.nws; i++) {
+        const struct http_ws *w = &srv->ws[i];
+        p[1 + i].name = w->name;
+        p[1 + i].callback = w->callback;
+        p[1 + i].per_session_data_size = w->pss_size;
+        p[1 + i].rx_buffer_size = w->rx_buffer_size;
+        p[1 + i].id = (unsigned)i;
+        p[1 + i].user = w->arg;
+        if (w->is_default) {
+            /* the vhost's default for an upgrade naming no protocol; plain HTTP still goes to
+             * protocols[0] */
+            srv->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
+            srv->pvo = (struct lws_protocol_vhost_options){NULL, &srv->pvo_default, w->name, ""};
+        }
+    }
+}
+
+/* Creates the lws context, on a libev loop of our own when lws has its plugin. */
+static int make_context(struct http_server *srv, struct lws_context_creation_info *info)
+{
+    /* lws's built-in loop poll()s every socket at each wake-up, which costs as much as the work
+     * itself once thousands of WebSockets are open; epoll through libev does not. A loop of
+     * our own registers no signal watcher (an internal one would take SIGINT from the main
+     * thread). */
+    srv->evloop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (!srv->evloop)
+        srv->evloop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (srv->evloop) {
+        void *loops[1] = {srv->evloop};
+        info->foreign_loops = loops;
+        info->options |= LWS_SERVER_OPTION_LIBEV;
+        srv->ctx = lws_create_context(info);
+        info->foreign_loops = NULL;
+        info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        if (srv->ctx)
+            return 0;
+        ev_loop_destroy(srv->evloop);
+        srv->evloop = NULL;
+    }
+    /* the plugin may be missing (libwebsockets-evlib-ev): lws's own loop */
+    srv->ctx = lws_create_context(info);
+    if (srv->ctx)
+        ML_WARN(srv->cfg.name, "libwebsockets' libev plugin is missing (apt-get install "
+                               "libwebsockets-evlib-ev): lws's poll() loop serves instead, slower "
+                               "with thousands of connections");
+    return srv->ctx ? 0 : -1;
+}
+
+struct http_server *http_server_new(const struct http_server_config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char ip[ML_ADDR_STRLEN];
+    if (cfg->nservices > HTTP_MAX_SERVICES || cfg->nws > HTTP_MAX_WS) {
+        ml_err(err, errlen, "%s: too many services", cfg->section);
+        return NULL;
+    }
+    if (ml_addr_parse(cfg->listen, cfg->default_port, &ss, &sl) < 0) {
+        ml_err(err, errlen, "%s.listen: bad address %s", cfg->section, cfg->listen);
+        return NULL;
+    }
+    struct http_server *srv = ml_xcalloc(1, sizeof *srv);
+    pthread_mutex_init(&srv->done_mu, NULL);
+    srv->cfg = *cfg;
+    srv->req_size = sizeof(struct http_req);
+    for (size_t i = 0; i < cfg->nservices; i++) {
+        srv->svc[i] = cfg->services[i];
+        if (!srv->svc[i].segment_max || srv->svc[i].segment_max > HTTP_SEGMENT_MAX)
+            srv->svc[i].segment_max = HTTP_SEGMENT_MAX;
+        if (srv->svc[i].req_size > srv->req_size)
+            srv->req_size = srv->svc[i].req_size;
+        if (srv->svc[i].tick)
+            add_timer(srv, srv->svc[i].tick, srv->svc[i].arg, srv->svc[i].tick_first_ms,
+                      srv->svc[i].tick_ms);
+    }
+    srv->cfg.services = srv->svc;
+    for (size_t i = 0; i < cfg->nws; i++) {
+        srv->ws[i] = cfg->ws[i];
+        if (srv->ws[i].tick)
+            add_timer(srv, srv->ws[i].tick, srv->ws[i].arg, srv->ws[i].tick_ms, srv->ws[i].tick_ms);
+    }
+    srv->cfg.ws = srv->ws;
+    uint8_t r[4];
+    ml_random(r, sizeof r);
+    ml_hex_encode(r, sizeof r, srv->rid_prefix);
+    make_protocols(srv);
+
+    struct lws_context_creation_info info;
+    ml_ip_str((struct sockaddr *)&ss, ip, sizeof ip);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+    memset(&info, 0, sizeof info);
+    info.port = ml_addr_port((struct sockaddr *)&ss);
+    info.iface = ip;
+    info.protocols = srv->protocols;
+    info.pvo = srv->pvo.name ? &srv->pvo : NULL;
+    info.vhost_name = cfg->name;
+    info.user = srv;
+    info.alpn = "http/1.1";
+    info.max_http_header_data = (unsigned short)cfg->max_header;
+    info.max_http_header_pool = (unsigned short)cfg->header_pool;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 20;
+    /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
+     * connection of every socket event by a linear scan of all of them (its "max fds unrelated
+     * to ulimit" mode); max_connections is counted in the callback instead (admit). */
+    info.count_threads = 1;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (ss.ss_family == AF_INET)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.headers = cfg->headers;
+    info.mounts = cfg->mounts;
+    if (cfg->tls_cert) { /* HTTPS and wss:// on the same port */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
+    /* A later shared listener (one port for TLS, TURN and HTTP) will hand accepted sockets
+     * over with the bytes it read (lws_adopt_socket_vhost_readbuf on srv->vhost), the vhost
+     * then listening on no port of its own (CONTEXT_PORT_NO_LISTEN_SERVER). */
+    if (make_context(srv, &info) < 0) {
+        ml_err(err, errlen,
+               "%s.listen: cannot listen on %s (in use, not a local address, or a TLS file that "
+               "cannot be read?)",
+               cfg->section, cfg->listen);
+        http_server_free(srv);
+        return NULL;
+    }
+    srv->vhost = lws_get_vhost_by_name(srv->ctx, cfg->name);
+    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : info.port;
+    if (srv->port <= 0) {
+        ml_err(err, errlen, "%s.listen: cannot listen on %s", cfg->section, cfg->listen);
+        http_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+static void *service_main(void *arg)
+{
+    struct http_server *srv = arg;
+    ml_log_set_thread(srv->cfg.name);
+    while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+        if (srv->evloop) /* one round of our libev loop; lws_cancel_service() ends a wait */
+            ev_run(srv->evloop, EVRUN_ONCE);
+        else if (lws_service(srv->ctx, 0) < 0)
+            break;
+    }
+    return NULL;
+}
+
+int http_server_start(struct http_server *srv, char *err, size_t errlen)
+{
+    /* the service thread has not started: scheduling from here races with nothing */
+    for (size_t i = 0; i < srv->ntimers; i++)
+        lws_sul_schedule(srv->ctx, 0, &srv->timers[i].sul, on_timer,
+                         srv->timers[i].first_ms * LWS_US_PER_MS);
+    int rc = pthread_create(&srv->thread, NULL, service_main, srv);
+    if (rc)
+        return ml_err(err, errlen, "cannot start the %s thread: %s", srv->cfg.name, strerror(rc));
+    srv->started = true;
+    return 0;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+void http_server_wake(struct http_server *srv)
+{
+    if (srv && srv->ctx)
+        lws_cancel_service(srv->ctx);
+}
+
+bool http_server_stopping(const struct http_server *srv)
+{
+    return __atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE);
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    __atomic_store_n(&srv->stopping, true, __ATOMIC_RELEASE);
+    if (srv->started) {
+        lws_cancel_service(srv->ctx);
+        pthread_join(srv->thread, NULL);
+        srv->started = false;
+    }
+}
+
+void http_server_close(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    http_server_stop(srv);
+    if (srv->ctx) {
+        for (size_t i = 0; i < srv->ntimers; i++)
+            lws_sul_cancel(&srv->timers[i].sul);
+        /* closing the connections orphans the requests with work in flight */
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+    }
+    if (srv->evloop)
+        ev_loop_destroy(srv->evloop);
+    srv->evloop = NULL;
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    http_server_close(srv);
+    http_posted_drain(srv); /* the last completions free their orphaned requests */
+    pthread_mutex_destroy(&srv->done_mu);
+    free(srv);
+}
+
+void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES])
+{
+    for (int i = 0; i < HTTP_STATUSES; i++)
+        out[i] = __atomic_load_n(&srv->by_status[i], __ATOMIC_RELAXED);
+}
