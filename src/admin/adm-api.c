@@ -43,8 +43,7 @@ static enum db_status sql_failed(struct adm_req *r, struct db_conn *c, PGresult 
     ML_ERROR(SUBSYS, "%s failed (%s): %s", what, db_sqlstate(res), ml_trim(msg));
     PQclear(res);
     ML_UNUSED(c);
-    ml_strlcpy(r->errmsg, what, sizeof r->errmsg);
-    r->err = HTTP_E_INTERNAL;
+    http_job_err(&r->http, HTTP_E_INTERNAL, what);
     return DB_FAILED;
 }
 
@@ -97,10 +96,13 @@ static bool is_code(const char *s, char out[16])
 
 /* ------------------------------------------------------------------ health */
 
-static void h_healthz(struct adm *a, struct adm_req *r)
+static void h_healthz(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     ML_UNUSED(a);
-    adm_reply_json(r, 200, json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:s,s:s}", "status", "ok", "version", PACKAGE_VERSION));
 }
 
 static enum db_status w_ping(struct db_conn *c, struct db_job *job)
@@ -117,17 +119,21 @@ static enum db_status w_ping(struct db_conn *c, struct db_job *job)
 static void ready_answer(struct adm *a, struct adm_req *r)
 {
     bool draining = turn_server_draining(a->deps.turn);
-    const char *db = !a->pool ? "none" : r->job.status == DB_OK && !r->err ? "up" : "down";
+    const char *db = !a->pool                                      ? "none"
+                     : r->http.job.status == DB_OK && !r->http.err ? "up"
+                                                                   : "down";
     bool ok = !draining && strcmp(db, "down") != 0;
-    adm_reply_json(r, ok ? 200 : 503,
-                   json_pack("{s:s,s:s,s:b}", "status", ok ? "ready" : "not_ready", "database", db,
-                             "draining", draining));
+    http_reply_json(&r->http, ok ? 200 : 503,
+                    json_pack("{s:s,s:s,s:b}", "status", ok ? "ready" : "not_ready", "database", db,
+                              "draining", draining));
 }
 
 /* Ready: not draining, and PostgreSQL answers (when there is one). A load balancer takes a
  * draining node out of its rotation this way. */
-static void h_readyz(struct adm *a, struct adm_req *r)
+static void h_readyz(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     if (!a->pool || turn_server_draining(a->deps.turn)) {
         ready_answer(a, r);
         return;
@@ -150,6 +156,9 @@ static void stats_op_free(void *arg)
     free(op->top);
     op->top = NULL;
 }
+
+_Static_assert(ST_HTTP_CODES == HTTP_STATUSES && ST_HTTP_MIN == HTTP_STATUS_MIN,
+               "the stats count answers by status as the HTTP layer does");
 
 static void snapshot(struct adm *a, struct st_snapshot *s)
 {
@@ -175,8 +184,7 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
         s->pools[s->npools++].st = cc->pool;
         free(cc);
     }
-    for (int i = 0; i < ST_HTTP_CODES; i++)
-        s->http_admin[i] = __atomic_load_n(&a->http_by_status[i], __ATOMIC_RELAXED);
+    http_server_counters(a->http, s->http_admin);
     if (a->pool) {
         s->pools[s->npools].name = "admin";
         db_pool_stats(a->pool, &s->pools[s->npools++].st);
@@ -191,10 +199,10 @@ static void stats_render(struct adm *a, struct adm_req *r)
         size_t len;
         char *text = st_prometheus(&op->snap, &len);
         if (!text) {
-            adm_reply_err(r, HTTP_E_INTERNAL, "out of memory");
+            http_reply_err(&r->http, HTTP_E_INTERNAL, "out of memory");
             return;
         }
-        adm_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+        http_reply_text(&r->http, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
         return;
     }
     op->snap.top = op->top;
@@ -202,7 +210,7 @@ static void stats_render(struct adm *a, struct adm_req *r)
     json_t *j = st_json(&op->snap);
     free(op->top);
     op->top = NULL;
-    adm_reply_json(r, 200, j);
+    http_reply_json(&r->http, 200, j);
 }
 
 /* Meetings and participants (all nodes: the database's figures), and what the database knows
@@ -297,11 +305,10 @@ static void on_groups(void *arg, struct turn_group_count *v, size_t n, size_t gr
     struct adm_req *r = arg;
     struct adm_done *d = ml_xcalloc(1, sizeof *d);
     ML_UNUSED(groups);
-    d->req = r;
     d->fn = stats_groups;
     d->groups = v;
     d->ngroups = n;
-    adm_post(r->adm, d);
+    adm_post(r, d);
 }
 
 static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
@@ -312,9 +319,9 @@ static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
     snapshot(a, &op->snap);
     if (!metrics) {
         long long top = __atomic_load_n(&a->top_meetings, __ATOMIC_RELAXED);
-        const char *q = adm_arg(r, "top");
+        const char *q = http_req_arg(&r->http, "top");
         if (q && ml_parse_ll(q, 0, 1000, &top) < 0) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, "top: an integer from 0 to 1000");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "top: an integer from 0 to 1000");
             return;
         }
         op->snap.top_limit = (size_t)top;
@@ -323,22 +330,26 @@ static void stats_start(struct adm *a, struct adm_req *r, bool metrics)
         if (ask > TOP_ASK_MAX)
             ask = TOP_ASK_MAX;
         if (top > 0) {
-            r->pending++;
+            http_hold(&r->http);
             if (turn_server_count_by_tag(a->deps.turn, ask, on_groups, r) == 0)
                 return;
-            r->pending--;
+            http_unhold(&r->http);
         }
     }
     stats_db_or_render(a, r);
 }
 
-static void h_stats(struct adm *a, struct adm_req *r)
+static void h_stats(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     stats_start(a, r, false);
 }
 
-static void h_metrics(struct adm *a, struct adm_req *r)
+static void h_metrics(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     stats_start(a, r, true);
 }
 
@@ -369,9 +380,9 @@ static bool need_sync(struct adm *a, struct adm_req *r)
 {
     if (a->deps.sync)
         return true;
-    adm_reply_err(r, HTTP_E_CONFLICT,
-                  a->pool ? "admin.db-credentials is off on this node"
-                          : "no database: database.url is not set");
+    http_reply_err(&r->http, HTTP_E_CONFLICT,
+                   a->pool ? "admin.db-credentials is off on this node"
+                           : "no database: database.url is not set");
     return false;
 }
 
@@ -395,13 +406,17 @@ static enum db_status w_users_list(struct db_conn *c, struct db_job *job)
         json_array_append_new(arr,
                               json_pack("{s:s,s:I}", "name", PQgetvalue(res, i, 0), "created_at",
                                         (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10)));
-    r->out = json_pack("{s:s,s:i,s:o}", "realm", op->realm, "count", PQntuples(res), "users", arr);
+    http_job_json(
+        &r->http, 200,
+        json_pack("{s:s,s:i,s:o}", "realm", op->realm, "count", PQntuples(res), "users", arr));
     PQclear(res);
     return DB_OK;
 }
 
-static void h_users_list(struct adm *a, struct adm_req *r)
+static void h_users_list(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     struct user_op *op = op_new(r, sizeof *op);
     ml_strlcpy(op->realm, turn_server_realm(a->deps.turn), sizeof op->realm);
     op->max = a->cfg.max_turn_users;
@@ -436,22 +451,23 @@ static enum db_status w_user_add(struct db_conn *c, struct db_job *job)
             return sql_failed(r, c, res, "creating a TURN user");
         bool exists = PQntuples(res) > 0;
         PQclear(res);
-        r->err = HTTP_E_CONFLICT;
+        r->http.err = HTTP_E_CONFLICT;
         if (exists)
-            ml_snprintf(r->errmsg, sizeof r->errmsg, "a TURN user named %s exists", op->name);
+            ml_snprintf(r->http.errmsg, sizeof r->http.errmsg, "a TURN user named %s exists",
+                        op->name);
         else
-            ml_snprintf(r->errmsg, sizeof r->errmsg,
+            ml_snprintf(r->http.errmsg, sizeof r->http.errmsg,
                         "admin.max-turn-users (%lld) users exist already", op->max);
         return DB_FAILED;
     }
     long long created = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    if (adm_sync_load_pool(r->adm->deps.sync, c, err, sizeof err) < 0)
+    if (adm_sync_load_pool(adm_of(r)->deps.sync, c, err, sizeof err) < 0)
         ML_WARN(SUBSYS, "TURN user %s stored; the relay takes it at the next sync: %s", op->name,
                 err);
-    r->status = 201;
-    r->out = json_pack("{s:s,s:s,s:I}", "name", op->name, "realm", op->realm, "created_at",
-                       (json_int_t)created);
+    http_job_json(&r->http, 201,
+                  json_pack("{s:s,s:s,s:I}", "name", op->name, "realm", op->realm, "created_at",
+                            (json_int_t)created));
     return DB_OK;
 }
 
@@ -474,14 +490,16 @@ static int user_keys(const char *name, const char *realm, const char *pass, char
     return ok ? 0 : -1;
 }
 
-static void h_user_add(struct adm *a, struct adm_req *r)
+static void h_user_add(struct http_req *hr)
 {
-    struct user_in *in = r->params;
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
+    struct user_in *in = r->http.params;
     if (!need_sync(a, r))
         return;
     if (!adm_user_name_ok(in->name)) {
-        adm_reply_err(r, HTTP_E_INVALID_FIELD,
-                      "name: 1 to 127 of the characters A-Z a-z 0-9 . _ @ + -");
+        http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
+                       "name: 1 to 127 of the characters A-Z a-z 0-9 . _ @ + -");
         return;
     }
     struct user_op *op = op_new(r, sizeof *op);
@@ -491,7 +509,7 @@ static void h_user_add(struct adm *a, struct adm_req *r)
     int rc = user_keys(in->name, op->realm, in->password, op->md5, op->sha256);
     ml_wipe(in->password, sizeof in->password);
     if (rc < 0) {
-        adm_reply_err(r, HTTP_E_INTERNAL, "cannot compute the keys");
+        http_reply_err(&r->http, HTTP_E_INTERNAL, "cannot compute the keys");
         return;
     }
     adm_submit(r, w_user_add, NULL);
@@ -511,11 +529,11 @@ static enum db_status w_user_del(struct db_conn *c, struct db_job *job)
     bool found = PQntuples(res) > 0;
     PQclear(res);
     if (!found) {
-        r->err = HTTP_E_NOT_FOUND;
-        ml_snprintf(r->errmsg, sizeof r->errmsg, "no TURN user named %s", op->name);
+        r->http.err = HTTP_E_NOT_FOUND;
+        ml_snprintf(r->http.errmsg, sizeof r->http.errmsg, "no TURN user named %s", op->name);
         return DB_FAILED;
     }
-    if (adm_sync_load_pool(r->adm->deps.sync, c, err, sizeof err) < 0)
+    if (adm_sync_load_pool(adm_of(r)->deps.sync, c, err, sizeof err) < 0)
         ML_WARN(SUBSYS, "TURN user %s deleted; the relay drops it at the next sync: %s", op->name,
                 err);
     return DB_OK;
@@ -525,8 +543,8 @@ static void user_closed(struct adm *a, struct adm_req *r, struct adm_done *d)
 {
     struct user_op *op = r->op;
     ML_UNUSED(a);
-    adm_reply_json(
-        r, 200,
+    http_reply_json(
+        &r->http, 200,
         json_pack("{s:s,s:I}", "deleted", op->name, "allocations_closed", (json_int_t)d->closed));
 }
 
@@ -535,17 +553,17 @@ static void on_user_closed(void *arg, size_t closed)
 {
     struct adm_req *r = arg;
     struct adm_done *d = ml_xcalloc(1, sizeof *d);
-    d->req = r;
     d->fn = user_closed;
     d->closed = closed;
-    adm_post(r->adm, d);
+    adm_post(r, d);
 }
 
 static void user_deleted(struct adm *a, struct adm_req *r)
 {
     struct user_op *op = r->op;
-    if (r->job.status != DB_OK || r->err != HTTP_OK) {
-        adm_reply_err(r, r->err != HTTP_OK ? r->err : HTTP_E_UNAVAILABLE, r->errmsg);
+    if (r->http.job.status != DB_OK || r->http.err != HTTP_OK) {
+        http_reply_err(&r->http, r->http.err != HTTP_OK ? r->http.err : HTTP_E_UNAVAILABLE,
+                       r->http.errmsg);
         return;
     }
     ML_NOTICE(SUBSYS, "TURN user %s deleted; closing its allocations", op->name);
@@ -553,25 +571,27 @@ static void user_deleted(struct adm *a, struct adm_req *r)
     struct turn_alloc_filter f;
     memset(&f, 0, sizeof f);
     ml_strlcpy(f.cred_id, op->name, sizeof f.cred_id);
-    r->pending++;
+    http_hold(&r->http);
     if (turn_server_close(a->deps.turn, &f, "user deleted", on_user_closed, r) < 0) {
-        r->pending--;
+        http_unhold(&r->http);
         struct adm_done d = {0};
         user_closed(a, r, &d);
     }
 }
 
-static void h_user_del(struct adm *a, struct adm_req *r)
+static void h_user_del(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     if (!need_sync(a, r))
         return;
-    if (!adm_user_name_ok(r->caps[0])) {
-        adm_reply_err(r, HTTP_E_NOT_FOUND, "no TURN user by that name");
+    if (!adm_user_name_ok(r->http.caps[0])) {
+        http_reply_err(&r->http, HTTP_E_NOT_FOUND, "no TURN user by that name");
         return;
     }
     struct user_op *op = op_new(r, sizeof *op);
     ml_strlcpy(op->realm, turn_server_realm(a->deps.turn), sizeof op->realm);
-    ml_strlcpy(op->name, r->caps[0], sizeof op->name);
+    ml_strlcpy(op->name, r->http.caps[0], sizeof op->name);
     adm_submit(r, w_user_del, user_deleted);
 }
 
@@ -590,34 +610,36 @@ static const struct http_param cred_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static void h_credential(struct adm *a, struct adm_req *r)
+static void h_credential(struct http_req *hr)
 {
-    struct cred_in *in = r->params;
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
+    struct cred_in *in = r->http.params;
     char secret[260], user[TURN_ID_MAX + 32], pass[64];
     for (const char *p = in->id; *p; p++)
         if (*p == ':' || isspace((unsigned char)*p)) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: no ':' and no white space");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "id: no ':' and no white space");
             return;
         }
     long long ttl = in->has_ttl ? in->ttl : CRED_TTL_DEFAULT;
     int64_t expiry = ml_wall_s() + ttl;
     if (!turn_server_signing_secret(a->deps.turn, secret, sizeof secret)) {
-        adm_reply_err(r, HTTP_E_CONFLICT,
-                      "no shared secret: set turn.auth-secret or add one with POST "
-                      "/v1/turn/secrets");
+        http_reply_err(&r->http, HTTP_E_CONFLICT,
+                       "no shared secret: set turn.auth-secret or add one with POST "
+                       "/v1/turn/secrets");
         return;
     }
     int rc = turn_rest_credential(secret, in->id, expiry, user, sizeof user, pass, sizeof pass);
     ml_wipe(secret, sizeof secret);
     if (rc < 0) {
-        adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: cannot make a credential of it");
+        http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "id: cannot make a credential of it");
         return;
     }
     ML_NOTICE(SUBSYS, "TURN credential issued for id %s, ttl %lld s", in->id, ttl);
-    adm_reply_json(r, 200,
-                   json_pack("{s:s,s:s,s:I,s:I,s:s}", "username", user, "password", pass, "ttl",
-                             (json_int_t)ttl, "expires_at", (json_int_t)expiry, "realm",
-                             turn_server_realm(a->deps.turn)));
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:s,s:s,s:I,s:I,s:s}", "username", user, "password", pass, "ttl",
+                              (json_int_t)ttl, "expires_at", (json_int_t)expiry, "realm",
+                              turn_server_realm(a->deps.turn)));
     ml_wipe(pass, sizeof pass);
 }
 
@@ -669,12 +691,13 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     memset(f, 0, sizeof *f);
     if (!(in->has_meeting || in->has_participant || in->has_user || in->has_client || in->has_id) &&
         op->close) {
-        adm_reply_err(r, HTTP_E_MISSING_FIELD,
-                      "say which allocations: meeting, participant, user, client or id");
+        http_reply_err(&r->http, HTTP_E_MISSING_FIELD,
+                       "say which allocations: meeting, participant, user, client or id");
         return false;
     }
     if (in->has_user && (in->has_meeting || in->has_participant)) {
-        adm_reply_err(r, HTTP_E_INVALID_FIELD, "user: not together with meeting or participant");
+        http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
+                       "user: not together with meeting or participant");
         return false;
     }
     if (in->has_id)
@@ -684,7 +707,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     if (in->has_client) {
         socklen_t len;
         if (ml_addr_parse(in->client, 0, &f->client, &len) < 0) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, "client: an IP address, or IP:port");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "client: an IP address, or IP:port");
             return false;
         }
         f->has_client = true;
@@ -692,7 +715,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
     if (in->has_participant) {
         for (const char *p = in->participant; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '-') {
-                adm_reply_err(r, HTTP_E_INVALID_FIELD, "participant: a participant id");
+                http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "participant: a participant id");
                 return false;
             }
     }
@@ -702,8 +725,8 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
         } else if (ml_uuid_valid(in->meeting)) {
             ml_strlcpy(op->ref_id, in->meeting, sizeof op->ref_id);
         } else if (!is_code(in->meeting, op->ref_code)) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD,
-                          "meeting: a meeting id, a join code or a 16-hex-digit TURN tag");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
+                           "meeting: a meeting id, a join code or a 16-hex-digit TURN tag");
             return false;
         }
     }
@@ -732,16 +755,16 @@ static enum db_status w_meeting_tag(struct db_conn *c, struct db_job *job)
 static void meeting_tag_done(struct adm *a, struct adm_req *r)
 {
     struct alloc_op *op = r->op;
-    if (r->job.status == DB_UNAVAILABLE) {
-        adm_reply_err(r, HTTP_E_UNAVAILABLE, "the database is needed to find the meeting");
+    if (r->http.job.status == DB_UNAVAILABLE) {
+        http_reply_err(&r->http, HTTP_E_UNAVAILABLE, "the database is needed to find the meeting");
         return;
     }
-    if (r->err != HTTP_OK) {
-        adm_reply_err(r, r->err, r->errmsg);
+    if (r->http.err != HTTP_OK) {
+        http_reply_err(&r->http, r->http.err, r->http.errmsg);
         return;
     }
     if (!op->found) {
-        adm_reply_err(r, HTTP_E_NO_MEETING, NULL);
+        http_reply_err(&r->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     alloc_go(a, r);
@@ -812,10 +835,10 @@ static void alloc_closed(struct adm *a, struct adm_req *r, struct adm_done *d)
     ML_NOTICE(SUBSYS, "closed %zu allocation%s", op->closed, op->closed == 1 ? "" : "s");
     if (op->in.has_id && !op->in.has_meeting && !op->in.has_participant && !op->in.has_user &&
         !op->in.has_client && op->closed == 0) {
-        adm_reply_err(r, HTTP_E_NOT_FOUND, "no live allocation with this id");
+        http_reply_err(&r->http, HTTP_E_NOT_FOUND, "no live allocation with this id");
         return;
     }
-    adm_reply_json(r, 200, json_pack("{s:I}", "closed", (json_int_t)op->closed));
+    http_reply_json(&r->http, 200, json_pack("{s:I}", "closed", (json_int_t)op->closed));
 }
 
 /* turn_closed_cb of the allocation routes (a worker thread): to the admin thread. */
@@ -823,10 +846,9 @@ static void on_closed(void *arg, size_t closed)
 {
     struct adm_req *r = arg;
     struct adm_done *d = ml_xcalloc(1, sizeof *d);
-    d->req = r;
     d->fn = alloc_closed;
     d->closed = closed;
-    adm_post(r->adm, d);
+    adm_post(r, d);
 }
 
 /* Closes each distinct credential id that the participant filter matched. */
@@ -849,10 +871,10 @@ static void close_listed(struct adm *a, struct adm_req *r, struct adm_done *d)
         struct turn_alloc_filter f = op->f;
         ml_strlcpy(f.cred_id, ids[k], sizeof f.cred_id);
         f.cred_prefix[0] = 0;
-        r->pending++;
+        http_hold(&r->http);
         op->closes++;
         if (turn_server_close(a->deps.turn, &f, "closed by the admin API", on_closed, r) < 0) {
-            r->pending--;
+            http_unhold(&r->http);
             op->closes--;
         }
     }
@@ -882,22 +904,21 @@ static void alloc_listed(struct adm *a, struct adm_req *r, struct adm_done *d)
     }
     /* With the participant filter only the first ADM_SCAN_MAX allocations were looked at. */
     bool partial = op->suffix[0] && d->total > d->n;
-    adm_reply_json(r, 200,
-                   json_pack("{s:I,s:I,s:b,s:o}", "total", (json_int_t)matched, "returned",
-                             (json_int_t)shown, "truncated", shown < matched || partial,
-                             "allocations", arr));
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:I,s:I,s:b,s:o}", "total", (json_int_t)matched, "returned",
+                              (json_int_t)shown, "truncated", shown < matched || partial,
+                              "allocations", arr));
 }
 
 static void on_list(void *arg, struct turn_alloc_view *v, size_t n, size_t total)
 {
     struct adm_req *r = arg;
     struct adm_done *d = ml_xcalloc(1, sizeof *d);
-    d->req = r;
     d->fn = alloc_listed;
     d->views = v;
     d->n = n;
     d->total = total;
-    adm_post(r->adm, d);
+    adm_post(r, d);
 }
 
 /* The filter is complete (the meeting's tag known): list, or close. */
@@ -914,18 +935,18 @@ static void alloc_go(struct adm *a, struct adm_req *r)
     }
     if (op->close && !op->suffix[0]) {
         op->closes = 1;
-        r->pending++;
+        http_hold(&r->http);
         if (turn_server_close(a->deps.turn, &op->f, "closed by the admin API", on_closed, r) < 0) {
-            r->pending--;
-            adm_reply_err(r, HTTP_E_INTERNAL, "the relay could not be asked");
+            http_unhold(&r->http);
+            http_reply_err(&r->http, HTTP_E_INTERNAL, "the relay could not be asked");
         }
         return;
     }
     size_t limit = op->suffix[0] ? ADM_SCAN_MAX : op->limit;
-    r->pending++;
+    http_hold(&r->http);
     if (turn_server_list(a->deps.turn, &op->f, limit, on_list, r) < 0) {
-        r->pending--;
-        adm_reply_err(r, HTTP_E_INTERNAL, "the relay could not be asked");
+        http_unhold(&r->http);
+        http_reply_err(&r->http, HTTP_E_INTERNAL, "the relay could not be asked");
     }
 }
 
@@ -940,8 +961,10 @@ static void alloc_start(struct adm *a, struct adm_req *r, struct alloc_op *op)
     alloc_go(a, r);
 }
 
-static void h_alloc_list(struct adm *a, struct adm_req *r)
+static void h_alloc_list(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     struct alloc_op *op = op_new(r, sizeof *op);
     struct filter_in *in = &op->in;
     static const struct {
@@ -957,23 +980,23 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
         {"client", offsetof(struct filter_in, client), offsetof(struct filter_in, has_client), 64},
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(args); i++) {
-        const char *v = adm_arg(r, args[i].name);
+        const char *v = http_req_arg(&r->http, args[i].name);
         if (!v || !*v)
             continue;
         if (strlen(v) >= args[i].size) {
             char msg[64];
             ml_snprintf(msg, sizeof msg, "%s: too long", args[i].name);
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, msg);
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, msg);
             return;
         }
         ml_strlcpy((char *)in + args[i].off, v, args[i].size);
         *(bool *)((char *)in + args[i].has) = true;
     }
     long long v;
-    const char *id = adm_arg(r, "id"), *limit = adm_arg(r, "limit");
+    const char *id = http_req_arg(&r->http, "id"), *limit = http_req_arg(&r->http, "limit");
     if (id && *id) {
         if (ml_parse_ll(id, 1, INT64_MAX, &v) < 0) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, "id: an allocation id");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "id: an allocation id");
             return;
         }
         in->id = v;
@@ -982,7 +1005,7 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
     op->limit = LIST_DEFAULT;
     if (limit && *limit) {
         if (ml_parse_ll(limit, 1, ADM_LIST_MAX, &v) < 0) {
-            adm_reply_err(r, HTTP_E_INVALID_FIELD, "limit: an integer from 1 to 10000");
+            http_reply_err(&r->http, HTTP_E_INVALID_FIELD, "limit: an integer from 1 to 10000");
             return;
         }
         op->limit = (size_t)v;
@@ -990,20 +1013,24 @@ static void h_alloc_list(struct adm *a, struct adm_req *r)
     alloc_start(a, r, op);
 }
 
-static void h_alloc_close(struct adm *a, struct adm_req *r)
+static void h_alloc_close(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     struct alloc_op *op = op_new(r, sizeof *op);
-    op->in = *(struct filter_in *)r->params;
+    op->in = *(struct filter_in *)r->http.params;
     op->close = true;
     alloc_start(a, r, op);
 }
 
-static void h_alloc_close_one(struct adm *a, struct adm_req *r)
+static void h_alloc_close_one(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     struct alloc_op *op = op_new(r, sizeof *op);
     long long v;
-    if (ml_parse_ll(r->caps[0], 1, INT64_MAX, &v) < 0) {
-        adm_reply_err(r, HTTP_E_NOT_FOUND, "no live allocation with this id");
+    if (ml_parse_ll(r->http.caps[0], 1, INT64_MAX, &v) < 0) {
+        http_reply_err(&r->http, HTTP_E_NOT_FOUND, "no live allocation with this id");
         return;
     }
     op->in.id = v;
@@ -1081,17 +1108,20 @@ static void signing_json(struct adm *a, json_t *o, char fp[17])
 static void secrets_listed(struct adm *a, struct adm_req *r)
 {
     struct secret_op *op = r->op;
-    if (r->job.status != DB_OK || r->err != HTTP_OK) {
-        adm_reply_err(r, r->err != HTTP_OK ? r->err : HTTP_E_UNAVAILABLE, r->errmsg);
+    if (r->http.job.status != DB_OK || r->http.err != HTTP_OK) {
+        http_reply_err(&r->http, r->http.err != HTTP_OK ? r->http.err : HTTP_E_UNAVAILABLE,
+                       r->http.errmsg);
         return;
     }
     json_t *o = json_incref(r->out);
     signing_json(a, o, op->sign_fp);
-    adm_reply_json(r, 200, o);
+    http_reply_json(&r->http, 200, o);
 }
 
-static void h_secrets_list(struct adm *a, struct adm_req *r)
+static void h_secrets_list(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     struct secret_op *op = op_new(r, sizeof *op);
     json_t *tmp = json_object();
     signing_json(a, tmp, op->sign_fp); /* for the "signing" mark of each row */
@@ -1117,8 +1147,8 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "adding a shared secret");
     if (PQntuples(res) == 0) {
         PQclear(res);
-        r->err = HTTP_E_CONFLICT;
-        ml_snprintf(r->errmsg, sizeof r->errmsg,
+        r->http.err = HTTP_E_CONFLICT;
+        ml_snprintf(r->http.errmsg, sizeof r->http.errmsg,
                     "the secret exists already, or %d secrets do: retire one first",
                     ADM_MAX_SECRETS);
         return DB_FAILED;
@@ -1126,23 +1156,25 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
     long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     long long created = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
-    if (adm_sync_load_pool(r->adm->deps.sync, c, err, sizeof err) < 0)
+    if (adm_sync_load_pool(adm_of(r)->deps.sync, c, err, sizeof err) < 0)
         ML_WARN(SUBSYS, "shared secret %lld stored; the relay takes it at the next sync: %s", id,
                 err);
     fingerprint(op->secret, fp);
-    r->status = 201;
-    r->out = json_pack("{s:I,s:I,s:s,s:b}", "id", (json_int_t)id, "created_at", (json_int_t)created,
-                       "fingerprint", fp, "signing", true);
-    if (op->generated)
-        json_object_set_new(r->out, "secret", json_string(op->secret));
+    json_t *o = json_pack("{s:I,s:I,s:s,s:b}", "id", (json_int_t)id, "created_at",
+                          (json_int_t)created, "fingerprint", fp, "signing", true);
+    if (o && op->generated)
+        json_object_set_new(o, "secret", json_string(op->secret));
+    http_job_json(&r->http, 201, o);
     ml_wipe(op->secret, sizeof op->secret);
     ML_NOTICE(SUBSYS, "shared secret %lld (%s) added; it signs new TURN credentials", id, fp);
     return DB_OK;
 }
 
-static void h_secret_add(struct adm *a, struct adm_req *r)
+static void h_secret_add(struct http_req *hr)
 {
-    struct secret_in *in = r->params;
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
+    struct secret_in *in = r->http.params;
     if (!need_sync(a, r))
         return;
     struct secret_op *op = op_new(r, sizeof *op);
@@ -1150,8 +1182,8 @@ static void h_secret_add(struct adm *a, struct adm_req *r)
         for (const char *p = in->secret; *p; p++)
             if (!isgraph((unsigned char)*p) || *p == ',') {
                 ml_wipe(in->secret, sizeof in->secret);
-                adm_reply_err(r, HTTP_E_INVALID_FIELD,
-                              "secret: printable characters, no comma or white space");
+                http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
+                               "secret: printable characters, no comma or white space");
                 return;
             }
         ml_strlcpy(op->secret, in->secret, sizeof op->secret);
@@ -1186,25 +1218,27 @@ static enum db_status w_secret_del(struct db_conn *c, struct db_job *job)
     bool found = PQntuples(res) > 0;
     PQclear(res);
     if (!found) {
-        r->err = HTTP_E_NOT_FOUND;
-        ml_strlcpy(r->errmsg, "no shared secret with this id", sizeof r->errmsg);
+        r->http.err = HTTP_E_NOT_FOUND;
+        ml_strlcpy(r->http.errmsg, "no shared secret with this id", sizeof r->http.errmsg);
         return DB_FAILED;
     }
-    if (adm_sync_load_pool(r->adm->deps.sync, c, err, sizeof err) < 0)
+    if (adm_sync_load_pool(adm_of(r)->deps.sync, c, err, sizeof err) < 0)
         ML_WARN(SUBSYS, "shared secret %lld deleted; the relay drops it at the next sync: %s",
                 op->id, err);
     ML_NOTICE(SUBSYS, "shared secret %lld retired", op->id);
-    r->out = json_pack("{s:I}", "retired", (json_int_t)op->id);
+    http_job_json(&r->http, 200, json_pack("{s:I}", "retired", (json_int_t)op->id));
     return DB_OK;
 }
 
-static void h_secret_del(struct adm *a, struct adm_req *r)
+static void h_secret_del(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     if (!need_sync(a, r))
         return;
     struct secret_op *op = op_new(r, sizeof *op);
-    if (ml_parse_ll(r->caps[0], 1, INT64_MAX, &op->id) < 0) {
-        adm_reply_err(r, HTTP_E_NOT_FOUND, "no shared secret with this id");
+    if (ml_parse_ll(r->http.caps[0], 1, INT64_MAX, &op->id) < 0) {
+        http_reply_err(&r->http, HTTP_E_NOT_FOUND, "no shared secret with this id");
         return;
     }
     adm_submit(r, w_secret_del, NULL);
@@ -1221,14 +1255,19 @@ static const struct http_param drain_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static void h_drain_get(struct adm *a, struct adm_req *r)
+static void h_drain_get(struct http_req *hr)
 {
-    adm_reply_json(r, 200, json_pack("{s:b}", "draining", turn_server_draining(a->deps.turn)));
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:b}", "draining", turn_server_draining(a->deps.turn)));
 }
 
-static void h_drain_set(struct adm *a, struct adm_req *r)
+static void h_drain_set(struct http_req *hr)
 {
-    struct drain_in *in = r->params;
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
+    struct drain_in *in = r->http.params;
     if (a->deps.set_drain)
         a->deps.set_drain(a->deps.arg, in->draining);
     else
@@ -1236,7 +1275,8 @@ static void h_drain_set(struct adm *a, struct adm_req *r)
     ML_NOTICE(SUBSYS, "drain mode %s by the admin API",
               in->draining ? "on: new allocations get 508 and joins 503"
                            : "off: new allocations and joins are taken again");
-    adm_reply_json(r, 200, json_pack("{s:b}", "draining", turn_server_draining(a->deps.turn)));
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:b}", "draining", turn_server_draining(a->deps.turn)));
 }
 
 static const char *const levels[] = {"error", "warn", "notice", "info", "debug", NULL};
@@ -1250,30 +1290,35 @@ static const struct http_param level_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static void h_level_get(struct adm *a, struct adm_req *r)
+static void h_level_get(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     ML_UNUSED(a);
-    adm_reply_json(r, 200, json_pack("{s:s}", "level", ml_log_level_name(ml_log_get_level())));
+    http_reply_json(&r->http, 200,
+                    json_pack("{s:s}", "level", ml_log_level_name(ml_log_get_level())));
 }
 
-static void h_level_set(struct adm *a, struct adm_req *r)
+static void h_level_set(struct http_req *hr)
 {
-    struct level_in *in = r->params;
-    ML_UNUSED(a);
+    struct adm_req *r = adm_req_of(hr);
+    struct level_in *in = r->http.params;
     ml_log_set_level((enum ml_log_level)in->level);
     ML_NOTICE(SUBSYS, "log level set to %s by the admin API (a SIGHUP restores log.level)",
               levels[in->level]);
-    adm_reply_json(r, 200, json_pack("{s:s}", "level", levels[in->level]));
+    http_reply_json(&r->http, 200, json_pack("{s:s}", "level", levels[in->level]));
 }
 
-static void h_tls_reload(struct adm *a, struct adm_req *r)
+static void h_tls_reload(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
+    struct adm *a = adm_of(r);
     char err[512] = "";
     if (!a->deps.reload_tls || a->deps.reload_tls(a->deps.arg, err, sizeof err) < 0) {
-        adm_reply_err(r, HTTP_E_CONFLICT, err[0] ? err : "no TLS certificate to reload");
+        http_reply_err(&r->http, HTTP_E_CONFLICT, err[0] ? err : "no TLS certificate to reload");
         return;
     }
-    adm_reply_json(r, 200, json_pack("{s:b}", "reloaded", true));
+    http_reply_json(&r->http, 200, json_pack("{s:b}", "reloaded", true));
 }
 
 /* ------------------------------------------------------------------ meeting usage */
@@ -1293,26 +1338,27 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "reading a meeting's relay usage");
     if (PQntuples(res) == 0) {
         PQclear(res);
-        r->err = HTTP_E_NO_MEETING;
+        r->http.err = HTTP_E_NO_MEETING;
         return DB_FAILED;
     }
-    r->out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    json_t *usage = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
-    if (!r->out) {
-        r->err = HTTP_E_INTERNAL;
+    if (!usage) {
+        r->http.err = HTTP_E_INTERNAL;
         return DB_FAILED;
     }
+    http_job_json(&r->http, 200, usage);
     return DB_OK;
 }
 
-static void h_usage(struct adm *a, struct adm_req *r)
+static void h_usage(struct http_req *hr)
 {
+    struct adm_req *r = adm_req_of(hr);
     struct alloc_op *op = op_new(r, sizeof *op);
-    ML_UNUSED(a);
-    if (ml_uuid_valid(r->caps[0]))
-        ml_strlcpy(op->ref_id, r->caps[0], sizeof op->ref_id);
-    else if (!is_code(r->caps[0], op->ref_code)) {
-        adm_reply_err(r, HTTP_E_NO_MEETING, NULL);
+    if (ml_uuid_valid(r->http.caps[0]))
+        ml_strlcpy(op->ref_id, r->http.caps[0], sizeof op->ref_id);
+    else if (!is_code(r->http.caps[0], op->ref_code)) {
+        http_reply_err(&r->http, HTTP_E_NO_MEETING, NULL);
         return;
     }
     adm_submit(r, w_usage, NULL);
@@ -1320,20 +1366,21 @@ static void h_usage(struct adm *a, struct adm_req *r)
 
 /* ------------------------------------------------------------------ the table */
 
-#define NOAUTH ADM_NOAUTH
-#define BODY ADM_BODY
+#define NOAUTH HTTP_ROUTE_PUBLIC
+#define BODY HTTP_ROUTE_BODY
+#define QUERY HTTP_ROUTE_QUERY
 #define P(t, s) t, sizeof(struct s)
 
-const struct adm_route adm_routes[] = {
+const struct http_route adm_routes[] = {
     {LWSHUMETH_GET, "/healthz", h_healthz, NOAUTH, NULL, 0},
     {LWSHUMETH_GET, "/readyz", h_readyz, NOAUTH, NULL, 0},
-    {LWSHUMETH_GET, "/stats", h_stats, 0, NULL, 0},
+    {LWSHUMETH_GET, "/stats", h_stats, QUERY, NULL, 0},
     {LWSHUMETH_GET, "/metrics", h_metrics, 0, NULL, 0},
     {LWSHUMETH_GET, "/v1/turn/users", h_users_list, 0, NULL, 0},
     {LWSHUMETH_POST, "/v1/turn/users", h_user_add, BODY, P(user_params, user_in)},
     {LWSHUMETH_DELETE, "/v1/turn/users/*", h_user_del, 0, NULL, 0},
     {LWSHUMETH_POST, "/v1/turn/credentials", h_credential, BODY, P(cred_params, cred_in)},
-    {LWSHUMETH_GET, "/v1/turn/allocations", h_alloc_list, 0, NULL, 0},
+    {LWSHUMETH_GET, "/v1/turn/allocations", h_alloc_list, QUERY, NULL, 0},
     {LWSHUMETH_POST, "/v1/turn/allocations/close", h_alloc_close, BODY,
      P(filter_params, filter_in)},
     {LWSHUMETH_DELETE, "/v1/turn/allocations/*", h_alloc_close_one, 0, NULL, 0},
