@@ -8,6 +8,7 @@
 #include "control/cp.h"
 #include "db/db.h"
 #include "net/net.h"
+#include "signal/sig.h"
 #include "turn/turn.h"
 
 /* [daemon] */

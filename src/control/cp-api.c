@@ -88,12 +88,12 @@ static enum db_status sql_error(PGresult *r, const char *action, const char *rid
 {
     if (!r)
         return DB_UNAVAILABLE;
-    const char *state = db_sqlstate(r);
-    if (!strcmp(state, "57014") || !strncmp(state, "08", 2) || !strcmp(state, "57P01")) {
+    if (db_lost(r)) {
         PQclear(r);
         return DB_UNAVAILABLE;
     }
-    ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, rid, state, PQresultErrorMessage(r));
+    ML_ERROR(SUBSYS, "%s failed (rid=%s): %s %s", action, rid, db_sqlstate(r),
+             PQresultErrorMessage(r));
     PQclear(r);
     return DB_FAILED;
 }
@@ -984,14 +984,8 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     /* The credential id is "<meeting tag>.<participant id>" (sql/003_turn.sql): a stateless
      * relay can tell an allocation's meeting from it, and the tag gives away nothing that
      * joins it. The username ml_join recorded says which id; the password is signed here. */
-    const char *cred_user = PQgetvalue(r, 0, 7), *cred_id = strchr(cred_user, ':');
-    char secret[512], user[128], pass[64];
-    cp_turn_secret(cp, secret, sizeof secret);
-    int rc = cred_id ? turn_rest_credential(secret, cred_id + 1, c_exp, user, sizeof user, pass,
-                                            sizeof pass)
-                     : -1;
-    ml_wipe(secret, sizeof secret);
-    if (rc < 0 || strcmp(user, cred_user) != 0) {
+    char user[128], pass[64];
+    if (cp_credential(cp, PQgetvalue(r, 0, 7), c_exp, user, sizeof user, pass, sizeof pass) < 0) {
         PQclear(r);
         http_job_err(&req->http, HTTP_E_INTERNAL, "cannot make the TURN credential");
         return DB_FAILED;
@@ -1319,9 +1313,32 @@ const struct http_route cp_api_routes[] = {
     {0, NULL, NULL, 0, NULL, 0},
 };
 
-/* ------------------------------------------------------------------ for signaling */
+/* ------------------------------------------------------------------ TURN credentials */
 
-json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
+int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, char *user,
+                  size_t ulen, char *pass, size_t plen)
 {
-    return ice_servers(cp, user, pass); /* joined carries what a join answers */
+    const char *cred_id = strchr(cred_user, ':');
+    char secret[512];
+    cp_turn_secret(cp, secret, sizeof secret);
+    int rc =
+        cred_id ? turn_rest_credential(secret, cred_id + 1, expires_s, user, ulen, pass, plen) : -1;
+    ml_wipe(secret, sizeof secret);
+    if (rc < 0 || strcmp(user, cred_user) != 0) {
+        ml_wipe(pass, plen);
+        return -1;
+    }
+    return 0;
+}
+
+char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s)
+{
+    char user[128], pass[64];
+    if (cp_credential(cp, cred_user, expires_s, user, sizeof user, pass, sizeof pass) < 0)
+        return NULL;
+    json_t *ice = ice_servers(cp, user, pass); /* what a join answers */
+    char *text = json_dumps(ice, JSON_COMPACT);
+    json_decref(ice);
+    ml_wipe(pass, sizeof pass);
+    return text;
 }

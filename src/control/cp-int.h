@@ -5,6 +5,7 @@
 
 #include "control/cp.h"
 #include "http/http.h"
+#include "signal/sig.h"
 
 #include <jansson.h>
 #include <jwt.h>
@@ -111,10 +112,9 @@ struct cp {
     uint64_t cache_gen;       /* bumped by every invalidation */
     struct cp_token_memo **tokens; /* verified access tokens (CP_TOKEN_SLOTS, direct-mapped) */
     /* operations (#8) */
-    uint64_t ws_open;           /* open signaling WebSockets (the HTTP thread) */
     bool draining;              /* atomic: joins refused */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
-    struct sig *sig;            /* WebSocket signaling (sig-*.c); NULL when off */
+    struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
 };
 
@@ -154,23 +154,13 @@ void cp_sweep(void *arg);
 /* The service's authentication: the bearer token into req->user. */
 enum http_err cp_authenticate(struct http_req *r, const char *authz);
 
-/* WebSocket signaling (sig-*.c): the protocol's callback, and its life within the control
- * plane's (started before the service thread; stopped after it, before the lws context goes;
- * freed after the pool's last drain). */
-struct sig;
-int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len);
-#define SIG_PSS_SIZE (sizeof(void *))
-/* The tick of the signaling protocol (arg: the struct sig). */
-void sig_tick(void *arg);
-int sig_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
-/* Closes every signaling connection with 1001 from the service thread, waiting for them a
- * moment (before the service thread stops). */
-void sig_quiesce(struct cp *cp);
-void sig_stop(struct cp *cp);
-void sig_free(struct cp *cp);
-/* The iceServers of a join for a TURN credential (cp-api.c). New reference. */
-json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
+/* A participant's TURN credential as a join makes it (cp-api.c; any thread): the password of
+ * cred_user, the username ml_join recorded ("<expiry>:<tag>.<participant>"), signed with the
+ * current secret; user gets the username made, which must be cred_user. 0, or -1. */
+int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, char *user,
+                  size_t ulen, char *pass, size_t plen);
+/* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
+char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
 
 /* Failed-login limits (cp-limit.c): per account and per address, in a fixed-size table. */
 struct cp_limiter;

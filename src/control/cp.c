@@ -50,7 +50,7 @@ void cp_counters_read(struct cp *cp, struct cp_counters *out)
     memset(out, 0, sizeof *out);
     if (cp->http)
         http_server_counters(cp->http, out->http_by_status);
-    out->ws_connections = __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED);
+    out->ws_connections = sig_ws_open(cp->sig);
     if (cp->pool)
         db_pool_stats(cp->pool, &out->pool);
 }
@@ -277,6 +277,64 @@ void cp_set_revoke_hook(struct cp *cp, cp_revoke_fn fn, void *arg)
     cp->revoke_arg = arg;
 }
 
+/* ------------------------------------------------------------------ signaling's dependencies */
+
+/* A join's signaling token: this node's key, audience meetlite-signaling. */
+static enum http_err sig_verify(void *arg, const char *token, uint8_t mid[16], uint8_t pid[16],
+                                uint8_t uid[16])
+{
+    struct cp *cp = arg;
+    struct cp_jwt_expect ex = {cp->auth.jwt_issuer, "meetlite-signaling", cp->auth.leeway_s,
+                               ml_wall_s()};
+    jwt_t *j = NULL;
+    enum http_err e = cp_jwt_verify(&cp->key, token, &ex, &j);
+    if (e == HTTP_OK && (!ml_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
+                         !ml_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
+                         !ml_uuid_parse(jwt_get_grant(j, "sub"), uid)))
+        e = HTTP_E_INVALID_TOKEN;
+    jwt_free(j);
+    return e;
+}
+
+static char *sig_ice_servers(void *arg, const char *cred_user, long long expires_s)
+{
+    return cp_ice_json(arg, cred_user, expires_s);
+}
+
+static void sig_revoke(void *arg, const char *username)
+{
+    struct cp *cp = arg;
+    if (cp->revoke) /* the same hook as the REST API's */
+        cp->revoke(cp->revoke_arg, username);
+}
+
+static void sig_changed(void *arg, const char *meeting_id)
+{
+    cp_cache_invalidate(arg, meeting_id);
+}
+
+int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct db_config *db,
+                     char *err, size_t errlen)
+{
+    if (cp->sig)
+        return ml_err(err, errlen, "signaling is already set up");
+    if (!cfg->enabled)
+        return 0;
+    const struct sig_deps deps = {
+        .pool = cp->pool,
+        .verify = sig_verify,
+        .ice_servers = sig_ice_servers,
+        .revoke = sig_revoke,
+        .changed = sig_changed,
+        .credential_ttl_s = cp->cfg.credential_ttl_s,
+        .arg = cp,
+    };
+    cp->sig = sig_new(cfg, db, &deps, err, errlen);
+    return cp->sig ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ the server */
+
 int cp_port(const struct cp *cp)
 {
     return cp->http ? http_server_port(cp->http) : 0;
@@ -302,16 +360,8 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .wake = drain,
         .arg = cp,
     };
-    const struct http_ws ws = {
-        .name = "meetlite-signaling",
-        .callback = sig_ws_callback,
-        .pss_size = SIG_PSS_SIZE,
-        .rx_buffer_size = 2048,
-        .is_default = true,
-        .arg = cp->sig,
-        .tick = cp->sig ? sig_tick : NULL,
-        .tick_ms = 1000,
-    };
+    struct http_ws ws;
+    sig_ws_protocol(cp->sig, &ws); /* declared even when off: it refuses connections */
     struct http_server_config hc = {
         .name = "http",
         .section = "control",
@@ -344,7 +394,7 @@ int cp_start(struct cp *cp, char *err, size_t errlen)
 {
     if (http_init(cp, err, errlen) < 0)
         return -1;
-    if (sig_start(cp, err, errlen) < 0)
+    if (sig_start(cp->sig, cp->http, err, errlen) < 0)
         return -1;
     return http_server_start(cp->http, err, errlen);
 }
@@ -353,14 +403,14 @@ void cp_free(struct cp *cp)
 {
     if (!cp)
         return;
-    sig_quiesce(cp); /* WebSocket clients are told 1001 while the loop still runs */
+    sig_quiesce(cp->sig); /* WebSocket clients are told 1001 while the loop still runs */
     http_server_stop(cp->http);
-    sig_stop(cp); /* the node leaves signaling (its sessions' rows go) while lws still exists */
+    sig_stop(cp->sig); /* the node leaves signaling (its sessions' rows go) while lws exists */
     /* closing the connections orphans the requests whose jobs still run ... */
     http_server_close(cp->http);
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
     db_pool_free(cp->pool);
-    sig_free(cp); /* after the pool's last drain: no job of signaling is left */
+    sig_free(cp->sig); /* after the pool's last drain: no job of signaling is left */
     http_server_free(cp->http);
     cp_jwt_key_free(&cp->key);
     cp_jwks_free(&cp->jwks);

@@ -44,22 +44,7 @@ struct cp_auth_config {
 };
 extern const struct ml_cfg_key cp_auth_cfg_keys[];
 
-/* The [signaling] configuration section: WebSocket signaling beside the API (sig-config.c). */
-struct sig_config {
-    bool enabled;
-    char *node_id;                       /* NULL: random per process */
-    long long max_message;               /* bytes of one client message */
-    long long rate, burst;               /* messages a second per connection, and the burst */
-    long long max_conns_per_participant; /* over every node */
-    long long max_queue;                 /* bytes waiting for one client */
-    long long ping_interval_s, idle_timeout_s, resume_window_s;
-    long long replay_messages, replay_bytes; /* per meeting */
-    long long chat_history, chat_max_length;
-    long long heartbeat_ms, node_timeout_ms;
-    long long publish_queue;    /* messages waiting to go to the other nodes */
-    long long publish_delay_us; /* how long the first of a batch may wait for others */
-};
-extern const struct ml_cfg_key sig_cfg_keys[];
+struct sig_config; /* signal/sig.h */
 
 /* Called on the control-plane thread for each TURN credential username revoked (a leave, a
  * removal, a meeting's end or expiry). Issue #5 connects it to the relay. */
@@ -75,7 +60,8 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
                   size_t errlen) ML_WUR;
 /* Sets the revocation hook (before cp_start, or NULL). */
 void cp_set_revoke_hook(struct cp *cp, cp_revoke_fn fn, void *arg);
-/* Sets up WebSocket signaling (before cp_start): cfg and db are copied. 0, or -1 with err. */
+/* Sets up WebSocket signaling (src/signal) on the control plane's server (before cp_start):
+ * cfg and db are copied. 0, or -1 with err. */
 int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct db_config *db,
                      char *err, size_t errlen) ML_WUR;
 /* Starts the service thread. 0 or -1 with err filled. */

@@ -419,6 +419,12 @@ const char *db_sqlstate(const PGresult *r)
     return s ? s : "";
 }
 
+bool db_lost(const PGresult *r)
+{
+    const char *state = db_sqlstate(r);
+    return !strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57014");
+}
+
 void db_words(const char *arr, char ***v, size_t *n)
 {
     if (!arr || arr[0] != '{')

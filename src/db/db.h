@@ -106,6 +106,10 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *out);
 PGresult *db_exec(struct db_conn *c, const struct db_stmt *st, const char *const *params) ML_WUR;
 /* The SQLSTATE of a failed result ("23505"), or "" . */
 const char *db_sqlstate(const PGresult *r);
+/* True when a failed result is the connection's, not the statement's: it broke (class 08),
+ * the server shuts down (57P01), or the statement timed out (57014). The work function then
+ * returns DB_UNAVAILABLE: the client gets 503 and may try again. */
+bool db_lost(const PGresult *r);
 /* Appends the elements of a text[] in PostgreSQL's text form ("{a,b}") to *v (grown with
  * realloc; *n of them; caller frees each and the vector). For arrays of plain words only (no
  * quoting, no NULL), such as the revoked usernames the SQL functions return; an element of

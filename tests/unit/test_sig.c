@@ -1,10 +1,10 @@
-/* Unit tests of signaling (src/control/sig-*.c): the message table's validation, UUIDs and node
+/* Unit tests of signaling (src/signal): the message table's validation, UUIDs and node
  * ids, the rate limiter's bucket, frames with sequence numbers and who they are for, the replay
  * ring's bounds, the hash table, the close codes, and the routing of records from other nodes
  * to exactly the sessions they name. */
 #include "config.h"
 
-#include "control/sig-int.h"
+#include "signal/sig-int.h"
 
 #include <string.h>
 

@@ -19,7 +19,7 @@
  * is a JSON object's compact text (no raw new line or tab in it). */
 #include "config.h"
 
-#include "control/sig-int.h"
+#include "signal/sig-int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -131,7 +131,7 @@ static void push_in(struct sig_bus *b, char kind, const char *data, size_t n)
     b->in_n++;
     pthread_mutex_unlock(&b->in_mu);
     if (was_empty)
-        http_server_wake(b->sig->cp->http);
+        http_server_wake(b->sig->http);
 }
 
 /* Is payload from this node (it hears its own NOTIFYs: skipped)? */
@@ -308,7 +308,7 @@ static void handle_db_event(struct sig *sig, const char *text)
     }
     if (has_m &&
         (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") || !strcmp(k, "role")))
-        cp_cache_invalidate(sig->cp, m); /* another node's change shows here at once */
+        sig->deps.changed(sig->deps.arg, m); /* another node's change shows here at once */
     if ((!strcmp(k, "left") || !strcmp(k, "removed")) && has_m && has_p)
         sig_on_member_left(sig, mid, pid, k);
     else if (!strcmp(k, "ended") && has_m)

@@ -1,11 +1,10 @@
-/* The signaling WebSocket protocol on the control plane's lws thread: the connection's
- * authentication (the join's signaling token as ?token=, or a resume token), reading messages
- * within the limits (size, rate), writing one frame per WRITEABLE, pings and the idle timeout,
- * and what each client message does. Also the signaling's life inside the control plane. */
+/* The signaling WebSocket connection, on the HTTP server's thread: its authentication (the
+ * join's signaling token as ?token=, or a resume token), reading messages within the limits
+ * (size, rate), writing one frame per WRITEABLE, pings and the idle timeout, and what its
+ * closing means for its session. */
 #include "config.h"
 
-#include "control/sig-int.h"
-#include "net/net.h"
+#include "signal/sig-int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,7 +55,7 @@ static void limit_close(struct sig_sess *s, int code, const char *fmt, ...)
  * every lookup goes through one buffer that fits any argument we accept (a token). */
 static const char *urlarg(struct lws *wsi, const char *name, char *out, size_t outlen)
 {
-    static char scratch[CP_JWT_MAX + 64]; /* the lws thread only */
+    static char scratch[SIG_TOKEN_MAX + 64]; /* the lws thread only */
     const char *v = lws_get_urlarg_by_name(wsi, name, scratch, (int)sizeof scratch);
     if (!v || strlen(v) >= outlen)
         return NULL;
@@ -113,7 +112,7 @@ static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, co
     s->clean_close = false;
     sig_bucket_init(&s->bucket, sig->cfg.burst, now);
     ml_strlcpy(s->peer, peer, sizeof s->peer);
-    NET_COUNT(sig->cp->ws_open, 1);
+    ML_COUNT(sig->ws_open, 1);
     sig->ctr.connections++;
     uint8_t mid[16];
     memcpy(mid, s->room->node.key, 16);
@@ -136,7 +135,7 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
                        peer);
         return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
     }
-    static char buf[CP_JWT_MAX + 64]; /* the lws thread only */
+    static char buf[SIG_TOKEN_MAX + 64]; /* the lws thread only */
     const char *rt = urlarg(wsi, "resume=", buf, sizeof buf);
     if (rt)
         return open_resume(sig, wsi, pss, rt, peer);
@@ -151,17 +150,8 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     if (!tok || !*tok)
         return refuse(wsi, http_err_ws_code(HTTP_E_UNAUTHENTICATED),
                       http_err_code(HTTP_E_UNAUTHENTICATED));
-    struct cp *cp = sig->cp;
-    struct cp_jwt_expect ex = {cp->auth.jwt_issuer, "meetlite-signaling", cp->auth.leeway_s,
-                               ml_wall_s()};
-    jwt_t *j = NULL;
-    enum http_err e = cp_jwt_verify(&cp->key, tok, &ex, &j);
     uint8_t mid[16], pid[16], uid[16];
-    if (e == HTTP_OK && (!ml_uuid_parse(jwt_get_grant(j, "mid"), mid) ||
-                         !ml_uuid_parse(jwt_get_grant(j, "pid"), pid) ||
-                         !ml_uuid_parse(jwt_get_grant(j, "sub"), uid)))
-        e = HTTP_E_INVALID_TOKEN;
-    jwt_free(j);
+    enum http_err e = sig->deps.verify(sig->deps.arg, tok, mid, pid, uid);
     if (e != HTTP_OK) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "signaling connection refused (peer=%s): %s", peer,
                        http_err_code(e));
@@ -179,143 +169,13 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     ml_random(s->tok.key, sizeof s->tok.key);
     ml_strlcpy(s->peer, peer, sizeof s->peer);
     s->join_seq = room->seq;
-    NET_COUNT(cp->ws_open, 1);
+    ML_COUNT(sig->ws_open, 1);
     sig->ctr.connections++;
     sig_db_connect(s, mid, false);
     return 0;
 }
 
 /* ------------------------------------------------------------------ messages */
-
-/* Sends body to the meeting here and, when other nodes serve it too, to them. */
-static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
-                 const uint8_t *except)
-{
-    char *t = ml_nonnull(json_dumps(body, JSON_COMPACT));
-    size_t n = strlen(t);
-    sig_room_send_text(s->room, t, n, to, except);
-    if (sig_bus_nodes(s->sig->bus) > 1)
-        sig_bus_record(s->sig->bus, kind, s->room, to, except, t, n);
-    free(t);
-}
-
-/* {"type":..., "from":..., "to":..., "id":..., "payload":...} for a message to relay. */
-static json_t *relay_body(struct sig_sess *s, struct sig_msg *m)
-{
-    json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", m->type->name, "from", s->pid_s));
-    if (m->has_to)
-        json_object_set_new(o, "to", json_string(m->to_s));
-    if (m->id)
-        json_object_set(o, "id", m->id);
-    if (m->payload)
-        json_object_set(o, "payload", m->payload);
-    return o;
-}
-
-void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m)
-{
-    struct sig *sig = s->sig;
-    struct sig_room *r = s->room;
-    struct sig_member *me = sig_room_member(r, s->pid);
-    if ((m->type->flags & SIG_MT_ADMIN) && !(me && me->admin)) {
-        sig_sess_error(s, m->id, HTTP_E_NOT_ADMIN, NULL);
-        return;
-    }
-    struct sig_member *target = NULL;
-    if (m->has_to) {
-        if (!memcmp(m->to, s->pid, 16)) {
-            sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, "to: a participant other than you");
-            return;
-        }
-        target = sig_room_member(r, m->to);
-        if (!target) { /* never delivered: no such participant in this meeting */
-            sig_sess_error(s, m->id, HTTP_E_NO_PARTICIPANT, NULL);
-            return;
-        }
-    }
-    switch (m->type->kind) {
-    case SIG_M_RELAY:
-    case SIG_M_MUTE_REQUEST: {
-        if (m->type->kind == SIG_M_MUTE_REQUEST && !json_object_get(m->payload, "kind"))
-            json_object_set_new(m->payload, "kind", json_string("audio"));
-        json_t *o = relay_body(s, m);
-        emit(s, 'R', o, m->to, NULL);
-        json_decref(o);
-        return;
-    }
-    case SIG_M_CHAT: {
-        const char *text = json_string_value(json_object_get(m->payload, "text"));
-        size_t chars = 0;
-        ml_utf8_valid(text, strlen(text), &chars);
-        if ((long long)chars > sig->cfg.chat_max_length) {
-            char msg[96];
-            ml_snprintf(msg, sizeof msg, "payload.text: at most %lld characters",
-                        sig->cfg.chat_max_length);
-            sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, msg);
-            return;
-        }
-        uint8_t cid[16];
-        char cid_s[ML_UUID_STR];
-        ml_uuid_random(cid);
-        ml_uuid_format(cid, cid_s);
-        json_int_t ts = (json_int_t)ml_wall_ms();
-        json_t *o = relay_body(s, m);
-        json_object_set_new(o, "name", json_string(me && me->name ? me->name : ""));
-        json_object_set_new(o, "chat_id", json_string(cid_s));
-        json_object_set_new(o, "ts", json_integer(ts));
-        emit(s, 'R', o, NULL, NULL); /* the sender too: its copy carries the order */
-        json_decref(o);
-        json_t *row = ml_nonnull(json_pack("{s:s,s:s,s:s,s:I,s:s}", "id", cid_s, "m", r->id_s, "p",
-                                           s->pid_s, "t", ts, "text", text));
-        char *t = ml_nonnull(json_dumps(row, JSON_COMPACT));
-        sig_bus_chat(sig->bus, t, strlen(t));
-        free(t);
-        json_decref(row);
-        return;
-    }
-    case SIG_M_MEDIA: {
-        if (!me)
-            return;
-        json_t *v;
-        if ((v = json_object_get(m->payload, "audio")))
-            me->audio = json_is_true(v);
-        if ((v = json_object_get(m->payload, "video")))
-            me->video = json_is_true(v);
-        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
-                                         sig_member_json(me)));
-        if (m->id)
-            json_object_set(o, "id", m->id);
-        emit(s, 'P', o, NULL, NULL);
-        json_decref(o);
-        json_t *row = ml_nonnull(
-            json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video", me->video));
-        char *t = ml_nonnull(json_dumps(row, JSON_COMPACT));
-        sig_bus_media(sig->bus, t, strlen(t));
-        free(t);
-        json_decref(row);
-        return;
-    }
-    case SIG_M_REMOVE:
-        if (target->host) {
-            sig_sess_error(s, m->id, HTTP_E_HOST_PROTECTED, NULL);
-            return;
-        }
-        sig_db_command(s, SIG_M_REMOVE, m->id, m->to_s);
-        return;
-    case SIG_M_END:
-        sig_db_command(s, SIG_M_END, m->id, NULL);
-        return;
-    case SIG_M_PING: {
-        json_t *o =
-            ml_nonnull(json_pack("{s:s,s:I}", "type", "pong", "ts", (json_int_t)ml_wall_ms()));
-        if (m->id)
-            json_object_set(o, "id", m->id);
-        sig_sess_reply(s, o);
-        json_decref(o);
-        return;
-    }
-    }
-}
 
 static void on_message(struct sig_sess *s, const char *text, size_t n)
 {
@@ -335,7 +195,7 @@ static void on_message(struct sig_sess *s, const char *text, size_t n)
     else if (s->state != SIG_S_LIVE)
         sig_sess_error(s, m.id, HTTP_E_BAD_REQUEST, "wait for joined (or resumed) first");
     else
-        sig_ws_dispatch(s, &m);
+        sig_dispatch(s, &m);
     json_decref(m.payload);
     json_decref(root);
 }
@@ -432,7 +292,7 @@ static void on_closed(struct sig *sig, struct sig_pss *pss)
         return;
     pss->s = NULL;
     s->wsi = NULL;
-    NET_COUNT(sig->cp->ws_open, -1);
+    ML_COUNT(sig->ws_open, -1);
     sig->ctr.connections--;
     int64_t now = ml_now_ms();
     if (sig->stopping || __atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE)) {
@@ -574,109 +434,4 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     default:
         return 0;
     }
-}
-
-/* ------------------------------------------------------------------ life */
-
-int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct db_config *db,
-                     char *err, size_t errlen)
-{
-    if (cp->sig)
-        return ml_err(err, errlen, "signaling is already set up");
-    if (!cfg->enabled)
-        return 0;
-    if (cfg->idle_timeout_s <= cfg->ping_interval_s)
-        return ml_err(err, errlen,
-                      "signaling.idle-timeout must be longer than "
-                      "signaling.ping-interval");
-    if (cfg->node_timeout_ms < 2 * cfg->heartbeat_ms)
-        return ml_err(err, errlen,
-                      "signaling.node-timeout-ms must be at least twice "
-                      "signaling.heartbeat-ms");
-    if (cfg->burst < 1 || cfg->max_queue < cfg->max_message)
-        return ml_err(err, errlen, "signaling.max-queue must be at least signaling.max-message");
-    struct sig *sig = ml_xcalloc(1, sizeof *sig);
-    sig->cp = cp;
-    sig->cfg = *cfg;
-    sig->cfg.node_id = NULL;
-    sig->db = *db;
-    sig->db.url = db->url ? ml_xstrdup(db->url) : NULL;
-    sig->db.migrations_dir = NULL;
-    if (cfg->node_id) {
-        ml_strlcpy(sig->node, cfg->node_id, sizeof sig->node);
-    } else {
-        uint8_t r[6];
-        char hex[13];
-        ml_random(r, sizeof r);
-        ml_hex_encode(r, sizeof r, hex);
-        ml_snprintf(sig->node, sizeof sig->node, "n-%s", hex);
-    }
-    sig_htab_init(&sig->rooms);
-    sig_htab_init(&sig->by_token);
-    sig->limits =
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "max_message", cfg->max_message, "rate", cfg->rate,
-                  "burst", cfg->burst, "ping_interval_s", cfg->ping_interval_s, "idle_timeout_s",
-                  cfg->idle_timeout_s, "resume_window_s", cfg->resume_window_s);
-    cp->sig = sig;
-    sig->bus = sig_bus_new(sig, err, errlen);
-    if (!sig->bus) {
-        sig_free(cp);
-        return -1;
-    }
-    return 0;
-}
-
-int sig_start(struct cp *cp, char *err, size_t errlen)
-{
-    struct sig *sig = cp->sig;
-    if (!sig)
-        return 0;
-    if (sig_bus_start(sig->bus, err, errlen) < 0)
-        return -1;
-    ML_NOTICE(SUBSYS, "signaling on %s as node %s", SIG_PATH, sig->node);
-    return 0;
-}
-
-void sig_quiesce(struct cp *cp)
-{
-    struct sig *sig = cp->sig;
-    if (!sig || !cp->http)
-        return;
-    __atomic_store_n(&sig->going_away, true, __ATOMIC_RELEASE);
-    /* the service thread closes them; their close frames go out within a few loop rounds */
-    for (int i = 0; i < 50 && __atomic_load_n(&cp->ws_open, __ATOMIC_RELAXED) > 0; i++) {
-        http_server_wake(cp->http);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-void sig_stop(struct cp *cp)
-{
-    struct sig *sig = cp->sig;
-    if (!sig || sig->stopping)
-        return;
-    sig->stopping = true;
-    sig_bus_stop(sig->bus);
-}
-
-void sig_free(struct cp *cp)
-{
-    struct sig *sig = cp->sig;
-    if (!sig)
-        return;
-    sig->stopping = true;
-    /* every session let go when the context closed its connections and the pool drained;
-     * what is left is detached sessions and the rooms they hold */
-    for (struct sig_sess *s = sig->all, *next; s; s = next) {
-        next = s->anext;
-        sig_sess_end(s, false);
-    }
-    sig_bus_free(sig->bus);
-    sig_htab_free(&sig->rooms);
-    sig_htab_free(&sig->by_token);
-    json_decref(sig->limits);
-    free(sig->db.url);
-    free(sig);
-    cp->sig = NULL;
 }

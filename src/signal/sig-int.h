@@ -1,13 +1,26 @@
-/* Private to the signaling files (src/control/sig-*.c): WebSocket signaling on the control
- * plane's libwebsockets thread. Sessions and meetings ("rooms") live on that thread only;
- * the database work goes through the control plane's pool; fan-out between nodes goes through
- * PostgreSQL LISTEN/NOTIFY (sig-bus.c: a LISTEN thread and a publisher thread). */
+/* Private to src/signal: WebSocket signaling on the control plane's HTTP server thread.
+ * Sessions and meetings ("rooms") live on that thread only; the database work goes through
+ * the control plane's pool (sig_deps); fan-out between nodes goes through PostgreSQL
+ * LISTEN/NOTIFY (sig-bus.c: a LISTEN thread and a publisher thread).
+ *
+ *   sig.c          life, and what the files share (revocations handed on, failed statements)
+ *   sig-ws.c       the WebSocket connection: opening (token or resume), reading within the
+ *                  limits, writing one frame per WRITEABLE, pings, idle, closing
+ *   sig-session.c  the session state machine: CONNECTING, LIVE, RESUMING, DETACHED, CLOSED,
+ *                  and the database jobs that move it (connect, resume, disconnect, resync)
+ *   sig-command.c  what each client message does, and the ADMIN commands' jobs
+ *   sig-room.c     meetings on this node: members, fan-out with sequence numbers, events
+ *   sig-replay.c   frames and the replay ring
+ *   sig-table.c    the hash table (meetings by id, sessions by resume secret)
+ *   sig-wire.c     the wire format: message types and payload tables, close codes
+ *   sig-bus.c      between nodes: LISTEN, the publisher, heartbeats */
 #ifndef ML_SIG_INT_H
 #define ML_SIG_INT_H
 
-#include "control/cp-int.h"
+#include "signal/sig.h"
 
 #define SIG_PROTOCOL "meetlite-signaling"
+#define SIG_TOKEN_MAX 8192 /* bytes of a token in the URL looked at (a join's JWT) */
 #define SIG_PATH "/api/v1/signaling"
 #define SIG_CHANNEL "meetlite_sig"
 #define SIG_NODE_MAX 64     /* bytes of a node id, with the NUL */
@@ -17,7 +30,7 @@
 #define SIG_TOKEN_HEX 32    /* the secret part of a resume token, in hex */
 #define SIG_RESUME_TOKEN_MAX (SIG_NODE_MAX + SIG_TOKEN_HEX + 2)
 
-/* ---------------------------------------------------------------- close codes (sig-msg.c) */
+/* ---------------------------------------------------------------- close codes (sig-wire.c) */
 
 /* Why a signaling connection closes. Errors of the API that also exist over HTTP close with
  * 4000 + their HTTP status (http_err_ws_code: 4401 invalid_token, 4403 removed, 4409 not_joined,
@@ -38,7 +51,7 @@ enum sig_close {
 /* The reason word sent with a close code ("idle_timeout"). */
 const char *sig_close_reason(int code);
 
-/* ---------------------------------------------------------------- messages (sig-msg.c) */
+/* ---------------------------------------------------------------- messages (sig-wire.c) */
 
 /* What a client message does. */
 enum sig_mkind {
@@ -114,7 +127,7 @@ void sig_bucket_init(struct sig_bucket *b, long long burst, int64_t now_ms);
 /* Takes one token; false when there is none (the limit is breached). */
 bool sig_bucket_take(struct sig_bucket *b, long long rate, long long burst, int64_t now_ms);
 
-/* ---------------------------------------------------------------- frames and queues */
+/* ---------------------------------------------------------------- frames (sig-replay.c) */
 
 /* A message for clients, shared (refcounted) by the replay buffer and every client queue that
  * holds it. Meeting messages carry the meeting's sequence number on this node and who they are
@@ -150,7 +163,7 @@ struct sig_frame *sig_ring_at(const struct sig_ring *r, size_t i);
 uint64_t sig_ring_first_seq(const struct sig_ring *r);
 void sig_ring_free(struct sig_ring *r);
 
-/* ---------------------------------------------------------------- hash tables */
+/* ---------------------------------------------------------------- hash tables (sig-table.c) */
 
 /* An intrusive hash table keyed by 16 bytes (UUIDs, resume secrets). */
 struct sig_hnode {
@@ -264,9 +277,10 @@ struct sig_counters {
 
 struct sig_bus;
 
-/* The signaling state of a control plane (cp->sig). */
+/* The signaling state of a node. */
 struct sig {
-    struct cp *cp;
+    struct sig_deps deps;
+    struct http_server *http; /* the server signaling runs on (sig_start) */
     struct sig_config cfg;
     struct db_config db; /* url owned */
     char node[SIG_NODE_MAX];
@@ -276,7 +290,8 @@ struct sig {
     bool going_away; /* atomic: the node stops; live connections are closed with 1001 */
     bool stopping;
     struct sig_counters ctr;
-    json_t *limits; /* the limits told to clients in joined */
+    uint64_t ws_open; /* WebSockets attached (ML_COUNT: read by sig_ws_open) */
+    json_t *limits;   /* the limits told to clients in joined */
 };
 
 /* sig-room.c (lws thread) */
@@ -298,6 +313,7 @@ uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
                             const uint8_t *except);
 
+/* sig-session.c (lws thread) */
 struct sig_sess *sig_sess_new(struct sig *sig, struct sig_room *room);
 void sig_sess_ref(struct sig_sess *s);
 void sig_sess_unref(struct sig_sess *s);
@@ -328,16 +344,36 @@ void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16
 /* sig-ws.c (lws thread) */
 int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
-/* Handles one validated message of a live session. */
-void sig_ws_dispatch(struct sig_sess *s, struct sig_msg *m);
+#define SIG_PSS_SIZE (sizeof(void *))
+/* The protocol's tick (arg: the sig): pings, the idle timeout, detached sessions' expiry. */
+void sig_tick(void *arg);
 
-/* sig-db.c: database jobs (submitted on the lws thread, done there too) */
+/* sig-command.c (lws thread): handles one validated message of a live session. */
+void sig_dispatch(struct sig_sess *s, struct sig_msg *m);
+
+/* sig-session.c: database jobs (submitted on the lws thread, done there too) */
 void sig_db_connect(struct sig_sess *s, const uint8_t mid[16], bool resume);
 /* The session's row goes (detach false) or is marked detached; r is the session's room (the
  * job keeps it for the presence event of the participant's last session). */
 void sig_db_disconnect(struct sig_sess *s, struct sig_room *r, bool detach);
-void sig_db_command(struct sig_sess *s, enum sig_mkind kind, json_t *id, const char *target);
 void sig_db_resync(struct sig *sig);
+/* sig-command.c */
+void sig_db_command(struct sig_sess *s, enum sig_mkind kind, json_t *id, const char *target);
+
+/* sig.c: what the files share */
+/* Revoked TURN credentials a job found (a PostgreSQL text[]), for the control plane's hook. */
+struct sig_revoked {
+    char **v;
+    size_t n;
+};
+void sig_revoked_take(struct sig_revoked *rv, const char *arr);
+/* Hands them to deps.revoke (lws thread), and frees them. */
+void sig_revoked_apply(struct sig *sig, struct sig_revoked *rv);
+/* A statement failed: DB_UNAVAILABLE when the connection broke, else logged (action: what
+ * was being done) and DB_FAILED. Clears r. */
+enum db_status sig_sql_failed(PGresult *r, const char *action);
+/* A query's rows arrived. */
+bool sig_tuples(const PGresult *r);
 
 /* sig-bus.c */
 struct sig_bus *sig_bus_new(struct sig *sig, char *err, size_t errlen) ML_WUR;

@@ -1,12 +1,14 @@
-/* Signaling's database jobs, through the control plane's pool: opening and resuming a session
- * (the participant's state checked, not only the token's signature; a fresh TURN credential
- * from the join code path), dropping or detaching it, the ADMIN commands that run the REST
- * API's own SQL functions, and the resync after the node lost its LISTEN connection. Work
- * functions run on a database thread and touch only their job; completions run on the lws
- * thread. */
+/* The session state machine. A session is CONNECTING while the database checks the participant
+ * (not only the token's signature) and makes it a fresh TURN credential from the join code
+ * path, LIVE once told joined, DETACHED when its WebSocket dropped (resumable for
+ * signaling.resume-window), RESUMING while a resume is checked, CLOSED once out of its room.
+ * Here: the session objects (references, output queue, close), the database jobs that move
+ * them (connect, resume, disconnect or detach) and their completions, and the resync after
+ * the node lost its LISTEN connection. Work functions run on a database thread and touch only
+ * their job; completions run on the lws thread. */
 #include "config.h"
 
-#include "control/sig-int.h"
+#include "signal/sig-int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,55 +22,171 @@ static const struct db_stmt st_connect = {
     9};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
                                              2};
-static const struct db_stmt st_remove = {
-    "sig_remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, NULL, $2, $3)", 3};
-static const struct db_stmt st_end = {
-    "sig_end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, NULL, $2)", 2};
 static const struct db_stmt st_resync = {
     "sig_resync", "SELECT session_id, outcome FROM ml_sig_resync($1, $2)", 2};
 
-/* The revoked usernames of a PostgreSQL text[] ("{a,b}"), for the control plane's hook. */
-struct revoked {
-    char **v;
-    size_t n;
-};
+/* ------------------------------------------------------------------ sessions */
 
-static void revoked_take(struct revoked *rv, const char *arr)
+struct sig_sess *sig_sess_new(struct sig *sig, struct sig_room *room)
 {
-    db_words(arr, &rv->v, &rv->n);
+    struct sig_sess *s = ml_xcalloc(1, sizeof *s);
+    s->sig = sig;
+    s->refs = 1;
+    s->room = room;
+    s->state = SIG_S_CONNECTING;
+    s->hold = true;
+    s->opened_ms = s->last_rx_ms = ml_now_ms();
+    s->rx.max = (size_t)sig->cfg.max_message;
+    sig_bucket_init(&s->bucket, sig->cfg.burst, s->opened_ms);
+    sig_room_ref(room);
+    s->rnext = room->sessions;
+    if (room->sessions)
+        room->sessions->rprev = s;
+    room->sessions = s;
+    room->nsess++;
+    s->anext = sig->all;
+    if (sig->all)
+        sig->all->aprev = s;
+    sig->all = s;
+    sig->ctr.sessions++;
+    return s;
 }
 
-/* Hands the revoked credentials to the relay (lws thread), and frees them. */
-static void revoked_apply(struct cp *cp, struct revoked *rv)
+void sig_sess_ref(struct sig_sess *s)
 {
-    for (size_t i = 0; i < rv->n; i++) {
-        if (cp->revoke && rv->v[i])
-            cp->revoke(cp->revoke_arg, rv->v[i]);
-        free(rv->v[i]);
+    s->refs++;
+}
+
+void sig_sess_clear_queue(struct sig_sess *s)
+{
+    for (struct sig_qent *e = s->qhead, *next; e; e = next) {
+        next = e->next;
+        sig_frame_unref(e->f);
+        free(e);
     }
-    free(rv->v);
-    rv->v = NULL;
-    rv->n = 0;
+    s->qhead = s->qtail = NULL;
+    s->qbytes = 0;
 }
 
-static bool tuples(PGresult *r)
+void sig_sess_leave_room(struct sig_sess *s)
 {
-    return r && PQresultStatus(r) == PGRES_TUPLES_OK;
-}
-
-/* A statement failed: DB_UNAVAILABLE when the connection broke, else logged. */
-static enum db_status failed(PGresult *r, const char *action)
-{
-    if (!r)
-        return DB_UNAVAILABLE;
-    const char *state = db_sqlstate(r);
-    if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57014")) {
-        PQclear(r);
-        return DB_UNAVAILABLE;
+    if (s->state == SIG_S_CLOSED)
+        return;
+    struct sig_room *r = s->room;
+    if (s->tokened) {
+        sig_htab_del(&s->sig->by_token, &s->tok);
+        s->tokened = false;
     }
-    ML_ERROR(SUBSYS, "%s failed: %s %s", action, state, PQresultErrorMessage(r));
-    PQclear(r);
-    return DB_FAILED;
+    if (s->rprev)
+        s->rprev->rnext = s->rnext;
+    else
+        r->sessions = s->rnext;
+    if (s->rnext)
+        s->rnext->rprev = s->rprev;
+    s->rnext = s->rprev = NULL;
+    r->nsess--;
+    s->state = SIG_S_CLOSED;
+    s->room = NULL;
+    sig_room_unref(r);
+}
+
+void sig_sess_end(struct sig_sess *s, bool delete_row)
+{
+    if (s->ended)
+        return;
+    s->ended = true;
+    if (delete_row && s->in_db && s->room && !s->sig->stopping)
+        sig_db_disconnect(s, s->room, false);
+    s->in_db = false;
+    sig_sess_leave_room(s);
+    sig_sess_unref(s);
+}
+
+void sig_sess_unref(struct sig_sess *s)
+{
+    if (--s->refs > 0)
+        return;
+    sig_sess_leave_room(s);
+    struct sig *sig = s->sig;
+    if (s->aprev)
+        s->aprev->anext = s->anext;
+    else
+        sig->all = s->anext;
+    if (s->anext)
+        s->anext->aprev = s->aprev;
+    sig->ctr.sessions--;
+    sig_sess_clear_queue(s);
+    sig_frame_unref(s->first);
+    ml_buf_free(&s->rx);
+    free(s);
+}
+
+void sig_sess_close(struct sig_sess *s, int code, const char *reason, bool flush)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    ml_strlcpy(s->close_reason, reason ? reason : sig_close_reason(code), sizeof s->close_reason);
+    s->close_ms = ml_now_ms();
+    s->flushing = flush;
+    if (!flush) {
+        sig_sess_clear_queue(s);
+        sig_frame_unref(s->first);
+        s->first = NULL;
+    }
+    s->hold = false;
+    if (s->wsi)
+        lws_callback_on_writable(s->wsi);
+}
+
+void sig_sess_queue(struct sig_sess *s, struct sig_frame *f)
+{
+    struct sig *sig = s->sig;
+    if (s->close_code && !(s->flushing && f->seq == 0))
+        return; /* closing: nothing more of the meeting's stream */
+    if (s->qbytes + f->len > (size_t)sig->cfg.max_queue) {
+        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
+                       "closing %d %s (meeting=%s participant=%s session=%s peer=%s): %zu bytes "
+                       "waiting for a client that does not read, signaling.max-queue=%lld",
+                       SIG_CLOSE_SLOW, sig_close_reason(SIG_CLOSE_SLOW),
+                       s->room ? s->room->id_s : "-", s->pid_s, s->sid_s, s->peer,
+                       s->qbytes + f->len, sig->cfg.max_queue);
+        sig->ctr.limit_closes++;
+        sig_sess_close(s, SIG_CLOSE_SLOW, NULL, false);
+        return;
+    }
+    struct sig_qent *e = ml_xmalloc(sizeof *e);
+    e->next = NULL;
+    e->f = f;
+    f->refs++;
+    if (s->qtail)
+        s->qtail->next = e;
+    else
+        s->qhead = e;
+    s->qtail = e;
+    s->qbytes += f->len;
+    sig->ctr.messages_out++;
+    if (!s->hold && s->wsi)
+        lws_callback_on_writable(s->wsi);
+}
+
+void sig_sess_reply(struct sig_sess *s, const json_t *body)
+{
+    char *t = ml_nonnull(json_dumps(body, JSON_COMPACT));
+    struct sig_frame *f = sig_frame_new(0, t, strlen(t));
+    free(t);
+    sig_sess_queue(s, f);
+    sig_frame_unref(f);
+}
+
+void sig_sess_error(struct sig_sess *s, json_t *id, enum http_err e, const char *msg)
+{
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "error", "code", http_err_code(e),
+                                     "message", msg && *msg ? msg : http_err_message(e)));
+    if (id)
+        json_object_set(o, "id", id);
+    sig_sess_reply(s, o);
+    json_decref(o);
 }
 
 /* ------------------------------------------------------------------ connect and resume */
@@ -87,13 +205,12 @@ struct connect_job {
     bool admin, host;
     int conns;
     char *name, *roster, *chat, *ice;
-    struct revoked revoked;
+    struct sig_revoked revoked;
 };
 
 static enum db_status w_connect(struct db_conn *c, struct db_job *job)
 {
     struct connect_job *j = (struct connect_job *)job;
-    struct cp *cp = j->sig->cp;
     char maxc[24], chatn[24], ttl[24];
     ml_snprintf(maxc, sizeof maxc, "%lld", j->max_conns);
     ml_snprintf(chatn, sizeof chatn, "%lld", j->chat_n);
@@ -101,10 +218,10 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     const char *p[] = {
         j->sid, j->mid, j->pid, j->uid, j->node, maxc, chatn, ttl, j->resume ? "true" : "false"};
     PGresult *r = db_exec(c, &st_connect, p);
-    if (!tuples(r) || PQntuples(r) != 1)
-        return failed(r, "opening a signaling session");
+    if (!sig_tuples(r) || PQntuples(r) != 1)
+        return sig_sql_failed(r, "opening a signaling session");
     ml_strlcpy(j->outcome, PQgetvalue(r, 0, 0), sizeof j->outcome);
-    revoked_take(&j->revoked, PQgetvalue(r, 0, 9));
+    sig_revoked_take(&j->revoked, PQgetvalue(r, 0, 9));
     if (strcmp(j->outcome, "ok") != 0) {
         PQclear(r);
         return DB_OK;
@@ -116,24 +233,14 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     if (!j->resume) {
         j->roster = ml_xstrdup(PQgetvalue(r, 0, 5));
         j->chat = ml_xstrdup(PQgetvalue(r, 0, 6));
-        /* the password of the credential the join recorded, as the join computes it */
-        const char *cred_user = PQgetvalue(r, 0, 7), *cred_id = strchr(cred_user, ':');
-        long long c_exp = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
-        char secret[512], user[128], pass[64];
-        cp_turn_secret(cp, secret, sizeof secret);
-        int rc = cred_id ? turn_rest_credential(secret, cred_id + 1, c_exp, user, sizeof user, pass,
-                                                sizeof pass)
-                         : -1;
-        ml_wipe(secret, sizeof secret);
-        if (rc < 0 || strcmp(user, cred_user) != 0) {
+        /* iceServers with the credential the join recorded, as the join answers them */
+        const struct sig_deps *d = &j->sig->deps;
+        j->ice =
+            d->ice_servers(d->arg, PQgetvalue(r, 0, 7), strtoll(PQgetvalue(r, 0, 8), NULL, 10));
+        if (!j->ice) {
             ML_ERROR(SUBSYS, "cannot make the TURN credential of participant %s", j->pid);
             ml_strlcpy(j->outcome, "internal", sizeof j->outcome);
-        } else {
-            json_t *ice = cp_ice_servers(cp, user, pass);
-            j->ice = json_dumps(ice, JSON_COMPACT);
-            json_decref(ice);
         }
-        ml_wipe(pass, sizeof pass);
     }
     PQclear(r);
     return DB_OK;
@@ -273,7 +380,7 @@ static void connect_done(struct db_job *job)
     struct connect_job *j = (struct connect_job *)job;
     struct sig *sig = j->sig;
     struct sig_sess *s = j->s;
-    revoked_apply(sig->cp, &j->revoked); /* a meeting found lapsed was closed on the way */
+    sig_revoked_apply(sig, &j->revoked); /* a meeting found lapsed was closed on the way */
     if (job->status == DB_UNAVAILABLE)
         ml_strlcpy(j->outcome, "unavailable", sizeof j->outcome);
     bool ok = !strcmp(j->outcome, "ok");
@@ -329,12 +436,12 @@ void sig_db_connect(struct sig_sess *s, const uint8_t mid[16], bool resume)
     ml_strlcpy(j->node, sig->node, sizeof j->node);
     j->max_conns = sig->cfg.max_conns_per_participant;
     j->chat_n = sig->cfg.chat_history;
-    j->ttl = sig->cp->cfg.credential_ttl_s;
+    j->ttl = sig->deps.credential_ttl_s;
     j->job.work = w_connect;
     j->job.done = connect_done;
     sig_sess_ref(s);
     sig_room_ref(j->room);
-    if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {
+    if (!sig->deps.pool || db_submit(sig->deps.pool, &j->job) < 0) {
         j->job.status = DB_UNAVAILABLE;
         connect_done(&j->job);
     }
@@ -357,8 +464,8 @@ static enum db_status w_disconnect(struct db_conn *c, struct db_job *job)
     struct disc_job *j = (struct disc_job *)job;
     const char *p[] = {j->sid, j->detach ? "true" : "false"};
     PGresult *r = db_exec(c, &st_disconnect, p);
-    if (!tuples(r) || PQntuples(r) != 1)
-        return failed(r, "closing a signaling session");
+    if (!sig_tuples(r) || PQntuples(r) != 1)
+        return sig_sql_failed(r, "closing a signaling session");
     j->conns = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return DB_OK;
@@ -407,98 +514,9 @@ void sig_db_disconnect(struct sig_sess *s, struct sig_room *r, bool detach)
     j->job.done = disconnect_done;
     sig_sess_ref(s);
     sig_room_ref(r);
-    if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {
+    if (!sig->deps.pool || db_submit(sig->deps.pool, &j->job) < 0) {
         j->job.status = DB_UNAVAILABLE;
         disconnect_done(&j->job);
-    }
-}
-
-/* ------------------------------------------------------------------ ADMIN commands */
-
-struct cmd_job {
-    struct db_job job;
-    struct sig *sig;
-    struct sig_sess *s;
-    enum sig_mkind kind;
-    json_t *id;
-    char mid[ML_UUID_STR], actor[ML_UUID_STR], target[ML_UUID_STR];
-    char outcome[32];
-    struct revoked revoked;
-};
-
-static enum db_status w_command(struct db_conn *c, struct db_job *job)
-{
-    struct cmd_job *j = (struct cmd_job *)job;
-    const char *p[] = {j->mid, j->actor, j->target};
-    PGresult *r = db_exec(c, j->kind == SIG_M_REMOVE ? &st_remove : &st_end, p);
-    if (!tuples(r) || PQntuples(r) != 1)
-        return failed(r, j->kind == SIG_M_REMOVE ? "remove participant" : "end meeting");
-    ml_strlcpy(j->outcome, PQgetvalue(r, 0, 0), sizeof j->outcome);
-    revoked_take(&j->revoked, PQgetvalue(r, 0, PQnfields(r) - 1));
-    PQclear(r);
-    return DB_OK;
-}
-
-static void command_done(struct db_job *job)
-{
-    struct cmd_job *j = (struct cmd_job *)job;
-    struct sig *sig = j->sig;
-    struct sig_sess *s = j->s;
-    s->cmds--;
-    if (s->wsi) /* a close that waited for this answer may go now */
-        lws_callback_on_writable(s->wsi);
-    /* the same revocation hook as the REST API's; the events reach every node, this one
-     * included, by the triggers' NOTIFY */
-    revoked_apply(sig->cp, &j->revoked);
-    if (!sig->stopping)
-        cp_cache_invalidate(sig->cp, j->mid);
-    if (!sig->stopping && s->state == SIG_S_LIVE && s->wsi && (!s->close_code || s->flushing)) {
-        if (job->status == DB_UNAVAILABLE) {
-            sig_sess_error(s, j->id, HTTP_E_UNAVAILABLE, NULL);
-        } else if (job->status != DB_OK) {
-            sig_sess_error(s, j->id, HTTP_E_INTERNAL, NULL);
-        } else if (strcmp(j->outcome, "ok") != 0) {
-            enum http_err e = http_err_outcome(j->outcome, HTTP_E_NO_MEETING);
-            sig_sess_error(s, j->id, e, NULL);
-        } else {
-            json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "ack", "of",
-                                             j->kind == SIG_M_REMOVE ? "remove" : "end"));
-            if (j->id)
-                json_object_set(o, "id", j->id);
-            if (j->kind == SIG_M_REMOVE)
-                json_object_set_new(o, "participant_id", json_string(j->target));
-            sig_sess_reply(s, o);
-            json_decref(o);
-        }
-    }
-    if (job->status == DB_OK && !strcmp(j->outcome, "ok"))
-        ML_NOTICE(SUBSYS, "%s by participant %s over signaling (meeting=%s%s%s)",
-                  j->kind == SIG_M_REMOVE ? "participant removed" : "meeting ended", s->pid_s,
-                  j->mid, j->kind == SIG_M_REMOVE ? " participant=" : "", j->target);
-    json_decref(j->id);
-    sig_sess_unref(s);
-    free(j);
-}
-
-void sig_db_command(struct sig_sess *s, enum sig_mkind kind, json_t *id, const char *target)
-{
-    struct sig *sig = s->sig;
-    struct cmd_job *j = ml_xcalloc(1, sizeof *j);
-    j->sig = sig;
-    j->s = s;
-    j->kind = kind;
-    j->id = id ? json_deep_copy(id) : NULL;
-    ml_strlcpy(j->mid, s->room->id_s, sizeof j->mid);
-    ml_strlcpy(j->actor, s->uid_s, sizeof j->actor);
-    if (target)
-        ml_strlcpy(j->target, target, sizeof j->target);
-    j->job.work = w_command;
-    j->job.done = command_done;
-    sig_sess_ref(s);
-    s->cmds++;
-    if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {
-        j->job.status = DB_UNAVAILABLE;
-        command_done(&j->job);
     }
 }
 
@@ -518,8 +536,8 @@ static enum db_status w_resync(struct db_conn *c, struct db_job *job)
     struct resync_job *j = (struct resync_job *)job;
     const char *p[] = {j->node, j->sessions};
     PGresult *r = db_exec(c, &st_resync, p);
-    if (!tuples(r))
-        return failed(r, "signaling resync");
+    if (!sig_tuples(r))
+        return sig_sql_failed(r, "signaling resync");
     j->n = (size_t)PQntuples(r);
     j->sid = ml_xcalloc(j->n + 1, sizeof *j->sid);
     j->outcome = ml_xcalloc(j->n + 1, sizeof *j->outcome);
@@ -587,7 +605,7 @@ void sig_db_resync(struct sig *sig)
     json_decref(arr);
     j->job.work = w_resync;
     j->job.done = resync_done;
-    if (!sig->cp->pool || db_submit(sig->cp->pool, &j->job) < 0) {
+    if (!sig->deps.pool || db_submit(sig->deps.pool, &j->job) < 0) {
         j->job.status = DB_UNAVAILABLE;
         resync_done(&j->job);
     }

@@ -3,7 +3,7 @@
  * bucket. Pure functions: no lws, no database. */
 #include "config.h"
 
-#include "control/sig-int.h"
+#include "signal/sig-int.h"
 
 #include <ctype.h>
 #include <stdlib.h>

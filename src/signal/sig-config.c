@@ -2,7 +2,7 @@
  * resume and replay, chat, and how the nodes of a fleet find each other in PostgreSQL. */
 #include "config.h"
 
-#include "control/sig-int.h"
+#include "signal/sig-int.h"
 
 #include <stddef.h>
 #include <string.h>

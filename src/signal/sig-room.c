@@ -1,0 +1,229 @@
+/* Meetings ("rooms") with sessions on this node, on the lws thread: who is in a meeting, the
+ * meeting's sequence numbers and its fan-out to the sessions a message is for, and the meeting
+ * events (a participant left, was removed, changed role, went offline; the meeting ended)
+ * whichever way they arrive. */
+#include "config.h"
+
+#include "signal/sig-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBSYS "sig"
+
+/* ------------------------------------------------------------------ rooms */
+
+struct sig_room *sig_room_get(struct sig *sig, const uint8_t mid[16], bool create)
+{
+    struct sig_hnode *n = sig_htab_get(&sig->rooms, mid);
+    if (n)
+        return (struct sig_room *)n; /* node is the first member */
+    if (!create)
+        return NULL;
+    struct sig_room *r = ml_xcalloc(1, sizeof *r);
+    memcpy(r->node.key, mid, 16);
+    ml_uuid_format(mid, r->id_s);
+    r->sig = sig;
+    sig_htab_put(&sig->rooms, &r->node);
+    sig->ctr.rooms++;
+    return r;
+}
+
+void sig_room_ref(struct sig_room *r)
+{
+    r->refs++;
+}
+
+void sig_room_unref(struct sig_room *r)
+{
+    if (!r || --r->refs > 0)
+        return;
+    sig_htab_del(&r->sig->rooms, &r->node);
+    r->sig->ctr.rooms--;
+    for (size_t i = 0; i < r->nmembers; i++)
+        free(r->members[i].name);
+    free(r->members);
+    sig_ring_free(&r->ring);
+    free(r);
+}
+
+struct sig_member *sig_room_member(struct sig_room *r, const uint8_t pid[16])
+{
+    for (size_t i = 0; i < r->nmembers; i++)
+        if (!memcmp(r->members[i].pid, pid, 16))
+            return &r->members[i];
+    return NULL;
+}
+
+struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *e)
+{
+    uint8_t pid[16];
+    if (!json_is_object(e) || !ml_uuid_parse(json_string_value(json_object_get(e, "id")), pid))
+        return NULL;
+    struct sig_member *m = sig_room_member(r, pid);
+    if (!m) {
+        if (r->nmembers == r->capmembers) {
+            size_t cap = r->capmembers ? r->capmembers * 2 : 8;
+            r->members = ml_xrealloc(r->members, cap * sizeof *r->members);
+            r->capmembers = cap;
+        }
+        m = &r->members[r->nmembers++];
+        memset(m, 0, sizeof *m);
+        memcpy(m->pid, pid, 16);
+        ml_uuid_format(pid, m->id_s);
+    }
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (name && (!m->name || strcmp(m->name, name))) {
+        free(m->name);
+        m->name = ml_xstrdup(name);
+    }
+    const char *role = json_string_value(json_object_get(e, "role"));
+    if (role)
+        m->admin = !strcmp(role, "ADMIN");
+    json_t *v;
+    if ((v = json_object_get(e, "host")) && json_is_boolean(v))
+        m->host = json_is_true(v);
+    if ((v = json_object_get(e, "audio")) && json_is_boolean(v))
+        m->audio = json_is_true(v);
+    if ((v = json_object_get(e, "video")) && json_is_boolean(v))
+        m->video = json_is_true(v);
+    if ((v = json_object_get(e, "online")) && json_is_boolean(v))
+        m->online = json_is_true(v);
+    return m;
+}
+
+void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
+{
+    struct sig_member *m = sig_room_member(r, pid);
+    if (!m)
+        return;
+    free(m->name);
+    *m = r->members[--r->nmembers];
+}
+
+json_t *sig_member_json(const struct sig_member *m)
+{
+    return ml_nonnull(json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name",
+                                m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT",
+                                "host", m->host, "audio", m->audio, "video", m->video, "online",
+                                m->online));
+}
+
+uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
+                            const uint8_t *except)
+{
+    struct sig *sig = r->sig;
+    uint64_t seq = ++r->seq;
+    struct sig_frame *f = sig_frame_new(seq, body, n);
+    if (to) {
+        f->has_to = true;
+        memcpy(f->to, to, 16);
+    }
+    if (except) {
+        f->has_except = true;
+        memcpy(f->except, except, 16);
+    }
+    sig_ring_push(&r->ring, f, (size_t)sig->cfg.replay_messages, (size_t)sig->cfg.replay_bytes);
+    for (struct sig_sess *s = r->sessions; s; s = s->rnext)
+        if ((s->state == SIG_S_LIVE || s->state == SIG_S_CONNECTING) && sig_frame_for(f, s->pid))
+            sig_sess_queue(s, f);
+    sig_frame_unref(f);
+    return seq;
+}
+
+uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
+                       const uint8_t *except)
+{
+    char *s = ml_nonnull(json_dumps(body, JSON_COMPACT));
+    uint64_t seq = sig_room_send_text(r, s, strlen(s), to, except);
+    free(s);
+    return seq;
+}
+
+/* ------------------------------------------------------------------ meeting events */
+
+/* Ends every session of pid in r (or of everyone, pid NULL): a live one is closed with code
+ * once what it was sent is written; a detached one is simply dropped. Their database rows are
+ * gone already (the trigger of the change removed them). */
+static void end_sessions(struct sig_room *r, const uint8_t *pid, int code, const char *reason)
+{
+    sig_room_ref(r);
+    for (struct sig_sess *s = r->sessions, *next; s; s = next) {
+        next = s->rnext;
+        if (pid && memcmp(s->pid, pid, 16))
+            continue;
+        s->in_db = false;
+        if (s->wsi)
+            sig_sess_close(s, code, reason, true); /* sig_sess_end when it has closed */
+        else if (s->state != SIG_S_CONNECTING)
+            sig_sess_end(s, false);
+    }
+    sig_room_unref(r);
+}
+
+void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
+                        const char *why)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r)
+        return;
+    char p[ML_UUID_STR];
+    ml_uuid_format(pid, p);
+    bool removed = !strcmp(why, "removed");
+    json_t *o = ml_nonnull(removed ? json_pack("{s:s,s:s}", "type", "removed", "participant_id", p)
+                                   : json_pack("{s:s,s:s,s:s}", "type", "participant-left",
+                                               "participant_id", p, "reason", why));
+    sig_room_ref(r);
+    /* the removed participant is told too: the close that follows says why */
+    sig_room_send(r, o, NULL, removed ? NULL : pid);
+    json_decref(o);
+    sig_room_member_del(r, pid);
+    if (removed)
+        end_sessions(r, pid, http_err_ws_code(HTTP_E_REMOVED), http_err_code(HTTP_E_REMOVED));
+    else
+        end_sessions(r, pid, http_err_ws_code(HTTP_E_NOT_JOINED), http_err_code(HTTP_E_NOT_JOINED));
+    sig_room_unref(r);
+}
+
+void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *status)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r || r->ended)
+        return;
+    bool expired = status && !strcmp(status, "expired");
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended"));
+    sig_room_ref(r);
+    r->ended = true;
+    sig_room_send(r, o, NULL, NULL);
+    json_decref(o);
+    enum http_err e = expired ? HTTP_E_MEETING_EXPIRED : HTTP_E_MEETING_ENDED;
+    end_sessions(r, NULL, http_err_ws_code(e), http_err_code(e));
+    sig_room_unref(r);
+}
+
+void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], bool admin)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    struct sig_member *m = r ? sig_room_member(r, pid) : NULL;
+    if (!m)
+        return;
+    m->admin = admin;
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)));
+    sig_room_send(r, o, NULL, NULL);
+    json_decref(o);
+}
+
+void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16])
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    struct sig_member *m = r ? sig_room_member(r, pid) : NULL;
+    if (!m || !m->online)
+        return;
+    m->online = false;
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id",
+                                     m->id_s, "reason", "disconnected"));
+    sig_room_send(r, o, NULL, pid);
+    json_decref(o);
+}
