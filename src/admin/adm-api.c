@@ -79,21 +79,6 @@ static bool is_tag(const char *s)
     return true;
 }
 
-/* A meeting's join code, "abc-defg-hij" (any case), lowercased into out. */
-static bool is_code(const char *s, char out[16])
-{
-    if (strlen(s) != 12)
-        return false;
-    for (int i = 0; i < 12; i++) {
-        bool dash = i == 3 || i == 8;
-        if (dash ? s[i] != '-' : !isalpha((unsigned char)s[i]))
-            return false;
-        out[i] = (char)tolower((unsigned char)s[i]);
-    }
-    out[12] = 0;
-    return true;
-}
-
 /* ------------------------------------------------------------------ health */
 
 static void h_healthz(struct http_req *hr)
@@ -217,15 +202,18 @@ static void stats_render(struct adm *a, struct adm_req *r)
  * of the top meetings' tags. Every part is optional: a failure leaves it out. */
 static enum db_status w_stats(struct db_conn *c, struct db_job *job)
 {
+    enum { COUNT_MEETINGS, COUNT_PARTICIPANTS, COUNT__COLS };
     static const struct db_stmt st_counts = {
         "adm_counts",
         "SELECT (SELECT count(*) FROM meetings WHERE status = 'ACTIVE'), "
         "(SELECT count(*) FROM participants p JOIN meetings m ON m.id = p.meeting_id "
         "WHERE p.left_at IS NULL AND m.status = 'ACTIVE')",
-        0};
+        0, COUNT__COLS};
+    enum { TAG_TAG, TAG_ID, TAG_CODE, TAG_TITLE, TAG__COLS };
     static const struct db_stmt st_tags = {
         "adm_tags",
-        "SELECT turn_tag, id, code, title FROM meetings WHERE turn_tag = ANY($1::text[])", 1};
+        "SELECT turn_tag, id, code, title FROM meetings WHERE turn_tag = ANY($1::text[])", 1,
+        TAG__COLS};
     struct adm_req *r = (struct adm_req *)job;
     struct stats_op *op = r->op;
     if (op->snap.have_cp) {
@@ -234,31 +222,33 @@ static enum db_status w_stats(struct db_conn *c, struct db_job *job)
             return DB_UNAVAILABLE;
         if (tuples(res) && PQntuples(res) == 1) {
             op->snap.have_db_counts = true;
-            op->snap.meetings_active = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-            op->snap.participants_present = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+            op->snap.meetings_active = strtoll(PQgetvalue(res, 0, COUNT_MEETINGS), NULL, 10);
+            op->snap.participants_present =
+                strtoll(PQgetvalue(res, 0, COUNT_PARTICIPANTS), NULL, 10);
         }
         PQclear(res);
     }
     if (op->ntop) {
-        /* {"a","b"}: tags are 16 hex digits, nothing to quote */
-        size_t len = op->ntop * 18 + 3;
-        char *arr = ml_xcalloc(1, len);
-        size_t off = ml_snprintf(arr, len, "{");
+        /* {"a","b"}: tags are 16 hex digits, nothing to quote; ntop bounds the text */
+        struct ml_buf arr = ML_BUF_INIT(SIZE_MAX);
+        (void)ml_buf_str(&arr, "{");
         for (size_t i = 0; i < op->ntop; i++)
-            off += ml_snprintf(arr + off, len - off, "%s%s", i ? "," : "", op->top[i].tag);
-        ml_snprintf(arr + off, len - off, "}");
-        const char *p[] = {arr};
+            (void)ml_buf_printf(&arr, "%s%s", i ? "," : "", op->top[i].tag);
+        (void)ml_buf_str(&arr, "}");
+        const char *p[] = {arr.p};
         PGresult *res = db_exec(c, &st_tags, p);
-        free(arr);
+        ml_buf_free(&arr);
         if (!res)
             return DB_UNAVAILABLE;
         for (int i = 0; tuples(res) && i < PQntuples(res); i++)
             for (size_t k = 0; k < op->ntop; k++)
-                if (!strcmp(op->top[k].tag, PQgetvalue(res, i, 0))) {
-                    ml_strlcpy(op->top[k].meeting_id, PQgetvalue(res, i, 1),
+                if (!strcmp(op->top[k].tag, PQgetvalue(res, i, TAG_TAG))) {
+                    ml_strlcpy(op->top[k].meeting_id, PQgetvalue(res, i, TAG_ID),
                                sizeof op->top[k].meeting_id);
-                    ml_strlcpy(op->top[k].code, PQgetvalue(res, i, 2), sizeof op->top[k].code);
-                    ml_strlcpy(op->top[k].title, PQgetvalue(res, i, 3), sizeof op->top[k].title);
+                    ml_strlcpy(op->top[k].code, PQgetvalue(res, i, TAG_CODE),
+                               sizeof op->top[k].code);
+                    ml_strlcpy(op->top[k].title, PQgetvalue(res, i, TAG_TITLE),
+                               sizeof op->top[k].title);
                 }
         PQclear(res);
     }
@@ -388,11 +378,12 @@ static bool need_sync(struct adm *a, struct adm_req *r)
 
 static enum db_status w_users_list(struct db_conn *c, struct db_job *job)
 {
+    enum { USER_NAME, USER_CREATED, USER__COLS };
     static const struct db_stmt st = {
         "adm_users_list",
         "SELECT name, floor(extract(epoch FROM created_at))::bigint FROM turn_users "
         "WHERE realm = $1 ORDER BY name LIMIT $2",
-        2};
+        2, USER__COLS};
     struct adm_req *r = (struct adm_req *)job;
     struct user_op *op = r->op;
     char max[24];
@@ -403,9 +394,9 @@ static enum db_status w_users_list(struct db_conn *c, struct db_job *job)
         return sql_failed(r, c, res, "listing TURN users");
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:I}", "name", PQgetvalue(res, i, 0), "created_at",
-                                        (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10)));
+        json_array_append_new(
+            arr, json_pack("{s:s,s:I}", "name", PQgetvalue(res, i, USER_NAME), "created_at",
+                           (json_int_t)strtoll(PQgetvalue(res, i, USER_CREATED), NULL, 10)));
     http_job_json(
         &r->http, 200,
         json_pack("{s:s,s:i,s:o}", "realm", op->realm, "count", PQntuples(res), "users", arr));
@@ -724,7 +715,7 @@ static bool filter_build(struct adm_req *r, struct alloc_op *op)
             ml_strlcpy(op->tag, in->meeting, sizeof op->tag);
         } else if (ml_uuid_valid(in->meeting)) {
             ml_strlcpy(op->ref_id, in->meeting, sizeof op->ref_id);
-        } else if (!is_code(in->meeting, op->ref_code)) {
+        } else if (!cp_meeting_code_norm(in->meeting, op->ref_code)) {
             http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
                            "meeting: a meeting id, a join code or a 16-hex-digit TURN tag");
             return false;
@@ -1060,11 +1051,12 @@ struct secret_op {
 
 static enum db_status w_secrets_list(struct db_conn *c, struct db_job *job)
 {
+    enum { SECRET_ID, SECRET_CREATED, SECRET_SECRET, SECRET__COLS };
     static const struct db_stmt st = {
         "adm_secrets_list",
         "SELECT id, floor(extract(epoch FROM created_at))::bigint, secret FROM turn_secrets "
         "ORDER BY created_at, id",
-        0};
+        0, SECRET__COLS};
     struct adm_req *r = (struct adm_req *)job;
     struct secret_op *op = r->op;
     PGresult *res = db_exec(c, &st, NULL);
@@ -1073,12 +1065,13 @@ static enum db_status w_secrets_list(struct db_conn *c, struct db_job *job)
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         char fp[17];
-        fingerprint(PQgetvalue(res, i, 2), fp);
+        fingerprint(PQgetvalue(res, i, SECRET_SECRET), fp);
         json_array_append_new(
-            arr, json_pack("{s:I,s:I,s:s,s:b}", "id",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "created_at",
-                           (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10), "fingerprint", fp,
-                           "signing", !strcmp(fp, op->sign_fp)));
+            arr,
+            json_pack("{s:I,s:I,s:s,s:b}", "id",
+                      (json_int_t)strtoll(PQgetvalue(res, i, SECRET_ID), NULL, 10), "created_at",
+                      (json_int_t)strtoll(PQgetvalue(res, i, SECRET_CREATED), NULL, 10),
+                      "fingerprint", fp, "signing", !strcmp(fp, op->sign_fp)));
     }
     PQclear(res);
     r->out = json_pack("{s:o}", "secrets", arr);
@@ -1136,7 +1129,8 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
         "INSERT INTO turn_secrets (secret) SELECT $1 "
         "WHERE (SELECT count(*) FROM turn_secrets) < $2::int "
         "ON CONFLICT DO NOTHING RETURNING id, floor(extract(epoch FROM created_at))::bigint",
-        2};
+        2, 2};
+    enum { ADDED_ID, ADDED_CREATED };
     struct adm_req *r = (struct adm_req *)job;
     struct secret_op *op = r->op;
     char max[16], err[256], fp[17];
@@ -1153,8 +1147,8 @@ static enum db_status w_secret_add(struct db_conn *c, struct db_job *job)
                     ADM_MAX_SECRETS);
         return DB_FAILED;
     }
-    long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    long long created = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    long long id = strtoll(PQgetvalue(res, 0, ADDED_ID), NULL, 10);
+    long long created = strtoll(PQgetvalue(res, 0, ADDED_CREATED), NULL, 10);
     PQclear(res);
     if (adm_sync_load_pool(adm_of(r)->deps.sync, c, err, sizeof err) < 0)
         ML_WARN(SUBSYS, "shared secret %lld stored; the relay takes it at the next sync: %s", id,
@@ -1357,7 +1351,7 @@ static void h_usage(struct http_req *hr)
     struct alloc_op *op = op_new(r, sizeof *op);
     if (ml_uuid_valid(r->http.caps[0]))
         ml_strlcpy(op->ref_id, r->http.caps[0], sizeof op->ref_id);
-    else if (!is_code(r->http.caps[0], op->ref_code)) {
+    else if (!cp_meeting_code_norm(r->http.caps[0], op->ref_code)) {
         http_reply_err(&r->http, HTTP_E_NO_MEETING, NULL);
         return;
     }

@@ -35,8 +35,9 @@
     "SELECT name, encode(md5_key, 'hex'), encode(sha256_key, 'hex') FROM turn_users "              \
     "WHERE realm = $1 ORDER BY name LIMIT $2"
 
-static const struct db_stmt st_secrets = {"adm_sync_secrets", SQL_SECRETS, 0};
-static const struct db_stmt st_users = {"adm_sync_users", SQL_USERS, 2};
+enum { USER_NAME, USER_MD5, USER_SHA256, USER__COLS }; /* SQL_USERS's columns */
+static const struct db_stmt st_secrets = {"adm_sync_secrets", SQL_SECRETS, 0, 1};
+static const struct db_stmt st_users = {"adm_sync_users", SQL_USERS, 2, USER__COLS};
 
 struct adm_sync {
     struct db_config db; /* url owned */
@@ -134,9 +135,10 @@ static int load(struct adm_sync *s, exec_fn ex, void *ctx, bool *broken, char *e
         secrets[i] = PQgetvalue(rs, (int)i, 0);
     for (size_t i = 0; i < nu; i++) {
         struct turn_runtime_user *u = &users[i];
-        if (ml_strlcpy(u->name, PQgetvalue(ru, (int)i, 0), sizeof u->name) >= sizeof u->name ||
-            hex_decode(PQgetvalue(ru, (int)i, 1), u->md5, sizeof u->md5) < 0 ||
-            hex_decode(PQgetvalue(ru, (int)i, 2), u->sha256, sizeof u->sha256) < 0) {
+        if (ml_strlcpy(u->name, PQgetvalue(ru, (int)i, USER_NAME), sizeof u->name) >=
+                sizeof u->name ||
+            hex_decode(PQgetvalue(ru, (int)i, USER_MD5), u->md5, sizeof u->md5) < 0 ||
+            hex_decode(PQgetvalue(ru, (int)i, USER_SHA256), u->sha256, sizeof u->sha256) < 0) {
             ml_err(err, errlen, "turn_users row %zu is malformed", i + 1);
             goto out;
         }

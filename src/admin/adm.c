@@ -198,9 +198,10 @@ static int http_init(struct adm *a, char *err, size_t errlen)
                       "admin.listen %s is not a loopback address: set admin.tls-cert and "
                       "admin.tls-key, or admin.allow-remote = yes to send tokens in clear",
                       a->cfg.listen);
+    static const struct http_route *const tables[] = {adm_routes, NULL};
     const struct http_service svc = {
         .prefix = "/",
-        .routes = adm_routes,
+        .routes = tables,
         .segment_max = ADM_SEGMENT_MAX,
         .token_first = true,
         .authenticate = authenticate,

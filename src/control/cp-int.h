@@ -118,14 +118,51 @@ struct cp {
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
 };
 
-/* The status cache (cp-api.c), on the control-plane thread. */
+/* ---------------------------------------------------------------- caches (cp-cache.c) */
+
+/* A meeting's status as the status cache holds it: both JSON forms and who may see the
+ * roster. The strings follow the struct in the same allocation. */
+struct cp_status {
+    char key[40]; /* the id or code it is filed under */
+    char id[40], code[16], host[40];
+    int64_t fetched_ms, expires_s; /* monotonic, when read; wall clock, the meeting's end */
+    char *members;                 /* comma list of active participants' user ids */
+    char *full, *pub;              /* with the roster, and without */
+    size_t full_len, pub_len;
+};
+#define CP_STATUS_CACHE_MAX_BYTES 16384 /* bigger rosters are not cached */
+
+/* The status cache, on the control-plane thread (CP_CACHE_SLOTS, direct-mapped). A fresh
+ * entry for key (an id or a code) read within control.status-cache-ms, or NULL. */
 #define CP_CACHE_SLOTS 4096
+const struct cp_status *cp_cache_get(struct cp *cp, const char *key);
+/* Files a copy of s under its id and its code (a copy of s made for key: malloc'd, NULL when
+ * memory is short). */
+struct cp_status *cp_status_dup(const struct cp_status *s, const char *key);
+void cp_cache_put(struct cp *cp, const struct cp_status *s);
+/* A write touched the meeting: its entries go, and reads in flight are not filed. */
 void cp_cache_invalidate(struct cp *cp, const char *meeting_id);
 void cp_cache_free(struct cp *cp);
 
-/* Access tokens verified on this thread, remembered until they expire (cp-api.c). */
+/* Access tokens verified on this thread, remembered until they expire (CP_TOKEN_SLOTS,
+ * direct-mapped): the user a remembered, unexpired token names (true), or false (an expired
+ * one is forgotten). */
 #define CP_TOKEN_SLOTS 4096
+bool cp_token_recall(struct cp *cp, const char *token, int64_t now_s, long long leeway_s,
+                     struct http_user *user);
+/* Remembers a token verified just now. */
+void cp_token_remember(struct cp *cp, const char *token, long long exp_s,
+                       const struct http_user *user);
 void cp_tokens_free(struct cp *cp);
+
+/* ---------------------------------------------------------------- the REST API (cp-api.c) */
+
+/* The route tables, gathered for the service, and each resource's. */
+extern const struct http_route *const cp_api_routes[];
+extern const struct http_route cp_account_routes[];     /* cp-account.c */
+extern const struct http_route cp_meeting_routes[];     /* cp-meeting.c */
+extern const struct http_route cp_participant_routes[]; /* cp-participant.c */
+#define CP_SEGMENT_MAX 64 /* bytes of a path segment of the API, NUL included */
 
 /* Submits the request's database job: work on a database thread, then (control-plane thread)
  * the status cache and the revocation hook are told, on_done runs, and the job's outcome is
@@ -133,6 +170,40 @@ void cp_tokens_free(struct cp *cp);
 void cp_submit(struct cp_req *req, db_work_fn work);
 /* Frees what a request's control-plane part owns (the service's req_free). */
 void cp_req_free(struct http_req *r);
+/* caps[0] names a meeting, by id or by join code: into ref_id or ref_code. false: it names
+ * nothing (both left ""). */
+bool cp_parse_ref(struct cp_req *req);
+/* The same, and caps[1] a participant's id: into target. */
+bool cp_parse_target(struct cp_req *req);
+/* A statement parameter: NULL (SQL NULL) for an empty string. */
+static inline const char *cp_nz(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+/* A query's rows arrived. */
+bool cp_tuples(const PGresult *r);
+/* A failed statement: DB_UNAVAILABLE when the connection broke or the statement was cut off
+ * (the client gets 503), else the log line for operators (rid names the request) and
+ * DB_FAILED. Clears r. */
+enum db_status cp_sql_error(PGresult *r, const char *action, const char *rid);
+/* A failed statement of a request: cp_sql_error, and the answer for the client (a foreign key
+ * to a deleted account: its token is no longer valid). */
+enum db_status cp_sql_failed(struct cp_req *req, PGresult *r, const char *action);
+/* The revoked usernames of a PostgreSQL text[] ("{a,b}"), for the revocation hook. */
+void cp_take_revoked(struct cp_req *req, const char *arr);
+/* A statement whose one value is the answer's JSON text (200; no row: the error absent). */
+enum db_status cp_json_row(struct cp_req *req, struct db_conn *c, const struct db_stmt *st,
+                           const char *const *p, enum http_err absent, const char *action);
+/* The meeting SQL functions that act on a meeting (ml_leave, ml_end, ml_remove, ml_set_role,
+ * ml_meeting_usage) answer one row: the outcome, the meeting, the function's own columns,
+ * the revoked usernames last. */
+enum { CP_OUT_OUTCOME, CP_OUT_MEETING, CP_OUT_OWN };
+/* Runs one; a row whose outcome is not ok is the request's error. On DB_OK *out holds the
+ * row (caller PQclear()s); the meeting's cached status is dropped, the revocations kept. */
+enum db_status cp_outcome_row(struct cp_req *req, struct db_conn *c, const struct db_stmt *st,
+                              const char *const *p, const char *action, PGresult **out);
+/* The table of a route that takes no body but may get an empty JSON object. */
+extern const struct http_param cp_no_params[];
 /* Copies the TURN secret (for a credential) under its lock; "" when none. */
 void cp_turn_secret(struct cp *cp, char *buf, size_t len);
 
@@ -146,19 +217,18 @@ int cp_web_fallback(void *arg, struct lws *wsi);
 /* GET /api/v1/config: what the browser client needs to know of this deployment. */
 void cp_web_config(struct http_req *r);
 
-/* The REST API (cp-api.c). */
-extern const struct http_route cp_api_routes[];
-#define CP_SEGMENT_MAX 64 /* bytes of a path segment of the API, NUL included */
-/* The periodic sweep of expired meetings (cp-api.c): the service's tick (arg: the cp). */
+/* The periodic sweep of expired meetings (cp-meeting.c): the service's tick (arg: the cp). */
 void cp_sweep(void *arg);
-/* The service's authentication: the bearer token into req->user. */
+/* The service's authentication (cp-account.c): the bearer token into req->user. */
 enum http_err cp_authenticate(struct http_req *r, const char *authz);
 
-/* A participant's TURN credential as a join makes it (cp-api.c; any thread): the password of
- * cred_user, the username ml_join recorded ("<expiry>:<tag>.<participant>"), signed with the
+/* A participant's TURN credential as a join makes it (cp-participant.c; any thread): the password
+ * of cred_user, the username ml_join recorded ("<expiry>:<tag>.<participant>"), signed with the
  * current secret; user gets the username made, which must be cred_user. 0, or -1. */
 int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, char *user,
                   size_t ulen, char *pass, size_t plen);
+/* The iceServers handed out with a credential (user, pass): STUN URIs, TURN URIs with it. */
+json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
 /* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
 char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
 

@@ -89,6 +89,10 @@ void cp_counters_read(struct cp *cp, struct cp_counters *out);
 /* Drain mode: joins are refused with 503 "draining" (clients join through another node);
  * meetings, participants already in them and everything else carry on. Any thread. */
 void cp_set_drain(struct cp *cp, bool on);
+/* A meeting's join code ("abc-defg-hij", any case) lowercased into out; false (out untouched)
+ * when s is not one. */
+#define CP_CODE_STR 13
+bool cp_meeting_code_norm(const char *s, char out[CP_CODE_STR]);
 /* Overrides the secret new TURN credentials are signed with (the newest secret managed through
  * the admin API; copied); NULL or "" returns to the first of turn.auth-secret. Any thread. */
 void cp_set_turn_secret(struct cp *cp, const char *secret);

@@ -410,6 +410,12 @@ PGresult *db_exec(struct db_conn *c, const struct db_stmt *st, const char *const
         PQclear(r);
         return NULL;
     }
+#ifdef ML_DEVEL
+    /* the statement's text and the enum that names its columns disagree: a programming error,
+     * stopped by the first test that runs the statement */
+    if (st->ncols && PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) != st->ncols)
+        abort();
+#endif
     return r;
 }
 

@@ -52,11 +52,15 @@ struct db_job {
     int64_t queued_us;     /* pool private: for the queue-wait figure */
 };
 
-/* A prepared statement, declared once (static) and prepared lazily on each connection. */
+/* A prepared statement, declared once (static) and prepared lazily on each connection. Its
+ * result columns are named by an enum declared beside it (no positional column numbers in
+ * the code that reads it): ncols is that enum's count, checked against every result in
+ * --enable-devel builds (0: not checked). */
 struct db_stmt {
     const char *name; /* unique among statements */
     const char *sql;
     int nparams;
+    int ncols;
 };
 
 struct db_pool;

@@ -54,24 +54,25 @@ static bool match(const char *pattern, const char *path, size_t segment_max,
     return !*pattern && !*path;
 }
 
-const struct http_route *http_route_match(const struct http_route *table, int method,
+const struct http_route *http_route_match(const struct http_route *const *tables, int method,
                                           const char *path, size_t segment_max, bool *path_known,
                                           char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX])
 {
     if (segment_max > HTTP_SEGMENT_MAX)
         segment_max = HTTP_SEGMENT_MAX;
     *path_known = false;
-    for (const struct http_route *r = table; r->pattern; r++) {
-        if (!match(r->pattern, path, segment_max, caps))
-            continue;
-        *path_known = true;
-        if (r->method == method)
-            return r;
-    }
+    for (const struct http_route *const *t = tables; *t; t++)
+        for (const struct http_route *r = *t; r->pattern; r++) {
+            if (!match(r->pattern, path, segment_max, caps))
+                continue;
+            *path_known = true;
+            if (r->method == method)
+                return r;
+        }
     return NULL;
 }
 
-void http_route_allow(const struct http_route *table, const char *path, size_t segment_max,
+void http_route_allow(const struct http_route *const *tables, const char *path, size_t segment_max,
                       bool options, char *buf, size_t len)
 {
     char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX];
@@ -79,10 +80,11 @@ void http_route_allow(const struct http_route *table, const char *path, size_t s
     if (segment_max > HTTP_SEGMENT_MAX)
         segment_max = HTTP_SEGMENT_MAX;
     buf[0] = 0;
-    for (const struct http_route *r = table; r->pattern && off < len; r++)
-        if (match(r->pattern, path, segment_max, caps))
-            off += ml_snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
-                               http_method_name(r->method));
+    for (const struct http_route *const *t = tables; *t; t++)
+        for (const struct http_route *r = *t; r->pattern && off < len; r++)
+            if (match(r->pattern, path, segment_max, caps))
+                off += ml_snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+                                   http_method_name(r->method));
     if (options && off < len)
         ml_snprintf(buf + off, len - off, "%sOPTIONS", off ? ", " : "");
 }

@@ -162,14 +162,15 @@ struct http_route {
     160 /* bytes of a captured segment, NUL included (the most a service                           \
            may allow) */
 
-/* Matches path against the NULL-pattern-terminated table. Returns the route for method, or
- * NULL with *path_known telling whether another method would have matched (405, not 404).
- * Captures ('*' segments, at most segment_max-1 bytes) are copied to caps. */
-const struct http_route *http_route_match(const struct http_route *table, int method,
+/* Matches path against the tables (a NULL-terminated list of NULL-pattern-terminated tables:
+ * a service may keep one per file). Returns the route for method, or NULL with *path_known
+ * telling whether another method would have matched (405, not 404). Captures ('*' segments,
+ * at most segment_max-1 bytes) are copied to caps. */
+const struct http_route *http_route_match(const struct http_route *const *tables, int method,
                                           const char *path, size_t segment_max, bool *path_known,
                                           char caps[HTTP_MAX_CAPTURES][HTTP_SEGMENT_MAX]);
 /* The Allow header value for a path ("GET, POST"), with ", OPTIONS" when options. */
-void http_route_allow(const struct http_route *table, const char *path, size_t segment_max,
+void http_route_allow(const struct http_route *const *tables, const char *path, size_t segment_max,
                       bool options, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- services */
@@ -177,9 +178,11 @@ void http_route_allow(const struct http_route *table, const char *path, size_t s
 /* What a subsystem declares to be served on a server. Copied by http_server_new; arg and the
  * tables are borrowed until http_server_free. Hooks run on the server thread. */
 struct http_service {
-    const char *prefix;              /* the paths it answers ("/", "/api/v1/assistant/") */
-    const struct http_route *routes; /* NULL-pattern-terminated */
-    size_t segment_max;              /* of a '*' segment, NUL included (0: HTTP_SEGMENT_MAX) */
+    const char *prefix; /* the paths it answers ("/", "/api/v1/assistant/") */
+    /* Its route tables: a NULL-terminated list (one table per file of handlers, say) of
+     * NULL-pattern-terminated tables. */
+    const struct http_route *const *routes;
+    size_t segment_max; /* of a '*' segment, NUL included (0: HTTP_SEGMENT_MAX) */
     /* Every path needs authentication, known or not (HTTP_ROUTE_PUBLIC routes aside), checked
      * before the path is judged: without a token nobody learns which paths exist. Otherwise
      * only HTTP_ROUTE_AUTH routes need it. */

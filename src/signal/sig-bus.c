@@ -491,12 +491,13 @@ static void heartbeat(struct sig_bus *b)
     char to[24];
     ml_snprintf(to, sizeof to, "%lld", b->sig->cfg.node_timeout_ms);
     const char *p[] = {b->sig->node, to};
+    enum { HB_REGISTERED, HB_LIVE, HB_SWEPT };
     PGresult *r = exec(b, "SELECT registered, live, swept FROM ml_sig_heartbeat($1, $2)", 2, p);
     if (!r)
         return;
-    bool registered = PQgetvalue(r, 0, 0)[0] == 't';
-    unsigned live = (unsigned)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
-    long swept = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+    bool registered = PQgetvalue(r, 0, HB_REGISTERED)[0] == 't';
+    unsigned live = (unsigned)strtoul(PQgetvalue(r, 0, HB_LIVE), NULL, 10);
+    long swept = strtol(PQgetvalue(r, 0, HB_SWEPT), NULL, 10);
     PQclear(r);
     if (swept > 0)
         ML_NOTICE(SUBSYS, "%ld signaling node%s silent for %lld ms: swept with their sessions",

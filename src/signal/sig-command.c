@@ -11,10 +11,14 @@
 
 #define SUBSYS "sig"
 
+/* The REST API's own functions, with the same row: the outcome, the meeting, the revoked
+ * usernames (db_stmt.ncols). */
+enum { CMD_OUTCOME, CMD_MEETING, CMD_REVOKED, CMD__COLS };
 static const struct db_stmt st_remove = {
-    "sig_remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, NULL, $2, $3)", 3};
+    "sig_remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, NULL, $2, $3)", 3,
+    CMD__COLS};
 static const struct db_stmt st_end = {
-    "sig_end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, NULL, $2)", 2};
+    "sig_end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, NULL, $2)", 2, CMD__COLS};
 
 /* Sends body to the meeting here and, when other nodes serve it too, to them. */
 static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
@@ -166,8 +170,8 @@ static enum db_status w_command(struct db_conn *c, struct db_job *job)
     PGresult *r = db_exec(c, j->kind == SIG_M_REMOVE ? &st_remove : &st_end, p);
     if (!sig_tuples(r) || PQntuples(r) != 1)
         return sig_sql_failed(r, j->kind == SIG_M_REMOVE ? "remove participant" : "end meeting");
-    ml_strlcpy(j->outcome, PQgetvalue(r, 0, 0), sizeof j->outcome);
-    sig_revoked_take(&j->revoked, PQgetvalue(r, 0, PQnfields(r) - 1));
+    ml_strlcpy(j->outcome, PQgetvalue(r, 0, CMD_OUTCOME), sizeof j->outcome);
+    sig_revoked_take(&j->revoked, PQgetvalue(r, 0, CMD_REVOKED));
     PQclear(r);
     return DB_OK;
 }

@@ -15,15 +15,30 @@
 
 #define SUBSYS "sig"
 
+/* Each statement's result columns are named by an enum beside its text (db_stmt.ncols). */
+enum {
+    CONNECT_OUTCOME,
+    CONNECT_ROLE,
+    CONNECT_NAME,
+    CONNECT_HOST,
+    CONNECT_CONNS, /* the participant's sessions on every node, this one included */
+    CONNECT_ROSTER,
+    CONNECT_CHAT,
+    CONNECT_CRED_USER, /* the fresh TURN credential the join made */
+    CONNECT_CRED_EXPIRES,
+    CONNECT_REVOKED,
+    CONNECT__COLS
+};
 static const struct db_stmt st_connect = {
     "sig_connect",
     "SELECT outcome, role, display_name, is_host, conns, roster, chat, cred_username, "
     "cred_expires, revoked FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    9};
+    9, CONNECT__COLS};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
-                                             2};
+                                             2, 1};
+enum { RESYNC_SESSION, RESYNC_OUTCOME, RESYNC__COLS };
 static const struct db_stmt st_resync = {
-    "sig_resync", "SELECT session_id, outcome FROM ml_sig_resync($1, $2)", 2};
+    "sig_resync", "SELECT session_id, outcome FROM ml_sig_resync($1, $2)", 2, RESYNC__COLS};
 
 /* ------------------------------------------------------------------ sessions */
 
@@ -220,23 +235,23 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     PGresult *r = db_exec(c, &st_connect, p);
     if (!sig_tuples(r) || PQntuples(r) != 1)
         return sig_sql_failed(r, "opening a signaling session");
-    ml_strlcpy(j->outcome, PQgetvalue(r, 0, 0), sizeof j->outcome);
-    sig_revoked_take(&j->revoked, PQgetvalue(r, 0, 9));
+    ml_strlcpy(j->outcome, PQgetvalue(r, 0, CONNECT_OUTCOME), sizeof j->outcome);
+    sig_revoked_take(&j->revoked, PQgetvalue(r, 0, CONNECT_REVOKED));
     if (strcmp(j->outcome, "ok") != 0) {
         PQclear(r);
         return DB_OK;
     }
-    j->admin = !strcmp(PQgetvalue(r, 0, 1), "ADMIN");
-    j->name = ml_xstrdup(PQgetvalue(r, 0, 2));
-    j->host = PQgetvalue(r, 0, 3)[0] == 't';
-    j->conns = (int)strtol(PQgetvalue(r, 0, 4), NULL, 10);
+    j->admin = !strcmp(PQgetvalue(r, 0, CONNECT_ROLE), "ADMIN");
+    j->name = ml_xstrdup(PQgetvalue(r, 0, CONNECT_NAME));
+    j->host = PQgetvalue(r, 0, CONNECT_HOST)[0] == 't';
+    j->conns = (int)strtol(PQgetvalue(r, 0, CONNECT_CONNS), NULL, 10);
     if (!j->resume) {
-        j->roster = ml_xstrdup(PQgetvalue(r, 0, 5));
-        j->chat = ml_xstrdup(PQgetvalue(r, 0, 6));
+        j->roster = ml_xstrdup(PQgetvalue(r, 0, CONNECT_ROSTER));
+        j->chat = ml_xstrdup(PQgetvalue(r, 0, CONNECT_CHAT));
         /* iceServers with the credential the join recorded, as the join answers them */
         const struct sig_deps *d = &j->sig->deps;
-        j->ice =
-            d->ice_servers(d->arg, PQgetvalue(r, 0, 7), strtoll(PQgetvalue(r, 0, 8), NULL, 10));
+        j->ice = d->ice_servers(d->arg, PQgetvalue(r, 0, CONNECT_CRED_USER),
+                                strtoll(PQgetvalue(r, 0, CONNECT_CRED_EXPIRES), NULL, 10));
         if (!j->ice) {
             ML_ERROR(SUBSYS, "cannot make the TURN credential of participant %s", j->pid);
             ml_strlcpy(j->outcome, "internal", sizeof j->outcome);
@@ -542,8 +557,8 @@ static enum db_status w_resync(struct db_conn *c, struct db_job *job)
     j->sid = ml_xcalloc(j->n + 1, sizeof *j->sid);
     j->outcome = ml_xcalloc(j->n + 1, sizeof *j->outcome);
     for (size_t i = 0; i < j->n; i++) {
-        j->sid[i] = ml_xstrdup(PQgetvalue(r, (int)i, 0));
-        j->outcome[i] = ml_xstrdup(PQgetvalue(r, (int)i, 1));
+        j->sid[i] = ml_xstrdup(PQgetvalue(r, (int)i, RESYNC_SESSION));
+        j->outcome[i] = ml_xstrdup(PQgetvalue(r, (int)i, RESYNC_OUTCOME));
     }
     PQclear(r);
     return DB_OK;

@@ -1,0 +1,320 @@
+/* Participants: joining a meeting (a TURN credential and a signaling token in the answer),
+ * leaving it, an ADMIN removing one or changing one's role; the TURN credentials and iceServers
+ * a join hands out (also to signaling's sessions). */
+#include "config.h"
+
+#include "control/cp-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBSYS "api"
+
+/* ------------------------------------------------------------------ statements */
+
+/* Each statement's result columns are named by an enum beside its text; its last member, the
+ * count, is the statement's ncols (checked against the result in --enable-devel builds). */
+enum {
+    JOIN_OUTCOME,
+    JOIN_MEETING,
+    JOIN_CODE,
+    JOIN_MEETING_EXPIRES, /* seconds since the epoch */
+    JOIN_PARTICIPANT,
+    JOIN_ROLE,
+    JOIN_NAME,
+    JOIN_CRED_USER,    /* the TURN username ml_join recorded */
+    JOIN_CRED_EXPIRES, /* seconds since the epoch */
+    JOIN_REJOINED,
+    JOIN_REVOKED, /* the participant's earlier credentials */
+    JOIN__COLS
+};
+static const struct db_stmt st_join = {
+    "join",
+    "SELECT outcome, meeting_id, meeting_code, meeting_expires, participant_id, role, "
+    "display_name, cred_username, cred_expires, rejoined, revoked "
+    "FROM ml_join($1, $2, $3, $4, $5)",
+    5, JOIN__COLS};
+/* ml_leave, ml_remove and ml_set_role answer as the other meeting functions (CP_OUT_*) */
+enum { LEAVE_ENDED = CP_OUT_OWN, LEAVE__COLS = CP_OUT_OWN + 2 };
+static const struct db_stmt st_leave = {
+    "leave", "SELECT outcome, meeting_id, meeting_ended, revoked FROM ml_leave($1, $2, $3)", 3,
+    LEAVE__COLS};
+static const struct db_stmt st_remove = {
+    "remove", "SELECT outcome, meeting_id, revoked FROM ml_remove($1, $2, $3, $4)", 4,
+    CP_OUT_OWN + 1};
+enum { ROLE_PARTICIPANT = CP_OUT_OWN, ROLE__COLS = CP_OUT_OWN + 2 };
+static const struct db_stmt st_role = {
+    "role", "SELECT outcome, meeting_id, participant, revoked FROM ml_set_role($1, $2, $3, $4, $5)",
+    5, ROLE__COLS};
+
+/* ------------------------------------------------------------------ join and leave */
+
+json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
+{
+    json_t *stun = json_array(), *turn = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(cp->turn_uris, i, u)
+    {
+        const char *s = json_string_value(u);
+        json_array_append(strncmp(s, "stun", 4) == 0 ? stun : turn, u);
+    }
+    json_t *list = json_array();
+    if (json_array_size(stun))
+        json_array_append_new(list, json_pack("{s:o}", "urls", stun));
+    else
+        json_decref(stun);
+    if (json_array_size(turn))
+        json_array_append_new(
+            list, json_pack("{s:o,s:s,s:s}", "urls", turn, "username", user, "credential", pass));
+    else
+        json_decref(turn);
+    return list;
+}
+
+struct join_in {
+    char display_name[404];
+    bool has_display_name;
+};
+
+static const struct http_param join_params[] = {
+    {"display_name", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 100,
+     offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name), NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_join(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = cp_of(req);
+    struct join_in *in = req->http.params;
+    char ttl[24];
+    ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id,
+                       in->has_display_name ? in->display_name : NULL, ttl};
+    PGresult *r = db_exec(c, &st_join, p);
+    if (!cp_tuples(r) || PQntuples(r) != 1)
+        return cp_sql_failed(req, r, "join");
+    cp_take_revoked(req, PQgetvalue(r, 0, JOIN_REVOKED));
+    if (!PQgetisnull(r, 0, JOIN_MEETING))
+        ml_strlcpy(req->touched, PQgetvalue(r, 0, JOIN_MEETING), sizeof req->touched);
+    const char *outcome = PQgetvalue(r, 0, JOIN_OUTCOME);
+    if (strcmp(outcome, "ok") != 0) {
+        if (!PQgetisnull(r, 0, JOIN_MEETING))
+            ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s",
+                        PQgetvalue(r, 0, JOIN_MEETING));
+        http_job_err(&req->http, http_err_outcome(outcome, HTTP_E_NO_MEETING), NULL);
+        PQclear(r);
+        return DB_FAILED;
+    }
+    const char *mid = PQgetvalue(r, 0, JOIN_MEETING), *pid = PQgetvalue(r, 0, JOIN_PARTICIPANT);
+    const char *role = PQgetvalue(r, 0, JOIN_ROLE);
+    long long m_exp = strtoll(PQgetvalue(r, 0, JOIN_MEETING_EXPIRES), NULL, 10);
+    long long c_exp = strtoll(PQgetvalue(r, 0, JOIN_CRED_EXPIRES), NULL, 10);
+    /* The credential id is "<meeting tag>.<participant id>" (sql/003_turn.sql): a stateless
+     * relay can tell an allocation's meeting from it, and the tag gives away nothing that
+     * joins it. The username ml_join recorded says which id; the password is signed here. */
+    char user[128], pass[64];
+    if (cp_credential(cp, PQgetvalue(r, 0, JOIN_CRED_USER), c_exp, user, sizeof user, pass,
+                      sizeof pass) < 0) {
+        PQclear(r);
+        http_job_err(&req->http, HTTP_E_INTERNAL, "cannot make the TURN credential");
+        return DB_FAILED;
+    }
+    int64_t now = ml_wall_s();
+    long long s_exp = now + cp->auth.signaling_token_lifetime_s;
+    if (s_exp > m_exp)
+        s_exp = m_exp;
+    json_t *claims =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer, "aud",
+                  "meetlite-signaling", "sub", req->http.user.id, "mid", mid, "pid", pid, "role",
+                  role, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)s_exp);
+    char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
+    json_decref(claims);
+    if (!sig) {
+        PQclear(r);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}", "meeting_id", mid,
+        "meeting_code", PQgetvalue(r, 0, JOIN_CODE), "participant_id", pid, "role", role,
+        "display_name", PQgetvalue(r, 0, JOIN_NAME), "rejoined",
+        PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't', "meeting_expires_at", (json_int_t)m_exp,
+        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp, "iceServers",
+        cp_ice_servers(cp, user, pass), "turn", "username", user, "password", pass, "ttl",
+        (json_int_t)ttl_left, "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
+    free(sig);
+    ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s participant=%s", mid,
+                pid);
+    PQclear(r);
+    http_job_json(&req->http, 200, o);
+    return DB_OK;
+}
+
+static void h_join(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    struct cp *cp = cp_of(req);
+    if (__atomic_load_n(&cp->draining, __ATOMIC_RELAXED)) { /* admin drain mode (#8) */
+        http_reply_err(&req->http, HTTP_E_DRAINING, NULL);
+        return;
+    }
+    if (!cp_parse_ref(req)) {
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
+        return;
+    }
+    struct join_in *in = req->http.params;
+    if (!in->has_display_name && req->http.user.name[0]) {
+        /* the name in the token: the account's display name at login */
+        size_t chars;
+        if (ml_utf8_valid(req->http.user.name, strlen(req->http.user.name), &chars) &&
+            chars <= 100) {
+            ml_strlcpy(in->display_name, req->http.user.name, sizeof in->display_name);
+            in->has_display_name = true;
+        }
+    }
+    cp_submit(req, w_join);
+}
+
+static enum db_status w_leave(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id};
+    PGresult *r = NULL;
+    enum db_status st = cp_outcome_row(req, c, &st_leave, p, "leave", &r);
+    if (st != DB_OK)
+        return st;
+    bool ended = PQgetvalue(r, 0, LEAVE_ENDED)[0] == 't';
+    PQclear(r);
+    http_job_json(&req->http, 200, json_pack("{s:b,s:b}", "left", 1, "meeting_ended", ended));
+    return DB_OK;
+}
+
+static void h_leave(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    if (!cp_parse_ref(req)) {
+        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_leave);
+}
+
+/* ------------------------------------------------------------------ removal and roles */
+
+static enum db_status w_remove(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id, req->target};
+    PGresult *r = NULL;
+    enum db_status st = cp_outcome_row(req, c, &st_remove, p, "remove participant", &r);
+    if (st != DB_OK)
+        return st;
+    PQclear(r);
+    http_job_json(&req->http, 200,
+                  json_pack("{s:b,s:s}", "removed", 1, "participant_id", req->target));
+    return DB_OK;
+}
+
+static const char *const role_names[] = {"ADMIN", "PARTICIPANT", NULL};
+
+struct role_in {
+    int role;
+};
+
+static const struct http_param role_params[] = {
+    {"role", HTTP_P_ENUM, HTTP_P_REQUIRED, 0, 0, offsetof(struct role_in, role), 0, HTTP_P_NOHAS,
+     role_names},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static enum db_status w_role(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct role_in *in = req->http.params;
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id, req->target,
+                       role_names[in->role]};
+    PGresult *r = NULL;
+    enum db_status st = cp_outcome_row(req, c, &st_role, p, "change role", &r);
+    if (st != DB_OK)
+        return st;
+    json_t *part = json_loads(PQgetvalue(r, 0, ROLE_PARTICIPANT), 0, NULL);
+    PQclear(r);
+    if (!part) {
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    http_job_json(&req->http, 200, part);
+    return DB_OK;
+}
+
+static void h_remove(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    if (!cp_parse_target(req)) {
+        http_reply_err(
+            &req->http,
+            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_remove);
+}
+
+static void h_role(struct http_req *r)
+{
+    struct cp_req *req = cp_req_of(r);
+    if (!cp_parse_target(req)) {
+        http_reply_err(
+            &req->http,
+            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, w_role);
+}
+
+/* ------------------------------------------------------------------ TURN credentials */
+
+int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, char *user,
+                  size_t ulen, char *pass, size_t plen)
+{
+    const char *cred_id = strchr(cred_user, ':');
+    char secret[512];
+    cp_turn_secret(cp, secret, sizeof secret);
+    int rc =
+        cred_id ? turn_rest_credential(secret, cred_id + 1, expires_s, user, ulen, pass, plen) : -1;
+    ml_wipe(secret, sizeof secret);
+    if (rc < 0 || strcmp(user, cred_user) != 0) {
+        ml_wipe(pass, plen);
+        return -1;
+    }
+    return 0;
+}
+
+char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s)
+{
+    char user[128], pass[64];
+    if (cp_credential(cp, cred_user, expires_s, user, sizeof user, pass, sizeof pass) < 0)
+        return NULL;
+    json_t *ice = cp_ice_servers(cp, user, pass); /* what a join answers */
+    char *text = json_dumps(ice, JSON_COMPACT);
+    json_decref(ice);
+    ml_wipe(pass, sizeof pass);
+    return text;
+}
+
+/* ------------------------------------------------------------------ routes */
+
+#define AUTH HTTP_ROUTE_AUTH
+#define BODY HTTP_ROUTE_BODY
+#define P(t, s) t, sizeof(struct s)
+
+const struct http_route cp_participant_routes[] = {
+    {LWSHUMETH_POST, "/api/v1/meetings/*/join", h_join, AUTH, P(join_params, join_in)},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/leave", h_leave, AUTH, cp_no_params, 1},
+    {LWSHUMETH_DELETE, "/api/v1/meetings/*/participants/*", h_remove, AUTH, NULL, 0},
+    {LWSHUMETH_PATCH, "/api/v1/meetings/*/participants/*", h_role, AUTH | BODY,
+     P(role_params, role_in)},
+    {0, NULL, NULL, 0, NULL, 0},
+};
