@@ -69,6 +69,16 @@ bool cp_meeting_code_norm(const char *s, char out[CP_CODE_STR])
     return true;
 }
 
+void cp_on_meeting(struct http_req *r, db_work_fn work)
+{
+    struct cp_req *req = cp_req_of(r);
+    if (!cp_parse_ref(req)) {
+        http_reply_err(r, HTTP_E_NO_MEETING, NULL);
+        return;
+    }
+    cp_submit(req, work);
+}
+
 bool cp_parse_target(struct cp_req *req)
 {
     if (!cp_parse_ref(req))

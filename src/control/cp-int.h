@@ -173,6 +173,8 @@ void cp_req_free(struct http_req *r);
 /* caps[0] names a meeting, by id or by join code: into ref_id or ref_code. false: it names
  * nothing (both left ""). */
 bool cp_parse_ref(struct cp_req *req);
+/* A handler of a meeting's path: the job runs when the path names a meeting, else 404. */
+void cp_on_meeting(struct http_req *r, db_work_fn work);
 /* The same, and caps[1] a participant's id: into target. */
 bool cp_parse_target(struct cp_req *req);
 /* A statement parameter: NULL (SQL NULL) for an empty string. */

@@ -282,12 +282,7 @@ static enum db_status w_end(struct db_conn *c, struct db_job *job)
 
 static void h_end(struct http_req *r)
 {
-    struct cp_req *req = cp_req_of(r);
-    if (!cp_parse_ref(req)) {
-        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
-        return;
-    }
-    cp_submit(req, w_end);
+    cp_on_meeting(r, w_end);
 }
 
 /* What the relay's ended allocations of a meeting used, for its ADMINs (sql/003_turn.sql's
@@ -313,12 +308,7 @@ static enum db_status w_usage(struct db_conn *c, struct db_job *job)
 
 static void h_usage(struct http_req *r)
 {
-    struct cp_req *req = cp_req_of(r);
-    if (!cp_parse_ref(req)) {
-        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
-        return;
-    }
-    cp_submit(req, w_usage);
+    cp_on_meeting(r, w_usage);
 }
 
 /* ------------------------------------------------------------------ the expiry sweep */

@@ -194,12 +194,7 @@ static enum db_status w_leave(struct db_conn *c, struct db_job *job)
 
 static void h_leave(struct http_req *r)
 {
-    struct cp_req *req = cp_req_of(r);
-    if (!cp_parse_ref(req)) {
-        http_reply_err(&req->http, HTTP_E_NO_MEETING, NULL);
-        return;
-    }
-    cp_submit(req, w_leave);
+    cp_on_meeting(r, w_leave);
 }
 
 /* ------------------------------------------------------------------ removal and roles */
@@ -250,28 +245,28 @@ static enum db_status w_role(struct db_conn *c, struct db_job *job)
     return DB_OK;
 }
 
-static void h_remove(struct http_req *r)
+/* The path names a meeting and a participant: the job runs; else the answer says which of the
+ * two names nothing. */
+static void on_target(struct http_req *r, db_work_fn work)
 {
     struct cp_req *req = cp_req_of(r);
     if (!cp_parse_target(req)) {
         http_reply_err(
-            &req->http,
-            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
+            r, req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING,
+            NULL);
         return;
     }
-    cp_submit(req, w_remove);
+    cp_submit(req, work);
+}
+
+static void h_remove(struct http_req *r)
+{
+    on_target(r, w_remove);
 }
 
 static void h_role(struct http_req *r)
 {
-    struct cp_req *req = cp_req_of(r);
-    if (!cp_parse_target(req)) {
-        http_reply_err(
-            &req->http,
-            req->ref_id[0] || req->ref_code[0] ? HTTP_E_NO_PARTICIPANT : HTTP_E_NO_MEETING, NULL);
-        return;
-    }
-    cp_submit(req, w_role);
+    on_target(r, w_role);
 }
 
 /* ------------------------------------------------------------------ TURN credentials */
