@@ -1,6 +1,7 @@
-/* The meeting control plane: HTTP routing and REST handlers on a libwebsockets service thread
- * of its own, accounts with JWT (password and OpenID Connect), meetings and their records in
- * PostgreSQL through the db_ pool, TURN REST credentials for participants. Prefix: cp_. */
+/* The meeting control plane: its REST API, a service of the HTTP layer (src/http) on a server
+ * of its own (control.listen) beside WebSocket signaling (src/signal), accounts with JWT
+ * (password and OpenID Connect), meetings and their records in PostgreSQL through the db_
+ * pool, TURN REST credentials for participants. Prefix: cp_. */
 #ifndef ML_CP_H
 #define ML_CP_H
 
