@@ -81,6 +81,7 @@ static void req_free(struct http_req *req)
     if (req->svc && req->svc->req_free)
         req->svc->req_free(req);
     free(req->body);
+    free(req->args);
     if (req->params) {
         ml_wipe(req->params, req->route ? req->route->params_size : 0); /* a password, maybe */
         free(req->params);
@@ -108,6 +109,7 @@ const char *http_req_arg(const struct http_req *req, const char *name)
 static void read_args(struct lws *wsi, struct http_req *req)
 {
     char frag[HTTP_ARG_MAX + 32];
+    req->args = ml_xcalloc(HTTP_MAX_ARGS, sizeof *req->args);
     for (int i = 0; req->nargs < HTTP_MAX_ARGS; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0)
@@ -265,7 +267,7 @@ void http_post(struct http_done *d)
     if (srv->done_tail)
         srv->done_tail->next = d;
     else
-        srv->done_head = d;
+        __atomic_store_n(&srv->done_head, d, __ATOMIC_RELEASE); /* read unlocked by the drain */
     srv->done_tail = d;
     pthread_mutex_unlock(&srv->done_mu);
     if (was_empty)
@@ -274,9 +276,14 @@ void http_post(struct http_done *d)
 
 void http_posted_drain(struct http_server *srv)
 {
+    /* most wakes are for the pools or signaling: no lock when nothing was posted (a post
+     * wakes the thread after it unlocked, so this read sees it) */
+    if (!__atomic_load_n(&srv->done_head, __ATOMIC_ACQUIRE))
+        return;
     pthread_mutex_lock(&srv->done_mu);
     struct http_done *d = srv->done_head;
-    srv->done_head = srv->done_tail = NULL;
+    __atomic_store_n(&srv->done_head, NULL, __ATOMIC_RELAXED);
+    srv->done_tail = NULL;
     pthread_mutex_unlock(&srv->done_mu);
     while (d) {
         struct http_done *next = d->next;

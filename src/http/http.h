@@ -293,6 +293,12 @@ void http_client_addr(struct lws *wsi, char *buf, size_t len);
 #define HTTP_MAX_ARGS 8  /* query arguments kept (HTTP_ROUTE_QUERY routes) */
 #define HTTP_ARG_MAX 256 /* bytes of an argument's value, NUL included */
 
+/* A query argument (URL-decoded). */
+struct http_arg {
+    char name[24];
+    char value[HTTP_ARG_MAX];
+};
+
 /* The authenticated caller, as the service's authenticate found it. */
 struct http_user {
     char id[40];
@@ -341,10 +347,7 @@ struct http_req {
     bool body_overflow, dispatched, ready, headers_sent, close_after;
     size_t resp_off; /* bytes of resp written */
     http_then_fn then;
-    struct {
-        char name[24];
-        char value[HTTP_ARG_MAX];
-    } args[HTTP_MAX_ARGS];
+    struct http_arg *args; /* HTTP_MAX_ARGS of them, for HTTP_ROUTE_QUERY routes only */
     unsigned nargs;
 };
 
