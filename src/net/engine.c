@@ -320,6 +320,13 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
         return NULL;
     }
     e->set = *set;
+    e->set.proxy_from = NULL; /* borrowed: parsed below */
+    if (set->proxy_from && *set->proxy_from &&
+        ml_cidr_set_add_list(&e->proxy_from, set->proxy_from, err, errlen) < 0) {
+        ml_cidr_set_free(&e->proxy_from);
+        free(e);
+        return NULL;
+    }
     if (e->set.workers == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         e->set.workers = cores > 0 ? (unsigned)cores : 1;
@@ -404,6 +411,7 @@ void net_engine_free(struct net_engine *e)
     if (e->tls_ctx)
         SSL_CTX_free(e->tls_ctx);
     pthread_mutex_destroy(&e->tls_lock);
+    ml_cidr_set_free(&e->proxy_from);
     free(e->workers);
     free(e->eps);
     free(e->bound);

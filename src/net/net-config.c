@@ -30,6 +30,13 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "with an allocation, the allocation's lifetime governs."},
     {"max-streams", ML_CFG_INT, "50000", 1, 10000000, 0, K(max_streams), NULL, NULL,
      "TCP and TLS client connections per worker thread; more are refused."},
+    {"proxy-protocol-from", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, K(proxy_from), NULL,
+     ml_cidr_list_validate,
+     "Peers (comma list of CIDRs, IPv4 and IPv6) whose TCP and TLS connections to the TURN "
+     "listeners may begin with a PROXY protocol header (version 1 or 2, before the TLS "
+     "handshake), as nginx's stream module sends with proxy_protocol on: the client's address "
+     "in it is the connection's (XOR-MAPPED-ADDRESS, limits, usage records, logs). A header "
+     "from any other peer closes the connection. Empty: no header is accepted."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -43,4 +50,5 @@ void net_config_settings(const struct net_config *c, struct net_settings *out)
     out->stream_out_max = c->stream_out_max;
     out->stream_idle_s = c->stream_idle_s;
     out->max_streams = (unsigned)c->max_streams;
+    out->proxy_from = c->proxy_from;
 }

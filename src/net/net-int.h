@@ -47,6 +47,7 @@ struct net_stream {
     struct sockaddr_storage peer, local;
     void *conn; /* the handler's state */
     bool closing;
+    bool framed;        /* a whole frame came: a PROXY header is no longer looked for */
     bool freed_pending; /* on the worker's dying list: freed by its reaper, or at stop */
     /* a pipe to a raw connection (net_conn_pipe): bytes, not frames */
     struct net_conn *pipe;
@@ -131,6 +132,8 @@ struct net_worker {
     /* raw connections (tcpconn.c): open ones, and closed ones waiting for the reaper */
     struct net_conn *conns;
     struct net_conn *conns_dying;
+    /* accepted from a trusted proxy, its PROXY header not read yet (stream-proxy.c) */
+    struct net_proxy_wait *proxy_waits;
 };
 
 struct net_engine {
@@ -144,6 +147,7 @@ struct net_engine {
     struct net_worker **workers;
     pthread_mutex_t tls_lock;
     SSL_CTX *tls_ctx;
+    struct ml_cidr_set proxy_from; /* net.proxy-protocol-from */
 };
 
 /* udp.c */
@@ -160,6 +164,15 @@ void net_streams_close_all(struct net_worker *w);
 void net_reap(evutil_socket_t fd, short what, void *arg);
 size_t net_stream_queued(const struct net_stream *s);
 struct evbuffer *net_stream_wire_out(struct net_stream *s);
+/* An accepted connection (s: transport, endpoint, peer and local set; on no list yet; fd
+ * owned) becomes a stream: TLS session, bufferevents, the handler's stream_open. */
+void net_stream_begin(struct net_worker *w, struct net_stream *s, int fd);
+
+/* stream-proxy.c: a connection from a net.proxy-protocol-from peer reads its PROXY header
+ * (if it starts with one) before net_stream_begin; the header's client becomes s->peer. */
+bool net_proxy_trusted(const struct net_engine *e, const struct sockaddr *peer);
+void net_proxy_wait(struct net_worker *w, struct net_stream *s, int fd);
+void net_proxy_waits_close_all(struct net_worker *w);
 
 /* tcpconn.c */
 void net_conns_reap(struct net_worker *w);

@@ -87,12 +87,16 @@ struct net_settings {
     long long stream_out_max;   /* bytes queued to one stream client before drops */
     long long stream_idle_s;    /* seconds without a frame before a stream is closed */
     unsigned max_streams;       /* stream connections per worker */
+    /* CIDR list of peers whose TCP/TLS connections may start with a PROXY protocol header
+     * (borrowed until net_engine_new returns; NULL or "": none) */
+    const char *proxy_from;
 };
 
 /* The [net] configuration section, as stored by the configuration engine. */
 struct net_config {
     long long workers, udp_batch, udp_rcvbuf, udp_sndbuf;
     long long stream_max_frame, stream_out_max, stream_idle_s, max_streams;
+    char *proxy_from;
 };
 extern const struct ml_cfg_key net_cfg_keys[];
 /* Converts the configuration into engine settings. */
@@ -236,6 +240,30 @@ void net_stream_close(struct net_stream *s);
  * there the handler's stream_open makes its new state, then stream_frame gets frame, then the
  * bytes that followed it. Returns 0, or -1 (nothing changed: handle the frame here). */
 int net_stream_handover(struct net_stream *s, unsigned to, const uint8_t *frame, size_t len) ML_WUR;
+
+/* ---------------------------------------------------------------- PROXY protocol (proxy.c) */
+
+#define NET_PROXY_MAX 1040 /* bytes of a header accepted (v2: 16 + addresses + TLVs) */
+
+enum net_proxy_rc {
+    NET_PROXY_NONE, /* the bytes are not a PROXY header */
+    NET_PROXY_MORE, /* a header's beginning: more bytes are needed */
+    NET_PROXY_DONE, /* a whole header of out->len bytes */
+    NET_PROXY_BAD,  /* a header, malformed or longer than NET_PROXY_MAX */
+};
+
+struct net_proxy_hdr {
+    unsigned version; /* 1 or 2 */
+    size_t len;       /* bytes of the header (DONE; for v2 also once its length is known) */
+    bool has_addr;    /* false: LOCAL, UNKNOWN, UNSPEC or UNIX: the peer's own address stands */
+    struct sockaddr_storage src, dst; /* the client, and the address it connected to */
+};
+
+/* Parses a PROXY protocol header (version 1 or 2) at the start of buf (len bytes). Reads only
+ * buf; never past out->len on DONE, so what follows is the client's. */
+enum net_proxy_rc net_proxy_parse(const uint8_t *buf, size_t len, struct net_proxy_hdr *out);
+/* True when buf (len > 0 bytes) begins like a PROXY header of either version. */
+bool net_proxy_signature(const uint8_t *buf, size_t len);
 
 /* ---------------------------------------------------------------- raw TCP (relayed TCP) */
 

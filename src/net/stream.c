@@ -171,8 +171,26 @@ static void stream_read(struct bufferevent *bev, void *arg)
             schedule_destroy(s);
             return;
         }
-        if (flen == 0 || avail < (size_t)flen)
-            break; /* a partial frame: the next read completes it */
+        if (flen == 0 || avail < (size_t)flen) {
+            /* a partial frame: the next read completes it. A PROXY header (the start of one
+             * frames as a long STUN message or ChannelData) from a peer not trusted to send
+             * one: the connection is not what it claims, close it now, not at the idle
+             * timeout. Only the first frame of a connection is looked at. */
+            if (!s->framed && s->transport == NET_TCP &&
+                net_proxy_signature(evbuffer_pullup(in, (ev_ssize_t)(avail < 12 ? avail : 12)),
+                                    avail < 12 ? avail : 12)) {
+                char a[ML_ADDR_STRLEN];
+                ML_LOG_LIMITED(ML_LOG_NOTICE, "net",
+                               "closing tcp client %s: a PROXY protocol header from a peer "
+                               "not in net.proxy-protocol-from",
+                               ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a));
+                NET_COUNT(w->ctr.stream_bad_frames, 1);
+                schedule_destroy(s);
+                return;
+            }
+            break;
+        }
+        s->framed = true;
         uint8_t *frame = evbuffer_pullup(in, flen);
         if (!frame) {
             schedule_destroy(s);
@@ -350,6 +368,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         memset(&s->local, 0, sizeof s->local);
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (net_proxy_trusted(e, (struct sockaddr *)&s->peer)) {
+        net_proxy_wait(w, s, fd); /* a trusted proxy: its header first (stream-proxy.c) */
+        return;
+    }
+    net_stream_begin(w, s, fd);
+}
+
+void net_stream_begin(struct net_worker *w, struct net_stream *s, int fd)
+{
+    struct net_engine *e = w->e;
     SSL *ssl = NULL;
     if (s->transport == NET_TLS) {
         pthread_mutex_lock(&e->tls_lock);
@@ -550,6 +578,7 @@ int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, 
 /* At stop: every stream, open or waiting for the reaper. */
 void net_streams_close_all(struct net_worker *w)
 {
+    net_proxy_waits_close_all(w);
     while (w->streams)
         stream_destroy(w->streams);
     while (w->dying)
