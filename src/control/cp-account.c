@@ -236,26 +236,108 @@ static enum db_status w_login(struct db_conn *c, struct db_job *job)
     return DB_OK;
 }
 
-static void login_keys(struct cp_req *req, char *acct, size_t alen, char *addr, size_t adlen)
+/* The limits' keys: the account (its e-mail, case folded), the client address, and the pair.
+ * Only the pair and the address refuse (429): failures a stranger causes from elsewhere never
+ * refuse the owner; they slow the account down instead (login_slowdown_ms). */
+struct login_keys {
+    char acct[300], addr[96], pair[400];
+};
+
+static void login_keys(struct cp_req *req, struct login_keys *k)
 {
     struct login_in *in = req->http.params;
-    ml_snprintf(acct, alen, "acct:%s", in->email);
-    for (char *p = acct; *p; p++) /* the address's case does not make another account */
+    ml_snprintf(k->acct, sizeof k->acct, "acct:%s", in->email);
+    for (char *p = k->acct; *p; p++) /* the address's case does not make another account */
         *p = (char)tolower((unsigned char)*p);
-    ml_snprintf(addr, adlen, "addr:%s", req->http.peer);
+    ml_snprintf(k->addr, sizeof k->addr, "addr:%s", req->http.peer);
+    ml_snprintf(k->pair, sizeof k->pair, "pair:%s|%s", req->http.peer, k->acct + 5);
+}
+
+/* The wait before an attempt on an account with login-slowdown-after failures or more in the
+ * window: 250 ms, doubling with each further failure, up to login-slowdown-max. It bounds how
+ * fast guesses spread over many addresses can come (each connection waits), and never refuses
+ * the owner's right password. */
+static int64_t login_slowdown_ms(struct cp *cp, const struct login_keys *k)
+{
+    unsigned f = cp_limiter_failures(cp->limiter, k->acct, cp->auth.login_window_s);
+    if (f < (unsigned long long)cp->auth.login_slowdown_after)
+        return 0;
+    unsigned steps = f - (unsigned)cp->auth.login_slowdown_after;
+    int64_t max_ms = cp->auth.login_slowdown_max_s * 1000;
+    int64_t ms = steps >= 20 ? max_ms : 250LL << steps;
+    return ms < max_ms ? ms : max_ms;
 }
 
 static void login_done(struct cp *cp, struct cp_req *req)
 {
-    char acct[300], addr[96];
-    login_keys(req, acct, sizeof acct, addr, sizeof addr);
+    struct login_keys k;
+    login_keys(req, &k);
     if (req->login_failed) {
-        cp_limiter_fail(cp->limiter, acct, cp->auth.login_window_s);
-        cp_limiter_fail(cp->limiter, addr, cp->auth.login_window_s);
+        cp_limiter_fail(cp->limiter, k.acct, cp->auth.login_window_s);
+        cp_limiter_fail(cp->limiter, k.addr, cp->auth.login_window_s);
+        cp_limiter_fail(cp->limiter, k.pair, cp->auth.login_window_s);
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->http.peer,
                        req->http.request_id);
     } else if (req->http.err == HTTP_OK) {
-        cp_limiter_reset(cp->limiter, acct);
+        /* the account's own count stays: an attack on it goes on while its owner signs in */
+        cp_limiter_reset(cp->limiter, k.pair);
+    }
+}
+
+static void login_check(struct cp_req *req)
+{
+    req->on_done = login_done;
+    cp_submit(req, w_login);
+}
+
+/* A login waiting out its account's slowdown: a timer on the server's loop, then the check. */
+struct cp_login_delay {
+    struct http_done done; /* first: posted back to the server thread when the timer fires */
+    lws_sorted_usec_list_t sul;
+    struct cp *cp;
+    struct cp_login_delay *prev, *next; /* cp->login_delays */
+};
+
+static void delay_unlink(struct cp_login_delay *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        d->cp->login_delays = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+}
+
+static void delay_go(struct http_done *done)
+{
+    login_check(cp_req_of(done->req)); /* only while the client is there */
+}
+
+static void delay_free(struct http_done *done)
+{
+    struct cp_req *req = cp_req_of(done->req);
+    if (!http_req_live(&req->http)) { /* it will not be checked: forget the password now */
+        struct login_in *in = req->http.params;
+        ml_wipe(in->password, sizeof in->password);
+    }
+    free(done);
+}
+
+static void delay_fired(lws_sorted_usec_list_t *sul)
+{
+    struct cp_login_delay *d = lws_container_of(sul, struct cp_login_delay, sul);
+    delay_unlink(d);
+    http_post(&d->done); /* runs delay_go on this thread, or frees d if the client left */
+}
+
+void cp_login_delays_release(struct cp *cp)
+{
+    while (cp->login_delays) {
+        struct cp_login_delay *d = cp->login_delays;
+        lws_sul_cancel(&d->sul);
+        delay_unlink(d);
+        http_post(&d->done);
     }
 }
 
@@ -263,12 +345,12 @@ static void h_login(struct http_req *r)
 {
     struct cp_req *req = cp_req_of(r);
     struct cp *cp = cp_of(req);
-    char acct[300], addr[96];
+    struct login_keys k;
     unsigned retry = 0;
-    login_keys(req, acct, sizeof acct, addr, sizeof addr);
-    if (cp_limiter_blocked(cp->limiter, acct, cp->auth.login_max_failures, cp->auth.login_window_s,
-                           &retry) ||
-        cp_limiter_blocked(cp->limiter, addr, cp->auth.login_max_failures_addr,
+    login_keys(req, &k);
+    if (cp_limiter_blocked(cp->limiter, k.pair, cp->auth.login_max_failures,
+                           cp->auth.login_window_s, &retry) ||
+        cp_limiter_blocked(cp->limiter, k.addr, cp->auth.login_max_failures_addr,
                            cp->auth.login_window_s, &retry)) {
         struct login_in *in = req->http.params;
         ml_wipe(in->password, sizeof in->password);
@@ -276,8 +358,25 @@ static void h_login(struct http_req *r)
         http_reply_err(&req->http, HTTP_E_RATE_LIMITED, NULL);
         return;
     }
-    req->on_done = login_done;
-    cp_submit(req, w_login);
+    int64_t wait_ms = login_slowdown_ms(cp, &k);
+    if (wait_ms == 0) {
+        login_check(req);
+        return;
+    }
+    struct cp_login_delay *d = ml_xcalloc(1, sizeof *d);
+    d->cp = cp;
+    d->done.req = &req->http;
+    d->done.fn = delay_go;
+    d->done.free = delay_free;
+    d->next = cp->login_delays;
+    if (d->next)
+        d->next->prev = d;
+    cp->login_delays = d;
+    http_hold(&req->http);
+    ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "login from %s waits %lld ms: its account is slowed down",
+                   req->http.peer, (long long)wait_ms);
+    lws_sul_schedule(lws_get_context(req->http.wsi), 0, &d->sul, delay_fired,
+                     (lws_usec_t)wait_ms * 1000);
 }
 
 struct oidc_in {

@@ -122,9 +122,19 @@ const struct ml_cfg_key cp_auth_cfg_keys[] = {
     {"password-min", ML_CFG_INT, "8", 1, 128, 0, A(password_min), NULL, NULL,
      "Shortest password accepted at signup (characters)."},
     {"login-max-failures", ML_CFG_INT, "5", 1, 1000000, 0, A(login_max_failures), NULL, NULL,
-     "Failed logins per account within login-window before that account's logins get 429."},
+     "Failed logins for one account from one client address within login-window before that "
+     "address's logins to that account get 429 (with Retry-After). Other addresses are not "
+     "refused: a stranger cannot lock the owner out."},
     {"login-max-failures-per-address", ML_CFG_INT, "20", 1, 1000000, 0, A(login_max_failures_addr),
-     NULL, NULL, "Failed logins per client address within login-window before its logins get 429."},
+     NULL, NULL,
+     "Failed logins from one client address (any account) within login-window before its "
+     "logins get 429 (with Retry-After)."},
+    {"login-slowdown-after", ML_CFG_INT, "10", 1, 1000000, 0, A(login_slowdown_after), NULL, NULL,
+     "Failed logins for one account (from any address) within login-window after which every "
+     "login attempt to that account waits before its password is checked: 250 ms, doubling with "
+     "each further failure up to login-slowdown-max. Attempts are delayed, never refused."},
+    {"login-slowdown-max", ML_CFG_DURATION, "5s", 1, 60, 0, A(login_slowdown_max_s), NULL, NULL,
+     "The longest wait of the per-account slowdown (login-slowdown-after)."},
     {"login-window", ML_CFG_DURATION, "15m", 1, 86400, 0, A(login_window_s), NULL, NULL,
      "Window of the failed-login limits."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},

@@ -107,6 +107,8 @@ struct cp {
     cp_revoke_fn revoke;
     void *revoke_arg;
     struct cp_limiter *limiter;
+    struct ml_cidr_set trusted_proxies;  /* control.trusted-proxies */
+    struct cp_login_delay *login_delays; /* logins waiting out an account's slowdown (http) */
     bool sweep_running;
     struct cp_status **cache; /* meeting status by id or code (CP_CACHE_SLOTS, direct-mapped) */
     uint64_t cache_gen;       /* bumped by every invalidation */
@@ -234,7 +236,12 @@ json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
 /* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
 char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
 
-/* Failed-login limits (cp-limit.c): per account and per address, in a fixed-size table. */
+/* Logins waiting out their account's slowdown are let go (after http_server_stop: no timer
+ * runs any more); their requests complete unanswered when the server is freed. */
+void cp_login_delays_release(struct cp *cp);
+
+/* Failed-login limits (cp-limit.c): failures per key (an account, an address, an account from
+ * an address) in a fixed-size table. */
 struct cp_limiter;
 struct cp_limiter *cp_limiter_new(size_t slots);
 void cp_limiter_free(struct cp_limiter *l);
@@ -242,6 +249,8 @@ void cp_limiter_free(struct cp_limiter *l);
 bool cp_limiter_blocked(struct cp_limiter *l, const char *key, long long max, long long window_s,
                         unsigned *retry_s);
 void cp_limiter_fail(struct cp_limiter *l, const char *key, long long window_s);
+/* Failures of key within the current window (0 when none or the window is over). */
+unsigned cp_limiter_failures(struct cp_limiter *l, const char *key, long long window_s);
 void cp_limiter_reset(struct cp_limiter *l, const char *key);
 
 #endif

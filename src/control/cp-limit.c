@@ -85,6 +85,15 @@ void cp_limiter_fail(struct cp_limiter *l, const char *key, long long window_s)
     s->failures++;
 }
 
+unsigned cp_limiter_failures(struct cp_limiter *l, const char *key, long long window_s)
+{
+    struct cp_limit_slot *s = find(l, key, false);
+    int64_t now = ml_now_ms() / 1000;
+    if (!s || now - s->window_start_s >= window_s)
+        return 0;
+    return s->failures;
+}
+
 void cp_limiter_reset(struct cp_limiter *l, const char *key)
 {
     struct cp_limit_slot *s = find(l, key, false);

@@ -405,6 +405,7 @@ void cp_free(struct cp *cp)
         return;
     sig_quiesce(cp->sig); /* WebSocket clients are told 1001 while the loop still runs */
     http_server_stop(cp->http);
+    cp_login_delays_release(cp);
     sig_stop(cp->sig); /* the node leaves signaling (its sessions' rows go) while lws exists */
     /* closing the connections orphans the requests whose jobs still run ... */
     http_server_close(cp->http);

@@ -39,8 +39,10 @@ struct cp_auth_config {
     char *oidc_authorize_url; /* where the browser client gets ID tokens; NULL: Google's, if so */
     long long argon2_memory_kib, argon2_iterations;
     long long password_min;
-    long long login_max_failures;      /* per account per window */
+    long long login_max_failures;      /* per account and client address per window */
     long long login_max_failures_addr; /* per client address per window */
+    long long login_slowdown_after;    /* account failures per window before attempts wait */
+    long long login_slowdown_max_s;
     long long login_window_s;
 };
 extern const struct ml_cfg_key cp_auth_cfg_keys[];

@@ -73,12 +73,15 @@ try:
     t.ok(r.status == 401 and r.code() == "invalid_credentials", "login: wrong password 401", r)
     r = api.post("/api/v1/auth/login", {"email": "nobody@example.org", "password": "whatever1"})
     t.ok(r.status == 401 and r.code() == "invalid_credentials", "login: unknown account 401, same code", r)
-    # rate limit per account: 3 failures allowed (auth.login-max-failures=3), then 429
+    # rate limit per account and address: 3 failures allowed (auth.login-max-failures=3), then 429
     api.post("/api/v1/auth/login", {"email": "alice@example.org", "password": "wrong 2"})
     api.post("/api/v1/auth/login", {"email": "alice@example.org", "password": "wrong 3"})
     r = api.post("/api/v1/auth/login", {"email": "alice@example.org", "password": "correct horse"})
     t.ok(r.status == 429 and r.code() == "rate_limited" and int(r.headers.get("retry-after", "0")) > 0,
-         "failed logins per account: 429 with Retry-After, even with the right password", r)
+         "failed logins per account from one address: 429 with Retry-After there, even with the right password", r)
+    r = api.frm("127.0.0.2").post("/api/v1/auth/login", {"email": "alice@example.org", "password": "correct horse"})
+    t.ok(r.status == 200 and r.json["user"]["id"] == alice,
+         "... while the owner from another address signs in: nobody can lock an account", r)
     r = api.post("/api/v1/auth/login", {"email": "bob@example.org", "password": "x"})
     t.ok(r.status == 401, "another account is not limited by alice's failures", r)
 

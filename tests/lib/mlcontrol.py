@@ -128,8 +128,13 @@ class Resp:
 class Api:
     """A JSON client on a fresh connection per call (simple and thread-safe)."""
 
-    def __init__(self, port, host="127.0.0.1"):
+    def __init__(self, port, host="127.0.0.1", source=None):
         self.host, self.port = host, port
+        self.source = source  # a local address to connect from ("127.0.0.2"): another client
+
+    def frm(self, source):
+        """The same API from another local address."""
+        return Api(self.port, self.host, source)
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
         h = {}
@@ -143,7 +148,8 @@ class Api:
             h["Authorization"] = "Bearer " + token
         if headers:
             h.update(headers)
-        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout,
+                                       source_address=(self.source, 0) if self.source else None)
         try:
             c.request(method, path, body=data, headers=h)
             r = c.getresponse()
