@@ -27,6 +27,8 @@ static int validate_url(const char *value, char *err, size_t errlen)
 
 #define C(f) ML_CFG_FIELD(struct cp_config, f)
 
+static const char *const fwd_headers[] = {"x-forwarded-for", "forwarded", NULL};
+
 const struct ml_cfg_key cp_cfg_keys[] = {
     {"listen", ML_CFG_STR, "", 0, 128, 0, C(listen), NULL, validate_listen,
      "Address of the HTTP API (IP:PORT, e.g. 127.0.0.1:8080). Empty: no control plane (a "
@@ -46,6 +48,17 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "requests get 411)."},
     {"max-connections", ML_CFG_INT, "10000", 16, 1000000, 0, C(max_connections), NULL, NULL,
      "HTTP connections served at once."},
+    {"trusted-proxies", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, C(trusted_proxies), NULL,
+     ml_cidr_list_validate,
+     "Proxies in front of the API (comma list of CIDRs, IPv4 and IPv6): from these peers only, "
+     "the client's address is the one forwarded-header names (the last hop that is not one of "
+     "them), for logs, login limits and signaling sessions. Headers from any other peer are "
+     "ignored; a malformed header leaves the peer's address. Empty: no proxy is trusted."},
+    {"forwarded-header", ML_CFG_ENUM, "x-forwarded-for", 0, 0, 0, C(forwarded_header), fwd_headers,
+     NULL,
+     "The header trusted-proxies set: x-forwarded-for (nginx's $proxy_add_x_forwarded_for) or "
+     "forwarded (RFC 7239 for=). Only that one is read: the other, passed through from the "
+     "client, could be forged."},
     {"access-log", ML_CFG_BOOL, "yes", 0, 0, 0, C(access_log), NULL, NULL,
      "Log one line per request (method, path without query, status, duration, request id, "
      "peer) at level info."},

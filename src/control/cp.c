@@ -235,8 +235,13 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->auth.oidc_authorize_url = dup_opt(auth->oidc_authorize_url);
     cp->turn_secret = first_secret(turn->auth_secret);
     cp->limiter = cp_limiter_new(8192);
+    cp->cfg.trusted_proxies = NULL; /* parsed into cp->trusted_proxies */
     cp->cache = ml_xcalloc(CP_CACHE_SLOTS, sizeof *cp->cache);
     cp->tokens = ml_xcalloc(CP_TOKEN_SLOTS, sizeof *cp->tokens);
+
+    if (cfg->trusted_proxies &&
+        ml_cidr_set_add_list(&cp->trusted_proxies, cfg->trusted_proxies, err, errlen) < 0)
+        goto fail;
 
     if (auth->jwt_key ? cp_jwt_key_es256_file(&cp->key, auth->jwt_key, err, errlen)
                       : cp_jwt_key_hs256(&cp->key, auth->jwt_secret, err, errlen))
@@ -376,6 +381,8 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .preflight = true,
         .cors = cp->cors,
         .ncors = cp->ncors,
+        .trusted_proxies = &cp->trusted_proxies,
+        .fwd_header = (enum http_fwd_header)cp->cfg.forwarded_header,
         .access_log = cp->cfg.access_log,
         .fallback = cp_web_fallback,
         .fallback_arg = cp,
@@ -420,6 +427,7 @@ void cp_free(struct cp *cp)
         free(cp->cors[i]);
     free(cp->cors);
     cp_limiter_free(cp->limiter);
+    ml_cidr_set_free(&cp->trusted_proxies);
     cp_cache_free(cp);
     cp_tokens_free(cp);
     if (cp->turn_secret) {

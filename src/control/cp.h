@@ -25,7 +25,9 @@ struct cp_config {
     long long meetings_list_max; /* meetings returned by GET /api/v1/meetings */
     long long status_cache_ms;   /* how long a meeting's status is served from memory */
     char *tls_cert, *tls_key;    /* PEM files: HTTPS and wss:// on control.listen; NULL: plain */
-    char *web_root; /* the browser client's directory; NULL: found (cp-web.c); "off": none */
+    char *web_root;        /* the browser client's directory; NULL: found (cp-web.c); "off": none */
+    char *trusted_proxies; /* CIDR list: peers whose forwarding header names the client */
+    int forwarded_header;  /* enum http_fwd_header */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 

@@ -12,11 +12,39 @@
 
 /* ------------------------------------------------------------------ connections */
 
+#define HTTP_FWD_MAX 2048 /* bytes of a forwarding header read; a longer one is not believed */
+
 void http_client_addr(struct lws *wsi, char *buf, size_t len)
 {
-    /* The one place that says who the client is. A connection adopted from a shared listener
-     * or arriving through a trusted proxy will be resolved here (X-Forwarded-For, PROXY). */
+    /* The one place that says who the client is: the peer, or behind a trusted proxy the
+     * client its header names. (A connection adopted from a shared listener will be resolved
+     * here too.) */
     lws_get_peer_simple(wsi, buf, len);
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct http_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    const struct ml_cidr_set *trusted = srv ? srv->cfg.trusted_proxies : NULL;
+    if (!trusted || !trusted->n)
+        return;
+    struct sockaddr_storage peer;
+    socklen_t plen;
+    if (ml_addr_parse(buf, 0, &peer, &plen) < 0)
+        return;
+    char value[HTTP_FWD_MAX];
+    int n;
+    if (srv->cfg.fwd_header == HTTP_FWD_FORWARDED) {
+        n = lws_hdr_custom_length(wsi, "forwarded:", 10);
+        if (n <= 0 || n >= (int)sizeof value ||
+            lws_hdr_custom_copy(wsi, value, (int)sizeof value, "forwarded:", 10) < 0)
+            return;
+    } else {
+        n = http_header(wsi, WSI_TOKEN_X_FORWARDED_FOR, value, sizeof value);
+        if (n <= 0)
+            return;
+    }
+    char client[ML_ADDR_STRLEN];
+    if (http_forwarded_client(trusted, (struct sockaddr *)&peer, srv->cfg.fwd_header, value, client,
+                              sizeof client))
+        ml_strlcpy(buf, client, len);
 }
 
 /* A new connection (fd, not yet read): admitted while the server holds fewer than its limit.

@@ -206,6 +206,24 @@ struct http_service {
     void *arg; /* every hook's, and req->arg */
 };
 
+/* ---------------------------------------------------------------- behind proxies
+ * (http-forwarded.c) */
+
+/* The header a trusted proxy names the client in (one per server: the one its proxies set,
+ * so that a header they pass through untouched cannot be forged by the client). */
+enum http_fwd_header {
+    HTTP_FWD_XFF,       /* X-Forwarded-For: 192.0.2.1, 198.51.100.7 */
+    HTTP_FWD_FORWARDED, /* RFC 7239 Forwarded: for=192.0.2.1, for="[2001:db8::1]:4711" */
+};
+
+/* The client's address when peer is in trusted and value (the header's text, NUL-terminated)
+ * names one: walking the hops from the right past trusted addresses, the first that is not
+ * one (all trusted: the leftmost). Into out as IP text, true; false (out untouched) when the
+ * peer is not trusted, the header is absent, or anything on the walk is malformed, "unknown"
+ * or obfuscated: the peer's own address stands. IPv4-mapped IPv6 counts as IPv4. */
+bool http_forwarded_client(const struct ml_cidr_set *trusted, const struct sockaddr *peer,
+                           enum http_fwd_header kind, const char *value, char *out, size_t outlen);
+
 /* ---------------------------------------------------------------- the server (http-server.c) */
 
 #define HTTP_PROTOCOL "ml-http" /* the lws protocol of plain HTTP (file mounts name it) */
@@ -254,6 +272,10 @@ struct http_server_config {
     size_t nservices;
     const struct http_ws *ws;
     size_t nws;
+    /* Peers whose fwd_header names the client (http_client_addr); NULL or empty: nobody's.
+     * Borrowed until http_server_free. */
+    const struct ml_cidr_set *trusted_proxies;
+    enum http_fwd_header fwd_header;
 };
 
 /* Creates the server and binds its address now, so that a bind error stops start-up. NULL with
@@ -284,8 +306,9 @@ void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES]);
 /* The arg of the WebSocket protocol a connection speaks (its callback's state). */
 void *http_ws_arg(struct lws *wsi);
 /* The client's address of a connection, as text ("192.0.2.1"): the one place that decides it,
- * for requests, WebSockets, logs and per-client limits. (A trusted proxy's X-Forwarded-For or
- * PROXY protocol header will be read here.) */
+ * for requests, WebSockets, logs and per-client limits. The peer's, unless the peer is one of
+ * the server's trusted_proxies and its fwd_header names the client (http_forwarded_client).
+ * Needs the request's headers: call it from LWS_CALLBACK_HTTP or a WebSocket's handshake. */
 void http_client_addr(struct lws *wsi, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- requests (http-req.c) */
