@@ -2,19 +2,25 @@
 proxy (127.0.0.1 here) the client's address is the last hop of X-Forwarded-For that is not a
 trusted proxy, and it is the address of the access log, the per-address login limit and the
 per-account-and-address one: two students behind the proxy are limited separately, and a class
-behind it is not locked out by one student. From an untrusted peer (127.0.0.2) the header is
+behind it is not locked out by one student; a signaling WebSocket is logged with the student's
+address, and a TURN allocation through a TCP proxy's PROXY header (net.proxy-protocol-from)
+has the student's address in its usage record. From an untrusted peer (127.0.0.2) the header is
 ignored; a malformed header leaves the peer's address and never fails the request. A second
 daemon reads RFC 7239 Forwarded (control.forwarded-header=forwarded) instead, and then ignores
 X-Forwarded-For."""
 
 import os
 import re
+import socket
+import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
+from mlrelay import usage_rows, wait_until  # noqa: E402
+from turnclient import TurnClient  # noqa: E402
 
 t = Tap()
 pg = Postgres()
@@ -37,7 +43,8 @@ try:
     r = migrate(pg.url)
     t.ok(r.returncode == 0, "the schema is applied", r.stdout + r.stderr)
     d = ControlDaemon(pg.url, ["control.trusted-proxies=127.0.0.1/32, 10.0.0.0/8",
-                               "auth.login-max-failures=2", "auth.login-max-failures-per-address=3"])
+                               "auth.login-max-failures=2", "auth.login-max-failures-per-address=3",
+                               "net.proxy-protocol-from=127.0.0.1/32", "usage.flush-interval-ms=100"])
     proxy = d.api                 # 127.0.0.1: trusted
     outsider = d.api.frm("127.0.0.2")  # not trusted
 
@@ -85,6 +92,40 @@ try:
         r = via("198.51.100.%d" % (100 + i), {"email": "student%d@example.org" % i, "password": "correct horse"}, "cls-%d" % i)
         ok += r.status == 200
     t.eq(ok, 26, "the rest of the class behind the proxy signs in: one student does not lock it out")
+
+    # ------------------------------------------------------------ a WebSocket through the proxy
+    import base64
+    ws = socket.create_connection(("127.0.0.1", d.http_port), timeout=3)
+    ws.sendall(("GET /api/v1/signaling?token=not.a.token HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
+                "X-Forwarded-For: 198.51.100.42\r\n\r\n" % base64.b64encode(os.urandom(16)).decode()).encode())
+    try:
+        ws.recv(4096)
+    except OSError:
+        pass
+    ws.close()
+    deadline = time.time() + 3
+    while "refused (peer=198.51.100.42)" not in d.log() and time.time() < deadline:
+        time.sleep(0.02)
+    t.ok("refused (peer=198.51.100.42)" in d.log(),
+         "a signaling WebSocket through the proxy is logged with the student's address", d.log()[-1500:])
+
+    # ------------------------------------------------------------ usage records through a TCP proxy
+    host_tok, _ = proxy.user("host@example.org", "correct horse")
+    m = proxy.meeting(host_tok, "Through the proxy")
+    j = proxy.post("/api/v1/meetings/%s/join" % m["id"], None, host_tok).json
+    c = TurnClient(("127.0.0.1", d.turn_port), transport="tcp", timeout=2.0)
+    hdr = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + socket.inet_aton("203.0.113.50") + \
+        socket.inet_aton("127.0.0.1") + struct.pack("!HH", 40123, d.turn_port)
+    c.sock.sendall(hdr)  # what nginx's stream module (proxy_protocol on) would put first
+    c.login(j["turn"]["username"], j["turn"]["password"])
+    c.allocate()
+    t.eq(c.mapped, ("203.0.113.50", 40123), "Allocate through a PROXY v2 header: XOR-MAPPED-ADDRESS is the student's")
+    c.close()
+    where = "cred_id = '%s'" % j["turn"]["username"].split(":", 1)[1]
+    rows = wait_until(lambda: usage_rows(pg, where), 5)
+    t.eq([(r["client_ip"], r["client_port"], r["transport"]) for r in rows], [("203.0.113.50", "40123", "tcp")],
+         "the allocation's usage record has the student's address and port, not the proxy's")
 
     # ------------------------------------------------------------ an untrusted peer
     for i in range(3):
