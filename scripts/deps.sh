@@ -9,11 +9,13 @@ libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
 coturn python3 python3-websockets python3-cryptography curl wrk prometheus openssl procps iproute2
-chromium firefox-esr libnss3-tools"
+chromium firefox-esr libnss3-tools
+nginx libnginx-mod-stream"
 # The browser tests run playwright-core (Chromium) and puppeteer-core (Firefox over WebDriver
 # BiDi), both from the npm registry and neither downloading a browser, on Node.js 20 or later.
 # Machines of this kind come with one; without it, take Debian's. libnss3-tools gives certutil,
 # which puts the test CA into a Firefox profile for turns:.
+# nginx (with its stream module) runs in front of meetlited in tests/integration/proxy_nginx.py.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
