@@ -218,8 +218,11 @@ START_TEST(limiter)
     ck_assert(retry >= 1 && retry <= 60);
     ck_assert(!cp_limiter_blocked(l, "acct:b", 3, 60, &retry));
     ck_assert(!cp_limiter_blocked(l, "acct:a", 4, 60, &retry));
+    ck_assert_uint_eq(cp_limiter_failures(l, "acct:a", 60), 3); /* the slowdown's count */
+    ck_assert_uint_eq(cp_limiter_failures(l, "acct:b", 60), 0);
     cp_limiter_reset(l, "acct:a");
     ck_assert(!cp_limiter_blocked(l, "acct:a", 3, 60, &retry));
+    ck_assert_uint_eq(cp_limiter_failures(l, "acct:a", 60), 0);
     cp_limiter_free(l);
 }
 END_TEST
