@@ -9,6 +9,7 @@
 #include "net/net-int.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,10 +32,20 @@ bool net_proxy_trusted(const struct net_engine *e, const struct sockaddr *peer)
 {
     if (!e->proxy_from.n)
         return false;
-    struct sockaddr_storage v4;
+    /* in the list whichever way either writes an IPv4 address (plain, or IPv4-mapped) */
+    struct sockaddr_storage v4, v6;
     if (ml_addr_embedded_v4(peer, &v4, ML_CANON_MAPPED))
         peer = (const struct sockaddr *)&v4;
-    return ml_cidr_set_match(&e->proxy_from, peer) != NULL;
+    if (ml_cidr_set_match(&e->proxy_from, peer))
+        return true;
+    if (peer->sa_family != AF_INET)
+        return false;
+    struct sockaddr_in6 *m = (struct sockaddr_in6 *)&v6;
+    memset(&v6, 0, sizeof v6);
+    m->sin6_family = AF_INET6;
+    m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)peer)->sin_addr, 4);
+    return ml_cidr_set_match(&e->proxy_from, (const struct sockaddr *)&v6) != NULL;
 }
 
 static void unlink_wait(struct net_proxy_wait *p)

@@ -59,6 +59,27 @@ START_TEST(xff_walk)
 }
 END_TEST
 
+START_TEST(mapped_in_the_list)
+{
+    /* a list that writes an IPv4 proxy as IPv4-mapped IPv6 trusts it as IPv4 too */
+    char err[128];
+    struct ml_cidr_set set = {0};
+    ck_assert_int_eq(ml_cidr_set_add_list(&set, "::ffff:192.0.2.9/128", err, sizeof err), 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char out[ML_ADDR_STRLEN];
+    ck_assert_int_eq(ml_addr_parse("192.0.2.9", 0, &ss, &len), 0);
+    ck_assert(http_forwarded_client(&set, (struct sockaddr *)&ss, HTTP_FWD_XFF,
+                                    "198.51.100.1, 192.0.2.9", out, sizeof out));
+    ck_assert_str_eq(out, "198.51.100.1");
+    ck_assert_int_eq(ml_addr_parse("::ffff:192.0.2.9", 0, &ss, &len), 0);
+    ck_assert(http_forwarded_client(&set, (struct sockaddr *)&ss, HTTP_FWD_XFF, "198.51.100.2", out,
+                                    sizeof out));
+    ck_assert_str_eq(out, "198.51.100.2");
+    ml_cidr_set_free(&set);
+}
+END_TEST
+
 START_TEST(xff_ignored)
 {
     /* an untrusted peer's header counts for nothing */
@@ -131,6 +152,7 @@ static Suite *forwarded_suite(void)
     tcase_add_test(tc, xff_walk);
     tcase_add_test(tc, xff_ignored);
     tcase_add_test(tc, forwarded);
+    tcase_add_test(tc, mapped_in_the_list);
     suite_add_tcase(s, tc);
     return s;
 }
