@@ -61,6 +61,120 @@ const struct ml_cfg_section *const app_cfg_sections[] = {
     &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, NULL,
 };
 
+/* ---------------------------------------------------------------- listeners that collide */
+
+/* One socket start would bind: what --check-config must see as start sees it. */
+struct app_sock {
+    const char *key; /* "turn.listen", "control.listen", "admin.listen" */
+    char what[96];   /* as configured */
+    bool udp;
+    struct sockaddr_storage addr;
+};
+
+struct sock_list {
+    struct app_sock v[64];
+    size_t n;
+};
+
+static bool is_wildcard(const struct sockaddr *sa)
+{
+    char ip[ML_ADDR_STRLEN];
+    ml_ip_str(sa, ip, sizeof ip);
+    return !strcmp(ip, "0.0.0.0") || !strcmp(ip, "::");
+}
+
+/* Two sockets of one protocol and family on one port collide when their addresses are equal or
+ * one is a wildcard: bind() refuses the second (lws, the admin API), or, for the relay's
+ * SO_REUSEPORT listeners, the kernel would split one port's clients between two of them. IPv6
+ * sockets are IPV6_V6ONLY, so the families never collide. Port 0 (any free port) never does. */
+static bool collide(const struct app_sock *a, const struct app_sock *b)
+{
+    const struct sockaddr *x = (const struct sockaddr *)&a->addr;
+    const struct sockaddr *y = (const struct sockaddr *)&b->addr;
+    if (a->udp != b->udp || x->sa_family != y->sa_family || ml_addr_port(x) == 0 ||
+        ml_addr_port(x) != ml_addr_port(y))
+        return false;
+    return ml_addr_ip_equal(x, y) || is_wildcard(x) || is_wildcard(y);
+}
+
+static void add_sock(struct sock_list *l, const char *key, const char *what, bool udp,
+                     const struct sockaddr_storage *addr)
+{
+    if (l->n == ML_ARRAY_LEN(l->v))
+        return; /* more listeners than anyone configures: the rest is left to bind() */
+    struct app_sock *s = &l->v[l->n++];
+    s->key = key;
+    ml_strlcpy(s->what, what, sizeof s->what);
+    s->udp = udp;
+    s->addr = *addr;
+}
+
+bool app_control_on_shared(const struct app_config *cfg)
+{
+    struct net_endpoint *eps = NULL;
+    size_t n = 0;
+    char err[128];
+    struct sockaddr_storage cl;
+    socklen_t cll;
+    bool found = false;
+    if (!cfg->control.listen || ml_addr_parse(cfg->control.listen, 0, &cl, &cll) < 0 ||
+        net_endpoints_parse(cfg->turn.listen, &eps, &n, err, sizeof err) < 0)
+        return false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = eps[i].transport == NET_SHARED &&
+                ml_addr_equal((const struct sockaddr *)&eps[i].addr, (struct sockaddr *)&cl);
+    free(eps);
+    return found;
+}
+
+/* Every listener conflict that start would hit ("address in use"), or that it would not notice
+ * (two SO_REUSEPORT listeners of the relay on one port). 0, or -1 with err filled. */
+static int check_listeners(const struct app_config *cfg, char *err, size_t errlen)
+{
+    struct sock_list l = {.n = 0};
+    struct net_endpoint *eps = NULL;
+    size_t n = 0;
+    char a[ML_ADDR_STRLEN];
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    bool shared = false;
+    if (net_endpoints_parse(cfg->turn.listen, &eps, &n, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char what[96];
+        ml_snprintf(what, sizeof what, "%s://%s", net_transport_name(eps[i].transport),
+                    ml_addr_str((const struct sockaddr *)&eps[i].addr, a, sizeof a));
+        add_sock(&l, "turn.listen", what, eps[i].transport == NET_UDP, &eps[i].addr);
+        shared |= eps[i].transport == NET_SHARED;
+    }
+    free(eps);
+    if (cfg->control.listen && !app_control_on_shared(cfg) &&
+        ml_addr_parse(cfg->control.listen, 0, &ss, &sl) == 0)
+        add_sock(&l, "control.listen", cfg->control.listen, false, &ss);
+    if (cfg->admin.token && cfg->admin.listen && ml_addr_parse(cfg->admin.listen, 0, &ss, &sl) == 0)
+        add_sock(&l, "admin.listen", cfg->admin.listen, false, &ss);
+    for (size_t i = 0; i < l.n; i++)
+        for (size_t j = i + 1; j < l.n; j++) {
+            if (!collide(&l.v[i], &l.v[j]))
+                continue;
+            bool tcp_pair = !l.v[i].udp;
+            return ml_err(err, errlen, "listeners collide: %s %s and %s %s use the same %s port%s",
+                          l.v[i].key, l.v[i].what, l.v[j].key, l.v[j].what,
+                          l.v[i].udp ? "UDP" : "TCP",
+                          tcp_pair ? " (one shared:// listener in turn.listen carries TLS, TURN "
+                                     "and HTTP on one port; set control.listen to its address)"
+                                   : "");
+        }
+    if (shared && cfg->control.tls_cert)
+        return ml_err(err, errlen,
+                      "control.tls-cert cannot be combined with a shared:// listener: TLS on the "
+                      "shared port is done once, with turn.tls-cert (leave control.tls-cert for a "
+                      "control.listen port of its own, without shared://)");
+    if (shared && (!cfg->turn.tls_cert || !cfg->turn.tls_key))
+        return ml_err(err, errlen, "a shared:// listener needs turn.tls-cert and turn.tls-key");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the per-participant quota */
 
 /* Allocations one browser makes per peer connection through a TURN URI: one when its host is an
@@ -103,9 +217,9 @@ static long long listen_allocations(const struct turn_config *turn)
     if (net_endpoints_parse(turn->listen, &eps, &n, err, sizeof err) < 0)
         return 0; /* the server reports the bad list */
     for (size_t i = 0; i < n; i++) {
-        char ip[ML_ADDR_STRLEN];
-        ml_ip_str((const struct sockaddr *)&eps[i].addr, ip, sizeof ip);
-        total += !strcmp(ip, "0.0.0.0") || !strcmp(ip, "::") ? 2 : 1;
+        /* a shared:// listener is handed out twice: turn:?transport=tcp and turns: */
+        long long uris = eps[i].transport == NET_SHARED ? 2 : 1;
+        total += uris * (is_wildcard((const struct sockaddr *)&eps[i].addr) ? 2 : 1);
     }
     free(eps);
     return total;
@@ -146,6 +260,8 @@ int app_config_load(struct app_config *cfg, const char *path, char *const *sets,
     for (size_t i = 0; i < nsets; i++)
         if (ml_cfg_set_arg(app_cfg_sections, cfg, sets[i], err, errlen) < 0)
             return -1;
+    if (check_listeners(cfg, err, errlen) < 0)
+        return -1;
     derive_per_user_quota(cfg);
     return 0;
 }

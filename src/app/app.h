@@ -54,6 +54,9 @@ extern const struct ml_cfg_section *const app_cfg_sections[];
 int app_config_load(struct app_config *cfg, const char *path, char *const *sets, size_t nsets,
                     char *err, size_t errlen) ML_WUR;
 void app_config_free(struct app_config *cfg);
+/* True when control.listen is the address of a shared:// listener of turn.listen: the control
+ * plane is served there and binds no socket of its own. */
+bool app_control_on_shared(const struct app_config *cfg);
 
 /* ---------------------------------------------------------------- app-relay.c */
 

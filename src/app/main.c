@@ -223,6 +223,9 @@ static int start_control(struct app *app)
     /* revocations reach this process's relay at once; other nodes learn them by NOTIFY */
     if (app->relay)
         cp_set_revoke_hook(app->cp, app_relay_revoke, app->relay);
+    bool shared_only = app_control_on_shared(&app->cfg);
+    if (shared_only)
+        cp_serve_shared_only(app->cp);
     if (cp_set_signaling(app->cp, &app->cfg.signaling, &app->cfg.database, err, sizeof err) < 0) {
         ML_ERROR("app", "signaling: %s", err);
         return -1;
@@ -231,9 +234,15 @@ static int start_control(struct app *app)
         ML_ERROR("app", "control plane: %s", err);
         return -1;
     }
-    ML_NOTICE("app", "control plane listening on %s://%s (port %d)",
-              app->cfg.control.tls_cert ? "https" : "http", app->cfg.control.listen,
-              cp_port(app->cp));
+    /* HTTP found on shared:// listeners goes to the control plane from now on */
+    net_engine_set_http(app->engine, cp_adopt, app->cp);
+    if (shared_only)
+        ML_NOTICE("app", "control plane served on the shared listener %s (port %d)",
+                  app->cfg.control.listen, cp_port(app->cp));
+    else
+        ML_NOTICE("app", "control plane listening on %s://%s (port %d)",
+                  app->cfg.control.tls_cert ? "https" : "http", app->cfg.control.listen,
+                  cp_port(app->cp));
     return 0;
 }
 
@@ -346,7 +355,7 @@ static int run(struct app *app)
     net_config_settings(&app->cfg.net, &ns);
     SSL_CTX *tls = NULL;
     for (size_t i = 0; i < neps; i++)
-        app->tls_enabled |= eps[i].transport == NET_TLS;
+        app->tls_enabled |= eps[i].transport == NET_TLS || eps[i].transport == NET_SHARED;
     if (app->tls_enabled) {
         bool failed;
         tls = load_tls(&app->cfg.turn, &failed, err, sizeof err);
@@ -438,6 +447,8 @@ out:
         event_free(app->sig_hup);
     adm_stop(app->adm);       /* no admin request after this */
     adm_sync_free(app->sync); /* it tells the control plane about secrets */
+    if (app->engine)          /* no handover to the control plane is running or will run */
+        net_engine_set_http(app->engine, NULL, NULL);
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
     net_engine_free(app->engine);

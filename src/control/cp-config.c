@@ -32,7 +32,8 @@ static const char *const fwd_headers[] = {"x-forwarded-for", "forwarded", NULL};
 const struct ml_cfg_key cp_cfg_keys[] = {
     {"listen", ML_CFG_STR, "", 0, 128, 0, C(listen), NULL, validate_listen,
      "Address of the HTTP API (IP:PORT, e.g. 127.0.0.1:8080). Empty: no control plane (a "
-     "TURN-only node). Put a TLS proxy in front of it for the public."},
+     "TURN-only node). Put a TLS proxy in front of it for the public, or give it the address of "
+     "a shared:// listener of turn.listen: it is then served there, with no port of its own."},
     {"public-url", ML_CFG_STR, "", 0, 512, 0, C(public_url), NULL, validate_url,
      "The URL clients use to reach the API (https://meet.example.org). Used for Location "
      "headers and, when turn.listen binds a wildcard address, for the host of the TURN URIs."},

@@ -115,6 +115,7 @@ struct cp {
     struct cp_token_memo **tokens; /* verified access tokens (CP_TOKEN_SLOTS, direct-mapped) */
     /* operations (#8) */
     bool draining;              /* atomic: joins refused */
+    bool shared_only;           /* control.listen is a shared:// listener's: no socket of its own */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */

@@ -9,6 +9,7 @@
 #include <argon2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Copies a configuration string (NULL stays NULL). */
 static char *dup_opt(const char *s)
@@ -105,6 +106,44 @@ static void public_host(const struct cp_config *cfg, char *buf, size_t len)
     }
 }
 
+/* The URI of listener ep at rank (0 stun:, 1 turn: udp, 2 turn: tcp, 3 turns:), if it has one
+ * there: udp:// gives stun: and turn: udp; tcp:// turn: tcp; tls:// turns:; shared:// both
+ * turn: tcp and turns: on its one port. */
+static void add_listener_uri(struct cp *cp, const struct net_endpoint *ep, int rank)
+{
+    static const struct {
+        enum net_transport t;
+        int rank;
+        const char *scheme, *transport;
+    } kinds[] = {
+        {NET_UDP, 0, "stun", NULL},   {NET_UDP, 1, "turn", "udp"},
+        {NET_TCP, 2, "turn", "tcp"},  {NET_SHARED, 2, "turn", "tcp"},
+        {NET_TLS, 3, "turns", "tcp"}, {NET_SHARED, 3, "turns", "tcp"},
+    };
+    for (size_t k = 0; k < ML_ARRAY_LEN(kinds); k++) {
+        if (kinds[k].t != ep->transport || kinds[k].rank != rank)
+            continue;
+        const struct sockaddr *sa = (const struct sockaddr *)&ep->addr;
+        char ip[ML_ADDR_STRLEN], host[ML_ADDR_STRLEN + 2], uri[ML_ADDR_STRLEN + 40];
+        ml_ip_str(sa, ip, sizeof ip);
+        if (!strcmp(ip, "0.0.0.0") || !strcmp(ip, "::"))
+            public_host(&cp->cfg, host, sizeof host);
+        else if (sa->sa_family == AF_INET6)
+            ml_snprintf(host, sizeof host, "[%s]", ip);
+        else
+            ml_strlcpy(host, ip, sizeof host);
+        ml_snprintf(uri, sizeof uri, "%s:%s:%u%s%s", kinds[k].scheme, host,
+                    (unsigned)ml_addr_port(sa), kinds[k].transport ? "?transport=" : "",
+                    kinds[k].transport ? kinds[k].transport : "");
+        size_t i;
+        json_t *u;
+        bool dup = false;
+        json_array_foreach(cp->turn_uris, i, u) dup |= !strcmp(json_string_value(u), uri);
+        if (!dup) /* two wildcard listeners (IPv4, IPv6) under one public name */
+            json_array_append_new(cp->turn_uris, json_string(uri));
+    }
+}
+
 static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err, size_t errlen)
 {
     cp->turn_uris = json_array();
@@ -117,32 +156,21 @@ static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *e
     size_t n = 0;
     if (net_endpoints_parse(turn->listen, &eps, &n, err, errlen) < 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct sockaddr *sa = (const struct sockaddr *)&eps[i].addr;
-        char ip[ML_ADDR_STRLEN], host[ML_ADDR_STRLEN + 2], uri[ML_ADDR_STRLEN + 40];
-        ml_ip_str(sa, ip, sizeof ip);
-        if (!strcmp(ip, "0.0.0.0") || !strcmp(ip, "::"))
-            public_host(&cp->cfg, host, sizeof host);
-        else if (sa->sa_family == AF_INET6)
-            ml_snprintf(host, sizeof host, "[%s]", ip);
-        else
-            ml_strlcpy(host, ip, sizeof host);
-        unsigned port = ml_addr_port(sa);
-        switch (eps[i].transport) {
-        case NET_UDP:
-            ml_snprintf(uri, sizeof uri, "stun:%s:%u", host, port);
-            json_array_append_new(cp->turn_uris, json_string(uri));
-            ml_snprintf(uri, sizeof uri, "turn:%s:%u?transport=udp", host, port);
-            break;
-        case NET_TCP:
-            ml_snprintf(uri, sizeof uri, "turn:%s:%u?transport=tcp", host, port);
-            break;
-        default:
-            ml_snprintf(uri, sizeof uri, "turns:%s:%u?transport=tcp", host, port);
-            break;
+    /* Cheap paths first, whatever the order of turn.listen: stun:, then turn: over UDP (3478
+     * before 443 when listed so), turn: over TCP, turns: last. Browsers gather every URI at
+     * once, but they pair and check candidates in this order within a type, and a client that
+     * tries one at a time (or a network check) starts with the one that costs least. */
+    for (int rank = 0; rank < 4; rank++)
+        for (size_t i = 0; i < n; i++) {
+            /* one stun: per address is enough: Binding answers the same on every UDP port */
+            bool again = false;
+            for (size_t j = 0; rank == 0 && j < i; j++)
+                again |= eps[j].transport == NET_UDP &&
+                         ml_addr_ip_equal((struct sockaddr *)&eps[j].addr,
+                                          (struct sockaddr *)&eps[i].addr);
+            if (!again)
+                add_listener_uri(cp, &eps[i], rank);
         }
-        json_array_append_new(cp->turn_uris, json_string(uri));
-    }
     free(eps);
     return 0;
 }
@@ -340,6 +368,21 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
 
 /* ------------------------------------------------------------------ the server */
 
+void cp_serve_shared_only(struct cp *cp)
+{
+    cp->shared_only = true;
+}
+
+void cp_adopt(void *arg, int fd, const uint8_t *head, size_t len, const struct sockaddr *peer)
+{
+    struct cp *cp = arg;
+    if (!cp->http) {
+        close(fd);
+        return;
+    }
+    (void)http_server_adopt(cp->http, fd, head, len, peer); /* it closes fd when it cannot */
+}
+
 int cp_port(const struct cp *cp)
 {
     return cp->http ? http_server_port(cp->http) : 0;
@@ -371,6 +414,7 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .name = "http",
         .section = "control",
         .listen = cp->cfg.listen,
+        .no_listen = cp->shared_only,
         .tls_cert = cp->cfg.tls_cert,
         .tls_key = cp->cfg.tls_key,
         .max_header = CP_HEADER_MAX,

@@ -12,6 +12,15 @@ struct http_conn {
     struct http_req *req;
 };
 
+/* A connection accepted elsewhere (a shared listener), waiting for the service thread. */
+struct http_adopt {
+    struct http_adopt *next;
+    int fd;
+    char peer[64]; /* the client, as http_client_addr tells it */
+    size_t len;    /* bytes already read from fd */
+    uint8_t head[];
+};
+
 /* A tick of a service or a WebSocket protocol, on the server's lws timer. */
 struct http_timer {
     lws_sorted_usec_list_t sul;
@@ -39,6 +48,8 @@ struct http_server {
     char rid_prefix[12];
     struct http_timer timers[HTTP_MAX_SERVICES + HTTP_MAX_WS];
     size_t ntimers;
+    pthread_mutex_t adopt_mu; /* connections handed over by other threads (http_server_adopt) */
+    struct http_adopt *adopt_head, *adopt_tail;
     pthread_mutex_t done_mu; /* work posted by other threads (http_post) */
     struct http_done *done_head, *done_tail;
     uint64_t by_status[HTTP_STATUSES]; /* written by the service thread only (ML_COUNT) */

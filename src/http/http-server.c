@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ connections */
 
@@ -16,10 +17,14 @@
 
 void http_client_addr(struct lws *wsi, char *buf, size_t len)
 {
-    /* The one place that says who the client is: the peer, or behind a trusted proxy the
-     * client its header names. (A connection adopted from a shared listener will be resolved
-     * here too.) */
-    lws_get_peer_simple(wsi, buf, len);
+    /* The one place that says who the client is: the peer (for a connection adopted from a
+     * shared listener, the address it came with: its socket may be a socketpair), or behind a
+     * trusted proxy the client its header names. */
+    const char *adopted = lws_get_opaque_user_data(wsi);
+    if (adopted)
+        ml_strlcpy(buf, adopted, len);
+    else
+        lws_get_peer_simple(wsi, buf, len);
     struct lws_context *ctx = lws_get_context(wsi);
     struct http_server *srv = ctx ? lws_context_user(ctx) : NULL;
     const struct ml_cidr_set *trusted = srv ? srv->cfg.trusted_proxies : NULL;
@@ -45,6 +50,67 @@ void http_client_addr(struct lws *wsi, char *buf, size_t len)
     if (http_forwarded_client(trusted, (struct sockaddr *)&peer, srv->cfg.fwd_header, value, client,
                               sizeof client))
         ml_strlcpy(buf, client, len);
+}
+
+int http_server_adopt(struct http_server *srv, int fd, const void *head, size_t len,
+                      const struct sockaddr *peer)
+{
+    if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+        close(fd);
+        return -1;
+    }
+    struct http_adopt *a = ml_xmalloc(sizeof *a + len);
+    a->next = NULL;
+    a->fd = fd;
+    a->len = len;
+    if (len)
+        memcpy(a->head, head, len);
+    ml_ip_str(peer, a->peer, sizeof a->peer);
+    pthread_mutex_lock(&srv->adopt_mu);
+    if (srv->adopt_tail)
+        srv->adopt_tail->next = a;
+    else
+        srv->adopt_head = a;
+    srv->adopt_tail = a;
+    pthread_mutex_unlock(&srv->adopt_mu);
+    lws_cancel_service(srv->ctx);
+    return 0;
+}
+
+/* Takes the queued connections; with serve false (stopping), closes them. */
+static void adopt_drain(struct http_server *srv, bool serve)
+{
+    if (!__atomic_load_n(&srv->adopt_head, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&srv->adopt_mu);
+    struct http_adopt *a = srv->adopt_head;
+    srv->adopt_head = srv->adopt_tail = NULL;
+    pthread_mutex_unlock(&srv->adopt_mu);
+    while (a) {
+        struct http_adopt *next = a->next;
+        struct lws *wsi = NULL;
+        if (!serve || srv->conns >= srv->cfg.max_connections) {
+            if (serve)
+                ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name,
+                               "shared-port connection refused: %s.max-connections=%lld open "
+                               "already",
+                               srv->cfg.section, srv->cfg.max_connections);
+            close(a->fd);
+        } else if (a->len) {
+            wsi = lws_adopt_socket_vhost_readbuf(srv->vhost, a->fd, (const char *)a->head, a->len);
+        } else {
+            lws_sock_file_fd_type d = {.sockfd = a->fd};
+            wsi = lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, d, NULL,
+                                             NULL);
+        }
+        /* lws closed the fd if it failed; a served connection knows its client from here */
+        if (wsi)
+            lws_set_opaque_user_data(wsi, ml_xstrdup(a->peer));
+        else if (serve)
+            ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name, "cannot adopt a shared-port connection");
+        free(a);
+        a = next;
+    }
 }
 
 /* A new connection (fd, not yet read): admitted while the server holds fewer than its limit.
@@ -80,6 +146,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* delivered to every protocol of every vhost, and not 1:1 with wakes: collect here
          * only, and collect everything */
         if (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+            adopt_drain(srv, true);
             for (size_t i = 0; i < srv->cfg.nservices; i++)
                 if (srv->svc[i].wake)
                     srv->svc[i].wake(srv->svc[i].arg);
@@ -91,6 +158,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         srv->conns--;
+        free(lws_get_opaque_user_data(wsi)); /* an adopted connection's client address */
+        lws_set_opaque_user_data(wsi, NULL);
         return 0;
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return admit(srv);
@@ -228,6 +297,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     }
     struct http_server *srv = ml_xcalloc(1, sizeof *srv);
     pthread_mutex_init(&srv->done_mu, NULL);
+    pthread_mutex_init(&srv->adopt_mu, NULL);
     srv->cfg = *cfg;
     srv->req_size = sizeof(struct http_req);
     for (size_t i = 0; i < cfg->nservices; i++) {
@@ -256,8 +326,9 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     ml_ip_str((struct sockaddr *)&ss, ip, sizeof ip);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     memset(&info, 0, sizeof info);
-    info.port = ml_addr_port((struct sockaddr *)&ss);
-    info.iface = ip;
+    info.port =
+        cfg->no_listen ? CONTEXT_PORT_NO_LISTEN_SERVER : ml_addr_port((struct sockaddr *)&ss);
+    info.iface = cfg->no_listen ? NULL : ip;
     info.protocols = srv->protocols;
     info.pvo = srv->pvo.name ? &srv->pvo : NULL;
     info.vhost_name = cfg->name;
@@ -281,9 +352,8 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
     }
-    /* A later shared listener (one port for TLS, TURN and HTTP) will hand accepted sockets
-     * over with the bytes it read (lws_adopt_socket_vhost_readbuf on srv->vhost), the vhost
-     * then listening on no port of its own (CONTEXT_PORT_NO_LISTEN_SERVER). */
+    /* A shared listener (one port for TLS, TURN and HTTP) hands accepted sockets over with
+     * the bytes it read (http_server_adopt); with no_listen the vhost has no port of its own. */
     if (make_context(srv, &info) < 0) {
         ml_err(err, errlen,
                "%s.listen: cannot listen on %s (in use, not a local address, or a TLS file that "
@@ -293,7 +363,15 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
         return NULL;
     }
     srv->vhost = lws_get_vhost_by_name(srv->ctx, cfg->name);
-    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : info.port;
+    if (cfg->no_listen)
+        srv->port = ml_addr_port((struct sockaddr *)&ss);
+    else
+        srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : info.port;
+    if (!srv->vhost) {
+        ml_err(err, errlen, "%s: no vhost", cfg->section);
+        http_server_free(srv);
+        return NULL;
+    }
     if (srv->port <= 0) {
         ml_err(err, errlen, "%s.listen: cannot listen on %s", cfg->section, cfg->listen);
         http_server_free(srv);
@@ -378,8 +456,10 @@ void http_server_free(struct http_server *srv)
     if (!srv)
         return;
     http_server_close(srv);
+    adopt_drain(srv, false);
     http_posted_drain(srv); /* the last completions free their orphaned requests */
     pthread_mutex_destroy(&srv->done_mu);
+    pthread_mutex_destroy(&srv->adopt_mu);
     free(srv);
 }
 

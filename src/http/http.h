@@ -251,6 +251,9 @@ struct http_server_config {
     const char *name;    /* the thread's, and the access log's subsystem ("http", "admin") */
     const char *section; /* of the keys named in errors and logs ("control": control.listen) */
     const char *listen;  /* "127.0.0.1:8080", "[::]:443" */
+    /* No socket of its own: listen is a shared listener's address, whose HTTP connections
+     * arrive through http_server_adopt (which works on every server). */
+    bool no_listen;
     uint16_t default_port;
     const char *tls_cert, *tls_key; /* PEM files: HTTPS (and wss://); NULL: plain */
     size_t max_header;              /* bytes of all request headers */
@@ -284,8 +287,16 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
                                     size_t errlen) ML_WUR;
 /* Schedules the ticks and starts the service thread. 0, or -1 with err filled. */
 int http_server_start(struct http_server *srv, char *err, size_t errlen) ML_WUR;
-/* The port the server is bound to. */
+/* The port the server is bound to (for a no_listen server: its listen address's). */
 int http_server_port(const struct http_server *srv);
+/* Hands the server a connection accepted elsewhere (a shared listener of the relay): fd is
+ * the server's from the call on (closed on any failure); head (len bytes, copied) was read from
+ * it already and is served first; peer is the client (copied: http_client_addr tells it, which
+ * matters when fd is a socketpair carrying decrypted TLS). Any thread; the connection is
+ * adopted on the service thread, counted against max_connections like an accepted one. 0, or
+ * -1 (fd closed) when the server is stopping. */
+int http_server_adopt(struct http_server *srv, int fd, const void *head, size_t len,
+                      const struct sockaddr *peer);
 /* Wakes the service thread (any thread; NULL is fine): services' wake hooks run, work posted
  * with http_post completes, every protocol gets LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
 void http_server_wake(struct http_server *srv);

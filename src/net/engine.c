@@ -23,6 +23,8 @@ const char *net_transport_name(enum net_transport t)
         return "tcp";
     case NET_TLS:
         return "tls";
+    case NET_SHARED:
+        return "shared";
     }
     return "?";
 }
@@ -40,7 +42,8 @@ static int parse_one(const char *item, void *arg)
     static const struct {
         const char *prefix;
         enum net_transport t;
-    } schemes[] = {{"udp://", NET_UDP}, {"tcp://", NET_TCP}, {"tls://", NET_TLS}};
+    } schemes[] = {
+        {"udp://", NET_UDP}, {"tcp://", NET_TCP}, {"tls://", NET_TLS}, {"shared://", NET_SHARED}};
     struct net_endpoint ep;
     memset(&ep, 0, sizeof ep);
     const char *rest = NULL;
@@ -53,8 +56,9 @@ static int parse_one(const char *item, void *arg)
     }
     if (!rest)
         return ml_err(c->err, c->errlen,
-                      "listen address \"%s\" needs a scheme: udp://, tcp:// or tls://", item);
-    uint16_t defport = ep.transport == NET_TLS ? 5349 : 3478;
+                      "listen address \"%s\" needs a scheme: udp://, tcp://, tls:// or shared://",
+                      item);
+    uint16_t defport = ep.transport == NET_TLS ? 5349 : ep.transport == NET_SHARED ? 443 : 3478;
     if (ml_addr_parse(rest, defport, &ep.addr, &ep.addrlen) < 0)
         return ml_err(c->err, c->errlen, "listen address \"%s\": expected IP:PORT or [IPv6]:PORT",
                       item);
@@ -336,6 +340,7 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     e->h = h;
     e->ctx = ctx;
     pthread_mutex_init(&e->tls_lock, NULL);
+    pthread_mutex_init(&e->http_lock, NULL);
     e->neps = neps;
     e->eps = calloc(neps ? neps : 1, sizeof *e->eps);
     e->bound = calloc(neps ? neps : 1, sizeof *e->bound);
@@ -347,8 +352,9 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     for (size_t i = 0; i < neps; i++) {
         e->eps[i] = eps[i];
         memcpy(&e->bound[i], &eps[i].addr, sizeof e->bound[i]);
-        if (eps[i].transport == NET_TLS && !tls_ctx) {
-            ml_err(err, errlen, "a tls:// listener needs turn.tls-cert and turn.tls-key");
+        if ((eps[i].transport == NET_TLS || eps[i].transport == NET_SHARED) && !tls_ctx) {
+            ml_err(err, errlen, "a %s:// listener needs turn.tls-cert and turn.tls-key",
+                   net_transport_name(eps[i].transport));
             goto fail;
         }
     }
@@ -412,6 +418,7 @@ void net_engine_free(struct net_engine *e)
         SSL_CTX_free(e->tls_ctx);
     pthread_mutex_destroy(&e->tls_lock);
     ml_cidr_set_free(&e->proxy_from);
+    pthread_mutex_destroy(&e->http_lock);
     free(e->workers);
     free(e->eps);
     free(e->bound);
@@ -442,6 +449,14 @@ void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx)
     pthread_mutex_unlock(&e->tls_lock);
     if (old)
         SSL_CTX_free(old); /* connections made with it hold their own reference */
+}
+
+void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg)
+{
+    pthread_mutex_lock(&e->http_lock);
+    e->http_fn = fn;
+    e->http_arg = fn ? arg : NULL;
+    pthread_mutex_unlock(&e->http_lock);
 }
 
 void net_engine_counters(struct net_engine *e, struct net_counters *out)

@@ -37,6 +37,9 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "handshake), as nginx's stream module sends with proxy_protocol on: the client's address "
      "in it is the connection's (XOR-MAPPED-ADDRESS, limits, usage records, logs). A header "
      "from any other peer closes the connection. Empty: no header is accepted."},
+    {"shared-first-bytes-timeout", ML_CFG_DURATION, "10s", 1, 600, 0, K(shared_first_s), NULL, NULL,
+     "A connection to a shared:// listener that has not said what it carries within this long "
+     "(its first bytes, and for TLS the handshake and the first request) is closed."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -51,4 +54,5 @@ void net_config_settings(const struct net_config *c, struct net_settings *out)
     out->stream_idle_s = c->stream_idle_s;
     out->max_streams = (unsigned)c->max_streams;
     out->proxy_from = c->proxy_from;
+    out->shared_first_s = c->shared_first_s;
 }

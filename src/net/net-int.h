@@ -45,7 +45,17 @@ struct net_stream {
     enum net_transport transport;
     int endpoint;
     struct sockaddr_storage peer, local;
-    void *conn; /* the handler's state */
+    void *conn; /* the handler's state (NULL while a shared:// connection is being sniffed) */
+    /* shared://: what the first bytes (for TLS, the first decrypted bytes or the ALPN)
+     * decide; NET_SNIFF_NONE once decided and for every other listener */
+    enum { NET_SNIFF_NONE, NET_SNIFF_PLAIN, NET_SNIFF_TLS } sniff;
+    struct net_conn *proxy; /* an HTTP-over-TLS stream: the socketpair end toward lws */
+    /* plain sniffing peeks (MSG_PEEK): nothing is read from the socket before it is decided,
+     * so that HTTP goes to lws, and a ClientHello to OpenSSL, untouched */
+    struct event *peek;       /* the socket readable, or the deadline */
+    struct event *peek_again; /* too few bytes to tell: peek again after peek_delay_ms */
+    int peek_delay_ms;
+    int64_t peek_deadline_ms;
     bool closing;
     bool framed;        /* a whole frame came: a PROXY header is no longer looked for */
     bool freed_pending; /* on the worker's dying list: freed by its reaper, or at stop */
@@ -148,6 +158,9 @@ struct net_engine {
     pthread_mutex_t tls_lock;
     SSL_CTX *tls_ctx;
     struct ml_cidr_set proxy_from; /* net.proxy-protocol-from */
+    pthread_mutex_t http_lock;     /* held while http_fn is read or called */
+    net_http_fn http_fn;           /* shared:// listeners' HTTP connections; NULL: closed */
+    void *http_arg;
 };
 
 /* udp.c */
@@ -156,6 +169,9 @@ int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, 
 struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg);
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
 void net_udp_free(struct net_udp *u);
+
+/* tls.c: the SSL ex_data slot that marks a shared:// session (ALPN http/1.1 too) */
+int net_tls_shared_index(void);
 
 /* stream.c */
 int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *err, size_t errlen);

@@ -29,8 +29,11 @@ enum net_transport {
     NET_UDP = 0,
     NET_TCP = 1,
     NET_TLS = 2,
+    /* A listener only (shared://): one TCP port whose connections are TLS or not, TURN or
+     * HTTP, decided by their first bytes; its streams are NET_TCP or NET_TLS once decided. */
+    NET_SHARED = 3,
 };
-const char *net_transport_name(enum net_transport t); /* "udp", "tcp", "tls" */
+const char *net_transport_name(enum net_transport t); /* "udp", "tcp", "tls", "shared" */
 
 /* One configured listen address ("udp://127.0.0.1:3478"). */
 struct net_endpoint {
@@ -90,6 +93,7 @@ struct net_settings {
     /* CIDR list of peers whose TCP/TLS connections may start with a PROXY protocol header
      * (borrowed until net_engine_new returns; NULL or "": none) */
     const char *proxy_from;
+    long long shared_first_s; /* shared://: seconds for the first bytes (and TLS handshake) */
 };
 
 /* The [net] configuration section, as stored by the configuration engine. */
@@ -97,6 +101,7 @@ struct net_config {
     long long workers, udp_batch, udp_rcvbuf, udp_sndbuf;
     long long stream_max_frame, stream_out_max, stream_idle_s, max_streams;
     char *proxy_from;
+    long long shared_first_s;
 };
 extern const struct ml_cfg_key net_cfg_keys[];
 /* Converts the configuration into engine settings. */
@@ -119,6 +124,10 @@ struct net_counters {
     uint64_t conn_open;         /* gauge: raw TCP connections (net_conn) */
     uint64_t conn_bytes_in;     /* bytes piped from raw connections to streams */
     uint64_t conn_bytes_out;    /* bytes piped from streams to raw connections */
+    /* shared:// listeners: what each connection turned out to carry */
+    uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
+    uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
+    uint64_t shared_refused; /* neither (garbage, nothing in time, no control plane) */
 };
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing. */
@@ -146,6 +155,17 @@ const struct sockaddr *net_engine_bound(const struct net_engine *e, size_t endpo
 void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx);
 /* Sums every worker's counters into out. */
 void net_engine_counters(struct net_engine *e, struct net_counters *out);
+
+/* Where shared:// listeners send the HTTP connections they find. fn runs on a worker's thread
+ * and owns fd from the call on, whatever it does with it: head (len bytes, possibly none) was
+ * read from fd already and comes before anything else on it; peer is the client. For a TLS
+ * connection, fd is one end of a socketpair that carries the decrypted bytes (the worker keeps
+ * the session and pipes), so peer is the only place the client's address is. */
+typedef void (*net_http_fn)(void *arg, int fd, const uint8_t *head, size_t len,
+                            const struct sockaddr *peer);
+/* Sets (or, fn NULL, clears: such connections are closed) the receiver; any thread. arg is
+ * borrowed until it is cleared: no call of fn is running or will run once this returns. */
+void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg);
 
 /* ---------------------------------------------------------------- TLS */
 
@@ -264,6 +284,18 @@ struct net_proxy_hdr {
 enum net_proxy_rc net_proxy_parse(const uint8_t *buf, size_t len, struct net_proxy_hdr *out);
 /* True when buf (len > 0 bytes) begins like a PROXY header of either version. */
 bool net_proxy_signature(const uint8_t *buf, size_t len);
+
+/* What the first bytes of a connection to a shared:// listener are. */
+enum net_first {
+    NET_FIRST_MORE, /* too few bytes to tell yet */
+    NET_FIRST_TLS,  /* a TLS handshake record (16 03): a ClientHello */
+    NET_FIRST_TURN, /* a STUN message (00 bits, magic cookie at offset 4) or ChannelData */
+    NET_FIRST_HTTP, /* an HTTP/1.x request line's method and its space */
+    NET_FIRST_BAD,  /* none of them */
+};
+/* Classifies the first n bytes of a connection (tls: a TLS record may come; false inside
+ * TLS). Looks at no more than 8 bytes. */
+enum net_first net_first_bytes(const uint8_t *b, size_t n, bool tls);
 
 /* ---------------------------------------------------------------- raw TCP (relayed TCP) */
 

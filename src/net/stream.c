@@ -1,7 +1,10 @@
 /* TCP and TLS client connections: accept on each worker's SO_REUSEPORT listener, cut the byte
  * stream into frames with the handler's framing rule, bound what is queued to slow readers, and
  * hand a connection over to another worker (socket, TLS session and buffered bytes) when the
- * handler says a frame belongs there. A piped stream (tcpconn.c) is read as bytes instead. */
+ * handler says a frame belongs there. A piped stream (tcpconn.c) is read as bytes instead.
+ * A shared:// listener's connection is sniffed first: TLS is started on a ClientHello, TURN
+ * goes on as here, HTTP goes to the control plane (net_engine_set_http): a plain connection's
+ * socket itself with the bytes read, a TLS one's decrypted bytes through a socketpair. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -13,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +91,7 @@ static void stream_free_io(struct net_stream *s)
 
 struct handover;
 static struct handover *stream_take(struct net_stream *s);
+static void peek_free(struct net_stream *s);
 static void handover_post(struct net_worker *w, unsigned to, struct handover *ho);
 
 /* Frees the stream and tells the handler; runs from the reaper or at stop, never inside a
@@ -101,6 +106,11 @@ static void stream_destroy(struct net_stream *s)
     w->nstreams--;
     if (s->pipe)
         net_pipe_stream_gone(s); /* what the client sent still reaches the peer */
+    if (s->proxy) {
+        net_conn_close(s->proxy); /* lws reads what was piped, then the end */
+        s->proxy = NULL;
+    }
+    peek_free(s);
     if (s->conn && w->e->h->stream_close)
         w->e->h->stream_close(w->state, s, s->conn);
     stream_free_io(s);
@@ -130,12 +140,302 @@ static void schedule_destroy(struct net_stream *s)
     if (s->freed_pending)
         return;
     list_remove(&w->streams, s);
+    peek_free(s);
     s->freed_pending = true;
     s->closing = true;
     list_add(&w->dying, s);
     if (s->bev)
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     event_active(w->reap, EV_READ, 0);
+}
+
+/* ---------------------------------------------------------------- shared:// sniffing */
+
+static void stream_read(struct bufferevent *bev, void *arg);
+static void stream_written(struct bufferevent *bev, void *arg);
+static void stream_event(struct bufferevent *bev, short what, void *arg);
+
+enum net_first net_first_bytes(const uint8_t *b, size_t n, bool tls)
+{
+    static const char *const methods[] = {"GET ",    "POST ",  "PUT ",    "HEAD ",
+                                          "DELETE ", "PATCH ", "OPTIONS "};
+    static const uint8_t cookie[4] = {0x21, 0x12, 0xA4, 0x42};
+    if (n == 0)
+        return NET_FIRST_MORE;
+    if (tls && b[0] == 0x16) {
+        if (n < 2)
+            return NET_FIRST_MORE;
+        if (b[1] == 0x03)
+            return NET_FIRST_TLS;
+    }
+    if ((b[0] & 0xC0) == 0) {
+        if (n < 8)
+            return NET_FIRST_MORE;
+        return memcmp(b + 4, cookie, 4) == 0 ? NET_FIRST_TURN : NET_FIRST_BAD;
+    }
+    bool prefix = false;
+    for (size_t i = 0; i < ML_ARRAY_LEN(methods); i++) {
+        size_t ml = strlen(methods[i]);
+        if (memcmp(b, methods[i], n < ml ? n : ml) == 0) {
+            if (n >= ml)
+                return NET_FIRST_HTTP;
+            prefix = true;
+        }
+    }
+    if (prefix)
+        return NET_FIRST_MORE;
+    /* ChannelData (RFC 8656 12.4): only after an allocation made on this connection, but a
+     * first byte of 0x40-0x7F that is no method is framed and judged by TURN as it is. */
+    if (b[0] >= 0x40 && b[0] <= 0x7F)
+        return NET_FIRST_TURN;
+    return NET_FIRST_BAD;
+}
+
+static void sniff_refuse(struct net_stream *s, const char *why)
+{
+    char a[ML_ADDR_STRLEN];
+    NET_COUNT(s->w->ctr.shared_refused, 1);
+    ML_LOG_LIMITED(ML_LOG_INFO, "net", "closing shared-port client %s: %s",
+                   ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a), why);
+    schedule_destroy(s);
+}
+
+/* Hands an HTTP connection to the receiver, under its lock (so that clearing it waits for a
+ * call in progress); false, fd untouched, when there is none. */
+static bool http_handoff(struct net_engine *e, int fd, const uint8_t *head, size_t len,
+                         const struct sockaddr *peer)
+{
+    pthread_mutex_lock(&e->http_lock);
+    bool ok = e->http_fn != NULL;
+    if (ok)
+        e->http_fn(e->http_arg, fd, head, len, peer);
+    pthread_mutex_unlock(&e->http_lock);
+    return ok;
+}
+
+/* A ClientHello on a plain connection: OpenSSL as a filter over the socket's bufferevent from
+ * now on; the handshake is still unread in the socket (it was only peeked). */
+static void sniff_start_tls(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    struct net_engine *e = w->e;
+    pthread_mutex_lock(&e->tls_lock);
+    SSL *ssl = e->tls_ctx ? SSL_new(e->tls_ctx) : NULL;
+    pthread_mutex_unlock(&e->tls_lock);
+    if (!ssl || !SSL_set_ex_data(ssl, net_tls_shared_index(), (void *)1)) {
+        if (ssl)
+            SSL_free(ssl);
+        sniff_refuse(s, "no TLS context");
+        return;
+    }
+    struct bufferevent *f =
+        bufferevent_openssl_filter_new(w->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+    if (!f) {
+        SSL_free(ssl);
+        sniff_refuse(s, "out of memory");
+        return;
+    }
+    s->raw = s->bev; /* the filter took its callbacks over */
+    s->bev = f;
+    s->ssl = ssl;
+    s->transport = NET_TLS;
+    s->sniff = NET_SNIFF_TLS;
+    bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+    bufferevent_setcb(f, stream_read, stream_written, stream_event, s);
+    size_t in_max = (size_t)e->set.stream_max_frame * 2;
+    bufferevent_setwatermark(f, EV_READ, 0, in_max);
+    bufferevent_setwatermark(s->raw, EV_READ, 0,
+                             in_max > NET_TLS_RAW_IN_MAX ? in_max : NET_TLS_RAW_IN_MAX);
+    bufferevent_set_timeouts(s->raw, NULL, NULL);
+    net_stream_set_idle(s, e->set.shared_first_s); /* the handshake and the first request */
+    bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
+static void peek_free(struct net_stream *s)
+{
+    if (s->peek)
+        event_free(s->peek);
+    if (s->peek_again)
+        event_free(s->peek_again);
+    s->peek = s->peek_again = NULL;
+}
+
+/* Plain HTTP: the socket itself goes to the control plane, nothing read from it yet. */
+static void sniff_http_plain(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    int fd = bufferevent_getfd(s->bev);
+    if (fd < 0 || !http_handoff(w->e, fd, NULL, 0, (struct sockaddr *)&s->peer)) {
+        sniff_refuse(s, "HTTP, and no control plane here");
+        return;
+    }
+    bufferevent_setfd(s->bev, -1); /* the control plane's now: freeing the stream leaves it */
+    NET_COUNT(w->ctr.shared_http, 1);
+    s->sniff = NET_SNIFF_NONE;
+    schedule_destroy(s);
+}
+
+/* The control plane closed its end of an HTTP-over-TLS connection's socketpair: what it wrote
+ * has been queued to the client (tcpconn.c), which is closed once that has left. */
+static void proxy_event(struct net_conn *c, void *arg, enum net_conn_event ev)
+{
+    struct net_stream *s = arg;
+    ML_UNUSED(ev);
+    if (s->proxy != c)
+        return;
+    s->proxy = NULL;
+    net_conn_close(c);
+    net_stream_close(s);
+}
+
+/* HTTP inside TLS: the session stays here; its decrypted bytes go both ways through a
+ * socketpair whose other end the control plane adopts as a plain HTTP connection. */
+static void sniff_http_tls(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        sniff_refuse(s, strerror(errno));
+        return;
+    }
+    struct net_conn *c = net_conn_adopt(w, sv[0], proxy_event, s);
+    if (!c || net_conn_pipe(c, s, (size_t)w->e->set.stream_out_max) < 0) {
+        if (c)
+            net_conn_close(c);
+        close(sv[1]);
+        sniff_refuse(s, "cannot pipe to the control plane");
+        return;
+    }
+    if (!http_handoff(w->e, sv[1], NULL, 0, (struct sockaddr *)&s->peer)) {
+        close(sv[1]);
+        net_conn_close(c);
+        sniff_refuse(s, "HTTPS, and no control plane here");
+        return;
+    }
+    s->proxy = c;
+    s->sniff = NET_SNIFF_NONE;
+    net_stream_set_idle(s, 0); /* the control plane's own timeouts govern */
+    NET_COUNT(w->ctr.shared_https, 1);
+}
+
+/* Acts on what a shared:// connection's first bytes are. Returns true when its bytes must not
+ * be framed (more are needed, or the stream became something else); false for TURN. */
+static bool decide(struct net_stream *s, enum net_first kind)
+{
+    struct net_worker *w = s->w;
+    switch (kind) {
+    case NET_FIRST_MORE:
+        return true;
+    case NET_FIRST_BAD:
+        sniff_refuse(s, "neither TLS, STUN nor HTTP");
+        return true;
+    case NET_FIRST_TLS:
+        sniff_start_tls(s);
+        return true;
+    case NET_FIRST_HTTP:
+        if (s->sniff == NET_SNIFF_PLAIN)
+            sniff_http_plain(s);
+        else
+            sniff_http_tls(s);
+        return true;
+    case NET_FIRST_TURN:
+        break;
+    }
+    if (s->transport == NET_TLS)
+        NET_COUNT(w->ctr.shared_turn_tls, 1);
+    else
+        NET_COUNT(w->ctr.shared_turn_tcp, 1);
+    s->sniff = NET_SNIFF_NONE;
+    net_stream_reset_idle(s);
+    s->conn = w->e->h->stream_open(w->state, s);
+    if (!s->conn) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        schedule_destroy(s);
+        return true;
+    }
+    return false;
+}
+
+/* Inside TLS: the ALPN the handshake chose decides, else the first decrypted bytes. */
+static bool sniff_tls(struct net_stream *s)
+{
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+    SSL_get0_alpn_selected(s->ssl, &alpn, &alen);
+    if (alen == 8 && !memcmp(alpn, "http/1.1", 8))
+        return decide(s, NET_FIRST_HTTP);
+    if (alen == 9 && !memcmp(alpn, "stun.turn", 9))
+        return decide(s, NET_FIRST_TURN);
+    uint8_t b[8];
+    ev_ssize_t n = evbuffer_copyout(bufferevent_get_input(s->bev), b, sizeof b);
+    return decide(s, net_first_bytes(b, n > 0 ? (size_t)n : 0, false));
+}
+
+#define NET_PEEK_DELAY_MIN_MS 5   /* first wait when too few bytes came to tell */
+#define NET_PEEK_DELAY_MAX_MS 200 /* the wait doubles up to this */
+
+/* A plain connection: its first bytes, peeked. A few bytes that cannot tell yet leave the socket
+ * readable, so instead of waiting for readability (which would fire at once, again and again)
+ * it peeks again after a delay that doubles; until the deadline. */
+static void peek_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_stream *s = arg;
+    ML_UNUSED(what);
+    if (s->closing)
+        return;
+    uint8_t b[8];
+    ssize_t n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        schedule_destroy(s); /* gone before it said anything */
+        return;
+    }
+    enum net_first kind = n > 0 ? net_first_bytes(b, (size_t)n, true) : NET_FIRST_MORE;
+    if (kind == NET_FIRST_MORE) {
+        int64_t left = s->peek_deadline_ms - ml_now_ms();
+        if (left <= 0) {
+            sniff_refuse(s, n > 0 ? "too few bytes in time" : "nothing said in time");
+            return;
+        }
+        if (n > 0) {
+            int64_t ms = s->peek_delay_ms < left ? s->peek_delay_ms : left;
+            struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+            evtimer_add(s->peek_again, &tv);
+            s->peek_delay_ms = s->peek_delay_ms * 2 > NET_PEEK_DELAY_MAX_MS ? NET_PEEK_DELAY_MAX_MS
+                                                                            : s->peek_delay_ms * 2;
+        } else {
+            struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+            event_add(s->peek, &tv);
+        }
+        return;
+    }
+    peek_free(s);
+    if (!decide(s, kind))
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE); /* TURN over TCP: framed from here */
+}
+
+static void peek_again_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_stream *s = arg;
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    if (!s->closing)
+        peek_cb(bufferevent_getfd(s->bev), EV_READ, s);
+}
+
+/* Starts sniffing a new shared:// connection; false when out of memory. */
+static bool peek_start(struct net_stream *s)
+{
+    struct net_worker *w = s->w;
+    int fd = bufferevent_getfd(s->bev);
+    s->sniff = NET_SNIFF_PLAIN;
+    s->peek = event_new(w->base, fd, EV_READ, peek_cb, s);
+    s->peek_again = evtimer_new(w->base, peek_again_cb, s);
+    if (!s->peek || !s->peek_again)
+        return false;
+    s->peek_delay_ms = NET_PEEK_DELAY_MIN_MS;
+    s->peek_deadline_ms = ml_now_ms() + w->e->set.shared_first_s * 1000;
+    struct timeval tv = {.tv_sec = w->e->set.shared_first_s};
+    return event_add(s->peek, &tv) == 0;
 }
 
 static void stream_read(struct bufferevent *bev, void *arg)
@@ -148,6 +448,8 @@ static void stream_read(struct bufferevent *bev, void *arg)
         net_pipe_from_stream(s);
         return;
     }
+    if (s->sniff != NET_SNIFF_NONE && (s->closing || sniff_tls(s)))
+        return;
     /* Bounded: at most 256 frames a wakeup; the rest waits for the next one. */
     bool more = false;
     for (int frames = 0; !s->closing; frames++) {
@@ -361,7 +663,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     s->endpoint = (int)ep;
-    s->transport = e->eps[ep].transport;
+    /* shared://: TCP until a ClientHello makes it TLS */
+    s->transport = e->eps[ep].transport == NET_SHARED ? NET_TCP : e->eps[ep].transport;
     memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
     socklen_t llen = sizeof s->local;
     if (getsockname(fd, (struct sockaddr *)&s->local, &llen) < 0)
@@ -378,6 +681,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 void net_stream_begin(struct net_worker *w, struct net_stream *s, int fd)
 {
     struct net_engine *e = w->e;
+    bool shared = e->eps[s->endpoint].transport == NET_SHARED; /* after a PROXY header too */
     SSL *ssl = NULL;
     if (s->transport == NET_TLS) {
         pthread_mutex_lock(&e->tls_lock);
@@ -395,6 +699,13 @@ void net_stream_begin(struct net_worker *w, struct net_stream *s, int fd)
         return;
     }
     NET_COUNT(w->ctr.stream_accepted, 1);
+    if (shared) { /* the handler hears of it once its first bytes say it is TURN */
+        if (!peek_start(s)) {
+            NET_COUNT(w->ctr.stream_refused, 1);
+            schedule_destroy(s);
+        }
+        return;
+    }
     s->conn = e->h->stream_open(w->state, s);
     if (!s->conn) {
         NET_COUNT(w->ctr.stream_refused, 1);

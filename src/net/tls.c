@@ -3,10 +3,11 @@
  * whole or not at all, so that a reload with a broken file keeps the old one serving. */
 #include "config.h"
 
-#include "net/net.h"
+#include "net/net-int.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <string.h>
 
 static int tls_fail(char *err, size_t errlen, const char *what, const char *path)
@@ -20,21 +21,48 @@ static int tls_fail(char *err, size_t errlen, const char *what, const char *path
                   msg[0] ? msg : "failed");
 }
 
-/* ALPN: a client that offers "stun.turn" gets it; a client that offers only other protocols
- * is still served (browsers offer none for TURN). */
+static int shared_index = -1;
+
+static void shared_index_make(void)
+{
+    shared_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int net_tls_shared_index(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, shared_index_make);
+    return shared_index;
+}
+
+/* Where the client's list (length-prefixed names, as in the ClientHello) names proto, or NULL. */
+static const unsigned char *offered(const unsigned char *in, unsigned int inlen,
+                                    const unsigned char *proto)
+{
+    for (unsigned int i = 0; i < inlen; i += 1u + in[i])
+        if (in[i] == proto[0] && i + 1u + in[i] <= inlen && !memcmp(in + i + 1, proto + 1, in[i]))
+            return in + i;
+    return NULL;
+}
+
+/* ALPN: a client that offers "stun.turn" gets it; on a shared:// listener one that offers
+ * "http/1.1" (and not stun.turn) gets that, and its connection goes to the control plane. A
+ * client that offers only other protocols (h2 alone) is still served without ALPN: its first
+ * bytes decide, and browsers offer nothing for TURN. */
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     static const unsigned char turn[] = "\x09stun.turn";
-    ML_UNUSED(ssl);
+    static const unsigned char http[] = "\x08http/1.1";
     ML_UNUSED(arg);
-    unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, turn, sizeof turn - 1, in, inlen) ==
-        OPENSSL_NPN_NEGOTIATED) {
-        *out = sel;
-        return SSL_TLSEXT_ERR_OK;
-    }
-    return SSL_TLSEXT_ERR_NOACK;
+    const unsigned char *pick = offered(in, inlen, turn);
+    if (!pick && SSL_get_ex_data(ssl, net_tls_shared_index()))
+        pick = offered(in, inlen, http);
+    if (!pick)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = pick + 1; /* into the client's list, which outlives the handshake's use of it */
+    *outlen = pick[0];
+    return SSL_TLSEXT_ERR_OK;
 }
 
 int net_tls_version_parse(const char *text, int *version)
