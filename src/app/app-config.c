@@ -20,6 +20,13 @@ static const struct ml_cfg_key daemon_keys[] = {
      "Raise the open-file limit (RLIMIT_NOFILE) to this at start, up to the hard limit "
      "(or beyond it when running as root). Each allocation holds one socket; each TCP/TLS "
      "client one more. 0 leaves the limit alone."},
+    {"user", ML_CFG_STR, "", 0, 64, 0, ML_CFG_FIELD(struct app_daemon_config, user), NULL, NULL,
+     "Started as root: become this user once every listener is bound (port 443 needs root or "
+     "CAP_NET_BIND_SERVICE only to bind). Its supplementary groups are taken too. Files read "
+     "later (TLS certificates on SIGHUP, the JWKS) must be readable by it. Empty: stay as "
+     "started (root is warned about)."},
+    {"group", ML_CFG_STR, "", 0, 64, 0, ML_CFG_FIELD(struct app_daemon_config, group), NULL, NULL,
+     "The group to become with daemon.user. Empty: the user's primary group."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -14,6 +14,8 @@
 /* [daemon] */
 struct app_daemon_config {
     long long max_open_files;
+    char *user;  /* started as root: the user to become once every listener is bound */
+    char *group; /* its group; NULL: the user's primary group */
 };
 
 /* [log] */

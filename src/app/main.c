@@ -7,8 +7,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <grp.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +95,51 @@ static void raise_nofile(long long want)
 done:
     getrlimit(RLIMIT_NOFILE, &rl);
     ML_INFO("app", "open-file limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
+/* Started as root: becomes daemon.user (and its groups) for good, once every listener is bound.
+ * glibc changes the credentials of every thread (the workers and the HTTP threads run already).
+ * 0, or -1 with err filled: the daemon must not serve as root by mistake. */
+static int drop_privileges(const struct app_daemon_config *d, char *err, size_t errlen)
+{
+    if (geteuid() != 0) {
+        if (d->user)
+            ML_NOTICE("app", "daemon.user=%s: not started as root, nothing to drop", d->user);
+        return 0;
+    }
+    if (!d->user) {
+        ML_WARN("app", "running as root: set daemon.user (and daemon.group) to drop to an "
+                       "unprivileged user once the listeners are bound (docs/relay.md)");
+        return 0;
+    }
+    char buf[4096];
+    struct passwd pw, *pwp = NULL;
+    if (getpwnam_r(d->user, &pw, buf, sizeof buf, &pwp) != 0 || !pwp)
+        return ml_err(err, errlen, "daemon.user: no user \"%s\"", d->user);
+    uid_t uid = pw.pw_uid;
+    gid_t gid = pw.pw_gid;
+    if (uid == 0)
+        return ml_err(err, errlen, "daemon.user: \"%s\" is root", d->user);
+    if (d->group) {
+        char gbuf[4096];
+        struct group gr, *grp = NULL;
+        if (getgrnam_r(d->group, &gr, gbuf, sizeof gbuf, &grp) != 0 || !grp)
+            return ml_err(err, errlen, "daemon.group: no group \"%s\"", d->group);
+        gid = gr.gr_gid;
+    }
+    /* groups first (only root may change them), then the group, the user last */
+    if (initgroups(d->user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+        return ml_err(err, errlen, "cannot become %s: %s", d->user, strerror(errno));
+    if (setuid(0) == 0 || geteuid() != uid || getegid() != gid)
+        return ml_err(err, errlen, "dropping root to %s did not hold", d->user);
+#ifdef ML_DEVEL
+    /* A credential change makes the process undumpable, and LeakSanitizer cannot then inspect
+     * its threads at exit. Development builds only: elsewhere another process of the same user
+     * could ptrace a dumpable daemon. */
+    (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+    ML_NOTICE("app", "now running as %s (uid %u, gid %u)", d->user, (unsigned)uid, (unsigned)gid);
+    return 0;
 }
 
 static void apply_log(const struct app_config *cfg)
@@ -411,6 +459,11 @@ static int run(struct app *app)
     }
     if (start_admin(app) < 0)
         goto out;
+    /* every listener is bound now (relay, control plane, admin API) */
+    if (drop_privileges(&app->cfg.daemon, err, sizeof err) < 0) {
+        ML_ERROR("app", "%s", err);
+        goto out;
+    }
     for (size_t i = 0; i < neps; i++) {
         char a[ML_ADDR_STRLEN];
         ML_NOTICE("app", "listening on %s://%s", net_transport_name(eps[i].transport),
