@@ -9,7 +9,11 @@
 # Environment: DURATION (10s), CONNS (64), THREADS (2), USERS (3000), MEETINGS (300),
 # POOL (database.pool-size, 4), ACCESS_LOG (yes|no, yes), STATUS_HOT (200: meetings whose
 # status is read, by their participants), STATUS_CACHE_MS (control.status-cache-ms, 1000; 0
-# measures every read going to PostgreSQL).
+# measures every read going to PostgreSQL), PARTS ("joins status": what to measure; "health"
+# is GET /api/v1/health, the HTTP layer alone), LISTENER (dedicated: control.listen a port of
+# its own, plain HTTP; dedicated-tls: the same with control.tls-cert; shared: control.listen
+# the address of a shared:// listener, plain HTTP on it; shared-tls: HTTPS on it, ALPN
+# http/1.1; see docs/benchmarks.md).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -21,6 +25,7 @@ DURATION=${DURATION:-10s}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
 USERS=${USERS:-3000}; MEETINGS=${MEETINGS:-300}; POOL=${POOL:-4}; ACCESS_LOG=${ACCESS_LOG:-yes}
 STATUS_MEETINGS=${STATUS_MEETINGS:-2000}; STATUS_CACHE_MS=${STATUS_CACHE_MS:-1000}
 STATUS_HOT=${STATUS_HOT:-200} # the meetings being read (each by its 8 participants)
+PARTS=${PARTS:-joins status}; LISTENER=${LISTENER:-dedicated}
 
 work=$(mktemp -d /var/tmp/mlbench-cp.XXXXXX)
 chmod 755 "$work"
@@ -88,26 +93,54 @@ with open(work + "/status.txt", "w") as f:
         f.write("%s %s\n" % (toks[(i * 8 + k) % users], uid("s%d" % i)))
 PY
 
+SCHEME=http
+set -- --set "turn.listen=udp://127.0.0.1:$((PORT + 1))"
+case $LISTENER in
+dedicated) ;;
+dedicated-tls | shared | shared-tls)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" \
+        -out "$work/cert.pem" -days 2 -subj /CN=bench -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+    case $LISTENER in
+    dedicated-tls) set -- "$@" --set "control.tls-cert=$work/cert.pem" --set "control.tls-key=$work/key.pem" ;;
+    *) set -- --set "turn.listen=udp://127.0.0.1:$((PORT + 1)), shared://127.0.0.1:$PORT" \
+        --set "turn.tls-cert=$work/cert.pem" --set "turn.tls-key=$work/key.pem" ;;
+    esac
+    case $LISTENER in *tls) SCHEME=https ;; esac
+    ;;
+*) echo "bench-control: LISTENER is dedicated, dedicated-tls, shared or shared-tls" >&2; exit 1 ;;
+esac
+echo "bench-control: listener $LISTENER ($SCHEME on 127.0.0.1:$PORT)"
 "$ML" --set "database.url=$URL" --set "database.pool-size=$POOL" \
-    --set "control.listen=127.0.0.1:$PORT" --set "turn.listen=udp://127.0.0.1:$((PORT + 1))" \
+    --set "control.listen=127.0.0.1:$PORT" "$@" \
     --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
     --set "control.access-log=$ACCESS_LOG" --set "net.workers=1" --set "control.max-participants=100000" \
     --set "control.status-cache-ms=$STATUS_CACHE_MS" \
     > "$work/meetlited.log" 2>&1 &
 ML_PID=$!
 i=0
-until curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null; do
+until curl -skf "$SCHEME://127.0.0.1:$PORT/api/v1/health" >/dev/null; do
     i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/meetlited.log"; exit 1; }; sleep 0.1
 done
 
 run() {
-    echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s tests/bench/$2"
+    echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s tests/bench/$2 ($LISTENER)"
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "tests/bench/$2" \
-        "http://127.0.0.1:$PORT" -- "$3" "$THREADS" | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors"
+        "$SCHEME://127.0.0.1:$PORT" -- "$3" "$THREADS" | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors"
 }
-run joins control-join.lua "$work/joins.txt"
-echo "participants: $(psql "$URL" -XAtqc 'SELECT count(*) FROM participants')," \
-     "credentials: $(psql "$URL" -XAtqc 'SELECT count(*) FROM turn_credentials')"
-# status reads (with the 8-person roster) by participants of the status meetings
-run "status reads" control-status.lua "$work/status.txt"
+for part in $PARTS; do
+    case $part in
+    joins)
+        run joins control-join.lua "$work/joins.txt"
+        echo "participants: $(psql "$URL" -XAtqc 'SELECT count(*) FROM participants')," \
+             "credentials: $(psql "$URL" -XAtqc 'SELECT count(*) FROM turn_credentials')"
+        ;;
+    status) # reads (with the 8-person roster) by participants of the status meetings
+        run "status reads" control-status.lua "$work/status.txt" ;;
+    health)
+        echo "== health: wrk -t$THREADS -c$CONNS -d$DURATION --latency $SCHEME://127.0.0.1:$PORT/api/v1/health ($LISTENER)"
+        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$SCHEME://127.0.0.1:$PORT/api/v1/health" |
+            grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors" ;;
+    *) echo "bench-control: unknown part $part" >&2 ;;
+    esac
+done
 echo "server CPU: $(ps -o cputime= -p "$ML_PID") meetlited; see also perf record -g -p $ML_PID"

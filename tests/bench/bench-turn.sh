@@ -10,7 +10,8 @@ usage() {
     cat <<EOF
 usage: $0 [options]
   --threads N          server threads: meetlited net.workers, coturn --relay-threads (1)
-  --servers LIST       which servers, in order (default "meetlited coturn"; a missing one is skipped)
+  --servers LIST       which servers, in order (default "meetlited coturn"; a missing one is skipped;
+                       meetlited-shared: meetlited with TLS on a shared:// listener)
   --parts LIST         what to measure (default "relay tcp tls alloc idle nat flood"): relay =
                        clients over UDP, tcp and tls = clients over TCP and TLS (relayed side
                        UDP); nat = allocation sequences from many addresses and from one (a
@@ -146,14 +147,17 @@ start_server() {
     port=$(bench_free_port) || bench_die "no free port"
     [ -n "$STREAMS" ] && { tport=$(bench_free_port) || bench_die "no free port"; }
     case $s in
-    meetlited)
-        local listen="udp://127.0.0.1:$port" tls=()
+    meetlited | meetlited-shared)
+        local listen="udp://127.0.0.1:$port" tls=() scheme=tls
+        # meetlited-shared: TLS on a shared:// listener (one port for TLS, TURN and HTTP), to
+        # compare with the dedicated tls:// one (docs/benchmarks.md)
+        [ "$s" = meetlited-shared ] && scheme=shared
         if [ -n "$STREAMS" ]; then
-            listen="$listen, tcp://127.0.0.1:$port, tls://127.0.0.1:$tport"
+            listen="$listen, tcp://127.0.0.1:$port, $scheme://127.0.0.1:$tport"
             tls=(--set "turn.tls-cert=$BENCH_WORK/cert.pem" --set "turn.tls-key=$BENCH_WORK/key.pem")
         fi
         # shellcheck disable=SC2086
-        bench_start meetlited "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
+        bench_start "$s" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
             --set turn.allow-peers=127.0.0.0/8 --set turn.relay-address=127.0.0.1 \
             --set turn.relay-ports=21000-31999 ${MEETLITED_ARGS:-}
@@ -210,7 +214,7 @@ srv_port() { # SERVER TRANSPORT
 
 for s in $SERVERS; do
     case $s in
-    meetlited)
+    meetlited | meetlited-shared)
         if ! [ -x "$MEETLITED" ]; then
             bench_log "skipping meetlited: $MEETLITED not found"
             continue
