@@ -59,6 +59,54 @@ START_TEST(endpoints_parse)
 
     ck_assert_str_eq(net_transport_name(NET_UDP), "udp");
     ck_assert_str_eq(net_transport_name(NET_TLS), "tls");
+    ck_assert_str_eq(net_transport_name(NET_SHARED), "shared");
+    ck_assert_int_eq(net_endpoints_parse("shared://127.0.0.1", &eps, &n, err, sizeof err), 0);
+    ck_assert_int_eq(eps[0].transport, NET_SHARED);
+    ck_assert_uint_eq(ml_addr_port((struct sockaddr *)&eps[0].addr), 443); /* its default */
+    free(eps);
+}
+END_TEST
+
+/* What a shared:// listener makes of a connection's first bytes. */
+START_TEST(first_bytes)
+{
+    static const struct {
+        const char *b;
+        size_t n;
+        bool tls;
+        enum net_first want;
+    } cases[] = {
+        {"", 0, true, NET_FIRST_MORE},
+        {"\x16", 1, true, NET_FIRST_MORE},                /* a TLS record type, no version yet */
+        {"\x16\x03\x01\x02\x00", 5, true, NET_FIRST_TLS}, /* a ClientHello's record */
+        {"\x16\x03", 2, false, NET_FIRST_MORE},           /* inside TLS: a STUN-like first byte */
+        {"\x16\x03\x01\x02\x00\x01\x00\x01", 8, true, NET_FIRST_TLS},
+        {"\x00\x01\x00\x00\x21\x12\xA4\x42", 8, true, NET_FIRST_TURN},  /* Binding */
+        {"\x00\x03\x00\x08\x21\x12\xA4\x42", 8, false, NET_FIRST_TURN}, /* Allocate, in TLS */
+        {"\x00\x01\x00\x00\x21\x12\xA4", 7, true, NET_FIRST_MORE},      /* cookie cut short */
+        {"\x00\x01\x00\x00\xde\xad\xbe\xef", 8, true, NET_FIRST_BAD},   /* no magic cookie */
+        {"\x40\x00\x00\x04", 4, true, NET_FIRST_TURN},                  /* ChannelData */
+        {"\x7F\xFF\x00\x04", 4, false, NET_FIRST_TURN},
+        {"GET / HTTP/1.1\r\n", 16, true, NET_FIRST_HTTP},
+        {"GET ", 4, false, NET_FIRST_HTTP},
+        {"GE", 2, true, NET_FIRST_MORE},  /* could still be GET */
+        {"GEX", 3, true, NET_FIRST_TURN}, /* no method: 'G' is a ChannelData number */
+        {"POST /api", 9, true, NET_FIRST_HTTP},
+        {"OPTIONS ", 8, true, NET_FIRST_HTTP},
+        {"OPTION", 6, true, NET_FIRST_MORE},
+        {"DELETE /x", 9, true, NET_FIRST_HTTP},
+        {"PATCH /x", 8, true, NET_FIRST_HTTP},
+        {"HEAD / ", 7, true, NET_FIRST_HTTP},
+        {"PUT /", 5, true, NET_FIRST_HTTP},
+        {"PRI * HTTP/2.0", 14, true, NET_FIRST_TURN}, /* h2 without ALPN: TURN judges it */
+        {"\xff\xfe\x00\x01", 4, true, NET_FIRST_BAD},
+        {"\x80\x00", 2, true, NET_FIRST_BAD},
+        {"\x16\x02\x00\x00\x00\x00\x00\x00", 8, true, NET_FIRST_BAD}, /* SSL 2 era */
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(cases); i++)
+        ck_assert_msg(net_first_bytes((const uint8_t *)cases[i].b, cases[i].n, cases[i].tls) ==
+                          cases[i].want,
+                      "case %zu", i);
 }
 END_TEST
 
@@ -964,6 +1012,7 @@ static Suite *net_suite(void)
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, endpoints_parse);
+    tcase_add_test(tc, first_bytes);
     tcase_add_test(tc, tls_settings);
     suite_add_tcase(s, tc);
     tc = tcase_create("udp");
