@@ -75,6 +75,7 @@ struct app_sock {
     const char *key; /* "turn.listen", "control.listen", "admin.listen" */
     char what[96];   /* as configured */
     bool udp;
+    bool dual; /* an lws listener on [::]: IPv4 too (lws leaves IPV6_V6ONLY to the system) */
     struct sockaddr_storage addr;
 };
 
@@ -98,9 +99,10 @@ static bool collide(const struct app_sock *a, const struct app_sock *b)
 {
     const struct sockaddr *x = (const struct sockaddr *)&a->addr;
     const struct sockaddr *y = (const struct sockaddr *)&b->addr;
-    if (a->udp != b->udp || x->sa_family != y->sa_family || ml_addr_port(x) == 0 ||
-        ml_addr_port(x) != ml_addr_port(y))
+    if (a->udp != b->udp || ml_addr_port(x) == 0 || ml_addr_port(x) != ml_addr_port(y))
         return false;
+    if (x->sa_family != y->sa_family) /* only a dual-stack [::] reaches the other family */
+        return (a->dual && x->sa_family == AF_INET6) || (b->dual && y->sa_family == AF_INET6);
     return ml_addr_ip_equal(x, y) || is_wildcard(x) || is_wildcard(y);
 }
 
@@ -114,6 +116,8 @@ static void add_sock(struct sock_list *l, const char *key, const char *what, boo
     ml_strlcpy(s->what, what, sizeof s->what);
     s->udp = udp;
     s->addr = *addr;
+    s->dual = strcmp(key, "turn.listen") != 0 && addr->ss_family == AF_INET6 &&
+              is_wildcard((const struct sockaddr *)addr);
 }
 
 bool app_control_on_shared(const struct app_config *cfg)

@@ -261,8 +261,10 @@ try:
          ["control.listen=127.0.0.1:%d" % p, "turn.listen=udp://127.0.0.1:%d, shared://127.0.0.1:%d" % (p, p)]
          + tls, True),
         ("udp:// and tcp:// on one port", ["turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d" % (p, p)], True),
-        ("IPv4 and IPv6 wildcards on one port",
+        ("IPv4 and IPv6 wildcards of the relay on one port (IPV6_V6ONLY)",
          ["turn.listen=tcp://0.0.0.0:%d, tcp://[::]:%d" % (p, p)], True),
+        ("control.listen on [::] (dual-stack) over the relay's IPv4 TCP port",
+         ["control.listen=[::]:%d" % p, "turn.listen=tcp://127.0.0.1:%d" % p], False),
     ]
     for desc, sets, ok in cases:
         r = check_config(sets)
