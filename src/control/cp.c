@@ -373,14 +373,14 @@ void cp_serve_shared_only(struct cp *cp)
     cp->shared_only = true;
 }
 
-void cp_adopt(void *arg, int fd, const uint8_t *head, size_t len, const struct sockaddr *peer)
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer)
 {
     struct cp *cp = arg;
     if (!cp->http) {
         close(fd);
         return;
     }
-    (void)http_server_adopt(cp->http, fd, head, len, peer); /* it closes fd when it cannot */
+    (void)http_server_adopt(cp->http, fd, peer); /* it closes fd when it cannot */
 }
 
 int cp_port(const struct cp *cp)

@@ -74,7 +74,7 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
 void cp_serve_shared_only(struct cp *cp);
 /* A net_http_fn: takes an HTTP connection found on a shared:// listener (arg: the struct cp;
  * any thread). fd is ours from the call on. */
-void cp_adopt(void *arg, int fd, const uint8_t *head, size_t len, const struct sockaddr *peer);
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer);
 /* Starts the service thread. 0 or -1 with err filled. */
 int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 /* The port the HTTP listener is bound to. */

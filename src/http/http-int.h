@@ -17,8 +17,6 @@ struct http_adopt {
     struct http_adopt *next;
     int fd;
     char peer[64]; /* the client, as http_client_addr tells it */
-    size_t len;    /* bytes already read from fd */
-    uint8_t head[];
 };
 
 /* A tick of a service or a WebSocket protocol, on the server's lws timer. */

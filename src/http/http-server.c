@@ -52,19 +52,15 @@ void http_client_addr(struct lws *wsi, char *buf, size_t len)
         ml_strlcpy(buf, client, len);
 }
 
-int http_server_adopt(struct http_server *srv, int fd, const void *head, size_t len,
-                      const struct sockaddr *peer)
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer)
 {
     if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
         close(fd);
         return -1;
     }
-    struct http_adopt *a = ml_xmalloc(sizeof *a + len);
+    struct http_adopt *a = ml_xmalloc(sizeof *a);
     a->next = NULL;
     a->fd = fd;
-    a->len = len;
-    if (len)
-        memcpy(a->head, head, len);
     ml_ip_str(peer, a->peer, sizeof a->peer);
     pthread_mutex_lock(&srv->adopt_mu);
     if (srv->adopt_tail)
@@ -96,8 +92,6 @@ static void adopt_drain(struct http_server *srv, bool serve)
                                "already",
                                srv->cfg.section, srv->cfg.max_connections);
             close(a->fd);
-        } else if (a->len) {
-            wsi = lws_adopt_socket_vhost_readbuf(srv->vhost, a->fd, (const char *)a->head, a->len);
         } else {
             lws_sock_file_fd_type d = {.sockfd = a->fd};
             wsi = lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, d, NULL,

@@ -289,14 +289,14 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
 int http_server_start(struct http_server *srv, char *err, size_t errlen) ML_WUR;
 /* The port the server is bound to (for a no_listen server: its listen address's). */
 int http_server_port(const struct http_server *srv);
-/* Hands the server a connection accepted elsewhere (a shared listener of the relay): fd is
- * the server's from the call on (closed on any failure); head (len bytes, copied) was read from
- * it already and is served first; peer is the client (copied: http_client_addr tells it, which
- * matters when fd is a socketpair carrying decrypted TLS). Any thread; the connection is
- * adopted on the service thread, counted against max_connections like an accepted one. 0, or
- * -1 (fd closed) when the server is stopping. */
-int http_server_adopt(struct http_server *srv, int fd, const void *head, size_t len,
-                      const struct sockaddr *peer);
+/* Hands the server a connection accepted elsewhere (a shared listener of the relay), nothing
+ * read from it yet: fd is the server's from the call on (closed on any failure); peer is the
+ * client (copied: http_client_addr tells it, which matters when fd is a socketpair carrying
+ * decrypted TLS). Any thread; the connection is adopted on the service thread, counted against
+ * max_connections like an accepted one. 0, or -1 (fd closed) when the server is stopping.
+ * (Not lws_adopt_socket_vhost_readbuf with bytes already read: lws 4.1 left a POST body that
+ * came in those bytes unserved.) */
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer);
 /* Wakes the service thread (any thread; NULL is fine): services' wake hooks run, work posted
  * with http_post completes, every protocol gets LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
 void http_server_wake(struct http_server *srv);

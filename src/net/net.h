@@ -157,12 +157,11 @@ void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx);
 void net_engine_counters(struct net_engine *e, struct net_counters *out);
 
 /* Where shared:// listeners send the HTTP connections they find. fn runs on a worker's thread
- * and owns fd from the call on, whatever it does with it: head (len bytes, possibly none) was
- * read from fd already and comes before anything else on it; peer is the client. For a TLS
- * connection, fd is one end of a socketpair that carries the decrypted bytes (the worker keeps
- * the session and pipes), so peer is the only place the client's address is. */
-typedef void (*net_http_fn)(void *arg, int fd, const uint8_t *head, size_t len,
-                            const struct sockaddr *peer);
+ * and owns fd from the call on, whatever it does with it; nothing has been read from fd (the
+ * first bytes were only peeked); peer is the client. For a TLS connection, fd is one end of a
+ * socketpair that carries the decrypted bytes (the worker keeps the session and pipes), so
+ * peer is the only place the client's address is. */
+typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer);
 /* Sets (or, fn NULL, clears: such connections are closed) the receiver; any thread. arg is
  * borrowed until it is cleared: no call of fn is running or will run once this returns. */
 void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg);

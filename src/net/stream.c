@@ -157,8 +157,9 @@ static void stream_event(struct bufferevent *bev, short what, void *arg);
 
 enum net_first net_first_bytes(const uint8_t *b, size_t n, bool tls)
 {
-    static const char *const methods[] = {"GET ",    "POST ",  "PUT ",    "HEAD ",
-                                          "DELETE ", "PATCH ", "OPTIONS "};
+    /* PRI: HTTP/2's preface, which lws (HTTP/1.1 here) answers; better than TURN framing it */
+    static const char *const methods[] = {"GET ",    "POST ",  "PUT ",     "HEAD ",
+                                          "DELETE ", "PATCH ", "OPTIONS ", "PRI "};
     static const uint8_t cookie[4] = {0x21, 0x12, 0xA4, 0x42};
     if (n == 0)
         return NET_FIRST_MORE;
@@ -202,13 +203,12 @@ static void sniff_refuse(struct net_stream *s, const char *why)
 
 /* Hands an HTTP connection to the receiver, under its lock (so that clearing it waits for a
  * call in progress); false, fd untouched, when there is none. */
-static bool http_handoff(struct net_engine *e, int fd, const uint8_t *head, size_t len,
-                         const struct sockaddr *peer)
+static bool http_handoff(struct net_engine *e, int fd, const struct sockaddr *peer)
 {
     pthread_mutex_lock(&e->http_lock);
     bool ok = e->http_fn != NULL;
     if (ok)
-        e->http_fn(e->http_arg, fd, head, len, peer);
+        e->http_fn(e->http_arg, fd, peer);
     pthread_mutex_unlock(&e->http_lock);
     return ok;
 }
@@ -265,7 +265,7 @@ static void sniff_http_plain(struct net_stream *s)
 {
     struct net_worker *w = s->w;
     int fd = bufferevent_getfd(s->bev);
-    if (fd < 0 || !http_handoff(w->e, fd, NULL, 0, (struct sockaddr *)&s->peer)) {
+    if (fd < 0 || !http_handoff(w->e, fd, (struct sockaddr *)&s->peer)) {
         sniff_refuse(s, "HTTP, and no control plane here");
         return;
     }
@@ -306,7 +306,7 @@ static void sniff_http_tls(struct net_stream *s)
         sniff_refuse(s, "cannot pipe to the control plane");
         return;
     }
-    if (!http_handoff(w->e, sv[1], NULL, 0, (struct sockaddr *)&s->peer)) {
+    if (!http_handoff(w->e, sv[1], (struct sockaddr *)&s->peer)) {
         close(sv[1]);
         net_conn_close(c);
         sniff_refuse(s, "HTTPS, and no control plane here");

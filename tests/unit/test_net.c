@@ -98,7 +98,8 @@ START_TEST(first_bytes)
         {"PATCH /x", 8, true, NET_FIRST_HTTP},
         {"HEAD / ", 7, true, NET_FIRST_HTTP},
         {"PUT /", 5, true, NET_FIRST_HTTP},
-        {"PRI * HTTP/2.0", 14, true, NET_FIRST_TURN}, /* h2 without ALPN: TURN judges it */
+        {"PRI * HTTP/2.0", 14, true, NET_FIRST_HTTP}, /* h2's preface: lws answers it */
+        {"PRX", 3, true, NET_FIRST_TURN},
         {"\xff\xfe\x00\x01", 4, true, NET_FIRST_BAD},
         {"\x80\x00", 2, true, NET_FIRST_BAD},
         {"\x16\x02\x00\x00\x00\x00\x00\x00", 8, true, NET_FIRST_BAD}, /* SSL 2 era */
