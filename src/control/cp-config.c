@@ -43,7 +43,8 @@ const struct ml_cfg_key cp_cfg_keys[] = {
     {"turn-uris", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, C(turn_uris), NULL, NULL,
      "STUN/TURN URIs handed out in iceServers (comma list, e.g. "
      "stun:turn.example.org:3478, turn:turn.example.org:3478?transport=udp, "
-     "turns:turn.example.org:443?transport=tcp). Empty: derived from turn.listen."},
+     "turns:turn.example.org:443?transport=tcp). Empty: derived from turn.listen, cheapest "
+     "first (stun:, turn: udp, turn: tcp, turns:)."},
     {"max-body", ML_CFG_SIZE, "16k", 256, 1 << 20, 0, C(max_body), NULL, NULL,
      "Largest request body; larger ones get 413. Bodies need a Content-Length (chunked "
      "requests get 411)."},
