@@ -265,11 +265,18 @@ static void sniff_http_plain(struct net_stream *s)
 {
     struct net_worker *w = s->w;
     int fd = bufferevent_getfd(s->bev);
-    if (fd < 0 || !http_handoff(w->e, fd, (struct sockaddr *)&s->peer)) {
+    if (fd < 0) {
+        sniff_refuse(s, "no socket");
+        return;
+    }
+    /* Out of the bufferevent first: once handed over, the control plane may close fd and the
+     * number be reused before this thread touches the bufferevent again. */
+    bufferevent_setfd(s->bev, -1);
+    if (!http_handoff(w->e, fd, (struct sockaddr *)&s->peer)) {
+        close(fd);
         sniff_refuse(s, "HTTP, and no control plane here");
         return;
     }
-    bufferevent_setfd(s->bev, -1); /* the control plane's now: freeing the stream leaves it */
     NET_COUNT(w->ctr.shared_http, 1);
     s->sniff = NET_SNIFF_NONE;
     schedule_destroy(s);
