@@ -4,7 +4,9 @@
 
 #include "admin/adm.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -69,7 +71,8 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "Address of the admin API (/stats, /metrics, /healthz, /readyz and the JSON API under "
      "/v1). Loopback by default; another address needs admin.tls-cert or admin.allow-remote. "
      "The listener runs only when admin.token is set."},
-    {"token", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST, K(token), NULL,
+    {"token", ML_CFG_STR, "", 0, 4096,
+     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(token), NULL,
      adm_tokens_validate,
      "Comma list of bearer tokens (16 to 256 printable characters each) accepted by the admin "
      "API: Authorization: Bearer <token>. Several allow rotation. Empty: no admin listener. "
@@ -98,3 +101,36 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "Admin HTTP connections at once."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    struct sockaddr_storage v4;
+    if (sa->sa_family == AF_INET6 && ml_addr_embedded_v4(sa, &v4, ML_CANON_MAPPED))
+        sa = (const struct sockaddr *)&v4;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        static const uint8_t lo[16] = {[15] = 1};
+        return !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, lo, 16);
+    }
+    return false;
+}
+
+int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->token)
+        return 0; /* no listener */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (!cfg->listen || ml_addr_parse(cfg->listen, 8081, &ss, &sl) < 0)
+        return ml_err(err, errlen, "admin.listen: bad address %s",
+                      cfg->listen ? cfg->listen : "(empty)");
+    if (!!cfg->tls_cert != !!cfg->tls_key)
+        return ml_err(err, errlen, "admin.tls-cert and admin.tls-key go together");
+    if (!is_loopback((struct sockaddr *)&ss) && !cfg->tls_cert && !cfg->allow_remote)
+        return ml_err(err, errlen,
+                      "admin.listen %s is not a loopback address: set admin.tls-cert and "
+                      "admin.tls-key, or admin.allow-remote = yes to send tokens in clear",
+                      cfg->listen);
+    return 0;
+}

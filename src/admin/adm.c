@@ -148,20 +148,6 @@ void adm_post(struct adm_req *r, struct adm_done *d)
 }
 
 /* Loopback: 127.0.0.0/8 and ::1 (and ::ffff:127.x). */
-static bool is_loopback(const struct sockaddr *sa)
-{
-    struct sockaddr_storage v4;
-    if (sa->sa_family == AF_INET6 && ml_addr_embedded_v4(sa, &v4, ML_CANON_MAPPED))
-        sa = (const struct sockaddr *)&v4;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        static const uint8_t lo[16] = {[15] = 1};
-        return !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, lo, 16);
-    }
-    return false;
-}
-
 /* ------------------------------------------------------------------ the server */
 
 /* The pool's: a job finished (a database thread). */
@@ -186,18 +172,9 @@ static const struct lws_protocol_vhost_options hdr_nosniff = {NULL, NULL,
 /* Binds admin.listen (loopback unless TLS or admin.allow-remote) with the admin service. */
 static int http_init(struct adm *a, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (ml_addr_parse(a->cfg.listen, 8081, &ss, &sl) < 0)
-        return ml_err(err, errlen, "admin.listen: bad address %s", a->cfg.listen);
+    if (adm_config_check(&a->cfg, err, errlen) < 0)
+        return -1;
     bool tls = a->cfg.tls_cert && a->cfg.tls_key;
-    if (!!a->cfg.tls_cert != !!a->cfg.tls_key)
-        return ml_err(err, errlen, "admin.tls-cert and admin.tls-key go together");
-    if (!is_loopback((struct sockaddr *)&ss) && !tls && !a->cfg.allow_remote)
-        return ml_err(err, errlen,
-                      "admin.listen %s is not a loopback address: set admin.tls-cert and "
-                      "admin.tls-key, or admin.allow-remote = yes to send tokens in clear",
-                      a->cfg.listen);
     static const struct http_route *const tables[] = {adm_routes, NULL};
     const struct http_service svc = {
         .prefix = "/",

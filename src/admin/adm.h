@@ -28,6 +28,9 @@ struct adm_config {
     long long max_connections; /* admin HTTP connections at once */
 };
 extern const struct ml_cfg_key adm_cfg_keys[];
+/* The rules between keys that start applies when the listener runs (admin.token set): an
+ * address, TLS files in pairs, loopback unless TLS or admin.allow-remote. No I/O. 0 or -1. */
+int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen) ML_WUR;
 
 /* ---------------------------------------------------------------- credential sync */
 

@@ -59,6 +59,11 @@ void app_config_free(struct app_config *cfg);
 /* True when control.listen is the address of a shared:// listener of turn.listen: the control
  * plane is served there and binds no socket of its own. */
 bool app_control_on_shared(const struct app_config *cfg);
+/* Every rule between keys that start applies without touching a file or a socket: the
+ * subsystems' checks (adm_config_check, cp_config_check, sig_config_check), the listen lists,
+ * and two listeners on one TCP address. Used by start, --check-config and SIGHUP (a reload
+ * that breaks one is refused). 0, or -1 with err filled. */
+int app_config_check(const struct app_config *cfg, char *err, size_t errlen) ML_WUR;
 
 /* ---------------------------------------------------------------- app-relay.c */
 

@@ -193,8 +193,10 @@ int app_reload_tls(struct app *app, char *err, size_t errlen)
     return 0;
 }
 
-/* SIGHUP: read the configuration again; take the reloadable keys that changed, and say which
- * other keys changed but need a restart. A bad file changes nothing. */
+/* SIGHUP: read the configuration into a new struct, check it as start would, then take the
+ * reloadable keys that changed. All or nothing: a file that does not parse, breaks a rule,
+ * changes a restart-only key or empties a credential source (a cut-off or empty file does)
+ * changes nothing and says why in one line. */
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct app *app = arg;
@@ -202,7 +204,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     char err[512];
     ML_UNUSED(sig);
     ML_UNUSED(what);
-    if (app_config_load(&next, app->config_path, app->sets, app->nsets, err, sizeof err) < 0) {
+    if (app_config_load(&next, app->config_path, app->sets, app->nsets, err, sizeof err) < 0 ||
+        app_config_check(&next, err, sizeof err) < 0 ||
+        ml_cfg_reload_check(app_cfg_sections, &app->cfg, &next, err, sizeof err) < 0) {
         ML_ERROR("app", "reload refused, configuration unchanged: %s", err);
         app_config_free(&next);
         return;
@@ -214,14 +218,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         for (const struct ml_cfg_key *k = sec->keys; k->name; k++) {
             if (!ml_cfg_differs(sec, k, &app->cfg, &next))
                 continue;
-            if (k->flags & ML_CFG_RELOAD) {
-                ml_cfg_move(sec, k, &app->cfg, &next);
-                ML_NOTICE("app", "reloaded %s.%s", sec->name, k->name);
-                changed++;
-            } else {
-                ML_WARN("app", "%s.%s changed in the configuration; restart to apply it", sec->name,
-                        k->name);
-            }
+            ml_cfg_move(sec, k, &app->cfg, &next); /* reloadable: ml_cfg_reload_check said so */
+            ML_NOTICE("app", "reloaded %s.%s", sec->name, k->name);
+            changed++;
         }
     }
     pthread_mutex_unlock(&app->cfg_mu);
@@ -236,6 +235,25 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
         ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
+}
+
+/* --check-config: every rule start applies before it binds a socket or reaches the database:
+ * app_config_check, the relay's addresses (turn_server_new), the TLS files. 0, or 1 with err. */
+static int check_config(const struct app_config *cfg, char *err, size_t errlen)
+{
+    if (app_config_check(cfg, err, errlen) < 0)
+        return 1;
+    struct turn_server *turn = turn_server_new(&cfg->turn, err, errlen);
+    if (!turn)
+        return 1;
+    turn_server_free(turn);
+    bool failed;
+    SSL_CTX *tls = load_tls(&cfg->turn, &failed, err, errlen);
+    if (tls)
+        SSL_CTX_free(tls);
+    else if (failed)
+        return 1;
+    return 0;
 }
 
 /* Applies the pending schema migrations (--migrate, database.migrate-on-start). */
@@ -383,6 +401,11 @@ static int run(struct app *app)
 
     ml_log_open("meetlited", app->cfg.log.target == 1);
     apply_log(&app->cfg);
+    if (app_config_check(&app->cfg, err, sizeof err) < 0) {
+        ML_ERROR("app", "%s", err);
+        ml_log_close();
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(app->cfg.daemon.max_open_files);
 
@@ -579,8 +602,11 @@ int main(int argc, char **argv)
     }
     int rc;
     if (check) {
-        printf("meetlited: configuration OK\n");
-        rc = 0;
+        rc = check_config(&app.cfg, err, sizeof err);
+        if (rc == 0)
+            printf("meetlited: configuration OK\n");
+        else
+            fprintf(stderr, "meetlited: %s\n", err);
     } else if (dump) {
         dump_config(&app.cfg);
         rc = 0;

@@ -111,6 +111,9 @@ enum ml_cfg_type {
 #define ML_CFG_RELOAD 0x1u /* takes effect on SIGHUP without a restart */
 #define ML_CFG_SECRET 0x2u /* never printed: dumps show "(set)" */
 #define ML_CFG_LIST 0x4u   /* a comma list: indented continuation lines in a file append to it */
+/* A credential source (secrets, users, tokens): a reload may change it but never empty it. The
+ * key "x" and its "x-file" form are one source: emptying one while the other is set is fine. */
+#define ML_CFG_CREDENTIAL 0x8u
 
 /* One configuration key. The table of keys is the single source of parsing, defaults, --help,
  * the annotated dump and reload. */
@@ -160,6 +163,11 @@ bool ml_cfg_differs(const struct ml_cfg_section *sec, const struct ml_cfg_key *k
 /* Moves the value of key from src into dst (strings change owner; src's becomes NULL). */
 void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, void *dst,
                  void *src);
+/* Whether next may replace cur on a reload: every key that is not ML_CFG_RELOAD is unchanged,
+ * and no credential source that is set in cur is empty in next. 0, or -1 with every reason in
+ * err ("restart-only keys changed: turn.listen, ...; credential sources emptied: ..."). */
+int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur,
+                        const void *next, char *err, size_t errlen) ML_WUR;
 /* Prints every key with its type, default, range, reloadability and help (for --help). */
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
 

@@ -367,6 +367,53 @@ void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, v
     }
 }
 
+/* Whether the credential source of key k (k and its "-file" form, in the same section) holds a
+ * value in cfg. */
+static bool source_set(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *cfg)
+{
+    size_t base = strlen(k->name);
+    if (base > 5 && !strcmp(k->name + base - 5, "-file"))
+        base -= 5;
+    for (const struct ml_cfg_key *o = sec->keys; o->name; o++) {
+        if (!(o->flags & ML_CFG_CREDENTIAL) || o->type != ML_CFG_STR ||
+            strncmp(o->name, k->name, base) != 0 ||
+            (o->name[base] && strcmp(o->name + base, "-file") != 0))
+            continue;
+        if (*(char *const *)field(sec, o, cfg))
+            return true;
+    }
+    return false;
+}
+
+/* Appends "sep name" to a list being built in buf. */
+static void list_add(char *buf, size_t len, const char *sec, const char *key)
+{
+    size_t used = strlen(buf);
+    if (used < len)
+        ml_snprintf(buf + used, len - used, "%s%s.%s", used ? ", " : "", sec, key);
+}
+
+int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur,
+                        const void *next, char *err, size_t errlen)
+{
+    char restart[512] = "", emptied[512] = "";
+    for (size_t i = 0; secs[i]; i++) {
+        const struct ml_cfg_section *sec = secs[i];
+        for (const struct ml_cfg_key *k = sec->keys; k->name; k++) {
+            if (!(k->flags & ML_CFG_RELOAD) && ml_cfg_differs(sec, k, cur, next))
+                list_add(restart, sizeof restart, sec->name, k->name);
+            if ((k->flags & ML_CFG_CREDENTIAL) && source_set(sec, k, cur) &&
+                !source_set(sec, k, next) && ml_cfg_differs(sec, k, cur, next))
+                list_add(emptied, sizeof emptied, sec->name, k->name);
+        }
+    }
+    if (!restart[0] && !emptied[0])
+        return 0;
+    return ml_err(err, errlen, "%s%s%s%s%s", restart[0] ? "restart-only keys changed: " : "",
+                  restart, restart[0] && emptied[0] ? "; " : "",
+                  emptied[0] ? "credential sources would become empty: " : "", emptied);
+}
+
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out)
 {
     for (size_t i = 0; secs[i]; i++) {

@@ -101,10 +101,10 @@ const struct ml_cfg_key cp_cfg_keys[] = {
 #define A(f) ML_CFG_FIELD(struct cp_auth_config, f)
 
 const struct ml_cfg_key cp_auth_cfg_keys[] = {
-    {"jwt-secret", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET, A(jwt_secret), NULL, NULL,
+    {"jwt-secret", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET | ML_CFG_CREDENTIAL, A(jwt_secret), NULL, NULL,
      "HS256 secret of the access and signaling tokens (at least 32 bytes). One of jwt-secret "
      "and jwt-key is needed by the control plane; every node of a fleet needs the same."},
-    {"jwt-key", ML_CFG_STR, "", 0, 4096, 0, A(jwt_key), NULL, NULL,
+    {"jwt-key", ML_CFG_STR, "", 0, 4096, ML_CFG_CREDENTIAL, A(jwt_key), NULL, NULL,
      "Path of an ES256 private key (PEM, P-256) to sign tokens with instead of jwt-secret; "
      "tokens are verified with its public key."},
     {"jwt-issuer", ML_CFG_STR, "meetlite", 1, 256, 0, A(jwt_issuer), NULL, NULL,
@@ -154,3 +154,38 @@ const struct ml_cfg_key cp_auth_cfg_keys[] = {
      "Window of the failed-login limits."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
+
+int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *auth,
+                    const struct turn_config *turn, const struct db_config *db, char *err,
+                    size_t errlen)
+{
+    if (!cfg->listen)
+        return 0; /* no control plane */
+    if (!cfg->tls_cert != !cfg->tls_key)
+        return ml_err(err, errlen, "control.tls-cert and control.tls-key go together");
+    if (!db->url)
+        return ml_err(err, errlen,
+                      "the control plane needs database.url (a libpq connection string)");
+    if (!turn->auth_secret)
+        return ml_err(err, errlen,
+                      "the control plane needs turn.auth-secret to issue TURN "
+                      "credentials (scripts/start.sh generates one)");
+    if (!auth->jwt_secret && !auth->jwt_key)
+        return ml_err(err, errlen,
+                      "the control plane needs auth.jwt-secret or auth.jwt-key to sign tokens");
+    if (!auth->jwt_key && strlen(auth->jwt_secret) < CP_JWT_SECRET_MIN)
+        return ml_err(err, errlen, "auth.jwt-secret must be at least %d bytes long",
+                      CP_JWT_SECRET_MIN);
+    if (auth->oidc_issuer && (!auth->oidc_audience || !auth->oidc_jwks_file))
+        return ml_err(err, errlen,
+                      "auth.oidc-issuer needs auth.oidc-audience and auth.oidc-jwks-file");
+    if (cfg->min_duration_s > cfg->max_duration_s ||
+        cfg->default_duration_s < cfg->min_duration_s ||
+        cfg->default_duration_s > cfg->max_duration_s)
+        return ml_err(err, errlen,
+                      "control.default-duration must lie within control.min-duration "
+                      "and control.max-duration");
+    if (cfg->default_participants > cfg->max_participants)
+        return ml_err(err, errlen, "control.default-participants exceeds control.max-participants");
+    return 0;
+}

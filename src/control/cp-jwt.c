@@ -31,8 +31,9 @@ int cp_jwt_key_hs256(struct cp_jwt_key *k, const char *secret, char *err, size_t
 {
     memset(k, 0, sizeof *k);
     size_t n = secret ? strlen(secret) : 0;
-    if (n < 32)
-        return ml_err(err, errlen, "auth.jwt-secret must be at least 32 bytes long");
+    if (n < CP_JWT_SECRET_MIN)
+        return ml_err(err, errlen, "auth.jwt-secret must be at least %d bytes long",
+                      CP_JWT_SECRET_MIN);
     k->sign = (unsigned char *)strdup(secret);
     if (!k->sign)
         return ml_err(err, errlen, "out of memory");

@@ -205,42 +205,8 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         ml_err(err, errlen, "control.listen is empty");
         return NULL;
     }
-    if (!cfg->tls_cert != !cfg->tls_key) {
-        ml_err(err, errlen, "control.tls-cert and control.tls-key go together");
+    if (cp_config_check(cfg, auth, turn, db, err, errlen) < 0)
         return NULL;
-    }
-    if (!db->url) {
-        ml_err(err, errlen, "the control plane needs database.url (a libpq connection string)");
-        return NULL;
-    }
-    if (!turn->auth_secret) {
-        ml_err(err, errlen,
-               "the control plane needs turn.auth-secret to issue TURN "
-               "credentials (scripts/start.sh generates one)");
-        return NULL;
-    }
-    if (!auth->jwt_secret && !auth->jwt_key) {
-        ml_err(err, errlen,
-               "the control plane needs auth.jwt-secret or auth.jwt-key to sign "
-               "tokens");
-        return NULL;
-    }
-    if (auth->oidc_issuer && (!auth->oidc_audience || !auth->oidc_jwks_file)) {
-        ml_err(err, errlen, "auth.oidc-issuer needs auth.oidc-audience and auth.oidc-jwks-file");
-        return NULL;
-    }
-    if (cfg->min_duration_s > cfg->max_duration_s ||
-        cfg->default_duration_s < cfg->min_duration_s ||
-        cfg->default_duration_s > cfg->max_duration_s) {
-        ml_err(err, errlen,
-               "control.default-duration must lie within control.min-duration "
-               "and control.max-duration");
-        return NULL;
-    }
-    if (cfg->default_participants > cfg->max_participants) {
-        ml_err(err, errlen, "control.default-participants exceeds control.max-participants");
-        return NULL;
-    }
     struct cp *cp = ml_xcalloc(1, sizeof *cp);
     pthread_mutex_init(&cp->turn_mu, NULL);
     /* keep what we use; strings duplicated so that a reload cannot pull them away */

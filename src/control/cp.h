@@ -49,6 +49,15 @@ struct cp_auth_config {
 };
 extern const struct ml_cfg_key cp_auth_cfg_keys[];
 
+struct turn_config;
+struct db_config;
+/* The rules between keys that start applies when control.listen is set: a database, a TURN
+ * secret, a JWT key (an HS256 secret of 32 bytes or more), OIDC keys together, durations and
+ * participants in order. No I/O. 0 or -1 with err filled. */
+int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *auth,
+                    const struct turn_config *turn, const struct db_config *db, char *err,
+                    size_t errlen) ML_WUR;
+
 struct sig_config; /* signal/sig.h */
 
 /* Called on the control-plane thread for each TURN credential username revoked (a leave, a

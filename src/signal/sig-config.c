@@ -68,3 +68,16 @@ const struct ml_cfg_key sig_cfg_keys[] = {
      "fewer, fuller batches cost PostgreSQL far less; 0 sends each batch at once."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
+
+int sig_config_check(const struct sig_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->idle_timeout_s <= cfg->ping_interval_s)
+        return ml_err(err, errlen,
+                      "signaling.idle-timeout must be longer than signaling.ping-interval");
+    if (cfg->node_timeout_ms < 2 * cfg->heartbeat_ms)
+        return ml_err(err, errlen,
+                      "signaling.node-timeout-ms must be at least twice signaling.heartbeat-ms");
+    if (cfg->burst < 1 || cfg->max_queue < cfg->max_message)
+        return ml_err(err, errlen, "signaling.max-queue must be at least signaling.max-message");
+    return 0;
+}

@@ -54,19 +54,8 @@ enum db_status sig_sql_failed(PGresult *r, const char *action)
 struct sig *sig_new(const struct sig_config *cfg, const struct db_config *db,
                     const struct sig_deps *deps, char *err, size_t errlen)
 {
-    if (cfg->idle_timeout_s <= cfg->ping_interval_s) {
-        ml_err(err, errlen, "signaling.idle-timeout must be longer than signaling.ping-interval");
+    if (sig_config_check(cfg, err, errlen) < 0)
         return NULL;
-    }
-    if (cfg->node_timeout_ms < 2 * cfg->heartbeat_ms) {
-        ml_err(err, errlen,
-               "signaling.node-timeout-ms must be at least twice signaling.heartbeat-ms");
-        return NULL;
-    }
-    if (cfg->burst < 1 || cfg->max_queue < cfg->max_message) {
-        ml_err(err, errlen, "signaling.max-queue must be at least signaling.max-message");
-        return NULL;
-    }
     struct sig *sig = ml_xcalloc(1, sizeof *sig);
     sig->deps = *deps;
     sig->cfg = *cfg;

@@ -26,6 +26,9 @@ struct sig_config {
     long long publish_delay_us; /* how long the first of a batch may wait for others */
 };
 extern const struct ml_cfg_key sig_cfg_keys[];
+/* The rules between keys that start applies (timeouts in order, a queue that holds a message).
+ * No I/O. 0 or -1 with err filled. */
+int sig_config_check(const struct sig_config *cfg, char *err, size_t errlen) ML_WUR;
 
 /* What signaling needs of the control plane, and nothing more; borrowed until sig_free. Hooks
  * run on the HTTP server's thread unless said otherwise. */
