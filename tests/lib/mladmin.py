@@ -137,10 +137,11 @@ def metric(text, name):
 
 
 def promtool(text):
-    """(exit code, output) of promtool check metrics, or None when promtool is missing."""
+    """(exit code, output) of promtool check metrics. A missing promtool is a failure (127),
+    never a pass: scripts/deps.sh installs it (Debian package prometheus)."""
     exe = shutil.which("promtool")
     if not exe:
-        return None
+        return 127, "promtool is not installed (Debian package prometheus, see scripts/deps.sh)"
     r = subprocess.run([exe, "check", "metrics"], input=text, capture_output=True, text=True,
                        timeout=60)
     return r.returncode, r.stdout + r.stderr
