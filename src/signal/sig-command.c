@@ -57,7 +57,11 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
     struct sig_member *target = NULL;
     if (m->has_to) {
         if (!memcmp(m->to, s->pid, 16)) {
-            sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, "to: a participant other than you");
+            /* removing oneself answers as the REST removal does (ml_remove's 'self') */
+            if (m->type->kind == SIG_M_REMOVE)
+                sig_sess_error(s, m->id, HTTP_E_SELF_REMOVE, NULL);
+            else
+                sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, "to: a participant other than you");
             return;
         }
         target = sig_room_member(r, m->to);
@@ -80,9 +84,9 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
         const char *text = json_string_value(json_object_get(m->payload, "text"));
         size_t chars = 0;
         ml_utf8_valid(text, strlen(text), &chars);
-        if ((long long)chars > sig->cfg.chat_max_length) {
+        if (chars == 0 || (long long)chars > sig->cfg.chat_max_length) {
             char msg[96];
-            ml_snprintf(msg, sizeof msg, "payload.text: at most %lld characters",
+            ml_snprintf(msg, sizeof msg, "payload.text: 1 to %lld characters",
                         sig->cfg.chat_max_length);
             sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, msg);
             return;

@@ -56,8 +56,9 @@ static const struct sig_field restart_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct sig_field chat_fields[] = {
-    /* the configured signaling.chat-max-length is checked by the handler */
-    {"text", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 1, 4000, NULL},
+    /* the length (1 to signaling.chat-max-length characters) is checked by the handler, so
+     * that an empty text and a long one are refused with the same words and the real limit */
+    {"text", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 0, 1 << 20, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct sig_field media_fields[] = {

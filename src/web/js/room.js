@@ -431,7 +431,9 @@ export class Room {
   }
 
   onAck(m) {
-    if (m.of === 'remove') toast(`${(this.members.get(m.participant_id) || {}).name || 'The participant'} was removed`);
+    // An ack only confirms the command. A removal is shown once, by the 'removed' event that
+    // every member gets, the ADMIN who removed included (onLeft).
+    log(`room: ${m.of} done${m.participant_id ? ' (' + m.participant_id + ')' : ''}`);
   }
 
   onError(m) {
