@@ -14,6 +14,14 @@
 #include <time.h>
 
 #define DB_MAX_PREPARED 64
+/* An idle connection looks at its socket this often (a poll, no round trip): a server that
+ * stopped or restarted has said so and closed, and the pool's "up" count, which health reports,
+ * follows within this time. */
+#define DB_IDLE_CHECK_MS 250
+/* While no connection of the pool is up, the first retries at least this often whatever its
+ * backoff, so that the pool (and health, and the 503s) come back within a second of the
+ * database. One connect attempt a second per pool. */
+#define DB_DOWN_RETRY_MS 1000
 
 struct db_conn {
     struct db_pool *pool;
@@ -124,8 +132,10 @@ static void schedule_retry(struct db_conn *c)
 {
     uint32_t r;
     ml_random(&r, sizeof r);
-    c->next_try_ms =
-        ml_now_ms() + db_backoff_next(&c->backoff_ms, c->pool->cfg.reconnect_max_ms, r);
+    int64_t delay = db_backoff_next(&c->backoff_ms, c->pool->cfg.reconnect_max_ms, r);
+    if (c->idx == 0 && delay > DB_DOWN_RETRY_MS && !__atomic_load_n(&c->pool->up, __ATOMIC_RELAXED))
+        delay = DB_DOWN_RETRY_MS;
+    c->next_try_ms = ml_now_ms() + delay;
     __atomic_store_n(&c->pool->retry_at_ms, c->next_try_ms, __ATOMIC_RELAXED);
 }
 
@@ -213,7 +223,24 @@ static void *conn_main(void *arg)
         }
         struct db_job *job = pop_job(p);
         if (!job) {
-            pthread_cond_wait(&p->cond, &p->mu);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += DB_IDLE_CHECK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT && !p->head) {
+                pthread_mutex_unlock(&p->mu);
+                bool dead = conn_dead(c); /* the socket is this thread's */
+                if (dead) {
+                    ml_snprintf(c->err, sizeof c->err, "%s", PQerrorMessage(c->pg));
+                    conn_close(c);
+                }
+                pthread_mutex_lock(&p->mu);
+                if (dead)
+                    schedule_retry(c);
+            }
             continue;
         }
         pthread_mutex_unlock(&p->mu);
