@@ -13,6 +13,12 @@
  * Records are published only while another node is alive (the heartbeat counts them, and a
  * node-up notification says so at once): a node alone never pays for NOTIFY.
  *
+ * Chat while the database is away: refused to its sender (sig_bus_can_store, checked before a
+ * chat is relayed), so that nothing is shown that will not be in the history. A chat accepted
+ * just before the loss was noticed is not dropped: chat items stay at the head of the queue
+ * (bounded by signaling.publish-queue, in order) and are stored once the publisher is back;
+ * their ids make a batch sent again after a lost COMMIT harmless (ON CONFLICT DO NOTHING).
+ *
  * Record format, one per line of a payload "N<TAB>node<LF>record<LF>record...":
  *   kind<TAB>meeting<TAB>to or *<TAB>except or -<TAB>body
  * kind R is relayed as is; P changes the roster (participant-joined, -left, -updated). The body
@@ -30,6 +36,7 @@
 #define SUBSYS "sig"
 #define SIG_KEEPALIVE_MS 5000
 #define SIG_BATCH_MAX 1024 /* items a batch takes without waiting for more */
+#define SIG_PUB_RETRY_MAX_MS 1000 /* the publisher's reconnect backoff stops here */
 
 struct sig_item {
     struct sig_item *next;
@@ -61,6 +68,7 @@ struct sig_bus {
     bool was_registered;
     /* any thread: relaxed atomics */
     bool listen_up, registered;
+    bool pub_up; /* the publisher holds a connection */
     unsigned nodes;
     uint64_t dropped;
 };
@@ -96,6 +104,46 @@ bool sig_bus_ready(const struct sig_bus *b)
 {
     return b && __atomic_load_n(&b->listen_up, __ATOMIC_RELAXED) &&
            __atomic_load_n(&b->registered, __ATOMIC_RELAXED);
+}
+
+bool sig_bus_can_store(const struct sig_bus *b)
+{
+    return sig_bus_ready(b) && __atomic_load_n(&b->pub_up, __ATOMIC_RELAXED);
+}
+
+/* Puts the chat items of a batch that could not be sent back at the head of the queue (they are
+ * older than anything queued since); every other item is dropped and counted. Takes items. */
+static void keep_chats(struct sig_bus *b, struct sig_item *items)
+{
+    struct sig_item *head = NULL, *last = NULL;
+    size_t kept = 0, dropped = 0;
+    while (items) {
+        struct sig_item *next = items->next;
+        if (items->kind == 'C') {
+            items->next = NULL;
+            if (last)
+                last->next = items;
+            else
+                head = items;
+            last = items;
+            kept++;
+        } else {
+            free(items);
+            dropped++;
+        }
+        items = next;
+    }
+    count_drop(b, dropped);
+    if (!head)
+        return;
+    pthread_mutex_lock(&b->mu);
+    last->next = b->ohead;
+    if (!b->ohead)
+        b->otail = last;
+    b->ohead = head;
+    b->out_n += kept;
+    b->oldest_us = ml_now_us();
+    pthread_mutex_unlock(&b->mu);
 }
 
 unsigned sig_bus_nodes(const struct sig_bus *b)
@@ -441,6 +489,7 @@ static void buf_add(struct ml_buf *b, const char *s, size_t n)
 
 static void drop_pg(struct sig_bus *b, const char *why)
 {
+    __atomic_store_n(&b->pub_up, false, __ATOMIC_RELAXED);
     ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher lost its database connection: %s",
                    why);
     if (b->pg)
@@ -512,8 +561,9 @@ static void heartbeat(struct sig_bus *b)
     __atomic_store_n(&b->nodes, live ? live : 1, __ATOMIC_RELAXED);
 }
 
-/* Sends a batch (queue order) in one transaction. */
-static void publish(struct sig_bus *b, struct sig_item *items)
+/* Sends a batch (queue order) in one transaction. True when sent; false when the connection
+ * was lost (the caller keeps the chats), or the statement failed (counted as dropped). */
+static bool publish(struct sig_bus *b, struct sig_item *items)
 {
     struct ml_buf pay = ML_BUF_INIT(SIZE_MAX), cur = ML_BUF_INIT(SIZE_MAX),
                   chat = ML_BUF_INIT(SIZE_MAX), media = ML_BUF_INIT(SIZE_MAX);
@@ -552,15 +602,17 @@ static void publish(struct sig_bus *b, struct sig_item *items)
     const char *p[] = {b->sig->node, pay.len ? pay.p : NULL, chat.len ? chat.p : NULL,
                        media.len ? media.p : NULL};
     PGresult *r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
+    bool lost = !r && !b->pg;
     if (r)
         PQclear(r);
-    else
+    else if (!lost)
         count_drop(b, nitems);
     (void)nrec;
     ml_buf_free(&pay);
     ml_buf_free(&cur);
     ml_buf_free(&chat);
     ml_buf_free(&media);
+    return !lost;
 }
 
 static void timed_wait_us(struct sig_bus *b, int64_t until_us)
@@ -601,18 +653,25 @@ static void *pub_main(void *arg)
             b->pg = db_connect(&b->sig->db, "meetlited-sigpub", err, sizeof err);
             pthread_mutex_lock(&b->mu);
             if (!b->pg) {
+                /* at most a second apart: chat is refused until the publisher is back */
                 b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : 100;
                 if (b->backoff_ms > b->sig->db.reconnect_max_ms)
                     b->backoff_ms = b->sig->db.reconnect_max_ms;
+                if (b->backoff_ms > SIG_PUB_RETRY_MAX_MS)
+                    b->backoff_ms = SIG_PUB_RETRY_MAX_MS;
                 b->next_try_ms = ml_now_ms() + b->backoff_ms;
-                /* nothing queued can wait for a database that is away */
-                count_drop(b, b->out_n);
-                items_free(b->ohead);
+                /* records for the other nodes cannot wait for a database that is away; chats
+                 * accepted before the loss was noticed wait, in order, to be stored */
+                struct sig_item *old = b->ohead;
                 b->ohead = b->otail = NULL;
                 b->out_n = 0;
+                pthread_mutex_unlock(&b->mu);
+                keep_chats(b, old);
+                pthread_mutex_lock(&b->mu);
                 ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS, "signaling publisher cannot connect: %s", err);
                 continue;
             }
+            __atomic_store_n(&b->pub_up, true, __ATOMIC_RELAXED);
             b->backoff_ms = 0;
             b->next_hb_ms = 0;
             continue;
@@ -651,8 +710,10 @@ static void *pub_main(void *arg)
         b->ohead = b->otail = NULL;
         b->out_n = 0;
         pthread_mutex_unlock(&b->mu);
-        publish(b, items);
-        items_free(items);
+        if (publish(b, items))
+            items_free(items);
+        else
+            keep_chats(b, items);
         pthread_mutex_lock(&b->mu);
     }
     /* stopping: what is queued goes out, then the node leaves (its sessions with it) */
@@ -660,8 +721,14 @@ static void *pub_main(void *arg)
     b->ohead = b->otail = NULL;
     b->out_n = 0;
     pthread_mutex_unlock(&b->mu);
-    if (b->pg && items)
-        publish(b, items);
+    uint64_t n = 0;
+    for (struct sig_item *it = items; it; it = it->next)
+        n++;
+    if (n && !(b->pg && publish(b, items))) {
+        count_drop(b, n);
+        ML_WARN(SUBSYS, "stopping without a database: %llu queued messages not stored",
+                (unsigned long long)n);
+    }
     items_free(items);
     if (b->pg && __atomic_load_n(&b->registered, __ATOMIC_RELAXED)) {
         const char *p[] = {b->sig->node};

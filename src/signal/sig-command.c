@@ -91,6 +91,13 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
             sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, msg);
             return;
         }
+        if (!sig_bus_can_store(sig->bus)) {
+            /* refused, not shown: the history and what everyone saw stay the same */
+            sig_sess_error(s, m->id, HTTP_E_UNAVAILABLE,
+                           "the chat cannot be stored while the database is away; "
+                           "nothing was sent, try again shortly");
+            return;
+        }
         uint8_t cid[16];
         char cid_s[ML_UUID_STR];
         ml_uuid_random(cid);

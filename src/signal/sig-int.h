@@ -380,6 +380,8 @@ struct sig_bus *sig_bus_new(struct sig *sig, char *err, size_t errlen) ML_WUR;
 int sig_bus_start(struct sig_bus *b, char *err, size_t errlen) ML_WUR;
 /* Registered and listening: new sessions may open. Any thread. */
 bool sig_bus_ready(const struct sig_bus *b);
+/* Ready, and the publisher holds a connection: a chat sent now will be stored. Any thread. */
+bool sig_bus_can_store(const struct sig_bus *b);
 /* Live nodes last counted (1: this node alone, nothing to publish). Any thread. */
 unsigned sig_bus_nodes(const struct sig_bus *b);
 /* Deregisters the node (its sessions' rows go) and stops the threads. */
