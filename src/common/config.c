@@ -369,7 +369,8 @@ void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, v
 
 /* Whether the credential source of key k (k and its "-file" form, in the same section) holds a
  * value in cfg. */
-static bool source_set(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, const void *cfg)
+static bool source_set(const struct ml_cfg_section *sec, const struct ml_cfg_key *k,
+                       const void *cfg)
 {
     size_t base = strlen(k->name);
     if (base > 5 && !strcmp(k->name + base - 5, "-file"))
@@ -393,8 +394,8 @@ static void list_add(char *buf, size_t len, const char *sec, const char *key)
         ml_snprintf(buf + used, len - used, "%s%s.%s", used ? ", " : "", sec, key);
 }
 
-int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur,
-                        const void *next, char *err, size_t errlen)
+int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur, const void *next,
+                        char *err, size_t errlen)
 {
     char restart[512] = "", emptied[512] = "";
     for (size_t i = 0; secs[i]; i++) {

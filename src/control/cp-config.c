@@ -101,7 +101,8 @@ const struct ml_cfg_key cp_cfg_keys[] = {
 #define A(f) ML_CFG_FIELD(struct cp_auth_config, f)
 
 const struct ml_cfg_key cp_auth_cfg_keys[] = {
-    {"jwt-secret", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET | ML_CFG_CREDENTIAL, A(jwt_secret), NULL, NULL,
+    {"jwt-secret", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET | ML_CFG_CREDENTIAL, A(jwt_secret), NULL,
+     NULL,
      "HS256 secret of the access and signaling tokens (at least 32 bytes). One of jwt-secret "
      "and jwt-key is needed by the control plane; every node of a fleet needs the same."},
     {"jwt-key", ML_CFG_STR, "", 0, 4096, ML_CFG_CREDENTIAL, A(jwt_key), NULL, NULL,

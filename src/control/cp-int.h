@@ -31,7 +31,7 @@ struct cp_jwt_expect {
     int64_t now;
 };
 
-#define CP_JWT_MAX 8192 /* bytes of a token we look at */
+#define CP_JWT_MAX 8192      /* bytes of a token we look at */
 #define CP_JWT_SECRET_MIN 32 /* bytes of an HS256 secret (RFC 7518 3.2: at least the hash size) */
 
 int cp_jwt_key_hs256(struct cp_jwt_key *k, const char *secret, char *err, size_t errlen) ML_WUR;
