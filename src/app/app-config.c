@@ -339,10 +339,10 @@ static int check_listeners(const struct app_config *cfg, const struct net_endpoi
                               (const struct sockaddr *)&eps[f].addr) &&
                 ml_addr_port((const struct sockaddr *)&eps[e].addr)) {
                 char text[ML_ADDR_STRLEN];
-                return ml_err(err, errlen, "turn.listen names %s://%s twice",
-                              net_transport_name(eps[e].transport),
-                              ml_addr_str((const struct sockaddr *)&eps[e].addr, text,
-                                          sizeof text));
+                return ml_err(
+                    err, errlen, "turn.listen names %s://%s twice",
+                    net_transport_name(eps[e].transport),
+                    ml_addr_str((const struct sockaddr *)&eps[e].addr, text, sizeof text));
             }
     return 0;
 }
@@ -358,17 +358,19 @@ int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++)
         tls |= eps[i].transport == NET_TLS;
     int rc = -1;
-    if (tls && (!cfg->turn.tls_cert || !cfg->turn.tls_key))
+    if (tls && (!cfg->turn.tls_cert || !cfg->turn.tls_key)) {
         ml_err(err, errlen, "a tls:// listener needs turn.tls-cert and turn.tls-key");
-    else if (adm_config_check(&cfg->admin, err, errlen) < 0 ||
-             cp_config_check(&cfg->control, &cfg->auth, &cfg->turn, &cfg->database, err,
-                             errlen) < 0 ||
-             (cfg->control.listen && cfg->signaling.enabled &&
-              sig_config_check(&cfg->signaling, err, errlen) < 0) ||
-             check_listeners(cfg, eps, n, err, errlen) < 0)
-        ;
-    else
-        rc = 0;
+        goto out;
+    }
+    if (adm_config_check(&cfg->admin, err, errlen) < 0)
+        goto out;
+    if (cp_config_check(&cfg->control, &cfg->auth, &cfg->turn, &cfg->database, err, errlen) < 0)
+        goto out;
+    if (cfg->control.listen && cfg->signaling.enabled &&
+        sig_config_check(&cfg->signaling, err, errlen) < 0)
+        goto out;
+    rc = check_listeners(cfg, eps, n, err, errlen);
+out:
     free(eps);
     return rc;
 }

@@ -166,8 +166,8 @@ void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, v
 /* Whether next may replace cur on a reload: every key that is not ML_CFG_RELOAD is unchanged,
  * and no credential source that is set in cur is empty in next. 0, or -1 with every reason in
  * err ("restart-only keys changed: turn.listen, ...; credential sources emptied: ..."). */
-int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur,
-                        const void *next, char *err, size_t errlen) ML_WUR;
+int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur, const void *next,
+                        char *err, size_t errlen) ML_WUR;
 /* Prints every key with its type, default, range, reloadability and help (for --help). */
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
 

@@ -35,7 +35,7 @@
 
 #define SUBSYS "sig"
 #define SIG_KEEPALIVE_MS 5000
-#define SIG_BATCH_MAX 1024 /* items a batch takes without waiting for more */
+#define SIG_BATCH_MAX 1024        /* items a batch takes without waiting for more */
 #define SIG_PUB_RETRY_MAX_MS 1000 /* the publisher's reconnect backoff stops here */
 
 struct sig_item {

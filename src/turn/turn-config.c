@@ -111,14 +111,14 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "REALM of the long-term credentials. With shared secrets it only has to match what "
      "clients compute their key with (they take it from the 401 answer)."},
     {"auth-secret", ML_CFG_STR, "", 0, 4096,
-     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL,
-     K(auth_secret), NULL, validate_secrets,
+     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(auth_secret), NULL,
+     validate_secrets,
      "Shared secrets of the TURN REST API (coturn's static-auth-secret): a comma list, every "
      "one accepted, so a new secret can be added before the old is retired. Usernames are "
      "<expiry>:<id> (or <id>:<expiry>), passwords base64(HMAC-SHA1(secret, username))."},
     {"static-users", ML_CFG_STR, "", 0, 65536,
-     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL,
-     K(static_users), NULL, validate_users,
+     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(static_users), NULL,
+     validate_users,
      "Fixed long-term users: a comma list of user:password, or user:0x followed by the 32 hex "
      "digits of MD5(user:realm:password) so that no password is stored."},
     {"strict-expiry", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(strict_expiry), NULL, NULL,
