@@ -238,7 +238,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 }
 
 /* --check-config: every rule start applies before it binds a socket or reaches the database:
- * app_config_check, the relay's addresses (turn_server_new), the TLS files. 0, or 1 with err. */
+ * app_config_check, the relay's addresses (turn_server_new), the TLS files of the relay, the
+ * control plane and the admin API, the JWT key and JWKS files. 0, or 1 with err. */
 static int check_config(const struct app_config *cfg, char *err, size_t errlen)
 {
     if (app_config_check(cfg, err, errlen) < 0)
@@ -253,7 +254,27 @@ static int check_config(const struct app_config *cfg, char *err, size_t errlen)
         SSL_CTX_free(tls);
     else if (failed)
         return 1;
-    return 0;
+    /* the HTTPS listeners' files, as libwebsockets will load them */
+    const struct {
+        const char *what, *cert, *key;
+    } https[] = {
+        {"control", cfg->control.listen ? cfg->control.tls_cert : NULL, cfg->control.tls_key},
+        {"admin", cfg->admin.token ? cfg->admin.tls_cert : NULL, cfg->admin.tls_key},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(https); i++) {
+        if (!https[i].cert)
+            continue;
+        char why[400];
+        struct net_tls_settings ts = {
+            .cert = https[i].cert, .key = https[i].key, .min_version = "1.2"};
+        SSL_CTX *ctx = net_tls_ctx_new(&ts, why, sizeof why);
+        if (!ctx) {
+            ml_err(err, errlen, "%s.tls-cert/tls-key: %s", https[i].what, why);
+            return 1;
+        }
+        SSL_CTX_free(ctx);
+    }
+    return cp_config_check_files(&cfg->control, &cfg->auth, err, errlen) < 0 ? 1 : 0;
 }
 
 /* Applies the pending schema migrations (--migrate, database.migrate-on-start). */

@@ -190,3 +190,26 @@ int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *au
         return ml_err(err, errlen, "control.default-participants exceeds control.max-participants");
     return 0;
 }
+
+int cp_config_check_files(const struct cp_config *cfg, const struct cp_auth_config *auth, char *err,
+                          size_t errlen)
+{
+    if (!cfg->listen)
+        return 0;
+    if (auth->jwt_key) {
+        struct cp_jwt_key k;
+        int rc = cp_jwt_key_es256_file(&k, auth->jwt_key, err, errlen);
+        cp_jwt_key_free(&k);
+        if (rc < 0)
+            return -1;
+    }
+    if (auth->oidc_issuer && auth->oidc_jwks_file) {
+        struct cp_jwks set;
+        memset(&set, 0, sizeof set);
+        int rc = cp_jwks_load(&set, auth->oidc_jwks_file, err, errlen);
+        cp_jwks_free(&set);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -57,6 +57,10 @@ struct db_config;
 int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *auth,
                     const struct turn_config *turn, const struct db_config *db, char *err,
                     size_t errlen) ML_WUR;
+/* The key files start loads when control.listen is set (auth.jwt-key, auth.oidc-jwks-file),
+ * loaded and let go: --check-config. 0 or -1 with err filled. */
+int cp_config_check_files(const struct cp_config *cfg, const struct cp_auth_config *auth, char *err,
+                          size_t errlen) ML_WUR;
 
 struct sig_config; /* signal/sig.h */
 

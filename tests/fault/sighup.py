@@ -195,6 +195,16 @@ try:
                     "database.url=postgresql:///none", "turn.auth-secret=" + SECRET_A,
                     "auth.jwt-secret=too-short")
     t.ok(rc != 0 and "jwt-secret" in out, "--check-config refuses a short auth.jwt-secret", out)
+    cp_base = ["turn.listen=udp://127.0.0.1:%d" % tp, "control.listen=127.0.0.1:%d" % shared,
+               "database.url=postgresql:///none", "turn.auth-secret=" + SECRET_A]
+    rc, out = check(*cp_base, "auth.jwt-key=/nonexistent/es256.pem")
+    t.ok(rc != 0 and "auth.jwt-key" in out, "--check-config loads auth.jwt-key as start does", out)
+    rc, out = check(*cp_base, "auth.jwt-secret=" + JWT_SECRET, "control.tls-cert=" + conf.name,
+                    "control.tls-key=" + conf.name)
+    t.ok(rc != 0 and "control.tls-cert" in out,
+         "--check-config loads the control plane's certificate as start does", out)
+    rc, out = check(*cp_base, "auth.jwt-secret=" + JWT_SECRET)
+    t.ok(rc == 0 and "configuration OK" in out, "--check-config passes a good control plane", out)
     rc, out = check("turn.listen=udp://127.0.0.1:%d" % tp)
     t.ok(rc == 0 and "configuration OK" in out, "--check-config passes a good configuration", out)
 except Exception as e:  # noqa: BLE001

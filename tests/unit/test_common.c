@@ -45,6 +45,75 @@ static const struct ml_cfg_key a_keys[] = {
 static const struct ml_cfg_section sec = {"a", a_keys, offsetof(struct whole, a)};
 static const struct ml_cfg_section *const secs[] = {&sec, NULL};
 
+/* The reload rules (issue #13): restart-only keys, credential sources and their -file forms. */
+struct sec_r {
+    char *listen, *secret, *secret_file, *users;
+    long long level;
+};
+struct whole_r {
+    struct sec_r r;
+};
+#define R(m) ML_CFG_FIELD(struct sec_r, m)
+static const struct ml_cfg_key r_keys[] = {
+    {"listen", ML_CFG_STR, "127.0.0.1:1", 0, 64, 0, R(listen), NULL, NULL, "restart-only"},
+    {"secret", ML_CFG_STR, "", 0, 64, ML_CFG_RELOAD | ML_CFG_CREDENTIAL, R(secret), NULL, NULL,
+     "a credential"},
+    {"secret-file", ML_CFG_STR, "", 0, 64, ML_CFG_RELOAD | ML_CFG_CREDENTIAL, R(secret_file), NULL,
+     NULL, "the same credential from a file"},
+    {"users", ML_CFG_STR, "", 0, 64, ML_CFG_RELOAD | ML_CFG_CREDENTIAL, R(users), NULL, NULL,
+     "another credential"},
+    {"level", ML_CFG_INT, "1", 0, 9, ML_CFG_RELOAD, R(level), NULL, NULL, "reloadable"},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+static const struct ml_cfg_section sec_r = {"r", r_keys, 0};
+static const struct ml_cfg_section *const secs_r[] = {&sec_r, NULL};
+
+static void r_load(struct whole_r *w, const char *const *sets)
+{
+    char err[256];
+    memset(w, 0, sizeof *w);
+    ck_assert_int_eq(ml_cfg_defaults(secs_r, w, err, sizeof err), 0);
+    for (; *sets; sets++)
+        ck_assert_int_eq(ml_cfg_set_arg(secs_r, w, *sets, err, sizeof err), 0);
+}
+
+static int r_check(const char *const *cur_sets, const char *const *next_sets, char *err,
+                   size_t errlen)
+{
+    struct whole_r cur, next;
+    r_load(&cur, cur_sets);
+    r_load(&next, next_sets);
+    err[0] = 0;
+    int rc = ml_cfg_reload_check(secs_r, &cur, &next, err, errlen);
+    ml_cfg_free(secs_r, &cur);
+    ml_cfg_free(secs_r, &next);
+    return rc;
+}
+
+START_TEST(cfg_reload_rules)
+{
+    char err[512];
+    const char *const live[] = {"r.secret=s1", "r.users=u:p", NULL};
+    const char *const same[] = {"r.secret=s1", "r.users=u:p", NULL};
+    ck_assert_int_eq(r_check(live, same, err, sizeof err), 0);
+    const char *const level[] = {"r.secret=s2", "r.users=u:p, v:q", "r.level=5", NULL};
+    ck_assert_int_eq(r_check(live, level, err, sizeof err), 0); /* changed, not emptied */
+    const char *const moved[] = {"r.secret=s1", "r.users=u:p", "r.listen=127.0.0.1:2", NULL};
+    ck_assert_int_eq(r_check(live, moved, err, sizeof err), -1);
+    ck_assert_str_eq(err, "restart-only keys changed: r.listen");
+    const char *const empty[] = {NULL}; /* an empty file */
+    ck_assert_int_eq(r_check(live, empty, err, sizeof err), -1);
+    ck_assert_str_eq(err, "credential sources would become empty: r.secret, r.users");
+    const char *const to_file[] = {"r.secret-file=/etc/s", "r.users=u:p", NULL};
+    ck_assert_int_eq(r_check(live, to_file, err, sizeof err), 0); /* one source, two forms */
+    const char *const both[] = {"r.listen=127.0.0.1:3", "r.secret=s1", NULL};
+    ck_assert_int_eq(r_check(live, both, err, sizeof err), -1);
+    ck_assert_str_eq(err, "restart-only keys changed: r.listen; credential sources would become "
+                          "empty: r.users");
+    ck_assert_int_eq(r_check(empty, live, err, sizeof err), 0); /* setting one is fine */
+}
+END_TEST
+
 START_TEST(cfg_defaults)
 {
     struct whole w;
@@ -430,6 +499,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, cfg_defaults);
     tcase_add_test(tc, cfg_set_and_bounds);
     tcase_add_test(tc, cfg_file);
+    tcase_add_test(tc, cfg_reload_rules);
     suite_add_tcase(s, tc);
     tc = tcase_create("addresses");
     tcase_add_test(tc, addr_parse_format);
