@@ -99,10 +99,10 @@ BEGIN
     WHERE x.id = p_participant AND x.meeting_id = m.id AND x.left_at IS NULL FOR UPDATE;
     IF t.id IS NULL THEN
         outcome := 'participant_not_found';
-    ELSIF t.user_id = p_actor THEN
-        outcome := 'self';  -- leaving is POST .../leave; signaling says the same
     ELSIF t.user_id = m.host_id THEN
         outcome := 'host';
+    ELSIF t.user_id = p_actor THEN
+        outcome := 'self';  -- leaving is POST .../leave; signaling says the same
     ELSE
         UPDATE participants x SET left_at = now(), removed = true WHERE x.id = t.id;
         WITH c AS (UPDATE turn_credentials SET revoked_at = now()

@@ -57,9 +57,11 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
     struct sig_member *target = NULL;
     if (m->has_to) {
         if (!memcmp(m->to, s->pid, 16)) {
-            /* removing oneself answers as the REST removal does (ml_remove's 'self') */
+            /* removing oneself answers as the REST removal does (ml_remove: the host's
+             * 'host' first, then 'self') */
             if (m->type->kind == SIG_M_REMOVE)
-                sig_sess_error(s, m->id, HTTP_E_SELF_REMOVE, NULL);
+                sig_sess_error(s, m->id,
+                               me && me->host ? HTTP_E_HOST_PROTECTED : HTTP_E_SELF_REMOVE, NULL);
             else
                 sig_sess_error(s, m->id, HTTP_E_INVALID_FIELD, "to: a participant other than you");
             return;

@@ -254,6 +254,10 @@ try {
       document.querySelectorAll('#grid .tile:not([data-self])').length === 1 &&
       !document.querySelector(`#grid .tile[data-pid="${pid}"]`) && document.querySelector('#grid').dataset.count === '2',
     report.pids.ben));
+  // the ack and the removed event used to give the ADMIN two toasts (issue #13)
+  const removedToasts = await ann.page.evaluate(() => [...document.querySelectorAll('#toasts .toast')]
+    .filter((t) => /was removed/.test(t.textContent)).length);
+  check('Ann, who removed him, is told once that Ben was removed', removedToasts === 1, removedToasts);
   let left = -1;
   for (let i = 0; i < 40; i++) {
     left = await adminAllocations(report.pids.ben);

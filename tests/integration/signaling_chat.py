@@ -2,7 +2,7 @@
 database analysed with a realistic participants table (some hundreds of rows), six chats sent
 in a burst, a late joiner's history in the order they were sent, every time. And the smaller
 things: an empty or too long chat is refused with the real limit (signaling.chat-max-length),
-removing oneself is refused the same way over signaling and REST, and an ADMIN's removal
+removing oneself is refused the same way over signaling and REST (the host: host_protected), and an ADMIN's removal
 answers once (the ack) while the others get the removed event."""
 
 import asyncio
@@ -100,6 +100,11 @@ async def main(port):
          "an ADMIN removing itself: REST and signaling give the same answer (%s)" % ws_code, r)
     t.eq(pg.psql("SELECT removed FROM participants WHERE id = '%s'" % B.pid), "f",
          "and B is still there")
+    await a.send(type="remove", id="host-self", to=A.pid)
+    m = await a.expect("error")
+    r = api.call("DELETE", "/api/v1/meetings/%s/participants/%s" % (mid, A.pid), token=A.token)
+    t.ok(m["code"] == "host_protected" and r.status == 403 and r.code() == "host_protected",
+         "the host removing itself: host_protected over both", (m, r))
 
     # ------------------------------------------------------------ an ADMIN's removal answers once
     await a.send(type="remove", id="rm", to=C.pid)
