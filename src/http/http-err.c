@@ -52,7 +52,7 @@ static const struct {
     [HTTP_E_MEDIA_TYPE] = {415, "unsupported_media_type", "the body must be application/json"},
     [HTTP_E_MISSING_FIELD] = {422, "missing_field", "a required field is missing"},
     [HTTP_E_INVALID_FIELD] = {422, "invalid_field", "a field is not valid"},
-    [HTTP_E_SELF_REMOVE] = {422, "invalid_field",
+    [HTTP_E_SELF_REMOVE] = {422, "self_removal",
                             "you cannot remove yourself; leave the meeting instead", "self"},
     [HTTP_E_RATE_LIMITED] = {429, "rate_limited", "too many attempts; try again later"},
     [HTTP_E_INTERNAL] = {500, "internal", "internal error"},

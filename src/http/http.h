@@ -60,7 +60,7 @@ enum http_err {
     HTTP_E_MEDIA_TYPE,       /* 415 unsupported_media_type */
     HTTP_E_MISSING_FIELD,    /* 422 missing_field */
     HTTP_E_INVALID_FIELD,    /* 422 invalid_field */
-    HTTP_E_SELF_REMOVE,      /* 422 invalid_field: removing oneself (REST and signaling) */
+    HTTP_E_SELF_REMOVE,      /* 422 self_removal: removing oneself (REST and signaling) */
     HTTP_E_RATE_LIMITED,     /* 429 rate_limited */
     HTTP_E_INTERNAL,         /* 500 internal */
     HTTP_E_UNAVAILABLE,      /* 503 unavailable */
