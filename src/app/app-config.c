@@ -284,69 +284,6 @@ void app_config_free(struct app_config *cfg)
 
 /* ---------------------------------------------------------------- rules between keys */
 
-struct tcp_listener {
-    const char *key;
-    struct sockaddr_storage ss;
-};
-
-static bool wildcard(const struct sockaddr *sa)
-{
-    static const uint8_t any6[16];
-    return sa->sa_family == AF_INET
-               ? ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0
-               : !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, any6, sizeof any6);
-}
-
-/* Two TCP listeners that cannot both bind: one port, and one address or a wildcard of the
- * family (dual-stack wildcards are left to the kernel to report). */
-static bool clash(const struct sockaddr *a, const struct sockaddr *b)
-{
-    if (a->sa_family != b->sa_family || ml_addr_port(a) != ml_addr_port(b) || !ml_addr_port(a))
-        return false;
-    return wildcard(a) || wildcard(b) || ml_addr_ip_equal(a, b);
-}
-
-/* The TCP listeners of the control plane and the admin API against each other and against the
- * relay's tcp:// and tls:// ones: a clash is a start that fails half-way, so it is refused
- * before anything binds. */
-static int check_listeners(const struct app_config *cfg, const struct net_endpoint *eps, size_t n,
-                           char *err, size_t errlen)
-{
-    struct tcp_listener own[2];
-    size_t nown = 0;
-    socklen_t len;
-    if (cfg->control.listen && ml_addr_parse(cfg->control.listen, 0, &own[nown].ss, &len) == 0)
-        own[nown++].key = "control.listen";
-    if (cfg->admin.token && cfg->admin.listen &&
-        ml_addr_parse(cfg->admin.listen, 8081, &own[nown].ss, &len) == 0)
-        own[nown++].key = "admin.listen";
-    for (size_t i = 0; i < nown; i++) {
-        const struct sockaddr *a = (const struct sockaddr *)&own[i].ss;
-        char text[ML_ADDR_STRLEN];
-        for (size_t j = i + 1; j < nown; j++)
-            if (clash(a, (const struct sockaddr *)&own[j].ss))
-                return ml_err(err, errlen, "%s and %s both want %s", own[i].key, own[j].key,
-                              ml_addr_str(a, text, sizeof text));
-        for (size_t e = 0; e < n; e++)
-            if (eps[e].transport != NET_UDP && clash(a, (const struct sockaddr *)&eps[e].addr))
-                return ml_err(err, errlen, "%s and turn.listen both want %s", own[i].key,
-                              ml_addr_str(a, text, sizeof text));
-    }
-    for (size_t e = 0; e < n; e++)
-        for (size_t f = e + 1; f < n; f++)
-            if (eps[e].transport == eps[f].transport &&
-                ml_addr_equal((const struct sockaddr *)&eps[e].addr,
-                              (const struct sockaddr *)&eps[f].addr) &&
-                ml_addr_port((const struct sockaddr *)&eps[e].addr)) {
-                char text[ML_ADDR_STRLEN];
-                return ml_err(
-                    err, errlen, "turn.listen names %s://%s twice",
-                    net_transport_name(eps[e].transport),
-                    ml_addr_str((const struct sockaddr *)&eps[e].addr, text, sizeof text));
-            }
-    return 0;
-}
-
 int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
 {
     char why[400];
@@ -369,7 +306,7 @@ int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
     if (cfg->control.listen && cfg->signaling.enabled &&
         sig_config_check(&cfg->signaling, err, errlen) < 0)
         goto out;
-    rc = check_listeners(cfg, eps, n, err, errlen);
+    rc = check_listeners(cfg, err, errlen); /* as app_config_load did: a reload's file too */
 out:
     free(eps);
     return rc;

@@ -189,7 +189,7 @@ try:
                     "admin.listen=127.0.0.1:%d" % shared, "control.listen=127.0.0.1:%d" % shared,
                     "database.url=postgresql:///none", "turn.auth-secret=" + SECRET_A,
                     "auth.jwt-secret=" + JWT_SECRET)
-    t.ok(rc != 0 and "both want" in out, "--check-config refuses two listeners on one address",
+    t.ok(rc != 0 and "collide" in out, "--check-config refuses two listeners on one address",
          out)
     rc, out = check("turn.listen=udp://127.0.0.1:%d" % tp, "control.listen=127.0.0.1:%d" % shared,
                     "database.url=postgresql:///none", "turn.auth-secret=" + SECRET_A,

@@ -104,8 +104,12 @@ def closed_within(sock, seconds):
 
 
 def check_config(sets):
+    # --check-config applies start's rules: a control plane needs its database and secrets, a
+    # wildcard relay listener a relay address
+    base = ["database.url=postgresql:///none", "turn.relay-address=127.0.0.1,::1",
+            "turn.auth-secret=" + TURN_SECRET, "auth.jwt-secret=" + "j" * 40]
     args = [MEETLITED, "--check-config"]
-    for s in sets:
+    for s in base + list(sets):
         args += ["--set", s]
     return subprocess.run(args, capture_output=True, text=True, timeout=30)
 
