@@ -218,6 +218,38 @@ uint64_t ml_addr_hash(const struct sockaddr *sa);
 #define ML_CANON_ALL 0xfu
 bool ml_addr_embedded_v4(const struct sockaddr *in, struct sockaddr_storage *out, unsigned flags);
 
+/* ------------------------------------------------------------ descriptor budget */
+
+/* Connection limits derived from the open-file limit (fdlimit.c). Of the process's
+ * RLIMIT_NOFILE soft limit, ML_FD_RESERVE descriptors are kept for what is not a client
+ * connection (listeners, event loops, log, database connections, the admin listener); the rest
+ * is cut in ML_FD_SHARES shares: one for TURN's TCP/TLS client connections, one for the control
+ * plane's HTTP and WebSocket connections, two for relay sockets (an allocation's UDP socket, the
+ * TCP relay's connections). ml_fd_share() is one share, at least ML_FD_SHARE_MIN. */
+#define ML_FD_RESERVE 128
+#define ML_FD_SHARES 4
+#define ML_FD_SHARE_MIN 16
+long long ml_fd_share(void);
+/* The open-file limit (soft), 0 when unknown or unlimited. */
+unsigned long long ml_fd_limit(void);
+
+/* Connections counted per client address, for per-address caps shared by several threads (a
+ * mutex). An IPv4 address counts alone; an IPv6 address by its /64 (one host usually holds a
+ * whole /64); an IPv4-mapped IPv6 address as its IPv4 address. Memory grows with the distinct
+ * addresses connected, never with the cap. */
+struct ml_addr_counts;
+/* A table whose cap is max connections per address (0: no cap, only counted). Aborts when out of
+ * memory. */
+struct ml_addr_counts *ml_addr_counts_new(unsigned max);
+void ml_addr_counts_free(struct ml_addr_counts *t);
+/* Counts one more connection from sa: true, or false (nothing counted) when sa's address holds
+ * the cap already or no memory is left for a new address. Every true needs ml_addr_counts_put. */
+bool ml_addr_counts_take(struct ml_addr_counts *t, const struct sockaddr *sa) ML_WUR;
+void ml_addr_counts_put(struct ml_addr_counts *t, const struct sockaddr *sa);
+/* Addresses (IPv4 addresses and IPv6 /64s) holding at least one connection. */
+size_t ml_addr_counts_addresses(struct ml_addr_counts *t);
+unsigned ml_addr_counts_max(const struct ml_addr_counts *t);
+
 /* ------------------------------------------------------------ CIDR sets */
 
 struct ml_cidr {
