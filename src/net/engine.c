@@ -185,7 +185,7 @@ static void *worker_main(void *arg)
     run_tasks(-1, 0, w);
     for (size_t i = 0; i < e->neps; i++) {
         if (w->tcp[i]) {
-            evconnlistener_free(w->tcp[i]);
+            net_acceptor_free(w->tcp[i]);
             w->tcp[i] = NULL;
         }
         if (w->udp[i]) {
@@ -216,7 +216,7 @@ static void worker_free(struct net_worker *w)
         if (w->tcp_fd && w->tcp_fd[i] >= 0)
             close(w->tcp_fd[i]);
         if (w->tcp && w->tcp[i])
-            evconnlistener_free(w->tcp[i]);
+            net_acceptor_free(w->tcp[i]);
     }
     free(w->udp);
     free(w->tcp);
@@ -312,6 +312,33 @@ static void tls_filter_warm_up(struct event_base *base, SSL_CTX *ctx)
     event_base_loop(base, EVLOOP_NONBLOCK); /* their deferred finalizers */
 }
 
+/* net.max-streams 0: one share of the open-file limit (ml_fd_share: what is left after the
+ * relay sockets, the HTTP connections and a reserve) for the workers together; one address then
+ * gets at most half of it, so that a single address cannot take the whole of a small budget. */
+static void derive_limits(struct net_settings *set)
+{
+    unsigned long long lim = ml_fd_limit();
+    if (set->max_streams == 0) {
+        long long total = ml_fd_share();
+        long long per = total / set->workers;
+        set->max_streams = per > 0 ? (unsigned)per : 1;
+        unsigned half = set->max_streams * set->workers / 2;
+        if (half == 0)
+            half = 1;
+        if (set->max_streams_per_addr == 0 || set->max_streams_per_addr > half)
+            set->max_streams_per_addr = half;
+        ML_INFO("net",
+                "net.max-streams derived from the open-file limit %llu: %u per worker, %u from one "
+                "address",
+                lim, set->max_streams, set->max_streams_per_addr);
+    } else if (lim && (unsigned long long)set->max_streams * set->workers > lim) {
+        ML_WARN("net",
+                "net.max-streams=%u on %u workers exceeds the open-file limit %llu: at that limit "
+                "new connections wait in the backlog (net.max-streams=0 derives a fitting limit)",
+                set->max_streams, set->workers, lim);
+    }
+}
+
 struct net_engine *net_engine_new(const struct net_settings *set, const struct net_endpoint *eps,
                                   size_t neps, const struct net_handler *h, void *ctx,
                                   SSL_CTX *tls_ctx, char *err, size_t errlen)
@@ -337,6 +364,8 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     }
     if (e->set.udp_batch == 0 || e->set.udp_batch > NET_MAX_BATCH)
         e->set.udp_batch = NET_MAX_BATCH;
+    derive_limits(&e->set);
+    e->addrs = ml_addr_counts_new(e->set.max_streams_per_addr);
     e->h = h;
     e->ctx = ctx;
     pthread_mutex_init(&e->tls_lock, NULL);
@@ -419,6 +448,7 @@ void net_engine_free(struct net_engine *e)
     pthread_mutex_destroy(&e->tls_lock);
     ml_cidr_set_free(&e->proxy_from);
     pthread_mutex_destroy(&e->http_lock);
+    ml_addr_counts_free(e->addrs);
     free(e->workers);
     free(e->eps);
     free(e->bound);
@@ -468,6 +498,14 @@ void net_engine_counters(struct net_engine *e, struct net_counters *out)
         for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
             dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
     }
+}
+
+void net_engine_limits(struct net_engine *e, unsigned *max_streams, unsigned *per_addr,
+                       size_t *addresses)
+{
+    *max_streams = e->set.max_streams;
+    *per_addr = e->set.max_streams_per_addr;
+    *addresses = ml_addr_counts_addresses(e->addrs);
 }
 
 unsigned net_worker_id(const struct net_worker *w)

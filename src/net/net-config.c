@@ -28,8 +28,27 @@ const struct ml_cfg_key net_cfg_keys[] = {
     {"stream-idle-timeout", ML_CFG_DURATION, "60s", 0, 86400, 0, K(stream_idle_s), NULL, NULL,
      "A TCP or TLS connection without an allocation is closed after this long without input; "
      "with an allocation, the allocation's lifetime governs."},
-    {"max-streams", ML_CFG_INT, "50000", 1, 10000000, 0, K(max_streams), NULL, NULL,
-     "TCP and TLS client connections per worker thread; more are refused."},
+    {"stream-frame-timeout", ML_CFG_DURATION, "10s", 0, 3600, 0, K(stream_frame_s), NULL, NULL,
+     "Once the first byte of a STUN or ChannelData frame has arrived on a TCP or TLS connection, "
+     "the rest of the frame must arrive within this long, or the connection is closed (a client "
+     "sending a byte now and then would otherwise hold it forever: every byte resets the idle "
+     "timeout). 0: no deadline."},
+    {"stream-setup-timeout", ML_CFG_DURATION, "30s", 0, 3600, 0, K(stream_setup_s), NULL, NULL,
+     "A TCP or TLS connection must be set up within this long after it is accepted, TLS "
+     "handshake included: for TURN, a successful Allocate, or a ConnectionBind that makes it an "
+     "RFC 6062 data connection. Until then a client may send Binding requests; after it the "
+     "connection is closed. 0: no deadline (the idle timeout alone)."},
+    {"max-streams", ML_CFG_INT, "0", 0, 10000000, 0, K(max_streams), NULL, NULL,
+     "TCP and TLS client connections per worker thread; more are refused. 0: derived from the "
+     "open-file limit (RLIMIT_NOFILE, after daemon.max-open-files): a quarter of it, less 128 "
+     "descriptors kept for the rest of the process, shared by the workers (docs/relay.md, "
+     "Limits)."},
+    {"max-streams-per-address", ML_CFG_INT, "2000", 0, 10000000, 0, K(max_streams_per_addr), NULL,
+     NULL,
+     "TCP and TLS client connections from one client address (an IPv4 address, or an IPv6 /64), "
+     "all workers together; more are refused and counted. A whole class can sit behind one NAT "
+     "address: 2000 leaves a 500-person class four connections each. When net.max-streams is "
+     "derived, one address gets at most half of the derived total. 0: no cap."},
     {"proxy-protocol-from", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, K(proxy_from), NULL,
      ml_cidr_list_validate,
      "Peers (comma list of CIDRs, IPv4 and IPv6) whose TCP and TLS connections to the TURN "
@@ -55,4 +74,7 @@ void net_config_settings(const struct net_config *c, struct net_settings *out)
     out->max_streams = (unsigned)c->max_streams;
     out->proxy_from = c->proxy_from;
     out->shared_first_s = c->shared_first_s;
+    out->max_streams_per_addr = (unsigned)c->max_streams_per_addr;
+    out->stream_frame_s = c->stream_frame_s;
+    out->stream_setup_s = c->stream_setup_s;
 }

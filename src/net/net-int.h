@@ -66,6 +66,10 @@ struct net_stream {
     int handover_to; /* worker index, or -1 */
     uint8_t *handover_frame;
     size_t handover_len;
+    bool addr_held;         /* counted in the engine's per-address table */
+    struct event *deadline; /* the earlier of frame_by_ms and setup_by_ms */
+    int64_t frame_by_ms;    /* a begun frame must be whole by then (monotonic); 0: none */
+    int64_t setup_by_ms;    /* net_stream_established must come by then; 0: set up */
     struct net_stream *prev, *next;
 };
 
@@ -90,9 +94,31 @@ struct net_conn {
     struct net_conn *prev, *next;
 };
 
-struct net_listener {
+/* A listening socket whose accept pauses while descriptors run out (accept.c): accept() failing
+ * with EMFILE leaves the socket readable, and libevent would call it again at once, forever. */
+struct net_acceptor;
+typedef void (*net_acceptor_cb)(struct net_acceptor *a, int fd, const struct sockaddr *peer,
+                                socklen_t peerlen);
+struct net_acceptor {
     struct net_worker *w;
     struct evconnlistener *l;
+    struct event *retry; /* re-enables accepting when a pause ends */
+    net_acceptor_cb cb;
+    void *arg;
+    int endpoint;         /* the stream listener's endpoint, -1 for a relay listener */
+    unsigned pause_ms;    /* the current pause (doubling up to a second); 0: accepting */
+    int64_t paused_at_ms; /* when the first pause of this episode began */
+    unsigned pauses;      /* in this episode */
+};
+/* Serves the listening socket fd (takes ownership, closed on failure too). NULL with err. */
+struct net_acceptor *net_acceptor_new(struct net_worker *w, int fd, int endpoint,
+                                      net_acceptor_cb cb, void *arg, char *err, size_t errlen);
+/* Stops listening and closes the socket. Safe inside its own callback. */
+void net_acceptor_free(struct net_acceptor *a);
+
+struct net_listener {
+    struct net_worker *w;
+    struct net_acceptor *acc;
     net_accept_cb cb;
     void *arg;
 };
@@ -131,7 +157,7 @@ struct net_worker {
     struct net_txq tx;
     /* listeners bound for this worker, indexed by endpoint */
     struct net_udp **udp;
-    struct evconnlistener **tcp;
+    struct net_acceptor **tcp;
     int *tcp_fd;
     /* stream connections: open ones, and closed ones waiting for the reaper (a stream is
      * never freed inside a call that may still use it, so its end is deferred to the loop) */
@@ -161,6 +187,7 @@ struct net_engine {
     pthread_mutex_t http_lock;     /* held while http_fn is read or called */
     net_http_fn http_fn;           /* shared:// listeners' HTTP connections; NULL: closed */
     void *http_arg;
+    struct ml_addr_counts *addrs;  /* streams per client address, all workers (a mutex) */
 };
 
 /* udp.c */

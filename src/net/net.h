@@ -82,14 +82,17 @@ struct net_handler {
 
 /* Engine settings (from the [net] and [turn] configuration sections). */
 struct net_settings {
-    unsigned workers;           /* threads; 0: one per core */
-    unsigned udp_batch;         /* recvmmsg batch, 1..NET_MAX_BATCH */
-    long long udp_rcvbuf;       /* bytes; 0 keeps the system default */
-    long long udp_sndbuf;       /* bytes; 0 keeps the system default */
-    long long stream_max_frame; /* bytes; a larger frame closes the stream */
-    long long stream_out_max;   /* bytes queued to one stream client before drops */
-    long long stream_idle_s;    /* seconds without a frame before a stream is closed */
-    unsigned max_streams;       /* stream connections per worker */
+    unsigned workers;              /* threads; 0: one per core */
+    unsigned udp_batch;            /* recvmmsg batch, 1..NET_MAX_BATCH */
+    long long udp_rcvbuf;          /* bytes; 0 keeps the system default */
+    long long udp_sndbuf;          /* bytes; 0 keeps the system default */
+    long long stream_max_frame;    /* bytes; a larger frame closes the stream */
+    long long stream_out_max;      /* bytes queued to one stream client before drops */
+    long long stream_idle_s;       /* seconds without a frame before a stream is closed */
+    unsigned max_streams;          /* stream connections per worker; 0: derived (ml_fd_share) */
+    unsigned max_streams_per_addr; /* stream connections per client address; 0: no cap */
+    long long stream_frame_s;      /* seconds for a begun frame to complete; 0: no deadline */
+    long long stream_setup_s;      /* seconds from accept to net_stream_established; 0: none */
     /* CIDR list of peers whose TCP/TLS connections may start with a PROXY protocol header
      * (borrowed until net_engine_new returns; NULL or "": none) */
     const char *proxy_from;
@@ -102,6 +105,7 @@ struct net_config {
     long long stream_max_frame, stream_out_max, stream_idle_s, max_streams;
     char *proxy_from;
     long long shared_first_s;
+    long long max_streams_per_addr, stream_frame_s, stream_setup_s;
 };
 extern const struct ml_cfg_key net_cfg_keys[];
 /* Converts the configuration into engine settings. */
@@ -128,6 +132,16 @@ struct net_counters {
     uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
     uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
     uint64_t shared_refused; /* neither (garbage, nothing in time, no control plane) */
+    uint64_t stream_tx_dropped;   /* frames dropped because a client read too slowly */
+    uint64_t stream_bad_frames;   /* streams closed for an unframeable or oversized frame */
+    uint64_t stream_moved;        /* streams handed over to another worker (net_stream_handover) */
+    uint64_t conn_open;           /* gauge: raw TCP connections (net_conn) */
+    uint64_t conn_bytes_in;       /* bytes piped from raw connections to streams */
+    uint64_t conn_bytes_out;      /* bytes piped from streams to raw connections */
+    uint64_t stream_refused_addr; /* refused: net.max-streams-per-address reached */
+    uint64_t stream_frame_timeouts; /* closed: a frame unfinished after net.stream-frame-timeout */
+    uint64_t stream_setup_timeouts; /* closed: not set up within net.stream-setup-timeout */
+    uint64_t accept_paused;         /* accepting paused: descriptors ran out (EMFILE, ENFILE) */
 };
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing. */
@@ -155,6 +169,10 @@ const struct sockaddr *net_engine_bound(const struct net_engine *e, size_t endpo
 void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx);
 /* Sums every worker's counters into out. */
 void net_engine_counters(struct net_engine *e, struct net_counters *out);
+/* The limits in force: stream connections per worker (derived when net.max-streams is 0) and
+ * per client address (0: none); client addresses holding a stream now. */
+void net_engine_limits(struct net_engine *e, unsigned *max_streams, unsigned *per_addr,
+                       size_t *addresses);
 
 /* Where shared:// listeners send the HTTP connections they find. fn runs on a worker's thread
  * and owns fd from the call on, whatever it does with it; nothing has been read from fd (the
@@ -249,6 +267,9 @@ size_t net_stream_pending(const struct net_stream *s);
 void net_stream_set_idle(struct net_stream *s, long long seconds);
 /* Restores the engine's idle timeout (net.stream-idle-timeout). */
 void net_stream_reset_idle(struct net_stream *s);
+/* The protocol says the connection is set up (TURN: it holds an allocation): the setup
+ * deadline (net.stream-setup-timeout) no longer applies. A piped stream is set up too. */
+void net_stream_established(struct net_stream *s);
 /* Closes after the queued output is written (bounded by a short timeout); the handler's
  * stream_close runs later, never inside this call. */
 void net_stream_close(struct net_stream *s);

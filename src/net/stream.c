@@ -1,7 +1,9 @@
-/* TCP and TLS client connections: accept on each worker's SO_REUSEPORT listener, cut the byte
- * stream into frames with the handler's framing rule, bound what is queued to slow readers, and
- * hand a connection over to another worker (socket, TLS session and buffered bytes) when the
- * handler says a frame belongs there. A piped stream (tcpconn.c) is read as bytes instead.
+/* TCP and TLS client connections: accept on each worker's SO_REUSEPORT listener (within the
+ * per-worker and per-address caps), cut the byte stream into frames with the handler's framing
+ * rule, bound what is queued to slow readers and the time slow writers may take (a frame, and
+ * the setup after connecting), and hand a connection over to another worker (socket, TLS
+ * session and buffered bytes) when the handler says a frame belongs there. A piped stream
+ * (tcpconn.c) is read as bytes instead.
  * A shared:// listener's connection is sniffed first: TLS is started on a ClientHello, TURN
  * goes on as here, HTTP goes to the control plane (net_engine_set_http): a plain connection's
  * socket itself with the bytes read, a TLS one's decrypted bytes through a socketpair. */
@@ -79,6 +81,9 @@ static void list_remove(struct net_stream **head, struct net_stream *s)
  * are freed here; the filter keeps its reference on the former until it is finalized. */
 static void stream_free_io(struct net_stream *s)
 {
+    if (s->deadline)
+        event_free(s->deadline);
+    s->deadline = NULL;
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->raw)
@@ -102,6 +107,8 @@ static void stream_destroy(struct net_stream *s)
     struct net_worker *w = s->w;
     int to = s->handover_to;
     struct handover *ho = to >= 0 ? stream_take(s) : NULL;
+    if (s->addr_held) /* a connection handed over keeps its place: stream_take moved it */
+        ml_addr_counts_put(w->e->addrs, (struct sockaddr *)&s->peer);
     list_remove(s->freed_pending ? &w->dying : &w->streams, s);
     w->nstreams--;
     if (s->pipe)
@@ -322,6 +329,7 @@ static void sniff_http_tls(struct net_stream *s)
     s->proxy = c;
     s->sniff = NET_SNIFF_NONE;
     net_stream_set_idle(s, 0); /* the control plane's own timeouts govern */
+    net_stream_established(s); /* and its own deadlines: no TURN setup is coming */
     NET_COUNT(w->ctr.shared_https, 1);
 }
 
@@ -445,6 +453,84 @@ static bool peek_start(struct net_stream *s)
     return event_add(s->peek, &tv) == 0;
 }
 
+/* ---------------------------------------------------------------- deadlines for slow writers */
+
+/* The idle timeout restarts with every byte: a client sending a byte now and then would hold a
+ * connection forever. Two deadlines do not restart: a frame whose first byte arrived must be
+ * whole within net.stream-frame-timeout, and the connection must be set up (TURN: an
+ * allocation, or a data connection) within net.stream-setup-timeout of being accepted, TLS
+ * handshake included. One timer per stream serves both, set for the earlier. */
+static void deadline_arm(struct net_stream *s)
+{
+    int64_t next = s->frame_by_ms;
+    if (s->setup_by_ms && (!next || s->setup_by_ms < next))
+        next = s->setup_by_ms;
+    if (!next || s->closing) {
+        evtimer_del(s->deadline);
+        return;
+    }
+    int64_t left = next - ml_now_ms();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+    evtimer_add(s->deadline, &tv);
+}
+
+static void deadline_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct net_stream *s = arg;
+    struct net_worker *w = s->w;
+    char a[ML_ADDR_STRLEN];
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    if (s->closing)
+        return;
+    int64_t now = ml_now_ms();
+    const char *why;
+    if (s->setup_by_ms && now >= s->setup_by_ms) {
+        NET_COUNT(w->ctr.stream_setup_timeouts, 1);
+        why = "not set up within net.stream-setup-timeout";
+    } else if (s->frame_by_ms && now >= s->frame_by_ms) {
+        NET_COUNT(w->ctr.stream_frame_timeouts, 1);
+        why = "a frame unfinished after net.stream-frame-timeout";
+    } else {
+        deadline_arm(s); /* early (a deadline moved): wait for the earlier one */
+        return;
+    }
+    ML_LOG_LIMITED(ML_LOG_NOTICE, "net", "closing %s client %s: %s",
+                   net_transport_name(s->transport),
+                   ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a), why);
+    s->frame_by_ms = s->setup_by_ms = 0;
+    net_stream_close(s);
+}
+
+void net_stream_established(struct net_stream *s)
+{
+    if (!s->setup_by_ms)
+        return;
+    s->setup_by_ms = 0;
+    deadline_arm(s);
+}
+
+/* After a read: bytes left in the input are the start of a frame (or frames left for the next
+ * wakeup). The deadline starts when a frame's first byte is seen, so it restarts only when a
+ * frame was completed by this read, never because more bytes of the same frame arrived. */
+static void frame_deadline(struct net_stream *s, size_t left, bool completed)
+{
+    struct net_worker *w = s->w;
+    if (left == 0 || s->pipe || w->e->set.stream_frame_s <= 0) {
+        if (s->frame_by_ms) {
+            s->frame_by_ms = 0;
+            deadline_arm(s);
+        }
+        return;
+    }
+    if (s->frame_by_ms && !completed)
+        return;
+    s->frame_by_ms = ml_now_ms() + w->e->set.stream_frame_s * 1000;
+    deadline_arm(s);
+}
+
 static void stream_read(struct bufferevent *bev, void *arg)
 {
     struct net_stream *s = arg;
@@ -459,7 +545,8 @@ static void stream_read(struct bufferevent *bev, void *arg)
         return;
     /* Bounded: at most 256 frames a wakeup; the rest waits for the next one. */
     bool more = false;
-    for (int frames = 0; !s->closing; frames++) {
+    int frames = 0;
+    for (; !s->closing; frames++) {
         size_t avail = evbuffer_get_length(in);
         if (avail < 4)
             break;
@@ -512,11 +599,14 @@ static void stream_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, (size_t)flen);
         if (s->pipe) {
             /* the frame made it a pipe: what follows it is the client's bytes */
+            frame_deadline(s, 0, true);
             net_worker_flush(w);
             net_pipe_from_stream(s);
             return;
         }
     }
+    if (!s->closing)
+        frame_deadline(s, evbuffer_get_length(in), frames > 0);
     net_worker_flush(w);
     /* Whole frames left behind by the per-wakeup bound: come back for them after other work.
      * Never for a partial frame, or the loop would spin until its rest arrives. */
@@ -611,6 +701,7 @@ static int stream_setup(struct net_worker *w, struct net_stream *s, int fd, SSL 
     s->w = w;
     s->handover_to = -1;
     s->ssl = ssl;
+    s->deadline = evtimer_new(w->base, deadline_fired, s);
     if (ssl) {
         /* OpenSSL as a filter over a socket bufferevent, not on the socket itself: records
          * are read in large chunks and decrypted from memory, and the records of a wakeup's
@@ -628,7 +719,9 @@ static int stream_setup(struct net_worker *w, struct net_stream *s, int fd, SSL 
         if (!s->bev)
             close(fd);
     }
-    if (!s->bev) {
+    if (!s->bev || !s->deadline) {
+        if (s->addr_held)
+            ml_addr_counts_put(e->addrs, (struct sockaddr *)&s->peer);
         stream_free_io(s);
         free(s);
         return -1;
@@ -646,39 +739,57 @@ static int stream_setup(struct net_worker *w, struct net_stream *s, int fd, SSL 
                                  in_max > NET_TLS_RAW_IN_MAX ? in_max : NET_TLS_RAW_IN_MAX);
     struct timeval idle = {.tv_sec = e->set.stream_idle_s};
     bufferevent_set_timeouts(s->bev, e->set.stream_idle_s > 0 ? &idle : NULL, NULL);
+    deadline_arm(s); /* the setup deadline, when the caller set one */
     return 0;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void on_accept(struct net_acceptor *acc, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-    struct net_worker *w = arg;
+    struct net_worker *w = acc->w;
     struct net_engine *e = w->e;
-    size_t ep = 0;
-    while (ep < e->neps && w->tcp[ep] != l)
-        ep++;
-    if (ep == e->neps || w->nstreams >= e->set.max_streams) {
+    size_t ep = (size_t)acc->endpoint;
+    char a[ML_ADDR_STRLEN];
+    if (w->nstreams >= e->set.max_streams) {
         NET_COUNT(w->ctr.stream_refused, 1);
-        ML_LOG_LIMITED(ML_LOG_WARN, "net", "refusing a stream connection: %u open on this worker",
-                       w->nstreams);
+        ML_LOG_LIMITED(ML_LOG_WARN, "net",
+                       "refusing a stream connection from %s: net.max-streams=%u open on this "
+                       "worker",
+                       ml_addr_str(sa, a, sizeof a), e->set.max_streams);
+        close(fd);
+        return;
+    }
+    /* A trusted proxy's connections carry every client behind it: not capped per address. */
+    bool proxied = net_proxy_trusted(e, sa);
+    if (!proxied && !ml_addr_counts_take(e->addrs, sa)) {
+        NET_COUNT(w->ctr.stream_refused, 1);
+        NET_COUNT(w->ctr.stream_refused_addr, 1);
+        ML_LOG_LIMITED(ML_LOG_WARN, "net",
+                       "refusing a stream connection from %s: net.max-streams-per-address=%u "
+                       "open from its address",
+                       ml_ip_str(sa, a, sizeof a), ml_addr_counts_max(e->addrs));
         close(fd);
         return;
     }
     struct net_stream *s = calloc(1, sizeof *s);
     if (!s) {
+        if (!proxied)
+            ml_addr_counts_put(e->addrs, sa);
         close(fd);
         return;
     }
+    s->addr_held = !proxied;
     s->endpoint = (int)ep;
     /* shared://: TCP until a ClientHello makes it TLS */
     s->transport = e->eps[ep].transport == NET_SHARED ? NET_TCP : e->eps[ep].transport;
+    if (e->set.stream_setup_s > 0)
+        s->setup_by_ms = ml_now_ms() + e->set.stream_setup_s * 1000;
     memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
     socklen_t llen = sizeof s->local;
     if (getsockname(fd, (struct sockaddr *)&s->local, &llen) < 0)
         memset(&s->local, 0, sizeof s->local);
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (net_proxy_trusted(e, (struct sockaddr *)&s->peer)) {
+    if (proxied) {
         net_proxy_wait(w, s, fd); /* a trusted proxy: its header first (stream-proxy.c) */
         return;
     }
@@ -695,6 +806,8 @@ void net_stream_begin(struct net_worker *w, struct net_stream *s, int fd)
         ssl = e->tls_ctx ? SSL_new(e->tls_ctx) : NULL;
         pthread_mutex_unlock(&e->tls_lock);
         if (!ssl) {
+            if (s->addr_held)
+                ml_addr_counts_put(e->addrs, (struct sockaddr *)&s->peer);
             free(s);
             close(fd);
             NET_COUNT(w->ctr.stream_refused, 1);
@@ -735,10 +848,15 @@ struct handover {
     struct evbuffer *raw_in, *raw_out; /* TLS: records read and not decrypted, and queued */
     uint8_t *frame;
     size_t len;
+    struct net_engine *e;
+    bool addr_held;      /* the connection's place in the per-address count, moving with it */
+    int64_t setup_by_ms; /* its setup deadline, which a move does not restart */
 };
 
 static void handover_free(struct handover *ho)
 {
+    if (ho->addr_held)
+        ml_addr_counts_put(ho->e->addrs, (struct sockaddr *)&ho->peer);
     if (ho->fd >= 0)
         close(ho->fd);
     if (ho->ssl)
@@ -784,6 +902,9 @@ static void adopt_task(struct net_worker *w, void *arg)
     s->transport = ho->transport;
     s->peer = ho->peer;
     s->local = ho->local;
+    s->addr_held = ho->addr_held;
+    ho->addr_held = false;
+    s->setup_by_ms = ho->setup_by_ms;
     int fd = ho->fd;
     SSL *ssl = ho->ssl;
     ho->fd = -1;
@@ -836,6 +957,7 @@ static struct handover *stream_take(struct net_stream *s)
     if (!ho)
         return NULL;
     ho->fd = -1;
+    ho->e = s->w->e;
     ho->transport = s->transport;
     ho->endpoint = s->endpoint;
     ho->peer = s->peer;
@@ -854,6 +976,9 @@ static struct handover *stream_take(struct net_stream *s)
     }
     ho->fd = bufferevent_getfd(sock);
     bufferevent_setfd(sock, -1); /* freeing the bufferevent no longer closes it */
+    ho->addr_held = s->addr_held;
+    s->addr_held = false;
+    ho->setup_by_ms = s->setup_by_ms;
     ho->ssl = s->ssl;
     s->ssl = NULL;
     return ho;
@@ -884,13 +1009,8 @@ int net_stream_handover(struct net_stream *s, unsigned to, const uint8_t *frame,
 
 int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, size_t errlen)
 {
-    w->tcp[endpoint] = evconnlistener_new(w->base, on_accept, w,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-    if (!w->tcp[endpoint]) {
-        close(fd);
-        return ml_err(err, errlen, "cannot watch tcp listener");
-    }
-    return 0;
+    w->tcp[endpoint] = net_acceptor_new(w, fd, (int)endpoint, on_accept, w, err, errlen);
+    return w->tcp[endpoint] ? 0 : -1;
 }
 
 /* At stop: every stream, open or waiting for the reaper. */

@@ -56,11 +56,10 @@ int net_tcp_bind_exclusive(const struct sockaddr *addr, bool *eaddrinuse, char *
     return fd;
 }
 
-static void listener_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                            int salen, void *arg)
+static void listener_accept(struct net_acceptor *a, int fd, const struct sockaddr *sa,
+                            socklen_t salen)
 {
-    struct net_listener *l = arg;
-    ML_UNUSED(evl);
+    struct net_listener *l = a->arg;
     ML_UNUSED(salen);
     l->cb(l, l->arg, fd, sa);
 }
@@ -77,12 +76,9 @@ struct net_listener *net_listener_new(struct net_worker *w, int fd, net_accept_c
     l->w = w;
     l->cb = cb;
     l->arg = arg;
-    l->l = evconnlistener_new(w->base, listener_accept, l,
-                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd); /* listening */
-    if (!l->l) {
-        close(fd);
+    l->acc = net_acceptor_new(w, fd, -1, listener_accept, l, err, errlen); /* listening */
+    if (!l->acc) {
         free(l);
-        ml_err(err, errlen, "cannot listen: %s", strerror(errno));
         return NULL;
     }
     return l;
@@ -92,7 +88,7 @@ void net_listener_free(struct net_listener *l)
 {
     if (!l)
         return;
-    evconnlistener_free(l->l); /* libevent defers the rest when inside its callback */
+    net_acceptor_free(l->acc);
     free(l);
 }
 
@@ -456,6 +452,7 @@ int net_conn_pipe(struct net_conn *c, struct net_stream *s, size_t max)
         return -1;
     c->pipe = s;
     s->pipe = c;
+    net_stream_established(s); /* a data connection (RFC 6062) is set up */
     c->max = max;
     /* The peer's input holds at most max; its output calls back at max/2 to resume s. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, max);

@@ -332,8 +332,10 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
     if (lifetime == 0)
         lifetime = tw->set.default_lifetime_s;
     a->expires_ms = now_ms + lifetime * 1000;
-    if (cl->transport != NET_UDP)
+    if (cl->transport != NET_UDP) {
         net_stream_set_idle(cl->stream, 0); /* the allocation's lifetime governs now */
+        net_stream_established(cl->stream);
+    }
 
     uint8_t out[TURN_REPLY_MAX];
     struct stun_builder b;

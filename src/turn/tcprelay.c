@@ -466,6 +466,7 @@ void turn_tcp_allocate(struct turn_worker *tw, const struct turn_client *cl,
         lifetime = tw->set.default_lifetime_s;
     a->expires_ms = ml_now_ms() + lifetime * 1000;
     net_stream_set_idle(cl->stream, 0); /* the allocation's lifetime governs now */
+    net_stream_established(cl->stream);
 
     uint8_t out[TURN_REPLY_MAX];
     struct stun_builder b;
