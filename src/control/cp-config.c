@@ -48,8 +48,16 @@ const struct ml_cfg_key cp_cfg_keys[] = {
     {"max-body", ML_CFG_SIZE, "16k", 256, 1 << 20, 0, C(max_body), NULL, NULL,
      "Largest request body; larger ones get 413. Bodies need a Content-Length (chunked "
      "requests get 411)."},
-    {"max-connections", ML_CFG_INT, "10000", 16, 1000000, 0, C(max_connections), NULL, NULL,
-     "HTTP connections served at once."},
+    {"max-connections", ML_CFG_INT, "0", 0, 1000000, 0, C(max_connections), NULL, NULL,
+     "HTTP and WebSocket connections served at once; more are closed unanswered. 0: derived "
+     "from the open-file limit (RLIMIT_NOFILE, after daemon.max-open-files): a quarter of it, "
+     "less 128 descriptors kept for the rest of the process (docs/operations.md, Limits)."},
+    {"max-connections-per-address", ML_CFG_INT, "2000", 0, 1000000, 0, C(max_connections_per_addr),
+     NULL, NULL,
+     "HTTP and WebSocket connections from one client address (an IPv4 address, or an IPv6 "
+     "/64); more are closed unanswered and counted. A whole class can sit behind one NAT "
+     "address: 2000 leaves a 500-person class four each. When control.max-connections is "
+     "derived, one address gets at most half of it. 0: no cap."},
     {"trusted-proxies", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, C(trusted_proxies), NULL,
      ml_cidr_list_validate,
      "Proxies in front of the API (comma list of CIDRs, IPv4 and IPv6): from these peers only, "

@@ -49,8 +49,10 @@ _Static_assert(CP_HTTP_STATUSES == HTTP_STATUSES && CP_HTTP_STATUS_MIN == HTTP_S
 void cp_counters_read(struct cp *cp, struct cp_counters *out)
 {
     memset(out, 0, sizeof *out);
-    if (cp->http)
+    if (cp->http) {
         http_server_counters(cp->http, out->http_by_status);
+        http_server_conn_stats(cp->http, &out->http_conns);
+    }
     out->ws_connections = sig_ws_open(cp->sig);
     if (cp->pool)
         db_pool_stats(cp->pool, &out->pool);
@@ -387,6 +389,7 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .header_pool = 256,
         .max_body = cp->cfg.max_body,
         .max_connections = cp->cfg.max_connections,
+        .max_connections_per_addr = cp->cfg.max_connections_per_addr,
         .request_ids = true,
         .preflight = true,
         .cors = cp->cors,

@@ -7,6 +7,7 @@
 
 #include "common/common.h"
 #include "db/db.h"
+#include "http/http.h"
 #include "turn/turn.h"
 
 /* The [control] configuration section. */
@@ -16,7 +17,8 @@ struct cp_config {
     char *cors_origins; /* comma list of allowed browser origins, or "*" */
     char *turn_uris;    /* comma list handed out in iceServers; NULL: derived from turn.listen */
     long long max_body; /* bytes of a request body */
-    long long max_connections; /* HTTP connections at once */
+    long long max_connections;          /* HTTP connections at once; 0: derived (http_server_new) */
+    long long max_connections_per_addr; /* of them from one client address; 0: no cap */
     bool access_log;
     long long default_duration_s, min_duration_s, max_duration_s;
     long long default_participants, max_participants;
@@ -105,6 +107,7 @@ void cp_free(struct cp *cp);
 /* What the control plane did, for the stats endpoint; counters only grow. */
 struct cp_counters {
     uint64_t http_by_status[CP_HTTP_STATUSES]; /* answers, index status - CP_HTTP_STATUS_MIN */
+    struct http_conn_stats http_conns;         /* connections, limits and refusals */
     uint64_t ws_connections;                   /* gauge: open signaling WebSockets */
     struct db_pool_stats pool;
 };

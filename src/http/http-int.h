@@ -16,7 +16,15 @@ struct http_conn {
 struct http_adopt {
     struct http_adopt *next;
     int fd;
-    char peer[64]; /* the client, as http_client_addr tells it */
+    struct sockaddr_storage peer; /* the client (the socket may be a socketpair) */
+};
+
+/* What the server keeps of a connection it admitted (lws's opaque user data): its client, and
+ * whether it holds a place in the per-address count. Freed by http_conn_gone. */
+struct http_conn_info {
+    struct sockaddr_storage peer;
+    bool counted; /* a place in srv->addrs */
+    bool adopted; /* from a shared listener: peer is the only record of the client */
 };
 
 /* A tick of a service or a WebSocket protocol, on the server's lws timer. */
@@ -51,6 +59,13 @@ struct http_server {
     pthread_mutex_t done_mu; /* work posted by other threads (http_post) */
     struct http_done *done_head, *done_tail;
     uint64_t by_status[HTTP_STATUSES]; /* written by the service thread only (ML_COUNT) */
+    /* accepting (http-accept.c) */
+    struct http_listener *listener;
+    long long max_connections;    /* in force: cfg's, or derived from the open-file limit */
+    struct ml_addr_counts *addrs; /* connections per client address; NULL: no cap */
+    struct {
+        uint64_t accepted, refused_limit, refused_addr, accept_paused; /* ML_COUNT */
+    } cstats;
 };
 
 /* http-req.c: the HTTP protocol's events, on the service thread. */
@@ -61,5 +76,18 @@ int http_req_write(struct http_server *srv, struct lws *wsi, struct http_conn *c
 void http_req_closed(struct http_conn *conn);
 /* Runs what other threads posted (the service thread, or http_server_free). */
 void http_posted_drain(struct http_server *srv);
+
+/* http-accept.c: the listening socket, bound before the lws context exists (0, or -1 with err
+ * naming the section's listen key); watched from http_server_start; closed by
+ * http_server_close. http_conn_gone gives a closing connection's place in the per-address count
+ * back (LWS_CALLBACK_WSI_DESTROY). */
+int http_listen_open(struct http_server *srv, const struct sockaddr *addr, char *err,
+                     size_t errlen);
+void http_listen_start(struct http_server *srv);
+void http_listen_close(struct http_server *srv);
+void http_conn_gone(struct http_server *srv, struct lws *wsi);
+/* Admits fd from peer under the connection limit and the per-address cap, and hands it to lws;
+ * or closes it. adopted: it came from a shared listener, not this server's own accept. */
+void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted);
 
 #endif

@@ -20,9 +20,9 @@ void http_client_addr(struct lws *wsi, char *buf, size_t len)
     /* The one place that says who the client is: the peer (for a connection adopted from a
      * shared listener, the address it came with: its socket may be a socketpair), or behind a
      * trusted proxy the client its header names. */
-    const char *adopted = lws_get_opaque_user_data(wsi);
-    if (adopted)
-        ml_strlcpy(buf, adopted, len);
+    const struct http_conn_info *info = lws_get_opaque_user_data(wsi);
+    if (info && info->adopted)
+        ml_ip_str((const struct sockaddr *)&info->peer, buf, len);
     else
         lws_get_peer_simple(wsi, buf, len);
     struct lws_context *ctx = lws_get_context(wsi);
@@ -61,7 +61,8 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
     struct http_adopt *a = ml_xmalloc(sizeof *a);
     a->next = NULL;
     a->fd = fd;
-    ml_ip_str(peer, a->peer, sizeof a->peer);
+    memset(&a->peer, 0, sizeof a->peer);
+    memcpy(&a->peer, peer, ml_addr_len(peer));
     pthread_mutex_lock(&srv->adopt_mu);
     if (srv->adopt_tail)
         srv->adopt_tail->next = a;
@@ -84,39 +85,13 @@ static void adopt_drain(struct http_server *srv, bool serve)
     pthread_mutex_unlock(&srv->adopt_mu);
     while (a) {
         struct http_adopt *next = a->next;
-        struct lws *wsi = NULL;
-        if (!serve || srv->conns >= srv->cfg.max_connections) {
-            if (serve)
-                ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name,
-                               "shared-port connection refused: %s.max-connections=%lld open "
-                               "already",
-                               srv->cfg.section, srv->cfg.max_connections);
+        if (serve)
+            http_admit(srv, a->fd, (struct sockaddr *)&a->peer, true); /* the limits, as accept */
+        else
             close(a->fd);
-        } else {
-            lws_sock_file_fd_type d = {.sockfd = a->fd};
-            wsi = lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, d, NULL,
-                                             NULL);
-        }
-        /* lws closed the fd if it failed; a served connection knows its client from here */
-        if (wsi)
-            lws_set_opaque_user_data(wsi, ml_xstrdup(a->peer));
-        else if (serve)
-            ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name, "cannot adopt a shared-port connection");
         free(a);
         a = next;
     }
-}
-
-/* A new connection (fd, not yet read): admitted while the server holds fewer than its limit.
- * Per-client-address limits belong here, beside the count. */
-static int admit(struct http_server *srv)
-{
-    if (srv->conns < srv->cfg.max_connections)
-        return 0;
-    ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name,
-                   "connection refused: %s.max-connections=%lld open already", srv->cfg.section,
-                   srv->cfg.max_connections);
-    return 1;
 }
 
 void *http_ws_arg(struct lws *wsi)
@@ -152,11 +127,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         srv->conns--;
-        free(lws_get_opaque_user_data(wsi)); /* an adopted connection's client address */
-        lws_set_opaque_user_data(wsi, NULL);
+        http_conn_gone(srv, wsi);
         return 0;
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        return admit(srv);
     case LWS_CALLBACK_HTTP:
         if (srv->cfg.fallback) {
             int rc = srv->cfg.fallback(srv->cfg.fallback_arg, wsi);
@@ -245,42 +217,51 @@ static void make_protocols(struct http_server *srv)
     }
 }
 
-/* Creates the lws context, on a libev loop of our own when lws has its plugin. */
+/* Creates the lws context on a libev loop of our own. lws's built-in loop poll()s every socket
+ * at each wake-up, which costs as much as the work itself once thousands of WebSockets are
+ * open; epoll through libev does not. The loop also carries our listening socket
+ * (http-accept.c), so lws's own loop, which we cannot add a socket to, is not an option. A
+ * loop of our own registers no signal watcher (an internal one would take SIGINT from the main
+ * thread). */
 static int make_context(struct http_server *srv, struct lws_context_creation_info *info)
 {
-    /* lws's built-in loop poll()s every socket at each wake-up, which costs as much as the work
-     * itself once thousands of WebSockets are open; epoll through libev does not. A loop of
-     * our own registers no signal watcher (an internal one would take SIGINT from the main
-     * thread). */
     srv->evloop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
     if (!srv->evloop)
         srv->evloop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (srv->evloop) {
-        void *loops[1] = {srv->evloop};
-        info->foreign_loops = loops;
-        info->options |= LWS_SERVER_OPTION_LIBEV;
-        srv->ctx = lws_create_context(info);
-        info->foreign_loops = NULL;
-        info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-        if (srv->ctx)
-            return 0;
-        ev_loop_destroy(srv->evloop);
-        srv->evloop = NULL;
-    }
-    /* the plugin may be missing (libwebsockets-evlib-ev): lws's own loop */
+    if (!srv->evloop)
+        return -1;
+    void *loops[1] = {srv->evloop};
+    info->foreign_loops = loops;
+    info->options |= LWS_SERVER_OPTION_LIBEV;
     srv->ctx = lws_create_context(info);
-    if (srv->ctx)
-        ML_WARN(srv->cfg.name, "libwebsockets' libev plugin is missing (apt-get install "
-                               "libwebsockets-evlib-ev): lws's poll() loop serves instead, slower "
-                               "with thousands of connections");
+    info->foreign_loops = NULL;
     return srv->ctx ? 0 : -1;
+}
+
+/* max_connections 0: one share of the open-file limit (ml_fd_share), and then one address gets
+ * at most half of it, so that a single address cannot take the whole of a small budget. */
+static void derive_limits(struct http_server *srv)
+{
+    long long per_addr = srv->cfg.max_connections_per_addr;
+    srv->max_connections = srv->cfg.max_connections;
+    if (srv->max_connections <= 0) {
+        srv->max_connections = ml_fd_share();
+        long long half = srv->max_connections / 2 > 0 ? srv->max_connections / 2 : 1;
+        if (per_addr <= 0 || per_addr > half)
+            per_addr = half;
+        ML_INFO(srv->cfg.name,
+                "%s.max-connections derived from the open-file limit %llu: %lld, %lld from one "
+                "address",
+                srv->cfg.section, ml_fd_limit(), srv->max_connections, per_addr);
+    }
+    if (per_addr > 0)
+        srv->addrs = ml_addr_counts_new(per_addr > UINT32_MAX ? UINT32_MAX : (unsigned)per_addr);
 }
 
 struct http_server *http_server_new(const struct http_server_config *cfg, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    char ip[ML_ADDR_STRLEN];
     if (cfg->nservices > HTTP_MAX_SERVICES || cfg->nws > HTTP_MAX_WS) {
         ml_err(err, errlen, "%s: too many services", cfg->section);
         return NULL;
@@ -293,6 +274,11 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     pthread_mutex_init(&srv->done_mu, NULL);
     pthread_mutex_init(&srv->adopt_mu, NULL);
     srv->cfg = *cfg;
+    derive_limits(srv);
+    if (!cfg->no_listen && http_listen_open(srv, (struct sockaddr *)&ss, err, errlen) < 0) {
+        http_server_free(srv);
+        return NULL;
+    }
     srv->req_size = sizeof(struct http_req);
     for (size_t i = 0; i < cfg->nservices; i++) {
         srv->svc[i] = cfg->services[i];
@@ -317,12 +303,10 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     make_protocols(srv);
 
     struct lws_context_creation_info info;
-    ml_ip_str((struct sockaddr *)&ss, ip, sizeof ip);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
     memset(&info, 0, sizeof info);
-    info.port =
-        cfg->no_listen ? CONTEXT_PORT_NO_LISTEN_SERVER : ml_addr_port((struct sockaddr *)&ss);
-    info.iface = cfg->no_listen ? NULL : ip;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* a server vhost; http-accept.c accepts, or a
+                                                * shared listener hands sockets over */
     info.protocols = srv->protocols;
     info.pvo = srv->pvo.name ? &srv->pvo : NULL;
     info.vhost_name = cfg->name;
@@ -334,7 +318,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     info.timeout_secs = 20;
     /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
      * connection of every socket event by a linear scan of all of them (its "max fds unrelated
-     * to ulimit" mode); max_connections is counted in the callback instead (admit). */
+     * to ulimit" mode); max_connections is applied at accept instead (http-accept.c). */
     info.count_threads = 1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (ss.ss_family == AF_INET)
@@ -346,12 +330,12 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
     }
-    /* A shared listener (one port for TLS, TURN and HTTP) hands accepted sockets over with
-     * the bytes it read (http_server_adopt); with no_listen the vhost has no port of its own. */
+    /* A shared listener (one port for TLS, TURN and HTTP) hands accepted sockets over
+     * (http_server_adopt); with no_listen the server has no port of its own. */
     if (make_context(srv, &info) < 0) {
         ml_err(err, errlen,
-               "%s.listen: cannot listen on %s (in use, not a local address, or a TLS file that "
-               "cannot be read?)",
+               "%s.listen: cannot serve on %s (a TLS file that cannot be read, or libwebsockets' "
+               "libev plugin missing: apt-get install libwebsockets-evlib-ev?)",
                cfg->section, cfg->listen);
         http_server_free(srv);
         return NULL;
@@ -359,15 +343,8 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     srv->vhost = lws_get_vhost_by_name(srv->ctx, cfg->name);
     if (cfg->no_listen)
         srv->port = ml_addr_port((struct sockaddr *)&ss);
-    else
-        srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : info.port;
     if (!srv->vhost) {
-        ml_err(err, errlen, "%s: no vhost", cfg->section);
-        http_server_free(srv);
-        return NULL;
-    }
-    if (srv->port <= 0) {
-        ml_err(err, errlen, "%s.listen: cannot listen on %s", cfg->section, cfg->listen);
+        ml_err(err, errlen, "%s.listen: cannot serve on %s", cfg->section, cfg->listen);
         http_server_free(srv);
         return NULL;
     }
@@ -378,12 +355,9 @@ static void *service_main(void *arg)
 {
     struct http_server *srv = arg;
     ml_log_set_thread(srv->cfg.name);
-    while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
-        if (srv->evloop) /* one round of our libev loop; lws_cancel_service() ends a wait */
-            ev_run(srv->evloop, EVRUN_ONCE);
-        else if (lws_service(srv->ctx, 0) < 0)
-            break;
-    }
+    /* one round of our libev loop at a time; lws_cancel_service() ends a wait */
+    while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
+        ev_run(srv->evloop, EVRUN_ONCE);
     return NULL;
 }
 
@@ -393,6 +367,7 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
     for (size_t i = 0; i < srv->ntimers; i++)
         lws_sul_schedule(srv->ctx, 0, &srv->timers[i].sul, on_timer,
                          srv->timers[i].first_ms * LWS_US_PER_MS);
+    http_listen_start(srv);
     int rc = pthread_create(&srv->thread, NULL, service_main, srv);
     if (rc)
         return ml_err(err, errlen, "cannot start the %s thread: %s", srv->cfg.name, strerror(rc));
@@ -440,6 +415,7 @@ void http_server_close(struct http_server *srv)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
+    http_listen_close(srv);
     if (srv->evloop)
         ev_loop_destroy(srv->evloop);
     srv->evloop = NULL;
@@ -454,6 +430,7 @@ void http_server_free(struct http_server *srv)
     http_posted_drain(srv); /* the last completions free their orphaned requests */
     pthread_mutex_destroy(&srv->done_mu);
     pthread_mutex_destroy(&srv->adopt_mu);
+    ml_addr_counts_free(srv->addrs);
     free(srv);
 }
 

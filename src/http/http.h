@@ -256,12 +256,13 @@ struct http_server_config {
      * arrive through http_server_adopt (which works on every server). */
     bool no_listen;
     uint16_t default_port;
-    const char *tls_cert, *tls_key; /* PEM files: HTTPS (and wss://); NULL: plain */
-    size_t max_header;              /* bytes of all request headers */
-    unsigned header_pool;           /* header buffers: requests being read at once */
-    long long max_body;             /* bytes of a request body */
-    long long max_connections;      /* HTTP and WebSocket connections at once */
-    bool request_ids;               /* X-Request-Id: taken (when sane) or made, echoed, logged */
+    const char *tls_cert, *tls_key;     /* PEM files: HTTPS (and wss://); NULL: plain */
+    size_t max_header;                  /* bytes of all request headers */
+    unsigned header_pool;               /* header buffers: requests being read at once */
+    long long max_body;                 /* bytes of a request body */
+    long long max_connections;          /* HTTP and WebSocket connections at once; 0: derived */
+    long long max_connections_per_addr; /* of them from one client address; 0: no cap */
+    bool request_ids;  /* X-Request-Id: taken (when sane) or made, echoed, logged */
     bool preflight;    /* OPTIONS on any path is a CORS preflight (204), and Allow lists it */
     char *const *cors; /* browser origins given CORS headers ("*": any) */
     size_t ncors;
@@ -314,6 +315,16 @@ void http_server_close(struct http_server *srv);
 void http_server_free(struct http_server *srv);
 /* Answers so far by status (index status - HTTP_STATUS_MIN). Any thread. */
 void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES]);
+/* Connections: open now, accepted, refused by the limits, and pauses of accepting for want of
+ * descriptors; the limits in force. Any thread. */
+struct http_conn_stats {
+    uint64_t open, accepted;
+    uint64_t refused_limit; /* <section>.max-connections open already */
+    uint64_t refused_addr;  /* <section>.max-connections-per-address from the client's address */
+    uint64_t accept_paused; /* accept() failed (EMFILE, ENFILE...): accepting paused */
+    long long max_connections, max_per_addr; /* in force (max_per_addr 0: none) */
+};
+void http_server_conn_stats(struct http_server *srv, struct http_conn_stats *out);
 
 /* The arg of the WebSocket protocol a connection speaks (its callback's state). */
 void *http_ws_arg(struct lws *wsi);
