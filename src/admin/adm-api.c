@@ -152,6 +152,8 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
     st_process_read(&s->proc);
     turn_counters_read(a->deps.engine, &s->turn);
     net_engine_counters(a->deps.engine, &s->net);
+    net_engine_limits(a->deps.engine, &s->net_max_streams, &s->net_max_per_addr, &s->net_addresses);
+    s->net_max_streams *= net_engine_workers(a->deps.engine);
     s->draining = turn_server_draining(a->deps.turn);
     adm_sync_stats(a->deps.sync, &s->sync);
     turn_server_runtime_counts(a->deps.turn, &s->sync.secrets, &s->sync.users);
@@ -164,12 +166,14 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
         cp_counters_read(a->deps.cp, cc);
         s->have_cp = true;
         memcpy(s->http_api, cc->http_by_status, sizeof s->http_api);
+        s->api_conns = cc->http_conns;
         s->ws_connections = cc->ws_connections;
         s->pools[s->npools].name = "api";
         s->pools[s->npools++].st = cc->pool;
         free(cc);
     }
     http_server_counters(a->http, s->http_admin);
+    http_server_conn_stats(a->http, &s->admin_conns);
     if (a->pool) {
         s->pools[s->npools].name = "admin";
         db_pool_stats(a->pool, &s->pools[s->npools++].st);

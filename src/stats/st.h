@@ -8,6 +8,7 @@
 
 #include "common/common.h"
 #include "db/db.h"
+#include "http/http.h"
 #include "net/net.h"
 #include "turn/turn.h"
 
@@ -77,17 +78,22 @@ struct st_snapshot {
     /* relay */
     struct turn_counters turn;
     struct net_counters net;
+    unsigned net_max_streams;  /* all workers: net.max-streams, given or derived, times workers */
+    unsigned net_max_per_addr; /* net.max-streams-per-address in force; 0: none */
+    size_t net_addresses;      /* client addresses holding a stream now */
     bool draining;
     struct st_sync sync;
     struct st_relay_link link;
     /* control plane */
     bool have_cp;
     uint64_t http_api[ST_HTTP_CODES];
+    struct http_conn_stats api_conns;
     uint64_t ws_connections; /* open signaling WebSockets */
     bool have_db_counts;     /* meetings_active and participants_present were read */
     long long meetings_active, participants_present;
     /* the admin listener */
     uint64_t http_admin[ST_HTTP_CODES];
+    struct http_conn_stats admin_conns;
     /* database pools */
     struct st_pool pools[ST_MAX_POOLS];
     size_t npools;
