@@ -98,7 +98,8 @@ class Daemon:
     has no sanitizer report.
     """
 
-    def __init__(self, sets, config=None, binary=None, env=None, wait_for="ready", timeout=20):
+    def __init__(self, sets, config=None, binary=None, env=None, wait_for="ready", timeout=20,
+                 preexec_fn=None):
         self.binary = binary or MEETLITED
         self.args = [self.binary]
         if config:
@@ -111,7 +112,8 @@ class Daemon:
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         if env:
             e.update(env)
-        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT, env=e,
+                                     preexec_fn=preexec_fn)
         self.rc = None
         if wait_for:
             self.wait_log(wait_for, timeout)
