@@ -8,6 +8,12 @@
  *    the peer address accept() gave, and counted (http_server_conn_stats);
  *  - lws's own limit (fd_limit_per_thread) is left alone: set below RLIMIT_NOFILE it switches lws
  *    to a linear search of its connections on every event (docs/benchmarks.md).
+ * Each server also keeps one descriptor in reserve (on /dev/null): when accept() fails for want
+ * of descriptors, the reserve is closed and the next waiting connection accepted in its place and
+ * served, so that the admin listener, which nobody floods, answers its health probes one at a
+ * time even while the process is at its limit. The reserve is taken back as soon as a
+ * connection of this server closes (its descriptor is then free, and this thread is the first
+ * to ask for it). The TURN listeners do without: their clients are the flood.
  * Everything here runs on the service thread, except open and close (before it starts, after it
  * stopped). */
 #include "config.h"
@@ -16,6 +22,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +39,7 @@ struct http_listener {
     int fd;
     ev_io io;
     ev_timer retry;
+    int reserve;       /* a descriptor held for the next accept at the limit; -1: spent */
     unsigned pause_ms; /* 0: accepting */
     unsigned pauses;   /* in this episode */
     int64_t paused_at_ms;
@@ -57,8 +65,15 @@ int http_listen_open(struct http_server *srv, const struct sockaddr *addr, char 
     struct http_listener *l = ml_xcalloc(1, sizeof *l);
     l->srv = srv;
     l->fd = fd;
+    l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->listener = l;
     return 0;
+}
+
+static void take_reserve(struct http_listener *l)
+{
+    if (l->reserve < 0)
+        l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void count(uint64_t *c)
@@ -92,6 +107,7 @@ static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct http_listener *l = t->data;
     ML_UNUSED(revents);
+    take_reserve(l);
     ev_io_start(loop, &l->io);
 }
 
@@ -150,6 +166,8 @@ void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bo
 
 void http_conn_gone(struct http_server *srv, struct lws *wsi)
 {
+    if (srv->listener)
+        take_reserve(srv->listener); /* lws closed the socket before this callback */
     struct http_conn_info *info = lws_get_opaque_user_data(wsi);
     if (!info)
         return;
@@ -169,6 +187,17 @@ static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && l->reserve >= 0) {
+            close(l->reserve); /* one more connection, served with the reserve's place */
+            l->reserve = -1;
+            sl = sizeof ss;
+            fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                int e = errno;
+                take_reserve(l);
+                errno = e;
+            }
+        }
         if (fd < 0) {
             int e = errno;
             if (e == EAGAIN || e == EWOULDBLOCK)
@@ -217,6 +246,8 @@ void http_listen_close(struct http_server *srv)
         ev_timer_stop(srv->evloop, &l->retry);
     }
     close(l->fd);
+    if (l->reserve >= 0)
+        close(l->reserve);
     free(l);
     srv->listener = NULL;
 }

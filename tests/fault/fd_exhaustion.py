@@ -12,7 +12,8 @@ and once the idle connections close the flooding address is served again.
 
 Part 2, limits set far above the descriptor limit: the kernel's EMFILE is reached. Accepting
 pauses with a backoff instead of spinning (CPU low, log bounded, pauses counted), the allocation
-keeps relaying, and everything recovers by itself once the idle connections close.
+keeps relaying, the admin /healthz answers on the HTTP layer's reserved descriptor, and
+everything recovers by itself once the idle connections close.
 
 Before the fix: 94 % CPU in accept loops, about 15 MB/s of "Too many open files" and
 "accept: errno 24" lines, and no health probe answered."""
@@ -229,6 +230,8 @@ try:
         t.ok("Error from accept() call" not in log and "accept: errno 24" not in log,
              "neither libevent's nor libwebsockets' accept error floods the log")
         t.ok(relays(cl, peer), "at EMFILE the UDP allocation keeps relaying")
+        for i in range(3):
+            t.eq(healthz(admin), 200, "at EMFILE admin /healthz still answers, on its reserved descriptor (%d)" % (i + 1))
 
         close_all(idle)
         deadline = time.time() + 10
