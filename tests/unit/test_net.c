@@ -249,6 +249,9 @@ static const struct net_handler handler = {
     .frame_len = frame_len,
 };
 
+/* Settings a test wants beyond start()'s: those set here replace its own, once. */
+static struct net_settings tweak;
+
 /* An engine on loopback, port 0, whose first worker is served by this thread (its sockets are
  * armed here, as worker_main would on a thread of its own). */
 static void start(const char *listen, unsigned workers, unsigned batch)
@@ -264,6 +267,12 @@ static void start(const char *listen, unsigned workers, unsigned batch)
                                .stream_out_max = 4096,
                                .stream_idle_s = 0,
                                .max_streams = 1};
+    if (tweak.max_streams)
+        set.max_streams = tweak.max_streams;
+    set.max_streams_per_addr = tweak.max_streams_per_addr;
+    set.stream_frame_s = tweak.stream_frame_s;
+    set.stream_setup_s = tweak.stream_setup_s;
+    memset(&tweak, 0, sizeof tweak);
     eng = net_engine_new(&set, eps, n, &handler, NULL, NULL, err, sizeof err);
     free(eps);
     ck_assert_msg(eng != NULL, "%s", err);
@@ -1008,6 +1017,148 @@ START_TEST(stream_output_bounded)
 }
 END_TEST
 
+/* Connections per address: an IPv4 address alone, an IPv6 address by its /64, an IPv4-mapped
+ * IPv6 address as its IPv4 address; a slot goes when its last connection does. */
+START_TEST(addr_counts)
+{
+    struct sockaddr_storage a, b, c, m, x;
+    socklen_t l;
+    ck_assert_int_eq(ml_addr_parse("192.0.2.1:1000", 0, &a, &l), 0);
+    ck_assert_int_eq(ml_addr_parse("192.0.2.1:2000", 0, &b, &l), 0); /* same address */
+    ck_assert_int_eq(ml_addr_parse("192.0.2.2:1000", 0, &c, &l), 0);
+    ck_assert_int_eq(ml_addr_parse("[::ffff:192.0.2.1]:3000", 0, &m, &l), 0);
+    struct ml_addr_counts *t = ml_addr_counts_new(2);
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&a));
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&b));
+    ck_assert(!ml_addr_counts_take(t, (struct sockaddr *)&m)); /* mapped: the same address */
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&c));
+    ck_assert_uint_eq(ml_addr_counts_addresses(t), 2);
+    ml_addr_counts_put(t, (struct sockaddr *)&b);
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&m));
+    ck_assert_int_eq(ml_addr_parse("[2001:db8:1:2::1]:1", 0, &a, &l), 0);
+    ck_assert_int_eq(ml_addr_parse("[2001:db8:1:2:ffff::9]:1", 0, &b, &l), 0); /* same /64 */
+    ck_assert_int_eq(ml_addr_parse("[2001:db8:1:3::1]:1", 0, &x, &l), 0);      /* another */
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&a));
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&b));
+    ck_assert(!ml_addr_counts_take(t, (struct sockaddr *)&a));
+    ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&x));
+    ck_assert_uint_eq(ml_addr_counts_addresses(t), 4);
+    ml_addr_counts_put(t, (struct sockaddr *)&x);
+    ml_addr_counts_put(t, (struct sockaddr *)&x); /* one too many: ignored */
+    ck_assert_uint_eq(ml_addr_counts_addresses(t), 3);
+    ml_addr_counts_free(t);
+    /* no cap: only counted */
+    t = ml_addr_counts_new(0);
+    for (int i = 0; i < 100; i++)
+        ck_assert(ml_addr_counts_take(t, (struct sockaddr *)&c));
+    ck_assert_uint_eq(ml_addr_counts_addresses(t), 1);
+    ml_addr_counts_free(t);
+    /* the budget: a quarter of the open-file limit less the reserve, never below the minimum */
+    unsigned long long lim = ml_fd_limit();
+    long long share = ml_fd_share();
+    ck_assert_int_ge(share, ML_FD_SHARE_MIN);
+    if (lim > ML_FD_RESERVE + 4 * ML_FD_SHARE_MIN)
+        ck_assert_int_eq(share, (long long)(lim - ML_FD_RESERVE) / ML_FD_SHARES);
+}
+END_TEST
+
+/* net.max-streams-per-address: the third connection from 127.0.0.1 is refused and counted; a
+ * closed one gives its place back. */
+START_TEST(stream_per_address_cap)
+{
+    tweak.max_streams = 10;
+    tweak.max_streams_per_addr = 2;
+    start("tcp://127.0.0.1:0", 1, 64);
+    int c1 = client_tcp(), c2 = client_tcp();
+    ITERATE_UNTIL(seen.opens == 2);
+    int c3 = client_tcp();
+    ck_assert(closed_by_server(c3));
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->stream_refused_addr, 1);
+    ck_assert_uint_eq(seen.opens, 2);
+    close(c3);
+    close(c1);
+    ITERATE_UNTIL(seen.closes == 1);
+    c3 = client_tcp();
+    ITERATE_UNTIL(seen.opens == 3);
+    unsigned max, per;
+    size_t addrs;
+    net_engine_limits(eng, &max, &per, &addrs);
+    ck_assert_uint_eq(max, 10);
+    ck_assert_uint_eq(per, 2);
+    ck_assert_uint_eq(addrs, 1);
+    close(c2);
+    close(c3);
+    stop();
+}
+END_TEST
+
+/* A frame begun and never finished is cut at net.stream-frame-timeout although bytes keep
+ * arriving; a connection never set up is cut at net.stream-setup-timeout, one set up is not. */
+START_TEST(stream_deadlines)
+{
+    tweak.max_streams = 10;
+    tweak.stream_frame_s = 1;
+    start("tcp://127.0.0.1:0", 1, 64);
+    int c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    uint8_t out[64];
+    size_t n = frame(out, "slowly, slowly");
+    int64_t t0 = ml_now_ms();
+    bool gone = false;
+    for (size_t i = 0; i < n && !gone; i++) { /* a byte each 300 ms: more than the deadline */
+        ck_assert_int_eq(send(c, out + i, 1, MSG_NOSIGNAL), 1);
+        for (int j = 0; j < 300 && !gone; j++) {
+            iterate();
+            char b;
+            ssize_t r = recv(c, &b, 1, MSG_DONTWAIT);
+            gone = r == 0 || (r < 0 && errno == ECONNRESET);
+            usleep(1000);
+        }
+    }
+    int64_t took = ml_now_ms() - t0;
+    ck_assert(gone);
+    ck_assert_int_ge(took, 900);
+    ck_assert_int_le(took, 2500);
+    const struct net_counters *k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->stream_frame_timeouts, 1);
+    ck_assert_uint_eq(seen.frames, 0);
+    close(c);
+    /* whole frames keep the connection; the deadline restarts with each new frame */
+    c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 2);
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(send(c, out, 3, 0), 3);
+        for (int j = 0; j < 600; j++) {
+            iterate();
+            usleep(1000);
+        }
+        ck_assert_int_eq(send(c, out + 3, n - 3, 0), (ssize_t)(n - 3));
+        ITERATE_UNTIL(seen.frames == (unsigned)round + 1);
+    }
+    ck_assert_uint_eq(k->stream_frame_timeouts, 1);
+    close(c);
+    stop();
+
+    tweak.max_streams = 10;
+    tweak.stream_setup_s = 1;
+    start("tcp://127.0.0.1:0", 1, 64);
+    c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 1);
+    ck_assert(closed_by_server(c));
+    k = net_worker_counters(wk);
+    ck_assert_uint_eq(k->stream_setup_timeouts, 1);
+    close(c);
+    c = client_tcp();
+    ITERATE_UNTIL(seen.opens == 2);
+    net_stream_established(seen.last);
+    ck_assert(!closed_by_server(c)); /* 3 s: past the deadline */
+    ck_assert_uint_eq(k->stream_setup_timeouts, 1);
+    close(c);
+    stop();
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -1015,6 +1166,7 @@ static Suite *net_suite(void)
     tcase_add_test(tc, endpoints_parse);
     tcase_add_test(tc, first_bytes);
     tcase_add_test(tc, tls_settings);
+    tcase_add_test(tc, addr_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("udp");
     tcase_add_test(tc, bind_port_zero_shared);
@@ -1030,6 +1182,8 @@ static Suite *net_suite(void)
     tcase_add_test(tc, stream_freed_once_at_stop);
     tcase_add_test(tc, stream_handover);
     tcase_add_test(tc, conn_pipe);
+    tcase_add_test(tc, stream_per_address_cap);
+    tcase_add_test(tc, stream_deadlines);
     suite_add_tcase(s, tc);
     return s;
 }
