@@ -70,6 +70,7 @@ struct net_stream {
     struct event *deadline; /* the earlier of frame_by_ms and setup_by_ms */
     int64_t frame_by_ms;    /* a begun frame must be whole by then (monotonic); 0: none */
     int64_t setup_by_ms;    /* net_stream_established must come by then; 0: set up */
+    int64_t armed_ms;       /* when the deadline timer fires; 0: not set */
     struct net_stream *prev, *next;
 };
 

@@ -467,8 +467,10 @@ static void deadline_arm(struct net_stream *s)
         next = s->setup_by_ms;
     if (!next || s->closing) {
         evtimer_del(s->deadline);
+        s->armed_ms = 0;
         return;
     }
+    s->armed_ms = next;
     int64_t left = next - ml_now_ms();
     if (left < 0)
         left = 0;
@@ -483,6 +485,7 @@ static void deadline_fired(evutil_socket_t fd, short what, void *arg)
     char a[ML_ADDR_STRLEN];
     ML_UNUSED(fd);
     ML_UNUSED(what);
+    s->armed_ms = 0;
     if (s->closing)
         return;
     int64_t now = ml_now_ms();
@@ -519,16 +522,16 @@ static void frame_deadline(struct net_stream *s, size_t left, bool completed)
 {
     struct net_worker *w = s->w;
     if (left == 0 || s->pipe || w->e->set.stream_frame_s <= 0) {
-        if (s->frame_by_ms) {
-            s->frame_by_ms = 0;
-            deadline_arm(s);
-        }
+        s->frame_by_ms = 0; /* a timer still set for it finds nothing due and re-arms */
         return;
     }
     if (s->frame_by_ms && !completed)
         return;
     s->frame_by_ms = ml_now_ms() + w->e->set.stream_frame_s * 1000;
-    deadline_arm(s);
+    /* Lazily: a timer set to fire no later than this deadline re-arms for it when it fires, so a
+     * read that ends inside a frame costs no timer operation while the stream is busy. */
+    if (!s->armed_ms || s->armed_ms > s->frame_by_ms)
+        deadline_arm(s);
 }
 
 static void stream_read(struct bufferevent *bev, void *arg)
