@@ -561,7 +561,7 @@ static const struct st_metric metrics[] = {
                    "listener=\"api\",reason=\"per_address\"")}},
     {"admin.connections.refused_limit", F(admin_conns.refused_limit),
      .prom = {MORE("meetlite_connections_refused_total", "listener=\"admin\",reason=\"limit\"")}},
-    {"net.accept_pauses", F(net.accept_paused),
+    {"net.streams.accept_pauses", F(net.accept_paused),
      .prom = {COUNTER("meetlite_accept_pauses_total", "listener=\"turn\"",
                       "Pauses of accepting because accept() failed (descriptors ran out: "
                       "EMFILE, ENFILE), by listener.")}},
