@@ -839,6 +839,10 @@ static void on_conn(struct net_conn *c, void *arg, enum net_conn_event ev)
  * ways, a reader that stops (the other side is not read past max), the end of either side. */
 START_TEST(conn_pipe)
 {
+    /* short deadlines: a pipe (an RFC 6062 data connection) is set up and carries bytes, not
+     * frames, so neither may cut it */
+    tweak.stream_frame_s = 1;
+    tweak.stream_setup_s = 2;
     start("tcp://127.0.0.1:0", 1, 64);
     char err[256];
     bool inuse;
@@ -917,6 +921,27 @@ START_TEST(conn_pipe)
     }
     ck_assert_uint_eq(k, 6);
     ck_assert_int_eq(memcmp(got, "behind", 6), 0); /* not the frame: only what followed */
+    /* what would be the start of a frame, then nothing past both deadlines: still piped */
+    ck_assert_int_eq(send(c, "ML\0\x50", 4, 0), 4);
+    for (int64_t t1 = ml_now_ms(); ml_now_ms() - t1 < 2500;) {
+        iterate();
+        usleep(1000);
+    }
+    char probe;
+    ck_assert_int_eq(recv(c, &probe, 1, MSG_DONTWAIT), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    k = 0;
+    for (int i = 0; i < 3000 && k < 4; i++) {
+        iterate();
+        ssize_t r = recv(peer, got + k, 4 - k, MSG_DONTWAIT);
+        if (r > 0)
+            k += (size_t)r;
+        else
+            usleep(1000);
+    }
+    ck_assert_uint_eq(k, 4);
+    ck_assert_uint_eq(net_worker_counters(wk)->stream_frame_timeouts, 0);
+    ck_assert_uint_eq(net_worker_counters(wk)->stream_setup_timeouts, 0);
 
     /* the client stops reading: the peer is read until max waits for the client, then not */
     int small = 64 << 10; /* small enough to fill, large enough to stream */
@@ -964,7 +989,7 @@ START_TEST(conn_pipe)
     uint64_t from_peer, to_peer;
     net_conn_bytes(pc, &from_peer, &to_peer);
     ck_assert_uint_eq(from_peer, 5 + sizeof blob);
-    ck_assert_uint_eq(to_peer, 6);
+    ck_assert_uint_eq(to_peer, 6 + 4); /* "behind", and the 4 bytes past the deadlines */
 
     /* the peer ends: what it sent last reaches the client, then the owner is told */
     ck_assert_int_eq(send(peer, "bye", 3, 0), 3);
