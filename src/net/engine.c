@@ -314,7 +314,9 @@ static void tls_filter_warm_up(struct event_base *base, SSL_CTX *ctx)
 
 /* net.max-streams 0: one share of the open-file limit (ml_fd_share: what is left after the
  * relay sockets, the HTTP connections and a reserve) for the workers together; one address then
- * gets at most half of it, so that a single address cannot take the whole of a small budget. */
+ * gets at most half of one worker's part, so that a single address can fill no worker (the kernel
+ * spreads an address's connections over the workers by a hash, not evenly) and cannot take the
+ * whole of a small budget. */
 static void derive_limits(struct net_settings *set)
 {
     unsigned long long lim = ml_fd_limit();
@@ -322,7 +324,7 @@ static void derive_limits(struct net_settings *set)
         long long total = ml_fd_share();
         long long per = total / set->workers;
         set->max_streams = per > 0 ? (unsigned)per : 1;
-        unsigned half = set->max_streams * set->workers / 2;
+        unsigned half = set->max_streams / 2;
         if (half == 0)
             half = 1;
         if (set->max_streams_per_addr == 0 || set->max_streams_per_addr > half)

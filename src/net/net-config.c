@@ -48,7 +48,7 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "TCP and TLS client connections from one client address (an IPv4 address, or an IPv6 /64), "
      "all workers together; more are refused and counted. A whole class can sit behind one NAT "
      "address: 2000 leaves a 500-person class four connections each. When net.max-streams is "
-     "derived, one address gets at most half of the derived total. 0: no cap."},
+     "derived, one address gets at most half of a worker's part of it. 0: no cap."},
     {"proxy-protocol-from", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, K(proxy_from), NULL,
      ml_cidr_list_validate,
      "Peers (comma list of CIDRs, IPv4 and IPv6) whose TCP and TLS connections to the TURN "

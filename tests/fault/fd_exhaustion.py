@@ -189,7 +189,7 @@ try:
         t.ok(api_refused and api_refused > 0, "HTTP connections refused per address are counted (%s)" % api_refused)
         lim = metric(m, "meetlite_connection_limit", 'listener="turn",scope="per_address"')
         total = metric(m, "meetlite_connection_limit", 'listener="turn",scope="total"')
-        t.ok(lim and total and lim <= total / 2 and total < LIMIT,
+        t.ok(lim and total and lim <= total / 4 and total < LIMIT,
              "the derived TURN limits fit the descriptor limit (%s total, %s per address)" % (total, lim))
         t.ok(metric(m, "meetlite_accept_pauses_total", 'listener="turn"') == 0,
              "with derived limits the process never ran out of descriptors")
