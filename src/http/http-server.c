@@ -1,7 +1,8 @@
 /* The server core: one libwebsockets context per listening address, on a service thread of its
- * own that runs a libev loop; the HTTP protocol's callback (connections admitted and counted,
- * requests handed to http-req.c, wakes from other threads), the WebSocket protocols beside it,
- * the services' and protocols' ticks, and an orderly stop. */
+ * own that runs a libev loop (which also carries the listening socket, http-accept.c); the HTTP
+ * protocol's callback (connections counted, requests handed to http-req.c, wakes from other
+ * threads), the WebSocket protocols beside it, the services' and protocols' ticks, and an orderly
+ * stop. */
 #include "config.h"
 
 #include "http/http-int.h"

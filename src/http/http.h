@@ -10,14 +10,14 @@
  *   signaling (src/signal) ------declares--> WebSocket protocol on the same server
  *   admin API (src/admin) -------declares--> service "/" on server "admin" (admin.listen)
  *
- * A request: lws accepts (http_client_addr names the client, the server's connection limit
- * admits it), the server's HTTP callback builds a struct http_req (the service's own request
- * object, which embeds it), finds the service by path prefix, then its route; authenticates
- * through the service; checks the body; parses it by the route's parameter table; calls the
- * handler. The handler answers at once, or submits a database job (http_submit) or work on
- * another thread (http_hold, http_post) whose completion answers on the server thread. The
- * answer is written when the connection is writable, in 16 KiB pieces when large, then logged
- * and counted by status. */
+ * A request: the server accepts (http-accept.c: the connection limit and the per-address cap
+ * admit it, lws adopts it; http_client_addr names the client), the server's HTTP callback builds a
+ * struct http_req (the service's own request object, which embeds it), finds the service by path
+ * prefix, then its route; authenticates through the service; checks the body; parses it by the
+ * route's parameter table; calls the handler. The handler answers at once, or submits a database
+ * job (http_submit) or work on another thread (http_hold, http_post) whose completion answers on
+ * the server thread. The answer is written when the connection is writable, in 16 KiB pieces when
+ * large, then logged and counted by status. */
 #ifndef ML_HTTP_H
 #define ML_HTTP_H
 
