@@ -132,12 +132,6 @@ struct net_counters {
     uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
     uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
     uint64_t shared_refused; /* neither (garbage, nothing in time, no control plane) */
-    uint64_t stream_tx_dropped;   /* frames dropped because a client read too slowly */
-    uint64_t stream_bad_frames;   /* streams closed for an unframeable or oversized frame */
-    uint64_t stream_moved;        /* streams handed over to another worker (net_stream_handover) */
-    uint64_t conn_open;           /* gauge: raw TCP connections (net_conn) */
-    uint64_t conn_bytes_in;       /* bytes piped from raw connections to streams */
-    uint64_t conn_bytes_out;      /* bytes piped from streams to raw connections */
     uint64_t stream_refused_addr; /* refused: net.max-streams-per-address reached */
     uint64_t stream_frame_timeouts; /* closed: a frame unfinished after net.stream-frame-timeout */
     uint64_t stream_setup_timeouts; /* closed: not set up within net.stream-setup-timeout */
