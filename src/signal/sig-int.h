@@ -118,6 +118,16 @@ extern const struct sig_mtype sig_mtypes[];
 /* True for a usable node id: 1..63 of A-Z a-z 0-9 . _ - */
 bool sig_node_id_ok(const char *s);
 
+/* Why sig_resume_token_parse refused a resume token "<node>.<32 hex digits>". */
+enum sig_resume_err {
+    SIG_RESUME_OK = 0,
+    SIG_RESUME_MALFORMED,  /* no node part, or not 32 hex digits after it */
+    SIG_RESUME_OTHER_NODE, /* names a node other than node */
+};
+/* Splits a resume token given by a client: the node it names must be node, and the key its 32
+ * hex digits (either case). Fills key only on SIG_RESUME_OK. */
+enum sig_resume_err sig_resume_token_parse(const char *tok, const char *node, uint8_t key[16]);
+
 /* A token bucket: rate per second, burst at most; starts full. */
 struct sig_bucket {
     double tokens;

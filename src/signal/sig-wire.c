@@ -260,6 +260,37 @@ enum http_err sig_msg_parse(const char *text, size_t n, json_t **root, struct si
 
 /* ------------------------------------------------------------------ small helpers */
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+enum sig_resume_err sig_resume_token_parse(const char *tok, const char *node, uint8_t key[16])
+{
+    const char *dot = strrchr(tok, '.');
+    size_t nlen = dot ? (size_t)(dot - tok) : 0;
+    if (!dot || !nlen || strlen(dot + 1) != SIG_TOKEN_HEX)
+        return SIG_RESUME_MALFORMED;
+    if (nlen != strlen(node) || memcmp(tok, node, nlen))
+        return SIG_RESUME_OTHER_NODE;
+    uint8_t k[16];
+    for (int i = 0; i < 16; i++) {
+        /* digits only: strtoul would take " f", "+f" and "-1" as well */
+        int hi = hex_digit(dot[1 + 2 * i]), lo = hex_digit(dot[2 + 2 * i]);
+        if (hi < 0 || lo < 0)
+            return SIG_RESUME_MALFORMED;
+        k[i] = (uint8_t)(hi << 4 | lo);
+    }
+    memcpy(key, k, sizeof k);
+    return SIG_RESUME_OK;
+}
+
 bool sig_node_id_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

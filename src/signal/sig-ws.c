@@ -66,22 +66,13 @@ static const char *urlarg(struct lws *wsi, const char *name, char *out, size_t o
 static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, const char *tok,
                        const char *peer)
 {
-    const char *dot = strrchr(tok, '.');
-    size_t nlen = dot ? (size_t)(dot - tok) : 0;
     uint8_t key[16];
-    if (!dot || nlen != strlen(sig->node) || memcmp(tok, sig->node, nlen) ||
-        strlen(dot + 1) != SIG_TOKEN_HEX) {
+    enum sig_resume_err re = sig_resume_token_parse(tok, sig->node, key);
+    if (re != SIG_RESUME_OK) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (peer=%s): %s", peer,
-                       dot && nlen ? "the token names another node" : "malformed resume token");
+                       re == SIG_RESUME_OTHER_NODE ? "the token names another node"
+                                                   : "malformed resume token");
         return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
-    }
-    for (int i = 0; i < 16; i++) {
-        char h[3] = {dot[1 + 2 * i], dot[2 + 2 * i], 0};
-        char *end;
-        unsigned long v = strtoul(h, &end, 16);
-        if (*end)
-            return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
-        key[i] = (uint8_t)v;
     }
     struct sig_hnode *n = sig_htab_get(&sig->by_token, key);
     struct sig_sess *s = n ? (struct sig_sess *)n : NULL; /* tok is the first member */

@@ -275,6 +275,43 @@ START_TEST(htab)
 }
 END_TEST
 
+/* The resume token of a reconnect URL, "<node>.<32 hex digits>" (sig-ws.c). The key's digits
+ * are hex digits only: strtoul, which read them before, also took "-1", " f" and "+f". */
+START_TEST(resume_token)
+{
+    uint8_t key[16], want[16];
+    for (int i = 0; i < 16; i++)
+        want[i] = (uint8_t)(i * 17);
+    ck_assert_int_eq(sig_resume_token_parse("n-1.00112233445566778899AABBccddeeff", "n-1", key),
+                     SIG_RESUME_OK);
+    ck_assert_mem_eq(key, want, 16);
+    ck_assert_int_eq(sig_resume_token_parse("n-2.00112233445566778899aabbccddeeff", "n-1", key),
+                     SIG_RESUME_OTHER_NODE);
+    ck_assert_int_eq(sig_resume_token_parse("n.n-1.00112233445566778899aabbccddeeff", "n-1", key),
+                     SIG_RESUME_OTHER_NODE);
+    static const char *const bad[] = {
+        "",
+        ".",
+        "n-1",
+        "n-1.",
+        ".00112233445566778899aabbccddeeff",
+        "n-1.00112233445566778899aabbccddeef",   /* 31 digits */
+        "n-1.00112233445566778899aabbccddeeff0", /* 33 */
+        "n-1.-1112233445566778899aabbccddeeff",  /* strtoul's sign */
+        "n-1. f112233445566778899aabbccddeeff",  /* and its space */
+        "n-1.+f112233445566778899aabbccddeeff",
+        "n-1.0x112233445566778899aabbccddeeff",
+        "n-1.00112233445566778899aabbccddeefg",
+    };
+    memset(key, 0x5a, sizeof key);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(sig_resume_token_parse(bad[i], "n-1", key) == SIG_RESUME_MALFORMED, "%s",
+                      bad[i]);
+    for (int i = 0; i < 16; i++)
+        ck_assert_uint_eq(key[i], 0x5a); /* untouched when refused */
+}
+END_TEST
+
 START_TEST(close_codes)
 {
     ck_assert_str_eq(sig_close_reason(SIG_CLOSE_IDLE), "idle_timeout");
@@ -401,6 +438,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, frames);
     tcase_add_test(tc, ring);
     tcase_add_test(tc, htab);
+    tcase_add_test(tc, resume_token);
     tcase_add_test(tc, close_codes);
     tcase_add_test(tc, routing);
     suite_add_tcase(s, tc);
