@@ -105,6 +105,18 @@ const char *http_req_arg(const struct http_req *req, const char *name)
     return NULL;
 }
 
+bool http_arg_parse(const char *frag, struct http_arg *out)
+{
+    const char *eq = strchr(frag, '=');
+    size_t nl = eq ? (size_t)(eq - frag) : strlen(frag);
+    if (nl == 0 || nl >= sizeof out->name)
+        return false;
+    memcpy(out->name, frag, nl);
+    out->name[nl] = 0;
+    ml_strlcpy(out->value, eq ? eq + 1 : "", sizeof out->value);
+    return true;
+}
+
 /* Keeps the query arguments (lws has them URL-decoded) while the headers are at hand. */
 static void read_args(struct lws *wsi, struct http_req *req)
 {
@@ -114,14 +126,8 @@ static void read_args(struct lws *wsi, struct http_req *req)
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0)
             break;
-        char *eq = strchr(frag, '=');
-        size_t nl = eq ? (size_t)(eq - frag) : strlen(frag);
-        if (nl == 0 || nl >= sizeof req->args[0].name)
-            continue;
-        memcpy(req->args[req->nargs].name, frag, nl);
-        req->args[req->nargs].name[nl] = 0;
-        ml_strlcpy(req->args[req->nargs].value, eq ? eq + 1 : "", HTTP_ARG_MAX);
-        req->nargs++;
+        if (http_arg_parse(frag, &req->args[req->nargs]))
+            req->nargs++;
     }
 }
 

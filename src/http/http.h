@@ -401,6 +401,9 @@ struct http_req {
 bool http_req_live(const struct http_req *req);
 /* The value of query argument name (URL-decoded), or NULL (HTTP_ROUTE_QUERY routes). */
 const char *http_req_arg(const struct http_req *req, const char *name);
+/* One query argument "name=value" or "name" (as lws gives it, URL-decoded) into *out, the value
+ * cut to HTTP_ARG_MAX - 1 bytes; false for one without a name or with a longer name than fits. */
+bool http_arg_parse(const char *frag, struct http_arg *out);
 
 /* Answers (server thread). An error with its JSON body (msg NULL: the default message); a JSON
  * document (takes ownership of body); text of ctype (takes ownership of the malloc'd text);

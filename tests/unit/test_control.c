@@ -207,6 +207,39 @@ START_TEST(routing)
 }
 END_TEST
 
+/* A query argument as lws hands it over (URL-decoded): name=value, or a bare name. */
+START_TEST(query_args)
+{
+    struct http_arg a;
+    ck_assert(http_arg_parse("top=10", &a));
+    ck_assert_str_eq(a.name, "top");
+    ck_assert_str_eq(a.value, "10");
+    ck_assert(http_arg_parse("flag", &a));
+    ck_assert_str_eq(a.name, "flag");
+    ck_assert_str_eq(a.value, "");
+    ck_assert(http_arg_parse("a==b", &a));
+    ck_assert_str_eq(a.value, "=b");
+    ck_assert(!http_arg_parse("=x", &a));
+    ck_assert(!http_arg_parse("", &a));
+    ck_assert(http_arg_parse("abcdefghijklmnopqrstuvw=1", &a)); /* 23 bytes: the most */
+    ck_assert(!http_arg_parse("abcdefghijklmnopqrstuvwx=1", &a));
+    char big[HTTP_ARG_MAX + 40];
+    memset(big, 'v', sizeof big);
+    memcpy(big, "k=", 2);
+    big[sizeof big - 1] = 0;
+    ck_assert(http_arg_parse(big, &a));
+    ck_assert_uint_eq(strlen(a.value), HTTP_ARG_MAX - 1); /* cut, terminated */
+    struct http_req req;
+    struct http_arg args[2];
+    memset(&req, 0, sizeof req);
+    req.args = args;
+    ck_assert(http_arg_parse("limit=5", &args[req.nargs++]));
+    ck_assert(http_arg_parse("id=7", &args[req.nargs++]));
+    ck_assert_str_eq(http_req_arg(&req, "id"), "7");
+    ck_assert_ptr_null(http_req_arg(&req, "top"));
+}
+END_TEST
+
 START_TEST(limiter)
 {
     struct cp_limiter *l = cp_limiter_new(64);
@@ -236,6 +269,7 @@ static Suite *control_suite(void)
     tcase_add_test(tc, utf8);
     tcase_add_test(tc, errors_table);
     tcase_add_test(tc, routing);
+    tcase_add_test(tc, query_args);
     tcase_add_test(tc, limiter);
     suite_add_tcase(s, tc);
     return s;
