@@ -207,6 +207,15 @@ int net_stream_listen(struct net_worker *w, size_t endpoint, int fd, char *err, 
 void net_streams_close_all(struct net_worker *w);
 void net_reap(evutil_socket_t fd, short what, void *arg);
 size_t net_stream_queued(const struct net_stream *s);
+/* The frame at the head of a stream's input by the handler's frame_len, at most max_frame
+ * bytes: its length (> 0) with *frame pointing at it, made contiguous (valid until in changes);
+ * 0 while it is incomplete (or under 4 bytes); or a NET_FRAME_* error, after which the stream
+ * cannot go on. Nothing is drained. */
+#define NET_FRAME_BAD (-1)       /* frame_len cannot frame it */
+#define NET_FRAME_OVERSIZED (-2) /* longer than max_frame */
+#define NET_FRAME_NOMEM (-3)     /* could not be made contiguous */
+long net_frame_next(struct evbuffer *in, const struct net_handler *h, long long max_frame,
+                    uint8_t **frame);
 struct evbuffer *net_stream_wire_out(struct net_stream *s);
 /* An accepted connection (s: transport, endpoint, peer and local set; on no list yet; fd
  * owned) becomes a stream: TLS session, bufferevents, the handler's stream_open. */

@@ -534,6 +534,24 @@ static void frame_deadline(struct net_stream *s, size_t left, bool completed)
         deadline_arm(s);
 }
 
+long net_frame_next(struct evbuffer *in, const struct net_handler *h, long long max_frame,
+                    uint8_t **frame)
+{
+    size_t avail = evbuffer_get_length(in);
+    *frame = NULL;
+    if (avail < 4)
+        return 0;
+    long flen = h->frame_len(evbuffer_pullup(in, 4), 4);
+    if (flen < 0)
+        return NET_FRAME_BAD;
+    if (flen > max_frame)
+        return NET_FRAME_OVERSIZED;
+    if (flen == 0 || avail < (size_t)flen)
+        return 0; /* a partial frame: the next read completes it */
+    *frame = evbuffer_pullup(in, flen);
+    return *frame ? flen : NET_FRAME_NOMEM;
+}
+
 static void stream_read(struct bufferevent *bev, void *arg)
 {
     struct net_stream *s = arg;
@@ -550,31 +568,35 @@ static void stream_read(struct bufferevent *bev, void *arg)
     bool more = false;
     int frames = 0;
     for (; !s->closing; frames++) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail < 4)
+        if (evbuffer_get_length(in) < 4)
             break;
         if (frames == 256) {
             more = true;
             break;
         }
-        const uint8_t *head = evbuffer_pullup(in, 4);
-        long flen = h->frame_len(head, 4);
-        if (flen < 0 || flen > w->e->set.stream_max_frame) {
+        uint8_t *frame;
+        long flen = net_frame_next(in, h, w->e->set.stream_max_frame, &frame);
+        if (flen == NET_FRAME_BAD || flen == NET_FRAME_OVERSIZED) {
             char a[ML_ADDR_STRLEN];
             NET_COUNT(w->ctr.stream_bad_frames, 1);
             ML_LOG_LIMITED(ML_LOG_NOTICE, "net",
                            "closing %s client %s: %s frame (while reading a stream)",
                            net_transport_name(s->transport),
                            ml_addr_str((struct sockaddr *)&s->peer, a, sizeof a),
-                           flen < 0 ? "unframeable" : "oversized");
+                           flen == NET_FRAME_BAD ? "unframeable" : "oversized");
             schedule_destroy(s);
             return;
         }
-        if (flen == 0 || avail < (size_t)flen) {
+        if (flen < 0) { /* NET_FRAME_NOMEM */
+            schedule_destroy(s);
+            return;
+        }
+        if (flen == 0) {
             /* a partial frame: the next read completes it. A PROXY header (the start of one
              * frames as a long STUN message or ChannelData) from a peer not trusted to send
              * one: the connection is not what it claims, close it now, not at the idle
              * timeout. Only the first frame of a connection is looked at. */
+            size_t avail = evbuffer_get_length(in);
             if (!s->framed && s->transport == NET_TCP &&
                 net_proxy_signature(evbuffer_pullup(in, (ev_ssize_t)(avail < 12 ? avail : 12)),
                                     avail < 12 ? avail : 12)) {
@@ -590,11 +612,6 @@ static void stream_read(struct bufferevent *bev, void *arg)
             break;
         }
         s->framed = true;
-        uint8_t *frame = evbuffer_pullup(in, flen);
-        if (!frame) {
-            schedule_destroy(s);
-            return;
-        }
         NET_COUNT(w->ctr.stream_rx_bytes, (uint64_t)flen);
         w->in_batch = true;
         h->stream_frame(w->state, s, s->conn, frame, (size_t)flen);
