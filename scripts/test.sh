@@ -2,7 +2,8 @@
 # Builds meetlite with the sanitizers (--enable-devel: -Werror, ASan, UBSan) in build-test/ and
 # runs every test: `make style-check` (clang-format and the banned functions), `make check` (unit
 # tests, protocol cases, integration tests against the real daemon, PostgreSQL and third-party
-# clients) and a bounded libFuzzer run of every parser.
+# clients) and a bounded libFuzzer run of every parser (FUZZ_SECONDS in all, shared by the
+# targets of tests/fuzz).
 # The last line says "N passed, N failed"; the exit status is 0 only when nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ check_rc=$?
 fuzz_pass=0; fuzz_fail=0
 if make fuzz >fuzz-build.out 2>&1 && make fuzz-run FUZZ_SECONDS="$FUZZ_SECONDS" >fuzz-run.out 2>&1; then
     fuzz_pass=1
-    echo "fuzz: $(grep -h -E 'Done [0-9]+ runs' fuzz-run.out | tail -3 | tr '\n' ' ')"
+    grep -E '^fuzz_[a-z0-9_]+: Done' fuzz-run.out
 else
     fuzz_fail=1
     tail -40 fuzz-build.out fuzz-run.out 2>/dev/null
