@@ -100,4 +100,27 @@ void app_relay_stop_revocations(struct app_relay *r);
  * the allocations it closed are recorded. */
 void app_relay_free(struct app_relay *r);
 
+/* ---------------------------------------------------------------- app-notify.c */
+
+/* The service manager's notify socket ($NOTIFY_SOCKET: systemd's Type=notify). NULL when there
+ * is none; every call below takes NULL and then does nothing. Main thread only. */
+struct app_notify;
+struct app_notify *app_notify_new(void);
+/* READY=1 with a STATUS line: start-up finished, or a reload finished. */
+void app_notify_ready(struct app_notify *n, const char *status);
+/* READY=1 ("Running") once up(arg) is true, polled on base every 50 ms, or after wait_ms
+ * without it (the relay runs without the database); at once when up is NULL. 0 or -1. */
+typedef bool (*app_notify_up_fn)(void *arg);
+int app_notify_ready_when_up(struct app_notify *n, struct event_base *base, app_notify_up_fn up,
+                             void *arg, long long wait_ms) ML_WUR;
+/* RELOADING=1 with MONOTONIC_USEC (SIGHUP received); follow it with app_notify_ready. */
+void app_notify_reloading(struct app_notify *n);
+void app_notify_stopping(struct app_notify *n);
+/* With $WATCHDOG_USEC set (for this process): a timer on base that pings WATCHDOG=1 every third
+ * of the timeout while every worker of engine answers a task posted the round before. engine
+ * is borrowed: free n after the engine and before base. 0, or -1 (out of memory). */
+int app_notify_watchdog_start(struct app_notify *n, struct event_base *base,
+                              struct net_engine *engine) ML_WUR;
+void app_notify_free(struct app_notify *n);
+
 #endif

@@ -36,6 +36,7 @@ struct app {
     pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
+    struct app_notify *notify; /* the service manager's socket; NULL without one */
 };
 
 int app_reload_tls(struct app *app, char *err, size_t errlen);
@@ -152,6 +153,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     struct app *app = arg;
     ML_UNUSED(what);
     ML_NOTICE("app", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    app_notify_stopping(app->notify);
     event_base_loopbreak(app->base);
 }
 
@@ -204,11 +206,13 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     char err[512];
     ML_UNUSED(sig);
     ML_UNUSED(what);
+    app_notify_reloading(app->notify);
     if (app_config_load(&next, app->config_path, app->sets, app->nsets, err, sizeof err) < 0 ||
         app_config_check(&next, err, sizeof err) < 0 ||
         ml_cfg_reload_check(app_cfg_sections, &app->cfg, &next, err, sizeof err) < 0) {
         ML_ERROR("app", "reload refused, configuration unchanged: %s", err);
         app_config_free(&next);
+        app_notify_ready(app->notify, "Reload refused, configuration unchanged (see the log)");
         return;
     }
     unsigned changed = 0;
@@ -235,6 +239,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
         ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
+    app_notify_ready(app->notify, "Running; configuration reloaded");
 }
 
 /* --check-config: every rule start applies before it binds a socket or reaches the database:
@@ -412,6 +417,15 @@ static int start_admin(struct app *app)
     return 0;
 }
 
+/* The relay's LISTEN connection is up and caught up: PostgreSQL answers (READY=1 waits). */
+static bool database_up(void *arg)
+{
+    struct app *app = arg;
+    struct app_relay_counters c;
+    app_relay_counters(app->relay, &c);
+    return c.listen_up;
+}
+
 static int run(struct app *app)
 {
     char err[512];
@@ -430,6 +444,7 @@ static int run(struct app *app)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(app->cfg.daemon.max_open_files);
 
+    app->notify = app_notify_new();
     app->base = event_base_new();
     if (!app->base) {
         ML_ERROR("app", "cannot create the main event loop");
@@ -515,6 +530,15 @@ static int run(struct app *app)
     }
     ML_NOTICE("app", "meetlited %s ready (%u network workers)", PACKAGE_VERSION,
               net_engine_workers(app->engine));
+    if (app_notify_watchdog_start(app->notify, app->base, app->engine) < 0) {
+        ML_ERROR("app", "watchdog: out of memory");
+        goto out;
+    }
+    if (app_notify_ready_when_up(app->notify, app->base, app->relay ? database_up : NULL, app,
+                                 app->cfg.database.connect_timeout_s * 1000) < 0) {
+        ML_ERROR("app", "notify: out of memory");
+        goto out;
+    }
     event_base_dispatch(app->base);
     rc = 0;
 out:
@@ -552,6 +576,7 @@ out:
     adm_free(app->adm); /* after the engine: operations it started on the workers are done */
     app_relay_free(app->relay); /* after the engine: the allocations it closed are recorded */
     turn_server_free(app->turn);
+    app_notify_free(app->notify); /* after the engine: no worker answers a ping any more */
     free(eps);
     if (app->base)
         event_base_free(app->base);
