@@ -1,0 +1,88 @@
+#!/bin/sh
+# The container's entrypoint: builds meetlited's configuration from the image's (or a mounted)
+# /etc/meetlite/meetlite.conf plus the database URL and the secrets, then runs meetlited in the
+# foreground as PID 1 (exec), so that the runtime's signals reach it.
+#
+# Each value comes from NAME, or from the file named by NAME_FILE (Docker/Podman secrets under
+# /run/secrets): never both. Secrets reach meetlited in a file of mode 0600 under
+# $MEETLITE_RUNTIME_DIR, never on its command line (ps shows that to everyone), and are
+# removed from the environment before meetlited starts.
+#   MEETLITE_DATABASE_URL   database.url (libpq connection string)
+#   MEETLITE_TURN_SECRET    turn.auth-secret
+#   MEETLITE_JWT_SECRET     auth.jwt-secret
+#   MEETLITE_ADMIN_TOKEN    admin.token; without one a random token is made, so that the
+#                           admin listener answers the HEALTHCHECK on /healthz
+#   MEETLITE_MIGRATE        yes (default): apply the schema migrations at start
+#   MEETLITE_CONFIG         the base file (default /etc/meetlite/meetlite.conf)
+#   MEETLITE_RUNTIME_DIR    where the effective file goes (default /run/meetlite)
+# Arguments starting with '-' go to meetlited (e.g. --set turn.listen=...); any other command
+# runs instead of meetlited (e.g. sh).
+set -eu
+
+die() {
+    echo "meetlite-entrypoint: $*" >&2
+    exit 1
+}
+
+case "${1:-}" in
+"" | -*) ;;
+*) exec "$@" ;;
+esac
+
+# value NAME: prints $NAME or the content of $NAME_FILE (one line; a trailing newline is
+# dropped), or nothing.
+value() {
+    eval "v=\${$1:-}; f=\${$1_FILE:-}"
+    if [ -n "$v" ] && [ -n "$f" ]; then
+        die "set $1 or $1_FILE, not both"
+    fi
+    if [ -n "$f" ]; then
+        [ -r "$f" ] || die "$1_FILE: cannot read $f"
+        v=$(cat "$f") || die "$1_FILE: cannot read $f"
+    fi
+    case "$v" in
+    *"
+"*) die "$1 must be one line" ;;
+    esac
+    printf '%s' "$v"
+}
+
+CONF=${MEETLITE_CONFIG:-/etc/meetlite/meetlite.conf}
+RUNDIR=${MEETLITE_RUNTIME_DIR:-/run/meetlite}
+[ -r "$CONF" ] || die "cannot read $CONF"
+DB_URL=$(value MEETLITE_DATABASE_URL)
+TURN_SECRET=$(value MEETLITE_TURN_SECRET)
+JWT_SECRET=$(value MEETLITE_JWT_SECRET)
+ADMIN_TOKEN=$(value MEETLITE_ADMIN_TOKEN)
+if [ -z "$ADMIN_TOKEN" ]; then
+    ADMIN_TOKEN=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+fi
+case "${MEETLITE_MIGRATE:-yes}" in
+yes | no) MIGRATE=${MEETLITE_MIGRATE:-yes} ;;
+*) die "MEETLITE_MIGRATE must be yes or no" ;;
+esac
+unset MEETLITE_DATABASE_URL MEETLITE_DATABASE_URL_FILE MEETLITE_TURN_SECRET \
+    MEETLITE_TURN_SECRET_FILE MEETLITE_JWT_SECRET MEETLITE_JWT_SECRET_FILE \
+    MEETLITE_ADMIN_TOKEN MEETLITE_ADMIN_TOKEN_FILE
+
+# Later sections override earlier keys: the base file, then what the environment gives.
+# /run may be a fresh tmpfs owned by root: fall back to a private directory under /tmp
+if ! mkdir -p "$RUNDIR" 2>/dev/null || [ ! -w "$RUNDIR" ]; then
+    RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/meetlite.XXXXXX") || die "no writable runtime directory"
+fi
+EFFECTIVE="$RUNDIR/meetlite.conf"
+(
+    umask 077
+    {
+        cat "$CONF"
+        printf '\n; --- added by meetlite-entrypoint\n'
+        if [ -n "$DB_URL" ]; then
+            printf '[database]\nurl = %s\nmigrate-on-start = %s\n' "$DB_URL" "$MIGRATE"
+        fi
+        [ -z "$TURN_SECRET" ] || printf '[turn]\nauth-secret = %s\n' "$TURN_SECRET"
+        [ -z "$JWT_SECRET" ] || printf '[auth]\njwt-secret = %s\n' "$JWT_SECRET"
+        printf '[admin]\ntoken = %s\n' "$ADMIN_TOKEN"
+    } >"$EFFECTIVE.tmp"
+    mv "$EFFECTIVE.tmp" "$EFFECTIVE"
+)
+exec meetlited --config "$EFFECTIVE" "$@"
