@@ -10,7 +10,8 @@ libargon2-dev zlib1g-dev check
 postgresql postgresql-client
 coturn python3 python3-websockets python3-cryptography python3-yaml curl wrk prometheus openssl procps iproute2
 chromium firefox-esr libnss3-tools
-nginx libnginx-mod-stream"
+nginx libnginx-mod-stream
+debhelper dpkg-dev lintian adduser systemd"
 # The browser tests run playwright-core (Chromium) and puppeteer-core (Firefox over WebDriver
 # BiDi), both from the npm registry and neither downloading a browser, on Node.js 20 or later.
 # Machines of this kind come with one; without it, take Debian's. libnss3-tools gives certutil,
