@@ -1,6 +1,7 @@
 """systemd's notify protocol (Type=notify, issue #15): the test is the service manager. It listens
 on a NOTIFY_SOCKET of its own (a path, then an abstract '@' name) and checks what meetlited
-says: READY=1 only once STUN answers (and, with a database, once PostgreSQL answers),
+says: READY=1 only once STUN answers (and, with a database, once PostgreSQL answers, or after
+database.connect-timeout without it),
 RELOADING=1 with MONOTONIC_USEC then READY=1 around SIGHUP (also a refused reload), WATCHDOG=1
 every third of WATCHDOG_USEC, none when WATCHDOG_PID names another process, STOPPING=1 at
 SIGTERM."""
@@ -187,6 +188,31 @@ try:
 finally:
     pg.close()
     m.close()
+
+# ---------------------------------------------------------------- a database that does not answer
+# A TURN-only node with database.url: READY=1 waits for PostgreSQL up to database.connect-timeout,
+# then comes anyway (the relay runs without it) and says so.
+m = Manager()
+nodb = tempfile.mkdtemp(prefix="ml-nodb-")
+port = free_port()
+started = time.monotonic()
+d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "net.workers=1", "control.listen=", "admin.token=",
+            "database.url=host=%s port=1 dbname=none user=none" % nodb, "database.connect-timeout=2s"],
+           wait_for=None, env={"NOTIFY_SOCKET": m.env})
+try:
+    i = m.wait("READY", "1", timeout=30)
+    waited = (m.msgs[i][0] - started) if i >= 0 else 0
+    t.ok(i >= 0 and waited >= 1.9, "without the database READY=1 waits database.connect-timeout (%.1f s)" % waited, d.log())
+    t.ok(i >= 0 and "database does not answer" in m.msgs[i][1].get("STATUS", ""), "and its STATUS says why",
+         m.msgs[i][1] if i >= 0 else None)
+    t.ok(stun_ok(port), "the relay serves meanwhile")
+    d.signal(signal.SIGTERM)
+    d.proc.wait(30)
+    t.ok(d.clean(), "clean exit", "rc=%s\n%s" % (d.rc, d.log()[-3000:]))
+finally:
+    d.close()
+    m.close()
+    shutil.rmtree(nodb, ignore_errors=True)
 
 # ---------------------------------------------------------------- no NOTIFY_SOCKET: nothing changes
 port = free_port()
