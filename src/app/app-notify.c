@@ -1,7 +1,8 @@
 /* The service manager's view of meetlited: systemd's notify protocol (sd_notify(3)), one
  * datagram of NAME=VALUE lines to the AF_UNIX socket named by $NOTIFY_SOCKET, written by hand
  * (systemd documents it as a stable interface; no libsystemd needed, so containers and other
- * managers get the same behaviour). READY=1 once every listener is up, RELOADING=1 and READY=1
+ * managers get the same behaviour). READY=1 once every listener is up (and PostgreSQL answers,
+ * or database.connect-timeout has passed without it), RELOADING=1 and READY=1
  * around a SIGHUP reload, STOPPING=1 at SIGTERM, and WATCHDOG=1 while the main loop and every
  * network worker answer: a worker that stops answering stops the pings, and the manager
  * restarts the daemon. Every call is made from the main thread; with no $NOTIFY_SOCKET the
@@ -12,7 +13,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
