@@ -223,7 +223,12 @@ try:
                  for k in ml.get("environment", {})), "no secret in the compose file's environment")
     t.ok(svc.get("db", {}).get("environment", {}).get("POSTGRES_PASSWORD_FILE"), "PostgreSQL's password from a secret too")
     cmd = ml.get("command", [])
-    r = subprocess.run([MEETLITED, "--config", SAMPLE] + cmd + ["--check-config"], capture_output=True, text=True, timeout=30)
+    # plus what the entrypoint adds from the secrets (a database URL, the TURN and JWT secrets):
+    # --check-config applies start's rules, which need them
+    secrets = ["--set=database.url=postgresql:///meetlite", "--set=turn.auth-secret=" + "s" * 32,
+               "--set=auth.jwt-secret=" + "j" * 40]
+    r = subprocess.run([MEETLITED, "--config", SAMPLE] + cmd + secrets + ["--check-config"],
+                       capture_output=True, text=True, timeout=30)
     t.ok(r.returncode == 0, "meetlited --check-config accepts the compose command", r.stdout + r.stderr)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -79,10 +79,13 @@ try:
     good = os.path.join(tmp, "good.conf")
     bad = os.path.join(tmp, "bad.conf")
     shutil.copy(os.path.join(TOP_SRCDIR, "etc", "meetlite.conf"), good)
+    with open(good, "a") as f:  # what an operator fills in: start (and so the check) needs it
+        f.write("\n[database]\nurl = postgresql:///meetlite\n[turn]\nauth-secret = %s\n"
+                "[auth]\njwt-secret = %s\n" % ("s" * 32, "j" * 40))
     with open(bad, "w") as f:
         f.write("[turn]\nlisten = udp://300.0.0.1:3478\n")
     check = reload[0].split() if reload else ["x"]
-    for conf, want_ok, desc in ((good, True, "the shipped sample passes the reload check"),
+    for conf, want_ok, desc in ((good, True, "the shipped sample, filled in, passes the reload check"),
                                 (bad, False, "a broken file fails the reload check (no SIGHUP is sent)")):
         args = [MEETLITED] + [a for a in check[1:]]
         args[args.index("--config") + 1] = conf
