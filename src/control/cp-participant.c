@@ -10,6 +10,9 @@
 
 #define SUBSYS "api"
 
+/* seconds a network check's probe credential lasts: the check takes a few */
+#define CP_PROBE_TTL_S 60
+
 /* ------------------------------------------------------------------ statements */
 
 /* Each statement's result columns are named by an enum beside its text; its last member, the
@@ -36,6 +39,13 @@ static const struct db_stmt st_join = {
     5, JOIN__COLS};
 /* ml_leave, ml_remove and ml_set_role answer as the other meeting functions (CP_OUT_*) */
 enum { LEAVE_ENDED = CP_OUT_OWN, LEAVE__COLS = CP_OUT_OWN + 2 };
+/* The verdict of the lobby's network check (sql/007_network_check.sql), when the join says it;
+ * a rejoin without it (a credential renewal) keeps the earlier one. */
+static const struct db_stmt st_network = {
+    "join_network", "UPDATE participants SET network = $2 WHERE id = $1", 2, 0};
+/* A probe credential for the network check (ml_network_check answers an outcome word). */
+static const struct db_stmt st_probe = {"network_check",
+                                        "SELECT ml_network_check($1, $2, $3, $4, $5)", 5, 1};
 static const struct db_stmt st_leave = {
     "leave", "SELECT outcome, meeting_id, meeting_ended, revoked FROM ml_leave($1, $2, $3)", 3,
     LEAVE__COLS};
@@ -72,14 +82,22 @@ json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
     return list;
 }
 
+/* The network check's verdicts, as sql/007_network_check.sql allows them: the best way to the
+ * relay that worked, none, or no check made. */
+static const char *const network_names[] = {"udp", "tcp", "tls", "none", "unchecked", NULL};
+
 struct join_in {
     char display_name[404];
     bool has_display_name;
+    int network;
+    bool has_network;
 };
 
 static const struct http_param join_params[] = {
     {"display_name", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_TRIM, 1, 100,
      offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name), NULL},
+    {"network", HTTP_P_ENUM, 0, 0, 0, offsetof(struct join_in, network), 0,
+     offsetof(struct join_in, has_network), network_names},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -109,6 +127,16 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     }
     const char *mid = PQgetvalue(r, 0, JOIN_MEETING), *pid = PQgetvalue(r, 0, JOIN_PARTICIPANT);
     const char *role = PQgetvalue(r, 0, JOIN_ROLE);
+    if (in->has_network) {
+        /* before the signaling session opens, whose roster reads it */
+        const char *np[] = {pid, network_names[in->network]};
+        PGresult *nr = db_exec(c, &st_network, np);
+        if (PQresultStatus(nr) != PGRES_COMMAND_OK) {
+            PQclear(r);
+            return cp_sql_failed(req, nr, "join: storing the network check");
+        }
+        PQclear(nr);
+    }
     long long m_exp = strtoll(PQgetvalue(r, 0, JOIN_MEETING_EXPIRES), NULL, 10);
     long long c_exp = strtoll(PQgetvalue(r, 0, JOIN_CRED_EXPIRES), NULL, 10);
     /* The credential id is "<meeting tag>.<participant id>" (sql/003_turn.sql): a stateless
@@ -195,6 +223,58 @@ static enum db_status w_leave(struct db_conn *c, struct db_job *job)
 static void h_leave(struct http_req *r)
 {
     cp_on_meeting(r, w_leave);
+}
+
+/* ------------------------------------------------------------------ the network check */
+
+/* POST .../network-check: iceServers with a probe credential of CP_PROBE_TTL_S, for the lobby's
+ * test of which ways reach the relay before joining. Given to whoever may join now (as the
+ * join decides: an active meeting, not removed from it), and no more: the credential belongs
+ * to no meeting (as GET /ice-servers'), is recorded, and lasts only for the check. No
+ * participant is made, so the others see nothing of it. */
+static enum db_status w_network_check(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct cp *cp = cp_of(req);
+    char secret[512], user[128], pass[64], exp_s[24];
+    int64_t exp = ml_wall_s() + CP_PROBE_TTL_S;
+    cp_turn_secret(cp, secret, sizeof secret);
+    int rc =
+        turn_rest_credential(secret, req->http.user.id, exp, user, sizeof user, pass, sizeof pass);
+    ml_wipe(secret, sizeof secret);
+    if (rc < 0) {
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    ml_snprintf(exp_s, sizeof exp_s, "%lld", (long long)exp);
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id, user, exp_s};
+    PGresult *r = db_exec(c, &st_probe, p);
+    if (!cp_tuples(r) || PQntuples(r) != 1) {
+        ml_wipe(pass, sizeof pass);
+        return cp_sql_failed(req, r, "network check");
+    }
+    char outcome[32];
+    ml_strlcpy(outcome, PQgetvalue(r, 0, 0), sizeof outcome);
+    PQclear(r);
+    if (strcmp(outcome, "ok") != 0) {
+        ml_wipe(pass, sizeof pass);
+        if (!strcmp(outcome, "no_user"))
+            http_job_err(&req->http, HTTP_E_INVALID_TOKEN,
+                         "the account of this token no longer exists");
+        else
+            http_job_err(&req->http, http_err_outcome(outcome, HTTP_E_NO_MEETING), NULL);
+        return DB_FAILED;
+    }
+    http_job_json(&req->http, 200,
+                  json_pack("{s:o,s:I,s:I}", "iceServers", cp_ice_servers(cp, user, pass), "ttl",
+                            (json_int_t)CP_PROBE_TTL_S, "expires_at", (json_int_t)exp));
+    ml_wipe(pass, sizeof pass);
+    return DB_OK;
+}
+
+static void h_network_check(struct http_req *r)
+{
+    cp_on_meeting(r, w_network_check);
 }
 
 /* ------------------------------------------------------------------ removal and roles */
@@ -308,6 +388,7 @@ char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s)
 const struct http_route cp_participant_routes[] = {
     {LWSHUMETH_POST, "/api/v1/meetings/*/join", h_join, AUTH, P(join_params, join_in)},
     {LWSHUMETH_POST, "/api/v1/meetings/*/leave", h_leave, AUTH, cp_no_params, 1},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/network-check", h_network_check, AUTH, cp_no_params, 1},
     {LWSHUMETH_DELETE, "/api/v1/meetings/*/participants/*", h_remove, AUTH, NULL, 0},
     {LWSHUMETH_PATCH, "/api/v1/meetings/*/participants/*", h_role, AUTH | BODY,
      P(role_params, role_in)},
