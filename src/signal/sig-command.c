@@ -141,6 +141,22 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
         json_decref(row);
         return;
     }
+    case SIG_M_PATH: {
+        /* Not stored: it changes as the call runs. Every report goes out, a repeated one too:
+         * clients repeat theirs when someone joins, whose roster (from the database) lacks it.
+         * The rate limit bounds them as any message. */
+        if (!me)
+            return;
+        me->path =
+            sig_name_index(sig_path_names, json_string_value(json_object_get(m->payload, "path")));
+        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
+                                         sig_member_json(me)));
+        if (m->id)
+            json_object_set(o, "id", m->id);
+        emit(s, 'P', o, NULL, NULL);
+        json_decref(o);
+        return;
+    }
     case SIG_M_REMOVE:
         if (target->host) {
             sig_sess_error(s, m->id, HTTP_E_HOST_PROTECTED, NULL);

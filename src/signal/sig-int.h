@@ -62,6 +62,7 @@ enum sig_mkind {
     SIG_M_REMOVE,       /* ADMIN: remove one participant (as the REST DELETE) */
     SIG_M_END,          /* ADMIN: end the meeting (as POST .../end) */
     SIG_M_PING,         /* answered with pong */
+    SIG_M_PATH,         /* the sender's media path now (issue #14), to everyone */
 };
 
 enum sig_ftype {
@@ -114,6 +115,14 @@ enum http_err sig_msg_parse(const char *text, size_t n, json_t **root, struct si
                             char *msg, size_t msglen) ML_WUR;
 /* The message type table (NULL-name-terminated), for tests and docs. */
 extern const struct sig_mtype sig_mtypes[];
+
+/* A participant's media path as its client reports it ("path" messages), and its network
+ * check's verdict (the join's "network", sql/006_network_check.sql): NULL-terminated names;
+ * index 0 means not known (never sent as a name). */
+extern const char *const sig_path_names[];
+extern const char *const sig_network_names[];
+/* The index of s among names[1..], or 0 when it is none of them (or NULL). */
+uint8_t sig_name_index(const char *const *names, const char *s);
 
 /* True for a usable node id: 1..63 of A-Z a-z 0-9 . _ - */
 bool sig_node_id_ok(const char *s);
@@ -254,6 +263,8 @@ struct sig_member {
     char id_s[ML_UUID_STR];
     char *name;
     bool admin, host, audio, video, online;
+    uint8_t path;    /* sig_path_names[]: 0 not reported */
+    uint8_t network; /* sig_network_names[]: 0 not known */
 };
 
 /* A meeting with sessions on this node. */
@@ -309,7 +320,8 @@ struct sig_room *sig_room_get(struct sig *sig, const uint8_t mid[16], bool creat
 void sig_room_ref(struct sig_room *r);
 void sig_room_unref(struct sig_room *r);
 struct sig_member *sig_room_member(struct sig_room *r, const uint8_t pid[16]);
-/* Adds or updates a member from a roster entry {id, name, role, host, audio, video, online}. */
+/* Adds or updates a member from a roster entry {id, name, role, host, audio, video, online,
+ * path, network}; members absent or not valid leave what the member had. */
 struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *entry);
 void sig_room_member_del(struct sig_room *r, const uint8_t pid[16]);
 /* A roster entry for m (new reference). */

@@ -89,6 +89,11 @@ struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *e)
         m->video = json_is_true(v);
     if ((v = json_object_get(e, "online")) && json_is_boolean(v))
         m->online = json_is_true(v);
+    uint8_t k;
+    if ((k = sig_name_index(sig_path_names, json_string_value(json_object_get(e, "path")))))
+        m->path = k;
+    if ((k = sig_name_index(sig_network_names, json_string_value(json_object_get(e, "network")))))
+        m->network = k;
     return m;
 }
 
@@ -103,10 +108,12 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
 
 json_t *sig_member_json(const struct sig_member *m)
 {
-    return ml_nonnull(json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b}", "id", m->id_s, "name",
-                                m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT",
-                                "host", m->host, "audio", m->audio, "video", m->video, "online",
-                                m->online));
+    return ml_nonnull(
+        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:o,s:o}", "id", m->id_s, "name",
+                  m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT", "host",
+                  m->host, "audio", m->audio, "video", m->video, "online", m->online, "path",
+                  m->path ? json_string(sig_path_names[m->path]) : json_null(), "network",
+                  m->network ? json_string(sig_network_names[m->network]) : json_null()));
 }
 
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,

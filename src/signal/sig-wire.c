@@ -39,6 +39,22 @@ const char *sig_close_reason(int code)
 
 static const char *const mute_kinds[] = {"audio", "video", "all", NULL};
 
+/* Index 0 is the "not known" slot: a name is never matched against it. The client's path
+ * badge (src/web/js/peer.js) maps onto these: a relay candidate on either end is relay-<the
+ * local candidate's relayProtocol, udp when the relay is the other side's>; none: no path
+ * after the client's wait (its explanation is shown). */
+const char *const sig_path_names[] = {"",          "connecting", "direct", "relay-udp",
+                                      "relay-tcp", "relay-tls",  "none",   NULL};
+const char *const sig_network_names[] = {"", "udp", "tcp", "tls", "none", "unchecked", NULL};
+
+uint8_t sig_name_index(const char *const *names, const char *s)
+{
+    for (uint8_t i = 1; s && names[i]; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    return 0;
+}
+
 static const struct sig_field sdp_fields[] = {
     {"sdp", SIG_F_STRING, SIG_F_REQUIRED | SIG_F_NO_CTRL, 1, 1 << 20, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -70,6 +86,10 @@ static const struct sig_field mute_fields[] = {
     {"kind", SIG_F_ENUM, 0, 0, 0, mute_kinds},
     {NULL, 0, 0, 0, 0, NULL},
 };
+static const struct sig_field path_fields[] = {
+    {"path", SIG_F_ENUM, SIG_F_REQUIRED, 0, 0, sig_path_names + 1},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 static const struct sig_field no_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -85,6 +105,7 @@ const struct sig_mtype sig_mtypes[] = {
     {"remove", SIG_M_REMOVE, SIG_MT_TO | SIG_MT_ADMIN, no_fields},
     {"end", SIG_M_END, SIG_MT_ADMIN, no_fields},
     {"ping", SIG_M_PING, 0, NULL},
+    {"path", SIG_M_PATH, SIG_MT_PAYLOAD, path_fields},
     {NULL, 0, 0, NULL},
 };
 
