@@ -18,6 +18,10 @@ const POLITE_FALLBACK_MS = 4000;
 const STATS_MS = 2000;
 const SETTLE_MS = 500; // path readings while a new ICE generation settles (Firefox tells nothing)
 const RESTART_STALL_MS = 20000;
+// Without a connected path this long (from the connection's start, or from losing its path),
+// the person is told why instead of "Connecting…" (issue #14: within 15 s). ICE over a relay
+// that answers connects in well under a second; a blocked way fails only by timeouts.
+export const NO_PATH_MS = 12000;
 const STALLS_MAX = 2; // restarts in a row for stalled generations; then the old one is kept
 const LIVE = new Set(['connected', 'completed']);
 
@@ -177,6 +181,7 @@ export class Peer {
     this.generation = null;    // local ufrag of the ICE generation negotiated last
     this.settled = true;       // that generation carries the media (or there is none yet)
     this.path = {kind: 'connecting'};
+    this.noPath = false; // no connected path after NO_PATH_MS (the room explains it)
     this.statsAsked = this.statsApplied = 0;
     this.queue = Promise.resolve();
     this.remoteStream = new MediaStream();
@@ -211,6 +216,19 @@ export class Peer {
     };
     pc.onicecandidateerror = (e) => log(`peer ${id.slice(0, 8)}: candidate error ${e.errorCode} ${e.url || ''} ${e.errorText || ''}`);
     this.timers.stats = setInterval(() => this.refreshPath(), STATS_MS);
+    this.armNoPath();
+  }
+
+  /** Starts the wait for a connected path, unless it runs already. */
+  armNoPath() {
+    if (this.timers.noPath) return;
+    this.timers.noPath = setTimeout(() => {
+      this.timers.noPath = null;
+      if (this.closed || LIVE.has(this.pc.iceConnectionState)) return;
+      this.noPath = true;
+      log(`peer ${this.id.slice(0, 8)}: no path after ${NO_PATH_MS} ms (ice ${this.pc.iceConnectionState})`);
+      this.onChange();
+    }, NO_PATH_MS);
   }
 
   async negotiate() {
@@ -280,8 +298,12 @@ export class Peer {
       }, DISCONNECTED_GRACE_MS);
     else if (s === 'connected' || s === 'completed') {
       clearTimeout(this.timers.fallback);
+      clearTimeout(this.timers.noPath);
+      this.timers.noPath = null;
+      this.noPath = false;
       this.refreshPath();
     }
+    if (s === 'failed' || s === 'disconnected') this.armNoPath();
     this.onChange();
   }
 

@@ -3,11 +3,14 @@
 // list with the ADMIN's actions, the chat, the control bar and its side panels. It renders
 // what the room (room.js) tells it and reports clicks back; it holds no meeting state.
 
+import {NETWORK_WORDS, PATH_WORDS} from './netcheck.js';
 import {$, h, icon, initials, toast} from './ui.js';
 
-const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connected: 'Connected', connecting: 'Connecting…', self: ''};
+const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connected: 'Connected', connecting: 'Connecting…', none: 'No connection', self: ''};
 const PATH_TITLE = {relay: 'Media goes through the relay server', direct: 'Media goes directly between you',
                     connected: 'Media flows; the path is not known yet', connecting: 'Connecting'};
+const PATH_KIND = {'direct': 'direct', 'relay-udp': 'relay', 'relay-tcp': 'relay', 'relay-tls': 'relay',
+                   'connecting': 'connecting', 'none': 'none'};
 
 export class RoomView {
   /** actions: {mic(), cam(), leave(), end(), chat(text), remove(id), mute(id), relay(on)} */
@@ -102,10 +105,11 @@ export class RoomView {
     const mic = h('span', {class: 'tile-mic', role: 'img', 'aria-label': 'Microphone off', hidden: true}, icon('micOff'));
     const path = h('span', {class: 'badge badge-path', hidden: self});
     const avatar = h('div', {class: 'avatar', 'aria-hidden': 'true'});
+    const note = h('p', {class: 'tile-note', hidden: true});
     const el = h('figure', {class: 'tile', dataset: {pid: id, video: 'off', audio: 'off'}},
-      video, avatar, h('figcaption', {}, name, admin, mic, path));
+      video, avatar, note, h('figcaption', {}, name, admin, mic, path));
     if (self) el.dataset.self = 'true';
-    t = {el, video, name, admin, mic, path, avatar, self};
+    t = {el, video, name, admin, mic, path, avatar, note, self};
     this.tiles.set(id, t);
     if (self) this.grid.prepend(el);
     else this.grid.append(el);
@@ -135,22 +139,39 @@ export class RoomView {
     if (p) p.catch(() => { /* autoplay refused: starts on the next click */ });
   }
 
-  /** The connection badge: "Relay · udp", "Direct", "Connected" (path not known), or connecting. */
-  setPath(id, path, state) {
+  /** The connection badge: "Relay · udp", "Direct", "Connected" (path not known), connecting,
+   * or "No connection" with why (the explanation, on the tile and in the call's alert). */
+  setPath(id, path, state, why = '') {
     const t = this.tiles.get(id);
     if (!t || t.self) return;
     let kind = path.kind;
     if (state === 'failed' || state === 'disconnected') kind = 'connecting';
+    if (why) kind = 'none';
     const text = kind === 'relay' && path.protocol ? `Relay · ${path.protocol}` : PATH_LABEL[kind] || kind;
     t.path.textContent = text;
     t.path.dataset.kind = kind;
-    t.path.title = PATH_TITLE[kind] || PATH_TITLE.connecting;
+    t.path.title = why || PATH_TITLE[kind] || PATH_TITLE.connecting;
     t.el.dataset.path = kind;
+    t.note.textContent = why;
+    t.note.hidden = !why;
+    this.noPath(id, why);
+  }
+
+  /** The call's alert: the explanation of the first connection without a path, if any. */
+  noPath(id, why) {
+    this.whys = this.whys || new Map();
+    if (why) this.whys.set(id, why);
+    else this.whys.delete(id);
+    const first = [...this.whys.values()][0] || '';
+    const el = $('path-alert');
+    el.textContent = first;
+    el.hidden = !first;
   }
 
   removeTile(id) {
     const t = this.tiles.get(id);
     if (!t) return;
+    this.noPath(id, '');
     t.video.srcObject = null;
     t.el.remove();
     this.tiles.delete(id);
@@ -185,10 +206,16 @@ export class RoomView {
             onclick: () => this.actions.remove(m.id)}, 'Remove'));
       }
       const state = [m.audio ? null : 'muted', m.video ? null : 'camera off', m.online ? null : 'away'].filter(Boolean).join(', ');
-      return h('li', {class: 'person', dataset: {pid: m.id}},
+      // the path this participant's media takes (its own report), and its network check
+      const path = m.online && m.path ? h('span', {class: 'badge badge-path', dataset: {kind: PATH_KIND[m.path] || 'connecting', path: m.path},
+        title: 'How this participant\'s media travels'}, PATH_WORDS[m.path] || m.path) : null;
+      const net = m.network ? h('span', {class: 'person-net', dataset: {network: m.network}}, NETWORK_WORDS[m.network] || m.network) : null;
+      return h('li', {class: 'person', dataset: {pid: m.id, path: m.path || '', network: m.network || ''}},
         h('span', {class: 'person-name'}, me ? `${m.name} (you)` : m.name),
         m.role === 'ADMIN' ? h('span', {class: 'badge badge-admin'}, 'ADMIN') : null,
+        path,
         h('span', {class: 'person-state'}, state),
+        net,
         h('span', {class: 'person-actions'}, actions));
     }));
   }
@@ -255,6 +282,7 @@ export class RoomView {
     for (const p of document.querySelectorAll('.panel')) p.hidden = true;
     this.clearTiles();
     this.clearChat();
+    $('path-alert').hidden = true;
     $('people').replaceChildren();
   }
 }

@@ -12,10 +12,11 @@
 
 import {api, ApiError, meetingLink, session} from './api.js';
 import {openMedia, mediaErrorText, stopMedia} from './media.js';
+import {checkNetwork, explainCheck, explainNoPath, PROBE_MS, pathWord, worstPath} from './netcheck.js';
 import {iceServersFor, Peer} from './peer.js';
 import {RoomView} from './room-view.js';
 import {Signaling} from './signaling.js';
-import {$, confirmDialog, copyText, formMessage, initials, log, showView, toast} from './ui.js';
+import {$, confirmDialog, copyText, formMessage, h, initials, log, showView, toast} from './ui.js';
 
 const RELAY_KEY = 'meetlite.relayOnly';
 const RENEW_FRACTION = 0.75; // of a TURN credential's life, when a fresh one is fetched
@@ -69,6 +70,9 @@ export class Room {
     this.ended = false;
     this.renewals = 0;
     this.sessions = 0;
+    this.netcheck = null;   // the lobby's network check: {verdict, ways, host, ms}
+    this.sentPath = null;   // the path word last told the others
+    this.checking = null;   // the check's promise while it runs
     this.timers = {};
     this.onPageHide = () => this.sig && this.sig.close();
     this.onBeforeUnload = (e) => {
@@ -116,6 +120,7 @@ export class Room {
     $('lobby-mic').onchange = () => this.previewState();
     $('lobby-join').disabled = true;
     $('preview-avatar').textContent = initials($('lobby-name').value);
+    this.checking = this.checkNetwork();
     await this.startPreview();
     $('lobby-join').disabled = false;
     $('lobby-name').focus();
@@ -141,6 +146,38 @@ export class Room {
     this.previewState();
   }
 
+  /** The network check (netcheck.js) with a probe credential, shown in the lobby as it
+   * goes; never throws. Resolves to the result, or null when no check could run. */
+  async checkNetwork() {
+    const box = $('netcheck');
+    const show = ({kind, title, text}, ways) => {
+      box.dataset.kind = kind;
+      $('netcheck-title').textContent = title;
+      $('netcheck-text').textContent = text;
+      $('netcheck-ways').replaceChildren(...(ways || []).map((w) => h('li', {dataset: {way: w.key, ok: String(w.ok)}},
+        `${w.label}: ${w.ok ? `reached (${w.ms} ms)` : 'blocked'}`)));
+    };
+    box.hidden = false;
+    box.dataset.verdict = '';
+    show({kind: 'info', title: 'Checking your network…', text: 'Testing which ways reach the meeting\'s relay. This takes a few seconds.'});
+    let result = null, why = '';
+    try {
+      const probe = await api('POST', `/meetings/${encodeURIComponent(this.code)}/network-check`);
+      if (this.closedByNavigation) return null;
+      result = await checkNetwork(probe.iceServers);
+    } catch (e) {
+      why = e.message || 'failed';
+      log('room: network check:', why);
+    }
+    if (this.closedByNavigation) return null;
+    this.netcheck = result || {verdict: 'unchecked', ways: [], host: '', ms: 0};
+    log(`room: network check ${this.netcheck.verdict} in ${this.netcheck.ms} ms: ` +
+        this.netcheck.ways.map((w) => `${w.label} ${w.ok ? 'ok' : 'blocked'}`).join(', '));
+    box.dataset.verdict = this.netcheck.verdict;
+    show(explainCheck(this.netcheck, why), this.netcheck.ways);
+    return this.netcheck;
+  }
+
   previewState() {
     const cam = $('lobby-cam').checked && this.stream.getVideoTracks().length > 0;
     $('preview-tile').dataset.video = cam ? 'on' : 'off';
@@ -164,6 +201,12 @@ export class Room {
     this.audioOn = $('lobby-mic').checked && this.stream.getAudioTracks().length > 0;
     this.videoOn = $('lobby-cam').checked && this.stream.getVideoTracks().length > 0;
     this.name = name;
+    // the check's verdict goes with the join: wait for it (it ends within PROBE_MS)
+    if (this.checking) {
+      formMessage($('lobby-msg'), 'Finishing the network check…', 'info');
+      await Promise.race([this.checking, new Promise((r) => setTimeout(r, PROBE_MS + 2000))]);
+      formMessage($('lobby-msg'), 'Joining…', 'info');
+    }
     let j;
     try {
       j = await this.rejoin();
@@ -182,7 +225,9 @@ export class Room {
   /** POST /join: the same participant again, with a fresh TURN credential and signaling
    * token (used to join, to renew the credential and after a lost session). */
   async rejoin() {
-    const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, {display_name: this.name});
+    const body = {display_name: this.name};
+    if (this.netcheck) body.network = this.netcheck.verdict;
+    const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, body);
     this.applyCredential(j.iceServers, j.turn, j.meeting_expires_at);
     return j;
   }
@@ -348,6 +393,7 @@ export class Room {
       if (joined) {
         toast(`${p.name} joined`);
         if (this.initiates(p.id) && !this.peers.has(p.id)) this.peer(p.id);
+        this.reportPath(true); // the newcomer's roster (from the database) lacks our path
       }
     }
     this.refresh();
@@ -366,6 +412,7 @@ export class Room {
     if (p) p.close();
     this.peers.delete(id);
     this.view.removeTile(id);
+    this.reportPath();
     if (m) toast(reason === 'removed' ? `${m.name} was removed` : reason === 'disconnected' ? `${m.name} lost the connection` : `${m.name} left`);
     this.refresh();
   }
@@ -386,13 +433,33 @@ export class Room {
       stream: this.stream,
       send: (type, payload) => this.sig.send({type, to: id, payload}),
       onTrack: (stream) => this.view.setStream(id, stream),
-      onChange: () => this.view && this.view.setPath(id, p.path, p.pc.iceConnectionState),
+      onChange: () => this.onPeerChange(id, p),
     });
     this.peers.set(id, p);
     const m = this.members.get(id);
     if (m) this.view.showMember(m);
     this.view.setPath(id, p.path, 'new');
     return p;
+  }
+
+  /** A connection's state or path changed: its tile, and our path as the others see it. */
+  onPeerChange(id, p) {
+    if (!this.view || p.closed) return;
+    const m = this.members.get(id) || {};
+    const why = p.noPath ? explainNoPath(m.name || 'this participant', this.netcheck && this.netcheck.verdict, m.network, this.relayOnly) : '';
+    this.view.setPath(id, p.path, p.pc.iceConnectionState, why);
+    this.reportPath();
+  }
+
+  /** Tells the others our path (a "path" message) when it changed, or again (force): the most
+   * constrained of our connections' paths (netcheck.js worstPath); nothing while alone. */
+  reportPath(force = false) {
+    if (!this.sig || this.ended) return;
+    const words = [...this.peers.values()].filter((p) => !p.closed).map((p) => pathWord(p.path, p.noPath));
+    const word = worstPath(words) || this.sentPath;
+    if (!word || (word === this.sentPath && !force)) return;
+    this.sentPath = word;
+    this.sig.send({type: 'path', payload: {path: word}});
   }
 
   onPeerSignal(m) {
@@ -575,10 +642,12 @@ export class Room {
       await p.refreshPath();
       const m = this.members.get(id) || {};
       peers[id] = {name: m.name, connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
-                   path: p.path, restarts: p.restarts, ufrag: p.ufrag(), settled: p.settled, polite: p.polite};
+                   path: p.path, restarts: p.restarts, ufrag: p.ufrag(), settled: p.settled, polite: p.polite,
+                   noPath: p.noPath};
     }
     return {me: this.me, signaling: this.sig && this.sig.state, lastSeq: this.sig && this.sig.lastSeq,
             sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
-            relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended};
+            relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended,
+            netcheck: this.netcheck, sentPath: this.sentPath};
   }
 }
