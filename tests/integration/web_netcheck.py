@@ -1,0 +1,91 @@
+"""The network check before joining and the paths in the roster (issue #14, item 4), end to end
+in headless Chromium (tests/browser/web_netcheck.mjs) against two meetlited nodes on one private
+PostgreSQL: "good" relays over UDP, TCP and TLS on loopback (a self-signed certificate pinned
+in Chromium); "blocked" hands out iceServers that name closed ports. The browser script reports
+its checks; this file prints them as TAP and adds what PostgreSQL recorded: the check's verdict
+stored with each join, and the probe credentials of no meeting. Screenshots go to
+tests/output/web_netcheck under the build tree."""
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from mltest import Tap, free_port  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
+
+t = Tap()
+pg = Postgres()
+tmp = tempfile.mkdtemp(prefix="ml-netcheck-")
+daemons = []
+report = {}
+try:
+    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
+                         check=True).stdout
+    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+    r = migrate(pg.url)
+    t.ok(r.returncode == 0, "schema migrated", r.stderr)
+    port, tport = free_port(), free_port()
+    good = ControlDaemon(pg.url, [
+        "turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d, tls://127.0.0.1:%d" % (port, port, tport),
+        "turn.tls-cert=" + cert, "turn.tls-key=" + key, "turn.allow-peers=127.0.0.0/8",
+        "control.turn-uris=stun:127.0.0.1:%d, turn:127.0.0.1:%d?transport=udp, "
+        "turn:127.0.0.1:%d?transport=tcp, turns:127.0.0.1:%d?transport=tcp" % (port, port, port, tport)],
+        turn_port=port)
+    daemons.append(good)
+    closed_udp, closed_tls = free_port(), free_port()  # nothing listens on them
+    blocked = ControlDaemon(pg.url, [
+        "turn.allow-peers=127.0.0.0/8",
+        "control.turn-uris=turn:127.0.0.1:%d?transport=udp, turn:127.0.0.1:%d?transport=tcp, "
+        "turns:127.0.0.1:%d?transport=tcp" % (closed_udp, closed_udp, closed_tls)])
+    daemons.append(blocked)
+
+    arg = json.dumps({"base": "http://127.0.0.1:%d" % good.http_port,
+                      "blocked": "http://127.0.0.1:%d" % blocked.http_port,
+                      "chromium": CHROMIUM, "loopbackOnly": loopback_only(), "spki": spki,
+                      "outdir": output_dir("web_netcheck")})
+    run = subprocess.run(["timeout", "240", "node", "web_netcheck.mjs", arg], cwd=node_dir(),
+                         capture_output=True, text=True)
+    for line in run.stdout.splitlines():
+        if line.startswith("{"):
+            report = json.loads(line)
+    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
+         run.stdout[-3000:] + run.stderr[-3000:])
+    for c in report.get("checks", []):
+        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    if any(not c["ok"] for c in report.get("checks", [])):
+        for who in ("ann", "ben", "cat", "dan"):
+            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+
+    pids = report.get("pids", {})
+    if pids.get("ben") and pids.get("dan"):
+        t.eq(pg.psql("SELECT network FROM participants WHERE id = '%s'" % pids["ben"]), "udp",
+             "PostgreSQL: Ben's join stored his check's verdict (udp)")
+        t.eq(pg.psql("SELECT network FROM participants WHERE id = '%s'" % pids["dan"]), "none",
+             "PostgreSQL: Dan's join stored his (none)")
+        n = pg.psql("SELECT count(*) FROM turn_credentials c JOIN users u ON u.id = c.user_id "
+                    "WHERE u.email = 'dan@example.org' AND c.participant_id IS NULL "
+                    "AND c.expires_at <= c.issued_at + interval '61 seconds'")
+        t.ok(int(n or 0) >= 1, "PostgreSQL: Dan's probe credential was recorded, of no meeting, for 60 s (%s)" % n)
+finally:
+    for d in daemons:
+        rc, log = d.stop()
+        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
+        d.close()
+    pg.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+sys.exit(t.done())
