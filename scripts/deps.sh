@@ -8,7 +8,7 @@ libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev li
 libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
-coturn python3 python3-websockets python3-cryptography python3-yaml curl wrk prometheus openssl procps iproute2
+coturn python3 python3-websockets python3-cryptography python3-yaml curl wrk prometheus openssl procps iproute2 nftables
 chromium firefox-esr libnss3-tools
 nginx libnginx-mod-stream
 debhelper dpkg-dev lintian adduser systemd"
