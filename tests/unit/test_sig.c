@@ -144,6 +144,33 @@ START_TEST(msg_others)
 }
 END_TEST
 
+/* issue #14: a client's media path, enum names only; the roster's small enums */
+START_TEST(msg_path)
+{
+    struct sig_msg m;
+    json_t *root;
+    ck_assert_int_eq(
+        parse("{\"type\":\"path\",\"payload\":{\"path\":\"relay-tls\",\"x\":1}}", &m, &root),
+        HTTP_OK);
+    ck_assert_int_eq(m.type->kind, SIG_M_PATH);
+    ck_assert_int_eq(json_object_size(m.payload), 1); /* only the table's members relayed */
+    done(&m, root);
+    ck_assert_int_eq(parse("{\"type\":\"path\",\"payload\":{\"path\":\"\"}}", &m, &root),
+                     HTTP_E_INVALID_FIELD); /* the "not known" slot is no name */
+    done(&m, root);
+    ck_assert_int_eq(parse("{\"type\":\"path\",\"payload\":{\"path\":7}}", &m, &root),
+                     HTTP_E_INVALID_FIELD);
+    done(&m, root);
+    ck_assert_int_eq(parse("{\"type\":\"path\",\"payload\":{}}", &m, &root), HTTP_E_MISSING_FIELD);
+    done(&m, root);
+    ck_assert_int_eq(sig_name_index(sig_path_names, "direct"), 2);
+    ck_assert_int_eq(sig_name_index(sig_path_names, ""), 0);
+    ck_assert_int_eq(sig_name_index(sig_path_names, NULL), 0);
+    ck_assert_int_eq(sig_name_index(sig_network_names, "none"), 4);
+    ck_assert_int_eq(sig_name_index(sig_network_names, "relay-udp"), 0);
+}
+END_TEST
+
 START_TEST(uuids_and_ids)
 {
     uint8_t u[16], v[16];
@@ -433,6 +460,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, msg_offer);
     tcase_add_test(tc, msg_errors);
     tcase_add_test(tc, msg_others);
+    tcase_add_test(tc, msg_path);
     tcase_add_test(tc, uuids_and_ids);
     tcase_add_test(tc, bucket);
     tcase_add_test(tc, frames);
