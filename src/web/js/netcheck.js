@@ -3,14 +3,17 @@
 // out (POST .../network-check: a short-lived probe credential), one RTCPeerConnection with
 // that URI alone and iceTransportPolicy "relay" gathers candidates for a data channel; a relay
 // candidate means the way works (the TURN server answered an Allocate over it). All URIs are
-// tried at once, each for at most PROBE_MS. The probes' allocations end when their
+// tried at once, each for at most PROBE_MS after its offer. The probes' allocations end when their
 // connections close.
 //
 // Ways: UDP (turn: over UDP on any port but 443), UDP 443, TCP (turn: over TCP), TLS (turns:).
 // The verdict is the best way that worked, in the order a browser prefers them: udp (UDP on
 // either port), tcp, tls; "none" when no way worked, "unchecked" when no check could run.
 
-export const PROBE_MS = 4000;
+// How long a way has to answer, counted from the offer (gathering starts there): a relay on an
+// open path answers in well under a second; a blocked way never does. Not shorter: a busy
+// device sets its offer and sends its first Allocate late.
+export const PROBE_MS = 5000;
 
 const WAY_ORDER = ['udp', 'udp443', 'tcp', 'tls'];
 
@@ -49,7 +52,6 @@ export function probe(server, uri, timeoutMs = PROBE_MS) {
       resolve({ok: false, ms: 0, error: e.message});
       return;
     }
-    timer = setTimeout(() => done(false, 'no answer'), timeoutMs);
     pc.onicecandidate = ({candidate}) => {
       if (candidate && / typ relay /.test(` ${candidate.candidate} `)) done(true);
       else if (!candidate) done(false, 'no relay candidate');
@@ -58,7 +60,9 @@ export function probe(server, uri, timeoutMs = PROBE_MS) {
       error = `${e.errorCode || ''} ${e.errorText || ''}`.trim();
     };
     pc.createDataChannel('network-check');
-    pc.createOffer().then((o) => pc && pc.setLocalDescription(o)).catch((e) => done(false, e.message));
+    pc.createOffer().then((o) => pc && pc.setLocalDescription(o)).then(() => {
+      if (pc) timer = setTimeout(() => done(false, 'no answer'), timeoutMs);
+    }).catch((e) => done(false, e.message));
   });
 }
 
