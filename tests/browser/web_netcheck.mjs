@@ -105,6 +105,27 @@ try {
   check('no explanation shows on a working call',
         await ann.page.isHidden('#path-alert') && await ben.page.isHidden('#path-alert'));
 
+  // the words for the ways this loopback run cannot block one by one (the network tier does)
+  const words = await ann.page.evaluate(async () => {
+    const m = await import('/js/netcheck.js');
+    const W = (key, ok, port) => ({key, label: key, ok, ms: 1, port, host: 'relay.example'});
+    return {
+      udp443: m.wayOf('turn:relay.example:443?transport=udp'), turns: m.wayOf('turns:relay.example'),
+      stun: m.wayOf('stun:relay.example:3478'),
+      tcp: m.explainCheck({verdict: 'tcp', ways: [W('udp', false, '3478'), W('tcp', true, '3478'), W('tls', true, '443')]}),
+      tls: m.explainCheck({verdict: 'tls', ways: [W('udp', false, '3478'), W('udp443', false, '443'), W('tcp', false, '3478'), W('tls', true, '443')]}),
+      worst: m.worstPath(['direct', 'relay-tls', null, 'relay-udp']),
+      remoteRelay: m.pathWord({kind: 'relay', protocol: 'udp', localType: 'srflx', remoteType: 'relay'}),
+    };
+  });
+  check('the check knows UDP 443 and turns: from the URIs, and skips stun:',
+        words.udp443.key === 'udp443' && words.turns.key === 'tls' && words.turns.port === '5349' && words.stun === null, words);
+  check('UDP blocked, TCP open: "Your network blocks UDP", the relay over TCP',
+        words.tcp.title === 'Your network blocks UDP' && /relay over TCP \(port 3478\)/.test(words.tcp.text), words.tcp);
+  check('only TLS: "Your network blocks UDP and plain TCP; your call will go through the encrypted relay on port 443"',
+        words.tls.text.startsWith('Your network blocks UDP and plain TCP; your call will go through the encrypted relay on port 443'), words.tls);
+  check('a participant\'s path is its most constrained connection\'s', words.worst === 'relay-tls' && words.remoteRelay === 'relay-udp', words);
+
   // ------------------------------------------------------------ no way to the relay
   const link2 = await host(cat, cfg.blocked, 'Cat Host', 'cat@example.org', 'Blocked network');
   const c = await lobbyCheck(cat);

@@ -104,22 +104,21 @@ export function explainCheck(result, why = '') {
     return {kind: 'info', title: 'Network not checked',
             text: `The connection to the meeting's relay could not be tested${why ? ` (${why})` : ''}. You can still join.`};
   const way = (k) => result.ways.find((w) => w.key === k);
-  const udpBlocked = !result.ways.some((w) => (w.key === 'udp' || w.key === 'udp443') && w.ok);
+  // "blocks UDP" only when a UDP way was tried (a deployment may hand out none)
+  const udpTried = result.ways.some((w) => w.key === 'udp' || w.key === 'udp443');
   switch (result.verdict) {
   case 'udp':
     return {kind: 'ok', title: 'Your network is fine for calls',
             text: 'The meeting\'s relay answers over UDP: your call can take the fastest way.'};
   case 'tcp':
-    return {kind: 'warn', title: 'Your network blocks UDP',
-            text: `Your call will go through the relay over TCP (port ${way('tcp').port}). ` +
-                  'It works, with a little more delay than usual.'};
+    return {kind: 'warn', title: udpTried ? 'Your network blocks UDP' : 'Your call goes over TCP',
+            text: `${udpTried ? 'UDP does not get through; y' : 'Y'}our call will go through the relay over TCP ` +
+                  `(port ${way('tcp').port}). It works, with a little more delay than usual.`};
   case 'tls': {
-    const tls = way('tls');
-    const tcp = way('tcp');
-    return {kind: 'warn', title: udpBlocked ? 'Your network blocks UDP' : 'Your network is restrictive',
-            text: `${udpBlocked ? 'Your network blocks UDP' : 'Only encrypted connections get through'}` +
-                  `${tcp ? ' and plain TCP' : ''}; your call will go through the encrypted relay on port ${tls.port}. ` +
-                  'It works, with a little more delay than usual.'};
+    const blocked = [udpTried ? 'UDP' : null, way('tcp') ? 'plain TCP' : null].filter(Boolean).join(' and ');
+    return {kind: 'warn', title: udpTried ? 'Your network blocks UDP' : 'Your network is restrictive',
+            text: `${blocked ? `Your network blocks ${blocked}; y` : 'Y'}our call will go through the encrypted relay ` +
+                  `on port ${way('tls').port}. It works, with a little more delay than usual.`};
   }
   default: {
     const tried = result.ways.map((w) => w.label).join(', ');
