@@ -65,7 +65,7 @@ function rosterShows(page, pid, path, network) {
   return until(page, ([id, want, net]) => {
     const li = document.querySelector(`#people li[data-pid="${id}"]`);
     return li && li.dataset.path === want && (!net || li.dataset.network === net);
-  }, [pid, path, network], 20000);
+  }, [pid, path, network], 30000);
 }
 
 try {
