@@ -58,8 +58,10 @@ for (const prof of cfg.profiles) {
   const t0 = Date.now();
   const r = report.profiles[prof.name] = {};
   for (const argv of prof.apply) execFileSync(argv[0], argv.slice(1), {stdio: ['ignore', 'ignore', 'inherit']});
-  const ann = await person(bA, `ann-${prof.name}`), ben = await person(bB, `ben-${prof.name}`);
+  let ann = null, ben = null;
   try {
+    ann = await person(bA, `ann-${prof.name}`);
+    ben = await person(bB, `ben-${prof.name}`);
     await ann.page.goto(`${cfg.base}/`);
     await signUp(ann.page, 'Ann', `ann-${prof.name}@example.org`);
     await ann.page.waitForSelector('#view-dashboard:not([hidden])');
@@ -104,11 +106,10 @@ for (const prof of cfg.profiles) {
   }
   // what the routers' counters dropped under this profile (the Python side reads them)
   r.counters = prof.count.map((argv) => execFileSync(argv[0], argv.slice(1), {encoding: 'utf8'}));
-  r.log_ann = await ann.page.evaluate(() => window.meetlite.log()).catch(() => '');
-  r.log_ben = await ben.page.evaluate(() => window.meetlite.log()).catch(() => '');
+  r.log_ann = ann ? await ann.page.evaluate(() => window.meetlite.log()).catch(() => '') : '';
+  r.log_ben = ben ? await ben.page.evaluate(() => window.meetlite.log()).catch(() => '') : '';
   r.ms = Date.now() - t0;
-  await ann.ctx.close();
-  await ben.ctx.close();
+  for (const p of [ann, ben]) if (p) await p.ctx.close().catch(() => {});
 }
 for (const [name, errs] of Object.entries(report.consoleErrors))
   check(`no page error for ${name}`, errs.length === 0, errs);

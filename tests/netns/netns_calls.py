@@ -248,7 +248,7 @@ try:
 
     arg = {"base": "https://%s" % CP_ADDR, "browsers": browsers, "spki": spki,
            "outdir": output_dir("netns_calls"), "profiles": profiles}
-    run = subprocess.run(["timeout", "240", "node", "netns_calls.mjs", json.dumps(arg)], cwd=node_dir(),
+    run = subprocess.run(["timeout", "420", "node", "netns_calls.mjs", json.dumps(arg)], cwd=node_dir(),
                          capture_output=True, text=True)
     report = {}
     for line in run.stdout.splitlines():
