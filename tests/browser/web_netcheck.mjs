@@ -133,7 +133,9 @@ try {
         c.verdict === 'none' && c.kind === 'error' && /No way to the relay/.test(c.title) &&
         !c.ways.udp && !c.ways.tcp && !c.ways.tls, c);
   check('the explanation says what to try', /another network/.test(c.text) && /TLS/.test(c.text), c);
-  check('the blocked check ends within the probe timeout (5 s, + page)', c.ms < 9000, c);
+  // bounded by the probes' own timer (5 s after each offer: about 5 s on an idle machine, 10 s
+  // seen at load 93), not by the TURN client's retransmissions or TCP's timeouts (tens of s)
+  check('the blocked check ends on the probes\' timer, not on network timeouts', c.ms < 20000, c);
   await shot(cat.page, 'netcheck-03-blocked.png');
   check('Cat can still join', await joinFromLobby(cat.page));
   await guest(dan, link2, 'Dan Guest', 'dan@example.org');
