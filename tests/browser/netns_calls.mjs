@@ -62,7 +62,8 @@ for (const prof of cfg.profiles) {
   try {
     ann = await person(bA, `ann-${prof.name}`);
     ben = await person(bB, `ben-${prof.name}`);
-    await ann.page.goto(`${cfg.base}/`);
+    const base = prof.base || cfg.base;
+    await ann.page.goto(`${base}/`);
     await signUp(ann.page, 'Ann', `ann-${prof.name}@example.org`);
     await ann.page.waitForSelector('#view-dashboard:not([hidden])');
     await ann.page.fill('#create-title-input', `Profile ${prof.name}`);
@@ -70,7 +71,7 @@ for (const prof of cfg.profiles) {
     await ann.page.waitForSelector('#created:not([hidden])');
     const link = await ann.page.inputValue('#created-link');
     await ann.page.click('#created-join');
-    await ben.page.goto(link);
+    await ben.page.goto(base + new URL(link).pathname + new URL(link).search + new URL(link).hash);
     await signUp(ben.page, 'Ben', `ben-${prof.name}@example.org`);
     const [va, vb] = await Promise.all([lobbyVerdict(ann.page), lobbyVerdict(ben.page)]);
     r.verdicts = [va.verdict, vb.verdict];

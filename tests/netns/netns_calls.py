@@ -26,9 +26,10 @@ Profiles (the routers' rulesets are swapped between them; one server for all):
     unreachable   only the page's address: nothing reaches the relay, nor the other student;
                   the lobby says so, and the call explains itself within 15 s.
 
-Port 443 today is the two-address deployment (docs/relay.md): TURN TLS on 203.0.113.10:443,
-the control plane on 203.0.113.11:443. SWITCH POINT for the shared listener (issue #14 item 1):
-server_sets() with CP_ADDR = TURN_ADDR and the shared listener's configuration, nothing else.
+Port 443 is the one-address deployment (docs/relay.md): one shared:// listener carries the
+page, the API, signaling and TURN over TCP and TLS, and the students use 203.0.113.10 for all
+of it. The server's second address (203.0.113.11) serves the same listener, so that the
+unreachable profile can let the page through and not the relay.
 """
 
 import base64
@@ -49,7 +50,7 @@ from mlbrowser import CHROMIUM, node_dir, output_dir  # noqa: E402
 from mlcontrol import JWT_SECRET, TOP_SRCDIR, TURN_SECRET, Postgres, migrate  # noqa: E402
 
 TURN_ADDR = "203.0.113.10"
-CP_ADDR = "203.0.113.11"  # the shared listener: TURN_ADDR
+CP_ADDR = "203.0.113.11"  # the page's second address (the unreachable profile)
 SITES = {"a": ("203.0.113.21", "10.1.0"), "b": ("203.0.113.22", "10.2.0")}
 SUFFIX = "%06x" % random.getrandbits(24)
 NS = {"srv": "mlsrv-" + SUFFIX, "ra": "mlra-" + SUFFIX, "rb": "mlrb-" + SUFFIX,
@@ -154,13 +155,16 @@ def dropped(out):
 
 
 def server_sets(pg_url, cert, key):
-    """meetlited's configuration: the two-address deployment (see the banner's SWITCH POINT)."""
+    """meetlited's configuration: the one-address deployment (docs/relay.md), a shared:// listener
+    on 443 carrying the page, the API, signaling and TURN over TCP and TLS. It listens on the
+    wildcard so that the second address (CP_ADDR) serves the page too: the unreachable profile
+    lets students reach only that one, a network where the page loads and the relay does not."""
     return ["database.url=" + pg_url,
             "database.migrations-dir=" + os.path.join(TOP_SRCDIR, "sql"),
-            "control.listen=%s:443" % CP_ADDR,
-            "control.tls-cert=" + cert, "control.tls-key=" + key,
-            "control.public-url=https://%s" % CP_ADDR,
-            "turn.listen=udp://{0}:3478, tcp://{0}:3478, tls://{0}:443".format(TURN_ADDR),
+            "control.listen=0.0.0.0:443",
+            "control.public-url=https://%s" % TURN_ADDR,
+            "turn.listen=udp://{0}:3478, tcp://{0}:3478, shared://0.0.0.0:443".format(TURN_ADDR),
+            "turn.relay-address=" + TURN_ADDR,
             "turn.tls-cert=" + cert, "turn.tls-key=" + key,
             "control.turn-uris=stun:{0}:3478, turn:{0}:3478?transport=udp, "
             "turn:{0}:3478?transport=tcp, turns:{0}:443?transport=tcp".format(TURN_ADDR),
@@ -234,7 +238,9 @@ try:
         path = os.path.join(tmp, name + ".nft")
         with open(path, "w") as f:
             f.write(ruleset(name))
-        profiles.append({"name": name, "expect": want,
+        # the unreachable profile reaches the page by the second address only
+        base = "https://%s" % (CP_ADDR if name == "unreachable" else TURN_ADDR)
+        profiles.append({"name": name, "expect": want, "base": base,
                          "apply": [["ip", "netns", "exec", NS[r], "nft", "-f", path] for r in ("ra", "rb")],
                          "count": [["ip", "netns", "exec", NS[r], "nft", "list", "chain", "inet", "mlrouter",
                                     "forward"] for r in ("ra", "rb")]})
