@@ -566,6 +566,13 @@ out:
         event_free(app->sig_int);
     if (app->sig_hup)
         event_free(app->sig_hup);
+    /* Freeing the events gave the signals back their default action: a second SIGTERM or SIGINT
+     * (an impatient operator, a script that signals twice) would kill the process in the middle
+     * of writing the last usage records. The stop is under way; a service manager that finds it
+     * too slow sends SIGKILL. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     adm_stop(app->adm);       /* no admin request after this */
     adm_sync_free(app->sync); /* it tells the control plane about secrets */
     if (app->engine)          /* no handover to the control plane is running or will run */

@@ -148,6 +148,19 @@ rc, text = d.stop()
 t.ok(rc == 0 and "received SIGINT" in text, "SIGINT stops the daemon cleanly", text)
 d.close()
 
+# signals repeated while it stops (an impatient operator) do not cut the stop short
+d = Daemon(["turn.listen=udp://127.0.0.1:%d" % free_port(), "net.workers=1"])
+sent = 0
+deadline = time.time() + 20
+while d.proc.poll() is None and time.time() < deadline:
+    d.proc.send_signal(signal.SIGTERM if sent % 2 else signal.SIGINT)
+    sent += 1
+    time.sleep(0.002)
+rc, text = d.stop()
+t.ok(rc == 0 and "totals:" in text, "signals repeated during the stop: it still ends cleanly "
+     "(%d signals sent; exit 0 and its last log line)" % sent, text[-2000:])
+d.close()
+
 holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 holder.bind(("127.0.0.1", 0))
 rc, out = run("--set", "turn.listen=udp://127.0.0.1:%d" % holder.getsockname()[1], "--set", "net.workers=1")
