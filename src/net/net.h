@@ -131,8 +131,8 @@ struct net_counters {
     /* shared:// listeners: what each connection turned out to carry */
     uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
     uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
-    uint64_t shared_refused; /* neither (garbage, nothing in time, no control plane) */
-    uint64_t stream_refused_addr; /* refused: net.max-streams-per-address reached */
+    uint64_t shared_refused;        /* neither (garbage, nothing in time, no control plane) */
+    uint64_t stream_refused_addr;   /* refused: net.max-streams-per-address reached */
     uint64_t stream_frame_timeouts; /* closed: a frame unfinished after net.stream-frame-timeout */
     uint64_t stream_setup_timeouts; /* closed: not set up within net.stream-setup-timeout */
     uint64_t accept_paused;         /* accepting paused: descriptors ran out (EMFILE, ENFILE) */
