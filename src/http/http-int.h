@@ -63,6 +63,8 @@ struct http_server {
     struct http_listener *listener;
     long long max_connections;    /* in force: cfg's, or derived from the open-file limit */
     struct ml_addr_counts *addrs; /* connections per client address; NULL: no cap */
+    struct http_req *spare;       /* freed request objects kept for reuse (http-req.c) */
+    unsigned nspare;
     struct {
         uint64_t accepted, refused_limit, refused_addr, accept_paused; /* ML_COUNT */
     } cstats;
@@ -86,6 +88,8 @@ int http_listen_open(struct http_server *srv, const struct sockaddr *addr, char 
 void http_listen_start(struct http_server *srv);
 void http_listen_close(struct http_server *srv);
 void http_conn_gone(struct http_server *srv, struct lws *wsi);
+/* Frees the request objects kept for reuse (after the server thread stopped). */
+void http_req_spares_free(struct http_server *srv);
 /* Admits fd from peer under the connection limit and the per-address cap, and hands it to lws;
  * or closes it. adopted: it came from a shared listener, not this server's own accept. */
 void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted);

@@ -429,6 +429,7 @@ void http_server_free(struct http_server *srv)
     http_server_close(srv);
     adopt_drain(srv, false);
     http_posted_drain(srv); /* the last completions free their orphaned requests */
+    http_req_spares_free(srv);
     pthread_mutex_destroy(&srv->done_mu);
     pthread_mutex_destroy(&srv->adopt_mu);
     ml_addr_counts_free(srv->addrs);
