@@ -323,6 +323,25 @@ const struct ml_cidr *ml_cidr_set_match(const struct ml_cidr_set *set, const str
     return NULL;
 }
 
+bool ml_cidr_set_has(const struct ml_cidr_set *set, const struct sockaddr *sa)
+{
+    if (!set || !set->n)
+        return false;
+    struct sockaddr_storage v4, v6;
+    if (ml_addr_embedded_v4(sa, &v4, ML_CANON_MAPPED))
+        sa = (const struct sockaddr *)&v4;
+    if (ml_cidr_set_match(set, sa))
+        return true;
+    if (sa->sa_family != AF_INET)
+        return false;
+    struct sockaddr_in6 *m = (struct sockaddr_in6 *)&v6;
+    memset(&v6, 0, sizeof v6);
+    m->sin6_family = AF_INET6;
+    m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return ml_cidr_set_match(set, (const struct sockaddr *)&v6) != NULL;
+}
+
 void ml_cidr_set_free(struct ml_cidr_set *set)
 {
     free(set->v);

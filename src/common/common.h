@@ -14,6 +14,27 @@
 #define ML_WUR __attribute__((warn_unused_result))
 #define ML_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define ML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An intrusive doubly linked list: any struct with prev and next pointers to its own type, and
+ * a head pointer (NULL: empty). Push puts node first; unlink takes it out wherever it is. */
+#define ML_DLIST_PUSH(head, node)                                                                  \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if (head)                                                                                  \
+            (head)->prev = (node);                                                                 \
+        (head) = (node);                                                                           \
+    } while (0)
+#define ML_DLIST_UNLINK(head, node)                                                                \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+        (node)->prev = (node)->next = NULL;                                                        \
+    } while (0)
 #define ML_UNUSED(x) ((void)(x))
 
 /* Adds n to a counter owned by the calling thread, readable by others without tearing (relaxed
@@ -272,6 +293,10 @@ int ml_cidr_set_add_list(struct ml_cidr_set *set, const char *list, char *err,
 int ml_cidr_set_add(struct ml_cidr_set *set, const struct ml_cidr *c) ML_WUR;
 /* The first entry containing the address (no canonicalisation is done here), or NULL. */
 const struct ml_cidr *ml_cidr_set_match(const struct ml_cidr_set *set, const struct sockaddr *sa);
+/* True when sa is in the set whichever way either writes an IPv4 address (plain, or
+ * IPv4-mapped IPv6): for lists of trusted peers, where the form a socket reports is chance.
+ * (The peer policy keeps ml_cidr_set_match: there the form matters.) */
+bool ml_cidr_set_has(const struct ml_cidr_set *set, const struct sockaddr *sa);
 bool ml_cidr_contains(const struct ml_cidr *c, const struct sockaddr *sa);
 void ml_cidr_set_free(struct ml_cidr_set *set);
 /* Validator for configuration keys holding CIDR lists. */
@@ -307,6 +332,8 @@ size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 /* Lowercase hex; out needs 2n+1 bytes. */
 void ml_hex_encode(const uint8_t *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int ml_hex_digit(int c);
 /* Cryptographically strong random bytes; aborts when the system RNG fails. */
 void ml_random(void *buf, size_t n);
 /* Overwrites n bytes in a way the compiler keeps (for secrets). */

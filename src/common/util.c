@@ -194,13 +194,14 @@ bool ml_utf8_valid(const char *s, size_t n, size_t *chars)
 
 /* ------------------------------------------------------------ UUIDs */
 
-static int hexval(int c)
+int ml_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = tolower(c);
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -216,7 +217,7 @@ bool ml_uuid_parse(const char *s, uint8_t out[16])
             i++;
             continue;
         }
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        int hi = ml_hex_digit((unsigned char)s[i]), lo = ml_hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[k++] = (uint8_t)(hi << 4 | lo);

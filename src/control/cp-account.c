@@ -300,13 +300,7 @@ struct cp_login_delay {
 
 static void delay_unlink(struct cp_login_delay *d)
 {
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        d->cp->login_delays = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    d->prev = d->next = NULL;
+    ML_DLIST_UNLINK(d->cp->login_delays, d);
 }
 
 static void delay_go(struct http_done *done)
@@ -368,10 +362,7 @@ static void h_login(struct http_req *r)
     d->done.req = &req->http;
     d->done.fn = delay_go;
     d->done.free = delay_free;
-    d->next = cp->login_delays;
-    if (d->next)
-        d->next->prev = d;
-    cp->login_delays = d;
+    ML_DLIST_PUSH(cp->login_delays, d);
     http_hold(&req->http);
     ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "login from %s waits %lld ms: its account is slowed down",
                    req->http.peer, (long long)wait_ms);

@@ -123,8 +123,7 @@ void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bo
         return;
     }
     /* A trusted proxy's connections carry every client behind it: not capped per address. */
-    bool cap = srv->addrs &&
-               !(srv->cfg.trusted_proxies && ml_cidr_set_match(srv->cfg.trusted_proxies, peer));
+    bool cap = srv->addrs && !ml_cidr_set_has(srv->cfg.trusted_proxies, peer);
     if (cap && !ml_addr_counts_take(srv->addrs, peer)) {
         count(&srv->cstats.refused_addr);
         close(fd);

@@ -194,30 +194,12 @@ static bool forwarded_for(struct hop e, char *buf, size_t len, size_t *out_n)
     return found;
 }
 
-/* In the set, whichever way either writes an IPv4 address (plain, or IPv4-mapped IPv6). */
-static bool trusted_match(const struct ml_cidr_set *set, const struct sockaddr *sa)
-{
-    struct sockaddr_storage v4, v6;
-    if (ml_addr_embedded_v4(sa, &v4, ML_CANON_MAPPED))
-        sa = (const struct sockaddr *)&v4;
-    if (ml_cidr_set_match(set, sa))
-        return true;
-    if (sa->sa_family != AF_INET)
-        return false;
-    struct sockaddr_in6 *m = (struct sockaddr_in6 *)&v6;
-    memset(&v6, 0, sizeof v6);
-    m->sin6_family = AF_INET6;
-    m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    return ml_cidr_set_match(set, (const struct sockaddr *)&v6) != NULL;
-}
-
 bool http_forwarded_client(const struct ml_cidr_set *trusted, const struct sockaddr *peer,
                            enum http_fwd_header kind, const char *value, char *out, size_t outlen)
 {
     if (!trusted || !trusted->n || !value || !*value)
         return false;
-    if (!trusted_match(trusted, peer))
+    if (!ml_cidr_set_has(trusted, peer))
         return false; /* anyone may send the header: only a trusted proxy's counts */
     struct hop hops[HOPS_MAX];
     int n = split(value, hops);
@@ -236,7 +218,7 @@ bool http_forwarded_client(const struct ml_cidr_set *trusted, const struct socka
         }
         if (!ok)
             return false;
-        if (!trusted_match(trusted, (struct sockaddr *)&a) || i == 0) {
+        if (!ml_cidr_set_has(trusted, (struct sockaddr *)&a) || i == 0) {
             /* the first hop that is not a proxy of ours; or, when all are, the farthest */
             ml_ip_str((struct sockaddr *)&a, out, outlen);
             return true;

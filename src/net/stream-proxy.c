@@ -30,32 +30,12 @@ struct net_proxy_wait {
 
 bool net_proxy_trusted(const struct net_engine *e, const struct sockaddr *peer)
 {
-    if (!e->proxy_from.n)
-        return false;
-    /* in the list whichever way either writes an IPv4 address (plain, or IPv4-mapped) */
-    struct sockaddr_storage v4, v6;
-    if (ml_addr_embedded_v4(peer, &v4, ML_CANON_MAPPED))
-        peer = (const struct sockaddr *)&v4;
-    if (ml_cidr_set_match(&e->proxy_from, peer))
-        return true;
-    if (peer->sa_family != AF_INET)
-        return false;
-    struct sockaddr_in6 *m = (struct sockaddr_in6 *)&v6;
-    memset(&v6, 0, sizeof v6);
-    m->sin6_family = AF_INET6;
-    m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)peer)->sin_addr, 4);
-    return ml_cidr_set_match(&e->proxy_from, (const struct sockaddr *)&v6) != NULL;
+    return ml_cidr_set_has(&e->proxy_from, peer);
 }
 
 static void unlink_wait(struct net_proxy_wait *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        p->w->proxy_waits = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    ML_DLIST_UNLINK(p->w->proxy_waits, p);
 }
 
 /* Ends the wait; with begin, the connection goes on as a stream, otherwise it is closed. */
@@ -150,10 +130,7 @@ void net_proxy_wait(struct net_worker *w, struct net_stream *s, int fd)
     p->s = s;
     p->fd = fd;
     p->deadline_ms = ml_now_ms() + NET_PROXY_TIMEOUT_S * 1000;
-    p->next = w->proxy_waits;
-    if (p->next)
-        p->next->prev = p;
-    w->proxy_waits = p;
+    ML_DLIST_PUSH(w->proxy_waits, p);
 }
 
 void net_proxy_waits_close_all(struct net_worker *w)

@@ -56,26 +56,6 @@ int net_tcp_listen_socket(const struct sockaddr *addr, bool *eaddrinuse, char *e
     return fd;
 }
 
-static void list_add(struct net_stream **head, struct net_stream *s)
-{
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
-}
-
-static void list_remove(struct net_stream **head, struct net_stream *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
 /* Frees the bufferevents and the TLS session. The filter is made without BEV_OPT_CLOSE_ON_FREE
  * (so that a session can move to another worker), so the socket's bufferevent and the session
  * are freed here; the filter keeps its reference on the former until it is finalized. */
@@ -109,7 +89,10 @@ static void stream_destroy(struct net_stream *s)
     struct handover *ho = to >= 0 ? stream_take(s) : NULL;
     if (s->addr_held) /* a connection handed over keeps its place: stream_take moved it */
         ml_addr_counts_put(w->e->addrs, (struct sockaddr *)&s->peer);
-    list_remove(s->freed_pending ? &w->dying : &w->streams, s);
+    if (s->freed_pending)
+        ML_DLIST_UNLINK(w->dying, s);
+    else
+        ML_DLIST_UNLINK(w->streams, s);
     w->nstreams--;
     if (s->pipe)
         net_pipe_stream_gone(s); /* what the client sent still reaches the peer */
@@ -146,11 +129,11 @@ static void schedule_destroy(struct net_stream *s)
     struct net_worker *w = s->w;
     if (s->freed_pending)
         return;
-    list_remove(&w->streams, s);
+    ML_DLIST_UNLINK(w->streams, s);
     peek_free(s);
     s->freed_pending = true;
     s->closing = true;
-    list_add(&w->dying, s);
+    ML_DLIST_PUSH(w->dying, s);
     if (s->bev)
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     event_active(w->reap, EV_READ, 0);
@@ -747,7 +730,7 @@ static int stream_setup(struct net_worker *w, struct net_stream *s, int fd, SSL 
         return -1;
     }
     bufferevent_set_max_single_read(s->raw ? s->raw : s->bev, NET_STREAM_READ_MAX);
-    list_add(&w->streams, s);
+    ML_DLIST_PUSH(w->streams, s);
     w->nstreams++;
     bufferevent_setcb(s->bev, stream_read, stream_written, stream_event, s);
     /* Stop reading while a frame-and-a-half is buffered: the input never grows without bound.

@@ -94,26 +94,6 @@ void net_listener_free(struct net_listener *l)
 
 /* ---------------------------------------------------------------- connections */
 
-static void conn_list_add(struct net_conn **head, struct net_conn *c)
-{
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
-}
-
-static void conn_list_remove(struct net_conn **head, struct net_conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void pipe_unlink(struct net_conn *c);
 
 static void conn_destroy(struct net_conn *c)
@@ -121,7 +101,10 @@ static void conn_destroy(struct net_conn *c)
     struct net_worker *w = c->w;
     if (c->pipe)
         pipe_unlink(c);
-    conn_list_remove(c->freed_pending ? &w->conns_dying : &w->conns, c);
+    if (c->freed_pending)
+        ML_DLIST_UNLINK(w->conns_dying, c);
+    else
+        ML_DLIST_UNLINK(w->conns, c);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->wake)
@@ -135,11 +118,11 @@ static void conn_schedule_destroy(struct net_conn *c)
     struct net_worker *w = c->w;
     if (c->freed_pending)
         return;
-    conn_list_remove(&w->conns, c);
+    ML_DLIST_UNLINK(w->conns, c);
     c->freed_pending = true;
     c->closing = true;
     c->cb = NULL;
-    conn_list_add(&w->conns_dying, c);
+    ML_DLIST_PUSH(w->conns_dying, c);
     if (c->bev)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     event_active(w->reap, EV_READ, 0);
@@ -266,7 +249,7 @@ static struct net_conn *conn_new(struct net_worker *w, int fd, net_conn_cb cb, v
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     bufferevent_setcb(c->bev, conn_read, conn_written, conn_event, c);
-    conn_list_add(&w->conns, c);
+    ML_DLIST_PUSH(w->conns, c);
     NET_COUNT(w->ctr.conn_open, 1);
     return c;
 }

@@ -281,17 +281,6 @@ enum http_err sig_msg_parse(const char *text, size_t n, json_t **root, struct si
 
 /* ------------------------------------------------------------------ small helpers */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum sig_resume_err sig_resume_token_parse(const char *tok, const char *node, uint8_t key[16])
 {
     const char *dot = strrchr(tok, '.');
@@ -303,7 +292,7 @@ enum sig_resume_err sig_resume_token_parse(const char *tok, const char *node, ui
     uint8_t k[16];
     for (int i = 0; i < 16; i++) {
         /* digits only: strtoul would take " f", "+f" and "-1" as well */
-        int hi = hex_digit(dot[1 + 2 * i]), lo = hex_digit(dot[2 + 2 * i]);
+        int hi = ml_hex_digit(dot[1 + 2 * i]), lo = ml_hex_digit(dot[2 + 2 * i]);
         if (hi < 0 || lo < 0)
             return SIG_RESUME_MALFORMED;
         k[i] = (uint8_t)(hi << 4 | lo);

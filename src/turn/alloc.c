@@ -269,10 +269,7 @@ struct turn_alloc *turn_alloc_new(struct turn_worker *tw, const struct turn_clie
         a->conn = cl->conn;
         cl->conn->alloc = a;
     }
-    a->next = tw->allocs;
-    if (tw->allocs)
-        tw->allocs->prev = a;
-    tw->allocs = a;
+    ML_DLIST_PUSH(tw->allocs, a);
     tw->nallocs++;
     TURN_COUNT(tw->ctr.allocations, 1);
     TURN_COUNT(tw->ctr.allocations_total, 1);
@@ -390,12 +387,7 @@ void turn_alloc_free(struct turn_alloc *a, const char *reason)
         table_remove(tw, a);
     else if (a->conn)
         a->conn->alloc = NULL;
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        tw->allocs = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
+    ML_DLIST_UNLINK(tw->allocs, a);
     tw->nallocs--;
     TURN_COUNT(tw->ctr.allocations, (uint64_t)-1);
     TURN_COUNT(tw->ctr.alloc_by_transport[a->transport], (uint64_t)-1);

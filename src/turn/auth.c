@@ -169,17 +169,6 @@ static uint64_t hash_bytes(const uint64_t key[2], const void *p, size_t n)
     return h ^ (h >> 33);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
@@ -284,7 +273,7 @@ static const char *user_parse(const char *p, size_t n, struct user_spec *u)
         if (vlen != 2 + 2 * STUN_MD5_LEN)
             return "user:0x takes exactly 32 hex digits, the MD5 key";
         for (size_t i = 0; i < STUN_MD5_LEN; i++) {
-            int hi = hex_value(v[2 + 2 * i]), lo = hex_value(v[3 + 2 * i]);
+            int hi = ml_hex_digit(v[2 + 2 * i]), lo = ml_hex_digit(v[3 + 2 * i]);
             if (hi < 0 || lo < 0) {
                 ml_wipe(u->key, sizeof u->key);
                 return "user:0x takes exactly 32 hex digits, the MD5 key";
@@ -617,7 +606,7 @@ static bool nonce_ours(const struct turn_auth *a, const uint8_t *v, size_t len,
         char c = (char)v[NONCE_PREFIX_LEN + i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
             return false;
-        t = t << 4 | (uint32_t)hex_value(c);
+        t = t << 4 | (uint32_t)ml_hex_digit(c);
     }
     if (!nonce_make(a, client, t, want))
         return false;
