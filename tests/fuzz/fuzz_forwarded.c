@@ -2,23 +2,9 @@
  * any X-Forwarded-For or Forwarded value from a trusted peer. The first input byte picks the
  * header and the peer; the rest is the header's text. An address it returns must parse as an
  * IP, and must not be a trusted proxy unless every hop was. */
-#include "config.h"
+#include "fuzz_common.h"
 
 #include "http/http.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static struct ml_cidr_set trusted;
 
@@ -38,11 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     socklen_t plen;
     if (ml_addr_parse(peer_text, 0, &peer, &plen) < 0)
         abort();
-    char *value = malloc(size); /* size - 1 bytes and a NUL: ASan catches a read beyond */
-    if (!value)
-        return 0;
-    memcpy(value, data + 1, size - 1);
-    value[size - 1] = 0;
+    char *value = fuzz_strndup(data + 1, size - 1);
     char out[ML_ADDR_STRLEN];
     if (http_forwarded_client(&trusted, (struct sockaddr *)&peer, kind, value, out, sizeof out)) {
         struct sockaddr_storage a;

@@ -2,31 +2,14 @@
  * connection from a trusted proxy. The parser must never read past what it is given, must agree
  * with itself on every prefix (a prefix of a whole header asks for more), and must never claim
  * more bytes than it saw. */
-#include "config.h"
+#include "fuzz_common.h"
 
 #include "net/net.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* a copy of exactly size bytes: ASan catches any read beyond */
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
-        return 0;
-    memcpy(buf, data, size);
+    uint8_t *buf = (uint8_t *)fuzz_memdup(data, size);
     struct net_proxy_hdr h;
     enum net_proxy_rc rc = net_proxy_parse(buf, size, &h);
     bool sig = size && net_proxy_signature(buf, size);

@@ -1,14 +1,8 @@
 /* libFuzzer target for the STUN codec: parse, every getter, integrity, stream framing,
  * ChannelData, and a build/re-parse round trip that must reproduce what was parsed. */
-#include "config.h"
+#include "fuzz_common.h"
 
 #include "stun/stun.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint8_t fuzz_key[] = "meetlite fuzz key";
 #define FUZZ_KEYLEN (sizeof fuzz_key - 1)
@@ -16,14 +10,6 @@ static const uint8_t fuzz_key[] = "meetlite fuzz key";
 /* Room for the largest message, plus a full-length MESSAGE-INTEGRITY-SHA256 where a truncated
  * one was. */
 static uint8_t rebuilt[STUN_HEADER_LEN + 0xFFFF + 64];
-
-#define FUZZ_ASSERT(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Reads every attribute through every getter; results only need to be consistent. */
 static void exercise_getters(const struct stun_msg *m)
