@@ -12,6 +12,10 @@
 
 /* seconds a network check's probe credential lasts: the check takes a few */
 #define CP_PROBE_TTL_S 60
+/* A check asks once per join; a client asking in a loop gets 429 instead of filling the
+ * credential table: at most CP_PROBE_MAX per account within CP_PROBE_WINDOW_S. */
+#define CP_PROBE_MAX 30
+#define CP_PROBE_WINDOW_S 60
 
 /* ------------------------------------------------------------------ statements */
 
@@ -274,6 +278,16 @@ static enum db_status w_network_check(struct db_conn *c, struct db_job *job)
 
 static void h_network_check(struct http_req *r)
 {
+    struct cp *cp = cp_of(cp_req_of(r));
+    char key[64 + sizeof r->user.id];
+    unsigned retry = 0;
+    ml_snprintf(key, sizeof key, "probe:%s", r->user.id);
+    if (cp_limiter_blocked(cp->limiter, key, CP_PROBE_MAX, CP_PROBE_WINDOW_S, &retry)) {
+        r->retry_after_s = retry;
+        http_reply_err(r, HTTP_E_RATE_LIMITED, "too many network checks; try again later");
+        return;
+    }
+    cp_limiter_fail(cp->limiter, key, CP_PROBE_WINDOW_S); /* counts the checks asked */
     cp_on_meeting(r, w_network_check);
 }
 

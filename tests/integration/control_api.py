@@ -344,6 +344,14 @@ try:
     r = api.get("/api/v1/me", alice_tok, headers={"Origin": "https://evil.example"})
     t.ok("access-control-allow-origin" not in r.headers, "no CORS headers for another origin", r)
 
+    # ------------------------------------------------------------ network checks are bounded
+    r = api.post("/api/v1/meetings", {"title": "Probes", "duration_s": 600}, alice_tok)
+    probe_path = "/api/v1/meetings/%s/network-check" % (r.json["id"] if r.status == 201 else "none")
+    probes = [api.post(probe_path, None, alice_tok).status for _ in range(30)]
+    t.eq(probes, [200] * 30, "30 network checks in a minute are answered")
+    r = api.post(probe_path, None, alice_tok)
+    t.ok(r.status == 429 and r.code() == "rate_limited" and int(r.headers.get("retry-after", "0")) > 0,
+         "the 31st within the minute: 429 rate_limited with Retry-After", r)
     # ------------------------------------------------------------ OIDC off, the access log
     r = api.post("/api/v1/auth/oidc", {"id_token": "x.y.z"})
     t.ok(r.status == 404 and r.code() == "oidc_not_configured", "OIDC sign-in when not configured: 404", r)
