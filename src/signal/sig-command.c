@@ -32,6 +32,17 @@ static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
     free(t);
 }
 
+/* A member's changed state (media, path) to everyone in the meeting, with the request's id. */
+static void emit_member(struct sig_sess *s, struct sig_member *me, json_t *id)
+{
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(me)));
+    if (id)
+        json_object_set(o, "id", id);
+    emit(s, 'P', o, NULL, NULL);
+    json_decref(o);
+}
+
 /* {"type":..., "from":..., "to":..., "id":..., "payload":...} for a message to relay. */
 static json_t *relay_body(struct sig_sess *s, struct sig_msg *m)
 {
@@ -127,12 +138,7 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
             me->audio = json_is_true(v);
         if ((v = json_object_get(m->payload, "video")))
             me->video = json_is_true(v);
-        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
-                                         sig_member_json(me)));
-        if (m->id)
-            json_object_set(o, "id", m->id);
-        emit(s, 'P', o, NULL, NULL);
-        json_decref(o);
+        emit_member(s, me, m->id);
         json_t *row = ml_nonnull(
             json_pack("{s:s,s:b,s:b}", "p", s->pid_s, "audio", me->audio, "video", me->video));
         char *t = ml_nonnull(json_dumps(row, JSON_COMPACT));
@@ -149,12 +155,7 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
             return;
         me->path =
             sig_name_index(sig_path_names, json_string_value(json_object_get(m->payload, "path")));
-        json_t *o = ml_nonnull(json_pack("{s:s,s:o}", "type", "participant-updated", "participant",
-                                         sig_member_json(me)));
-        if (m->id)
-            json_object_set(o, "id", m->id);
-        emit(s, 'P', o, NULL, NULL);
-        json_decref(o);
+        emit_member(s, me, m->id);
         return;
     }
     case SIG_M_REMOVE:

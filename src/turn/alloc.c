@@ -102,29 +102,43 @@ static int bind_port(struct turn_worker *tw, int fam, unsigned port, int *fd_out
     return 0;
 }
 
-/* Draws a port: random probes over a large range, a walk from a random start over a small
- * one, so that a nearly full small range still finds its last free port. */
+void turn_port_walk_init(const struct turn_server *srv, struct turn_port_walk *pw)
+{
+    pw->lo = srv->port_lo;
+    pw->span = srv->port_hi - srv->port_lo + 1;
+    ml_random(&pw->start, sizeof pw->start);
+    pw->walk = pw->span <= 4096;
+    pw->tries = pw->walk ? pw->span : 64;
+    pw->i = 0;
+}
+
+bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *port)
+{
+    if (pw->i >= pw->tries)
+        return false;
+    unsigned r;
+    if (pw->walk) {
+        r = pw->start + pw->i;
+    } else {
+        ml_random(&r, sizeof r);
+    }
+    pw->i++;
+    *port = pw->lo + r % pw->span;
+    return true;
+}
+
 int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
                     int *next_fd)
 {
     struct turn_server *srv = tw->srv;
-    unsigned lo = srv->port_lo, hi = srv->port_hi, span = hi - lo + 1;
-    unsigned start;
-    ml_random(&start, sizeof start);
-    bool walk = span <= 4096;
-    unsigned tries = walk ? span : 64;
+    struct turn_port_walk pw;
+    unsigned port;
+    turn_port_walk_init(srv, &pw);
     *next_fd = -1;
-    for (unsigned i = 0; i < tries; i++) {
-        unsigned port;
-        if (walk) {
-            port = lo + (start + i) % span;
-        } else {
-            ml_random(&port, sizeof port);
-            port = lo + port % span;
-        }
+    while (turn_port_walk_next(&pw, &port)) {
         if (even && (port & 1))
             continue;
-        if (reserve_next && port + 1 > hi)
+        if (reserve_next && port + 1 > srv->port_hi)
             continue;
         int rc = bind_port(tw, fam, port, fd);
         if (rc < 0)

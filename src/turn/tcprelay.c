@@ -355,18 +355,10 @@ static void refuse(struct turn_worker *tw, const struct turn_client *cl, const s
 static int bind_relay_port(struct turn_worker *tw, int fam, union turn_sa *bound)
 {
     struct turn_server *srv = tw->srv;
-    unsigned lo = srv->port_lo, hi = srv->port_hi, span = hi - lo + 1, start;
-    ml_random(&start, sizeof start);
-    bool walk = span <= 4096;
-    unsigned tries = walk ? span : 64;
-    for (unsigned i = 0; i < tries; i++) {
-        unsigned port;
-        if (walk) {
-            port = lo + (start + i) % span;
-        } else {
-            ml_random(&port, sizeof port);
-            port = lo + port % span;
-        }
+    struct turn_port_walk pw;
+    unsigned port;
+    turn_port_walk_init(srv, &pw);
+    while (turn_port_walk_next(&pw, &port)) {
         union turn_sa sa = srv->relay_bind[fam];
         char err[160];
         bool inuse = false;
