@@ -35,7 +35,8 @@ export async function person(browser, name, opts = {}) {
   const page = await ctx.newPage();
   consoleErrors[name] = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors[name].push(m.text());
+    // the address says which request a "Failed to load resource" was
+    if (m.type() === 'error') consoleErrors[name].push(m.location().url ? `${m.text()} (${m.location().url})` : m.text());
   });
   page.on('pageerror', (e) => consoleErrors[name].push(`pageerror: ${e.message}`));
   page.setDefaultTimeout(30000);

@@ -242,6 +242,7 @@ try {
   await ann.page.click(`#people .person[data-pid="${report.pids.ben}"] button:has-text("Remove")`);
   await ann.page.waitForSelector('#confirm-dialog[open]');
   await shot(ann.page, 'room-06-remove-confirm.png');
+  const benErrorsBefore = report.consoleErrors.ben.length;
   await ann.page.click('#confirm-ok');
   const removedAt = Date.now();
   check('Ben is told that he was removed', await until(ben.page, () => {
@@ -249,6 +250,11 @@ try {
     return !m.hidden && m.dataset.reason === 'removed' && /removed/.test(document.querySelector('#room-message-title').textContent);
   }));
   await shot(ben.page, 'room-07-removed.png');
+  // If Ben's signaling happened to be reconnecting when he was removed (a ping timeout on a
+  // loaded machine), his client learns it from the join's 403 "removed" instead of the close
+  // code; Chromium logs that answer as a failed load. It is the expected answer, nothing else is.
+  const benAfter = report.consoleErrors.ben.splice(benErrorsBefore);
+  report.consoleErrors.ben.push(...benAfter.filter((e) => !(/status of 403/.test(e) && /\/join\b/.test(e))));
   for (const p of [ann, cat])
     check(`${p.name}'s grid shrinks to one remote tile`, await until(p.page, (pid) =>
       document.querySelectorAll('#grid .tile:not([data-self])').length === 1 &&
