@@ -13,7 +13,9 @@
 # is GET /api/v1/health, the HTTP layer alone), LISTENER (dedicated: control.listen a port of
 # its own, plain HTTP; dedicated-tls: the same with control.tls-cert; shared: control.listen
 # the address of a shared:// listener, plain HTTP on it; shared-tls: HTTPS on it, ALPN
-# http/1.1; see docs/benchmarks.md).
+# http/1.1; see docs/benchmarks.md), INSTR (no; yes: meetlited runs under valgrind's callgrind
+# and each part reports the instructions the server executed per request it logged: a count
+# that does not move with the machine's load, unlike CPU time; DURATION is then 20s).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -21,11 +23,17 @@ BUILD=${1:-build-bench}
 ML="$top/$BUILD/meetlited"
 [ -x "$ML" ] || { echo "bench-control: $ML not built (configure without --enable-devel there)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-control: wrk missing (apt-get install -y wrk)" >&2; exit 1; }
+INSTR=${INSTR:-no}; [ "$INSTR" = yes ] && DURATION=${DURATION:-20s}
 DURATION=${DURATION:-10s}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
 USERS=${USERS:-3000}; MEETINGS=${MEETINGS:-300}; POOL=${POOL:-4}; ACCESS_LOG=${ACCESS_LOG:-yes}
 STATUS_MEETINGS=${STATUS_MEETINGS:-2000}; STATUS_CACHE_MS=${STATUS_CACHE_MS:-1000}
 STATUS_HOT=${STATUS_HOT:-200} # the meetings being read (each by its 8 participants)
 PARTS=${PARTS:-joins status}; LISTENER=${LISTENER:-dedicated}
+WRAP=""
+if [ "$INSTR" = yes ]; then
+    command -v callgrind_control >/dev/null || { echo "bench-control: valgrind missing" >&2; exit 1; }
+    ACCESS_LOG=yes # the requests are counted in the access log
+fi
 
 work=$(mktemp -d /var/tmp/mlbench-cp.XXXXXX)
 chmod 755 "$work"
@@ -110,7 +118,8 @@ dedicated-tls | shared | shared-tls)
 *) echo "bench-control: LISTENER is dedicated, dedicated-tls, shared or shared-tls" >&2; exit 1 ;;
 esac
 echo "bench-control: listener $LISTENER ($SCHEME on 127.0.0.1:$PORT)"
-"$ML" --set "database.url=$URL" --set "database.pool-size=$POOL" \
+[ "$INSTR" = yes ] && WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.out --dump-line=no"
+$WRAP "$ML" --set "database.url=$URL" --set "database.pool-size=$POOL" \
     --set "control.listen=127.0.0.1:$PORT" "$@" \
     --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
     --set "control.access-log=$ACCESS_LOG" --set "net.workers=1" --set "control.max-participants=100000" \
@@ -119,7 +128,7 @@ echo "bench-control: listener $LISTENER ($SCHEME on 127.0.0.1:$PORT)"
 ML_PID=$!
 i=0
 until curl -skf "$SCHEME://127.0.0.1:$PORT/api/v1/health" >/dev/null; do
-    i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/meetlited.log"; exit 1; }; sleep 0.1
+    i=$((i + 1)); [ $i -lt 1200 ] || { cat "$work/meetlited.log"; exit 1; }; sleep 0.1
 done
 
 # meetlited's CPU time so far, in milliseconds (user + system, every thread)
@@ -129,11 +138,29 @@ cpu_ms() {
 # runs wrk (its arguments), prints its figures and meetlited's CPU per request: on a machine
 # shared with other jobs the rate moves with their load, the CPU a request costs much less
 wrk_cpu() {
+    if [ "$INSTR" = yes ]; then
+        callgrind_control -z "$ML_PID" >/dev/null 2>&1
+        t0=$(date +%s.%N)
+        a0=$(grep -c ' http: [A-Z]* /' "$work/meetlited.log" || true)
+    fi
     c0=$(cpu_ms)
     wrk "$@" > "$work/wrk.out"
     c1=$(cpu_ms)
     grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors" "$work/wrk.out"
     n=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
+    if [ "$INSTR" = yes ]; then
+        sleep 2 # the answers to what wrk sent last
+        rm -f "$work"/cg.out.*
+        callgrind_control -d "$ML_PID" >/dev/null 2>&1
+        # requests the server answered: its access log's lines (wrk stops with some in flight)
+        n=$(($(grep -c ' http: [A-Z]* /' "$work/meetlited.log") - a0))
+        t1=$(date +%s.%N)
+        ir=$(cat "$work"/cg.out.* | awk '/^(summary|totals):/ { print $2; exit }')
+        # less what the server does when idle (timers, database health checks) over the time
+        echo "server instructions: $ir for $n requests: $(awk -v i="$ir" -v n="$n" \
+            -v idle="$IDLE_IPS" -v t="$t0" -v u="$t1" \
+            'BEGIN { printf "%.0f, %.0f net of idle", n ? i / n : 0, n ? (i - idle * (u - t)) / n : 0 }') per request"
+    fi
     echo "server CPU: $((c1 - c0)) ms for $n requests: $(awk -v c=$((c1 - c0)) -v n="$n" \
         'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }') us/request"
 }
@@ -142,6 +169,16 @@ run() {
     wrk_cpu -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "tests/bench/$2" \
         "$SCHEME://127.0.0.1:$PORT" -- "$3" "$THREADS"
 }
+IDLE_IPS=0
+if [ "$INSTR" = yes ]; then # the instructions per second of an idle server, 5 s
+    callgrind_control -z "$ML_PID" >/dev/null 2>&1
+    t0=$(date +%s.%N); sleep 5
+    rm -f "$work"/cg.out.*
+    callgrind_control -d "$ML_PID" >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    IDLE_IPS=$(cat "$work"/cg.out.* | awk -v t="$t0" -v u="$t1" '/^(summary|totals):/ { printf "%.0f", $2 / (u - t); exit }')
+    echo "server instructions when idle: $IDLE_IPS per second"
+fi
 for part in $PARTS; do
     case $part in
     joins)
