@@ -236,8 +236,12 @@ void http_reply_err(struct http_req *req, enum http_err e, const char *msg)
     free(s);
     req->ctype = NULL;
     req->err = e;
-    if (e == HTTP_E_UNAVAILABLE && !req->retry_after_s)
-        req->retry_after_s = req->svc && req->svc->pool ? db_pool_retry_after_s(req->svc->pool) : 1;
+    /* every 503 says when to come back: the database's own estimate, else a few seconds (a
+     * draining node: by then a load balancer has taken it out of rotation) */
+    if (http_err_status(e) == 503 && !req->retry_after_s)
+        req->retry_after_s = e == HTTP_E_UNAVAILABLE && req->svc && req->svc->pool
+                                 ? db_pool_retry_after_s(req->svc->pool)
+                                 : 5;
     http_reply_ready(req);
 }
 

@@ -254,6 +254,7 @@ try:
     t.eq(r.status, 200, "drain mode on")
     r = api.post("/api/v1/meetings/%s/join" % m["id"], None, bob_tok)
     t.ok(r.status == 503 and r.code() == "draining", "a join is refused with 503 draining", r)
+    t.ok(r.headers.get("retry-after", "").isdigit(), "and says when to come back (Retry-After)", r)
     t.eq(api.get("/api/v1/meetings/%s" % m["id"], token=host_tok).status, 200, "other requests carry on")
     t.ok(q.once(b"draining"), "the meeting's allocations keep relaying")
     t.eq(allocate(srv1, *rest_cred(TURN_SECRET, "drain.x")), 508, "a new allocation: 508")
