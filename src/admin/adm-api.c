@@ -168,11 +168,14 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
         memcpy(s->http_api, cc->http_by_status, sizeof s->http_api);
         s->api_conns = cc->http_conns;
         s->ws_connections = cc->ws_connections;
+        memcpy(s->ws_closes, cc->ws_closes, sizeof s->ws_closes);
+        memcpy(s->http_latency, cc->latency, sizeof s->http_latency);
         s->pools[s->npools].name = "api";
         s->pools[s->npools++].st = cc->pool;
         free(cc);
     }
     http_server_counters(a->http, s->http_admin);
+    http_server_latency(a->http, s->http_latency); /* adds the admin class */
     http_server_conn_stats(a->http, &s->admin_conns);
     if (a->pool) {
         s->pools[s->npools].name = "admin";
@@ -1367,13 +1370,14 @@ static void h_usage(struct http_req *hr)
 #define NOAUTH HTTP_ROUTE_PUBLIC
 #define BODY HTTP_ROUTE_BODY
 #define QUERY HTTP_ROUTE_QUERY
+#define SCRAPE ADM_ROUTE_SCRAPE
 #define P(t, s) t, sizeof(struct s)
 
 const struct http_route adm_routes[] = {
     {LWSHUMETH_GET, "/healthz", h_healthz, NOAUTH, NULL, 0},
     {LWSHUMETH_GET, "/readyz", h_readyz, NOAUTH, NULL, 0},
     {LWSHUMETH_GET, "/stats", h_stats, QUERY, NULL, 0},
-    {LWSHUMETH_GET, "/metrics", h_metrics, 0, NULL, 0},
+    {LWSHUMETH_GET, "/metrics", h_metrics, SCRAPE, NULL, 0},
     {LWSHUMETH_GET, "/v1/turn/users", h_users_list, 0, NULL, 0},
     {LWSHUMETH_POST, "/v1/turn/users", h_user_add, BODY, P(user_params, user_in)},
     {LWSHUMETH_DELETE, "/v1/turn/users/*", h_user_del, 0, NULL, 0},

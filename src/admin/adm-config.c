@@ -77,6 +77,13 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "Comma list of bearer tokens (16 to 256 printable characters each) accepted by the admin "
      "API: Authorization: Bearer <token>. Several allow rotation. Empty: no admin listener. "
      "Generate one with: openssl rand -hex 32"},
+    {"metrics-token", ML_CFG_STR, "", 0, 4096,
+     ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(metrics_token), NULL,
+     adm_tokens_validate,
+     "Comma list of read-only scrape tokens (16 to 256 printable characters each): they open "
+     "GET /metrics and nothing else (403 forbidden elsewhere), so that Prometheus never holds "
+     "an admin.token. Needs the admin listener (admin.token set). Generate one with: openssl "
+     "rand -hex 32"},
     {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, K(tls_cert), NULL, NULL,
      "PEM certificate chain of the admin listener; with admin.tls-key it serves HTTPS only."},
     {"tls-key", ML_CFG_STR, "", 0, 4096, 0, K(tls_key), NULL, NULL,

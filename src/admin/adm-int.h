@@ -18,6 +18,9 @@
 #define ADM_CLOSE_MAX 256   /* credential ids closed one by one (participant filter) */
 #define ADM_MAX_SECRETS 16  /* runtime secrets: each is one more HMAC per REST check */
 
+/* A route a scrape token (admin.metrics-token) opens besides the admin tokens. */
+#define ADM_ROUTE_SCRAPE HTTP_ROUTE_SERVICE
+
 struct adm;
 
 /* The admin API's request: the HTTP layer's, then the handler's state for its continuations. */
@@ -64,6 +67,8 @@ struct adm {
     pthread_mutex_t tok_mu;
     uint8_t (*tokens)[32]; /* SHA-256 of each token; under tok_mu */
     size_t ntokens;
+    uint8_t (*scrape)[32]; /* SHA-256 of each admin.metrics-token; under tok_mu */
+    size_t nscrape;
     long long top_meetings; /* atomic: reloadable */
 };
 

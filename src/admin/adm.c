@@ -36,21 +36,23 @@ static int tok_add(const char *item, void *arg)
     return 0;
 }
 
-/* Digests of the tokens of a comma list. 0 or -1. */
-static int tokens_load(struct adm *a, const char *list, char *err, size_t errlen)
+/* Digests of the tokens of a comma list (NULL: none, for the scrape tokens) into *set and
+ * *n, the old ones wiped. 0 or -1. */
+static int tokens_load(struct adm *a, const char *list, uint8_t (**set)[32], size_t *n, char *err,
+                       size_t errlen)
 {
     struct tok_build b = {NULL, 0};
-    if (adm_tokens_validate(list, err, errlen) < 0)
+    if (list && adm_tokens_validate(list, err, errlen) < 0)
         return -1;
-    if (ml_list_foreach(list, tok_add, &b) < 0 || b.n == 0) {
+    if (list && ml_list_foreach(list, tok_add, &b) < 0) {
         free(b.v);
-        return ml_err(err, errlen, "admin.token: no token");
+        return ml_err(err, errlen, "no token");
     }
     pthread_mutex_lock(&a->tok_mu);
-    uint8_t(*old)[32] = a->tokens;
-    size_t nold = a->ntokens;
-    a->tokens = b.v;
-    a->ntokens = b.n;
+    uint8_t(*old)[32] = *set;
+    size_t nold = *n;
+    *set = b.v;
+    *n = b.n;
     pthread_mutex_unlock(&a->tok_mu);
     if (old) {
         ml_wipe(old, nold * sizeof *old);
@@ -59,30 +61,53 @@ static int tokens_load(struct adm *a, const char *list, char *err, size_t errlen
     return 0;
 }
 
-/* Whether the bearer token is one of ours. Digests make every comparison 32 bytes long,
- * whatever the token's length, and CRYPTO_memcmp takes the same time whatever matches; every
- * token is compared, so the time says nothing about which one matched either. */
-static bool token_ok(struct adm *a, const char *token, size_t n)
+/* Both lists, all or nothing: admin.token must hold one token at least. */
+static int tokens_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t errlen)
+{
+    char why[160];
+    if (!cfg->token)
+        return ml_err(err, errlen, "admin.token is empty");
+    if (adm_tokens_validate(cfg->token, why, sizeof why) < 0)
+        return ml_err(err, errlen, "admin.token: %s", why);
+    if (cfg->metrics_token && adm_tokens_validate(cfg->metrics_token, why, sizeof why) < 0)
+        return ml_err(err, errlen, "admin.metrics-token: %s", why);
+    if (tokens_load(a, cfg->token, &a->tokens, &a->ntokens, err, errlen) < 0 ||
+        tokens_load(a, cfg->metrics_token, &a->scrape, &a->nscrape, err, errlen) < 0)
+        return -1;
+    if (!a->ntokens)
+        return ml_err(err, errlen, "admin.token: no token");
+    return 0;
+}
+
+/* Which list the bearer token is in: 2 admin, 1 scrape, 0 neither. Digests make every
+ * comparison 32 bytes long, whatever the token's length, and CRYPTO_memcmp takes the same time
+ * whatever matches; every token of both lists is compared, so the time says nothing about
+ * which one matched either. */
+static int token_kind(struct adm *a, const char *token, size_t n)
 {
     uint8_t d[32];
-    int ok = 0;
+    int admin = 0, scrape = 0;
     sha256(token, n, d);
     pthread_mutex_lock(&a->tok_mu);
     for (size_t i = 0; i < a->ntokens; i++)
-        ok |= CRYPTO_memcmp(d, a->tokens[i], sizeof d) == 0;
+        admin |= CRYPTO_memcmp(d, a->tokens[i], sizeof d) == 0;
+    for (size_t i = 0; i < a->nscrape; i++)
+        scrape |= CRYPTO_memcmp(d, a->scrape[i], sizeof d) == 0;
     pthread_mutex_unlock(&a->tok_mu);
     ml_wipe(d, sizeof d);
-    return ok != 0;
+    return admin ? 2 : scrape ? 1 : 0;
 }
 
-/* The service's authentication: a bearer token of admin.token. Refusals are logged (rate
- * limited): someone holds a wrong token. */
+/* The service's authentication: a bearer token of admin.token opens every route; one of
+ * admin.metrics-token only the scrape routes (403 elsewhere, unknown paths included: a scrape
+ * token learns no more than no token does). Refusals are logged (rate limited): someone holds
+ * a wrong token. */
 static enum http_err authenticate(struct http_req *req, const char *authz)
 {
     struct adm *a = req->arg;
     if (!authz)
         return HTTP_E_UNAUTHENTICATED;
-    bool ok = false;
+    int kind = 0;
     if (strlen(authz) > 7 && !strncasecmp(authz, "Bearer ", 7)) {
         const char *t = authz + 7;
         while (*t == ' ')
@@ -90,10 +115,17 @@ static enum http_err authenticate(struct http_req *req, const char *authz)
         size_t tl = strlen(t);
         while (tl && t[tl - 1] == ' ')
             tl--;
-        ok = tl && token_ok(a, t, tl);
+        kind = tl ? token_kind(a, t, tl) : 0;
     }
-    if (ok)
+    if (kind == 2)
         return HTTP_OK;
+    if (kind == 1) {
+        if (req->route && (req->route->flags & ADM_ROUTE_SCRAPE))
+            return HTTP_OK;
+        ML_LOG_LIMITED(ML_LOG_WARN, "admin", "scrape token refused from %s for %s %s", req->peer,
+                       http_method_name(req->method), req->path);
+        return HTTP_E_FORBIDDEN;
+    }
     ML_LOG_LIMITED(ML_LOG_WARN, "admin", "refused token from %s for %s %s", req->peer,
                    http_method_name(req->method), req->path);
     return HTTP_E_INVALID_TOKEN;
@@ -178,6 +210,7 @@ static int http_init(struct adm *a, char *err, size_t errlen)
     static const struct http_route *const tables[] = {adm_routes, NULL};
     const struct http_service svc = {
         .prefix = "/",
+        .cls = HTTP_CLASS_ADMIN,
         .routes = tables,
         .segment_max = ADM_SEGMENT_MAX,
         .token_first = true,
@@ -228,7 +261,8 @@ struct adm *adm_new(const struct adm_config *cfg, const struct adm_deps *deps, c
     pthread_mutex_init(&a->tok_mu, NULL);
     a->cfg = *cfg;
     a->cfg.listen = dup_opt(cfg->listen);
-    a->cfg.token = NULL; /* only its digests are kept */
+    a->cfg.token = NULL; /* only their digests are kept */
+    a->cfg.metrics_token = NULL;
     a->cfg.tls_cert = dup_opt(cfg->tls_cert);
     a->cfg.tls_key = dup_opt(cfg->tls_key);
     a->top_meetings = cfg->top_meetings;
@@ -237,7 +271,7 @@ struct adm *adm_new(const struct adm_config *cfg, const struct adm_deps *deps, c
     a->db.url = dup_opt(deps->db->url);
     a->db.migrations_dir = NULL;
     a->deps.db = &a->db;
-    if (tokens_load(a, cfg->token, err, errlen) < 0)
+    if (tokens_reload(a, cfg, err, errlen) < 0)
         goto fail;
     if (a->db.url) {
         /* Two connections of its own: a slow statistics query never holds up a change, and
@@ -272,7 +306,7 @@ int adm_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t er
     __atomic_store_n(&a->top_meetings, cfg->top_meetings, __ATOMIC_RELAXED);
     if (!cfg->token)
         return ml_err(err, errlen, "admin.token cannot be emptied while the listener runs");
-    return tokens_load(a, cfg->token, err, errlen);
+    return tokens_reload(a, cfg, err, errlen);
 }
 
 void adm_stop(struct adm *a)
@@ -296,6 +330,7 @@ void adm_free(struct adm *a)
      * completions free */
     http_server_free(a->http);
     free(a->tokens);
+    free(a->scrape);
     free(a->cfg.listen);
     free(a->cfg.tls_cert);
     free(a->cfg.tls_key);

@@ -18,6 +18,7 @@
 struct adm_config {
     char *listen;              /* "127.0.0.1:8081" */
     char *token;               /* comma list of bearer tokens; NULL: the listener is off */
+    char *metrics_token;       /* comma list of scrape tokens: GET /metrics only; NULL: none */
     char *tls_cert;            /* PEM chain; with tls_key: HTTPS */
     char *tls_key;             /* PEM private key */
     bool allow_remote;         /* listen beyond loopback without TLS */

@@ -13,6 +13,7 @@
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 static const struct ml_cfg_key daemon_keys[] = {
     {"max-open-files", ML_CFG_INT, "1048576", 0, 1LL << 30, 0,
@@ -33,12 +34,18 @@ static const struct ml_cfg_key daemon_keys[] = {
 static const struct ml_cfg_key log_keys[] = {
     {"level", ML_CFG_ENUM, "info", 0, 0, ML_CFG_RELOAD, ML_CFG_FIELD(struct app_log_config, level),
      log_levels, NULL,
-     "Least severe level logged: error, warn, notice, info or debug (debug lines exist only in "
-     "--enable-devel builds)."},
+     "Least severe level logged: error, warn, notice, info or debug. Changes on SIGHUP, and at "
+     "run time through the admin API (meetlite-admin log-level debug) until the next reload."},
     {"target", ML_CFG_ENUM, "stderr", 0, 0, 0, ML_CFG_FIELD(struct app_log_config, target),
      log_targets, NULL,
      "stderr (for systemd and containers: the journal adds its own time stamps) or syslog "
      "(facility daemon)."},
+    {"format", ML_CFG_ENUM, "text", 0, 0, ML_CFG_RELOAD,
+     ML_CFG_FIELD(struct app_log_config, format), log_formats, NULL,
+     "Lines on stderr: text, or json (one object a line: ts, level, pid, thread, subsystem, msg, "
+     "and for the access log method, path, status, duration_us, peer, request_id, user). When "
+     "stderr is the systemd journal (JOURNAL_STREAM), either starts with the journal's <N> "
+     "priority prefix."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -22,6 +22,7 @@ struct app_daemon_config {
 struct app_log_config {
     int level;  /* enum ml_log_level */
     int target; /* 0: stderr, 1: syslog */
+    int format; /* enum ml_log_format */
 };
 
 /* [usage]: the relay's usage records (app-relay-config.c). */

@@ -146,6 +146,7 @@ static int drop_privileges(const struct app_daemon_config *d, char *err, size_t 
 static void apply_log(const struct app_config *cfg)
 {
     ml_log_set_level((enum ml_log_level)cfg->log.level);
+    ml_log_set_format((enum ml_log_format)cfg->log.format);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

@@ -513,12 +513,13 @@ static void h_ice(struct http_req *r)
 
 #define AUTH HTTP_ROUTE_AUTH
 #define BODY HTTP_ROUTE_BODY
+#define LOGIN HTTP_ROUTE_LOGIN
 #define P(t, s) t, sizeof(struct s)
 
 const struct http_route cp_account_routes[] = {
-    {LWSHUMETH_POST, "/api/v1/auth/signup", h_signup, BODY, P(signup_params, signup_in)},
-    {LWSHUMETH_POST, "/api/v1/auth/login", h_login, BODY, P(login_params, login_in)},
-    {LWSHUMETH_POST, "/api/v1/auth/oidc", h_oidc, BODY, P(oidc_params, oidc_in)},
+    {LWSHUMETH_POST, "/api/v1/auth/signup", h_signup, BODY | LOGIN, P(signup_params, signup_in)},
+    {LWSHUMETH_POST, "/api/v1/auth/login", h_login, BODY | LOGIN, P(login_params, login_in)},
+    {LWSHUMETH_POST, "/api/v1/auth/oidc", h_oidc, BODY | LOGIN, P(oidc_params, oidc_in)},
     {LWSHUMETH_GET, "/api/v1/me", h_me, AUTH, NULL, 0},
     {LWSHUMETH_GET, "/api/v1/ice-servers", h_ice, AUTH, NULL, 0},
     {0, NULL, NULL, 0, NULL, 0},

@@ -52,8 +52,10 @@ void cp_counters_read(struct cp *cp, struct cp_counters *out)
     if (cp->http) {
         http_server_counters(cp->http, out->http_by_status);
         http_server_conn_stats(cp->http, &out->http_conns);
+        http_server_latency(cp->http, out->latency);
     }
     out->ws_connections = sig_ws_open(cp->sig);
+    sig_close_counts(cp->sig, out->ws_closes);
     if (cp->pool)
         db_pool_stats(cp->pool, &out->pool);
 }
@@ -364,6 +366,7 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
 {
     const struct http_service api = {
         .prefix = "/",
+        .cls = HTTP_CLASS_API,
         .routes = cp_api_routes,
         .segment_max = CP_SEGMENT_MAX,
         .authenticate = cp_authenticate,

@@ -8,6 +8,7 @@
 #include "common/common.h"
 #include "db/db.h"
 #include "http/http.h"
+#include "signal/sig.h"
 #include "turn/turn.h"
 
 /* The [control] configuration section. */
@@ -109,6 +110,8 @@ struct cp_counters {
     uint64_t http_by_status[CP_HTTP_STATUSES]; /* answers, index status - CP_HTTP_STATUS_MIN */
     struct http_conn_stats http_conns;         /* connections, limits and refusals */
     uint64_t ws_connections;                   /* gauge: open signaling WebSockets */
+    uint64_t ws_closes[SIG_CLOSE_NCODES + 1];  /* signaling connections ended, by close code */
+    struct http_latency latency[HTTP_CLASSES]; /* answers' latencies, by class */
     struct db_pool_stats pool;
 };
 /* Reads the counters without stopping the HTTP thread. Any thread. */

@@ -10,6 +10,7 @@
 /* Per HTTP connection: the transaction in progress. */
 struct http_conn {
     struct http_req *req;
+    int64_t file_start_us; /* a file being served by a mount: when its request came (0: none) */
 };
 
 /* A connection accepted elsewhere (a shared listener), waiting for the service thread. */
@@ -58,7 +59,8 @@ struct http_server {
     struct http_adopt *adopt_head, *adopt_tail;
     pthread_mutex_t done_mu; /* work posted by other threads (http_post) */
     struct http_done *done_head, *done_tail;
-    uint64_t by_status[HTTP_STATUSES]; /* written by the service thread only (ML_COUNT) */
+    uint64_t by_status[HTTP_STATUSES];         /* written by the service thread only (ML_COUNT) */
+    struct http_latency latency[HTTP_CLASSES]; /* likewise */
     /* accepting (http-accept.c) */
     struct http_listener *listener;
     long long max_connections;    /* in force: cfg's, or derived from the open-file limit */
@@ -69,6 +71,9 @@ struct http_server {
         uint64_t accepted, refused_limit, refused_addr, accept_paused; /* ML_COUNT */
     } cstats;
 };
+
+/* Counts one latency (the service thread). */
+void http_latency_add(struct http_server *srv, enum http_class cls, int64_t us);
 
 /* http-req.c: the HTTP protocol's events, on the service thread. */
 int http_req_start(struct http_server *srv, struct lws *wsi, struct http_conn *conn);

@@ -570,11 +570,22 @@ static void access_log(const struct http_req *req)
     if (!(c->access_log || level == ML_LOG_NOTICE) || !ml_log_enabled(level))
         return;
     int64_t us = ml_now_us() - req->start_us;
-    ml_log(level, c->name, "%s %s %d %lld.%03lldms%s%s peer=%s%s%s%s%s",
-           http_method_name(req->method), req->path, req->status, (long long)(us / 1000),
-           (long long)(us % 1000), req->request_id[0] ? " rid=" : "", req->request_id, req->peer,
-           req->user.id[0] ? " user=" : "", req->user.id, req->log_note[0] ? " " : "",
-           req->log_note);
+    /* log.format = json: the same figures as members of their own */
+    const struct ml_log_field f[] = {
+        {"method", http_method_name(req->method), 0},
+        {"path", req->path, 0},
+        {"status", NULL, req->status},
+        {"duration_us", NULL, (long long)us},
+        {"peer", req->peer, 0},
+        {"request_id", req->request_id, 0},
+        {"user", req->user.id, 0},
+        {"note", req->log_note, 0},
+    };
+    ml_log_fields(level, c->name, f, ML_ARRAY_LEN(f), "%s %s %d %lld.%03lldms%s%s peer=%s%s%s%s%s",
+                  http_method_name(req->method), req->path, req->status, (long long)(us / 1000),
+                  (long long)(us % 1000), req->request_id[0] ? " rid=" : "", req->request_id,
+                  req->peer, req->user.id[0] ? " user=" : "", req->user.id,
+                  req->log_note[0] ? " " : "", req->log_note);
 }
 
 /* The status line and headers; small answers leave with them in one write. 1: the body
@@ -682,6 +693,13 @@ int http_req_write(struct http_server *srv, struct lws *wsi, struct http_conn *c
     access_log(req);
     if (req->status >= HTTP_STATUS_MIN && req->status < HTTP_STATUS_MIN + HTTP_STATUSES)
         ML_COUNT(srv->by_status[req->status - HTTP_STATUS_MIN], 1);
+    /* one place times every answer of ours: its service's class (a path no service took, or
+     * a page's fallback: the page), log-in routes apart */
+    http_latency_add(srv,
+                     !req->svc                                              ? HTTP_CLASS_PAGE
+                     : req->route && (req->route->flags & HTTP_ROUTE_LOGIN) ? HTTP_CLASS_AUTH
+                                                                            : req->svc->cls,
+                     ml_now_us() - req->start_us);
     bool close = req->close_after;
     conn->req = NULL;
     req->wsi = NULL;

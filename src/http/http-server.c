@@ -130,7 +130,21 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         srv->conns--;
         http_conn_gone(srv, wsi);
         return 0;
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+    case LWS_CALLBACK_ADD_HEADERS:
+        /* a file of a mount (the page) is served by lws: timed from the first of these */
+        if (conn && !conn->file_start_us)
+            conn->file_start_us = ml_now_us();
+        return 0;
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        if (conn && conn->file_start_us) {
+            http_latency_add(srv, HTTP_CLASS_PAGE, ml_now_us() - conn->file_start_us);
+            conn->file_start_us = 0;
+        }
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_HTTP:
+        if (conn)
+            conn->file_start_us = 0; /* ours to answer (http-req.c times it), not a file's */
         if (srv->cfg.fallback) {
             int rc = srv->cfg.fallback(srv->cfg.fallback_arg, wsi);
             if (rc <= 0)
@@ -434,6 +448,43 @@ void http_server_free(struct http_server *srv)
     pthread_mutex_destroy(&srv->adopt_mu);
     ml_addr_counts_free(srv->addrs);
     free(srv);
+}
+
+const char *const http_class_names[HTTP_CLASSES] = {"page", "api", "auth", "signaling_upgrade",
+                                                    "admin"};
+/* From a millisecond to ten seconds: a static file, a query, a password hash, a join. */
+const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,   0.5,   1,    2.5,   10};
+
+void http_latency_add(struct http_server *srv, enum http_class cls, int64_t us)
+{
+    if ((unsigned)cls >= HTTP_CLASSES)
+        return;
+    if (us < 0)
+        us = 0;
+    unsigned b = 0;
+    while (b < HTTP_LATENCY_BUCKETS && (double)us > http_latency_bounds_s[b] * 1e6)
+        b++;
+    struct http_latency *l = &srv->latency[cls];
+    ML_COUNT(l->buckets[b], 1);
+    ML_COUNT(l->sum_us, (uint64_t)us);
+}
+
+void http_observe(struct lws *wsi, enum http_class cls, int64_t us)
+{
+    struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
+    struct http_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (srv)
+        http_latency_add(srv, cls, us);
+}
+
+void http_server_latency(struct http_server *srv, struct http_latency *out)
+{
+    for (unsigned c = 0; c < HTTP_CLASSES; c++) {
+        for (unsigned b = 0; b <= HTTP_LATENCY_BUCKETS; b++)
+            out[c].buckets[b] += __atomic_load_n(&srv->latency[c].buckets[b], __ATOMIC_RELAXED);
+        out[c].sum_us += __atomic_load_n(&srv->latency[c].sum_us, __ATOMIC_RELAXED);
+    }
 }
 
 void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES])

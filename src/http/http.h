@@ -141,10 +141,34 @@ struct http_server;
 /* A route's handler, on the server thread: answers (http_reply_*) or starts work that will. */
 typedef void (*http_handler_fn)(struct http_req *req);
 
-#define HTTP_ROUTE_AUTH 0x1u   /* needs the service's authentication (a public service) */
-#define HTTP_ROUTE_PUBLIC 0x2u /* needs none (a service with token_first) */
-#define HTTP_ROUTE_BODY 0x4u   /* needs a JSON object body */
-#define HTTP_ROUTE_QUERY 0x8u  /* reads query arguments (http_req_arg) */
+#define HTTP_ROUTE_AUTH 0x1u      /* needs the service's authentication (a public service) */
+#define HTTP_ROUTE_PUBLIC 0x2u    /* needs none (a service with token_first) */
+#define HTTP_ROUTE_BODY 0x4u      /* needs a JSON object body */
+#define HTTP_ROUTE_QUERY 0x8u     /* reads query arguments (http_req_arg) */
+#define HTTP_ROUTE_LOGIN 0x10u    /* timed as HTTP_CLASS_AUTH (sign-up, log-in: password hashing) */
+#define HTTP_ROUTE_SERVICE 0x100u /* this bit and the ones above: the service's own meaning */
+
+/* What an answer's latency is counted under (http_server_latency): the browser client's files,
+ * the REST API, its log-in routes, the signaling WebSocket (from the upgrade to the session's
+ * first frame, database work included), the admin API. A fixed set: no label from a path. */
+enum http_class {
+    HTTP_CLASS_PAGE,
+    HTTP_CLASS_API,
+    HTTP_CLASS_AUTH,
+    HTTP_CLASS_UPGRADE,
+    HTTP_CLASS_ADMIN,
+    HTTP_CLASSES
+};
+extern const char *const http_class_names[HTTP_CLASSES]; /* "page", "api", ... */
+#define HTTP_LATENCY_BUCKETS 12
+/* Upper bounds of the latency buckets, seconds (a last bucket beyond them is implied). */
+extern const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS];
+/* Latencies of one class: per bucket (not cumulative; the last beyond every bound), and their
+ * sum in microseconds. */
+struct http_latency {
+    uint64_t buckets[HTTP_LATENCY_BUCKETS + 1];
+    uint64_t sum_us;
+};
 
 /* One endpoint: the method (LWSHUMETH_*), the path with '*' standing for one segment, the
  * handler, and the table its JSON body is validated against (into a struct of params_size
@@ -179,7 +203,8 @@ void http_route_allow(const struct http_route *const *tables, const char *path, 
 /* What a subsystem declares to be served on a server. Copied by http_server_new; arg and the
  * tables are borrowed until http_server_free. Hooks run on the server thread. */
 struct http_service {
-    const char *prefix; /* the paths it answers ("/", "/api/v1/assistant/") */
+    const char *prefix;  /* the paths it answers ("/", "/api/v1/assistant/") */
+    enum http_class cls; /* its answers' latency class (HTTP_ROUTE_LOGIN routes: auth) */
     /* Its route tables: a NULL-terminated list (one table per file of handlers, say) of
      * NULL-pattern-terminated tables. */
     const struct http_route *const *routes;
@@ -189,7 +214,8 @@ struct http_service {
      * only HTTP_ROUTE_AUTH routes need it. */
     bool token_first;
     /* Checks authz (the Authorization header, NULL when absent) and fills req->user. Returns
-     * HTTP_OK, HTTP_E_UNAUTHENTICATED or HTTP_E_INVALID_TOKEN (...EXPIRED). */
+     * HTTP_OK, HTTP_E_UNAUTHENTICATED or HTTP_E_INVALID_TOKEN (...EXPIRED), or HTTP_E_FORBIDDEN
+     * for a valid credential that does not open req->route (NULL: an unknown path). */
     enum http_err (*authenticate)(struct http_req *req, const char *authz);
     const char *realm; /* a 401 says WWW-Authenticate: Bearer realm="<realm>"; NULL: no header */
     /* The service's request object: struct http_req first, then its own fields (zeroed at
@@ -315,6 +341,12 @@ void http_server_close(struct http_server *srv);
 void http_server_free(struct http_server *srv);
 /* Answers so far by status (index status - HTTP_STATUS_MIN). Any thread. */
 void http_server_counters(struct http_server *srv, uint64_t out[HTTP_STATUSES]);
+/* Latencies so far by class (out[HTTP_CLASSES]), summed into out (the caller zeroes it: the
+ * figures of several servers add up). Any thread. */
+void http_server_latency(struct http_server *srv, struct http_latency *out);
+/* Counts one latency of class cls on the server wsi belongs to (its service thread: a
+ * WebSocket protocol's callback times its own opening with it). */
+void http_observe(struct lws *wsi, enum http_class cls, int64_t us);
 /* Connections: open now, accepted, refused by the limits, and pauses of accepting for want of
  * descriptors; the limits in force. Any thread. */
 struct http_conn_stats {

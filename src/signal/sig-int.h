@@ -250,6 +250,7 @@ struct sig_sess {
     struct ml_buf rx; /* a message arriving in pieces (at most signaling.max-message) */
     struct sig_bucket bucket;
     int64_t last_rx_ms, opened_ms, detached_ms, close_ms;
+    int64_t open_us; /* when the upgrade was accepted: its latency ends with joined */
 };
 
 struct sig_qent {
@@ -311,8 +312,9 @@ struct sig {
     bool going_away; /* atomic: the node stops; live connections are closed with 1001 */
     bool stopping;
     struct sig_counters ctr;
-    uint64_t ws_open; /* WebSockets attached (ML_COUNT: read by sig_ws_open) */
-    json_t *limits;   /* the limits told to clients in joined */
+    uint64_t ws_open;                      /* WebSockets attached (ML_COUNT: read by sig_ws_open) */
+    uint64_t closes[SIG_CLOSE_NCODES + 1]; /* by close code (ML_COUNT: sig_close_counts) */
+    json_t *limits;                        /* the limits told to clients in joined */
 };
 
 /* sig-room.c (lws thread) */

@@ -51,6 +51,7 @@ struct sig_sess *sig_sess_new(struct sig *sig, struct sig_room *room)
     s->state = SIG_S_CONNECTING;
     s->hold = true;
     s->opened_ms = s->last_rx_ms = ml_now_ms();
+    s->open_us = ml_now_us();
     s->rx.max = (size_t)sig->cfg.max_message;
     sig_bucket_init(&s->bucket, sig->cfg.burst, s->opened_ms);
     sig_room_ref(room);
@@ -332,6 +333,7 @@ static void connect_opened(struct sig_sess *s, struct connect_job *j)
     s->state = SIG_S_LIVE;
     s->hold = false;
     s->opened = true;
+    http_observe(s->wsi, HTTP_CLASS_UPGRADE, ml_now_us() - s->open_us);
     s->tokened = true;
     sig_htab_put(&sig->by_token, &s->tok);
     lws_callback_on_writable(s->wsi);

@@ -17,6 +17,8 @@
 /* Per WebSocket: the session it carries (NULL once it let go). */
 struct sig_pss {
     struct sig_sess *s;
+    int refused;   /* the close code of a connection refused before it had a session */
+    int peer_code; /* the close code the client sent, 0 none */
 };
 
 static struct sig *sig_of(struct lws *wsi)
@@ -25,8 +27,9 @@ static struct sig *sig_of(struct lws *wsi)
 }
 
 /* Refuses a connection before it has a session: the close frame says why. */
-static int refuse(struct lws *wsi, int code, const char *reason)
+static int refuse(struct lws *wsi, struct sig_pss *pss, int code, const char *reason)
 {
+    pss->refused = code;
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
     return -1;
 }
@@ -72,7 +75,7 @@ static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, co
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (peer=%s): %s", peer,
                        re == SIG_RESUME_OTHER_NODE ? "the token names another node"
                                                    : "malformed resume token");
-        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+        return refuse(wsi, pss, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
     }
     struct sig_hnode *n = sig_htab_get(&sig->by_token, key);
     struct sig_sess *s = n ? (struct sig_sess *)n : NULL; /* tok is the first member */
@@ -81,7 +84,7 @@ static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, co
         now - s->detached_ms > sig->cfg.resume_window_s * 1000) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (peer=%s): %s", peer,
                        s ? "the session is not waiting for a resume" : "unknown or expired");
-        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+        return refuse(wsi, pss, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
     }
     char buf[32];
     const char *ls = urlarg(wsi, "last_seq=", buf, sizeof buf);
@@ -89,7 +92,7 @@ static int open_resume(struct sig *sig, struct lws *wsi, struct sig_pss *pss, co
     if (ls && (ml_parse_ll(ls, 0, 1LL << 62, &last) < 0 || (uint64_t)last > s->room->seq)) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "resume refused (session=%s peer=%s): bad last_seq",
                        s->sid_s, peer);
-        return refuse(wsi, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
+        return refuse(wsi, pss, SIG_CLOSE_RESUME, sig_close_reason(SIG_CLOSE_RESUME));
     }
     if ((uint64_t)last < s->join_seq)
         last = (long long)s->join_seq;
@@ -116,15 +119,17 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
     char peer[64];
     http_client_addr(wsi, peer, sizeof peer);
     if (!sig || sig->stopping || !sig->cfg.enabled)
-        return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
+        return refuse(wsi, pss, http_err_ws_code(HTTP_E_UNAVAILABLE),
+                      http_err_code(HTTP_E_UNAVAILABLE));
     if (__atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE))
-        return refuse(wsi, SIG_CLOSE_GOING_AWAY, "node_stopping");
+        return refuse(wsi, pss, SIG_CLOSE_GOING_AWAY, "node_stopping");
     if (!sig_bus_ready(sig->bus)) {
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
                        "signaling connection refused (peer=%s): not registered with the "
                        "database yet",
                        peer);
-        return refuse(wsi, http_err_ws_code(HTTP_E_UNAVAILABLE), http_err_code(HTTP_E_UNAVAILABLE));
+        return refuse(wsi, pss, http_err_ws_code(HTTP_E_UNAVAILABLE),
+                      http_err_code(HTTP_E_UNAVAILABLE));
     }
     static char buf[SIG_TOKEN_MAX + 64]; /* the lws thread only */
     const char *rt = urlarg(wsi, "resume=", buf, sizeof buf);
@@ -139,14 +144,14 @@ static int on_open(struct sig *sig, struct lws *wsi, struct sig_pss *pss)
             tok = buf + 7;
     }
     if (!tok || !*tok)
-        return refuse(wsi, http_err_ws_code(HTTP_E_UNAUTHENTICATED),
+        return refuse(wsi, pss, http_err_ws_code(HTTP_E_UNAUTHENTICATED),
                       http_err_code(HTTP_E_UNAUTHENTICATED));
     uint8_t mid[16], pid[16], uid[16];
     enum http_err e = sig->deps.verify(sig->deps.arg, tok, mid, pid, uid);
     if (e != HTTP_OK) {
         ML_LOG_LIMITED(ML_LOG_INFO, SUBSYS, "signaling connection refused (peer=%s): %s", peer,
                        http_err_code(e));
-        return refuse(wsi, http_err_ws_code(e), http_err_code(e));
+        return refuse(wsi, pss, http_err_ws_code(e), http_err_code(e));
     }
     struct sig_room *room = sig_room_get(sig, mid, true);
     struct sig_sess *s = sig_sess_new(sig, room);
@@ -276,6 +281,21 @@ static int on_writable(struct sig_sess *s, struct lws *wsi)
 
 /* ------------------------------------------------------------------ closing */
 
+/* Counts the code the connection ended with: the refusal's, the server's close, the client's,
+ * or 1006 (closed without a close frame). */
+static void count_close(struct sig *sig, const struct sig_pss *pss)
+{
+    int code = pss->refused                   ? pss->refused
+               : pss->s && pss->s->close_code ? pss->s->close_code
+               : pss->peer_code               ? pss->peer_code
+                                              : 1006;
+    size_t slot = SIG_CLOSE_NCODES;
+    for (size_t i = 0; i < SIG_CLOSE_NCODES; i++)
+        if (sig_close_codes[i] == code)
+            slot = i;
+    ML_COUNT(sig->closes[slot], 1);
+}
+
 static void on_closed(struct sig *sig, struct sig_pss *pss)
 {
     struct sig_sess *s = pss->s;
@@ -401,6 +421,7 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_ESTABLISHED:
         pss->s = NULL;
+        pss->refused = pss->peer_code = 0;
         return on_open(sig, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         if (pss->s)
@@ -411,16 +432,20 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pss->s->last_rx_ms = ml_now_ms();
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (pss->s && len >= 2) {
+        if (len >= 2) {
             const unsigned char *p = in;
-            pss->s->clean_close = (p[0] << 8 | p[1]) == SIG_CLOSE_NORMAL;
+            pss->peer_code = p[0] << 8 | p[1];
+            if (pss->s)
+                pss->s->clean_close = pss->peer_code == SIG_CLOSE_NORMAL;
         }
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return pss->s ? on_writable(pss->s, wsi) : 0;
     case LWS_CALLBACK_CLOSED:
-        if (sig)
+        if (sig) {
+            count_close(sig, pss);
             on_closed(sig, pss);
+        }
         return 0;
     default:
         return 0;

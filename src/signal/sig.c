@@ -115,6 +115,20 @@ uint64_t sig_ws_open(const struct sig *sig)
     return sig ? __atomic_load_n(&sig->ws_open, __ATOMIC_RELAXED) : 0;
 }
 
+/* Every code this server sends (sig-int.h's, and 4000 + the HTTP status of each error the
+ * signaling answers with), the client's normal close and 1006 for a lost connection: a fixed
+ * label set, whatever clients send. */
+const int sig_close_codes[SIG_CLOSE_NCODES] = {
+    1000, 1001, 1006, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4007,
+    4400, 4401, 4403, 4404, 4409, 4410, 4413, 4422, 4429, 4500, 4503,
+};
+
+void sig_close_counts(const struct sig *sig, uint64_t out[SIG_CLOSE_NCODES + 1])
+{
+    for (size_t i = 0; i <= SIG_CLOSE_NCODES; i++)
+        out[i] = sig ? __atomic_load_n(&sig->closes[i], __ATOMIC_RELAXED) : 0;
+}
+
 void sig_quiesce(struct sig *sig)
 {
     if (!sig || !sig->http)

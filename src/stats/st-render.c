@@ -10,7 +10,9 @@
  * stun_binding_request/response, turn_udp_recvmmsg_{calls,packets},
  * turn_unauthenticated_401_{responses,dropped_responses}. coturn's counters carry no _total
  * suffix, which promtool requires of a counter, so they are typed untyped (their values only
- * grow, and rate() works on them as on any counter). Everything else is meetlite_*, typed.
+ * grow, and rate() works on them as on any counter), and each has a typed meetlite_*_total
+ * counter beside it (401 responses: meetlite_stun_error_responses_total{code="401"}) that new
+ * dashboards and alerts should use. Everything else is meetlite_*, typed.
  * Unlike coturn's, every counter here is live (read from the workers at scrape time, never
  * updated only when a session ends), and no label takes a value from the network or from
  * users: labels name transports, families, error codes, HTTP statuses and pools, all from fixed
@@ -86,6 +88,8 @@ enum st_dim {
     ST_ONE,       /* one figure */
     ST_BY_STATUS, /* counts by HTTP status: in /stats an object keyed by status, in /metrics a
                    * code label; statuses never answered are left out of both */
+    ST_BY_CLOSE,  /* counts by WebSocket close code (sig_close_codes, then "other"): like
+                   * ST_BY_STATUS */
     ST_BY_POOL,   /* one figure per database pool: its json path is inside the pool's object
                    * (pool_homes), in /metrics a pool label */
 };
@@ -288,6 +292,48 @@ static void latency_le(unsigned i, char *buf, size_t len)
 static const struct st_hist latency_hist = {DB_LATENCY_BUCKETS + 1, latency_key, latency_le,
                                             CALL(pool_run_s)};
 
+/* HTTP answers' latencies, one histogram row per class. */
+static void http_key(unsigned i, char *buf, size_t len)
+{
+    if (i < HTTP_LATENCY_BUCKETS)
+        ml_snprintf(buf, len, "le_%gs", http_latency_bounds_s[i]);
+    else
+        ml_strlcpy(buf, "more", len);
+}
+
+static void http_le(unsigned i, char *buf, size_t len)
+{
+    if (i < HTTP_LATENCY_BUCKETS)
+        ml_snprintf(buf, len, "%g", http_latency_bounds_s[i]);
+    else
+        ml_strlcpy(buf, "+Inf", len);
+}
+
+#define HTTP_CLASS_SUM(c)                                                                          \
+    static struct st_val http_sum_##c(const struct st_snapshot *s,                                 \
+                                      const struct db_pool_stats *pool)                            \
+    {                                                                                              \
+        ML_UNUSED(pool);                                                                           \
+        return val_double((double)s->http_latency[HTTP_CLASS_##c].sum_us / 1e6);                   \
+    }                                                                                              \
+    static const struct st_hist http_hist_##c = {HTTP_LATENCY_BUCKETS + 1, http_key, http_le,      \
+                                                 CALL(http_sum_##c)};
+HTTP_CLASS_SUM(PAGE)
+HTTP_CLASS_SUM(API)
+HTTP_CLASS_SUM(AUTH)
+HTTP_CLASS_SUM(UPGRADE)
+HTTP_CLASS_SUM(ADMIN)
+#define HTTP_HIST(c) F(http_latency[HTTP_CLASS_##c].buckets), .hist = &http_hist_##c
+
+/* The label of slot i of a count by close code. */
+static void close_label(unsigned i, char *buf, size_t len)
+{
+    if (i < SIG_CLOSE_NCODES)
+        ml_snprintf(buf, len, "%d", sig_close_codes[i]);
+    else
+        ml_strlcpy(buf, "other", len);
+}
+
 /* Where each database pool's figures sit in /stats; a pool the node lacks is null there. */
 static const struct {
     const char *pool, *json;
@@ -376,6 +422,17 @@ static const struct st_metric metrics[] = {
               UNTYPED("turn_total_traffic_peer_rcvb",
                       "Payload bytes received from peers and relayed to clients (coturn; a "
                       "counter).")}},
+    /* the same figures as typed counters (coturn's names above stay as they are) */
+    {NULL, F(turn.relay_rx_packets),
+     .prom = {COUNTER("meetlite_turn_relayed_packets_total", "direction=\"to_peers\"",
+                      "Packets relayed, by direction (from clients to peers, or back).")}},
+    {NULL, F(turn.relay_tx_packets),
+     .prom = {MORE("meetlite_turn_relayed_packets_total", "direction=\"to_clients\"")}},
+    {NULL, F(turn.relay_rx_bytes),
+     .prom = {COUNTER("meetlite_turn_relayed_bytes_total", "direction=\"to_peers\"",
+                      "Payload bytes relayed, by direction (from clients to peers, or back).")}},
+    {NULL, F(turn.relay_tx_bytes),
+     .prom = {MORE("meetlite_turn_relayed_bytes_total", "direction=\"to_clients\"")}},
     {"turn.dropped.no_permission", F(turn.relay_dropped_no_permission),
      .prom = {COUNTER("meetlite_turn_relay_dropped_total", "reason=\"no_permission\"",
                       "Relayed packets dropped, by reason.")}},
@@ -387,6 +444,10 @@ static const struct st_metric metrics[] = {
      .prom = {UNTYPED("turn_unauthenticated_401_dropped_responses",
                       "Unauthenticated requests dropped, unanswered, over the per-address budget "
                       "(coturn; a counter).")}},
+    {NULL, F(turn.unauth_dropped),
+     .prom = {COUNTER("meetlite_turn_unauthenticated_dropped_total", NULL,
+                      "Unauthenticated requests dropped, unanswered, over the per-address "
+                      "budget.")}},
     {"turn.dropped.peer_denied", F(turn.peer_denied),
      .prom = {COUNTER("meetlite_turn_peer_denied_total", NULL,
                       "Requests and packets refused by the peer policy (403).")}},
@@ -410,6 +471,9 @@ static const struct st_metric metrics[] = {
      .prom = {UNTYPED("stun_binding_request", "Binding requests answered (coturn; a counter)."),
               UNTYPED("stun_binding_response",
                       "Binding success responses sent (coturn; a counter).")}},
+    {NULL, F(turn.binding_requests),
+     .prom = {COUNTER("meetlite_stun_binding_requests_total", NULL,
+                      "Binding requests answered (each with a success response).")}},
     {"turn.stun.binding_rfc3489", F(turn.binding_rfc3489)},
     {"turn.stun.indications", F(turn.indications),
      .prom = {COUNTER("meetlite_stun_indications_total", NULL, "STUN indications received.")}},
@@ -502,6 +566,12 @@ static const struct st_metric metrics[] = {
     {"net.udp.recvmmsg_calls", F(net.udp_rx_batches),
      .prom = {UNTYPED("turn_udp_recvmmsg_calls",
                       "recvmmsg calls that returned datagrams (coturn; a counter).")}},
+    {NULL, F(net.udp_rx_batches),
+     .prom = {COUNTER("meetlite_udp_recvmmsg_calls_total", NULL,
+                      "recvmmsg calls that returned datagrams.")}},
+    {NULL, FN(udp_received),
+     .prom = {COUNTER("meetlite_udp_recvmmsg_packets_total", NULL,
+                      "Datagrams received by recvmmsg, kept or truncated.")}},
     {NULL, FN(udp_received),
      .prom = {UNTYPED("turn_udp_recvmmsg_packets",
                       "Datagrams received by recvmmsg (coturn; a counter).")}},
@@ -593,6 +663,25 @@ static const struct st_metric metrics[] = {
                       "HTTP answers, by listener and status.")}},
     {"admin.http_responses", F(http_admin), .dim = ST_BY_STATUS,
      .prom = {MORE("meetlite_http_responses_total", "listener=\"admin\"")}},
+    {"control.websocket_closes", F(ws_closes), .when = ST_CP, .dim = ST_BY_CLOSE,
+     .prom = {COUNTER("meetlite_signaling_closes_total", NULL,
+                      "Signaling WebSockets ended, by close code (the server's, the client's, or "
+                      "1006: lost without a close frame; \"other\": any code not listed).")}},
+
+    /* answers' latencies by route class, from the request to the last byte written (signaling:
+     * from the upgrade to the joined frame) */
+    {"http.latency.page", HTTP_HIST(PAGE),
+     .prom = {{"meetlite_http_request_duration_seconds", ST_HISTOGRAM, "class=\"page\"",
+               "Time to answer, by route class: page (the browser client), api, auth (sign-up, "
+               "log-in), signaling_upgrade (upgrade to joined), admin."}}},
+    {"http.latency.api", HTTP_HIST(API),
+     .prom = {MORE("meetlite_http_request_duration_seconds", "class=\"api\"")}},
+    {"http.latency.auth", HTTP_HIST(AUTH),
+     .prom = {MORE("meetlite_http_request_duration_seconds", "class=\"auth\"")}},
+    {"http.latency.signaling_upgrade", HTTP_HIST(UPGRADE),
+     .prom = {MORE("meetlite_http_request_duration_seconds", "class=\"signaling_upgrade\"")}},
+    {"http.latency.admin", HTTP_HIST(ADMIN),
+     .prom = {MORE("meetlite_http_request_duration_seconds", "class=\"admin\"")}},
 
     /* the database pools ("api": the control plane's, "admin": the admin listener's) */
     {"size", POOL(size),
@@ -741,6 +830,17 @@ static json_t *row_json(const struct st_metric *m, const struct st_snapshot *s,
         for (unsigned i = 0; i < m->hist->buckets; i++) {
             m->hist->key(i, k, sizeof k);
             json_object_set_new(o, k, ju(count_at(m, s, pool, i)));
+        }
+        return o;
+    }
+    if (m->dim == ST_BY_CLOSE) {
+        json_t *o = json_object();
+        for (unsigned i = 0; i <= SIG_CLOSE_NCODES; i++) {
+            uint64_t v = count_at(m, s, pool, i);
+            if (!v)
+                continue;
+            close_label(i, k, sizeof k);
+            json_object_set_new(o, k, ju(v));
         }
         return o;
     }
@@ -917,6 +1017,18 @@ static bool row_samples(struct pbuf *b, const struct st_metric *m, const struct 
         }
         sample(b, p->name, "_sum", labels, "", read_val(&m->hist->sum, s, pool));
         sample(b, p->name, "_count", labels, "", val_u64(cum));
+        return true;
+    }
+    if (m->dim == ST_BY_CLOSE) {
+        for (unsigned i = 0; i <= SIG_CLOSE_NCODES; i++) {
+            uint64_t v = count_at(m, s, pool, i);
+            char code[16];
+            if (!v)
+                continue;
+            close_label(i, code, sizeof code);
+            ml_snprintf(more, sizeof more, "code=\"%s\"", code);
+            sample(b, p->name, "", labels, more, val_u64(v));
+        }
         return true;
     }
     if (m->dim == ST_BY_STATUS) {

@@ -10,6 +10,7 @@
 #include "db/db.h"
 #include "http/http.h"
 #include "net/net.h"
+#include "signal/sig.h"
 #include "turn/turn.h"
 
 #include <jansson.h>
@@ -88,9 +89,12 @@ struct st_snapshot {
     bool have_cp;
     uint64_t http_api[ST_HTTP_CODES];
     struct http_conn_stats api_conns;
-    uint64_t ws_connections; /* open signaling WebSockets */
-    bool have_db_counts;     /* meetings_active and participants_present were read */
+    uint64_t ws_connections;                  /* open signaling WebSockets */
+    uint64_t ws_closes[SIG_CLOSE_NCODES + 1]; /* signaling connections ended, by close code */
+    bool have_db_counts; /* meetings_active and participants_present were read */
     long long meetings_active, participants_present;
+    /* answers' latencies by class, the control plane's and the admin listener's */
+    struct http_latency http_latency[HTTP_CLASSES];
     /* the admin listener */
     uint64_t http_admin[ST_HTTP_CODES];
     struct http_conn_stats admin_conns;
