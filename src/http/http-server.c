@@ -143,13 +143,17 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_HTTP:
+        /* a new transaction: the fallback may serve it as a file (timed at its completion);
+         * otherwise it is ours to answer, and http-req.c times it */
         if (conn)
-            conn->file_start_us = 0; /* ours to answer (http-req.c times it), not a file's */
+            conn->file_start_us = ml_now_us();
         if (srv->cfg.fallback) {
             int rc = srv->cfg.fallback(srv->cfg.fallback_arg, wsi);
             if (rc <= 0)
                 return rc;
         }
+        if (conn)
+            conn->file_start_us = 0;
         return http_req_start(srv, wsi, conn);
     case LWS_CALLBACK_HTTP_BODY:
         http_req_body(conn, in, len);

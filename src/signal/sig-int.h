@@ -368,7 +368,13 @@ void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16
 /* sig-ws.c (lws thread) */
 int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len);
-#define SIG_PSS_SIZE (sizeof(void *))
+/* A signaling connection's lws user data. */
+struct sig_pss {
+    struct sig_sess *s;
+    int refused;   /* the close code of a connection refused before it had a session */
+    int peer_code; /* the close code the client sent, 0 none */
+};
+#define SIG_PSS_SIZE (sizeof(struct sig_pss))
 /* The protocol's tick (arg: the sig): pings, the idle timeout, detached sessions' expiry. */
 void sig_tick(void *arg);
 

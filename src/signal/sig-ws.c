@@ -15,11 +15,6 @@
 #define SUBSYS "sig"
 
 /* Per WebSocket: the session it carries (NULL once it let go). */
-struct sig_pss {
-    struct sig_sess *s;
-    int refused;   /* the close code of a connection refused before it had a session */
-    int peer_code; /* the close code the client sent, 0 none */
-};
 
 static struct sig *sig_of(struct lws *wsi)
 {
