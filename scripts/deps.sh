@@ -16,7 +16,8 @@ debhelper dpkg-dev lintian adduser systemd"
 # BiDi), both from the npm registry and neither downloading a browser, on Node.js 20 or later.
 # Machines of this kind come with one; without it, take Debian's. libnss3-tools gives certutil,
 # which puts the test CA into a Firefox profile for turns:.
-# nginx (with its stream module) runs in front of meetlited in tests/integration/proxy_nginx.py.
+# nginx (with its stream module) runs in front of meetlited in tests/integration/proxy_nginx.py
+# and web_nginx.py; promtool (package prometheus) checks /metrics and contrib/prometheus.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
