@@ -123,10 +123,45 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+/* Whether a scrape token is also an admin token: it would open everything. */
+struct tok_dup {
+    const char *admin_list;
+    const char *found;
+};
+
+static int admin_has(const char *item, void *arg)
+{
+    struct tok_dup *d = arg;
+    if (!strcmp(item, d->found))
+        d->admin_list = NULL; /* marks a match */
+    return 0;
+}
+
+static int scrape_in_admin(const char *item, void *arg)
+{
+    struct tok_dup *d = arg;
+    const char *list = d->admin_list;
+    d->found = item;
+    if (ml_list_foreach(list, admin_has, d) < 0 || !d->admin_list)
+        return -1;
+    return 0;
+}
+
 int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)
 {
-    if (!cfg->token)
+    if (!cfg->token) {
+        if (cfg->metrics_token)
+            return ml_err(err, errlen,
+                          "admin.metrics-token needs the admin listener: set admin.token too");
         return 0; /* no listener */
+    }
+    if (cfg->metrics_token) {
+        struct tok_dup d = {cfg->token, NULL};
+        if (ml_list_foreach(cfg->metrics_token, scrape_in_admin, &d) < 0)
+            return ml_err(err, errlen,
+                          "a token is in both admin.token and admin.metrics-token: a scrape "
+                          "token must open /metrics only");
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (!cfg->listen || ml_addr_parse(cfg->listen, 8081, &ss, &sl) < 0)

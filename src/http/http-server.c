@@ -135,7 +135,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* a file of a mount (the page) is served by lws: timed from the first of these */
         if (conn && !conn->file_start_us)
             conn->file_start_us = ml_now_us();
-        return 0;
+        return lws_callback_http_dummy(wsi, reason, user, in, len); /* what it did before */
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         if (conn && conn->file_start_us) {
             http_latency_add(srv, HTTP_CLASS_PAGE, ml_now_us() - conn->file_start_us);

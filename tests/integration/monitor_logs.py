@@ -57,6 +57,17 @@ def wait_for(pred, timeout=10.0):
     return pred()
 
 
+# ------------------------------------------------------------ configurations refused
+r = subprocess.run([MEETLITED, "--check-config", "--set", "admin.metrics-token=" + SCRAPE],
+                   capture_output=True, text=True)
+t.ok(r.returncode != 0 and "admin.metrics-token needs the admin listener" in r.stderr,
+     "a scrape token without admin.token is refused (it would open nothing)", r.stdout + r.stderr)
+r = subprocess.run([MEETLITED, "--check-config", "--set", "admin.token=" + TOKEN,
+                    "--set", "admin.metrics-token=%s, %s" % (SCRAPE, TOKEN)], capture_output=True, text=True)
+t.ok(r.returncode != 0 and "in both admin.token and admin.metrics-token" in r.stderr,
+     "a token in both lists is refused", r.stdout + r.stderr)
+t.ok(TOKEN not in r.stderr and SCRAPE not in r.stderr, "the refusal names no token")
+
 write_conf("info", SCRAPE)
 admin_port, turn_port = tcp_port(), free_port()
 sets = [s for s in admin_sets(admin_port, turn_port) if not s.startswith("log.level")]
