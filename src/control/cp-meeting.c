@@ -5,6 +5,7 @@
 
 #include "control/cp-int.h"
 
+#include <argon2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +18,21 @@
 enum { CREATE_ID, CREATE_MEETING, CREATE__COLS };
 static const struct db_stmt st_create = {
     "create",
-    "WITH m AS (INSERT INTO meetings (code, title, host_id, expires_at, max_participants) "
-    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), $5) RETURNING *), "
+    "WITH m AS (INSERT INTO meetings (code, title, host_id, expires_at, max_participants, "
+    "passcode_hash, waiting_room, wait_for_host) "
+    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), $5, $6, $7, $8) "
+    "RETURNING *), "
     "a AS (INSERT INTO audit_log (actor_id, meeting_id, action) "
     "SELECT $3, m.id, 'meeting.create' FROM m) "
     "SELECT m.id, ml_meeting_json(ROW(m.*)::meetings, $3) FROM m",
-    5, CREATE__COLS};
+    8, CREATE__COLS};
+/* ml_meeting_settings answers as the other meeting functions (CP_OUT_*) */
+enum { SETTINGS_JSON = CP_OUT_OWN, SETTINGS__COLS = CP_OUT_OWN + 2 };
+static const struct db_stmt st_settings = {
+    "settings",
+    "SELECT outcome, meeting_id, meeting, revoked FROM ml_meeting_settings($1, $2, $3, $4, $5, "
+    "$6, $7)",
+    7, SETTINGS__COLS};
 static const struct db_stmt st_list = {
     "list",
     "SELECT json_build_object('meetings', coalesce(json_agg(ml_meeting_json(m, $1) "
@@ -37,7 +47,8 @@ static const struct db_stmt st_list = {
     "m.status = 'ACTIVE' AND m.expires_at <= now() THEN 'EXPIRED' ELSE m.status::text END, "       \
     "'host', json_build_object('id', m.host_id, 'display_name', h.display_name), 'created_at', "   \
     "m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at, 'max_participants', "       \
-    "m.max_participants, 'participants', " parts ")"
+    "m.max_participants, 'passcode', m.passcode_hash IS NOT NULL, 'waiting_room', "                \
+    "m.waiting_room, 'wait_for_host', m.wait_for_host, 'participants', " parts ")"
 /* Written out rather than through ml_meeting_json (a function call per form costs more than
  * the whole query otherwise): the roster is aggregated once for both forms. */
 enum {
@@ -58,9 +69,11 @@ enum {
                       "(SELECT "                                                                   \
                       "coalesce(json_agg(json_build_object('id', x.id, 'user_id', x.user_id, "     \
                       "'display_name', "                                                           \
-                      "x.display_name, 'role', x.role, 'joined_at', x.joined_at) ORDER BY "        \
+                      "x.display_name, 'role', x.role, 'state', CASE WHEN x.waiting THEN "         \
+                      "'waiting' ELSE 'joined' END, 'joined_at', x.joined_at) ORDER BY "           \
                       "x.joined_at, x.id), "                                                       \
-                      "'[]'::json) AS list, string_agg(x.user_id::text, ',') AS members FROM "     \
+                      "'[]'::json) AS list, string_agg(x.user_id::text, ',') FILTER (WHERE NOT "   \
+                      "x.waiting) AS members FROM "                                                \
                       "participants x "                                                            \
                       "WHERE x.meeting_id = m.id AND x.left_at IS NULL) r "
 static const struct db_stmt st_status_id = {"status_id", STATUS_COLS "WHERE m.id = $1", 1,
@@ -95,6 +108,8 @@ struct create_in {
     long long duration_s;
     long long max_participants;
     bool has_duration, has_max;
+    char passcode[CP_PASSCODE_BYTES];
+    bool has_passcode, waiting_room, wait_for_host;
 };
 
 static const struct http_param create_params[] = {
@@ -104,8 +119,26 @@ static const struct http_param create_params[] = {
      offsetof(struct create_in, has_duration), NULL},
     {"max_participants", HTTP_P_INT, 0, 1, 100000, offsetof(struct create_in, max_participants), 0,
      offsetof(struct create_in, has_max), NULL},
+    {"passcode", HTTP_P_STRING, HTTP_P_NO_CTRL, CP_PASSCODE_MIN, CP_PASSCODE_MAX,
+     offsetof(struct create_in, passcode), CP_PASSCODE_BYTES,
+     offsetof(struct create_in, has_passcode), NULL},
+    {"waiting_room", HTTP_P_BOOL, 0, 0, 0, offsetof(struct create_in, waiting_room), 0,
+     HTTP_P_NOHAS, NULL},
+    {"wait_for_host", HTTP_P_BOOL, 0, 0, 0, offsetof(struct create_in, wait_for_host), 0,
+     HTTP_P_NOHAS, NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
+
+int cp_passcode_hash(struct cp *cp, char *passcode, char *hash, size_t len)
+{
+    uint8_t salt[16];
+    ml_random(salt, sizeof salt);
+    int rc = argon2id_hash_encoded((uint32_t)cp->auth.argon2_iterations,
+                                   (uint32_t)cp->auth.argon2_memory_kib, 1, passcode,
+                                   strlen(passcode), salt, sizeof salt, 32, hash, len);
+    ml_wipe(passcode, strlen(passcode));
+    return rc == ARGON2_OK ? 0 : -1;
+}
 
 static void make_code(char code[13])
 {
@@ -126,12 +159,23 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     struct create_in *in = req->http.params;
-    char dur[24], max[24], code[13];
+    char dur[24], max[24], code[13], hash[160];
     ml_snprintf(dur, sizeof dur, "%lld", in->duration_s);
     ml_snprintf(max, sizeof max, "%lld", in->max_participants);
+    if (in->has_passcode && cp_passcode_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
+        http_job_err(&req->http, HTTP_E_INTERNAL, "cannot hash the passcode");
+        return DB_FAILED;
+    }
     for (int attempt = 0; attempt < 5; attempt++) {
         make_code(code);
-        const char *p[] = {code, in->title, req->http.user.id, dur, max};
+        const char *p[] = {code,
+                           in->title,
+                           req->http.user.id,
+                           dur,
+                           max,
+                           in->has_passcode ? hash : NULL,
+                           in->waiting_room ? "true" : "false",
+                           in->wait_for_host ? "true" : "false"};
         PGresult *r = db_exec(c, &st_create, p);
         if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && !strcmp(db_sqlstate(r), "23505")) {
             PQclear(r); /* the code is taken: draw another */
@@ -285,6 +329,68 @@ static void h_end(struct http_req *r)
     cp_on_meeting(r, w_end);
 }
 
+/* ------------------------------------------------------------------ settings */
+
+struct settings_in {
+    char passcode[CP_PASSCODE_BYTES]; /* "" removes the passcode */
+    bool has_passcode, waiting_room, has_waiting_room, wait_for_host, has_wait_for_host;
+};
+
+static const struct http_param settings_params[] = {
+    {"passcode", HTTP_P_STRING, HTTP_P_NO_CTRL, 0, CP_PASSCODE_MAX,
+     offsetof(struct settings_in, passcode), CP_PASSCODE_BYTES,
+     offsetof(struct settings_in, has_passcode), NULL},
+    {"waiting_room", HTTP_P_BOOL, 0, 0, 0, offsetof(struct settings_in, waiting_room), 0,
+     offsetof(struct settings_in, has_waiting_room), NULL},
+    {"wait_for_host", HTTP_P_BOOL, 0, 0, 0, offsetof(struct settings_in, wait_for_host), 0,
+     offsetof(struct settings_in, has_wait_for_host), NULL},
+    {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
+};
+
+/* PATCH /api/v1/meetings/{ref}: an ADMIN changes the passcode and the lobby's settings. */
+static enum db_status w_settings(struct db_conn *c, struct db_job *job)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    struct settings_in *in = req->http.params;
+    char hash[160];
+    bool set_hash = in->has_passcode, clear = set_hash && !in->passcode[0];
+    if (set_hash && !clear && cp_passcode_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
+        http_job_err(&req->http, HTTP_E_INTERNAL, "cannot hash the passcode");
+        return DB_FAILED;
+    }
+    const char *p[] = {cp_nz(req->ref_id),
+                       cp_nz(req->ref_code),
+                       req->http.user.id,
+                       set_hash ? "true" : "false",
+                       set_hash && !clear ? hash : NULL,
+                       in->has_waiting_room ? (in->waiting_room ? "true" : "false") : NULL,
+                       in->has_wait_for_host ? (in->wait_for_host ? "true" : "false") : NULL};
+    PGresult *r = NULL;
+    enum db_status st = cp_outcome_row(req, c, &st_settings, p, "meeting settings", &r);
+    if (st != DB_OK)
+        return st;
+    http_job_body(&req->http, 200, PQgetvalue(r, 0, SETTINGS_JSON),
+                  (size_t)PQgetlength(r, 0, SETTINGS_JSON));
+    PQclear(r);
+    return DB_OK;
+}
+
+static void h_settings(struct http_req *r)
+{
+    struct settings_in *in = r->params;
+    if (in->has_passcode && in->passcode[0]) {
+        size_t chars = 0;
+        ml_utf8_valid(in->passcode, strlen(in->passcode), &chars);
+        if (chars < CP_PASSCODE_MIN) {
+            ml_wipe(in->passcode, sizeof in->passcode);
+            http_reply_err(r, HTTP_E_INVALID_FIELD,
+                           "passcode: 4 to 64 characters, or \"\" to remove it");
+            return;
+        }
+    }
+    cp_on_meeting(r, w_settings);
+}
+
 /* What the relay's ended allocations of a meeting used, for its ADMINs (sql/003_turn.sql's
  * ml_meeting_usage_json, which the admin API shares). */
 static enum db_status w_usage(struct db_conn *c, struct db_job *job)
@@ -378,6 +484,8 @@ const struct http_route cp_meeting_routes[] = {
     {LWSHUMETH_POST, "/api/v1/meetings", h_create, AUTH | BODY, P(create_params, create_in)},
     {LWSHUMETH_GET, "/api/v1/meetings", h_list, AUTH, NULL, 0},
     {LWSHUMETH_GET, "/api/v1/meetings/*", h_status, AUTH, NULL, 0},
+    {LWSHUMETH_PATCH, "/api/v1/meetings/*", h_settings, AUTH | BODY,
+     P(settings_params, settings_in)},
     {LWSHUMETH_POST, "/api/v1/meetings/*/end", h_end, AUTH, cp_no_params, 1},
     {LWSHUMETH_GET, "/api/v1/meetings/*/usage", h_usage, AUTH, NULL, 0},
     {0, NULL, NULL, 0, NULL, 0},

@@ -5,6 +5,7 @@
 
 #include "control/cp-int.h"
 
+#include <argon2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,15 @@ static const struct db_stmt st_join = {
     "display_name, cred_username, cred_expires, rejoined, revoked "
     "FROM ml_join($1, $2, $3, $4, $5)",
     5, JOIN__COLS};
+/* A meeting's passcode, when the joiner is not exempt (sql/009_meeting_features.sql). */
+enum { PASS_HASH, PASS_EXEMPT, PASS__COLS };
+static const struct db_stmt st_passcode = {
+    "join_passcode", "SELECT passcode_hash, exempt FROM ml_join_passcode($1, $2, $3)", 3,
+    PASS__COLS};
+/* An ADMIN admits or denies one in the lobby (CP_OUT_*). */
+static const struct db_stmt st_lobby = {
+    "lobby", "SELECT outcome, meeting_id, revoked FROM ml_lobby_decide($1, $2, $3, $4, $5)", 5,
+    CP_OUT_OWN + 1};
 /* ml_leave, ml_remove and ml_set_role answer as the other meeting functions (CP_OUT_*) */
 enum { LEAVE_ENDED = CP_OUT_OWN, LEAVE__COLS = CP_OUT_OWN + 2 };
 /* The verdict of the lobby's network check (sql/007_network_check.sql), when the join says it;
@@ -95,6 +105,8 @@ struct join_in {
     bool has_display_name;
     int network;
     bool has_network;
+    char passcode[CP_PASSCODE_BYTES];
+    bool has_passcode;
 };
 
 static const struct http_param join_params[] = {
@@ -102,8 +114,76 @@ static const struct http_param join_params[] = {
      offsetof(struct join_in, display_name), 404, offsetof(struct join_in, has_display_name), NULL},
     {"network", HTTP_P_ENUM, 0, 0, 0, offsetof(struct join_in, network), 0,
      offsetof(struct join_in, has_network), network_names},
+    {"passcode", HTTP_P_STRING, 0, 1, CP_PASSCODE_MAX, offsetof(struct join_in, passcode),
+     CP_PASSCODE_BYTES, offsetof(struct join_in, has_passcode), NULL},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
+
+/* The meeting's passcode, checked on a database thread before ml_join: DB_OK to go on (none, or
+ * exempt, or the right one), else the request's error (a wrong one marks the failure for the
+ * limits). The passcode is wiped either way. */
+static enum db_status check_passcode(struct cp_req *req, struct db_conn *c, struct join_in *in)
+{
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id};
+    PGresult *r = db_exec(c, &st_passcode, p);
+    if (!cp_tuples(r)) {
+        ml_wipe(in->passcode, sizeof in->passcode);
+        return cp_sql_failed(req, r, "join: the passcode");
+    }
+    enum db_status st = DB_OK;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, PASS_HASH) &&
+        PQgetvalue(r, 0, PASS_EXEMPT)[0] != 't') {
+        if (!in->has_passcode) {
+            http_job_err(&req->http, HTTP_E_PASSCODE_REQUIRED, NULL);
+            st = DB_FAILED;
+        } else if (argon2id_verify(PQgetvalue(r, 0, PASS_HASH), in->passcode,
+                                   strlen(in->passcode)) != ARGON2_OK) {
+            req->login_failed = true;
+            http_job_err(&req->http, HTTP_E_BAD_PASSCODE, NULL);
+            st = DB_FAILED;
+        }
+    }
+    /* no row: ml_join answers that the meeting does not exist */
+    PQclear(r);
+    ml_wipe(in->passcode, sizeof in->passcode);
+    return st;
+}
+
+/* The answer to a joiner the lobby holds (202): who it is and a signaling token to hear the
+ * ADMINs' decision with, but no TURN credential and no iceServers. */
+static enum db_status waiting_answer(struct cp_req *req, PGresult *r, const char *mid,
+                                     const char *pid)
+{
+    struct cp *cp = cp_of(req);
+    long long m_exp = strtoll(PQgetvalue(r, 0, JOIN_MEETING_EXPIRES), NULL, 10);
+    int64_t now = ml_wall_s();
+    long long s_exp = now + cp->auth.signaling_token_lifetime_s;
+    if (s_exp > m_exp)
+        s_exp = m_exp;
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer,
+                               "aud", "meetlite-signaling", "sub", req->http.user.id, "mid", mid,
+                               "pid", pid, "role", PQgetvalue(r, 0, JOIN_ROLE), "iat",
+                               (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)s_exp);
+    char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
+    json_decref(claims);
+    if (!sig) {
+        PQclear(r);
+        http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
+        return DB_FAILED;
+    }
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I}", "state", "waiting", "meeting_id", mid,
+        "meeting_code", PQgetvalue(r, 0, JOIN_CODE), "participant_id", pid, "role",
+        PQgetvalue(r, 0, JOIN_ROLE), "display_name", PQgetvalue(r, 0, JOIN_NAME), "rejoined",
+        PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't', "meeting_expires_at", (json_int_t)m_exp,
+        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp);
+    free(sig);
+    ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s participant=%s waiting",
+                mid, pid);
+    PQclear(r);
+    http_job_json(&req->http, 202, o);
+    return DB_OK;
+}
 
 static enum db_status w_join(struct db_conn *c, struct db_job *job)
 {
@@ -112,6 +192,9 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     struct join_in *in = req->http.params;
     char ttl[24];
     ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
+    enum db_status pst = check_passcode(req, c, in);
+    if (pst != DB_OK)
+        return pst;
     const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id,
                        in->has_display_name ? in->display_name : NULL, ttl};
     PGresult *r = db_exec(c, &st_join, p);
@@ -121,6 +204,9 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     if (!PQgetisnull(r, 0, JOIN_MEETING))
         ml_strlcpy(req->touched, PQgetvalue(r, 0, JOIN_MEETING), sizeof req->touched);
     const char *outcome = PQgetvalue(r, 0, JOIN_OUTCOME);
+    if (!strcmp(outcome, "waiting"))
+        return waiting_answer(req, r, PQgetvalue(r, 0, JOIN_MEETING),
+                              PQgetvalue(r, 0, JOIN_PARTICIPANT));
     if (strcmp(outcome, "ok") != 0) {
         if (!PQgetisnull(r, 0, JOIN_MEETING))
             ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s",
@@ -185,6 +271,49 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     return DB_OK;
 }
 
+/* A wrong passcode counts as a failed sign-in does (control.login-*): per account and address
+ * (the pair refuses at control.login-max-failures) and per address (at
+ * control.login-max-failures-addr), in the same table; a right one clears the pair. */
+struct passcode_keys {
+    char addr[96], pair[160];
+};
+
+static void passcode_keys(struct cp_req *req, struct passcode_keys *k)
+{
+    ml_snprintf(k->addr, sizeof k->addr, "addr:%s", req->http.peer);
+    ml_snprintf(k->pair, sizeof k->pair, "passcode:%s|%s", req->http.peer, req->http.user.id);
+}
+
+static bool passcode_blocked(struct cp_req *req)
+{
+    struct cp *cp = cp_of(req);
+    struct passcode_keys k;
+    unsigned retry = 0;
+    passcode_keys(req, &k);
+    if (cp_limiter_blocked(cp->limiter, k.pair, cp->auth.login_max_failures,
+                           cp->auth.login_window_s, &retry) ||
+        cp_limiter_blocked(cp->limiter, k.addr, cp->auth.login_max_failures_addr,
+                           cp->auth.login_window_s, &retry)) {
+        req->http.retry_after_s = retry;
+        return true;
+    }
+    return false;
+}
+
+static void passcode_done(struct cp *cp, struct cp_req *req)
+{
+    struct passcode_keys k;
+    passcode_keys(req, &k);
+    if (req->login_failed) {
+        cp_limiter_fail(cp->limiter, k.addr, cp->auth.login_window_s);
+        cp_limiter_fail(cp->limiter, k.pair, cp->auth.login_window_s);
+        ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "wrong meeting passcode from %s (rid=%s)",
+                       req->http.peer, req->http.request_id);
+    } else if (req->http.err == HTTP_OK) {
+        cp_limiter_reset(cp->limiter, k.pair);
+    }
+}
+
 static void h_join(struct http_req *r)
 {
     struct cp_req *req = cp_req_of(r);
@@ -207,6 +336,13 @@ static void h_join(struct http_req *r)
             in->has_display_name = true;
         }
     }
+    if (passcode_blocked(req)) {
+        ml_wipe(in->passcode, sizeof in->passcode);
+        http_reply_err(&req->http, HTTP_E_RATE_LIMITED,
+                       "too many wrong passcodes; try again later");
+        return;
+    }
+    req->on_done = passcode_done;
     cp_submit(req, w_join);
 }
 
@@ -353,6 +489,44 @@ static void on_target(struct http_req *r, db_work_fn work)
     cp_submit(req, work);
 }
 
+/* POST .../participants/{pid}/admit and .../deny: an ADMIN decides for one in the lobby. */
+static enum db_status lobby_decide(struct db_job *job, struct db_conn *c, bool admit)
+{
+    struct cp_req *req = (struct cp_req *)job;
+    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id, req->target,
+                       admit ? "true" : "false"};
+    PGresult *r = NULL;
+    enum db_status st =
+        cp_outcome_row(req, c, &st_lobby, p, admit ? "admit participant" : "deny participant", &r);
+    if (st != DB_OK)
+        return st;
+    PQclear(r);
+    http_job_json(&req->http, 200,
+                  json_pack("{s:s,s:s}", "participant_id", req->target, "state",
+                            admit ? "admitted" : "denied"));
+    return DB_OK;
+}
+
+static enum db_status w_admit(struct db_conn *c, struct db_job *job)
+{
+    return lobby_decide(job, c, true);
+}
+
+static enum db_status w_deny(struct db_conn *c, struct db_job *job)
+{
+    return lobby_decide(job, c, false);
+}
+
+static void h_admit(struct http_req *r)
+{
+    on_target(r, w_admit);
+}
+
+static void h_deny(struct http_req *r)
+{
+    on_target(r, w_deny);
+}
+
 static void h_remove(struct http_req *r)
 {
     on_target(r, w_remove);
@@ -403,6 +577,8 @@ const struct http_route cp_participant_routes[] = {
     {LWSHUMETH_POST, "/api/v1/meetings/*/join", h_join, AUTH, P(join_params, join_in)},
     {LWSHUMETH_POST, "/api/v1/meetings/*/leave", h_leave, AUTH, cp_no_params, 1},
     {LWSHUMETH_POST, "/api/v1/meetings/*/network-check", h_network_check, AUTH, cp_no_params, 1},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/participants/*/admit", h_admit, AUTH, cp_no_params, 1},
+    {LWSHUMETH_POST, "/api/v1/meetings/*/participants/*/deny", h_deny, AUTH, cp_no_params, 1},
     {LWSHUMETH_DELETE, "/api/v1/meetings/*/participants/*", h_remove, AUTH, NULL, 0},
     {LWSHUMETH_PATCH, "/api/v1/meetings/*/participants/*", h_role, AUTH | BODY,
      P(role_params, role_in)},

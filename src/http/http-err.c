@@ -61,6 +61,12 @@ static const struct {
     [HTTP_E_DRAINING] = {503, "draining",
                          "this node is draining and takes no new joins; join through another node"},
     [HTTP_E_CONFLICT] = {409, "conflict", "the request conflicts with the current state"},
+    [HTTP_E_PASSCODE_REQUIRED] = {401, "passcode_required", "this meeting asks for a passcode"},
+    [HTTP_E_BAD_PASSCODE] = {403, "invalid_passcode", "the passcode is not this meeting's"},
+    [HTTP_E_DENIED] = {403, "denied", "an ADMIN of the meeting did not let you in", "denied"},
+    [HTTP_E_WAITING] = {409, "waiting", "you are waiting to be let in", "waiting"},
+    [HTTP_E_NOT_WAITING] = {409, "not_waiting", "this participant is not waiting to be let in",
+                            "not_waiting"},
 };
 
 static unsigned idx(enum http_err e)

@@ -33,39 +33,44 @@
  * close code (4000 + status). Add a row to the table in http-err.c, never a second mapping. */
 enum http_err {
     HTTP_OK = 0,
-    HTTP_E_BAD_REQUEST,      /* 400 bad_request */
-    HTTP_E_INVALID_JSON,     /* 400 invalid_json */
-    HTTP_E_UNAUTHENTICATED,  /* 401 unauthenticated: no token */
-    HTTP_E_INVALID_TOKEN,    /* 401 invalid_token */
-    HTTP_E_TOKEN_EXPIRED,    /* 401 token_expired */
-    HTTP_E_BAD_CREDENTIALS,  /* 401 invalid_credentials */
-    HTTP_E_FORBIDDEN,        /* 403 forbidden */
-    HTTP_E_NOT_ADMIN,        /* 403 not_admin */
-    HTTP_E_REMOVED,          /* 403 removed */
-    HTTP_E_HOST_PROTECTED,   /* 403 host_protected */
-    HTTP_E_EMAIL_UNVERIFIED, /* 403 email_not_verified */
-    HTTP_E_NOT_FOUND,        /* 404 not_found */
-    HTTP_E_NO_MEETING,       /* 404 meeting_not_found */
-    HTTP_E_NO_PARTICIPANT,   /* 404 participant_not_found */
-    HTTP_E_OIDC_DISABLED,    /* 404 oidc_not_configured */
-    HTTP_E_METHOD,           /* 405 method_not_allowed */
-    HTTP_E_EMAIL_TAKEN,      /* 409 email_taken */
-    HTTP_E_MEETING_FULL,     /* 409 meeting_full */
-    HTTP_E_NOT_JOINED,       /* 409 not_joined */
-    HTTP_E_ACCOUNT_CONFLICT, /* 409 account_conflict */
-    HTTP_E_MEETING_ENDED,    /* 410 meeting_ended */
-    HTTP_E_MEETING_EXPIRED,  /* 410 meeting_expired */
-    HTTP_E_LENGTH_REQUIRED,  /* 411 length_required */
-    HTTP_E_TOO_LARGE,        /* 413 body_too_large */
-    HTTP_E_MEDIA_TYPE,       /* 415 unsupported_media_type */
-    HTTP_E_MISSING_FIELD,    /* 422 missing_field */
-    HTTP_E_INVALID_FIELD,    /* 422 invalid_field */
-    HTTP_E_SELF_REMOVE,      /* 422 self_removal: removing oneself (REST and signaling) */
-    HTTP_E_RATE_LIMITED,     /* 429 rate_limited */
-    HTTP_E_INTERNAL,         /* 500 internal */
-    HTTP_E_UNAVAILABLE,      /* 503 unavailable */
-    HTTP_E_DRAINING,         /* 503 draining: this node takes no new joins (admin drain mode) */
-    HTTP_E_CONFLICT,         /* 409 conflict: the admin API's request clashes with the state */
+    HTTP_E_BAD_REQUEST,       /* 400 bad_request */
+    HTTP_E_INVALID_JSON,      /* 400 invalid_json */
+    HTTP_E_UNAUTHENTICATED,   /* 401 unauthenticated: no token */
+    HTTP_E_INVALID_TOKEN,     /* 401 invalid_token */
+    HTTP_E_TOKEN_EXPIRED,     /* 401 token_expired */
+    HTTP_E_BAD_CREDENTIALS,   /* 401 invalid_credentials */
+    HTTP_E_FORBIDDEN,         /* 403 forbidden */
+    HTTP_E_NOT_ADMIN,         /* 403 not_admin */
+    HTTP_E_REMOVED,           /* 403 removed */
+    HTTP_E_HOST_PROTECTED,    /* 403 host_protected */
+    HTTP_E_EMAIL_UNVERIFIED,  /* 403 email_not_verified */
+    HTTP_E_NOT_FOUND,         /* 404 not_found */
+    HTTP_E_NO_MEETING,        /* 404 meeting_not_found */
+    HTTP_E_NO_PARTICIPANT,    /* 404 participant_not_found */
+    HTTP_E_OIDC_DISABLED,     /* 404 oidc_not_configured */
+    HTTP_E_METHOD,            /* 405 method_not_allowed */
+    HTTP_E_EMAIL_TAKEN,       /* 409 email_taken */
+    HTTP_E_MEETING_FULL,      /* 409 meeting_full */
+    HTTP_E_NOT_JOINED,        /* 409 not_joined */
+    HTTP_E_ACCOUNT_CONFLICT,  /* 409 account_conflict */
+    HTTP_E_MEETING_ENDED,     /* 410 meeting_ended */
+    HTTP_E_MEETING_EXPIRED,   /* 410 meeting_expired */
+    HTTP_E_LENGTH_REQUIRED,   /* 411 length_required */
+    HTTP_E_TOO_LARGE,         /* 413 body_too_large */
+    HTTP_E_MEDIA_TYPE,        /* 415 unsupported_media_type */
+    HTTP_E_MISSING_FIELD,     /* 422 missing_field */
+    HTTP_E_INVALID_FIELD,     /* 422 invalid_field */
+    HTTP_E_SELF_REMOVE,       /* 422 self_removal: removing oneself (REST and signaling) */
+    HTTP_E_RATE_LIMITED,      /* 429 rate_limited */
+    HTTP_E_INTERNAL,          /* 500 internal */
+    HTTP_E_UNAVAILABLE,       /* 503 unavailable */
+    HTTP_E_DRAINING,          /* 503 draining: this node takes no new joins (admin drain mode) */
+    HTTP_E_CONFLICT,          /* 409 conflict: the admin API's request clashes with the state */
+    HTTP_E_PASSCODE_REQUIRED, /* 401 passcode_required: the meeting has a passcode */
+    HTTP_E_BAD_PASSCODE,      /* 403 invalid_passcode */
+    HTTP_E_DENIED,            /* 403 denied: an ADMIN did not admit the joiner */
+    HTTP_E_WAITING,           /* 409 waiting: in the lobby, not admitted yet */
+    HTTP_E_NOT_WAITING,       /* 409 not_waiting: admit/deny of one who is not in the lobby */
     HTTP_E__COUNT
 };
 

@@ -354,8 +354,9 @@ static void handle_db_event(struct sig *sig, const char *text)
         json_decref(o);
         return;
     }
-    if (has_m &&
-        (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") || !strcmp(k, "role")))
+    if (has_m && (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") ||
+                  !strcmp(k, "role") || !strcmp(k, "waiting") || !strcmp(k, "admitted") ||
+                  !strcmp(k, "denied") || !strcmp(k, "lobby-left")))
         sig->deps.changed(sig->deps.arg, m); /* another node's change shows here at once */
     if ((!strcmp(k, "left") || !strcmp(k, "removed")) && has_m && has_p)
         sig_on_member_left(sig, mid, pid, k);
@@ -365,6 +366,12 @@ static void handle_db_event(struct sig *sig, const char *text)
         sig_on_role(sig, mid, pid, role && !strcmp(role, "ADMIN"));
     else if (!strcmp(k, "offline") && has_m && has_p)
         sig_on_offline(sig, mid, pid);
+    else if (!strcmp(k, "waiting") && has_m && has_p)
+        sig_on_lobby_arrived(sig, mid, pid, json_string_value(json_object_get(o, "name")));
+    else if (!strcmp(k, "admitted") && has_m && has_p)
+        sig_on_admitted(sig, mid, pid);
+    else if ((!strcmp(k, "denied") || !strcmp(k, "lobby-left")) && has_m && has_p)
+        sig_on_lobby_left(sig, mid, pid, !strcmp(k, "denied") ? "denied" : "left");
     json_decref(o);
 }
 

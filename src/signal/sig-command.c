@@ -82,6 +82,10 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
             sig_sess_error(s, m->id, HTTP_E_NO_PARTICIPANT, NULL);
             return;
         }
+        if (target->waiting && m->type->kind != SIG_M_REMOVE) { /* the lobby hears no call */
+            sig_sess_error(s, m->id, HTTP_E_WAITING, "to: this participant is in the lobby");
+            return;
+        }
     }
     switch (m->type->kind) {
     case SIG_M_RELAY:

@@ -47,6 +47,8 @@ enum sig_close {
     SIG_CLOSE_BAD_FRAME = 4006,  /* a binary frame: this protocol is JSON text */
     SIG_CLOSE_RESUME = 4007,     /* a resume token that is unknown, expired or of another node,
                                     or messages missed beyond the replay buffer */
+    SIG_CLOSE_ADMITTED = 4008,   /* a lobby session ends: the participant was let in and joins
+                                    again (its credential comes with that join) */
 };
 /* The reason word sent with a close code ("idle_timeout"). */
 const char *sig_close_reason(int code);
@@ -155,6 +157,7 @@ struct sig_frame {
     unsigned refs;
     uint64_t seq;
     bool has_to, has_except;
+    bool admins; /* for the meeting's ADMINs only (the lobby's events) */
     uint8_t to[16], except[16];
     size_t len;           /* bytes of JSON, excluding the NUL */
     unsigned char data[]; /* LWS_PRE bytes of headroom, then the JSON and a NUL */
@@ -236,6 +239,7 @@ struct sig_sess {
     bool ended;           /* sig_sess_end ran */
     bool opened;          /* it was told joined (its close is logged) */
     bool clean_close;     /* the client closed with 1000: no resume */
+    bool waiting;         /* in the lobby: hears only what is sent to it, may only ping */
     /* output: a first frame (joined, resumed) ahead of the queue; held until it exists */
     struct sig_frame *first;
     bool hold;
@@ -264,6 +268,7 @@ struct sig_member {
     char id_s[ML_UUID_STR];
     char *name;
     bool admin, host, audio, video, online;
+    bool waiting;    /* in the lobby (roster state "waiting") */
     uint8_t path;    /* sig_path_names[]: 0 not reported */
     uint8_t network; /* sig_network_names[]: 0 not known */
 };
@@ -333,6 +338,10 @@ json_t *sig_member_json(const struct sig_member *m);
  * (except), or all. Returns the frame's sequence number. */
 uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
                        const uint8_t *except);
+/* The same for the meeting's ADMINs only (the lobby's events). */
+uint64_t sig_room_send_admins(struct sig_room *r, const json_t *body);
+/* True when frame f goes to session s of room r (its recipient, the lobby, ADMINs only). */
+bool sig_room_frame_for(struct sig_room *r, const struct sig_sess *s, const struct sig_frame *f);
 /* The same for a body already in text (from another node). */
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
                             const uint8_t *except);
@@ -364,6 +373,13 @@ void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pi
 void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *status);
 void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], bool admin);
 void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16]);
+/* The lobby (sql/009_meeting_features.sql): one arrives (name), is admitted, or goes (why:
+ * "denied", or "left" when it gave up). */
+void sig_on_lobby_arrived(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
+                          const char *name);
+void sig_on_admitted(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16]);
+void sig_on_lobby_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
+                       const char *why);
 
 /* sig-ws.c (lws thread) */
 int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -89,6 +89,9 @@ struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *e)
         m->video = json_is_true(v);
     if ((v = json_object_get(e, "online")) && json_is_boolean(v))
         m->online = json_is_true(v);
+    const char *state = json_string_value(json_object_get(e, "state"));
+    if (state)
+        m->waiting = !strcmp(state, "waiting");
     uint8_t k;
     if ((k = sig_name_index(sig_path_names, json_string_value(json_object_get(e, "path")))))
         m->path = k;
@@ -109,15 +112,30 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
 json_t *sig_member_json(const struct sig_member *m)
 {
     return ml_nonnull(
-        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:o,s:o}", "id", m->id_s, "name",
+        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:o,s:o,s:s}", "id", m->id_s, "name",
                   m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT", "host",
                   m->host, "audio", m->audio, "video", m->video, "online", m->online, "path",
                   m->path ? json_string(sig_path_names[m->path]) : json_null(), "network",
-                  m->network ? json_string(sig_network_names[m->network]) : json_null()));
+                  m->network ? json_string(sig_network_names[m->network]) : json_null(), "state",
+                  m->waiting ? "waiting" : "joined"));
 }
 
-uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
-                            const uint8_t *except)
+bool sig_room_frame_for(struct sig_room *r, const struct sig_sess *s, const struct sig_frame *f)
+{
+    if (!sig_frame_for(f, s->pid))
+        return false;
+    if (s->waiting && !(f->has_to && !memcmp(f->to, s->pid, 16)))
+        return false; /* the lobby hears only what is meant for it */
+    if (f->admins) {
+        const struct sig_member *m = sig_room_member(r, s->pid);
+        return m && m->admin && !s->waiting;
+    }
+    return true;
+}
+
+/* Sends a frame made of body to the sessions it is for, and keeps it for replay. */
+static uint64_t room_send(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
+                          const uint8_t *except, bool admins)
 {
     struct sig *sig = r->sig;
     uint64_t seq = ++r->seq;
@@ -130,12 +148,27 @@ uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, cons
         f->has_except = true;
         memcpy(f->except, except, 16);
     }
+    f->admins = admins;
     sig_ring_push(&r->ring, f, (size_t)sig->cfg.replay_messages, (size_t)sig->cfg.replay_bytes);
     for (struct sig_sess *s = r->sessions; s; s = s->rnext)
-        if ((s->state == SIG_S_LIVE || s->state == SIG_S_CONNECTING) && sig_frame_for(f, s->pid))
+        if ((s->state == SIG_S_LIVE || s->state == SIG_S_CONNECTING) && sig_room_frame_for(r, s, f))
             sig_sess_queue(s, f);
     sig_frame_unref(f);
     return seq;
+}
+
+uint64_t sig_room_send_admins(struct sig_room *r, const json_t *body)
+{
+    char *s = ml_nonnull(json_dumps(body, JSON_COMPACT));
+    uint64_t seq = room_send(r, s, strlen(s), NULL, NULL, true);
+    free(s);
+    return seq;
+}
+
+uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
+                            const uint8_t *except)
+{
+    return room_send(r, body, n, to, except, false);
 }
 
 uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
@@ -229,8 +262,78 @@ void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16
     if (!m || !m->online)
         return;
     m->online = false;
+    if (m->waiting)
+        return; /* the lobby's presence is no one's business but its own; it stays waiting */
     json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id",
                                      m->id_s, "reason", "disconnected"));
     sig_room_send(r, o, NULL, pid);
     json_decref(o);
+}
+
+/* ------------------------------------------------------------------ the lobby */
+
+void sig_on_lobby_arrived(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
+                          const char *name)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r)
+        return;
+    char p[ML_UUID_STR];
+    ml_uuid_format(pid, p);
+    json_t *e = ml_nonnull(json_pack("{s:s,s:s,s:s,s:s}", "id", p, "name", name ? name : "", "role",
+                                     "PARTICIPANT", "state", "waiting"));
+    struct sig_member *m = sig_room_member_set(r, e);
+    json_decref(e);
+    if (!m)
+        return;
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:o}", "type", "lobby-waiting", "participant", sig_member_json(m)));
+    sig_room_send_admins(r, o);
+    json_decref(o);
+}
+
+void sig_on_admitted(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16])
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r)
+        return;
+    char p[ML_UUID_STR];
+    ml_uuid_format(pid, p);
+    sig_room_ref(r);
+    json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "admitted", "participant_id", p));
+    sig_room_send(r, o, pid, NULL);
+    json_decref(o);
+    o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason",
+                             "admitted"));
+    sig_room_send_admins(r, o);
+    json_decref(o);
+    /* it comes back as a participant with its next session (participant-joined) */
+    sig_room_member_del(r, pid);
+    end_sessions(r, pid, SIG_CLOSE_ADMITTED, sig_close_reason(SIG_CLOSE_ADMITTED));
+    sig_room_unref(r);
+}
+
+void sig_on_lobby_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
+                       const char *why)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r)
+        return;
+    char p[ML_UUID_STR];
+    ml_uuid_format(pid, p);
+    bool denied = !strcmp(why, "denied");
+    sig_room_ref(r);
+    if (denied) {
+        json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "denied", "participant_id", p));
+        sig_room_send(r, o, pid, NULL);
+        json_decref(o);
+    }
+    json_t *o = ml_nonnull(
+        json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason", why));
+    sig_room_send_admins(r, o);
+    json_decref(o);
+    sig_room_member_del(r, pid);
+    enum http_err e = denied ? HTTP_E_DENIED : HTTP_E_NOT_JOINED;
+    end_sessions(r, pid, http_err_ws_code(e), http_err_code(e));
+    sig_room_unref(r);
 }

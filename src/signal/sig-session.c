@@ -27,12 +27,13 @@ enum {
     CONNECT_CRED_USER, /* the fresh TURN credential the join made */
     CONNECT_CRED_EXPIRES,
     CONNECT_REVOKED,
+    CONNECT_WAITING, /* in the lobby: no credential, no roster, no chat */
     CONNECT__COLS
 };
 static const struct db_stmt st_connect = {
     "sig_connect",
     "SELECT outcome, role, display_name, is_host, conns, roster, chat, cred_username, "
-    "cred_expires, revoked FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "cred_expires, revoked, waiting FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     9, CONNECT__COLS};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
                                              2, 1};
@@ -218,7 +219,7 @@ struct connect_job {
     long long max_conns, chat_n, ttl;
     /* output */
     char outcome[32];
-    bool admin, host;
+    bool admin, host, waiting;
     int conns;
     char *name, *roster, *chat, *ice;
     struct sig_revoked revoked;
@@ -246,7 +247,11 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     j->name = ml_xstrdup(PQgetvalue(r, 0, CONNECT_NAME));
     j->host = PQgetvalue(r, 0, CONNECT_HOST)[0] == 't';
     j->conns = (int)strtol(PQgetvalue(r, 0, CONNECT_CONNS), NULL, 10);
-    if (!j->resume) {
+    j->waiting = PQgetvalue(r, 0, CONNECT_WAITING)[0] == 't';
+    if (!j->resume && j->waiting) {
+        j->roster = ml_xstrdup("[]"); /* the lobby sees nobody and gets no credential */
+        j->chat = ml_xstrdup("[]");
+    } else if (!j->resume) {
         j->roster = ml_xstrdup(PQgetvalue(r, 0, CONNECT_ROSTER));
         j->chat = ml_xstrdup(PQgetvalue(r, 0, CONNECT_CHAT));
         /* iceServers with the credential the join recorded, as the join answers them */
@@ -314,10 +319,50 @@ static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j,
     return f;
 }
 
+/* The waiting message: a lobby session's first, with no roster, chat or iceServers. */
+static struct sig_frame *waiting_frame(struct sig_sess *s, struct connect_job *j, uint64_t seq)
+{
+    char rt[SIG_RESUME_TOKEN_MAX], hex[SIG_TOKEN_HEX + 1], head[512];
+    ml_hex_encode(s->tok.key, 16, hex);
+    ml_snprintf(rt, sizeof rt, "%s.%s", s->sig->node, hex);
+    size_t n = ml_snprintf(
+        head, sizeof head,
+        "{\"type\":\"waiting\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
+        "\"session_id\":\"%s\",\"node\":\"%s\",\"resume_token\":\"%s\"}",
+        (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node, rt);
+    return sig_frame_new(0, head, n);
+}
+
+/* A lobby session opens: it hears only what is sent to it (admitted, denied). */
+static void connect_waiting(struct sig_sess *s, struct connect_job *j)
+{
+    struct sig *sig = s->sig;
+    struct sig_room *r = s->room;
+    s->waiting = true;
+    json_t *e =
+        ml_nonnull(json_pack("{s:s,s:s,s:s,s:s,s:b}", "id", j->pid, "name", j->name ? j->name : "",
+                             "role", "PARTICIPANT", "state", "waiting", "online", 1));
+    sig_room_member_set(r, e);
+    json_decref(e);
+    s->first = waiting_frame(s, j, s->join_seq);
+    s->state = SIG_S_LIVE;
+    s->hold = false;
+    s->opened = true;
+    s->tokened = true;
+    sig_htab_put(&sig->by_token, &s->tok);
+    lws_callback_on_writable(s->wsi);
+    ML_INFO(SUBSYS, "lobby session opened (meeting=%s participant=%s session=%s peer=%s)", r->id_s,
+            s->pid_s, s->sid_s, s->peer);
+}
+
 static void connect_opened(struct sig_sess *s, struct connect_job *j)
 {
     struct sig *sig = s->sig;
     struct sig_room *r = s->room;
+    if (j->waiting) {
+        connect_waiting(s, j);
+        return;
+    }
     json_t *roster = json_loads(j->roster, 0, NULL);
     size_t i;
     json_t *e;
@@ -369,9 +414,10 @@ static void connect_resumed(struct sig_sess *s, struct connect_job *j)
         return;
     }
     unsigned replayed = 0;
+    s->waiting = j->waiting;
     for (size_t i = 0; i < r->ring.n; i++) {
         struct sig_frame *f = sig_ring_at(&r->ring, i);
-        if (f->seq > s->resume_from && sig_frame_for(f, s->pid)) {
+        if (f->seq > s->resume_from && sig_room_frame_for(r, s, f)) {
             sig_sess_queue(s, f);
             replayed++;
         }

@@ -30,6 +30,8 @@ const char *sig_close_reason(int code)
         return "binary_frame";
     case SIG_CLOSE_RESUME:
         return "resume_failed";
+    case SIG_CLOSE_ADMITTED:
+        return "admitted";
     default:
         return "error";
     }

@@ -185,6 +185,8 @@ static void on_message(struct sig_sess *s, const char *text, size_t n)
         sig_sess_error(s, m.id, e, msg);
     else if (s->state != SIG_S_LIVE)
         sig_sess_error(s, m.id, HTTP_E_BAD_REQUEST, "wait for joined (or resumed) first");
+    else if (s->waiting && m.type->kind != SIG_M_PING)
+        sig_sess_error(s, m.id, HTTP_E_WAITING, NULL);
     else
         sig_dispatch(s, &m);
     json_decref(m.payload);
