@@ -70,7 +70,13 @@ function wire() {
     button.disabled = true;
     formMessage($('create-msg'), '');
     try {
-      const m = await api('POST', '/meetings', {title, duration_s: Number($('create-duration').value)});
+      const body = {title, duration_s: Number($('create-duration').value)};
+      const passcode = $('create-passcode').value;
+      if (passcode) body.passcode = passcode;
+      if ($('create-waiting-room').checked) body.waiting_room = true;
+      if ($('create-wait-host').checked) body.wait_for_host = true;
+      const m = await api('POST', '/meetings', body);
+      $('create-passcode').value = '';
       showCreated(m);
       $('create-title-input').value = '';
       loadMeetings();

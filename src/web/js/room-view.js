@@ -190,6 +190,29 @@ export class RoomView {
 
   // ------------------------------------------------------------ people
 
+  /** The lobby, for ADMINs: who waits, with Admit and Deny (lobby: Map id -> {id, name}). */
+  renderLobby(lobby, iAmAdmin) {
+    const waiting = iAmAdmin ? [...lobby.values()] : [];
+    $('lobby-list-box').hidden = waiting.length === 0;
+    $('lobby-count').textContent = `(${waiting.length})`;
+    $('lobby-list').replaceChildren(...waiting.map((m) => h('li', {class: 'person', dataset: {pid: m.id, state: 'waiting'}},
+      h('span', {class: 'person-name'}, m.name),
+      h('span', {class: 'person-actions'},
+        h('button', {type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Let ${m.name} in`,
+          onclick: () => this.actions.admit(m.id)}, 'Admit'),
+        h('button', {type: 'button', class: 'btn btn-small danger', 'aria-label': `Turn ${m.name} away`,
+          onclick: () => this.actions.deny(m.id)}, 'Deny')))));
+    const b = $('btn-people');
+    let badge = b.querySelector('.count');
+    if (!badge) {
+      badge = h('span', {class: 'count'});
+      b.append(badge);
+    }
+    badge.textContent = waiting.length ? String(waiting.length) : '';
+    badge.hidden = !waiting.length;
+    b.setAttribute('aria-label', waiting.length ? `People, ${waiting.length} waiting to join` : 'People');
+  }
+
   renderPeople(members, meId, iAmAdmin) {
     const list = $('people');
     const present = [...members.values()].sort((a, b) => (b.id === meId) - (a.id === meId) || a.name.localeCompare(b.name));

@@ -30,6 +30,7 @@ const MESSAGES = {
   gone: ['Meeting not found', 'No meeting has this code. Check the link or ask for a new one.'],
   'too-many': ['Already open elsewhere', 'This meeting is open in too many of your tabs or devices. Close one and try again.'],
   full: ['The meeting is full', 'No more participants can join this meeting.'],
+  denied: ['You were not let in', 'An ADMIN of the meeting did not let you in.'],
   'signed-out': ['You were disconnected', 'Your sign-in expired while the connection was lost. Sign in again and rejoin with the meeting link.'],
 };
 
@@ -38,6 +39,7 @@ function showMessage(key, extra) {
   const [title, text] = MESSAGES[key] || [key, extra || ''];
   $('lobby').hidden = true;
   $('call').hidden = true;
+  $('waiting').hidden = true;
   const box = $('room-message');
   box.hidden = false;
   box.dataset.reason = key;
@@ -50,7 +52,7 @@ function showMessage(key, extra) {
 function finalOf(e) {
   if (!(e instanceof ApiError)) return null;
   return {removed: 'removed', meeting_ended: 'ended', meeting_expired: 'expired',
-          meeting_not_found: 'gone', meeting_full: 'full'}[e.code] || null;
+          meeting_not_found: 'gone', meeting_full: 'full', denied: 'denied'}[e.code] || null;
 }
 
 export class Room {
@@ -58,6 +60,8 @@ export class Room {
     this.code = code;
     this.onExit = onExit;
     this.members = new Map(); // id -> {id, name, role, host, audio, video, online}
+    this.lobby = new Map();   // ADMINs: who waits to be let in, id -> {id, name}
+    this.passcode = '';       // typed in the lobby when the meeting asks for one
     this.peers = new Map();   // id -> Peer
     this.me = null;           // {id, role, name}
     this.stream = new MediaStream();
@@ -90,6 +94,7 @@ export class Room {
     $('room-message').hidden = true;
     $('call').hidden = true;
     $('lobby').hidden = true;
+    $('waiting').hidden = true;
     let meeting;
     try {
       meeting = await api('GET', `/meetings/${encodeURIComponent(this.code)}`);
@@ -109,6 +114,10 @@ export class Room {
     const s = session.get();
     $('lobby-name').value = (s && s.user && s.user.display_name) || '';
     $('lobby-relay').checked = this.relayOnly;
+    // the host never types it; others see the field when the meeting has one
+    const mine = s && s.user && meeting.host && s.user.id === meeting.host.id;
+    $('lobby-passcode-box').hidden = !meeting.passcode || mine;
+    $('lobby-passcode').value = '';
     formMessage($('lobby-msg'), '');
     $('lobby').hidden = false;
     document.title = `${meeting.title} · meetlite`;
@@ -201,6 +210,7 @@ export class Room {
     this.audioOn = $('lobby-mic').checked && this.stream.getAudioTracks().length > 0;
     this.videoOn = $('lobby-cam').checked && this.stream.getVideoTracks().length > 0;
     this.name = name;
+    this.passcode = $('lobby-passcode-box').hidden ? '' : $('lobby-passcode').value;
     // the check's verdict goes with the join: wait for it (it ends within PROBE_MS)
     if (this.checking) {
       formMessage($('lobby-msg'), 'Finishing the network check…', 'info');
@@ -213,12 +223,98 @@ export class Room {
     } catch (e) {
       $('lobby-join').disabled = false;
       const f = finalOf(e);
-      if (f) showMessage(f);
-      else formMessage($('lobby-msg'), e.message || 'Could not join.');
+      if (f) return showMessage(f);
+      if (e.code === 'passcode_required' || e.code === 'invalid_passcode') {
+        $('lobby-passcode-box').hidden = false;
+        formMessage($('lobby-msg'), e.code === 'invalid_passcode' ? 'That passcode is not this meeting\'s.' : 'This meeting asks for a passcode.');
+        $('lobby-passcode').focus();
+        return;
+      }
+      formMessage($('lobby-msg'), e.message || 'Could not join.');
       return;
     }
     if (this.closedByNavigation) return;
     this.me = {id: j.participant_id, role: j.role, name: j.display_name};
+    if (j.state === 'waiting') return this.wait(j);
+    this.startCall(j.signaling_token);
+  }
+
+  /** The waiting room: no call and no TURN credential yet; a signaling session that hears
+   * only "admitted" or "denied". Admitted: join again (the credential comes with it). */
+  wait(j) {
+    $('lobby').hidden = true;
+    $('waiting').hidden = false;
+    this.waiting = true;
+    $('waiting-text').textContent = this.meeting.waiting_room
+      ? 'An ADMIN of the meeting lets you in in a moment.'
+      : 'The meeting starts when the host arrives.';
+    $('waiting-title').focus();
+    $('waiting-cancel').onclick = async () => {
+      this.stopWaiting();
+      try {
+        await api('POST', `/meetings/${encodeURIComponent(this.code)}/leave`);
+      } catch (e) {
+        log('room: leave the waiting room:', e.message);
+      }
+      stopMedia(this.stream);
+      this.onExit();
+    };
+    log(`room: waiting to be let in as ${j.participant_id}`);
+    this.sig = new Signaling(j.signaling_token, async () => {
+      try {
+        const again = await this.rejoin();
+        if (again.state !== 'waiting') this.admitted(again);
+        return again.signaling_token;
+      } catch (e) {
+        const f = finalOf(e) || (e.status === 401 ? 'signed-out' : null);
+        if (f) e.final = f;
+        throw e;
+      }
+    });
+    this.sig.addEventListener('message', (e) => {
+      if (e.detail.type === 'admitted') this.onAdmitted();
+      else if (e.detail.type === 'denied') this.finishWaiting('denied');
+    });
+    this.sig.addEventListener('final', (e) => {
+      if (e.detail.reason === 'admitted') this.onAdmitted();
+      else this.finishWaiting(e.detail.reason);
+    });
+  }
+
+  stopWaiting() {
+    this.waiting = false;
+    if (this.sig) this.sig.close();
+    this.sig = null;
+    $('waiting').hidden = true;
+  }
+
+  finishWaiting(reason) {
+    if (!this.waiting) return;
+    this.stopWaiting();
+    stopMedia(this.stream);
+    showMessage(reason);
+  }
+
+  /** Let in: the join again carries the TURN credential and a token for the call's session. */
+  async onAdmitted() {
+    if (!this.waiting) return;
+    this.stopWaiting();
+    log('room: admitted');
+    let j;
+    try {
+      j = await this.rejoin();
+    } catch (e) {
+      return showMessage(finalOf(e) || 'Cannot join the meeting', finalOf(e) ? undefined : e.message);
+    }
+    if (j.state === 'waiting') return this.wait(j); // held again (the setting changed)
+    this.admitted(j);
+  }
+
+  admitted(j) {
+    if (this.closedByNavigation || this.view) return;
+    this.stopWaiting();
+    this.me = {id: j.participant_id, role: j.role, name: j.display_name};
+    toast('You were let in');
     this.startCall(j.signaling_token);
   }
 
@@ -227,6 +323,7 @@ export class Room {
   async rejoin() {
     const body = {display_name: this.name};
     if (this.netcheck) body.network = this.netcheck.verdict;
+    if (this.passcode) body.passcode = this.passcode;
     const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, body);
     this.applyCredential(j.iceServers, j.turn, j.meeting_expires_at);
     return j;
@@ -288,6 +385,8 @@ export class Room {
       remove: (id) => this.removeParticipant(id),
       mute: (id) => this.askMute(id),
       relay: (on) => this.setRelayOnly(on),
+      admit: (id) => this.decide(id, 'admit'),
+      deny: (id) => this.decide(id, 'deny'),
       copyLink: () => copyText(meetingLink(this.meeting.code)),
     });
     this.view.setTitle(this.meeting.title, this.meeting.code);
@@ -328,6 +427,8 @@ export class Room {
     case 'participant-updated': return this.onMember(m.participant, m.type === 'participant-joined');
     case 'participant-left': return this.onLeft(m.participant_id, m.reason);
     case 'removed': return this.onLeft(m.participant_id, 'removed');
+    case 'lobby-waiting': return this.onLobby(m.participant);
+    case 'lobby-left': return this.onLobbyLeft(m.participant_id, m.reason);
     case 'meeting-ended': return this.finish(m.reason === 'expired' ? 'expired' : 'ended');
     case 'offer':
     case 'answer':
@@ -348,7 +449,11 @@ export class Room {
     this.me.role = m.role;
     if (m.iceServers && m.iceServers.length) this.iceServers = m.iceServers;
     this.members.clear();
-    for (const p of m.roster) this.members.set(p.id, {...p});
+    this.lobby.clear();
+    for (const p of m.roster) {
+      if (p.state === 'waiting') this.lobby.set(p.id, {id: p.id, name: p.name});
+      else this.members.set(p.id, {...p});
+    }
     if (again) {
       // the others may still hold connections to our previous session: start over with each
       for (const [id, p] of this.peers) {
@@ -368,6 +473,34 @@ export class Room {
       if (this.initiates(p.id)) this.peer(p.id);
     }
     this.refresh();
+  }
+
+  /** ADMINs: one arrives in the lobby. */
+  onLobby(p) {
+    if (!p || !p.id) return;
+    this.lobby.set(p.id, {id: p.id, name: p.name});
+    toast(`${p.name} is waiting to join`);
+    this.refresh();
+  }
+
+  onLobbyLeft(id, reason) {
+    const p = this.lobby.get(id);
+    if (!p) return;
+    this.lobby.delete(id);
+    if (reason === 'left') toast(`${p.name} left the waiting room`);
+    this.refresh();
+  }
+
+  /** Admit or deny one in the lobby (REST; the lobby-left event updates the list). */
+  async decide(id, what) {
+    const p = this.lobby.get(id);
+    try {
+      await api('POST', `/meetings/${encodeURIComponent(this.code)}/participants/${encodeURIComponent(id)}/${what}`);
+      if (p) toast(what === 'admit' ? `${p.name} was let in` : `${p.name} was turned away`);
+    } catch (e) {
+      if (e.code === 'not_waiting' || e.code === 'participant_not_found') this.onLobbyLeft(id, 'gone');
+      else toast(e.message, 'error');
+    }
   }
 
   onResumed(m) {
@@ -525,6 +658,7 @@ export class Room {
   refresh() {
     if (!this.view) return;
     this.view.renderPeople(this.members, this.me.id, this.me.role === 'ADMIN');
+    this.view.renderLobby(this.lobby, this.me.role === 'ADMIN');
     this.renderControls();
   }
 
@@ -632,6 +766,7 @@ export class Room {
   /** The app navigates away (back button, a link): leave the call without asking. */
   close() {
     this.closedByNavigation = true;
+    if (this.waiting) this.stopWaiting();
     if (!this.ended) this.teardown();
   }
 
@@ -648,6 +783,7 @@ export class Room {
     return {me: this.me, signaling: this.sig && this.sig.state, lastSeq: this.sig && this.sig.lastSeq,
             sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
             relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended,
-            netcheck: this.netcheck, sentPath: this.sentPath};
+            netcheck: this.netcheck, sentPath: this.sentPath, waiting: !!this.waiting,
+            lobby: [...this.lobby.values()]};
   }
 }

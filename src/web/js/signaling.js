@@ -9,7 +9,7 @@ import {log} from './ui.js';
 
 const PATH = '/api/v1/signaling';
 // Close codes after which there is nothing to come back to.
-const FINAL = {4403: 'removed', 4410: 'ended', 4409: 'left', 4404: 'gone', 4004: 'too-many'};
+const FINAL = {4403: 'removed', 4410: 'ended', 4409: 'left', 4404: 'gone', 4004: 'too-many', 4008: 'admitted'};
 const PING_MS = 15000;     // an application ping when nothing else was sent
 const PONG_WAIT_MS = 8000; // no answer to it in this long: the connection is dead
 const QUEUE_MAX = 500;     // messages kept while reconnecting
@@ -23,7 +23,8 @@ function wsUrl(query) {
  * Events (this is an EventTarget; each event's detail is the message or a small object):
  *  message  - every frame from the server (joined, resumed, offer, chat, ...)
  *  state    - {state: 'connecting' | 'open' | 'reconnecting' | 'closed'}
- *  final    - {reason: 'removed' | 'ended' | 'expired' | 'left' | 'gone' | 'too-many', code}
+ *  final    - {reason: 'removed' | 'denied' | 'admitted' | 'ended' | 'expired' | 'left' | 'gone' |
+ *              'too-many', code}
  */
 export class Signaling extends EventTarget {
   /** getToken(): a promise of a fresh signaling token (a new join), for when resume fails. */
@@ -82,7 +83,7 @@ export class Signaling extends EventTarget {
       return;
     }
     this.awaitingPong = 0;
-    if (m.type === 'joined') {
+    if (m.type === 'joined' || m.type === 'waiting') { // waiting: a lobby session (issue #17)
       this.resumeToken = m.resume_token;
       this.lastSeq = m.seq || 0;
       if (m.limits && m.limits.resume_window_s) this.resumeWindowMs = m.limits.resume_window_s * 1000;
@@ -132,7 +133,8 @@ export class Signaling extends EventTarget {
       return;
     }
     if (FINAL[code]) {
-      const why = code === 4410 && reason === 'meeting_expired' ? 'expired' : FINAL[code];
+      const why = code === 4410 && reason === 'meeting_expired' ? 'expired'
+        : code === 4403 && reason === 'denied' ? 'denied' : FINAL[code];
       this.finish(why, code);
       return;
     }
