@@ -423,3 +423,57 @@ END
 $$;
 CREATE TRIGGER sig_lobby_arrived AFTER INSERT ON participants
     FOR EACH ROW WHEN (NEW.waiting) EXECUTE FUNCTION ml_sig_lobby_arrived();
+
+-- ml_set_role as in 001, and the lobby: one still waiting gets no role ('waiting'); an ADMIN
+-- made in the waiting room could let itself in.
+CREATE OR REPLACE FUNCTION ml_set_role(p_id uuid, p_code text, p_actor uuid, p_participant uuid,
+                                       p_role participant_role)
+RETURNS TABLE (outcome text, meeting_id uuid, participant json, revoked text[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    m meetings;
+    t participants;
+BEGIN
+    m := ml_lock_meeting(p_id, p_code);
+    revoked := '{}';
+    IF m.id IS NOT NULL AND m.status = 'ACTIVE' AND m.expires_at <= now() THEN
+        revoked := ml_close_meeting(m.id, 'EXPIRED');  -- lazily expired: close it now
+        m.status := 'EXPIRED';
+    END IF;
+    IF m.id IS NULL THEN
+        outcome := 'not_found';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    meeting_id := m.id;
+    IF NOT ml_is_admin(m, p_actor) THEN
+        outcome := 'forbidden';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF m.status <> 'ACTIVE' THEN
+        outcome := lower(m.status::text);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT * INTO t FROM participants x
+    WHERE x.id = p_participant AND x.meeting_id = m.id AND x.left_at IS NULL FOR UPDATE;
+    IF t.id IS NULL THEN
+        outcome := 'participant_not_found';
+    ELSIF t.user_id = m.host_id AND p_role <> 'ADMIN' THEN
+        outcome := 'host';
+    ELSIF t.waiting THEN
+        outcome := 'waiting';
+    ELSE
+        UPDATE participants x SET role = p_role WHERE x.id = t.id RETURNING * INTO t;
+        INSERT INTO audit_log (actor_id, meeting_id, action, target_id, detail)
+        VALUES (p_actor, m.id, 'participant.role', t.id, jsonb_build_object('role', p_role));
+        participant := json_build_object('id', t.id, 'user_id', t.user_id,
+                                         'display_name', t.display_name, 'role', t.role,
+                                         'joined_at', t.joined_at);
+        outcome := 'ok';
+    END IF;
+    RETURN NEXT;
+END
+$$;

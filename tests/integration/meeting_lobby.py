@@ -178,6 +178,10 @@ async def waiting_room(api, port):
     t.ok(r.status == 403 and r.code() == "not_admin", "a participant cannot admit: 403 not_admin", r)
     r = decide(api, p, mid, w.pid, "deny")
     t.ok(r.status == 403 and r.code() == "not_admin", "nor deny", r)
+    r = api.call("PATCH", "/api/v1/meetings/%s/participants/%s" % (mid, w.pid), {"role": "ADMIN"},
+                 host.token)
+    t.ok(r.status == 409 and r.code() == "waiting",
+         "one in the waiting room cannot be made ADMIN (it would let itself in): 409 waiting", r)
     h2 = await Sig.open(port, host.sig_token)
     st = {e["id"]: e.get("state") for e in h2.joined["roster"]}
     t.eq(st.get(w.pid), "waiting", "an ADMIN's joined roster shows the lobby, state waiting")

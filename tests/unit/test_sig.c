@@ -453,6 +453,68 @@ START_TEST(routing)
 }
 END_TEST
 
+static void no_change(void *arg, const char *meeting)
+{
+    (void)arg;
+    (void)meeting;
+}
+
+/* The waiting room (issue #17): a lobby session hears only what is addressed to it, the lobby's
+ * events reach ADMINs only, and admission ends the lobby session. */
+START_TEST(lobby)
+{
+    struct sig *sig = fake_sig();
+    sig->deps.changed = no_change;
+    struct sig_sess *a = fake_sess(sig, M_ID, A_PID);
+    struct sig_sess *b = fake_sess(sig, M_ID, B_PID);
+    const char *w_pid = "5a6b7c8d-0c8e-4d6f-8b7a-c4cdacb9a8f7";
+    struct sig_sess *w = fake_sess(sig, M_ID, w_pid);
+    w->waiting = true;
+    sig_sess_ref(w); /* kept to look at after admission ends it */
+    char p[512];
+    ml_snprintf(p, sizeof p,
+                "N\tthere\nP\t%s\t*\t-\t{\"type\":\"participant-joined\",\"participant\":{\"id\":"
+                "\"%s\",\"name\":\"Ann\",\"role\":\"ADMIN\",\"online\":true}}\n",
+                M_ID, A_PID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a) + queued(b), 2);
+    ck_assert_uint_eq(queued(w), 0); /* the lobby hears nothing of the meeting */
+    /* someone arrives in the lobby (the trigger's event): the ADMIN only hears of it */
+    ml_snprintf(p, sizeof p, "D\t{\"k\":\"waiting\",\"m\":\"%s\",\"p\":\"%s\",\"name\":\"Wen\"}",
+                M_ID, w_pid);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 2);
+    ck_assert_uint_eq(queued(b), 1);
+    ck_assert_uint_eq(queued(w), 0);
+    ck_assert(strstr((char *)a->qtail->f->data + LWS_PRE, "\"lobby-waiting\"") &&
+              strstr((char *)a->qtail->f->data + LWS_PRE, "\"state\":\"waiting\""));
+    ck_assert(sig_room_member(a->room, w->pid)->waiting);
+    /* a frame addressed to it reaches it */
+    ml_snprintf(p, sizeof p, "N\tthere\nR\t%s\t%s\t-\t{\"type\":\"x\"}\n", M_ID, w_pid);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(w), 1);
+    /* admitted: told, its lobby session ended; the ADMIN hears lobby-left */
+    ml_snprintf(p, sizeof p, "D\t{\"k\":\"admitted\",\"m\":\"%s\",\"p\":\"%s\"}", M_ID, w_pid);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(w), 2);
+    ck_assert(strstr((char *)w->qtail->f->data + LWS_PRE, "\"admitted\""));
+    ck_assert_int_eq(w->state, SIG_S_CLOSED);
+    ck_assert_uint_eq(queued(a), 3);
+    ck_assert(strstr((char *)a->qtail->f->data + LWS_PRE, "\"lobby-left\""));
+    ck_assert_uint_eq(queued(b), 1);
+    ck_assert(sig_room_member(a->room, w->pid) == NULL);
+    ck_assert_str_eq(sig_close_reason(SIG_CLOSE_ADMITTED), "admitted");
+    ck_assert_int_eq(http_err_ws_code(HTTP_E_DENIED), 4403);
+    sig_sess_unref(w);
+    sig_sess_end(a, false);
+    sig_sess_end(b, false);
+    ck_assert_uint_eq(sig->rooms.n, 0);
+    sig_htab_free(&sig->rooms);
+    sig_htab_free(&sig->by_token);
+    free(sig);
+}
+END_TEST
+
 static Suite *sig_suite(void)
 {
     Suite *s = suite_create("signaling");
@@ -469,6 +531,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, resume_token);
     tcase_add_test(tc, close_codes);
     tcase_add_test(tc, routing);
+    tcase_add_test(tc, lobby);
     suite_add_tcase(s, tc);
     return s;
 }
