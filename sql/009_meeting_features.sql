@@ -1,4 +1,5 @@
--- meetlite schema, version 9: a meeting's passcode and its waiting room (issue #17, item 2).
+-- meetlite schema, version 9: a meeting's passcode and its waiting room (issue #17, item 2),
+-- and raised hands (item 3).
 --
 -- A meeting may have a passcode (its argon2id hash, made and checked by the control plane as a
 -- password is; never stored in clear) and a waiting room: a joiner who is not an ADMIN waits in
@@ -477,3 +478,56 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- Raised hands (issue #17, item 3): when a participant raised its hand (NULL: lowered). The
+-- host's queue is the order of these times; raising again keeps one's place.
+ALTER TABLE participants ADD COLUMN hand_raised_at timestamptz;
+
+-- One roster entry, as above, with the raised hand (Unix milliseconds, or null).
+CREATE OR REPLACE FUNCTION ml_sig_member(x participants, m meetings) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', x.id, 'name', x.display_name, 'role', x.role,
+        'host', x.user_id = m.host_id,
+        'audio', coalesce((SELECT s.audio FROM sig_media s WHERE s.participant_id = x.id), false),
+        'video', coalesce((SELECT s.video FROM sig_media s WHERE s.participant_id = x.id), false),
+        'online', EXISTS (SELECT 1 FROM sig_connections c WHERE c.participant_id = x.id),
+        'network', x.network,
+        'state', CASE WHEN x.waiting THEN 'waiting' ELSE 'joined' END,
+        'hand', floor(extract(epoch FROM x.hand_raised_at) * 1000)::bigint)
+$$;
+
+-- Raises (p_raise) or lowers a present, admitted participant's hand; who may is signaling's
+-- business (oneself, or an ADMIN lowering). outcome: ok, participant_not_found, waiting.
+CREATE FUNCTION ml_sig_hand(p_meeting uuid, p_participant uuid, p_raise boolean) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    p participants;
+BEGIN
+    SELECT * INTO p FROM participants x
+    WHERE x.id = p_participant AND x.meeting_id = p_meeting AND x.left_at IS NULL FOR UPDATE;
+    IF p.id IS NULL THEN
+        RETURN 'participant_not_found';
+    END IF;
+    IF p.waiting THEN
+        RETURN 'waiting';
+    END IF;
+    UPDATE participants SET hand_raised_at =
+        CASE WHEN p_raise THEN coalesce(hand_raised_at, clock_timestamp()) END
+    WHERE id = p.id;
+    RETURN 'ok';
+END
+$$;
+
+-- A hand goes up or down: every node is told.
+CREATE FUNCTION ml_sig_hand_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ml_sig_notify(json_build_object('k', 'hand', 'm', NEW.meeting_id, 'p', NEW.id,
+        'at', floor(extract(epoch FROM NEW.hand_raised_at) * 1000)::bigint));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sig_hand_changed AFTER UPDATE OF hand_raised_at ON participants
+    FOR EACH ROW WHEN (OLD.hand_raised_at IS DISTINCT FROM NEW.hand_raised_at
+                       AND NEW.left_at IS NULL)
+    EXECUTE FUNCTION ml_sig_hand_changed();

@@ -19,6 +19,9 @@ static const struct db_stmt st_remove = {
     CMD__COLS};
 static const struct db_stmt st_end = {
     "sig_end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, NULL, $2)", 2, CMD__COLS};
+/* A hand raised or lowered (sql/009_meeting_features.sql): the outcome word; the event comes
+ * back by the trigger's NOTIFY to every node. */
+static const struct db_stmt st_hand = {"sig_hand", "SELECT ml_sig_hand($1, $2, $3)", 3, 1};
 
 /* Sends body to the meeting here and, when other nodes serve it too, to them. */
 static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
@@ -172,6 +175,29 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
     case SIG_M_END:
         sig_db_command(s, SIG_M_END, m->id, NULL);
         return;
+    case SIG_M_HAND:
+        sig_db_command(
+            s, json_is_true(json_object_get(m->payload, "raised")) ? SIG_M_HAND : SIG_M_LOWER_HAND,
+            m->id, s->pid_s);
+        return;
+    case SIG_M_LOWER_HAND:
+        sig_db_command(s, SIG_M_LOWER_HAND, m->id, m->to_s);
+        return;
+    case SIG_M_REACTION: {
+        if (!me)
+            return;
+        if (!sig_bucket_take(&me->react, sig->cfg.reaction_rate, sig->cfg.reaction_burst,
+                             ml_now_ms())) {
+            sig_sess_error(s, m->id, HTTP_E_RATE_LIMITED,
+                           "too many reactions; signaling.reaction-rate");
+            return;
+        }
+        json_t *o = relay_body(s, m);
+        json_object_set_new(o, "ts", json_integer((json_int_t)ml_wall_ms()));
+        emit(s, 'R', o, NULL, NULL); /* the sender too: it shows on its own tile */
+        json_decref(o);
+        return;
+    }
     case SIG_M_PING: {
         json_t *o =
             ml_nonnull(json_pack("{s:s,s:I}", "type", "pong", "ts", (json_int_t)ml_wall_ms()));
@@ -200,6 +226,15 @@ struct cmd_job {
 static enum db_status w_command(struct db_conn *c, struct db_job *job)
 {
     struct cmd_job *j = (struct cmd_job *)job;
+    if (j->kind == SIG_M_HAND || j->kind == SIG_M_LOWER_HAND) {
+        const char *hp[] = {j->mid, j->target, j->kind == SIG_M_HAND ? "true" : "false"};
+        PGresult *r = db_exec(c, &st_hand, hp);
+        if (!sig_tuples(r) || PQntuples(r) != 1)
+            return sig_sql_failed(r, "raise or lower a hand");
+        ml_strlcpy(j->outcome, PQgetvalue(r, 0, 0), sizeof j->outcome);
+        PQclear(r);
+        return DB_OK;
+    }
     const char *p[] = {j->mid, j->actor, j->target};
     PGresult *r = db_exec(c, j->kind == SIG_M_REMOVE ? &st_remove : &st_end, p);
     if (!sig_tuples(r) || PQntuples(r) != 1)
@@ -208,6 +243,21 @@ static enum db_status w_command(struct db_conn *c, struct db_job *job)
     sig_revoked_take(&j->revoked, PQgetvalue(r, 0, CMD_REVOKED));
     PQclear(r);
     return DB_OK;
+}
+
+/* The command an ack names (a hand's own message says up or down in its payload). */
+static const char *cmd_name(const struct cmd_job *j)
+{
+    switch (j->kind) {
+    case SIG_M_REMOVE:
+        return "remove";
+    case SIG_M_END:
+        return "end";
+    case SIG_M_LOWER_HAND:
+        return strcmp(j->target, j->s->pid_s) ? "lower-hand" : "hand";
+    default:
+        return "hand";
+    }
 }
 
 static void command_done(struct db_job *job)
@@ -232,17 +282,17 @@ static void command_done(struct db_job *job)
             enum http_err e = http_err_outcome(j->outcome, HTTP_E_NO_MEETING);
             sig_sess_error(s, j->id, e, NULL);
         } else {
-            json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "ack", "of",
-                                             j->kind == SIG_M_REMOVE ? "remove" : "end"));
+            json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "ack", "of", cmd_name(j)));
             if (j->id)
                 json_object_set(o, "id", j->id);
-            if (j->kind == SIG_M_REMOVE)
+            if (j->kind != SIG_M_END)
                 json_object_set_new(o, "participant_id", json_string(j->target));
             sig_sess_reply(s, o);
             json_decref(o);
         }
     }
-    if (job->status == DB_OK && !strcmp(j->outcome, "ok"))
+    if (job->status == DB_OK && !strcmp(j->outcome, "ok") &&
+        (j->kind == SIG_M_REMOVE || j->kind == SIG_M_END))
         ML_NOTICE(SUBSYS, "%s by participant %s over signaling (meeting=%s%s%s)",
                   j->kind == SIG_M_REMOVE ? "participant removed" : "meeting ended", s->pid_s,
                   j->mid, j->kind == SIG_M_REMOVE ? " participant=" : "", j->target);

@@ -66,6 +66,11 @@ const struct ml_cfg_key sig_cfg_keys[] = {
      "How long a message for the other nodes may wait for others to share its transaction, in "
      "microseconds. Every NOTIFY transaction wakes every LISTENing backend of the database, so "
      "fewer, fuller batches cost PostgreSQL far less; 0 sends each batch at once."},
+    {"reaction-rate", ML_CFG_INT, "1", 1, 100, 0, S(reaction_rate), NULL, NULL,
+     "Reactions (the short emoji shown on a tile) a second a participant may send on average, "
+     "on this node; one more is refused with rate_limited (the connection stays)."},
+    {"reaction-burst", ML_CFG_INT, "5", 1, 1000, 0, S(reaction_burst), NULL, NULL,
+     "Reactions a participant may send at once above signaling.reaction-rate."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

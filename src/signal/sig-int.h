@@ -65,6 +65,9 @@ enum sig_mkind {
     SIG_M_END,          /* ADMIN: end the meeting (as POST .../end) */
     SIG_M_PING,         /* answered with pong */
     SIG_M_PATH,         /* the sender's media path now (issue #14), to everyone */
+    SIG_M_HAND,         /* the sender raises or lowers its hand (stored), to everyone */
+    SIG_M_LOWER_HAND,   /* ADMIN: lower one participant's hand */
+    SIG_M_REACTION,     /* a short reaction (a fixed set of emoji), to everyone, rate-limited */
 };
 
 enum sig_ftype {
@@ -123,6 +126,8 @@ extern const struct sig_mtype sig_mtypes[];
  * index 0 means not known (never sent as a name). */
 extern const char *const sig_path_names[];
 extern const char *const sig_network_names[];
+/* The reactions a client may send (NULL-terminated). */
+extern const char *const sig_reactions[];
 /* The index of s among names[1..], or 0 when it is none of them (or NULL). */
 uint8_t sig_name_index(const char *const *names, const char *s);
 
@@ -268,9 +273,11 @@ struct sig_member {
     char id_s[ML_UUID_STR];
     char *name;
     bool admin, host, audio, video, online;
-    bool waiting;    /* in the lobby (roster state "waiting") */
-    uint8_t path;    /* sig_path_names[]: 0 not reported */
-    uint8_t network; /* sig_network_names[]: 0 not known */
+    bool waiting;            /* in the lobby (roster state "waiting") */
+    int64_t hand_ms;         /* when its hand went up (Unix ms); 0: down */
+    struct sig_bucket react; /* its reactions on this node (signaling.reaction-*) */
+    uint8_t path;            /* sig_path_names[]: 0 not reported */
+    uint8_t network;         /* sig_network_names[]: 0 not known */
 };
 
 /* A meeting with sessions on this node. */
@@ -368,6 +375,8 @@ void sig_sess_close(struct sig_sess *s, int code, const char *reason, bool flush
 void sig_sess_clear_queue(struct sig_sess *s);
 
 /* Meeting events, wherever they come from (this node, another node, a trigger). */
+/* A hand raised (at_ms, Unix ms) or lowered (0). */
+void sig_on_hand(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], int64_t at_ms);
 void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
                         const char *why);
 void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *status);

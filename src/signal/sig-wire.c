@@ -48,6 +48,14 @@ static const char *const mute_kinds[] = {"audio", "video", "all", NULL};
 const char *const sig_path_names[] = {"",          "connecting", "direct", "relay-udp",
                                       "relay-tcp", "relay-tls",  "none",   NULL};
 const char *const sig_network_names[] = {"", "udp", "tcp", "tls", "none", "unchecked", NULL};
+/* thumbs up, clapping hands, red heart, face with tears of joy, party popper, open mouth */
+const char *const sig_reactions[] = {"\xf0\x9f\x91\x8d",
+                                     "\xf0\x9f\x91\x8f",
+                                     "\xe2\x9d\xa4\xef\xb8\x8f",
+                                     "\xf0\x9f\x98\x82",
+                                     "\xf0\x9f\x8e\x89",
+                                     "\xf0\x9f\x98\xae",
+                                     NULL};
 
 uint8_t sig_name_index(const char *const *names, const char *s)
 {
@@ -92,6 +100,14 @@ static const struct sig_field path_fields[] = {
     {"path", SIG_F_ENUM, SIG_F_REQUIRED, 0, 0, sig_path_names + 1},
     {NULL, 0, 0, 0, 0, NULL},
 };
+static const struct sig_field hand_fields[] = {
+    {"raised", SIG_F_BOOL, SIG_F_REQUIRED, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+static const struct sig_field reaction_fields[] = {
+    {"emoji", SIG_F_ENUM, SIG_F_REQUIRED, 0, 0, sig_reactions},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 static const struct sig_field no_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -108,6 +124,9 @@ const struct sig_mtype sig_mtypes[] = {
     {"end", SIG_M_END, SIG_MT_ADMIN, no_fields},
     {"ping", SIG_M_PING, 0, NULL},
     {"path", SIG_M_PATH, SIG_MT_PAYLOAD, path_fields},
+    {"hand", SIG_M_HAND, SIG_MT_PAYLOAD, hand_fields},
+    {"lower-hand", SIG_M_LOWER_HAND, SIG_MT_TO | SIG_MT_ADMIN, no_fields},
+    {"reaction", SIG_M_REACTION, SIG_MT_PAYLOAD, reaction_fields},
     {NULL, 0, 0, NULL},
 };
 

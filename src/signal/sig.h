@@ -22,8 +22,9 @@ struct sig_config {
     long long replay_messages, replay_bytes; /* per meeting */
     long long chat_history, chat_max_length;
     long long heartbeat_ms, node_timeout_ms;
-    long long publish_queue;    /* messages waiting to go to the other nodes */
-    long long publish_delay_us; /* how long the first of a batch may wait for others */
+    long long publish_queue;                 /* messages waiting to go to the other nodes */
+    long long publish_delay_us;              /* how long the first of a batch may wait for others */
+    long long reaction_rate, reaction_burst; /* reactions a second per participant, burst */
 };
 extern const struct ml_cfg_key sig_cfg_keys[];
 /* The rules between keys that start applies (timeouts in order, a queue that holds a message).

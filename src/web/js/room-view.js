@@ -9,6 +9,11 @@ import {$, h, icon, initials, toast} from './ui.js';
 const PATH_LABEL = {relay: 'Relay', direct: 'Direct', connected: 'Connected', connecting: 'Connecting…', none: 'No connection', self: ''};
 const PATH_TITLE = {relay: 'Media goes through the relay server', direct: 'Media goes directly between you',
                     connected: 'Media flows; the path is not known yet', connecting: 'Connecting'};
+/** The reactions the server takes (signaling's fixed set), with the name each is read as. */
+export const REACTIONS = [['\u{1F44D}', 'Thumbs up'], ['\u{1F44F}', 'Applause'], ['\u2764\uFE0F', 'Heart'],
+                          ['\u{1F602}', 'Laughing'], ['\u{1F389}', 'Celebrate'], ['\u{1F62E}', 'Surprised']];
+const REACTION_MS = 4000; // how long a reaction shows on a tile
+
 const PATH_KIND = {'direct': 'direct', 'relay-udp': 'relay', 'relay-tcp': 'relay', 'relay-tls': 'relay',
                    'connecting': 'connecting', 'none': 'none'};
 
@@ -32,6 +37,14 @@ export class RoomView {
     };
     ctl('btn-mic', 'mic', 'Mute', () => a.mic());
     ctl('btn-cam', 'cam', 'Stop video', () => a.cam());
+    ctl('btn-hand', 'hand', 'Raise hand', () => a.hand());
+    ctl('btn-react', 'smile', 'React', () => this.toggleReactions());
+    $('react-menu').replaceChildren(...REACTIONS.map(([emoji, name]) =>
+      h('button', {type: 'button', class: 'react-btn', 'aria-label': `React: ${name}`, title: name,
+        onclick: () => {
+          this.toggleReactions(false);
+          a.react(emoji);
+        }}, emoji)));
     ctl('btn-people', 'people', 'People', () => this.toggle('panel-people'));
     ctl('btn-chat', 'chat', 'Chat', () => this.toggle('panel-chat'));
     ctl('btn-settings', 'gear', 'Settings', () => this.toggle('panel-settings'));
@@ -52,7 +65,8 @@ export class RoomView {
     this.onKey = (e) => {
       if (e.key !== 'Escape' || document.querySelector('dialog[open]')) return;
       const open = [...document.querySelectorAll('.panel')].find((p) => !p.hidden);
-      if (open) this.toggle(open.id, false);
+      if (!$('react-menu').hidden) this.toggleReactions(false);
+      else if (open) this.toggle(open.id, false);
     };
     document.addEventListener('keydown', this.onKey);
   }
@@ -81,6 +95,32 @@ export class RoomView {
     }
   }
 
+  /** Opens or closes the row of reactions above the control bar. */
+  toggleReactions(show) {
+    const menu = $('react-menu');
+    const open = show ?? menu.hidden;
+    menu.hidden = !open;
+    $('btn-react').setAttribute('aria-expanded', String(open));
+    if (open) menu.querySelector('button').focus();
+    else if (document.activeElement && menu.contains(document.activeElement)) $('btn-react').focus();
+  }
+
+  /** A reaction shows on the sender's tile for a few seconds (and is said once, politely). */
+  showReaction(id, emoji, name) {
+    const t = this.tiles.get(id);
+    if (!t) return;
+    const label = (REACTIONS.find(([e]) => e === emoji) || [emoji, emoji])[1];
+    t.reaction.textContent = emoji;
+    t.reaction.setAttribute('aria-label', `${name} reacted: ${label}`);
+    t.reaction.hidden = false;
+    t.el.dataset.reaction = emoji;
+    clearTimeout(t.reactionTimer);
+    t.reactionTimer = setTimeout(() => {
+      t.reaction.hidden = true;
+      delete t.el.dataset.reaction;
+    }, REACTION_MS);
+  }
+
   setTitle(title, code) {
     $('call-title').textContent = title;
     $('call-title').title = code ? `Code ${code}` : '';
@@ -106,10 +146,12 @@ export class RoomView {
     const path = h('span', {class: 'badge badge-path', hidden: self});
     const avatar = h('div', {class: 'avatar', 'aria-hidden': 'true'});
     const note = h('p', {class: 'tile-note', hidden: true});
+    const hand = h('span', {class: 'badge badge-hand', role: 'img', 'aria-label': 'Hand raised', hidden: true}, icon('hand'));
+    const reaction = h('span', {class: 'tile-reaction', role: 'img', hidden: true});
     const el = h('figure', {class: 'tile', dataset: {pid: id, video: 'off', audio: 'off'}},
-      video, avatar, note, h('figcaption', {}, name, admin, mic, path));
+      video, avatar, note, reaction, h('figcaption', {}, hand, name, admin, mic, path));
     if (self) el.dataset.self = 'true';
-    t = {el, video, name, admin, mic, path, avatar, note, self};
+    t = {el, video, name, admin, mic, path, avatar, note, self, hand, reaction};
     this.tiles.set(id, t);
     if (self) this.grid.prepend(el);
     else this.grid.append(el);
@@ -124,10 +166,12 @@ export class RoomView {
     t.name.textContent = label;
     t.avatar.textContent = initials(m.name);
     t.admin.hidden = m.role !== 'ADMIN';
+    t.hand.hidden = !m.hand;
+    t.el.dataset.hand = m.hand ? 'up' : '';
     t.mic.hidden = !!m.audio;
     t.el.dataset.audio = m.audio ? 'on' : 'off';
     t.el.dataset.video = m.video ? 'on' : 'off';
-    t.el.setAttribute('aria-label', `${label}${m.role === 'ADMIN' ? ', ADMIN' : ''}${m.audio ? '' : ', muted'}${m.video ? '' : ', camera off'}`);
+    t.el.setAttribute('aria-label', `${label}${m.role === 'ADMIN' ? ', ADMIN' : ''}${m.hand ? ', hand raised' : ''}${m.audio ? '' : ', muted'}${m.video ? '' : ', camera off'}`);
   }
 
   /** Plays a stream in a tile (the local preview, or what a peer sends). */
@@ -213,7 +257,23 @@ export class RoomView {
     b.setAttribute('aria-label', waiting.length ? `People, ${waiting.length} waiting to join` : 'People');
   }
 
+  /** Raised hands in the order they went up (the host's queue), with Lower for ADMINs. */
+  renderHands(members, meId, iAmAdmin) {
+    const up = [...members.values()].filter((m) => m.hand).sort((a, b) => a.hand - b.hand);
+    $('hands-box').hidden = up.length === 0;
+    $('hands').replaceChildren(...up.map((m, i) => h('li', {class: 'person', dataset: {pid: m.id, hand: String(i + 1)}},
+      h('span', {class: 'hand-pos', 'aria-hidden': 'true'}, `${i + 1}.`),
+      h('span', {class: 'person-name'}, m.id === meId ? `${m.name} (you)` : m.name),
+      h('span', {class: 'person-actions'}, iAmAdmin || m.id === meId
+        ? h('button', {type: 'button', class: 'btn btn-small', 'aria-label': m.id === meId ? 'Lower your hand' : `Lower ${m.name}'s hand`,
+          onclick: () => this.actions.lowerHand(m.id)}, 'Lower')
+        : null))));
+    const b = $('btn-people');
+    b.dataset.hands = String(up.length);
+  }
+
   renderPeople(members, meId, iAmAdmin) {
+    this.renderHands(members, meId, iAmAdmin);
     const list = $('people');
     const present = [...members.values()].sort((a, b) => (b.id === meId) - (a.id === meId) || a.name.localeCompare(b.name));
     $('people-count').textContent = `(${present.filter((m) => m.online).length})`;
@@ -281,7 +341,12 @@ export class RoomView {
 
   // ------------------------------------------------------------ controls
 
-  setControls({audio, video, hasAudio, hasVideo, admin, relayOnly}) {
+  setControls({audio, video, hasAudio, hasVideo, admin, relayOnly, hand}) {
+    const hb = $('btn-hand');
+    hb.replaceChildren(icon('hand'), h('span', {class: 'ctl-label'}, hand ? 'Lower hand' : 'Raise hand'));
+    hb.setAttribute('aria-pressed', String(!!hand));
+    hb.setAttribute('aria-label', hand ? 'Lower your hand' : 'Raise your hand');
+    $('btn-react').setAttribute('aria-label', 'Send a reaction');
     const mic = $('btn-mic'), cam = $('btn-cam');
     mic.replaceChildren(icon(audio ? 'mic' : 'micOff'), h('span', {class: 'ctl-label'}, audio ? 'Mute' : 'Unmute'));
     mic.setAttribute('aria-pressed', String(!audio));
@@ -303,6 +368,8 @@ export class RoomView {
   destroy() {
     document.removeEventListener('keydown', this.onKey);
     for (const p of document.querySelectorAll('.panel')) p.hidden = true;
+    $('react-menu').hidden = true;
+    for (const t of this.tiles.values()) clearTimeout(t.reactionTimer);
     this.clearTiles();
     this.clearChat();
     $('path-alert').hidden = true;

@@ -386,6 +386,9 @@ export class Room {
       mute: (id) => this.askMute(id),
       relay: (on) => this.setRelayOnly(on),
       admit: (id) => this.decide(id, 'admit'),
+      hand: () => this.toggleHand(),
+      lowerHand: (id) => this.lowerHand(id),
+      react: (emoji) => this.sendReaction(emoji),
       deny: (id) => this.decide(id, 'deny'),
       copyLink: () => copyText(meetingLink(this.meeting.code)),
     });
@@ -435,6 +438,7 @@ export class Room {
     case 'candidate': return this.onPeerSignal(m);
     case 'ice-restart': return this.onRestartRequest(m);
     case 'chat': return this.view.addChat(m, m.from === this.me.id);
+    case 'reaction': return this.onReaction(m);
     case 'mute-request': return this.onMuteRequest(m);
     case 'ack': return this.onAck(m);
     case 'error': return this.onError(m);
@@ -447,6 +451,8 @@ export class Room {
     const again = this.sessions > 1;
     log(`room: joined as ${m.participant_id} (${m.role}), ${m.roster.length} present${again ? ', a new session' : ''}`);
     this.me.role = m.role;
+    const mine = m.roster.find((p) => p.id === this.me.id);
+    this.me.hand = mine ? mine.hand : null;
     if (m.iceServers && m.iceServers.length) this.iceServers = m.iceServers;
     this.members.clear();
     this.lobby.clear();
@@ -517,8 +523,10 @@ export class Room {
     const prev = this.members.get(p.id);
     const m = {...prev, ...p, online: joined || (p.online ?? (prev ? prev.online : true))};
     this.members.set(p.id, m);
+    if (p.hand && !(prev && prev.hand) && p.id !== this.me.id && this.me.role === 'ADMIN') toast(`${p.name} raised a hand`);
     if (p.id === this.me.id) {
       this.me.role = p.role;
+      this.me.hand = p.hand;
       this.view.showMember({...this.me, audio: p.audio, video: p.video}, true);
       this.renderControls();
     } else if (m.online) {
@@ -639,6 +647,7 @@ export class Room {
   onError(m) {
     log(`room: the server refused message ${m.id}: ${m.code} ${m.message}`);
     if (['not_admin', 'host_protected', 'participant_not_found', 'invalid_field'].includes(m.code)) toast(m.message, 'error');
+    else if (m.code === 'rate_limited') toast('Too many reactions at once: wait a moment.', 'error');
   }
 
   // ------------------------------------------------------------ controls
@@ -652,6 +661,7 @@ export class Room {
       hasVideo: this.stream.getVideoTracks().length > 0,
       admin: this.me.role === 'ADMIN',
       relayOnly: this.relayOnly,
+      hand: !!this.me.hand,
     });
   }
 
@@ -680,6 +690,28 @@ export class Room {
     this.videoOn = !this.videoOn;
     for (const t of this.stream.getVideoTracks()) t.enabled = this.videoOn;
     this.sendMedia();
+  }
+
+  toggleHand() {
+    if (!this.sig || this.ended) return;
+    this.sig.send({type: 'hand', payload: {raised: !this.me.hand}});
+  }
+
+  lowerHand(id) {
+    if (!this.sig || this.ended) return;
+    if (id === this.me.id) this.sig.send({type: 'hand', payload: {raised: false}});
+    else this.sig.send({type: 'lower-hand', to: id});
+  }
+
+  sendReaction(emoji) {
+    if (!this.sig || this.ended) return;
+    this.sig.send({type: 'reaction', payload: {emoji}});
+  }
+
+  onReaction(m) {
+    const who = m.from === this.me.id ? this.me : this.members.get(m.from);
+    if (!who || !m.payload) return;
+    this.view.showReaction(m.from, m.payload.emoji, m.from === this.me.id ? 'You' : who.name);
   }
 
   sendChat(text) {
