@@ -1,5 +1,5 @@
 -- meetlite schema, version 9: a meeting's passcode and its waiting room (issue #17, item 2),
--- and raised hands (item 3).
+-- raised hands (item 3), and who may share a screen (item 1).
 --
 -- A meeting may have a passcode (its argon2id hash, made and checked by the control plane as a
 -- password is; never stored in clear) and a waiting room: a joiner who is not an ADMIN waits in
@@ -16,7 +16,9 @@
 ALTER TABLE meetings
     ADD COLUMN passcode_hash text CHECK (passcode_hash IS NULL OR passcode_hash LIKE '$argon2id$%'),
     ADD COLUMN waiting_room boolean NOT NULL DEFAULT false,
-    ADD COLUMN wait_for_host boolean NOT NULL DEFAULT false;
+    ADD COLUMN wait_for_host boolean NOT NULL DEFAULT false,
+    -- who may share a screen: 'anyone' present, or only 'admins'
+    ADD COLUMN screen_share text NOT NULL DEFAULT 'anyone' CHECK (screen_share IN ('anyone', 'admins'));
 ALTER TABLE participants ADD COLUMN waiting boolean NOT NULL DEFAULT false;
 -- the lobby of a meeting, in arrival order
 CREATE INDEX participants_waiting_idx ON participants (meeting_id, joined_at)
@@ -59,7 +61,7 @@ LANGUAGE sql STABLE AS $$
         'created_at', m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at,
         'max_participants', m.max_participants,
         'passcode', m.passcode_hash IS NOT NULL, 'waiting_room', m.waiting_room,
-        'wait_for_host', m.wait_for_host,
+        'wait_for_host', m.wait_for_host, 'screen_share', m.screen_share,
         'participants',
         CASE WHEN m.host_id = p_user OR EXISTS (SELECT 1 FROM participants x
                  WHERE x.meeting_id = m.id AND x.user_id = p_user AND x.left_at IS NULL
@@ -173,7 +175,8 @@ $$;
 -- it), the waiting room, wait for host (NULL: unchanged). Turning the lobby off lets in who
 -- waited. Answers as the other meeting functions (outcome, meeting, own columns, revoked).
 CREATE FUNCTION ml_meeting_settings(p_id uuid, p_code text, p_actor uuid, p_set_hash boolean,
-                                    p_hash text, p_waiting_room boolean, p_wait_for_host boolean)
+                                    p_hash text, p_waiting_room boolean, p_wait_for_host boolean,
+                                    p_screen_share text)
 RETURNS TABLE (outcome text, meeting_id uuid, meeting json, revoked text[])
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -201,14 +204,16 @@ BEGIN
     UPDATE meetings x SET
         passcode_hash = CASE WHEN p_set_hash THEN p_hash ELSE x.passcode_hash END,
         waiting_room = coalesce(p_waiting_room, x.waiting_room),
-        wait_for_host = coalesce(p_wait_for_host, x.wait_for_host)
+        wait_for_host = coalesce(p_wait_for_host, x.wait_for_host),
+        screen_share = coalesce(p_screen_share, x.screen_share)
     WHERE x.id = m.id RETURNING * INTO m;
     PERFORM ml_lobby_release(m);
     INSERT INTO audit_log (actor_id, meeting_id, action, detail)
     VALUES (p_actor, m.id, 'meeting.settings',
             json_build_object('passcode', CASE WHEN p_set_hash THEN p_hash IS NOT NULL END,
                               'waiting_room', p_waiting_room,
-                              'wait_for_host', p_wait_for_host)::jsonb);
+                              'wait_for_host', p_wait_for_host,
+                              'screen_share', p_screen_share)::jsonb);
     meeting := ml_meeting_json(m, p_actor);
     outcome := 'ok';
     RETURN NEXT;
@@ -290,7 +295,7 @@ CREATE FUNCTION ml_sig_connect(p_session uuid, p_meeting uuid, p_participant uui
                                p_ttl integer, p_resume boolean)
 RETURNS TABLE (outcome text, role participant_role, display_name text, is_host boolean,
                conns integer, roster json, chat json, cred_username text, cred_expires bigint,
-               revoked text[], waiting boolean)
+               revoked text[], waiting boolean, screen_share text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -340,6 +345,7 @@ BEGIN
         RETURN;
     END IF;
     waiting := p.waiting;
+    screen_share := m.screen_share;
     IF p_resume THEN
         UPDATE sig_connections c SET detached_at = NULL
         WHERE c.id = p_session AND c.node_id = p_node AND c.participant_id = p.id;
@@ -531,3 +537,16 @@ CREATE TRIGGER sig_hand_changed AFTER UPDATE OF hand_raised_at ON participants
     FOR EACH ROW WHEN (OLD.hand_raised_at IS DISTINCT FROM NEW.hand_raised_at
                        AND NEW.left_at IS NULL)
     EXECUTE FUNCTION ml_sig_hand_changed();
+
+-- Who may share a screen changes: every node is told (signaling's gate, the clients' button).
+CREATE FUNCTION ml_sig_settings_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ml_sig_notify(json_build_object('k', 'settings', 'm', NEW.id,
+                                            'screen_share', NEW.screen_share));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sig_settings_changed AFTER UPDATE OF screen_share ON meetings
+    FOR EACH ROW WHEN (OLD.screen_share IS DISTINCT FROM NEW.screen_share)
+    EXECUTE FUNCTION ml_sig_settings_changed();

@@ -19,20 +19,22 @@ enum { CREATE_ID, CREATE_MEETING, CREATE__COLS };
 static const struct db_stmt st_create = {
     "create",
     "WITH m AS (INSERT INTO meetings (code, title, host_id, expires_at, max_participants, "
-    "passcode_hash, waiting_room, wait_for_host) "
-    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), $5, $6, $7, $8) "
+    "passcode_hash, waiting_room, wait_for_host, screen_share) "
+    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), $5, $6, $7, $8, $9) "
     "RETURNING *), "
     "a AS (INSERT INTO audit_log (actor_id, meeting_id, action) "
     "SELECT $3, m.id, 'meeting.create' FROM m) "
     "SELECT m.id, ml_meeting_json(ROW(m.*)::meetings, $3) FROM m",
-    8, CREATE__COLS};
+    9, CREATE__COLS};
 /* ml_meeting_settings answers as the other meeting functions (CP_OUT_*) */
 enum { SETTINGS_JSON = CP_OUT_OWN, SETTINGS__COLS = CP_OUT_OWN + 2 };
 static const struct db_stmt st_settings = {
     "settings",
     "SELECT outcome, meeting_id, meeting, revoked FROM ml_meeting_settings($1, $2, $3, $4, $5, "
-    "$6, $7)",
-    7, SETTINGS__COLS};
+    "$6, $7, $8)",
+    8, SETTINGS__COLS};
+/* who may share a screen (sql/009_meeting_features.sql) */
+static const char *const screen_names[] = {"anyone", "admins", NULL};
 static const struct db_stmt st_list = {
     "list",
     "SELECT json_build_object('meetings', coalesce(json_agg(ml_meeting_json(m, $1) "
@@ -48,7 +50,8 @@ static const struct db_stmt st_list = {
     "'host', json_build_object('id', m.host_id, 'display_name', h.display_name), 'created_at', "   \
     "m.created_at, 'expires_at', m.expires_at, 'ended_at', m.ended_at, 'max_participants', "       \
     "m.max_participants, 'passcode', m.passcode_hash IS NOT NULL, 'waiting_room', "                \
-    "m.waiting_room, 'wait_for_host', m.wait_for_host, 'participants', " parts ")"
+    "m.waiting_room, 'wait_for_host', m.wait_for_host, 'screen_share', m.screen_share, "           \
+    "'participants', " parts ")"
 /* Written out rather than through ml_meeting_json (a function call per form costs more than
  * the whole query otherwise): the roster is aggregated once for both forms. */
 enum {
@@ -110,6 +113,7 @@ struct create_in {
     bool has_duration, has_max;
     char passcode[CP_PASSCODE_BYTES];
     bool has_passcode, waiting_room, wait_for_host;
+    int screen_share; /* screen_names[] */
 };
 
 static const struct http_param create_params[] = {
@@ -126,6 +130,8 @@ static const struct http_param create_params[] = {
      HTTP_P_NOHAS, NULL},
     {"wait_for_host", HTTP_P_BOOL, 0, 0, 0, offsetof(struct create_in, wait_for_host), 0,
      HTTP_P_NOHAS, NULL},
+    {"screen_share", HTTP_P_ENUM, 0, 0, 0, offsetof(struct create_in, screen_share), 0,
+     HTTP_P_NOHAS, screen_names},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -175,7 +181,8 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
                            max,
                            in->has_passcode ? hash : NULL,
                            in->waiting_room ? "true" : "false",
-                           in->wait_for_host ? "true" : "false"};
+                           in->wait_for_host ? "true" : "false",
+                           screen_names[in->screen_share]};
         PGresult *r = db_exec(c, &st_create, p);
         if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && !strcmp(db_sqlstate(r), "23505")) {
             PQclear(r); /* the code is taken: draw another */
@@ -334,6 +341,8 @@ static void h_end(struct http_req *r)
 struct settings_in {
     char passcode[CP_PASSCODE_BYTES]; /* "" removes the passcode */
     bool has_passcode, waiting_room, has_waiting_room, wait_for_host, has_wait_for_host;
+    int screen_share;
+    bool has_screen_share;
 };
 
 static const struct http_param settings_params[] = {
@@ -344,6 +353,8 @@ static const struct http_param settings_params[] = {
      offsetof(struct settings_in, has_waiting_room), NULL},
     {"wait_for_host", HTTP_P_BOOL, 0, 0, 0, offsetof(struct settings_in, wait_for_host), 0,
      offsetof(struct settings_in, has_wait_for_host), NULL},
+    {"screen_share", HTTP_P_ENUM, 0, 0, 0, offsetof(struct settings_in, screen_share), 0,
+     offsetof(struct settings_in, has_screen_share), screen_names},
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -364,7 +375,8 @@ static enum db_status w_settings(struct db_conn *c, struct db_job *job)
                        set_hash ? "true" : "false",
                        set_hash && !clear ? hash : NULL,
                        in->has_waiting_room ? (in->waiting_room ? "true" : "false") : NULL,
-                       in->has_wait_for_host ? (in->wait_for_host ? "true" : "false") : NULL};
+                       in->has_wait_for_host ? (in->wait_for_host ? "true" : "false") : NULL,
+                       in->has_screen_share ? screen_names[in->screen_share] : NULL};
     PGresult *r = NULL;
     enum db_status st = cp_outcome_row(req, c, &st_settings, p, "meeting settings", &r);
     if (st != DB_OK)

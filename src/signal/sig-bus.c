@@ -366,6 +366,8 @@ static void handle_db_event(struct sig *sig, const char *text)
         sig_on_role(sig, mid, pid, role && !strcmp(role, "ADMIN"));
     else if (!strcmp(k, "offline") && has_m && has_p)
         sig_on_offline(sig, mid, pid);
+    else if (!strcmp(k, "settings") && has_m)
+        sig_on_settings(sig, mid, json_string_value(json_object_get(o, "screen_share")));
     else if (!strcmp(k, "hand") && has_m && has_p)
         sig_on_hand(sig, mid, pid, (int64_t)json_integer_value(json_object_get(o, "at")));
     else if (!strcmp(k, "waiting") && has_m && has_p)

@@ -198,6 +198,25 @@ void sig_dispatch(struct sig_sess *s, struct sig_msg *m)
         json_decref(o);
         return;
     }
+    case SIG_M_SCREEN: {
+        /* Not stored, as a path: the sharer's client repeats it when someone joins. */
+        if (!me)
+            return;
+        bool on = json_is_true(json_object_get(m->payload, "sharing"));
+        const char *stream = json_string_value(json_object_get(m->payload, "stream"));
+        if (on && r->screen_admins && !me->admin) {
+            sig_sess_error(s, m->id, HTTP_E_NOT_ADMIN,
+                           "only an ADMIN may share a screen in this meeting");
+            return;
+        }
+        if (on && !stream) {
+            sig_sess_error(s, m->id, HTTP_E_MISSING_FIELD, "payload.stream: required to share");
+            return;
+        }
+        ml_strlcpy(me->screen, on ? stream : "", sizeof me->screen);
+        emit_member(s, me, m->id);
+        return;
+    }
     case SIG_M_PING: {
         json_t *o =
             ml_nonnull(json_pack("{s:s,s:I}", "type", "pong", "ts", (json_int_t)ml_wall_ms()));

@@ -68,6 +68,7 @@ enum sig_mkind {
     SIG_M_HAND,         /* the sender raises or lowers its hand (stored), to everyone */
     SIG_M_LOWER_HAND,   /* ADMIN: lower one participant's hand */
     SIG_M_REACTION,     /* a short reaction (a fixed set of emoji), to everyone, rate-limited */
+    SIG_M_SCREEN,       /* the sender starts or stops sharing a screen (its stream id) */
 };
 
 enum sig_ftype {
@@ -273,11 +274,12 @@ struct sig_member {
     char id_s[ML_UUID_STR];
     char *name;
     bool admin, host, audio, video, online;
-    bool waiting;            /* in the lobby (roster state "waiting") */
-    int64_t hand_ms;         /* when its hand went up (Unix ms); 0: down */
-    struct sig_bucket react; /* its reactions on this node (signaling.reaction-*) */
-    uint8_t path;            /* sig_path_names[]: 0 not reported */
-    uint8_t network;         /* sig_network_names[]: 0 not known */
+    bool waiting;                /* in the lobby (roster state "waiting") */
+    int64_t hand_ms;             /* when its hand went up (Unix ms); 0: down */
+    struct sig_bucket react;     /* its reactions on this node (signaling.reaction-*) */
+    char screen[SIG_ID_MAX + 1]; /* the stream id of its screen share; "" none (not stored) */
+    uint8_t path;                /* sig_path_names[]: 0 not reported */
+    uint8_t network;             /* sig_network_names[]: 0 not known */
 };
 
 /* A meeting with sessions on this node. */
@@ -293,6 +295,7 @@ struct sig_room {
     uint64_t seq;
     struct sig_ring ring;
     bool ended;
+    bool screen_admins; /* only ADMINs may share a screen (meetings.screen_share) */
 };
 
 /* Counters (lws thread writes, any thread reads with relaxed loads). */
@@ -377,6 +380,8 @@ void sig_sess_clear_queue(struct sig_sess *s);
 /* Meeting events, wherever they come from (this node, another node, a trigger). */
 /* A hand raised (at_ms, Unix ms) or lowered (0). */
 void sig_on_hand(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], int64_t at_ms);
+/* Who may share a screen changed ("anyone" or "admins"). */
+void sig_on_settings(struct sig *sig, const uint8_t mid[16], const char *screen_share);
 void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
                         const char *why);
 void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *status);

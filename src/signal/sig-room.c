@@ -89,6 +89,8 @@ struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *e)
         m->video = json_is_true(v);
     if ((v = json_object_get(e, "online")) && json_is_boolean(v))
         m->online = json_is_true(v);
+    if ((v = json_object_get(e, "screen")))
+        ml_strlcpy(m->screen, json_is_string(v) ? json_string_value(v) : "", sizeof m->screen);
     if ((v = json_object_get(e, "hand")))
         m->hand_ms = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
     const char *state = json_string_value(json_object_get(e, "state"));
@@ -114,13 +116,14 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
 json_t *sig_member_json(const struct sig_member *m)
 {
     return ml_nonnull(
-        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:o,s:o,s:s,s:o}", "id", m->id_s, "name",
+        json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:o,s:o,s:s,s:o,s:o}", "id", m->id_s, "name",
                   m->name ? m->name : "", "role", m->admin ? "ADMIN" : "PARTICIPANT", "host",
                   m->host, "audio", m->audio, "video", m->video, "online", m->online, "path",
                   m->path ? json_string(sig_path_names[m->path]) : json_null(), "network",
                   m->network ? json_string(sig_network_names[m->network]) : json_null(), "state",
                   m->waiting ? "waiting" : "joined", "hand",
-                  m->hand_ms ? json_integer((json_int_t)m->hand_ms) : json_null()));
+                  m->hand_ms ? json_integer((json_int_t)m->hand_ms) : json_null(), "screen",
+                  m->screen[0] ? json_string(m->screen) : json_null()));
 }
 
 bool sig_room_frame_for(struct sig_room *r, const struct sig_sess *s, const struct sig_frame *f)
@@ -282,6 +285,18 @@ void sig_on_hand(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], 
     m->hand_ms = at_ms;
     json_t *o = ml_nonnull(
         json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)));
+    sig_room_send(r, o, NULL, NULL);
+    json_decref(o);
+}
+
+void sig_on_settings(struct sig *sig, const uint8_t mid[16], const char *screen_share)
+{
+    struct sig_room *r = sig_room_get(sig, mid, false);
+    if (!r || !screen_share)
+        return;
+    r->screen_admins = !strcmp(screen_share, "admins");
+    json_t *o =
+        ml_nonnull(json_pack("{s:s,s:s}", "type", "meeting-updated", "screen_share", screen_share));
     sig_room_send(r, o, NULL, NULL);
     json_decref(o);
 }

@@ -28,12 +28,14 @@ enum {
     CONNECT_CRED_EXPIRES,
     CONNECT_REVOKED,
     CONNECT_WAITING, /* in the lobby: no credential, no roster, no chat */
+    CONNECT_SCREEN,  /* who may share a screen: "anyone" or "admins" */
     CONNECT__COLS
 };
 static const struct db_stmt st_connect = {
     "sig_connect",
     "SELECT outcome, role, display_name, is_host, conns, roster, chat, cred_username, "
-    "cred_expires, revoked, waiting FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "cred_expires, revoked, waiting, screen_share FROM ml_sig_connect($1, $2, $3, $4, $5, $6, $7, "
+    "$8, $9)",
     9, CONNECT__COLS};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
                                              2, 1};
@@ -219,7 +221,7 @@ struct connect_job {
     long long max_conns, chat_n, ttl;
     /* output */
     char outcome[32];
-    bool admin, host, waiting;
+    bool admin, host, waiting, screen_admins;
     int conns;
     char *name, *roster, *chat, *ice;
     struct sig_revoked revoked;
@@ -248,6 +250,7 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
     j->host = PQgetvalue(r, 0, CONNECT_HOST)[0] == 't';
     j->conns = (int)strtol(PQgetvalue(r, 0, CONNECT_CONNS), NULL, 10);
     j->waiting = PQgetvalue(r, 0, CONNECT_WAITING)[0] == 't';
+    j->screen_admins = !strcmp(PQgetvalue(r, 0, CONNECT_SCREEN), "admins");
     if (!j->resume && j->waiting) {
         j->roster = ml_xstrdup("[]"); /* the lobby sees nobody and gets no credential */
         j->chat = ml_xstrdup("[]");
@@ -309,10 +312,10 @@ static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j,
         &b,
         "{\"type\":\"joined\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
         "\"session_id\":\"%s\",\"node\":\"%s\",\"role\":\"%s\",\"resume_token\":\"%s\","
-        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,\"limits\":%s}",
+        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,\"limits\":%s,\"screen_share\":\"%s\"}",
         (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node,
         j->admin ? "ADMIN" : "PARTICIPANT", rt, j->roster, j->chat, j->ice ? j->ice : "[]",
-        limits ? limits : "{}");
+        limits ? limits : "{}", j->screen_admins ? "admins" : "anyone");
     free(limits);
     struct sig_frame *f = sig_frame_new(0, b.p, b.len);
     ml_buf_free(&b);
@@ -363,6 +366,7 @@ static void connect_opened(struct sig_sess *s, struct connect_job *j)
         connect_waiting(s, j);
         return;
     }
+    r->screen_admins = j->screen_admins; /* the database's word now; events keep it since */
     json_t *roster = json_loads(j->roster, 0, NULL);
     size_t i;
     json_t *e;

@@ -108,6 +108,12 @@ static const struct sig_field reaction_fields[] = {
     {"emoji", SIG_F_ENUM, SIG_F_REQUIRED, 0, 0, sig_reactions},
     {NULL, 0, 0, 0, 0, NULL},
 };
+static const struct sig_field screen_fields[] = {
+    {"sharing", SIG_F_BOOL, SIG_F_REQUIRED, 0, 0, NULL},
+    /* the MediaStream id its track comes in (the SDP's msid): how the others tell it apart */
+    {"stream", SIG_F_STRING, SIG_F_NO_CTRL, 1, SIG_ID_MAX, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 static const struct sig_field no_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -127,6 +133,7 @@ const struct sig_mtype sig_mtypes[] = {
     {"hand", SIG_M_HAND, SIG_MT_PAYLOAD, hand_fields},
     {"lower-hand", SIG_M_LOWER_HAND, SIG_MT_TO | SIG_MT_ADMIN, no_fields},
     {"reaction", SIG_M_REACTION, SIG_MT_PAYLOAD, reaction_fields},
+    {"screen", SIG_M_SCREEN, SIG_MT_PAYLOAD, screen_fields},
     {NULL, 0, 0, NULL},
 };
 

@@ -5,7 +5,10 @@ by it; the participant lowers its own, an ADMIN lowers anyone's (lower-hand), a 
 may not lower another's; reactions from the fixed set go
 to everyone (the sender too) with who sent them, other emoji are refused, and beyond
 signaling.reaction-burst a participant's reactions are refused with rate_limited while its
-connection stays."""
+connection stays. Screen sharing's signaling (issue #17, item 1): a share is announced with its
+stream id in the roster entry (screen), stopped with null; when an ADMIN makes the meeting's
+screen_share "admins", every session hears meeting-updated and a participant's share is
+refused with not_admin while an ADMIN's goes."""
 
 import asyncio
 import os
@@ -31,6 +34,14 @@ async def updated(c, pid, timeout=5):
     while True:
         m = await c.expect("participant-updated", timeout=timeout)
         if m["participant"]["id"] == pid:
+            return m
+
+
+async def screen_of(c, pid, want, timeout=5):
+    """The first participant-updated about pid whose screen is want (older ones are skipped)."""
+    while True:
+        m = await updated(c, pid, timeout)
+        if m["participant"].get("screen") == want:
             return m
 
 
@@ -124,6 +135,32 @@ async def main(port):
          "a second later the participant may react again")
     await c.send(type="ping", id="p")
     t.eq((await c.expect("pong"))["id"], "p", "the connection stays open")
+
+    # ------------------------------------------------------------ screen sharing's signaling
+    t.eq(a.joined.get("screen_share"), "anyone", "joined says who may share a screen")
+    await b.send(type="screen", id="s1", payload={"sharing": True, "stream": "{b-screen-1}"})
+    u = [await screen_of(x, B.pid, "{b-screen-1}") for x in (a, c)]
+    t.ok(all(x["participant"]["screen"] == "{b-screen-1}" for x in u),
+         "a share goes to everyone with its stream id in the roster entry", u)
+    await b.send(type="screen", payload={"sharing": True})
+    e = await b.expect("error")
+    t.ok(e["code"] == "missing_field", "sharing without the stream id is refused", e)
+    await b.send(type="screen", payload={"sharing": False})
+    u = await screen_of(a, B.pid, None)
+    t.ok(u["participant"]["screen"] is None, "stopping the share: screen null", u)
+    r = api.call("PATCH", "/api/v1/meetings/%s" % mid, {"screen_share": "admins"}, A.token)
+    t.ok(r.status == 200 and r.json["screen_share"] == "admins", "PATCH screen_share admins", r)
+    r = api.call("PATCH", "/api/v1/meetings/%s" % mid, {"screen_share": "nobody"}, A.token)
+    t.ok(r.status == 422, "screen_share: only anyone or admins", r)
+    for x in (a, b, c):
+        m = await x.expect("meeting-updated", timeout=10)
+        t.eq(m["screen_share"], "admins", "every session hears meeting-updated")
+    await c.send(type="screen", id="s2", payload={"sharing": True, "stream": "{c-screen}"})
+    e = await c.expect("error")
+    t.ok(e["code"] == "not_admin" and e["id"] == "s2", "then a participant's share is refused", e)
+    await a.send(type="screen", payload={"sharing": True, "stream": "{a-screen}"})
+    u = await screen_of(c, A.pid, "{a-screen}")
+    t.eq(u["participant"]["screen"], "{a-screen}", "an ADMIN's share goes")
     for x in (a, b, c):
         await x.close()
 

@@ -75,6 +75,7 @@ function wire() {
       if (passcode) body.passcode = passcode;
       if ($('create-waiting-room').checked) body.waiting_room = true;
       if ($('create-wait-host').checked) body.wait_for_host = true;
+      if ($('create-screen-admins').checked) body.screen_share = 'admins';
       const m = await api('POST', '/meetings', body);
       $('create-passcode').value = '';
       showCreated(m);

@@ -164,9 +164,10 @@ export class Peer {
   /**
    * id: the remote participant; polite: this side yields on collisions; config: the
    * RTCConfiguration; stream: the local media (may have no track); send(type, payload):
-   * signaling to this participant; onTrack(stream); onChange(): state or path changed.
+   * signaling to this participant; onTrack(stream); onChange(): state or path changed;
+   * isScreen(streamId): the remote's announced screen share; onScreen(stream): its track came.
    */
-  constructor({id, polite, config, stream, send, onTrack, onChange}) {
+  constructor({id, polite, config, stream, send, onTrack, onChange, isScreen = () => false, onScreen = () => {}}) {
     this.id = id;
     this.polite = polite;
     this.send = send;
@@ -185,6 +186,8 @@ export class Peer {
     this.statsAsked = this.statsApplied = 0;
     this.queue = Promise.resolve();
     this.remoteStream = new MediaStream();
+    this.streams = new Map();   // the remote's MediaStreams by id (its camera's, its screen's)
+    this.screenSender = null;   // our screen share's sender on this connection
     this.timers = {};
     const pc = new RTCPeerConnection({...config, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require'});
     this.pc = pc;
@@ -200,7 +203,13 @@ export class Peer {
     pc.onicecandidate = ({candidate}) => {
       if (candidate && candidate.candidate) this.send('candidate', candidate.toJSON());
     };
-    pc.ontrack = ({track}) => {
+    pc.ontrack = ({track, streams}) => {
+      const s = streams && streams[0];
+      if (s) this.streams.set(s.id, s);
+      if (s && isScreen(s.id)) { // a screen share: a tile of its own, not the camera's
+        onScreen(s);
+        return;
+      }
       this.remoteStream.addTrack(track);
       track.onunmute = () => this.onChange();
       this.onTrack(this.remoteStream);
@@ -217,6 +226,30 @@ export class Peer {
     pc.onicecandidateerror = (e) => log(`peer ${id.slice(0, 8)}: candidate error ${e.errorCode} ${e.url || ''} ${e.errorText || ''}`);
     this.timers.stats = setInterval(() => this.refreshPath(), STATS_MS);
     this.armNoPath();
+  }
+
+  /** Sends our screen share on this connection (renegotiated by negotiationneeded). */
+  addScreen(track, stream) {
+    if (this.closed || this.screenSender) return;
+    this.screenSender = this.pc.addTrack(track, stream);
+  }
+
+  removeScreen() {
+    if (!this.screenSender) return;
+    try {
+      if (!this.closed) this.pc.removeTrack(this.screenSender);
+    } catch (e) {
+      log(`peer ${this.id.slice(0, 8)}: removing the screen track: ${e.message}`);
+    }
+    this.screenSender = null;
+  }
+
+  /** A remote stream announced as a screen share after its track came: out of the camera's. */
+  takeScreen(streamId) {
+    const s = this.streams.get(streamId);
+    if (!s) return null;
+    for (const t of s.getTracks()) if (this.remoteStream.getTracks().includes(t)) this.remoteStream.removeTrack(t);
+    return s;
   }
 
   /** Starts the wait for a connected path, unless it runs already. */

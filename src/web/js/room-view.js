@@ -23,6 +23,7 @@ export class RoomView {
     this.actions = actions;
     this.grid = $('grid');
     this.tiles = new Map();
+    this.screens = new Map(); // participant id -> its screen share's tile
     this.unread = 0;
     this.bindControls();
   }
@@ -37,6 +38,7 @@ export class RoomView {
     };
     ctl('btn-mic', 'mic', 'Mute', () => a.mic());
     ctl('btn-cam', 'cam', 'Stop video', () => a.cam());
+    ctl('btn-share', 'screen', 'Share screen', () => a.share());
     ctl('btn-hand', 'hand', 'Raise hand', () => a.hand());
     ctl('btn-react', 'smile', 'React', () => this.toggleReactions());
     $('react-menu').replaceChildren(...REACTIONS.map(([emoji, name]) =>
@@ -223,13 +225,48 @@ export class RoomView {
   }
 
   clearTiles() {
+    for (const id of [...this.screens.keys()]) this.removeScreen(id);
     for (const id of [...this.tiles.keys()]) this.removeTile(id);
   }
 
-  /** Columns and rows follow the number of tiles (CSS: .grid[data-count]). */
+  /** Columns and rows follow the number of tiles (CSS: .grid[data-count]); a screen share
+   * takes the stage, the cameras a column beside it (.grid[data-layout=share]). */
   layout() {
     const n = this.tiles.size;
     this.grid.dataset.count = n > 9 ? 'many' : String(Math.max(1, n));
+    this.grid.dataset.layout = this.screens.size ? 'share' : '';
+    const rows = Math.max(1, n);
+    for (const t of this.screens.values()) t.el.style.gridRow = `1 / span ${rows}`;
+  }
+
+  /** A screen share, shown large: ours (a muted preview) or a participant's. */
+  showScreen(id, stream, name, self = false) {
+    let t = this.screens.get(id);
+    if (!t) {
+      const video = h('video', {autoplay: true, playsinline: true, muted: true});
+      video.muted = true;
+      const label = self ? 'Your screen' : `${name}'s screen`;
+      const el = h('figure', {class: 'tile tile-screen', dataset: {screen: id}, 'aria-label': label},
+        video, h('figcaption', {}, h('span', {class: 'tile-name'}, label)));
+      t = {el, video};
+      this.screens.set(id, t);
+      this.grid.prepend(el);
+    }
+    if (t.video.srcObject !== stream) {
+      t.video.srcObject = stream;
+      const p = t.video.play();
+      if (p) p.catch(() => { /* autoplay refused: starts on the next click */ });
+    }
+    this.layout();
+  }
+
+  removeScreen(id) {
+    const t = this.screens.get(id);
+    if (!t) return;
+    t.video.srcObject = null;
+    t.el.remove();
+    this.screens.delete(id);
+    this.layout();
   }
 
   // ------------------------------------------------------------ people
@@ -341,7 +378,12 @@ export class RoomView {
 
   // ------------------------------------------------------------ controls
 
-  setControls({audio, video, hasAudio, hasVideo, admin, relayOnly, hand}) {
+  setControls({audio, video, hasAudio, hasVideo, admin, relayOnly, hand, sharing, canShare}) {
+    const sb = $('btn-share');
+    sb.hidden = !canShare && !sharing;
+    sb.replaceChildren(icon('screen'), h('span', {class: 'ctl-label'}, sharing ? 'Stop sharing' : 'Share screen'));
+    sb.setAttribute('aria-pressed', String(!!sharing));
+    sb.setAttribute('aria-label', sharing ? 'Stop sharing your screen' : 'Share your screen');
     const hb = $('btn-hand');
     hb.replaceChildren(icon('hand'), h('span', {class: 'ctl-label'}, hand ? 'Lower hand' : 'Raise hand'));
     hb.setAttribute('aria-pressed', String(!!hand));

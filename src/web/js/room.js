@@ -62,6 +62,8 @@ export class Room {
     this.members = new Map(); // id -> {id, name, role, host, audio, video, online}
     this.lobby = new Map();   // ADMINs: who waits to be let in, id -> {id, name}
     this.passcode = '';       // typed in the lobby when the meeting asks for one
+    this.screen = null;       // our screen share while it runs: {stream, track}
+    this.screenShare = 'anyone'; // who may share a screen in this meeting ('anyone', 'admins')
     this.peers = new Map();   // id -> Peer
     this.me = null;           // {id, role, name}
     this.stream = new MediaStream();
@@ -387,6 +389,7 @@ export class Room {
       relay: (on) => this.setRelayOnly(on),
       admit: (id) => this.decide(id, 'admit'),
       hand: () => this.toggleHand(),
+      share: () => this.toggleShare(),
       lowerHand: (id) => this.lowerHand(id),
       react: (emoji) => this.sendReaction(emoji),
       deny: (id) => this.decide(id, 'deny'),
@@ -439,6 +442,7 @@ export class Room {
     case 'ice-restart': return this.onRestartRequest(m);
     case 'chat': return this.view.addChat(m, m.from === this.me.id);
     case 'reaction': return this.onReaction(m);
+    case 'meeting-updated': return this.onMeetingUpdated(m);
     case 'mute-request': return this.onMuteRequest(m);
     case 'ack': return this.onAck(m);
     case 'error': return this.onError(m);
@@ -451,6 +455,7 @@ export class Room {
     const again = this.sessions > 1;
     log(`room: joined as ${m.participant_id} (${m.role}), ${m.roster.length} present${again ? ', a new session' : ''}`);
     this.me.role = m.role;
+    if (m.screen_share) this.screenShare = m.screen_share;
     const mine = m.roster.find((p) => p.id === this.me.id);
     this.me.hand = mine ? mine.hand : null;
     if (m.iceServers && m.iceServers.length) this.iceServers = m.iceServers;
@@ -524,15 +529,19 @@ export class Room {
     const m = {...prev, ...p, online: joined || (p.online ?? (prev ? prev.online : true))};
     this.members.set(p.id, m);
     if (p.hand && !(prev && prev.hand) && p.id !== this.me.id && this.me.role === 'ADMIN') toast(`${p.name} raised a hand`);
+    if (p.id !== this.me.id && (p.screen || null) !== ((prev && prev.screen) || null)) this.onScreenChange(p.id, m);
     if (p.id === this.me.id) {
       this.me.role = p.role;
       this.me.hand = p.hand;
+      if (this.screen && this.screenShare === 'admins' && p.role !== 'ADMIN') this.stopShare('no longer allowed');
       this.view.showMember({...this.me, audio: p.audio, video: p.video}, true);
       this.renderControls();
     } else if (m.online) {
       this.view.showMember(m);
       if (joined) {
         toast(`${p.name} joined`);
+        // the newcomer's roster (from the database) lacks our share: say it again
+        if (this.screen) this.sig.send({type: 'screen', payload: {sharing: true, stream: this.screen.stream.id}});
         if (this.initiates(p.id) && !this.peers.has(p.id)) this.peer(p.id);
         this.reportPath(true); // the newcomer's roster (from the database) lacks our path
       }
@@ -553,6 +562,7 @@ export class Room {
     if (p) p.close();
     this.peers.delete(id);
     this.view.removeTile(id);
+    this.view.removeScreen(id);
     this.reportPath();
     if (m) toast(reason === 'removed' ? `${m.name} was removed` : reason === 'disconnected' ? `${m.name} lost the connection` : `${m.name} left`);
     this.refresh();
@@ -575,8 +585,11 @@ export class Room {
       send: (type, payload) => this.sig.send({type, to: id, payload}),
       onTrack: (stream) => this.view.setStream(id, stream),
       onChange: () => this.onPeerChange(id, p),
+      isScreen: (sid) => (this.members.get(id) || {}).screen === sid,
+      onScreen: (stream) => this.view && this.view.showScreen(id, stream, (this.members.get(id) || {}).name || 'Someone'),
     });
     this.peers.set(id, p);
+    if (this.screen) p.addScreen(this.screen.track, this.screen.stream);
     const m = this.members.get(id);
     if (m) this.view.showMember(m);
     this.view.setPath(id, p.path, 'new');
@@ -662,6 +675,8 @@ export class Room {
       admin: this.me.role === 'ADMIN',
       relayOnly: this.relayOnly,
       hand: !!this.me.hand,
+      sharing: !!this.screen,
+      canShare: this.canShare(),
     });
   }
 
@@ -690,6 +705,88 @@ export class Room {
     this.videoOn = !this.videoOn;
     for (const t of this.stream.getVideoTracks()) t.enabled = this.videoOn;
     this.sendMedia();
+  }
+
+  // ------------------------------------------------------------ screen sharing
+
+  canShare() {
+    return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) &&
+      (this.screenShare !== 'admins' || this.me.role === 'ADMIN');
+  }
+
+  toggleShare() {
+    if (this.screen) this.stopShare();
+    else this.startShare();
+  }
+
+  /** Shares a screen or a window: its track goes to every connection (each renegotiates), the
+   * others are told its stream id first, so that they show it apart from the camera. */
+  async startShare() {
+    if (!this.sig || this.ended || this.screen) return;
+    if (!this.canShare()) {
+      toast(this.screenShare === 'admins' ? 'Only ADMINs may share a screen in this meeting.' : 'This browser cannot share a screen.', 'error');
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({video: true, audio: false});
+    } catch (e) {
+      log('room: screen share not started:', e.name, e.message);
+      if (e.name !== 'NotAllowedError' && e.name !== 'AbortError') toast('The screen could not be shared.', 'error');
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || this.ended) {
+      stopMedia(stream);
+      return;
+    }
+    if ('contentHint' in track) track.contentHint = 'detail'; // text stays sharp
+    this.screen = {stream, track};
+    track.onended = () => this.stopShare('ended by the browser'); // its own "Stop sharing" bar
+    this.sig.send({type: 'screen', payload: {sharing: true, stream: stream.id}});
+    for (const p of this.peers.values()) p.addScreen(track, stream);
+    this.view.showScreen(this.me.id, stream, this.me.name, true);
+    log(`room: sharing the screen (${track.label})`);
+    this.renderControls();
+  }
+
+  stopShare(why = 'stopped') {
+    if (!this.screen) return;
+    const {track} = this.screen;
+    this.screen = null;
+    track.onended = null;
+    track.stop();
+    for (const p of this.peers.values()) p.removeScreen();
+    if (this.sig && !this.ended) this.sig.send({type: 'screen', payload: {sharing: false}});
+    if (this.view) this.view.removeScreen(this.me.id);
+    log(`room: screen share ${why}`);
+    this.renderControls();
+  }
+
+  /** Another's share started or stopped (its roster entry's screen). */
+  onScreenChange(id, m) {
+    if (!this.view) return;
+    if (!m.screen) {
+      this.view.removeScreen(id);
+      return;
+    }
+    const p = this.peers.get(id);
+    const s = p && p.takeScreen(m.screen); // its track may have come before the news
+    if (s) {
+      this.view.showScreen(id, s, m.name);
+      this.view.setStream(id, p.remoteStream);
+    }
+    toast(`${m.name} is sharing a screen`);
+  }
+
+  onMeetingUpdated(m) {
+    if (!m.screen_share) return;
+    this.screenShare = m.screen_share;
+    if (this.screen && !this.canShare()) {
+      this.stopShare('no longer allowed');
+      toast('Only ADMINs may share a screen now.');
+    }
+    this.renderControls();
   }
 
   toggleHand() {
@@ -774,6 +871,11 @@ export class Room {
   }
 
   teardown() {
+    if (this.screen) {
+      this.screen.track.onended = null;
+      this.screen.track.stop();
+      this.screen = null;
+    }
     this.ended = true;
     for (const t of Object.values(this.timers)) clearTimeout(t);
     window.removeEventListener('pagehide', this.onPageHide);
@@ -816,6 +918,7 @@ export class Room {
             sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
             relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended,
             netcheck: this.netcheck, sentPath: this.sentPath, waiting: !!this.waiting,
+            sharing: this.screen ? this.screen.stream.id : null, screenShare: this.screenShare,
             lobby: [...this.lobby.values()]};
   }
 }
