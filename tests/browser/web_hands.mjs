@@ -45,12 +45,12 @@ try {
 
   // ------------------------------------------------------------ hands
   check('the hand button is labelled and not pressed',
-        (await ben.page.getAttribute('#btn-hand', 'aria-label')) === 'Raise your hand' &&
+        (await ben.page.getAttribute('#btn-hand', 'aria-label')) === 'Raise hand' &&
         (await ben.page.getAttribute('#btn-hand', 'aria-pressed')) === 'false');
   await ben.page.click('#btn-hand');
   check('Ben\'s hand button is pressed once the server has it', await until(ben.page, () =>
     document.querySelector('#btn-hand').getAttribute('aria-pressed') === 'true' &&
-    document.querySelector('#btn-hand').getAttribute('aria-label') === 'Lower your hand'));
+    document.querySelector('#btn-hand').getAttribute('aria-label') === 'Lower hand'));
   await sleep(50);
   await cat.page.click('#btn-hand');
   for (const p of [ann, cat])

@@ -89,9 +89,9 @@ try {
     return c && !c.hidden && c.textContent === '1';
   }));
   await ann.page.click('#btn-people');
-  const admit = ann.page.getByRole('button', {name: 'Let Ben Baker in'});
+  const admit = ann.page.getByRole('button', {name: 'Admit Ben Baker'});
   check('Ann\'s people panel lists Ben as waiting, with Admit and Deny',
-        await admit.isVisible() && await ann.page.getByRole('button', {name: 'Turn Ben Baker away'}).isVisible());
+        await admit.isVisible() && await ann.page.getByRole('button', {name: 'Deny Ben Baker'}).isVisible());
   await shot(ann.page, 'lobby-02-admin-list.png');
   await admit.click();
 
@@ -112,7 +112,7 @@ try {
   await knock(cat, PASSCODE);
   await cat.page.waitForSelector('#waiting:not([hidden])');
   report.pids.cat = (await state(cat.page)).me.id;
-  const deny = ann.page.getByRole('button', {name: 'Turn Cat Cole away'});
+  const deny = ann.page.getByRole('button', {name: 'Deny Cat Cole'});
   check('Ann sees Cat waiting', await until(ann.page, () =>
     [...document.querySelectorAll('#lobby-list .person-name')].some((e) => e.textContent === 'Cat Cole')));
   check('Ben (not an ADMIN) sees no waiting list', await ben.page.isHidden('#lobby-list-box'));

@@ -75,7 +75,7 @@ try {
     }, undefined, 40000));
 
   // ------------------------------------------------------------ Ann shares
-  check('the share button is there, labelled', (await ann.page.getAttribute('#btn-share', 'aria-label')) === 'Share your screen' &&
+  check('the share button is there, labelled', (await ann.page.getAttribute('#btn-share', 'aria-label')) === 'Share screen with everyone' &&
         await ann.page.isVisible('#btn-share'));
   await ann.page.click('#btn-share');
   check('Ann\'s share starts (the button is pressed, her own preview shows)', await until(ann.page, (id) =>

@@ -279,9 +279,9 @@ export class RoomView {
     $('lobby-list').replaceChildren(...waiting.map((m) => h('li', {class: 'person', dataset: {pid: m.id, state: 'waiting'}},
       h('span', {class: 'person-name'}, m.name),
       h('span', {class: 'person-actions'},
-        h('button', {type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Let ${m.name} in`,
+        h('button', {type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Admit ${m.name}`,
           onclick: () => this.actions.admit(m.id)}, 'Admit'),
-        h('button', {type: 'button', class: 'btn btn-small danger', 'aria-label': `Turn ${m.name} away`,
+        h('button', {type: 'button', class: 'btn btn-small danger', 'aria-label': `Deny ${m.name}`,
           onclick: () => this.actions.deny(m.id)}, 'Deny')))));
     const b = $('btn-people');
     let badge = b.querySelector('.count');
@@ -383,12 +383,12 @@ export class RoomView {
     sb.hidden = !canShare && !sharing;
     sb.replaceChildren(icon('screen'), h('span', {class: 'ctl-label'}, sharing ? 'Stop sharing' : 'Share screen'));
     sb.setAttribute('aria-pressed', String(!!sharing));
-    sb.setAttribute('aria-label', sharing ? 'Stop sharing your screen' : 'Share your screen');
+    sb.setAttribute('aria-label', sharing ? 'Stop sharing your screen' : 'Share screen with everyone');
     const hb = $('btn-hand');
     hb.replaceChildren(icon('hand'), h('span', {class: 'ctl-label'}, hand ? 'Lower hand' : 'Raise hand'));
     hb.setAttribute('aria-pressed', String(!!hand));
-    hb.setAttribute('aria-label', hand ? 'Lower your hand' : 'Raise your hand');
-    $('btn-react').setAttribute('aria-label', 'Send a reaction');
+    hb.setAttribute('aria-label', hand ? 'Lower hand' : 'Raise hand');
+    $('btn-react').setAttribute('aria-label', 'React with an emoji');
     const mic = $('btn-mic'), cam = $('btn-cam');
     mic.replaceChildren(icon(audio ? 'mic' : 'micOff'), h('span', {class: 'ctl-label'}, audio ? 'Mute' : 'Unmute'));
     mic.setAttribute('aria-pressed', String(!audio));
@@ -397,7 +397,7 @@ export class RoomView {
     mic.title = hasAudio ? '' : 'No microphone';
     cam.replaceChildren(icon(video ? 'cam' : 'camOff'), h('span', {class: 'ctl-label'}, video ? 'Stop video' : 'Start video'));
     cam.setAttribute('aria-pressed', String(!video));
-    cam.setAttribute('aria-label', video ? 'Turn your camera off' : 'Turn your camera on');
+    cam.setAttribute('aria-label', video ? 'Stop video (your camera goes off)' : 'Start video (your camera comes on)');
     cam.disabled = !hasVideo;
     cam.title = hasVideo ? '' : 'No camera';
     $('btn-end').hidden = !admin;
