@@ -1,7 +1,11 @@
 // Screen sharing in the meeting client (issue #17, item 1): three people in one headless
-// Chromium, relay-only through meetlited's TURN. Chromium's fake capture (--use-fake-device-
-// for-media-stream with --use-fake-ui-for-media-stream: getDisplayMedia answers with a fake
-// 1280x720 "screen" without a picker) stands for the screen. Ann shares: Ben and Cat see the
+// Chromium, relay-only through meetlited's TURN. The screen is a canvas's captureStream put in
+// place of navigator.mediaDevices.getDisplayMedia by an init script (a 1280x720 picture that
+// changes colour and counts frames): Chromium's own fake display capture
+// (--use-fake-device-for-media-stream with --use-fake-ui-for-media-stream) does answer in
+// headless, but under load it hung the click that opened it, or its share never reached the
+// others, in two runs of three; the client's code is the same either way (getDisplayMedia's
+// stream, its track, 'ended'). Ann shares: Ben and Cat see the
 // share as a tile of its own, large, with the cameras beside it, its frames advancing and not
 // black, the connections still relay-only. The browser's own "Stop sharing" is the track's
 // 'ended' event (headless has no bar to click: the test fires the event on the track): the
@@ -15,6 +19,31 @@ const browser = await launch();
 const [ann, ben, cat] = [await person(browser, 'ann'), await person(browser, 'ben'), await person(browser, 'cat')];
 const everyone = [ann, ben, cat];
 for (const p of everyone) p.page.on('crash', () => process.stderr.write(`${p.name}'s page crashed\n`));
+// the screen: a canvas that changes every frame, as getDisplayMedia's answer
+for (const p of everyone)
+  await p.ctx.addInitScript(() => {
+    if (!navigator.mediaDevices) return;
+    navigator.mediaDevices.getDisplayMedia = async () => {
+      const c = document.createElement('canvas');
+      c.width = 640;
+      c.height = 360;
+      const g = c.getContext('2d');
+      let n = 0;
+      const draw = () => {
+        n++;
+        g.fillStyle = `hsl(${(n * 7) % 360}, 70%, 45%)`;
+        g.fillRect(0, 0, c.width, c.height);
+        g.fillStyle = '#fff';
+        g.font = '64px sans-serif';
+        g.fillText(`slide ${n}`, 60, 200);
+      };
+      draw();
+      const timer = setInterval(draw, 100);
+      const stream = c.captureStream(10);
+      stream.getVideoTracks()[0].addEventListener('ended', () => clearInterval(timer));
+      return stream;
+    };
+  });
 report.pids = {};
 
 /** The screen tile of pid on page: its video's size, time and whether its pixels are lit. */

@@ -1,5 +1,5 @@
 """Screen sharing in the browser client (tests/browser/web_screen.mjs): three participants in
-headless Chromium (its fake display capture stands for the screen), relay-only through
+headless Chromium (a canvas's captureStream stands for getDisplayMedia's screen), relay-only through
 meetlited's own TURN. The browser script reports its checks; this file prints them as TAP and
 adds what PostgreSQL recorded (the meeting's screen_share). Screenshots go to
 tests/output/web_screen under the build tree."""
@@ -24,12 +24,12 @@ try:
     d = ControlDaemon(pg.url, ["turn.allow-peers=127.0.0.0/8"])
     arg = json.dumps({"base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
                       "loopbackOnly": loopback_only(), "outdir": output_dir("web_screen")})
-    run = subprocess.run(["timeout", "300", "node", "web_screen.mjs", arg], cwd=node_dir(),
+    run = subprocess.run(["timeout", "480", "node", "web_screen.mjs", arg], cwd=node_dir(),
                          capture_output=True, text=True)
     for line in run.stdout.splitlines():
         if line.startswith("{"):
             report = json.loads(line)
-    t.diag(run.stderr[-2000:])
+    t.diag(run.stderr[-6000:])
     t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
          run.stdout[-3000:] + run.stderr[-3000:])
     for c in report.get("checks", []):
