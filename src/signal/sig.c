@@ -119,7 +119,7 @@ uint64_t sig_ws_open(const struct sig *sig)
  * signaling answers with), the client's normal close and 1006 for a lost connection: a fixed
  * label set, whatever clients send. */
 const int sig_close_codes[SIG_CLOSE_NCODES] = {
-    1000, 1001, 1006, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4007,
+    1000, 1001, 1006, 1011, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4008,
     4400, 4401, 4403, 4404, 4409, 4410, 4413, 4422, 4429, 4500, 4503,
 };
 

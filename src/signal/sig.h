@@ -77,7 +77,7 @@ uint64_t sig_ws_open(const struct sig *sig);
 /* The close codes signaling connections ended with are counted in these slots: the codes of
  * sig_close_codes (the server's close, the client's, 1006 when the connection was lost without
  * a close frame), then one slot for any other code. */
-#define SIG_CLOSE_NCODES 22
+#define SIG_CLOSE_NCODES 23
 extern const int sig_close_codes[SIG_CLOSE_NCODES];
 /* The counts so far (slot SIG_CLOSE_NCODES: other codes). Any thread; NULL gives zeros. */
 void sig_close_counts(const struct sig *sig, uint64_t out[SIG_CLOSE_NCODES + 1]);
