@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config clang clang-format
-libevent-dev libssl-dev libpq-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
+libevent-dev libssl-dev libpq-dev libcurl4-openssl-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
 libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client

@@ -69,10 +69,12 @@ static const struct ml_cfg_section sec_usage = {"usage", app_usage_cfg_keys,
                                                 offsetof(struct app_config, usage)};
 static const struct ml_cfg_section sec_admin = {"admin", adm_cfg_keys,
                                                 offsetof(struct app_config, admin)};
+static const struct ml_cfg_section sec_webhooks = {"webhooks", wh_cfg_keys,
+                                                   offsetof(struct app_config, webhooks)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
     &sec_daemon, &sec_log,   &sec_net,   &sec_turn,      &sec_database, &sec_control,
-    &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, NULL,
+    &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, &sec_webhooks, NULL,
 };
 
 /* ---------------------------------------------------------------- listeners that collide */
@@ -308,6 +310,12 @@ int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
     }
     if (adm_config_check(&cfg->admin, err, errlen) < 0)
         goto out;
+    if (wh_config_check(&cfg->webhooks, err, errlen) < 0)
+        goto out;
+    if (cfg->webhooks.url && !cfg->database.url) {
+        ml_err(err, errlen, "webhooks.url needs database.url: the events queue in PostgreSQL");
+        goto out;
+    }
     if (cp_config_check(&cfg->control, &cfg->auth, &cfg->turn, &cfg->database, err, errlen) < 0)
         goto out;
     if (cfg->control.listen && cfg->signaling.enabled &&

@@ -7,6 +7,7 @@
 #include "common/common.h"
 #include "control/cp.h"
 #include "db/db.h"
+#include "hooks/wh.h"
 #include "net/net.h"
 #include "signal/sig.h"
 #include "turn/turn.h"
@@ -46,6 +47,7 @@ struct app_config {
     struct sig_config signaling;
     struct app_usage_config usage;
     struct adm_config admin;
+    struct wh_config webhooks;
 };
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */

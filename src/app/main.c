@@ -33,6 +33,7 @@ struct app {
     struct app_relay *relay; /* revocations in, usage out; NULL without database.url */
     struct adm *adm;         /* the admin listener; NULL without admin.token */
     struct adm_sync *sync;   /* TURN users and secrets from PostgreSQL; NULL without */
+    struct wh_worker *hooks; /* webhook delivery; NULL without database.url */
     pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
@@ -239,6 +240,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         ML_ERROR("app", "reload of the TURN settings failed, old ones kept: %s", err);
     if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
         ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
+    if (app->hooks && wh_worker_reload(app->hooks, &app->cfg.webhooks, err, sizeof err) < 0)
+        ML_ERROR("app", "webhook settings not reloaded, the old ones stay: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
     app_notify_ready(app->notify, "Running; configuration reloaded");
 }
@@ -280,6 +283,11 @@ static int check_config(const struct app_config *cfg, char *err, size_t errlen)
         }
         SSL_CTX_free(ctx);
     }
+    char secret[WH_SECRET_MAX + 1];
+    int n = wh_secret_load(&cfg->webhooks, secret, err, errlen);
+    ml_wipe(secret, sizeof secret);
+    if (n < 0)
+        return 1;
     return cp_config_check_files(&cfg->control, &cfg->auth, err, errlen) < 0 ? 1 : 0;
 }
 
@@ -418,6 +426,31 @@ static int start_admin(struct app *app)
     return 0;
 }
 
+/* The webhook worker of a node with a database: it delivers when webhooks.url is set, and
+ * purges old events either way. After the migrations (start_control). */
+static int start_webhooks(struct app *app)
+{
+    char err[512], node[128], host[64];
+    if (!app->cfg.database.url)
+        return 0;
+    if (app->cfg.signaling.node_id)
+        ml_strlcpy(node, app->cfg.signaling.node_id, sizeof node);
+    else {
+        if (gethostname(host, sizeof host) < 0)
+            ml_strlcpy(host, "node", sizeof host);
+        host[sizeof host - 1] = 0;
+        ml_snprintf(node, sizeof node, "%s/%ld", host, (long)getpid());
+    }
+    app->hooks = wh_worker_new(&app->cfg.webhooks, &app->cfg.database, node, err, sizeof err);
+    if (!app->hooks || wh_worker_start(app->hooks, err, sizeof err) < 0) {
+        ML_ERROR("app", "webhooks: %s", err);
+        return -1;
+    }
+    if (app->cfg.webhooks.url)
+        ML_NOTICE("app", "webhooks: delivering events as node %s", node);
+    return 0;
+}
+
 /* The relay's LISTEN connection is up and caught up: PostgreSQL answers (READY=1 waits). */
 static bool database_up(void *arg)
 {
@@ -519,6 +552,8 @@ static int run(struct app *app)
     }
     if (start_admin(app) < 0)
         goto out;
+    if (start_webhooks(app) < 0)
+        goto out;
     /* every listener is bound now (relay, control plane, admin API) */
     if (drop_privileges(&app->cfg.daemon, err, sizeof err) < 0) {
         ML_ERROR("app", "%s", err);
@@ -574,9 +609,10 @@ out:
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    adm_stop(app->adm);       /* no admin request after this */
-    adm_sync_free(app->sync); /* it tells the control plane about secrets */
-    if (app->engine)          /* no handover to the control plane is running or will run */
+    adm_stop(app->adm);         /* no admin request after this */
+    wh_worker_free(app->hooks); /* an attempt under way is cut short: retried later */
+    adm_sync_free(app->sync);   /* it tells the control plane about secrets */
+    if (app->engine)            /* no handover to the control plane is running or will run */
         net_engine_set_http(app->engine, NULL, NULL);
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
@@ -669,8 +705,12 @@ int main(int argc, char **argv)
         apply_log(&app.cfg);
         rc = migrate(&app.cfg) < 0 ? 1 : 0;
         ml_log_close();
+    } else if (wh_global_init() < 0) {
+        fprintf(stderr, "meetlited: libcurl cannot start\n");
+        rc = 1;
     } else {
         rc = run(&app);
+        wh_global_cleanup();
     }
     app_config_free(&app.cfg);
     return rc;
