@@ -72,6 +72,19 @@ struct adm {
     long long top_meetings; /* atomic: reloadable */
 };
 
+/* ---------------------------------------------------------------- adm-webhooks.c */
+
+/* GET /v1/webhooks/events, GET /v1/webhooks/events/{id} and POST .../{id}/replay, POST
+ * /v1/webhooks/replay-failed (body: adm_wh_replay_params). */
+struct adm_wh_replay_in {
+    char since[40];
+    bool has_since;
+};
+extern const struct http_param adm_wh_replay_params[];
+void adm_h_webhooks_list(struct http_req *hr);
+void adm_h_webhooks_event(struct http_req *hr);
+void adm_h_webhooks_replay_failed(struct http_req *hr);
+
 /* ---------------------------------------------------------------- adm.c */
 
 /* Runs work on a database connection, then on_db on the admin thread (r->http.job.status and

@@ -705,6 +705,123 @@ static int cmd_secrets(int argc, char **argv)
     return EXIT_USAGE;
 }
 
+/* ------------------------------------------------------------------ webhooks */
+
+static void print_events(json_t *j)
+{
+    static const char *const heads[] = {"ID",     "SEQ",      "TYPE",      "CREATED",
+                                        "STATUS", "ATTEMPTS", "LAST ERROR"};
+    struct cli_table t;
+    cli_table_init(&t, 7, heads);
+    size_t i;
+    json_t *e;
+    json_array_foreach(jget(j, "events"), i, e)
+    {
+        char seq[24], att[16];
+        ml_snprintf(seq, sizeof seq, "%lld", jint(e, "sequence"));
+        ml_snprintf(att, sizeof att, "%lld", jint(e, "attempts"));
+        const char *err = jstr(e, "last_error");
+        const char *row[] = {jstr(e, "id"),     seq, jstr(e, "type"), jstr(e, "created_at"),
+                             jstr(e, "status"), att, err ? err : ""};
+        cli_table_row(&t, row);
+    }
+    if (t.rows)
+        cli_table_print(&t, stdout);
+    else
+        printf("no webhook events\n");
+    cli_table_free(&t);
+    if (json_is_integer(jget(j, "next_before")))
+        printf("more: --before %lld\n", jint(j, "next_before"));
+}
+
+static int cmd_webhooks(int argc, char **argv)
+{
+    static const char use[] =
+        "usage: meetlite-admin webhooks [list [--status S] [--type T] [--since TIME] "
+        "[--before SEQ] [--limit N] | show ID | replay ID | replay-failed [--since TIME]]\n";
+    int rc;
+    const char *sub = argc > 1 ? argv[1] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "replay-failed")) {
+        static const struct option o[] = {
+            {"status", required_argument, NULL, 's'}, {"type", required_argument, NULL, 't'},
+            {"since", required_argument, NULL, 'S'},  {"before", required_argument, NULL, 'b'},
+            {"limit", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0}};
+        static const char *const names[] = {"status", "type", "since", "before", "limit"};
+        const char *vals[5] = {NULL};
+        bool list = !strcmp(sub, "list");
+        int c;
+        if (argc > 1) {
+            argc--; /* the subcommand is argv[0] now */
+            argv++;
+        }
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+            const char *p = strchr("stSbl", c);
+            if (!c || !p || (!list && c != 'S')) {
+                fputs(use, stderr);
+                return EXIT_USAGE;
+            }
+            vals[p - "stSbl"] = optarg;
+        }
+        if (optind != argc) {
+            fputs(use, stderr);
+            return EXIT_USAGE;
+        }
+        if (!list) {
+            json_t *body = json_object();
+            if (vals[2])
+                json_object_set_new(body, "since", json_string(vals[2]));
+            json_t *j = call("POST", "/v1/webhooks/replay-failed", body, &rc);
+            if (j && !json_out)
+                printf("%lld failed events queued again\n", jint(j, "replayed"));
+            json_decref(j);
+            return rc;
+        }
+        char path[600], enc[200];
+        size_t at = ml_strlcpy(path, "/v1/webhooks/events", sizeof path);
+        for (size_t i = 0; i < ML_ARRAY_LEN(names); i++) {
+            if (!vals[i] || at >= sizeof path)
+                continue;
+            url_encode(vals[i], enc, sizeof enc);
+            at += ml_snprintf(path + at, sizeof path - at, "%c%s=%s", strchr(path, '?') ? '&' : '?',
+                              names[i], enc);
+        }
+        json_t *j = call("GET", path, NULL, &rc);
+        if (j && !json_out)
+            print_events(j);
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "replay") || !strcmp(sub, "show")) {
+        if (argc != 3) {
+            fputs(use, stderr);
+            return EXIT_USAGE;
+        }
+        bool replay = !strcmp(sub, "replay");
+        char id[200], path[300];
+        url_encode(argv[2], id, sizeof id);
+        ml_snprintf(path, sizeof path, "/v1/webhooks/events/%s%s", id, replay ? "/replay" : "");
+        json_t *j = call(replay ? "POST" : "GET", path, NULL, &rc);
+        if (j && !json_out) {
+            if (replay) {
+                printf("event %s (%s) queued again\n", jstr(j, "id"), jstr(j, "type"));
+            } else {
+                char *pl = json_dumps(jget(j, "payload"), JSON_INDENT(2));
+                printf("event %s #%lld %s, created %s: %s after %lld attempts%s%s\n%s\n",
+                       jstr(j, "id"), jint(j, "sequence"), jstr(j, "type"), jstr(j, "created_at"),
+                       jstr(j, "status"), jint(j, "attempts"),
+                       jstr(j, "last_error") ? "; last error: " : "",
+                       jstr(j, "last_error") ? jstr(j, "last_error") : "", pl ? pl : "");
+                free(pl);
+            }
+        }
+        json_decref(j);
+        return rc;
+    }
+    fputs(use, stderr);
+    return EXIT_USAGE;
+}
+
 /* ------------------------------------------------------------------ the rest */
 
 static int cmd_drain(int argc, char **argv)
@@ -865,6 +982,7 @@ static const struct command commands[] = {
     {"log-level", cmd_log_level, true},
     {"tls-reload", cmd_tls_reload, true},
     {"usage", cmd_usage, true},
+    {"webhooks", cmd_webhooks, true},
     {"migrate", cmd_migrate, false},
     {NULL, NULL, false},
 };
@@ -906,6 +1024,11 @@ static void usage(FILE *out)
             "  log-level [LEVEL]               error, warn, notice, info or debug\n"
             "  tls-reload                      read the TURN TLS certificate and key again\n"
             "  usage MEETING                   relay usage of a meeting (id or join code)\n"
+            "  webhooks [list] [--status S] [--type T] [--since TIME] [--before SEQ]\n"
+            "           [--limit N]            queued webhook events, newest first\n"
+            "  webhooks show ID                one event with its payload\n"
+            "  webhooks replay ID              send an event again (same id)\n"
+            "  webhooks replay-failed [--since TIME]   send every failed event again\n"
             "  migrate [--database-url URL] [--migrations-dir DIR]\n"
             "                                  apply the schema migrations (no daemon needed)\n\n"
             "Exit status: 0 success, 1 the API refused, 2 bad usage, 3 no answer.\n");

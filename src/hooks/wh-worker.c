@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define SUBSYS "webhooks"
-#define WH_LEASE_MARGIN_MS 30000 /* a claim's lease: the batch's timeouts and this */
+#define WH_LEASE_MARGIN_MS 2000 /* a claim's lease: one timeout more than the batch's, and this */
 #define WH_PURGE_EVERY_MS (3600 * 1000)
 #define WH_CONNECT_MAX_MS 30000 /* database reconnect backoff ceiling */
 #define WH_REPLY_MAX 4096       /* bytes of a receiver's answer read (and dropped) */
@@ -359,7 +359,7 @@ static int deliver_batch(struct wh_worker *w, const struct wh_settings *s)
     enum { C_SEQ, C_ID, C_ATTEMPTS, C_BODY };
     char limit[24], lease[24], max[24], age[24];
     ml_snprintf(limit, sizeof limit, "%lld", s->batch);
-    ml_snprintf(lease, sizeof lease, "%lld", s->batch * s->timeout_ms + WH_LEASE_MARGIN_MS);
+    ml_snprintf(lease, sizeof lease, "%lld", (s->batch + 1) * s->timeout_ms + WH_LEASE_MARGIN_MS);
     ml_snprintf(max, sizeof max, "%lld", s->max_attempts);
     ml_snprintf(age, sizeof age, "%lld", s->max_age_s);
     const char *p[] = {w->node, s->types[0] ? s->types : NULL, limit, lease, max, age};
