@@ -48,6 +48,7 @@ struct wh_worker {
     CURL *curl;
     int64_t backoff_ms, next_connect_ms, next_purge_ms;
     bool schema_warned;
+    bool down_warned; /* the database's absence was logged at warn since the last connection */
     char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -154,7 +155,12 @@ static void db_drop(struct wh_worker *w, const char *what, const char *msg)
 {
     char m[256];
     ml_strlcpy(m, msg ? msg : "", sizeof m);
-    ML_WARN(SUBSYS, "%s: %s; the database connection is made again", what, ml_trim(m));
+    /* once per outage at warn: a database that stays away is retried quietly */
+    if (!w->down_warned)
+        ML_WARN(SUBSYS, "%s: %s; the database connection is made again", what, ml_trim(m));
+    else
+        ML_INFO(SUBSYS, "%s: %s; the database connection is made again", what, ml_trim(m));
+    w->down_warned = true;
     if (w->pg)
         PQfinish(w->pg);
     w->pg = NULL;
@@ -188,6 +194,7 @@ static bool db_up(struct wh_worker *w)
         return false;
     }
     w->backoff_ms = 0;
+    w->down_warned = false;
     __atomic_add_fetch(&w->counters.connects, 1, __ATOMIC_RELAXED);
     return true;
 }

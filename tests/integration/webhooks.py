@@ -346,6 +346,18 @@ try:
     rx.secret = SECRET
     t.ok(wait_until(lambda: rx.has(wid), 10), "with the right secret back it is delivered")
 
+    # ------------------------------------------------------------ rotation: SIGHUP reads the file
+    NEW = b"rotated-secret-0123456789abcdef0"
+    with open(secret_file, "w") as f:
+        f.write(NEW.decode() + "\n")
+    rx.secret = NEW
+    a.signal(signal.SIGHUP)
+    t.ok(a.wait_log("configuration reloaded", 10), "SIGHUP reloads")
+    mr = api.meeting(tok, title="Rotated")["id"]
+    rid = meeting_ids(mr)
+    t.ok(wait_until(lambda: rx.has(rid), 10), "after SIGHUP events are signed with the new secret")
+    t.ok(NEW.decode() not in a.log() and SECRET.decode() not in a.log(), "no secret in the log")
+
     # ------------------------------------------------------------ the admin API
     adm = AdminApi(admin_port)
     r = adm.get("/v1/webhooks/events?status=delivered&type=meeting.started&limit=2")
