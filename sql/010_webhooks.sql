@@ -185,17 +185,24 @@ RETURNS TABLE (seq bigint, id uuid, attempts integer, created_s bigint, body tex
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
+    -- SKIP LOCKED here too: two nodes doing the same never wait for each other's rows (nor
+    -- deadlock); what one skips, the other does
     IF p_types IS NOT NULL THEN
         UPDATE webhook_events e SET status = 'skipped', last_error = 'type not in webhooks.events'
-        WHERE e.status = 'pending' AND e.next_attempt_at <= now() AND NOT (e.type = ANY (p_types));
+        WHERE e.seq IN (SELECT x.seq FROM webhook_events x
+                        WHERE x.status = 'pending' AND x.next_attempt_at <= now()
+                          AND NOT (x.type = ANY (p_types))
+                        FOR UPDATE SKIP LOCKED);
     END IF;
     UPDATE webhook_events e SET status = 'failed',
         last_error = left(coalesce(e.last_error || '; ', '') ||
                           CASE WHEN e.attempts >= p_max_attempts THEN 'no attempts left'
                                ELSE 'older than webhooks.max-age' END, 500)
-    WHERE e.status = 'pending' AND e.next_attempt_at <= now()
-      AND (e.attempts >= p_max_attempts
-           OR e.created_at < now() - make_interval(secs => p_max_age_s));
+    WHERE e.seq IN (SELECT x.seq FROM webhook_events x
+                    WHERE x.status = 'pending' AND x.next_attempt_at <= now()
+                      AND (x.attempts >= p_max_attempts
+                           OR x.created_at < now() - make_interval(secs => p_max_age_s))
+                    FOR UPDATE SKIP LOCKED);
     RETURN QUERY
     WITH c AS (SELECT x.seq FROM webhook_events x
                WHERE x.status = 'pending' AND x.next_attempt_at <= now()

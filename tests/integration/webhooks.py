@@ -448,6 +448,25 @@ try:
     t.ok(" error [" not in a.log() and "runtime error" not in a.log(), "no error in the log",
          a.log()[-3000:])
     t.ok(a.clean(), "the node stops cleanly (no sanitizer report)", a.log()[-3000:])
+
+    # ------------------------------------------------------------ the filter, the last attempt
+    rx.stop()
+    c = node("node-c", extra=["webhooks.max-attempts=2",
+                              "webhooks.events=meeting.started, meeting.ended"])
+    tok, _ = c.api.user("last@example.org", name="Last")
+    ml = c.api.meeting(tok, title="Last attempt")["id"]
+    c.api.post("/api/v1/meetings/%s/join" % ml, None, tok)
+    st = "SELECT type || ':' || status || ':' || attempts FROM webhook_events " \
+         "WHERE payload->'meeting'->>'id' = '%s' ORDER BY seq" % ml
+    t.ok(wait_until(lambda: pg.psql(st).split() == ["meeting.started:failed:2",
+                                                    "participant.joined:skipped:0"], 10),
+         "a type outside webhooks.events is skipped; two refused attempts make an event failed",
+         pg.psql(st))
+    t.ok(c.wait_log("failed after 2 attempts", 5), "the last failure is logged")
+    rx.start()
+    time.sleep(1.5)
+    t.ok(not rx.has(meeting_ids(ml)), "neither is sent once the receiver is back (until a replay)")
+    t.ok(c.clean(), "node c stops cleanly", c.log()[-3000:])
 finally:
     for p in people:
         p.close()
