@@ -162,6 +162,10 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
         a->deps.relay_link(a->deps.arg, &s->link);
         s->link.present = true;
     }
+    if (a->deps.webhooks) {
+        a->deps.webhooks(a->deps.arg, &s->hooks);
+        s->hooks.present = true;
+    }
     if (a->deps.cp) {
         struct cp_counters *cc = ml_xcalloc(1, sizeof *cc);
         cp_counters_read(a->deps.cp, cc);

@@ -378,6 +378,16 @@ static void admin_relay_link(void *arg, struct st_relay_link *out)
 }
 
 /* The runtime secrets changed (sync thread): the control plane signs with the relay's choice. */
+static void admin_webhooks(void *arg, struct st_webhooks *out)
+{
+    struct app *app = arg;
+    struct wh_counters c;
+    wh_worker_counters(app->hooks, &c);
+    out->delivered = c.delivered;
+    out->attempts_failed = c.attempts_failed;
+    out->db_connects = c.connects;
+}
+
 static void creds_changed(void *arg)
 {
     struct app *app = arg;
@@ -414,6 +424,7 @@ static int start_admin(struct app *app)
                          .reload_tls = admin_reload_tls,
                          .set_drain = admin_set_drain,
                          .relay_link = app->relay ? admin_relay_link : NULL,
+                         .webhooks = app->hooks ? admin_webhooks : NULL,
                          .arg = app};
     app->adm = adm_new(&app->cfg.admin, &d, err, sizeof err);
     if (!app->adm || adm_start(app->adm, err, sizeof err) < 0) {
@@ -550,9 +561,9 @@ static int run(struct app *app)
         ML_ERROR("app", "%s", err);
         goto out;
     }
-    if (start_admin(app) < 0)
+    if (start_webhooks(app) < 0) /* before the admin API, which reads its figures */
         goto out;
-    if (start_webhooks(app) < 0)
+    if (start_admin(app) < 0)
         goto out;
     /* every listener is bound now (relay, control plane, admin API) */
     if (drop_privileges(&app->cfg.daemon, err, sizeof err) < 0) {

@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Tap, TOP_SRCDIR, free_port  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres  # noqa: E402
-from mladmin import TOKEN, AdminApi, cli, tcp_port  # noqa: E402
+from mladmin import TOKEN, AdminApi, cli, metric, promtool, tcp_port  # noqa: E402
 from mlrelay import Participant, wait_until  # noqa: E402
 
 SECRET = b"webhook-secret-0123456789abcdef"
@@ -416,6 +416,16 @@ try:
     t.ok(r.status == 422, "replay-failed with since of the wrong type", r)
     r = adm.get("/v1/webhooks/events", token=None)
     t.ok(r.status == 401, "no token: 401", r)
+    r = adm.get("/stats")
+    w = r.json.get("webhooks") if r.status == 200 else None
+    t.ok(w and w["delivered"] > 0 and w["attempts_failed"] > 0 and w["db_connects"] >= 1,
+         "/stats counts the node's deliveries and failed attempts", w)
+    text = adm.metrics()
+    t.ok(metric(text, "meetlite_webhook_deliveries_total") == w["delivered"] and
+         metric(text, "meetlite_webhook_attempts_failed_total") is not None,
+         "/metrics has the webhook counters")
+    pt = promtool(text)
+    t.ok(pt[0] == 0, "promtool accepts /metrics with them", pt)
 
     # ------------------------------------------------------------ meetlite-admin
     U = ["-u", "http://127.0.0.1:%d" % admin_port]
