@@ -1,4 +1,4 @@
-/* The admin API's webhook routes (issue #17): the queued events (sql/010_webhooks.sql) listed
+/* The admin API's webhook routes (issue #17): the queued events (sql/008_webhooks.sql) listed
  * by status, type and time, newest first and paginated by sequence; one event; and replays (one
  * event, or every failed one since a time), which the delivery workers pick up at once. */
 #include "config.h"

@@ -1,4 +1,4 @@
-/* Webhooks: the delivery of the events that sql/010_webhooks.sql queues in PostgreSQL (meeting
+/* Webhooks: the delivery of the events that sql/008_webhooks.sql queues in PostgreSQL (meeting
  * started and ended, participant joined and left, usage recorded) to a school's HTTPS endpoint,
  * signed with HMAC-SHA256, retried with backoff. One thread with its own libpq connection and
  * libcurl handle per node; nodes share the queue. Prefix: wh_. Nothing here logs but the
@@ -31,7 +31,7 @@ struct wh_config {
 };
 extern const struct ml_cfg_key wh_cfg_keys[];
 
-/* The event types, NULL-terminated (sql/010_webhooks.sql's CHECK lists the same). */
+/* The event types, NULL-terminated (sql/008_webhooks.sql's CHECK lists the same). */
 extern const char *const wh_event_types[];
 
 /* Rules between keys: a url needs a secret, retention covers max-age. 0, or -1 with err. */
