@@ -1,0 +1,898 @@
+-- meetlite schema: the help assistant's knowledge base (issue #18). Articles in Markdown, split
+-- into passages by their headings and indexed with full text search (title and tags weight A,
+-- heading B, body C; the article's language's configuration plus 'simple'), a vocabulary for
+-- typo correction (pg_trgm), a small synonym table for chat-style phrasing, the log of the
+-- questions asked, and the functions the control plane and the admin API call:
+--
+--   ml_kb_upsert_article(slug, title, body_md, tags, language, audience, origin)
+--   ml_kb_delete_article(slug)
+--   ml_kb_search(question, lang, audience, limit)      ranked passages, one per article
+--   ml_kb_ask(question, lang, audience, limit, account) the same, and the question logged
+--   ml_kb_min_confidence()                              below it, "no good answer"
+--   ml_kb_gaps(since, limit)                            what was asked and not answered
+--   ml_kb_prune_questions(older_than)
+--
+-- Retrieval, not generation. How a question is scored (ml_kb_query, ml_kb_search):
+--   1. normalised like the articles (lower case, accents off, punctuation to spaces);
+--   2. phrases and words of kb_synonyms expanded ("cam" -> camera, "log in" -> sign in),
+--      chat noise ("hi", "pls", "dont") dropped, stop words dropped;
+--   3. each remaining word is a group of lexemes (its stem in the question's language, in
+--      English, and as written); a word no article contains is corrected to the nearest word
+--      of the vocabulary by trigram similarity ("camra" -> camera), or stays unknown;
+--   4. each group weighs its inverse document frequency (kb_terms), so "black" counts more than
+--      "meeting"; an unknown word weighs like a rare one, which keeps off-topic questions low;
+--   5. a passage scores the weighted share of the groups it holds (1 in the title or tags,
+--      0.8 in its heading, 0.6 in its text), plus ts_rank_cd (cover density) and the trigram
+--      similarity of the question and the title, times a preference for the asker's audience
+--      and language. An article is represented by its best passage.
+-- The score lies in [0, 1]; ml_kb_min_confidence() is the threshold below which the answer says
+-- that nothing matched well (tests/integration/kb_quality.py measures both sides of it).
+--
+-- pg_trgm and unaccent are trusted extensions (PostgreSQL 13 and later): the database's owner
+-- may create them; Debian's postgresql package ships both. Applied by `meetlited --migrate`
+-- inside a transaction.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS unaccent;
+
+CREATE TYPE kb_audience AS ENUM ('student', 'host', 'operator');
+
+-- One article per slug. origin 'starter': shipped in the tree (kb/), loaded by a migration;
+-- 'operator': added or edited through the admin API or CLI. A starter import never overwrites
+-- an article an operator edited.
+CREATE TABLE kb_articles (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    slug       text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND length(slug) <= 80),
+    title      text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+    body_md    text NOT NULL CHECK (length(body_md) BETWEEN 1 AND 65536),
+    tags       text[] NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 20),
+    language   text NOT NULL CHECK (language ~ '^[a-z]{2}$'),
+    audience   kb_audience NOT NULL,
+    origin     text NOT NULL DEFAULT 'operator' CHECK (origin IN ('starter', 'operator')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX kb_articles_language_idx ON kb_articles (language, audience);
+
+-- An article cut at its headings, each passage at most ml_kb_passage_max() characters of text.
+-- text is the section as plain text (Markdown marks removed): what is indexed and what the
+-- snippet is cut from. tsv: the article's title and tags (A), the heading (B), the text (C).
+CREATE TABLE kb_passages (
+    article_id bigint NOT NULL REFERENCES kb_articles (id) ON DELETE CASCADE,
+    ordinal    integer NOT NULL CHECK (ordinal >= 1),
+    language   text NOT NULL,            -- the article's, so that a search needs no join
+    heading    text CHECK (length(heading) <= 200),
+    text       text NOT NULL CHECK (length(text) BETWEEN 1 AND 4000),
+    tsv        tsvector NOT NULL,
+    PRIMARY KEY (article_id, ordinal)
+);
+CREATE INDEX kb_passages_tsv_idx ON kb_passages USING gin (tsv);
+
+-- Document frequencies: in how many articles of each language each lexeme of kb_passages.tsv
+-- occurs. Kept up to date by ml_kb_upsert_article and ml_kb_delete_article (never recomputed
+-- over the whole base).
+CREATE TABLE kb_terms (
+    lexeme   text NOT NULL,
+    language text NOT NULL,
+    ndoc     integer NOT NULL CHECK (ndoc > 0),
+    PRIMARY KEY (lexeme, language)
+);
+
+-- The words of the articles as written (normalised, 3 to 40 characters, not only digits), per
+-- language, with the number of articles holding each: the vocabulary typos are corrected
+-- against (a question is corrected towards its own language's words and English ones).
+CREATE TABLE kb_words (
+    word     text NOT NULL,
+    language text NOT NULL,
+    ndoc     integer NOT NULL CHECK (ndoc > 0),
+    PRIMARY KEY (word, language)
+);
+CREATE INDEX kb_words_trgm_idx ON kb_words USING gin (word gin_trgm_ops);
+
+-- Query expansion for chat-style phrasing. term: a word or a phrase (normalised, words separated
+-- by one space); expansion: words added to the term's group, or '' for chat noise that carries
+-- nothing ("hi", "pls"). Applied to the questions, never to the articles. language: the
+-- questions it applies to ('en' entries apply to every language, as English words appear in
+-- all of them).
+CREATE TABLE kb_synonyms (
+    term      text NOT NULL CHECK (term ~ '^[[:alnum:]]+( [[:alnum:]]+)*$' AND length(term) <= 60),
+    language  text NOT NULL DEFAULT 'en' CHECK (language ~ '^[a-z]{2}$'),
+    expansion text NOT NULL CHECK (length(expansion) <= 200),
+    PRIMARY KEY (term, language)
+);
+
+-- What was asked, for the operators' list of gaps (meetlite-admin kb gaps). Nothing about the
+-- asker beyond the account id; e-mail addresses and long numbers are masked before storing
+-- (ml_kb_log_question). A deleted account leaves its questions anonymous.
+CREATE TABLE kb_questions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    question    text NOT NULL CHECK (length(question) BETWEEN 1 AND 500),
+    account_id  uuid REFERENCES users (id) ON DELETE SET NULL,
+    answered    boolean NOT NULL,
+    top_score   real,
+    top_article bigint REFERENCES kb_articles (id) ON DELETE SET NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX kb_questions_created_idx ON kb_questions (created_at);
+CREATE INDEX kb_questions_gaps_idx ON kb_questions (created_at) WHERE NOT answered;
+CREATE INDEX kb_questions_account_idx ON kb_questions (account_id) WHERE account_id IS NOT NULL;
+
+-- ---------------------------------------------------------------- constants
+
+-- The largest passage, in characters of plain text: long enough for a whole answer ("open the
+-- site settings, allow the camera, reload"), short enough that its snippet is about it.
+CREATE FUNCTION ml_kb_passage_max() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1200 $$;
+
+-- Below this score ml_kb_ask logs the question as unanswered, and the assistant says it found
+-- nothing that fits (and offers general articles). Chosen on tests/data/kb/questions.tsv: the
+-- off-topic questions there score at most 0.37 ("how do I reset my home router" meets the
+-- password article's "reset"), the right answers of the on-topic ones mostly 0.45 and more;
+-- kb_quality.py fails when an off-topic question reaches it or when fewer than 90 % of the
+-- right answers do. Roughly: half of what the question says, found in one passage.
+CREATE FUNCTION ml_kb_min_confidence() RETURNS real
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 0.40::real $$;
+
+-- The text search configuration of a language code; 'simple' (no stemming, no stop words) for
+-- languages PostgreSQL has no stemmer for.
+CREATE FUNCTION ml_kb_config(p_lang text) RETURNS regconfig
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_lang
+        WHEN 'en' THEN 'english' WHEN 'de' THEN 'german' WHEN 'fr' THEN 'french'
+        WHEN 'es' THEN 'spanish' WHEN 'it' THEN 'italian' WHEN 'pt' THEN 'portuguese'
+        WHEN 'nl' THEN 'dutch' WHEN 'sv' THEN 'swedish' WHEN 'da' THEN 'danish'
+        WHEN 'no' THEN 'norwegian' WHEN 'fi' THEN 'finnish' WHEN 'ru' THEN 'russian'
+        WHEN 'hu' THEN 'hungarian' WHEN 'tr' THEN 'turkish'
+        ELSE 'simple' END::regconfig
+$$;
+
+-- Text as both articles and questions are indexed: lower case, accents removed, apostrophes and
+-- other punctuation to spaces ("l'appareil", "udp/tcp", "turn.auth-secret" are several words),
+-- except "e-mail" and "wi-fi", whose halves mean nothing alone.
+CREATE FUNCTION ml_kb_normalize(p text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT btrim(regexp_replace(
+        regexp_replace(regexp_replace(lower(unaccent(coalesce(p, ''))),
+                                      '\me-mail', 'email', 'g'),
+                       '\mwi-fi\M', 'wifi', 'g'),
+        '[^[:alnum:]]+', ' ', 'g'))
+$$;
+
+-- The lexemes of normalised text in a configuration and in 'simple' (the words as written:
+-- product names and technical tokens match whatever the stemmer of either side does).
+CREATE FUNCTION ml_kb_vector(p_cfg regconfig, p_norm text, p_weight "char") RETURNS tsvector
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT setweight(to_tsvector(p_cfg, p_norm), p_weight)
+        || setweight(to_tsvector('simple', p_norm), p_weight)
+$$;
+
+-- The stem of one word in a configuration (NULL for a stop word).
+CREATE FUNCTION ml_kb_stem(p_cfg regconfig, p_word text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT (tsvector_to_array(to_tsvector(p_cfg, p_word)))[1]
+$$;
+
+-- The vocabulary words of an article (see kb_words).
+CREATE FUNCTION ml_kb_article_words(p_title text, p_tags text[], p_body text) RETURNS SETOF text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT DISTINCT w
+    FROM regexp_split_to_table(ml_kb_normalize(p_title || ' ' || array_to_string(p_tags, ' ')
+                                               || ' ' || p_body), ' ') AS w
+    WHERE length(w) BETWEEN 3 AND 40 AND w !~ '^[0-9]+$'
+$$;
+
+-- ---------------------------------------------------------------- splitting
+
+-- Markdown of one section as plain text: links and images to their text, code marks, emphasis,
+-- list and quote markers, table pipes and HTML tags removed; paragraphs kept apart by one blank
+-- line.
+CREATE FUNCTION ml_kb_plain(p_md text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT btrim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+           regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+               p_md,
+               '!?\[([^]]*)\]\([^)]*\)', '\1', 'g'),             -- [text](url), ![alt](src)
+               '<[^>\n]*>', '', 'g'),                            -- HTML tags
+               '`+', '', 'g'),                                   -- code marks
+               '(^|[^[:alnum:]])[*_]{1,3}([^*_\n]+)[*_]{1,3}', '\1\2', 'g'),  -- emphasis
+               '^[ \t]*([-*+]|[0-9]+[.)])[ \t]+', '', 'gn'),     -- list markers
+               '^[ \t]*>[ \t]?', '', 'gn'),                      -- quotes
+               '^[ \t]*\|?[ \t:|-]*-[ \t:|-]*$', '', 'gn'),      -- table rules
+               '[ \t]*\|[ \t]*', ' ', 'g'),                      -- table cells
+               '[ \t]+', ' ', 'g'),
+               '\n\s*\n\s*', E'\n\n', 'g'), E' \t\n')
+$$;
+
+-- An article's Markdown cut into passages: a passage per heading (# to ######, outside fenced
+-- code), the text before the first heading a passage without one; a section longer than
+-- p_max characters of plain text is cut between paragraphs, a paragraph longer than that
+-- between sentences, a sentence longer than that between words. Sections without text are
+-- skipped. Returns at most 200 passages.
+CREATE FUNCTION ml_kb_split(p_md text, p_max integer DEFAULT ml_kb_passage_max())
+RETURNS TABLE (ordinal integer, heading text, text text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+#variable_conflict use_variable
+DECLARE
+    line     text;
+    fence    text := NULL;       -- the fence that opened the current code block
+    head     text := NULL;
+    buf      text := '';
+    sections text[] := '{}';     -- heading, markdown, heading, markdown, ...
+    i        integer;
+    plain    text;
+    para     text;
+    piece    text;
+    cur      text;
+    m        text[];
+    n        integer := 0;
+BEGIN
+    p_max := greatest(coalesce(p_max, ml_kb_passage_max()), 200);
+    FOREACH line IN ARRAY regexp_split_to_array(replace(coalesce(p_md, ''), E'\r', ''), E'\n') LOOP
+        IF fence IS NULL AND line ~ '^ {0,3}(```|~~~)' THEN
+            fence := substr(ltrim(line), 1, 3);
+        ELSIF fence IS NOT NULL AND ltrim(line) LIKE fence || '%' THEN
+            fence := NULL;
+        ELSIF fence IS NULL THEN
+            m := regexp_match(line, '^ {0,3}#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$');
+            IF m IS NOT NULL THEN
+                sections := sections || ARRAY[head, buf];
+                head := left(ml_kb_plain(m[1]), 200);
+                buf := '';
+                CONTINUE;
+            END IF;
+        END IF;
+        buf := buf || line || E'\n';
+    END LOOP;
+    sections := sections || ARRAY[head, buf];
+
+    FOR i IN 1 .. cardinality(sections) / 2 LOOP
+        heading := nullif(sections[2 * i - 1], '');
+        plain := ml_kb_plain(sections[2 * i]);
+        CONTINUE WHEN plain = '';
+        cur := '';
+        FOREACH para IN ARRAY regexp_split_to_array(plain, E'\n\n') LOOP
+            -- a paragraph too long for one passage: cut between sentences, then words
+            WHILE length(para) > p_max LOOP
+                piece := substr(para, 1, p_max);
+                m := regexp_match(piece, '^(.*[.!?:;])\s');
+                IF m IS NULL OR length(m[1]) < p_max / 3 THEN
+                    m := regexp_match(piece, '^(.*\S)\s');
+                END IF;
+                piece := coalesce(m[1], piece);
+                IF cur <> '' THEN
+                    n := n + 1; ordinal := n; text := cur; RETURN NEXT;
+                    cur := '';
+                END IF;
+                n := n + 1; ordinal := n; text := piece; RETURN NEXT;
+                para := ltrim(substr(para, length(piece) + 1));
+            END LOOP;
+            CONTINUE WHEN para = '';
+            IF cur <> '' AND length(cur) + 2 + length(para) > p_max THEN
+                n := n + 1; ordinal := n; text := cur; RETURN NEXT;
+                cur := '';
+            END IF;
+            cur := CASE WHEN cur = '' THEN para ELSE cur || E'\n\n' || para END;
+        END LOOP;
+        IF cur <> '' THEN
+            n := n + 1; ordinal := n; text := cur; RETURN NEXT;
+        END IF;
+        EXIT WHEN n >= 200;
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------- writing
+
+-- Adds one to the document frequency of each lexeme and of each word of a language (sign 1),
+-- or takes one away (sign -1). Callers hold the knowledge base's advisory lock.
+CREATE FUNCTION ml_kb_count(p_lexemes text[], p_words text[], p_lang text, p_sign integer)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_sign > 0 THEN
+        INSERT INTO kb_terms AS t (lexeme, language, ndoc)
+        SELECT l, p_lang, 1 FROM unnest(p_lexemes) AS l ORDER BY l
+        ON CONFLICT (lexeme, language) DO UPDATE SET ndoc = t.ndoc + 1;
+        INSERT INTO kb_words AS t (word, language, ndoc)
+        SELECT w, p_lang, 1 FROM unnest(p_words) AS w ORDER BY w
+        ON CONFLICT (word, language) DO UPDATE SET ndoc = t.ndoc + 1;
+    ELSE
+        PERFORM 1 FROM kb_terms WHERE lexeme = ANY (p_lexemes) AND language = p_lang
+        ORDER BY lexeme FOR UPDATE;
+        DELETE FROM kb_terms WHERE lexeme = ANY (p_lexemes) AND language = p_lang AND ndoc <= 1;
+        UPDATE kb_terms SET ndoc = ndoc - 1 WHERE lexeme = ANY (p_lexemes) AND language = p_lang;
+        PERFORM 1 FROM kb_words WHERE word = ANY (p_words) AND language = p_lang
+        ORDER BY word FOR UPDATE;
+        DELETE FROM kb_words WHERE word = ANY (p_words) AND language = p_lang AND ndoc <= 1;
+        UPDATE kb_words SET ndoc = ndoc - 1 WHERE word = ANY (p_words) AND language = p_lang;
+    END IF;
+END
+$$;
+
+-- The lexemes and words an article contributes to kb_terms and kb_words.
+CREATE FUNCTION ml_kb_article_lexemes(p_article bigint) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT l ORDER BY l), '{}')
+    FROM kb_passages p, unnest(tsvector_to_array(p.tsv)) AS l
+    WHERE p.article_id = p_article
+$$;
+
+-- Adds or replaces an article (by slug) and its passages. outcome:
+--   created, updated;
+--   unchanged: the same title, body, tags, language and audience (nothing rewritten);
+--   kept: a starter import (p_origin 'starter') met an article an operator changed;
+--   invalid: message names the field and what is wrong (the admin API answers 422).
+-- Tags are trimmed, lower-cased and deduplicated. An operator's write of a starter article
+-- makes it the operator's.
+CREATE FUNCTION ml_kb_upsert_article(p_slug text, p_title text, p_body_md text, p_tags text[],
+                                     p_language text, p_audience text,
+                                     p_origin text DEFAULT 'operator')
+RETURNS TABLE (outcome text, article_id bigint, passages integer, message text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    a        kb_articles;
+    tags     text[];
+    title    text := btrim(p_title);
+    cfg      regconfig;
+    head     tsvector;
+    bad      text;
+    ords     integer[];
+    heads    text[];
+    texts    text[];
+BEGIN
+    -- one writer of the knowledge base at a time: an import updates the shared counts of
+    -- kb_terms and kb_words for many articles in one transaction
+    PERFORM pg_advisory_xact_lock(7305182944519235104);
+    SELECT coalesce(array_agg(DISTINCT t ORDER BY t), '{}') INTO tags
+    FROM (SELECT lower(btrim(x)) AS t FROM unnest(coalesce(p_tags, '{}')) AS x) s WHERE t <> '';
+    bad := CASE
+        WHEN p_slug IS NULL OR p_slug !~ '^[a-z0-9]+(-[a-z0-9]+)*$' OR length(p_slug) > 80 THEN
+            'slug: 1 to 80 of a-z, 0-9 and single hyphens between them'
+        WHEN title IS NULL OR length(title) NOT BETWEEN 1 AND 200 OR title ~ '[[:cntrl:]]' THEN
+            'title: 1 to 200 characters, no control characters'
+        WHEN p_body_md IS NULL OR length(p_body_md) > 65536 THEN
+            'body: 1 to 65536 characters of Markdown'
+        WHEN cardinality(tags) > 20 OR EXISTS (SELECT 1 FROM unnest(tags) t
+                                               WHERE length(t) > 40 OR t ~ '[[:cntrl:]]') THEN
+            'tags: at most 20, each at most 40 characters'
+        WHEN p_language IS NULL OR p_language !~ '^[a-z]{2}$' THEN
+            'language: a two-letter code such as en'
+        WHEN p_audience IS NULL OR p_audience NOT IN ('student', 'host', 'operator') THEN
+            'audience: student, host or operator'
+        WHEN p_origin IS NULL OR p_origin NOT IN ('starter', 'operator') THEN
+            'origin: starter or operator'
+        END;
+    IF bad IS NULL THEN
+        SELECT array_agg(s.ordinal ORDER BY s.ordinal), array_agg(s.heading ORDER BY s.ordinal),
+               array_agg(s.text ORDER BY s.ordinal)
+        INTO ords, heads, texts
+        FROM ml_kb_split(p_body_md) s;
+        IF ords IS NULL THEN
+            bad := 'body: no text (only blank lines or headings)';
+        END IF;
+    END IF;
+    IF bad IS NOT NULL THEN
+        outcome := 'invalid';
+        message := bad;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    SELECT * INTO a FROM kb_articles x WHERE x.slug = p_slug FOR UPDATE;
+    IF a.id IS NOT NULL THEN
+        article_id := a.id;
+        IF p_origin = 'starter' AND a.origin = 'operator' THEN
+            outcome := 'kept';
+            SELECT count(*) INTO passages FROM kb_passages x WHERE x.article_id = a.id;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        IF a.title = title AND a.body_md = p_body_md AND a.tags = tags
+           AND a.language = p_language AND a.audience = p_audience::kb_audience THEN
+            IF a.origin <> p_origin THEN
+                UPDATE kb_articles x SET origin = p_origin WHERE x.id = a.id;
+            END IF;
+            outcome := 'unchanged';
+            SELECT count(*) INTO passages FROM kb_passages x WHERE x.article_id = a.id;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        PERFORM ml_kb_count(ml_kb_article_lexemes(a.id),
+                            ARRAY(SELECT ml_kb_article_words(a.title, a.tags, a.body_md)),
+                            a.language, -1);
+        DELETE FROM kb_passages x WHERE x.article_id = a.id;
+        UPDATE kb_articles x
+        SET title = title, body_md = p_body_md, tags = tags, language = p_language,
+            audience = p_audience::kb_audience, origin = p_origin, updated_at = now()
+        WHERE x.id = a.id;
+        outcome := 'updated';
+    ELSE
+        INSERT INTO kb_articles AS x (slug, title, body_md, tags, language, audience, origin)
+        VALUES (p_slug, title, p_body_md, tags, p_language, p_audience::kb_audience, p_origin)
+        RETURNING x.id INTO article_id;
+        outcome := 'created';
+    END IF;
+
+    cfg := ml_kb_config(p_language);
+    head := ml_kb_vector(cfg, ml_kb_normalize(title), 'A')
+         || ml_kb_vector(cfg, ml_kb_normalize(array_to_string(tags, ' ')), 'A');
+    INSERT INTO kb_passages (article_id, ordinal, language, heading, text, tsv)
+    SELECT article_id, s.o, p_language, s.h, s.t,
+           head || ml_kb_vector(cfg, ml_kb_normalize(s.h), 'B')
+                || ml_kb_vector(cfg, ml_kb_normalize(s.t), 'C')
+    FROM unnest(ords, heads, texts) AS s(o, h, t);
+    GET DIAGNOSTICS passages = ROW_COUNT;
+    PERFORM ml_kb_count(ml_kb_article_lexemes(article_id),
+                        ARRAY(SELECT ml_kb_article_words(title, tags, p_body_md)), p_language, 1);
+    RETURN NEXT;
+END
+$$;
+
+-- Deletes an article, its passages and its share of the statistics. false: no such slug.
+CREATE FUNCTION ml_kb_delete_article(p_slug text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    a kb_articles;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7305182944519235104);   -- as ml_kb_upsert_article
+    SELECT * INTO a FROM kb_articles WHERE slug = p_slug FOR UPDATE;
+    IF a.id IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM ml_kb_count(ml_kb_article_lexemes(a.id),
+                        ARRAY(SELECT ml_kb_article_words(a.title, a.tags, a.body_md)), a.language,
+                        -1);
+    DELETE FROM kb_articles WHERE id = a.id;
+    RETURN true;
+END
+$$;
+
+-- ---------------------------------------------------------------- asking
+
+-- The OR of lexemes as a tsquery, each restricted to the weights given (NULL: any weight).
+-- Lexemes come from to_tsvector over normalised text: letters and digits only.
+CREATE FUNCTION ml_kb_or(p_lexemes text[], p_weights text) RETURNS tsquery
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT string_agg(quote_literal(l) || coalesce(':' || p_weights, ''), ' | ' ORDER BY l)::tsquery
+    FROM unnest(p_lexemes) AS l
+$$;
+
+-- What a word or phrase of a question may match: its lexemes in the question's configuration,
+-- in English (English words turn up in every language) and as written.
+CREATE FUNCTION ml_kb_lexemes(p_cfg regconfig, p_text text) RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(SELECT DISTINCT l FROM unnest(tsvector_to_array(
+        to_tsvector(p_cfg, p_text) || to_tsvector('english', p_text)
+        || to_tsvector('simple', p_text))) AS l ORDER BY l)
+$$;
+
+-- The expansion of a question's word (kb_synonyms): the word as typed, else its stem ("hears"
+-- finds "hear"); the asker's language before English. NULL: no synonym; '': chat noise.
+CREATE FUNCTION ml_kb_synonym(p_word text, p_lang text, p_cfg regconfig) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT y.expansion FROM kb_synonyms y
+    WHERE y.language IN (p_lang, 'en')
+      AND y.term IN (p_word, ml_kb_stem('english', p_word), ml_kb_stem(p_cfg, p_word))
+    ORDER BY y.term = p_word DESC, y.language = p_lang DESC
+    LIMIT 1
+$$;
+
+-- In how many articles of the asker's language and English the commonest of some lexemes
+-- occurs (NULL: none holds any).
+CREATE FUNCTION ml_kb_df(p_lexemes text[], p_lang text) RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT max(n)::integer FROM (
+        SELECT sum(t.ndoc) AS n FROM kb_terms t
+        WHERE t.lexeme = ANY (p_lexemes) AND t.language IN (p_lang, 'en')
+        GROUP BY t.lexeme) s
+$$;
+
+-- A question as groups of lexemes (see the top of this file): one row per word or phrase that
+-- carries meaning, in the question's order, with how it was read (kind: phrase, word, synonym,
+-- corrected or unknown), its lexemes, its weight (inverse document frequency over p_n
+-- articles) and how sure the reading is (1, or the trigram similarity of a correction).
+-- ml_kb_search's first step, and the way to see why an answer came up.
+CREATE FUNCTION ml_kb_query(p_question text, p_lang text, p_n integer)
+RETURNS TABLE (grp integer, word text, kind text, lexemes text[], idf real, certainty real)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    lang  text := CASE WHEN p_lang ~ '^[a-z]{2}$' THEN p_lang ELSE 'en' END;
+    cfg   regconfig := ml_kb_config(lang);
+    q     text := ' ' || ml_kb_normalize(left(p_question, 500)) || ' ';
+    n     real := greatest(coalesce(p_n, 1), 1);
+    s     record;
+    lex   text[];
+    seen  text[] := '{}';
+    df    integer;
+BEGIN
+    grp := 0;
+    -- phrases first ("log in", "black screen"): each a group, taken out of the question
+    FOR s IN SELECT y.term, y.expansion FROM kb_synonyms y
+             WHERE y.language IN ('en', lang) AND position(' ' IN y.term) > 0
+               AND position(' ' || y.term || ' ' IN q) > 0
+             ORDER BY length(y.term) DESC, y.term LOOP
+        CONTINUE WHEN position(' ' || s.term || ' ' IN q) = 0;   -- a longer phrase took it
+        q := replace(q, ' ' || s.term || ' ', ' ');
+        CONTINUE WHEN s.expansion = '';
+        lex := ml_kb_lexemes(cfg, s.expansion);
+        CONTINUE WHEN cardinality(lex) = 0 OR lex <@ seen;
+        seen := seen || lex;
+        df := ml_kb_df(lex, lang);
+        grp := grp + 1; word := s.term; kind := 'phrase'; lexemes := lex; certainty := 1;
+        idf := ln(1 + n / coalesce(df, 1));
+        RETURN NEXT;
+    END LOOP;
+
+    -- then the words, all at once
+    RETURN QUERY
+    WITH w AS (
+        SELECT r.i, r.x, ml_kb_synonym(r.x, lang, cfg) AS exp
+        FROM regexp_split_to_table(btrim(q), ' ') WITH ORDINALITY AS r(x, i)
+        WHERE length(r.x) BETWEEN 1 AND 40 AND (length(r.x) >= 2 OR r.x ~ '[0-9]')
+        ORDER BY r.i
+        LIMIT 40
+    ), k AS (   -- chat noise and stop words out
+        SELECT w.i, w.x, w.exp, ml_kb_lexemes(cfg, w.x) AS lex
+        FROM w
+        WHERE w.exp IS DISTINCT FROM ''
+          AND (w.exp IS NOT NULL OR (ml_kb_stem(cfg, w.x) IS NOT NULL
+                                     AND ml_kb_stem('english', w.x) IS NOT NULL))
+    ), c AS (   -- a word no article holds: the nearest word of the vocabulary, if near enough
+        SELECT k.*, f.word AS fixed, f.sim
+        FROM k LEFT JOIN LATERAL (
+            SELECT v.word, similarity(v.word, k.x) AS sim
+            FROM kb_words v
+            WHERE v.word % k.x AND v.language IN (lang, 'en')
+              AND similarity(v.word, k.x) >= 0.4 AND abs(length(v.word) - length(k.x)) <= 2
+            ORDER BY similarity(v.word, k.x) DESC, v.ndoc DESC, v.word
+            LIMIT 1
+        ) f ON k.exp IS NULL AND length(k.x) >= 4 AND k.x !~ '[0-9]'
+               AND NOT EXISTS (SELECT 1 FROM kb_terms t
+                               WHERE t.lexeme = ANY (k.lex) AND t.language IN (lang, 'en'))
+    ), e AS (   -- a correction's own synonym
+        SELECT c.i, c.x, c.fixed, c.sim, c.lex,
+               CASE WHEN c.fixed IS NULL THEN c.exp ELSE ml_kb_synonym(c.fixed, lang, cfg) END AS exp
+        FROM c
+    ), g AS (
+        SELECT e.i, coalesce(e.fixed, e.x) AS word,
+               CASE WHEN e.fixed IS NOT NULL THEN 'corrected'
+                    WHEN e.exp IS NOT NULL THEN 'synonym' ELSE 'word' END AS kind,
+               ARRAY(SELECT DISTINCT l FROM unnest(
+                   CASE WHEN e.fixed IS NULL THEN e.lex ELSE ml_kb_lexemes(cfg, e.fixed) END
+                   || CASE WHEN coalesce(e.exp, '') <> '' THEN ml_kb_lexemes(cfg, e.exp)
+                           ELSE '{}'::text[] END) AS l ORDER BY l) AS lex,
+               coalesce(e.sim, 1)::real AS certainty
+        FROM e
+    ), d AS (   -- a word said twice counts once
+        SELECT g.*, ml_kb_df(g.lex, lang) AS df
+        FROM g
+        WHERE cardinality(g.lex) > 0 AND NOT g.lex <@ seen
+          AND NOT EXISTS (SELECT 1 FROM g g2 WHERE g2.i < g.i AND g.lex <@ g2.lex)
+    )
+    SELECT grp + (row_number() OVER (ORDER BY d.i))::integer, d.word,
+           CASE WHEN d.df IS NULL THEN 'unknown' ELSE d.kind END, d.lex,
+           -- a word no article holds weighs like one of a single article
+           ln(1 + n / coalesce(d.df, 1))::real, d.certainty
+    FROM d
+    ORDER BY d.i;
+END
+$$;
+
+-- The best passages for a question, one per article, best first: at most p_limit (1 to 50)
+-- rows. p_lang: the asker's language (articles in it and in English are searched, those in it
+-- preferred); p_audience: student, host or operator (a preference, not a filter: nothing in the
+-- knowledge base is secret) or NULL. score in [0, 1] (see the top of this file); rank_cd: the
+-- passage's ts_rank_cd; snippet: ts_headline of the passage with the matched words in **bold**
+-- (Markdown, like the articles).
+--
+-- Two steps, so that the cost stays low with thousands of passages: every passage holding a
+-- word of the question that is not in most articles gets its weighted coverage (one CASE per
+-- group, built into the statement); the 40 best articles then get ts_rank_cd, the title's
+-- similarity, the preferences and a snippet.
+CREATE FUNCTION ml_kb_search(p_question text, p_lang text DEFAULT 'en',
+                             p_audience text DEFAULT NULL, p_limit integer DEFAULT 5)
+RETURNS TABLE (article_id bigint, slug text, title text, language text, audience kb_audience,
+               ordinal integer, heading text, snippet text, score real, rank_cd real)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    lang     text := CASE WHEN p_lang ~ '^[a-z]{2}$' THEN p_lang ELSE 'en' END;
+    aud      text := CASE WHEN p_audience IN ('student', 'host', 'operator') THEN p_audience END;
+    qnorm    text := ml_kb_normalize(left(p_question, 500));
+    n        integer;
+    g        record;
+    qa       tsquery[] := '{}';
+    qb       tsquery[] := '{}';
+    qc       tsquery[] := '{}';
+    total    real := 0;
+    cover    text := '';
+    strong   text[] := '{}';
+    known    text[] := '{}';
+BEGIN
+    IF qnorm = '' THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO n FROM kb_articles a WHERE a.language IN ('en', lang);
+    FOR g IN SELECT * FROM ml_kb_query(p_question, lang, n) LOOP
+        total := total + g.idf;
+        CONTINUE WHEN g.kind = 'unknown';              -- in the denominator only
+        qa := qa || ml_kb_or(g.lexemes, 'A');
+        qb := qb || ml_kb_or(g.lexemes, 'AB');
+        qc := qc || ml_kb_or(g.lexemes, NULL);
+        -- the coverage term of this group: its weight times where the passage holds it
+        cover := cover || format(' + %s * CASE WHEN NOT p.tsv @@ $3[%s] THEN 0'
+                                 ' WHEN p.tsv @@ $1[%s] THEN 1.0 WHEN p.tsv @@ $2[%s] THEN 0.8'
+                                 ' ELSE 0.6 END',
+                                 (g.idf * g.certainty)::numeric, cardinality(qc),
+                                 cardinality(qc), cardinality(qc));
+        known := known || g.lexemes;
+        -- words in at most half of the articles find the candidates
+        IF g.idf >= ln(3) THEN
+            strong := strong || g.lexemes;
+        END IF;
+    END LOOP;
+    IF cardinality(known) = 0 OR total <= 0 THEN
+        RETURN;
+    END IF;
+
+    RETURN QUERY EXECUTE format($q$
+        WITH c AS MATERIALIZED (
+            SELECT p.article_id, p.ordinal, (0 %s) / $5 AS cov
+            FROM kb_passages p
+            WHERE p.tsv @@ $4 AND p.language IN ('en', $6)
+        ), b AS (
+            SELECT DISTINCT ON (c.article_id) c.* FROM c
+            ORDER BY c.article_id, c.cov DESC, c.ordinal
+        ), s AS (
+            SELECT b.* FROM b ORDER BY b.cov DESC, b.article_id LIMIT 40
+        ), r AS (
+            SELECT s.article_id, a.slug, a.title, a.language, a.audience, s.ordinal, p.heading,
+                   p.text, ts_rank_cd(p.tsv, $4, 32) AS rcd,
+                   least(1.0, (0.80 * s.cov + 0.10 * ts_rank_cd(p.tsv, $4, 32)
+                               + 0.10 * similarity(ml_kb_normalize(a.title), $7))
+                       * CASE WHEN $8::text IS NULL OR $8 = 'operator' OR a.audience::text = $8
+                                   OR ($8 = 'host' AND a.audience = 'student') THEN 1.0
+                              WHEN a.audience = 'operator' THEN 0.75
+                              ELSE 0.9 END
+                       * CASE WHEN a.language = $6 THEN 1.0 ELSE 0.9 END) AS score
+            FROM s JOIN kb_articles a ON a.id = s.article_id
+                   JOIN kb_passages p ON p.article_id = s.article_id AND p.ordinal = s.ordinal
+            ORDER BY score DESC, a.slug
+            LIMIT $9
+        )
+        SELECT r.article_id, r.slug, r.title, r.language, r.audience, r.ordinal, r.heading,
+               ts_headline(ml_kb_config(r.language), r.text, $4,
+                           'MaxWords=40, MinWords=18, ShortWord=2, MaxFragments=2, '
+                           'FragmentDelimiter=" … ", StartSel="**", StopSel="**"'),
+               r.score::real, r.rcd::real
+        FROM r
+        ORDER BY r.score DESC, r.slug
+        $q$, cover)
+    USING qa, qb, qc,
+          ml_kb_or(CASE WHEN cardinality(strong) > 0 THEN strong ELSE known END, NULL),
+          total, lang, qnorm, aud, greatest(1, least(coalesce(p_limit, 5), 50));
+END
+$$;
+
+-- ---------------------------------------------------------------- the questions' log
+
+-- A question as it may be kept: trimmed, e-mail addresses and numbers of 8 digits or more
+-- (telephone, student or card numbers) masked, at most 500 characters.
+CREATE FUNCTION ml_kb_redact(p_question text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT left(btrim(regexp_replace(regexp_replace(regexp_replace(
+               p_question,
+               '[^[:space:]@<>()]+@[^[:space:]@<>()]+\.[[:alnum:]-]+', '[e-mail]', 'g'),
+               '\+?[0-9]([ .()/-]?[0-9]){7,}', '[number]', 'g'),
+               '[[:cntrl:]]+', ' ', 'g')), 500)
+$$;
+
+-- Records a question and whether it was answered (top score at or above
+-- ml_kb_min_confidence()). Returns the row's id, or NULL for an empty question.
+CREATE FUNCTION ml_kb_log_question(p_question text, p_account uuid, p_top_score real,
+                                   p_top_article bigint)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    q  text := ml_kb_redact(p_question);
+    id bigint;
+BEGIN
+    IF q IS NULL OR q = '' THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO kb_questions (question, account_id, answered, top_score, top_article)
+    VALUES (q, p_account, coalesce(p_top_score >= ml_kb_min_confidence(), false), p_top_score,
+            p_top_article)
+    RETURNING kb_questions.id INTO id;
+    RETURN id;
+END
+$$;
+
+-- ml_kb_search, and the question logged with its outcome, in one round trip: what
+-- POST /api/v1/assistant/ask calls. p_account: the asker's account id, or NULL.
+CREATE FUNCTION ml_kb_ask(p_question text, p_lang text, p_audience text, p_limit integer,
+                          p_account uuid)
+RETURNS TABLE (article_id bigint, slug text, title text, language text, audience kb_audience,
+               ordinal integer, heading text, snippet text, score real, rank_cd real)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r         record;
+    top_score real;
+    top_id    bigint;
+BEGIN
+    FOR r IN SELECT * FROM ml_kb_search(p_question, p_lang, p_audience, p_limit) LOOP
+        IF top_id IS NULL THEN
+            top_score := r.score;
+            top_id := r.article_id;
+        END IF;
+        article_id := r.article_id; slug := r.slug; title := r.title; language := r.language;
+        audience := r.audience; ordinal := r.ordinal; heading := r.heading;
+        snippet := r.snippet; score := r.score; rank_cd := r.rank_cd;
+        RETURN NEXT;
+    END LOOP;
+    PERFORM ml_kb_log_question(p_question, p_account, coalesce(top_score, 0), top_id);
+END
+$$;
+
+-- What students asked since p_since that found no good answer, most asked first: one row per
+-- wording (normalised), with how often and by how many accounts it was asked, the best score it
+-- got and the article that came closest. For meetlite-admin kb gaps.
+CREATE FUNCTION ml_kb_gaps(p_since timestamptz, p_limit integer DEFAULT 50)
+RETURNS TABLE (question text, asked integer, accounts integer, best_score real,
+               closest_article text, last_asked timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT min(q.question), count(*)::integer, count(DISTINCT q.account_id)::integer,
+           max(q.top_score),
+           (SELECT a.slug FROM kb_questions x JOIN kb_articles a ON a.id = x.top_article
+            WHERE NOT x.answered AND x.created_at >= p_since
+              AND ml_kb_normalize(x.question) = ml_kb_normalize(min(q.question))
+            ORDER BY x.top_score DESC NULLS LAST LIMIT 1),
+           max(q.created_at)
+    FROM kb_questions q
+    WHERE NOT q.answered AND q.created_at >= p_since
+    GROUP BY ml_kb_normalize(q.question)
+    ORDER BY count(*) DESC, max(q.created_at) DESC
+    LIMIT greatest(1, least(coalesce(p_limit, 50), 1000))
+$$;
+
+-- Deletes the questions older than p_age; returns how many.
+CREATE FUNCTION ml_kb_prune_questions(p_age interval) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH d AS (DELETE FROM kb_questions WHERE created_at < now() - p_age RETURNING 1)
+    SELECT count(*) FROM d
+$$;
+
+-- ---------------------------------------------------------------- the starter synonyms
+
+-- How students write, mapped to how the articles are written. Operators add their own rows
+-- (their school's words: "lecture hall", the name of their campus network).
+INSERT INTO kb_synonyms (term, language, expansion) VALUES
+    -- chat noise: greetings, pleas, fillers, contractions typed without their apostrophe
+    ('hi', 'en', ''), ('hii', 'en', ''), ('hiii', 'en', ''), ('hello', 'en', ''),
+    ('hey', 'en', ''), ('pls', 'en', ''), ('plz', 'en', ''), ('please', 'en', ''),
+    ('thx', 'en', ''), ('thanks', 'en', ''), ('thank', 'en', ''), ('help', 'en', ''),
+    ('helpp', 'en', ''), ('guys', 'en', ''), ('lol', 'en', ''), ('ok', 'en', ''),
+    ('okay', 'en', ''), ('asap', 'en', ''), ('urgent', 'en', ''), ('sorry', 'en', ''),
+    ('um', 'en', ''), ('uh', 'en', ''), ('hmm', 'en', ''), ('just', 'en', ''),
+    ('really', 'en', ''), ('still', 'en', ''), ('anyone', 'en', ''), ('someone', 'en', ''),
+    ('somebody', 'en', ''), ('something', 'en', ''), ('anything', 'en', ''),
+    ('dont', 'en', ''), ('doesnt', 'en', ''), ('didnt', 'en', ''), ('cant', 'en', ''),
+    ('cannot', 'en', ''), ('isnt', 'en', ''), ('wont', 'en', ''), ('wasnt', 'en', ''),
+    ('arent', 'en', ''), ('couldnt', 'en', ''), ('havent', 'en', ''), ('hasnt', 'en', ''),
+    ('don', 'en', ''), ('doesn', 'en', ''), ('didn', 'en', ''), ('isn', 'en', ''),
+    ('won', 'en', ''), ('wasn', 'en', ''), ('aren', 'en', ''), ('couldn', 'en', ''),
+    ('haven', 'en', ''), ('hasn', 'en', ''), ('im', 'en', ''), ('ive', 'en', ''),
+    ('whats', 'en', ''), ('hows', 'en', ''), ('u', 'en', ''), ('ur', 'en', ''),
+    ('ya', 'en', ''), ('want', 'en', ''), ('need', 'en', ''), ('try', 'en', ''),
+    ('tried', 'en', ''), ('trying', 'en', ''), ('keep', 'en', ''), ('keeps', 'en', ''),
+    ('get', 'en', ''), ('got', 'en', ''), ('thing', 'en', ''), ('stuff', 'en', ''),
+    ('meetlite', 'en', ''),
+    -- devices
+    ('cam', 'en', 'camera'), ('webcam', 'en', 'camera'), ('webcamera', 'en', 'camera'),
+    ('video', 'en', 'camera'), ('face', 'en', 'camera'), ('picture', 'en', 'camera'),
+    ('mic', 'en', 'microphone'), ('mike', 'en', 'microphone'), ('micro', 'en', 'microphone'),
+    ('headset', 'en', 'microphone headphones'), ('earphones', 'en', 'headphones'),
+    ('earbuds', 'en', 'headphones'), ('airpods', 'en', 'headphones bluetooth'),
+    ('speaker', 'en', 'sound'), ('speakers', 'en', 'sound'), ('audio', 'en', 'sound'),
+    ('voice', 'en', 'microphone hear'), ('hear', 'en', 'sound'), ('noise', 'en', 'echo'),
+    ('feedback', 'en', 'echo'), ('blank', 'en', 'black'), ('dark', 'en', 'black'),
+    ('device', 'en', 'camera microphone'),
+    -- what goes wrong
+    ('frozen', 'en', 'freezes'), ('freezing', 'en', 'freezes'), ('lag', 'en', 'freezes'),
+    ('laggy', 'en', 'freezes'), ('lagging', 'en', 'freezes'), ('choppy', 'en', 'freezes'),
+    ('stutters', 'en', 'freezes'), ('pixelated', 'en', 'blurry'), ('stuck', 'en', 'connecting'),
+    ('loading', 'en', 'connecting'), ('spinning', 'en', 'connecting'),
+    ('hangs', 'en', 'connecting'), ('popup', 'en', 'prompt permission'),
+    ('denied', 'en', 'blocked refused'), ('deny', 'en', 'block'), ('refused', 'en', 'blocked'),
+    ('asks', 'en', 'prompt'), ('broken', 'en', 'working'),
+    -- people and roles
+    ('teacher', 'en', 'host'), ('professor', 'en', 'host'), ('instructor', 'en', 'host'),
+    ('tutor', 'en', 'host'), ('lecturer', 'en', 'host'), ('organizer', 'en', 'host'),
+    ('organiser', 'en', 'host'), ('moderator', 'en', 'admin'), ('cohost', 'en', 'admin'),
+    ('classmate', 'en', 'participant'), ('classmates', 'en', 'participants'),
+    ('students', 'en', 'participants'), ('people', 'en', 'participants'),
+    ('kick', 'en', 'remove'), ('ban', 'en', 'remove'), ('expel', 'en', 'remove'),
+    ('boot', 'en', 'remove'), ('silence', 'en', 'mute'),
+    -- meetings
+    ('class', 'en', 'meeting'), ('lecture', 'en', 'meeting'), ('lesson', 'en', 'meeting'),
+    ('call', 'en', 'meeting'), ('session', 'en', 'meeting'), ('room', 'en', 'meeting'),
+    ('conference', 'en', 'meeting'), ('enter', 'en', 'join'), ('attend', 'en', 'join'),
+    ('url', 'en', 'link'), ('invite', 'en', 'link share'), ('invitation', 'en', 'link share'),
+    ('id', 'en', 'code'), ('extend', 'en', 'duration'), ('longer', 'en', 'duration'),
+    ('capacity', 'en', 'limit'), ('max', 'en', 'limit'), ('maximum', 'en', 'limit'),
+    ('screenshare', 'en', 'screen share'), ('screensharing', 'en', 'screen share'),
+    ('present', 'en', 'share screen'), ('presentation', 'en', 'share screen'),
+    ('slides', 'en', 'share screen'), ('hand', 'en', 'raise hand'), ('passcode', 'en', 'passcode'),
+    -- accounts
+    ('login', 'en', 'sign in'), ('logon', 'en', 'sign in'), ('signin', 'en', 'sign in'),
+    ('signup', 'en', 'sign up create account'), ('register', 'en', 'create account'),
+    ('registration', 'en', 'create account'), ('pw', 'en', 'password'),
+    ('pwd', 'en', 'password'), ('passwd', 'en', 'password'), ('pass', 'en', 'password'),
+    ('forgotten', 'en', 'forgot'), ('gmail', 'en', 'google'), ('sso', 'en', 'google'),
+    ('oauth', 'en', 'google oidc'), ('logged', 'en', 'signed'),
+    -- networks
+    ('wifi', 'en', 'network'), ('internet', 'en', 'network'), ('wlan', 'en', 'wifi network'),
+    ('proxy', 'en', 'firewall'), ('blocked', 'en', 'block firewall'),
+    ('dorm', 'en', 'campus'), ('university', 'en', 'campus'), ('uni', 'en', 'campus'),
+    ('college', 'en', 'campus'), ('school', 'en', 'campus'), ('hotel', 'en', 'firewall'),
+    ('office', 'en', 'firewall'), ('corporate', 'en', 'firewall'), ('p2p', 'en', 'direct'),
+    ('nordvpn', 'en', 'vpn'), ('expressvpn', 'en', 'vpn'), ('protonvpn', 'en', 'vpn'),
+    ('wireguard', 'en', 'vpn'), ('openvpn', 'en', 'vpn'), ('anyconnect', 'en', 'vpn'),
+    ('peer', 'en', 'direct'),
+    -- browsers and devices
+    ('chrome', 'en', 'chromium'), ('edge', 'en', 'chromium'), ('brave', 'en', 'chromium'),
+    ('opera', 'en', 'chromium'), ('vivaldi', 'en', 'chromium'), ('iphone', 'en', 'phone ios'),
+    ('ipad', 'en', 'tablet ios'), ('android', 'en', 'phone'), ('mobile', 'en', 'phone'),
+    ('smartphone', 'en', 'phone'), ('cellphone', 'en', 'phone'), ('cell', 'en', 'phone'),
+    ('macbook', 'en', 'mac macos'), ('mac', 'en', 'macos'),
+    -- privacy
+    ('privacy', 'en', 'stored data'), ('gdpr', 'en', 'stored data privacy'),
+    ('recorded', 'en', 'recording stored'), ('record', 'en', 'recording stored'),
+    ('encrypted', 'en', 'encryption'), ('encrypt', 'en', 'encryption'),
+    ('secure', 'en', 'encrypted'), ('spy', 'en', 'see privacy'),
+    -- operators
+    ('grafana', 'en', 'metrics'), ('monitoring', 'en', 'metrics alerts'),
+    ('cert', 'en', 'certificate'), ('certbot', 'en', 'certificate letsencrypt'),
+    ('ssl', 'en', 'tls'), ('https', 'en', 'https tls'), ('nginx', 'en', 'proxy'),
+    ('haproxy', 'en', 'proxy'), ('caddy', 'en', 'proxy'), ('upgrade', 'en', 'maintenance'),
+    ('reboot', 'en', 'maintenance restart'), ('turnserver', 'en', 'coturn'),
+    ('kubernetes', 'en', 'nodes'), ('cluster', 'en', 'nodes'), ('scale', 'en', 'nodes'),
+    -- phrases (the longest that fits is taken first)
+    ('log in', 'en', 'sign in'), ('log on', 'en', 'sign in'), ('logged out', 'en', 'signed out'),
+    ('sign up', 'en', 'create account'), ('black screen', 'en', 'camera black'),
+    ('no video', 'en', 'camera black'), ('no picture', 'en', 'camera black'),
+    ('no sound', 'en', 'hear sound'), ('no audio', 'en', 'hear sound'),
+    ('share screen', 'en', 'screen share'), ('share my screen', 'en', 'screen share'),
+    ('screen share', 'en', 'screen share'), ('raise hand', 'en', 'raise hand'),
+    ('raise my hand', 'en', 'raise hand'), ('hand up', 'en', 'raise hand'),
+    ('waiting room', 'en', 'waiting room'), ('kick out', 'en', 'remove'),
+    ('throw out', 'en', 'remove'), ('get in', 'en', 'join'), ('go in', 'en', 'join'),
+    ('come back', 'en', 'rejoin'), ('end call', 'en', 'end meeting'),
+    ('how long', 'en', 'duration'), ('time limit', 'en', 'duration'),
+    ('too many', 'en', 'too many'), ('e mail', 'en', 'email'), ('wi fi', 'en', 'wifi'),
+    ('ip address', 'en', 'ip address'),
+    -- what the client's messages say, as students copy them
+    ('is over', 'en', 'over expired'), ('time ran out', 'en', 'expired over'),
+    ('has ended', 'en', 'ended'), ('is full', 'en', 'full'),
+    ('open elsewhere', 'en', 'too many tabs'), ('turned off', 'en', 'off muted'),
+    -- German
+    ('hallo', 'de', ''), ('bitte', 'de', ''), ('danke', 'de', ''), ('hilfe', 'de', ''),
+    ('geht', 'de', ''), ('klappt', 'de', ''), ('funktioniert', 'de', ''),
+    ('webcam', 'de', 'kamera'), ('cam', 'de', 'kamera'), ('bild', 'de', 'kamera video'),
+    ('mikro', 'de', 'mikrofon'), ('mic', 'de', 'mikrofon'), ('ton', 'de', 'mikrofon hören'),
+    ('laedt', 'de', 'verbindung'), ('verbindet', 'de', 'verbindung'),
+    ('teilnehmen', 'de', 'beitreten'), ('rein', 'de', 'beitreten'),
+    -- Spanish
+    ('hola', 'es', ''), ('ayuda', 'es', ''), ('gracias', 'es', ''), ('funciona', 'es', ''),
+    ('por favor', 'es', ''), ('webcam', 'es', 'camara'), ('cam', 'es', 'camara'),
+    ('escuchan', 'es', 'oyen'), ('escucha', 'es', 'oye'), ('escuchar', 'es', 'oir'),
+    ('micro', 'es', 'microfono'), ('mic', 'es', 'microfono'), ('carga', 'es', 'conectando'),
+    ('entrar', 'es', 'unirse'), ('link', 'es', 'enlace'),
+    -- French
+    ('bonjour', 'fr', ''), ('salut', 'fr', ''), ('merci', 'fr', ''), ('svp', 'fr', ''),
+    ('stp', 'fr', ''), ('aide', 'fr', ''), ('marche', 'fr', ''), ('fonctionne', 'fr', ''),
+    ('webcam', 'fr', 'camera'), ('cam', 'fr', 'camera'), ('camera', 'fr', 'camera'),
+    ('entendent', 'fr', 'entendre micro'), ('entend', 'fr', 'entendre micro'),
+    ('charge', 'fr', 'connexion'), ('entrer', 'fr', 'rejoindre'), ('lien', 'fr', 'lien');
