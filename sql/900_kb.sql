@@ -539,18 +539,22 @@ BEGIN
         WHERE w.exp IS DISTINCT FROM ''
           AND (w.exp IS NOT NULL OR (ml_kb_stem(cfg, w.x) IS NOT NULL
                                      AND ml_kb_stem('english', w.x) IS NOT NULL))
-    ), c AS (   -- a word no article holds: the nearest word of the vocabulary, if near enough
-        SELECT k.*, f.word AS fixed, f.sim
-        FROM k LEFT JOIN LATERAL (
-            SELECT v.word, similarity(v.word, k.x) AS sim
+    ), u AS (   -- which words no article holds (and could be typos)
+        SELECT k.*, k.exp IS NULL AND length(k.x) >= 4 AND k.x !~ '[0-9]'
+                    AND NOT EXISTS (SELECT 1 FROM kb_terms t
+                                    WHERE t.lexeme = ANY (k.lex) AND t.language IN (lang, 'en'))
+                    AS unknown
+        FROM k
+    ), c AS (   -- such a word: the nearest word of the vocabulary, if near enough
+        SELECT u.*, f.word AS fixed, f.sim
+        FROM u LEFT JOIN LATERAL (
+            SELECT v.word, similarity(v.word, u.x) AS sim
             FROM kb_words v
-            WHERE v.word % k.x AND v.language IN (lang, 'en')
-              AND similarity(v.word, k.x) >= 0.4 AND abs(length(v.word) - length(k.x)) <= 2
-            ORDER BY similarity(v.word, k.x) DESC, v.ndoc DESC, v.word
+            WHERE u.unknown AND v.word % u.x AND v.language IN (lang, 'en')
+              AND similarity(v.word, u.x) >= 0.4 AND abs(length(v.word) - length(u.x)) <= 2
+            ORDER BY similarity(v.word, u.x) DESC, v.ndoc DESC, v.word
             LIMIT 1
-        ) f ON k.exp IS NULL AND length(k.x) >= 4 AND k.x !~ '[0-9]'
-               AND NOT EXISTS (SELECT 1 FROM kb_terms t
-                               WHERE t.lexeme = ANY (k.lex) AND t.language IN (lang, 'en'))
+        ) f ON true
     ), e AS (   -- a correction's own synonym
         SELECT c.i, c.x, c.fixed, c.sim, c.lex,
                CASE WHEN c.fixed IS NULL THEN c.exp ELSE ml_kb_synonym(c.fixed, lang, cfg) END AS exp
@@ -588,9 +592,9 @@ $$;
 -- (Markdown, like the articles).
 --
 -- Two steps, so that the cost stays low with thousands of passages: every passage holding a
--- word of the question that is not in most articles gets its weighted coverage (one CASE per
--- group, built into the statement); the 40 best articles then get ts_rank_cd, the title's
--- similarity, the preferences and a snippet.
+-- word of the question found in at most half of the articles (or two commoner ones) gets its
+-- weighted coverage (one CASE per group, built into the statement); the 40 best articles then
+-- get ts_rank_cd, the title's similarity, the preferences and a snippet.
 CREATE FUNCTION ml_kb_search(p_question text, p_lang text DEFAULT 'en',
                              p_audience text DEFAULT NULL, p_limit integer DEFAULT 5)
 RETURNS TABLE (article_id bigint, slug text, title text, language text, audience kb_audience,
@@ -609,7 +613,9 @@ DECLARE
     total    real := 0;
     cover    text := '';
     strong   text[] := '{}';
+    weak     tsquery[] := '{}';
     known    text[] := '{}';
+    find     tsquery;
 BEGIN
     IF qnorm = '' THEN
         RETURN;
@@ -628,14 +634,30 @@ BEGIN
                                  (g.idf * g.certainty)::numeric, cardinality(qc),
                                  cardinality(qc), cardinality(qc));
         known := known || g.lexemes;
-        -- words in at most half of the articles find the candidates
+        -- the candidates: passages with a word found in at most half of the articles, or
+        -- with two of the commoner ones (one common word alone cannot reach the threshold,
+        -- and would make every passage a candidate)
         IF g.idf >= ln(3) THEN
             strong := strong || g.lexemes;
+        ELSE
+            weak := weak || ml_kb_or(g.lexemes, NULL);
         END IF;
     END LOOP;
-    IF cardinality(known) = 0 OR total <= 0 THEN
+    IF cardinality(qc) = 0 OR total <= 0 THEN
         RETURN;
     END IF;
+    IF cardinality(strong) > 0 THEN
+        find := ml_kb_or(strong, NULL);
+    END IF;
+    IF cardinality(weak) = 1 AND find IS NULL THEN
+        find := weak[1];
+    END IF;
+    FOR i IN 1 .. cardinality(weak) LOOP
+        FOR j IN i + 1 .. cardinality(weak) LOOP
+            find := CASE WHEN find IS NULL THEN weak[i] && weak[j]
+                         ELSE find || (weak[i] && weak[j]) END;
+        END LOOP;
+    END LOOP;
 
     RETURN QUERY EXECUTE format($q$
         WITH c AS MATERIALIZED (
@@ -649,8 +671,8 @@ BEGIN
             SELECT b.* FROM b ORDER BY b.cov DESC, b.article_id LIMIT 40
         ), r AS (
             SELECT s.article_id, a.slug, a.title, a.language, a.audience, s.ordinal, p.heading,
-                   p.text, ts_rank_cd(p.tsv, $4, 32) AS rcd,
-                   least(1.0, (0.80 * s.cov + 0.10 * ts_rank_cd(p.tsv, $4, 32)
+                   p.text, ts_rank_cd(p.tsv, $10, 32) AS rcd,
+                   least(1.0, (0.80 * s.cov + 0.10 * ts_rank_cd(p.tsv, $10, 32)
                                + 0.10 * similarity(ml_kb_normalize(a.title), $7))
                        * CASE WHEN $8::text IS NULL OR $8 = 'operator' OR a.audience::text = $8
                                    OR ($8 = 'host' AND a.audience = 'student') THEN 1.0
@@ -663,16 +685,15 @@ BEGIN
             LIMIT $9
         )
         SELECT r.article_id, r.slug, r.title, r.language, r.audience, r.ordinal, r.heading,
-               ts_headline(ml_kb_config(r.language), r.text, $4,
+               ts_headline(ml_kb_config(r.language), r.text, $10,
                            'MaxWords=40, MinWords=18, ShortWord=2, MaxFragments=2, '
                            'FragmentDelimiter=" … ", StartSel="**", StopSel="**"'),
                r.score::real, r.rcd::real
         FROM r
         ORDER BY r.score DESC, r.slug
         $q$, cover)
-    USING qa, qb, qc,
-          ml_kb_or(CASE WHEN cardinality(strong) > 0 THEN strong ELSE known END, NULL),
-          total, lang, qnorm, aud, greatest(1, least(coalesce(p_limit, 5), 50));
+    USING qa, qb, qc, find, total, lang, qnorm, aud, greatest(1, least(coalesce(p_limit, 5), 50)),
+          ml_kb_or(known, NULL);
 END
 $$;
 
@@ -788,7 +809,8 @@ INSERT INTO kb_synonyms (term, language, expansion) VALUES
     ('ya', 'en', ''), ('want', 'en', ''), ('need', 'en', ''), ('try', 'en', ''),
     ('tried', 'en', ''), ('trying', 'en', ''), ('keep', 'en', ''), ('keeps', 'en', ''),
     ('get', 'en', ''), ('got', 'en', ''), ('thing', 'en', ''), ('stuff', 'en', ''),
-    ('meetlite', 'en', ''),
+    ('meetlite', 'en', ''), ('problem', 'en', ''), ('problems', 'en', ''), ('issue', 'en', ''),
+    ('issues', 'en', ''), ('fix', 'en', ''),
     -- devices
     ('cam', 'en', 'camera'), ('webcam', 'en', 'camera'), ('webcamera', 'en', 'camera'),
     ('video', 'en', 'camera'), ('face', 'en', 'camera'), ('picture', 'en', 'camera'),
@@ -812,7 +834,8 @@ INSERT INTO kb_synonyms (term, language, expansion) VALUES
     ('tutor', 'en', 'host'), ('lecturer', 'en', 'host'), ('organizer', 'en', 'host'),
     ('organiser', 'en', 'host'), ('moderator', 'en', 'admin'), ('cohost', 'en', 'admin'),
     ('classmate', 'en', 'participant'), ('classmates', 'en', 'participants'),
-    ('students', 'en', 'participants'), ('people', 'en', 'participants'),
+    ('student', 'en', 'participant'), ('students', 'en', 'participants'),
+    ('people', 'en', 'participants'),
     ('kick', 'en', 'remove'), ('ban', 'en', 'remove'), ('expel', 'en', 'remove'),
     ('boot', 'en', 'remove'), ('silence', 'en', 'mute'),
     -- meetings
