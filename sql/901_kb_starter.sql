@@ -140,8 +140,8 @@ Handy-Hotspot.
 
 ## 4. Seite neu laden
 
-Neu laden baut neue Verbindungen mit frischen Zugangsdaten auf; du bist wieder dieselbe
-teilnehmende Person.
+Nach dem Neuladen in der Lobby wieder **Join meeting** drücken: neue Verbindungen mit frischen
+Zugangsdaten, und du bist wieder dieselbe teilnehmende Person.
 $kb$,
         ARRAY[$kb$verbindung$kb$, $kb$verbindet$kb$, $kb$hängt$kb$, $kb$firewall$kb$, $kb$kein video$kb$, $kb$netzwerk$kb$]::text[], $kb$de$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
@@ -208,15 +208,15 @@ microphone. meetlite asks once, for both.
 ## Choose Allow
 
 Press **Allow**. The preview shows your picture, and the others will see and hear you once you
-join. Firefox and Safari can remember the choice for the site; Chrome remembers it until you
-change it.
+join. Browsers remember the choice for the site (some ask whether to remember it, or offer to
+allow it "this time" only).
 
 ## If you pressed Block by mistake
 
 The browser does not ask again by itself. You will see "Camera and microphone are blocked".
 Open the site's settings from the address bar (the lock, camera or tune icon), set Camera and
-Microphone to Allow, and reload the page. Browser by browser:
-"Allow the camera in Chrome and Edge", "… in Firefox", "… in Safari", and "Phones and tablets".
+Microphone to Allow, and reload the page. There are step-by-step articles for Chrome and Edge,
+Firefox, Safari, and phones and tablets.
 
 ## Joining without a camera or microphone
 
@@ -319,8 +319,8 @@ lobby, tick **Camera on**. If the others see your initials, your camera is off f
 
 Look for a message under the preview:
 - "Camera and microphone are blocked": the browser (or you, earlier) refused. Click the camera
-  or lock icon in the address bar, set Camera to **Allow**, and reload the page. Step-by-step
-  for each browser: "Allow the camera in Chrome and Edge", "… in Firefox", "… in Safari".
+  or lock icon in the address bar, set Camera to **Allow**, and reload the page. There are
+  step-by-step articles for Chrome and Edge, Firefox, Safari, and phones.
 - "No camera or microphone was found": the computer sees no camera. Plug it in again, or check
   that a laptop's camera is not switched off by a key or a privacy shutter.
 
@@ -440,11 +440,6 @@ BEGIN
 
 If a person's tile says **Connecting…**, their audio and video have not reached you yet. See
 "A tile says Connecting… and never connects".
-
-## Sound starts only after a click
-
-Some browsers do not play sound until you interact with the page. Click anywhere in the
-meeting, and the videos and sound start.
 
 ## Bluetooth headphones
 
@@ -635,8 +630,8 @@ meeting, or try a phone hotspot: if it works there, your usual network blocks th
 
 ## 4. Reload the page
 
-Reloading makes new connections and fetches fresh relay credentials; you come back as the same
-participant.
+Reload, then press **Join meeting** in the lobby: new connections with fresh relay credentials,
+and you come back as the same participant.
 
 ## 5. Tell whoever runs the service
 
@@ -679,14 +674,15 @@ or lossy network shows more delay and freezes than over UDP.
 
 ## Relay · tls
 
-Media goes through the relay over an encrypted TLS connection, usually on port 443, the port
-of secure websites. This is what gets through the strictest firewalls (schools, hotels,
+Media goes through the relay over an encrypted TLS connection, often on port 443, the port of
+secure websites. This is what gets through the strictest firewalls (schools, hotels,
 companies). Expect a little more delay. Your media was already encrypted; TLS wraps it once
 more.
 
-## Relay (without a protocol)
+## Relay at the other end
 
-The relay is used at the other person's end, not at yours.
+The badge says **Relay** when the relay is used at either end. If only the other person goes
+through the relay, it shows how your own browser reaches their relay address (usually udp).
 
 ## Connecting…
 
@@ -1288,7 +1284,8 @@ When the last participant leaves, the meeting ends for good.
 - If you closed the tab or lost your connection without pressing **Leave**, you are still in the
   meeting for the others, shown as away. Opening the link again brings you back as the same
   participant.
-- A reload of the page reconnects you; your video comes back after a few seconds.
+- After a reload of the page you are back in the lobby: press **Join meeting** and you return
+  as the same participant.
 - If an ADMIN removed you, you cannot join that meeting again.
 $kb$,
         ARRAY[$kb$leave$kb$, $kb$rejoin$kb$, $kb$come back$kb$, $kb$reload$kb$, $kb$closed tab$kb$, $kb$left by mistake$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
@@ -1676,7 +1673,7 @@ not removed from), newest first.
 
 ## What each line shows
 
-- The title and when it was created.
+- The title, the code, who hosts it, and until when it runs (or when it ended or expired).
 - The status: **Active** (you can join), **Ended** (an ADMIN ended it, or everyone left), or
   **Expired** (its time ran out).
 - For active meetings: **Join** and **Copy link**.
@@ -2933,8 +2930,8 @@ acceso del móvil.
 
 ## 4. Recarga la página
 
-Al recargar se crean conexiones nuevas con credenciales nuevas; vuelves como el mismo
-participante.
+Recarga y pulsa de nuevo **Join meeting** en la sala previa: se crean conexiones nuevas con
+credenciales nuevas y vuelves como el mismo participante.
 $kb$,
         ARRAY[$kb$conectando$kb$, $kb$conexión$kb$, $kb$atascado$kb$, $kb$cortafuegos$kb$, $kb$red$kb$, $kb$sin video$kb$]::text[], $kb$es$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
@@ -3083,8 +3080,8 @@ connexion de ton téléphone.
 
 ## 4. Recharge la page
 
-Recharger crée de nouvelles connexions avec des identifiants neufs ; tu reviens comme le même
-participant.
+Recharge, puis appuie de nouveau sur **Join meeting** dans la salle d'accueil : de nouvelles
+connexions avec des identifiants neufs, et tu reviens comme le même participant.
 $kb$,
         ARRAY[$kb$connexion$kb$, $kb$bloqué$kb$, $kb$pare-feu$kb$, $kb$réseau$kb$, $kb$pas de vidéo$kb$, $kb$connecting$kb$]::text[], $kb$fr$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
