@@ -599,8 +599,8 @@ $$;
 -- (Markdown, like the articles).
 --
 -- Two steps, so that the cost stays low with thousands of passages: every passage holding a
--- word of the question found in at most half of the articles (or two commoner ones) gets its
--- weighted coverage (one CASE per group, built into the statement); the 40 best articles then
+-- word of the question found in at most half of the articles (or two commoner ones, when such
+-- words are most of the question) gets its weighted coverage (one CASE per group, built into the statement); the 40 best articles then
 -- get ts_rank_cd, the title's similarity, the preferences and a snippet.
 CREATE FUNCTION ml_kb_search(p_question text, p_lang text DEFAULT 'en',
                              p_audience text DEFAULT NULL, p_limit integer DEFAULT 5)
@@ -621,6 +621,7 @@ DECLARE
     cover    text := '';
     strong   text[] := '{}';
     weak     tsquery[] := '{}';
+    weak_w   real := 0;
     known    text[] := '{}';
     find     tsquery;
 BEGIN
@@ -641,13 +642,15 @@ BEGIN
                                  (g.idf * g.certainty)::numeric, cardinality(qc),
                                  cardinality(qc), cardinality(qc));
         known := known || g.lexemes;
-        -- the candidates: passages with a word found in at most half of the articles, or
-        -- with two of the commoner ones (one common word alone cannot reach the threshold,
-        -- and would make every passage a candidate)
+        -- the candidates: passages with a word found in at most half of the articles
+        -- ("strong"); the commoner words find passages only when they carry half of the
+        -- question's weight, and then in pairs (one common word alone cannot reach the
+        -- threshold, and would make nearly every passage a candidate)
         IF g.idf >= ln(3) THEN
             strong := strong || g.lexemes;
         ELSE
             weak := weak || ml_kb_or(g.lexemes, NULL);
+            weak_w := weak_w + g.idf * g.certainty;
         END IF;
     END LOOP;
     IF cardinality(qc) = 0 OR total <= 0 THEN
@@ -656,15 +659,17 @@ BEGIN
     IF cardinality(strong) > 0 THEN
         find := ml_kb_or(strong, NULL);
     END IF;
-    IF cardinality(weak) = 1 AND find IS NULL THEN
-        find := weak[1];
-    END IF;
-    FOR i IN 1 .. cardinality(weak) LOOP
-        FOR j IN i + 1 .. cardinality(weak) LOOP
-            find := CASE WHEN find IS NULL THEN weak[i] && weak[j]
-                         ELSE find || (weak[i] && weak[j]) END;
+    IF find IS NULL OR weak_w >= 0.5 * total THEN
+        IF cardinality(weak) = 1 AND find IS NULL THEN
+            find := weak[1];
+        END IF;
+        FOR i IN 1 .. cardinality(weak) LOOP
+            FOR j IN i + 1 .. cardinality(weak) LOOP
+                find := CASE WHEN find IS NULL THEN weak[i] && weak[j]
+                             ELSE find || (weak[i] && weak[j]) END;
+            END LOOP;
         END LOOP;
-    END LOOP;
+    END IF;
 
     RETURN QUERY EXECUTE format($q$
         WITH c AS MATERIALIZED (
