@@ -276,9 +276,12 @@ BEGIN
 
 ## Recommended
 
-- **Chrome, Edge, Brave, Opera** and other Chromium-based browsers, current versions: the
-  browsers meetlite is tested with.
-- **Firefox**, current version: meetlite uses only standard web features, which Firefox has.
+- **Chrome, Edge, Brave, Opera** and other Chromium-based browsers, current versions.
+- **Firefox**, current version (meetlite is tested with Firefox ESR in meetings with Chrome
+  users).
+
+Both are tested with meetlite, in calls that go direct and through the relay. People in one
+meeting can use different browsers.
 
 ## Others
 
@@ -1914,8 +1917,8 @@ BEGIN
     SELECT * INTO r FROM ml_kb_upsert_article(
         $kb$permissions-safari$kb$,
         $kb$Allow the camera and microphone in Safari$kb$,
-        $kb$meetlite uses the standard web APIs, but it is tested in Chromium; if Safari gives you trouble,
-try Chrome, Edge or Firefox.
+        $kb$meetlite uses the standard web APIs, but it is tested in Chromium and Firefox, not in Safari; if
+Safari gives you trouble, try Chrome, Edge or Firefox.
 
 ## Allow for this website (macOS)
 
@@ -2186,9 +2189,12 @@ ICE server or candidate.
 | `relay-ports` | 49152-65535 | 508 when no port is free |
 
 `max-allocations-per-user` counts per credential id, that is per participant of a meeting, not
-per IP address. A browser in a mesh call of N people holds up to N-1 allocations (one per
-other participant, more briefly during ICE restarts), so 20 covers meetings of about 20 people;
-raise it for larger ones.
+per IP address. A browser in a mesh call of N people holds about one allocation per other
+participant and TURN URI it uses, and more briefly while an ICE restart (a credential renewal)
+overlaps old and new candidates. Firefox holds two per TURN URI for the peers it offers to (it
+also allocates for RTCP): the browser tests need 32 for a Firefox participant in a meeting of
+three. Raise the key for larger meetings, and when participants use Firefox; a refusal shows
+as 486 in the error counts.
 
 ## Watching them
 
@@ -2526,7 +2532,9 @@ keeps serving. With certbot, a deploy hook that reloads meetlite does it.
 ## Browsers check the name
 
 The certificate must name the host of your `turns:` URL (`control.turn-uris`); browsers refuse
-a mismatch or a self-signed certificate silently, and the TLS path then simply does not work.
+a mismatch or a self-signed certificate, and the TLS path then simply does not work (Firefox
+ends the handshake with an "unknown ca" alert, which meetlited logs). Firefox also ignores a
+`turns:` URL with an IP address: use a host name.
 $kb$,
         ARRAY[$kb$tls$kb$, $kb$certificate$kb$, $kb$letsencrypt$kb$, $kb$renew$kb$, $kb$turns$kb$, $kb$ssl$kb$, $kb$reload$kb$, $kb$sighup$kb$]::text[], $kb$en$kb$, $kb$operator$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
@@ -2651,6 +2659,9 @@ to the public one: clients are told the public address. Open `turn.relay-ports`
 - Every badge reads **Connecting…** when **Relay only** is on: the URLs, the ports or the
   firewall are wrong.
 - **Relay · tls** never appears: no `turns:` URL, or the certificate does not match its name.
+- Firefox ignores a `turns:` URL with an IP address instead of a host name (silently), and it
+  checks the relay's certificate like a web site's: name the host in `control.turn-uris`, with
+  a certificate from a public authority.
 
 Test from outside with coturn's client: `turnutils_uclient -u USER -w PASS turn.example.org`
 with a credential from `meetlite-admin credential test-user`.
