@@ -280,7 +280,7 @@ BEGIN
 - **Firefox**, current version (meetlite is tested with Firefox ESR in meetings with Chrome
   users).
 
-Both are tested with meetlite, in calls that go direct and through the relay. People in one
+Both are tested with meetlite, through the relay included. People in one
 meeting can use different browsers.
 
 ## Others
