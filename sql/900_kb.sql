@@ -33,8 +33,8 @@
 -- The score lies in [0, 1]; ml_kb_min_confidence() is the threshold below which the answer says
 -- that nothing matched well (tests/integration/kb_quality.py measures both sides of it).
 --
--- pg_trgm and unaccent are trusted extensions (PostgreSQL 13 and later): the database's owner
--- may create them; Debian's postgresql package ships both. Applied by `meetlited --migrate`
+-- pg_trgm and unaccent are trusted extensions (PostgreSQL 13 and later): a role with CREATE on
+-- the database may create them; Debian's postgresql package ships both. Applied by `meetlited --migrate`
 -- inside a transaction.
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -201,11 +201,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                '!?\[([^]]*)\]\([^)]*\)', '\1', 'g'),             -- [text](url), ![alt](src)
                '<[^>\n]*>', '', 'g'),                            -- HTML tags
                '`+', '', 'g'),                                   -- code marks
-               '(^|[^[:alnum:]])[*_]{1,3}([^*_\n]+)[*_]{1,3}', '\1\2', 'g'),  -- emphasis
                '^[ \t]*([-*+]|[0-9]+[.)])[ \t]+', '', 'gn'),     -- list markers
                '^[ \t]*>[ \t]?', '', 'gn'),                      -- quotes
                '^[ \t]*\|?[ \t:|-]*-[ \t:|-]*$', '', 'gn'),      -- table rules
                '[ \t]*\|[ \t]*', ' ', 'g'),                      -- table cells
+               '(^|[^[:alnum:]])[*_]{1,3}([^*_\n]+)[*_]{1,3}', '\1\2', 'g'),  -- emphasis
                '[ \t]+', ' ', 'g'),
                '\n\s*\n\s*', E'\n\n', 'g'), E' \t\n')
 $$;
@@ -252,6 +252,7 @@ BEGIN
     END LOOP;
     sections := sections || ARRAY[head, buf];
 
+    <<outer>>
     FOR i IN 1 .. cardinality(sections) / 2 LOOP
         heading := nullif(sections[2 * i - 1], '');
         plain := ml_kb_plain(sections[2 * i]);
@@ -270,13 +271,16 @@ BEGIN
                     n := n + 1; ordinal := n; text := cur; RETURN NEXT;
                     cur := '';
                 END IF;
+                EXIT outer WHEN n >= 200;
                 n := n + 1; ordinal := n; text := piece; RETURN NEXT;
-                para := ltrim(substr(para, length(piece) + 1));
+                EXIT outer WHEN n >= 200;
+                para := ltrim(substr(para, length(piece) + 1), E' \t\n');
             END LOOP;
             CONTINUE WHEN para = '';
             IF cur <> '' AND length(cur) + 2 + length(para) > p_max THEN
                 n := n + 1; ordinal := n; text := cur; RETURN NEXT;
                 cur := '';
+                EXIT outer WHEN n >= 200;
             END IF;
             cur := CASE WHEN cur = '' THEN para ELSE cur || E'\n\n' || para END;
         END LOOP;
