@@ -182,6 +182,12 @@ try:
          "a 5,000-character word is cut too")
     t.eq(q("SELECT count(*), min(coalesce(heading, '-')) FROM ml_kb_split('Just one line.')"),
          "1|-", "a body without headings is one passage")
+    t.eq(q("SELECT replace(text, E'\\n', ' / ') FROM ml_kb_split("
+           "E'* item **two**\\n* _three_ and a snake_case_word\\n\\n> quoted *x*\\n')"),
+         "item two / three and a snake_case_word /  / quoted x",
+         "list markers, emphasis and quotes become plain text; snake_case stays")
+    t.eq(q("SELECT count(*) FROM ml_kb_split(repeat('word ', 20000), 200)"), "200",
+         "never more than 200 passages")
 
     # ------------------------------------------------------------ deleting
     t.eq(q("SELECT ml_kb_delete_article('tags-test')"), "t", "an article is deleted")
