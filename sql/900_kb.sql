@@ -618,11 +618,8 @@ DECLARE
     qnorm    text := ml_kb_normalize(left(p_question, 500));
     n        integer;
     g        record;
-    qa       tsquery[] := '{}';
-    qb       tsquery[] := '{}';
-    qc       tsquery[] := '{}';
     total    real := 0;
-    cover    text := '';
+    cover    text := '';             -- the coverage expression, one term per group
     strong   text[] := '{}';
     weak     tsquery[] := '{}';
     weak_w   real := 0;
@@ -636,15 +633,13 @@ BEGIN
     FOR g IN SELECT * FROM ml_kb_query(p_question, lang, n) LOOP
         total := total + g.idf;
         CONTINUE WHEN g.kind = 'unknown';              -- in the denominator only
-        qa := qa || ml_kb_or(g.lexemes, 'A');
-        qb := qb || ml_kb_or(g.lexemes, 'AB');
-        qc := qc || ml_kb_or(g.lexemes, NULL);
-        -- the coverage term of this group: its weight times where the passage holds it
-        cover := cover || format(' + %s * CASE WHEN NOT p.tsv @@ $3[%s] THEN 0'
-                                 ' WHEN p.tsv @@ $1[%s] THEN 1.0 WHEN p.tsv @@ $2[%s] THEN 0.8'
-                                 ' ELSE 0.6 END',
-                                 (g.idf * g.certainty)::numeric, cardinality(qc),
-                                 cardinality(qc), cardinality(qc));
+        -- the group's weight times where a passage holds it: title or tags, heading, text
+        -- (its queries go in as constants, parsed once for the statement)
+        cover := cover || format(' + %s * CASE WHEN NOT p.tsv @@ %L::tsquery THEN 0'
+                                 ' WHEN p.tsv @@ %L::tsquery THEN 1.0'
+                                 ' WHEN p.tsv @@ %L::tsquery THEN 0.8 ELSE 0.6 END',
+                                 (g.idf * g.certainty)::numeric, ml_kb_or(g.lexemes, NULL),
+                                 ml_kb_or(g.lexemes, 'A'), ml_kb_or(g.lexemes, 'AB'));
         known := known || g.lexemes;
         -- the candidates: passages with a word found in at most half of the articles
         -- ("strong"); the commoner words find passages only when they carry half of the
@@ -657,7 +652,7 @@ BEGIN
             weak_w := weak_w + g.idf * g.certainty;
         END IF;
     END LOOP;
-    IF cardinality(qc) = 0 OR total <= 0 THEN
+    IF cardinality(known) = 0 OR total <= 0 THEN
         RETURN;
     END IF;
     IF cardinality(strong) > 0 THEN
@@ -675,11 +670,13 @@ BEGIN
         END LOOP;
     END IF;
 
+    -- $1 candidates' query, $2 total weight, $3 language, $4 normalised question,
+    -- $5 audience, $6 limit, $7 every lexeme of the question (rank and snippet)
     RETURN QUERY EXECUTE format($q$
         WITH c AS MATERIALIZED (
-            SELECT p.article_id, p.ordinal, (0 %s) / $5 AS cov
+            SELECT p.article_id, p.ordinal, (0 %s) / $2 AS cov
             FROM kb_passages p
-            WHERE p.tsv @@ $4 AND p.language IN ('en', $6)
+            WHERE p.tsv @@ $1 AND p.language IN ('en', $3)
         ), b AS (
             SELECT DISTINCT ON (c.article_id) c.* FROM c
             ORDER BY c.article_id, c.cov DESC, c.ordinal
@@ -687,28 +684,28 @@ BEGIN
             SELECT b.* FROM b ORDER BY b.cov DESC, b.article_id LIMIT 40
         ), r AS (
             SELECT s.article_id, a.slug, a.title, a.language, a.audience, s.ordinal, p.heading,
-                   p.text, ts_rank_cd(p.tsv, $10, 32) AS rcd,
-                   least(1.0, (0.80 * s.cov + 0.10 * ts_rank_cd(p.tsv, $10, 32)
-                               + 0.10 * similarity(ml_kb_normalize(a.title), $7))
-                       * CASE WHEN $8::text IS NULL OR $8 = 'operator' OR a.audience::text = $8
-                                   OR ($8 = 'host' AND a.audience = 'student') THEN 1.0
+                   p.text, ts_rank_cd(p.tsv, $7, 32) AS rcd,
+                   least(1.0, (0.80 * s.cov + 0.10 * ts_rank_cd(p.tsv, $7, 32)
+                               + 0.10 * similarity(ml_kb_normalize(a.title), $4))
+                       * CASE WHEN $5::text IS NULL OR $5 = 'operator' OR a.audience::text = $5
+                                   OR ($5 = 'host' AND a.audience = 'student') THEN 1.0
                               WHEN a.audience = 'operator' THEN 0.75
                               ELSE 0.9 END
-                       * CASE WHEN a.language = $6 THEN 1.0 ELSE 0.9 END) AS score
+                       * CASE WHEN a.language = $3 THEN 1.0 ELSE 0.9 END) AS score
             FROM s JOIN kb_articles a ON a.id = s.article_id
                    JOIN kb_passages p ON p.article_id = s.article_id AND p.ordinal = s.ordinal
             ORDER BY score DESC, a.slug
-            LIMIT $9
+            LIMIT $6
         )
         SELECT r.article_id, r.slug, r.title, r.language, r.audience, r.ordinal, r.heading,
-               ts_headline(ml_kb_config(r.language), r.text, $10,
+               ts_headline(ml_kb_config(r.language), r.text, $7,
                            'MaxWords=40, MinWords=18, ShortWord=2, MaxFragments=2, '
                            'FragmentDelimiter=" … ", StartSel="**", StopSel="**"'),
                r.score::real, r.rcd::real
         FROM r
         ORDER BY r.score DESC, r.slug
         $q$, cover)
-    USING qa, qb, qc, find, total, lang, qnorm, aud, greatest(1, least(coalesce(p_limit, 5), 50)),
+    USING find, total, lang, qnorm, aud, greatest(1, least(coalesce(p_limit, 5), 50)),
           ml_kb_or(known, NULL);
 END
 $$;
