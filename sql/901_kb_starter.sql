@@ -1585,15 +1585,15 @@ realm handling and the same secret, so credentials issued for coturn keep workin
 | `static-auth-secret` (repeated) | `turn.auth-secret = s1, s2` |
 | `user=name:password` | `turn.static-users` (usable alongside secrets) |
 | `allowed-peer-ip`, `denied-peer-ip` | `turn.allow-peers`, `turn.deny-peers` |
-| `user-quota`, `total-quota` | `turn.max-allocations-per-user`, `turn.max-allocations` |
+| `user-quota`, `total-quota` | `turn.max-allocations-per-user` (derived from the meeting size by default), `turn.max-allocations` |
 | `cert`, `pkey` | `turn.tls-cert`, `turn.tls-key` |
 | SIGUSR2 (certificates) | SIGHUP reloads certificates and every reloadable key |
 
 ## Differences to know
 
 - RFC 1918 and CGNAT peers are denied by default (coturn allows them): see "403 Forbidden IP".
-- Only RFC 8656 channel numbers (0x4000-0x4FFF) by default; `turn.rfc5766-channel-numbers =
-  yes` for older clients.
+- Channel numbers up to 0x7FFF (RFC 5766's range) are accepted by default, as coturn did
+  until 4.16; `turn.rfc5766-channel-numbers = no` keeps to RFC 8656's 0x4000-0x4FFF.
 - Prometheus names follow coturn's where coturn has the figure.
 $kb$,
         ARRAY[$kb$coturn$kb$, $kb$migrate$kb$, $kb$migration$kb$, $kb$turnserver$kb$, $kb$compatibility$kb$, $kb$replace coturn$kb$]::text[], $kb$en$kb$, $kb$operator$kb$, $kb$starter$kb$);
@@ -2184,17 +2184,25 @@ ICE server or candidate.
 | key | default | beyond it |
 |---|---|---|
 | `max-allocations` | 100000 | 508 Insufficient Capacity |
-| `max-allocations-per-user` | 20 | 486 Allocation Quota Reached |
+| `max-allocations-per-user` | 0: derived (below) | 486 Allocation Quota Reached |
 | `max-permissions`, `max-channels` | 64 each, per allocation | 508 |
 | `relay-ports` | 49152-65535 | 508 when no port is free |
 
+## The per-participant quota
+
 `max-allocations-per-user` counts per credential id, that is per participant of a meeting, not
-per IP address. A browser in a mesh call of N people holds about one allocation per other
-participant and TURN URI it uses, and more briefly while an ICE restart (a credential renewal)
-overlaps old and new candidates. Firefox holds two per TURN URI for the peers it offers to (it
-also allocates for RTCP): the browser tests need 32 for a Firefox participant in a meeting of
-three. Raise the key for larger meetings, and when participants use Firefox; a refusal shows
-as 486 in the error counts.
+per IP address. A browser holds one allocation per TURN URI for each other participant (the
+call is a mesh), more while an ICE restart overlaps old and new candidates, and Firefox two per
+URI for the peers it offers to. So by default (`0`) the quota follows from the largest meeting
+and the URIs a join hands out:
+
+    2 x A x (control.max-participants - 1), at least 20
+
+where A counts one allocation per `turn:`/`turns:` URI, two for a URI with a host name (IPv4
+and IPv6). `meetlited --dump-config` shows the value in force. Lower `control.max-participants`
+to the meetings you really hold, or set the key to a number, which then wins. A refusal shows
+as 486 in the error counts, and often hits the TCP and TLS candidates that participants behind
+strict firewalls need.
 
 ## Watching them
 
