@@ -535,21 +535,26 @@ client.
 
 ## TURN: the unauthenticated budget
 
-Each browser's first Allocate to each TURN URL is answered 401 (it has no nonce yet). The relay
-allows `turn.unauth-rate` such requests a second (20) with a burst of `turn.unauth-burst` (40),
-per source IP and worker thread, and drops the rest. Thirty students joining at the start of a
-class, each with several peer connections and three TURN URLs, can pass that: the drops show as
-`turn_unauthenticated_401_dropped_responses` rising, and joins slow down (browsers retransmit).
+Each browser's first Allocate to each TURN URL is answered 401 (it has no nonce yet), so a
+class joining at the start of a lecture sends hundreds of unauthenticated requests from one
+address within seconds. meetlited budgets the answers to unauthenticated UDP requests in bytes
+per destination address, for the whole server (`turn.unauth-answer-rate`, 16 KiB/s, and
+`turn.unauth-answer-burst`, 128 KiB), to stop forged-source floods, but a real class is not held
+back: every request of its clients that authenticates earns the address its budget back, a
+request whose nonce proves its address is not charged, and TCP and TLS are not charged at all.
+A class of 1,000 behind one address allocates at full speed with the defaults.
 
-Raise both keys (reloadable: edit and SIGHUP), for example `unauth-rate = 200`,
-`unauth-burst = 400`, when classes share an address. Binding requests (STUN) are not counted.
+If joins from a campus still slow down, look at `turn_unauthenticated_401_dropped_responses` and
+`meetlite_turn_unauthenticated_answer_bytes_total{outcome="dropped"}`: drops mean the address
+is over its budget (or is the target of a flood). Both keys are reloadable (edit, SIGHUP);
+Binding requests are not counted.
 
 ## Sign-in: failures per address
 
 `auth.login-max-failures-per-address` (20 within `auth.login-window`, 15 minutes) counts wrong
 passwords from one address. A class that mistypes passwords can lock the others out for a
-while ("Too many failed attempts"). Raise it for a campus address range; the per-account limit
-(`auth.login-max-failures`, 5) still stops guessing.
+while ("Too many failed attempts"). Raise it when whole classes share an address; the
+per-account limit (`auth.login-max-failures`, 5) still stops guessing.
 
 ## What is not affected
 
@@ -557,7 +562,7 @@ Allocation quotas are per participant (`turn.max-allocations-per-user`), and cre
 per participant, so a shared address does not reduce what each student may use. Workers share
 the load by source address and port, so one address still spreads over all cores.
 $kb$,
-        ARRAY[$kb$nat$kb$, $kb$classroom$kb$, $kb$campus$kb$, $kb$one ip$kb$, $kb$shared address$kb$, $kb$cgnat$kb$, $kb$rate limit$kb$, $kb$unauth-rate$kb$, $kb$school network$kb$]::text[], $kb$en$kb$, $kb$operator$kb$, $kb$starter$kb$);
+        ARRAY[$kb$nat$kb$, $kb$classroom$kb$, $kb$campus$kb$, $kb$one ip$kb$, $kb$shared address$kb$, $kb$cgnat$kb$, $kb$rate limit$kb$, $kb$unauth-answer-rate$kb$, $kb$school network$kb$]::text[], $kb$en$kb$, $kb$operator$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/classroom-behind-nat.md: %', r.message;
     END IF;
@@ -1498,8 +1503,8 @@ as a bounded top list.
 
 ## Useful alerts
 
-- `rate(turn_unauthenticated_401_dropped_responses[5m]) > 0`: someone hammers the 401 budget,
-  or a classroom behind one NAT needs a larger one.
+- `rate(turn_unauthenticated_401_dropped_responses[5m]) > 0`: answers to unauthenticated
+  requests went over an address's budget: usually a flood with forged source addresses.
 - `meetlite_db_pool_up{pool="api"} == 0`: the control plane lost PostgreSQL.
 - `meetlite_turn_credentials_sync_up == 0`: TURN users and secrets are not syncing.
 - `increase(meetlite_turn_relay_dropped_total{reason="backpressure"}[5m]) > 1000`: slow TCP/TLS
@@ -2212,9 +2217,9 @@ strict firewalls need.
 
 ## Other defences
 
-Unauthenticated requests are budgeted per source IP (`unauth-rate`, `unauth-burst`); stream
-clients have output and frame limits (`net.stream-out-max`, `net.stream-max-frame`) and an idle
-timeout. See "A whole classroom behind one NAT" for campuses.
+Answers to unauthenticated requests are budgeted in bytes per address (`unauth-answer-rate`,
+`unauth-answer-burst`), against forged-source floods; stream clients have output and frame
+limits (`net.stream-out-max`, `net.stream-max-frame`) and an idle timeout. See "A whole classroom behind one NAT" for campuses.
 $kb$,
         ARRAY[$kb$quota$kb$, $kb$limits$kb$, $kb$486$kb$, $kb$508$kb$, $kb$max-allocations$kb$, $kb$allocation quota reached$kb$, $kb$insufficient capacity$kb$, $kb$abuse$kb$, $kb$flood$kb$]::text[], $kb$en$kb$, $kb$operator$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
