@@ -798,6 +798,121 @@ LANGUAGE sql AS $$
     SELECT count(*) FROM d
 $$;
 
+-- ---------------------------------------------------------------- answers (the REST API)
+
+-- The articles to offer when nothing matched well: the ones that most often answered questions
+-- in the last 90 days, then the ones operators tagged "general" (the starter base tags the
+-- basics: getting started, joining, camera, microphone, a connection that hangs), the asker's
+-- language and audience first. A small base answers with the general ones only.
+CREATE FUNCTION ml_kb_general(p_lang text, p_audience text, p_limit integer DEFAULT 5)
+RETURNS TABLE (slug text, title text, language text, audience kb_audience)
+LANGUAGE sql STABLE AS $$
+    SELECT a.slug, a.title, a.language, a.audience
+    FROM kb_articles a
+    LEFT JOIN (SELECT q.top_article, count(*) AS n FROM kb_questions q
+               WHERE q.answered AND q.created_at >= now() - interval '90 days'
+               GROUP BY q.top_article) u ON u.top_article = a.id
+    WHERE a.language IN (p_lang, 'en')
+      AND (u.n IS NOT NULL OR 'general' = ANY (a.tags))
+      AND (p_audience IS NULL OR p_audience = 'operator' OR a.audience::text = p_audience
+           OR a.audience = 'student')
+    ORDER BY (a.language = p_lang) DESC, coalesce(u.n, 0) DESC, ('general' = ANY (a.tags)) DESC,
+             (a.audience::text = p_audience) DESC, a.slug
+    LIMIT greatest(1, least(coalesce(p_limit, 5), 20))
+$$;
+
+-- The answer of POST /api/v1/assistant/ask as one JSON document (docs/api.md): the question
+-- asked and logged (ml_kb_ask), the best p_shown passages with a link to their article when
+-- the best scores at least ml_kb_min_confidence(), follow-up suggestions (other sections of
+-- the best article, the next articles, the article that explains the client's network check
+-- when it found a problem), or, when nothing matched well, the general articles.
+-- p_network: the network check's verdict the client sent (udp, tcp, tls, none, unchecked) or
+-- NULL. p_prefix: the path articles are read at ("/api/v1/assistant/articles/").
+CREATE FUNCTION ml_kb_answer(p_question text, p_lang text, p_audience text, p_network text,
+                             p_account uuid, p_shown integer, p_prefix text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    lang     text := CASE WHEN p_lang ~ '^[a-z]{2}$' THEN p_lang ELSE 'en' END;
+    shown    integer := greatest(1, least(coalesce(p_shown, 3), 10));
+    min_conf real := ml_kb_min_confidence();
+    rows     jsonb := '[]';
+    passages jsonb := '[]';
+    follow   jsonb := '[]';
+    general  jsonb := '[]';
+    top_score real;
+    top_id   bigint;
+    top_ord  integer;
+    top_slug text;
+    r        record;
+    n        integer := 0;
+    net_slug text;
+    net      jsonb;
+    answered boolean;
+BEGIN
+    FOR r IN SELECT * FROM ml_kb_ask(p_question, lang, p_audience, shown + 3, p_account) LOOP
+        n := n + 1;
+        IF n = 1 THEN
+            top_score := r.score; top_id := r.article_id; top_ord := r.ordinal;
+            top_slug := r.slug;
+        END IF;
+        IF n <= shown THEN
+            passages := passages || jsonb_build_object(
+                'slug', r.slug, 'title', r.title, 'heading', r.heading, 'snippet', r.snippet,
+                'score', round(r.score::numeric, 3), 'language', r.language,
+                'audience', r.audience, 'link', p_prefix || r.slug);
+        ELSIF r.score >= min_conf AND jsonb_array_length(follow) < 2 THEN
+            follow := follow || jsonb_build_object('text', r.title, 'slug', r.slug);
+        END IF;
+    END LOOP;
+    answered := coalesce(top_score >= min_conf, false);
+    IF answered THEN
+        -- the sections of the best article that were not quoted, as questions to ask next
+        SELECT coalesce(jsonb_agg(jsonb_build_object('text', h.heading, 'slug', top_slug)
+                                  ORDER BY h.ordinal), '[]') || follow
+        INTO follow
+        FROM (SELECT p.heading, p.ordinal FROM kb_passages p
+              WHERE p.article_id = top_id AND p.ordinal <> top_ord AND p.heading IS NOT NULL
+              ORDER BY p.ordinal LIMIT 2) h;
+    ELSE
+        passages := '[]';
+        follow := '[]';
+        SELECT coalesce(jsonb_agg(jsonb_build_object('slug', g.slug, 'title', g.title,
+                                                     'link', p_prefix || g.slug)), '[]')
+        INTO general FROM ml_kb_general(lang, p_audience, 5) g;
+    END IF;
+    -- the network check found a problem the question may be about
+    net_slug := CASE p_network WHEN 'none' THEN 'connecting-forever'
+                               WHEN 'tcp' THEN 'connection-badges'
+                               WHEN 'tls' THEN 'connection-badges' END;
+    IF net_slug IS NOT NULL
+       AND NOT passages @> jsonb_build_array(jsonb_build_object('slug', net_slug)) THEN
+        SELECT jsonb_build_object('text', a.title, 'slug', a.slug) INTO net
+        FROM kb_articles a WHERE a.slug = net_slug;
+        IF net IS NOT NULL THEN
+            follow := net || follow;
+        END IF;
+    END IF;
+    RETURN jsonb_build_object(
+        'answered', answered,
+        'confidence', round(coalesce(top_score, 0)::numeric, 3),
+        'passages', passages,
+        'suggestions', (SELECT coalesce(jsonb_agg(x), '[]') FROM
+                            (SELECT x FROM jsonb_array_elements(follow) x LIMIT 4) s),
+        'general', general);
+END
+$$;
+
+-- One article for GET /api/v1/assistant/articles/{slug}, as JSON (NULL: no such slug).
+CREATE FUNCTION ml_kb_article(p_slug text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('slug', a.slug, 'title', a.title, 'language', a.language,
+                              'audience', a.audience, 'tags', to_jsonb(a.tags),
+                              'body_md', a.body_md, 'origin', a.origin,
+                              'updated_at', extract(epoch FROM a.updated_at)::bigint)
+    FROM kb_articles a WHERE a.slug = p_slug
+$$;
+
 -- ---------------------------------------------------------------- the starter synonyms
 
 -- How students write, mapped to how the articles are written. Operators add their own rows

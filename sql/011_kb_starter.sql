@@ -228,7 +228,7 @@ nobody sees or hears you.
 If the browser never asks and the lobby says "This page cannot use a camera here", the page
 was not opened over `https://`. See "This page cannot use a camera here".
 $kb$,
-        ARRAY[$kb$permission$kb$, $kb$prompt$kb$, $kb$popup$kb$, $kb$allow camera$kb$, $kb$allow microphone$kb$, $kb$browser asks$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$permission$kb$, $kb$prompt$kb$, $kb$popup$kb$, $kb$allow camera$kb$, $kb$allow microphone$kb$, $kb$browser asks$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/allow-camera-microphone.md: %', r.message;
     END IF;
@@ -345,7 +345,7 @@ camera at a time.
 Reload the page. Try another browser. If the preview works but the others do not see you,
 your picture is not reaching them: see "A tile says Connecting… and never connects".
 $kb$,
-        ARRAY[$kb$camera$kb$, $kb$webcam$kb$, $kb$black screen$kb$, $kb$no video$kb$, $kb$cannot see me$kb$, $kb$black tile$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$camera$kb$, $kb$webcam$kb$, $kb$black screen$kb$, $kb$no video$kb$, $kb$cannot see me$kb$, $kb$black tile$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/camera-black.md: %', r.message;
     END IF;
@@ -647,7 +647,7 @@ If nothing helps, the relay may be unreachable from your network. The people run
 can check that the relay listens on TCP and TLS port 443 (see "Reach students behind strict
 firewalls").
 $kb$,
-        ARRAY[$kb$connecting$kb$, $kb$stuck$kb$, $kb$forever$kb$, $kb$no video$kb$, $kb$black tile$kb$, $kb$loading$kb$, $kb$cannot connect$kb$, $kb$ice failed$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$connecting$kb$, $kb$stuck$kb$, $kb$forever$kb$, $kb$no video$kb$, $kb$black tile$kb$, $kb$loading$kb$, $kb$cannot connect$kb$, $kb$ice failed$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/connecting-forever.md: %', r.message;
     END IF;
@@ -950,7 +950,7 @@ and a badge for the connection: **Direct** or **Relay · udp / tcp / tls**.
 - A tile stuck on **Connecting…**: turn on **Relay only** in Settings.
 - "Connection lost: reconnecting…": wait a moment; meetlite reconnects by itself.
 $kb$,
-        ARRAY[$kb$getting started$kb$, $kb$first meeting$kb$, $kb$how it works$kb$, $kb$overview$kb$, $kb$new user$kb$, $kb$basics$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$getting started$kb$, $kb$first meeting$kb$, $kb$how it works$kb$, $kb$overview$kb$, $kb$new user$kb$, $kb$basics$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/getting-started.md: %', r.message;
     END IF;
@@ -1180,7 +1180,7 @@ BEGIN
 Use a current Chrome, Edge or another Chromium-based browser, or Firefox, on a computer or a
 phone. The camera and microphone work only on pages opened over `https://`.
 $kb$,
-        ARRAY[$kb$join$kb$, $kb$link$kb$, $kb$invite$kb$, $kb$url$kb$, $kb$open a meeting$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$join$kb$, $kb$link$kb$, $kb$invite$kb$, $kb$url$kb$, $kb$open a meeting$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/join-with-link.md: %', r.message;
     END IF;
@@ -1563,7 +1563,7 @@ reload.
 
 Close other call apps. Then reload the meeting page.
 $kb$,
-        ARRAY[$kb$microphone$kb$, $kb$mic$kb$, $kb$audio$kb$, $kb$cannot hear me$kb$, $kb$no sound$kb$, $kb$voice$kb$, $kb$not working$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
+        ARRAY[$kb$microphone$kb$, $kb$mic$kb$, $kb$audio$kb$, $kb$cannot hear me$kb$, $kb$no sound$kb$, $kb$voice$kb$, $kb$not working$kb$, $kb$general$kb$]::text[], $kb$en$kb$, $kb$student$kb$, $kb$starter$kb$);
     IF r.outcome = 'invalid' THEN
         RAISE EXCEPTION 'kb en/mic-not-working.md: %', r.message;
     END IF;

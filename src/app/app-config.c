@@ -61,6 +61,9 @@ static const struct ml_cfg_section sec_database = {"database", db_cfg_keys,
                                                    offsetof(struct app_config, database)};
 static const struct ml_cfg_section sec_control = {"control", cp_cfg_keys,
                                                   offsetof(struct app_config, control)};
+/* the help assistant's keys, kept in the control plane's configuration */
+static const struct ml_cfg_section sec_assistant = {"assistant", cp_assistant_cfg_keys,
+                                                    offsetof(struct app_config, control.assistant)};
 static const struct ml_cfg_section sec_auth = {"auth", cp_auth_cfg_keys,
                                                offsetof(struct app_config, auth)};
 static const struct ml_cfg_section sec_signaling = {"signaling", sig_cfg_keys,
@@ -73,8 +76,8 @@ static const struct ml_cfg_section sec_webhooks = {"webhooks", wh_cfg_keys,
                                                    offsetof(struct app_config, webhooks)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
-    &sec_daemon, &sec_log,   &sec_net,   &sec_turn,      &sec_database, &sec_control,
-    &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, &sec_webhooks, NULL,
+    &sec_daemon, &sec_log,   &sec_net,       &sec_turn,     &sec_database,  &sec_control, &sec_auth,
+    &sec_usage,  &sec_admin, &sec_signaling, &sec_webhooks, &sec_assistant, NULL,
 };
 
 /* ---------------------------------------------------------------- listeners that collide */

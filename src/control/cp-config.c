@@ -106,6 +106,23 @@ const struct ml_cfg_key cp_cfg_keys[] = {
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
+#define H(f) ML_CFG_FIELD(struct cp_assistant_config, f)
+
+/* CP_ASK_QUESTION_MAX: kb_questions.question holds 500 characters (sql/010_kb.sql). */
+const struct ml_cfg_key cp_assistant_cfg_keys[] = {
+    {"rate-limit", ML_CFG_INT, "20", 1, 100000, 0, H(rate_max), NULL, NULL,
+     "Questions one account may ask the help assistant (POST /api/v1/assistant/ask) within "
+     "assistant.rate-window; more get 429 with Retry-After. Per node."},
+    {"rate-window", ML_CFG_DURATION, "60s", 1, 86400, 0, H(rate_window_s), NULL, NULL,
+     "The window of assistant.rate-limit."},
+    {"max-question", ML_CFG_INT, "500", 1, 500, 0, H(question_max), NULL, NULL,
+     "Longest question, in characters; longer ones get 422. At most 500 (what the questions' "
+     "log keeps)."},
+    {"passages", ML_CFG_INT, "3", 1, 10, 0, H(passages), NULL, NULL,
+     "Passages an answer quotes, best first (one per article)."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
 #define A(f) ML_CFG_FIELD(struct cp_auth_config, f)
 
 const struct ml_cfg_key cp_auth_cfg_keys[] = {

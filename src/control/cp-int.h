@@ -166,7 +166,8 @@ extern const struct http_route *const cp_api_routes[];
 extern const struct http_route cp_account_routes[];     /* cp-account.c */
 extern const struct http_route cp_meeting_routes[];     /* cp-meeting.c */
 extern const struct http_route cp_participant_routes[]; /* cp-participant.c */
-#define CP_SEGMENT_MAX 64 /* bytes of a path segment of the API, NUL included */
+extern const struct http_route cp_assistant_routes[];   /* cp-assistant.c */
+#define CP_SEGMENT_MAX 96 /* bytes of a path segment of the API, NUL included (a slug: 80) */
 
 /* Submits the request's database job: work on a database thread, then (control-plane thread)
  * the status cache and the revocation hook are told, on_done runs, and the job's outcome is

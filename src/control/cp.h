@@ -11,6 +11,16 @@
 #include "signal/sig.h"
 #include "turn/turn.h"
 
+/* The [assistant] configuration section: the help assistant's answers (cp-assistant.c), read
+ * with the control plane's (a member of struct cp_config). */
+struct cp_assistant_config {
+    long long rate_max;      /* questions per account within rate_window_s */
+    long long rate_window_s; /* the window of rate_max */
+    long long question_max;  /* characters of a question */
+    long long passages;      /* passages an answer quotes */
+};
+extern const struct ml_cfg_key cp_assistant_cfg_keys[];
+
 /* The [control] configuration section. */
 struct cp_config {
     char *listen;       /* "127.0.0.1:8080"; NULL: the control plane is off (TURN-only node) */
@@ -31,6 +41,7 @@ struct cp_config {
     char *web_root;        /* the browser client's directory; NULL: found (cp-web.c); "off": none */
     char *trusted_proxies; /* CIDR list: peers whose forwarding header names the client */
     int forwarded_header;  /* enum http_fwd_header */
+    struct cp_assistant_config assistant; /* its own section, [assistant] */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 

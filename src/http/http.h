@@ -89,6 +89,8 @@ enum http_ptype {
     HTTP_P_INT,    /* into long long; min/max: value */
     HTTP_P_BOOL,   /* into bool */
     HTTP_P_ENUM,   /* into int: index in enums[] */
+    HTTP_P_OBJECT, /* a JSON object, as compact JSON text into char[size]; max: its bytes
+                      (the handler validates it with a table of its own) */
 };
 
 #define HTTP_P_REQUIRED 0x1u
