@@ -913,6 +913,112 @@ LANGUAGE sql STABLE AS $$
     FROM kb_articles a WHERE a.slug = p_slug
 $$;
 
+-- ---------------------------------------------------------------- the admin API
+
+-- An article file as kb/README.md describes it (a '---' header of title, slug, language,
+-- audience, tags, then the Markdown body) added or replaced, as scripts/kb-import.py reads
+-- it: POST /v1/kb/articles and meetlite-admin kb add / import. p_slug: the file's name without
+-- .md, which the header's slug must match (NULL: not checked). outcome as
+-- ml_kb_upsert_article's; 'invalid' with message for a file that does not parse.
+CREATE FUNCTION ml_kb_import_file(p_text text, p_slug text, p_origin text DEFAULT 'operator')
+RETURNS TABLE (outcome text, slug text, article_id bigint, passages integer, message text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    t     text := replace(coalesce(p_text, ''), E'\r\n', E'\n');
+    stop  integer;
+    line  text;
+    n     integer := 1;
+    key   text;
+    val   text;
+    meta  jsonb := '{}';
+    body  text;
+    tags  text[];
+    u     record;
+BEGIN
+    IF left(t, 4) <> E'---\n' THEN
+        RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                            'the file must open with a ''---'' header line';
+        RETURN;
+    END IF;
+    stop := position(E'\n---\n' IN substr(t, 4));
+    IF stop = 0 THEN
+        RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                            'the header has no closing ''---'' line';
+        RETURN;
+    END IF;
+    FOREACH line IN ARRAY string_to_array(substr(t, 5, stop - 2), E'\n') LOOP
+        n := n + 1;
+        CONTINUE WHEN btrim(line) = '';
+        key := btrim(split_part(line, ':', 1));
+        IF position(':' IN line) = 0
+           OR key NOT IN ('title', 'slug', 'language', 'audience', 'tags') THEN
+            RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                format('header line %s: expected one of title, slug, language, audience, tags, then '':''', n);
+            RETURN;
+        END IF;
+        IF meta ? key THEN
+            RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                                format('header line %s: %s given twice', n, key);
+            RETURN;
+        END IF;
+        val := btrim(substr(line, position(':' IN line) + 1));
+        meta := meta || jsonb_build_object(key, val);
+    END LOOP;
+    FOREACH key IN ARRAY ARRAY['title', 'slug', 'language', 'audience'] LOOP
+        IF coalesce(meta ->> key, '') = '' THEN
+            RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                                format('the header needs %s', key);
+            RETURN;
+        END IF;
+    END LOOP;
+    IF p_slug IS NOT NULL AND meta ->> 'slug' <> p_slug THEN
+        RETURN QUERY SELECT 'invalid', p_slug, NULL::bigint, NULL::integer,
+                            format('the slug %s differs from the file''s name', meta ->> 'slug');
+        RETURN;
+    END IF;
+    body := btrim(substr(t, stop + 8), E'\n') || E'\n';
+    IF btrim(body, E' \n\t') = '' THEN
+        RETURN QUERY SELECT 'invalid', meta ->> 'slug', NULL::bigint, NULL::integer,
+                            'the article has no body';
+        RETURN;
+    END IF;
+    tags := ARRAY(SELECT btrim(x) FROM unnest(string_to_array(coalesce(meta ->> 'tags', ''), ','))
+                  AS x WHERE btrim(x) <> '');
+    SELECT * INTO u FROM ml_kb_upsert_article(meta ->> 'slug', meta ->> 'title', body, tags,
+                                              meta ->> 'language', meta ->> 'audience',
+                                              p_origin);
+    RETURN QUERY SELECT u.outcome, meta ->> 'slug', u.article_id, u.passages, u.message;
+END
+$$;
+
+-- Every article for GET /v1/kb/articles (meetlite-admin kb list), by language and slug.
+CREATE FUNCTION ml_kb_list() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('count', count(*), 'articles', coalesce(jsonb_agg(
+               jsonb_build_object('slug', a.slug, 'title', a.title, 'language', a.language,
+                                  'audience', a.audience, 'origin', a.origin,
+                                  'tags', to_jsonb(a.tags),
+                                  'passages', (SELECT count(*) FROM kb_passages p
+                                               WHERE p.article_id = a.id),
+                                  'updated_at', extract(epoch FROM a.updated_at)::bigint)
+               ORDER BY a.language, a.slug), '[]'))
+    FROM kb_articles a
+$$;
+
+-- ml_kb_gaps as JSON for GET /v1/kb/gaps (meetlite-admin kb gaps).
+CREATE FUNCTION ml_kb_gaps_json(p_days integer, p_limit integer) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('days', p_days, 'gaps', coalesce(jsonb_agg(
+               jsonb_build_object('question', g.question, 'asked', g.asked,
+                                  'accounts', g.accounts,
+                                  'best_score', round(g.best_score::numeric, 3),
+                                  'closest_article', g.closest_article,
+                                  'last_asked', extract(epoch FROM g.last_asked)::bigint)
+               ORDER BY g.asked DESC, g.last_asked DESC), '[]'))
+    FROM ml_kb_gaps(now() - make_interval(days => p_days), p_limit) g
+$$;
+
 -- ---------------------------------------------------------------- the starter synonyms
 
 -- How students write, mapped to how the articles are written. Operators add their own rows

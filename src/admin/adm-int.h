@@ -11,12 +11,12 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 
-#define ADM_MAX_BODY 16384  /* bytes of a request body: every admin body is small */
-#define ADM_SEGMENT_MAX 160 /* bytes of a '*' path segment, NUL included */
-#define ADM_LIST_MAX 10000  /* allocations in one listing */
-#define ADM_SCAN_MAX 20000  /* allocations looked at for a participant filter */
-#define ADM_CLOSE_MAX 256   /* credential ids closed one by one (participant filter) */
-#define ADM_MAX_SECRETS 16  /* runtime secrets: each is one more HMAC per REST check */
+#define ADM_MAX_BODY (512 * 1024) /* bytes of a request body: a knowledge-base article file */
+#define ADM_SEGMENT_MAX 160       /* bytes of a '*' path segment, NUL included */
+#define ADM_LIST_MAX 10000        /* allocations in one listing */
+#define ADM_SCAN_MAX 20000        /* allocations looked at for a participant filter */
+#define ADM_CLOSE_MAX 256         /* credential ids closed one by one (participant filter) */
+#define ADM_MAX_SECRETS 16        /* runtime secrets: each is one more HMAC per REST check */
 
 /* A route a scrape token (admin.metrics-token) opens besides the admin tokens. */
 #define ADM_ROUTE_SCRAPE HTTP_ROUTE_SERVICE
@@ -45,6 +45,7 @@ static inline struct adm *adm_of(const struct adm_req *r)
 }
 
 extern const struct http_route adm_routes[];
+extern const struct http_route adm_kb_routes[]; /* adm-kb.c: the knowledge base */
 
 /* Something that finished on another thread (a worker) for a request. */
 struct adm_done {

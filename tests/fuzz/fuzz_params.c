@@ -27,6 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (const struct http_route *const *t = cp_api_routes; *t; t++)
         collect(*t);
     collect(adm_routes);
+    collect(adm_kb_routes);
     FUZZ_ASSERT(nroutes > 0);
     return 0;
 }
