@@ -625,6 +625,15 @@ export class Room {
   }
 
   /** True while the call runs (signaling open or coming back). */
+  /** The Help panel's context (api.md, POST /assistant/ask): lobby or call, the network
+   * check's verdict, the role in the meeting. */
+  helpContext() {
+    const c = {page: this.inCall() ? 'room' : 'lobby'};
+    if (this.netcheck) c.network = this.netcheck.verdict;
+    if (this.me && (this.me.role === 'ADMIN' || this.me.role === 'PARTICIPANT')) c.role = this.me.role;
+    return c;
+  }
+
   inCall() {
     return !!this.sig && !this.ended;
   }
