@@ -827,9 +827,11 @@ $$;
 -- the best article, the next articles, the article that explains the client's network check
 -- when it found a problem), or, when nothing matched well, the general articles.
 -- p_network: the network check's verdict the client sent (udp, tcp, tls, none, unchecked) or
--- NULL. p_prefix: the path articles are read at ("/api/v1/assistant/articles/").
+-- NULL. p_prefix: the path articles are read at ("/api/v1/assistant/articles/"). p_full: each
+-- passage also carries its whole text ("text"), for generation (assistant.llm-url).
 CREATE FUNCTION ml_kb_answer(p_question text, p_lang text, p_audience text, p_network text,
-                             p_account uuid, p_shown integer, p_prefix text)
+                             p_account uuid, p_shown integer, p_prefix text,
+                             p_full boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -857,10 +859,14 @@ BEGIN
             top_slug := r.slug;
         END IF;
         IF n <= shown THEN
-            passages := passages || jsonb_build_object(
+            passages := passages || (jsonb_build_object(
                 'slug', r.slug, 'title', r.title, 'heading', r.heading, 'snippet', r.snippet,
                 'score', round(r.score::numeric, 3), 'language', r.language,
-                'audience', r.audience, 'link', p_prefix || r.slug);
+                'audience', r.audience, 'link', p_prefix || r.slug)
+                || CASE WHEN p_full THEN jsonb_build_object('text', (
+                       SELECT x.text FROM kb_passages x
+                       WHERE x.article_id = r.article_id AND x.ordinal = r.ordinal))
+                   ELSE '{}' END);
         ELSIF r.score >= min_conf AND jsonb_array_length(follow) < 2 THEN
             follow := follow || jsonb_build_object('text', r.title, 'slug', r.slug);
         END IF;

@@ -2,7 +2,8 @@
  * (sql/010_kb.sql: ml_kb_answer ranks the passages, logs the question, picks follow-ups or the
  * general articles) and its articles read in full. Retrieval only: nothing here writes text.
  * Questions are limited per account (cp-limit.c) and in length; the context the client sends
- * (its page, its network check's verdict, its language) steers the ranking and is not stored. */
+ * (its page, its network check's verdict, its language) steers the ranking and is not stored.
+ * With assistant.llm-url set, the passages also go to generation (cp-llm.c) before the answer. */
 #include "config.h"
 
 #include "control/cp-int.h"
@@ -20,9 +21,10 @@
 
 /* ------------------------------------------------------------------ statements */
 
-/* One value: the answer's JSON (ml_kb_answer documents its members). */
+/* One value: the answer's JSON (ml_kb_answer documents its members); $8: the passages' whole
+ * text too, for generation. */
 static const struct db_stmt st_answer = {
-    "kb_answer", "SELECT ml_kb_answer($1, $2, $3, $4, $5, $6, $7)::text", 7, 1};
+    "kb_answer", "SELECT ml_kb_answer($1, $2, $3, $4, $5, $6, $7, $8)::text", 8, 1};
 /* One value: the article's JSON, NULL when no article has the slug. */
 static const struct db_stmt st_article = {"kb_article", "SELECT ml_kb_article($1)::text", 1, 1};
 
@@ -83,9 +85,37 @@ static enum db_status w_ask(struct db_conn *c, struct db_job *job)
     struct ask_in *in = req->http.params;
     char shown[24];
     ml_snprintf(shown, sizeof shown, "%lld", cp->cfg.assistant.passages);
-    const char *p[] = {in->question,      in->lang, in->audience,    in->network,
-                       req->http.user.id, shown,    CP_ARTICLES_PATH};
+    const char *p[] = {in->question,      in->lang, in->audience,     in->network,
+                       req->http.user.id, shown,    CP_ARTICLES_PATH, cp->llm ? "t" : "f"};
     return cp_json_row(req, c, &st_answer, p, HTTP_E_INTERNAL, "assistant question");
+}
+
+/* The retrieval answer is there (server thread): answered at once, or handed to generation
+ * when it is on and something was found to write from. */
+static void ask_then(struct http_req *r)
+{
+    struct cp *cp = cp_of(cp_req_of(r));
+    struct ask_in *in = r->params;
+    if (!cp->llm || r->job.status != DB_OK || r->err != HTTP_OK || !r->resp) {
+        http_answer_job(r);
+        return;
+    }
+    json_t *a = json_loadb(r->resp + LWS_PRE, r->resp_len, 0, NULL);
+    if (!a) {
+        http_reply_err(r, HTTP_E_INTERNAL, NULL);
+        return;
+    }
+    if (!json_is_true(json_object_get(a, "answered"))) {
+        json_object_set_new(a, "mode", json_string("retrieval"));
+        http_reply_json(r, 200, a);
+        return;
+    }
+    if (!cp_llm_ask(cp->llm, r, in->question, a)) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(a, "passages"), i, p) json_object_del(p, "text");
+        http_reply_json(r, 200, a); /* too many waiting: the retrieval answer */
+    }
 }
 
 /* The context object into the search's language, audience and network verdict; HTTP_OK or
@@ -152,7 +182,7 @@ static void h_ask(struct http_req *r)
         return;
     }
     cp_limiter_fail(cp->limiter, key, ac->rate_window_s); /* counts the questions asked */
-    cp_submit(cp_req_of(r), w_ask);
+    http_submit(r, w_ask, ask_then);
 }
 
 /* ------------------------------------------------------------------ articles */

@@ -120,6 +120,19 @@ const struct ml_cfg_key cp_assistant_cfg_keys[] = {
      "log keeps)."},
     {"passages", ML_CFG_INT, "3", 1, 10, 0, H(passages), NULL, NULL,
      "Passages an answer quotes, best first (one per article)."},
+    {"llm-url", ML_CFG_STR, "", 0, 1024, 0, H(llm_url), NULL, validate_url,
+     "Optional generation: the URL of an OpenAI-compatible chat completions endpoint "
+     "(http://127.0.0.1:8000/v1/chat/completions: llama.cpp's server, vLLM, a hosted one). "
+     "An answer then also carries text written from its passages only, citing them; on a "
+     "timeout or an error the answer is the retrieval one. Empty: retrieval only."},
+    {"llm-key-file", ML_CFG_STR, "", 0, 4096, 0, H(llm_key_file), NULL, NULL,
+     "File whose first line is the endpoint's bearer key (sent as Authorization: Bearer). "
+     "Empty: no key sent."},
+    {"llm-model", ML_CFG_STR, "", 0, 200, 0, H(llm_model), NULL, NULL,
+     "The model named in the requests. Empty: \"default\"."},
+    {"llm-timeout-ms", ML_CFG_INT, "8000", 100, 120000, 0, H(llm_timeout_ms), NULL, NULL,
+     "How long an answer waits for the endpoint (connection included) before it is given "
+     "without generated text."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -120,6 +120,7 @@ struct cp {
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
+    struct cp_llm *llm;         /* the assistant's generation (cp-llm.c); NULL: off */
 };
 
 /* ---------------------------------------------------------------- caches (cp-cache.c) */
@@ -238,6 +239,19 @@ int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, cha
 json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
 /* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
 char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
+
+/* The help assistant's optional generation (cp-llm.c). Starts its threads and reads the key
+ * file; NULL with err. */
+struct cp_llm;
+struct cp_llm *cp_llm_new(const struct cp_assistant_config *cfg, char *err, size_t errlen);
+/* Stops the threads: a transfer in flight is aborted, queued questions are answered without
+ * generation. Before http_server_free. */
+void cp_llm_free(struct cp_llm *l);
+/* Hands a question's retrieval answer (takes ownership) to generation, which answers req
+ * later on the server thread (held meanwhile). The passages' "text" members go to the endpoint
+ * and are dropped from the answer. false: not queued (too many waiting); answer is kept by the
+ * caller, marked as a retrieval answer. */
+bool cp_llm_ask(struct cp_llm *l, struct http_req *req, const char *question, json_t *answer);
 
 /* Logins waiting out their account's slowdown are let go (after http_server_stop: no timer
  * runs any more); their requests complete unanswered when the server is freed. */

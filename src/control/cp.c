@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include "control/cp-int.h"
+
+#include <curl/curl.h>
 #include "net/net.h"
 
 #include <argon2.h>
@@ -222,6 +224,9 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->cfg.tls_cert = dup_opt(cfg->tls_cert);
     cp->cfg.tls_key = dup_opt(cfg->tls_key);
     cp->cfg.web_root = dup_opt(cfg->web_root);
+    cp->cfg.assistant.llm_url = NULL; /* copied by cp_llm_new */
+    cp->cfg.assistant.llm_key_file = NULL;
+    cp->cfg.assistant.llm_model = NULL;
     cp->auth = *auth;
     cp->auth.jwt_secret = NULL;
     cp->auth.jwt_key = dup_opt(auth->jwt_key);
@@ -264,6 +269,12 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
                               sizeof cp->dummy_hash) != ARGON2_OK) {
         ml_err(err, errlen, "argon2id does not work with these auth.argon2-* settings");
         goto fail;
+    }
+    if (cfg->assistant.llm_url && *cfg->assistant.llm_url) {
+        curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread uses libcurl */
+        cp->llm = cp_llm_new(&cfg->assistant, err, errlen);
+        if (!cp->llm)
+            goto fail;
     }
     cp->pool = db_pool_new(db, wake, cp, err, errlen);
     if (!cp->pool)
@@ -431,6 +442,7 @@ void cp_free(struct cp *cp)
     cp_login_delays_release(cp);
     sig_stop(cp->sig); /* the node leaves signaling (its sessions' rows go) while lws exists */
     /* closing the connections orphans the requests whose jobs still run ... */
+    cp_llm_free(cp->llm); /* its queued questions are posted back before the server goes */
     http_server_close(cp->http);
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
     db_pool_free(cp->pool);

@@ -18,6 +18,11 @@ struct cp_assistant_config {
     long long rate_window_s; /* the window of rate_max */
     long long question_max;  /* characters of a question */
     long long passages;      /* passages an answer quotes */
+    /* optional generation (cp-llm.c): an OpenAI-compatible chat completions endpoint */
+    char *llm_url;      /* NULL: off */
+    char *llm_key_file; /* its bearer key, first line; NULL: none sent */
+    char *llm_model;    /* the "model" of the request; NULL: "default" */
+    long long llm_timeout_ms;
 };
 extern const struct ml_cfg_key cp_assistant_cfg_keys[];
 

@@ -1,13 +1,14 @@
 #!/bin/sh
-# Help-assistant benchmark (not a test): the latency of ml_kb_ask (ml_kb_search plus the
-# question's log row: what POST /api/v1/assistant/ask will call) and of ml_kb_search alone,
-# with 1,000 articles, measured with pgbench over PostgreSQL's unix socket on this machine.
+# Help-assistant benchmark (not a test): the answer time of POST /api/v1/assistant/ask through
+# meetlited (tests/bench/kb-http.py: HTTP on loopback, the database job, ml_kb_answer with its
+# log row), and below it the latency of ml_kb_ask and ml_kb_search alone measured with pgbench
+# over PostgreSQL's unix socket, with 1,000 articles on this machine.
 # The knowledge base is the starter set (the migrations) plus deterministic filler articles
 # (tests/bench/kb-filler.py) up to ARTICLES; the questions are tests/data/kb/questions.tsv,
 # picked at random by pgbench. Also prints the retrieval accuracy with the filler in place.
 #
-#   tests/bench/bench-kb.sh [BUILD_DIR]     (default: build-dev; meetlited is used only for
-#                                            --migrate, so any build will do)
+#   tests/bench/bench-kb.sh [BUILD_DIR]     (default: build-dev; measure the endpoint with a
+#                                            build without --enable-devel: ASan slows it)
 #
 # Environment: ARTICLES (1000), DURATION (30, seconds per run), CLIENTS ("1 2": one run each),
 # SEED (18).
@@ -94,5 +95,8 @@ for script in ask search; do
         tps=$(grep -E "^tps" "$work/out.txt" | head -n 1 | awk '{print $3}')
         echo "ml_kb_$script, $c client(s), ${DURATION}s: $(pct "$work"/pgbench_log.*) tps=$tps"
     done
+done
+for c in $CLIENTS; do
+    python3 tests/bench/kb-http.py "$URL" "$DURATION" "$c" "$ML"
 done
 echo "bench-kb: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
