@@ -31,7 +31,7 @@ def main():
     url, duration, clients = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     d = ControlDaemon(url, ["assistant.rate-limit=100000", "control.access-log=no"])
     try:
-        tok, _ = d.api.user("bench@example.org")
+        tok, _ = d.api.user("bench-%d-%d@example.org" % (os.getpid(), clients))
         questions = mlkb.load_questions()
         lat, errors = [], []
         lock = threading.Lock()
