@@ -4,8 +4,6 @@
 #include "config.h"
 
 #include "control/cp-int.h"
-
-#include <curl/curl.h>
 #include "net/net.h"
 
 #include <argon2.h>
@@ -271,7 +269,7 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         goto fail;
     }
     if (cfg->assistant.llm_url && *cfg->assistant.llm_url) {
-        curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread uses libcurl */
+        /* libcurl's global state: set up by main (wh_global_init) before any thread starts */
         cp->llm = cp_llm_new(&cfg->assistant, err, errlen);
         if (!cp->llm)
             goto fail;
