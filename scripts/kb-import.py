@@ -12,7 +12,7 @@ Each article is a Markdown file that opens with a small header:
     ---
     Markdown body ...
 
-The database does the work (ml_kb_upsert_article in sql/010_kb.sql splits, indexes and counts);
+The database does the work (ml_kb_upsert_article in sql/009_kb.sql splits, indexes and counts);
 this script only reads and checks the files and sends one call per article.
 
     kb-import.py [--origin starter|operator] --url CONNINFO PATH...   load through psql
@@ -22,7 +22,7 @@ PATH is a .md file or a folder (searched recursively; README.md files are skippe
 connection string may also come from $MEETLITE_DATABASE_URL, which keeps a password off the
 command line; it reaches psql through PG* environment variables, never its arguments. The
 whole import is one transaction: an invalid article changes nothing. With --sql, the output is
-what sql/011_kb_starter.sql holds (`--origin starter --sql kb`).
+what sql/010_kb_starter.sql holds (`--origin starter --sql kb`).
 
 Exit status: 0 success, 1 an article or the database refused, 2 bad usage.
 Python standard library only (the C admin CLI, `meetlite-admin kb import`, replaces it).

@@ -1,6 +1,6 @@
 /* The admin API's side of the help assistant's knowledge base (issue #18): articles listed,
  * read, added or replaced from their file text, deleted, and the questions that found no
- * answer. The SQL functions of sql/010_kb.sql do the work (parsing an article file, splitting,
+ * answer. The SQL functions of sql/009_kb.sql do the work (parsing an article file, splitting,
  * indexing, the statistics); each handler checks its input and runs one of them on the admin
  * pool. meetlite-admin kb drives these. */
 #include "config.h"

@@ -1,5 +1,5 @@
 /* The help assistant (issue #18): questions answered from the knowledge base in PostgreSQL
- * (sql/010_kb.sql: ml_kb_answer ranks the passages, logs the question, picks follow-ups or the
+ * (sql/009_kb.sql: ml_kb_answer ranks the passages, logs the question, picks follow-ups or the
  * general articles) and its articles read in full. Retrieval only: nothing here writes text.
  * Questions are limited per account (cp-limit.c) and in length; the context the client sends
  * (its page, its network check's verdict, its language) steers the ranking and is not stored.

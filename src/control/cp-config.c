@@ -108,7 +108,7 @@ const struct ml_cfg_key cp_cfg_keys[] = {
 
 #define H(f) ML_CFG_FIELD(struct cp_assistant_config, f)
 
-/* CP_ASK_QUESTION_MAX: kb_questions.question holds 500 characters (sql/010_kb.sql). */
+/* CP_ASK_QUESTION_MAX: kb_questions.question holds 500 characters (sql/009_kb.sql). */
 const struct ml_cfg_key cp_assistant_cfg_keys[] = {
     {"rate-limit", ML_CFG_INT, "20", 1, 100000, 0, H(rate_max), NULL, NULL,
      "Questions one account may ask the help assistant (POST /api/v1/assistant/ask) within "
