@@ -311,6 +311,31 @@ enum net_first {
  * TLS). Looks at no more than 8 bytes. */
 enum net_first net_first_bytes(const uint8_t *b, size_t n, bool tls);
 
+/* ---------------------------------------------------------------- TLS ClientHello (clienthello.c)
+ */
+
+#define NET_HELLO_MAX 16384      /* bytes of a ClientHello message looked at; a longer one is NOT */
+#define NET_HELLO_PEEK_MAX 20480 /* bytes of a connection peeked for its hello (with records) */
+
+enum net_hello_rc {
+    NET_HELLO_MORE, /* the beginning of a ClientHello (or nothing yet): more bytes are needed */
+    NET_HELLO_NOT,  /* not a ClientHello this parser reads whole (malformed, other, too long) */
+    NET_HELLO_DONE, /* a whole ClientHello, in out->len bytes of records */
+};
+
+/* What a ClientHello offers. */
+struct net_hello {
+    size_t len;                           /* bytes of the records that carried it (DONE only) */
+    bool alpn;                            /* it has an ALPN extension */
+    unsigned alpn_count;                  /* protocols in it */
+    bool alpn_http11, alpn_h2, alpn_turn; /* "http/1.1", "h2", "stun.turn" among them */
+    char sni[256];                        /* its first host_name, NUL-terminated; "" when none */
+};
+
+/* Reads the TLS records at the start of buf (len bytes: what has arrived of a connection) as a
+ * ClientHello, in any number of records. Reads nothing past len; out is zeroed unless DONE. */
+enum net_hello_rc net_hello_parse(const uint8_t *buf, size_t len, struct net_hello *out);
+
 /* ---------------------------------------------------------------- raw TCP (relayed TCP) */
 
 /* What TURN's TCP relay (RFC 6062) needs from the network layer: listening sockets on relayed
