@@ -36,6 +36,7 @@ struct app {
     struct wh_worker *hooks; /* webhook delivery; NULL without database.url */
     pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
+    bool shared;             /* a shared:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
     struct app_notify *notify; /* the service manager's socket; NULL without one */
 };
@@ -327,6 +328,10 @@ static int start_control(struct app *app)
     bool shared_only = app_control_on_shared(&app->cfg);
     if (shared_only)
         cp_serve_shared_only(app->cp);
+    /* browsers' HTTPS on a shared:// listener: its TLS done by the control plane's server, with
+     * the listener's certificate, not relayed through the network workers */
+    if (app->shared)
+        cp_serve_shared_tls(app->cp, &app->cfg.turn);
     if (cp_set_signaling(app->cp, &app->cfg.signaling, &app->cfg.database, err, sizeof err) < 0) {
         ML_ERROR("app", "signaling: %s", err);
         return -1;
@@ -336,7 +341,7 @@ static int start_control(struct app *app)
         return -1;
     }
     /* HTTP found on shared:// listeners goes to the control plane from now on */
-    net_engine_set_http(app->engine, cp_adopt, app->cp);
+    net_engine_set_http(app->engine, cp_adopt, app->cp, cp_adopts_tls(app->cp));
     if (shared_only)
         ML_NOTICE("app", "control plane served on the shared listener %s (port %d)",
                   app->cfg.control.listen, cp_port(app->cp));
@@ -506,8 +511,10 @@ static int run(struct app *app)
     }
     net_config_settings(&app->cfg.net, &ns);
     SSL_CTX *tls = NULL;
-    for (size_t i = 0; i < neps; i++)
+    for (size_t i = 0; i < neps; i++) {
         app->tls_enabled |= eps[i].transport == NET_TLS || eps[i].transport == NET_SHARED;
+        app->shared |= eps[i].transport == NET_SHARED;
+    }
     if (app->tls_enabled) {
         bool failed;
         tls = load_tls(&app->cfg.turn, &failed, err, sizeof err);
@@ -624,7 +631,7 @@ out:
     wh_worker_free(app->hooks); /* an attempt under way is cut short: retried later */
     adm_sync_free(app->sync);   /* it tells the control plane about secrets */
     if (app->engine)            /* no handover to the control plane is running or will run */
-        net_engine_set_http(app->engine, NULL, NULL);
+        net_engine_set_http(app->engine, NULL, NULL, false);
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
     net_engine_free(app->engine);

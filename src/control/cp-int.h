@@ -117,6 +117,7 @@ struct cp {
     /* operations (#8) */
     bool draining;              /* atomic: joins refused */
     bool shared_only;           /* control.listen is a shared:// listener's: no socket of its own */
+    struct http_tls shared_tls; /* a shared:// listener's TLS (strings owned); cert NULL: none */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */

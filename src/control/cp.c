@@ -352,14 +352,28 @@ void cp_serve_shared_only(struct cp *cp)
     cp->shared_only = true;
 }
 
-void cp_adopt(void *arg, int fd, const struct sockaddr *peer)
+void cp_serve_shared_tls(struct cp *cp, const struct turn_config *turn)
+{
+    cp->shared_tls.cert = dup_opt(turn->tls_cert);
+    cp->shared_tls.key = dup_opt(turn->tls_key);
+    cp->shared_tls.ciphers = dup_opt(turn->tls_ciphers);
+    cp->shared_tls.ciphersuites = dup_opt(turn->tls_ciphersuites);
+    cp->shared_tls.tls13_only = turn->tls_min_version && !strcmp(turn->tls_min_version, "1.3");
+}
+
+bool cp_adopts_tls(const struct cp *cp)
+{
+    return http_server_adopts_tls(cp->http);
+}
+
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer, bool tls)
 {
     struct cp *cp = arg;
     if (!cp->http) {
         close(fd);
         return;
     }
-    (void)http_server_adopt(cp->http, fd, peer); /* it closes fd when it cannot */
+    (void)http_server_adopt(cp->http, fd, peer, tls); /* it closes fd when it cannot */
 }
 
 int cp_port(const struct cp *cp)
@@ -397,6 +411,7 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .no_listen = cp->shared_only,
         .tls_cert = cp->cfg.tls_cert,
         .tls_key = cp->cfg.tls_key,
+        .adopt_tls = cp->shared_tls,
         .max_header = CP_HEADER_MAX,
         .header_pool = 256,
         .max_body = cp->cfg.max_body,
@@ -466,6 +481,10 @@ void cp_free(struct cp *cp)
     free(cp->cfg.cors_origins);
     free(cp->cfg.turn_uris);
     free(cp->cfg.tls_cert);
+    free((char *)cp->shared_tls.cert);
+    free((char *)cp->shared_tls.key);
+    free((char *)cp->shared_tls.ciphers);
+    free((char *)cp->shared_tls.ciphersuites);
     free(cp->cfg.tls_key);
     free(cp->cfg.web_root);
     cp_web_free(cp->web);

@@ -104,9 +104,15 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
 /* The control plane's address is a shared:// listener's (before cp_start): it binds no socket of
  * its own and is served only on the connections that listener hands over (cp_adopt). */
 void cp_serve_shared_only(struct cp *cp);
+/* A shared:// listener exists (before cp_start): HTTPS it finds by a ClientHello offering
+ * http/1.1 comes here before its handshake, which the control plane's server does with
+ * turn.tls-cert, turn.tls-key and the rest of turn.tls-* (copied), the listener's own. */
+void cp_serve_shared_tls(struct cp *cp, const struct turn_config *turn);
+/* True when HTTPS can be handed over before its handshake (cp_adopt with tls). */
+bool cp_adopts_tls(const struct cp *cp);
 /* A net_http_fn: takes an HTTP connection found on a shared:// listener (arg: the struct cp;
- * any thread). fd is ours from the call on. */
-void cp_adopt(void *arg, int fd, const struct sockaddr *peer);
+ * any thread). fd is ours from the call on; tls: its ClientHello is unread. */
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer, bool tls);
 /* Starts the service thread. 0 or -1 with err filled. */
 int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 /* The port the HTTP listener is bound to. */

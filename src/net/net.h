@@ -131,6 +131,9 @@ struct net_counters {
     /* shared:// listeners: what each connection turned out to carry */
     uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
     uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
+    /* HTTPS whose ClientHello offered http/1.1: handed over before the handshake (its TLS is
+     * the control plane's), not counted in shared_https */
+    uint64_t shared_https_direct;
     uint64_t shared_refused;        /* neither (garbage, nothing in time, no control plane) */
     uint64_t stream_refused_addr;   /* refused: net.max-streams-per-address reached */
     uint64_t stream_frame_timeouts; /* closed: a frame unfinished after net.stream-frame-timeout */
@@ -170,13 +173,17 @@ void net_engine_limits(struct net_engine *e, unsigned *max_streams, unsigned *pe
 
 /* Where shared:// listeners send the HTTP connections they find. fn runs on a worker's thread
  * and owns fd from the call on, whatever it does with it; nothing has been read from fd (the
- * first bytes were only peeked); peer is the client. For a TLS connection, fd is one end of a
- * socketpair that carries the decrypted bytes (the worker keeps the session and pipes), so
- * peer is the only place the client's address is. */
-typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer);
+ * first bytes were only peeked); peer is the client. With tls false, fd carries plain HTTP:
+ * the client's socket, or for a TLS connection one end of a socketpair that carries the
+ * decrypted bytes (the worker keeps the session and pipes), so peer is the only place the
+ * client's address is. With tls true (only when the receiver was set with takes_tls), fd is
+ * the client's socket with its ClientHello, which offers ALPN http/1.1, still unread: the
+ * receiver does the TLS handshake itself, with the shared listener's certificate. */
+typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer, bool tls);
 /* Sets (or, fn NULL, clears: such connections are closed) the receiver; any thread. arg is
- * borrowed until it is cleared: no call of fn is running or will run once this returns. */
-void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg);
+ * borrowed until it is cleared: no call of fn is running or will run once this returns.
+ * takes_tls: fn accepts TLS connections before their handshake (see net_http_fn). */
+void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg, bool takes_tls);
 
 /* ---------------------------------------------------------------- TLS */
 

@@ -613,6 +613,22 @@ static const struct st_metric metrics[] = {
      .prom = {MORE("meetlite_stream_dropped_total", "reason=\"frame_timeout\"")}},
     {"net.streams.setup_timeouts", F(net.stream_setup_timeouts),
      .prom = {MORE("meetlite_stream_dropped_total", "reason=\"setup_timeout\"")}},
+    /* shared:// listeners: what each connection turned out to be, and where it went */
+    {"net.shared.turn_tcp", F(net.shared_turn_tcp),
+     .prom = {COUNTER("meetlite_shared_connections_total", "kind=\"turn_tcp\"",
+                      "Connections to shared:// listeners, by what they carried (https_direct: "
+                      "TLS done by the control plane, its ClientHello offering http/1.1; "
+                      "https_relayed: TLS done by the relay, the plaintext relayed).")}},
+    {"net.shared.turn_tls", F(net.shared_turn_tls),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"turn_tls\"")}},
+    {"net.shared.http", F(net.shared_http),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"http\"")}},
+    {"net.shared.https_relayed", F(net.shared_https),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"https_relayed\"")}},
+    {"net.shared.https_direct", F(net.shared_https_direct),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"https_direct\"")}},
+    {"net.shared.refused", F(net.shared_refused),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"refused\"")}},
 
     /* connection limits and the descriptor limit, by listener ("turn": TCP and TLS streams,
      * "api": the control plane's HTTP and WebSocket, "admin") */
