@@ -9,6 +9,7 @@ libev-dev libwebsockets-evlib-ev
 libargon2-dev zlib1g-dev check
 postgresql postgresql-client
 coturn python3 python3-websockets python3-cryptography python3-yaml curl wrk prometheus openssl procps iproute2 nftables
+nghttp2-client valgrind
 chromium firefox-esr libnss3-tools
 nginx libnginx-mod-stream
 debhelper dpkg-dev lintian adduser systemd"
@@ -18,6 +19,8 @@ debhelper dpkg-dev lintian adduser systemd"
 # which puts the test CA into a Firefox profile for turns:.
 # nginx (with its stream module) runs in front of meetlited in tests/integration/proxy_nginx.py
 # and web_nginx.py; promtool (package prometheus) checks /metrics and contrib/prometheus.
+# nghttp2-client's h2load (it offers ALPN, wrk does not) and valgrind's callgrind serve
+# tests/bench/bench-control.sh (LOADGEN=h2load, INSTR=yes).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
