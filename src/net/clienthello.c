@@ -176,6 +176,9 @@ enum net_hello_rc net_hello_parse(const uint8_t *buf, size_t len, struct net_hel
             if (have == sizeof msg)
                 return NET_HELLO_NOT; /* larger than this parser looks at */
             msg[have++] = buf[off + i];
+            /* judged as early as a byte tells: a ClientHello, and under 64 KiB */
+            if ((have == 1 && msg[0] != 1) || (have == 2 && msg[1] != 0))
+                return NET_HELLO_NOT;
             if (have == 4) {
                 size_t body = (size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3];
                 if (msg[0] != 1 || body > sizeof msg - 4)

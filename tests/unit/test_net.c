@@ -231,6 +231,10 @@ START_TEST(client_hello)
         NET_HELLO_NOT); /* 64 KiB: more than NET_HELLO_MAX */
     ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\xee\xee", 7, &h),
                      NET_HELLO_NOT);
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\x01\x01", 7, &h),
+                     NET_HELLO_NOT); /* a hello of 64 KiB or more, told by its second byte */
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\x01\x00", 7, &h),
+                     NET_HELLO_MORE);
     ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x04", 2, &h), NET_HELLO_NOT);
     ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03", 2, &h), NET_HELLO_MORE);
     ck_assert_int_eq(net_hello_parse(NULL, 0, &h), NET_HELLO_MORE);
