@@ -246,7 +246,7 @@ static void h_gaps(struct http_req *hr)
 const struct http_route adm_kb_routes[] = {
     {LWSHUMETH_GET, "/v1/kb/articles", h_list, 0, NULL, 0},
     {LWSHUMETH_POST, "/v1/kb/articles", h_import, HTTP_ROUTE_BODY, import_params,
-     sizeof(struct import_in)},
+     sizeof(struct import_in), ADM_MAX_KB_BODY},
     {LWSHUMETH_GET, "/v1/kb/articles/*", h_get, 0, NULL, 0},
     {LWSHUMETH_DELETE, "/v1/kb/articles/*", h_delete, 0, NULL, 0},
     {LWSHUMETH_GET, "/v1/kb/gaps", h_gaps, HTTP_ROUTE_QUERY, NULL, 0},

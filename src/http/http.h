@@ -182,6 +182,7 @@ struct http_route {
     unsigned flags;
     const struct http_param *params;
     size_t params_size;
+    long long max_body; /* bytes of its body; 0: the server's max_body */
 };
 
 #define HTTP_MAX_CAPTURES 2
