@@ -11,13 +11,13 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 
-#define ADM_MAX_BODY (16 * 1024)      /* bytes of a request body */
-#define ADM_MAX_KB_BODY (512 * 1024)  /* of an article file's (POST /v1/kb/articles) */
-#define ADM_SEGMENT_MAX 160       /* bytes of a '*' path segment, NUL included */
-#define ADM_LIST_MAX 10000        /* allocations in one listing */
-#define ADM_SCAN_MAX 20000        /* allocations looked at for a participant filter */
-#define ADM_CLOSE_MAX 256         /* credential ids closed one by one (participant filter) */
-#define ADM_MAX_SECRETS 16        /* runtime secrets: each is one more HMAC per REST check */
+#define ADM_MAX_BODY (16 * 1024)     /* bytes of a request body */
+#define ADM_MAX_KB_BODY (512 * 1024) /* of an article file's (POST /v1/kb/articles) */
+#define ADM_SEGMENT_MAX 160          /* bytes of a '*' path segment, NUL included */
+#define ADM_LIST_MAX 10000           /* allocations in one listing */
+#define ADM_SCAN_MAX 20000           /* allocations looked at for a participant filter */
+#define ADM_CLOSE_MAX 256            /* credential ids closed one by one (participant filter) */
+#define ADM_MAX_SECRETS 16           /* runtime secrets: each is one more HMAC per REST check */
 
 /* A route a scrape token (admin.metrics-token) opens besides the admin tokens. */
 #define ADM_ROUTE_SCRAPE HTTP_ROUTE_SERVICE
