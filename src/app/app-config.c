@@ -74,10 +74,12 @@ static const struct ml_cfg_section sec_admin = {"admin", adm_cfg_keys,
                                                 offsetof(struct app_config, admin)};
 static const struct ml_cfg_section sec_webhooks = {"webhooks", wh_cfg_keys,
                                                    offsetof(struct app_config, webhooks)};
+static const struct ml_cfg_section sec_fleet = {"fleet", app_fleet_cfg_keys,
+                                                offsetof(struct app_config, fleet)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
     &sec_daemon, &sec_log,   &sec_net,       &sec_turn,     &sec_database,  &sec_control, &sec_auth,
-    &sec_usage,  &sec_admin, &sec_signaling, &sec_webhooks, &sec_assistant, NULL,
+    &sec_usage,  &sec_admin, &sec_signaling, &sec_webhooks, &sec_assistant, &sec_fleet,   NULL,
 };
 
 /* ---------------------------------------------------------------- listeners that collide */
@@ -323,6 +325,8 @@ int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
         goto out;
     if (cfg->control.listen && cfg->signaling.enabled &&
         sig_config_check(&cfg->signaling, err, errlen) < 0)
+        goto out;
+    if (app_fleet_config_check(cfg, err, errlen) < 0)
         goto out;
     rc = check_listeners(cfg, err, errlen); /* as app_config_load did: a reload's file too */
 out:

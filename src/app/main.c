@@ -34,6 +34,7 @@ struct app {
     struct adm *adm;         /* the admin listener; NULL without admin.token */
     struct adm_sync *sync;   /* TURN users and secrets from PostgreSQL; NULL without */
     struct wh_worker *hooks; /* webhook delivery; NULL without database.url */
+    struct app_fleet *fleet; /* this relay in the registry; NULL without fleet.register */
     pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
     bool shared;             /* a shared:// listener exists */
@@ -325,6 +326,12 @@ static int start_control(struct app *app)
     /* revocations reach this process's relay at once; other nodes learn them by NOTIFY */
     if (app->relay)
         cp_set_revoke_hook(app->cp, app_relay_revoke, app->relay);
+    const struct cp_fleet fleet = {.placement = app->cfg.fleet.placement,
+                                   .region = app->cfg.fleet.region,
+                                   .node_timeout_ms = app->cfg.fleet.node_timeout_ms,
+                                   .check_ms = app->cfg.fleet.heartbeat_ms,
+                                   .push_max = app->cfg.fleet.push_max};
+    cp_set_fleet(app->cp, &fleet);
     bool shared_only = app_control_on_shared(&app->cfg);
     if (shared_only)
         cp_serve_shared_only(app->cp);
@@ -570,6 +577,13 @@ static int run(struct app *app)
     }
     if (start_webhooks(app) < 0) /* before the admin API, which reads its figures */
         goto out;
+    if (app->cfg.fleet.register_node) {
+        app->fleet = app_fleet_new(&app->cfg, app->base, app->turn, app->engine, err, sizeof err);
+        if (!app->fleet) {
+            ML_ERROR("app", "%s", err);
+            goto out;
+        }
+    }
     if (start_admin(app) < 0)
         goto out;
     /* every listener is bound now (relay, control plane, admin API) */
@@ -627,6 +641,7 @@ out:
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    app_fleet_free(app->fleet); /* the registry says draining: clients move off this node */
     adm_stop(app->adm);         /* no admin request after this */
     wh_worker_free(app->hooks); /* an attempt under way is cut short: retried later */
     adm_sync_free(app->sync);   /* it tells the control plane about secrets */

@@ -122,6 +122,12 @@ struct cp {
     struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
     struct cp_llm *llm;         /* the assistant's generation (cp-llm.c); NULL: off */
+    /* a fleet of relays (cp-fleet.c) */
+    struct cp_fleet fleet;  /* region owned */
+    bool fleet_running;     /* HTTP thread: a check for stranded participants is in flight */
+    int64_t sweep_last_ms;  /* HTTP thread: monotonic, the last sweep and fleet check */
+    int64_t fleet_last_ms;
+    uint64_t fleet_moved;   /* atomic: participants told to move to another relay */
 };
 
 /* ---------------------------------------------------------------- caches (cp-cache.c) */
@@ -238,8 +244,29 @@ int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, cha
                   size_t ulen, char *pass, size_t plen);
 /* The iceServers handed out with a credential (user, pass): STUN URIs, TURN URIs with it. */
 json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
-/* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
-char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
+/* The same from a list of URIs (borrowed). */
+json_t *cp_ice_from(const json_t *uris, const char *user, const char *pass);
+/* The STUN/TURN URIs of a turn.listen list (cp.c); NULL with err filled. */
+json_t *cp_listen_uris(const char *listen, const char *wildcard_host, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- a fleet (cp-fleet.c) */
+
+/* A participant's iceServers under the configured placement, on a database thread with its
+ * connection c: the primary relay's (the meeting's node) with the credential (user, pass), and
+ * in *relay (new reference, or NULL under static placement or with no live node) what the
+ * client is told of the placement: {"placement","node","fallback":{"node","iceServers"}}. The
+ * participant's row records its node. Never NULL: the static URIs when placement fails. */
+json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                     const char *user, const char *pass, json_t **relay);
+/* The service's tick (HTTP thread): the expiry sweep and the fleet's failover check, each when
+ * due. */
+void cp_tick(void *arg);
+/* How often cp_tick must run. */
+long long cp_tick_ms(const struct cp *cp);
+/* The iceServers of a join for that credential, as JSON text (caller frees), or NULL; placed
+ * as cp_fleet_ice does when c is not NULL (*relay: JSON text or NULL, caller frees). */
+char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                  const char *cred_user, long long expires_s, char **relay);
 
 /* The help assistant's optional generation (cp-llm.c). Starts its threads and reads the key
  * file; NULL with err. */

@@ -119,6 +119,26 @@ int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 int cp_port(const struct cp *cp);
 /* Takes the new TURN shared secrets (SIGHUP). Thread-safe. */
 void cp_reload_turn(struct cp *cp, const struct turn_config *turn);
+/* ---------------------------------------------------------------- a fleet of relays (#16) */
+
+/* How a join's iceServers name a relay (docs/fleet.md): control.turn-uris (static), the
+ * meeting's node of the relay registry (meeting), or the least loaded node (least-loaded). */
+enum cp_placement { CP_PLACE_STATIC, CP_PLACE_MEETING, CP_PLACE_LEAST_LOADED };
+struct cp_fleet {
+    int placement;             /* enum cp_placement */
+    const char *region;        /* the nodes placed on; NULL or "": every region (copied) */
+    long long node_timeout_ms; /* a node whose heartbeat is older is not placed on */
+    long long check_ms;        /* how often stranded participants are looked for */
+    long long push_max;        /* participants moved per check */
+};
+/* Sets placement (before cp_start; without it, static). */
+void cp_set_fleet(struct cp *cp, const struct cp_fleet *f);
+/* The STUN/TURN URIs of a turn.listen list, cheapest first (as a join derives them when
+ * control.turn-uris is empty), a wildcard address named wildcard_host: a comma list (caller
+ * frees), or NULL with err filled. */
+char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err,
+                          size_t errlen) ML_WUR;
+
 /* Stops the thread, closes connections, drains the database pool and frees everything. */
 void cp_free(struct cp *cp);
 
