@@ -178,15 +178,17 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     json_t *relay = NULL;
     json_t *ice = cp_fleet_ice(cp, c, mid, pid, user, pass, &relay);
     json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O},s:o}", "meeting_id", mid,
+        "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}", "meeting_id", mid,
         "meeting_code", PQgetvalue(r, 0, JOIN_CODE), "participant_id", pid, "role", role,
         "display_name", PQgetvalue(r, 0, JOIN_NAME), "rejoined",
         PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't', "meeting_expires_at", (json_int_t)m_exp,
-        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp, "iceServers",
-        ice, "turn", "username", user, "password", pass, "ttl", (json_int_t)ttl_left, "expires_at",
+        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp, "iceServers", ice,
+        "turn", "username", user, "password", pass, "ttl", (json_int_t)ttl_left, "expires_at",
         (json_int_t)c_exp, "uris",
-        relay && json_object_get(relay, "uris") ? json_object_get(relay, "uris") : cp->turn_uris,
-        "relay", relay ? relay : json_null());
+        relay && json_object_get(relay, "uris") ? json_object_get(relay, "uris") : cp->turn_uris);
+    if (o && relay) /* placed on a relay of the fleet; static placement answers as before */
+        json_object_set(o, "relay", relay);
+    json_decref(relay);
     free(sig);
     ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s participant=%s", mid,
                 pid);

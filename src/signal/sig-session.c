@@ -251,9 +251,9 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
         j->chat = ml_xstrdup(PQgetvalue(r, 0, CONNECT_CHAT));
         /* iceServers with the credential the join recorded, as the join answers them */
         const struct sig_deps *d = &j->sig->deps;
-        j->ice = d->ice_servers(d->arg, c, j->mid, j->pid, PQgetvalue(r, 0, CONNECT_CRED_USER),
-                                strtoll(PQgetvalue(r, 0, CONNECT_CRED_EXPIRES), NULL, 10),
-                                &j->relay);
+        j->ice =
+            d->ice_servers(d->arg, c, j->mid, j->pid, PQgetvalue(r, 0, CONNECT_CRED_USER),
+                           strtoll(PQgetvalue(r, 0, CONNECT_CRED_EXPIRES), NULL, 10), &j->relay);
         if (!j->ice) {
             ML_ERROR(SUBSYS, "cannot make the TURN credential of participant %s", j->pid);
             ml_strlcpy(j->outcome, "internal", sizeof j->outcome);
@@ -305,10 +305,11 @@ static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j,
         &b,
         "{\"type\":\"joined\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
         "\"session_id\":\"%s\",\"node\":\"%s\",\"role\":\"%s\",\"resume_token\":\"%s\","
-        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,\"relay\":%s,\"limits\":%s}",
+        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,%s%s%s\"limits\":%s}",
         (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node,
         j->admin ? "ADMIN" : "PARTICIPANT", rt, j->roster, j->chat, j->ice ? j->ice : "[]",
-        j->relay ? j->relay : "null", limits ? limits : "{}");
+        j->relay ? "\"relay\":" : "", j->relay ? j->relay : "", j->relay ? "," : "",
+        limits ? limits : "{}");
     free(limits);
     struct sig_frame *f = sig_frame_new(0, b.p, b.len);
     ml_buf_free(&b);

@@ -166,12 +166,13 @@ export class Peer {
    * RTCConfiguration; stream: the local media (may have no track); send(type, payload):
    * signaling to this participant; onTrack(stream); onChange(): state or path changed.
    */
-  constructor({id, polite, config, stream, send, onTrack, onChange}) {
+  constructor({id, polite, config, stream, send, onTrack, onChange, onFailed}) {
     this.id = id;
     this.polite = polite;
     this.send = send;
     this.onTrack = onTrack;
     this.onChange = onChange;
+    this.onFailed = onFailed; // before the restart of a failed ICE (the room may change relay)
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.answerPending = false;
@@ -291,8 +292,10 @@ export class Peer {
     const s = this.pc.iceConnectionState;
     log(`peer ${this.id.slice(0, 8)}: ice ${s}`);
     clearTimeout(this.timers.grace);
-    if (s === 'failed') this.restart('failed');
-    else if (s === 'disconnected')
+    if (s === 'failed') {
+      if (this.onFailed) this.onFailed();
+      this.restart('failed');
+    } else if (s === 'disconnected')
       this.timers.grace = setTimeout(() => {
         if (this.pc.iceConnectionState === 'disconnected') this.restart('disconnected');
       }, DISCONNECTED_GRACE_MS);
