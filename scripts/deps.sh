@@ -22,6 +22,10 @@ debhelper dpkg-dev lintian adduser systemd"
 # nghttp2-client's h2load (it offers ALPN, wrk does not) and valgrind's callgrind serve
 # tests/bench/bench-control.sh (LOADGEN=h2load, INSTR=yes).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+# tests/integration/k8s_manifests.py renders deploy/k8s with `kubectl kustomize`: Debian's
+# kubernetes-client (kubectl 1.20, kustomize v2). A machine that has a kubectl already (another
+# package owning /usr/bin/kubectl, which kubernetes-client would collide with) keeps it.
+command -v kubectl >/dev/null 2>&1 || PKGS="$PKGS kubernetes-client"
 
 missing=""
 for p in $PKGS; do
