@@ -109,6 +109,7 @@ struct move {
     char reason[16];
     char old_node[72], new_node[72];
     char *ice, *relay; /* JSON text */
+    bool told;         /* a session of it on this node got the message */
 };
 
 struct strand_job {
@@ -162,17 +163,37 @@ static void stranded_done(struct db_job *job)
     struct strand_job *j = (struct strand_job *)job;
     struct cp *cp = j->cp;
     cp->fleet_running = false;
+    /* one log line per relay that went away (the rows come ordered by meeting, not relay) */
     for (size_t i = 0; i < j->n; i++) {
         struct move *m = &j->v[i];
-        bool told = cp->sig && sig_push_ice(cp->sig, m->mid, m->pid, m->ice, m->relay, m->reason);
-        if (told)
-            __atomic_add_fetch(&cp->fleet_moved, 1, __ATOMIC_RELAXED);
+        m->told = cp->sig && sig_push_ice(cp->sig, m->mid, m->pid, m->ice, m->relay, m->reason);
+        ML_DEBUG(SUBSYS, "participant %s (meeting %s) moves from relay %s to %s%s", m->pid, m->mid,
+                 m->old_node, m->new_node, m->told ? "" : " (no session to tell)");
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (!j->v[i].ice)
+            continue; /* counted with an earlier row of its relay */
+        const char *old = j->v[i].old_node;
+        size_t moved = 0, told = 0;
+        for (size_t k = i; k < j->n; k++) {
+            struct move *m = &j->v[k];
+            if (!m->ice || strcmp(m->old_node, old) != 0)
+                continue;
+            moved++;
+            told += m->told;
+            if (k != i) {
+                free(m->ice);
+                free(m->relay);
+                m->ice = m->relay = NULL;
+            }
+        }
         ML_NOTICE(SUBSYS,
-                  "relay %s is %s: participant %s (meeting %s) moves to %s%s", m->old_node,
-                  m->reason, m->pid, m->mid, m->new_node,
-                  told ? "" : " (no live session here: its next join gets it)");
-        free(m->ice);
-        free(m->relay);
+                  "relay %s is %s: %zu participant%s of this node's sessions placed on other "
+                  "relays, %zu told over signaling",
+                  old, j->v[i].reason, moved, moved == 1 ? "" : "s", told);
+        free(j->v[i].ice);
+        free(j->v[i].relay);
+        j->v[i].ice = j->v[i].relay = NULL;
     }
     free(j->v);
     free(j);

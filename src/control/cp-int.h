@@ -123,11 +123,10 @@ struct cp {
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
     struct cp_llm *llm;         /* the assistant's generation (cp-llm.c); NULL: off */
     /* a fleet of relays (cp-fleet.c) */
-    struct cp_fleet fleet;  /* region owned */
-    bool fleet_running;     /* HTTP thread: a check for stranded participants is in flight */
-    int64_t sweep_last_ms;  /* HTTP thread: monotonic, the last sweep and fleet check */
+    struct cp_fleet fleet; /* region owned */
+    bool fleet_running;    /* HTTP thread: a check for stranded participants is in flight */
+    int64_t sweep_last_ms; /* HTTP thread: monotonic, the last sweep and fleet check */
     int64_t fleet_last_ms;
-    uint64_t fleet_moved;   /* atomic: participants told to move to another relay */
 };
 
 /* ---------------------------------------------------------------- caches (cp-cache.c) */

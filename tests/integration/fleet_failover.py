@@ -19,9 +19,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from mltest import Daemon, Tap, free_port  # noqa: E402
-from mlcontrol import ControlDaemon, Postgres, TURN_SECRET, migrate, turn_allocate  # noqa: E402
-from mladmin import AdminApi, Pair, tcp_port  # noqa: E402
+from mltest import Tap  # noqa: E402
+from mlcontrol import ControlDaemon, Postgres, migrate, turn_allocate  # noqa: E402
+from mladmin import Pair  # noqa: E402
+from mlfleet import Relay  # noqa: E402
 from mlsignal import Sig, meeting  # noqa: E402
 
 t = Tap()
@@ -35,28 +36,6 @@ TIMEOUT_MS = 1200
 # HEARTBEAT_MS)
 PUSH_BOUND_S = (TIMEOUT_MS + 2 * HEARTBEAT_MS) / 1000.0 + 2.0
 FLEET = ["fleet.heartbeat-ms=%d" % HEARTBEAT_MS, "fleet.node-timeout-ms=%d" % TIMEOUT_MS]
-
-
-class Relay(Daemon):
-    def __init__(self, name, region, admin=False):
-        self.name = name
-        self.port = free_port()
-        self.admin_port = tcp_port() if admin else None
-        sets = ["database.url=" + pg.url,
-                "turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d" % (self.port, self.port),
-                "turn.auth-secret=" + TURN_SECRET, "turn.allow-peers=127.0.0.0/8",
-                "net.workers=1", "usage.record=no", "log.level=info",
-                "fleet.register=yes", "fleet.node-name=" + name, "fleet.region=" + region] + FLEET
-        if admin:
-            sets += ["admin.listen=127.0.0.1:%d" % self.admin_port,
-                     "admin.token=admin-token-0123456789abcdef"]
-        super().__init__(sets, timeout=60)
-        self.wait_log("relay registered as " + name, 30)
-        self.admin = AdminApi(self.admin_port) if admin else None
-
-    def uris(self):
-        return ["stun:127.0.0.1:%d" % self.port, "turn:127.0.0.1:%d?transport=udp" % self.port,
-                "turn:127.0.0.1:%d?transport=tcp" % self.port]
 
 
 def rows(sql):
@@ -265,8 +244,8 @@ try:
     if r.returncode != 0:
         t.bail("migration failed: " + r.stderr)
     for n in ("campus-a", "campus-b", "campus-c"):
-        relays[n] = Relay(n, "campus", admin=True)
-    relays["far-a"] = Relay("far-a", "far")
+        relays[n] = Relay(pg.url, n, "campus", admin=True, extra=FLEET)
+    relays["far-a"] = Relay(pg.url, "far-a", "far", extra=FLEET)
     ctl = FLEET + ["fleet.placement=meeting", "fleet.region=campus",
                    "signaling.heartbeat-ms=300", "signaling.node-timeout-ms=1500"]
     c1 = ControlDaemon(pg.url, ctl + ["signaling.node-id=ctl-1"])

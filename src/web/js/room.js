@@ -459,6 +459,7 @@ export class Room {
     this.relay = m.relay || null;
     this.onFallback = false;
     this.relayMoves = (this.relayMoves || 0) + 1;
+    this.relayMovedAt = Date.now();
     const why = m.reason === 'draining' ? 'drains' : 'is down';
     log(`room: our relay ${why}; moving to ${this.relay ? this.relay.node : 'another relay'}`);
     for (const p of this.peers.values()) {
