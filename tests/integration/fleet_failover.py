@@ -14,12 +14,13 @@ fall back to the static URIs."""
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from mltest import Tap  # noqa: E402
+from mltest import MEETLITED, Tap  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate, turn_allocate  # noqa: E402
 from mladmin import Pair  # noqa: E402
 from mlfleet import Relay  # noqa: E402
@@ -151,6 +152,19 @@ async def main():
     time.sleep(4 * HEARTBEAT_MS / 1000.0)
     load = rows("SELECT allocations, packets_per_s, bytes_per_s, cpu_percent FROM relay_nodes "
                 "WHERE name = '%s'" % node)[0]
+    # least-loaded placement (SQL, as a control node with fleet.placement=least-loaded runs it)
+    # avoids the busy relay and records no meeting; an unknown mode is refused
+    ll = rows("SELECT primary_node, fallback_node FROM ml_relay_place('%s', NULL, 'least-loaded', "
+              "'campus', %d)" % (mid2, TIMEOUT_MS))
+    t.ok(len(ll) == 1 and ll[0][0] in live_campus() and ll[0][0] != node and ll[0][1] != ll[0][0],
+         "least-loaded placement picks an idle relay, not the one relaying", (ll, node))
+    t.eq(rows("SELECT node FROM meeting_relays WHERE meeting_id = '%s'" % mid2), [[node2]],
+         "and leaves the meeting's recorded relay alone")
+    try:
+        bad = pg.psql("SELECT ml_relay_place('%s', NULL, 'nearest', '', 1000)" % mid2)
+    except RuntimeError as e:
+        bad = str(e)
+    t.ok("unknown placement nearest" in bad, "an unknown placement mode is refused by SQL", bad)
     pair.close()
     t.ok(int(load[0]) >= 2 and int(load[1]) > 50 and int(load[2]) > 50 * 200 and
          float(load[3]) > 0, "the relay's row carries its load: allocations, packets and bytes "
@@ -239,7 +253,25 @@ async def main():
          "every node but the killed one stops in order (exit 0, no sanitizer report)")
 
 
+def check_config(*sets):
+    args = [MEETLITED, "--check-config"]
+    for x in sets:
+        args += ["--set", x]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
 try:
+    # the rules between [fleet] and the other sections, as start and --check-config apply them
+    rc, out = check_config("fleet.register=yes")
+    t.ok(rc != 0 and "fleet.register needs database.url" in out, "register without a database is "
+         "refused", out)
+    rc, out = check_config("fleet.heartbeat-ms=1000", "fleet.node-timeout-ms=1500")
+    t.ok(rc != 0 and "twice" in out, "a node timeout under two heartbeats is refused", out)
+    rc, out = check_config("fleet.placement=meeting")
+    t.ok(rc != 0 and "control plane" in out, "placement without a control plane is refused", out)
+    rc, out = check_config("fleet.node-name=bad name")
+    t.ok(rc != 0 and "fleet.node-name" in out, "a node name outside [A-Za-z0-9._-] is refused", out)
     r = migrate(pg.url)
     if r.returncode != 0:
         t.bail("migration failed: " + r.stderr)
