@@ -67,15 +67,17 @@ int app_fleet_config_check(const struct app_config *cfg, char *err, size_t errle
 {
     const struct app_fleet_config *f = &cfg->fleet;
     if (f->node_timeout_ms < 2 * f->heartbeat_ms)
-        return ml_err(err, errlen, "fleet.node-timeout-ms must be at least twice "
-                                   "fleet.heartbeat-ms");
+        return ml_err(err, errlen,
+                      "fleet.node-timeout-ms must be at least twice "
+                      "fleet.heartbeat-ms");
     if (f->register_node && !cfg->database.url)
         return ml_err(err, errlen, "fleet.register needs database.url");
     if (f->placement != CP_PLACE_STATIC && !cfg->control.listen)
         return ml_err(err, errlen, "fleet.placement is for a control plane (control.listen)");
     if (f->placement != CP_PLACE_STATIC && cfg->control.listen && !cfg->signaling.enabled)
-        return ml_err(err, errlen, "fleet.placement %s needs signaling (failover is pushed "
-                                   "over it)",
+        return ml_err(err, errlen,
+                      "fleet.placement %s needs signaling (failover is pushed "
+                      "over it)",
                       placements[f->placement]);
     return 0;
 }

@@ -60,9 +60,9 @@ static enum db_status w_beat(struct db_conn *c, struct db_job *job)
 {
     struct beat_job *b = (struct beat_job *)job;
     struct app_fleet *f = b->f;
-    const char *p[] = {f->name,    f->region, f->uris_json, b->cap,
-                       b->allocs,  b->pps,    b->bps,       b->cpu,
-                       b->draining ? "true" : "false"};
+    const char *p[] = {f->name, f->region, f->uris_json,
+                       b->cap,  b->allocs, b->pps,
+                       b->bps,  b->cpu,    b->draining ? "true" : "false"};
     PGresult *r = db_exec(c, &st_beat, p);
     if (!r)
         return DB_UNAVAILABLE;
@@ -102,8 +102,8 @@ static int64_t cpu_us(void)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) < 0)
         return 0;
-    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
 }
 
 /* Fills the job with the load now and submits it; false when it could not be. */
@@ -262,7 +262,8 @@ struct app_fleet *app_fleet_new(const struct app_config *cfg, struct event_base 
     if (!f->pool)
         goto fail;
     f->timer = event_new(base, -1, EV_PERSIST, on_timer, f);
-    struct timeval tv = {(time_t)(fc->heartbeat_ms / 1000), (suseconds_t)(fc->heartbeat_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(fc->heartbeat_ms / 1000),
+                         (suseconds_t)(fc->heartbeat_ms % 1000) * 1000};
     if (!f->timer || event_add(f->timer, &tv) < 0) {
         ml_err(err, errlen, "cannot start the fleet heartbeat timer");
         goto fail;

@@ -176,8 +176,7 @@ json_t *cp_listen_uris(const char *listen, const char *wildcard_host, char *err,
     return out;
 }
 
-char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err,
-                          size_t errlen)
+char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err, size_t errlen)
 {
     json_t *uris = cp_listen_uris(listen, wildcard_host, err, errlen);
     if (!uris)

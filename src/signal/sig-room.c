@@ -252,9 +252,9 @@ bool sig_push_ice(struct sig *sig, const char *mid, const char *pid, const char 
     if (!here)
         return false;
     struct ml_buf b = ML_BUF_INIT(SIZE_MAX); /* the control plane's JSON bounds it */
-    if (ml_buf_printf(&b, "{\"type\":\"ice-servers\",\"reason\":\"%s\",\"iceServers\":%s,\"relay\":%s}",
-                      !strcmp(reason, "draining") ? "draining" : "down", ice,
-                      relay ? relay : "null") < 0) {
+    if (ml_buf_printf(
+            &b, "{\"type\":\"ice-servers\",\"reason\":\"%s\",\"iceServers\":%s,\"relay\":%s}",
+            !strcmp(reason, "draining") ? "draining" : "down", ice, relay ? relay : "null") < 0) {
         ml_buf_free(&b);
         return false;
     }
