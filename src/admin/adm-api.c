@@ -1,8 +1,9 @@
 /* The admin API's handlers: health and readiness, stats and metrics, TURN users and shared
  * secrets (PostgreSQL), REST credentials, allocations (list and close by id, meeting,
- * participant, user or client address), drain mode, the log level and the TLS certificate.
- * Handlers run on the admin thread; database work runs on the admin pool's threads (its
- * inputs copied into the request's op first), relay work on the network workers. */
+ * participant, user or client address), drain mode, the log level and the TLS certificate
+ * (webhooks: adm-webhooks.c). Handlers run on the admin thread; database work runs on the admin
+ * pool's threads (its inputs copied into the request's op first), relay work on the network
+ * workers. */
 #include "config.h"
 
 #include "admin/adm-int.h"
@@ -160,6 +161,10 @@ static void snapshot(struct adm *a, struct st_snapshot *s)
     if (a->deps.relay_link) {
         a->deps.relay_link(a->deps.arg, &s->link);
         s->link.present = true;
+    }
+    if (a->deps.webhooks) {
+        a->deps.webhooks(a->deps.arg, &s->hooks);
+        s->hooks.present = true;
     }
     if (a->deps.cp) {
         struct cp_counters *cc = ml_xcalloc(1, sizeof *cc);
@@ -1395,5 +1400,10 @@ const struct http_route adm_routes[] = {
     {LWSHUMETH_PUT, "/v1/log-level", h_level_set, BODY, P(level_params, level_in)},
     {LWSHUMETH_POST, "/v1/tls/reload", h_tls_reload, 0, NULL, 0},
     {LWSHUMETH_GET, "/v1/meetings/*/usage", h_usage, 0, NULL, 0},
+    {LWSHUMETH_GET, "/v1/webhooks/events", adm_h_webhooks_list, QUERY, NULL, 0},
+    {LWSHUMETH_GET, "/v1/webhooks/events/*", adm_h_webhooks_event, 0, NULL, 0},
+    {LWSHUMETH_POST, "/v1/webhooks/events/*/replay", adm_h_webhooks_event, 0, NULL, 0},
+    {LWSHUMETH_POST, "/v1/webhooks/replay-failed", adm_h_webhooks_replay_failed, 0,
+     P(adm_wh_replay_params, adm_wh_replay_in)},
     {0, NULL, NULL, 0, NULL, 0},
 };

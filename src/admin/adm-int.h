@@ -11,12 +11,13 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 
-#define ADM_MAX_BODY 16384  /* bytes of a request body: every admin body is small */
-#define ADM_SEGMENT_MAX 160 /* bytes of a '*' path segment, NUL included */
-#define ADM_LIST_MAX 10000  /* allocations in one listing */
-#define ADM_SCAN_MAX 20000  /* allocations looked at for a participant filter */
-#define ADM_CLOSE_MAX 256   /* credential ids closed one by one (participant filter) */
-#define ADM_MAX_SECRETS 16  /* runtime secrets: each is one more HMAC per REST check */
+#define ADM_MAX_BODY (16 * 1024)     /* bytes of a request body */
+#define ADM_MAX_KB_BODY (512 * 1024) /* of an article file's (POST /v1/kb/articles) */
+#define ADM_SEGMENT_MAX 160          /* bytes of a '*' path segment, NUL included */
+#define ADM_LIST_MAX 10000           /* allocations in one listing */
+#define ADM_SCAN_MAX 20000           /* allocations looked at for a participant filter */
+#define ADM_CLOSE_MAX 256            /* credential ids closed one by one (participant filter) */
+#define ADM_MAX_SECRETS 16           /* runtime secrets: each is one more HMAC per REST check */
 
 /* A route a scrape token (admin.metrics-token) opens besides the admin tokens. */
 #define ADM_ROUTE_SCRAPE HTTP_ROUTE_SERVICE
@@ -45,6 +46,7 @@ static inline struct adm *adm_of(const struct adm_req *r)
 }
 
 extern const struct http_route adm_routes[];
+extern const struct http_route adm_kb_routes[]; /* adm-kb.c: the knowledge base */
 
 /* Something that finished on another thread (a worker) for a request. */
 struct adm_done {
@@ -71,6 +73,19 @@ struct adm {
     size_t nscrape;
     long long top_meetings; /* atomic: reloadable */
 };
+
+/* ---------------------------------------------------------------- adm-webhooks.c */
+
+/* GET /v1/webhooks/events, GET /v1/webhooks/events/{id} and POST .../{id}/replay, POST
+ * /v1/webhooks/replay-failed (body: adm_wh_replay_params). */
+struct adm_wh_replay_in {
+    char since[40];
+    bool has_since;
+};
+extern const struct http_param adm_wh_replay_params[];
+void adm_h_webhooks_list(struct http_req *hr);
+void adm_h_webhooks_event(struct http_req *hr);
+void adm_h_webhooks_replay_failed(struct http_req *hr);
 
 /* ---------------------------------------------------------------- adm.c */
 

@@ -207,7 +207,7 @@ static int http_init(struct adm *a, char *err, size_t errlen)
     if (adm_config_check(&a->cfg, err, errlen) < 0)
         return -1;
     bool tls = a->cfg.tls_cert && a->cfg.tls_key;
-    static const struct http_route *const tables[] = {adm_routes, NULL};
+    static const struct http_route *const tables[] = {adm_routes, adm_kb_routes, NULL};
     const struct http_service svc = {
         .prefix = "/",
         .cls = HTTP_CLASS_ADMIN,

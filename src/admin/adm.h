@@ -69,6 +69,7 @@ struct adm_deps {
     int (*reload_tls)(void *arg, char *err, size_t errlen);   /* 0, or -1 with err filled */
     void (*set_drain)(void *arg, bool on);                    /* the relay and the control plane */
     void (*relay_link)(void *arg, struct st_relay_link *out); /* may be NULL */
+    void (*webhooks)(void *arg, struct st_webhooks *out);     /* may be NULL */
     void *arg;
 };
 

@@ -61,6 +61,9 @@ static const struct ml_cfg_section sec_database = {"database", db_cfg_keys,
                                                    offsetof(struct app_config, database)};
 static const struct ml_cfg_section sec_control = {"control", cp_cfg_keys,
                                                   offsetof(struct app_config, control)};
+/* the help assistant's keys, kept in the control plane's configuration */
+static const struct ml_cfg_section sec_assistant = {"assistant", cp_assistant_cfg_keys,
+                                                    offsetof(struct app_config, control.assistant)};
 static const struct ml_cfg_section sec_auth = {"auth", cp_auth_cfg_keys,
                                                offsetof(struct app_config, auth)};
 static const struct ml_cfg_section sec_signaling = {"signaling", sig_cfg_keys,
@@ -69,10 +72,14 @@ static const struct ml_cfg_section sec_usage = {"usage", app_usage_cfg_keys,
                                                 offsetof(struct app_config, usage)};
 static const struct ml_cfg_section sec_admin = {"admin", adm_cfg_keys,
                                                 offsetof(struct app_config, admin)};
+static const struct ml_cfg_section sec_webhooks = {"webhooks", wh_cfg_keys,
+                                                   offsetof(struct app_config, webhooks)};
+static const struct ml_cfg_section sec_fleet = {"fleet", app_fleet_cfg_keys,
+                                                offsetof(struct app_config, fleet)};
 
 const struct ml_cfg_section *const app_cfg_sections[] = {
-    &sec_daemon, &sec_log,   &sec_net,   &sec_turn,      &sec_database, &sec_control,
-    &sec_auth,   &sec_usage, &sec_admin, &sec_signaling, NULL,
+    &sec_daemon, &sec_log,   &sec_net,       &sec_turn,     &sec_database,  &sec_control, &sec_auth,
+    &sec_usage,  &sec_admin, &sec_signaling, &sec_webhooks, &sec_assistant, &sec_fleet,   NULL,
 };
 
 /* ---------------------------------------------------------------- listeners that collide */
@@ -308,10 +315,18 @@ int app_config_check(const struct app_config *cfg, char *err, size_t errlen)
     }
     if (adm_config_check(&cfg->admin, err, errlen) < 0)
         goto out;
+    if (wh_config_check(&cfg->webhooks, err, errlen) < 0)
+        goto out;
+    if (cfg->webhooks.url && !cfg->database.url) {
+        ml_err(err, errlen, "webhooks.url needs database.url: the events queue in PostgreSQL");
+        goto out;
+    }
     if (cp_config_check(&cfg->control, &cfg->auth, &cfg->turn, &cfg->database, err, errlen) < 0)
         goto out;
     if (cfg->control.listen && cfg->signaling.enabled &&
         sig_config_check(&cfg->signaling, err, errlen) < 0)
+        goto out;
+    if (app_fleet_config_check(cfg, err, errlen) < 0)
         goto out;
     rc = check_listeners(cfg, err, errlen); /* as app_config_load did: a reload's file too */
 out:

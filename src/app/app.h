@@ -7,6 +7,7 @@
 #include "common/common.h"
 #include "control/cp.h"
 #include "db/db.h"
+#include "hooks/wh.h"
 #include "net/net.h"
 #include "signal/sig.h"
 #include "turn/turn.h"
@@ -34,6 +35,21 @@ struct app_usage_config {
 };
 extern const struct ml_cfg_key app_usage_cfg_keys[];
 
+/* [fleet]: this node in the relay registry, and how the control plane places participants on
+ * the registered relays (app-fleet-config.c; docs/fleet.md). */
+struct app_fleet_config {
+    bool register_node;        /* fleet.register: beat this relay's row into relay_nodes */
+    char *node_name;           /* NULL: signaling.node-id, else the host name */
+    char *region;              /* NULL: "" (no region) */
+    char *public_uris;         /* comma list; NULL: control.turn-uris, else from turn.listen */
+    long long capacity;        /* allocations before meetings spill; 0: turn.max-allocations */
+    long long heartbeat_ms;    /* the registry heartbeat, and the control plane's check */
+    long long node_timeout_ms; /* a node silent this long is not placed on */
+    int placement;             /* enum cp_placement */
+    long long push_max;        /* participants moved per check */
+};
+extern const struct ml_cfg_key app_fleet_cfg_keys[];
+
 /* The whole configuration: one struct per section. */
 struct app_config {
     struct app_daemon_config daemon;
@@ -46,7 +62,12 @@ struct app_config {
     struct sig_config signaling;
     struct app_usage_config usage;
     struct adm_config admin;
+    struct wh_config webhooks;
+    struct app_fleet_config fleet;
 };
+
+/* The rules between [fleet] and the other sections (app-fleet-config.c). 0 or -1 with err. */
+int app_fleet_config_check(const struct app_config *cfg, char *err, size_t errlen) ML_WUR;
 
 /* Every section, NULL-terminated, in the order --help and the sample file use. */
 extern const struct ml_cfg_section *const app_cfg_sections[];
@@ -100,6 +121,23 @@ void app_relay_stop_revocations(struct app_relay *r);
  * written is counted as dropped), and frees the link. Call after the engine is freed, so that
  * the allocations it closed are recorded. */
 void app_relay_free(struct app_relay *r);
+
+/* ---------------------------------------------------------------- app-fleet.c */
+
+/* This node in the relay registry (fleet.register): every fleet.heartbeat-ms a job on a
+ * database pool of its own (one connection; submitted from the main loop, never waiting)
+ * writes its URIs, region and load (allocations, relayed packets and bytes a second, CPU) with
+ * ml_relay_beat; drain mode is written as draining, and so is an orderly stop. */
+struct app_fleet;
+struct event_base;
+/* Creates the registration and its timer on base (main thread). cfg, srv and engine are
+ * borrowed until app_fleet_free. NULL with err filled. */
+struct app_fleet *app_fleet_new(const struct app_config *cfg, struct event_base *base,
+                                struct turn_server *srv, struct net_engine *engine, char *err,
+                                size_t errlen) ML_WUR;
+/* Marks the node draining in the registry (waiting a second at most) and frees it: before the
+ * engine is freed. NULL is fine. */
+void app_fleet_free(struct app_fleet *f);
 
 /* ---------------------------------------------------------------- app-notify.c */
 

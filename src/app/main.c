@@ -33,8 +33,11 @@ struct app {
     struct app_relay *relay; /* revocations in, usage out; NULL without database.url */
     struct adm *adm;         /* the admin listener; NULL without admin.token */
     struct adm_sync *sync;   /* TURN users and secrets from PostgreSQL; NULL without */
+    struct wh_worker *hooks; /* webhook delivery; NULL without database.url */
+    struct app_fleet *fleet; /* this relay in the registry; NULL without fleet.register */
     pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
     bool tls_enabled;        /* a tls:// listener exists */
+    bool shared;             /* a shared:// listener exists */
     struct event *sig_term, *sig_int, *sig_hup;
     struct app_notify *notify; /* the service manager's socket; NULL without one */
 };
@@ -239,6 +242,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         ML_ERROR("app", "reload of the TURN settings failed, old ones kept: %s", err);
     if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
         ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
+    if (app->hooks && wh_worker_reload(app->hooks, &app->cfg.webhooks, err, sizeof err) < 0)
+        ML_ERROR("app", "webhook settings not reloaded, the old ones stay: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
     app_notify_ready(app->notify, "Running; configuration reloaded");
 }
@@ -280,6 +285,11 @@ static int check_config(const struct app_config *cfg, char *err, size_t errlen)
         }
         SSL_CTX_free(ctx);
     }
+    char secret[WH_SECRET_MAX + 1];
+    int n = wh_secret_load(&cfg->webhooks, secret, err, errlen);
+    ml_wipe(secret, sizeof secret);
+    if (n < 0)
+        return 1;
     return cp_config_check_files(&cfg->control, &cfg->auth, err, errlen) < 0 ? 1 : 0;
 }
 
@@ -316,9 +326,19 @@ static int start_control(struct app *app)
     /* revocations reach this process's relay at once; other nodes learn them by NOTIFY */
     if (app->relay)
         cp_set_revoke_hook(app->cp, app_relay_revoke, app->relay);
+    const struct cp_fleet fleet = {.placement = app->cfg.fleet.placement,
+                                   .region = app->cfg.fleet.region,
+                                   .node_timeout_ms = app->cfg.fleet.node_timeout_ms,
+                                   .check_ms = app->cfg.fleet.heartbeat_ms,
+                                   .push_max = app->cfg.fleet.push_max};
+    cp_set_fleet(app->cp, &fleet);
     bool shared_only = app_control_on_shared(&app->cfg);
     if (shared_only)
         cp_serve_shared_only(app->cp);
+    /* browsers' HTTPS on a shared:// listener: its TLS done by the control plane's server, with
+     * the listener's certificate, not relayed through the network workers */
+    if (app->shared)
+        cp_serve_shared_tls(app->cp, &app->cfg.turn);
     if (cp_set_signaling(app->cp, &app->cfg.signaling, &app->cfg.database, err, sizeof err) < 0) {
         ML_ERROR("app", "signaling: %s", err);
         return -1;
@@ -328,7 +348,7 @@ static int start_control(struct app *app)
         return -1;
     }
     /* HTTP found on shared:// listeners goes to the control plane from now on */
-    net_engine_set_http(app->engine, cp_adopt, app->cp);
+    net_engine_set_http(app->engine, cp_adopt, app->cp, cp_adopts_tls(app->cp));
     if (shared_only)
         ML_NOTICE("app", "control plane served on the shared listener %s (port %d)",
                   app->cfg.control.listen, cp_port(app->cp));
@@ -370,6 +390,16 @@ static void admin_relay_link(void *arg, struct st_relay_link *out)
 }
 
 /* The runtime secrets changed (sync thread): the control plane signs with the relay's choice. */
+static void admin_webhooks(void *arg, struct st_webhooks *out)
+{
+    struct app *app = arg;
+    struct wh_counters c;
+    wh_worker_counters(app->hooks, &c);
+    out->delivered = c.delivered;
+    out->attempts_failed = c.attempts_failed;
+    out->db_connects = c.connects;
+}
+
 static void creds_changed(void *arg)
 {
     struct app *app = arg;
@@ -406,6 +436,7 @@ static int start_admin(struct app *app)
                          .reload_tls = admin_reload_tls,
                          .set_drain = admin_set_drain,
                          .relay_link = app->relay ? admin_relay_link : NULL,
+                         .webhooks = app->hooks ? admin_webhooks : NULL,
                          .arg = app};
     app->adm = adm_new(&app->cfg.admin, &d, err, sizeof err);
     if (!app->adm || adm_start(app->adm, err, sizeof err) < 0) {
@@ -415,6 +446,31 @@ static int start_admin(struct app *app)
     ML_NOTICE("app", "admin API listening on %s://%s (port %d)",
               app->cfg.admin.tls_cert ? "https" : "http", app->cfg.admin.listen,
               adm_port(app->adm));
+    return 0;
+}
+
+/* The webhook worker of a node with a database: it delivers when webhooks.url is set, and
+ * purges old events either way. After the migrations (start_control). */
+static int start_webhooks(struct app *app)
+{
+    char err[512], node[128], host[64];
+    if (!app->cfg.database.url)
+        return 0;
+    if (app->cfg.signaling.node_id)
+        ml_strlcpy(node, app->cfg.signaling.node_id, sizeof node);
+    else {
+        if (gethostname(host, sizeof host) < 0)
+            ml_strlcpy(host, "node", sizeof host);
+        host[sizeof host - 1] = 0;
+        ml_snprintf(node, sizeof node, "%s/%ld", host, (long)getpid());
+    }
+    app->hooks = wh_worker_new(&app->cfg.webhooks, &app->cfg.database, node, err, sizeof err);
+    if (!app->hooks || wh_worker_start(app->hooks, err, sizeof err) < 0) {
+        ML_ERROR("app", "webhooks: %s", err);
+        return -1;
+    }
+    if (app->cfg.webhooks.url)
+        ML_NOTICE("app", "webhooks: delivering events as node %s", node);
     return 0;
 }
 
@@ -462,8 +518,10 @@ static int run(struct app *app)
     }
     net_config_settings(&app->cfg.net, &ns);
     SSL_CTX *tls = NULL;
-    for (size_t i = 0; i < neps; i++)
+    for (size_t i = 0; i < neps; i++) {
         app->tls_enabled |= eps[i].transport == NET_TLS || eps[i].transport == NET_SHARED;
+        app->shared |= eps[i].transport == NET_SHARED;
+    }
     if (app->tls_enabled) {
         bool failed;
         tls = load_tls(&app->cfg.turn, &failed, err, sizeof err);
@@ -516,6 +574,15 @@ static int run(struct app *app)
     if (app->relay && app_relay_start(app->relay, err, sizeof err) < 0) {
         ML_ERROR("app", "%s", err);
         goto out;
+    }
+    if (start_webhooks(app) < 0) /* before the admin API, which reads its figures */
+        goto out;
+    if (app->cfg.fleet.register_node) {
+        app->fleet = app_fleet_new(&app->cfg, app->base, app->turn, app->engine, err, sizeof err);
+        if (!app->fleet) {
+            ML_ERROR("app", "%s", err);
+            goto out;
+        }
     }
     if (start_admin(app) < 0)
         goto out;
@@ -574,10 +641,12 @@ out:
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    adm_stop(app->adm);       /* no admin request after this */
-    adm_sync_free(app->sync); /* it tells the control plane about secrets */
-    if (app->engine)          /* no handover to the control plane is running or will run */
-        net_engine_set_http(app->engine, NULL, NULL);
+    app_fleet_free(app->fleet); /* the registry says draining: clients move off this node */
+    adm_stop(app->adm);         /* no admin request after this */
+    wh_worker_free(app->hooks); /* an attempt under way is cut short: retried later */
+    adm_sync_free(app->sync);   /* it tells the control plane about secrets */
+    if (app->engine)            /* no handover to the control plane is running or will run */
+        net_engine_set_http(app->engine, NULL, NULL, false);
     cp_free(app->cp);
     app_relay_stop_revocations(app->relay); /* they post to the workers */
     net_engine_free(app->engine);
@@ -669,8 +738,12 @@ int main(int argc, char **argv)
         apply_log(&app.cfg);
         rc = migrate(&app.cfg) < 0 ? 1 : 0;
         ml_log_close();
+    } else if (wh_global_init() < 0) {
+        fprintf(stderr, "meetlited: libcurl cannot start\n");
+        rc = 1;
     } else {
         rc = run(&app);
+        wh_global_cleanup();
     }
     app_config_free(&app.cfg);
     return rc;

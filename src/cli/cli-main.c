@@ -1,16 +1,20 @@
 /* meetlite-admin: the command line of meetlited's admin API (stats, metrics, health, TURN users
- * and secrets, credentials, allocations, drain mode, the log level, the TLS certificate) and
- * the schema migrations. Readable tables by default, the API's JSON with --json. */
+ * and secrets, credentials, allocations, drain mode, the log level, the TLS certificate, the
+ * help assistant's knowledge base) and the schema migrations. Readable tables by default, the API's
+ * JSON with --json. */
 #include "config.h"
 
 #include "cli/cli.h"
 #include "db/db.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #define EXIT_API 1   /* the API answered with an error */
 #define EXIT_USAGE 2 /* bad command line */
@@ -705,6 +709,123 @@ static int cmd_secrets(int argc, char **argv)
     return EXIT_USAGE;
 }
 
+/* ------------------------------------------------------------------ webhooks */
+
+static void print_events(json_t *j)
+{
+    static const char *const heads[] = {"ID",     "SEQ",      "TYPE",      "CREATED",
+                                        "STATUS", "ATTEMPTS", "LAST ERROR"};
+    struct cli_table t;
+    cli_table_init(&t, 7, heads);
+    size_t i;
+    json_t *e;
+    json_array_foreach(jget(j, "events"), i, e)
+    {
+        char seq[24], att[16];
+        ml_snprintf(seq, sizeof seq, "%lld", jint(e, "sequence"));
+        ml_snprintf(att, sizeof att, "%lld", jint(e, "attempts"));
+        const char *err = jstr(e, "last_error");
+        const char *row[] = {jstr(e, "id"),     seq, jstr(e, "type"), jstr(e, "created_at"),
+                             jstr(e, "status"), att, err ? err : ""};
+        cli_table_row(&t, row);
+    }
+    if (t.rows)
+        cli_table_print(&t, stdout);
+    else
+        printf("no webhook events\n");
+    cli_table_free(&t);
+    if (json_is_integer(jget(j, "next_before")))
+        printf("more: --before %lld\n", jint(j, "next_before"));
+}
+
+static int cmd_webhooks(int argc, char **argv)
+{
+    static const char use[] =
+        "usage: meetlite-admin webhooks [list [--status S] [--type T] [--since TIME] "
+        "[--before SEQ] [--limit N] | show ID | replay ID | replay-failed [--since TIME]]\n";
+    int rc;
+    const char *sub = argc > 1 ? argv[1] : "list";
+    if (!strcmp(sub, "list") || !strcmp(sub, "replay-failed")) {
+        static const struct option o[] = {
+            {"status", required_argument, NULL, 's'}, {"type", required_argument, NULL, 't'},
+            {"since", required_argument, NULL, 'S'},  {"before", required_argument, NULL, 'b'},
+            {"limit", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0}};
+        static const char *const names[] = {"status", "type", "since", "before", "limit"};
+        const char *vals[5] = {NULL};
+        bool list = !strcmp(sub, "list");
+        int c;
+        if (argc > 1) {
+            argc--; /* the subcommand is argv[0] now */
+            argv++;
+        }
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+            const char *p = strchr("stSbl", c);
+            if (!c || !p || (!list && c != 'S')) {
+                fputs(use, stderr);
+                return EXIT_USAGE;
+            }
+            vals[p - "stSbl"] = optarg;
+        }
+        if (optind != argc) {
+            fputs(use, stderr);
+            return EXIT_USAGE;
+        }
+        if (!list) {
+            json_t *body = json_object();
+            if (vals[2])
+                json_object_set_new(body, "since", json_string(vals[2]));
+            json_t *j = call("POST", "/v1/webhooks/replay-failed", body, &rc);
+            if (j && !json_out)
+                printf("%lld failed events queued again\n", jint(j, "replayed"));
+            json_decref(j);
+            return rc;
+        }
+        char path[600], enc[200];
+        size_t at = ml_strlcpy(path, "/v1/webhooks/events", sizeof path);
+        for (size_t i = 0; i < ML_ARRAY_LEN(names); i++) {
+            if (!vals[i] || at >= sizeof path)
+                continue;
+            url_encode(vals[i], enc, sizeof enc);
+            at += ml_snprintf(path + at, sizeof path - at, "%c%s=%s", strchr(path, '?') ? '&' : '?',
+                              names[i], enc);
+        }
+        json_t *j = call("GET", path, NULL, &rc);
+        if (j && !json_out)
+            print_events(j);
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "replay") || !strcmp(sub, "show")) {
+        if (argc != 3) {
+            fputs(use, stderr);
+            return EXIT_USAGE;
+        }
+        bool replay = !strcmp(sub, "replay");
+        char id[200], path[300];
+        url_encode(argv[2], id, sizeof id);
+        ml_snprintf(path, sizeof path, "/v1/webhooks/events/%s%s", id, replay ? "/replay" : "");
+        json_t *j = call(replay ? "POST" : "GET", path, NULL, &rc);
+        if (j && !json_out) {
+            if (replay) {
+                printf("event %s (%s) queued again\n", jstr(j, "id"), jstr(j, "type"));
+            } else {
+                char *pl = json_dumps(jget(j, "payload"), JSON_INDENT(2));
+                printf("event %s #%lld %s, created %s: %s after %lld attempts%s%s\n%s\n",
+                       jstr(j, "id"), jint(j, "sequence"), jstr(j, "type"), jstr(j, "created_at"),
+                       jstr(j, "status"), jint(j, "attempts"),
+                       jstr(j, "last_error") ? "; last error: " : "",
+                       jstr(j, "last_error") ? jstr(j, "last_error") : "", pl ? pl : "");
+                free(pl);
+            }
+        }
+        json_decref(j);
+        return rc;
+    }
+    fputs(use, stderr);
+    return EXIT_USAGE;
+}
+
 /* ------------------------------------------------------------------ the rest */
 
 static int cmd_drain(int argc, char **argv)
@@ -800,6 +921,265 @@ static int cmd_usage(int argc, char **argv)
     return rc;
 }
 
+/* ------------------------------------------------------------------ the knowledge base */
+
+#define KB_FILE_MAX_BYTES (300 * 1024) /* an article file: 69,632 characters (adm-kb.c) */
+#define KB_DEPTH_MAX 3                 /* folders walked below an import's DIR */
+
+/* An article file's text into a malloc'd, NUL-terminated buffer (caller frees), or NULL with a
+ * message on stderr: unreadable, too large, not UTF-8. */
+static char *kb_read_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "meetlite-admin: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = ml_xmalloc(KB_FILE_MAX_BYTES + 2);
+    size_t n = fread(buf, 1, KB_FILE_MAX_BYTES + 1, f);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    size_t chars;
+    const char *why = err                              ? "cannot be read"
+                      : n > KB_FILE_MAX_BYTES          ? "larger than 300 KiB"
+                      : !ml_utf8_valid(buf, n, &chars) ? "not UTF-8 text"
+                      : memchr(buf, 0, n) != NULL      ? "contains a NUL byte"
+                                                       : NULL;
+    if (why) {
+        fprintf(stderr, "meetlite-admin: %s: %s\n", path, why);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+/* The slug a file's name gives ("kb/en/camera-black.md": camera-black), into out. */
+static void kb_slug_of(const char *path, char *out, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    ml_strlcpy(out, base ? base + 1 : path, len);
+    size_t n = strlen(out);
+    if (n > 3 && !strcmp(out + n - 3, ".md"))
+        out[n - 3] = 0;
+}
+
+/* Adds or replaces one article file; prints its outcome unless quiet. 0, or the exit status. */
+static int kb_add_file(const char *path, bool starter, unsigned counts[4])
+{
+    char *text = kb_read_file(path);
+    if (!text)
+        return EXIT_USAGE;
+    char slug[256];
+    kb_slug_of(path, slug, sizeof slug);
+    int rc;
+    json_t *j = call("POST", "/v1/kb/articles",
+                     json_pack("{s:s,s:s,s:s}", "file", text, "slug", slug, "origin",
+                               starter ? "starter" : "operator"),
+                     &rc);
+    free(text);
+    if (rc == EXIT_API)
+        fprintf(stderr, "meetlite-admin: %s: refused\n", path);
+    if (j) {
+        const char *outcome = jstr(j, "outcome") ? jstr(j, "outcome") : "?";
+        if (!json_out)
+            printf("%-8s %s (%lld passage%s)\n", outcome, jstr(j, "slug"), jint(j, "passages"),
+                   jint(j, "passages") == 1 ? "" : "s");
+        static const char *const kinds[] = {"created", "updated", "unchanged", "kept"};
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(outcome, kinds[i]))
+                counts[i]++;
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int kb_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every article file under dir (*.md but README.md), in name order, depth first. *rc keeps the
+ * first failure; a connection failure stops the walk. */
+static void kb_import_dir(const char *dir, int depth, bool starter, unsigned counts[4], int *rc,
+                          unsigned *files)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "meetlite-admin: %s: %s\n", dir, strerror(errno));
+        *rc = *rc ? *rc : EXIT_USAGE;
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        names = ml_xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = ml_xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, kb_name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        ml_snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        struct stat st;
+        size_t len = strlen(names[i]);
+        if (*rc == EXIT_CONN || stat(path, &st) < 0) {
+            /* stopped, or gone meanwhile */
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth < KB_DEPTH_MAX)
+                kb_import_dir(path, depth + 1, starter, counts, rc, files);
+        } else if (S_ISREG(st.st_mode) && len > 3 && !strcmp(names[i] + len - 3, ".md") &&
+                   strcasecmp(names[i], "README.md") != 0) {
+            (*files)++;
+            int r = kb_add_file(path, starter, counts);
+            if (r && (!*rc || r == EXIT_CONN))
+                *rc = r;
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+static int cmd_kb(int argc, char **argv)
+{
+    int rc = 0;
+    const char *sub = argc > 1 ? argv[1] : "list";
+    bool starter = false;
+    if (argc > 2 && (!strcmp(sub, "add") || !strcmp(sub, "import")) &&
+        !strcmp(argv[argc - 1], "--starter")) {
+        starter = true;
+        argc--;
+    }
+    if (!strcmp(sub, "list") && argc <= 2) {
+        json_t *j = call("GET", "/v1/kb/articles", NULL, &rc);
+        if (j && !json_out) {
+            static const char *const heads[] = {"SLUG",     "LANG",    "AUDIENCE", "ORIGIN",
+                                                "PASSAGES", "UPDATED", "TITLE"};
+            struct cli_table t;
+            cli_table_init(&t, 7, heads);
+            size_t i;
+            json_t *a;
+            json_array_foreach(jget(j, "articles"), i, a)
+            {
+                char when[40], np[24];
+                cli_time(jint(a, "updated_at"), when, sizeof when);
+                ml_snprintf(np, sizeof np, "%lld", jint(a, "passages"));
+                const char *row[] = {jstr(a, "slug"),
+                                     jstr(a, "language"),
+                                     jstr(a, "audience"),
+                                     jstr(a, "origin"),
+                                     np,
+                                     when,
+                                     jstr(a, "title")};
+                cli_table_row(&t, row);
+            }
+            printf("%lld article%s\n", jint(j, "count"), jint(j, "count") == 1 ? "" : "s");
+            if (t.rows)
+                cli_table_print(&t, stdout);
+            cli_table_free(&t);
+        }
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "show") && argc == 3) {
+        char slug[400], path[480];
+        url_encode(argv[2], slug, sizeof slug);
+        ml_snprintf(path, sizeof path, "/v1/kb/articles/%s", slug);
+        json_t *j = call("GET", path, NULL, &rc);
+        if (j && !json_out)
+            printf("# %s\n(%s, %s, %s)\n\n%s", jstr(j, "title"), jstr(j, "language"),
+                   jstr(j, "audience"), jstr(j, "origin"),
+                   jstr(j, "body_md") ? jstr(j, "body_md") : "");
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "add") && argc == 3) {
+        unsigned counts[4] = {0};
+        return kb_add_file(argv[2], starter, counts);
+    }
+    if (!strcmp(sub, "import") && argc == 3) {
+        unsigned counts[4] = {0}, files = 0;
+        kb_import_dir(argv[2], 0, starter, counts, &rc, &files);
+        if (!json_out)
+            printf("%u file%s: %u created, %u updated, %u unchanged, %u kept (edited by an "
+                   "operator)%s\n",
+                   files, files == 1 ? "" : "s", counts[0], counts[1], counts[2], counts[3],
+                   rc ? "; some failed" : "");
+        return rc;
+    }
+    if ((!strcmp(sub, "rm") || !strcmp(sub, "delete")) && argc == 3) {
+        char slug[400], path[480];
+        url_encode(argv[2], slug, sizeof slug);
+        ml_snprintf(path, sizeof path, "/v1/kb/articles/%s", slug);
+        json_t *j = call("DELETE", path, NULL, &rc);
+        if (j && !json_out)
+            printf("article %s deleted\n", argv[2]);
+        json_decref(j);
+        return rc;
+    }
+    if (!strcmp(sub, "gaps")) {
+        static const struct option o[] = {{"days", required_argument, NULL, 'd'},
+                                          {"limit", required_argument, NULL, 'l'},
+                                          {NULL, 0, NULL, 0}};
+        long long days = 30, limit = 50;
+        int c;
+        argc--; /* "gaps" is argv[0] now */
+        argv++;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "d:l:", o, NULL)) != -1) {
+            long long *v = c == 'd' ? &days : c == 'l' ? &limit : NULL;
+            if (!v || ml_parse_ll(optarg, 1, c == 'd' ? 3650 : 1000, v) < 0) {
+                fprintf(stderr, "usage: meetlite-admin kb gaps [--days 1..3650] "
+                                "[--limit 1..1000]\n");
+                return EXIT_USAGE;
+            }
+        }
+        if (optind != argc) {
+            fprintf(stderr, "usage: meetlite-admin kb gaps [--days N] [--limit N]\n");
+            return EXIT_USAGE;
+        }
+        char path[96];
+        ml_snprintf(path, sizeof path, "/v1/kb/gaps?days=%lld&limit=%lld", days, limit);
+        json_t *j = call("GET", path, NULL, &rc);
+        if (j && !json_out) {
+            static const char *const heads[] = {"ASKED",   "ACCOUNTS",   "BEST",
+                                                "CLOSEST", "LAST ASKED", "QUESTION"};
+            struct cli_table t;
+            cli_table_init(&t, 6, heads);
+            size_t i;
+            json_t *g;
+            json_array_foreach(jget(j, "gaps"), i, g)
+            {
+                char asked[24], acc[24], best[24], when[40];
+                ml_snprintf(asked, sizeof asked, "%lld", jint(g, "asked"));
+                ml_snprintf(acc, sizeof acc, "%lld", jint(g, "accounts"));
+                json_t *b = jget(g, "best_score");
+                ml_snprintf(best, sizeof best, "%.2f",
+                            json_is_number(b) ? json_number_value(b) : 0);
+                cli_time(jint(g, "last_asked"), when, sizeof when);
+                const char *closest = jstr(g, "closest_article");
+                const char *row[] = {
+                    asked, acc, best, closest ? closest : "-", when, jstr(g, "question")};
+                cli_table_row(&t, row);
+            }
+            printf("%zu unanswered question%s in the last %lld day%s\n",
+                   json_array_size(jget(j, "gaps")),
+                   json_array_size(jget(j, "gaps")) == 1 ? "" : "s", days, days == 1 ? "" : "s");
+            if (t.rows)
+                cli_table_print(&t, stdout);
+            cli_table_free(&t);
+        }
+        json_decref(j);
+        return rc;
+    }
+    fprintf(stderr, "usage: meetlite-admin kb [list | show SLUG | add FILE [--starter] | "
+                    "import DIR [--starter] | rm SLUG | gaps [--days N] [--limit N]]\n");
+    return EXIT_USAGE;
+}
+
 static struct conf file_conf;
 
 static int cmd_migrate(int argc, char **argv)
@@ -865,6 +1245,8 @@ static const struct command commands[] = {
     {"log-level", cmd_log_level, true},
     {"tls-reload", cmd_tls_reload, true},
     {"usage", cmd_usage, true},
+    {"webhooks", cmd_webhooks, true},
+    {"kb", cmd_kb, true},
     {"migrate", cmd_migrate, false},
     {NULL, NULL, false},
 };
@@ -906,6 +1288,18 @@ static void usage(FILE *out)
             "  log-level [LEVEL]               error, warn, notice, info or debug\n"
             "  tls-reload                      read the TURN TLS certificate and key again\n"
             "  usage MEETING                   relay usage of a meeting (id or join code)\n"
+            "  webhooks [list] [--status S] [--type T] [--since TIME] [--before SEQ]\n"
+            "           [--limit N]            queued webhook events, newest first\n"
+            "  webhooks show ID                one event with its payload\n"
+            "  webhooks replay ID              send an event again (same id)\n"
+            "  webhooks replay-failed [--since TIME]   send every failed event again\n"
+            "  kb [list]                       the help assistant's articles\n"
+            "  kb show SLUG                    one article's Markdown\n"
+            "  kb add FILE [--starter]         add or replace an article file (kb/README.md)\n"
+            "  kb import DIR [--starter]       every *.md below DIR; --starter: never replace\n"
+            "                                  an article an operator wrote or edited\n"
+            "  kb rm SLUG                      delete an article\n"
+            "  kb gaps [--days N] [--limit N]  questions without a good answer, most asked first\n"
             "  migrate [--database-url URL] [--migrations-dir DIR]\n"
             "                                  apply the schema migrations (no daemon needed)\n\n"
             "Exit status: 0 success, 1 the API refused, 2 bad usage, 3 no answer.\n");

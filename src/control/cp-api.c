@@ -1,7 +1,7 @@
 /* The REST API's common ground: the route tables of the resources (cp-account.c, cp-meeting.c,
- * cp-participant.c) gathered for the service, the request's database job and what follows it
- * (the status cache and the relay told, then the answer), and the helpers every handler shares
- * (a meeting named by id or code, failed statements, the rows of the meeting SQL functions).
+ * cp-participant.c, cp-assistant.c) gathered for the service, the request's database job and what
+ * follows it (the status cache and the relay told, then the answer), and the helpers every handler
+ * shares (a meeting named by id or code, failed statements, the rows of the meeting SQL functions).
  * Handlers run on the control-plane thread (checks, then a database job); work functions on a
  * database thread (one prepared statement, most of them one SQL function = one transaction,
  * plus hashing and signing). */
@@ -194,5 +194,6 @@ static const struct http_route core_routes[] = {
 };
 
 const struct http_route *const cp_api_routes[] = {
-    core_routes, cp_account_routes, cp_meeting_routes, cp_participant_routes, NULL,
+    core_routes,           cp_account_routes,   cp_meeting_routes,
+    cp_participant_routes, cp_assistant_routes, NULL,
 };

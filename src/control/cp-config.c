@@ -106,6 +106,36 @@ const struct ml_cfg_key cp_cfg_keys[] = {
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
+#define H(f) ML_CFG_FIELD(struct cp_assistant_config, f)
+
+/* CP_ASK_QUESTION_MAX: kb_questions.question holds 500 characters (sql/009_kb.sql). */
+const struct ml_cfg_key cp_assistant_cfg_keys[] = {
+    {"rate-limit", ML_CFG_INT, "20", 1, 100000, 0, H(rate_max), NULL, NULL,
+     "Questions one account may ask the help assistant (POST /api/v1/assistant/ask) within "
+     "assistant.rate-window; more get 429 with Retry-After. Per node."},
+    {"rate-window", ML_CFG_DURATION, "60s", 1, 86400, 0, H(rate_window_s), NULL, NULL,
+     "The window of assistant.rate-limit."},
+    {"max-question", ML_CFG_INT, "500", 1, 500, 0, H(question_max), NULL, NULL,
+     "Longest question, in characters; longer ones get 422. At most 500 (what the questions' "
+     "log keeps)."},
+    {"passages", ML_CFG_INT, "3", 1, 10, 0, H(passages), NULL, NULL,
+     "Passages an answer quotes, best first (one per article)."},
+    {"llm-url", ML_CFG_STR, "", 0, 1024, 0, H(llm_url), NULL, validate_url,
+     "Optional generation: the URL of an OpenAI-compatible chat completions endpoint "
+     "(http://127.0.0.1:8000/v1/chat/completions: llama.cpp's server, vLLM, a hosted one). "
+     "An answer then also carries text written from its passages only, citing them; on a "
+     "timeout or an error the answer is the retrieval one. Empty: retrieval only."},
+    {"llm-key-file", ML_CFG_STR, "", 0, 4096, 0, H(llm_key_file), NULL, NULL,
+     "File whose first line is the endpoint's bearer key (sent as Authorization: Bearer). "
+     "Empty: no key sent."},
+    {"llm-model", ML_CFG_STR, "", 0, 200, 0, H(llm_model), NULL, NULL,
+     "The model named in the requests. Empty: \"default\"."},
+    {"llm-timeout-ms", ML_CFG_INT, "8000", 100, 120000, 0, H(llm_timeout_ms), NULL, NULL,
+     "How long an answer waits for the endpoint (connection included) before it is given "
+     "without generated text."},
+    {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
 #define A(f) ML_CFG_FIELD(struct cp_auth_config, f)
 
 const struct ml_cfg_key cp_auth_cfg_keys[] = {

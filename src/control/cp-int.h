@@ -117,9 +117,16 @@ struct cp {
     /* operations (#8) */
     bool draining;              /* atomic: joins refused */
     bool shared_only;           /* control.listen is a shared:// listener's: no socket of its own */
+    struct http_tls shared_tls; /* a shared:// listener's TLS (strings owned); cert NULL: none */
     char *turn_secret_override; /* under turn_mu: the admin API's signing secret, or NULL */
     struct sig *sig;            /* WebSocket signaling (src/signal); NULL when off */
     struct cp_web *web;         /* the browser client's files (cp-web.c); NULL: the API only */
+    struct cp_llm *llm;         /* the assistant's generation (cp-llm.c); NULL: off */
+    /* a fleet of relays (cp-fleet.c) */
+    struct cp_fleet fleet; /* region owned */
+    bool fleet_running;    /* HTTP thread: a check for stranded participants is in flight */
+    int64_t sweep_last_ms; /* HTTP thread: monotonic, the last sweep and fleet check */
+    int64_t fleet_last_ms;
 };
 
 /* ---------------------------------------------------------------- caches (cp-cache.c) */
@@ -166,7 +173,8 @@ extern const struct http_route *const cp_api_routes[];
 extern const struct http_route cp_account_routes[];     /* cp-account.c */
 extern const struct http_route cp_meeting_routes[];     /* cp-meeting.c */
 extern const struct http_route cp_participant_routes[]; /* cp-participant.c */
-#define CP_SEGMENT_MAX 64 /* bytes of a path segment of the API, NUL included */
+extern const struct http_route cp_assistant_routes[];   /* cp-assistant.c */
+#define CP_SEGMENT_MAX 96 /* bytes of a path segment of the API, NUL included (a slug: 80) */
 
 /* Submits the request's database job: work on a database thread, then (control-plane thread)
  * the status cache and the revocation hook are told, on_done runs, and the job's outcome is
@@ -243,8 +251,42 @@ int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, cha
                   size_t ulen, char *pass, size_t plen);
 /* The iceServers handed out with a credential (user, pass): STUN URIs, TURN URIs with it. */
 json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass);
-/* The iceServers of a join for that credential, as JSON text (caller frees), or NULL. */
-char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s);
+/* The same from a list of URIs (borrowed). */
+json_t *cp_ice_from(const json_t *uris, const char *user, const char *pass);
+/* The STUN/TURN URIs of a turn.listen list (cp.c); NULL with err filled. */
+json_t *cp_listen_uris(const char *listen, const char *wildcard_host, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- a fleet (cp-fleet.c) */
+
+/* A participant's iceServers under the configured placement, on a database thread with its
+ * connection c: the primary relay's (the meeting's node) with the credential (user, pass), and
+ * in *relay (new reference, or NULL under static placement or with no live node) what the
+ * client is told of the placement: {"placement","node","fallback":{"node","iceServers"}}. The
+ * participant's row records its node. Never NULL: the static URIs when placement fails. */
+json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                     const char *user, const char *pass, json_t **relay);
+/* The service's tick (HTTP thread): the expiry sweep and the fleet's failover check, each when
+ * due. */
+void cp_tick(void *arg);
+/* How often cp_tick must run. */
+long long cp_tick_ms(const struct cp *cp);
+/* The iceServers of a join for that credential, as JSON text (caller frees), or NULL; placed
+ * as cp_fleet_ice does when c is not NULL (*relay: JSON text or NULL, caller frees). */
+char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                  const char *cred_user, long long expires_s, char **relay);
+
+/* The help assistant's optional generation (cp-llm.c). Starts its threads and reads the key
+ * file; NULL with err. */
+struct cp_llm;
+struct cp_llm *cp_llm_new(const struct cp_assistant_config *cfg, char *err, size_t errlen);
+/* Stops the threads: a transfer in flight is aborted, queued questions are answered without
+ * generation. Before http_server_free. */
+void cp_llm_free(struct cp_llm *l);
+/* Hands a question's retrieval answer (takes ownership) to generation, which answers req
+ * later on the server thread (held meanwhile). The passages' "text" members go to the endpoint
+ * and are dropped from the answer. false: not queued (too many waiting); answer is kept by the
+ * caller, marked as a retrieval answer. */
+bool cp_llm_ask(struct cp_llm *l, struct http_req *req, const char *question, json_t *answer);
 
 /* Logins waiting out their account's slowdown are let go (after http_server_stop: no timer
  * runs any more); their requests complete unanswered when the server is freed. */

@@ -73,15 +73,16 @@ static const struct db_stmt st_role = {
 
 /* ------------------------------------------------------------------ join and leave */
 
-json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
+json_t *cp_ice_from(const json_t *uris, const char *user, const char *pass)
 {
     json_t *stun = json_array(), *turn = json_array();
     size_t i;
     json_t *u;
-    json_array_foreach(cp->turn_uris, i, u)
+    json_array_foreach(uris, i, u)
     {
         const char *s = json_string_value(u);
-        json_array_append(strncmp(s, "stun", 4) == 0 ? stun : turn, u);
+        if (s)
+            json_array_append(strncmp(s, "stun", 4) == 0 ? stun : turn, u);
     }
     json_t *list = json_array();
     if (json_array_size(stun))
@@ -94,6 +95,11 @@ json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
     else
         json_decref(turn);
     return list;
+}
+
+json_t *cp_ice_servers(struct cp *cp, const char *user, const char *pass)
+{
+    return cp_ice_from(cp->turn_uris, user, pass);
 }
 
 /* The network check's verdicts, as sql/007_network_check.sql allows them: the best way to the
@@ -255,14 +261,20 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
         return DB_FAILED;
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
+    json_t *relay = NULL;
+    json_t *ice = cp_fleet_ice(cp, c, mid, pid, user, pass, &relay);
     json_t *o = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:s,s:I,s:o,s:{s:s,s:s,s:I,s:I,s:O}}", "meeting_id", mid,
         "meeting_code", PQgetvalue(r, 0, JOIN_CODE), "participant_id", pid, "role", role,
         "display_name", PQgetvalue(r, 0, JOIN_NAME), "rejoined",
         PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't', "meeting_expires_at", (json_int_t)m_exp,
-        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp, "iceServers",
-        cp_ice_servers(cp, user, pass), "turn", "username", user, "password", pass, "ttl",
-        (json_int_t)ttl_left, "expires_at", (json_int_t)c_exp, "uris", cp->turn_uris);
+        "signaling_token", sig, "signaling_token_expires_at", (json_int_t)s_exp, "iceServers", ice,
+        "turn", "username", user, "password", pass, "ttl", (json_int_t)ttl_left, "expires_at",
+        (json_int_t)c_exp, "uris",
+        relay && json_object_get(relay, "uris") ? json_object_get(relay, "uris") : cp->turn_uris);
+    if (o && relay) /* placed on a relay of the fleet; static placement answers as before */
+        json_object_set(o, "relay", relay);
+    json_decref(relay);
     free(sig);
     ml_snprintf(req->http.log_note, sizeof req->http.log_note, "meeting=%s participant=%s", mid,
                 pid);
@@ -555,14 +567,22 @@ int cp_credential(struct cp *cp, const char *cred_user, long long expires_s, cha
     return 0;
 }
 
-char *cp_ice_json(struct cp *cp, const char *cred_user, long long expires_s)
+char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                  const char *cred_user, long long expires_s, char **relay_out)
 {
     char user[128], pass[64];
+    if (relay_out)
+        *relay_out = NULL;
     if (cp_credential(cp, cred_user, expires_s, user, sizeof user, pass, sizeof pass) < 0)
         return NULL;
-    json_t *ice = cp_ice_servers(cp, user, pass); /* what a join answers */
+    json_t *relay = NULL;
+    json_t *ice = c ? cp_fleet_ice(cp, c, mid, pid, user, pass, &relay)
+                    : cp_ice_servers(cp, user, pass); /* what a join answers */
     char *text = json_dumps(ice, JSON_COMPACT);
     json_decref(ice);
+    if (relay && relay_out)
+        *relay_out = json_dumps(relay, JSON_COMPACT);
+    json_decref(relay);
     ml_wipe(pass, sizeof pass);
     return text;
 }

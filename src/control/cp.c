@@ -110,10 +110,12 @@ static void public_host(const struct cp_config *cfg, char *buf, size_t len)
     }
 }
 
-/* The URI of listener ep at rank (0 stun:, 1 turn: udp, 2 turn: tcp, 3 turns:), if it has one
- * there: udp:// gives stun: and turn: udp; tcp:// turn: tcp; tls:// turns:; shared:// both
- * turn: tcp and turns: on its one port. */
-static void add_listener_uri(struct cp *cp, const struct net_endpoint *ep, int rank)
+/* Appends to out the URI of listener ep at rank (0 stun:, 1 turn: udp, 2 turn: tcp, 3 turns:),
+ * if it has one there: udp:// gives stun: and turn: udp; tcp:// turn: tcp; tls:// turns:;
+ * shared:// both turn: tcp and turns: on its one port. A wildcard address becomes
+ * wildcard_host. */
+static void add_listener_uri(json_t *out, const struct net_endpoint *ep, int rank,
+                             const char *wildcard_host)
 {
     static const struct {
         enum net_transport t;
@@ -131,7 +133,7 @@ static void add_listener_uri(struct cp *cp, const struct net_endpoint *ep, int r
         char ip[ML_ADDR_STRLEN], host[ML_ADDR_STRLEN + 2], uri[ML_ADDR_STRLEN + 40];
         ml_ip_str(sa, ip, sizeof ip);
         if (!strcmp(ip, "0.0.0.0") || !strcmp(ip, "::"))
-            public_host(&cp->cfg, host, sizeof host);
+            ml_strlcpy(host, wildcard_host, sizeof host);
         else if (sa->sa_family == AF_INET6)
             ml_snprintf(host, sizeof host, "[%s]", ip);
         else
@@ -142,24 +144,19 @@ static void add_listener_uri(struct cp *cp, const struct net_endpoint *ep, int r
         size_t i;
         json_t *u;
         bool dup = false;
-        json_array_foreach(cp->turn_uris, i, u) dup |= !strcmp(json_string_value(u), uri);
+        json_array_foreach(out, i, u) dup |= !strcmp(json_string_value(u), uri);
         if (!dup) /* two wildcard listeners (IPv4, IPv6) under one public name */
-            json_array_append_new(cp->turn_uris, json_string(uri));
+            json_array_append_new(out, json_string(uri));
     }
 }
 
-static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err, size_t errlen)
+json_t *cp_listen_uris(const char *listen, const char *wildcard_host, char *err, size_t errlen)
 {
-    cp->turn_uris = json_array();
-    if (cp->cfg.turn_uris) {
-        if (ml_list_foreach(cp->cfg.turn_uris, add_uri, cp->turn_uris) < 0)
-            return ml_err(err, errlen, "control.turn-uris: an item is too long");
-        return 0;
-    }
     struct net_endpoint *eps = NULL;
     size_t n = 0;
-    if (net_endpoints_parse(turn->listen, &eps, &n, err, errlen) < 0)
-        return -1;
+    if (net_endpoints_parse(listen, &eps, &n, err, errlen) < 0)
+        return NULL;
+    json_t *out = json_array();
     /* Cheap paths first, whatever the order of turn.listen: stun:, then turn: over UDP (3478
      * before 443 when listed so), turn: over TCP, turns: last. Browsers gather every URI at
      * once, but they pair and check candidates in this order within a type, and a client that
@@ -173,10 +170,52 @@ static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *e
                          ml_addr_ip_equal((struct sockaddr *)&eps[j].addr,
                                           (struct sockaddr *)&eps[i].addr);
             if (!again)
-                add_listener_uri(cp, &eps[i], rank);
+                add_listener_uri(out, &eps[i], rank, wildcard_host);
         }
     free(eps);
-    return 0;
+    return out;
+}
+
+char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err, size_t errlen)
+{
+    json_t *uris = cp_listen_uris(listen, wildcard_host, err, errlen);
+    if (!uris)
+        return NULL;
+    struct ml_buf b = ML_BUF_INIT(SIZE_MAX);
+    size_t i;
+    json_t *u;
+    json_array_foreach(uris, i, u)
+    {
+        if (ml_buf_printf(&b, "%s%s", i ? ", " : "", json_string_value(u)) < 0) {
+            ml_buf_free(&b);
+            json_decref(uris);
+            ml_err(err, errlen, "out of memory");
+            return NULL;
+        }
+    }
+    json_decref(uris);
+    if (!b.len) {
+        ml_buf_free(&b);
+        ml_err(err, errlen, "no listener gives a STUN or TURN URI");
+        return NULL;
+    }
+    char *out = ml_xstrdup(b.p);
+    ml_buf_free(&b);
+    return out;
+}
+
+static int make_turn_uris(struct cp *cp, const struct turn_config *turn, char *err, size_t errlen)
+{
+    if (cp->cfg.turn_uris) {
+        cp->turn_uris = json_array();
+        if (ml_list_foreach(cp->cfg.turn_uris, add_uri, cp->turn_uris) < 0)
+            return ml_err(err, errlen, "control.turn-uris: an item is too long");
+        return 0;
+    }
+    char host[ML_ADDR_STRLEN + 2];
+    public_host(&cp->cfg, host, sizeof host);
+    cp->turn_uris = cp_listen_uris(turn->listen, host, err, errlen);
+    return cp->turn_uris ? 0 : -1;
 }
 
 static int add_origin(const char *item, void *arg)
@@ -222,6 +261,9 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->cfg.tls_cert = dup_opt(cfg->tls_cert);
     cp->cfg.tls_key = dup_opt(cfg->tls_key);
     cp->cfg.web_root = dup_opt(cfg->web_root);
+    cp->cfg.assistant.llm_url = NULL; /* copied by cp_llm_new */
+    cp->cfg.assistant.llm_key_file = NULL;
+    cp->cfg.assistant.llm_model = NULL;
     cp->auth = *auth;
     cp->auth.jwt_secret = NULL;
     cp->auth.jwt_key = dup_opt(auth->jwt_key);
@@ -265,6 +307,12 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         ml_err(err, errlen, "argon2id does not work with these auth.argon2-* settings");
         goto fail;
     }
+    if (cfg->assistant.llm_url && *cfg->assistant.llm_url) {
+        /* libcurl's global state: set up by main (wh_global_init) before any thread starts */
+        cp->llm = cp_llm_new(&cfg->assistant, err, errlen);
+        if (!cp->llm)
+            goto fail;
+    }
     cp->pool = db_pool_new(db, wake, cp, err, errlen);
     if (!cp->pool)
         goto fail;
@@ -299,9 +347,10 @@ static enum http_err sig_verify(void *arg, const char *token, uint8_t mid[16], u
     return e;
 }
 
-static char *sig_ice_servers(void *arg, const char *cred_user, long long expires_s)
+static char *sig_ice_servers(void *arg, struct db_conn *c, const char *mid, const char *pid,
+                             const char *cred_user, long long expires_s, char **relay)
 {
-    return cp_ice_json(arg, cred_user, expires_s);
+    return cp_ice_json(arg, c, mid, pid, cred_user, expires_s, relay);
 }
 
 static void sig_revoke(void *arg, const char *username)
@@ -343,14 +392,28 @@ void cp_serve_shared_only(struct cp *cp)
     cp->shared_only = true;
 }
 
-void cp_adopt(void *arg, int fd, const struct sockaddr *peer)
+void cp_serve_shared_tls(struct cp *cp, const struct turn_config *turn)
+{
+    cp->shared_tls.cert = dup_opt(turn->tls_cert);
+    cp->shared_tls.key = dup_opt(turn->tls_key);
+    cp->shared_tls.ciphers = dup_opt(turn->tls_ciphers);
+    cp->shared_tls.ciphersuites = dup_opt(turn->tls_ciphersuites);
+    cp->shared_tls.tls13_only = turn->tls_min_version && !strcmp(turn->tls_min_version, "1.3");
+}
+
+bool cp_adopts_tls(const struct cp *cp)
+{
+    return http_server_adopts_tls(cp->http);
+}
+
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer, bool tls)
 {
     struct cp *cp = arg;
     if (!cp->http) {
         close(fd);
         return;
     }
-    (void)http_server_adopt(cp->http, fd, peer); /* it closes fd when it cannot */
+    (void)http_server_adopt(cp->http, fd, peer, tls); /* it closes fd when it cannot */
 }
 
 int cp_port(const struct cp *cp)
@@ -373,9 +436,9 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .req_size = sizeof(struct cp_req),
         .req_free = cp_req_free,
         .pool = cp->pool,
-        .tick = cp_sweep,
+        .tick = cp_tick,
         .tick_first_ms = 200,
-        .tick_ms = cp->cfg.sweep_interval_s * 1000,
+        .tick_ms = cp_tick_ms(cp),
         .wake = drain,
         .arg = cp,
     };
@@ -388,6 +451,7 @@ static int http_init(struct cp *cp, char *err, size_t errlen)
         .no_listen = cp->shared_only,
         .tls_cert = cp->cfg.tls_cert,
         .tls_key = cp->cfg.tls_key,
+        .adopt_tls = cp->shared_tls,
         .max_header = CP_HEADER_MAX,
         .header_pool = 256,
         .max_body = cp->cfg.max_body,
@@ -431,6 +495,7 @@ void cp_free(struct cp *cp)
     cp_login_delays_release(cp);
     sig_stop(cp->sig); /* the node leaves signaling (its sessions' rows go) while lws exists */
     /* closing the connections orphans the requests whose jobs still run ... */
+    cp_llm_free(cp->llm); /* its queued questions are posted back before the server goes */
     http_server_close(cp->http);
     /* ... and the pool's last drain frees them (it calls no lws function for an orphan) */
     db_pool_free(cp->pool);
@@ -456,8 +521,13 @@ void cp_free(struct cp *cp)
     free(cp->cfg.cors_origins);
     free(cp->cfg.turn_uris);
     free(cp->cfg.tls_cert);
+    free((char *)cp->shared_tls.cert);
+    free((char *)cp->shared_tls.key);
+    free((char *)cp->shared_tls.ciphers);
+    free((char *)cp->shared_tls.ciphersuites);
     free(cp->cfg.tls_key);
     free(cp->cfg.web_root);
+    free((char *)cp->fleet.region);
     cp_web_free(cp->web);
     free(cp->auth.jwt_key);
     free(cp->auth.jwt_issuer);

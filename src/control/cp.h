@@ -11,6 +11,21 @@
 #include "signal/sig.h"
 #include "turn/turn.h"
 
+/* The [assistant] configuration section: the help assistant's answers (cp-assistant.c), read
+ * with the control plane's (a member of struct cp_config). */
+struct cp_assistant_config {
+    long long rate_max;      /* questions per account within rate_window_s */
+    long long rate_window_s; /* the window of rate_max */
+    long long question_max;  /* characters of a question */
+    long long passages;      /* passages an answer quotes */
+    /* optional generation (cp-llm.c): an OpenAI-compatible chat completions endpoint */
+    char *llm_url;      /* NULL: off */
+    char *llm_key_file; /* its bearer key, first line; NULL: none sent */
+    char *llm_model;    /* the "model" of the request; NULL: "default" */
+    long long llm_timeout_ms;
+};
+extern const struct ml_cfg_key cp_assistant_cfg_keys[];
+
 /* The [control] configuration section. */
 struct cp_config {
     char *listen;       /* "127.0.0.1:8080"; NULL: the control plane is off (TURN-only node) */
@@ -31,6 +46,7 @@ struct cp_config {
     char *web_root;        /* the browser client's directory; NULL: found (cp-web.c); "off": none */
     char *trusted_proxies; /* CIDR list: peers whose forwarding header names the client */
     int forwarded_header;  /* enum http_fwd_header */
+    struct cp_assistant_config assistant; /* its own section, [assistant] */
 };
 extern const struct ml_cfg_key cp_cfg_keys[];
 
@@ -88,15 +104,41 @@ int cp_set_signaling(struct cp *cp, const struct sig_config *cfg, const struct d
 /* The control plane's address is a shared:// listener's (before cp_start): it binds no socket of
  * its own and is served only on the connections that listener hands over (cp_adopt). */
 void cp_serve_shared_only(struct cp *cp);
+/* A shared:// listener exists (before cp_start): HTTPS it finds by a ClientHello offering
+ * http/1.1 comes here before its handshake, which the control plane's server does with
+ * turn.tls-cert, turn.tls-key and the rest of turn.tls-* (copied), the listener's own. */
+void cp_serve_shared_tls(struct cp *cp, const struct turn_config *turn);
+/* True when HTTPS can be handed over before its handshake (cp_adopt with tls). */
+bool cp_adopts_tls(const struct cp *cp);
 /* A net_http_fn: takes an HTTP connection found on a shared:// listener (arg: the struct cp;
- * any thread). fd is ours from the call on. */
-void cp_adopt(void *arg, int fd, const struct sockaddr *peer);
+ * any thread). fd is ours from the call on; tls: its ClientHello is unread. */
+void cp_adopt(void *arg, int fd, const struct sockaddr *peer, bool tls);
 /* Starts the service thread. 0 or -1 with err filled. */
 int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 /* The port the HTTP listener is bound to. */
 int cp_port(const struct cp *cp);
 /* Takes the new TURN shared secrets (SIGHUP). Thread-safe. */
 void cp_reload_turn(struct cp *cp, const struct turn_config *turn);
+/* ---------------------------------------------------------------- a fleet of relays (#16) */
+
+/* How a join's iceServers name a relay (docs/fleet.md): control.turn-uris (static), the
+ * meeting's node of the relay registry (meeting), or the least loaded node (least-loaded). */
+enum cp_placement { CP_PLACE_STATIC, CP_PLACE_MEETING, CP_PLACE_LEAST_LOADED };
+struct cp_fleet {
+    int placement;             /* enum cp_placement */
+    const char *region;        /* the nodes placed on; NULL or "": every region (copied) */
+    long long node_timeout_ms; /* a node whose heartbeat is older is not placed on */
+    long long check_ms;        /* how often stranded participants are looked for */
+    long long push_max;        /* participants moved per check */
+};
+/* Sets placement (before cp_start; without it, static). */
+void cp_set_fleet(struct cp *cp, const struct cp_fleet *f);
+/* The STUN/TURN URIs of a turn.listen list, cheapest first (as a join derives them when
+ * control.turn-uris is empty), a wildcard address named wildcard_host: a comma list (caller
+ * frees), or NULL with err filled. */
+char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err,
+                          size_t errlen) ML_WUR;
+
 /* Stops the thread, closes connections, drains the database pool and frees everything. */
 void cp_free(struct cp *cp);
 

@@ -111,9 +111,18 @@ static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
     ev_io_start(loop, &l->io);
 }
 
-void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted)
+void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted,
+                bool tls)
 {
     char a[ML_ADDR_STRLEN];
+    struct lws_vhost *vh = tls ? srv->vhost_tls : srv->vhost;
+    if (!vh) {
+        close(fd);
+        ML_LOG_LIMITED(ML_LOG_WARN, srv->cfg.name,
+                       "a TLS connection handed over, and no vhost "
+                       "for it");
+        return;
+    }
     if (srv->conns >= srv->max_connections) {
         count(&srv->cstats.refused_limit);
         close(fd);
@@ -147,7 +156,9 @@ void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bo
         info->counted = cap;
         info->adopted = adopted;
     }
-    struct lws *wsi = lws_adopt_socket_vhost(srv->vhost, fd); /* closes fd when it fails */
+    /* as an accepted socket: HTTP, and TLS when the vhost has it (lws does the handshake);
+     * closes fd when it fails */
+    struct lws *wsi = lws_adopt_socket_vhost(vh, fd);
     if (!wsi) {
         if (info) {
             if (cap)
@@ -219,7 +230,7 @@ static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
             close(fd);
             return;
         }
-        http_admit(srv, fd, (struct sockaddr *)&ss, false);
+        http_admit(srv, fd, (struct sockaddr *)&ss, false, false);
     }
 }
 

@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 
+#define HTTP_VHOST_TLS "tls-adopted" /* the name of the vhost of cfg.adopt_tls */
+
 /* Per HTTP connection: the transaction in progress. */
 struct http_conn {
     struct http_req *req;
@@ -17,6 +19,7 @@ struct http_conn {
 struct http_adopt {
     struct http_adopt *next;
     int fd;
+    bool tls;                     /* its ClientHello unread: for the adopt_tls vhost */
     struct sockaddr_storage peer; /* the client (the socket may be a socketpair) */
 };
 
@@ -46,6 +49,8 @@ struct http_server {
     size_t req_size; /* the largest of the services' request objects */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct lws_vhost *vhost_tls; /* cfg.adopt_tls's, for handovers before the handshake; or NULL */
+    bool ipv4;                   /* the listen address is IPv4: lws's IPv6 off */
     void *evloop; /* the service thread's libev loop (struct ev_loop *); NULL: lws's own */
     pthread_t thread;
     bool started, stopping;
@@ -96,7 +101,9 @@ void http_conn_gone(struct http_server *srv, struct lws *wsi);
 /* Frees the request objects kept for reuse (after the server thread stopped). */
 void http_req_spares_free(struct http_server *srv);
 /* Admits fd from peer under the connection limit and the per-address cap, and hands it to lws;
- * or closes it. adopted: it came from a shared listener, not this server's own accept. */
-void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted);
+ * or closes it. adopted: it came from a shared listener, not this server's own accept; tls:
+ * its TLS handshake has not begun, and the adopt_tls vhost does it. */
+void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bool adopted,
+                bool tls);
 
 #endif

@@ -5,6 +5,7 @@
 #include "http/http.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool has_ctrl(const char *s)
@@ -110,6 +111,25 @@ static enum http_err parse_one(const struct http_param *pa, const json_t *v, voi
         for (int i = 0; pa->enums[i] && off < msglen; i++)
             off += ml_snprintf(msg + off, msglen - off, "%s %s", i ? "," : "", pa->enums[i]);
         return HTTP_E_INVALID_FIELD;
+    }
+    case HTTP_P_OBJECT: {
+        if (!json_is_object(v)) {
+            ml_snprintf(msg, msglen, "%s: expected an object", pa->name);
+            return HTTP_E_INVALID_FIELD;
+        }
+        char *text = json_dumps(v, JSON_COMPACT);
+        if (!text)
+            return HTTP_E_INTERNAL;
+        size_t n = strlen(text);
+        enum http_err e = HTTP_OK;
+        if ((long long)n > pa->max || n + 1 > pa->size) {
+            ml_snprintf(msg, msglen, "%s: at most %lld bytes of JSON", pa->name, pa->max);
+            e = HTTP_E_INVALID_FIELD;
+        } else {
+            memcpy(field, text, n + 1);
+        }
+        free(text);
+        return e;
     }
     }
     return HTTP_E_INTERNAL;

@@ -493,7 +493,8 @@ int http_req_start(struct http_server *srv, struct lws *wsi, struct http_conn *c
     }
     if (!req->route)
         return refuse(req, known ? HTTP_E_METHOD : HTTP_E_NOT_FOUND, NULL, body_follows);
-    e = http_body_check(wsi, req->method, req->content_length, srv->cfg.max_body,
+    e = http_body_check(wsi, req->method, req->content_length,
+                        req->route->max_body ? req->route->max_body : srv->cfg.max_body,
                         req->route->params != NULL, &why);
     if (e != HTTP_OK)
         return refuse(req, e, why, true);

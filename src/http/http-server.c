@@ -8,6 +8,7 @@
 #include "http/http-int.h"
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,7 +54,7 @@ void http_client_addr(struct lws *wsi, char *buf, size_t len)
         ml_strlcpy(buf, client, len);
 }
 
-int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer)
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer, bool tls)
 {
     if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
         close(fd);
@@ -62,6 +63,7 @@ int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *pe
     struct http_adopt *a = ml_xmalloc(sizeof *a);
     a->next = NULL;
     a->fd = fd;
+    a->tls = tls;
     memset(&a->peer, 0, sizeof a->peer);
     memcpy(&a->peer, peer, ml_addr_len(peer));
     pthread_mutex_lock(&srv->adopt_mu);
@@ -87,7 +89,7 @@ static void adopt_drain(struct http_server *srv, bool serve)
     while (a) {
         struct http_adopt *next = a->next;
         if (serve)
-            http_admit(srv, a->fd, (struct sockaddr *)&a->peer, true); /* the limits, as accept */
+            http_admit(srv, a->fd, (struct sockaddr *)&a->peer, true, a->tls); /* as accepted */
         else
             close(a->fd);
         free(a);
@@ -114,8 +116,9 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* delivered to every protocol of every vhost, and not 1:1 with wakes: collect here
-         * only, and collect everything */
-        if (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+         * only (the first vhost), and collect everything */
+        if (lws_get_vhost(wsi) == srv->vhost &&
+            !__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
             adopt_drain(srv, true);
             for (size_t i = 0; i < srv->cfg.nservices; i++)
                 if (srv->svc[i].wake)
@@ -236,25 +239,84 @@ static void make_protocols(struct http_server *srv)
     }
 }
 
+/* What the context and every vhost of the server are made with (vhost-level fields are ignored
+ * by the context, and the other way round). */
+static void base_info(struct http_server *srv, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->port = CONTEXT_PORT_NO_LISTEN_SERVER; /* a server vhost; http-accept.c accepts, or a
+                                                 * shared listener hands sockets over */
+    info->protocols = srv->protocols;
+    info->pvo = srv->pvo.name ? &srv->pvo : NULL;
+    info->user = srv;
+    info->alpn = "http/1.1";
+    info->max_http_header_data = (unsigned short)srv->cfg.max_header;
+    info->max_http_header_pool = (unsigned short)srv->cfg.header_pool;
+    info->keepalive_timeout = 30;
+    info->timeout_secs = 20;
+    /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
+     * connection of every socket event by a linear scan of all of them (its "max fds unrelated
+     * to ulimit" mode); max_connections is applied at accept instead (http-accept.c). */
+    info->count_threads = 1;
+    info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (srv->ipv4)
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info->headers = srv->cfg.headers;
+    info->mounts = srv->cfg.mounts;
+}
+
 /* Creates the lws context on a libev loop of our own. lws's built-in loop poll()s every socket
  * at each wake-up, which costs as much as the work itself once thousands of WebSockets are
  * open; epoll through libev does not. The loop also carries our listening socket
  * (http-accept.c), so lws's own loop, which we cannot add a socket to, is not an option. A
  * loop of our own registers no signal watcher (an internal one would take SIGINT from the main
- * thread). */
-static int make_context(struct http_server *srv, struct lws_context_creation_info *info)
+ * thread). The vhosts are made by make_vhost. */
+static int make_context(struct http_server *srv)
 {
+    struct lws_context_creation_info info;
+    base_info(srv, &info);
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (srv->cfg.tls_cert || srv->cfg.adopt_tls.cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     srv->evloop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
     if (!srv->evloop)
         srv->evloop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!srv->evloop)
         return -1;
     void *loops[1] = {srv->evloop};
-    info->foreign_loops = loops;
-    info->options |= LWS_SERVER_OPTION_LIBEV;
-    srv->ctx = lws_create_context(info);
-    info->foreign_loops = NULL;
+    info.foreign_loops = loops;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    srv->ctx = lws_create_context(&info);
     return srv->ctx ? 0 : -1;
+}
+
+/* Creates one vhost of the server (they all carry the same protocols, mounts and headers), with
+ * TLS (HTTPS and wss://) when tls->cert is set. The one place where a vhost and its certificate
+ * are made: reloading certificate files means calling lws_tls_cert_updated() on the service
+ * thread with the paths given here, or making the vhost again through here. NULL on failure
+ * (a file that cannot be read, a key that does not match). */
+static struct lws_vhost *make_vhost(struct http_server *srv, const char *name,
+                                    const struct http_tls *tls)
+{
+    struct lws_context_creation_info info;
+    base_info(srv, &info);
+    info.vhost_name = name;
+    if (tls->cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = tls->cert;
+        info.ssl_private_key_filepath = tls->key;
+        if (tls->ciphers && *tls->ciphers)
+            info.ssl_cipher_list = tls->ciphers;
+        if (tls->ciphersuites && *tls->ciphersuites)
+            info.tls1_3_plus_cipher_list = tls->ciphersuites;
+        /* no TLS below 1.2 whatever OpenSSL's configuration says; 1.3 only when asked */
+        info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                               SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE;
+        if (tls->tls13_only)
+            info.ssl_options_set |= SSL_OP_NO_TLSv1_2;
+    }
+    return lws_create_vhost(srv->ctx, &info);
 }
 
 /* max_connections 0: one share of the open-file limit (ml_fd_share), and then one address gets
@@ -321,49 +383,27 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
     ml_hex_encode(r, sizeof r, srv->rid_prefix);
     make_protocols(srv);
 
-    struct lws_context_creation_info info;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* a server vhost; http-accept.c accepts, or a
-                                                * shared listener hands sockets over */
-    info.protocols = srv->protocols;
-    info.pvo = srv->pvo.name ? &srv->pvo : NULL;
-    info.vhost_name = cfg->name;
-    info.user = srv;
-    info.alpn = "http/1.1";
-    info.max_http_header_data = (unsigned short)cfg->max_header;
-    info.max_http_header_pool = (unsigned short)cfg->header_pool;
-    info.keepalive_timeout = 30;
-    info.timeout_secs = 20;
-    /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
-     * connection of every socket event by a linear scan of all of them (its "max fds unrelated
-     * to ulimit" mode); max_connections is applied at accept instead (http-accept.c). */
-    info.count_threads = 1;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (ss.ss_family == AF_INET)
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.headers = cfg->headers;
-    info.mounts = cfg->mounts;
-    if (cfg->tls_cert) { /* HTTPS and wss:// on the same port */
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = cfg->tls_cert;
-        info.ssl_private_key_filepath = cfg->tls_key;
-    }
     /* A shared listener (one port for TLS, TURN and HTTP) hands accepted sockets over
      * (http_server_adopt); with no_listen the server has no port of its own. */
-    if (make_context(srv, &info) < 0) {
+    srv->ipv4 = ss.ss_family == AF_INET;
+    if (make_context(srv) < 0) {
         ml_err(err, errlen,
-               "%s.listen: cannot serve on %s (a TLS file that cannot be read, or libwebsockets' "
-               "libev plugin missing: apt-get install libwebsockets-evlib-ev?)",
+               "%s.listen: cannot serve on %s (libwebsockets' libev plugin missing: apt-get "
+               "install libwebsockets-evlib-ev?)",
                cfg->section, cfg->listen);
         http_server_free(srv);
         return NULL;
     }
-    srv->vhost = lws_get_vhost_by_name(srv->ctx, cfg->name);
+    const struct http_tls own = {.cert = cfg->tls_cert, .key = cfg->tls_key};
+    srv->vhost = make_vhost(srv, cfg->name, &own);
+    if (srv->vhost && cfg->adopt_tls.cert)
+        srv->vhost_tls = make_vhost(srv, HTTP_VHOST_TLS, &cfg->adopt_tls);
     if (cfg->no_listen)
         srv->port = ml_addr_port((struct sockaddr *)&ss);
-    if (!srv->vhost) {
-        ml_err(err, errlen, "%s.listen: cannot serve on %s", cfg->section, cfg->listen);
+    if (!srv->vhost || (cfg->adopt_tls.cert && !srv->vhost_tls)) {
+        ml_err(err, errlen, "%s.listen: cannot serve on %s (a TLS file that cannot be read?)",
+               cfg->section, cfg->listen);
         http_server_free(srv);
         return NULL;
     }
@@ -392,6 +432,11 @@ int http_server_start(struct http_server *srv, char *err, size_t errlen)
         return ml_err(err, errlen, "cannot start the %s thread: %s", srv->cfg.name, strerror(rc));
     srv->started = true;
     return 0;
+}
+
+bool http_server_adopts_tls(const struct http_server *srv)
+{
+    return srv && srv->vhost_tls;
 }
 
 int http_server_port(const struct http_server *srv)

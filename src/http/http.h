@@ -94,6 +94,8 @@ enum http_ptype {
     HTTP_P_INT,    /* into long long; min/max: value */
     HTTP_P_BOOL,   /* into bool */
     HTTP_P_ENUM,   /* into int: index in enums[] */
+    HTTP_P_OBJECT, /* a JSON object, as compact JSON text into char[size]; max: its bytes
+                      (the handler validates it with a table of its own) */
 };
 
 #define HTTP_P_REQUIRED 0x1u
@@ -185,6 +187,7 @@ struct http_route {
     unsigned flags;
     const struct http_param *params;
     size_t params_size;
+    long long max_body; /* bytes of its body; 0: the server's max_body */
 };
 
 #define HTTP_MAX_CAPTURES 2
@@ -276,6 +279,14 @@ struct http_ws {
     int64_t tick_ms;
 };
 
+/* TLS of a vhost: certificate files and what the handshake may use (strings borrowed). */
+struct http_tls {
+    const char *cert, *key;   /* PEM files; cert NULL: no TLS */
+    const char *ciphers;      /* TLS 1.2 cipher list; NULL or "": OpenSSL's */
+    const char *ciphersuites; /* TLS 1.3 suites; NULL or "": OpenSSL's */
+    bool tls13_only;          /* refuse TLS 1.2 */
+};
+
 /* A server: one listening address, an lws context on a service thread of its own (named
  * name) running a libev loop, the services and WebSocket protocols it carries. Strings and
  * tables are borrowed until http_server_free. */
@@ -287,7 +298,11 @@ struct http_server_config {
      * arrive through http_server_adopt (which works on every server). */
     bool no_listen;
     uint16_t default_port;
-    const char *tls_cert, *tls_key;     /* PEM files: HTTPS (and wss://); NULL: plain */
+    const char *tls_cert, *tls_key; /* PEM files: HTTPS (and wss://); NULL: plain */
+    /* A second vhost for connections handed over before their TLS handshake (http_server_adopt
+     * with tls: a shared listener's ClientHello offering http/1.1): its certificate and
+     * settings, which are the shared listener's own. cert NULL: none (such handovers closed). */
+    struct http_tls adopt_tls;
     size_t max_header;                  /* bytes of all request headers */
     unsigned header_pool;               /* header buffers: requests being read at once */
     long long max_body;                 /* bytes of a request body */
@@ -325,11 +340,14 @@ int http_server_port(const struct http_server *srv);
 /* Hands the server a connection accepted elsewhere (a shared listener of the relay), nothing
  * read from it yet: fd is the server's from the call on (closed on any failure); peer is the
  * client (copied: http_client_addr tells it, which matters when fd is a socketpair carrying
- * decrypted TLS). Any thread; the connection is adopted on the service thread, counted against
- * max_connections like an accepted one. 0, or -1 (fd closed) when the server is stopping.
- * (Not lws_adopt_socket_vhost_readbuf with bytes already read: lws 4.1 left a POST body that
- * came in those bytes unserved.) */
-int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer);
+ * decrypted TLS). tls: fd is the client's socket, its ClientHello unread, and the server does
+ * the handshake on its adopt_tls vhost. Any thread; the connection is adopted on the service
+ * thread, counted against max_connections like an accepted one. 0, or -1 (fd closed) when the
+ * server is stopping. (Not lws_adopt_socket_vhost_readbuf with bytes already read: lws 4.1 left
+ * a POST body that came in those bytes unserved.) */
+int http_server_adopt(struct http_server *srv, int fd, const struct sockaddr *peer, bool tls);
+/* True when the server has an adopt_tls vhost (http_server_adopt with tls works). */
+bool http_server_adopts_tls(const struct http_server *srv);
 /* Wakes the service thread (any thread; NULL is fine): services' wake hooks run, work posted
  * with http_post completes, every protocol gets LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
 void http_server_wake(struct http_server *srv);

@@ -483,11 +483,12 @@ void net_engine_set_tls(struct net_engine *e, SSL_CTX *ctx)
         SSL_CTX_free(old); /* connections made with it hold their own reference */
 }
 
-void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg)
+void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg, bool takes_tls)
 {
     pthread_mutex_lock(&e->http_lock);
     e->http_fn = fn;
     e->http_arg = fn ? arg : NULL;
+    __atomic_store_n(&e->http_tls, fn && takes_tls, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&e->http_lock);
 }
 

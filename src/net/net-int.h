@@ -188,6 +188,7 @@ struct net_engine {
     pthread_mutex_t http_lock;     /* held while http_fn is read or called */
     net_http_fn http_fn;           /* shared:// listeners' HTTP connections; NULL: closed */
     void *http_arg;
+    bool http_tls; /* atomic: http_fn takes TLS before its handshake (ALPN http/1.1) */
     struct ml_addr_counts *addrs; /* streams per client address, all workers (a mutex) */
 };
 

@@ -131,6 +131,9 @@ struct net_counters {
     /* shared:// listeners: what each connection turned out to carry */
     uint64_t shared_turn_tcp, shared_turn_tls; /* TURN over TCP, over TLS */
     uint64_t shared_http, shared_https;        /* HTTP handed to the control plane, plain, TLS */
+    /* HTTPS whose ClientHello offered http/1.1: handed over before the handshake (its TLS is
+     * the control plane's), not counted in shared_https */
+    uint64_t shared_https_direct;
     uint64_t shared_refused;        /* neither (garbage, nothing in time, no control plane) */
     uint64_t stream_refused_addr;   /* refused: net.max-streams-per-address reached */
     uint64_t stream_frame_timeouts; /* closed: a frame unfinished after net.stream-frame-timeout */
@@ -170,13 +173,17 @@ void net_engine_limits(struct net_engine *e, unsigned *max_streams, unsigned *pe
 
 /* Where shared:// listeners send the HTTP connections they find. fn runs on a worker's thread
  * and owns fd from the call on, whatever it does with it; nothing has been read from fd (the
- * first bytes were only peeked); peer is the client. For a TLS connection, fd is one end of a
- * socketpair that carries the decrypted bytes (the worker keeps the session and pipes), so
- * peer is the only place the client's address is. */
-typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer);
+ * first bytes were only peeked); peer is the client. With tls false, fd carries plain HTTP:
+ * the client's socket, or for a TLS connection one end of a socketpair that carries the
+ * decrypted bytes (the worker keeps the session and pipes), so peer is the only place the
+ * client's address is. With tls true (only when the receiver was set with takes_tls), fd is
+ * the client's socket with its ClientHello, which offers ALPN http/1.1, still unread: the
+ * receiver does the TLS handshake itself, with the shared listener's certificate. */
+typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer, bool tls);
 /* Sets (or, fn NULL, clears: such connections are closed) the receiver; any thread. arg is
- * borrowed until it is cleared: no call of fn is running or will run once this returns. */
-void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg);
+ * borrowed until it is cleared: no call of fn is running or will run once this returns.
+ * takes_tls: fn accepts TLS connections before their handshake (see net_http_fn). */
+void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg, bool takes_tls);
 
 /* ---------------------------------------------------------------- TLS */
 
@@ -310,6 +317,31 @@ enum net_first {
 /* Classifies the first n bytes of a connection (tls: a TLS record may come; false inside
  * TLS). Looks at no more than 8 bytes. */
 enum net_first net_first_bytes(const uint8_t *b, size_t n, bool tls);
+
+/* ---------------------------------------------------------------- TLS ClientHello (clienthello.c)
+ */
+
+#define NET_HELLO_MAX 16384      /* bytes of a ClientHello message looked at; a longer one is NOT */
+#define NET_HELLO_PEEK_MAX 20480 /* bytes of a connection peeked for its hello (with records) */
+
+enum net_hello_rc {
+    NET_HELLO_MORE, /* the beginning of a ClientHello (or nothing yet): more bytes are needed */
+    NET_HELLO_NOT,  /* not a ClientHello this parser reads whole (malformed, other, too long) */
+    NET_HELLO_DONE, /* a whole ClientHello, in out->len bytes of records */
+};
+
+/* What a ClientHello offers. */
+struct net_hello {
+    size_t len;                           /* bytes of the records that carried it (DONE only) */
+    bool alpn;                            /* it has an ALPN extension */
+    unsigned alpn_count;                  /* protocols in it */
+    bool alpn_http11, alpn_h2, alpn_turn; /* "http/1.1", "h2", "stun.turn" among them */
+    char sni[256];                        /* its first host_name, NUL-terminated; "" when none */
+};
+
+/* Reads the TLS records at the start of buf (len bytes: what has arrived of a connection) as a
+ * ClientHello, in any number of records. Reads nothing past len; out is zeroed unless DONE. */
+enum net_hello_rc net_hello_parse(const uint8_t *buf, size_t len, struct net_hello *out);
 
 /* ---------------------------------------------------------------- raw TCP (relayed TCP) */
 

@@ -4,9 +4,11 @@
  * the setup after connecting), and hand a connection over to another worker (socket, TLS
  * session and buffered bytes) when the handler says a frame belongs there. A piped stream
  * (tcpconn.c) is read as bytes instead.
- * A shared:// listener's connection is sniffed first: TLS is started on a ClientHello, TURN
- * goes on as here, HTTP goes to the control plane (net_engine_set_http): a plain connection's
- * socket itself with the bytes read, a TLS one's decrypted bytes through a socketpair. */
+ * A shared:// listener's connection is sniffed first: TURN goes on as here, HTTP goes to the
+ * control plane (net_engine_set_http): a plain connection's socket itself, nothing read; a
+ * ClientHello that offers ALPN http/1.1 likewise, the control plane doing TLS (clienthello.c
+ * reads it); any other ClientHello starts TLS here, and then HTTP's decrypted bytes go to the
+ * control plane through a socketpair. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -193,12 +195,12 @@ static void sniff_refuse(struct net_stream *s, const char *why)
 
 /* Hands an HTTP connection to the receiver, under its lock (so that clearing it waits for a
  * call in progress); false, fd untouched, when there is none. */
-static bool http_handoff(struct net_engine *e, int fd, const struct sockaddr *peer)
+static bool http_handoff(struct net_engine *e, int fd, const struct sockaddr *peer, bool tls)
 {
     pthread_mutex_lock(&e->http_lock);
-    bool ok = e->http_fn != NULL;
+    bool ok = e->http_fn != NULL && (!tls || e->http_tls);
     if (ok)
-        e->http_fn(e->http_arg, fd, peer);
+        e->http_fn(e->http_arg, fd, peer, tls);
     pthread_mutex_unlock(&e->http_lock);
     return ok;
 }
@@ -250,8 +252,9 @@ static void peek_free(struct net_stream *s)
     s->peek = s->peek_again = NULL;
 }
 
-/* Plain HTTP: the socket itself goes to the control plane, nothing read from it yet. */
-static void sniff_http_plain(struct net_stream *s)
+/* Plain HTTP, or (tls) a ClientHello that offers http/1.1: the socket itself goes to the
+ * control plane, nothing read from it yet; for TLS the control plane does the handshake. */
+static void sniff_http_socket(struct net_stream *s, bool tls)
 {
     struct net_worker *w = s->w;
     int fd = bufferevent_getfd(s->bev);
@@ -262,12 +265,15 @@ static void sniff_http_plain(struct net_stream *s)
     /* Out of the bufferevent first: once handed over, the control plane may close fd and the
      * number be reused before this thread touches the bufferevent again. */
     bufferevent_setfd(s->bev, -1);
-    if (!http_handoff(w->e, fd, (struct sockaddr *)&s->peer)) {
+    if (!http_handoff(w->e, fd, (struct sockaddr *)&s->peer, tls)) {
         close(fd);
         sniff_refuse(s, "HTTP, and no control plane here");
         return;
     }
-    NET_COUNT(w->ctr.shared_http, 1);
+    if (tls)
+        NET_COUNT(w->ctr.shared_https_direct, 1);
+    else
+        NET_COUNT(w->ctr.shared_http, 1);
     s->sniff = NET_SNIFF_NONE;
     schedule_destroy(s);
 }
@@ -303,7 +309,7 @@ static void sniff_http_tls(struct net_stream *s)
         sniff_refuse(s, "cannot pipe to the control plane");
         return;
     }
-    if (!http_handoff(w->e, sv[1], (struct sockaddr *)&s->peer)) {
+    if (!http_handoff(w->e, sv[1], (struct sockaddr *)&s->peer, false)) {
         close(sv[1]);
         net_conn_close(c);
         sniff_refuse(s, "HTTPS, and no control plane here");
@@ -332,7 +338,7 @@ static bool decide(struct net_stream *s, enum net_first kind)
         return true;
     case NET_FIRST_HTTP:
         if (s->sniff == NET_SNIFF_PLAIN)
-            sniff_http_plain(s);
+            sniff_http_socket(s, false);
         else
             sniff_http_tls(s);
         return true;
@@ -369,6 +375,31 @@ static bool sniff_tls(struct net_stream *s)
     return decide(s, net_first_bytes(b, n > 0 ? (size_t)n : 0, false));
 }
 
+/* A ClientHello on a shared:// listener whose receiver takes TLS before the handshake: peeks
+ * at it (as far as it has arrived, at most NET_HELLO_PEEK_MAX bytes). DONE: it offers ALPN
+ * http/1.1 and not stun.turn, and goes to the control plane whole, before any byte is read.
+ * NOT: OpenSSL here takes it as before (TURN clients and scripts send no ALPN, or stun.turn;
+ * an h2-only offer is served without ALPN; a malformed or oversized hello gets OpenSSL's
+ * answer). MORE: the rest of it has not arrived. */
+static enum net_hello_rc peek_hello(int fd)
+{
+    uint8_t b[NET_HELLO_PEEK_MAX];
+    struct net_hello h;
+    ssize_t n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0)
+        return NET_HELLO_NOT; /* the first peek saw bytes: let OpenSSL meet what follows */
+    enum net_hello_rc rc = net_hello_parse(b, (size_t)n, &h);
+    if (rc == NET_HELLO_MORE && (size_t)n == sizeof b)
+        return NET_HELLO_NOT; /* not whole within what is looked at */
+    if (rc != NET_HELLO_DONE)
+        return rc;
+    if (!h.alpn_http11 || h.alpn_turn)
+        return NET_HELLO_NOT;
+    ML_DEBUG("net", "shared-port ClientHello of %zu bytes offers http/1.1 (sni %s): to HTTPS",
+             h.len, h.sni[0] ? h.sni : "-");
+    return NET_HELLO_DONE;
+}
+
 #define NET_PEEK_DELAY_MIN_MS 5   /* first wait when too few bytes came to tell */
 #define NET_PEEK_DELAY_MAX_MS 200 /* the wait doubles up to this */
 
@@ -388,6 +419,13 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     enum net_first kind = n > 0 ? net_first_bytes(b, (size_t)n, true) : NET_FIRST_MORE;
+    bool direct = false;
+    if (kind == NET_FIRST_TLS && __atomic_load_n(&s->w->e->http_tls, __ATOMIC_ACQUIRE)) {
+        enum net_hello_rc rc = peek_hello(fd);
+        if (rc == NET_HELLO_MORE)
+            kind = NET_FIRST_MORE; /* waits like a short start: the same deadline */
+        direct = rc == NET_HELLO_DONE;
+    }
     if (kind == NET_FIRST_MORE) {
         int64_t left = s->peek_deadline_ms - ml_now_ms();
         if (left <= 0) {
@@ -407,6 +445,10 @@ static void peek_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     peek_free(s);
+    if (direct) {
+        sniff_http_socket(s, true);
+        return;
+    }
     if (!decide(s, kind))
         bufferevent_enable(s->bev, EV_READ | EV_WRITE); /* TURN over TCP: framed from here */
 }

@@ -368,3 +368,32 @@ void sig_on_lobby_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid
     end_sessions(r, pid, http_err_ws_code(e), http_err_code(e));
     sig_room_unref(r);
 }
+
+/* ------------------------------------------------------------------ a relay that went away */
+
+bool sig_push_ice(struct sig *sig, const char *mid, const char *pid, const char *ice,
+                  const char *relay, const char *reason)
+{
+    uint8_t m[16], p[16];
+    if (!sig || !ml_uuid_parse(mid, m) || !ml_uuid_parse(pid, p) || !ice)
+        return false;
+    struct sig_room *r = sig_room_get(sig, m, false);
+    if (!r || r->ended)
+        return false;
+    bool here = false;
+    for (struct sig_sess *s = r->sessions; s; s = s->rnext)
+        here |= !memcmp(s->pid, p, 16);
+    if (!here)
+        return false;
+    struct ml_buf b = ML_BUF_INIT(SIZE_MAX); /* the control plane's JSON bounds it */
+    if (ml_buf_printf(
+            &b, "{\"type\":\"ice-servers\",\"reason\":\"%s\",\"iceServers\":%s,\"relay\":%s}",
+            !strcmp(reason, "draining") ? "draining" : "down", ice, relay ? relay : "null") < 0) {
+        ml_buf_free(&b);
+        return false;
+    }
+    /* the frame's "seq" is added by the room as for every frame it numbers */
+    sig_room_send_text(r, b.p, b.len, p, NULL);
+    ml_buf_free(&b);
+    return true;
+}

@@ -223,7 +223,7 @@ struct connect_job {
     char outcome[32];
     bool admin, host, waiting, screen_admins;
     int conns;
-    char *name, *roster, *chat, *ice;
+    char *name, *roster, *chat, *ice, *relay;
     struct sig_revoked revoked;
 };
 
@@ -259,8 +259,9 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
         j->chat = ml_xstrdup(PQgetvalue(r, 0, CONNECT_CHAT));
         /* iceServers with the credential the join recorded, as the join answers them */
         const struct sig_deps *d = &j->sig->deps;
-        j->ice = d->ice_servers(d->arg, PQgetvalue(r, 0, CONNECT_CRED_USER),
-                                strtoll(PQgetvalue(r, 0, CONNECT_CRED_EXPIRES), NULL, 10));
+        j->ice =
+            d->ice_servers(d->arg, c, j->mid, j->pid, PQgetvalue(r, 0, CONNECT_CRED_USER),
+                           strtoll(PQgetvalue(r, 0, CONNECT_CRED_EXPIRES), NULL, 10), &j->relay);
         if (!j->ice) {
             ML_ERROR(SUBSYS, "cannot make the TURN credential of participant %s", j->pid);
             ml_strlcpy(j->outcome, "internal", sizeof j->outcome);
@@ -312,9 +313,10 @@ static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j,
         &b,
         "{\"type\":\"joined\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
         "\"session_id\":\"%s\",\"node\":\"%s\",\"role\":\"%s\",\"resume_token\":\"%s\","
-        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,\"limits\":%s,\"screen_share\":\"%s\"}",
+        "\"roster\":%s,\"chat\":%s,\"iceServers\":%s,%s%s%s\"limits\":%s,\"screen_share\":\"%s\"}",
         (unsigned long long)seq, j->mid, j->pid, j->sid, s->sig->node,
         j->admin ? "ADMIN" : "PARTICIPANT", rt, j->roster, j->chat, j->ice ? j->ice : "[]",
+        j->relay ? "\"relay\":" : "", j->relay ? j->relay : "", j->relay ? "," : "",
         limits ? limits : "{}", j->screen_admins ? "admins" : "anyone");
     free(limits);
     struct sig_frame *f = sig_frame_new(0, b.p, b.len);
@@ -485,6 +487,7 @@ static void connect_done(struct db_job *job)
     free(j->roster);
     free(j->chat);
     free(j->ice);
+    free(j->relay);
     free(j);
 }
 

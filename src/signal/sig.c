@@ -110,6 +110,11 @@ int sig_start(struct sig *sig, struct http_server *srv, char *err, size_t errlen
     return 0;
 }
 
+const char *sig_node_id(const struct sig *sig)
+{
+    return sig ? sig->node : "";
+}
+
 uint64_t sig_ws_open(const struct sig *sig)
 {
     return sig ? __atomic_load_n(&sig->ws_open, __ATOMIC_RELAXED) : 0;

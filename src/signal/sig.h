@@ -40,9 +40,12 @@ struct sig_deps {
     enum http_err (*verify)(void *arg, const char *token, uint8_t mid[16], uint8_t pid[16],
                             uint8_t uid[16]);
     /* The iceServers, as a join answers them (JSON text, caller frees), for the TURN
-     * credential username a session's join recorded, expiring at expires_s; NULL when it
-     * cannot be made. A database thread. */
-    char *(*ice_servers)(void *arg, const char *cred_user, long long expires_s);
+     * credential username a session's join recorded, expiring at expires_s, participant pid
+     * of meeting mid, placed on a relay node with the job's connection c; *relay: what the
+     * client is told of its relay (JSON text, caller frees) or NULL. NULL when it cannot be
+     * made. A database thread. */
+    char *(*ice_servers)(void *arg, struct db_conn *c, const char *mid, const char *pid,
+                         const char *cred_user, long long expires_s, char **relay);
     /* A TURN credential revoked by what signaling did (a removal, a meeting found lapsed). */
     void (*revoke)(void *arg, const char *username);
     /* A meeting changed (a command here, an event from another node): cached views go. */
@@ -71,6 +74,14 @@ void sig_quiesce(struct sig *sig);
 void sig_stop(struct sig *sig);
 /* After the pool's last drain (no job of signaling left). NULL is fine. */
 void sig_free(struct sig *sig);
+/* This node's id, as its sessions' rows name it (sig_connections.node_id). */
+const char *sig_node_id(const struct sig *sig);
+/* Tells participant pid of meeting mid (text UUIDs), on its sessions on this node, to use new
+ * iceServers (ice: a JSON array as text; relay: the placement as text, or NULL) because its
+ * relay went away (reason "down" or "draining"): an "ice-servers" message, numbered and
+ * replayed like any other. True when the meeting has a session here. HTTP thread. */
+bool sig_push_ice(struct sig *sig, const char *mid, const char *pid, const char *ice,
+                  const char *relay, const char *reason);
 /* Signaling WebSockets open now. Any thread. */
 uint64_t sig_ws_open(const struct sig *sig);
 

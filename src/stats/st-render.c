@@ -78,9 +78,10 @@ struct st_read {
 /* When a row is in force: its section of the snapshot is there. */
 enum st_when {
     ST_ALWAYS,
-    ST_CP,   /* a node with the control plane (have_cp) */
-    ST_SYNC, /* the runtime credentials are synchronised with PostgreSQL (sync.present) */
-    ST_LINK, /* the relay has its database link (link.present) */
+    ST_CP,    /* a node with the control plane (have_cp) */
+    ST_SYNC,  /* the runtime credentials are synchronised with PostgreSQL (sync.present) */
+    ST_LINK,  /* the relay has its database link (link.present) */
+    ST_HOOKS, /* the node runs a webhook worker (hooks.present) */
 };
 
 /* What a row breaks down by. */
@@ -547,6 +548,15 @@ static const struct st_metric metrics[] = {
                       "Usage records, by outcome.")}},
     {"turn.database_link.usage_dropped", F(link.usage_dropped), .when = ST_LINK,
      .prom = {MORE("meetlite_usage_records_total", "outcome=\"dropped\"")}},
+    {"webhooks.delivered", F(hooks.delivered), .when = ST_HOOKS,
+     .prom = {COUNTER("meetlite_webhook_deliveries_total", NULL,
+                      "Webhook events this node delivered (the receiver answered 2xx).")}},
+    {"webhooks.attempts_failed", F(hooks.attempts_failed), .when = ST_HOOKS,
+     .prom = {COUNTER("meetlite_webhook_attempts_failed_total", NULL,
+                      "Webhook attempts that failed (non-2xx, timeout, TLS or connection).")}},
+    {"webhooks.db_connects", F(hooks.db_connects), .when = ST_HOOKS,
+     .prom = {COUNTER("meetlite_webhook_db_connects_total", NULL,
+                      "Database connections made by the webhook worker.")}},
 
     /* the network engine: UDP */
     {"net.udp.rx_packets", F(net.udp_rx_packets),
@@ -603,6 +613,22 @@ static const struct st_metric metrics[] = {
      .prom = {MORE("meetlite_stream_dropped_total", "reason=\"frame_timeout\"")}},
     {"net.streams.setup_timeouts", F(net.stream_setup_timeouts),
      .prom = {MORE("meetlite_stream_dropped_total", "reason=\"setup_timeout\"")}},
+    /* shared:// listeners: what each connection turned out to be, and where it went */
+    {"net.shared.turn_tcp", F(net.shared_turn_tcp),
+     .prom = {COUNTER("meetlite_shared_connections_total", "kind=\"turn_tcp\"",
+                      "Connections to shared:// listeners, by what they carried (https_direct: "
+                      "TLS done by the control plane, its ClientHello offering http/1.1; "
+                      "https_relayed: TLS done by the relay, the plaintext relayed).")}},
+    {"net.shared.turn_tls", F(net.shared_turn_tls),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"turn_tls\"")}},
+    {"net.shared.http", F(net.shared_http),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"http\"")}},
+    {"net.shared.https_relayed", F(net.shared_https),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"https_relayed\"")}},
+    {"net.shared.https_direct", F(net.shared_https_direct),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"https_direct\"")}},
+    {"net.shared.refused", F(net.shared_refused),
+     .prom = {MORE("meetlite_shared_connections_total", "kind=\"refused\"")}},
 
     /* connection limits and the descriptor limit, by listener ("turn": TCP and TLS streams,
      * "api": the control plane's HTTP and WebSocket, "admin") */
@@ -722,6 +748,8 @@ static bool in_force(const struct st_snapshot *s, enum st_when when)
         return s->sync.present;
     case ST_LINK:
         return s->link.present;
+    case ST_HOOKS:
+        return s->hooks.present;
     }
     return false;
 }

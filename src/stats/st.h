@@ -70,6 +70,12 @@ struct st_sync {
     size_t secrets, users; /* in force on the relay */
 };
 
+/* The webhook worker's figures (issue #17), on a node with database.url. */
+struct st_webhooks {
+    bool present;
+    uint64_t delivered, attempts_failed, db_connects;
+};
+
 #define ST_MAX_POOLS 2
 
 /* Everything one rendering needs. Sections with have_* false are left out (a TURN-only node
@@ -85,6 +91,7 @@ struct st_snapshot {
     bool draining;
     struct st_sync sync;
     struct st_relay_link link;
+    struct st_webhooks hooks;
     /* control plane */
     bool have_cp;
     uint64_t http_api[ST_HTTP_CODES];

@@ -12,10 +12,14 @@
 # measures every read going to PostgreSQL), PARTS ("joins status": what to measure; "health"
 # is GET /api/v1/health, the HTTP layer alone), LISTENER (dedicated: control.listen a port of
 # its own, plain HTTP; dedicated-tls: the same with control.tls-cert; shared: control.listen
-# the address of a shared:// listener, plain HTTP on it; shared-tls: HTTPS on it, ALPN
-# http/1.1; see docs/benchmarks.md), INSTR (no; yes: meetlited runs under valgrind's callgrind
-# and each part reports the instructions the server executed per request it logged: a count
-# that does not move with the machine's load, unlike CPU time; DURATION is then 20s).
+# the address of a shared:// listener, plain HTTP on it; shared-tls: HTTPS on it; see
+# docs/benchmarks.md), LOADGEN (health only; wrk: offers no ALPN, so HTTPS on a shared port
+# takes the path where the relay does TLS; h2load: nghttp2's h2load --h1, which offers ALPN
+# http/1.1 as browsers do, so HTTPS on a shared port goes to the control plane's own TLS),
+# INSTR (no; yes: meetlited runs under valgrind's callgrind and each part reports the
+# instructions the server executed per request it logged: a count that does not move with the
+# machine's load, unlike CPU time; DURATION is then 20s, and h2load sends REQUESTS requests,
+# 3000, instead: its timed mode did not end against a server that slow).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -24,6 +28,13 @@ ML="$top/$BUILD/meetlited"
 [ -x "$ML" ] || { echo "bench-control: $ML not built (configure without --enable-devel there)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-control: wrk missing (apt-get install -y wrk)" >&2; exit 1; }
 INSTR=${INSTR:-no}; [ "$INSTR" = yes ] && DURATION=${DURATION:-20s}
+LOADGEN=${LOADGEN:-wrk}; REQUESTS=${REQUESTS:-3000}
+case $LOADGEN in
+wrk) ;;
+h2load) command -v h2load >/dev/null ||
+    { echo "bench-control: h2load missing (apt-get install -y nghttp2-client)" >&2; exit 1; } ;;
+*) echo "bench-control: LOADGEN is wrk or h2load" >&2; exit 1 ;;
+esac
 DURATION=${DURATION:-10s}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
 USERS=${USERS:-3000}; MEETINGS=${MEETINGS:-300}; POOL=${POOL:-4}; ACCESS_LOG=${ACCESS_LOG:-yes}
 STATUS_MEETINGS=${STATUS_MEETINGS:-2000}; STATUS_CACHE_MS=${STATUS_CACHE_MS:-1000}
@@ -117,7 +128,7 @@ dedicated-tls | shared | shared-tls)
     ;;
 *) echo "bench-control: LISTENER is dedicated, dedicated-tls, shared or shared-tls" >&2; exit 1 ;;
 esac
-echo "bench-control: listener $LISTENER ($SCHEME on 127.0.0.1:$PORT)"
+echo "bench-control: listener $LISTENER ($SCHEME on 127.0.0.1:$PORT), load from $LOADGEN"
 [ "$INSTR" = yes ] && WRAP="valgrind --tool=callgrind --callgrind-out-file=$work/cg.out --dump-line=no"
 $WRAP "$ML" --set "database.url=$URL" --set "database.pool-size=$POOL" \
     --set "control.listen=127.0.0.1:$PORT" "$@" \
@@ -135,36 +146,59 @@ done
 cpu_ms() {
     awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$ML_PID/stat"
 }
+# INSTR=yes: callgrind's counters zeroed before a load (instr_begin) and dumped after it
+# (instr_end, which sets n to the requests the server answered: its access log's lines)
+instr_begin() {
+    [ "$INSTR" = yes ] || return 0
+    callgrind_control -z "$ML_PID" >/dev/null 2>&1
+    t0=$(date +%s.%N)
+    a0=$(grep -c ' http: [A-Z]* /' "$work/meetlited.log" || true)
+}
+instr_end() {
+    [ "$INSTR" = yes ] || return 0
+    sleep 2 # the answers to what the load generator sent last
+    rm -f "$work"/cg.out.*
+    callgrind_control -d "$ML_PID" >/dev/null 2>&1
+    # requests the server answered (wrk stops with some in flight)
+    n=$(($(grep -c ' http: [A-Z]* /' "$work/meetlited.log") - a0))
+    t1=$(date +%s.%N)
+    ir=$(cat "$work"/cg.out.* | awk '/^(summary|totals):/ { print $2; exit }')
+    # less what the server does when idle (timers, database health checks) over the time
+    echo "server instructions: $ir for $n requests: $(awk -v i="$ir" -v n="$n" \
+        -v idle="$IDLE_IPS" -v t="$t0" -v u="$t1" \
+        'BEGIN { printf "%.0f, %.0f net of idle", n ? i / n : 0, n ? (i - idle * (u - t)) / n : 0 }') per request"
+}
+cpu_report() { # ms requests
+    echo "server CPU: $1 ms for $2 requests: $(awk -v c="$1" -v n="$2" \
+        'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }') us/request"
+}
 # runs wrk (its arguments), prints its figures and meetlited's CPU per request: on a machine
 # shared with other jobs the rate moves with their load, the CPU a request costs much less
 wrk_cpu() {
-    if [ "$INSTR" = yes ]; then
-        callgrind_control -z "$ML_PID" >/dev/null 2>&1
-        t0=$(date +%s.%N)
-        a0=$(grep -c ' http: [A-Z]* /' "$work/meetlited.log" || true)
-    fi
+    instr_begin
     c0=$(cpu_ms)
     wrk "$@" > "$work/wrk.out"
     c1=$(cpu_ms)
     grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors" "$work/wrk.out"
     n=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-    if [ "$INSTR" = yes ]; then
-        sleep 2 # the answers to what wrk sent last
-        rm -f "$work"/cg.out.*
-        callgrind_control -d "$ML_PID" >/dev/null 2>&1
-        # requests the server answered: its access log's lines (wrk stops with some in flight)
-        n=$(($(grep -c ' http: [A-Z]* /' "$work/meetlited.log") - a0))
-        t1=$(date +%s.%N)
-        ir=$(cat "$work"/cg.out.* | awk '/^(summary|totals):/ { print $2; exit }')
-        # less what the server does when idle (timers, database health checks) over the time
-        echo "server instructions: $ir for $n requests: $(awk -v i="$ir" -v n="$n" \
-            -v idle="$IDLE_IPS" -v t="$t0" -v u="$t1" \
-            'BEGIN { printf "%.0f, %.0f net of idle", n ? i / n : 0, n ? (i - idle * (u - t)) / n : 0 }') per request"
-    fi
-    echo "server CPU: $((c1 - c0)) ms for $n requests: $(awk -v c=$((c1 - c0)) -v n="$n" \
-        'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }') us/request"
+    instr_end
+    cpu_report $((c1 - c0)) "$n"
+}
+# the same with h2load --h1: HTTP/1.1 with keep-alive like wrk, offering ALPN http/1.1
+h2load_cpu() {
+    instr_begin
+    if [ "$INSTR" = yes ]; then span="-n$REQUESTS"; else span="-D$DURATION"; fi
+    c0=$(cpu_ms)
+    h2load --h1 -t"$THREADS" -c"$CONNS" $span "$@" > "$work/h2load.out" 2>&1
+    c1=$(cpu_ms)
+    grep -E "finished in|^requests:|status codes:|Application protocol|time for request" "$work/h2load.out"
+    n=$(awk '/^requests:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }' \
+        "$work/h2load.out")
+    instr_end
+    cpu_report $((c1 - c0)) "${n:-0}"
 }
 run() {
+    [ "$LOADGEN" = wrk ] || echo "bench-control: $1 runs with wrk (a Lua script); LOADGEN is for health"
     echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s tests/bench/$2 ($LISTENER)"
     wrk_cpu -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "tests/bench/$2" \
         "$SCHEME://127.0.0.1:$PORT" -- "$3" "$THREADS"
@@ -189,8 +223,13 @@ for part in $PARTS; do
     status) # reads (with the 8-person roster) by participants of the status meetings
         run "status reads" control-status.lua "$work/status.txt" ;;
     health)
-        echo "== health: wrk -t$THREADS -c$CONNS -d$DURATION --latency $SCHEME://127.0.0.1:$PORT/api/v1/health ($LISTENER)"
-        wrk_cpu -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$SCHEME://127.0.0.1:$PORT/api/v1/health" ;;
+        if [ "$LOADGEN" = h2load ]; then
+            echo "== health: h2load --h1 -t$THREADS -c$CONNS $([ "$INSTR" = yes ] && echo "-n$REQUESTS" || echo "-D$DURATION") $SCHEME://127.0.0.1:$PORT/api/v1/health ($LISTENER)"
+            h2load_cpu "$SCHEME://127.0.0.1:$PORT/api/v1/health"
+        else
+            echo "== health: wrk -t$THREADS -c$CONNS -d$DURATION --latency $SCHEME://127.0.0.1:$PORT/api/v1/health ($LISTENER)"
+            wrk_cpu -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$SCHEME://127.0.0.1:$PORT/api/v1/health"
+        fi ;;
     *) echo "bench-control: unknown part $part" >&2 ;;
     esac
 done

@@ -2,7 +2,8 @@
  * table) with the real tables of every route that takes a body, of the control plane's API and
  * of the admin API. Input: one byte choosing the route, then the body. What passes must have
  * landed in the route's struct as the table says: terminated strings of valid UTF-8 within
- * their bounds, integers in range, enum indexes that exist, presence flags that match. */
+ * their bounds, integers in range, enum indexes that exist, objects as JSON text that reads back
+ * equal, presence flags that match. */
 #include "fuzz_common.h"
 
 #include "admin/adm-int.h"
@@ -26,6 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (const struct http_route *const *t = cp_api_routes; *t; t++)
         collect(*t);
     collect(adm_routes);
+    collect(adm_kb_routes);
     FUZZ_ASSERT(nroutes > 0);
     return 0;
 }
@@ -72,6 +74,14 @@ static void check_out(const struct http_param *table, const char *out, const jso
             while (pa->enums[n])
                 n++;
             FUZZ_ASSERT(i >= 0 && i < n && !strcmp(pa->enums[i], json_string_value(v)));
+            break;
+        }
+        case HTTP_P_OBJECT: {
+            const char *nul = memchr(f, 0, pa->size);
+            FUZZ_ASSERT(nul != NULL && (long long)(nul - f) <= pa->max);
+            json_t *o = json_loads(f, 0, NULL);
+            FUZZ_ASSERT(json_is_object(o) && json_equal(o, v));
+            json_decref(o);
             break;
         }
         }

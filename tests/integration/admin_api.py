@@ -90,6 +90,8 @@ try:
     # ------------------------------------------------------------ bodies
     r = raw_post(d.admin_port, "/v1/turn/credentials", b"x" * 20000, TOKEN)
     t.ok(r[0] == 413, "a body over 16 KiB: 413 before it is read", r)
+    r = raw_post(d.admin_port, "/v1/kb/articles", b"x" * (600 * 1024), TOKEN)
+    t.ok(r[0] == 413, "an article file over 512 KiB (that route's own bound): 413 before it is read", r)
     r = raw_post(d.admin_port, "/v1/drain", None, TOKEN, method="PUT")
     t.ok(r[0] == 411, "PUT without Content-Length: 411", r)
     r = api.put("/v1/drain", raw=b"{\"draining\": true}", headers={"Content-Type": "text/plain"})

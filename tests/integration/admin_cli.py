@@ -1,7 +1,8 @@
 """meetlite-admin against a running meetlited with PostgreSQL (issue #8): every command as a
 readable table and as --json; the token from the environment, a file, standard input or the
-daemon's configuration file (and never needed on the command line); exit codes; --help, the
-man pages and the daemon's --help agreeing."""
+daemon's configuration file (and never needed on the command line); exit codes; the help
+assistant's knowledge base (kb list, show, add, import, rm, gaps; an operator's edit kept by a
+starter import); --help, the man pages and the daemon's --help agreeing."""
 
 import json
 import os
@@ -156,6 +157,84 @@ try:
     t.ok(rc == 1 and "422" in err, "log-level with an unknown level: exit 1, 422", err)
     rc, out, err = cli(*U, "usage", "abc-defg-hij")
     t.ok(rc == 1 and "404" in err, "usage of an unknown meeting: exit 1, 404", err)
+    # ------------------------------------------------------------ the knowledge base (issue #18)
+    kb_dir = os.path.join(TOP_SRCDIR, "kb")
+    shipped = sum(1 for root, _, names in os.walk(kb_dir) for n in names
+                  if n.endswith(".md") and n.lower() != "readme.md")
+    rc, out, err = cli(*U, "kb", "list")
+    t.ok(rc == 0 and out.startswith("%d articles" % shipped) and "camera-black" in out and
+         "starter" in out, "kb list: the %d starter articles loaded by the migration" % shipped,
+         out[:300] + err)
+    with tempfile.TemporaryDirectory() as kbtmp:
+        os.mkdir(os.path.join(kbtmp, "en"))
+        mine = os.path.join(kbtmp, "en", "lecture-hall-wifi.md")
+        with open(mine, "w") as f:
+            f.write("---\ntitle: The lecture hall's Wi-Fi\nslug: lecture-hall-wifi\nlanguage: en\n"
+                    "audience: student\ntags: eduroam, lecture hall\n---\nUse eduroam.\n\n"
+                    "## Signing in to eduroam\nYour university account and password.\n")
+        rc, out, err = cli(*U, "kb", "add", mine)
+        t.ok(rc == 0 and out.startswith("created") and "lecture-hall-wifi (2 passages)" in out,
+             "kb add FILE: created, with its passages", out + err)
+        rc, out, err = cli(*U, "kb", "add", mine)
+        t.ok(rc == 0 and out.startswith("unchanged"), "kb add of the same file: unchanged", out + err)
+        rc, out, err = cli(*U, "kb", "show", "lecture-hall-wifi")
+        t.ok(rc == 0 and "The lecture hall's Wi-Fi" in out and "## Signing in to eduroam" in out,
+             "kb show SLUG: the Markdown", out + err)
+        rc, out, err = cli(*U, "--json", "kb", "list")
+        arts = {a["slug"]: a for a in (js(out) or {}).get("articles", [])}
+        t.ok(rc == 0 and arts.get("lecture-hall-wifi", {}).get("origin") == "operator" and
+             len(arts) == shipped + 1, "kb list --json: the new article is the operator's", out[:300])
+        # an operator's edit of a starter article survives a starter import (an upgrade)
+        with open(os.path.join(kb_dir, "en", "vpn.md")) as f:
+            vpn = f.read()
+        edited = os.path.join(kbtmp, "en", "vpn.md")
+        with open(edited, "w") as f:
+            f.write(vpn + "\n## Our campus VPN\nUse the campus VPN profile for meetings.\n")
+        rc, out, err = cli(*U, "kb", "add", edited)
+        t.ok(rc == 0 and out.startswith("updated") and "vpn" in out, "kb add of an edited starter "
+             "article: updated", out + err)
+        rc, out, err = cli(*U, "kb", "import", kb_dir, "--starter")
+        t.ok(rc == 0 and "%d files: 0 created, 0 updated, %d unchanged, 1 kept" % (shipped, shipped - 1)
+             in out and "kept     vpn" in out, "kb import DIR --starter: nothing duplicated, the "
+             "operator's edit kept", out[-300:] + err)
+        rc, out, err = cli(*U, "kb", "show", "vpn")
+        t.ok(rc == 0 and "Our campus VPN" in out, "the edit is still there", out[-200:] + err)
+        count = pg.psql("SELECT count(*) FROM kb_articles")
+        t.eq(count, str(shipped + 1), "one row per slug after every import")
+        bad = os.path.join(kbtmp, "en", "broken.md")
+        with open(bad, "w") as f:
+            f.write("no header here\n")
+        rc, out, err = cli(*U, "kb", "import", kbtmp)
+        t.ok(rc == 1 and "422" in err and "header" in err and "broken.md" in err and
+             "some failed" in out, "kb import with a bad file: exit 1, the file and why", out + err)
+        with open(os.path.join(kbtmp, "en", "latin1.md"), "wb") as f:
+            f.write(b"---\ntitle: caf\xe9\n---\n")
+        rc, out, err = cli(*U, "kb", "add", os.path.join(kbtmp, "en", "latin1.md"))
+        t.ok(rc == 2 and "not UTF-8" in err, "kb add of a file that is not UTF-8: exit 2", err)
+    rc, out, err = cli(*U, "kb", "rm", "lecture-hall-wifi")
+    t.ok(rc == 0 and "deleted" in out, "kb rm SLUG", out + err)
+    rc, out, err = cli(*U, "kb", "rm", "lecture-hall-wifi")
+    t.ok(rc == 1 and "404" in err, "kb rm of an unknown slug: exit 1, 404", err)
+    rc, out, err = cli(*U, "kb", "frobnicate")
+    t.ok(rc == 2 and "usage" in err, "kb with an unknown subcommand: exit 2", err)
+    # gaps: what students asked that found nothing
+    stok, _ = d.api.user("asker@example.org")
+    for q in ("can I print the whiteboard", "Can I print the whiteboard?", "how do I bake bread",
+              "my camera is black"):
+        r = d.api.post("/api/v1/assistant/ask", {"question": q}, stok)
+        t.ok(r.status == 200, "asked: %s" % q, r)
+    rc, out, err = cli(*U, "kb", "gaps")
+    lines = out.splitlines()
+    t.ok(rc == 0 and lines[0].startswith("2 unanswered questions in the last 30 days") and
+         "print the whiteboard" in lines[2] and lines[2].split()[0] == "2" and
+         "camera is black" not in out, "kb gaps: the unanswered ones, most asked first", out + err)
+    rc, out, err = cli(*U, "--json", "kb", "gaps", "--days", "1", "--limit", "1")
+    g = js(out) or {}
+    t.ok(rc == 0 and g.get("days") == 1 and len(g.get("gaps", [])) == 1 and
+         g["gaps"][0]["asked"] == 2 and g["gaps"][0]["accounts"] == 1,
+         "kb gaps --json --days --limit", out + err)
+    rc, out, err = cli(*U, "kb", "gaps", "--days", "0")
+    t.ok(rc == 2, "kb gaps --days 0: exit 2", err)
     rc, out, err = cli("-c", conf, "migrate", token=None)
     t.ok(rc == 0 and "(0 migrations applied" in out, "migrate with database.url from -c", out + err)
     t.ok(TOKEN not in d.log(), "no token in the daemon's log")

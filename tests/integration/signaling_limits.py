@@ -130,6 +130,11 @@ async def limits(port):
     a = await Sig.open(port, A.sig_token)
     await a.ws.send(b"\x00\x01binary")
     t.eq(await a.closed(3), (4006, "binary_frame"), "a binary frame: 4006")
+    # A closed session counts against the participant's connection limit until the server has
+    # seen the close through and deleted its row (after the client saw the close frame): wait
+    # for that before the next connections, as a client backing off would.
+    t.ok(logged(d, "4006 binary_frame after"), "the server ends the session it closed (4006)")
+    await asyncio.sleep(0.3)
 
     # ------------------------------------------------------------ rate
     a = await Sig.open(port, A.sig_token)
@@ -140,6 +145,8 @@ async def limits(port):
     t.ok(n <= 10, "no more than the burst was answered (%d pongs before the close)" % n,
          a.backlog)
     t.ok(logged(d, "closing 4003 rate_limited"), "the log names the rate limit (4003)")
+    t.ok(logged(d, "4003 rate_limited after"), "the server ends the session it closed (4003)")
+    await asyncio.sleep(0.3)
     a = await Sig.open(port, A.sig_token)
     for i in range(8):  # at the rate: never closed
         await a.send(type="ping", id=i)

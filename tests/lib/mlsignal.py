@@ -32,7 +32,7 @@ class Sig:
 
     @classmethod
     async def open(cls, port, token=None, resume=None, last_seq=None, host="127.0.0.1",
-                   tls=False, expect_joined=True, timeout=10, path=SIG_PATH, headers=None):
+                   tls=False, expect_joined=True, timeout=10, path=SIG_PATH, headers=None, alpn=None):
         q = {}
         if token is not None:
             q["token"] = token
@@ -47,6 +47,8 @@ class Sig:
             ctx = ssllib.SSLContext(ssllib.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssllib.CERT_NONE
+            if alpn:
+                ctx.set_alpn_protocols(alpn)
         ws = await asyncio.wait_for(websockets.connect(url, ping_interval=None, max_size=2 ** 22,
                                                        ssl=ctx, extra_headers=headers,
                                                        open_timeout=timeout), timeout)

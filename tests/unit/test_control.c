@@ -260,6 +260,50 @@ START_TEST(limiter)
 }
 END_TEST
 
+/* A relay's URIs from turn.listen (what a join derives, what a fleet's relay registers):
+ * cheapest first, one stun: per address, a wildcard named by the host given. */
+START_TEST(listen_uris)
+{
+    char err[256];
+    char *u = cp_listen_uris_list("tls://192.0.2.1:443, udp://192.0.2.1:3478, tcp://192.0.2.1:3478",
+                                  "unused", err, sizeof err);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_str_eq(u, "stun:192.0.2.1:3478, turn:192.0.2.1:3478?transport=udp, "
+                        "turn:192.0.2.1:3478?transport=tcp, turns:192.0.2.1:443?transport=tcp");
+    free(u);
+    u = cp_listen_uris_list("udp://0.0.0.0:3478, udp://[::]:3478", "203.0.113.7", err, sizeof err);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_str_eq(u, "stun:203.0.113.7:3478, turn:203.0.113.7:3478?transport=udp");
+    free(u);
+    u = cp_listen_uris_list("udp://[2001:db8::1]:3478", "x", err, sizeof err);
+    ck_assert_str_eq(u, "stun:[2001:db8::1]:3478, turn:[2001:db8::1]:3478?transport=udp");
+    free(u);
+    ck_assert_ptr_null(cp_listen_uris_list("bogus://1.2.3.4:1", "x", err, sizeof err));
+    ck_assert(err[0]);
+}
+END_TEST
+
+/* iceServers from a relay's URIs: the stun: ones without a credential, the turn(s): ones with. */
+START_TEST(ice_from_uris)
+{
+    json_t *uris = json_pack("[s,s,s]", "stun:a:3478", "turn:a:3478?transport=udp",
+                             "turns:a:443?transport=tcp");
+    json_t *ice = cp_ice_from(uris, "1:u", "p");
+    ck_assert_uint_eq(json_array_size(ice), 2);
+    ck_assert_ptr_null(json_object_get(json_array_get(ice, 0), "username"));
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(ice, 0), "urls")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ice, 1), "username")), "1:u");
+    ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(ice, 1), "urls")), 2);
+    json_decref(ice);
+    json_t *only_stun = json_pack("[s]", "stun:a:3478");
+    ice = cp_ice_from(only_stun, "1:u", "p");
+    ck_assert_uint_eq(json_array_size(ice), 1);
+    json_decref(ice);
+    json_decref(only_stun);
+    json_decref(uris);
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
     Suite *s = suite_create("control");
@@ -271,6 +315,8 @@ static Suite *control_suite(void)
     tcase_add_test(tc, routing);
     tcase_add_test(tc, query_args);
     tcase_add_test(tc, limiter);
+    tcase_add_test(tc, listen_uris);
+    tcase_add_test(tc, ice_from_uris);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -111,6 +111,136 @@ START_TEST(first_bytes)
 }
 END_TEST
 
+/* A ClientHello record around the extensions given (NULL: no extensions block at all): TLS 1.2
+ * legacy version, a zero random, no session id, one cipher suite, null compression. Returns
+ * the bytes written to out (room for 600). */
+static size_t hello_build(uint8_t *out, const uint8_t *exts, size_t elen)
+{
+    uint8_t body[512];
+    size_t n = 0;
+    body[n++] = 3;
+    body[n++] = 3;
+    memset(body + n, 0, 32);
+    n += 32;
+    body[n++] = 0;                                   /* session id */
+    memcpy(body + n, "\x00\x02\x13\x01\x01\x00", 6); /* one suite, null compression */
+    n += 6;
+    if (exts) {
+        body[n++] = (uint8_t)(elen >> 8);
+        body[n++] = (uint8_t)elen;
+        memcpy(body + n, exts, elen);
+        n += elen;
+    }
+    size_t m = 0;
+    memcpy(out, "\x16\x03\x01", 3);
+    out[3] = (uint8_t)((n + 4) >> 8);
+    out[4] = (uint8_t)(n + 4);
+    out[5] = 1;
+    out[6] = 0;
+    out[7] = (uint8_t)(n >> 8);
+    out[8] = (uint8_t)n;
+    m = 9;
+    memcpy(out + m, body, n);
+    return m + n;
+}
+
+/* The same handshake message in records of one byte each. */
+static size_t hello_split(uint8_t *out, const uint8_t *rec, size_t len)
+{
+    size_t m = 0;
+    for (size_t i = 5; i < len; i++) {
+        memcpy(out + m, "\x16\x03\x01\x00\x01", 5);
+        out[m + 5] = rec[i];
+        m += 6;
+    }
+    return m;
+}
+
+/* What the shared listener reads of a ClientHello: ALPN and SNI; more, or not a hello. */
+START_TEST(client_hello)
+{
+    /* SNI a.example; ALPN h2, http/1.1; an unknown extension */
+    static const uint8_t exts[] = "\x00\x00\x00\x0e\x00\x0c\x00\x00\x09"
+                                  "a.example"
+                                  "\x00\x10\x00\x0e\x00\x0c\x02h2\x08http/1.1"
+                                  "\xfa\xfa\x00\x00";
+    uint8_t rec[600], split[4000], buf[4000];
+    struct net_hello h;
+    size_t n = hello_build(rec, exts, sizeof exts - 1);
+    ck_assert_int_eq(net_hello_parse(rec, n, &h), NET_HELLO_DONE);
+    ck_assert_uint_eq(h.len, n);
+    ck_assert(h.alpn && h.alpn_h2 && h.alpn_http11 && !h.alpn_turn);
+    ck_assert_uint_eq(h.alpn_count, 2);
+    ck_assert_str_eq(h.sni, "a.example");
+    for (size_t k = 0; k < n; k++) /* every prefix asks for more */
+        ck_assert_msg(net_hello_parse(rec, k, &h) == NET_HELLO_MORE, "prefix %zu", k);
+    /* what follows the hello's records is not its */
+    memcpy(buf, rec, n);
+    memcpy(buf + n, "\x17\x03\x03\x00\x01\x00", 6);
+    ck_assert_int_eq(net_hello_parse(buf, n + 6, &h), NET_HELLO_DONE);
+    ck_assert_uint_eq(h.len, n);
+    /* in one-byte records */
+    size_t sn = hello_split(split, rec, n);
+    ck_assert_int_eq(net_hello_parse(split, sn, &h), NET_HELLO_DONE);
+    ck_assert_uint_eq(h.len, sn);
+    ck_assert(h.alpn_http11 && h.alpn_h2);
+    ck_assert_int_eq(net_hello_parse(split, sn - 3, &h), NET_HELLO_MORE);
+    ck_assert(!h.alpn_http11); /* nothing reported before DONE */
+    /* more bytes after the hello in its own record */
+    memcpy(buf, rec, n);
+    buf[n] = 0;
+    buf[4] = (uint8_t)(buf[4] + 1);
+    ck_assert_int_eq(net_hello_parse(buf, n + 1, &h), NET_HELLO_NOT);
+
+    /* no extensions; stun.turn; no ALPN */
+    n = hello_build(rec, NULL, 0);
+    ck_assert_int_eq(net_hello_parse(rec, n, &h), NET_HELLO_DONE);
+    ck_assert(!h.alpn && !h.sni[0]);
+    static const uint8_t turn[] = "\x00\x10\x00\x0c\x00\x0a\x09stun.turn";
+    n = hello_build(rec, turn, sizeof turn - 1);
+    ck_assert_int_eq(net_hello_parse(rec, n, &h), NET_HELLO_DONE);
+    ck_assert(h.alpn_turn && !h.alpn_http11);
+
+    /* malformed ALPN: an empty name, a list length that disagrees, twice */
+    static const uint8_t *bad[] = {
+        (const uint8_t *)"\x00\x10\x00\x04\x00\x02\x00\x00",
+        (const uint8_t *)"\x00\x10\x00\x05\x00\x04\x02h2",
+        (const uint8_t *)"\x00\x10\x00\x05\x00\x03\x02h2\x00\x10\x00\x05\x00\x03\x02h2",
+        (const uint8_t *)"\x00\x10\x00\x02\x00\x00",       /* an empty list */
+        (const uint8_t *)"\x00\x10\x00\x07\x00\x03\x02h2", /* longer than the extensions */
+    };
+    static const size_t badlen[] = {8, 9, 18, 6, 9};
+    for (size_t i = 0; i < ML_ARRAY_LEN(bad); i++) {
+        n = hello_build(rec, bad[i], badlen[i]);
+        ck_assert_msg(net_hello_parse(rec, n, &h) == NET_HELLO_NOT, "bad ALPN %zu", i);
+    }
+
+    /* not a hello: another record type, another handshake type, an empty record, a length
+     * past what is looked at, garbage after a record header */
+    n = hello_build(rec, NULL, 0);
+    memcpy(buf, rec, n);
+    buf[0] = 0x17;
+    ck_assert_int_eq(net_hello_parse(buf, n, &h), NET_HELLO_NOT);
+    memcpy(buf, rec, n);
+    buf[5] = 2; /* a ServerHello */
+    ck_assert_int_eq(net_hello_parse(buf, n, &h), NET_HELLO_NOT);
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x00", 5, &h),
+                     NET_HELLO_NOT);
+    ck_assert_int_eq(
+        net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x04\x01\x01\x00\x00", 9, &h),
+        NET_HELLO_NOT); /* 64 KiB: more than NET_HELLO_MAX */
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\xee\xee", 7, &h),
+                     NET_HELLO_NOT);
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\x01\x01", 7, &h),
+                     NET_HELLO_NOT); /* a hello of 64 KiB or more, told by its second byte */
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03\x01\x00\x40\x01\x00", 7, &h),
+                     NET_HELLO_MORE);
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x04", 2, &h), NET_HELLO_NOT);
+    ck_assert_int_eq(net_hello_parse((const uint8_t *)"\x16\x03", 2, &h), NET_HELLO_MORE);
+    ck_assert_int_eq(net_hello_parse(NULL, 0, &h), NET_HELLO_MORE);
+}
+END_TEST
+
 START_TEST(tls_settings)
 {
     int v;
@@ -1191,6 +1321,7 @@ static Suite *net_suite(void)
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, endpoints_parse);
     tcase_add_test(tc, first_bytes);
+    tcase_add_test(tc, client_hello);
     tcase_add_test(tc, tls_settings);
     tcase_add_test(tc, addr_counts);
     suite_add_tcase(s, tc);

@@ -5,6 +5,7 @@
 import {parseMeetingRef, session} from './api.js';
 import {initAuth, showAuth} from './auth-view.js';
 import {showDashboard} from './dashboard.js';
+import {initHelp} from './help.js';
 import {finishOidc} from './oidc.js';
 import {Room} from './room.js';
 import {$, log, logText, toast} from './ui.js';
@@ -56,6 +57,8 @@ export function navigate(path) {
 
 async function start() {
   initAuth(() => navigate(location.pathname));
+  // the Help panel asks with where the person is: the dashboard, or the room's state
+  initHelp(() => (room ? room.helpContext() : {page: 'dashboard'}));
   $('sign-out').onclick = () => {
     if (room) {
       room.close();

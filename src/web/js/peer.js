@@ -165,14 +165,16 @@ export class Peer {
    * id: the remote participant; polite: this side yields on collisions; config: the
    * RTCConfiguration; stream: the local media (may have no track); send(type, payload):
    * signaling to this participant; onTrack(stream); onChange(): state or path changed;
-   * isScreen(streamId): the remote's announced screen share; onScreen(stream): its track came.
+   * isScreen(streamId): the remote's announced screen share; onScreen(stream): its track came;
+   * onFailed(): ICE failed, before its restart (the room may move to another relay).
    */
-  constructor({id, polite, config, stream, send, onTrack, onChange, isScreen = () => false, onScreen = () => {}}) {
+  constructor({id, polite, config, stream, send, onTrack, onChange, onFailed, isScreen = () => false, onScreen = () => {}}) {
     this.id = id;
     this.polite = polite;
     this.send = send;
     this.onTrack = onTrack;
     this.onChange = onChange;
+    this.onFailed = onFailed; // before the restart of a failed ICE (the room may change relay)
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.answerPending = false;
@@ -324,8 +326,10 @@ export class Peer {
     const s = this.pc.iceConnectionState;
     log(`peer ${this.id.slice(0, 8)}: ice ${s}`);
     clearTimeout(this.timers.grace);
-    if (s === 'failed') this.restart('failed');
-    else if (s === 'disconnected')
+    if (s === 'failed') {
+      if (this.onFailed) this.onFailed();
+      this.restart('failed');
+    } else if (s === 'disconnected')
       this.timers.grace = setTimeout(() => {
         if (this.pc.iceConnectionState === 'disconnected') this.restart('disconnected');
       }, DISCONNECTED_GRACE_MS);

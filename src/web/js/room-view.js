@@ -3,6 +3,7 @@
 // list with the ADMIN's actions, the chat, the control bar and its side panels. It renders
 // what the room (room.js) tells it and reports clicks back; it holds no meeting state.
 
+import {openHelp} from './help.js';
 import {NETWORK_WORDS, PATH_WORDS} from './netcheck.js';
 import {$, h, icon, initials, toast} from './ui.js';
 
@@ -50,6 +51,7 @@ export class RoomView {
     ctl('btn-people', 'people', 'People', () => this.toggle('panel-people'));
     ctl('btn-chat', 'chat', 'Chat', () => this.toggle('panel-chat'));
     ctl('btn-settings', 'gear', 'Settings', () => this.toggle('panel-settings'));
+    ctl('btn-help', 'help', 'Help', () => openHelp());
     ctl('btn-end', 'end', 'End', () => a.end());
     ctl('btn-leave', 'leave', 'Leave', () => a.leave());
     $('call-copy').replaceChildren(icon('link'), h('span', {class: 'ctl-label'}, 'Copy link'));

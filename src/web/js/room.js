@@ -327,12 +327,16 @@ export class Room {
     if (this.netcheck) body.network = this.netcheck.verdict;
     if (this.passcode) body.passcode = this.passcode;
     const j = await api('POST', `/meetings/${encodeURIComponent(this.code)}/join`, body);
-    this.applyCredential(j.iceServers, j.turn, j.meeting_expires_at);
+    this.applyCredential(j.iceServers, j.turn, j.meeting_expires_at, j.relay);
     return j;
   }
 
-  applyCredential(iceServers, turn, meetingEnd) {
-    if (iceServers) this.iceServers = iceServers;
+  applyCredential(iceServers, turn, meetingEnd, relay) {
+    if (iceServers) {
+      this.iceServers = iceServers;
+      this.relay = relay || null;
+      this.onFallback = false;
+    }
     if (meetingEnd) this.meetingEnd = meetingEnd;
     // a credential that lasts as long as the meeting needs no renewal
     if (turn && turn.expires_at && this.meetingEnd && turn.expires_at >= this.meetingEnd) {
@@ -440,6 +444,7 @@ export class Room {
     case 'answer':
     case 'candidate': return this.onPeerSignal(m);
     case 'ice-restart': return this.onRestartRequest(m);
+    case 'ice-servers': return this.onIceServers(m);
     case 'chat': return this.view.addChat(m, m.from === this.me.id);
     case 'reaction': return this.onReaction(m);
     case 'meeting-updated': return this.onMeetingUpdated(m);
@@ -459,6 +464,8 @@ export class Room {
     const mine = m.roster.find((p) => p.id === this.me.id);
     this.me.hand = mine ? mine.hand : null;
     if (m.iceServers && m.iceServers.length) this.iceServers = m.iceServers;
+    this.relay = m.relay || null;
+    this.onFallback = false;
     this.members.clear();
     this.lobby.clear();
     for (const p of m.roster) {
@@ -587,6 +594,7 @@ export class Room {
       onChange: () => this.onPeerChange(id, p),
       isScreen: (sid) => (this.members.get(id) || {}).screen === sid,
       onScreen: (stream) => this.view && this.view.showScreen(id, stream, (this.members.get(id) || {}).name || 'Someone'),
+      onFailed: () => this.onIceFailed(),
     });
     this.peers.set(id, p);
     if (this.screen) p.addScreen(this.screen.track, this.screen.stream);
@@ -594,6 +602,35 @@ export class Room {
     if (m) this.view.showMember(m);
     this.view.setPath(id, p.path, 'new');
     return p;
+  }
+
+  /** Our relay died or drains (issue #16): the control plane names the meeting's new relay.
+   * Every connection takes the new iceServers and restarts ICE, so that its allocation moves;
+   * the browsers keep the old path (if any) until the new one takes over. */
+  onIceServers(m) {
+    if (!Array.isArray(m.iceServers) || !m.iceServers.length) return;
+    this.iceServers = m.iceServers;
+    this.relay = m.relay || null;
+    this.onFallback = false;
+    this.relayMoves = (this.relayMoves || 0) + 1;
+    this.relayMovedAt = Date.now();
+    const why = m.reason === 'draining' ? 'drains' : 'is down';
+    log(`room: our relay ${why}; moving to ${this.relay ? this.relay.node : 'another relay'}`);
+    for (const p of this.peers.values()) {
+      p.configure(this.rtcConfig());
+      p.restart(`relay ${m.reason === 'draining' ? 'draining' : 'down'}`);
+    }
+  }
+
+  /** A connection's ICE failed: with a fleet, the fallback relay the join named is tried once
+   * (for every connection: they share the relay) before the primary's failure is final. */
+  onIceFailed() {
+    const fb = this.relay && this.relay.fallback;
+    if (this.onFallback || !fb || !Array.isArray(fb.iceServers) || !fb.iceServers.length) return;
+    this.onFallback = true;
+    this.iceServers = fb.iceServers;
+    log(`room: ICE failed over relay ${this.relay.node}; trying the fallback relay ${fb.node}`);
+    for (const p of this.peers.values()) p.configure(this.rtcConfig());
   }
 
   /** A connection's state or path changed: its tile, and our path as the others see it. */
@@ -893,6 +930,15 @@ export class Room {
   }
 
   /** True while the call runs (signaling open or coming back). */
+  /** The Help panel's context (api.md, POST /assistant/ask): lobby or call, the network
+   * check's verdict, the role in the meeting. */
+  helpContext() {
+    const c = {page: this.inCall() ? 'room' : 'lobby'};
+    if (this.netcheck) c.network = this.netcheck.verdict;
+    if (this.me && (this.me.role === 'ADMIN' || this.me.role === 'PARTICIPANT')) c.role = this.me.role;
+    return c;
+  }
+
   inCall() {
     return !!this.sig && !this.ended;
   }
@@ -916,6 +962,7 @@ export class Room {
     }
     return {me: this.me, signaling: this.sig && this.sig.state, lastSeq: this.sig && this.sig.lastSeq,
             sessions: this.sessions, renewals: this.renewals, credentialExpiresAt: this.credentialExpiresAt,
+            relay: this.relay, relayMoves: this.relayMoves || 0, onFallback: !!this.onFallback,
             relayOnly: this.relayOnly, members: [...this.members.values()], peers, ended: this.ended,
             netcheck: this.netcheck, sentPath: this.sentPath, waiting: !!this.waiting,
             sharing: this.screen ? this.screen.stream.id : null, screenShare: this.screenShare,
