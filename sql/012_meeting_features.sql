@@ -550,3 +550,19 @@ $$;
 CREATE TRIGGER sig_settings_changed AFTER UPDATE OF screen_share ON meetings
     FOR EACH ROW WHEN (OLD.screen_share IS DISTINCT FROM NEW.screen_share)
     EXECUTE FUNCTION ml_sig_settings_changed();
+
+-- Webhooks (sql/008_webhooks.sql) and the waiting room: one who waits has not joined. The
+-- participant.joined event is sent when a row is made already in (not waiting), or when its
+-- waiting ends by admission; a waiting row that goes (denied, given up, the meeting closed)
+-- sends no participant.left, since it never joined.
+DROP TRIGGER wh_participant_created ON participants;
+CREATE TRIGGER wh_participant_created AFTER INSERT ON participants
+    FOR EACH ROW WHEN (NOT NEW.waiting)
+    EXECUTE FUNCTION ml_wh_participant_created();
+CREATE TRIGGER wh_participant_admitted AFTER UPDATE OF waiting ON participants
+    FOR EACH ROW WHEN (OLD.waiting AND NOT NEW.waiting AND NEW.left_at IS NULL)
+    EXECUTE FUNCTION ml_wh_participant_created();
+DROP TRIGGER wh_participant_left ON participants;
+CREATE TRIGGER wh_participant_left AFTER UPDATE OF left_at ON participants
+    FOR EACH ROW WHEN (OLD.left_at IS NULL AND NEW.left_at IS NOT NULL AND NOT NEW.waiting)
+    EXECUTE FUNCTION ml_wh_participant_left();

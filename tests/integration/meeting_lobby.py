@@ -187,6 +187,11 @@ async def waiting_room(api, port):
     t.eq(st.get(w.pid), "waiting", "an ADMIN's joined roster shows the lobby, state waiting")
     await h2.close()
 
+    # webhooks (sql/008_webhooks.sql): who waits has not joined; admission is the join
+    ev = lambda pid: rows("SELECT type FROM webhook_events WHERE payload->'participant'->>'id' = "
+                          "'%s' ORDER BY seq" % pid)
+    t.eq(ev(w.pid), [], "webhooks: no participant.joined while Wen waits")
+
     # admit
     r = decide(api, host, mid, w.pid, "admit")
     t.ok(r.status == 200, "the ADMIN admits Wen: 200", r)
@@ -228,6 +233,8 @@ async def waiting_room(api, port):
     r = join(api, x, mid)
     t.ok(r.status == 403 and r.code() == "denied", "Xan's next join: 403 denied", r)
     t.eq(creds(x.pid), 0, "Xan never had a TURN credential")
+    t.eq(ev(w.pid), [["participant.joined"]], "webhooks: Wen joined once, when admitted")
+    t.eq(ev(x.pid), [], "webhooks: Xan, denied while waiting, neither joined nor left")
 
     # the waiting room turned off lets in who waits
     q = person(api, "Quin")
