@@ -33,7 +33,7 @@ static const struct db_stmt st_settings = {
     "SELECT outcome, meeting_id, meeting, revoked FROM ml_meeting_settings($1, $2, $3, $4, $5, "
     "$6, $7, $8)",
     8, SETTINGS__COLS};
-/* who may share a screen (sql/009_meeting_features.sql) */
+/* who may share a screen (sql/012_meeting_features.sql) */
 static const char *const screen_names[] = {"anyone", "admins", NULL};
 static const struct db_stmt st_list = {
     "list",

@@ -42,7 +42,7 @@ static const struct db_stmt st_join = {
     "display_name, cred_username, cred_expires, rejoined, revoked "
     "FROM ml_join($1, $2, $3, $4, $5)",
     5, JOIN__COLS};
-/* A meeting's passcode, when the joiner is not exempt (sql/009_meeting_features.sql). */
+/* A meeting's passcode, when the joiner is not exempt (sql/012_meeting_features.sql). */
 enum { PASS_HASH, PASS_EXEMPT, PASS__COLS };
 static const struct db_stmt st_passcode = {
     "join_passcode", "SELECT passcode_hash, exempt FROM ml_join_passcode($1, $2, $3)", 3,

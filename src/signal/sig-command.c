@@ -19,7 +19,7 @@ static const struct db_stmt st_remove = {
     CMD__COLS};
 static const struct db_stmt st_end = {
     "sig_end", "SELECT outcome, meeting_id, revoked FROM ml_end($1, NULL, $2)", 2, CMD__COLS};
-/* A hand raised or lowered (sql/009_meeting_features.sql): the outcome word; the event comes
+/* A hand raised or lowered (sql/012_meeting_features.sql): the outcome word; the event comes
  * back by the trigger's NOTIFY to every node. */
 static const struct db_stmt st_hand = {"sig_hand", "SELECT ml_sig_hand($1, $2, $3)", 3, 1};
 

@@ -387,7 +387,7 @@ void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pi
 void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *status);
 void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], bool admin);
 void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16]);
-/* The lobby (sql/009_meeting_features.sql): one arrives (name), is admitted, or goes (why:
+/* The lobby (sql/012_meeting_features.sql): one arrives (name), is admitted, or goes (why:
  * "denied", or "left" when it gave up). */
 void sig_on_lobby_arrived(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16],
                           const char *name);
