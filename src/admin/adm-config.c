@@ -77,6 +77,9 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "Comma list of bearer tokens (16 to 256 printable characters each) accepted by the admin "
      "API: Authorization: Bearer <token>. Several allow rotation. Empty: no admin listener. "
      "Generate one with: openssl rand -hex 32"},
+    {"token-file", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_CREDENTIAL | ML_CFG_FILE,
+     K(token_file), NULL, NULL,
+     "File holding admin.token, one token a line." ML_CFG_FILE_HELP("admin.token")},
     {"metrics-token", ML_CFG_STR, "", 0, 4096,
      ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(metrics_token), NULL,
      adm_tokens_validate,
@@ -84,9 +87,12 @@ const struct ml_cfg_key adm_cfg_keys[] = {
      "GET /metrics and nothing else (403 forbidden elsewhere), so that Prometheus never holds "
      "an admin.token. Needs the admin listener (admin.token set). Generate one with: openssl "
      "rand -hex 32"},
-    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, K(tls_cert), NULL, NULL,
+    {"metrics-token-file", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_CREDENTIAL | ML_CFG_FILE,
+     K(metrics_token_file), NULL, NULL,
+     "File holding admin.metrics-token, one token a line." ML_CFG_FILE_HELP("admin.metrics-token")},
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, K(tls_cert), NULL, NULL,
      "PEM certificate chain of the admin listener; with admin.tls-key it serves HTTPS only."},
-    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, K(tls_key), NULL, NULL,
+    {"tls-key", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, K(tls_key), NULL, NULL,
      "PEM private key of admin.tls-cert."},
     {"allow-remote", ML_CFG_BOOL, "no", 0, 0, 0, K(allow_remote), NULL, NULL,
      "Allow admin.listen on a non-loopback address without TLS (tokens would cross the network "

@@ -301,6 +301,14 @@ int adm_port(const struct adm *a)
     return http_server_port(a->http);
 }
 
+bool adm_tls_set(struct adm *a, SSL_CTX *loaded)
+{
+    if (!a->http || !http_server_tls(a->http))
+        return false;
+    http_server_tls_set(a->http, loaded);
+    return true;
+}
+
 int adm_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t errlen)
 {
     __atomic_store_n(&a->top_meetings, cfg->top_meetings, __ATOMIC_RELAXED);

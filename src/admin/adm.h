@@ -18,7 +18,9 @@
 struct adm_config {
     char *listen;              /* "127.0.0.1:8081" */
     char *token;               /* comma list of bearer tokens; NULL: the listener is off */
+    char *token_file;          /* the file token was read from (ml_cfg_resolve_files) */
     char *metrics_token;       /* comma list of scrape tokens: GET /metrics only; NULL: none */
+    char *metrics_token_file;  /* the file metrics_token was read from */
     char *tls_cert;            /* PEM chain; with tls_key: HTTPS */
     char *tls_key;             /* PEM private key */
     bool allow_remote;         /* listen beyond loopback without TLS */
@@ -83,6 +85,9 @@ struct adm *adm_new(const struct adm_config *cfg, const struct adm_deps *deps, c
 int adm_start(struct adm *a, char *err, size_t errlen) ML_WUR;
 /* The port the listener is bound to. */
 int adm_port(const struct adm *a);
+/* Puts a new certificate (net_tls_cert_load) in use for new HTTPS connections of the admin
+ * listener; false (nothing done) when it serves plain HTTP. Any thread. */
+bool adm_tls_set(struct adm *a, SSL_CTX *loaded);
 /* Takes new tokens (SIGHUP; admin.token is reloadable). 0, or -1 with err filled (the old
  * tokens stay). Any thread. */
 int adm_reload(struct adm *a, const struct adm_config *cfg, char *err, size_t errlen) ML_WUR;

@@ -285,6 +285,13 @@ int app_config_load(struct app_config *cfg, const char *path, char *const *sets,
     for (size_t i = 0; i < nsets; i++)
         if (ml_cfg_set_arg(app_cfg_sections, cfg, sets[i], err, errlen) < 0)
             return -1;
+    char warn[1024];
+    if (ml_cfg_resolve_files(app_cfg_sections, cfg, warn, sizeof warn, err, errlen) < 0)
+        return -1;
+    if (warn[0])
+        ML_WARN("app", "secret file: %s", warn);
+    if (db_conninfo_add_password(&cfg->database, err, errlen) < 0)
+        return -1;
     if (check_listeners(cfg, err, errlen) < 0)
         return -1;
     derive_per_user_quota(cfg);

@@ -29,15 +29,16 @@ struct app {
     struct event_base *base;
     struct net_engine *engine;
     struct turn_server *turn;
-    struct cp *cp;           /* the control plane; NULL on a TURN-only node */
-    struct app_relay *relay; /* revocations in, usage out; NULL without database.url */
-    struct adm *adm;         /* the admin listener; NULL without admin.token */
-    struct adm_sync *sync;   /* TURN users and secrets from PostgreSQL; NULL without */
-    struct wh_worker *hooks; /* webhook delivery; NULL without database.url */
-    struct app_fleet *fleet; /* this relay in the registry; NULL without fleet.register */
-    pthread_mutex_t cfg_mu;  /* cfg against the admin thread's TLS reload */
-    bool tls_enabled;        /* a tls:// listener exists */
-    bool shared;             /* a shared:// listener exists */
+    struct cp *cp;               /* the control plane; NULL on a TURN-only node */
+    struct app_relay *relay;     /* revocations in, usage out; NULL without database.url */
+    struct adm *adm;             /* the admin listener; NULL without admin.token */
+    struct adm_sync *sync;       /* TURN users and secrets from PostgreSQL; NULL without */
+    struct wh_worker *hooks;     /* webhook delivery; NULL without database.url */
+    struct app_fleet *fleet;     /* this relay in the registry; NULL without fleet.register */
+    pthread_mutex_t cfg_mu;      /* cfg against the admin thread's TLS reload */
+    bool tls_enabled;            /* a tls:// listener exists */
+    bool shared;                 /* a shared:// listener exists */
+    bool control_tls, admin_tls; /* control.listen, admin.listen serve HTTPS (fixed at start) */
     struct event *sig_term, *sig_int, *sig_hup;
     struct app_notify *notify; /* the service manager's socket; NULL without one */
 };
@@ -179,23 +180,101 @@ static SSL_CTX *load_tls(const struct turn_config *t, bool *failed, char *err, s
     return ctx;
 }
 
-/* Reads the certificate and key files again (SIGHUP, the admin API): new TLS connections get
- * them, established ones keep theirs. A broken file keeps the old ones. 0 or -1. */
-int app_reload_tls(struct app *app, char *err, size_t errlen)
+/* The certificates of every TLS listener, read and checked, not in use yet: a reload loads them
+ * all before it changes anything, so that one bad file changes none. */
+struct app_tls_set {
+    SSL_CTX *turn, *control, *admin; /* NULL: that listener has no TLS */
+};
+
+static void tls_set_free(struct app_tls_set *s)
+{
+    SSL_CTX_free(s->turn);
+    SSL_CTX_free(s->control);
+    SSL_CTX_free(s->admin);
+    memset(s, 0, sizeof *s);
+}
+
+/* Loads every certificate and key the running listeners need from cfg's files (turn.tls-*,
+ * control.tls-*, admin.tls-*). TLS cannot be switched on or off without a restart. 0, or -1 with
+ * err naming the keys (nothing loaded). */
+static int tls_prepare(struct app *app, const struct app_config *cfg, struct app_tls_set *s,
+                       char *err, size_t errlen)
 {
     bool failed;
+    char why[400];
+    memset(s, 0, sizeof *s);
+    if (app->engine && app->tls_enabled) {
+        s->turn = load_tls(&cfg->turn, &failed, why, sizeof why);
+        if (!s->turn) {
+            ml_err(err, errlen, "turn.tls-cert/tls-key: %s",
+                   failed ? why : "not set, and a tls:// listener needs them");
+            goto fail;
+        }
+    }
+    const struct {
+        const char *what;
+        bool serving;
+        const char *cert, *key;
+        SSL_CTX **out;
+    } https[] = {
+        {"control", app->control_tls, cfg->control.tls_cert, cfg->control.tls_key, &s->control},
+        {"admin", app->admin_tls, cfg->admin.tls_cert, cfg->admin.tls_key, &s->admin},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(https); i++) {
+        if (!https[i].serving && !https[i].cert)
+            continue;
+        if (https[i].serving != !!https[i].cert) {
+            ml_err(err, errlen, "%s.tls-cert: switching TLS %s needs a restart", https[i].what,
+                   https[i].serving ? "off" : "on");
+            goto fail;
+        }
+        *https[i].out = net_tls_cert_load(https[i].cert, https[i].key, why, sizeof why);
+        if (!*https[i].out) {
+            ml_err(err, errlen, "%s.tls-cert/tls-key: %s", https[i].what, why);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    tls_set_free(s);
+    return -1;
+}
+
+/* Puts the loaded certificates in use (new connections only) and frees s. */
+static void tls_commit(struct app *app, struct app_tls_set *s)
+{
     char what[320];
-    if (!app->engine || !app->tls_enabled)
-        return ml_err(err, errlen, "no tls:// listener");
+    if (s->turn) {
+        net_engine_set_tls(app->engine, s->turn);
+        cp_shared_tls_set(app->cp, s->turn); /* the browsers' HTTPS on the shared port */
+        net_tls_describe(s->turn, what, sizeof what);
+        ML_NOTICE("app", "TLS certificate loaded for turn.listen: %s", what);
+    }
+    if (s->control && app->cp && cp_tls_set(app->cp, s->control)) {
+        net_tls_describe(s->control, what, sizeof what);
+        ML_NOTICE("app", "TLS certificate loaded for control.listen: %s", what);
+    }
+    if (s->admin && app->adm && adm_tls_set(app->adm, s->admin)) {
+        net_tls_describe(s->admin, what, sizeof what);
+        ML_NOTICE("app", "TLS certificate loaded for admin.listen: %s", what);
+    }
+    tls_set_free(s);
+}
+
+/* Reads the certificate and key files of every TLS listener again (the admin API's
+ * /v1/tls/reload, certbot's deploy hook): new TLS connections get them, established ones keep
+ * theirs. A broken file keeps the old ones, all of them. 0 or -1. */
+int app_reload_tls(struct app *app, char *err, size_t errlen)
+{
+    struct app_tls_set s;
+    if (!(app->engine && app->tls_enabled) && !app->control_tls && !app->admin_tls)
+        return ml_err(err, errlen, "no TLS listener");
     pthread_mutex_lock(&app->cfg_mu); /* the admin API calls this from its own thread */
-    SSL_CTX *ctx = load_tls(&app->cfg.turn, &failed, err, errlen);
+    int rc = tls_prepare(app, &app->cfg, &s, err, errlen);
     pthread_mutex_unlock(&app->cfg_mu);
-    if (!ctx)
-        return ml_err(err, errlen, "%s", failed ? err : "turn.tls-cert is not set");
-    net_engine_set_tls(app->engine, ctx);
-    net_tls_describe(ctx, what, sizeof what);
-    SSL_CTX_free(ctx);
-    ML_NOTICE("app", "TLS certificate loaded: %s", what);
+    if (rc < 0)
+        return -1;
+    tls_commit(app, &s);
     return 0;
 }
 
@@ -207,13 +286,15 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct app *app = arg;
     struct app_config next;
+    struct app_tls_set tls;
     char err[512];
     ML_UNUSED(sig);
     ML_UNUSED(what);
     app_notify_reloading(app->notify);
     if (app_config_load(&next, app->config_path, app->sets, app->nsets, err, sizeof err) < 0 ||
         app_config_check(&next, err, sizeof err) < 0 ||
-        ml_cfg_reload_check(app_cfg_sections, &app->cfg, &next, err, sizeof err) < 0) {
+        ml_cfg_reload_check(app_cfg_sections, &app->cfg, &next, err, sizeof err) < 0 ||
+        tls_prepare(app, &next, &tls, err, sizeof err) < 0) {
         ML_ERROR("app", "reload refused, configuration unchanged: %s", err);
         app_config_free(&next);
         app_notify_ready(app->notify, "Reload refused, configuration unchanged (see the log)");
@@ -240,8 +321,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         cp_reload_turn(app->cp, &app->cfg.turn);
     if (turn_server_reload(app->turn, &app->cfg.turn, err, sizeof err) < 0)
         ML_ERROR("app", "reload of the TURN settings failed, old ones kept: %s", err);
-    if (app->tls_enabled && app_reload_tls(app, err, sizeof err) < 0)
-        ML_ERROR("app", "TLS certificate reload failed, the old one keeps serving: %s", err);
+    tls_commit(app, &tls); /* the files as checked above, even if they changed since */
     if (app->hooks && wh_worker_reload(app->hooks, &app->cfg.webhooks, err, sizeof err) < 0)
         ML_ERROR("app", "webhook settings not reloaded, the old ones stay: %s", err);
     ML_NOTICE("app", "configuration reloaded (%u keys changed)", changed);
@@ -349,13 +429,13 @@ static int start_control(struct app *app)
     }
     /* HTTP found on shared:// listeners goes to the control plane from now on */
     net_engine_set_http(app->engine, cp_adopt, app->cp, cp_adopts_tls(app->cp));
+    app->control_tls = !shared_only && app->cfg.control.tls_cert != NULL;
     if (shared_only)
         ML_NOTICE("app", "control plane served on the shared listener %s (port %d)",
                   app->cfg.control.listen, cp_port(app->cp));
     else
         ML_NOTICE("app", "control plane listening on %s://%s (port %d)",
-                  app->cfg.control.tls_cert ? "https" : "http", app->cfg.control.listen,
-                  cp_port(app->cp));
+                  app->control_tls ? "https" : "http", app->cfg.control.listen, cp_port(app->cp));
     return 0;
 }
 
@@ -443,6 +523,7 @@ static int start_admin(struct app *app)
         ML_ERROR("app", "admin API: %s", err);
         return -1;
     }
+    app->admin_tls = app->cfg.admin.tls_cert && app->cfg.admin.tls_key;
     ML_NOTICE("app", "admin API listening on %s://%s (port %d)",
               app->cfg.admin.tls_cert ? "https" : "http", app->cfg.admin.listen,
               adm_port(app->adm));

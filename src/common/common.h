@@ -145,6 +145,15 @@ enum ml_cfg_type {
 /* A credential source (secrets, users, tokens): a reload may change it but never empty it. The
  * key "x" and its "x-file" form are one source: emptying one while the other is set is fine. */
 #define ML_CFG_CREDENTIAL 0x8u
+/* The path of a file that holds the value of the key of the same name without "-file"
+ * (turn.auth-secret-file for turn.auth-secret): see ml_cfg_resolve_files. */
+#define ML_CFG_FILE 0x10u
+/* The rules of every such key, for its help text. */
+#define ML_CFG_FILE_HELP(key)                                                                      \
+    " Read at start and on every reload (a changed file is a changed key); one trailing "          \
+    "newline is stripped; an empty file is an error, a file every user may read is warned "        \
+    "about. A relative path names a systemd credential in $CREDENTIALS_DIRECTORY; with neither "   \
+    "set, the credential " key " is read when it exists. Not together with " key "."
 
 /* One configuration key. The table of keys is the single source of parsing, defaults, --help,
  * the annotated dump and reload. */
@@ -199,6 +208,15 @@ void ml_cfg_move(const struct ml_cfg_section *sec, const struct ml_cfg_key *k, v
  * err ("restart-only keys changed: turn.listen, ...; credential sources emptied: ..."). */
 int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cur, const void *next,
                         char *err, size_t errlen) ML_WUR;
+/* Fills every key that has an ML_CFG_FILE partner from its file: the partner's path, or, when
+ * neither is set and $CREDENTIALS_DIRECTORY is, the systemd credential named "section.key" if
+ * it exists. Rules: at most one of key and key-file is set; a relative path names a file in
+ * $CREDENTIALS_DIRECTORY (an error without it); the file is a regular file of at most the key's
+ * maximum length, not empty once one trailing newline is stripped; a list key takes one item a
+ * line. A file readable by every user is read, with a line in warn (caller logs it). Error
+ * messages name the file, never its content. 0, or -1 with err filled. */
+int ml_cfg_resolve_files(const struct ml_cfg_section *const *secs, void *cfg, char *warn,
+                         size_t warnlen, char *err, size_t errlen) ML_WUR;
 /* Prints every key with its type, default, range, reloadability and help (for --help). */
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
 

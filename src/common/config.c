@@ -6,11 +6,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *type_name(enum ml_cfg_type t)
 {
@@ -413,6 +416,198 @@ int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cu
     return ml_err(err, errlen, "%s%s%s%s%s", restart[0] ? "restart-only keys changed: " : "",
                   restart, restart[0] && emptied[0] ? "; " : "",
                   emptied[0] ? "credential sources would become empty: " : "", emptied);
+}
+
+/* ---------------------------------------------------------------- secrets read from files */
+
+/* The path of a secret file: absolute as given, relative inside $CREDENTIALS_DIRECTORY. */
+static int secret_path(const char *name, char *out, size_t len, char *err, size_t errlen)
+{
+    if (name[0] == '/') {
+        if (strlen(name) >= len)
+            return ml_err(err, errlen, "path too long");
+        ml_strlcpy(out, name, len);
+        return 0;
+    }
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir)
+        return ml_err(err, errlen,
+                      "\"%s\" is a relative path, which names a systemd credential, and "
+                      "$CREDENTIALS_DIRECTORY is not set (give an absolute path)",
+                      name);
+    if (strstr(name, "..") || (size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
+        return ml_err(err, errlen, "\"%s\" is not a credential name", name);
+    return 0;
+}
+
+/* Reads the secret file at path into a malloc'd string (caller frees): at most max bytes once
+ * one trailing newline is stripped, not empty, no NUL; for a list, lines become ", "-separated
+ * items. A mode that lets every user read it sets *shared. NULL with err filled. */
+static char *read_secret(const char *path, long long max, bool list, bool *shared, char *err,
+                         size_t errlen)
+{
+    /* O_NONBLOCK: a FIFO put there by mistake must not hang the reload */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        ml_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    char *buf = NULL;
+    size_t cap = (size_t)(max > 0 ? max : 65536) + 2, n = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ml_err(err, errlen, "%s: not a regular file", path);
+        goto fail;
+    }
+    *shared = (st.st_mode & S_IROTH) != 0;
+    buf = malloc(cap + 1);
+    if (!buf) {
+        ml_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            ml_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n == cap) {
+            ml_err(err, errlen, "%s: longer than %lld bytes", path, max);
+            goto fail;
+        }
+    }
+    buf[n] = 0;
+    if (n && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    if (n && buf[n - 1] == '\r')
+        buf[--n] = 0;
+    if (n == 0 || strlen(buf) != n) {
+        ml_err(err, errlen, "%s: %s", path, n ? "holds a NUL byte" : "is empty");
+        goto fail;
+    }
+    if (strchr(buf, '\n') && !list) {
+        ml_err(err, errlen, "%s: holds more than one line", path);
+        goto fail;
+    }
+    if (list) { /* one item a line: "a\nb" becomes "a, b" (validators trim the spaces) */
+        size_t lines = 0;
+        for (size_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+        char *joined = malloc(n + lines * 2 + 1);
+        if (!joined) {
+            ml_err(err, errlen, "out of memory");
+            goto fail;
+        }
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (buf[i] == '\r' && buf[i + 1] == '\n')
+                continue;
+            if (buf[i] == '\n') {
+                joined[j++] = ',';
+                joined[j++] = ' ';
+            } else {
+                joined[j++] = buf[i];
+            }
+        }
+        joined[j] = 0;
+        ml_wipe(buf, n);
+        free(buf);
+        buf = joined;
+    }
+    close(fd);
+    return buf;
+fail:
+    if (buf) {
+        ml_wipe(buf, n);
+        free(buf);
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Fills base (the secret) from the file key fk of section sec. 0 or -1. */
+static int resolve_one(const struct ml_cfg_section *sec, const struct ml_cfg_key *fk,
+                       const struct ml_cfg_key *base, void *cfg, char *warn, size_t warnlen,
+                       char *err, size_t errlen)
+{
+    char **pathp = field(sec, fk, cfg);
+    char **valp = field(sec, base, cfg);
+    char path[4096], why[400];
+    bool implicit = false;
+    if (*pathp && *valp)
+        return ml_err(err, errlen,
+                      "%s.%s and %s.%s are both set: give the secret one way (the file is "
+                      "recommended)",
+                      sec->name, base->name, sec->name, fk->name);
+    if (*valp)
+        return 0;
+    if (!*pathp) { /* a systemd credential of the documented name, when there is one */
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        if (!dir || !*dir ||
+            (size_t)snprintf(path, sizeof path, "%s/%s.%s", dir, sec->name, base->name) >=
+                sizeof path ||
+            access(path, F_OK) < 0)
+            return 0;
+        implicit = true;
+    } else if (secret_path(*pathp, path, sizeof path, why, sizeof why) < 0) {
+        return ml_err(err, errlen, "%s.%s: %s", sec->name, fk->name, why);
+    }
+    bool shared = false;
+    char *secret =
+        read_secret(path, base->max, (base->flags & ML_CFG_LIST) != 0, &shared, why, sizeof why);
+    if (!secret)
+        return ml_err(err, errlen, "%s.%s: %s", sec->name, implicit ? base->name : fk->name, why);
+    if (shared) {
+        size_t used = strlen(warn);
+        if (used < warnlen)
+            ml_snprintf(warn + used, warnlen - used,
+                        "%s%s.%s: %s is readable by every user of this machine (chmod o-r it)",
+                        used ? "; " : "", sec->name, fk->name, path);
+    }
+    /* the validators and the length check never quote a secret's text back */
+    int rc = set_value(sec, base, cfg, secret, why, sizeof why);
+    ml_wipe(secret, strlen(secret));
+    free(secret);
+    if (rc < 0)
+        return ml_err(err, errlen, "%s (read from %s)", why, path);
+    if (implicit) { /* the dump shows where the secret came from */
+        free(*pathp);
+        *pathp = strdup(path);
+        if (!*pathp)
+            return ml_err(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+int ml_cfg_resolve_files(const struct ml_cfg_section *const *secs, void *cfg, char *warn,
+                         size_t warnlen, char *err, size_t errlen)
+{
+    if (warnlen)
+        warn[0] = 0;
+    for (size_t i = 0; secs[i]; i++) {
+        const struct ml_cfg_section *sec = secs[i];
+        for (const struct ml_cfg_key *fk = sec->keys; fk->name; fk++) {
+            if (!(fk->flags & ML_CFG_FILE))
+                continue;
+            char base_name[64];
+            size_t blen = strlen(fk->name);
+            if (blen <= 5 || blen - 5 >= sizeof base_name)
+                return ml_err(err, errlen, "%s.%s: bad file key", sec->name, fk->name);
+            memcpy(base_name, fk->name, blen - 5);
+            base_name[blen - 5] = 0;
+            const struct ml_cfg_key *base = ml_cfg_find(secs, sec->name, base_name, NULL);
+            if (!base || base->type != ML_CFG_STR)
+                return ml_err(err, errlen, "%s.%s: no key %s", sec->name, fk->name, base_name);
+            if (resolve_one(sec, fk, base, cfg, warn, warnlen, err, errlen) < 0)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out)

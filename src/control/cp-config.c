@@ -94,10 +94,10 @@ const struct ml_cfg_key cp_cfg_keys[] = {
      "How long GET /api/v1/meetings/{id} answers from memory, in milliseconds. Changes made "
      "through this node show at once; changes made through another node of a fleet may take "
      "this long. 0: always ask the database."},
-    {"tls-cert", ML_CFG_STR, "", 0, 4096, 0, C(tls_cert), NULL, NULL,
+    {"tls-cert", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, C(tls_cert), NULL, NULL,
      "Certificate chain (PEM) for TLS on control.listen: the API over HTTPS and signaling over "
      "wss://. Empty: plain HTTP and ws:// (put a TLS proxy in front for the public)."},
-    {"tls-key", ML_CFG_STR, "", 0, 4096, 0, C(tls_key), NULL, NULL,
+    {"tls-key", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD, C(tls_key), NULL, NULL,
      "Private key (PEM) of control.tls-cert."},
     {"web-root", ML_CFG_STR, "", 0, 4096, 0, C(web_root), NULL, NULL,
      "Directory of the browser client (index.html, css/, js/), served on control.listen with "
@@ -143,6 +143,9 @@ const struct ml_cfg_key cp_auth_cfg_keys[] = {
      NULL,
      "HS256 secret of the access and signaling tokens (at least 32 bytes). One of jwt-secret "
      "and jwt-key is needed by the control plane; every node of a fleet needs the same."},
+    {"jwt-secret-file", ML_CFG_STR, "", 0, 4096, ML_CFG_CREDENTIAL | ML_CFG_FILE,
+     A(jwt_secret_file), NULL, NULL,
+     "File holding auth.jwt-secret." ML_CFG_FILE_HELP("auth.jwt-secret")},
     {"jwt-key", ML_CFG_STR, "", 0, 4096, ML_CFG_CREDENTIAL, A(jwt_key), NULL, NULL,
      "Path of an ES256 private key (PEM, P-256) to sign tokens with instead of jwt-secret; "
      "tokens are verified with its public key."},

@@ -421,6 +421,19 @@ int cp_port(const struct cp *cp)
     return cp->http ? http_server_port(cp->http) : 0;
 }
 
+bool cp_shared_tls_set(struct cp *cp, SSL_CTX *loaded)
+{
+    return cp && cp->http && http_server_tls_adopt_set(cp->http, loaded);
+}
+
+bool cp_tls_set(struct cp *cp, SSL_CTX *loaded)
+{
+    if (!cp->http || !http_server_tls(cp->http))
+        return false;
+    http_server_tls_set(cp->http, loaded);
+    return true;
+}
+
 #define CP_HEADER_MAX 16384 /* bytes of all request headers: room for a long bearer token */
 
 /* Binds control.listen with the REST API as its service and signaling as its WebSocket

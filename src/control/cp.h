@@ -52,8 +52,9 @@ extern const struct ml_cfg_key cp_cfg_keys[];
 
 /* The [auth] configuration section. */
 struct cp_auth_config {
-    char *jwt_secret; /* HS256 secret (>= 32 bytes) */
-    char *jwt_key;    /* path of an ES256 private key (PEM); wins over jwt_secret */
+    char *jwt_secret;      /* HS256 secret (>= 32 bytes) */
+    char *jwt_secret_file; /* the file jwt_secret was read from (ml_cfg_resolve_files) */
+    char *jwt_key;         /* path of an ES256 private key (PEM); wins over jwt_secret */
     char *jwt_issuer, *jwt_audience;
     long long token_lifetime_s, signaling_token_lifetime_s, leeway_s;
     char *oidc_issuer, *oidc_audience, *oidc_jwks_file;
@@ -117,6 +118,12 @@ void cp_adopt(void *arg, int fd, const struct sockaddr *peer, bool tls);
 int cp_start(struct cp *cp, char *err, size_t errlen) ML_WUR;
 /* The port the HTTP listener is bound to. */
 int cp_port(const struct cp *cp);
+/* Puts a new certificate (net_tls_cert_load) in use for new HTTPS and wss:// connections of
+ * control.listen; false (nothing done) when it serves plain HTTP. Any thread. */
+bool cp_tls_set(struct cp *cp, SSL_CTX *loaded);
+/* The same for the HTTPS that a shared:// listener hands over before the handshake (the pair of
+ * turn.tls-cert); false when there is none. Any thread. */
+bool cp_shared_tls_set(struct cp *cp, SSL_CTX *loaded);
 /* Takes the new TURN shared secrets (SIGHUP). Thread-safe. */
 void cp_reload_turn(struct cp *cp, const struct turn_config *turn);
 /* ---------------------------------------------------------------- a fleet of relays (#16) */

@@ -4,6 +4,8 @@
 #include "db/db.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define K(f) ML_CFG_FIELD(struct db_config, f)
 
@@ -12,7 +14,13 @@ const struct ml_cfg_key db_cfg_keys[] = {
      "libpq connection string of the meetings database, e.g. \"host=/run/postgresql "
      "dbname=meetlite user=meetlite\" or postgresql://user:pass@host/db. Needed by the "
      "control plane. A TURN-only node sets it too, to learn revocations (LISTEN) and write "
-     "usage records; it keeps relaying when the database is away. Empty: no database."},
+     "usage records; it keeps relaying when the database is away. Empty: no database. Keep "
+     "the password out of it: database.password-file (or libpq's own passfile=)."},
+    {"password", ML_CFG_STR, "", 0, 1024, ML_CFG_SECRET, K(password), NULL, NULL,
+     "Password of the database role, added to database.url as libpq's password parameter "
+     "(it wins over one in the URL). Prefer database.password-file."},
+    {"password-file", ML_CFG_STR, "", 0, 4096, ML_CFG_FILE, K(password_file), NULL, NULL,
+     "File holding database.password." ML_CFG_FILE_HELP("database.password")},
     {"pool-size", ML_CFG_INT, "4", 1, 64, 0, K(pool_size), NULL, NULL,
      "Database threads, each with its own connection. Queries, password hashing and token "
      "signing run on them, never on the HTTP thread."},
@@ -38,3 +46,52 @@ const struct ml_cfg_key db_cfg_keys[] = {
      "dropped and made again, with a catch-up on the revocations it may have missed."},
     {NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
+
+/* Appends "keyword='value'" to b, quoted as libpq's conninfo parser expects. 0 or -1. */
+static int conninfo_add(struct ml_buf *b, const char *kw, const char *val)
+{
+    int rc = ml_buf_printf(b, "%s%s='", b->len ? " " : "", kw);
+    for (const char *p = val; *p && rc == 0; p++) {
+        if (*p == '\'' || *p == '\\')
+            rc = ml_buf_add(b, "\\", 1);
+        if (rc == 0)
+            rc = ml_buf_add(b, p, 1);
+    }
+    return rc == 0 ? ml_buf_add(b, "'", 1) : -1;
+}
+
+int db_conninfo_add_password(struct db_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->password)
+        return 0;
+    if (!cfg->url)
+        return ml_err(err, errlen, "database.password needs database.url");
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(cfg->url, &perr);
+    if (!opts) {
+        /* libpq's message may quote the string, which may hold a password: not passed on */
+        PQfreemem(perr);
+        return ml_err(err, errlen, "database.url is not a valid libpq connection string");
+    }
+    /* the URL's own parameters, then ours: libpq has no other safe way to combine them */
+    struct ml_buf b = ML_BUF_INIT(65536);
+    int rc = 0;
+    for (PQconninfoOption *o = opts; o->keyword && rc == 0; o++)
+        if (o->val && strcmp(o->keyword, "password") != 0)
+            rc = conninfo_add(&b, o->keyword, o->val);
+    if (rc == 0)
+        rc = conninfo_add(&b, "password", cfg->password);
+    PQconninfoFree(opts);
+    char *merged = ml_buf_take(&b);
+    if (rc < 0 || !merged) {
+        if (merged) {
+            ml_wipe(merged, strlen(merged));
+            free(merged);
+        }
+        return ml_err(err, errlen, "database.url with its password: too long");
+    }
+    ml_wipe(cfg->url, strlen(cfg->url));
+    free(cfg->url);
+    cfg->url = merged;
+    return 0;
+}

@@ -11,6 +11,8 @@
 /* The [database] configuration section. */
 struct db_config {
     char *url;             /* libpq connection string; NULL: no database */
+    char *password;        /* merged into url by db_conninfo_add_password at load */
+    char *password_file;   /* the file password was read from */
     long long pool_size;   /* database threads (one connection each) */
     bool migrate_on_start; /* apply sql/NNN_*.sql at start */
     char *migrations_dir;  /* NULL: installed pkgdatadir/sql, else the source tree's sql/ */
@@ -21,6 +23,11 @@ struct db_config {
     long long listen_keepalive_s; /* how often the LISTEN connection checks itself */
 };
 extern const struct ml_cfg_key db_cfg_keys[];
+/* Puts database.password (when set) into database.url as its password parameter: the URL (a
+ * keyword string or a postgresql:// URI) becomes a keyword string with every value quoted, so
+ * no character of the password can change another parameter. 0, or -1 with err (which never
+ * quotes the URL). */
+int db_conninfo_add_password(struct db_config *cfg, char *err, size_t errlen) ML_WUR;
 
 /* Outcome of a job, set by the pool (DB_UNAVAILABLE) or by the work function. */
 enum db_status {

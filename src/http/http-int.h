@@ -4,6 +4,7 @@
 #define ML_HTTP_INT_H
 
 #include "http/http.h"
+#include "net/net.h"
 
 #include <pthread.h>
 
@@ -51,6 +52,8 @@ struct http_server {
     struct lws_vhost *vhost;
     struct lws_vhost *vhost_tls; /* cfg.adopt_tls's, for handovers before the handshake; or NULL */
     bool ipv4;                   /* the listen address is IPv4: lws's IPv6 off */
+    struct net_tls_cert *tls;    /* the certificate new handshakes get (reloadable); NULL: plain */
+    struct net_tls_cert *tls_adopt; /* the same for vhost_tls (cfg.adopt_tls); NULL: none */
     void *evloop; /* the service thread's libev loop (struct ev_loop *); NULL: lws's own */
     pthread_t thread;
     bool started, stopping;

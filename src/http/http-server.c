@@ -103,6 +103,55 @@ void *http_ws_arg(struct lws *wsi)
     return p ? p->user : NULL;
 }
 
+/* ------------------------------------------------------------------ TLS */
+
+/* The one place a vhost's TLS context gets its certificate from a replaceable holder, so that
+ * http_server_tls_set (and http_server_tls_adopt_set) reach every new handshake without
+ * touching the connections already made. lws calls it (through LOAD_EXTRA_SERVER_VERIFY_CERTS,
+ * in: the vhost) for each TLS vhost make_vhost creates: the server's own takes srv->tls, the
+ * shared listener's handover vhost (HTTP_VHOST_TLS, cfg.adopt_tls) srv->tls_adopt. */
+static int http_tls_vhost_attach(struct http_server *srv, struct lws_vhost *vh, SSL_CTX *ssl_ctx)
+{
+    const char *name = vh ? lws_get_vhost_name(vh) : NULL;
+    struct net_tls_cert *holder = name && !strcmp(name, HTTP_VHOST_TLS) ? srv->tls_adopt : srv->tls;
+    if (holder && ssl_ctx)
+        net_tls_cert_attach(holder, ssl_ctx);
+    return 0;
+}
+
+/* A holder with the pair of cert and key, checked as lws will load them. 0 or -1 with err. */
+static int tls_holder(struct net_tls_cert **out, const char *cert, const char *key, char *err,
+                      size_t errlen)
+{
+    SSL_CTX *pair = net_tls_cert_load(cert, key, err, errlen);
+    if (!pair)
+        return -1;
+    *out = net_tls_cert_new();
+    if (*out)
+        net_tls_cert_set(*out, pair);
+    SSL_CTX_free(pair);
+    return *out ? 0 : ml_err(err, errlen, "out of memory");
+}
+
+bool http_server_tls(const struct http_server *srv)
+{
+    return srv->tls != NULL;
+}
+
+void http_server_tls_set(struct http_server *srv, SSL_CTX *loaded)
+{
+    if (srv->tls)
+        net_tls_cert_set(srv->tls, loaded);
+}
+
+bool http_server_tls_adopt_set(struct http_server *srv, SSL_CTX *loaded)
+{
+    if (!srv || !srv->tls_adopt)
+        return false;
+    net_tls_cert_set(srv->tls_adopt, loaded);
+    return true;
+}
+
 /* ------------------------------------------------------------------ the HTTP protocol */
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -114,6 +163,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     if (!srv)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: /* user: the vhost's SSL_CTX */
+        return http_tls_vhost_attach(srv, in, (SSL_CTX *)user);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* delivered to every protocol of every vhost, and not 1:1 with wakes: collect here
          * only (the first vhost), and collect everything */
@@ -292,8 +343,8 @@ static int make_context(struct http_server *srv)
 
 /* Creates one vhost of the server (they all carry the same protocols, mounts and headers), with
  * TLS (HTTPS and wss://) when tls->cert is set. The one place where a vhost and its certificate
- * are made: reloading certificate files means calling lws_tls_cert_updated() on the service
- * thread with the paths given here, or making the vhost again through here. NULL on failure
+ * are made; its certificate is then replaced per handshake from a holder
+ * (http_tls_vhost_attach), which is how a reload reaches it. NULL on failure
  * (a file that cannot be read, a key that does not match). */
 static struct lws_vhost *make_vhost(struct http_server *srv, const char *name,
                                     const struct http_tls *tls)
@@ -392,6 +443,12 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
                "%s.listen: cannot serve on %s (libwebsockets' libev plugin missing: apt-get "
                "install libwebsockets-evlib-ev?)",
                cfg->section, cfg->listen);
+        http_server_free(srv);
+        return NULL;
+    }
+    if ((cfg->tls_cert && tls_holder(&srv->tls, cfg->tls_cert, cfg->tls_key, err, errlen) < 0) ||
+        (cfg->adopt_tls.cert &&
+         tls_holder(&srv->tls_adopt, cfg->adopt_tls.cert, cfg->adopt_tls.key, err, errlen) < 0)) {
         http_server_free(srv);
         return NULL;
     }
@@ -496,6 +553,8 @@ void http_server_free(struct http_server *srv)
     pthread_mutex_destroy(&srv->done_mu);
     pthread_mutex_destroy(&srv->adopt_mu);
     ml_addr_counts_free(srv->addrs);
+    net_tls_cert_free(srv->tls); /* after the context, whose vhosts point at them */
+    net_tls_cert_free(srv->tls_adopt);
     free(srv);
 }
 

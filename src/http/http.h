@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 /* ---------------------------------------------------------------- errors (http-err.c) */
 
@@ -337,6 +338,14 @@ struct http_server *http_server_new(const struct http_server_config *cfg, char *
 int http_server_start(struct http_server *srv, char *err, size_t errlen) ML_WUR;
 /* The port the server is bound to (for a no_listen server: its listen address's). */
 int http_server_port(const struct http_server *srv);
+/* Whether the server speaks TLS (http_server_config.tls_cert). */
+bool http_server_tls(const struct http_server *srv);
+/* Makes the pair in loaded (net_tls_cert_load; the server takes its own reference) the one new
+ * TLS handshakes get; HTTP keep-alive connections and WebSockets keep theirs. Any thread. */
+void http_server_tls_set(struct http_server *srv, SSL_CTX *loaded);
+/* The same for the adopt_tls vhost (TLS handed over by a shared listener); false when there is
+ * none. */
+bool http_server_tls_adopt_set(struct http_server *srv, SSL_CTX *loaded);
 /* Hands the server a connection accepted elsewhere (a shared listener of the relay), nothing
  * read from it yet: fd is the server's from the call on (closed on any failure); peer is the
  * client (copied: http_client_addr tells it, which matters when fd is a socketpair carrying

@@ -205,6 +205,23 @@ int net_tls_version_validate(const char *value, char *err, size_t errlen);
 /* Describes the context's certificate for the log: subject and expiry date. */
 int net_tls_describe(SSL_CTX *ctx, char *buf, size_t len);
 
+/* A certificate and key that can be replaced under a TLS context someone else built and owns
+ * (a libwebsockets vhost's): attached to it, every new handshake takes the pair current at that
+ * moment; established connections keep theirs. Thread-safe: set from any thread. */
+struct net_tls_cert;
+/* A holder with no pair yet (NULL on OOM). */
+struct net_tls_cert *net_tls_cert_new(void) ML_WUR;
+/* Frees the holder; every context it is attached to must be gone. NULL is fine. */
+void net_tls_cert_free(struct net_tls_cert *c);
+/* Loads and checks a pair (chain file, key file, key matching the certificate) without putting
+ * it in use: a context that holds it (caller owns; NULL with err filled). */
+SSL_CTX *net_tls_cert_load(const char *cert, const char *key, char *err, size_t errlen) ML_WUR;
+/* Makes the pair of loaded (from net_tls_cert_load; the holder takes its own reference) the one
+ * new handshakes get. */
+void net_tls_cert_set(struct net_tls_cert *c, SSL_CTX *loaded);
+/* Attaches the holder to ctx (SSL_CTX_set_cert_cb): the holder must outlive ctx. */
+void net_tls_cert_attach(struct net_tls_cert *c, SSL_CTX *ctx);
+
 /* ---------------------------------------------------------------- workers */
 
 unsigned net_worker_id(const struct net_worker *w);

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tls_fail(char *err, size_t errlen, const char *what, const char *path)
@@ -147,4 +148,68 @@ int net_tls_describe(SSL_CTX *ctx, char *buf, size_t len)
         strftime(until, sizeof until, "%Y-%m-%d", &tm);
     ml_snprintf(buf, len, "%s, valid until %s", subject, until);
     return 0;
+}
+
+/* ---------------------------------------------------------------- a replaceable certificate */
+
+struct net_tls_cert {
+    pthread_mutex_t mu;
+    SSL_CTX *cur; /* holds the pair in use (a reference of ours); NULL: the context's own */
+};
+
+struct net_tls_cert *net_tls_cert_new(void)
+{
+    struct net_tls_cert *c = calloc(1, sizeof *c);
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void net_tls_cert_free(struct net_tls_cert *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->cur);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+SSL_CTX *net_tls_cert_load(const char *cert, const char *key, char *err, size_t errlen)
+{
+    struct net_tls_settings ts = {.cert = cert, .key = key, .min_version = "1.2"};
+    return net_tls_ctx_new(&ts, err, errlen);
+}
+
+void net_tls_cert_set(struct net_tls_cert *c, SSL_CTX *loaded)
+{
+    SSL_CTX_up_ref(loaded);
+    pthread_mutex_lock(&c->mu);
+    SSL_CTX *old = c->cur;
+    c->cur = loaded;
+    pthread_mutex_unlock(&c->mu);
+    SSL_CTX_free(old); /* handshakes that took it hold their own references to its pair */
+}
+
+/* OpenSSL asks once per handshake, after the ClientHello, before it picks the certificate. */
+static int use_current(SSL *ssl, void *arg)
+{
+    struct net_tls_cert *c = arg;
+    pthread_mutex_lock(&c->mu);
+    SSL_CTX *cur = c->cur;
+    if (cur)
+        SSL_CTX_up_ref(cur);
+    pthread_mutex_unlock(&c->mu);
+    if (!cur)
+        return 1; /* nothing set: the context's own pair */
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(cur, &chain);
+    int ok = SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(cur), SSL_CTX_get0_privatekey(cur),
+                                  chain, 1);
+    SSL_CTX_free(cur);
+    return ok == 1 ? 1 : 0;
+}
+
+void net_tls_cert_attach(struct net_tls_cert *c, SSL_CTX *ctx)
+{
+    SSL_CTX_set_cert_cb(ctx, use_current, c);
 }

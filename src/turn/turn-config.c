@@ -116,11 +116,19 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "Shared secrets of the TURN REST API (coturn's static-auth-secret): a comma list, every "
      "one accepted, so a new secret can be added before the old is retired. Usernames are "
      "<expiry>:<id> (or <id>:<expiry>), passwords base64(HMAC-SHA1(secret, username))."},
+    {"auth-secret-file", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_CREDENTIAL | ML_CFG_FILE,
+     K(auth_secret_file), NULL, NULL,
+     "File holding turn.auth-secret (one secret a line, the way to keep it off command lines "
+     "and out of this file)." ML_CFG_FILE_HELP("turn.auth-secret")},
     {"static-users", ML_CFG_STR, "", 0, 65536,
      ML_CFG_RELOAD | ML_CFG_SECRET | ML_CFG_LIST | ML_CFG_CREDENTIAL, K(static_users), NULL,
      validate_users,
      "Fixed long-term users: a comma list of user:password, or user:0x followed by the 32 hex "
      "digits of MD5(user:realm:password) so that no password is stored."},
+    {"static-users-file", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_CREDENTIAL | ML_CFG_FILE,
+     K(static_users_file), NULL, NULL,
+     "File holding turn.static-users, one user:password (or user:0x...) a line." ML_CFG_FILE_HELP(
+         "turn.static-users")},
     {"strict-expiry", ML_CFG_BOOL, "no", 0, 0, ML_CFG_RELOAD, K(strict_expiry), NULL, NULL,
      "An expired TURN REST credential is always refused at Allocate. With strict-expiry it is "
      "also refused for Refresh, CreatePermission and ChannelBind, so an allocation cannot "
@@ -132,6 +140,8 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      validate_nonce_secret,
      "Key of the nonce HMAC. Empty: a random key per process. Set the same value on every "
      "node of a fleet so that a client may move between nodes."},
+    {"nonce-secret-file", ML_CFG_STR, "", 0, 4096, ML_CFG_FILE, K(nonce_secret_file), NULL, NULL,
+     "File holding turn.nonce-secret." ML_CFG_FILE_HELP("turn.nonce-secret")},
     {"unauth-answer-rate", ML_CFG_SIZE, "16k", 0, 1LL << 30, ML_CFG_RELOAD, K(unauth_answer_rate),
      NULL, NULL,
      "Bytes per second of answers to unauthenticated UDP requests (401, 438, 400) that one "

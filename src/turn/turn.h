@@ -18,6 +18,7 @@ struct turn_config {
     char *realm;
     char *auth_secret;  /* comma list of TURN REST API shared secrets (all valid: rotation) */
     char *static_users; /* comma list of user:password or user:0x<32 hex digits of the key> */
+    char *auth_secret_file, *static_users_file, *nonce_secret_file; /* the -file forms */
     bool strict_expiry; /* refuse Refresh/CreatePermission/ChannelBind after a REST expiry */
     long long nonce_lifetime_s;
     char *nonce_secret; /* shared by a fleet so any node accepts any node's nonce; NULL: random */
