@@ -680,6 +680,64 @@ START_TEST(listener_notifies_and_reconnects)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ database.password */
+
+/* The value of keyword in a connection string, as libpq reads it (caller frees); NULL: unset. */
+static char *conninfo_get(const char *conninfo, const char *keyword)
+{
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(conninfo, &perr);
+    PQfreemem(perr);
+    ck_assert_ptr_nonnull(o);
+    char *v = NULL;
+    for (PQconninfoOption *p = o; p->keyword; p++)
+        if (!strcmp(p->keyword, keyword) && p->val)
+            v = strdup(p->val);
+    PQconninfoFree(o);
+    return v;
+}
+
+static void check_merge(const char *url, const char *password, const char *dbname,
+                        const char *host)
+{
+    struct db_config cfg = {.url = strdup(url), .password = strdup(password)};
+    char err[256];
+    ck_assert_int_eq(db_conninfo_add_password(&cfg, err, sizeof err), 0);
+    char *pw = conninfo_get(cfg.url, "password"), *db = conninfo_get(cfg.url, "dbname"),
+         *h = conninfo_get(cfg.url, "host"), *opt = conninfo_get(cfg.url, "options");
+    ck_assert_str_eq(pw, password); /* every byte, quotes and backslashes included */
+    ck_assert_str_eq(db, dbname);
+    ck_assert_str_eq(h, host);
+    ck_assert_ptr_null(opt); /* nothing in the password became a parameter of its own */
+    free(pw);
+    free(db);
+    free(h);
+    free(cfg.url);
+    free(cfg.password);
+}
+
+START_TEST(password_merged_quoted)
+{
+    check_merge("host=/run/postgresql dbname=meetlite user=meetlite", "s3cret", "meetlite",
+                "/run/postgresql");
+    check_merge("host=h dbname=d", "a' options='-c x=1", "d", "h");
+    check_merge("host=h dbname=d", "back\\slash' and 'quote\\", "d", "h");
+    /* a URI is rewritten as keywords; its own password loses to ours */
+    check_merge("postgresql://meetlite:old@db.example.org/meetings?sslmode=require", "new pw",
+                "meetings", "db.example.org");
+    struct db_config none = {.url = strdup("dbname=x")};
+    char err[256];
+    ck_assert_int_eq(db_conninfo_add_password(&none, err, sizeof err), 0);
+    ck_assert_str_eq(none.url, "dbname=x"); /* no password: the URL as written */
+    free(none.url);
+    struct db_config bad = {.url = strdup("host='unterminated"), .password = strdup("pw-1")};
+    ck_assert_int_eq(db_conninfo_add_password(&bad, err, sizeof err), -1);
+    ck_assert_ptr_null(strstr(err, "unterminated")); /* the URL is never quoted back */
+    free(bad.url);
+    free(bad.password);
+}
+END_TEST
+
 static Suite *helpers_suite(void)
 {
     Suite *s = suite_create("db-helpers");
@@ -690,6 +748,7 @@ static Suite *helpers_suite(void)
     tcase_add_test(tc, migration_names);
     tcase_add_test(tc, migrations_in_order);
     tcase_add_test(tc, tree_migrations);
+    tcase_add_test(tc, password_merged_quoted);
     suite_add_tcase(s, tc);
     return s;
 }
