@@ -24,6 +24,7 @@
 struct conf {
     char listen[128];
     char token[300]; /* the first of admin.token */
+    char token_file[4096]; /* admin.token-file: its first line is the token */
     bool tls;
     char db_url[4096];
     char migrations_dir[4096];
@@ -42,6 +43,8 @@ static int conf_line(void *user, const char *section, const char *name, const ch
         ml_strlcpy(c->listen, value, sizeof c->listen);
     else if (!strcmp(section, "admin") && !strcmp(name, "token")) {
         ml_list_first(value, c->token, sizeof c->token); /* the first of admin.token */
+    } else if (!strcmp(section, "admin") && !strcmp(name, "token-file")) {
+        ml_strlcpy(c->token_file, value, sizeof c->token_file);
     } else if (!strcmp(section, "admin") && !strcmp(name, "tls-cert"))
         c->tls = *value != 0;
     else if (!strcmp(section, "database") && !strcmp(name, "url"))
@@ -1257,7 +1260,8 @@ static void usage(FILE *out)
             "Usage: meetlite-admin [OPTIONS] COMMAND [ARGS]\n"
             "The command line of meetlited's admin API (see meetlite-admin(1)).\n\n"
             "Options:\n"
-            "  -c, --config FILE      meetlited's configuration: admin.listen, admin.token,\n"
+            "  -c, --config FILE      meetlited's configuration: admin.listen, admin.token (or\n"
+            "                         admin.token-file),\n"
             "                         admin.tls-cert, database.url are taken from it\n"
             "  -u, --url URL          the admin API (default: admin.listen of --config, or\n"
             "                         $MEETLITE_ADMIN_URL, or http://127.0.0.1:8081)\n"
@@ -1286,7 +1290,8 @@ static void usage(FILE *out)
             "  secrets retire ID\n"
             "  drain [on|off]                  refuse new allocations and joins, or stop\n"
             "  log-level [LEVEL]               error, warn, notice, info or debug\n"
-            "  tls-reload                      read the TURN TLS certificate and key again\n"
+            "  tls-reload                      read the TLS certificates and keys of every\n"
+            "                                  listener again (turn, control, admin)\n"
             "  usage MEETING                   relay usage of a meeting (id or join code)\n"
             "  webhooks [list] [--status S] [--type T] [--since TIME] [--before SEQ]\n"
             "           [--limit N]            queued webhook events, newest first\n"
@@ -1413,6 +1418,17 @@ int main(int argc, char **argv)
             token = token_buf;
         } else if (!token && file_conf.token[0]) {
             token = file_conf.token;
+        } else if (!token && file_conf.token_file[0]) {
+            /* as meetlited reads it: a relative path is a systemd credential */
+            char path[4096];
+            const char *dir = getenv("CREDENTIALS_DIRECTORY");
+            if (file_conf.token_file[0] != '/' && dir && *dir)
+                ml_snprintf(path, sizeof path, "%s/%s", dir, file_conf.token_file);
+            else
+                ml_strlcpy(path, file_conf.token_file, sizeof path);
+            if (read_token_file(path, token_buf, sizeof token_buf) < 0)
+                return EXIT_USAGE;
+            token = token_buf;
         }
         conn.token = token;
     }
