@@ -23,7 +23,7 @@
 /* What a meetlited configuration file tells us. */
 struct conf {
     char listen[128];
-    char token[300]; /* the first of admin.token */
+    char token[300];       /* the first of admin.token */
     char token_file[4096]; /* admin.token-file: its first line is the token */
     bool tls;
     char db_url[4096];

@@ -697,8 +697,7 @@ static char *conninfo_get(const char *conninfo, const char *keyword)
     return v;
 }
 
-static void check_merge(const char *url, const char *password, const char *dbname,
-                        const char *host)
+static void check_merge(const char *url, const char *password, const char *dbname, const char *host)
 {
     struct db_config cfg = {.url = strdup(url), .password = strdup(password)};
     char err[256];
