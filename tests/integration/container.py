@@ -86,17 +86,23 @@ try:
          "the secrets' variables are gone from meetlited's environment", env)
     t.eq(out("mode").strip() if r.returncode == 0 else None, "600", "the effective file is mode 0600")
     conf = out("conf") if r.returncode == 0 else ""
-    t.ok("auth-secret = turn-secret-from-a-file-0123456789\n" in conf, "turn.auth-secret from its _FILE (newline dropped)")
-    t.ok("jwt-secret = jwt-secret-from-a-file-0123456789abcdef012345\n" in conf, "auth.jwt-secret from its _FILE")
+    t.ok("auth-secret-file = %s\n" % turn in conf and "turn-secret-from" not in conf,
+         "MEETLITE_TURN_SECRET_FILE becomes turn.auth-secret-file: meetlited reads the secret itself")
+    t.ok("jwt-secret-file = %s\n" % jwt in conf and "jwt-secret-from" not in conf,
+         "MEETLITE_JWT_SECRET_FILE becomes auth.jwt-secret-file")
     t.ok("url = host=/nonexistent dbname=meetlite user=meetlite\nmigrate-on-start = yes" in conf,
          "database.url from the environment, migrations on by default")
     t.ok("token = an-admin-token-from-the-env-0123\n" in conf, "admin.token from the environment")
 
     r = entry({"MEETLITE_TURN_SECRET": "x" * 20, "MEETLITE_TURN_SECRET_FILE": turn})
     t.ok(r.returncode != 0 and "not both" in r.stderr, "a value and its _FILE together are refused", r.stderr)
-    two = put("two-lines", "line-one-secret-0123\n[admin]\ntoken = injected-token-0123456789\n")
-    r = entry({"MEETLITE_TURN_SECRET_FILE": two})
+    r = entry({"MEETLITE_TURN_SECRET": "line-one-secret-0123\n[admin]\ntoken = injected-token-0123456789"})
     t.ok(r.returncode != 0 and "one line" in r.stderr, "a secret of several lines is refused (no key injection)", r.stderr)
+    pw = put("db-password", "db-password-from-a-file-0123\n")
+    r = entry({"MEETLITE_DATABASE_URL": "host=/nonexistent dbname=meetlite user=meetlite",
+               "MEETLITE_DATABASE_PASSWORD_FILE": pw})
+    t.ok(r.returncode == 0 and "password-file = %s\n" % pw in out("conf"),
+         "MEETLITE_DATABASE_PASSWORD_FILE becomes database.password-file", r.stderr)
     r = entry({"MEETLITE_JWT_SECRET_FILE": os.path.join(tmp, "missing")})
     t.ok(r.returncode != 0 and "cannot read" in r.stderr, "a missing secret file is named", r.stderr)
     r = entry({"MEETLITE_MIGRATE": "maybe"})
@@ -219,14 +225,19 @@ try:
     files = [v for k, v in ml.get("environment", {}).items() if k.endswith("_FILE")]
     t.ok(files and all(f.startswith("/run/secrets/") and f[len("/run/secrets/"):] in ml.get("secrets", []) for f in files),
          "every *_FILE names a secret mounted into meetlited", files)
-    t.ok(not any(k in ("MEETLITE_TURN_SECRET", "MEETLITE_JWT_SECRET", "MEETLITE_ADMIN_TOKEN", "MEETLITE_DATABASE_URL")
-                 for k in ml.get("environment", {})), "no secret in the compose file's environment")
+    mlenv = ml.get("environment", {})
+    t.ok(not any(k in ("MEETLITE_TURN_SECRET", "MEETLITE_JWT_SECRET", "MEETLITE_ADMIN_TOKEN",
+                       "MEETLITE_DATABASE_PASSWORD") for k in mlenv)
+         and "password" not in mlenv.get("MEETLITE_DATABASE_URL", "") and "@" not in mlenv.get("MEETLITE_DATABASE_URL", ""),
+         "no secret in the compose file's environment (the database URL holds no password)", mlenv)
     t.ok(svc.get("db", {}).get("environment", {}).get("POSTGRES_PASSWORD_FILE"), "PostgreSQL's password from a secret too")
     cmd = ml.get("command", [])
     # plus what the entrypoint adds from the secrets (a database URL, the TURN and JWT secrets):
     # --check-config applies start's rules, which need them
-    secrets = ["--set=database.url=postgresql:///meetlite", "--set=turn.auth-secret=" + "s" * 32,
-               "--set=auth.jwt-secret=" + "j" * 40]
+    secrets = ["--set=database.url=" + mlenv.get("MEETLITE_DATABASE_URL", ""),
+               "--set=database.password-file=" + put("compose-db-password", "p" * 32 + "\n"),
+               "--set=turn.auth-secret-file=" + put("compose-turn-secret", "s" * 32 + "\n"),
+               "--set=auth.jwt-secret-file=" + put("compose-jwt-secret", "j" * 40 + "\n")]
     r = subprocess.run([MEETLITED, "--config", SAMPLE] + cmd + secrets + ["--check-config"],
                        capture_output=True, text=True, timeout=30)
     t.ok(r.returncode == 0, "meetlited --check-config accepts the compose command", r.stdout + r.stderr)
