@@ -28,10 +28,9 @@ trap cleanup EXIT INT TERM
 # Secrets made once per checkout, never committed (.run/ is gitignored).
 secret() {
     [ -s "$1" ] || (umask 077 && openssl rand -hex 32 > "$1")
-    cat "$1"
 }
-TURN_SECRET=$(secret "$top/.run/turn-secret")
-JWT_SECRET=$(secret "$top/.run/jwt-secret")
+secret "$top/.run/turn-secret"
+secret "$top/.run/jwt-secret"
 
 CONF="$top/etc/meetlite.conf"
 [ -f "$top/.run/meetlite.conf" ] && CONF="$top/.run/meetlite.conf"
@@ -40,8 +39,9 @@ RUNCONF="$top/.run/effective.conf"
 (umask 077 && {
     cat "$CONF"
     printf '\n[database]\nurl = %s\nmigrations-dir = %s\n' "$DBURL" "$top/sql"
-    printf '\n[turn]\nauth-secret = %s\n' "$TURN_SECRET"
-    printf '\n[auth]\njwt-secret = %s\n' "$JWT_SECRET"
+    # the -file forms: meetlited reads the secrets itself (docs/deploy.md, section 5)
+    printf '\n[turn]\nauth-secret-file = %s\n' "$top/.run/turn-secret"
+    printf '\n[auth]\njwt-secret-file = %s\n' "$top/.run/jwt-secret"
 } > "$RUNCONF")
 build/meetlited --config "$RUNCONF" --migrate
 echo "start.sh: starting meetlited with $CONF (STUN/TURN on 127.0.0.1:3478, API on http://127.0.0.1:8080)"
