@@ -388,7 +388,7 @@ static enum db_status w_oidc(struct db_conn *c, struct db_job *job)
     struct cp_jwt_expect ex = {cp->auth.oidc_issuer, cp->auth.oidc_audience, cp->auth.leeway_s,
                                ml_wall_s()};
     jwt_t *j = NULL;
-    enum http_err e = cp_jwks_verify(&cp->jwks, in->id_token, &ex, &j);
+    enum http_err e = cp_jwks_src_verify(cp->jwks, in->id_token, &ex, &j);
     if (e != HTTP_OK) {
         http_job_err(&req->http, e, "the ID token is not valid");
         return DB_FAILED;

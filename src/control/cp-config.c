@@ -18,6 +18,13 @@ static int validate_listen(const char *value, char *err, size_t errlen)
     return 0;
 }
 
+static int validate_https(const char *value, char *err, size_t errlen)
+{
+    if (*value && strncmp(value, "https://", 8) != 0)
+        return ml_err(err, errlen, "expected an https:// URL");
+    return 0;
+}
+
 static int validate_url(const char *value, char *err, size_t errlen)
 {
     if (*value && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
@@ -166,8 +173,28 @@ const struct ml_cfg_key cp_auth_cfg_keys[] = {
     {"oidc-audience", ML_CFG_STR, "", 0, 512, 0, A(oidc_audience), NULL, NULL,
      "Required aud of those ID tokens: the client id registered with the issuer."},
     {"oidc-jwks-file", ML_CFG_STR, "", 0, 4096, 0, A(oidc_jwks_file), NULL, NULL,
-     "The issuer's signing keys as a JWKS file (RS256 and ES256 keys; fetch it from the "
-     "issuer's jwks_uri and refresh it with the issuer's key rotation)."},
+     "The issuer's signing keys as a JWKS file (RS256 and ES256 keys), for a node that cannot "
+     "reach the issuer: read once at start. Empty (the default): the keys are fetched from "
+     "oidc-jwks-uri, or from the jwks_uri of the issuer's discovery document "
+     "(<oidc-issuer>/.well-known/openid-configuration), and kept current."},
+    {"oidc-jwks-uri", ML_CFG_STR, "", 0, 1024, 0, A(oidc_jwks_uri), NULL, validate_https,
+     "Where to fetch the issuer's JWKS (https only). Empty: the discovery document's "
+     "jwks_uri. Not together with oidc-jwks-file."},
+    {"oidc-ca-file", ML_CFG_STR, "", 0, 4096, 0, A(oidc_ca_file), NULL, NULL,
+     "CA certificates (PEM) that the issuer's HTTPS certificate must chain to. Empty: the "
+     "system's (ca-certificates)."},
+    {"oidc-jwks-refresh-min", ML_CFG_DURATION, "5m", 1, 86400, 0, A(oidc_jwks_refresh_min_s), NULL,
+     NULL,
+     "The shortest time a fetched key set is kept before it is fetched again, whatever the "
+     "issuer's Cache-Control max-age says (without one: 1h)."},
+    {"oidc-jwks-refresh-max", ML_CFG_DURATION, "24h", 60, 7 * 86400, 0, A(oidc_jwks_refresh_max_s),
+     NULL, NULL, "The longest time a fetched key set is kept, whatever max-age says."},
+    {"oidc-jwks-refetch-interval", ML_CFG_DURATION, "60s", 1, 3600, 0, A(oidc_jwks_refetch_s), NULL,
+     NULL,
+     "A token signed with a key the set lacks (the issuer rotated its keys) makes the set be "
+     "fetched again at once, at most once per this interval (a stranger's made-up key ids "
+     "cannot make us hammer the issuer); a failed fetch is retried after it too, and the last "
+     "good set stays in use meanwhile."},
     {"oidc-authorize-url", ML_CFG_STR, "", 0, 512, 0, A(oidc_authorize_url), NULL, validate_url,
      "The issuer's authorization endpoint, where the browser client sends people to sign in "
      "(its sign-in button shows only when this is known). Empty: Google's when oidc-issuer is "
@@ -218,9 +245,19 @@ int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *au
     if (!auth->jwt_key && strlen(auth->jwt_secret) < CP_JWT_SECRET_MIN)
         return ml_err(err, errlen, "auth.jwt-secret must be at least %d bytes long",
                       CP_JWT_SECRET_MIN);
-    if (auth->oidc_issuer && (!auth->oidc_audience || !auth->oidc_jwks_file))
+    if (auth->oidc_issuer && !auth->oidc_audience)
+        return ml_err(err, errlen, "auth.oidc-issuer needs auth.oidc-audience");
+    if (auth->oidc_jwks_file && auth->oidc_jwks_uri)
         return ml_err(err, errlen,
-                      "auth.oidc-issuer needs auth.oidc-audience and auth.oidc-jwks-file");
+                      "auth.oidc-jwks-file and auth.oidc-jwks-uri are both set: the file is "
+                      "for offline nodes, the URI for fetching; keep one");
+    if (auth->oidc_issuer && !auth->oidc_jwks_file && !auth->oidc_jwks_uri &&
+        strncmp(auth->oidc_issuer, "https://", 8) != 0)
+        return ml_err(err, errlen,
+                      "auth.oidc-issuer: discovery needs an https:// issuer (or set "
+                      "auth.oidc-jwks-uri or auth.oidc-jwks-file)");
+    if (auth->oidc_jwks_refresh_min_s > auth->oidc_jwks_refresh_max_s)
+        return ml_err(err, errlen, "auth.oidc-jwks-refresh-min exceeds auth.oidc-jwks-refresh-max");
     if (cfg->min_duration_s > cfg->max_duration_s ||
         cfg->default_duration_s < cfg->min_duration_s ||
         cfg->default_duration_s > cfg->max_duration_s)

@@ -61,6 +61,20 @@ void cp_jwks_free(struct cp_jwks *set);
 enum http_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
                              const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
 
+/* The issuer's keys kept current (cp-jwks.c): the file of auth.oidc-jwks-file, or fetched from
+ * auth.oidc-jwks-uri or the discovery document's jwks_uri on a thread of its own. NULL with err
+ * (a file that does not load, no thread). */
+struct cp_jwks_src;
+struct cp_jwks_src *cp_jwks_src_new(const struct cp_auth_config *auth, char *err,
+                                    size_t errlen) ML_WUR;
+/* Stops the fetcher and frees everything (no verification may be running). */
+void cp_jwks_src_free(struct cp_jwks_src *s);
+/* cp_jwks_verify against the set in force. A token naming a key the set lacks asks for a fetch
+ * (at most one per auth.oidc-jwks-refetch-interval) and waits up to 3 s for it: call it from a
+ * database thread, never an event loop. HTTP_E_UNAVAILABLE while no set was ever fetched. */
+enum http_err cp_jwks_src_verify(struct cp_jwks_src *s, const char *token,
+                                 const struct cp_jwt_expect *ex, jwt_t **out) ML_WUR;
+
 /* ---------------------------------------------------------------- requests */
 
 struct cp;
@@ -97,7 +111,7 @@ struct cp {
     struct db_pool *pool;
     struct http_server *http; /* control.listen: the REST API, signaling, the browser client */
     struct cp_jwt_key key;    /* access and signaling tokens */
-    struct cp_jwks jwks;      /* OIDC */
+    struct cp_jwks_src *jwks; /* OIDC: the issuer's keys; NULL without auth.oidc-issuer */
     bool oidc;
     char dummy_hash[128]; /* verified when an account does not exist (equal timing) */
     pthread_mutex_t turn_mu;

@@ -273,6 +273,10 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
     cp->auth.oidc_audience = dup_opt(auth->oidc_audience);
     cp->auth.oidc_jwks_file = dup_opt(auth->oidc_jwks_file);
     cp->auth.oidc_authorize_url = dup_opt(auth->oidc_authorize_url);
+    /* not kept: the key source copies what it needs, and the secret's file is the app's */
+    cp->auth.jwt_secret_file = NULL;
+    cp->auth.oidc_jwks_uri = NULL;
+    cp->auth.oidc_ca_file = NULL;
     cp->turn_secret = first_secret(turn->auth_secret);
     cp->limiter = cp_limiter_new(8192);
     cp->cfg.trusted_proxies = NULL; /* parsed into cp->trusted_proxies */
@@ -287,7 +291,8 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
                       : cp_jwt_key_hs256(&cp->key, auth->jwt_secret, err, errlen))
         goto fail;
     if (auth->oidc_issuer) {
-        if (cp_jwks_load(&cp->jwks, auth->oidc_jwks_file, err, errlen) < 0)
+        cp->jwks = cp_jwks_src_new(auth, err, errlen);
+        if (!cp->jwks)
             goto fail;
         cp->oidc = true;
     }
@@ -515,7 +520,7 @@ void cp_free(struct cp *cp)
     sig_free(cp->sig); /* after the pool's last drain: no job of signaling is left */
     http_server_free(cp->http);
     cp_jwt_key_free(&cp->key);
-    cp_jwks_free(&cp->jwks);
+    cp_jwks_src_free(cp->jwks);
     json_decref(cp->turn_uris);
     for (size_t i = 0; i < cp->ncors; i++)
         free(cp->cors[i]);

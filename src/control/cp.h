@@ -58,6 +58,9 @@ struct cp_auth_config {
     char *jwt_issuer, *jwt_audience;
     long long token_lifetime_s, signaling_token_lifetime_s, leeway_s;
     char *oidc_issuer, *oidc_audience, *oidc_jwks_file;
+    char *oidc_jwks_uri; /* NULL: the discovery document's jwks_uri (without oidc_jwks_file) */
+    char *oidc_ca_file;  /* CA bundle for fetching them; NULL: the system's */
+    long long oidc_jwks_refresh_min_s, oidc_jwks_refresh_max_s, oidc_jwks_refetch_s;
     char *oidc_authorize_url; /* where the browser client gets ID tokens; NULL: Google's, if so */
     long long argon2_memory_kib, argon2_iterations;
     long long password_min;
