@@ -67,6 +67,10 @@ enum http_err cp_jwks_verify(const struct cp_jwks *set, const char *token,
 struct cp_jwks_src;
 struct cp_jwks_src *cp_jwks_src_new(const struct cp_auth_config *auth, char *err,
                                     size_t errlen) ML_WUR;
+/* The max-age of a Cache-Control header value (n bytes, not NUL-terminated): seconds (capped at
+ * CP_JWKS_AGE_MAX), 0 for no-cache or no-store, -1 when it gives none. */
+#define CP_JWKS_AGE_MAX 31536000LL /* a year */
+long long cp_jwks_max_age(const char *value, size_t n);
 /* Stops the fetcher and frees everything (no verification may be running). */
 void cp_jwks_src_free(struct cp_jwks_src *s);
 /* cp_jwks_verify against the set in force. A token naming a key the set lacks asks for a fetch

@@ -74,34 +74,45 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
-/* Cache-Control: max-age=N of the last response (a redirect's headers come first). */
+long long cp_jwks_max_age(const char *v, size_t n)
+{
+    long long age = -1;
+    bool no_cache = false;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t len = i - start;
+        while (len && (v[start + len - 1] == ' ' || v[start + len - 1] == '\t' ||
+                       v[start + len - 1] == '\r' || v[start + len - 1] == '\n'))
+            len--;
+        const char *d = v + start;
+        if (len > 8 && !strncasecmp(d, "max-age=", 8)) {
+            long long x = 0;
+            size_t k = 8;
+            for (; k < len && k < 8 + 10 && d[k] >= '0' && d[k] <= '9'; k++)
+                x = x * 10 + (d[k] - '0');
+            if (k == len) /* digits only, at most ten of them */
+                age = x > CP_JWKS_AGE_MAX ? CP_JWKS_AGE_MAX : x;
+        } else if (len == 8 && (!strncasecmp(d, "no-cache", 8) || !strncasecmp(d, "no-store", 8))) {
+            no_cache = true;
+        }
+    }
+    return no_cache ? 0 : age;
+}
+
+/* Cache-Control of the last response (a redirect's headers come first). */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 {
     struct body *b = arg;
     size_t len = size * nitems;
-    char line[512];
-    if (len >= sizeof line)
-        return len;
-    memcpy(line, buf, len);
-    line[len] = 0;
-    if (!strncmp(line, "HTTP/", 5)) {
+    if (len >= 5 && !strncmp(buf, "HTTP/", 5))
         b->max_age_s = -1;
-        return len;
-    }
-    if (strncasecmp(line, "cache-control:", 14) != 0)
-        return len;
-    for (char *p = line + 14; *p; p++)
-        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    const char *m = strstr(line + 14, "max-age=");
-    if (m) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(m + 8, &end, 10);
-        if (end != m + 8 && !errno && v >= 0)
-            b->max_age_s = v;
-    } else if (strstr(line + 14, "no-cache") || strstr(line + 14, "no-store")) {
-        b->max_age_s = 0; /* refresh-min still applies */
-    }
+    else if (len > 14 && !strncasecmp(buf, "cache-control:", 14))
+        b->max_age_s = cp_jwks_max_age(buf + 14, len - 14);
     return len;
 }
 

@@ -1,4 +1,5 @@
-/* libFuzzer target for the JWKS document of an OpenID Connect provider (auth.oidc-jwks-file):
+/* libFuzzer target for the JWKS document of an OpenID Connect provider (fetched or a file), and
+ * the Cache-Control value its answer carries (cp_jwks_max_age):
  * cp_jwks_parse turning RSA and P-256 keys into PEM, skipping what it does not take, then the
  * set used to pick a key for a token the way cp_jwks_verify does (by kid, or the only key of
  * the token's type). */
@@ -26,6 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 1 << 16)
         return 0;
     char *text = fuzz_strndup(data, size);
+    /* the same bytes as a Cache-Control value from the issuer (cp-jwks.c) */
+    long long age = cp_jwks_max_age((const char *)data, size);
+    FUZZ_ASSERT(age >= -1 && age <= CP_JWKS_AGE_MAX);
     struct cp_jwks set;
     char err[200] = "";
     if (cp_jwks_parse(&set, text, err, sizeof err) == 0) {
