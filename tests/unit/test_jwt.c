@@ -305,6 +305,29 @@ START_TEST(jwks)
 }
 END_TEST
 
+/* The Cache-Control of an issuer's JWKS answer: how long the fetcher keeps the set. */
+static long long age(const char *v)
+{
+    return cp_jwks_max_age(v, strlen(v));
+}
+
+START_TEST(jwks_cache_control)
+{
+    ck_assert_int_eq(age(" public, max-age=21600, must-revalidate, no-transform\r\n"), 21600);
+    ck_assert_int_eq(age("MAX-AGE=60"), 60);
+    ck_assert_int_eq(age(" private"), -1);
+    ck_assert_int_eq(age(""), -1);
+    ck_assert_int_eq(age(" s-maxage=100"), -1);  /* another directive */
+    ck_assert_int_eq(age(" x-max-age=100"), -1); /* not inside another name */
+    ck_assert_int_eq(age(" max-age=12abc"), -1); /* digits only */
+    ck_assert_int_eq(age(" max-age=-5"), -1);
+    ck_assert_int_eq(age(" max-age=99999999999999"), -1); /* more than ten digits */
+    ck_assert_int_eq(age(" max-age=9999999999"), CP_JWKS_AGE_MAX);
+    ck_assert_int_eq(age(" no-cache, max-age=600"), 0);
+    ck_assert_int_eq(age(" max-age=600, no-store"), 0);
+}
+END_TEST
+
 static Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
@@ -314,6 +337,7 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, hs256_attacks);
     tcase_add_test(tc, es256_key);
     tcase_add_test(tc, jwks);
+    tcase_add_test(tc, jwks_cache_control);
     suite_add_tcase(s, tc);
     return s;
 }
