@@ -147,7 +147,7 @@ try:
     shutil.copy(cert_b, live_cert)
     shutil.copy(key_b, live_key)
     d.signal(signal.SIGHUP)
-    d.wait_log("TLS certificate loaded: /CN=meetlite-b")
+    d.wait_log("TLS certificate loaded for turn.listen: /CN=meetlite-b")
     t.eq(served_fingerprint(("127.0.0.1", tport)), fingerprint_of(cert_b), "after SIGHUP new connections get the new certificate")
     peer.send(a.relay, b"still-here")
     t.eq(a.recv_data(), ("data", peer.addr, b"still-here"), "an allocation made before the reload keeps relaying")
