@@ -259,20 +259,32 @@ finally:
         d.close()
     pg.close()
 
-# the admin listener's certificate under a keep-alive connection
+# the admin listener's certificate under a keep-alive connection, and a shared:// listener's
+# (turn.tls-cert) under a TURN allocation made through it
 put_pair(old, old, tls_dir)
-port = free_port()
-d = AdminDaemon(["admin.tls-cert=" + crt, "admin.tls-key=" + key], admin_port=port)
+port, shared_port = free_port(), free_port()
+d = AdminDaemon(["admin.tls-cert=" + crt, "admin.tls-key=" + key,
+                 "turn.listen=shared://127.0.0.1:%d" % shared_port,
+                 "turn.tls-cert=" + crt, "turn.tls-key=" + key,
+                 "turn.auth-secret-file=" + token_file], admin_port=port)
 try:
     keep = KeepAlive(port, "/stats", token=TOKEN)
     t.ok(keep.first == 200 and keep.serial == 0x1001, "admin.listen over HTTPS, first certificate")
+    c = TurnClient(("127.0.0.1", shared_port), transport="tls", tls_context=no_verify())
+    c.login(*rest_credential(TOKEN, "shared"))  # the secret is the token file's line
+    t.ok(c.allocate(expect_ok=False).cls == 2 and
+         serial_of(c.sock.getpeercert(binary_form=True)) == 0x1001,
+         "an allocation over TLS on the shared:// listener, first certificate")
     put_pair(new, new, tls_dir)
     d.signal(signal.SIGHUP)
     d.wait_log("TLS certificate loaded for admin.listen: /CN=new", 20)
-    t.eq(peer_serial(port), 0x2002, "SIGHUP: a new admin connection sees the new serial")
+    t.eq((peer_serial(port), peer_serial(shared_port)), (0x2002, 0x2002),
+         "SIGHUP: new admin and shared:// connections see the new serial")
     status, same, serial = keep.still_same()
     t.ok(status == 200 and same and serial == 0x1001,
          "the admin keep-alive connection carries on with its certificate", (status, same, serial))
+    t.ok(c.refresh(expect_ok=False).cls == 2, "the allocation on the shared:// listener carries on")
+    c.close()
 finally:
     t.ok(d.clean(), "clean exit, no sanitizer report", d.log()[-3000:])
     d.close()
