@@ -27,6 +27,7 @@ struct conf {
     char token_file[4096]; /* admin.token-file: its first line is the token */
     bool tls;
     char db_url[4096];
+    char db_password_file[4096]; /* database.password-file: its first line is the password */
     char migrations_dir[4096];
 };
 
@@ -49,9 +50,21 @@ static int conf_line(void *user, const char *section, const char *name, const ch
         c->tls = *value != 0;
     else if (!strcmp(section, "database") && !strcmp(name, "url"))
         ml_strlcpy(c->db_url, value, sizeof c->db_url);
+    else if (!strcmp(section, "database") && !strcmp(name, "password-file"))
+        ml_strlcpy(c->db_password_file, value, sizeof c->db_password_file);
     else if (!strcmp(section, "database") && !strcmp(name, "migrations-dir"))
         ml_strlcpy(c->migrations_dir, value, sizeof c->migrations_dir);
     return 1;
+}
+
+/* A -file key's path as meetlited reads it: a relative one names a systemd credential. */
+static void secret_path(const char *name, char *out, size_t len)
+{
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (name[0] != '/' && dir && *dir)
+        ml_snprintf(out, len, "%s/%s", dir, name);
+    else
+        ml_strlcpy(out, name, len);
 }
 
 static int read_token_file(const char *path, char *buf, size_t len)
@@ -1212,9 +1225,31 @@ static int cmd_migrate(int argc, char **argv)
     memset(&dc, 0, sizeof dc);
     dc.migrations_dir = (char *)dir;
     const char *d = db_migrations_dir(&dc);
-    char err[512];
+    char err[512], pw[1024];
     unsigned applied = 0;
-    if (db_migrate(url, d, &applied, err, sizeof err) < 0) {
+    if (url == file_conf.db_url && file_conf.db_password_file[0]) {
+        /* the configuration's password file, merged as meetlited merges it */
+        char path[4096];
+        secret_path(file_conf.db_password_file, path, sizeof path);
+        if (read_token_file(path, pw, sizeof pw) < 0)
+            return EXIT_USAGE;
+        dc.url = ml_xstrdup(url);
+        dc.password = pw;
+        if (db_conninfo_add_password(&dc, err, sizeof err) < 0) {
+            ml_wipe(pw, sizeof pw);
+            free(dc.url);
+            fprintf(stderr, "meetlite-admin migrate: %s\n", err);
+            return EXIT_USAGE;
+        }
+        ml_wipe(pw, sizeof pw);
+        url = dc.url;
+    }
+    int rc = db_migrate(url, d, &applied, err, sizeof err);
+    if (dc.url) {
+        ml_wipe(dc.url, strlen(dc.url));
+        free(dc.url);
+    }
+    if (rc < 0) {
         fprintf(stderr, "meetlite-admin migrate: %s\n", err);
         return EXIT_API;
     }
@@ -1419,13 +1454,8 @@ int main(int argc, char **argv)
         } else if (!token && file_conf.token[0]) {
             token = file_conf.token;
         } else if (!token && file_conf.token_file[0]) {
-            /* as meetlited reads it: a relative path is a systemd credential */
             char path[4096];
-            const char *dir = getenv("CREDENTIALS_DIRECTORY");
-            if (file_conf.token_file[0] != '/' && dir && *dir)
-                ml_snprintf(path, sizeof path, "%s/%s", dir, file_conf.token_file);
-            else
-                ml_strlcpy(path, file_conf.token_file, sizeof path);
+            secret_path(file_conf.token_file, path, sizeof path);
             if (read_token_file(path, token_buf, sizeof token_buf) < 0)
                 return EXIT_USAGE;
             token = token_buf;
