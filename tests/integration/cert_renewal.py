@@ -288,6 +288,32 @@ try:
 finally:
     t.ok(d.clean(), "clean exit, no sanitizer report", d.log()[-3000:])
     d.close()
+
+# HTTPS on a shared:// listener: a ClientHello offering http/1.1 is handed to the HTTP layer
+# before its handshake (its own vhost), one without ALPN is answered by the network worker;
+# both take turn.tls-cert's new pair on SIGHUP
+put_pair(old, old, tls_dir)
+pg = Postgres()
+d = None
+try:
+    r = migrate(pg.url)
+    t.ok(r.returncode == 0, "migrations applied (shared:// part)", r.stderr)
+    sport, sturn = free_port(), free_port()
+    d = ControlDaemon(pg.url, http_port=sport, turn_port=sturn, extra=[
+        "turn.listen=udp://127.0.0.1:%d, shared://127.0.0.1:%d" % (sturn, sport),
+        "turn.tls-cert=" + crt, "turn.tls-key=" + key])
+    t.eq((peer_serial(sport, ["http/1.1"]), peer_serial(sport)), (0x1001, 0x1001),
+         "shared://: HTTPS by ALPN (handed over) and without ALPN, first certificate")
+    put_pair(new, new, tls_dir)
+    d.signal(signal.SIGHUP)
+    d.wait_log("TLS certificate loaded for turn.listen: /CN=new", 20)
+    t.eq((peer_serial(sport, ["http/1.1"]), peer_serial(sport)), (0x2002, 0x2002),
+         "SIGHUP: both paths of the shared:// listener see the new serial")
+finally:
+    if d:
+        t.ok(d.clean(), "clean exit, no sanitizer report (shared://)", d.log()[-3000:])
+        d.close()
+    pg.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
 sys.exit(t.done())
