@@ -171,6 +171,25 @@ LANGUAGE sql STABLE AS $$
     FROM meetings m WHERE (p_id IS NOT NULL AND m.id = p_id) OR (p_id IS NULL AND m.code = p_code)
 $$;
 
+-- The meeting an ADMIN's action is on, as the actions of 001 check it: locked, closed now if it
+-- has lazily expired (its revocations in revoked), and outcome NULL when the action may go on,
+-- else not_found, forbidden (p_actor is no ADMIN), expired or ended.
+CREATE FUNCTION ml_admin_gate(p_id uuid, p_code text, p_actor uuid,
+                              OUT m meetings, OUT outcome text, OUT revoked text[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    m := ml_lock_meeting(p_id, p_code);
+    revoked := '{}';
+    IF m.id IS NOT NULL AND m.status = 'ACTIVE' AND m.expires_at <= now() THEN
+        revoked := ml_close_meeting(m.id, 'EXPIRED');  -- lazily expired: close it now
+        m.status := 'EXPIRED';
+    END IF;
+    outcome := CASE WHEN m.id IS NULL THEN 'not_found'
+                    WHEN NOT ml_is_admin(m, p_actor) THEN 'forbidden'
+                    WHEN m.status <> 'ACTIVE' THEN lower(m.status::text) END;
+END
+$$;
+
 -- An ADMIN changes a meeting's settings: the passcode (p_set_hash: p_hash, NULL to remove
 -- it), the waiting room, wait for host (NULL: unchanged). Turning the lobby off lets in who
 -- waited. Answers as the other meeting functions (outcome, meeting, own columns, revoked).
@@ -182,22 +201,14 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     m meetings;
+    g record;
 BEGIN
-    m := ml_lock_meeting(p_id, p_code);
-    revoked := '{}';
-    IF m.id IS NULL THEN
-        outcome := 'not_found';
-        RETURN NEXT;
-        RETURN;
-    END IF;
+    SELECT * INTO g FROM ml_admin_gate(p_id, p_code, p_actor);
+    m := g.m;
+    outcome := g.outcome;
+    revoked := g.revoked;
     meeting_id := m.id;
-    IF m.status <> 'ACTIVE' OR m.expires_at <= now() THEN
-        outcome := CASE WHEN m.status = 'ACTIVE' THEN 'expired' ELSE lower(m.status::text) END;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF NOT ml_is_admin(m, p_actor) THEN
-        outcome := 'forbidden';
+    IF outcome IS NOT NULL THEN
         RETURN NEXT;
         RETURN;
     END IF;
@@ -230,22 +241,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     m meetings;
     p participants;
+    g record;
 BEGIN
-    m := ml_lock_meeting(p_id, p_code);
-    revoked := '{}';
-    IF m.id IS NULL THEN
-        outcome := 'not_found';
-        RETURN NEXT;
-        RETURN;
-    END IF;
+    SELECT * INTO g FROM ml_admin_gate(p_id, p_code, p_actor);
+    m := g.m;
+    outcome := g.outcome;
+    revoked := g.revoked;
     meeting_id := m.id;
-    IF m.status <> 'ACTIVE' OR m.expires_at <= now() THEN
-        outcome := CASE WHEN m.status = 'ACTIVE' THEN 'expired' ELSE lower(m.status::text) END;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF NOT ml_is_admin(m, p_actor) THEN
-        outcome := 'forbidden';
+    IF outcome IS NOT NULL THEN
         RETURN NEXT;
         RETURN;
     END IF;
@@ -272,18 +275,6 @@ BEGIN
     outcome := 'ok';
     RETURN NEXT;
 END
-$$;
-
--- One roster entry, as in 007, with the participant's state ('waiting' or 'joined').
-CREATE OR REPLACE FUNCTION ml_sig_member(x participants, m meetings) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT json_build_object('id', x.id, 'name', x.display_name, 'role', x.role,
-        'host', x.user_id = m.host_id,
-        'audio', coalesce((SELECT s.audio FROM sig_media s WHERE s.participant_id = x.id), false),
-        'video', coalesce((SELECT s.video FROM sig_media s WHERE s.participant_id = x.id), false),
-        'online', EXISTS (SELECT 1 FROM sig_connections c WHERE c.participant_id = x.id),
-        'network', x.network,
-        'state', CASE WHEN x.waiting THEN 'waiting' ELSE 'joined' END)
 $$;
 
 -- ml_sig_connect as in 002, and the lobby: a waiting participant's session opens with no
@@ -489,7 +480,8 @@ $$;
 -- host's queue is the order of these times; raising again keeps one's place.
 ALTER TABLE participants ADD COLUMN hand_raised_at timestamptz;
 
--- One roster entry, as above, with the raised hand (Unix milliseconds, or null).
+-- One roster entry, as in 007, with the participant's state ('waiting' or 'joined') and the
+-- raised hand (Unix milliseconds, or null).
 CREATE OR REPLACE FUNCTION ml_sig_member(x participants, m meetings) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object('id', x.id, 'name', x.display_name, 'role', x.role,
