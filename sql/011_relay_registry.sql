@@ -82,21 +82,26 @@ CREATE FUNCTION ml_relay_place(p_meeting uuid, p_participant uuid, p_mode text, 
 RETURNS TABLE (primary_node text, primary_uris text[], fallback_node text, fallback_uris text[])
 LANGUAGE plpgsql AS $$
 DECLARE
+    names text[];     -- the live candidates, best first (ml_relay_candidates, read once)
+    rooms boolean[];  -- whether each has room
     cur text;
+    at integer;
     prim text;
     best text;
+    fb text;
 BEGIN
     IF p_mode NOT IN ('meeting', 'least-loaded') THEN
         RAISE EXCEPTION 'unknown placement %', p_mode USING ERRCODE = '22023';
     END IF;
-    SELECT c.name INTO best FROM ml_relay_candidates(p_region, p_timeout_ms) c
-        WHERE c.has_room LIMIT 1;
-    IF best IS NULL THEN -- every node full: the least loaded of them
-        SELECT c.name INTO best FROM ml_relay_candidates(p_region, p_timeout_ms) c LIMIT 1;
-    END IF;
-    IF best IS NULL THEN
+    SELECT array_agg(c.name ORDER BY c.i), array_agg(c.has_room ORDER BY c.i) INTO names, rooms
+    FROM ml_relay_candidates(p_region, p_timeout_ms) WITH ORDINALITY c(name, uris, has_room, i);
+    IF names IS NULL THEN
         RETURN;
     END IF;
+    -- the best with room; every node full: the least loaded of them
+    SELECT u.n INTO best FROM unnest(names, rooms) WITH ORDINALITY u(n, r, i)
+        WHERE u.r ORDER BY u.i LIMIT 1;
+    best := coalesce(best, names[1]);
     IF p_mode = 'least-loaded' THEN
         prim := best;
     ELSE
@@ -109,11 +114,10 @@ BEGIN
             SELECT r.node INTO cur FROM meeting_relays r WHERE r.meeting_id = p_meeting
                 FOR UPDATE;
         END IF;
-        IF EXISTS (SELECT 1 FROM ml_relay_candidates(p_region, p_timeout_ms) c
-                   WHERE c.name = cur AND c.has_room) THEN
+        at := array_position(names, cur);
+        IF at IS NOT NULL AND rooms[at] THEN
             prim := cur;
-        ELSIF EXISTS (SELECT 1 FROM ml_relay_candidates(p_region, p_timeout_ms) c
-                      WHERE c.name = cur) THEN
+        ELSIF at IS NOT NULL THEN
             prim := best; -- the meeting's node is full: this participant overflows
         ELSE
             -- dead, draining or gone: the meeting moves, whole, to the least loaded node
@@ -124,11 +128,12 @@ BEGIN
     IF p_participant IS NOT NULL THEN
         UPDATE participants SET relay_node = prim WHERE id = p_participant;
     END IF;
+    -- the fallback: the best other candidate, those with room first
+    SELECT u.n INTO fb FROM unnest(names, rooms) WITH ORDINALITY u(n, r, i)
+        WHERE u.n <> prim ORDER BY NOT u.r, u.i LIMIT 1;
     RETURN QUERY
-        SELECT prim, (SELECT n.uris FROM relay_nodes n WHERE n.name = prim), f.name, f.uris
-        FROM (SELECT 1) one
-        LEFT JOIN LATERAL (SELECT c.name, c.uris FROM ml_relay_candidates(p_region, p_timeout_ms) c
-                           WHERE c.name <> prim ORDER BY NOT c.has_room LIMIT 1) f ON true;
+        SELECT prim, (SELECT n.uris FROM relay_nodes n WHERE n.name = prim),
+               fb, (SELECT n.uris FROM relay_nodes n WHERE n.name = fb);
 END
 $$;
 
