@@ -155,8 +155,11 @@ $$;
 CREATE TRIGGER wh_usage_recorded AFTER INSERT ON turn_usage
     FOR EACH ROW EXECUTE FUNCTION ml_wh_usage_recorded();
 
--- Wakes the delivery workers of every node when events commit (one NOTIFY per transaction:
--- PostgreSQL folds equal payloads).
+-- Wakes the delivery workers of every node when events become deliverable and commit: new
+-- events, and failed or delivered ones put back by a replay (one NOTIFY per transaction:
+-- PostgreSQL folds equal payloads). Not on the workers' own updates (a claim's lease, a retry's
+-- time): a worker that woke itself with every claim would claim in a loop, and a retry's time
+-- is the worker's own timer.
 CREATE FUNCTION ml_wh_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -164,8 +167,11 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER wh_events_notify AFTER INSERT OR UPDATE OF next_attempt_at ON webhook_events
+CREATE TRIGGER wh_events_notify AFTER INSERT ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION ml_wh_notify();
+CREATE TRIGGER wh_events_requeued AFTER UPDATE OF status ON webhook_events
+    FOR EACH ROW WHEN (OLD.status <> 'pending' AND NEW.status = 'pending')
+    EXECUTE FUNCTION ml_wh_notify();
 
 -- The body a receiver gets: the event's envelope around its payload.
 CREATE FUNCTION ml_wh_body(e webhook_events) RETURNS text
@@ -242,10 +248,14 @@ LANGUAGE sql AS $$
 $$;
 
 -- Milliseconds until the next pending event is due (NULL: none), for the worker's sleep.
+-- Milliseconds until the next pending event is due (0: now), NULL when none is pending (the
+-- worker then sleeps its poll interval). GREATEST ignores NULLs, so the empty queue is told
+-- apart first: it used to answer 0, and the worker claimed in a loop.
 CREATE FUNCTION ml_wh_next_due_ms() RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT greatest(0, ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000))::bigint
-    FROM webhook_events WHERE status = 'pending'
+    SELECT CASE WHEN t IS NOT NULL
+                THEN greatest(0, ceil(extract(epoch FROM t - now()) * 1000))::bigint END
+    FROM (SELECT min(next_attempt_at) AS t FROM webhook_events WHERE status = 'pending') x
 $$;
 
 -- Sends an event again (admin API): pending now, its attempts from zero, whatever its status.

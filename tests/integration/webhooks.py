@@ -171,6 +171,19 @@ try:
          "no credential, token or secret in any event")
     t.ok(all(n == 1 for n in rx.ids.values()), "each id accepted once")
 
+    # ------------------------------------------------------------ idle: the worker sleeps
+    # A claim must not wake the workers (it did: the lease's update sent a NOTIFY, every
+    # claim woke its own worker, which claimed again, ~1,400 times a second at idle).
+    pg.psql("ALTER SYSTEM SET track_functions = 'pl'")
+    pg.psql("SELECT pg_reload_conf()")
+    time.sleep(1.5)
+    pg.psql("SELECT pg_stat_reset()")
+    time.sleep(4)
+    claims = int(pg.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+                         "WHERE funcname = 'ml_wh_claim'") or 0)
+    t.ok(claims <= 12, "with nothing due, the worker claims on its poll interval only "
+         "(%d claims in 4 s, webhooks.poll-interval-ms 1000)" % claims)
+
     # ------------------------------------------------------------ outage: 500s, refused, back
     rx.mode = "fail"
     m1 = activity(api, "outage1")
