@@ -4,7 +4,8 @@
  * request object with body limits, validation by parameter tables, JSON answers and error
  * bodies, database jobs and work from other threads that complete on the server's thread, and
  * large answers written in pieces. Also the error vocabulary of every API (an HTTP status, a
- * JSON code and a WebSocket close code per error). Prefix: http_.
+ * JSON code and a WebSocket close code per error), and the daemon's one HTTP client for the
+ * requests it makes to other servers (http_fetch). Prefix: http_.
  *
  *   control plane (src/control) --declares--> service "/" on server "http" (control.listen)
  *   signaling (src/signal) ------declares--> WebSocket protocol on the same server
@@ -504,5 +505,84 @@ void http_hold(struct http_req *req);
 void http_unhold(struct http_req *req);
 /* Any thread. */
 void http_post(struct http_done *d);
+
+/* ---------------------------------------------------------------- outgoing requests
+ * (http-fetch.c)
+ *
+ * The daemon's requests to other servers (the OIDC issuer's keys, the assistant's generation
+ * endpoint, webhook receivers) go through http_fetch: libcurl, blocking, so only on a thread of
+ * the caller's own, never an event loop or a server thread. Each request names the schemes it
+ * may use (redirects too), how many redirects it follows (none unless it says), its timeouts
+ * and CAs (always verified), and the most it reads back. libcurl's usual proxy variables
+ * (https_proxy, no_proxy) are honoured. */
+
+/* libcurl's global set-up: once, in main, before any thread starts. 0, or -1. */
+int http_fetch_global_init(void) ML_WUR;
+void http_fetch_global_cleanup(void);
+
+/* How a request ended: one vocabulary for every caller (which maps it to its own words). */
+enum http_fetch_err {
+    HTTP_FETCH_OK = 0,    /* a 2xx answer, its body whole */
+    HTTP_FETCH_TIMEOUT,   /* no whole answer within timeout_ms (or no connection in time) */
+    HTTP_FETCH_TOO_LARGE, /* the body passed max_body: cut short (status and headers known) */
+    HTTP_FETCH_TRANSPORT, /* DNS, connection, TLS, protocol, a refused redirect, no memory,
+                             the abort flag */
+    HTTP_FETCH_STATUS,    /* an answer with a status other than 2xx (a 3xx not followed too) */
+};
+
+#define HTTP_FETCH_HEADERS 2       /* answer headers a request may keep */
+#define HTTP_FETCH_HEADER_MAX 1024 /* bytes of a kept value (repeats joined); longer: dropped */
+
+/* A request; every pointer borrowed for the call. POST when body is set, GET otherwise. */
+struct http_fetch_req {
+    const char *url;
+    const char *body; /* body_len bytes */
+    size_t body_len;
+    /* "Name: value" lines to send, NULL-terminated; NULL: none */
+    const char *const *headers;
+    /* the schemes it and its redirects may use: "https", "http,https" */
+    const char *protocols;
+    long max_redirects;           /* followed; 0: a 3xx is the answer (HTTP_FETCH_STATUS) */
+    long long timeout_ms;         /* the whole request */
+    long long connect_timeout_ms; /* of its connection; 0: timeout_ms */
+    /* PEM CAs the server's certificate must chain to; NULL or "": the system's */
+    const char *ca_file;
+    size_t max_body; /* bytes of the answer's body read (required) */
+    /* names of answer headers kept (at most HTTP_FETCH_HEADERS), NULL-terminated; NULL: none */
+    const char *const *keep_headers;
+    const bool *abort; /* read (atomically) while it runs: true ends it; NULL: none */
+};
+
+/* What came back. body and headers are the caller's: http_fetch_resp_free. */
+struct http_fetch_resp {
+    long status; /* of the last answer; 0: none */
+    char *body;  /* body_len bytes and a NUL; NULL when empty */
+    size_t body_len;
+    char *headers[HTTP_FETCH_HEADERS]; /* keep_headers' values in the last answer; NULL: absent */
+    char err[256];                     /* what went wrong (for a log), "" on HTTP_FETCH_OK */
+};
+
+/* Keeps one libcurl handle, and with it its connections, from one request to the next (one
+ * thread at a time). */
+struct http_fetch_conn;
+struct http_fetch_conn *http_fetch_conn_new(void);
+void http_fetch_conn_free(struct http_fetch_conn *conn);
+
+/* Makes the request on conn (NULL: a handle for this request only) and fills resp (always:
+ * free it whatever the outcome). Blocks up to req->timeout_ms. */
+enum http_fetch_err http_fetch(struct http_fetch_conn *conn, const struct http_fetch_req *req,
+                               struct http_fetch_resp *resp) ML_WUR;
+void http_fetch_resp_free(struct http_fetch_resp *resp);
+
+/* Which URLs a configuration key accepts (http_fetch_url_check). */
+enum http_fetch_schemes {
+    HTTP_FETCH_HTTPS,         /* https:// only */
+    HTTP_FETCH_HTTP_LOOPBACK, /* https://, or http:// to 127.0.0.1, localhost or [::1] only */
+    HTTP_FETCH_HTTP,          /* https:// or http:// */
+};
+/* Whether url is one libcurl reads as an allowed scheme and a host (the host as libcurl will
+ * connect to it: "http://localhost:1@example.org/" is example.org's). 0, or -1 with err. */
+int http_fetch_url_check(const char *url, enum http_fetch_schemes allowed, char *err,
+                         size_t errlen) ML_WUR;
 
 #endif
