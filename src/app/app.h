@@ -8,6 +8,7 @@
 #include "control/cp.h"
 #include "db/db.h"
 #include "hooks/wh.h"
+#include "http/http.h"
 #include "net/net.h"
 #include "signal/sig.h"
 #include "turn/turn.h"

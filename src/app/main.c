@@ -819,12 +819,12 @@ int main(int argc, char **argv)
         apply_log(&app.cfg);
         rc = migrate(&app.cfg) < 0 ? 1 : 0;
         ml_log_close();
-    } else if (wh_global_init() < 0) {
+    } else if (http_fetch_global_init() < 0) { /* before any thread: the HTTP client's */
         fprintf(stderr, "meetlited: libcurl cannot start\n");
         rc = 1;
     } else {
         rc = run(&app);
-        wh_global_cleanup();
+        http_fetch_global_cleanup();
     }
     app_config_free(&app.cfg);
     return rc;

@@ -20,16 +20,12 @@ static int validate_listen(const char *value, char *err, size_t errlen)
 
 static int validate_https(const char *value, char *err, size_t errlen)
 {
-    if (*value && strncmp(value, "https://", 8) != 0)
-        return ml_err(err, errlen, "expected an https:// URL");
-    return 0;
+    return *value ? http_fetch_url_check(value, HTTP_FETCH_HTTPS, err, errlen) : 0;
 }
 
 static int validate_url(const char *value, char *err, size_t errlen)
 {
-    if (*value && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-        return ml_err(err, errlen, "expected an http:// or https:// URL");
-    return 0;
+    return *value ? http_fetch_url_check(value, HTTP_FETCH_HTTP, err, errlen) : 0;
 }
 
 #define C(f) ML_CFG_FIELD(struct cp_config, f)

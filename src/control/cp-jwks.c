@@ -1,5 +1,5 @@
 /* The OpenID Connect issuer's signing keys, kept current: read once from auth.oidc-jwks-file
- * (offline), or fetched with libcurl on a thread of their own from auth.oidc-jwks-uri or the
+ * (offline), or fetched (http_fetch) on a thread of their own from auth.oidc-jwks-uri or the
  * jwks_uri of the issuer's discovery document. A fetch is redone when Cache-Control max-age runs
  * out (held within auth.oidc-jwks-refresh-min..max), and early, at most once per
  * auth.oidc-jwks-refetch-interval, when a token names a key the set lacks (the issuer rotated).
@@ -9,7 +9,6 @@
 
 #include "control/cp-int.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,8 +17,10 @@
 #include <time.h>
 
 #define JWKS_BODY_MAX (256 * 1024) /* bytes of a discovery document or a JWKS */
-#define JWKS_WAIT_MS 3000          /* how long a token with an unknown kid waits for a refetch */
-#define JWKS_DEFAULT_AGE_S 3600    /* without Cache-Control max-age */
+#define JWKS_TIMEOUT_MS 15000      /* one GET, redirects included */
+#define JWKS_CONNECT_MS 5000
+#define JWKS_WAIT_MS 3000       /* how long a token with an unknown kid waits for a refetch */
+#define JWKS_DEFAULT_AGE_S 3600 /* without Cache-Control max-age */
 
 struct cp_jwks_ref {
     struct cp_jwks set;
@@ -32,7 +33,8 @@ struct cp_jwks_src {
     pthread_cond_t fetched; /* readers waiting for the fetch in progress */
     struct cp_jwks_ref *cur;
     uint64_t gen; /* fetches finished, good or not */
-    bool want, fetching, stop, started;
+    bool want, fetching, started;
+    bool stop;           /* under mu; also read (atomically) by a fetch in flight, which it ends */
     int64_t last_try_ms; /* 0: never */
     pthread_t thread;
     char *issuer, *uri, *ca_file, *discovered;
@@ -47,32 +49,7 @@ static void ref_put_locked(struct cp_jwks_ref *r)
     }
 }
 
-/* ---------------------------------------------------------------- HTTP GET with libcurl */
-
-struct body {
-    char *p;
-    size_t n;
-    bool too_big;
-    long long max_age_s; /* -1: not given */
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-    size_t len = size * nmemb;
-    if (b->n + len > JWKS_BODY_MAX) {
-        b->too_big = true;
-        return 0; /* aborts the transfer */
-    }
-    char *np = realloc(b->p, b->n + len + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, ptr, len);
-    b->p = np;
-    b->n += len;
-    b->p[b->n] = 0;
-    return len;
-}
+/* ---------------------------------------------------------------- HTTPS GET */
 
 long long cp_jwks_max_age(const char *v, size_t n)
 {
@@ -104,82 +81,62 @@ long long cp_jwks_max_age(const char *v, size_t n)
     return no_cache ? 0 : age;
 }
 
-/* Cache-Control of the last response (a redirect's headers come first). */
-static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
+/* GETs url over HTTPS only (redirects too, at most 3) into *out (caller frees), with the
+ * max-age of its Cache-Control (-1: none). 0 or -1 with err. */
+static int https_get(struct cp_jwks_src *s, const char *url, char **out, long long *max_age_s,
+                     char *err, size_t errlen)
 {
-    struct body *b = arg;
-    size_t len = size * nitems;
-    if (len >= 5 && !strncmp(buf, "HTTP/", 5))
-        b->max_age_s = -1;
-    else if (len > 14 && !strncasecmp(buf, "cache-control:", 14))
-        b->max_age_s = cp_jwks_max_age(buf + 14, len - 14);
-    return len;
-}
-
-/* GETs url over HTTPS only (redirects too), into b (caller frees b->p). 0 or -1 with err. */
-static int https_get(const struct cp_jwks_src *s, const char *url, struct body *b, char *err,
-                     size_t errlen)
-{
-    memset(b, 0, sizeof *b);
-    b->max_age_s = -1;
-    CURL *c = curl_easy_init();
-    if (!c)
-        return ml_err(err, errlen, "cannot start libcurl");
-    char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 15L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "meetlited/" PACKAGE_VERSION);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, b);
-    if (s->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (b->too_big)
-        ml_err(err, errlen, "%s: larger than %d bytes", url, JWKS_BODY_MAX);
-    else if (rc != CURLE_OK)
-        ml_err(err, errlen, "%s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
-    else if (status != 200)
-        ml_err(err, errlen, "%s: HTTP %ld", url, status);
-    else if (!b->p)
+    static const char *const keep[] = {"Cache-Control", NULL};
+    const struct http_fetch_req req = {.url = url,
+                                       .protocols = "https",
+                                       .max_redirects = 3,
+                                       .timeout_ms = JWKS_TIMEOUT_MS,
+                                       .connect_timeout_ms = JWKS_CONNECT_MS,
+                                       .ca_file = s->ca_file,
+                                       .max_body = JWKS_BODY_MAX,
+                                       .keep_headers = keep,
+                                       .abort = &s->stop};
+    struct http_fetch_resp resp;
+    enum http_fetch_err e = http_fetch(NULL, &req, &resp);
+    int rc = -1;
+    if (e != HTTP_FETCH_OK) {
+        ml_err(err, errlen, "%s: %s", url, resp.err);
+    } else if (resp.status != 200) {
+        ml_err(err, errlen, "%s: HTTP %ld", url, resp.status);
+    } else if (!resp.body) {
         ml_err(err, errlen, "%s: empty answer", url);
-    else
-        return 0;
-    free(b->p);
-    b->p = NULL;
-    return -1;
+    } else {
+        const char *cc = resp.headers[0];
+        *max_age_s = cc ? cp_jwks_max_age(cc, strlen(cc)) : -1;
+        *out = resp.body;
+        resp.body = NULL;
+        rc = 0;
+    }
+    http_fetch_resp_free(&resp);
+    return rc;
 }
 
 /* The jwks_uri of the issuer's discovery document (OpenID Connect Discovery 1.0, 4): its issuer
  * must be ours exactly. Caller frees; NULL with err. */
-static char *discover(const struct cp_jwks_src *s, char *err, size_t errlen)
+static char *discover(struct cp_jwks_src *s, char *err, size_t errlen)
 {
     char url[1024];
     size_t n = strlen(s->issuer);
     ml_snprintf(url, sizeof url, "%.*s/.well-known/openid-configuration",
                 (int)(n && s->issuer[n - 1] == '/' ? n - 1 : n), s->issuer);
-    struct body b;
-    if (https_get(s, url, &b, err, errlen) < 0)
+    char *body;
+    long long age;
+    if (https_get(s, url, &body, &age, err, errlen) < 0)
         return NULL;
-    json_t *doc = json_loads(b.p, 0, NULL);
-    free(b.p);
+    json_t *doc = json_loads(body, 0, NULL);
+    free(body);
     const char *iss = json_string_value(json_object_get(doc, "issuer"));
     const char *uri = json_string_value(json_object_get(doc, "jwks_uri"));
-    char *out = NULL;
+    char *out = NULL, why[128];
     if (!iss || strcmp(iss, s->issuer) != 0)
         ml_err(err, errlen, "%s: not the discovery document of %s", url, s->issuer);
-    else if (!uri || strncmp(uri, "https://", 8) != 0 || strlen(uri) > 1024)
+    else if (!uri || strlen(uri) > 1024 ||
+             http_fetch_url_check(uri, HTTP_FETCH_HTTPS, why, sizeof why) < 0)
         ml_err(err, errlen, "%s: no https jwks_uri", url);
     else if (!(out = strdup(uri)))
         ml_err(err, errlen, "out of memory");
@@ -199,22 +156,23 @@ static int fetch_once(struct cp_jwks_src *s, struct cp_jwks_ref **out, long long
             return -1;
         uri = s->discovered;
     }
-    struct body b;
-    char why[300];
-    if (https_get(s, uri, &b, err, errlen) < 0) {
+    char *body, why[300];
+    long long age;
+    if (https_get(s, uri, &body, &age, err, errlen) < 0) {
         free(s->discovered); /* the issuer may have moved its keys: discover again */
         s->discovered = NULL;
         return -1;
     }
     struct cp_jwks_ref *r = calloc(1, sizeof *r);
-    int rc = r ? cp_jwks_parse(&r->set, b.p, why, sizeof why) : -1;
-    free(b.p);
+    int rc = r ? cp_jwks_parse(&r->set, body, why, sizeof why) : -1;
+    free(body);
     if (rc < 0) {
         free(r);
         return ml_err(err, errlen, "%s: %s", uri, r ? why : "out of memory");
     }
     r->refs = 1;
-    long long age = b.max_age_s >= 0 ? b.max_age_s : JWKS_DEFAULT_AGE_S;
+    if (age < 0)
+        age = JWKS_DEFAULT_AGE_S;
     *keep_s = age < s->min_s ? s->min_s : age > s->max_s ? s->max_s : age;
     *out = r;
     return 0;
@@ -283,12 +241,6 @@ static void *fetch_main(void *arg)
 
 /* ---------------------------------------------------------------- the source */
 
-/* libcurl's global state, once per process, before its first handle. */
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static char *dup_or_null(const char *s)
 {
     return s && *s ? ml_xstrdup(s) : NULL;
@@ -326,8 +278,6 @@ struct cp_jwks_src *cp_jwks_src_new(const struct cp_auth_config *auth, char *err
     s->max_s = auth->oidc_jwks_refresh_max_s;
     s->refetch_s = auth->oidc_jwks_refetch_s;
     s->want = true; /* the first fetch at once; the first tokens wait for it */
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, curl_init_once);
     int rc = pthread_create(&s->thread, NULL, fetch_main, s);
     if (rc) {
         ml_err(err, errlen, "cannot start the OIDC key thread: %s", strerror(rc));
@@ -344,10 +294,10 @@ void cp_jwks_src_free(struct cp_jwks_src *s)
         return;
     if (s->started) {
         pthread_mutex_lock(&s->mu);
-        s->stop = true;
+        __atomic_store_n(&s->stop, true, __ATOMIC_RELAXED); /* also ends a fetch in flight */
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL); /* a fetch in flight ends within its 15 s timeout */
+        pthread_join(s->thread, NULL);
     }
     ref_put_locked(s->cur);
     pthread_cond_destroy(&s->wake);

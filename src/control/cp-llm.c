@@ -2,14 +2,13 @@
  * question retrieved are sent to an OpenAI-compatible chat completions endpoint (llama.cpp's
  * server, vLLM, a hosted one) with the instruction to answer from them only and cite them as
  * [n]; the answer gains the generated text, or says why there is none and stays the retrieval
- * answer. The calls run on threads of their own (libcurl, blocking, bounded by
+ * answer. The calls run on threads of their own (http_fetch, blocking, bounded by
  * assistant.llm-timeout), never on the control plane's loop; a request waits for its
  * generation with http_hold and gets it back through http_post. */
 #include "config.h"
 
 #include "control/cp-int.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,34 +83,6 @@ static char *request_body(const struct cp_llm *l, const char *question, json_t *
 
 /* ------------------------------------------------------------------ the transfer */
 
-struct sink {
-    char *buf;
-    size_t len;
-    bool over;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    struct sink *s = arg;
-    size_t n = size * nmemb;
-    if (s->len + n > CP_LLM_ANSWER_MAX) {
-        s->over = true;
-        return 0; /* aborts the transfer */
-    }
-    s->buf = ml_xrealloc(s->buf, s->len + n + 1);
-    memcpy(s->buf + s->len, ptr, n);
-    s->len += n;
-    s->buf[s->len] = 0;
-    return n;
-}
-
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    (void)dt, (void)dn, (void)ut, (void)un;
-    const struct cp_llm *l = arg;
-    return __atomic_load_n(&l->stop, __ATOMIC_RELAXED) ? 1 : 0; /* stopping: abort */
-}
-
 /* The generated text of an endpoint's answer into job (or job->error). */
 static void read_answer(struct cp_llm_job *job, const char *text, size_t len)
 {
@@ -157,48 +128,32 @@ static void read_answer(struct cp_llm_job *job, const char *text, size_t len)
 
 static void generate(struct cp_llm *l, struct cp_llm_job *job)
 {
-    CURL *c = curl_easy_init();
-    if (!c) {
-        job->error = "error";
-        return;
-    }
-    struct sink s = {NULL, 0, false};
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     char auth[CP_LLM_KEY_MAX + 32];
-    if (l->key) {
+    if (l->key)
         ml_snprintf(auth, sizeof auth, "Authorization: Bearer %s", l->key);
-        h = curl_slist_append(h, auth);
-        ml_wipe(auth, sizeof auth);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, l->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, l->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, l->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, job->body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, l);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (rc == CURLE_OPERATION_TIMEDOUT)
+    const char *const headers[] = {"Content-Type: application/json", l->key ? auth : NULL, NULL};
+    /* no redirects: the key is for this endpoint */
+    struct http_fetch_req req = {.url = l->url,
+                                 .body = job->body,
+                                 .body_len = strlen(job->body),
+                                 .headers = headers,
+                                 .protocols = "http,https",
+                                 .timeout_ms = l->timeout_ms,
+                                 .max_body = CP_LLM_ANSWER_MAX,
+                                 .abort = &l->stop};
+    struct http_fetch_resp resp;
+    enum http_fetch_err e = http_fetch(NULL, &req, &resp);
+    ml_wipe(auth, sizeof auth);
+    if (e == HTTP_FETCH_TIMEOUT)
         job->error = "timeout";
-    else if (rc != CURLE_OK || s.over)
-        job->error = "error";
-    else if (status != 200)
+    else if (e != HTTP_FETCH_OK || resp.status != 200)
         job->error = "error";
     else
-        read_answer(job, s.buf ? s.buf : "", s.len);
+        read_answer(job, resp.body ? resp.body : "", resp.body_len);
     if (job->error)
         ML_WARN(SUBSYS, "assistant generation failed (%s): %s, HTTP %ld", job->error,
-                rc != CURLE_OK ? curl_easy_strerror(rc) : "answered", status);
-    free(s.buf);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+                e == HTTP_FETCH_OK || e == HTTP_FETCH_STATUS ? "answered" : resp.err, resp.status);
+    http_fetch_resp_free(&resp);
 }
 
 /* ------------------------------------------------------------------ completion */

@@ -313,7 +313,6 @@ struct cp *cp_new(const struct cp_config *cfg, const struct cp_auth_config *auth
         goto fail;
     }
     if (cfg->assistant.llm_url && *cfg->assistant.llm_url) {
-        /* libcurl's global state: set up by main (wh_global_init) before any thread starts */
         cp->llm = cp_llm_new(&cfg->assistant, err, errlen);
         if (!cp->llm)
             goto fail;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define K(f) ML_CFG_FIELD(struct wh_config, f)
 
@@ -21,17 +20,7 @@ const char *const wh_event_types[] = {"meeting.started", "participant.joined", "
 /* https://..., or http:// to a loopback receiver only (a local relay, tests). */
 static int validate_url(const char *v, char *err, size_t errlen)
 {
-    if (!*v)
-        return 0;
-    if (strncasecmp(v, "https://", 8) == 0 && v[8])
-        return 0;
-    static const char *const local[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
-    for (size_t i = 0; i < ML_ARRAY_LEN(local); i++) {
-        size_t n = strlen(local[i]);
-        if (strncasecmp(v, local[i], n) == 0 && (v[n] == ':' || v[n] == '/' || !v[n]))
-            return 0;
-    }
-    return ml_err(err, errlen, "an https:// URL (http:// only to 127.0.0.1, localhost or [::1])");
+    return *v ? http_fetch_url_check(v, HTTP_FETCH_HTTP_LOOPBACK, err, errlen) : 0;
 }
 
 static int known_type(const char *item, void *arg)

@@ -1,13 +1,13 @@
 /* The webhook worker: a thread with its own libpq connection (LISTEN ml_webhook, and the queue's
- * statements) and its own libcurl handle. It claims due events (ml_wh_claim: SKIP LOCKED and a
- * lease, so nodes sharing the database never send one event at once), POSTs them in order,
+ * statements) and its own client connection (src/http's http_fetch, kept between POSTs). It
+ * claims due events (ml_wh_claim: SKIP LOCKED and a lease, so nodes sharing the database never
+ * send one event at once), POSTs them in order,
  * records each outcome (ml_wh_result), and sleeps until a NOTIFY, the next due retry or the
  * poll interval. Nothing here touches an event loop: a slow receiver slows only this thread. */
 #include "config.h"
 
 #include "hooks/wh.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -45,11 +45,10 @@ struct wh_worker {
     struct wh_counters counters; /* atomic fields */
     /* worker thread only */
     PGconn *pg;
-    CURL *curl;
+    struct http_fetch_conn *conn; /* NULL until the first POST */
     int64_t backoff_ms, next_connect_ms, next_purge_ms;
     bool schema_warned;
     bool down_warned; /* the database's absence was logged at warn since the last connection */
-    char curl_err[CURL_ERROR_SIZE];
 };
 
 struct wh_event {
@@ -232,37 +231,13 @@ static PGresult *exec(struct wh_worker *w, const char *sql, int n, const char *c
 
 /* ---------------------------------------------------------------- HTTP */
 
-static size_t reply_sink(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    size_t *got = arg;
-    ML_UNUSED(ptr);
-    *got += size * nmemb;
-    return *got > WH_REPLY_MAX ? 0 : size * nmemb; /* a receiver that talks on: cut short */
-}
-
-static int xfer_check(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    ML_UNUSED(dt);
-    ML_UNUSED(dn);
-    ML_UNUSED(ut);
-    ML_UNUSED(un);
-    return stopping(arg) ? 1 : 0; /* non-zero aborts the transfer */
-}
-
 /* POSTs one event. Returns true when the receiver answered 2xx; *status is its HTTP status (0:
  * no answer) and err says what went wrong otherwise. */
 static bool post(struct wh_worker *w, const struct wh_settings *s, const struct wh_event *e,
                  long *status, char *err, size_t errlen)
 {
-    if (!w->curl) {
-        w->curl = curl_easy_init();
-        if (!w->curl) {
-            ml_err(err, errlen, "libcurl: out of memory");
-            *status = 0;
-            return false;
-        }
-    }
-    CURL *c = w->curl;
+    if (!w->conn)
+        w->conn = http_fetch_conn_new();
     int64_t ts = ml_wall_s();
     size_t blen = strlen(e->body);
     char sig[WH_SIG_LEN], h_id[96], h_ts[64], h_sig[128], h_att[64];
@@ -271,60 +246,35 @@ static bool post(struct wh_worker *w, const struct wh_settings *s, const struct 
     ml_snprintf(h_ts, sizeof h_ts, "Meetlite-Webhook-Timestamp: %lld", (long long)ts);
     ml_snprintf(h_sig, sizeof h_sig, "Meetlite-Webhook-Signature: %s", sig);
     ml_snprintf(h_att, sizeof h_att, "Meetlite-Webhook-Attempt: %d", e->attempts);
-    struct curl_slist *h = NULL;
-    const char *hv[] = {"Content-Type: application/json",
-                        "User-Agent: meetlite/" PACKAGE_VERSION,
-                        "Expect:",
-                        h_id,
-                        h_ts,
-                        h_sig,
-                        h_att};
-    for (size_t i = 0; i < ML_ARRAY_LEN(hv); i++) {
-        struct curl_slist *n = curl_slist_append(h, hv[i]);
-        if (!n) {
-            curl_slist_free_all(h);
-            ml_err(err, errlen, "libcurl: out of memory");
-            *status = 0;
-            return false;
-        }
-        h = n;
-    }
-    size_t got = 0;
-    w->curl_err[0] = 0;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, s->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, e->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)s->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->curl_err);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reply_sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_check);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    if (s->ca_file[0])
-        curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    *status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    if (rc == CURLE_WRITE_ERROR && *status >= 200) /* the answer was cut short: status known */
-        rc = CURLE_OK;
-    if (rc != CURLE_OK) {
-        ml_err(err, errlen, "%s%s%s", curl_easy_strerror(rc), w->curl_err[0] ? ": " : "",
-               w->curl_err);
-        return false;
-    }
-    if (*status < 200 || *status > 299) {
-        ml_err(err, errlen, "the receiver answered HTTP %ld", *status);
-        return false;
-    }
-    return true;
+    const char *const hv[] = {"Content-Type: application/json",
+                              "User-Agent: meetlite/" PACKAGE_VERSION,
+                              h_id,
+                              h_ts,
+                              h_sig,
+                              h_att,
+                              NULL};
+    /* no redirects: the signature is for this receiver; a 3xx is a failed attempt */
+    struct http_fetch_req req = {.url = s->url,
+                                 .body = e->body,
+                                 .body_len = blen,
+                                 .headers = hv,
+                                 .protocols = "https,http",
+                                 .timeout_ms = s->timeout_ms,
+                                 .ca_file = s->ca_file,
+                                 .max_body = WH_REPLY_MAX,
+                                 .abort = &w->stopping};
+    struct http_fetch_resp resp;
+    enum http_fetch_err fe = http_fetch(w->conn, &req, &resp);
+    *status = resp.status;
+    /* a receiver that talks on is cut short: its status stands */
+    if (fe == HTTP_FETCH_TOO_LARGE)
+        fe = resp.status >= 200 && resp.status <= 299 ? HTTP_FETCH_OK : HTTP_FETCH_STATUS;
+    if (fe == HTTP_FETCH_STATUS)
+        ml_err(err, errlen, "the receiver answered HTTP %ld", resp.status);
+    else if (fe != HTTP_FETCH_OK)
+        ml_err(err, errlen, "%s", resp.err);
+    http_fetch_resp_free(&resp);
+    return fe == HTTP_FETCH_OK;
 }
 
 /* ---------------------------------------------------------------- the queue */
@@ -499,16 +449,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-int wh_global_init(void)
-{
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
-}
-
-void wh_global_cleanup(void)
-{
-    curl_global_cleanup();
-}
-
 int wh_worker_start(struct wh_worker *w, char *err, size_t errlen)
 {
     if (pthread_create(&w->thread, NULL, run, w) != 0)
@@ -527,8 +467,7 @@ void wh_worker_free(struct wh_worker *w)
         ML_UNUSED(n);
         pthread_join(w->thread, NULL);
     }
-    if (w->curl)
-        curl_easy_cleanup(w->curl);
+    http_fetch_conn_free(w->conn);
     if (w->pg)
         PQfinish(w->pg);
     if (w->wake[0] >= 0)

@@ -1,13 +1,14 @@
 /* Webhooks: the delivery of the events that sql/008_webhooks.sql queues in PostgreSQL (meeting
  * started and ended, participant joined and left, usage recorded) to a school's HTTPS endpoint,
  * signed with HMAC-SHA256, retried with backoff. One thread with its own libpq connection and
- * libcurl handle per node; nodes share the queue. Prefix: wh_. Nothing here logs but the
- * worker thread, which is this subsystem's edge. */
+ * HTTP client connection (src/http's http_fetch) per node; nodes share the queue. Prefix: wh_.
+ * Nothing here logs but the worker thread, which is this subsystem's edge. */
 #ifndef ML_WH_H
 #define ML_WH_H
 
 #include "common/common.h"
 #include "db/db.h"
+#include "http/http.h"
 
 #define WH_SECRET_MIN 16  /* bytes: a shorter HMAC key is refused */
 #define WH_SECRET_MAX 256 /* bytes */
@@ -45,10 +46,6 @@ int wh_secret_load(const struct wh_config *cfg, char *buf, char *err, size_t err
 #define WH_SIG_LEN (3 + 64 + 1)
 void wh_sign(const char *secret, size_t secret_len, int64_t ts, const char *body, size_t body_len,
              char out[WH_SIG_LEN]);
-
-/* libcurl's global set-up: once, in main, before any thread starts. 0, or -1. */
-int wh_global_init(void) ML_WUR;
-void wh_global_cleanup(void);
 
 struct wh_worker;
 
