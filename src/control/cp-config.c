@@ -247,8 +247,9 @@ int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *au
         return ml_err(err, errlen,
                       "auth.oidc-jwks-file and auth.oidc-jwks-uri are both set: the file is "
                       "for offline nodes, the URI for fetching; keep one");
+    char why[128];
     if (auth->oidc_issuer && !auth->oidc_jwks_file && !auth->oidc_jwks_uri &&
-        strncmp(auth->oidc_issuer, "https://", 8) != 0)
+        http_fetch_url_check(auth->oidc_issuer, HTTP_FETCH_HTTPS, why, sizeof why) < 0)
         return ml_err(err, errlen,
                       "auth.oidc-issuer: discovery needs an https:// issuer (or set "
                       "auth.oidc-jwks-uri or auth.oidc-jwks-file)");
