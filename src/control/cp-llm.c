@@ -126,7 +126,7 @@ static void read_answer(struct cp_llm_job *job, const char *text, size_t len)
     json_decref(doc);
 }
 
-static void generate(struct cp_llm *l, struct cp_llm_job *job)
+static void generate(struct cp_llm *l, struct http_fetch_conn *conn, struct cp_llm_job *job)
 {
     char auth[CP_LLM_KEY_MAX + 32];
     if (l->key)
@@ -142,7 +142,7 @@ static void generate(struct cp_llm *l, struct cp_llm_job *job)
                                  .max_body = CP_LLM_ANSWER_MAX,
                                  .abort = &l->stop};
     struct http_fetch_resp resp;
-    enum http_fetch_err e = http_fetch(NULL, &req, &resp);
+    enum http_fetch_err e = http_fetch(conn, &req, &resp);
     ml_wipe(auth, sizeof auth);
     if (e == HTTP_FETCH_TIMEOUT)
         job->error = "timeout";
@@ -197,6 +197,7 @@ static void job_free(struct http_done *d)
 static void *worker(void *arg)
 {
     struct cp_llm *l = arg;
+    struct http_fetch_conn *conn = http_fetch_conn_new(); /* the endpoint's, kept open */
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->head && !l->stop)
@@ -213,11 +214,12 @@ static void *worker(void *arg)
         if (stopping)
             job->error = "stopping";
         else
-            generate(l, job);
+            generate(l, conn, job);
         http_post(&job->done);
         pthread_mutex_lock(&l->mu);
     }
     pthread_mutex_unlock(&l->mu);
+    http_fetch_conn_free(conn);
     return NULL;
 }
 
