@@ -94,6 +94,10 @@ try:
               "webhooks.secret-file=" + secret_file)
     t.ok(r.returncode != 0 and "https://" in r.stderr, "plain http to a remote host is refused",
          r.stderr)
+    r = check("database.url=" + pg.url, "webhooks.url=http://localhost:80@example.org/x",
+              "webhooks.secret-file=" + secret_file)
+    t.ok(r.returncode != 0 and "https://" in r.stderr,
+         "plain http to a remote host behind a loopback user name is refused", r.stderr)
     r = check("database.url=" + pg.url, "webhooks.events=meeting.started, meeting.exploded")
     t.ok(r.returncode != 0 and "meeting.exploded" in r.stderr, "an unknown event type is refused",
          r.stderr)
