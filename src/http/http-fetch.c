@@ -124,8 +124,6 @@ enum http_fetch_err http_fetch(struct http_fetch_conn *conn, const struct http_f
         }
         if (conn)
             conn->curl = c;
-    } else {
-        curl_easy_reset(c); /* the options of the last request go; its connections stay */
     }
     struct xfer x = {.req = req, .body = ML_BUF_INIT(req->max_body)};
     for (size_t i = 0; i < HTTP_FETCH_HEADERS; i++)
@@ -199,7 +197,9 @@ out:
     ml_buf_free(&x.body);
     for (size_t i = 0; i < HTTP_FETCH_HEADERS; i++)
         ml_buf_free(&x.hdr[i]);
-    if (!conn)
+    if (conn)
+        curl_easy_reset(c); /* no pointer into this call's memory stays; the connections do */
+    else
         curl_easy_cleanup(c);
     return e;
 }
