@@ -168,8 +168,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* delivered to every protocol of every vhost, and not 1:1 with wakes: collect here
          * only (the first vhost), and collect everything */
-        if (lws_get_vhost(wsi) == srv->vhost &&
-            !__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
+        if (http_wake_is_primary(wsi) && !__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
             adopt_drain(srv, true);
             for (size_t i = 0; i < srv->cfg.nservices; i++)
                 if (srv->svc[i].wake)
@@ -576,6 +575,13 @@ void http_latency_add(struct http_server *srv, enum http_class cls, int64_t us)
     struct http_latency *l = &srv->latency[cls];
     ML_COUNT(l->buckets[b], 1);
     ML_COUNT(l->sum_us, (uint64_t)us);
+}
+
+bool http_wake_is_primary(struct lws *wsi)
+{
+    struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
+    struct http_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    return srv && lws_get_vhost(wsi) == srv->vhost;
 }
 
 void http_observe(struct lws *wsi, enum http_class cls, int64_t us)

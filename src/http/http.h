@@ -101,8 +101,9 @@ enum http_ptype {
 };
 
 #define HTTP_P_REQUIRED 0x1u
-#define HTTP_P_NO_CTRL 0x2u /* refuse control characters (names, titles) */
-#define HTTP_P_TRIM 0x4u    /* strip leading and trailing white space first */
+#define HTTP_P_NO_CTRL 0x2u  /* refuse control characters (names, titles) */
+#define HTTP_P_TRIM 0x4u     /* strip leading and trailing white space first */
+#define HTTP_P_EMPTY_OK 0x8u /* STRING: "" too, besides min..max characters (PATCH: remove it) */
 
 /* One body parameter of an endpoint. The parsed values land in the endpoint's struct at
  * offset; presence flags (for optional ones) in a bool at has_offset (or HTTP_P_NOHAS). */
@@ -361,6 +362,10 @@ bool http_server_adopts_tls(const struct http_server *srv);
 /* Wakes the service thread (any thread; NULL is fine): services' wake hooks run, work posted
  * with http_post completes, every protocol gets LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
 void http_server_wake(struct http_server *srv);
+/* True for the one wsi of a LWS_CALLBACK_EVENT_WAIT_CANCELLED that a protocol should act on:
+ * lws delivers that callback to every protocol of every vhost (a server with an adopt_tls
+ * vhost has two), so a wake hook that runs on each would run once per vhost. Service thread. */
+bool http_wake_is_primary(struct lws *wsi);
 /* True once http_server_stop began (any thread). */
 bool http_server_stopping(const struct http_server *srv);
 /* Stops the service thread (joined): no handler, hook or tick runs after it returns. Answers

@@ -399,6 +399,8 @@ int sig_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct sig *sig = sig_of(wsi);
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (!http_wake_is_primary(wsi)) /* once per wake, not once per vhost */
+            return 0;
         if (sig && __atomic_load_n(&sig->going_away, __ATOMIC_ACQUIRE) && !sig->stopping) {
             for (struct sig_sess *s = sig->all; s; s = s->anext)
                 if (s->wsi)
