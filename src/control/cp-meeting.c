@@ -346,7 +346,7 @@ struct settings_in {
 };
 
 static const struct http_param settings_params[] = {
-    {"passcode", HTTP_P_STRING, HTTP_P_NO_CTRL, 0, CP_PASSCODE_MAX,
+    {"passcode", HTTP_P_STRING, HTTP_P_NO_CTRL | HTTP_P_EMPTY_OK, CP_PASSCODE_MIN, CP_PASSCODE_MAX,
      offsetof(struct settings_in, passcode), CP_PASSCODE_BYTES,
      offsetof(struct settings_in, has_passcode), NULL},
     {"waiting_room", HTTP_P_BOOL, 0, 0, 0, offsetof(struct settings_in, waiting_room), 0,
@@ -389,17 +389,6 @@ static enum db_status w_settings(struct db_conn *c, struct db_job *job)
 
 static void h_settings(struct http_req *r)
 {
-    struct settings_in *in = r->params;
-    if (in->has_passcode && in->passcode[0]) {
-        size_t chars = 0;
-        ml_utf8_valid(in->passcode, strlen(in->passcode), &chars);
-        if (chars < CP_PASSCODE_MIN) {
-            ml_wipe(in->passcode, sizeof in->passcode);
-            http_reply_err(r, HTTP_E_INVALID_FIELD,
-                           "passcode: 4 to 64 characters, or \"\" to remove it");
-            return;
-        }
-    }
     cp_on_meeting(r, w_settings);
 }
 

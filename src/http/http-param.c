@@ -61,9 +61,11 @@ static enum http_err parse_one(const struct http_param *pa, const json_t *v, voi
                 chars--;
             }
         }
-        if ((long long)chars < pa->min || (long long)chars > pa->max || n + 1 > pa->size) {
-            ml_snprintf(msg, msglen, "%s: length must be %lld to %lld characters", pa->name,
-                        pa->min, pa->max);
+        bool empty_ok = n == 0 && (pa->flags & HTTP_P_EMPTY_OK);
+        if (!empty_ok &&
+            ((long long)chars < pa->min || (long long)chars > pa->max || n + 1 > pa->size)) {
+            ml_snprintf(msg, msglen, "%s: length must be %lld to %lld characters%s", pa->name,
+                        pa->min, pa->max, (pa->flags & HTTP_P_EMPTY_OK) ? ", or \"\"" : "");
             return HTTP_E_INVALID_FIELD;
         }
         memcpy(field, s, n);
