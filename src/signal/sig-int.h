@@ -343,16 +343,12 @@ struct sig_member *sig_room_member_set(struct sig_room *r, const json_t *entry);
 void sig_room_member_del(struct sig_room *r, const uint8_t pid[16]);
 /* A roster entry for m (new reference). */
 json_t *sig_member_json(const struct sig_member *m);
-/* Gives body (a JSON object, borrowed) the meeting's next sequence number, keeps it for
- * replay and queues it to the sessions it is for: to one participant (to), or all but one
- * (except), or all. Returns the frame's sequence number. */
-uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
-                       const uint8_t *except);
-/* The same for the meeting's ADMINs only (the lobby's events). */
-uint64_t sig_room_send_admins(struct sig_room *r, const json_t *body);
 /* True when frame f goes to session s of room r (its recipient, the lobby, ADMINs only). */
 bool sig_room_frame_for(struct sig_room *r, const struct sig_sess *s, const struct sig_frame *f);
-/* The same for a body already in text (from another node). */
+/* Gives body (JSON text, n bytes, borrowed; from another node or made here) the meeting's next
+ * sequence number, keeps it for replay and queues it to the sessions it is for: to one
+ * participant (to), or all but one (except), or all. Returns the frame's sequence number.
+ * (The room's own events go out through sig-room.c's room_emit.) */
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
                             const uint8_t *except);
 

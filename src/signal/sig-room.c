@@ -163,27 +163,30 @@ static uint64_t room_send(struct sig_room *r, const char *body, size_t n, const 
     return seq;
 }
 
-uint64_t sig_room_send_admins(struct sig_room *r, const json_t *body)
-{
-    char *s = ml_nonnull(json_dumps(body, JSON_COMPACT));
-    uint64_t seq = room_send(r, s, strlen(s), NULL, NULL, true);
-    free(s);
-    return seq;
-}
-
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
                             const uint8_t *except)
 {
     return room_send(r, body, n, to, except, false);
 }
 
-uint64_t sig_room_send(struct sig_room *r, const json_t *body, const uint8_t *to,
-                       const uint8_t *except)
+/* Sends body (taken: freed here; the json_pack result of the caller, NULL aborts) to recipient
+ * to, or to all but except, or (admins) to the meeting's ADMINs only. The one way this file's
+ * events leave: pack, send, free. */
+static void room_emit(struct sig_room *r, json_t *body, const uint8_t *to, const uint8_t *except,
+                      bool admins)
 {
-    char *s = ml_nonnull(json_dumps(body, JSON_COMPACT));
-    uint64_t seq = sig_room_send_text(r, s, strlen(s), to, except);
+    char *s = ml_nonnull(json_dumps(ml_nonnull(body), JSON_COMPACT));
+    room_send(r, s, strlen(s), to, except, admins);
     free(s);
-    return seq;
+    json_decref(body);
+}
+
+/* participant-updated with m's state now, to everyone. */
+static void emit_member(struct sig_room *r, const struct sig_member *m)
+{
+    room_emit(
+        r, json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)),
+        NULL, NULL, false);
 }
 
 /* ------------------------------------------------------------------ meeting events */
@@ -216,13 +219,13 @@ void sig_on_member_left(struct sig *sig, const uint8_t mid[16], const uint8_t pi
     char p[ML_UUID_STR];
     ml_uuid_format(pid, p);
     bool removed = !strcmp(why, "removed");
-    json_t *o = ml_nonnull(removed ? json_pack("{s:s,s:s}", "type", "removed", "participant_id", p)
-                                   : json_pack("{s:s,s:s,s:s}", "type", "participant-left",
-                                               "participant_id", p, "reason", why));
     sig_room_ref(r);
     /* the removed participant is told too: the close that follows says why */
-    sig_room_send(r, o, NULL, removed ? NULL : pid);
-    json_decref(o);
+    room_emit(r,
+              removed ? json_pack("{s:s,s:s}", "type", "removed", "participant_id", p)
+                      : json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id", p,
+                                  "reason", why),
+              NULL, removed ? NULL : pid, false);
     sig_room_member_del(r, pid);
     if (removed)
         end_sessions(r, pid, http_err_ws_code(HTTP_E_REMOVED), http_err_code(HTTP_E_REMOVED));
@@ -237,12 +240,11 @@ void sig_on_meeting_ended(struct sig *sig, const uint8_t mid[16], const char *st
     if (!r || r->ended)
         return;
     bool expired = status && !strcmp(status, "expired");
-    json_t *o = ml_nonnull(
-        json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended"));
     sig_room_ref(r);
     r->ended = true;
-    sig_room_send(r, o, NULL, NULL);
-    json_decref(o);
+    room_emit(
+        r, json_pack("{s:s,s:s}", "type", "meeting-ended", "reason", expired ? "expired" : "ended"),
+        NULL, NULL, false);
     enum http_err e = expired ? HTTP_E_MEETING_EXPIRED : HTTP_E_MEETING_ENDED;
     end_sessions(r, NULL, http_err_ws_code(e), http_err_code(e));
     sig_room_unref(r);
@@ -255,10 +257,7 @@ void sig_on_role(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], 
     if (!m)
         return;
     m->admin = admin;
-    json_t *o = ml_nonnull(
-        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)));
-    sig_room_send(r, o, NULL, NULL);
-    json_decref(o);
+    emit_member(r, m);
 }
 
 void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16])
@@ -270,10 +269,10 @@ void sig_on_offline(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16
     m->online = false;
     if (m->waiting)
         return; /* the lobby's presence is no one's business but its own; it stays waiting */
-    json_t *o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id",
-                                     m->id_s, "reason", "disconnected"));
-    sig_room_send(r, o, NULL, pid);
-    json_decref(o);
+    room_emit(r,
+              json_pack("{s:s,s:s,s:s}", "type", "participant-left", "participant_id", m->id_s,
+                        "reason", "disconnected"),
+              NULL, pid, false);
 }
 
 void sig_on_hand(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], int64_t at_ms)
@@ -283,10 +282,7 @@ void sig_on_hand(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16], 
     if (!m || m->waiting)
         return;
     m->hand_ms = at_ms;
-    json_t *o = ml_nonnull(
-        json_pack("{s:s,s:o}", "type", "participant-updated", "participant", sig_member_json(m)));
-    sig_room_send(r, o, NULL, NULL);
-    json_decref(o);
+    emit_member(r, m);
 }
 
 void sig_on_settings(struct sig *sig, const uint8_t mid[16], const char *screen_share)
@@ -295,10 +291,8 @@ void sig_on_settings(struct sig *sig, const uint8_t mid[16], const char *screen_
     if (!r || !screen_share)
         return;
     r->screen_admins = !strcmp(screen_share, "admins");
-    json_t *o =
-        ml_nonnull(json_pack("{s:s,s:s}", "type", "meeting-updated", "screen_share", screen_share));
-    sig_room_send(r, o, NULL, NULL);
-    json_decref(o);
+    room_emit(r, json_pack("{s:s,s:s}", "type", "meeting-updated", "screen_share", screen_share),
+              NULL, NULL, false);
 }
 
 /* ------------------------------------------------------------------ the lobby */
@@ -317,10 +311,8 @@ void sig_on_lobby_arrived(struct sig *sig, const uint8_t mid[16], const uint8_t 
     json_decref(e);
     if (!m)
         return;
-    json_t *o = ml_nonnull(
-        json_pack("{s:s,s:o}", "type", "lobby-waiting", "participant", sig_member_json(m)));
-    sig_room_send_admins(r, o);
-    json_decref(o);
+    room_emit(r, json_pack("{s:s,s:o}", "type", "lobby-waiting", "participant", sig_member_json(m)),
+              NULL, NULL, true);
 }
 
 void sig_on_admitted(struct sig *sig, const uint8_t mid[16], const uint8_t pid[16])
@@ -331,13 +323,11 @@ void sig_on_admitted(struct sig *sig, const uint8_t mid[16], const uint8_t pid[1
     char p[ML_UUID_STR];
     ml_uuid_format(pid, p);
     sig_room_ref(r);
-    json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "admitted", "participant_id", p));
-    sig_room_send(r, o, pid, NULL);
-    json_decref(o);
-    o = ml_nonnull(json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason",
-                             "admitted"));
-    sig_room_send_admins(r, o);
-    json_decref(o);
+    room_emit(r, json_pack("{s:s,s:s}", "type", "admitted", "participant_id", p), pid, NULL, false);
+    room_emit(
+        r,
+        json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason", "admitted"),
+        NULL, NULL, true);
     /* it comes back as a participant with its next session (participant-joined) */
     sig_room_member_del(r, pid);
     end_sessions(r, pid, SIG_CLOSE_ADMITTED, sig_close_reason(SIG_CLOSE_ADMITTED));
@@ -354,15 +344,12 @@ void sig_on_lobby_left(struct sig *sig, const uint8_t mid[16], const uint8_t pid
     ml_uuid_format(pid, p);
     bool denied = !strcmp(why, "denied");
     sig_room_ref(r);
-    if (denied) {
-        json_t *o = ml_nonnull(json_pack("{s:s,s:s}", "type", "denied", "participant_id", p));
-        sig_room_send(r, o, pid, NULL);
-        json_decref(o);
-    }
-    json_t *o = ml_nonnull(
-        json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason", why));
-    sig_room_send_admins(r, o);
-    json_decref(o);
+    if (denied)
+        room_emit(r, json_pack("{s:s,s:s}", "type", "denied", "participant_id", p), pid, NULL,
+                  false);
+    room_emit(r,
+              json_pack("{s:s,s:s,s:s}", "type", "lobby-left", "participant_id", p, "reason", why),
+              NULL, NULL, true);
     sig_room_member_del(r, pid);
     enum http_err e = denied ? HTTP_E_DENIED : HTTP_E_NOT_JOINED;
     end_sessions(r, pid, http_err_ws_code(e), http_err_code(e));
