@@ -268,14 +268,27 @@ static int64_t login_slowdown_ms(struct cp *cp, const struct login_keys *k)
     return ms < max_ms ? ms : max_ms;
 }
 
+bool cp_signin_blocked(struct cp *cp, const char *pair, const char *addr, unsigned *retry_s)
+{
+    return cp_limiter_blocked(cp->limiter, pair, cp->auth.login_max_failures,
+                              cp->auth.login_window_s, retry_s) ||
+           cp_limiter_blocked(cp->limiter, addr, cp->auth.login_max_failures_addr,
+                              cp->auth.login_window_s, retry_s);
+}
+
+void cp_signin_failed(struct cp *cp, const char *pair, const char *addr)
+{
+    cp_limiter_fail(cp->limiter, addr, cp->auth.login_window_s);
+    cp_limiter_fail(cp->limiter, pair, cp->auth.login_window_s);
+}
+
 static void login_done(struct cp *cp, struct cp_req *req)
 {
     struct login_keys k;
     login_keys(req, &k);
     if (req->login_failed) {
         cp_limiter_fail(cp->limiter, k.acct, cp->auth.login_window_s);
-        cp_limiter_fail(cp->limiter, k.addr, cp->auth.login_window_s);
-        cp_limiter_fail(cp->limiter, k.pair, cp->auth.login_window_s);
+        cp_signin_failed(cp, k.pair, k.addr);
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "failed login from %s (rid=%s)", req->http.peer,
                        req->http.request_id);
     } else if (req->http.err == HTTP_OK) {
@@ -342,10 +355,7 @@ static void h_login(struct http_req *r)
     struct login_keys k;
     unsigned retry = 0;
     login_keys(req, &k);
-    if (cp_limiter_blocked(cp->limiter, k.pair, cp->auth.login_max_failures,
-                           cp->auth.login_window_s, &retry) ||
-        cp_limiter_blocked(cp->limiter, k.addr, cp->auth.login_max_failures_addr,
-                           cp->auth.login_window_s, &retry)) {
+    if (cp_signin_blocked(cp, k.pair, k.addr, &retry)) {
         struct login_in *in = req->http.params;
         ml_wipe(in->password, sizeof in->password);
         req->http.retry_after_s = retry;

@@ -322,5 +322,11 @@ void cp_limiter_fail(struct cp_limiter *l, const char *key, long long window_s);
 /* Failures of key within the current window (0 when none or the window is over). */
 unsigned cp_limiter_failures(struct cp_limiter *l, const char *key, long long window_s);
 void cp_limiter_reset(struct cp_limiter *l, const char *key);
+/* The sign-in limits (control.login-*) that a password login and a meeting's passcode share
+ * (cp-account.c): true when the pair (an account, or a meeting's joiner, from an address)
+ * has reached login-max-failures or the address login-max-failures-addr; *retry_s gets the
+ * wait. cp_signin_failed counts one failure on both. */
+bool cp_signin_blocked(struct cp *cp, const char *pair, const char *addr, unsigned *retry_s);
+void cp_signin_failed(struct cp *cp, const char *pair, const char *addr);
 
 #endif

@@ -302,10 +302,7 @@ static bool passcode_blocked(struct cp_req *req)
     struct passcode_keys k;
     unsigned retry = 0;
     passcode_keys(req, &k);
-    if (cp_limiter_blocked(cp->limiter, k.pair, cp->auth.login_max_failures,
-                           cp->auth.login_window_s, &retry) ||
-        cp_limiter_blocked(cp->limiter, k.addr, cp->auth.login_max_failures_addr,
-                           cp->auth.login_window_s, &retry)) {
+    if (cp_signin_blocked(cp, k.pair, k.addr, &retry)) {
         req->http.retry_after_s = retry;
         return true;
     }
@@ -317,8 +314,7 @@ static void passcode_done(struct cp *cp, struct cp_req *req)
     struct passcode_keys k;
     passcode_keys(req, &k);
     if (req->login_failed) {
-        cp_limiter_fail(cp->limiter, k.addr, cp->auth.login_window_s);
-        cp_limiter_fail(cp->limiter, k.pair, cp->auth.login_window_s);
+        cp_signin_failed(cp, k.pair, k.addr);
         ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS, "wrong meeting passcode from %s (rid=%s)",
                        req->http.peer, req->http.request_id);
     } else if (req->http.err == HTTP_OK) {
