@@ -64,24 +64,10 @@ static enum db_status json_value(struct adm_req *r, struct db_conn *c, const str
     return DB_OK;
 }
 
-/* A slug as kb_articles allows them: 1 to 80 of a-z 0-9 and single inner hyphens. */
-static bool slug_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > KB_SLUG_MAX || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
-        if (!alnum && (s[i] != '-' || s[i + 1] == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* The handler's op with the path's slug; false (answered 404) when it is not one. */
 static struct kb_op *slug_op(struct adm_req *r)
 {
-    if (!slug_ok(r->http.caps[0])) {
+    if (!ml_slug_valid(r->http.caps[0], KB_SLUG_MAX)) {
         http_reply_err(&r->http, HTTP_E_NOT_FOUND, "no article by that slug");
         return NULL;
     }
@@ -175,7 +161,7 @@ static void h_import(struct http_req *hr)
 {
     struct adm_req *r = adm_req_of(hr);
     struct import_in *in = r->http.params;
-    if (in->has_slug && !slug_ok(in->slug)) {
+    if (in->has_slug && !ml_slug_valid(in->slug, KB_SLUG_MAX)) {
         http_reply_err(&r->http, HTTP_E_INVALID_FIELD,
                        "slug: 1 to 80 of a-z, 0-9 and single hyphens");
         return;

@@ -354,6 +354,9 @@ size_t ml_list_first(const char *list, char *buf, size_t len);
 /* True when s (n bytes) is valid UTF-8 without NUL, overlong forms or surrogates; *chars (when
  * not NULL) gets the number of code points. */
 bool ml_utf8_valid(const char *s, size_t n, size_t *chars);
+/* True when s is a slug (the knowledge base's article names, kb_articles.slug's CHECK): 1 to
+ * max of a-z and 0-9, hyphens only between them and never two in a row. */
+bool ml_slug_valid(const char *s, size_t max);
 /* Standard base64 (OpenSSL). out needs 4*ceil(n/3)+1 bytes; returns the length without NUL. */
 size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* Decodes standard base64 (padding optional); returns the length, or -1. */

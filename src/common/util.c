@@ -147,6 +147,19 @@ size_t ml_list_first(const char *list, char *buf, size_t len)
     return n;
 }
 
+bool ml_slug_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+        if (!alnum && (s[i] != '-' || s[i + 1] == '-'))
+            return false;
+    }
+    return true;
+}
+
 bool ml_utf8_valid(const char *s, size_t n, size_t *chars)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;

@@ -194,24 +194,10 @@ static enum db_status w_article(struct db_conn *c, struct db_job *job)
     return cp_json_row(req, c, &st_article, p, HTTP_E_NOT_FOUND, "assistant article");
 }
 
-/* A slug as kb_articles allows them: 1 to 80 of a-z 0-9 and single inner hyphens. */
-static bool slug_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > CP_SLUG_MAX || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
-        if (!alnum && (s[i] != '-' || s[i + 1] == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* GET /api/v1/assistant/articles/{slug}: an article in full, its body Markdown. */
 static void h_article(struct http_req *r)
 {
-    if (!slug_ok(r->caps[0])) {
+    if (!ml_slug_valid(r->caps[0], CP_SLUG_MAX)) {
         http_reply_err(r, HTTP_E_NOT_FOUND, "no such article");
         return;
     }

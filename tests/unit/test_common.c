@@ -471,6 +471,23 @@ START_TEST(kit_uuid_utf8_lists)
 }
 END_TEST
 
+START_TEST(kit_slug)
+{
+    ck_assert(ml_slug_valid("a", 80));
+    ck_assert(ml_slug_valid("join-a-meeting-2", 80));
+    ck_assert(ml_slug_valid("abc", 3));
+    ck_assert(!ml_slug_valid("abcd", 3)); /* longer than max */
+    ck_assert(!ml_slug_valid("", 80));
+    ck_assert(!ml_slug_valid("-a", 80));
+    ck_assert(!ml_slug_valid("a-", 80));
+    ck_assert(!ml_slug_valid("a--b", 80));
+    ck_assert(!ml_slug_valid("A", 80));
+    ck_assert(!ml_slug_valid("a_b", 80));
+    ck_assert(!ml_slug_valid("a/b", 80));
+    ck_assert(!ml_slug_valid("\xc3\xa9", 80));
+}
+END_TEST
+
 START_TEST(kit_clock_and_v4)
 {
     int64_t ms = ml_wall_ms(), s = ml_wall_s();
@@ -511,6 +528,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, lists_and_numbers);
     tcase_add_test(tc, kit_buffers);
     tcase_add_test(tc, kit_uuid_utf8_lists);
+    tcase_add_test(tc, kit_slug);
     tcase_add_test(tc, kit_clock_and_v4);
     suite_add_tcase(s, tc);
     return s;
