@@ -469,7 +469,7 @@ static void admin_relay_link(void *arg, struct st_relay_link *out)
     out->usage_dropped = c.usage_dropped;
 }
 
-/* The runtime secrets changed (sync thread): the control plane signs with the relay's choice. */
+/* The webhook worker's counters, for the admin API's stats. */
 static void admin_webhooks(void *arg, struct st_webhooks *out)
 {
     struct app *app = arg;
@@ -480,6 +480,7 @@ static void admin_webhooks(void *arg, struct st_webhooks *out)
     out->db_connects = c.connects;
 }
 
+/* The runtime secrets changed (sync thread): the control plane signs with the relay's choice. */
 static void creds_changed(void *arg)
 {
     struct app *app = arg;

@@ -11,9 +11,6 @@ int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_us
 void turn_quota_release(struct turn_server *srv, const char *id);
 void turn_quota_free_all(struct turn_server *srv);
 
-/* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on a port of the range,
- * even when asked, and the next port too when reserve_next (into *next_fd). Returns the port,
- * or -1 when none is free. */
 /* The relay ports a bind tries: random probes over a large range, a walk from a random start
  * over a small one (4,096 ports or fewer), so that a nearly full small range still finds its
  * last free port. */
@@ -24,6 +21,9 @@ struct turn_port_walk {
 void turn_port_walk_init(const struct turn_server *srv, struct turn_port_walk *pw);
 /* The next port to try; false when the tries are spent. */
 bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *port);
+/* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on a port of the range,
+ * even when asked, and the next port too when reserve_next (into *next_fd). Returns the port,
+ * or -1 when none is free. */
 int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
                     int *next_fd);
 /* EVEN-PORT reservations: hold fd (a relay socket of family index fam) under a new token (0,
