@@ -23,6 +23,23 @@ static int validate_word(const char *value, char *err, size_t errlen)
     return 0;
 }
 
+static int uri_ok(const char *item, void *arg)
+{
+    ML_UNUSED(arg);
+    return cp_ice_uri_ok(item, strlen(item)) ? 0 : -1;
+}
+
+/* What the registry and placement take (cp_ice_uri_ok), said when the file is read. */
+static int validate_uris(const char *value, char *err, size_t errlen)
+{
+    if (ml_list_foreach(value, uri_ok, NULL) < 0)
+        return ml_err(err, errlen,
+                      "each item a stun:, stuns:, turn: or turns: URI of at most %d "
+                      "printable bytes",
+                      CP_ICE_URI_MAX);
+    return 0;
+}
+
 const struct ml_cfg_key app_fleet_cfg_keys[] = {
     {"register", ML_CFG_BOOL, "no", 0, 0, 0, K(register_node), NULL, NULL,
      "Register this node's relay in PostgreSQL's relay registry (table relay_nodes) with a "
@@ -36,7 +53,7 @@ const struct ml_cfg_key app_fleet_cfg_keys[] = {
      "Region label. On a relay: the region it registers in. On a control plane: the region "
      "whose relays it places participants on. Empty: no region (a control plane with an empty "
      "region places on every relay)."},
-    {"public-uris", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, K(public_uris), NULL, NULL,
+    {"public-uris", ML_CFG_STR, "", 0, 4096, ML_CFG_LIST, K(public_uris), NULL, validate_uris,
      "STUN/TURN URIs clients use to reach this relay (comma list, e.g. "
      "\"stun:r1.example.org:3478, turn:r1.example.org:3478?transport=udp, "
      "turns:r1.example.org:443?transport=tcp\"). Empty: control.turn-uris, else derived from "

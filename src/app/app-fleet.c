@@ -169,22 +169,6 @@ static void pool_wake(void *arg)
 
 /* ------------------------------------------------------------------ the node's URIs */
 
-/* Appends s to b as a JSON string. */
-static int json_str(struct ml_buf *b, const char *s, size_t n)
-{
-    if (ml_buf_printf(b, "\"") < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int rc = ch == '"' || ch == '\\' ? ml_buf_printf(b, "\\%c", ch)
-                 : ch < 0x20             ? ml_buf_printf(b, "\\u%04x", ch)
-                                         : ml_buf_printf(b, "%c", ch);
-        if (rc < 0)
-            return -1;
-    }
-    return ml_buf_printf(b, "\"");
-}
-
 /* The URIs this relay registers: fleet.public-uris, control.turn-uris, or turn.listen's with a
  * wildcard address named by turn.external-address. */
 static char *node_uris(const struct app_config *cfg, char *err, size_t errlen)
@@ -214,20 +198,21 @@ static char *node_uris(const struct app_config *cfg, char *err, size_t errlen)
         }
         list = derived;
     }
-    struct ml_buf b = ML_BUF_INIT(SIZE_MAX);
-    int rc = ml_buf_printf(&b, "[");
-    size_t n = 0, count = 0;
-    for (const char *item; rc == 0 && (item = ml_list_next(&list, &n)) != NULL; count++)
-        rc = (count && ml_buf_printf(&b, ",") < 0) || json_str(&b, item, n) < 0 ? -1 : 0;
-    if (rc == 0)
-        rc = ml_buf_printf(&b, "]");
+    json_t *a = ml_nonnull(json_array());
+    size_t n = 0;
+    bool ok = true;
+    for (const char *item; ok && (item = ml_list_next(&list, &n)) != NULL;)
+        ok = cp_ice_uri_ok(item, n) && json_array_size(a) < CP_ICE_URIS_MAX &&
+             json_array_append_new(a, ml_nonnull(json_stringn(item, n))) == 0;
     free(derived);
-    if (rc < 0 || count == 0 || count > 16) {
-        ml_buf_free(&b);
-        ml_err(err, errlen, "fleet.public-uris: between 1 and 16 URIs");
-        return NULL;
-    }
-    return ml_buf_take(&b);
+    char *out = ok && json_array_size(a) ? ml_nonnull(json_dumps(a, JSON_COMPACT)) : NULL;
+    json_decref(a);
+    if (!out)
+        ml_err(err, errlen,
+               "fleet.public-uris: 1 to %d stun:, stuns:, turn: or turns: URIs of at most %d "
+               "bytes",
+               CP_ICE_URIS_MAX, CP_ICE_URI_MAX);
+    return out;
 }
 
 /* ------------------------------------------------------------------ the object */

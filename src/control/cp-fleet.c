@@ -49,13 +49,26 @@ void cp_set_fleet(struct cp *cp, const struct cp_fleet *f)
         cp->fleet.placement = CP_PLACE_STATIC;
 }
 
-/* A JSON array of URIs from the database's text (array_to_json), or NULL. */
+/* A JSON array of URIs from the database's text (array_to_json), or NULL. Any relay that can
+ * write the registry writes them: 1 to CP_ICE_URIS_MAX URIs that pass cp_ice_uri_ok, or the
+ * node is passed over (NULL, logged) rather than handed to browsers. */
 static json_t *uris_of(const PGresult *r, int col)
 {
     if (PQgetisnull(r, 0, col))
         return NULL;
     json_t *a = json_loads(PQgetvalue(r, 0, col), 0, NULL);
-    if (!json_is_array(a) || !json_array_size(a)) {
+    bool ok = json_is_array(a) && json_array_size(a) && json_array_size(a) <= CP_ICE_URIS_MAX;
+    size_t i;
+    json_t *u;
+    json_array_foreach(a, i, u)
+    {
+        ok = ok && json_is_string(u) && cp_ice_uri_ok(json_string_value(u), json_string_length(u));
+    }
+    if (!ok) {
+        ML_LOG_LIMITED(ML_LOG_WARN, SUBSYS,
+                       "a relay node's registered URIs are not 1 to %d STUN/TURN URIs: passed "
+                       "over",
+                       CP_ICE_URIS_MAX);
         json_decref(a);
         return NULL;
     }

@@ -73,6 +73,25 @@ static const struct db_stmt st_role = {
 
 /* ------------------------------------------------------------------ join and leave */
 
+bool cp_ice_uri_ok(const char *s, size_t n)
+{
+    static const char *const schemes[] = {"stun:", "stuns:", "turn:", "turns:"};
+    if (n > CP_ICE_URI_MAX)
+        return false;
+    size_t host = 0;
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++) {
+        size_t k = strlen(schemes[i]);
+        if (n > k && !memcmp(s, schemes[i], k))
+            host = k;
+    }
+    if (!host || s[host] == ':' || s[host] == '?')
+        return false; /* no scheme, or no host */
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
 json_t *cp_ice_from(const json_t *uris, const char *user, const char *pass)
 {
     json_t *stun = json_array(), *turn = json_array();

@@ -149,6 +149,13 @@ void cp_set_fleet(struct cp *cp, const struct cp_fleet *f);
 char *cp_listen_uris_list(const char *listen, const char *wildcard_host, char *err,
                           size_t errlen) ML_WUR;
 
+/* A STUN/TURN URI as iceServers may carry it (RFC 7064, 7065): stun:, stuns:, turn: or turns:
+ * and a host, at most CP_ICE_URI_MAX bytes of printable ASCII without space, quote or
+ * backslash. n bytes of s. What a relay registers and what placement reads back both pass it. */
+#define CP_ICE_URI_MAX 255
+#define CP_ICE_URIS_MAX 16 /* URIs a relay registers (relay_nodes.uris' CHECK) */
+bool cp_ice_uri_ok(const char *s, size_t n);
+
 /* Stops the thread, closes connections, drains the database pool and frees everything. */
 void cp_free(struct cp *cp);
 

@@ -12,6 +12,7 @@ draining in the registry at once. Revocations still reach every relay. With no l
 fall back to the static URIs."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -247,6 +248,16 @@ async def main():
              ["turn:127.0.0.1:%d?transport=udp" % c1.turn_port,
               "turn:127.0.0.1:%d?transport=tcp" % c1.turn_port]),
          "with no live relay in the region a join gets the static URIs", lone.join["iceServers"])
+
+    # a registry row whose URIs are not STUN/TURN URIs (any relay can write the registry) is
+    # passed over: the join gets the static URIs, never the row's text
+    pg.psql("INSERT INTO relay_nodes (name, region, uris, capacity) VALUES ('campus-odd', "
+            "'campus', ARRAY['javascript:alert(1)', 'turn:ok.example.org:3478'], 1000)")
+    odd = meeting(c1.api, 1, prefix="odd")[1][0]
+    t.ok("relay" not in odd.join and "javascript" not in json.dumps(odd.join) and
+         turn_urls(odd.join["iceServers"]) == turn_urls(lone.join["iceServers"]),
+         "a relay row with a URI that is not STUN/TURN is passed over: static URIs",
+         odd.join.get("iceServers"))
     for s in sigs + sigs2:
         await s.close()
     t.ok(all(d.clean() for d in [c1, c2] + [r for n, r in relays.items() if n != node]),
@@ -270,6 +281,9 @@ try:
     t.ok(rc != 0 and "twice" in out, "a node timeout under two heartbeats is refused", out)
     rc, out = check_config("fleet.placement=meeting")
     t.ok(rc != 0 and "control plane" in out, "placement without a control plane is refused", out)
+    rc, out = check_config("fleet.public-uris=turn:r1.example.org:3478, http://r1.example.org")
+    t.ok(rc != 0 and "fleet.public-uris" in out, "a public URI that is not STUN/TURN is refused",
+         out)
     rc, out = check_config("fleet.node-name=bad name")
     t.ok(rc != 0 and "fleet.node-name" in out, "a node name outside [A-Za-z0-9._-] is refused", out)
     r = migrate(pg.url)

@@ -333,6 +333,31 @@ START_TEST(ice_from_uris)
 }
 END_TEST
 
+/* The bound on a relay's registered URIs (fleet.public-uris, and what placement reads back). */
+START_TEST(ice_uri_bound)
+{
+    const char *ok[] = {"stun:a:3478", "stuns:r1.example.org", "turn:[2001:db8::1]:3478",
+                        "turns:r1.example.org:443?transport=tcp"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        ck_assert_msg(cp_ice_uri_ok(ok[i], strlen(ok[i])), "%s", ok[i]);
+    const char *bad[] = {
+        "",           "stun:",     "turn:?transport=udp", "http://a",   "javascript:x",
+        "turn:a b",   "turn:a\"b", "turn:a\\b",           "turn:a\x7f", "turn:\xc3\xa9",
+        "turn::3478", "stunx:a"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(!cp_ice_uri_ok(bad[i], strlen(bad[i])), "%s", bad[i]);
+    char longest[CP_ICE_URI_MAX + 2];
+    memset(longest, 'a', sizeof longest - 1);
+    memcpy(longest, "turn:", 5);
+    longest[CP_ICE_URI_MAX] = 0;
+    ck_assert(cp_ice_uri_ok(longest, CP_ICE_URI_MAX));
+    longest[CP_ICE_URI_MAX] = 'a';
+    longest[CP_ICE_URI_MAX + 1] = 0;
+    ck_assert(!cp_ice_uri_ok(longest, CP_ICE_URI_MAX + 1));
+    ck_assert(!cp_ice_uri_ok("turn:a\0b", 8)); /* n bytes: a NUL inside is not printable */
+}
+END_TEST
+
 static Suite *control_suite(void)
 {
     Suite *s = suite_create("control");
@@ -340,6 +365,7 @@ static Suite *control_suite(void)
     tcase_add_test(tc, params_ok);
     tcase_add_test(tc, params_errors);
     tcase_add_test(tc, params_empty_ok);
+    tcase_add_test(tc, ice_uri_bound);
     tcase_add_test(tc, utf8);
     tcase_add_test(tc, errors_table);
     tcase_add_test(tc, routing);
