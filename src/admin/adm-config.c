@@ -129,27 +129,15 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
-/* Whether a scrape token is also an admin token: it would open everything. */
-struct tok_dup {
-    const char *admin_list;
-    const char *found;
-};
-
-static int admin_has(const char *item, void *arg)
-{
-    struct tok_dup *d = arg;
-    if (!strcmp(item, d->found))
-        d->admin_list = NULL; /* marks a match */
-    return 0;
-}
-
+/* Whether a scrape token (item) is also an admin token (arg: the admin.token list): it would
+ * open everything. -1 when it is. */
 static int scrape_in_admin(const char *item, void *arg)
 {
-    struct tok_dup *d = arg;
-    const char *list = d->admin_list;
-    d->found = item;
-    if (ml_list_foreach(list, admin_has, d) < 0 || !d->admin_list)
-        return -1;
+    const char *list = arg;
+    size_t n, len = strlen(item);
+    for (const char *t; (t = ml_list_next(&list, &n)) != NULL;)
+        if (n == len && !memcmp(t, item, n))
+            return -1;
     return 0;
 }
 
@@ -162,8 +150,7 @@ int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)
         return 0; /* no listener */
     }
     if (cfg->metrics_token) {
-        struct tok_dup d = {cfg->token, NULL};
-        if (ml_list_foreach(cfg->metrics_token, scrape_in_admin, &d) < 0)
+        if (ml_list_foreach(cfg->metrics_token, scrape_in_admin, (void *)cfg->token) < 0)
             return ml_err(err, errlen,
                           "a token is in both admin.token and admin.metrics-token: a scrape "
                           "token must open /metrics only");
