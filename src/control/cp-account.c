@@ -138,18 +138,24 @@ static const struct http_param signup_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
+int cp_secret_hash(struct cp *cp, char *secret, char *hash, size_t len)
+{
+    uint8_t salt[16];
+    ml_random(salt, sizeof salt);
+    int rc = argon2id_hash_encoded((uint32_t)cp->auth.argon2_iterations,
+                                   (uint32_t)cp->auth.argon2_memory_kib, 1, secret, strlen(secret),
+                                   salt, sizeof salt, 32, hash, len);
+    ml_wipe(secret, strlen(secret));
+    return rc;
+}
+
 static enum db_status w_signup(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     struct cp *cp = cp_of(req);
     struct signup_in *in = req->http.params;
-    uint8_t salt[16];
-    char hash[160];
-    ml_random(salt, sizeof salt);
-    int rc = argon2id_hash_encoded((uint32_t)cp->auth.argon2_iterations,
-                                   (uint32_t)cp->auth.argon2_memory_kib, 1, in->password,
-                                   strlen(in->password), salt, sizeof salt, 32, hash, sizeof hash);
-    ml_wipe(in->password, sizeof in->password);
+    char hash[CP_HASH_BYTES];
+    int rc = cp_secret_hash(cp, in->password, hash, sizeof hash);
     if (rc != ARGON2_OK) {
         ML_ERROR(SUBSYS, "argon2id failed (rid=%s): %s", req->http.request_id,
                  argon2_error_message(rc));

@@ -239,13 +239,16 @@ extern const struct http_param cp_no_params[];
 /* Copies the TURN secret (for a credential) under its lock; "" when none. */
 void cp_turn_secret(struct cp *cp, char *buf, size_t len);
 
-/* A meeting's passcode (cp-meeting.c): 4 to 64 characters, hashed with argon2id as passwords
- * are (control.argon2-*). cp_passcode_hash wipes passcode and writes the encoded hash into
- * hash (160 bytes are enough); 0, or -1. Any thread (a database thread: it takes tens of ms). */
+/* A meeting's passcode (cp-meeting.c): 4 to 64 characters, hashed as a password is. */
 #define CP_PASSCODE_MIN 4
 #define CP_PASSCODE_MAX 64
 #define CP_PASSCODE_BYTES (CP_PASSCODE_MAX * 4 + 1)
-int cp_passcode_hash(struct cp *cp, char *passcode, char *hash, size_t len) ML_WUR;
+/* argon2id of a password or a meeting's passcode with a fresh salt and auth.argon2-*
+ * (cp-account.c): wipes secret and writes the encoded hash into hash (160 bytes are enough).
+ * ARGON2_OK (0), or argon2's negative error code (argon2_error_message). A database thread
+ * only: it takes tens of milliseconds, never the HTTP thread's. */
+#define CP_HASH_BYTES 160
+int cp_secret_hash(struct cp *cp, char *secret, char *hash, size_t len) ML_WUR;
 
 /* The browser client (cp-web.c). Before the server exists: finds the client's directory and
  * sets the server's mounts (and the headers of every answer); 0, or -1 with err. */

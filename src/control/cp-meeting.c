@@ -5,7 +5,6 @@
 
 #include "control/cp-int.h"
 
-#include <argon2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,17 +134,6 @@ static const struct http_param create_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-int cp_passcode_hash(struct cp *cp, char *passcode, char *hash, size_t len)
-{
-    uint8_t salt[16];
-    ml_random(salt, sizeof salt);
-    int rc = argon2id_hash_encoded((uint32_t)cp->auth.argon2_iterations,
-                                   (uint32_t)cp->auth.argon2_memory_kib, 1, passcode,
-                                   strlen(passcode), salt, sizeof salt, 32, hash, len);
-    ml_wipe(passcode, strlen(passcode));
-    return rc == ARGON2_OK ? 0 : -1;
-}
-
 static void make_code(char code[13])
 {
     uint8_t r[10];
@@ -165,10 +153,10 @@ static enum db_status w_create(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     struct create_in *in = req->http.params;
-    char dur[24], max[24], code[13], hash[160];
+    char dur[24], max[24], code[13], hash[CP_HASH_BYTES];
     ml_snprintf(dur, sizeof dur, "%lld", in->duration_s);
     ml_snprintf(max, sizeof max, "%lld", in->max_participants);
-    if (in->has_passcode && cp_passcode_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
+    if (in->has_passcode && cp_secret_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
         http_job_err(&req->http, HTTP_E_INTERNAL, "cannot hash the passcode");
         return DB_FAILED;
     }
@@ -363,9 +351,9 @@ static enum db_status w_settings(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
     struct settings_in *in = req->http.params;
-    char hash[160];
+    char hash[CP_HASH_BYTES];
     bool set_hash = in->has_passcode, clear = set_hash && !in->passcode[0];
-    if (set_hash && !clear && cp_passcode_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
+    if (set_hash && !clear && cp_secret_hash(cp_of(req), in->passcode, hash, sizeof hash) < 0) {
         http_job_err(&req->http, HTTP_E_INTERNAL, "cannot hash the passcode");
         return DB_FAILED;
     }
