@@ -341,41 +341,90 @@ static void handle_record(struct sig *sig, const char *line, size_t n)
     json_decref(o);
 }
 
+/* The database's events (the triggers' NOTIFY "k"), one row each: whether it needs a
+ * participant ("p"), and whether it changes what the control plane caches of the meeting
+ * (deps.changed: another node's change shows here at once). */
+enum db_ev {
+    EV_LEFT,
+    EV_ENDED,
+    EV_ROLE,
+    EV_OFFLINE,
+    EV_SETTINGS,
+    EV_HAND,
+    EV_WAITING,
+    EV_ADMITTED,
+    EV_LOBBY_LEFT
+};
+static const struct {
+    const char *k;
+    enum db_ev ev;
+    bool needs_p, changes;
+} db_events[] = {
+    {"left", EV_LEFT, true, true},
+    {"removed", EV_LEFT, true, true},
+    {"ended", EV_ENDED, false, true},
+    {"role", EV_ROLE, true, true},
+    {"offline", EV_OFFLINE, true, false},
+    {"settings", EV_SETTINGS, false, false},
+    {"hand", EV_HAND, true, false},
+    {"waiting", EV_WAITING, true, true},
+    {"admitted", EV_ADMITTED, true, true},
+    {"denied", EV_LOBBY_LEFT, true, true},
+    {"lobby-left", EV_LOBBY_LEFT, true, true},
+};
+
 static void handle_db_event(struct sig *sig, const char *text)
 {
     json_t *o = json_loads(text, 0, NULL);
     const char *k = json_string_value(json_object_get(o, "k"));
     const char *m = json_string_value(json_object_get(o, "m"));
-    const char *p = json_string_value(json_object_get(o, "p"));
-    const char *role = json_string_value(json_object_get(o, "role"));
     uint8_t mid[16], pid[16];
-    bool has_m = ml_uuid_parse(m, mid), has_p = ml_uuid_parse(p, pid);
-    if (!k) {
+    bool has_m = ml_uuid_parse(m, mid);
+    bool has_p = ml_uuid_parse(json_string_value(json_object_get(o, "p")), pid);
+    size_t i = 0, n = sizeof db_events / sizeof *db_events;
+    while (k && i < n && strcmp(k, db_events[i].k))
+        i++;
+    if (!k || i == n || !has_m) {
         json_decref(o);
         return;
     }
-    if (has_m && (!strcmp(k, "left") || !strcmp(k, "removed") || !strcmp(k, "ended") ||
-                  !strcmp(k, "role") || !strcmp(k, "waiting") || !strcmp(k, "admitted") ||
-                  !strcmp(k, "denied") || !strcmp(k, "lobby-left")))
-        sig->deps.changed(sig->deps.arg, m); /* another node's change shows here at once */
-    if ((!strcmp(k, "left") || !strcmp(k, "removed")) && has_m && has_p)
+    if (db_events[i].changes)
+        sig->deps.changed(sig->deps.arg, m);
+    if (db_events[i].needs_p && !has_p) {
+        json_decref(o);
+        return;
+    }
+    switch (db_events[i].ev) {
+    case EV_LEFT:
         sig_on_member_left(sig, mid, pid, k);
-    else if (!strcmp(k, "ended") && has_m)
+        break;
+    case EV_ENDED:
         sig_on_meeting_ended(sig, mid, json_string_value(json_object_get(o, "status")));
-    else if (!strcmp(k, "role") && has_m && has_p)
+        break;
+    case EV_ROLE: {
+        const char *role = json_string_value(json_object_get(o, "role"));
         sig_on_role(sig, mid, pid, role && !strcmp(role, "ADMIN"));
-    else if (!strcmp(k, "offline") && has_m && has_p)
+        break;
+    }
+    case EV_OFFLINE:
         sig_on_offline(sig, mid, pid);
-    else if (!strcmp(k, "settings") && has_m)
+        break;
+    case EV_SETTINGS:
         sig_on_settings(sig, mid, json_string_value(json_object_get(o, "screen_share")));
-    else if (!strcmp(k, "hand") && has_m && has_p)
+        break;
+    case EV_HAND:
         sig_on_hand(sig, mid, pid, (int64_t)json_integer_value(json_object_get(o, "at")));
-    else if (!strcmp(k, "waiting") && has_m && has_p)
+        break;
+    case EV_WAITING:
         sig_on_lobby_arrived(sig, mid, pid, json_string_value(json_object_get(o, "name")));
-    else if (!strcmp(k, "admitted") && has_m && has_p)
+        break;
+    case EV_ADMITTED:
         sig_on_admitted(sig, mid, pid);
-    else if ((!strcmp(k, "denied") || !strcmp(k, "lobby-left")) && has_m && has_p)
+        break;
+    case EV_LOBBY_LEFT:
         sig_on_lobby_left(sig, mid, pid, !strcmp(k, "denied") ? "denied" : "left");
+        break;
+    }
     json_decref(o);
 }
 
