@@ -365,7 +365,7 @@ static const struct {
     {"ended", EV_ENDED, false, true},
     {"role", EV_ROLE, true, true},
     {"offline", EV_OFFLINE, true, false},
-    {"settings", EV_SETTINGS, false, false},
+    {"settings", EV_SETTINGS, false, true},
     {"hand", EV_HAND, true, false},
     {"waiting", EV_WAITING, true, true},
     {"admitted", EV_ADMITTED, true, true},

@@ -515,6 +515,58 @@ START_TEST(lobby)
 }
 END_TEST
 
+static unsigned changes_seen;
+static void count_change(void *arg, const char *meeting)
+{
+    (void)arg;
+    ck_assert_str_eq(meeting, M_ID);
+    changes_seen++;
+}
+
+/* The database's events: which ones tell the control plane its cached view of the meeting is
+ * stale (a settings change made on another node included), and that one without its
+ * participant is ignored. */
+START_TEST(db_events)
+{
+    struct sig *sig = fake_sig();
+    sig->deps.changed = count_change;
+    struct sig_sess *a = fake_sess(sig, M_ID, A_PID);
+    static const struct {
+        const char *k;
+        bool with_p;
+        unsigned changes;
+    } ev[] = {
+        {"settings", false, 1}, {"role", true, 1},    {"hand", true, 0},
+        {"offline", true, 0},   {"unknown", true, 0}, {"role", false, 1}, /* changed, not handled */
+    };
+    char p[512];
+    for (size_t i = 0; i < sizeof ev / sizeof *ev; i++) {
+        changes_seen = 0;
+        ml_snprintf(p, sizeof p,
+                    "D\t{\"k\":\"%s\",\"m\":\"%s\"%s%s%s,\"screen_share\":\"admins\","
+                    "\"role\":\"ADMIN\",\"at\":1}",
+                    ev[i].k, M_ID, ev[i].with_p ? ",\"p\":\"" : "", ev[i].with_p ? B_PID : "",
+                    ev[i].with_p ? "\"" : "");
+        sig_bus_handle(sig, p, strlen(p));
+        ck_assert_msg(changes_seen == ev[i].changes, "%s: %u changes", ev[i].k, changes_seen);
+    }
+    /* the settings event reached the session and the room */
+    ck_assert(a->room->screen_admins);
+    ck_assert(a->qhead && strstr((char *)a->qhead->f->data + LWS_PRE, "\"meeting-updated\""));
+    /* no meeting id: nothing at all */
+    changes_seen = 0;
+    ml_snprintf(p, sizeof p, "D\t{\"k\":\"settings\",\"screen_share\":\"anyone\"}");
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(changes_seen, 0);
+    ck_assert(a->room->screen_admins);
+    sig_sess_end(a, false);
+    ck_assert_uint_eq(sig->rooms.n, 0);
+    sig_htab_free(&sig->rooms);
+    sig_htab_free(&sig->by_token);
+    free(sig);
+}
+END_TEST
+
 static Suite *sig_suite(void)
 {
     Suite *s = suite_create("signaling");
@@ -532,6 +584,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, close_codes);
     tcase_add_test(tc, routing);
     tcase_add_test(tc, lobby);
+    tcase_add_test(tc, db_events);
     suite_add_tcase(s, tc);
     return s;
 }
