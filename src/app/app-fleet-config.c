@@ -5,7 +5,6 @@
 
 #include "app/app.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -13,15 +12,6 @@
 
 /* In the order of enum cp_placement. */
 static const char *const placements[] = {"static", "meeting", "least-loaded", NULL};
-
-/* A node name or region: letters, digits, '.', '_' and '-' (the registry's CHECK). */
-static int validate_word(const char *value, char *err, size_t errlen)
-{
-    for (const char *p = value; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
-            return ml_err(err, errlen, "only letters, digits, '.', '_' and '-' are allowed");
-    return 0;
-}
 
 static int uri_ok(const char *item, void *arg)
 {
@@ -45,11 +35,11 @@ const struct ml_cfg_key app_fleet_cfg_keys[] = {
      "Register this node's relay in PostgreSQL's relay registry (table relay_nodes) with a "
      "heartbeat: its public URIs, region and load. Control-plane nodes with fleet.placement "
      "meeting or least-loaded then hand it out. Needs database.url."},
-    {"node-name", ML_CFG_STR, "", 0, 64, 0, K(node_name), NULL, validate_word,
+    {"node-name", ML_CFG_STR, "", 0, 64, 0, K(node_name), NULL, ml_cfg_validate_name,
      "This relay's name in the registry (letters, digits, '.', '_', '-'; at most 64). Empty: "
      "signaling.node-id, else the host name (a Kubernetes DaemonSet pod on the host network: "
      "the node's name). Names must differ between nodes."},
-    {"region", ML_CFG_STR, "", 0, 64, 0, K(region), NULL, validate_word,
+    {"region", ML_CFG_STR, "", 0, 64, 0, K(region), NULL, ml_cfg_validate_name,
      "Region label. On a relay: the region it registers in. On a control plane: the region "
      "whose relays it places participants on. Empty: no region (a control plane with an empty "
      "region places on every relay)."},

@@ -219,6 +219,8 @@ int ml_cfg_resolve_files(const struct ml_cfg_section *const *secs, void *cfg, ch
                          size_t warnlen, char *err, size_t errlen) ML_WUR;
 /* Prints every key with its type, default, range, reloadability and help (for --help). */
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
+/* Validator for keys that hold a name (ml_name_valid) or nothing; the key's max bounds it. */
+int ml_cfg_validate_name(const char *value, char *err, size_t errlen);
 
 /* Helpers for table entries. */
 #define ML_CFG_FIELD(type, member) offsetof(type, member)
@@ -354,6 +356,9 @@ size_t ml_list_first(const char *list, char *buf, size_t len);
 /* True when s (n bytes) is valid UTF-8 without NUL, overlong forms or surrogates; *chars (when
  * not NULL) gets the number of code points. */
 bool ml_utf8_valid(const char *s, size_t n, size_t *chars);
+/* True when s is a non-empty name of letters, digits, '.', '_' and '-' (node ids, relay names
+ * and regions: what may go into a log line, a label or a token unquoted). */
+bool ml_name_valid(const char *s);
 /* True when s is a slug (the knowledge base's article names, kb_articles.slug's CHECK): 1 to
  * max of a-z and 0-9, hyphens only between them and never two in a row. */
 bool ml_slug_valid(const char *s, size_t max);

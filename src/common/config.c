@@ -629,3 +629,10 @@ void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out)
         }
     }
 }
+
+int ml_cfg_validate_name(const char *value, char *err, size_t errlen)
+{
+    if (*value && !ml_name_valid(value))
+        return ml_err(err, errlen, "only letters, digits, '.', '_' and '-' are allowed");
+    return 0;
+}

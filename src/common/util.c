@@ -147,6 +147,16 @@ size_t ml_list_first(const char *list, char *buf, size_t len)
     return n;
 }
 
+bool ml_name_valid(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+            return false;
+    return true;
+}
+
 bool ml_slug_valid(const char *s, size_t max)
 {
     size_t n = strlen(s);

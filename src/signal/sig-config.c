@@ -7,20 +7,13 @@
 #include <stddef.h>
 #include <string.h>
 
-static int validate_node(const char *value, char *err, size_t errlen)
-{
-    if (*value && !sig_node_id_ok(value))
-        return ml_err(err, errlen, "1 to %d of A-Z a-z 0-9 . _ -", SIG_NODE_MAX - 1);
-    return 0;
-}
-
 #define S(f) ML_CFG_FIELD(struct sig_config, f)
 
 const struct ml_cfg_key sig_cfg_keys[] = {
     {"enabled", ML_CFG_BOOL, "yes", 0, 0, 0, S(enabled), NULL, NULL,
      "Serve WebSocket signaling at ws://control.listen/api/v1/signaling (wss:// when "
      "control.tls-cert is set)."},
-    {"node-id", ML_CFG_STR, "", 0, SIG_NODE_MAX - 1, 0, S(node_id), NULL, validate_node,
+    {"node-id", ML_CFG_STR, "", 0, SIG_NODE_MAX - 1, 0, S(node_id), NULL, ml_cfg_validate_name,
      "This node's name among the nodes sharing the database (1 to 63 of A-Z a-z 0-9 . _ -). "
      "Empty: a random one per process. A node restarted with the same id drops the sessions "
      "its previous process left."},

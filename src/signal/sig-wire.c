@@ -331,13 +331,7 @@ enum sig_resume_err sig_resume_token_parse(const char *tok, const char *node, ui
 
 bool sig_node_id_ok(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n >= SIG_NODE_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
-            return false;
-    return true;
+    return ml_name_valid(s) && strlen(s) < SIG_NODE_MAX;
 }
 
 void sig_bucket_init(struct sig_bucket *b, long long burst, int64_t now_ms)

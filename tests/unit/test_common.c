@@ -471,6 +471,22 @@ START_TEST(kit_uuid_utf8_lists)
 }
 END_TEST
 
+START_TEST(kit_name)
+{
+    char err[128];
+    ck_assert(ml_name_valid("node-1.eu_west"));
+    ck_assert(!ml_name_valid(""));
+    ck_assert(!ml_name_valid(NULL));
+    ck_assert(!ml_name_valid("has space"));
+    ck_assert(!ml_name_valid("a/b"));
+    ck_assert(!ml_name_valid("\xc3\xa9"));
+    ck_assert_int_eq(ml_cfg_validate_name("", err, sizeof err), 0); /* empty: the default */
+    ck_assert_int_eq(ml_cfg_validate_name("r1", err, sizeof err), 0);
+    ck_assert_int_eq(ml_cfg_validate_name("r 1", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "letters, digits"));
+}
+END_TEST
+
 START_TEST(kit_slug)
 {
     ck_assert(ml_slug_valid("a", 80));
@@ -529,6 +545,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, kit_buffers);
     tcase_add_test(tc, kit_uuid_utf8_lists);
     tcase_add_test(tc, kit_slug);
+    tcase_add_test(tc, kit_name);
     tcase_add_test(tc, kit_clock_and_v4);
     suite_add_tcase(s, tc);
     return s;
