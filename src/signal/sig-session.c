@@ -300,14 +300,21 @@ static void refuse_session(struct sig_sess *s, const char *outcome)
     s->state = SIG_S_LIVE; /* no job in flight: its close ends it */
 }
 
+/* The session's resume token as a client sends it back: "<node>.<32 hex digits>". */
+static void resume_token(const struct sig_sess *s, char rt[SIG_RESUME_TOKEN_MAX])
+{
+    char hex[SIG_TOKEN_HEX + 1];
+    ml_hex_encode(s->tok.key, 16, hex);
+    ml_snprintf(rt, SIG_RESUME_TOKEN_MAX, "%s.%s", s->sig->node, hex);
+}
+
 /* The joined message: who one is, the roster, the chat history and fresh iceServers, which the
  * database answered already as JSON text (spliced, not parsed again). */
 static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j, uint64_t seq)
 {
     struct ml_buf b = ML_BUF_INIT(SIZE_MAX); /* the database's answer bounds it */
-    char rt[SIG_RESUME_TOKEN_MAX], hex[SIG_TOKEN_HEX + 1];
-    ml_hex_encode(s->tok.key, 16, hex);
-    ml_snprintf(rt, sizeof rt, "%s.%s", s->sig->node, hex);
+    char rt[SIG_RESUME_TOKEN_MAX];
+    resume_token(s, rt);
     char *limits = json_dumps(s->sig->limits, JSON_COMPACT);
     (void)ml_buf_printf(
         &b,
@@ -327,9 +334,8 @@ static struct sig_frame *joined_frame(struct sig_sess *s, struct connect_job *j,
 /* The waiting message: a lobby session's first, with no roster, chat or iceServers. */
 static struct sig_frame *waiting_frame(struct sig_sess *s, struct connect_job *j, uint64_t seq)
 {
-    char rt[SIG_RESUME_TOKEN_MAX], hex[SIG_TOKEN_HEX + 1], head[512];
-    ml_hex_encode(s->tok.key, 16, hex);
-    ml_snprintf(rt, sizeof rt, "%s.%s", s->sig->node, hex);
+    char rt[SIG_RESUME_TOKEN_MAX], head[512];
+    resume_token(s, rt);
     size_t n = ml_snprintf(
         head, sizeof head,
         "{\"type\":\"waiting\",\"seq\":%llu,\"meeting_id\":\"%s\",\"participant_id\":\"%s\","
@@ -338,10 +344,22 @@ static struct sig_frame *waiting_frame(struct sig_sess *s, struct connect_job *j
     return sig_frame_new(0, head, n);
 }
 
+/* The session opens with first (joined or waiting) ahead of what was queued since join_seq:
+ * live, findable by its resume token, and written to as soon as lws lets it. */
+static void go_live(struct sig_sess *s, struct sig_frame *first)
+{
+    s->first = first;
+    s->state = SIG_S_LIVE;
+    s->hold = false;
+    s->opened = true;
+    s->tokened = true;
+    sig_htab_put(&s->sig->by_token, &s->tok);
+    lws_callback_on_writable(s->wsi);
+}
+
 /* A lobby session opens: it hears only what is sent to it (admitted, denied). */
 static void connect_waiting(struct sig_sess *s, struct connect_job *j)
 {
-    struct sig *sig = s->sig;
     struct sig_room *r = s->room;
     s->waiting = true;
     json_t *e =
@@ -349,13 +367,7 @@ static void connect_waiting(struct sig_sess *s, struct connect_job *j)
                              "role", "PARTICIPANT", "state", "waiting", "online", 1));
     sig_room_member_set(r, e);
     json_decref(e);
-    s->first = waiting_frame(s, j, s->join_seq);
-    s->state = SIG_S_LIVE;
-    s->hold = false;
-    s->opened = true;
-    s->tokened = true;
-    sig_htab_put(&sig->by_token, &s->tok);
-    lws_callback_on_writable(s->wsi);
+    go_live(s, waiting_frame(s, j, s->join_seq));
     ML_INFO(SUBSYS, "lobby session opened (meeting=%s participant=%s session=%s peer=%s)", r->id_s,
             s->pid_s, s->sid_s, s->peer);
 }
@@ -380,14 +392,8 @@ static void connect_opened(struct sig_sess *s, struct connect_job *j)
         me->online = true;
     }
     /* joined answers for the meeting as it was at join_seq: what came after is queued */
-    s->first = joined_frame(s, j, s->join_seq);
-    s->state = SIG_S_LIVE;
-    s->hold = false;
-    s->opened = true;
+    go_live(s, joined_frame(s, j, s->join_seq));
     http_observe(s->wsi, HTTP_CLASS_UPGRADE, ml_now_us() - s->open_us);
-    s->tokened = true;
-    sig_htab_put(&sig->by_token, &s->tok);
-    lws_callback_on_writable(s->wsi);
     ML_INFO(SUBSYS, "session opened (meeting=%s participant=%s session=%s peer=%s node=%s)",
             r->id_s, s->pid_s, s->sid_s, s->peer, sig->node);
     if (j->conns == 1 && me) { /* the participant's first session anywhere: it is online */
