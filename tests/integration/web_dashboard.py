@@ -15,7 +15,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, b64url, migrate  # noqa: E402
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -105,27 +105,16 @@ try:
     t.ok(b"jwks" not in body and b"secret" not in body, "the public configuration names no key file or secret")
 
     # ------------------------------------------------------------ the browser
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % port, "chromium": CHROMIUM,
-                      "loopbackOnly": loopback_only(), "outdir": output_dir("web_dashboard"),
-                      "oidc": {"issuer": ISSUER, "audience": AUDIENCE, "kid": KID, "key": key_pem}})
-    run = subprocess.run(["timeout", "240", "node", "web_dashboard.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    report = {}
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    run_browser_script(t, "web_dashboard.mjs", {
+        "base": "http://127.0.0.1:%d" % port, "chromium": CHROMIUM,
+        "loopbackOnly": loopback_only(), "outdir": output_dir("web_dashboard"),
+        "oidc": {"issuer": ISSUER, "audience": AUDIENCE, "kid": KID, "key": key_pem}}, 240)
     t.eq(pg.psql("SELECT signup_method || ' ' || coalesce(oidc_subject, '') FROM users "
                  "WHERE email = 'fay@example.org'"), "oidc google-fay-1",
          "PostgreSQL: the Google account was created with its subject")
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
     subprocess.run(["rm", "-rf", tmp])
 

@@ -10,13 +10,12 @@ participants and the meeting ended. Screenshots go to tests/output/web_firefox."
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, FIREFOX, loopback_only, node_dir, output_dir, stop_browsers  # noqa: E402
+from mlbrowser import CHROMIUM, FIREFOX, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 
 
@@ -57,24 +56,10 @@ try:
                                % (tp, tp, tp, tp), "turn.allow-peers=127.0.0.0/8,::1/128",
                                "turn.max-allocations-per-user=32"], turn_port=tp)
     base = "http://127.0.0.1:%d" % d.http_port
-    arg = json.dumps({"base": base, "chromium": CHROMIUM, "firefox": FIREFOX, "loopbackOnly": loopback_only(),
-                      "outdir": output_dir("web_firefox"), "pidFile": pid_file})
-    try:
-        run = subprocess.run(["timeout", "200", "node", "web_firefox.mjs", arg], cwd=node_dir(),
-                             capture_output=True, text=True)
-    finally:
-        left = stop_browsers(pid_file)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    t.ok(not left, "Firefox was closed by the script (none left to stop)", left)
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    if any(not c["ok"] for c in report.get("checks", [])):
-        for who in ("fay", "ann", "ben"):
-            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    report = run_browser_script(t, "web_firefox.mjs", {
+        "base": base, "chromium": CHROMIUM, "firefox": FIREFOX, "loopbackOnly": loopback_only(),
+        "outdir": output_dir("web_firefox"), "pidFile": pid_file}, 200, people=("fay", "ann", "ben"),
+        pid_file=pid_file, closed_check="Firefox was closed by the script (none left to stop)")
     t.diag("codecs received (per peer): %s" % json.dumps(report.get("codecs")))
     t.diag("who offers to whom: %s" % json.dumps(report.get("offers")))
 
@@ -87,9 +72,7 @@ try:
              "PostgreSQL: three participants were in it")
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
     os.unlink(pid_file)
 

@@ -5,14 +5,12 @@ Chromium participants relay-only on their meeting's relay; the relay is killed w
 the media must come back over another relay within 10 s, without a reload. The time is printed
 (docs/fleet.md quotes it)."""
 
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 from mlfleet import Relay  # noqa: E402
 
@@ -31,22 +29,13 @@ try:
         relays[n] = Relay(pg.url, n, "campus", extra=["turn.relay-ports=%d-%d" % (lo, lo + 199)])
     d = ControlDaemon(pg.url, ["turn.allow-peers=127.0.0.0/8", "fleet.placement=meeting",
                                "fleet.region=campus"])
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
-                      "loopbackOnly": loopback_only(), "outdir": output_dir("web_fleet"),
-                      "relays": {n: {"pid": r.proc.pid, "ports": ports[n]}
-                                 for n, r in relays.items()}})
-    run = subprocess.run(["timeout", "300", "node", "web_fleet.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    # what each client did from the kill on (its log's tail), whatever the outcome
-    for who in ("ann", "ben"):
-        t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-2500:]))
+    # each client's log's tail (what it did from the kill on) goes to the diagnostics, whatever
+    # the outcome
+    report = run_browser_script(t, "web_fleet.mjs", {
+        "base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
+        "loopbackOnly": loopback_only(), "outdir": output_dir("web_fleet"),
+        "relays": {n: {"pid": r.proc.pid, "ports": ports[n]} for n, r in relays.items()}}, 300,
+        people=("ann", "ben"), logs="always", log_tail=2500)
     print("# measured: after SIGKILL of the meeting's relay (%s): told over signaling %s ms, "
           "selected pair on the new relay %s ms, 5 more frames decoded %s ms"
           % (report.get("killed"), report.get("toldMs"), report.get("switchedMs"),
@@ -57,8 +46,7 @@ try:
         t.ok(relays[killed].proc.returncode == -9, "the meeting's relay was killed (SIGKILL)")
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "the control plane stops cleanly (no sanitizer report)", log[-3000:])
+        d.stop_checked(t, "the control plane")
     for n, r in relays.items():
         if n != report.get("killed"):
             t.ok(r.clean(), "relay %s stops cleanly" % n, r.log()[-2000:])

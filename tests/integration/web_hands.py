@@ -3,14 +3,12 @@ participants in headless Chromium, relay-only through meetlited's own TURN. The 
 reports its checks; this file prints them as TAP and adds what PostgreSQL recorded (every hand
 down at the end). Screenshots go to tests/output/web_hands under the build tree."""
 
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 
 t = Tap()
@@ -21,20 +19,9 @@ try:
     r = migrate(pg.url)
     t.ok(r.returncode == 0, "schema migrated", r.stderr)
     d = ControlDaemon(pg.url, ["turn.allow-peers=127.0.0.0/8"])
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
-                      "loopbackOnly": loopback_only(), "outdir": output_dir("web_hands")})
-    run = subprocess.run(["timeout", "300", "node", "web_hands.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    if any(not c["ok"] for c in report.get("checks", [])):
-        for who in ("ann", "ben", "cat"):
-            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    report = run_browser_script(t, "web_hands.mjs", {
+        "base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
+        "loopbackOnly": loopback_only(), "outdir": output_dir("web_hands")}, 300, people=("ann", "ben", "cat"))
     pids = report.get("pids", {})
     if pids.get("ben") and pids.get("cat"):
         t.eq(pg.psql("SELECT count(*) FROM participants WHERE id IN ('%s', '%s') AND "
@@ -42,8 +29,6 @@ try:
              "PostgreSQL: every hand is down at the end")
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
 sys.exit(t.done())

@@ -6,15 +6,13 @@ passcode stored as a hash; and the school's webhook receiver (HTTPS, signatures 
 the example of docs/webhooks.md) told of the meeting and of Ann and Ben joining, never of Cat.
 Screenshots go to tests/output/web_lobby under the build tree."""
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 from mlhooks import Receiver, make_ca, secret_file  # noqa: E402
 from mlrelay import wait_until  # noqa: E402
@@ -34,20 +32,9 @@ try:
     d = ControlDaemon(pg.url, ["turn.allow-peers=127.0.0.0/8",
                                "webhooks.url=https://127.0.0.1:%d/meetlite" % rx.port,
                                "webhooks.secret-file=" + secret_file(tmp), "webhooks.ca-file=" + ca])
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
-                      "loopbackOnly": loopback_only(), "outdir": output_dir("web_lobby")})
-    run = subprocess.run(["timeout", "300", "node", "web_lobby.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    if any(not c["ok"] for c in report.get("checks", [])):
-        for who in ("ann", "ben", "cat"):
-            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    report = run_browser_script(t, "web_lobby.mjs", {
+        "base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
+        "loopbackOnly": loopback_only(), "outdir": output_dir("web_lobby")}, 300, people=("ann", "ben", "cat"))
     pids = report.get("pids", {})
     if pids.get("ben") and pids.get("cat"):
         t.eq(pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id = '%s'"
@@ -82,8 +69,6 @@ try:
              "webhooks: every delivery verified by the docs' example (%d)" % rx.requests)
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
 sys.exit(t.done())

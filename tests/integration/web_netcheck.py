@@ -8,7 +8,6 @@ tests/output/web_netcheck under the build tree."""
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 
 t = Tap()
@@ -53,22 +52,11 @@ try:
         "turns:127.0.0.1:%d?transport=tcp" % (closed_udp, closed_udp, closed_tls)])
     daemons.append(blocked)
 
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % good.http_port,
-                      "blocked": "http://127.0.0.1:%d" % blocked.http_port,
-                      "chromium": CHROMIUM, "loopbackOnly": loopback_only(), "spki": spki,
-                      "outdir": output_dir("web_netcheck")})
-    run = subprocess.run(["timeout", "240", "node", "web_netcheck.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    if any(not c["ok"] for c in report.get("checks", [])):
-        for who in ("ann", "ben", "cat", "dan"):
-            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    report = run_browser_script(t, "web_netcheck.mjs", {
+        "base": "http://127.0.0.1:%d" % good.http_port,
+        "blocked": "http://127.0.0.1:%d" % blocked.http_port,
+        "chromium": CHROMIUM, "loopbackOnly": loopback_only(), "spki": spki,
+        "outdir": output_dir("web_netcheck")}, 240, people=("ann", "ben", "cat", "dan"))
 
     pids = report.get("pids", {})
     if pids.get("ben") and pids.get("dan"):
@@ -82,9 +70,7 @@ try:
         t.ok(int(n or 0) >= 1, "PostgreSQL: Dan's probe credential was recorded, of no meeting, for 60 s (%s)" % n)
 finally:
     for d in daemons:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import BINDING, REQUEST, TOP_SRCDIR, Msg, Tap, free_port, recv_stun_stream  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import Api, ControlDaemon, Postgres, Resp, migrate  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
@@ -207,18 +207,10 @@ http {
                                                  "expires_at": int(time.time()) + 3000}})
     t.ok(all(p["session"]["token"] for p in people), "two accounts")
     meeting = api.meeting(people[0]["session"]["token"], title="Through nginx")
-    arg = json.dumps({"base": base, "chromium": CHROMIUM, "loopbackOnly": loopback_only(),
-                      "outdir": output_dir("web_nginx"), "spki": spki, "code": meeting["code"],
-                      "people": people, "turnsUri": turns})
-    run = subprocess.run(["timeout", "300", "node", "web_nginx.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    report = run_browser_script(t, "web_nginx.mjs", {
+        "base": base, "chromium": CHROMIUM, "loopbackOnly": loopback_only(),
+        "outdir": output_dir("web_nginx"), "spki": spki, "code": meeting["code"],
+        "people": people, "turnsUri": turns}, 300)
     t.diag("selected pairs: %s" % json.dumps(report.get("paths")))
     log = d.log()
     t.ok(re.search(r"allocated \w+ relay \S+ for \S+ \(client 127\.0\.0\.1:\d+, tls,", log),
@@ -237,9 +229,7 @@ finally:
         except subprocess.TimeoutExpired:
             nginx.kill()
     if d:
-        code, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-2000:])
-        d.close()
+        d.stop_checked(t, tail=2000)
     pg.close()
     shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(t.done())

@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import Api, ControlDaemon, Postgres, control_sets, migrate  # noqa: E402
 
 ADMIN_TOKEN = "web-nine-admin-token-0123456789"
@@ -75,19 +75,11 @@ try:
     t.ok(all(p["session"]["token"] for p in people), "nine accounts signed up")
     meeting = api.meeting(people[0]["session"]["token"], title="Nine", max_participants=PEOPLE)
 
-    arg = json.dumps({"base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
-                      "loopbackOnly": loopback_only(), "outdir": output_dir("web_nine"), "spki": spki,
-                      "code": meeting["code"], "people": people,
-                      "admin": {"url": "http://127.0.0.1:%d" % admin_port, "token": ADMIN_TOKEN}})
-    run = subprocess.run(["timeout", "480", "node", "web_nine.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    report = run_browser_script(t, "web_nine.mjs", {
+        "base": "http://127.0.0.1:%d" % d.http_port, "chromium": CHROMIUM,
+        "loopbackOnly": loopback_only(), "outdir": output_dir("web_nine"), "spki": spki,
+        "code": meeting["code"], "people": people,
+        "admin": {"url": "http://127.0.0.1:%d" % admin_port, "token": ADMIN_TOKEN}}, 480)
     t.diag("allocations per participant: %s" % json.dumps(report.get("allocations")))
 
     req = urllib.request.Request("http://127.0.0.1:%d/stats" % admin_port,

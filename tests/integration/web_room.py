@@ -5,15 +5,13 @@ reports its checks; this file prints them as TAP and adds what PostgreSQL record
 removal and his allocations' usage records, the meeting ended, TURN credentials renewed.
 Screenshots go to tests/output/web_room under the build tree."""
 
-import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 
 ADMIN_TOKEN = "web-room-admin-token-0123456789"
@@ -31,21 +29,11 @@ try:
                                "control.credential-ttl=%ds" % CREDENTIAL_TTL,
                                "admin.listen=127.0.0.1:%d" % admin_port, "admin.token=" + ADMIN_TOKEN])
     base = "http://127.0.0.1:%d" % d.http_port
-    arg = json.dumps({"base": base, "chromium": CHROMIUM, "loopbackOnly": loopback_only(),
-                      "outdir": output_dir("web_room"), "credentialTtl": CREDENTIAL_TTL,
-                      "admin": {"url": "http://127.0.0.1:%d" % admin_port, "token": ADMIN_TOKEN}})
-    run = subprocess.run(["timeout", "300", "node", "web_room.mjs", arg], cwd=node_dir(),
-                         capture_output=True, text=True)
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
-    if any(not c["ok"] for c in report.get("checks", [])):
-        for who in ("ann", "ben", "cat"):
-            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-4000:]))
+    report = run_browser_script(t, "web_room.mjs", {
+        "base": base, "chromium": CHROMIUM, "loopbackOnly": loopback_only(),
+        "outdir": output_dir("web_room"), "credentialTtl": CREDENTIAL_TTL,
+        "admin": {"url": "http://127.0.0.1:%d" % admin_port, "token": ADMIN_TOKEN}}, 300,
+        people=("ann", "ben", "cat"))
     t.diag("Ben's allocations were gone %s ms after the removal" % report.get("allocationsGoneMs"))
 
     pids = report.get("pids", {})
@@ -73,9 +61,7 @@ try:
              "PostgreSQL: Ben's ended allocations have usage records (%s, %s bytes to him)" % (allocs, bytes_))
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     pg.close()
 
 sys.exit(t.done())

@@ -4,6 +4,7 @@ from tests/browser/package-lock.json into the build tree (never into the source 
 package downloads a browser."""
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -104,3 +105,39 @@ def stop_browsers(pid_file):
                     break
                 time.sleep(0.1)
     return left
+
+
+def run_browser_script(t, script, arg, timeout, people=(), logs="failure", log_tail=4000,
+                       stderr_tail=0, pid_file=None,
+                       closed_check="the browsers were closed by the script (none left to stop)"):
+    """Runs `timeout <timeout> node <script> <arg as JSON>` in node_dir() and prints its report as
+    TAP on t: "the browser run finished" (exit 0 and a report with checks: the report is the
+    last stdout line that starts with "{"), then each of the report's checks by its name. With
+    pid_file (where the script writes the PIDs of the browsers it launched), the browsers it
+    left running are stopped and closed_check asserts there were none. people: whose client log
+    (the report's log_<name>) goes to the diagnostics, on a failed check (logs="failure") or
+    always (logs="always"), its last log_tail characters. stderr_tail: that much of the script's
+    stderr goes to the diagnostics first, whatever the outcome. The report (a dict, {} when
+    there is none)."""
+    try:
+        run = subprocess.run(["timeout", str(timeout), "node", script, json.dumps(arg)],
+                             cwd=node_dir(), capture_output=True, text=True)
+    finally:
+        left = stop_browsers(pid_file) if pid_file else []
+    report = {}
+    for line in run.stdout.splitlines():
+        if line.startswith("{"):
+            report = json.loads(line)
+    if stderr_tail:
+        t.diag(run.stderr[-stderr_tail:])
+    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
+         run.stdout[-3000:] + run.stderr[-3000:])
+    if pid_file:
+        t.ok(not left, closed_check, left)
+    checks = report.get("checks", [])
+    for c in checks:
+        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    if logs == "always" or any(not c["ok"] for c in checks):
+        for who in people:
+            t.diag("---- %s's client log\n%s" % (who, report.get("log_" + who, "")[-log_tail:]))
+    return report

@@ -162,6 +162,15 @@ class Daemon:
         except OSError:
             pass
 
+    def stop_checked(self, t, what="meetlited", tail=3000):
+        """Stops the daemon, asserts on t that it stopped cleanly (the TAP line "<what> stops
+        cleanly (no sanitizer report)", the log's tail as its diagnostic), removes the log file;
+        the log's text."""
+        rc, log = self.stop()
+        t.ok(self.clean(), "%s stops cleanly (no sanitizer report)" % what, log[-tail:])
+        self.close()
+        return log
+
 
 # ---------------------------------------------------------------- STUN
 

@@ -34,7 +34,6 @@ unreachable profile can let the page through and not the relay.
 
 import base64
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -46,7 +45,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Daemon, Tap  # noqa: E402
-from mlbrowser import CHROMIUM, node_dir, output_dir  # noqa: E402
+from mlbrowser import CHROMIUM, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import JWT_SECRET, TOP_SRCDIR, TURN_SECRET, Postgres, migrate  # noqa: E402
 
 TURN_ADDR = "203.0.113.10"
@@ -254,16 +253,7 @@ try:
 
     arg = {"base": "https://%s" % CP_ADDR, "browsers": browsers, "spki": spki,
            "outdir": output_dir("netns_calls"), "profiles": profiles}
-    run = subprocess.run(["timeout", "420", "node", "netns_calls.mjs", json.dumps(arg)], cwd=node_dir(),
-                         capture_output=True, text=True)
-    report = {}
-    for line in run.stdout.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-    t.ok(run.returncode == 0 and report.get("checks"), "the browser run finished",
-         run.stdout[-3000:] + run.stderr[-3000:])
-    for c in report.get("checks", []):
-        t.ok(c["ok"], c["name"], json.dumps(c.get("detail"))[:3000] if not c["ok"] else None)
+    report = run_browser_script(t, "netns_calls.mjs", arg, 420)
     for name, r in report.get("profiles", {}).items():
         t.diag("%s: %s ms, verdicts %s, ann %s, ben %s" % (
             name, r.get("ms"), r.get("verdicts"),
@@ -281,9 +271,7 @@ except Exception as e:  # noqa: BLE001 -- reported as a failed test, then cleane
     t.ok(False, "the network tier ran", repr(e))
 finally:
     if d:
-        rc, log = d.stop()
-        t.ok(d.clean(), "meetlited stops cleanly (no sanitizer report)", log[-3000:])
-        d.close()
+        d.stop_checked(t)
     if pg:
         pg.close()
     teardown()
