@@ -100,6 +100,63 @@ export function tiles(page) {
   }));
 }
 
+/** As the host: signs up from the home page, creates a meeting titled title on the dashboard
+ * and opens its lobby (joinFromLobby goes on from there). The meeting's {link, code}. */
+export async function hostMeeting(page, name, email, title) {
+  await page.goto(`${cfg.base}/`);
+  await signUp(page, name, email);
+  await page.waitForSelector('#view-dashboard:not([hidden])');
+  await page.fill('#create-title-input', title);
+  await page.click('#form-create button[type=submit]');
+  await page.waitForSelector('#created:not([hidden])');
+  const link = await page.inputValue('#created-link');
+  const code = await page.textContent('#created-code');
+  await page.click('#created-join');
+  return {link, code};
+}
+
+/** An init script for a context (ctx.addInitScript(signedInPage, {base, session, smallCamera})),
+ * run in each page before the client. On base's origin: signed in as session; every
+ * RTCPeerConnection kept in window.allPeerConnections and its ICE candidate errors (Chromium
+ * reports a refused Allocate there, with its code) in window.candidateErrors;
+ * window.openPeerStats() gives the getStats() of the open ones. smallCamera: the fake camera cut
+ * to 160x120 at 5 frames a second and the microphone left closed (many pages on two cores). */
+export function signedInPage({base, session, smallCamera = false}) {
+  if (location.origin !== base) return;
+  localStorage.setItem('meetlite.session', JSON.stringify(session));
+  if (smallCamera) {
+    const md = navigator.mediaDevices;
+    const gum = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => gum(c && c.video ? {audio: false, video: {width: {ideal: 160}, height: {ideal: 120},
+                                                                     frameRate: {ideal: 5, max: 5}}} : c);
+  }
+  window.candidateErrors = [];
+  window.allPeerConnections = [];
+  window.openPeerStats = () => Promise.all(window.allPeerConnections.filter((pc) => pc.connectionState !== 'closed')
+    .map((pc) => pc.getStats()));
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.allPeerConnections.push(this);
+      this.addEventListener('icecandidateerror', (e) =>
+        window.candidateErrors.push({code: e.errorCode, text: e.errorText, url: e.url}));
+    }
+  };
+}
+
+/** The end of a run: each of everyone's client log into the report (log_<name>, the Python
+ * wrapper prints it on a failure), a check that the page logged no console error (but those
+ * that match expected, a RegExp), then the report printed and the browser closed. */
+export async function wrapUp(browser, everyone, expected = null) {
+  for (const p of everyone) {
+    report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
+    const errors = consoleErrors[p.name].filter((e) => !(expected && expected.test(e)));
+    check(`no console error on ${p.name}'s page`, errors.length === 0, errors);
+  }
+  return finish(browser);
+}
+
 export function finish(browser) {
   process.stdout.write(JSON.stringify(report) + '\n');
   return browser.close();

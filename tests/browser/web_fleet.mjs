@@ -6,10 +6,9 @@
 // the media back over another live relay after, and how long it took (reported, bound 10 s).
 // Usage: node web_fleet.mjs '<json>' with {base, chromium, loopbackOnly, outdir, relays: {name:
 // {pid, ports: [lo, hi]}}}. Prints the report (checks, recoveryMs) as one JSON line.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signUp, sleep, state, until} from './lib.mjs';
+import {cfg, check, finish, hostMeeting, joinFromLobby, launch, person, report, shot, signUp, sleep, state} from './lib.mjs';
 
 const BOUND_MS = 10000;
-const base = cfg.base;
 const browser = await launch();
 const [ann, ben] = [await person(browser, 'ann'), await person(browser, 'ben')];
 const everyone = [ann, ben];
@@ -57,14 +56,7 @@ async function decodingOn(p, node, ms) {
 }
 
 try {
-  await ann.page.goto(`${base}/`);
-  await signUp(ann.page, 'Ann Admin', 'ann@example.org');
-  await ann.page.waitForSelector('#view-dashboard:not([hidden])');
-  await ann.page.fill('#create-title-input', 'Exam review');
-  await ann.page.click('#form-create button[type=submit]');
-  await ann.page.waitForSelector('#created:not([hidden])');
-  const link = await ann.page.inputValue('#created-link');
-  await ann.page.click('#created-join');
+  const {link} = await hostMeeting(ann.page, 'Ann Admin', 'ann@example.org', 'Exam review');
   check('Ann joins', await joinFromLobby(ann.page));
   await ben.page.goto(link);
   await signUp(ben.page, 'Ben Baker', 'ben@example.org');

@@ -6,9 +6,8 @@
 // No console error anywhere.
 // Usage: node web_hands.mjs '<json>' with {base, chromium, loopbackOnly, outdir}. Prints the
 // report (checks, pids) as one JSON line on stdout.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signUp, sleep, state, until} from './lib.mjs';
+import {check, hostMeeting, joinFromLobby, launch, person, report, shot, signUp, sleep, state, until, wrapUp} from './lib.mjs';
 
-const base = cfg.base;
 const browser = await launch();
 const [ann, ben, cat] = [await person(browser, 'ann'), await person(browser, 'ben'), await person(browser, 'cat')];
 const everyone = [ann, ben, cat];
@@ -24,14 +23,7 @@ const handOff = (page, pid) => until(page, (id) => {
 }, pid, 15000);
 
 try {
-  await ann.page.goto(`${base}/`);
-  await signUp(ann.page, 'Ann Admin', 'ann-hands@example.org');
-  await ann.page.waitForSelector('#view-dashboard:not([hidden])');
-  await ann.page.fill('#create-title-input', 'Seminar');
-  await ann.page.click('#form-create button[type=submit]');
-  await ann.page.waitForSelector('#created:not([hidden])');
-  const link = await ann.page.inputValue('#created-link');
-  await ann.page.click('#created-join');
+  const {link} = await hostMeeting(ann.page, 'Ann Admin', 'ann-hands@example.org', 'Seminar');
   check('Ann joins', await joinFromLobby(ann.page));
   for (const [p, name] of [[ben, 'Ben Baker'], [cat, 'Cat Cole']]) {
     await p.page.goto(link);
@@ -103,8 +95,4 @@ try {
   check(`the run finished without an exception: ${e.message}`, false, String(e.stack || e));
   for (const p of everyone) await shot(p.page, `hands-failure-${p.name}.png`).catch(() => {});
 }
-for (const p of everyone) {
-  report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
-  check(`no console error on ${p.name}'s page`, report.consoleErrors[p.name].length === 0, report.consoleErrors[p.name]);
-}
-await finish(browser);
+await wrapUp(browser, everyone);

@@ -8,7 +8,7 @@
 // over the relay. Cat waits too and Ann denies her: she is told so. No console error anywhere.
 // Usage: node web_lobby.mjs '<json>' with {base, chromium, loopbackOnly, outdir}. Prints the
 // report (checks, pids, code) as one JSON line on stdout.
-import {cfg, check, finish, launch, person, report, shot, signUp, state, until} from './lib.mjs';
+import {cfg, check, launch, person, report, shot, signUp, state, until, wrapUp} from './lib.mjs';
 
 const base = cfg.base;
 const PASSCODE = 'class-1234';
@@ -127,10 +127,5 @@ try {
   check(`the run finished without an exception: ${e.message}`, false, String(e.stack || e));
   for (const p of everyone) await shot(p.page, `lobby-failure-${p.name}.png`).catch(() => {});
 }
-for (const p of everyone) {
-  report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
-  // the refused passcode and the denial are answers the page expects (fetch logs 4xx)
-  const errors = report.consoleErrors[p.name].filter((e) => !/status of 40[13]/.test(e));
-  check(`no console error on ${p.name}'s page`, errors.length === 0, errors);
-}
-await finish(browser);
+// the refused passcode and the denial are answers the page expects (fetch logs 4xx)
+await wrapUp(browser, everyone, /status of 40[13]/);

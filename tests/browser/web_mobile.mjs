@@ -8,11 +8,10 @@
 // raised and ADMIN actions shown) and the chat open. No console error.
 // Usage: node web_mobile.mjs '<json>' with {base, chromium, loopbackOnly, outdir}.
 import {createRequire} from 'node:module';
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signUp, until} from './lib.mjs';
+import {check, hostMeeting, joinFromLobby, launch, person, report, shot, signUp, until, wrapUp} from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core/axe.min.js');
-const base = cfg.base;
 const W = 390, H = 844;
 const browser = await launch();
 const ann = await person(browser, 'ann');
@@ -66,14 +65,7 @@ async function step(name, scope) {
 }
 
 try {
-  await ann.page.goto(`${base}/`);
-  await signUp(ann.page, 'Ann Admin', 'ann-mobile@example.org');
-  await ann.page.waitForSelector('#view-dashboard:not([hidden])');
-  await ann.page.fill('#create-title-input', 'Office hours');
-  await ann.page.click('#form-create button[type=submit]');
-  await ann.page.waitForSelector('#created:not([hidden])');
-  const link = await ann.page.inputValue('#created-link');
-  await ann.page.click('#created-join');
+  const {link} = await hostMeeting(ann.page, 'Ann Admin', 'ann-mobile@example.org', 'Office hours');
   check('Ann joins', await joinFromLobby(ann.page));
 
   await mo.page.goto(link);
@@ -109,8 +101,4 @@ try {
   check(`the run finished without an exception: ${e.message}`, false, String(e.stack || e));
   for (const p of everyone) await shot(p.page, `mobile-failure-${p.name}.png`).catch(() => {});
 }
-for (const p of everyone) {
-  report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
-  check(`no console error on ${p.name}'s page`, report.consoleErrors[p.name].length === 0, report.consoleErrors[p.name]);
-}
-await finish(browser);
+await wrapUp(browser, everyone);

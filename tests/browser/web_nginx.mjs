@@ -4,7 +4,7 @@
 // meetlited on the same port. The only TURN URI handed out is turns: on nginx's port.
 // Usage: node web_nginx.mjs '<json>' with {base, chromium, loopbackOnly, outdir, spki, code,
 // people: [{name, session}]}. Prints the report as one JSON line.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, sleep, state} from './lib.mjs';
+import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signedInPage, sleep, state} from './lib.mjs';
 
 // The test's certificate (nginx's and meetlited's TURN one) pinned by its key: the page, wss:
 // and turns: are all checked against it, nothing else is trusted blindly.
@@ -13,26 +13,9 @@ const people = [];
 report.pids = {};
 report.paths = {};
 
-function prepare({base, session}) {
-  if (location.origin !== base) return;
-  localStorage.setItem('meetlite.session', JSON.stringify(session));
-  window.allPeerConnections = [];
-  window.candidateErrors = [];
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.allPeerConnections.push(this);
-      this.addEventListener('icecandidateerror', (e) =>
-        window.candidateErrors.push({code: e.errorCode, text: e.errorText, url: e.url}));
-    }
-  };
-}
-
 /* The selected candidate pair of each open peer connection: local type, relay protocol, URL. */
 function selectedPairs() {
-  return Promise.all(window.allPeerConnections.filter((pc) => pc.connectionState !== 'closed')
-    .map((pc) => pc.getStats())).then((all) => all.map((stats) => {
+  return window.openPeerStats().then((all) => all.map((stats) => {
     let pair = null;
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
@@ -49,7 +32,7 @@ try {
   for (const who of cfg.people) {
     const p = await person(browser, who.name, {viewport: {width: 800, height: 600}});
     p.page.setDefaultTimeout(90000);
-    await p.ctx.addInitScript(prepare, {base: cfg.base, session: who.session});
+    await p.ctx.addInitScript(signedInPage, {base: cfg.base, session: who.session});
     const resp = await p.page.goto(`${cfg.base}/m/${cfg.code}`);
     check(`${who.name} loads the page from nginx over HTTPS`, resp && resp.ok() &&
           p.page.url().startsWith('https://'), resp && resp.status());

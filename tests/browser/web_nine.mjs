@@ -7,40 +7,17 @@
 // shared with other work.
 // Usage: node web_nine.mjs '<json>' with {base, chromium, loopbackOnly, outdir, spki, code,
 // people: [{name, session}], admin: {url, token}}. Prints the report as one JSON line.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, sleep, state, until} from './lib.mjs';
+import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signedInPage, sleep, state, until} from './lib.mjs';
 
 const browser = await launch(cfg.spki ? [`--ignore-certificate-errors-spki-list=${cfg.spki}`] : []);
 const people = [];
 report.pids = {};
 report.allocations = {};
 
-/* Runs in every page before the client: signed in as this person, a small fake camera, and
- * every ICE candidate error kept (Chromium reports a refused Allocate there, with its code). */
-function prepare({base, session}) {
-  if (location.origin !== base) return;
-  localStorage.setItem('meetlite.session', JSON.stringify(session));
-  const md = navigator.mediaDevices;
-  const gum = md.getUserMedia.bind(md);
-  md.getUserMedia = (c) => gum(c && c.video ? {audio: false, video: {width: {ideal: 160}, height: {ideal: 120},
-                                                                   frameRate: {ideal: 5, max: 5}}} : c);
-  window.candidateErrors = [];
-  window.allPeerConnections = [];
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.allPeerConnections.push(this);
-      this.addEventListener('icecandidateerror', (e) =>
-        window.candidateErrors.push({code: e.errorCode, text: e.errorText, url: e.url}));
-    }
-  };
-}
-
 /* The relay candidates a page's open peer connections report (those in a candidate pair),
  * counted by "protocol/family". */
 function relayCandidates() {
-  return Promise.all(window.allPeerConnections.filter((pc) => pc.connectionState !== 'closed')
-    .map((pc) => pc.getStats())).then((all) => {
+  return window.openPeerStats().then((all) => {
     const seen = {};
     for (const stats of all)
       stats.forEach((s) => {
@@ -64,7 +41,8 @@ try {
   for (const who of cfg.people) {
     const p = await person(browser, who.name, {viewport: {width: 640, height: 480}});
     p.page.setDefaultTimeout(120000); // a loaded machine: Chromium's nine pages compete for two cores
-    await p.ctx.addInitScript(prepare, {base: cfg.base, session: who.session});
+    // signed in, a small fake camera, every ICE candidate error kept
+    await p.ctx.addInitScript(signedInPage, {base: cfg.base, session: who.session, smallCamera: true});
     await p.page.goto(`${cfg.base}/m/${cfg.code}`);
     // joinFromLobby waits 30 s for the signaling session; on a loaded machine give it longer
     const joined = await joinFromLobby(p.page) || await until(p.page, async () => {

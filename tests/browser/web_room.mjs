@@ -8,7 +8,7 @@
 // of the meeting for everyone, and no console error anywhere.
 // Usage: node web_room.mjs '<json>' with {base, chromium, loopbackOnly, outdir, admin: {url,
 // token}, credentialTtl}. Prints the report (checks, pids) as one JSON line on stdout.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signUp, sleep, state, tiles, until} from './lib.mjs';
+import {cfg, check, joinFromLobby, launch, person, report, shot, signUp, sleep, state, tiles, until, wrapUp} from './lib.mjs';
 
 const base = cfg.base;
 const browser = await launch();
@@ -297,8 +297,4 @@ try {
   check(`the run finished without an exception: ${e.message}`, false, String(e.stack || e));
   for (const p of everyone) await shot(p.page, `room-failure-${p.name}.png`).catch(() => {});
 }
-for (const p of everyone) {
-  report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
-  check(`no console error on ${p.name}'s page`, report.consoleErrors[p.name].length === 0, report.consoleErrors[p.name]);
-}
-await finish(browser);
+await wrapUp(browser, everyone);

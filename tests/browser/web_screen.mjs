@@ -12,9 +12,8 @@
 // share goes for everyone. Ben shares too; then an ADMIN makes the meeting ADMIN-only for
 // screens (REST PATCH): Ben's share stops by itself and his button goes. No console error.
 // Usage: node web_screen.mjs '<json>' with {base, chromium, loopbackOnly, outdir}.
-import {cfg, check, finish, joinFromLobby, launch, person, report, shot, signUp, state, until} from './lib.mjs';
+import {check, hostMeeting, joinFromLobby, launch, person, report, shot, signUp, state, until, wrapUp} from './lib.mjs';
 
-const base = cfg.base;
 const browser = await launch();
 const [ann, ben, cat] = [await person(browser, 'ann'), await person(browser, 'ben'), await person(browser, 'cat')];
 const everyone = [ann, ben, cat];
@@ -80,15 +79,8 @@ async function seesShare(p, pid) {
 }
 
 try {
-  await ann.page.goto(`${base}/`);
-  await signUp(ann.page, 'Ann Admin', 'ann-screen@example.org');
-  await ann.page.waitForSelector('#view-dashboard:not([hidden])');
-  await ann.page.fill('#create-title-input', 'Review');
-  await ann.page.click('#form-create button[type=submit]');
-  await ann.page.waitForSelector('#created:not([hidden])');
-  const link = await ann.page.inputValue('#created-link');
-  report.code = await ann.page.textContent('#created-code');
-  await ann.page.click('#created-join');
+  const {link, code} = await hostMeeting(ann.page, 'Ann Admin', 'ann-screen@example.org', 'Review');
+  report.code = code;
   check('Ann joins', await joinFromLobby(ann.page));
   for (const [p, name] of [[ben, 'Ben Baker'], [cat, 'Cat Cole']]) {
     await p.page.goto(link);
@@ -156,8 +148,4 @@ try {
   check(`the run finished without an exception: ${e.message}`, false, String(e.stack || e));
   for (const p of everyone) await shot(p.page, `screen-failure-${p.name}.png`).catch(() => {});
 }
-for (const p of everyone) {
-  report[`log_${p.name}`] = await p.page.evaluate(() => window.meetlite && window.meetlite.log()).catch(() => '');
-  check(`no console error on ${p.name}'s page`, report.consoleErrors[p.name].length === 0, report.consoleErrors[p.name]);
-}
-await finish(browser);
+await wrapUp(browser, everyone);
