@@ -208,10 +208,7 @@ try:
     rc, out = check("turn.listen=udp://127.0.0.1:%d" % tp)
     t.ok(rc == 0 and "configuration OK" in out, "--check-config passes a good configuration", out)
 except Exception as e:  # noqa: BLE001
-    import traceback
-    t.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
-    if d:
-        t.diag(d.log()[-4000:])
+    t.unexpected(e, d)
 finally:
     if d:
         d.close()

@@ -9,7 +9,6 @@ refuses the reload (the old pair keeps serving), and the admin listener's own ce
 
 import asyncio
 import http.client
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import TOP_SRCDIR, Tap, free_port, rest_credential  # noqa: E402
 from mladmin import CLI, TOKEN, AdminDaemon, tmpdir  # noqa: E402
-from mlcontrol import TURN_SECRET, Api, ControlDaemon, Postgres, Resp, migrate  # noqa: E402
+from mlcontrol import TURN_SECRET, Api, ControlDaemon, Postgres, migrate  # noqa: E402
 from mlsignal import Person, Sig  # noqa: E402
 from turnclient import TurnClient  # noqa: E402
 
@@ -66,26 +65,6 @@ def peer_serial(port, alpn=None):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         with ctx.wrap_socket(s) as tls:
             return serial_of(tls.getpeercert(binary_form=True))
-
-
-class TlsApi(Api):
-    """The JSON client of mlcontrol over HTTPS (no verification: a self-signed test cert)."""
-
-    def call(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
-        h = dict(headers or {})
-        data = raw
-        if raw is None and body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if token:
-            h["Authorization"] = "Bearer " + token
-        c = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=no_verify())
-        try:
-            c.request(method, path, body=data, headers=h)
-            r = c.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            c.close()
 
 
 class KeepAlive:
@@ -150,7 +129,7 @@ try:
         "admin.listen=127.0.0.1:%d" % admin_port, "admin.token-file=" + token_file],
         turn_port=turn_port, wait_for=None)
     d.wait_log("ready", 60)
-    api = TlsApi(d.http_port)
+    api = Api(d.http_port, tls=no_verify())  # no verification: a self-signed test cert
     deadline = time.time() + 30
     while time.time() < deadline and api.get("/api/v1/health").status != 200:
         time.sleep(0.1)

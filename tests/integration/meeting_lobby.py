@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
-from mlsignal import Closed, Person, Sig  # noqa: E402
+from mlsignal import Person, Sig  # noqa: E402
 
 t = Tap()
 pg = Postgres()
@@ -286,10 +286,7 @@ try:
     asyncio.run(main(d.http_port))
     t.ok(d.clean(), "the daemon stops cleanly, sanitizers quiet", d.log()[-3000:])
 except Exception as e:  # noqa: BLE001
-    import traceback
-    t.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
-    if d:
-        t.diag(d.log()[-4000:])
+    t.unexpected(e, d)
 finally:
     if d:
         d.close()

@@ -130,10 +130,7 @@ try:
     asyncio.run(main(d.http_port))
     t.ok(d.clean(), "the daemon stops cleanly, sanitizers quiet", d.log()[-3000:])
 except Exception as e:  # noqa: BLE001
-    import traceback
-    t.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
-    if d:
-        t.diag(d.log()[-4000:])
+    t.unexpected(e, d)
 finally:
     if d:
         d.close()

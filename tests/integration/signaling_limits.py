@@ -347,11 +347,7 @@ try:
         "MEETLITED", "meetlited")).read().splitlines() if line.startswith("resume-window")]
     t.eq(out, ["resume-window = 30"], "the default resume window is 30 s")
 except Exception as e:  # noqa: BLE001
-    import traceback
-    t.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
-    for x in (d, d2):
-        if x:
-            t.diag(x.log()[-4000:])
+    t.unexpected(e, d, d2)
 finally:
     for x in (d, d2):
         if x:

@@ -174,11 +174,7 @@ try:
     t.ok(n1.clean(), "node-one stops cleanly, sanitizers quiet", n1.log()[-3000:])
     t.ok("ERROR: AddressSanitizer" not in n2.log(), "node-two died of SIGKILL, not of a bug")
 except Exception as e:  # noqa: BLE001
-    import traceback
-    t.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
-    for x in (n1, n2):
-        if x:
-            t.diag(x.log()[-5000:])
+    t.unexpected(e, n1, n2, tail=5000)
 finally:
     for x in (n1, n2):
         if x:

@@ -11,7 +11,6 @@ over HTTPS, join, and see each other's video relay-only through turns: on nginx'
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import BINDING, REQUEST, TOP_SRCDIR, Msg, Tap, free_port, recv_stun_stream  # noqa: E402
 from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
-from mlcontrol import Api, ControlDaemon, Postgres, Resp, migrate  # noqa: E402
+from mlcontrol import Api, ControlDaemon, Postgres, migrate  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
@@ -50,30 +49,6 @@ def tls_context(alpn):
     if alpn:
         c.set_alpn_protocols(alpn)
     return c
-
-
-class FrontApi(Api):
-    """The API over HTTPS through nginx's public port, offering ALPN http/1.1 as browsers do."""
-
-    def frm(self, source):
-        return FrontApi(self.port, self.host, source)
-
-    def call(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
-        h = dict(headers or {})
-        data = raw
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if token:
-            h["Authorization"] = "Bearer " + token
-        c = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=tls_context(["http/1.1"]),
-                                        source_address=(self.source, 0) if self.source else None)
-        try:
-            c.request(method, path, body=data, headers=h)
-            r = c.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            c.close()
 
 
 def turn_binding(front, src, alpn):
@@ -168,7 +143,7 @@ http {
     t.ok(nginx.poll() is None, "nginx runs in front (stream on the public port, http behind it)")
 
     # ------------------------------------------------------------ HTTPS through the one port
-    fa = FrontApi(front)
+    fa = Api(front, tls=tls_context(["http/1.1"]))  # through nginx's public port, ALPN as browsers offer
     r = fa.get("/")
     t.ok(r.status == 200 and b"<html" in r.raw.lower(), "GET / over HTTPS (ALPN http/1.1) through nginx: the page", r)
     r = fa.get("/api/v1/health")

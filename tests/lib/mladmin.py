@@ -6,7 +6,6 @@ for malformed requests, promtool, self-signed certificates made with the openssl
 TURN allocations relaying to each other, and meetlite-admin run as a subprocess.
 """
 
-import http.client
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from mlcontrol import Resp  # noqa: F401 (the answer type of both APIs; tests import it here)
+from mlcontrol import Resp, http_call  # noqa: F401 (Resp: the answer type of both APIs; tests import it here)
 from mltest import TOP_BUILDDIR, TOP_SRCDIR, Daemon, free_port
 from turnclient import TurnClient
 
@@ -53,16 +52,7 @@ class AdminApi:
             h["Authorization"] = "Bearer " + tok
         if headers:
             h.update(headers)
-        if self.tls:
-            c = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.tls)
-        else:
-            c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=data, headers=h)
-            r = c.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            c.close()
+        return http_call(self.host, self.port, method, path, data, h, timeout, self.tls)
 
     def get(self, path, **kw):
         return self.call("GET", path, **kw)

@@ -125,16 +125,34 @@ class Resp:
         return "%d %r %r" % (self.status, self.headers, self.raw[:400])
 
 
-class Api:
-    """A JSON client on a fresh connection per call (simple and thread-safe)."""
+def http_call(host, port, method, path, data=None, headers=None, timeout=30, tls=None, source=None):
+    """One request on a fresh connection, over HTTPS when tls (an ssl.SSLContext) is given, from
+    the local address source when given: the answer as a Resp."""
+    src = (source, 0) if source else None
+    if tls:
+        c = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls, source_address=src)
+    else:
+        c = http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
+    try:
+        c.request(method, path, body=data, headers=headers or {})
+        r = c.getresponse()
+        return Resp(r.status, r.getheaders(), r.read())
+    finally:
+        c.close()
 
-    def __init__(self, port, host="127.0.0.1", source=None):
+
+class Api:
+    """A JSON client on a fresh connection per call (simple and thread-safe); over HTTPS when tls
+    (an ssl.SSLContext) is given."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, tls=None):
         self.host, self.port = host, port
         self.source = source  # a local address to connect from ("127.0.0.2"): another client
+        self.tls = tls
 
     def frm(self, source):
         """The same API from another local address."""
-        return Api(self.port, self.host, source)
+        return Api(self.port, self.host, source, self.tls)
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None, timeout=30):
         h = {}
@@ -148,14 +166,7 @@ class Api:
             h["Authorization"] = "Bearer " + token
         if headers:
             h.update(headers)
-        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout,
-                                       source_address=(self.source, 0) if self.source else None)
-        try:
-            c.request(method, path, body=data, headers=h)
-            r = c.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            c.close()
+        return http_call(self.host, self.port, method, path, data, h, timeout, self.tls, self.source)
 
     def get(self, path, token=None, **kw):
         return self.call("GET", path, token=token, **kw)

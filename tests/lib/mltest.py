@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import zlib
 
 MAGIC = 0x2112A442
@@ -51,6 +52,15 @@ class Tap:
     def diag(self, msg):
         for line in str(msg).splitlines():
             print("# " + line, flush=True)
+
+    def unexpected(self, e, *daemons, tail=4000):
+        """An exception the test did not expect, as a failed check ("unexpected exception: <e>",
+        its traceback the diagnostic), then the last tail characters of each daemon's log (None
+        for one not started yet). Call it in the except clause."""
+        self.ok(False, "unexpected exception: %r" % e, traceback.format_exc())
+        for d in daemons:
+            if d:
+                self.diag(d.log()[-tail:])
 
     def done(self):
         if not self._done:
