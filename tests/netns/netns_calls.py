@@ -32,20 +32,19 @@ of it. The server's second address (203.0.113.11) serves the same listener, so t
 unreachable profile can let the page through and not the relay.
 """
 
-import base64
-import hashlib
 import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Daemon, Tap  # noqa: E402
-from mlbrowser import CHROMIUM, output_dir, run_browser_script  # noqa: E402
+from mladmin import make_cert  # noqa: E402
+from mlbrowser import CHROMIUM, output_dir, run_browser_script, spki_pin  # noqa: E402
+from mlnetns import add_namespaces, delete_namespaces, in_namespace, namespaces_left, sh  # noqa: E402
 from mlcontrol import JWT_SECRET, TOP_SRCDIR, TURN_SECRET, Postgres, migrate  # noqa: E402
 
 TURN_ADDR = "203.0.113.10"
@@ -58,21 +57,9 @@ NS = {"srv": "mlsrv-" + SUFFIX, "ra": "mlra-" + SUFFIX, "rb": "mlrb-" + SUFFIX,
 t = Tap()
 
 
-def sh(*argv, check=True, ns=None, input=None):
-    """Runs a command (in namespace ns); its output."""
-    if ns:
-        argv = ("ip", "netns", "exec", ns) + argv
-    r = subprocess.run(argv, capture_output=True, text=True, input=input)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.strip()))
-    return r.stdout
-
-
 def build():
     """The namespaces and their links (see the banner)."""
-    for ns in NS.values():
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    add_namespaces(NS.values())
     srv = NS["srv"]
     sh("ip", "-n", srv, "link", "add", "wan", "type", "bridge")
     sh("ip", "-n", srv, "addr", "add", TURN_ADDR + "/24", "dev", "wan")
@@ -92,11 +79,6 @@ def build():
         sh("ip", "-n", s, "link", "set", "eth0", "up")
         sh("ip", "-n", s, "route", "add", "default", "via", lan + ".1")
         sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
-
-
-def teardown():
-    for ns in NS.values():
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 LAN = 'iifname "lan0" oifname "wan0"'
@@ -199,31 +181,15 @@ try:
         raise RuntimeError("the network tier needs root (ip netns, nftables)")
     build()
     t.ok(True, "namespaces built: " + ", ".join(sorted(NS.values())))
-    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-       "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meet.test",
-       "-addext", "subjectAltName=IP:%s,IP:%s,DNS:meet.test" % (TURN_ADDR, CP_ADDR))
+    cert, key = make_cert(tmp, "meet.test", san="IP:%s,IP:%s,DNS:meet.test" % (TURN_ADDR, CP_ADDR))
     os.chmod(tmp, 0o755)
-    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True, check=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
-                         check=True).stdout
-    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+    spki = spki_pin(cert)
 
     pg = Postgres()
     r = migrate(pg.url)
     t.ok(r.returncode == 0, "schema migrated", r.stderr)
-    wrap = os.path.join(tmp, "meetlited-srv")
-    with open(wrap, "w") as f:  # exec all the way: the PID is meetlited's, stopped by it
-        f.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (NS["srv"], MEETLITED))
-    os.chmod(wrap, 0o755)
-    d = Daemon(server_sets(pg.url, cert, key), binary=wrap, timeout=60)
-    browsers = {}
-    for site in ("a", "b"):
-        w = os.path.join(tmp, "chromium-" + site)
-        with open(w, "w") as f:
-            f.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (NS["s" + site], CHROMIUM))
-        os.chmod(w, 0o755)
-        browsers[site] = w
+    d = Daemon(server_sets(pg.url, cert, key), binary=in_namespace(tmp, NS["srv"], MEETLITED), timeout=60)
+    browsers = {site: in_namespace(tmp, NS["s" + site], CHROMIUM) for site in ("a", "b")}
 
     # the routers' rulesets, one file per profile; nft -f swaps a whole ruleset at once
     profiles = []
@@ -274,8 +240,8 @@ finally:
         d.stop_checked(t)
     if pg:
         pg.close()
-    teardown()
-    left = [ns for ns in sh("ip", "netns", "list", check=False).split() if ns.endswith(SUFFIX)]
+    delete_namespaces(NS.values())
+    left = namespaces_left(SUFFIX)
     t.ok(not left, "every namespace of the run is deleted", left)
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, TOP_SRCDIR, Daemon, Tap  # noqa: E402
 from mlcontrol import JWT_SECRET, TURN_SECRET, Api, Postgres, migrate  # noqa: E402
 from turnclient import TurnClient, TurnError  # noqa: E402
+from mlnetns import add_namespaces, delete_namespaces, in_namespace, namespaces_left, sh  # noqa: E402
 
 NET = "198.18.16."
 SUFFIX = "%06x" % random.getrandbits(24)
@@ -49,19 +50,8 @@ PY = "/usr/bin/python3"  # Debian's, with python3-websockets
 t = Tap()
 
 
-def sh(*argv, check=True, ns=None):
-    if ns:
-        argv = ("ip", "netns", "exec", ns) + argv
-    r = subprocess.run(argv, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.strip()))
-    return r.stdout
-
-
 def build():
-    for ns in NS.values():
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    add_namespaces(NS.values())
     hub = NS["hub"]
     sh("ip", "-n", hub, "link", "add", "wan", "type", "bridge")
     sh("ip", "-n", hub, "link", "set", "wan", "up")
@@ -93,8 +83,7 @@ def build():
 
 def teardown():
     subprocess.run(["ip", "link", "del", ROOT_IF], capture_output=True)
-    for ns in NS.values():
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    delete_namespaces(NS.values())
 
 
 # a home or campus router that lets out everything but UDP (students relay over TCP)
@@ -144,14 +133,6 @@ asyncio.run(main())
 """
 
 
-def wrapper(tmp, ns, binary):
-    path = os.path.join(tmp, "run-" + ns)
-    with open(path, "w") as f:  # exec all the way: the PID is the program's
-        f.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (ns, binary))
-    os.chmod(path, 0o755)
-    return path
-
-
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 pg = fwd = None
 daemons = {}
@@ -193,7 +174,7 @@ try:
             "turn.listen=udp://{0}:3478, tcp://{0}:3478".format(ip),
             "turn.allow-peers=%s0/24" % NET, "usage.record=no",
             "fleet.register=yes", "fleet.node-name=" + h, "fleet.region=campus"],
-            binary=wrapper(tmp, NS[h], MEETLITED), timeout=60)
+            binary=in_namespace(tmp, NS[h], MEETLITED), timeout=60)
         daemons[h].wait_log("relay registered as " + h, 30)
     for h in ("c1", "c2"):
         daemons[h] = Daemon(common + [
@@ -201,7 +182,7 @@ try:
             "auth.jwt-secret=" + JWT_SECRET, "auth.argon2-memory=1024", "auth.argon2-iterations=1",
             "database.migrations-dir=" + os.path.join(TOP_SRCDIR, "sql"),
             "signaling.node-id=ctl-" + h, "fleet.placement=meeting", "fleet.region=campus"],
-            binary=wrapper(tmp, NS[h], MEETLITED), timeout=60)
+            binary=in_namespace(tmp, NS[h], MEETLITED), timeout=60)
     apis = {h: Api(8080, host=HOSTS[h]) for h in ("c1", "c2")}
     for h, a in apis.items():
         for _ in range(300):
@@ -392,7 +373,7 @@ finally:
     if pg:
         pg.close()
     teardown()
-    left = [ns for ns in sh("ip", "netns", "list", check=False).split() if ns.endswith(SUFFIX)]
+    left = namespaces_left(SUFFIX)
     t.ok(not left, "every namespace of the run is deleted", left)
     shutil.rmtree(tmp, ignore_errors=True)
 

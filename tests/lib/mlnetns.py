@@ -1,0 +1,44 @@
+"""Network namespaces for the network tier (tests/netns, needs root): commands run in them,
+their making and deleting, and programs started inside one under their own PID."""
+
+import os
+import subprocess
+
+
+def sh(*argv, check=True, ns=None, input=None):
+    """Runs a command (in namespace ns when given); its output. A failure raises RuntimeError
+    with the command and its stderr, unless check is false."""
+    if ns:
+        argv = ("ip", "netns", "exec", ns) + argv
+    r = subprocess.run(argv, capture_output=True, text=True, input=input)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.strip()))
+    return r.stdout
+
+
+def add_namespaces(names):
+    """Makes each namespace of names, its loopback up."""
+    for ns in names:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+def delete_namespaces(names):
+    """Deletes each namespace of names that exists (errors ignored: cleanup after a failure)."""
+    for ns in names:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def namespaces_left(suffix):
+    """The namespaces whose names end with suffix (a run's random one) that still exist."""
+    return [ns for ns in sh("ip", "netns", "list", check=False).split() if ns.endswith(suffix)]
+
+
+def in_namespace(tmp, ns, binary):
+    """A script in tmp that runs binary in namespace ns with its arguments; exec all the way, so
+    the PID a caller starts is the program's (stopped by it)."""
+    path = os.path.join(tmp, "run-%s-%s" % (ns, os.path.basename(binary)))
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (ns, binary))
+    os.chmod(path, 0o755)
+    return path
