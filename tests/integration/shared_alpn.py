@@ -32,17 +32,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap, free_port  # noqa: E402
 from mlcontrol import Postgres, ControlDaemon, migrate  # noqa: E402
-from mladmin import TOKEN, AdminApi  # noqa: E402
+from mladmin import TOKEN, AdminApi, make_cert  # noqa: E402
 from mlsignal import Person, Sig  # noqa: E402
 from turnclient import TurnClient  # noqa: E402
 
 FIRST_BYTES_S = 3
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="ml-alpn-")
-cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+cert, key = make_cert(tmp, "localhost")
 
 
 def tls_ctx(alpn=None):

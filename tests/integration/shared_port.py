@@ -37,19 +37,14 @@ from mltest import MEETLITED, Tap, free_port  # noqa: E402
 from mlcontrol import TURN_SECRET, Api, ControlDaemon, Postgres, Resp, migrate  # noqa: E402
 from mlsignal import Person, Sig  # noqa: E402
 from turnclient import TurnClient  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
+from mladmin import make_cert  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir, spki_pin  # noqa: E402
 
 FIRST_BYTES_S = 2
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="ml-shared-")
-cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
-pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True, check=True).stdout
-der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
-                     check=True).stdout
-spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+cert, key = make_cert(tmp, "localhost")
+spki = spki_pin(cert)
 
 
 def tls_ctx(alpn=None):

@@ -6,17 +6,15 @@ its checks; this file prints them as TAP and adds what PostgreSQL recorded: the 
 stored with each join, and the probe credentials of no meeting. Screenshots go to
 tests/output/web_netcheck under the build tree."""
 
-import base64
-import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
+from mladmin import make_cert  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script, spki_pin  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
 
 t = Tap()
@@ -25,15 +23,8 @@ tmp = tempfile.mkdtemp(prefix="ml-netcheck-")
 daemons = []
 report = {}
 try:
-    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
-    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True,
-                         check=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
-                         check=True).stdout
-    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+    cert, key = make_cert(tmp, "localhost")
+    spki = spki_pin(cert)
 
     r = migrate(pg.url)
     t.ok(r.returncode == 0, "schema migrated", r.stderr)

@@ -9,8 +9,6 @@ its login limits (control.trusted-proxies) and a Binding answer over TLS
 over HTTPS, join, and see each other's video relay-only through turns: on nginx's port
 (tests/browser/web_nginx.mjs)."""
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -24,7 +22,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import BINDING, REQUEST, TOP_SRCDIR, Msg, Tap, free_port, recv_stun_stream  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
+from mladmin import make_cert  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script, spki_pin  # noqa: E402
 from mlcontrol import Api, ControlDaemon, Postgres, migrate  # noqa: E402
 
 NGINX = "/usr/sbin/nginx"
@@ -34,14 +33,8 @@ CONTRIB = os.path.join(TOP_SRCDIR, "contrib", "nginx")
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="ml-webnginx-")
 os.chmod(tmp, 0o755)
-cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meet.example.edu",
-                "-addext", "subjectAltName=IP:127.0.0.1,DNS:meet.example.edu"], check=True, capture_output=True)
-pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True, capture_output=True).stdout
-der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
-                     capture_output=True).stdout
-spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+cert, key = make_cert(tmp, "meet.example.edu", san="IP:127.0.0.1,DNS:meet.example.edu")
+spki = spki_pin(cert)
 
 
 def tls_context(alpn):

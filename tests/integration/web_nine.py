@@ -7,8 +7,6 @@ control.max-participants = 9; this file checks that derivation (--dump-config), 
 Allocate was refused: no 486 in the daemon's counters (admin /stats) or its log, and no ICE
 candidate error in any browser."""
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -22,21 +20,16 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Tap, free_port  # noqa: E402
-from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
+from mladmin import make_cert  # noqa: E402
+from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script, spki_pin  # noqa: E402
 from mlcontrol import Api, ControlDaemon, Postgres, control_sets, migrate  # noqa: E402
 
 ADMIN_TOKEN = "web-nine-admin-token-0123456789"
 PEOPLE = 9
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="ml-nine-")
-cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meetlite-nine",
-                "-addext", "subjectAltName=IP:127.0.0.1,IP:::1"], check=True, capture_output=True)
-der = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True, capture_output=True).stdout
-der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=der, check=True,
-                     capture_output=True).stdout
-spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+cert, key = make_cert(tmp, "meetlite-nine", san="IP:127.0.0.1,IP:::1")
+spki = spki_pin(cert)
 
 pg = Postgres()
 d = None

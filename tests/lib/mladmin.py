@@ -159,13 +159,13 @@ class AdminDaemon(Daemon):
         self.server = ("127.0.0.1", self.turn_port)
 
 
-def make_cert(dirname, cn):
-    """A self-signed P-256 certificate and key (PEM) in dirname; returns (cert, key) paths."""
+def make_cert(dirname, cn, san="IP:127.0.0.1,DNS:localhost"):
+    """A self-signed P-256 certificate for cn and the subjectAltName san, and its key (PEM), in
+    dirname; returns (cert, key) paths."""
     cert, key = os.path.join(dirname, cn + ".crt"), os.path.join(dirname, cn + ".key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "2", "-subj", "/CN=" + cn, "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                    "-days", "2", "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + san],
                    check=True, capture_output=True, timeout=60)
     return cert, key
 

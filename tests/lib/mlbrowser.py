@@ -3,7 +3,9 @@ Firefox ESR driven by npm's puppeteer-core over WebDriver BiDi. The npm packages
 from tests/browser/package-lock.json into the build tree (never into the source tree); neither
 package downloads a browser."""
 
+import base64
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -47,6 +49,16 @@ def node_dir():
             with open(stamp, "wb") as f:
                 f.write(want)
     return dst
+
+
+def spki_pin(cert):
+    """The SHA-256 of cert's public key (SubjectPublicKeyInfo, DER), base64: what Chromium's
+    --ignore-certificate-errors-spki-list takes to trust that one self-signed certificate."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True,
+                         check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def loopback_only():
