@@ -48,5 +48,9 @@ pass=${pass:-0}; fail=${fail:-0}; err=${err:-0}; xpass=${xpass:-0}; skip=${skip:
 failed=$((fail + err + xpass + skip + fuzz_fail + style_fail))
 passed=$((pass + fuzz_pass + style_pass))
 if [ "$check_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+# Name what failed just above the last line, where a CI log cut to its end still shows it.
+if [ -f test-suite.log ]; then
+    grep -E '^(FAIL|ERROR|XPASS|SKIP): ' test-suite.log | head -20
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
