@@ -130,7 +130,8 @@ const struct ml_cfg_key cp_assistant_cfg_keys[] = {
      "timeout or an error the answer is the retrieval one. Empty: retrieval only."},
     {"llm-key-file", ML_CFG_STR, "", 0, 4096, 0, H(llm_key_file), NULL, NULL,
      "File whose first line is the endpoint's bearer key (sent as Authorization: Bearer). "
-     "Empty: no key sent."},
+     "With a key, assistant.llm-url must be https:// (http:// only to 127.0.0.1, localhost or "
+     "[::1]). Empty: no key sent."},
     {"llm-model", ML_CFG_STR, "", 0, 200, 0, H(llm_model), NULL, NULL,
      "The model named in the requests. Empty: \"default\"."},
     {"llm-timeout-ms", ML_CFG_INT, "8000", 100, 120000, 0, H(llm_timeout_ms), NULL, NULL,

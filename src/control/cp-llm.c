@@ -291,6 +291,13 @@ struct cp_llm *cp_llm_new(const struct cp_assistant_config *cfg, char *err, size
     l->model = ml_xstrdup(cfg->llm_model && *cfg->llm_model ? cfg->llm_model : "default");
     l->timeout_ms = (long)cfg->llm_timeout_ms;
     if (cfg->llm_key_file && *cfg->llm_key_file) {
+        /* a bearer key goes over TLS, or stays on this host: never in clear across a network */
+        char why[160];
+        if (http_fetch_url_check(cfg->llm_url, HTTP_FETCH_HTTP_LOOPBACK, why, sizeof why) < 0) {
+            ml_err(err, errlen, "assistant.llm-url: with assistant.llm-key-file set, %s", why);
+            cp_llm_free(l);
+            return NULL;
+        }
         l->key = read_key(cfg->llm_key_file, err, errlen);
         if (!l->key) {
             cp_llm_free(l);

@@ -160,6 +160,23 @@ try:
     finally:
         if d2:
             d2.close()
+
+    # ------------------------------------------------------------ a key never goes out in clear
+    d3 = None
+    try:
+        d3 = Daemon(control_sets(pg.url, free_port(), free_port(), [
+            "assistant.llm-url=http://192.0.2.7:8000/v1/chat/completions",
+            "assistant.llm-key-file=" + keyfile.name]), wait_for=None)
+        for _ in range(100):
+            if not d3.alive():
+                break
+            time.sleep(0.1)
+        log = d3.log()
+        t.ok(not d3.alive() and "assistant.llm-url" in log and "https://" in log,
+             "a bearer key with an http:// endpoint off this host stops the start", log[-800:])
+    finally:
+        if d3:
+            d3.close()
 finally:
     if d:
         d.stop_checked(t)
