@@ -144,6 +144,7 @@ struct cp {
     struct cp_fleet fleet; /* region owned */
     bool fleet_running;    /* HTTP thread: a check for stranded participants is in flight */
     int64_t sweep_last_ms; /* HTTP thread: monotonic, the last sweep and fleet check */
+    int64_t prune_last_ms; /* HTTP thread: monotonic, the questions' log last pruned */
     int64_t fleet_last_ms;
 };
 

@@ -102,6 +102,9 @@ static const struct db_stmt st_sweep = {
     "SELECT (SELECT count(*) FROM m), (SELECT coalesce(array_agg(DISTINCT username), '{}') "
     "FROM c)",
     0, SWEEP__COLS};
+/* the help assistant's questions' log, kept assistant.question-retention */
+static const struct db_stmt st_prune = {
+    "prune_questions", "SELECT ml_kb_prune_questions(make_interval(secs => $1::bigint))", 1, 1};
 
 /* ------------------------------------------------------------------ create and list */
 
@@ -414,7 +417,11 @@ struct sweep_job {
     struct cp *cp;
     char **revoked;
     size_t nrevoked;
+    long long prune_s; /* > 0: also delete the questions older than this */
 };
+
+/* How often the questions' log is pruned: a daily retention needs no finer step. */
+#define CP_PRUNE_EVERY_MS (3600 * 1000)
 
 static enum db_status w_sweep(struct db_conn *c, struct db_job *job)
 {
@@ -428,6 +435,19 @@ static enum db_status w_sweep(struct db_conn *c, struct db_job *job)
         ML_INFO(SUBSYS, "%ld meeting%s expired, %zu TURN credential%s revoked", n,
                 n == 1 ? "" : "s", j->nrevoked, j->nrevoked == 1 ? "" : "s");
     PQclear(r);
+    if (j->prune_s > 0) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%lld", j->prune_s);
+        const char *pv[] = {secs};
+        r = db_exec(c, &st_prune, pv);
+        if (!cp_tuples(r) || PQntuples(r) != 1)
+            return cp_sql_error(r, "pruning the questions' log", "prune");
+        long d = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        if (d > 0)
+            ML_INFO(SUBSYS, "%ld question%s older than assistant.question-retention deleted", d,
+                    d == 1 ? "" : "s");
+        PQclear(r);
+    }
     return DB_OK;
 }
 
@@ -454,6 +474,12 @@ void cp_sweep(void *arg)
         return;
     struct sweep_job *j = ml_xcalloc(1, sizeof *j);
     j->cp = cp;
+    int64_t now = ml_now_ms();
+    long long keep = cp->cfg.assistant.question_retention_s;
+    if (keep > 0 && (!cp->prune_last_ms || now - cp->prune_last_ms >= CP_PRUNE_EVERY_MS)) {
+        j->prune_s = keep;
+        cp->prune_last_ms = now;
+    }
     j->job.work = w_sweep;
     j->job.done = sweep_done;
     if (db_submit(cp->pool, &j->job) < 0) {

@@ -23,6 +23,7 @@ struct cp_assistant_config {
     char *llm_key_file; /* its bearer key, first line; NULL: none sent */
     char *llm_model;    /* the "model" of the request; NULL: "default" */
     long long llm_timeout_ms;
+    long long question_retention_s; /* kb_questions kept this long; 0: kept until deleted */
 };
 extern const struct ml_cfg_key cp_assistant_cfg_keys[];
 

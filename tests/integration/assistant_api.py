@@ -8,6 +8,7 @@ quality set (tests/data/kb/questions.tsv) through the real endpoint: the right a
 top 3 for at least 90 % of the on-topic questions, and no off-topic one answered."""
 
 import os
+import re
 import sys
 import time
 
@@ -134,8 +135,26 @@ try:
     # ------------------------------------------------------------ quality through the endpoint
     d.close()
     d = None
-    d = ControlDaemon(pg.url, ["assistant.rate-limit=100000"])
+    # ------------------------------------------------------------ retention
+    # questions older than assistant.question-retention go at the control plane's first sweep
+    aged = pg.psql("WITH u AS (UPDATE kb_questions SET created_at = now() - interval '2 days' "
+                   "WHERE question LIKE 'mic not working%' RETURNING 1) SELECT count(*) FROM u")
+    kept = pg.psql("SELECT count(*) FROM kb_questions WHERE question NOT LIKE 'mic not working%'")
+    d = ControlDaemon(pg.url, ["assistant.rate-limit=100000", "assistant.question-retention=1d",
+                                  "control.sweep-interval=2s"])
     api = d.api
+    left = None
+    for _ in range(100):
+        left = pg.psql("SELECT count(*) FROM kb_questions WHERE question LIKE 'mic not working%'")
+        if left == "0":
+            break
+        time.sleep(0.2)
+    t.ok(int(aged) >= 5 and left == "0" and
+         pg.psql("SELECT count(*) FROM kb_questions") == kept,
+         "questions older than assistant.question-retention are deleted, younger ones kept",
+         (aged, left, kept))
+    t.ok(re.search(r"%s questions? older than assistant.question-retention deleted" % aged,
+                   d.log()), "the pruning is logged with its count", d.log()[-600:])
     tok, _ = api.user("quality@example.org")
     questions = mlkb.load_questions()
     start = time.monotonic()
