@@ -137,8 +137,8 @@ const struct ml_cfg_key cp_assistant_cfg_keys[] = {
     {"llm-timeout-ms", ML_CFG_INT, "8000", 100, 120000, 0, H(llm_timeout_ms), NULL, NULL,
      "How long an answer waits for the endpoint (connection included) before it is given "
      "without generated text."},
-    {"question-retention", ML_CFG_DURATION, "90d", 0, 10 * 365 * 86400, 0,
-     H(question_retention_s), NULL, NULL,
+    {"question-retention", ML_CFG_DURATION, "90d", 0, 10 * 365 * 86400, 0, H(question_retention_s),
+     NULL, NULL,
      "How long the questions' log (kb_questions: a question, its language, audience and best "
      "article, never the account's name) is kept for the gaps report. The control plane "
      "deletes older questions once an hour. 0: kept until deleted by hand "
