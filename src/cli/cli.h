@@ -55,4 +55,29 @@ void cli_duration(long long s, char *buf, size_t len);
 /* "2026-11-24 05:33:14Z" from seconds since the epoch; "-" for 0. */
 void cli_time(long long t, char *buf, size_t len);
 
+/* Exit statuses of meetlite-admin besides 0. */
+#define CLI_EXIT_API 1   /* the API answered with an error */
+#define CLI_EXIT_USAGE 2 /* bad command line */
+#define CLI_EXIT_CONN 3  /* no answer */
+
+/* The admin API of this run (cli-main.c sets it from the options and the configuration file)
+ * and whether answers are printed as the API's JSON (--json). */
+extern struct cli_conn cli_server;
+extern bool cli_json_out;
+
+/* One request to cli_server (body: decref'd here; NULL: none). In --json mode the answer is
+ * printed as it came. Returns the parsed answer of a 2xx (caller json_decref()s), or NULL with
+ * *rc set to a CLI_EXIT_* and a message on stderr. */
+json_t *cli_call(const char *method, const char *path, json_t *body, int *rc);
+/* The member at a dotted path ("turn.allocations.total") of j, or NULL; as an integer (0 when
+ * not one) or a string (NULL when not one). */
+json_t *cli_jget(json_t *j, const char *path);
+long long cli_jint(json_t *j, const char *path);
+const char *cli_jstr(json_t *j, const char *path);
+/* in, percent-encoded for a URL path segment or query value, into out (truncated to len). */
+void cli_url_encode(const char *in, char *out, size_t len);
+
+/* meetlite-admin kb ... (cli-kb.c). */
+int cli_cmd_kb(int argc, char **argv);
+
 #endif
