@@ -49,30 +49,41 @@ static int conf_line(void *user, const char *section, const char *name, const ch
     return 1;
 }
 
-/* A -file key's path as meetlited reads it: a relative one names a systemd credential. */
-static void secret_path(const char *name, char *out, size_t len)
+/* A secret for a request or the connection, by meetlited's rules for a -file key
+ * (ml_secret_read: the whole file, one line, one trailing newline stripped; for a list the first
+ * item), or the first line of standard input for "-". from_conf: name is a configuration file's
+ * value, where a relative one names a systemd credential (ml_secret_path); else a command-line
+ * path. 0, or -1 with a message on stderr that never quotes the secret. */
+static int read_secret_arg(const char *name, bool from_conf, bool list, char *buf, size_t len)
 {
-    const char *dir = getenv("CREDENTIALS_DIRECTORY");
-    if (name[0] != '/' && dir && *dir)
-        ml_snprintf(out, len, "%s/%s", dir, name);
-    else
-        ml_strlcpy(out, name, len);
-}
-
-static int read_token_file(const char *path, char *buf, size_t len)
-{
-    FILE *f = !strcmp(path, "-") ? stdin : fopen(path, "re");
-    if (!f) {
-        fprintf(stderr, "meetlite-admin: %s: %s\n", path, strerror(errno));
-        return -1;
+    buf[0] = 0;
+    if (!strcmp(name, "-")) {
+        if (!fgets(buf, (int)len, stdin))
+            buf[0] = 0;
+        buf[strcspn(buf, "\r\n")] = 0;
+    } else {
+        char path[4096], err[400];
+        char *s = NULL;
+        if (!from_conf || name[0] == '/')
+            ml_strlcpy(path, name, sizeof path);
+        else if (ml_secret_path(name, path, sizeof path, err, sizeof err) < 0) {
+            fprintf(stderr, "meetlite-admin: %s\n", err);
+            return -1;
+        }
+        /* a list (admin.token-file) may hold more than the first item needs */
+        s = ml_secret_read(path, list ? 65536 : (long long)len - 1, list, NULL, err, sizeof err);
+        if (!s) {
+            fprintf(stderr, "meetlite-admin: %s\n", err);
+            return -1;
+        }
+        if (list)
+            s[strcspn(s, ",")] = 0;
+        ml_strlcpy(buf, s, len);
+        ml_wipe(s, strlen(s));
+        free(s);
     }
-    if (!fgets(buf, (int)len, f))
-        buf[0] = 0;
-    if (f != stdin)
-        fclose(f);
-    ml_trim(buf);
     if (!buf[0]) {
-        fprintf(stderr, "meetlite-admin: %s is empty\n", path);
+        fprintf(stderr, "meetlite-admin: %s is empty\n", name);
         return -1;
     }
     return 0;
@@ -322,7 +333,7 @@ static int cmd_users(int argc, char **argv)
         char pw[260];
         bool generated = !pwfile;
         if (pwfile) {
-            if (read_token_file(pwfile, pw, sizeof pw) < 0)
+            if (read_secret_arg(pwfile, false, false, pw, sizeof pw) < 0)
                 return CLI_EXIT_USAGE;
         } else {
             random_password(pw, sizeof pw);
@@ -592,7 +603,7 @@ static int cmd_secrets(int argc, char **argv)
         json_t *body = json_object();
         if (file) {
             char s[260];
-            if (read_token_file(file, s, sizeof s) < 0) {
+            if (read_secret_arg(file, false, false, s, sizeof s) < 0) {
                 json_decref(body);
                 return CLI_EXIT_USAGE;
             }
@@ -877,9 +888,7 @@ static int cmd_migrate(int argc, char **argv)
     unsigned applied = 0;
     if (url == file_conf.db_url && file_conf.db_password_file[0]) {
         /* the configuration's password file, merged as meetlited merges it */
-        char path[4096];
-        secret_path(file_conf.db_password_file, path, sizeof path);
-        if (read_token_file(path, pw, sizeof pw) < 0)
+        if (read_secret_arg(file_conf.db_password_file, true, false, pw, sizeof pw) < 0)
             return CLI_EXIT_USAGE;
         dc.url = ml_xstrdup(url);
         dc.password = pw;
@@ -1096,15 +1105,13 @@ int main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
         if (token_file) {
-            if (read_token_file(token_file, token_buf, sizeof token_buf) < 0)
+            if (read_secret_arg(token_file, false, true, token_buf, sizeof token_buf) < 0)
                 return CLI_EXIT_USAGE;
             token = token_buf;
         } else if (!token && file_conf.token[0]) {
             token = file_conf.token;
         } else if (!token && file_conf.token_file[0]) {
-            char path[4096];
-            secret_path(file_conf.token_file, path, sizeof path);
-            if (read_token_file(path, token_buf, sizeof token_buf) < 0)
+            if (read_secret_arg(file_conf.token_file, true, true, token_buf, sizeof token_buf) < 0)
                 return CLI_EXIT_USAGE;
             token = token_buf;
         }

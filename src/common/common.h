@@ -217,6 +217,16 @@ int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cu
  * messages name the file, never its content. 0, or -1 with err filled. */
 int ml_cfg_resolve_files(const struct ml_cfg_section *const *secs, void *cfg, char *warn,
                          size_t warnlen, char *err, size_t errlen) ML_WUR;
+/* The rules of ml_cfg_resolve_files for anything else that reads a secret from a file (the
+ * webhooks' key on every reload, meetlite-admin). ml_secret_path: an absolute name as it is, a
+ * relative one as a systemd credential in $CREDENTIALS_DIRECTORY (an error without it, or with
+ * ".."); 0 or -1 with err. ml_secret_read: the file's text as a malloc'd string (wipe and free
+ * it): a regular file, at most max bytes once one trailing newline is stripped, not empty, no
+ * NUL, one line unless list (lines then become ", "-separated items); *shared (if not NULL)
+ * says every user may read it. NULL with err, which never quotes the content. */
+int ml_secret_path(const char *name, char *out, size_t len, char *err, size_t errlen) ML_WUR;
+char *ml_secret_read(const char *path, long long max, bool list, bool *shared, char *err,
+                     size_t errlen);
 /* Prints every key with its type, default, range, reloadability and help (for --help). */
 void ml_cfg_print_help(const struct ml_cfg_section *const *secs, FILE *out);
 /* Validator for keys that hold a name (ml_name_valid) or nothing; the key's max bounds it. */

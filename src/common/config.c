@@ -421,7 +421,7 @@ int ml_cfg_reload_check(const struct ml_cfg_section *const *secs, const void *cu
 /* ---------------------------------------------------------------- secrets read from files */
 
 /* The path of a secret file: absolute as given, relative inside $CREDENTIALS_DIRECTORY. */
-static int secret_path(const char *name, char *out, size_t len, char *err, size_t errlen)
+int ml_secret_path(const char *name, char *out, size_t len, char *err, size_t errlen)
 {
     if (name[0] == '/') {
         if (strlen(name) >= len)
@@ -440,11 +440,8 @@ static int secret_path(const char *name, char *out, size_t len, char *err, size_
     return 0;
 }
 
-/* Reads the secret file at path into a malloc'd string (caller frees): at most max bytes once
- * one trailing newline is stripped, not empty, no NUL; for a list, lines become ", "-separated
- * items. A mode that lets every user read it sets *shared. NULL with err filled. */
-static char *read_secret(const char *path, long long max, bool list, bool *shared, char *err,
-                         size_t errlen)
+char *ml_secret_read(const char *path, long long max, bool list, bool *shared, char *err,
+                     size_t errlen)
 {
     /* O_NONBLOCK: a FIFO put there by mistake must not hang the reload */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -459,7 +456,8 @@ static char *read_secret(const char *path, long long max, bool list, bool *share
         ml_err(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
-    *shared = (st.st_mode & S_IROTH) != 0;
+    if (shared)
+        *shared = (st.st_mode & S_IROTH) != 0;
     buf = malloc(cap + 1);
     if (!buf) {
         ml_err(err, errlen, "out of memory");
@@ -554,12 +552,12 @@ static int resolve_one(const struct ml_cfg_section *sec, const struct ml_cfg_key
             access(path, F_OK) < 0)
             return 0;
         implicit = true;
-    } else if (secret_path(*pathp, path, sizeof path, why, sizeof why) < 0) {
+    } else if (ml_secret_path(*pathp, path, sizeof path, why, sizeof why) < 0) {
         return ml_err(err, errlen, "%s.%s: %s", sec->name, fk->name, why);
     }
     bool shared = false;
     char *secret =
-        read_secret(path, base->max, (base->flags & ML_CFG_LIST) != 0, &shared, why, sizeof why);
+        ml_secret_read(path, base->max, (base->flags & ML_CFG_LIST) != 0, &shared, why, sizeof why);
     if (!secret)
         return ml_err(err, errlen, "%s.%s: %s", sec->name, implicit ? base->name : fk->name, why);
     if (shared) {

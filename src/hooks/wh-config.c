@@ -55,8 +55,9 @@ const struct ml_cfg_key wh_cfg_keys[] = {
      "value here is in the configuration file."},
     {"secret-file", ML_CFG_STR, "", 0, 4096, ML_CFG_RELOAD | ML_CFG_CREDENTIAL, K(secret_file),
      NULL, NULL,
-     "A file whose first line is the HMAC key (read at start and on SIGHUP; readable by "
-     "daemon.user). Needed, or secret, when url is set."},
+     "A file holding the HMAC key, by the rules of every -file key: one line (one trailing "
+     "newline stripped), a relative path names a systemd credential; read at start and on "
+     "SIGHUP, readable by daemon.user. Needed, or secret, when url is set."},
     {"events", ML_CFG_STR, "", 0, 1024, ML_CFG_RELOAD | ML_CFG_LIST, K(events), NULL,
      validate_events,
      "The event types to send, a comma list of meeting.started, participant.joined, "
@@ -112,25 +113,16 @@ int wh_secret_load(const struct wh_config *cfg, char *buf, char *err, size_t err
     if (cfg->secret) {
         ml_strlcpy(buf, cfg->secret, WH_SECRET_MAX + 1);
     } else if (cfg->secret_file) {
-        FILE *f = fopen(cfg->secret_file, "r");
-        if (!f)
-            return ml_err(err, errlen, "webhooks.secret-file %s: %s", cfg->secret_file,
-                          strerror(errno));
-        char line[WH_SECRET_MAX + 4];
-        bool got = fgets(line, sizeof line, f) != NULL;
-        fclose(f);
-        if (!got)
-            line[0] = 0;
-        size_t n = strcspn(line, "\r\n");
-        if (n > WH_SECRET_MAX) {
-            ml_wipe(line, sizeof line);
-            return ml_err(err, errlen, "webhooks.secret-file: longer than %d bytes", WH_SECRET_MAX);
-        }
-        line[n] = 0;
-        ml_strlcpy(buf, line, WH_SECRET_MAX + 1);
-        ml_wipe(line, sizeof line);
-        if (!n)
-            return ml_err(err, errlen, "webhooks.secret-file %s is empty", cfg->secret_file);
+        /* the rules of every -file key (ml_cfg_resolve_files), read again on each reload */
+        char path[4096], why[400];
+        char *s = NULL;
+        if (ml_secret_path(cfg->secret_file, path, sizeof path, why, sizeof why) == 0)
+            s = ml_secret_read(path, WH_SECRET_MAX, false, NULL, why, sizeof why);
+        if (!s)
+            return ml_err(err, errlen, "webhooks.secret-file: %s", why);
+        ml_strlcpy(buf, s, WH_SECRET_MAX + 1);
+        ml_wipe(s, strlen(s));
+        free(s);
     } else {
         return 0;
     }

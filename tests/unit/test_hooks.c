@@ -51,10 +51,18 @@ START_TEST(secret_sources)
     ck_assert_int_eq(wh_secret_load(&c, buf, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "shorter than 16"));
     c.secret = NULL;
-    char *p = write_tmp(KEY "\r\nsecond line is ignored\n");
+    char *p = write_tmp(KEY "\r\n");
     c.secret_file = p;
     ck_assert_int_eq(wh_secret_load(&c, buf, err, sizeof err), (int)strlen(KEY));
     ck_assert_str_eq(buf, KEY);
+    unlink(p);
+    free(p);
+    /* the rules of every -file key: one line, never a first line of several */
+    p = write_tmp(KEY "\nsecond line\n");
+    c.secret_file = p;
+    ck_assert_int_eq(wh_secret_load(&c, buf, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "more than one line"));
+    ck_assert_ptr_null(strstr(err, KEY));
     unlink(p);
     free(p);
     p = write_tmp("\n");
