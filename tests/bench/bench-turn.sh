@@ -11,7 +11,11 @@ usage() {
 usage: $0 [options]
   --threads N          server threads: meetlited net.workers, coturn --relay-threads (1)
   --servers LIST       which servers, in order (default "meetlited coturn"; a missing one is skipped;
-                       meetlited-shared: meetlited with TLS on a shared:// listener)
+                       meetlited-shared: meetlited with TLS on a shared:// listener;
+                       meetlited-split, coturn-split: two nodes of that server, each pair's
+                       clients one on each, its packets relayed from node to node through
+                       the kernel: a meeting spread over two nodes; relay, tcp and tls with
+                       --peers pairs only, CPU summed over both nodes)
   --parts LIST         what to measure (default "relay tcp tls alloc idle nat flood"): relay =
                        clients over UDP, tcp and tls = clients over TCP and TLS (relayed side
                        UDP); nat = allocation sequences from many addresses and from one (a
@@ -133,34 +137,39 @@ if [ "$NOFILE" != unlimited ] && [ $((NOFILE - 512)) -lt "$IDLE" ]; then
     IDLE=$((NOFILE - 512))
 fi
 
-declare -A PID PORT TLSPORT
+declare -A PID PORT TLSPORT PORT2 TLSPORT2
 ACTIVE=()
 
-# start_server NAME: starts it on a free port (relay ports: disjoint ranges per server).
+# start_node NAME KIND RELAY-PORTS: starts one server process of KIND (meetlited,
+# meetlited-shared or coturn) on a free port and waits until it allocates; sets NODE_PID,
+# NODE_PORT and NODE_TLSPORT. RELAY-PORTS is its relay port range, LO-HI: the servers of a run
+# get disjoint ones.
 # Both run with their default limits on unauthenticated requests: every generator socket of a
 # run shares one source address and each sequence starts with a 401, which is exactly the case
 # meetlited's budget (turn.unauth-answer-rate) must let through; coturn 4.6 has no such limit.
 # With the tcp or tls parts both servers also listen on TCP (the UDP port) and TLS (another
 # port), with the run's certificate; otherwise on UDP only, as before.
-start_server() {
-    local s=$1 port tport=""
+start_node() {
+    local name=$1 kind=$2 ports=$3 port tport=""
     port=$(bench_free_port) || bench_die "no free port"
     [ -n "$STREAMS" ] && { tport=$(bench_free_port) || bench_die "no free port"; }
-    case $s in
+    case $kind in
     meetlited | meetlited-shared)
         local listen="udp://127.0.0.1:$port" tls=() scheme=tls
         # meetlited-shared: TLS on a shared:// listener (one port for TLS, TURN and HTTP), to
         # compare with the dedicated tls:// one (docs/benchmarks.md)
-        [ "$s" = meetlited-shared ] && scheme=shared
+        [ "$kind" = meetlited-shared ] && scheme=shared
         if [ -n "$STREAMS" ]; then
             listen="$listen, tcp://127.0.0.1:$port, $scheme://127.0.0.1:$tport"
             tls=(--set "turn.tls-cert=$BENCH_WORK/cert.pem" --set "turn.tls-key=$BENCH_WORK/key.pem")
         fi
+        # turn.allow-peers=127.0.0.0/8 also lets a node relay to the other node's relayed
+        # addresses (127.0.0.1, another port range) when a meeting is spread over two
         # shellcheck disable=SC2086
-        bench_start "$s" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
+        bench_start "$name" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
             --set turn.allow-peers=127.0.0.0/8 --set turn.relay-address=127.0.0.1 \
-            --set turn.relay-ports=21000-31999 ${MEETLITED_ARGS:-}
+            --set "turn.relay-ports=$ports" ${MEETLITED_ARGS:-}
         ;;
     coturn)
         local streams=(--no-tls --no-tcp)
@@ -168,59 +177,104 @@ start_server() {
             streams=("--tls-listening-port=$tport" "--cert=$BENCH_WORK/cert.pem"
                 "--pkey=$BENCH_WORK/key.pem")
         fi
-        bench_start coturn "$SRV_CPUS" "$TURNSERVER" -n --no-cli --no-dtls "${streams[@]}" \
+        bench_start "$name" "$SRV_CPUS" "$TURNSERVER" -n --no-cli --no-dtls "${streams[@]}" \
             --listening-ip=127.0.0.1 "--listening-port=$port" --relay-ip=127.0.0.1 \
             "--relay-threads=$THREADS" --use-auth-secret "--static-auth-secret=$SECRET" \
-            --realm=bench --allow-loopback-peers --min-port=10000 --max-port=20999 \
-            --log-file=stdout --simple-log "--pidfile=$BENCH_WORK/turnserver.pid"
+            --realm=bench --allow-loopback-peers "--min-port=${ports%-*}" "--max-port=${ports#*-}" \
+            --log-file=stdout --simple-log "--pidfile=$BENCH_WORK/$name.pid"
         ;;
     esac
-    PID[$s]=$BENCH_LAST_PID
-    PORT[$s]=$port
-    TLSPORT[$s]=$tport
+    NODE_PID=$BENCH_LAST_PID
+    NODE_PORT=$port
+    NODE_TLSPORT=$tport
     local ok=0
     for _ in $(seq 1 20); do
-        if ! bench_alive "${PID[$s]}"; then
-            tail -20 "$BENCH_WORK/$s.log" | sed 's/^/    /' >&2
-            bench_die "$s exited at startup (log above)"
+        if ! bench_alive "$NODE_PID"; then
+            tail -20 "$BENCH_WORK/$name.log" | sed 's/^/    /' >&2
+            bench_die "$name exited at startup (log above)"
         fi
-        if bench_run "$BENCH_WORK/ready-$s.json" "${PID[$s]}" turn-alloc --secret "$SECRET" \
+        if bench_run "$BENCH_WORK/ready-$name.json" "$NODE_PID" turn-alloc --secret "$SECRET" \
             --server "127.0.0.1:$port" --count 2 --concurrency 2 --duration 5 --quiet &&
-            [ "$(bench_json "$BENCH_WORK/ready-$s.json" setup_ok)" = 2 ]; then
+            [ "$(bench_json "$BENCH_WORK/ready-$name.json" setup_ok)" = 2 ]; then
             ok=1
             break
         fi
         sleep 0.5
     done
-    [ $ok = 1 ] || bench_die "$s does not allocate on 127.0.0.1:$port (see $BENCH_WORK/ready-$s.json.err)"
+    [ $ok = 1 ] || bench_die "$name does not allocate on 127.0.0.1:$port (see $BENCH_WORK/ready-$name.json.err)"
     if [ -n "$STREAMS" ]; then
-        local tr
+        local tr p
         for tr in tcp tls; do
+            p=$port
+            [ "$tr" = tls ] && p=$tport
             # shellcheck disable=SC2086
-            bench_run "$BENCH_WORK/ready-$tr-$s.json" "${PID[$s]}" turn-alloc --secret "$SECRET" \
-                --server "127.0.0.1:$(srv_port "$s" "$tr")" --transport "$tr" $TLS_ARGS --count 2 \
+            bench_run "$BENCH_WORK/ready-$tr-$name.json" "$NODE_PID" turn-alloc --secret "$SECRET" \
+                --server "127.0.0.1:$p" --transport "$tr" $TLS_ARGS --count 2 \
                 --concurrency 2 --duration 5 --quiet || true
-            if [ "$(bench_json "$BENCH_WORK/ready-$tr-$s.json" setup_ok)" != 2 ]; then
-                bench_die "$s does not allocate over $tr (see $BENCH_WORK/ready-$tr-$s.json.err)"
+            if [ "$(bench_json "$BENCH_WORK/ready-$tr-$name.json" setup_ok)" != 2 ]; then
+                bench_die "$name does not allocate over $tr (see $BENCH_WORK/ready-$tr-$name.json.err)"
             fi
         done
     fi
-    bench_log "$s ready on 127.0.0.1:$port${tport:+ (TLS $tport)} (pid ${PID[$s]}, $THREADS thread(s))"
+    bench_log "$name ready on 127.0.0.1:$port${tport:+ (TLS $tport)} (pid $NODE_PID, $THREADS thread(s))"
+}
+
+is_split() { [[ $1 == *-split ]]; }
+
+# start_server NAME: starts it (a -split server: its two nodes, node a and node b). PID[NAME]
+# is the process, or "a,b" for two nodes (bench_run sums their CPU); PORT2 and TLSPORT2 are
+# node b's. Relay port ranges are disjoint per process; those of the two-node servers lie in
+# the kernel's ephemeral range, where a port some socket holds is skipped by both servers (the
+# relay part needs a few dozen).
+start_server() {
+    local s=$1
+    case $s in
+    meetlited | meetlited-shared)
+        start_node "$s" "$s" 21000-31999
+        ;;
+    coturn)
+        start_node "$s" coturn 10000-20999
+        ;;
+    meetlited-split | coturn-split)
+        local kind=${s%-split} base=40000 pa
+        [ "$kind" = coturn ] && base=48000
+        start_node "$s-a" "$kind" "$base-$((base + 3999))"
+        pa=$NODE_PID PORT[$s]=$NODE_PORT TLSPORT[$s]=$NODE_TLSPORT
+        start_node "$s-b" "$kind" "$((base + 4000))-$((base + 7999))"
+        PID[$s]="$pa,$NODE_PID" PORT2[$s]=$NODE_PORT TLSPORT2[$s]=$NODE_TLSPORT
+        return
+        ;;
+    esac
+    PID[$s]=$NODE_PID
+    PORT[$s]=$NODE_PORT
+    TLSPORT[$s]=$NODE_TLSPORT
+}
+
+# stop_server NAME: stops its process(es).
+stop_server() {
+    local pid
+    for pid in ${PID[$1]//,/ }; do
+        bench_stop "$pid"
+    done
 }
 
 srv_port() { # SERVER TRANSPORT
     if [ "$2" = tls ]; then echo "${TLSPORT[$1]}"; else echo "${PORT[$1]}"; fi
 }
 
+srv_port2() { # SERVER TRANSPORT: node b of a two-node server
+    if [ "$2" = tls ]; then echo "${TLSPORT2[$1]}"; else echo "${PORT2[$1]}"; fi
+}
+
 for s in $SERVERS; do
     case $s in
-    meetlited | meetlited-shared)
+    meetlited | meetlited-shared | meetlited-split)
         if ! [ -x "$MEETLITED" ]; then
             bench_log "skipping meetlited: $MEETLITED not found"
             continue
         fi
         ;;
-    coturn)
+    coturn | coturn-split)
         if [ -z "$TURNSERVER" ]; then
             bench_log "skipping coturn: turnserver not found (apt-get install coturn)"
             continue
@@ -232,6 +286,7 @@ for s in $SERVERS; do
     ACTIVE+=("$s")
 done
 [ ${#ACTIVE[@]} -gt 0 ] || bench_die "no server to measure"
+RELAY_ACTIVE=("${ACTIVE[@]}")
 bench_wait_quiet || true
 
 mean_per() { # NUM-KEY DEN-KEY SCALE FILE...: sum(NUM)*SCALE/sum(DEN) over runs without loss
@@ -262,6 +317,8 @@ relay_args() { # SERVER RATE SIZE TRANSPORT PEER
     local extra=""
     [ "$4" != udp ] && extra="--late-ms $LATE_MS"
     [ "$4" = tls ] && extra="$extra $TLS_ARGS"
+    # a meeting spread over two nodes: each pair's second client allocates on node b
+    is_split "$1" && extra="$extra --server2 127.0.0.1:$(srv_port2 "$1" "$4")"
     echo turn-relay --server "127.0.0.1:$(srv_port "$1" "$4")" --secret "$SECRET" --pairs "$PAIRS" \
         --size "$3" --rate "$2" --duration "$STEP" --drain 500 --setup-timeout 10 \
         --threads "$GEN_THREADS" --transport "$4" --peer "$5" $extra ${IND:+"$IND"} ${GEN_SPIN:+"$GEN_SPIN"}
@@ -276,13 +333,24 @@ relay_verdict() { # FILE RATE: a pair that did not come up fails the step (the s
 }
 
 declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON RELAY_GENCPU
+# search_servers PEER: SRVS, the servers of a search. A two-node server has no part in the
+# external mode: there each client's packets go to a peer of its own and back, through one node.
+search_servers() {
+    local s
+    SRVS=()
+    for s in "${RELAY_ACTIVE[@]}"; do
+        [ "$1" = external ] && is_split "$s" && continue
+        SRVS+=("$s")
+    done
+}
 if [ ${#SEARCHES[@]} -gt 0 ]; then
     BENCH_RUN_LIMIT=$((STEP + 60))
     for search in "${SEARCHES[@]}"; do
         tr=${search%%.*} peer=${search#*.}
+        search_servers "$peer"
         for size in $SIZES; do
             key="$tr.$peer.$size" search_t0=$SECONDS
-            for s in "${ACTIVE[@]}"; do
+            for s in "${SRVS[@]}"; do
                 # shellcheck disable=SC2046
                 bench_run "$BENCH_WORK/warmup-$key-$s.json" "${PID[$s]}" $(relay_args "$s" "$START" "$size" "$tr" "$peer") || true
                 bench_log "$s $key warm-up: $(bench_summary "$BENCH_WORK/warmup-$key-$s.json")"
@@ -291,7 +359,7 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
             n=0
             while :; do
                 pending=0
-                for s in "${ACTIVE[@]}"; do
+                for s in "${SRVS[@]}"; do
                     [ "${S_DONE[$s]}" = 1 ] && continue
                     if [ $((SECONDS - search_t0)) -ge "$MAX_TIME" ]; then
                         bench_log "time budget of $MAX_TIME s spent: stopping the $key search"
@@ -317,7 +385,7 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
                 [ $pending = 1 ] || break
             done
             common=0
-            for s in "${ACTIVE[@]}"; do
+            for s in "${SRVS[@]}"; do
                 lo=${S_LO[$s]}
                 if [ "$lo" -gt 0 ] && { [ "$common" -eq 0 ] || [ "$lo" -lt "$common" ]; }; then
                     common=$lo
@@ -327,7 +395,7 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
             RELAY_COMMON[$key]=$common
             if [ "$common" -gt 0 ]; then
                 for round in 1 2; do
-                    for s in "${ACTIVE[@]}"; do
+                    for s in "${SRVS[@]}"; do
                         bench_alive "${PID[$s]}" || continue
                         f="$BENCH_WORK/relay-$key-common$round-$s.json"
                         for _ in 1 2; do
@@ -339,7 +407,7 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
                     done
                 done
             fi
-            for s in "${ACTIVE[@]}"; do
+            for s in "${SRVS[@]}"; do
                 lo=${S_LO[$s]}
                 why=$(bench_search_why "$s")
                 pm=n/a genw=n/a gencpu=n/a
@@ -372,6 +440,18 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
         done
     done
 fi
+
+# The two-node servers are for the relay searches only: stop them before the other parts, which
+# restart and measure the rest.
+KEEP=()
+for s in "${ACTIVE[@]}"; do
+    if is_split "$s"; then
+        stop_server "$s"
+    else
+        KEEP+=("$s")
+    fi
+done
+ACTIVE=("${KEEP[@]}")
 
 # ------------------------------------------------------------ allocation sequences
 # Fresh servers first: the relay parts leave sessions and pools behind (coturn keeps per-5-tuple
@@ -627,13 +707,14 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
     echo "Relayed packets ($transport, $PAIRS pairs, steps of $STEP s; pps = packets/s received;" \
         "external: each packet crosses the server twice, to the peer and back; tcp/tls: later" \
         "than $LATE_MS ms = lost; tls: TLS $TLS_VERSION)"
-    printf '%-20s %-10s %10s %-22s %10s %18s %9s %9s\n' "client.peer.size" server "max pps" \
+    printf '%-20s %-15s %10s %-22s %10s %18s %9s %9s\n' "client.peer.size" server "max pps" \
         "limited by" "us/pkt@max" "us/pkt@common" "gen work" "gen us/pkt"
     for search in "${SEARCHES[@]}"; do
+        search_servers "${search#*.}"
         for size in $SIZES; do
             key="$search.$size"
-            for s in "${ACTIVE[@]}"; do
-                printf '%-20s %-10s %10s %-22s %10s %18s %9s %9s\n' "$key" "$s" "${RELAY_MAX[$key.$s]}" \
+            for s in "${SRVS[@]}"; do
+                printf '%-20s %-15s %10s %-22s %10s %18s %9s %9s\n' "$key" "$s" "${RELAY_MAX[$key.$s]}" \
                     "${RELAY_WHY[$key.$s]}" "${RELAY_PERMAX[$key.$s]}" \
                     "${RELAY_PERCOM[$key.$s]} @${RELAY_COMMON[$key]}" "${RELAY_GENW[$key.$s]}" \
                     "${RELAY_GENCPU[$key.$s]}"
@@ -708,6 +789,45 @@ if [ -n "${PID[meetlited]:-}" ] && [ -n "${PID[coturn]:-}" ]; then
     fi
     [ -n "${IDLE_PER[coturn]:-}" ] &&
         echo "  bytes per idle allocation, coturn/meetlited: $(bench_ratio "${IDLE_PER[coturn]}" "${IDLE_PER[meetlited]}")"
+fi
+# A meeting spread over two nodes against the same meeting on one: the loss-free rate (both
+# nodes share the server's cores, so it is the capacity of the same CPU) and the CPU per packet
+# delivered end to end (both nodes' CPU summed), at the common rate of the search.
+SPLIT_SHOWN=""
+for s in "${RELAY_ACTIVE[@]}"; do
+    is_split "$s" || continue
+    one=${s%-split}
+    [ -n "${PID[$one]:-}" ] || continue
+    if [ -z "$SPLIT_SHOWN" ]; then
+        echo "A meeting spread over two nodes against the same meeting on one node (two-node/one-node;" \
+            "CPU of both nodes summed per packet delivered end to end, at the common rate):"
+        SPLIT_SHOWN=yes
+    fi
+    for search in "${SEARCHES[@]}"; do
+        [ "${search#*.}" = pairs ] || continue
+        for size in $SIZES; do
+            key="$search.$size"
+            printf '  %-15s %-20s max loss-free pps %s%s; CPU per packet %s (%s against %s us)\n' "$one" "$key" \
+                "$(bench_ratio "${RELAY_MAX[$key.$s]}" "${RELAY_MAX[$key.$one]}")" \
+                "$(bench_caveat "${RELAY_WHY[$key.$s]}" "${RELAY_GENW[$key.$s]%%[.%]*}" "${RELAY_WHY[$key.$one]}" "${RELAY_GENW[$key.$one]%%[.%]*}")" \
+                "$(bench_ratio "${RELAY_PERCOM[$key.$s]}" "${RELAY_PERCOM[$key.$one]}")" \
+                "${RELAY_PERCOM[$key.$s]}" "${RELAY_PERCOM[$key.$one]}"
+            echo "relay.$key.$s.over_one_node_cpu_per_pkt=$(bench_ratio "${RELAY_PERCOM[$key.$s]}" "${RELAY_PERCOM[$key.$one]}")" >>"$RESULTS"
+            echo "relay.$key.$s.over_one_node_max_pps=$(bench_ratio "${RELAY_MAX[$key.$s]}" "${RELAY_MAX[$key.$one]}")" >>"$RESULTS"
+        done
+    done
+done
+if [ -n "${PID[meetlited-split]:-}" ] && [ -n "${PID[coturn-split]:-}" ]; then
+    echo "Two nodes of each (meetlited-split/coturn-split for rates, coturn-split/meetlited-split for CPU):"
+    for search in "${SEARCHES[@]}"; do
+        [ "${search#*.}" = pairs ] || continue
+        for size in $SIZES; do
+            key="$search.$size"
+            printf '  %-20s max loss-free pps %s; CPU per packet %s\n' "$key" \
+                "$(bench_ratio "${RELAY_MAX[$key.meetlited-split]}" "${RELAY_MAX[$key.coturn-split]}")" \
+                "$(bench_ratio "${RELAY_PERCOM[$key.coturn-split]}" "${RELAY_PERCOM[$key.meetlited-split]}")"
+        done
+    done
 fi
 if [ -n "$OUT" ]; then
     "$PYTHON3" - "$RESULTS" "$OUT" "$THREADS" "$PAIRS" "$STEP" "$transport" <<'EOF'

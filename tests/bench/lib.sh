@@ -116,19 +116,27 @@ bench_stop() {
     BENCH_PIDS=("${keep[@]}")
 }
 
-# bench_alive PID
+# bench_alive PID[,PID...]: every one of them runs (a server of several processes, e.g. two
+# relay nodes measured as one, is a comma-separated list)
 bench_alive() {
-    kill -0 "$1" 2>/dev/null
+    local pid
+    for pid in ${1//,/ }; do
+        kill -0 "$pid" 2>/dev/null || return 1
+    done
 }
 
-# bench_cpu_ticks PID: utime + stime of every thread, in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the command name, which may hold spaces).
+# bench_cpu_ticks PID[,PID...]: utime + stime of every thread, in clock ticks (fields 14 and 15
+# of /proc/PID/stat, counted after the command name, which may hold spaces), summed over the
+# processes of a comma-separated list; a process that is gone counts 0.
 bench_cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    set -- $stat
-    echo $(( ${12} + ${13} ))
+    local stat pid sum=0
+    for pid in ${1//,/ }; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        set -- $stat
+        sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
 }
 
 # bench_rss_kb PID: VmRSS in KiB.
@@ -203,8 +211,9 @@ json.dump(d, open(f, "w"))
 }
 
 # bench_run OUT PID MLLOAD-ARGS...: one generator run against the server PID, bounded in time;
-# OUT gets mlload's JSON plus srv_cpu_s (the server's CPU over the run), srv_alive and
-# udp_rcvbuf_errors. Returns mlload's status.
+# OUT gets mlload's JSON plus srv_cpu_s (the server's CPU over the run; PID may be a
+# comma-separated list, whose CPU is summed), srv_alive (all of them) and udp_rcvbuf_errors.
+# Returns mlload's status.
 bench_run() {
     local out=$1 pid=$2 rc c0 c1 e0 e1 m0 m1 w0 w1
     shift 2

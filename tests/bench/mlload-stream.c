@@ -4,6 +4,8 @@
 
 #include "tests/bench/mlload.h"
 
+#include "common/common.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -76,11 +78,13 @@ void ld_stream_close(struct ld_stream *s)
     s->want_out = s->ssl_wwrite = false;
 }
 
-int ld_stream_open(const struct ld_opts *o, struct ld_stream *s, uint32_t icap, uint32_t ocap,
-                   struct sockaddr_storage *local)
+int ld_stream_open(const struct ld_opts *o, const struct sockaddr_storage *to, struct ld_stream *s,
+                   uint32_t icap, uint32_t ocap, struct sockaddr_storage *local)
 {
+    if (!to)
+        to = &o->server;
     memset(s, 0, sizeof *s);
-    s->fd = socket(o->server.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd < 0) {
         fprintf(stderr, "mlload: socket: %s\n", strerror(errno));
         return -1;
@@ -110,7 +114,7 @@ int ld_stream_open(const struct ld_opts *o, struct ld_stream *s, uint32_t icap, 
             return -1;
         }
     }
-    if (connect(s->fd, (const struct sockaddr *)&o->server, o->server_len) < 0 &&
+    if (connect(s->fd, (const struct sockaddr *)to, ml_addr_len((const struct sockaddr *)to)) < 0 &&
         errno != EINPROGRESS) {
         fprintf(stderr, "mlload: connect: %s\n", strerror(errno));
         ld_stream_close(s);

@@ -710,17 +710,26 @@ static void send_due(struct tctx *x, uint64_t *sched, int64_t t0, int64_t now)
 
 /* ------------------------------------------------------------ event loop */
 
+/* The server client c allocates on: --server, or --server2 for the second client of every pair
+ * (odd global index), whose packets then cross both servers. */
+static const struct sockaddr_storage *client_server(const struct tctx *x, const struct tc *c)
+{
+    const struct ld_opts *o = x->o;
+    return o->server2_len && is_relay(x) && (c->gidx & 1u) ? &o->server2 : &o->server;
+}
+
 static int start_client(struct tctx *x, struct tc *c, unsigned key, int64_t now)
 {
     const struct ld_opts *o = x->o;
+    const struct sockaddr_storage *srv = client_server(x, c);
     if (x->stream) {
         bool relay = is_relay(x);
-        if (ld_stream_open(o, &c->s, relay ? RELAY_IBUF : SMALL_IBUF,
+        if (ld_stream_open(o, srv, &c->s, relay ? RELAY_IBUF : SMALL_IBUF,
                            relay ? RELAY_OBUF : SMALL_OBUF, &c->local) < 0)
             return -1;
         c->fd = c->s.fd;
     } else {
-        c->fd = ld_udp_socket_from(o, c->gidx, &c->local);
+        c->fd = ld_udp_socket_from(o, c->gidx, srv, &c->local);
         if (c->fd < 0)
             return -1;
     }

@@ -97,9 +97,12 @@ static void set_buf(int fd, int opt_force, int opt, unsigned bytes)
 }
 
 static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *from,
-                      socklen_t from_len, struct sockaddr_storage *local, bool conn)
+                      socklen_t from_len, const struct sockaddr_storage *to,
+                      struct sockaddr_storage *local, bool conn)
 {
-    int fd = socket(o->server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!to)
+        to = &o->server;
+    int fd = socket(to->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fprintf(stderr, "mlload: socket: %s\n", strerror(errno));
         return -1;
@@ -117,7 +120,8 @@ static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *fr
     }
     /* Connected: the kernel filters other sources, sends need no address, and the local
      * address becomes known for the XOR-MAPPED-ADDRESS check. */
-    if (conn && connect(fd, (const struct sockaddr *)&o->server, o->server_len) < 0) {
+    if (conn &&
+        connect(fd, (const struct sockaddr *)to, ml_addr_len((const struct sockaddr *)to)) < 0) {
         fprintf(stderr, "mlload: connect: %s\n", strerror(errno));
         close(fd);
         return -1;
@@ -133,12 +137,12 @@ static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *fr
 
 int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
 {
-    return udp_socket(o, &o->local, o->local_len, local, true);
+    return udp_socket(o, &o->local, o->local_len, NULL, local, true);
 }
 
 int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local)
 {
-    return udp_socket(o, &o->local, o->local_len, local, false);
+    return udp_socket(o, &o->local, o->local_len, NULL, local, false);
 }
 
 #define LD_LOOP_HOSTS (254u * 254u * 254u) /* 127.a.b.c with a, b, c in 1..254 */
@@ -155,17 +159,18 @@ static uint32_t loop_host(uint32_t idx)
            (idx % 254 + 1);
 }
 
-int ld_udp_socket_from(const struct ld_opts *o, unsigned i, struct sockaddr_storage *local)
+int ld_udp_socket_from(const struct ld_opts *o, unsigned i, const struct sockaddr_storage *to,
+                       struct sockaddr_storage *local)
 {
     if (!o->sources)
-        return ld_udp_socket(o, local);
+        return udp_socket(o, &o->local, o->local_len, to, local, true);
     /* --sources is checked to go with an IPv4 loopback --local (127.a.b.c, a, b, c in 1..254) */
     struct sockaddr_storage from = o->local;
     struct sockaddr_in *in = (struct sockaddr_in *)&from;
     uint32_t base = loop_index(ntohl(in->sin_addr.s_addr));
     in->sin_addr.s_addr = htonl(loop_host((base + i % o->sources) % LD_LOOP_HOSTS));
     in->sin_port = 0;
-    return udp_socket(o, &from, sizeof *in, local, true);
+    return udp_socket(o, &from, sizeof *in, to, local, true);
 }
 
 int ld_epoll_add(int ep, int fd, uint32_t key)
@@ -316,6 +321,9 @@ static void usage(FILE *f)
            "                       address) or external (to a UDP peer of its own that reflects\n"
            "                       every datagram back; pairs)\n"
            "  --late-ms MS         turn-relay: a packet received later than MS is lost (0: never)\n"
+           "  --server2 ADDR:PORT  turn-relay pairs: the second client of every pair allocates on\n"
+           "                       this server (a meeting spread over two nodes: each packet\n"
+           "                       crosses both, and the kernel between them)\n"
            "  --tls-version V      TLS version offered, only that one: 1.2 or 1.3 (1.3)\n"
            "  --tls-cipher C       the one cipher offered (1.3: TLS_AES_128_GCM_SHA256, 1.2:\n"
            "                       ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256)\n"
@@ -331,6 +339,7 @@ static void usage(FILE *f)
 
 enum {
     OPT_SERVER = 256,
+    OPT_SERVER2,
     OPT_LOCAL,
     OPT_THREADS,
     OPT_CLIENTS,
@@ -368,6 +377,7 @@ enum {
 static const struct option long_opts[] = {
     {"server", required_argument, NULL, OPT_SERVER},
     {"listen", required_argument, NULL, OPT_SERVER},
+    {"server2", required_argument, NULL, OPT_SERVER2},
     {"local", required_argument, NULL, OPT_LOCAL},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"clients", required_argument, NULL, OPT_CLIENTS},
@@ -486,6 +496,12 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
                 return -1;
             }
             have_server = true;
+            break;
+        case OPT_SERVER2:
+            if (ml_addr_parse(optarg, 3478, &o->server2, &o->server2_len) < 0) {
+                fprintf(stderr, "mlload: bad --server2 '%s'\n", optarg);
+                return -1;
+            }
             break;
         case OPT_LOCAL:
             if (ml_addr_parse(optarg, 0, &o->local, &o->local_len) < 0) {
@@ -686,6 +702,12 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
                             : "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
     if (o->peer_external && o->mode != LD_TURN_RELAY) {
         fprintf(stderr, "mlload: --peer external is for turn-relay\n");
+        return -1;
+    }
+    if (o->server2_len && (o->mode != LD_TURN_RELAY || o->peer_external ||
+                           o->server2.ss_family != o->server.ss_family)) {
+        fprintf(stderr, "mlload: --server2 is for turn-relay with --peer pairs, of --server's "
+                        "family\n");
         return -1;
     }
     if (o->peer_external && !o->local_len) {
@@ -892,6 +914,11 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
                                                  : "sequence";
     printf("{\"mode\":\"%s\",\"server\":\"%s\",\"threads\":%u", mode_name(o->mode), srv,
            o->threads);
+    if (o->server2_len) {
+        char srv2[ML_ADDR_STRLEN];
+        ml_addr_str((const struct sockaddr *)&o->server2, srv2, sizeof srv2);
+        printf(",\"server2\":\"%s\"", srv2);
+    }
     if (ld_paced(o->mode))
         printf(",\"clients\":%u,\"window\":%u", o->clients, o->window);
     if (!ld_paced(o->mode) && o->mode != LD_REFLECT)

@@ -46,8 +46,11 @@ struct ld_opts {
     enum ld_mode mode;
     struct sockaddr_storage server;
     socklen_t server_len;
-    struct sockaddr_storage local; /* source address of every socket (port 0) */
-    socklen_t local_len;           /* 0: let the kernel choose */
+    struct sockaddr_storage server2; /* turn-relay pairs: the second client of every pair
+                                        allocates here (a meeting spread over two nodes) */
+    socklen_t server2_len;           /* 0: every client on --server */
+    struct sockaddr_storage local;   /* source address of every socket (port 0) */
+    socklen_t local_len;             /* 0: let the kernel choose */
     unsigned threads;
     unsigned clients;     /* binding: sockets */
     double rate;          /* packets/s offered in total; 0 = closed loop (binding) */
@@ -185,8 +188,10 @@ int ld_recv_batch(struct ld_thread *t, int fd, uint32_t *drops);
 /* A non-blocking UDP socket bound to the --local address (port 0), not connected, buffers and
  * SO_RXQ_OVFL as ld_udp_socket; its address goes to *local. Returns the fd, or -1. */
 int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local);
-/* As ld_udp_socket, from source address number i of --sources (see ld_opts.sources). */
-int ld_udp_socket_from(const struct ld_opts *o, unsigned i, struct sockaddr_storage *local);
+/* As ld_udp_socket, from source address number i of --sources (see ld_opts.sources), connected
+ * to to (borrowed; NULL: o->server). */
+int ld_udp_socket_from(const struct ld_opts *o, unsigned i, const struct sockaddr_storage *to,
+                       struct sockaddr_storage *local);
 /* Changes the events of a registered fd: EPOLLIN, plus EPOLLOUT when out. Returns 0 or -1. */
 int ld_epoll_mod(int ep, int fd, uint32_t key, bool out);
 /* This thread's CPU time, nanoseconds. */
@@ -223,10 +228,11 @@ struct ld_stream {
  * measured with the same; no certificate verification (a benchmark). Returns 0, or -1. */
 int ld_tls_init(struct ld_opts *o);
 void ld_tls_free(struct ld_opts *o);
-/* Opens a non-blocking connection to o->server from o->local with icap/ocap bytes of buffers;
- * the local address goes to *local. Returns 0, or -1 with a message (s is then closed). */
-int ld_stream_open(const struct ld_opts *o, struct ld_stream *s, uint32_t icap, uint32_t ocap,
-                   struct sockaddr_storage *local);
+/* Opens a non-blocking connection to to (borrowed; NULL: o->server) from o->local with
+ * icap/ocap bytes of buffers; the local address goes to *local. Returns 0, or -1 with a message
+ * (s is then closed). */
+int ld_stream_open(const struct ld_opts *o, const struct sockaddr_storage *to, struct ld_stream *s,
+                   uint32_t icap, uint32_t ocap, struct sockaddr_storage *local);
 /* Drives the connect and the TLS handshake: 1 once open, 0 in progress, -1 failed. */
 int ld_stream_progress(struct ld_stream *s);
 /* Room for n more bytes of output, or NULL when they do not fit (the caller drops the frame);
