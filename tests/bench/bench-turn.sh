@@ -289,7 +289,10 @@ done
 RELAY_ACTIVE=("${ACTIVE[@]}")
 bench_wait_quiet || true
 
-mean_per() { # NUM-KEY DEN-KEY SCALE FILE...: sum(NUM)*SCALE/sum(DEN) over runs without loss
+# mean_per NUM-KEY DEN-KEY SCALE FILE...: sum(NUM)*SCALE/sum(DEN) over runs without loss that
+# offered the rate they were asked for (a generator starved by other jobs sends less, and its
+# CPU per packet then belongs to another rate)
+mean_per() {
     "$PYTHON3" -c '
 import json, sys
 nk, dk, scale = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -299,7 +302,8 @@ for f in sys.argv[4:]:
         d = json.load(open(f))
     except (OSError, ValueError):
         continue
-    if d.get(dk) and d.get("loss_pct", 0) <= 1 and not d.get("setup_failed"):
+    offered = d.get("send_rate", 0) >= 0.97 * d.get("rate_offered", 0)
+    if d.get(dk) and d.get("loss_pct", 0) <= 1 and not d.get("setup_failed") and offered:
         num += d.get(nk, 0); den += d[dk]
 print("%.2f" % (num * scale / den) if den else "n/a")
 ' "$@"
