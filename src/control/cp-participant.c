@@ -33,20 +33,20 @@ enum {
     JOIN_CRED_USER,    /* the TURN username ml_join recorded */
     JOIN_CRED_EXPIRES, /* seconds since the epoch */
     JOIN_REJOINED,
-    JOIN_REVOKED, /* the participant's earlier credentials */
+    JOIN_REVOKED,  /* the participant's earlier credentials */
+    JOIN_PASSCODE, /* outcome 'passcode': the meeting's passcode hash, to check here */
     JOIN__COLS
 };
+/* $6: the passcode was checked already. When it was not, and the meeting has one and the
+ * joiner is not exempt (its host; present and admitted already), ml_join answers 'passcode'
+ * with the hash before anything else (sql/013_join_cost.sql): a join without a passcode is one
+ * round trip. */
 static const struct db_stmt st_join = {
     "join",
     "SELECT outcome, meeting_id, meeting_code, meeting_expires, participant_id, role, "
-    "display_name, cred_username, cred_expires, rejoined, revoked "
-    "FROM ml_join($1, $2, $3, $4, $5)",
-    5, JOIN__COLS};
-/* A meeting's passcode, when the joiner is not exempt (sql/012_meeting_features.sql). */
-enum { PASS_HASH, PASS_EXEMPT, PASS__COLS };
-static const struct db_stmt st_passcode = {
-    "join_passcode", "SELECT passcode_hash, exempt FROM ml_join_passcode($1, $2, $3)", 3,
-    PASS__COLS};
+    "display_name, cred_username, cred_expires, rejoined, revoked, passcode_hash "
+    "FROM ml_join($1, $2, $3, $4, $5, $6)",
+    6, JOIN__COLS};
 /* An ADMIN admits or denies one in the lobby (CP_OUT_*). */
 static const struct db_stmt st_lobby = {
     "lobby", "SELECT outcome, meeting_id, revoked FROM ml_lobby_decide($1, $2, $3, $4, $5)", 5,
@@ -144,31 +144,23 @@ static const struct http_param join_params[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0, NULL},
 };
 
-/* The meeting's passcode, checked on a database thread before ml_join: DB_OK to go on (none, or
- * exempt, or the right one), else the request's error (a wrong one marks the failure for the
- * limits). The passcode is wiped either way. */
-static enum db_status check_passcode(struct cp_req *req, struct db_conn *c, struct join_in *in)
+/* The meeting's passcode, when ml_join asked for it (outcome 'passcode', the hash in r, which
+ * is cleared here): DB_OK when the joiner gave the right one (ml_join is then called again),
+ * else the request's error (a wrong one marks the failure for the limits). The passcode is
+ * wiped either way. */
+static enum db_status check_passcode(struct cp_req *req, PGresult *r, struct join_in *in)
 {
-    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id};
-    PGresult *r = db_exec(c, &st_passcode, p);
-    if (!cp_tuples(r)) {
-        ml_wipe(in->passcode, sizeof in->passcode);
-        return cp_sql_failed(req, r, "join: the passcode");
-    }
     enum db_status st = DB_OK;
-    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, PASS_HASH) &&
-        PQgetvalue(r, 0, PASS_EXEMPT)[0] != 't') {
-        if (!in->has_passcode) {
-            http_job_err(&req->http, HTTP_E_PASSCODE_REQUIRED, NULL);
-            st = DB_FAILED;
-        } else if (argon2id_verify(PQgetvalue(r, 0, PASS_HASH), in->passcode,
-                                   strlen(in->passcode)) != ARGON2_OK) {
-            req->login_failed = true;
-            http_job_err(&req->http, HTTP_E_BAD_PASSCODE, NULL);
-            st = DB_FAILED;
-        }
+    if (!in->has_passcode) {
+        http_job_err(&req->http, HTTP_E_PASSCODE_REQUIRED, NULL);
+        st = DB_FAILED;
+    } else if (PQgetisnull(r, 0, JOIN_PASSCODE) ||
+               argon2id_verify(PQgetvalue(r, 0, JOIN_PASSCODE), in->passcode,
+                               strlen(in->passcode)) != ARGON2_OK) {
+        req->login_failed = true;
+        http_job_err(&req->http, HTTP_E_BAD_PASSCODE, NULL);
+        st = DB_FAILED;
     }
-    /* no row: ml_join answers that the meeting does not exist */
     PQclear(r);
     ml_wipe(in->passcode, sizeof in->passcode);
     return st;
@@ -217,12 +209,17 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     struct join_in *in = req->http.params;
     char ttl[24];
     ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
-    enum db_status pst = check_passcode(req, c, in);
-    if (pst != DB_OK)
-        return pst;
     const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id,
-                       in->has_display_name ? in->display_name : NULL, ttl};
+                       in->has_display_name ? in->display_name : NULL, ttl, "f"};
     PGresult *r = db_exec(c, &st_join, p);
+    if (cp_tuples(r) && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, JOIN_OUTCOME), "passcode")) {
+        enum db_status pst = check_passcode(req, r, in);
+        if (pst != DB_OK)
+            return pst;
+        p[5] = "t";
+        r = db_exec(c, &st_join, p);
+    }
+    ml_wipe(in->passcode, sizeof in->passcode);
     if (!cp_tuples(r) || PQntuples(r) != 1)
         return cp_sql_failed(req, r, "join");
     cp_take_revoked(req, PQgetvalue(r, 0, JOIN_REVOKED));
