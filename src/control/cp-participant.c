@@ -209,8 +209,12 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     struct join_in *in = req->http.params;
     char ttl[24];
     ml_snprintf(ttl, sizeof ttl, "%lld", cp->cfg.credential_ttl_s);
-    const char *p[] = {cp_nz(req->ref_id), cp_nz(req->ref_code), req->http.user.id,
-                       in->has_display_name ? in->display_name : NULL, ttl, "f"};
+    const char *p[] = {cp_nz(req->ref_id),
+                       cp_nz(req->ref_code),
+                       req->http.user.id,
+                       in->has_display_name ? in->display_name : NULL,
+                       ttl,
+                       "f"};
     PGresult *r = db_exec(c, &st_join, p);
     if (cp_tuples(r) && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, JOIN_OUTCOME), "passcode")) {
         enum db_status pst = check_passcode(req, r, in);
