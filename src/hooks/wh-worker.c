@@ -49,6 +49,7 @@ struct wh_worker {
     int64_t backoff_ms, next_connect_ms, next_purge_ms;
     bool schema_warned;
     bool down_warned; /* the database's absence was logged at warn since the last connection */
+    bool listening;   /* LISTEN ml_webhook in force on pg */
 };
 
 struct wh_event {
@@ -183,18 +184,32 @@ static bool db_up(struct wh_worker *w)
         db_drop(w, "cannot connect", err);
         return false;
     }
-    PGresult *r = PQexec(w->pg, "LISTEN ml_webhook");
+    w->listening = false;
+    w->backoff_ms = 0;
+    w->down_warned = false;
+    __atomic_add_fetch(&w->counters.connects, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* LISTEN ml_webhook while this node delivers (webhooks.url set), UNLISTEN when it stops: every
+ * NOTIFY wakes each backend that listens in the database, and a join sends one (its
+ * participant.joined event), so a node that delivers nothing does not listen. Called before a
+ * claim, which finds what was queued before the LISTEN. false: the connection was dropped. */
+static bool db_listen(struct wh_worker *w, bool want)
+{
+    if (w->listening == want)
+        return true;
+    PGresult *r = PQexec(w->pg, want ? "LISTEN ml_webhook" : "UNLISTEN ml_webhook");
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    char err[256];
     if (!ok)
         ml_strlcpy(err, PQresultErrorMessage(r), sizeof err);
     PQclear(r);
     if (!ok) {
-        db_drop(w, "LISTEN ml_webhook failed", err);
+        db_drop(w, want ? "LISTEN ml_webhook failed" : "UNLISTEN ml_webhook failed", err);
         return false;
     }
-    w->backoff_ms = 0;
-    w->down_warned = false;
-    __atomic_add_fetch(&w->counters.connects, 1, __ATOMIC_RELAXED);
+    w->listening = want;
     return true;
 }
 
@@ -413,7 +428,7 @@ static void *run(void *arg)
         if (db_up(w)) {
             if (ml_now_ms() >= w->next_purge_ms)
                 purge(w, s);
-            if (w->pg && s->url[0]) {
+            if (w->pg && db_listen(w, s->url[0] != 0) && s->url[0]) {
                 int n = deliver_batch(w, s);
                 if (n == s->batch)
                     continue; /* more may be due */
