@@ -12,6 +12,11 @@
 --    hash when the meeting has a passcode and the joiner is not exempt, before anything else,
 --    as the separate check did; the control plane verifies it (argon2id, outside any
 --    transaction) and calls again with true. A join without a passcode is one round trip.
+-- 3. Two statements of the join were planned again on every call (pg_stat_statements with
+--    track_planning: plans = calls), because a custom plan with the call's values folded part
+--    of them away and so always looked cheaper than the generic plan: the participant's INSERT
+--    (a sub-select for the name in its VALUES) and the passcode check. Both are written so that
+--    the generic plan is used.
 --
 -- Applied by `meetlited --migrate` inside a transaction.
 
@@ -64,16 +69,19 @@ DECLARE
     p participants;
     n integer;
     hold boolean;
+    v_name text;
 BEGIN
     m := ml_lock_meeting(p_id, p_code);
-    IF m.id IS NOT NULL AND m.passcode_hash IS NOT NULL AND NOT p_passcode_checked
-       AND m.host_id <> p_user
-       AND NOT EXISTS (SELECT 1 FROM participants x WHERE x.meeting_id = m.id
+    -- two IFs: the outer is a simple expression (no plan); one with the sub-select would keep a
+    -- custom plan, planned again on every call (the constants fold it away)
+    IF m.passcode_hash IS NOT NULL AND NOT p_passcode_checked AND m.host_id <> p_user THEN
+        IF NOT EXISTS (SELECT 1 FROM participants x WHERE x.meeting_id = m.id
                        AND x.user_id = p_user AND x.left_at IS NULL AND NOT x.waiting) THEN
-        outcome := 'passcode';
-        passcode_hash := m.passcode_hash;
-        RETURN NEXT;
-        RETURN;
+            outcome := 'passcode';
+            passcode_hash := m.passcode_hash;
+            RETURN NEXT;
+            RETURN;
+        END IF;
     END IF;
     revoked := '{}';
     IF m.id IS NOT NULL AND m.status = 'ACTIVE' AND m.expires_at <= now() THEN
@@ -111,9 +119,15 @@ BEGIN
         END IF;
         hold := m.host_id <> p_user
                 AND (m.waiting_room OR (m.wait_for_host AND NOT ml_admin_present(m.id)));
+        -- the name and role first, the INSERT with plain values: 012's INSERT computed them in
+        -- its VALUES (a sub-select the given name folds away), which kept it on a custom plan,
+        -- planned again on every join
+        v_name := p_name;
+        IF v_name IS NULL THEN
+            SELECT u.display_name INTO v_name FROM users u WHERE u.id = p_user;
+        END IF;
         INSERT INTO participants AS x (meeting_id, user_id, display_name, role, waiting)
-        VALUES (m.id, p_user,
-                coalesce(p_name, (SELECT u.display_name FROM users u WHERE u.id = p_user)),
+        VALUES (m.id, p_user, v_name,
                 CASE WHEN m.host_id = p_user THEN 'ADMIN'::participant_role ELSE 'PARTICIPANT' END,
                 hold)
         ON CONFLICT (meeting_id, user_id) WHERE left_at IS NULL DO NOTHING
