@@ -48,7 +48,10 @@ try:
     t.ok(os.path.isfile(os.path.join(unitdir, "meetlited.service")), "meetlited.service installed in %s" % unitdir)
     t.ok(os.access(dest + var("sbindir") + "/meetlited", os.X_OK), "meetlited installed")
     t.ok(os.path.isfile(dest + var("pkgdatadir") + "/web/index.html"), "the web client installed")
-    t.ok(os.path.isfile(dest + var("pkgdatadir") + "/sql/001_init.sql"), "the migrations installed")
+    tree_sql = sorted(f for f in os.listdir(os.path.join(TOP_SRCDIR, "sql")) if f.endswith(".sql"))
+    inst = dest + var("pkgdatadir") + "/sql"
+    inst_sql = sorted(f for f in os.listdir(inst) if f.endswith(".sql")) if os.path.isdir(inst) else []
+    t.eq(inst_sql, tree_sql, "every migration of sql/ is installed (each one in a dist_sql_DATA)")
 
     edited = sample + "\n; edited by the operator\n[log]\nlevel = notice\n"
     with open(conf, "w") as f:
