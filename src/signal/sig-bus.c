@@ -68,7 +68,8 @@ struct sig_bus {
     bool was_registered;
     /* any thread: relaxed atomics */
     bool listen_up, registered;
-    bool pub_up; /* the publisher holds a connection */
+    uint32_t listen_gen; /* LISTEN connections made so far */
+    bool pub_up;         /* the publisher holds a connection */
     unsigned nodes;
     uint64_t dropped;
 };
@@ -149,6 +150,13 @@ static void keep_chats(struct sig_bus *b, struct sig_item *items)
 unsigned sig_bus_nodes(const struct sig_bus *b)
 {
     return b ? __atomic_load_n(&b->nodes, __ATOMIC_RELAXED) : 1;
+}
+
+uint32_t sig_bus_gen(const struct sig_bus *b)
+{
+    if (!b || !__atomic_load_n(&b->listen_up, __ATOMIC_ACQUIRE))
+        return 0;
+    return __atomic_load_n(&b->listen_gen, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------------ inbound */
@@ -252,7 +260,11 @@ static int l_connected(void *arg, PGconn *pg, bool first, char *err, size_t errl
     ML_UNUSED(pg);
     ML_UNUSED(err);
     ML_UNUSED(errlen);
-    __atomic_store_n(&b->listen_up, true, __ATOMIC_RELAXED);
+    /* a new generation first: what was known exclusive before may have been claimed meanwhile */
+    uint32_t gen = __atomic_add_fetch(&b->listen_gen, 1, __ATOMIC_ACQ_REL);
+    if (!gen)
+        __atomic_store_n(&b->listen_gen, 1, __ATOMIC_RELEASE); /* 0 means down */
+    __atomic_store_n(&b->listen_up, true, __ATOMIC_RELEASE);
     if (!first) /* notifications may have been missed meanwhile */
         push_in(b, 'X', "X\tresync", 8);
     pthread_mutex_lock(&b->mu);
@@ -268,7 +280,7 @@ static void l_state(void *arg, bool up, bool was_up, const char *err, unsigned r
         ML_NOTICE(SUBSYS, "signaling LISTEN connection up (node %s)", b->sig->node);
         return;
     }
-    __atomic_store_n(&b->listen_up, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->listen_up, false, __ATOMIC_RELEASE);
     if (was_up)
         ML_WARN(SUBSYS,
                 "signaling LISTEN connection lost: %s; new sessions are refused until it is "
@@ -297,7 +309,15 @@ static bool uuid_or(const char *s, size_t n, uint8_t out[16], bool *present, cha
     return ml_uuid_parse(tmp, out);
 }
 
-static void handle_record(struct sig *sig, const char *line, size_t n)
+static void handle_claim(struct sig *sig, struct sig_room *r, const uint8_t mid[16],
+                         const uint8_t pid[16], const char *from, size_t fromlen, const char *body,
+                         size_t n);
+static void handle_ack(struct sig *sig, struct sig_room *r, const uint8_t pid[16], const char *from,
+                       size_t fromlen, const char *body, size_t n);
+
+/* One record of node from (fromlen bytes, not NUL-terminated). */
+static void handle_record(struct sig *sig, const char *from, size_t fromlen, const char *line,
+                          size_t n)
 {
     const char *f[5];
     size_t fl[5];
@@ -318,11 +338,22 @@ static void handle_record(struct sig *sig, const char *line, size_t n)
         !uuid_or(f[2], fl[2], to, &has_to, '*') || !uuid_or(f[3], fl[3], except, &has_except, '-'))
         return;
     struct sig_room *r = sig_room_get(sig, mid, false);
+    if (f[0][0] == 'K' && has_to) { /* acknowledged whether or not the meeting is here */
+        handle_claim(sig, r, mid, to, from, fromlen, f[4], fl[4]);
+        return;
+    }
     if (!r || r->ended)
         return; /* no session of that meeting here */
     sig->ctr.remote_in++;
     if (f[0][0] == 'R') {
+        /* for one participant with no session here: nothing to send, nothing to replay */
+        if (has_to && !sig_room_has_session(r, to, NULL))
+            return;
         sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
+        return;
+    }
+    if (f[0][0] == 'A' && has_to) {
+        handle_ack(sig, r, to, from, fromlen, f[4], fl[4]);
         return;
     }
     if (f[0][0] != 'P')
@@ -442,12 +473,14 @@ void sig_bus_handle(struct sig *sig, const char *payload, size_t n)
         return;
     case 'N': {
         const char *p = memchr(payload, '\n', n), *end = payload + n;
+        const char *from = payload + 2;
+        size_t fromlen = p ? (size_t)(p - from) : 0;
         while (p && p + 1 < end) {
             p++;
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
             if (len)
-                handle_record(sig, p, len);
+                handle_record(sig, from, fromlen, p, len);
             p = nl;
         }
         return;
@@ -536,6 +569,61 @@ void sig_bus_chat(struct sig_bus *b, const char *json, size_t n)
 void sig_bus_media(struct sig_bus *b, const char *json, size_t n)
 {
     push_out(b, item_new('M', json, n));
+}
+
+/* ------------------------------------------------------------------ claims
+ *
+ * What is sent to one participant stays on the node when all of the participant's sessions are
+ * there (sig_room_exclusive): no NOTIFY for it. The risk is a session of that participant
+ * opening on another node at that moment: the first node would keep to itself what the new
+ * session should get. So a node that opens a session of a participant with sessions on other
+ * nodes (the database says which, after the row of the new one is committed) claims it: a K
+ * record "K meeting participant - session" to every node. Each node, on its lws thread, stops
+ * keeping that participant's messages to itself and then acknowledges with an A record
+ * "A meeting participant - claimer session", queued behind everything it published before.
+ * The new session is told joined only once every node it awaited has acknowledged: from then on
+ * each of them publishes what it sends to the participant, so nothing sent after joined is
+ * missed. A node that acknowledges no more (it died: its rows are swept after
+ * signaling.node-timeout-ms) is awaited SIG_CLAIM_WAIT_MS at most. A node whose LISTEN
+ * connection drops forgets every exclusive participant (sig_bus_gen) as it may miss claims. */
+
+void sig_bus_claim(struct sig_bus *b, const struct sig_room *r, const uint8_t pid[16],
+                   const char *sid)
+{
+    sig_bus_record(b, 'K', r, pid, NULL, sid, strlen(sid));
+}
+
+static void handle_claim(struct sig *sig, struct sig_room *r, const uint8_t mid[16],
+                         const uint8_t pid[16], const char *from, size_t fromlen, const char *body,
+                         size_t n)
+{
+    char ack[SIG_NODE_MAX + ML_UUID_STR + 2];
+    if (!fromlen || fromlen >= SIG_NODE_MAX || n != ML_UUID_STR - 1)
+        return;
+    if (r)
+        sig_room_claimed(r, pid); /* before the acknowledgement goes out */
+    size_t an = ml_snprintf(ack, sizeof ack, "%.*s %.*s", (int)fromlen, from, (int)n, body);
+    struct sig_room tmp; /* sig_bus_record needs the meeting's id only */
+    if (!r) {
+        memset(&tmp, 0, sizeof tmp);
+        ml_uuid_format(mid, tmp.id_s);
+        r = &tmp;
+    }
+    sig_bus_record(sig->bus, 'A', r, pid, NULL, ack, an);
+}
+
+static void handle_ack(struct sig *sig, struct sig_room *r, const uint8_t pid[16], const char *from,
+                       size_t fromlen, const char *body, size_t n)
+{
+    size_t nl = strlen(sig->node);
+    if (n != nl + ML_UUID_STR || memcmp(body, sig->node, nl) || body[nl] != ' ')
+        return; /* another node's claim */
+    const char *sid = body + nl + 1;
+    for (struct sig_sess *s = r->sessions; s; s = s->rnext)
+        if (s->claim && !memcmp(s->pid, pid, 16) && !memcmp(s->sid_s, sid, ML_UUID_STR - 1)) {
+            sig_sess_claim_acked(s, from, fromlen);
+            return;
+        }
 }
 
 /* ------------------------------------------------------------------ the publisher */

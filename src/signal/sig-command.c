@@ -30,7 +30,8 @@ static void emit(struct sig_sess *s, char kind, json_t *body, const uint8_t *to,
     char *t = ml_nonnull(json_dumps(body, JSON_COMPACT));
     size_t n = strlen(t);
     sig_room_send_text(s->room, t, n, to, except);
-    if (sig_bus_nodes(s->sig->bus) > 1)
+    /* to one participant whose sessions are all here: nothing for the other nodes */
+    if (sig_bus_nodes(s->sig->bus) > 1 && !(to && sig_room_exclusive(s->room, to)))
         sig_bus_record(s->sig->bus, kind, s->room, to, except, t, n);
     free(t);
 }

@@ -261,12 +261,21 @@ struct sig_sess {
     struct sig_bucket bucket;
     int64_t last_rx_ms, opened_ms, detached_ms, close_ms;
     int64_t open_us; /* when the upgrade was accepted: its latency ends with joined */
+    /* CONNECTING, opened in the database while the participant has sessions on other nodes:
+     * joined waits until each of those nodes has acknowledged the claim (sig_bus_claim), or
+     * SIG_CLAIM_WAIT_MS. The connect job's answer (owned) and the nodes still awaited. */
+    struct connect_job *claim;
+    char **claim_wait;
+    unsigned nclaim_wait;
+    int64_t claim_ms;
 };
 
 struct sig_qent {
     struct sig_qent *next;
     struct sig_frame *f;
 };
+
+#define SIG_CLAIM_WAIT_MS 1000 /* a claim's acknowledgements awaited at most (dead nodes) */
 
 /* A participant as this node knows it (from the database at connect, then from events). */
 struct sig_member {
@@ -280,6 +289,12 @@ struct sig_member {
     char screen[SIG_ID_MAX + 1]; /* the stream id of its screen share; "" none (not stored) */
     uint8_t path;                /* sig_path_names[]: 0 not reported */
     uint8_t network;             /* sig_network_names[]: 0 not known */
+    /* Its sessions are all on this node, as far as this node knows since its LISTEN connection
+     * was (re)made (excl_gen: sig_bus_gen then): what is sent to it alone stays here. Set when
+     * a session of it opens with none elsewhere; cleared by another node's claim, when its last
+     * session here goes, and (by the generation) when the LISTEN connection is made again. */
+    bool exclusive;
+    uint32_t excl_gen;
 };
 
 /* A meeting with sessions on this node. */
@@ -296,6 +311,7 @@ struct sig_room {
     struct sig_ring ring;
     bool ended;
     bool screen_admins; /* only ADMINs may share a screen (meetings.screen_share) */
+    uint32_t claims;    /* other nodes' claims heard for this meeting (sig_bus_claim) */
 };
 
 /* Counters (lws thread writes, any thread reads with relaxed loads). */
@@ -351,6 +367,14 @@ bool sig_room_frame_for(struct sig_room *r, const struct sig_sess *s, const stru
  * (The room's own events go out through sig-room.c's room_emit.) */
 uint64_t sig_room_send_text(struct sig_room *r, const char *body, size_t n, const uint8_t *to,
                             const uint8_t *except);
+/* True when pid has a session in r (CONNECTING to DETACHED) other than except (may be NULL). */
+bool sig_room_has_session(const struct sig_room *r, const uint8_t pid[16],
+                          const struct sig_sess *except);
+/* True when what is sent to pid alone need not be published: all its sessions are here
+ * (sig_member.exclusive, still valid for the LISTEN connection of now). */
+bool sig_room_exclusive(struct sig_room *r, const uint8_t pid[16]);
+/* Another node claims pid (it opened a session of it): nothing sent to pid stays here alone. */
+void sig_room_claimed(struct sig_room *r, const uint8_t pid[16]);
 
 /* sig-session.c (lws thread) */
 struct sig_sess *sig_sess_new(struct sig *sig, struct sig_room *room);
@@ -372,6 +396,14 @@ void sig_sess_error(struct sig_sess *s, json_t *id, enum http_err e, const char 
  * written (flush) for events that explain the close. Logs nothing. */
 void sig_sess_close(struct sig_sess *s, int code, const char *reason, bool flush);
 void sig_sess_clear_queue(struct sig_sess *s);
+/* A node acknowledged the claim of session s (sig_bus_claim): joined goes out once every node
+ * awaited has. */
+void sig_sess_claim_acked(struct sig_sess *s, const char *node, size_t n);
+/* The tick: a claim awaited for SIG_CLAIM_WAIT_MS opens the session without the rest (s may be
+ * freed). */
+void sig_sess_claim_expire(struct sig_sess *s, int64_t now_ms);
+/* Ends the wait of a claim at once (the node stops); s may be freed. */
+void sig_sess_claim_done(struct sig_sess *s);
 
 /* Meeting events, wherever they come from (this node, another node, a trigger). */
 /* A hand raised (at_ms, Unix ms) or lowered (0). */
@@ -440,6 +472,9 @@ bool sig_bus_ready(const struct sig_bus *b);
 bool sig_bus_can_store(const struct sig_bus *b);
 /* Live nodes last counted (1: this node alone, nothing to publish). Any thread. */
 unsigned sig_bus_nodes(const struct sig_bus *b);
+/* The LISTEN connection's generation: changes each time it is made, 0 while it is down (what
+ * other nodes said meanwhile may be missed). Any thread. */
+uint32_t sig_bus_gen(const struct sig_bus *b);
 /* Deregisters the node (its sessions' rows go) and stops the threads. */
 void sig_bus_stop(struct sig_bus *b);
 void sig_bus_free(struct sig_bus *b);
@@ -448,6 +483,10 @@ void sig_bus_free(struct sig_bus *b);
 void sig_bus_record(struct sig_bus *b, char kind, const struct sig_room *r, const uint8_t *to,
                     const uint8_t *except, const char *body, size_t n);
 void sig_bus_chat(struct sig_bus *b, const char *json, size_t n);
+/* Claims participant pid of room r for session sid (lws thread): every node stops keeping
+ * what is sent to pid to itself, and acknowledges (sig_sess_claim_acked on this node). */
+void sig_bus_claim(struct sig_bus *b, const struct sig_room *r, const uint8_t pid[16],
+                   const char *sid);
 void sig_bus_media(struct sig_bus *b, const char *json, size_t n);
 /* Handles what the LISTEN thread queued (lws thread, on EVENT_WAIT_CANCELLED). */
 void sig_bus_drain(struct sig_bus *b);

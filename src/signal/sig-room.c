@@ -113,6 +113,30 @@ void sig_room_member_del(struct sig_room *r, const uint8_t pid[16])
     *m = r->members[--r->nmembers];
 }
 
+bool sig_room_has_session(const struct sig_room *r, const uint8_t pid[16],
+                          const struct sig_sess *except)
+{
+    for (const struct sig_sess *s = r->sessions; s; s = s->rnext)
+        if (s != except && !memcmp(s->pid, pid, 16))
+            return true;
+    return false;
+}
+
+bool sig_room_exclusive(struct sig_room *r, const uint8_t pid[16])
+{
+    const struct sig_member *m = sig_room_member(r, pid);
+    uint32_t gen = sig_bus_gen(r->sig->bus);
+    return m && m->exclusive && gen && m->excl_gen == gen;
+}
+
+void sig_room_claimed(struct sig_room *r, const uint8_t pid[16])
+{
+    struct sig_member *m = sig_room_member(r, pid);
+    if (m)
+        m->exclusive = false;
+    r->claims++; /* a connect job in flight learns of it too (connect_opened) */
+}
+
 json_t *sig_member_json(const struct sig_member *m)
 {
     return ml_nonnull(

@@ -39,6 +39,8 @@ static const struct db_stmt st_connect = {
     9, CONNECT__COLS};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
                                              2, 1};
+/* The other nodes holding sessions of the participant (sql/013_sig_routing.sql), one a row. */
+static const struct db_stmt st_others = {"sig_others", "SELECT ml_sig_other_nodes($1, $2)", 2, 1};
 enum { RESYNC_SESSION, RESYNC_OUTCOME, RESYNC__COLS };
 static const struct db_stmt st_resync = {
     "sig_resync", "SELECT session_id, outcome FROM ml_sig_resync($1, $2)", 2, RESYNC__COLS};
@@ -104,6 +106,9 @@ void sig_sess_leave_room(struct sig_sess *s)
         s->rnext->rprev = s->rprev;
     s->rnext = s->rprev = NULL;
     r->nsess--;
+    struct sig_member *m = sig_room_member(r, s->pid);
+    if (m && m->exclusive && !sig_room_has_session(r, s->pid, NULL))
+        m->exclusive = false; /* a session of it opening later decides again */
     s->state = SIG_S_CLOSED;
     s->room = NULL;
     sig_room_unref(r);
@@ -225,6 +230,9 @@ struct connect_job {
     int conns;
     char *name, *roster, *chat, *ice, *relay;
     struct sig_revoked revoked;
+    char **others; /* the other nodes holding sessions of the participant (a claim awaits them) */
+    unsigned nothers;
+    uint32_t gen0, claims0; /* sig_bus_gen and the room's claims when the job was submitted */
 };
 
 static enum db_status w_connect(struct db_conn *c, struct db_job *job)
@@ -268,6 +276,19 @@ static enum db_status w_connect(struct db_conn *c, struct db_job *job)
         }
     }
     PQclear(r);
+    if (!j->resume && !j->waiting && j->conns > 1) {
+        /* after the commit of this session's row: a node opening another session of the
+         * participant from now on sees it, one that did before is named here */
+        const char *q[] = {j->pid, j->node};
+        r = db_exec(c, &st_others, q);
+        if (!sig_tuples(r))
+            return sig_sql_failed(r, "finding the other nodes of a participant's sessions");
+        int n = PQntuples(r);
+        j->others = ml_xcalloc((size_t)n + 1, sizeof *j->others);
+        for (int i = 0; i < n; i++)
+            j->others[j->nothers++] = ml_xstrdup(PQgetvalue(r, i, 0));
+        PQclear(r);
+    }
     return DB_OK;
 }
 
@@ -390,6 +411,12 @@ static void connect_opened(struct sig_sess *s, struct connect_job *j)
     if (me) {
         me->admin = j->admin;
         me->online = true;
+        /* the participant's sessions are all here when the database named no other node, no
+         * claim came since the job left and the LISTEN connection is the same (sig-bus.c) */
+        uint32_t gen = sig_bus_gen(sig->bus);
+        bool alone = j->conns == 1 || (j->others && !j->nothers);
+        me->exclusive = alone && gen && gen == j->gen0 && r->claims == j->claims0;
+        me->excl_gen = gen;
     }
     /* joined answers for the meeting as it was at join_seq: what came after is queued */
     go_live(s, joined_frame(s, j, s->join_seq));
@@ -450,6 +477,90 @@ static void connect_resumed(struct sig_sess *s, struct connect_job *j)
             r->id_s, s->pid_s, s->sid_s, s->peer, replayed, (unsigned long long)s->resume_from + 1);
 }
 
+static void connect_job_free(struct connect_job *j)
+{
+    sig_room_unref(j->room);
+    sig_sess_unref(j->s);
+    for (unsigned i = 0; i < j->nothers; i++)
+        free(j->others[i]);
+    free(j->others);
+    free(j->name);
+    free(j->roster);
+    free(j->chat);
+    free(j->ice);
+    free(j->relay);
+    free(j);
+}
+
+/* A new session (not a resume) whose row is in the database: open it, unless it went away. */
+static void connect_new(struct sig_sess *s, struct connect_job *j, bool ok)
+{
+    if (s->gone)
+        sig_sess_end(s, true); /* the client left while we checked */
+    else if (s->close_code)
+        ; /* an event closed it meanwhile */
+    else if (!ok)
+        refuse_session(s, j->outcome);
+    else
+        connect_opened(s, j);
+}
+
+/* The claim of s is answered (or waited for long enough): joined goes out. */
+void sig_sess_claim_done(struct sig_sess *s)
+{
+    struct connect_job *j = s->claim;
+    s->claim = NULL;
+    for (unsigned i = 0; i < s->nclaim_wait; i++)
+        free(s->claim_wait[i]);
+    free(s->claim_wait);
+    s->claim_wait = NULL;
+    s->nclaim_wait = 0;
+    if (s->sig->stopping || s->ended) {
+        if (s->gone || !s->wsi)
+            sig_sess_end(s, false);
+    } else {
+        connect_new(s, j, true);
+    }
+    connect_job_free(j);
+}
+
+void sig_sess_claim_acked(struct sig_sess *s, const char *node, size_t n)
+{
+    for (unsigned i = 0; i < s->nclaim_wait; i++)
+        if (strlen(s->claim_wait[i]) == n && !memcmp(s->claim_wait[i], node, n)) {
+            free(s->claim_wait[i]);
+            s->claim_wait[i] = s->claim_wait[--s->nclaim_wait];
+            break;
+        }
+    if (!s->nclaim_wait && s->claim)
+        sig_sess_claim_done(s);
+}
+
+void sig_sess_claim_expire(struct sig_sess *s, int64_t now_ms)
+{
+    if (!s->claim || now_ms - s->claim_ms < SIG_CLAIM_WAIT_MS)
+        return;
+    ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
+                   "session opened without the acknowledgement of %u node%s (meeting=%s "
+                   "participant=%s session=%s): first awaited %s",
+                   s->nclaim_wait, s->nclaim_wait == 1 ? "" : "s", s->room ? s->room->id_s : "-",
+                   s->pid_s, s->sid_s, s->nclaim_wait ? s->claim_wait[0] : "-");
+    sig_sess_claim_done(s);
+}
+
+/* The participant has sessions on other nodes: claim it, and open once they acknowledge.
+ * Takes j. */
+static void claim_start(struct sig_sess *s, struct connect_job *j)
+{
+    s->claim = j;
+    s->claim_wait = j->others;
+    s->nclaim_wait = j->nothers;
+    j->others = NULL;
+    j->nothers = 0;
+    s->claim_ms = ml_now_ms();
+    sig_bus_claim(s->sig->bus, s->room, s->pid, s->sid_s);
+}
+
 static void connect_done(struct db_job *job)
 {
     struct connect_job *j = (struct connect_job *)job;
@@ -461,18 +572,16 @@ static void connect_done(struct db_job *job)
     bool ok = !strcmp(j->outcome, "ok");
     if (ok && !j->resume)
         s->in_db = true;
+    if (ok && !j->resume && j->nothers && !sig->stopping && !s->ended && !s->gone &&
+        !s->close_code && s->room) {
+        claim_start(s, j);
+        return;
+    }
     if (sig->stopping || s->ended) {
         if (s->gone || !s->wsi)
             sig_sess_end(s, false);
     } else if (!j->resume) {
-        if (s->gone)
-            sig_sess_end(s, true); /* the client left while we checked */
-        else if (s->close_code)
-            ; /* an event closed it meanwhile */
-        else if (!ok)
-            refuse_session(s, j->outcome);
-        else
-            connect_opened(s, j);
+        connect_new(s, j, ok);
     } else if (!s->wsi) { /* the resuming connection dropped meanwhile */
         if (s->gone || !ok) {
             sig_sess_end(s, true);
@@ -487,14 +596,7 @@ static void connect_done(struct db_job *job)
     } else {
         connect_resumed(s, j);
     }
-    sig_room_unref(j->room);
-    sig_sess_unref(s);
-    free(j->name);
-    free(j->roster);
-    free(j->chat);
-    free(j->ice);
-    free(j->relay);
-    free(j);
+    connect_job_free(j);
 }
 
 void sig_db_connect(struct sig_sess *s, const uint8_t mid[16], bool resume)
@@ -513,6 +615,8 @@ void sig_db_connect(struct sig_sess *s, const uint8_t mid[16], bool resume)
     j->max_conns = sig->cfg.max_conns_per_participant;
     j->chat_n = sig->cfg.chat_history;
     j->ttl = sig->deps.credential_ttl_s;
+    j->gen0 = sig_bus_gen(sig->bus);
+    j->claims0 = s->room->claims;
     j->job.work = w_connect;
     j->job.done = connect_done;
     sig_sess_ref(s);

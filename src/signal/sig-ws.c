@@ -361,6 +361,10 @@ void sig_tick(void *arg)
     int64_t idle = sig->cfg.idle_timeout_s * 1000, ping = sig->cfg.ping_interval_s * 1000;
     for (struct sig_sess *s = sig->all, *next; s; s = next) {
         next = s->anext;
+        if (s->claim) {
+            sig_sess_claim_expire(s, now);
+            continue;
+        }
         if (s->wsi && s->close_code) {
             if (now - s->close_ms > 3000) /* a client that reads nothing: cut */
                 lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

@@ -161,7 +161,12 @@ void sig_free(struct sig *sig)
         return;
     sig->stopping = true;
     /* every session let go when the server closed its connections and the pool drained;
-     * what is left is detached sessions and the rooms they hold */
+     * what is left is detached sessions and the rooms they hold, and claims awaited */
+    for (struct sig_sess *s = sig->all, *next; s; s = next) {
+        next = s->anext;
+        if (s->claim)
+            sig_sess_claim_done(s);
+    }
     for (struct sig_sess *s = sig->all, *next; s; s = next) {
         next = s->anext;
         sig_sess_end(s, false);
