@@ -11,7 +11,8 @@
 #
 # Environment: MEETINGS (500), PER (4: participants per meeting), RATES ("5000 10000"),
 # DURATION (20 s measured), WARMUP (3 s), IDLE (10000 idle connections; 0 skips), PARTS
-# ("idle one two"), POOL (database.pool-size, 4), BENCH_KEEP (keep the work directory).
+# ("idle one two"), POOL (database.pool-size, 4), BENCH_KEEP (keep the work directory), PERF
+# (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -98,7 +99,7 @@ start_node() {
         --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
         --set "control.access-log=no" --set "log.level=notice" --set "net.workers=1" \
         --set "control.max-connections=$((IDLE + 2000))" --set "signaling.node-id=$2" \
-        --set "daemon.max-open-files=65536"
+        --set "daemon.max-open-files=$(( IDLE + 4096 > 65536 ? IDLE + 4096 : 65536 ))"
     NODE_PID=$BENCH_LAST_PID
     NODE_PORT=$port
     local i=0
@@ -124,9 +125,16 @@ relay() {
         out="$BENCH_WORK/relay-$label-$rate.json"
         s0=0; for pid in "$@"; do s0=$((s0 + $(bench_cpu_ticks "$pid"))); done
         p0=$(pg_ticks); m0=$(bench_cpu_stat)
+        local perf=""
+        if [ -n "${PERF:-}" ]; then # the whole machine sampled while relaying (perf report --comm)
+            perf record -a -g -F "${PERF_FREQ:-499}" -o "$BENCH_WORK/perf-$label-$rate.data" \
+                -- sleep $((WARMUP + DURATION + 2)) >/dev/null 2>&1 &
+            perf=$!
+        fi
         timeout -k 5 $((DURATION + WARMUP + 120)) "$MLLOAD" --mode relay --tokens "$BENCH_WORK/relay.txt" \
             --server "$servers" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" \
             >"$out" 2>"$out.err" || true
+        [ -z "$perf" ] || wait "$perf" || true
         s1=0; for pid in "$@"; do s1=$((s1 + $(bench_cpu_ticks "$pid"))); done
         p1=$(pg_ticks); m1=$(bench_cpu_stat)
         "$PYTHON3" - "$out" "$label" "$s0" "$s1" "$p0" "$p1" $m0 $m1 "$CLK_TCK" <<'PY'
@@ -160,12 +168,13 @@ for part in $PARTS; do
         bench_log "idle: $IDLE connections to one node (RSS before: $((rss0 / 1024)) MiB)"
         rm -f "$BENCH_WORK/idle.ready"
         "$MLLOAD" --mode idle --tokens "$BENCH_WORK/idle.txt" --server "127.0.0.1:$NODE_PORT" \
-            --duration 600 --concurrency 256 --ready-file "$BENCH_WORK/idle.ready" \
+            --duration 900 --concurrency 256 --ready-file "$BENCH_WORK/idle.ready" \
+            --sources $(( IDLE / 25000 + 1 )) --connect-timeout 600 \
             >"$BENCH_WORK/idle.json" 2>"$BENCH_WORK/idle.err" &
         gen=$!
         i=0
         until [ -f "$BENCH_WORK/idle.ready" ] || ! kill -0 $gen 2>/dev/null; do
-            i=$((i + 1)); [ $i -lt 1800 ] || break; sleep 0.1
+            i=$((i + 1)); [ $i -lt 6000 ] || break; sleep 0.1
         done
         sleep 3
         rss1=$(bench_rss_kb "$NODE_PID")

@@ -66,7 +66,9 @@ static struct {
     double rate, duration_s, warmup_s;
     unsigned concurrency;
     double connect_timeout_s;
-} opt = {.mode = "relay",
+    unsigned sources; /* source addresses 127.0.0.1 .. 127.0.0.N, one after the other */
+} opt = {.sources = 1,
+         .mode = "relay",
          .rate = 1000,
          .duration_s = 10,
          .warmup_s = 2,
@@ -316,6 +318,16 @@ static void start_connect(struct sl_conn *c)
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const struct sockaddr_in *sa = &opt.servers[c->node % opt.nservers];
+    if (opt.sources > 1) {
+        /* a loopback source address per connection in turn: one address has only the
+         * ephemeral ports (about 28,000) toward one server port; the port is chosen at
+         * connect time, by the whole 4-tuple (IP_BIND_ADDRESS_NO_PORT) */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c - conns) % opt.sources);
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(c->fd, (const struct sockaddr *)&src, sizeof src) < 0)
+            die("bind");
+    }
     if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno != EINPROGRESS)
         die("connect");
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - conns)};
@@ -506,7 +518,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: sigload --tokens FILE --server IP:PORT[,IP:PORT...] [--mode relay|idle]\n"
             "               [--rate MSGS/S] [--duration S] [--warmup S] [--concurrency N]\n"
-            "               [--ready-file FILE]\n");
+            "               [--ready-file FILE] [--sources N] [--connect-timeout S]\n");
     exit(2);
 }
 
@@ -539,6 +551,8 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},
         {"concurrency", required_argument, NULL, 'c'},
         {"ready-file", required_argument, NULL, 'f'},
+        {"sources", required_argument, NULL, 'S'},
+        {"connect-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -567,6 +581,14 @@ int main(int argc, char **argv)
             break;
         case 'f':
             opt.ready_file = optarg;
+            break;
+        case 'S':
+            opt.sources = (unsigned)strtoul(optarg, NULL, 10);
+            if (opt.sources < 1 || opt.sources > 250)
+                usage();
+            break;
+        case 'T':
+            opt.connect_timeout_s = strtod(optarg, NULL);
             break;
         default:
             usage();
