@@ -64,6 +64,7 @@ struct sig_bus {
     bool started;
     /* publisher thread only */
     PGconn *pg;
+    bool prepared; /* SIG_NOTIFY_STMT is prepared on pg */
     int64_t backoff_ms, next_try_ms, next_hb_ms;
     bool was_registered;
     /* any thread: relaxed atomics */
@@ -643,6 +644,7 @@ static void drop_pg(struct sig_bus *b, const char *why)
     if (b->pg)
         PQfinish(b->pg);
     b->pg = NULL;
+    b->prepared = false;
 }
 
 static PGresult *exec(struct sig_bus *b, const char *sql, int n, const char *const *p)
@@ -709,6 +711,46 @@ static void heartbeat(struct sig_bus *b)
     __atomic_store_n(&b->nodes, live ? live : 1, __ATOMIC_RELAXED);
 }
 
+/* A batch of records only, each payload small enough for NOTIFY (most batches): notified by a
+ * prepared statement, without ml_sig_publish's parse, plan and PL/pgSQL call each time. */
+#define SIG_NOTIFY_STMT "sig_notify"
+static PGresult *notify_only(struct sig_bus *b, const char *payloads)
+{
+    if (!b->prepared) {
+        PGresult *r = PQprepare(b->pg, SIG_NOTIFY_STMT,
+                                /* a function scan returns the array in its order */
+                                "SELECT pg_notify('" SIG_CHANNEL "', x) "
+                                "FROM unnest(string_to_array($1, chr(30))) x",
+                                1, NULL);
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            if (PQstatus(b->pg) != CONNECTION_OK)
+                drop_pg(b, PQerrorMessage(b->pg));
+            else
+                ML_LOG_LIMITED(ML_LOG_ERROR, SUBSYS, "signaling statement failed: %s",
+                               r ? PQresultErrorMessage(r) : PQerrorMessage(b->pg));
+            PQclear(r);
+            return NULL;
+        }
+        PQclear(r);
+        b->prepared = true;
+    }
+    const char *p[] = {payloads};
+    PGresult *r = PQexecPrepared(b->pg, SIG_NOTIFY_STMT, 1, p, NULL, NULL, 0);
+    if (!r || PQstatus(b->pg) != CONNECTION_OK) {
+        PQclear(r);
+        drop_pg(b, PQerrorMessage(b->pg));
+        return NULL;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        ML_LOG_LIMITED(ML_LOG_ERROR, SUBSYS, "signaling statement failed: %s",
+                       PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
 /* Sends a batch (queue order) in one transaction. True when sent; false when the connection
  * was lost (the caller keeps the chats), or the statement failed (counted as dropped). */
 static bool publish(struct sig_bus *b, struct sig_item *items)
@@ -716,6 +758,7 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
     struct ml_buf pay = ML_BUF_INIT(SIZE_MAX), cur = ML_BUF_INIT(SIZE_MAX),
                   chat = ML_BUF_INIT(SIZE_MAX), media = ML_BUF_INIT(SIZE_MAX);
     size_t nrec = 0, nitems = 0;
+    bool big = false;
     char head[SIG_NODE_MAX + 4];
     size_t hn = ml_snprintf(head, sizeof head, "N\t%s\n", b->sig->node);
     for (struct sig_item *it = items; it; it = it->next) {
@@ -726,6 +769,8 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
             buf_add(a, it->data, it->len);
             continue;
         }
+        if (it->len + hn + 1 > SIG_NOTIFY_MAX)
+            big = true; /* a payload of its own, too large: through sig_outbox */
         if (cur.len && cur.len + it->len + 1 > SIG_NOTIFY_MAX) { /* this payload is full */
             if (pay.len)
                 buf_add(&pay, "\x1e", 1);
@@ -749,7 +794,11 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
         buf_add(&media, "]", 1);
     const char *p[] = {b->sig->node, pay.len ? pay.p : NULL, chat.len ? chat.p : NULL,
                        media.len ? media.p : NULL};
-    PGresult *r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
+    PGresult *r;
+    if (!chat.len && !media.len && !big) /* records only, none for sig_outbox */
+        r = notify_only(b, pay.p);
+    else
+        r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
     bool lost = !r && !b->pg;
     if (r)
         PQclear(r);
