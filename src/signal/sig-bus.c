@@ -1,14 +1,19 @@
 /* Signaling between the nodes that share one PostgreSQL. Two threads of their own, each with
  * its own connection, so that neither waits for the pool nor holds up the lws thread:
  *
- *   - the LISTEN thread (db_listener, channel meetlite_sig) hands every notification of the
- *     other nodes and of the triggers to the lws thread through a queue and
- *     lws_cancel_service(); a payload too large for NOTIFY is read from sig_outbox here, in
- *     its place in the stream, so that order is kept;
+ *   - the LISTEN thread (db_listener, channels meetlite_sig for the triggers' events and this
+ *     node's own, ml_sig_<node>, for the other nodes' records) hands every notification to the
+ *     lws thread through a queue and lws_cancel_service(); a payload too large for NOTIFY is
+ *     read from sig_outbox here, in its place in the stream, so that order is kept;
  *   - the publisher thread ("sigpub") registers the node, beats its heart (sweeping the nodes
  *     that stopped beating, with their sessions), and sends what the lws thread queued: one
- *     transaction per batch (ml_sig_publish), records packed into NOTIFY payloads, chat and
- *     media states stored in the same transaction, in queue order.
+ *     transaction per batch, records packed into NOTIFY payloads to each other node's channel
+ *     (a prepared pg_notify statement; ml_sig_publish when the batch also stores chat or media
+ *     states, or holds a payload for sig_outbox), in queue order.
+ *
+ * What is sent to one participant whose sessions are all on this node is not published at all
+ * (see "claims" below); a record for a participant with no session on the receiving node is
+ * dropped there (nothing to send, nothing to keep for replay).
  *
  * Records are published only while another node is alive (the heartbeat counts them, and a
  * node-up notification says so at once): a node alone never pays for NOTIFY.
@@ -21,8 +26,9 @@
  *
  * Record format, one per line of a payload "N<TAB>node<LF>record<LF>record...":
  *   kind<TAB>meeting<TAB>to or *<TAB>except or -<TAB>body
- * kind R is relayed as is; P changes the roster (participant-joined, -left, -updated). The body
- * is a JSON object's compact text (no raw new line or tab in it). */
+ * kind R is relayed as is; P changes the roster (participant-joined, -left, -updated); K claims
+ * a participant and A acknowledges a claim (their bodies: a session id; "node session"). The
+ * body is a JSON object's compact text (no raw new line or tab in it). */
 #include "config.h"
 
 #include "signal/sig-int.h"
@@ -47,6 +53,7 @@ struct sig_item {
 
 struct sig_bus {
     struct sig *sig;
+    char chan[64]; /* this node's channel: ml_sig_channel() of sql/013_sig_routing.sql */
     struct db_listener *listener;
     /* inbound: LISTEN thread -> lws thread */
     pthread_mutex_t in_mu;
@@ -718,10 +725,14 @@ static PGresult *notify_only(struct sig_bus *b, const char *payloads)
 {
     if (!b->prepared) {
         PGresult *r = PQprepare(b->pg, SIG_NOTIFY_STMT,
-                                /* a function scan returns the array in its order */
-                                "SELECT pg_notify('" SIG_CHANNEL "', x) "
-                                "FROM unnest(string_to_array($1, chr(30))) x",
-                                1, NULL);
+                                /* each payload to each other node's channel, in order: the
+                                 * sorted subquery is read in its order (OFFSET 0: kept) */
+                                "SELECT pg_notify(s.ch, s.x) FROM (SELECT c.ch, p.x FROM "
+                                "(SELECT DISTINCT ml_sig_channel(n.node_id) AS ch "
+                                "FROM sig_nodes n WHERE n.node_id <> $2) c, "
+                                "unnest(string_to_array($1, chr(30))) WITH ORDINALITY "
+                                "AS p (x, i) ORDER BY p.i, c.ch OFFSET 0) s",
+                                2, NULL);
         bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok) {
             if (PQstatus(b->pg) != CONNECTION_OK)
@@ -735,8 +746,8 @@ static PGresult *notify_only(struct sig_bus *b, const char *payloads)
         PQclear(r);
         b->prepared = true;
     }
-    const char *p[] = {payloads};
-    PGresult *r = PQexecPrepared(b->pg, SIG_NOTIFY_STMT, 1, p, NULL, NULL, 0);
+    const char *p[] = {payloads, b->sig->node};
+    PGresult *r = PQexecPrepared(b->pg, SIG_NOTIFY_STMT, 2, p, NULL, NULL, 0);
     if (!r || PQstatus(b->pg) != CONNECTION_OK) {
         PQclear(r);
         drop_pg(b, PQerrorMessage(b->pg));
@@ -951,6 +962,7 @@ struct sig_bus *sig_bus_new(struct sig *sig, char *err, size_t errlen)
     }
     struct sig_bus *b = ml_xcalloc(1, sizeof *b);
     b->sig = sig;
+    ml_snprintf(b->chan, sizeof b->chan, "ml_sig_%.56s", sig->node);
     b->nodes = 1;
     pthread_mutex_init(&b->in_mu, NULL);
     pthread_mutex_init(&b->mu, NULL);
@@ -962,7 +974,7 @@ int sig_bus_start(struct sig_bus *b, char *err, size_t errlen)
 {
     static const struct db_listen_ops ops = {
         .connected = l_connected, .notify = l_notify, .alive = NULL, .state = l_state};
-    const char *channels[] = {SIG_CHANNEL, NULL};
+    const char *channels[] = {SIG_CHANNEL, b->chan, NULL};
     b->listener = db_listener_new(&b->sig->db, channels, SIG_KEEPALIVE_MS, &ops, b, err, errlen);
     if (!b->listener)
         return -1;
