@@ -26,8 +26,10 @@
 #define SIG_NODE_MAX 64     /* bytes of a node id, with the NUL */
 #define SIG_NOTIFY_MAX 7800 /* bytes of a NOTIFY payload we pack (PostgreSQL's limit: 8000) */
 #define SIG_ID_MAX 64       /* characters of a client's message id */
-#define SIG_RX_BUFFER 2048  /* libwebsockets' receive buffer per connection */
-#define SIG_TOKEN_HEX 32    /* the secret part of a resume token, in hex */
+#define SIG_RX_BUFFER                                                                              \
+    1024                 /* libwebsockets' receive buffer per connection: a candidate, an          \
+                            ack or a short chat fits; larger messages come in pieces */
+#define SIG_TOKEN_HEX 32 /* the secret part of a resume token, in hex */
 #define SIG_RESUME_TOKEN_MAX (SIG_NODE_MAX + SIG_TOKEN_HEX + 2)
 
 /* ---------------------------------------------------------------- close codes (sig-wire.c) */

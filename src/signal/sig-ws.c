@@ -220,10 +220,7 @@ static void on_rx(struct sig_sess *s, struct lws *wsi, const char *in, size_t le
     if (!done)
         return;
     on_message(s, s->rx.p, s->rx.len);
-    if (s->rx.cap > 16384) /* an idle connection keeps no large buffer */
-        ml_buf_free(&s->rx);
-    else
-        ml_buf_reset(&s->rx);
+    ml_buf_free(&s->rx); /* an idle connection keeps no buffer: messages in pieces are rare */
 }
 
 /* ------------------------------------------------------------------ writing */

@@ -12,7 +12,8 @@
 # Environment: MEETINGS (500), PER (4: participants per meeting), RATES ("5000 10000"),
 # DURATION (20 s measured), WARMUP (3 s), IDLE (10000 idle connections; 0 skips), PARTS
 # ("idle one two"), POOL (database.pool-size, 4), BENCH_KEEP (keep the work directory), PERF
-# (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP).
+# (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP),
+# SQL_DIR (the migrations, default sql/: an older build is measured with the schema it knew).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -43,7 +44,7 @@ trap cleanup EXIT
 URL=$(sh tests/lib/pg.sh start "$PGDIR")
 PGPID=$(head -n 1 "$PGDIR/data/postmaster.pid")
 SECRET=$(openssl rand -hex 32)
-"$MEETLITED" --set "database.url=$URL" --set "database.migrations-dir=$top/sql" --migrate \
+"$MEETLITED" --set "database.url=$URL" --set "database.migrations-dir=${SQL_DIR:-$top/sql}" --migrate \
     >/dev/null 2>&1 || bench_die "migration failed"
 
 NPART=$((MEETINGS * PER))
