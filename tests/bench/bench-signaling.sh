@@ -13,7 +13,8 @@
 # DURATION (20 s measured), WARMUP (3 s), IDLE (10000 idle connections; 0 skips), PARTS
 # ("idle one two"), POOL (database.pool-size, 4), BENCH_KEEP (keep the work directory), PERF
 # (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP),
-# SQL_DIR (the migrations, default sql/: an older build is measured with the schema it knew).
+# SQL_DIR (the migrations, default sql/: an older build is measured with the schema it knew),
+# NODE_SET (one more key=value for the nodes, e.g. signaling.publish-delay-us=2000).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -100,7 +101,8 @@ start_node() {
         --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
         --set "control.access-log=no" --set "log.level=notice" --set "net.workers=1" \
         --set "control.max-connections=$((IDLE + 2000))" --set "signaling.node-id=$2" \
-        --set "daemon.max-open-files=$(( IDLE + 4096 > 65536 ? IDLE + 4096 : 65536 ))"
+        --set "daemon.max-open-files=$(( IDLE + 4096 > 65536 ? IDLE + 4096 : 65536 ))" \
+        ${NODE_SET:+--set "$NODE_SET"}
     NODE_PID=$BENCH_LAST_PID
     NODE_PORT=$port
     local i=0
