@@ -404,7 +404,9 @@ void sig_sess_claim_acked(struct sig_sess *s, const char *node, size_t n);
 /* The tick: a claim awaited for SIG_CLAIM_WAIT_MS opens the session without the rest (s may be
  * freed). */
 void sig_sess_claim_expire(struct sig_sess *s, int64_t now_ms);
-/* Ends the wait of a claim at once (the node stops); s may be freed. */
+/* Ends the wait of a claim at once (the node stops, or the wait expired: then the session
+ * opens, unless this node's publisher is down and the claim may never have left: refused 4503
+ * and the client tries again); s may be freed. */
 void sig_sess_claim_done(struct sig_sess *s);
 
 /* Meeting events, wherever they come from (this node, another node, a trigger). */

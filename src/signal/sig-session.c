@@ -509,6 +509,7 @@ static void connect_new(struct sig_sess *s, struct connect_job *j, bool ok)
 void sig_sess_claim_done(struct sig_sess *s)
 {
     struct connect_job *j = s->claim;
+    bool waited = s->nclaim_wait > 0; /* some node never acknowledged */
     s->claim = NULL;
     for (unsigned i = 0; i < s->nclaim_wait; i++)
         free(s->claim_wait[i]);
@@ -519,7 +520,12 @@ void sig_sess_claim_done(struct sig_sess *s)
         if (s->gone || !s->wsi)
             sig_sess_end(s, false);
     } else {
-        connect_new(s, j, true);
+        /* a claim that may not have left (this node's publisher is down) may not have been
+         * heard: the client tries again rather than miss messages */
+        bool ok = !waited || sig_bus_can_store(s->sig->bus);
+        if (!ok)
+            ml_strlcpy(j->outcome, "unavailable", sizeof j->outcome);
+        connect_new(s, j, ok);
     }
     connect_job_free(j);
 }
@@ -541,10 +547,12 @@ void sig_sess_claim_expire(struct sig_sess *s, int64_t now_ms)
     if (!s->claim || now_ms - s->claim_ms < SIG_CLAIM_WAIT_MS)
         return;
     ML_LOG_LIMITED(ML_LOG_NOTICE, SUBSYS,
-                   "session opened without the acknowledgement of %u node%s (meeting=%s "
-                   "participant=%s session=%s): first awaited %s",
-                   s->nclaim_wait, s->nclaim_wait == 1 ? "" : "s", s->room ? s->room->id_s : "-",
-                   s->pid_s, s->sid_s, s->nclaim_wait ? s->claim_wait[0] : "-");
+                   "no acknowledgement of %u node%s within %d ms (meeting=%s participant=%s "
+                   "session=%s): first awaited %s; the session opens unless this node's "
+                   "publisher is down",
+                   s->nclaim_wait, s->nclaim_wait == 1 ? "" : "s", SIG_CLAIM_WAIT_MS,
+                   s->room ? s->room->id_s : "-", s->pid_s, s->sid_s,
+                   s->nclaim_wait ? s->claim_wait[0] : "-");
     sig_sess_claim_done(s);
 }
 
