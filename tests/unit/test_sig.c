@@ -453,6 +453,66 @@ START_TEST(routing)
 }
 END_TEST
 
+/* Between nodes (issue #16): a record for a participant with no session here is neither sent
+ * nor kept for replay; a claim from another node ends a member's exclusivity (and is counted
+ * for a connect in flight); exclusivity holds only for the LISTEN generation it was learnt in. */
+START_TEST(claims)
+{
+    struct sig *sig = fake_sig();
+    struct sig_sess *a = fake_sess(sig, M_ID, A_PID);
+    const char *c_pid = "6b7c8d9e-1d9f-4e7a-9c8b-d5debdcab9f8";
+    char p[512];
+    ml_snprintf(p, sizeof p, "N\tthere\nR\t%s\t%s\t-\t{\"type\":\"offer\"}\n", M_ID, c_pid);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 0);
+    ck_assert_uint_eq(a->room->seq, 0);
+    ck_assert_uint_eq(a->room->ring.n, 0);
+    ml_snprintf(p, sizeof p, "N\tthere\nR\t%s\t%s\t-\t{\"type\":\"offer\"}\n", M_ID, A_PID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 1);
+    ck_assert_uint_eq(a->room->seq, 1);
+    /* A exclusive here; without a LISTEN connection (no bus: generation 0) that is not trusted */
+    json_t *e = json_pack("{s:s,s:s}", "id", A_PID, "name", "Ay");
+    struct sig_member *ma = sig_room_member_set(a->room, e);
+    json_decref(e);
+    ck_assert_ptr_nonnull(ma);
+    ma->exclusive = true;
+    ma->excl_gen = 1;
+    ck_assert(!sig_room_exclusive(a->room, a->pid));
+    /* another node claims A: no longer exclusive, and counted */
+    ml_snprintf(p, sizeof p, "N\tthere\nK\t%s\t%s\t-\t%s\n", M_ID, A_PID,
+                "7c8d9e0f-2e0a-4f8b-8d9c-e6efcedbca09");
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert(!sig_room_member(a->room, a->pid)->exclusive);
+    ck_assert_uint_eq(a->room->claims, 1);
+    ck_assert_uint_eq(queued(a), 1); /* a claim is nothing for the clients */
+    /* a claim of a meeting with no session here, a malformed one: nothing */
+    ml_snprintf(p, sizeof p, "N\tthere\nK\t%s\t%s\t-\t%s\nK\t%s\t%s\t-\tshort\n",
+                "5a6b7c8d-0c8e-4d6f-8b7a-c4cdacb9a8f7", A_PID,
+                "7c8d9e0f-2e0a-4f8b-8d9c-e6efcedbca09", M_ID, A_PID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(a->room->claims, 1);
+    /* an acknowledgement for another node, or for no claim awaited here: nothing */
+    ml_snprintf(p, sizeof p, "N\tthere\nA\t%s\t%s\t-\telsewhere %s\nA\t%s\t%s\t-\there %s\n", M_ID,
+                A_PID, "7c8d9e0f-2e0a-4f8b-8d9c-e6efcedbca09", M_ID, A_PID,
+                "7c8d9e0f-2e0a-4f8b-8d9c-e6efcedbca09");
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 1);
+    /* its last session goes: it is exclusive nowhere */
+    ma = sig_room_member(a->room, a->pid);
+    ma->exclusive = true;
+    sig_room_ref(a->room);
+    struct sig_room *room = a->room;
+    sig_sess_end(a, false);
+    ck_assert(!room->members[0].exclusive);
+    sig_room_unref(room);
+    ck_assert_uint_eq(sig->rooms.n, 0);
+    sig_htab_free(&sig->rooms);
+    sig_htab_free(&sig->by_token);
+    free(sig);
+}
+END_TEST
+
 static void no_change(void *arg, const char *meeting)
 {
     (void)arg;
@@ -583,6 +643,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, resume_token);
     tcase_add_test(tc, close_codes);
     tcase_add_test(tc, routing);
+    tcase_add_test(tc, claims);
     tcase_add_test(tc, lobby);
     tcase_add_test(tc, db_events);
     suite_add_tcase(s, tc);
