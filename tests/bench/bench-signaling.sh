@@ -14,7 +14,8 @@
 # ("idle one two"), POOL (database.pool-size, 4), BENCH_KEEP (keep the work directory), PERF
 # (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP),
 # SQL_DIR (the migrations, default sql/: an older build is measured with the schema it knew),
-# NODE_SET (one more key=value for the nodes, e.g. signaling.publish-delay-us=2000).
+# NODE_SET (more key=value settings for the nodes, space-separated, e.g.
+# signaling.publish-delay-us=2000).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -101,8 +102,9 @@ start_node() {
         --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
         --set "control.access-log=no" --set "log.level=notice" --set "net.workers=1" \
         --set "control.max-connections=$((IDLE + 2000))" --set "signaling.node-id=$2" \
+        --set "control.max-connections-per-address=$((IDLE + 2000))" \
         --set "daemon.max-open-files=$(( IDLE + 4096 > 65536 ? IDLE + 4096 : 65536 ))" \
-        ${NODE_SET:+--set "$NODE_SET"}
+        $(for kv in ${NODE_SET:-}; do printf -- '--set %s ' "$kv"; done)
     NODE_PID=$BENCH_LAST_PID
     NODE_PORT=$port
     local i=0
@@ -158,6 +160,7 @@ print("%-9s rate %6.0f/s: relayed %7.0f/s  lost %d  p50 %.2f ms  p90 %.2f ms  p9
          d["p99_us"] / 1e3, d["p999_us"] / 1e3, d["max_us"] / 1e3, d["joined"],
          d["participants"], d["connect_s"], wall, srv, pg, gen, d["gen_cpu_pct"], other))
 PY
+        grep -h "messages over" "$out.err" | cut -c1-600 || true
     done
 }
 
@@ -187,7 +190,8 @@ for part in $PARTS; do
         wait $gen || true
         echo "idle      $IDLE connections: $open sessions recorded; meetlited RSS $((rss0 / 1024)) MiB" \
              "before, $((rss1 / 1024)) MiB with them open (peak $((hwm / 1024)) MiB):" \
-             "$(( (rss1 - rss0) * 1024 / IDLE )) bytes a connection; $(tail -1 "$BENCH_WORK/idle.err")"
+             "$(( (rss1 - rss0) * 1024 / (open > 0 ? open : 1) )) bytes a connection;" \
+             "$(tail -1 "$BENCH_WORK/idle.err")"
         bench_stop "$NODE_PID" 10
         ;;
     one)

@@ -84,6 +84,9 @@ static volatile sig_atomic_t stop;
 static uint64_t sent, received, recv_measured, send_blocked, closed_early, handshake_fail;
 static uint32_t hist[SL_HIST + 1];
 static uint64_t lat_max_us;
+#define SL_SLOW_US 10000  /* a message slower than this is counted by when it was sent */
+#define SL_SLOW_BINS 6000 /* of 100 ms */
+static unsigned slow_bins[SL_SLOW_BINS];
 static bool measuring, closing;
 static uint64_t window_from, window_to = UINT64_MAX; /* send times that are measured */
 static unsigned joined, dead, in_flight;
@@ -215,6 +218,9 @@ static void on_text(struct sl_conn *c, const char *p, size_t n)
             lat_max_us = us;
         uint64_t b = us / SL_BUCKET_US;
         hist[b < SL_HIST ? b : SL_HIST]++;
+        uint64_t sb = (t - window_from) / 100000;
+        if (us > SL_SLOW_US && sb < SL_SLOW_BINS)
+            slow_bins[sb]++;
     }
 }
 
@@ -667,6 +673,14 @@ int main(int argc, char **argv)
         measuring = false;
     }
     double wall = (double)(now_us() - t1) / 1e6, run_cpu = cpu_s() - cpu1;
+    if (!idle) { /* when the slow ones were sent: a pause shows as a run of bins */
+        fprintf(stderr, "sigload: messages over %d ms by 100 ms of sending (bin:count):",
+                SL_SLOW_US / 1000);
+        for (unsigned i = 0; i < SL_SLOW_BINS; i++)
+            if (slow_bins[i])
+                fprintf(stderr, " %u:%u", i, slow_bins[i]);
+        fprintf(stderr, "\n");
+    }
     close_all();
     double mwall = measure_to > measure_from ? (double)(measure_to - measure_from) / 1e6 : 0;
     uint64_t msent = sent_at_end - sent_at_start;
