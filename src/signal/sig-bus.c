@@ -8,8 +8,9 @@
  *   - the publisher thread ("sigpub") registers the node, beats its heart (sweeping the nodes
  *     that stopped beating, with their sessions), and sends what the lws thread queued: one
  *     transaction per batch, records packed into NOTIFY payloads to each other node's channel
- *     (a prepared pg_notify statement; ml_sig_publish when the batch also stores chat or media
- *     states, or holds a payload for sig_outbox), in queue order.
+ *     (a prepared pg_notify statement for a single payload; ml_sig_publish when the batch
+ *     holds more, or stores chat or media states, or has a payload for sig_outbox), in queue
+ *     order.
  *
  * What is sent to one participant whose sessions are all on this node is not published at all
  * (see "claims" below); a record for a participant with no session on the receiving node is
@@ -720,20 +721,17 @@ static void heartbeat(struct sig_bus *b)
     __atomic_store_n(&b->nodes, live ? live : 1, __ATOMIC_RELAXED);
 }
 
-/* A batch of records only, each payload small enough for NOTIFY (most batches): notified by a
- * prepared statement, without ml_sig_publish's parse, plan and PL/pgSQL call each time. */
+/* A batch of records that fits one NOTIFY payload, with no chat or media state (most
+ * batches): one prepared statement, about half the PostgreSQL time of ml_sig_publish's parse,
+ * plan and PL/pgSQL call (docs/benchmarks.md). A statement that also split the payloads in SQL
+ * cost more than the function: its plan was made again for each batch. */
 #define SIG_NOTIFY_STMT "sig_notify"
-static PGresult *notify_only(struct sig_bus *b, const char *payloads)
+static PGresult *notify_one(struct sig_bus *b, const char *payload)
 {
     if (!b->prepared) {
         PGresult *r = PQprepare(b->pg, SIG_NOTIFY_STMT,
-                                /* each payload to each other node's channel, in order: the
-                                 * sorted subquery is read in its order (OFFSET 0: kept) */
-                                "SELECT pg_notify(s.ch, s.x) FROM (SELECT c.ch, p.x FROM "
-                                "(SELECT DISTINCT ml_sig_channel(n.node_id) AS ch "
-                                "FROM sig_nodes n WHERE n.node_id <> $2) c, "
-                                "unnest(string_to_array($1, chr(30))) WITH ORDINALITY "
-                                "AS p (x, i) ORDER BY p.i, c.ch OFFSET 0) s",
+                                "SELECT pg_notify(ml_sig_channel(n.node_id), $1) "
+                                "FROM sig_nodes n WHERE n.node_id <> $2",
                                 2, NULL);
         bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok) {
@@ -748,7 +746,7 @@ static PGresult *notify_only(struct sig_bus *b, const char *payloads)
         PQclear(r);
         b->prepared = true;
     }
-    const char *p[] = {payloads, b->sig->node};
+    const char *p[] = {payload, b->sig->node};
     PGresult *r = PQexecPrepared(b->pg, SIG_NOTIFY_STMT, 2, p, NULL, NULL, 0);
     if (!r || PQstatus(b->pg) != CONNECTION_OK) {
         PQclear(r);
@@ -772,6 +770,7 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
                   chat = ML_BUF_INIT(SIZE_MAX), media = ML_BUF_INIT(SIZE_MAX);
     size_t nrec = 0, nitems = 0;
     bool big = false;
+    size_t npay = 0; /* NOTIFY payloads */
     char head[SIG_NODE_MAX + 4];
     size_t hn = ml_snprintf(head, sizeof head, "N\t%s\n", b->sig->node);
     for (struct sig_item *it = items; it; it = it->next) {
@@ -785,6 +784,7 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
         if (it->len + hn + 1 > SIG_NOTIFY_MAX)
             big = true; /* a payload of its own, too large: through sig_outbox */
         if (cur.len && cur.len + it->len + 1 > SIG_NOTIFY_MAX) { /* this payload is full */
+            npay++;
             if (pay.len)
                 buf_add(&pay, "\x1e", 1);
             buf_add(&pay, cur.p, cur.len);
@@ -797,6 +797,7 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
         nrec++;
     }
     if (cur.len) {
+        npay++;
         if (pay.len)
             buf_add(&pay, "\x1e", 1);
         buf_add(&pay, cur.p, cur.len);
@@ -808,8 +809,8 @@ static bool publish(struct sig_bus *b, struct sig_item *items)
     const char *p[] = {b->sig->node, pay.len ? pay.p : NULL, chat.len ? chat.p : NULL,
                        media.len ? media.p : NULL};
     PGresult *r;
-    if (!chat.len && !media.len && !big) /* records only, none for sig_outbox */
-        r = notify_only(b, pay.p);
+    if (!chat.len && !media.len && !big && npay == 1) /* records only, one payload */
+        r = notify_one(b, pay.p);
     else
         r = exec(b, "SELECT ml_sig_publish($1, $2, $3::json, $4::json)", 4, p);
     bool lost = !r && !b->pg;

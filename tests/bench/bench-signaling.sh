@@ -115,6 +115,10 @@ start_node() {
     done
 }
 
+pg_commits() { # transactions committed in the database (every backend, ours only)
+    psql "$URL" -XAtqc "SELECT pg_stat_force_next_flush(); SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()" 2>/dev/null | tail -1
+}
+
 pg_ticks() { # the CPU of our PostgreSQL: the postmaster and its children
     local t=0 p
     for p in $PGPID $(pgrep -P "$PGPID"); do t=$((t + $(bench_cpu_ticks "$p"))); done
@@ -129,7 +133,7 @@ relay() {
         bench_wait_quiet || true
         out="$BENCH_WORK/relay-$label-$rate.json"
         s0=0; for pid in "$@"; do s0=$((s0 + $(bench_cpu_ticks "$pid"))); done
-        p0=$(pg_ticks); m0=$(bench_cpu_stat)
+        p0=$(pg_ticks); m0=$(bench_cpu_stat); x0=$(pg_commits)
         local perf=""
         if [ -n "${PERF:-}" ]; then # the whole machine sampled while relaying (perf report --comm)
             perf record -a -g -F "${PERF_FREQ:-499}" -o "$BENCH_WORK/perf-$label-$rate.data" \
@@ -141,7 +145,7 @@ relay() {
             >"$out" 2>"$out.err" || true
         [ -z "$perf" ] || wait "$perf" || true
         s1=0; for pid in "$@"; do s1=$((s1 + $(bench_cpu_ticks "$pid"))); done
-        p1=$(pg_ticks); m1=$(bench_cpu_stat)
+        p1=$(pg_ticks); m1=$(bench_cpu_stat); sleep 3; x1=$(pg_commits) # backends flush their counts at their next transaction (heartbeats: 2 s)
         "$PYTHON3" - "$out" "$label" "$s0" "$s1" "$p0" "$p1" $m0 $m1 "$CLK_TCK" <<'PY'
 import json, sys
 f, label, s0, s1, p0, p1, m0b, m0s, m1b, m1s, tck = sys.argv[1:12]
@@ -160,6 +164,9 @@ print("%-9s rate %6.0f/s: relayed %7.0f/s  lost %d  p50 %.2f ms  p90 %.2f ms  p9
          d["p99_us"] / 1e3, d["p999_us"] / 1e3, d["max_us"] / 1e3, d["joined"],
          d["participants"], d["connect_s"], wall, srv, pg, gen, d["gen_cpu_pct"], other))
 PY
+        echo "          PostgreSQL: $((x1 - x0)) transactions committed over the run (connects" \
+             "and heartbeats included), $(( (p1 - p0) * 1000000 / CLK_TCK / ((x1 - x0) > 0 ? x1 - x0 : 1) )) us" \
+             "of its CPU each"
         grep -h "messages over" "$out.err" | cut -c1-600 || true
     done
 }
