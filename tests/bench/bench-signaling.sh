@@ -49,6 +49,13 @@ SECRET=$(openssl rand -hex 32)
 "$MEETLITED" --set "database.url=$URL" --set "database.migrations-dir=${SQL_DIR:-$top/sql}" --migrate \
     >/dev/null 2>&1 || bench_die "migration failed"
 
+# One process holds every idle connection: the hard limit of open files bounds it (raising it
+# needs CAP_SYS_RESOURCE; a container may not have it).
+HARD=$(ulimit -Hn)
+if [ "$HARD" != unlimited ] && [ "$IDLE" -gt $((HARD - 200)) ]; then
+    bench_log "WARNING: IDLE=$IDLE is above the hard open-file limit ($HARD) less 200: lowered"
+    IDLE=$((HARD - 200))
+fi
 NPART=$((MEETINGS * PER))
 [ "$IDLE" -gt "$NPART" ] && NIDLE_M=$(( (IDLE + PER - 1) / PER )) || NIDLE_M=$MEETINGS
 NM=$(( NIDLE_M > MEETINGS ? NIDLE_M : MEETINGS ))

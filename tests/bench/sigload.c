@@ -606,8 +606,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    /* as many descriptors as allowed: raising the hard limit needs CAP_SYS_RESOURCE */
     struct rlimit rl = {1 << 20, 1 << 20};
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     read_tokens();
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
