@@ -24,6 +24,7 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -156,6 +157,12 @@ void http_admit(struct http_server *srv, int fd, const struct sockaddr *peer, bo
         info->counted = cap;
         info->adopted = adopted;
     }
+    /* No Nagle: lws (4.1) sets no option on a socket it adopts, and a WebSocket frame written
+     * while the client had not yet acknowledged the previous one waited for its delayed ACK,
+     * 40 ms (1-3 % of signaling messages across nodes, docs/benchmarks.md). Harmless on a
+     * socket that is not TCP. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* as an accepted socket: HTTP, and TLS when the vhost has it (lws does the handshake);
      * closes fd when it fails */
     struct lws *wsi = lws_adopt_socket_vhost(vh, fd);
