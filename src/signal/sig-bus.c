@@ -54,7 +54,7 @@ struct sig_item {
 
 struct sig_bus {
     struct sig *sig;
-    char chan[64]; /* this node's channel: ml_sig_channel() of sql/013_sig_routing.sql */
+    char chan[64]; /* this node's channel: ml_sig_channel() of sql/014_sig_routing.sql */
     struct db_listener *listener;
     /* inbound: LISTEN thread -> lws thread */
     pthread_mutex_t in_mu;

@@ -39,7 +39,7 @@ static const struct db_stmt st_connect = {
     9, CONNECT__COLS};
 static const struct db_stmt st_disconnect = {"sig_disconnect", "SELECT ml_sig_disconnect($1, $2)",
                                              2, 1};
-/* The other nodes holding sessions of the participant (sql/013_sig_routing.sql), one a row. */
+/* The other nodes holding sessions of the participant (sql/014_sig_routing.sql), one a row. */
 static const struct db_stmt st_others = {"sig_others", "SELECT ml_sig_other_nodes($1, $2)", 2, 1};
 enum { RESYNC_SESSION, RESYNC_OUTCOME, RESYNC__COLS };
 static const struct db_stmt st_resync = {

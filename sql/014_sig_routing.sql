@@ -1,4 +1,4 @@
--- meetlite schema, version 13: where a participant's signaling sessions are, for the routing of
+-- meetlite schema, version 14: where a participant's signaling sessions are, for the routing of
 -- messages between nodes (issue #16, item 7).
 --
 -- A message to one participant whose sessions are all on the sender's node is no longer
