@@ -5,6 +5,7 @@
 #include "control/cp-int.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int validate_listen(const char *value, char *err, size_t errlen)
@@ -129,7 +130,9 @@ const struct ml_cfg_key cp_assistant_cfg_keys[] = {
      "An answer then also carries text written from its passages only, citing them; on a "
      "timeout or an error the answer is the retrieval one. Empty: retrieval only."},
     {"llm-key-file", ML_CFG_STR, "", 0, 4096, 0, H(llm_key_file), NULL, NULL,
-     "File whose first line is the endpoint's bearer key (sent as Authorization: Bearer). "
+     "File holding the endpoint's bearer key (sent as Authorization: Bearer), by the rules of "
+     "every -file key: one line, one trailing newline stripped, a relative path names a "
+     "systemd credential. "
      "With a key, assistant.llm-url must be https:// (http:// only to 127.0.0.1, localhost or "
      "[::1]). Empty: no key sent."},
     {"llm-model", ML_CFG_STR, "", 0, 200, 0, H(llm_model), NULL, NULL,
@@ -254,7 +257,7 @@ int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *au
         return ml_err(err, errlen,
                       "auth.oidc-jwks-file and auth.oidc-jwks-uri are both set: the file is "
                       "for offline nodes, the URI for fetching; keep one");
-    char why[128];
+    char why[256];
     if (auth->oidc_issuer && !auth->oidc_jwks_file && !auth->oidc_jwks_uri &&
         http_fetch_url_check(auth->oidc_issuer, HTTP_FETCH_HTTPS, why, sizeof why) < 0)
         return ml_err(err, errlen,
@@ -270,6 +273,11 @@ int cp_config_check(const struct cp_config *cfg, const struct cp_auth_config *au
                       "and control.max-duration");
     if (cfg->default_participants > cfg->max_participants)
         return ml_err(err, errlen, "control.default-participants exceeds control.max-participants");
+    /* a bearer key goes over TLS, or stays on this host: never in clear across a network */
+    const struct cp_assistant_config *as = &cfg->assistant;
+    if (as->llm_url && as->llm_key_file &&
+        http_fetch_url_check(as->llm_url, HTTP_FETCH_HTTP_LOOPBACK, why, sizeof why) < 0)
+        return ml_err(err, errlen, "assistant.llm-url: with assistant.llm-key-file set, %s", why);
     return 0;
 }
 
@@ -292,6 +300,13 @@ int cp_config_check_files(const struct cp_config *cfg, const struct cp_auth_conf
         cp_jwks_free(&set);
         if (rc < 0)
             return -1;
+    }
+    if (cfg->assistant.llm_url && cfg->assistant.llm_key_file) {
+        char *k = cp_llm_read_key(cfg->assistant.llm_key_file, err, errlen);
+        if (!k)
+            return -1;
+        ml_wipe(k, strlen(k));
+        free(k);
     }
     return 0;
 }

@@ -301,6 +301,9 @@ char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char 
  * file; NULL with err. */
 struct cp_llm;
 struct cp_llm *cp_llm_new(const struct cp_assistant_config *cfg, char *err, size_t errlen);
+/* The endpoint's bearer key from assistant.llm-key-file, by the rules of every -file key
+ * (ml_secret_read): a malloc'd string (wipe and free it), or NULL with err. */
+char *cp_llm_read_key(const char *name, char *err, size_t errlen);
 /* Stops the threads: a transfer in flight is aborted, queued questions are answered without
  * generation. Before http_server_free. */
 void cp_llm_free(struct cp_llm *l);

@@ -262,23 +262,14 @@ bool cp_llm_ask(struct cp_llm *l, struct http_req *req, const char *question, js
     return true;
 }
 
-/* The first line of a key file, trimmed, into a malloc'd string; NULL with err. */
-static char *read_key(const char *path, char *err, size_t errlen)
+char *cp_llm_read_key(const char *name, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        ml_err(err, errlen, "assistant.llm-key-file %s: cannot be read", path);
-        return NULL;
-    }
-    char buf[CP_LLM_KEY_MAX];
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = 0;
-    fclose(f);
-    ml_trim(buf);
-    char *k = buf[0] ? ml_xstrdup(buf) : NULL;
-    ml_wipe(buf, sizeof buf);
+    char path[4096], why[400];
+    char *k = NULL;
+    if (ml_secret_path(name, path, sizeof path, why, sizeof why) == 0)
+        k = ml_secret_read(path, CP_LLM_KEY_MAX - 1, false, NULL, why, sizeof why);
     if (!k)
-        ml_err(err, errlen, "assistant.llm-key-file %s is empty", path);
+        ml_err(err, errlen, "assistant.llm-key-file: %s", why);
     return k;
 }
 
@@ -291,14 +282,7 @@ struct cp_llm *cp_llm_new(const struct cp_assistant_config *cfg, char *err, size
     l->model = ml_xstrdup(cfg->llm_model && *cfg->llm_model ? cfg->llm_model : "default");
     l->timeout_ms = (long)cfg->llm_timeout_ms;
     if (cfg->llm_key_file && *cfg->llm_key_file) {
-        /* a bearer key goes over TLS, or stays on this host: never in clear across a network */
-        char why[160];
-        if (http_fetch_url_check(cfg->llm_url, HTTP_FETCH_HTTP_LOOPBACK, why, sizeof why) < 0) {
-            ml_err(err, errlen, "assistant.llm-url: with assistant.llm-key-file set, %s", why);
-            cp_llm_free(l);
-            return NULL;
-        }
-        l->key = read_key(cfg->llm_key_file, err, errlen);
+        l->key = cp_llm_read_key(cfg->llm_key_file, err, errlen);
         if (!l->key) {
             cp_llm_free(l);
             return NULL;

@@ -177,6 +177,27 @@ try:
     finally:
         if d3:
             d3.close()
+    # --check-config applies the same rules, and reads the key file
+    import subprocess  # noqa: E402
+    from mltest import MEETLITED  # noqa: E402
+
+    def check(*sets):
+        args = [MEETLITED]
+        for s in control_sets(pg.url, free_port(), free_port(), sets):
+            args += ["--set", s]
+        return subprocess.run(args + ["--check-config"], capture_output=True, text=True, timeout=60)
+    r = check("assistant.llm-url=http://192.0.2.7:8000/v1/chat/completions",
+              "assistant.llm-key-file=" + keyfile.name)
+    t.ok(r.returncode != 0 and "assistant.llm-url" in r.stderr,
+         "--check-config: a bearer key with an http:// endpoint off this host is refused", r.stderr)
+    r = check("assistant.llm-url=https://192.0.2.7/v1/chat/completions",
+              "assistant.llm-key-file=/nonexistent/key")
+    t.ok(r.returncode != 0 and "assistant.llm-key-file" in r.stderr,
+         "--check-config: an unreadable key file is refused", r.stderr)
+    r = check("assistant.llm-url=https://192.0.2.7/v1/chat/completions",
+              "assistant.llm-key-file=" + keyfile.name)
+    t.ok(r.returncode == 0, "--check-config: an https:// endpoint with a readable key passes",
+         r.stderr)
 finally:
     if d:
         d.stop_checked(t)
