@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config clang clang-format
 libevent-dev libssl-dev libpq-dev libcurl4-openssl-dev libjansson-dev libjwt-dev libwebsockets-dev libinih-dev
 libev-dev libwebsockets-evlib-ev
-libargon2-dev zlib1g-dev check
+libargon2-dev zlib1g-dev check liburing-dev
 postgresql postgresql-client
 coturn python3 python3-websockets python3-cryptography python3-yaml curl wrk prometheus openssl procps iproute2 nftables
 nghttp2-client valgrind

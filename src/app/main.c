@@ -624,6 +624,7 @@ static int run(struct app *app)
         ML_ERROR("app", "%s", err);
         goto out;
     }
+    ML_NOTICE("app", "UDP data path: %s", net_engine_io(app->engine));
     turn_server_set_engine(app->turn, app->engine);
     if (app->cfg.database.url) {
         app->relay = app_relay_new(&app->cfg, app->turn, err, sizeof err);

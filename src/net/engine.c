@@ -155,6 +155,13 @@ static void *worker_main(void *arg)
     ml_log_set_thread(name);
     self_worker = w;
     __atomic_store_n(&w->state, e->h->worker_start(w, e->ctx), __ATOMIC_RELEASE);
+    if (w->ur && net_uring_start(w, err, sizeof err) < 0) {
+        /* not expected once the probe passed; this worker serves its sockets with epoll */
+        ML_ERROR("net", "worker %u: %s; this worker uses epoll", w->id, err);
+        net_uring_free(w->ur);
+        w->ur = NULL;
+        err[0] = 0;
+    }
     for (size_t i = 0; i < e->neps; i++) {
         if (w->udp[i]) {
             w->udp[i]->arg = w->state;
@@ -176,7 +183,7 @@ static void *worker_main(void *arg)
     while (!__atomic_load_n(&w->quit, __ATOMIC_ACQUIRE)) {
         if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
             break; /* an error, or nothing left to wait for */
-        net_worker_flush(w);
+        net_worker_turn(w);
     }
     /* Stopping: refuse new tasks, run those queued, then free everything this thread owns. */
     pthread_mutex_lock(&w->qlock);
@@ -199,6 +206,8 @@ static void *worker_main(void *arg)
     e->h->worker_stop(w, state);
     net_conns_close_all(w); /* the handler closed its raw connections with its state */
     net_worker_flush(w);
+    if (w->ur)
+        net_uring_stop(w); /* frees the sockets closed above once the kernel lets go */
     /* Bufferevents freed above finish in deferred callbacks; run them. Nothing of ours is left
      * to call back: the reaper would find every list empty. */
     event_base_loop(w->base, EVLOOP_NONBLOCK);
@@ -221,6 +230,7 @@ static void worker_free(struct net_worker *w)
     free(w->udp);
     free(w->tcp);
     free(w->tcp_fd);
+    net_uring_free(w->ur); /* before the base: its event is on it */
     if (w->wake)
         event_free(w->wake);
     if (w->reap)
@@ -255,6 +265,13 @@ static struct net_worker *worker_new(struct net_engine *e, unsigned id, char *er
         ml_err(err, errlen, "out of memory");
         return NULL;
     }
+    if (e->uring) {
+        w->ur = net_uring_new(&e->set, err, errlen);
+        if (!w->ur) {
+            worker_free(w);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < e->neps; i++)
         w->tcp_fd[i] = -1;
     w->wake = event_new(w->base, -1, 0, run_tasks, w);
@@ -281,7 +298,8 @@ static int bind_endpoint(struct net_engine *e, struct net_worker *w, size_t i, c
             close(fd);
             return ml_err(err, errlen, "out of memory");
         }
-        memcpy(&e->bound[i], &w->udp[i]->local, sizeof e->bound[i]);
+        memset(&e->bound[i], 0, sizeof e->bound[i]);
+        memcpy(&e->bound[i], &w->udp[i]->local, sizeof w->udp[i]->local);
     } else {
         int fd = net_tcp_listen_socket(addr, NULL, err, errlen);
         if (fd < 0)
@@ -372,6 +390,8 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     e->ctx = ctx;
     pthread_mutex_init(&e->tls_lock, NULL);
     pthread_mutex_init(&e->http_lock, NULL);
+    if (net_io_select(e->set.io, NULL, &e->uring, e->io_note, sizeof e->io_note, err, errlen) < 0)
+        goto fail;
     e->neps = neps;
     e->eps = calloc(neps ? neps : 1, sizeof *e->eps);
     e->bound = calloc(neps ? neps : 1, sizeof *e->bound);
@@ -509,6 +529,16 @@ void net_engine_limits(struct net_engine *e, unsigned *max_streams, unsigned *pe
     *max_streams = e->set.max_streams;
     *per_addr = e->set.max_streams_per_addr;
     *addresses = ml_addr_counts_addresses(e->addrs);
+}
+
+const char *net_engine_io(const struct net_engine *e)
+{
+    return e->io_note;
+}
+
+bool net_engine_uses_uring(const struct net_engine *e)
+{
+    return e->uring;
 }
 
 unsigned net_worker_id(const struct net_worker *w)

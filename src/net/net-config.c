@@ -5,15 +5,41 @@
 #include "net/net.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #define K(f) ML_CFG_FIELD(struct net_config, f)
+
+static const char *const io_names[] = {"auto", "uring", "epoll", NULL}; /* enum net_io order */
+
+/* The buffer ring's size must be a power of 2. */
+static int validate_pow2(const char *value, char *err, size_t errlen)
+{
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (*end || v <= 0 || (v & (v - 1)) != 0)
+        return ml_err(err, errlen, "\"%s\" is not a power of 2", value);
+    return 0;
+}
 
 const struct ml_cfg_key net_cfg_keys[] = {
     {"workers", ML_CFG_INT, "0", 0, 256, 0, K(workers), NULL, NULL,
      "Network worker threads, each with its own event loop and its own share of the listeners "
      "(SO_REUSEPORT). 0: one per CPU core."},
+    {"io", ML_CFG_ENUM, "auto", 0, 0, 0, K(io), io_names, NULL,
+     "How UDP sockets (listeners and relays) are served. uring: io_uring, with multishot "
+     "receives into a ring of provided buffers and one submission per loop turn for all the "
+     "sends of a worker (Linux 6.1 or later); meetlited does not start if io_uring is missing, "
+     "disabled (kernel.io_uring_disabled) or filtered (seccomp). epoll: readiness with "
+     "recvmmsg/sendmmsg batches. auto: io_uring when available, else epoll; the log says which "
+     "and why. TCP and TLS always use epoll."},
+    {"uring-buffers", ML_CFG_INT, "512", 16, 32768, 0, K(uring_buffers), NULL, validate_pow2,
+     "io_uring: receive buffers per worker, a power of 2. Each holds a whole datagram (64 KiB "
+     "of address space; only the pages a datagram touches use memory). A buffer returns to the "
+     "kernel once the datagram it holds has been handled and sent on; when all are in use, "
+     "datagrams wait in the socket's receive buffer (net.udp-rcvbuf)."},
     {"udp-batch", ML_CFG_INT, "64", 1, NET_MAX_BATCH, 0, K(udp_batch), NULL, NULL,
-     "Datagrams read per recvmmsg call and sent per sendmmsg call."},
+     "Datagrams read per recvmmsg call and sent per sendmmsg call (epoll); datagrams handed to "
+     "the relay per batch (both)."},
     {"udp-rcvbuf", ML_CFG_SIZE, "4M", 0, 1LL << 30, 0, K(udp_rcvbuf), NULL, NULL,
      "Receive buffer of every UDP socket (listeners and relays); 0 keeps the system default. "
      "As root the size may exceed net.core.rmem_max."},
@@ -65,6 +91,8 @@ const struct ml_cfg_key net_cfg_keys[] = {
 void net_config_settings(const struct net_config *c, struct net_settings *out)
 {
     out->workers = (unsigned)c->workers;
+    out->io = (enum net_io)c->io;
+    out->uring_buffers = (unsigned)c->uring_buffers;
     out->udp_batch = (unsigned)c->udp_batch;
     out->udp_rcvbuf = c->udp_rcvbuf;
     out->udp_sndbuf = c->udp_sndbuf;

@@ -10,6 +10,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -25,16 +26,27 @@ struct net_task {
     struct net_task *next;
 };
 
+/* A local address of a UDP socket: IPv4 or IPv6 (not a whole sockaddr_storage: there is one
+ * per allocation). */
+union net_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
 struct net_udp {
     struct net_worker *w;
     int fd;
-    int endpoint; /* listener endpoint index, or -1 */
-    struct event *ev;
+    int endpoint;     /* listener endpoint index, or -1 */
+    struct event *ev; /* epoll: readability; NULL with io_uring */
     net_udp_cb cb;
     void *arg;
-    struct sockaddr_storage local;
-    bool busy; /* its callback is running */
-    bool dead; /* closed while busy: freed when the callback returns */
+    union net_sockaddr local;
+    bool busy;  /* its callback is running */
+    bool dead;  /* closed while busy (or, io_uring, while a receive is in flight): freed later */
+    bool armed; /* io_uring: a multishot receive is in flight */
+    bool rearm; /* io_uring: on the worker's list of receives to start again */
+    struct net_udp *rearm_next;
 };
 
 struct net_stream {
@@ -135,9 +147,12 @@ struct net_txq {
     uint8_t *arena; /* NET_TX_ARENA bytes */
 };
 
+struct net_uring;
+
 struct net_worker {
     unsigned id;
     struct net_engine *e;
+    struct net_uring *ur; /* io_uring data path, or NULL (epoll) */
     pthread_t thread;
     bool running;
     struct event_base *base;
@@ -190,6 +205,8 @@ struct net_engine {
     void *http_arg;
     bool http_tls; /* atomic: http_fn takes TLS before its handshake (ALPN http/1.1) */
     struct ml_addr_counts *addrs; /* streams per client address, all workers (a mutex) */
+    bool uring;        /* UDP sockets are served by io_uring */
+    char io_note[256]; /* what serves them and why, for the log */
 };
 
 /* udp.c */
@@ -198,6 +215,40 @@ int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, 
 struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg);
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
 void net_udp_free(struct net_udp *u);
+/* End of a loop iteration: sends what it queued (and, io_uring, handles completions). */
+void net_worker_turn(struct net_worker *w);
+
+/* uring.c: the io_uring data path. Everything but net_io_select and net_uring_free runs on the
+ * worker's thread. */
+/* Picks the data path for requested (enum net_io): *uring is set, note says what and why for
+ * the log. -1 with err filled when io_uring was required and cannot serve. probe_err, when
+ * not NULL, replaces the probe of the kernel (for tests). */
+int net_io_select(enum net_io requested, const char *probe_err, bool *uring, char *note,
+                  size_t notelen, char *err, size_t errlen) ML_WUR;
+/* Whether this kernel and process can run the io_uring data path; why not in why. */
+int net_uring_probe(char *why, size_t whylen) ML_WUR;
+/* A worker's ring and buffers, made before its thread starts (the ring starts disabled). */
+struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_t errlen) ML_WUR;
+/* On the worker's thread before any socket is armed: enables the ring, watches its fd. */
+int net_uring_start(struct net_worker *w, char *err, size_t errlen) ML_WUR;
+/* On the worker's thread after every socket is closed: waits (bounded) for the kernel to give
+ * back every buffer and request, freeing the sockets whose receive was still in flight. */
+void net_uring_stop(struct net_worker *w);
+/* Frees the ring and buffers (any thread, after net_uring_stop or if never started). */
+void net_uring_free(struct net_uring *r);
+/* Starts u's multishot receive; 0 or -1. */
+int net_uring_arm(struct net_udp *u, char *err, size_t errlen) ML_WUR;
+/* Closes u: cancels its receive; u is freed once the kernel has let go of it. */
+void net_uring_close(struct net_udp *u);
+/* Queues a datagram as a send request. copy: data is copied (else it must be a received
+ * datagram's buffer, or is copied anyway). 0, or -1 when it could not be queued (the caller
+ * sends it at once). */
+int net_uring_send(struct net_udp *u, const struct sockaddr *to, const void *data, size_t len,
+                   bool copy);
+/* Submits the queued sends. */
+void net_uring_flush(struct net_worker *w);
+/* The end of a loop iteration: submits, runs completions, delivers datagrams (bounded). */
+void net_uring_turn(struct net_worker *w);
 
 /* tls.c: the SSL ex_data slot that marks a shared:// session (ALPN http/1.1 too) */
 int net_tls_shared_index(void);

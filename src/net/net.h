@@ -80,9 +80,18 @@ struct net_handler {
     long (*frame_len)(const uint8_t *buf, size_t avail);
 };
 
+/* What serves UDP sockets (net.io): io_uring when the kernel allows it, else epoll. */
+enum net_io {
+    NET_IO_AUTO = 0,  /* io_uring if available, else epoll (the choice is logged) */
+    NET_IO_URING = 1, /* io_uring or a start error */
+    NET_IO_EPOLL = 2, /* epoll with recvmmsg/sendmmsg */
+};
+
 /* Engine settings (from the [net] and [turn] configuration sections). */
 struct net_settings {
     unsigned workers;              /* threads; 0: one per core */
+    enum net_io io;                /* UDP data path */
+    unsigned uring_buffers;        /* io_uring: receive buffers per worker (a power of 2) */
     unsigned udp_batch;            /* recvmmsg batch, 1..NET_MAX_BATCH */
     long long udp_rcvbuf;          /* bytes; 0 keeps the system default */
     long long udp_sndbuf;          /* bytes; 0 keeps the system default */
@@ -102,6 +111,8 @@ struct net_settings {
 /* The [net] configuration section, as stored by the configuration engine. */
 struct net_config {
     long long workers, udp_batch, udp_rcvbuf, udp_sndbuf;
+    int io;
+    long long uring_buffers;
     long long stream_max_frame, stream_out_max, stream_idle_s, max_streams;
     char *proxy_from;
     long long shared_first_s;
@@ -116,7 +127,8 @@ void net_config_settings(const struct net_config *c, struct net_settings *out);
 struct net_counters {
     uint64_t udp_rx_packets, udp_rx_bytes;
     uint64_t udp_tx_packets, udp_tx_bytes;
-    uint64_t udp_rx_batches;       /* recvmmsg calls that returned data */
+    uint64_t udp_rx_batches;       /* batches handed to the handler: recvmmsg calls that returned
+                                      data (epoll), runs of one socket's completions (io_uring) */
     uint64_t udp_rx_batch_hist[7]; /* batches of 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 */
     uint64_t udp_rx_truncated;     /* datagrams larger than NET_MAX_DATAGRAM, dropped */
     uint64_t udp_tx_dropped;       /* datagrams the kernel would not take */
@@ -184,6 +196,11 @@ typedef void (*net_http_fn)(void *arg, int fd, const struct sockaddr *peer, bool
  * borrowed until it is cleared: no call of fn is running or will run once this returns.
  * takes_tls: fn accepts TLS connections before their handshake (see net_http_fn). */
 void net_engine_set_http(struct net_engine *e, net_http_fn fn, void *arg, bool takes_tls);
+/* The UDP data path chosen at start ("io_uring", or "epoll" with the reason), for the log; a
+ * string owned by the engine. */
+const char *net_engine_io(const struct net_engine *e);
+/* Whether the engine serves UDP with io_uring. */
+bool net_engine_uses_uring(const struct net_engine *e);
 
 /* ---------------------------------------------------------------- TLS */
 

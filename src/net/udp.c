@@ -1,5 +1,6 @@
 /* UDP sockets on a worker: recvmmsg batches into worker-owned buffers, and a send queue flushed
- * with sendmmsg when a batch ends. No heap allocation and no lock per packet. */
+ * with sendmmsg when a batch ends (the epoll path); with io_uring (uring.c) the same calls hand
+ * the socket and its sends to the worker's ring. No heap allocation and no lock per packet. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -144,13 +145,18 @@ struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp
     u->cb = cb;
     u->arg = arg;
     socklen_t len = sizeof u->local;
-    if (getsockname(fd, (struct sockaddr *)&u->local, &len) < 0)
+    if (getsockname(fd, &u->local.sa, &len) < 0 || len > sizeof u->local)
         memset(&u->local, 0, sizeof u->local);
     return u;
 }
 
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen)
 {
+    if (u->w->ur) {
+        if (net_uring_arm(u, err, errlen) < 0)
+            return; /* err says why */
+        return;
+    }
     u->ev = event_new(u->w->base, u->fd, EV_READ | EV_PERSIST, udp_readable, u);
     if (!u->ev || event_add(u->ev, NULL) < 0)
         ml_err(err, errlen, "cannot watch udp socket");
@@ -170,6 +176,13 @@ struct net_udp *net_udp_adopt(struct net_worker *w, int fd, net_udp_cb cb, void 
         close(fd);
         ml_err(err, errlen, "out of memory");
         return NULL;
+    }
+    if (w->ur) {
+        if (net_uring_arm(u, err, errlen) < 0) {
+            net_udp_free(u);
+            return NULL;
+        }
+        return u;
     }
     u->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, udp_readable, u);
     if (!u->ev || event_add(u->ev, NULL) < 0) {
@@ -202,6 +215,11 @@ void net_udp_close(struct net_udp *u)
 {
     if (!u || u->dead)
         return;
+    if (u->w->ur) {
+        /* the fd stays open until the kernel lets go of the socket: queued sends may name it */
+        net_uring_close(u);
+        return;
+    }
     /* Queued datagrams may name this fd: send them before it closes. */
     net_worker_flush(u->w);
     if (u->ev)
@@ -215,7 +233,7 @@ void net_udp_close(struct net_udp *u)
 
 const struct sockaddr *net_udp_local(const struct net_udp *u)
 {
-    return (const struct sockaddr *)&u->local;
+    return &u->local.sa;
 }
 
 int net_udp_fd(const struct net_udp *u)
@@ -261,6 +279,8 @@ int net_udp_send_ref(struct net_udp *u, const struct sockaddr *to, const void *d
         return -1;
     if (!u->w->in_batch)
         return send_now(u, to, data, len);
+    if (u->w->ur)
+        return net_uring_send(u, to, data, len, false) == 0 ? 0 : send_now(u, to, data, len);
     return enqueue(u, to, data, len);
 }
 
@@ -271,6 +291,8 @@ int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data,
         return -1;
     if (!w->in_batch || len > NET_TX_ARENA / 4)
         return send_now(u, to, data, len);
+    if (w->ur)
+        return net_uring_send(u, to, data, len, true) == 0 ? 0 : send_now(u, to, data, len);
     /* Flush before copying: a flush empties the arena, so the copy must not be made before a
      * flush that enqueue() would do for a full queue (later copies would overwrite it). */
     if (w->tx.n == NET_TXQ_LEN || w->tx.arena_used + len > NET_TX_ARENA)
@@ -281,8 +303,20 @@ int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data,
     return enqueue(u, to, copy, len);
 }
 
+void net_worker_turn(struct net_worker *w)
+{
+    if (w->ur)
+        net_uring_turn(w);
+    else
+        net_worker_flush(w);
+}
+
 void net_worker_flush(struct net_worker *w)
 {
+    if (w->ur) {
+        net_uring_flush(w);
+        return;
+    }
     struct net_txq *q = &w->tx;
     unsigned i = 0;
     uint64_t sent = 0, bytes = 0, dropped = 0;
