@@ -152,14 +152,13 @@ struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp
 
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen)
 {
-    if (u->w->ur) {
-        if (net_uring_arm(u, err, errlen) < 0)
-            return; /* err says why */
-        return;
+    if (!u->w->ur) {
+        u->ev = event_new(u->w->base, u->fd, EV_READ | EV_PERSIST, udp_readable, u);
+        if (!u->ev || event_add(u->ev, NULL) < 0)
+            ml_err(err, errlen, "cannot watch udp socket");
+    } else if (net_uring_arm(u, err, errlen) < 0) {
+        /* err says why; the caller logs it */
     }
-    u->ev = event_new(u->w->base, u->fd, EV_READ | EV_PERSIST, udp_readable, u);
-    if (!u->ev || event_add(u->ev, NULL) < 0)
-        ml_err(err, errlen, "cannot watch udp socket");
 }
 
 int net_udp_bind(struct net_worker *w, const struct sockaddr *addr, bool *eaddrinuse, char *err,

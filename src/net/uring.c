@@ -76,6 +76,7 @@ struct net_uring {
     unsigned tx_busy;    /* send requests queued or in flight */
     unsigned arena_busy; /* of which copies in the arena */
     unsigned armed;      /* multishot receives in flight, of live and closed sockets */
+    bool stopping;       /* the worker is stopping: receives that end are not started again */
     struct net_udp *rearm_head, *rearm_tail; /* receives that ended, to start again */
     /* the batch being gathered: consecutive datagrams of one socket */
     struct net_udp *bu;
@@ -359,8 +360,11 @@ static bool batch_add(struct net_worker *w, struct net_udp *u, int32_t b, int32_
         NET_COUNT(w->ctr.udp_rx_truncated, 1);
         return false;
     }
-    if (r->bu != u || r->bn >= r->batch)
+    if (r->bu != u || r->bn >= r->batch) {
         batch_deliver(w);
+        if (u->dead)
+            return false; /* that callback closed u */
+    }
     r->bu = u;
     struct net_pkt *p = &w->pkts[r->bn];
     memcpy(&p->from, io_uring_recvmsg_name(out), out->namelen);
@@ -389,7 +393,7 @@ static void on_recv(struct net_worker *w, struct net_udp *u, int32_t res, uint32
         r->armed--;
         if (u->dead)
             sock_release(u);
-        else if (!u->rearm)
+        else if (!u->rearm && !r->stopping)
             rearm_push(r, u);
     }
 }
@@ -602,6 +606,7 @@ void net_uring_stop(struct net_worker *w)
     struct net_uring *r = w->ur;
     /* Every socket is closed by now and its receive being cancelled; cancel whatever is left
      * too, then take the completions until the kernel holds nothing of ours. */
+    r->stopping = true;
     struct io_uring_sqe *sqe = ur_sqe(r);
     if (sqe) {
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);

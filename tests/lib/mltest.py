@@ -105,15 +105,23 @@ class Daemon:
     """meetlited started with --set options; stopped by PID with SIGTERM.
 
     stop() returns (exit code, log text); clean() says whether the exit was orderly and the log
-    has no sanitizer report.
+    has no sanitizer report. wrapper: a command prefix (e.g. tests/lib/deny-syscall ...).
+    With ML_TEST_NET_IO=epoll|uring in the environment (the *_epoll.py variants of some tests)
+    every daemon that does not choose net.io itself runs with it, and must log that it does.
     """
 
     def __init__(self, sets, config=None, binary=None, env=None, wait_for="ready", timeout=20,
-                 preexec_fn=None):
+                 preexec_fn=None, wrapper=None):
         self.binary = binary or MEETLITED
-        self.args = [self.binary]
+        self.args = list(wrapper or []) + [self.binary]
         if config:
             self.args += ["--config", config]
+        sets = list(sets)
+        forced_io = os.environ.get("ML_TEST_NET_IO")
+        if forced_io and not any(s.startswith("net.io=") for s in sets):
+            sets.append("net.io=" + forced_io)
+        else:
+            forced_io = None
         for s in sets:
             self.args += ["--set", s]
         self.logf = tempfile.NamedTemporaryFile(prefix="meetlited-", suffix=".log", delete=False)
@@ -127,6 +135,8 @@ class Daemon:
         self.rc = None
         if wait_for:
             self.wait_log(wait_for, timeout)
+            if forced_io:
+                self.wait_log("UDP data path: %s" % ("io_uring" if forced_io == "uring" else "epoll"), 1)
 
     def log(self):
         with open(self.logf.name, "r", errors="replace") as f:

@@ -6,21 +6,29 @@
  * sockets closed inside their own callback, tasks, and framed TCP streams (frames split and
  * joined, bad and oversized frames, the connection limit, the output bound, a stream freed once
  * when the stop comes before its reaper, a stream handed over to the other worker); and the TCP
- * relay's pieces: exclusive listening sockets, connections from them, a pipe with a stream. */
+ * relay's pieces: exclusive listening sockets, connections from them, a pipe with a stream.
+ * The worker driven here runs the epoll data path (net.io = epoll); which path the engine picks
+ * is tested too, with the kernel's io_uring refused by a seccomp filter as a kernel without it
+ * or a sandbox would refuse it (the io_uring path itself: tests/integration/net_io.py). */
 #include "config.h"
 
 #include "net/net-int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mlcheck.h"
+#include "mlseccomp.h"
 
 /* ------------------------------------------------------------------ endpoint lists */
 
@@ -392,6 +400,7 @@ static void start(const char *listen, unsigned workers, unsigned batch)
     memset(&seen, 0, sizeof seen);
     ck_assert_int_eq(net_endpoints_parse(listen, &eps, &n, err, sizeof err), 0);
     struct net_settings set = {.workers = workers,
+                               .io = NET_IO_EPOLL, /* this thread drives recvmmsg/sendmmsg */
                                .udp_batch = batch,
                                .stream_max_frame = 512,
                                .stream_out_max = 4096,
@@ -506,7 +515,7 @@ START_TEST(bind_port_zero_shared)
     struct net_endpoint *eps;
     size_t n;
     ck_assert_int_eq(net_endpoints_parse("tls://127.0.0.1:0", &eps, &n, err, sizeof err), 0);
-    struct net_settings set = {.workers = 1, .udp_batch = 8};
+    struct net_settings set = {.workers = 1, .io = NET_IO_EPOLL, .udp_batch = 8};
     ck_assert_ptr_null(net_engine_new(&set, eps, n, &handler, NULL, NULL, err, sizeof err));
     ck_assert_ptr_nonnull(strstr(err, "turn.tls-cert"));
     free(eps);
@@ -1315,6 +1324,114 @@ START_TEST(stream_deadlines)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ the UDP data path (net.io) */
+
+START_TEST(test_select_epoll)
+{
+    char note[256], err[256] = "";
+    bool uring = true;
+    ck_assert_int_eq(net_io_select(NET_IO_EPOLL, NULL, &uring, note, sizeof note, err, sizeof err),
+                     0);
+    ck_assert(!uring);
+    ck_assert_str_eq(note, "epoll (net.io = epoll)");
+}
+END_TEST
+
+START_TEST(test_select_auto_falls_back)
+{
+    char note[256], err[256] = "";
+    bool uring = true;
+    ck_assert_int_eq(
+        net_io_select(NET_IO_AUTO, "no io_uring here", &uring, note, sizeof note, err, sizeof err),
+        0);
+    ck_assert(!uring);
+    ck_assert_str_eq(note, "epoll (net.io = auto; io_uring unavailable: no io_uring here)");
+    ck_assert_str_eq(err, "");
+}
+END_TEST
+
+START_TEST(test_select_uring_required)
+{
+    char note[256] = "", err[256] = "";
+    bool uring = true;
+    ck_assert_int_eq(
+        net_io_select(NET_IO_URING, "no io_uring here", &uring, note, sizeof note, err, sizeof err),
+        -1);
+    ck_assert(!uring);
+    ck_assert_str_eq(err, "net.io = uring, but io_uring cannot serve UDP here: no io_uring here");
+}
+END_TEST
+
+/* Runs the real probe in a child under a filter refusing io_uring_setup with errno (0: no
+ * filter); returns the probe's result and its message. */
+static int probe_in_child(int errno_value, char *why, size_t whylen)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (errno_value && ml_test_deny_syscall(SYS_io_uring_setup, errno_value) < 0)
+            _exit(3);
+        char msg[256] = "";
+        int rc = net_uring_probe(msg, sizeof msg);
+        ssize_t n = write(fds[1], msg, strlen(msg));
+        _exit(n < 0 ? 4 : rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], why, whylen - 1);
+    why[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_le(WEXITSTATUS(status), 1);
+    return WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+START_TEST(test_probe_enosys)
+{
+    char why[256];
+    ck_assert_int_eq(probe_in_child(ENOSYS, why, sizeof why), -1);
+    ck_assert_str_eq(why, "io_uring_setup: not implemented (a kernel without io_uring, or a "
+                          "seccomp filter)");
+}
+END_TEST
+
+START_TEST(test_probe_eperm)
+{
+    char why[256];
+    ck_assert_int_eq(probe_in_child(EPERM, why, sizeof why), -1);
+    ck_assert_str_eq(why, "io_uring_setup: not permitted (sysctl kernel.io_uring_disabled, or a "
+                          "seccomp filter)");
+}
+END_TEST
+
+/* Without a filter the probe agrees with the kernel: io_uring_setup with no flags works (the
+ * kernel has io_uring and lets us use it) on Linux 6.0 or later, where every feature the data
+ * path uses exists. */
+START_TEST(test_probe_matches_kernel)
+{
+    char why[256];
+    int rc = probe_in_child(0, why, sizeof why);
+    struct io_uring_params params;
+    memset(&params, 0, sizeof params);
+    long fd = syscall(SYS_io_uring_setup, 2, &params);
+    bool usable = fd >= 0;
+    if (fd >= 0)
+        close((int)fd);
+    int major = 0, minor = 0;
+    FILE *f = fopen("/proc/sys/kernel/osrelease", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%d.%d", &major, &minor), 2);
+    fclose(f);
+    bool expect = usable && (major > 6 || (major == 6 && minor >= 0));
+    ck_assert_msg((rc == 0) == expect, "probe %d (%s), io_uring_setup %s, Linux %d.%d", rc, why,
+                  usable ? "works" : "refused", major, minor);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -1341,6 +1458,14 @@ static Suite *net_suite(void)
     tcase_add_test(tc, conn_pipe);
     tcase_add_test(tc, stream_per_address_cap);
     tcase_add_test(tc, stream_deadlines);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("io");
+    tcase_add_test(tc, test_select_epoll);
+    tcase_add_test(tc, test_select_auto_falls_back);
+    tcase_add_test(tc, test_select_uring_required);
+    tcase_add_test(tc, test_probe_enosys);
+    tcase_add_test(tc, test_probe_eperm);
+    tcase_add_test(tc, test_probe_matches_kernel);
     suite_add_tcase(s, tc);
     return s;
 }

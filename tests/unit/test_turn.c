@@ -75,6 +75,7 @@ static void setup(void)
     size_t n;
     ck_assert_int_eq(net_endpoints_parse(c.listen, &eps, &n, err, sizeof err), 0);
     struct net_settings set = {.workers = 1,
+                               .io = NET_IO_EPOLL, /* this thread drives the worker's loop */
                                .udp_batch = 64,
                                .stream_max_frame = 65536,
                                .stream_out_max = 65536,

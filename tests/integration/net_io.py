@@ -1,0 +1,201 @@
+"""The UDP data path (net.io, issue #19): auto picks io_uring where the kernel allows it and says
+so; io_uring refused (a seccomp filter standing in for a kernel without it, or one that forbids
+it) makes auto fall back to epoll with the reason, and net.io = uring a start error. On each
+path: the largest datagrams relayed whole both ways, bursts far larger than the io_uring buffer
+ring (buffers recycled, receives re-armed), relay sockets closed while their traffic still
+flows, and a clean exit (no sanitizer report)."""
+
+import ctypes
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from mltest import (BINDING, REQUEST, SUCCESS, TOP_BUILDDIR, Daemon, Msg, Tap, free_port,  # noqa: E402
+                    rest_credential, udp_exchange)
+from turnclient import Peer, TurnClient  # noqa: E402
+
+SECRET = "net-io-secret-0123456789"
+DENY = os.path.join(TOP_BUILDDIR, "tests", "lib", "deny-syscall")
+BIGGEST = 65507 - 4  # client to peer: an IPv4 UDP payload less the ChannelData header
+BIGGEST_BACK = 0xFFFF - 64  # peer to client: what the relay takes (room for a Data indication)
+t = Tap()
+
+
+def kernel_has_io_uring():
+    """io_uring_setup(2) with no flags, straight from here: can this process use io_uring at all?
+    (The data path also needs Linux 6.0 for its flags; checked against the release.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params
+    fd = libc.syscall(425, 2, params)  # __NR_io_uring_setup on x86_64 and arm64
+    if fd >= 0:
+        os.close(fd)
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return fd >= 0 and (major, minor) >= (6, 0)
+
+
+def binding_ok(port):
+    m = Msg(BINDING, REQUEST)
+    raw = udp_exchange(("127.0.0.1", port), m.encode())
+    r = Msg.decode(raw) if raw else None
+    return r is not None and r.cls == SUCCESS and r.tid == m.tid
+
+
+def start(extra, wrapper=None, wait_for="ready"):
+    port = free_port()
+    d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET,
+                "turn.allow-peers=127.0.0.0/8", "turn.relay-ports=42000-42999", "net.workers=2"]
+               + extra, wrapper=wrapper, wait_for=wait_for)
+    return d, port
+
+
+def client(port, ident):
+    c = TurnClient(("127.0.0.1", port))
+    c.login(*rest_credential(SECRET, ident, 3600))
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    return c
+
+
+def relay_checks(port, label):
+    """Largest datagrams both ways, a burst, and closing a relay socket under traffic."""
+    c = client(port, "big-" + label)
+    c.allocate()
+    peer = Peer()
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    c.create_permission(peer.addr)
+    c.channel_bind(0x4001, peer.addr)
+    big = bytes(range(256)) * (BIGGEST // 256) + b"x" * (BIGGEST % 256)
+    c.send_channel(0x4001, big)
+    got, src = peer.recv(2.0)
+    t.ok(got == big and src == tuple(c.relay), "%s: a %d-byte ChannelData payload reaches the peer whole"
+         % (label, len(big)), (len(got) if got else None, src))
+    # one byte more than the relay takes: dropped, and the next one still passes
+    peer.send(tuple(c.relay), big[:BIGGEST_BACK + 1])
+    t.eq(c.recv_data(0.5), None, "%s: a %d-byte datagram from the peer is not relayed" % (label, BIGGEST_BACK + 1))
+    back = big[:BIGGEST_BACK]
+    peer.send(tuple(c.relay), back)
+    r = c.recv_data(2.0)
+    t.ok(r == ("channel", 0x4001, back), "%s: a %d-byte datagram from the peer comes back whole"
+         % (label, len(back)), r and (r[0], r[1], len(r[2])))
+
+    # bursts of 300 datagrams: many times the 16 receive buffers of the io_uring daemon
+    received = 0
+    for rnd in range(5):
+        for i in range(300):
+            peer.send(tuple(c.relay), struct.pack("!II", rnd, i) + b"." * 92)
+        n = 0
+        while n < 300:
+            r = c.recv_data(2.0)
+            if r is None:
+                break
+            n += 1
+        received += n
+    t.eq(received, 1500, "%s: bursts of 300 datagrams from the peer all reach the client" % label)
+    for i in range(300):
+        c.send_channel(0x4001, struct.pack("!I", i) + b"-" * 96)
+    n = 0
+    while n < 300 and peer.recv(2.0)[0] is not None:
+        n += 1
+    t.eq(n, 300, "%s: a burst of 300 ChannelData messages all reach the peer" % label)
+
+    # closing the relay socket while the peer keeps sending to it
+    stop = threading.Event()
+
+    def flood(dst):
+        while not stop.is_set():
+            for _ in range(50):
+                try:
+                    peer.send(dst, b"flood" * 20)
+                except OSError:
+                    pass
+            time.sleep(0.001)
+
+    th = threading.Thread(target=flood, args=(tuple(c.relay),))
+    th.start()
+    time.sleep(0.2)
+    r = c.refresh(lifetime=0)
+    time.sleep(0.2)
+    stop.set()
+    th.join()
+    t.ok(r.cls == SUCCESS, "%s: Refresh 0 frees an allocation whose relay socket is being flooded" % label)
+    c.close()
+    c2 = client(port, "after-" + label)
+    c2.allocate()
+    c2.create_permission(peer.addr)
+    c2.channel_bind(0x4002, peer.addr)
+    c2.send_channel(0x4002, b"still relaying")
+    t.eq(peer.recv(2.0)[0], b"still relaying", "%s: relaying goes on afterwards" % label)
+    c2.close()
+    peer.close()
+
+
+uring_ok = kernel_has_io_uring()
+t.diag("this kernel %s io_uring to this process" % ("offers" if uring_ok else "does not offer"))
+
+# ------------------------------------------------------------ auto: io_uring where available
+d, port = start(["net.uring-buffers=16"])
+try:
+    log = d.log()
+    if uring_ok:
+        t.ok("UDP data path: io_uring (" in log and "net.io = auto" in log,
+             "auto: the log says io_uring serves UDP", log)
+    else:
+        t.ok("UDP data path: epoll (net.io = auto; io_uring unavailable: " in log,
+             "auto: the log says epoll serves UDP, and why", log)
+    relay_checks(port, "auto")
+finally:
+    rc, log = d.stop()
+    t.ok(d.clean(), "auto: stops cleanly", log[-3000:])
+    d.close()
+
+# ------------------------------------------------------------ epoll, chosen
+d, port = start(["net.io=epoll"])
+try:
+    t.ok("UDP data path: epoll (net.io = epoll)" in d.log(), "net.io = epoll: the log says epoll")
+    relay_checks(port, "epoll")
+finally:
+    rc, log = d.stop()
+    t.ok(d.clean(), "epoll: stops cleanly", log[-3000:])
+    d.close()
+
+# ------------------------------------------------------------ io_uring refused by the kernel
+t.ok(os.access(DENY, os.X_OK), "tests/lib/deny-syscall is built", DENY)
+for errno_name, why in (("ENOSYS", "io_uring_setup: not implemented (a kernel without io_uring, or a seccomp filter)"),
+                        ("EPERM", "io_uring_setup: not permitted (sysctl kernel.io_uring_disabled, or a seccomp filter)")):
+    deny = [DENY, "io_uring_setup", errno_name]
+    d, port = start([], wrapper=deny)
+    try:
+        want = "UDP data path: epoll (net.io = auto; io_uring unavailable: %s)" % why
+        t.ok(want in d.log(), "io_uring_setup fails with %s: auto falls back to epoll and says why" % errno_name,
+             d.log())
+        t.ok(binding_ok(port), "io_uring_setup fails with %s: the epoll path answers" % errno_name)
+    finally:
+        rc, log = d.stop()
+        t.ok(d.clean(), "fallback (%s): stops cleanly" % errno_name, log[-3000:])
+        d.close()
+    args = deny + [os.environ.get("MEETLITED", os.path.join(TOP_BUILDDIR, "meetlited")),
+                   "--set", "turn.listen=udp://127.0.0.1:%d" % free_port(), "--set", "net.io=uring"]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    out = p.stdout + p.stderr
+    t.ok(p.returncode != 0 and "net.io = uring, but io_uring cannot serve UDP here: %s" % why in out
+         and "ready" not in out,
+         "io_uring_setup fails with %s: net.io = uring is a start error that says why" % errno_name,
+         "status %d:\n%s" % (p.returncode, out))
+
+# a kernel that sets rings up but refuses to enter them: the probe's real round trip catches it
+d, port = start([], wrapper=[DENY, "io_uring_enter", "EPERM"])
+try:
+    log = d.log()
+    t.ok("UDP data path: epoll (net.io = auto; io_uring unavailable: io_uring_enter: " in log,
+         "io_uring_enter refused: auto falls back to epoll", log)
+    t.ok(binding_ok(port), "io_uring_enter refused: the epoll path answers")
+finally:
+    rc, log = d.stop()
+    t.ok(d.clean(), "fallback (io_uring_enter): stops cleanly", log[-3000:])
+    d.close()
+
+sys.exit(t.done())
