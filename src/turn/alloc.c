@@ -89,9 +89,9 @@ void turn_quota_free_all(struct turn_server *srv)
 
 /* ---------------------------------------------------------------- relay ports */
 
-static int bind_port(struct turn_worker *tw, int fam, unsigned port, int *fd_out)
+static int bind_port(struct turn_worker *tw, int fam, unsigned addr, unsigned port, int *fd_out)
 {
-    union turn_sa sa = tw->srv->relay_bind[fam];
+    union turn_sa sa = tw->srv->relay_bind[fam][addr];
     char err[160];
     bool inuse = false;
     ml_addr_set_port(&sa.sa, (uint16_t)port);
@@ -102,28 +102,31 @@ static int bind_port(struct turn_worker *tw, int fam, unsigned port, int *fd_out
     return 0;
 }
 
-void turn_port_walk_init(const struct turn_server *srv, struct turn_port_walk *pw)
+void turn_port_walk_init(const struct turn_server *srv, int fam, struct turn_port_walk *pw)
 {
     pw->lo = srv->port_lo;
     pw->span = srv->port_hi - srv->port_lo + 1;
+    pw->naddr = srv->nrelay[fam] ? srv->nrelay[fam] : 1;
+    pw->space = pw->span * pw->naddr;
     ml_random(&pw->start, sizeof pw->start);
-    pw->walk = pw->span <= 4096;
-    pw->tries = pw->walk ? pw->span : 64;
+    pw->probes = pw->space <= 4096 ? 0 : 64;
     pw->i = 0;
 }
 
-bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *port)
+bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *addr, unsigned *port)
 {
-    if (pw->i >= pw->tries)
+    if (pw->i >= pw->probes + pw->space)
         return false;
-    unsigned r;
-    if (pw->walk) {
-        r = pw->start + pw->i;
+    unsigned k;
+    if (pw->i < pw->probes) {
+        ml_random(&k, sizeof k);
+        k %= pw->space;
     } else {
-        ml_random(&r, sizeof r);
+        k = (pw->start + (pw->i - pw->probes)) % pw->space;
     }
     pw->i++;
-    *port = pw->lo + r % pw->span;
+    *addr = k / pw->span;
+    *port = pw->lo + k % pw->span;
     return true;
 }
 
@@ -132,22 +135,22 @@ int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_nex
 {
     struct turn_server *srv = tw->srv;
     struct turn_port_walk pw;
-    unsigned port;
-    turn_port_walk_init(srv, &pw);
+    unsigned addr, port;
+    turn_port_walk_init(srv, fam, &pw);
     *next_fd = -1;
-    while (turn_port_walk_next(&pw, &port)) {
+    while (turn_port_walk_next(&pw, &addr, &port)) {
         if (even && (port & 1))
             continue;
         if (reserve_next && port + 1 > srv->port_hi)
             continue;
-        int rc = bind_port(tw, fam, port, fd);
+        int rc = bind_port(tw, fam, addr, port, fd);
         if (rc < 0)
             return -1;
         if (rc > 0)
             continue;
         if (!reserve_next)
             return (int)port;
-        if (bind_port(tw, fam, port + 1, next_fd) == 0)
+        if (bind_port(tw, fam, addr, port + 1, next_fd) == 0)
             return (int)port;
         close(*fd);
         *fd = -1;

@@ -306,9 +306,8 @@ void turn_handle_allocate(struct turn_worker *tw, const struct turn_client *cl,
         if (!a->relay[fam])
             goto fail;
         TURN_COUNT(*(fam == 0 ? &tw->ctr.alloc_ipv4 : &tw->ctr.alloc_ipv6), 1);
-        a->relay_public[fam] = srv->relay_public[fam];
-        /* the port the relay socket got (net_udp_adopt read its address once) */
-        ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(net_udp_local(a->relay[fam])));
+        /* the address and port the relay socket got (net_udp_adopt read them once) */
+        turn_relay_public_of(srv, net_udp_local(a->relay[fam]), &a->relay_public[fam]);
         why = "out of memory";
         if (turn_relay_index_add(a, fam) < 0)
             goto fail;

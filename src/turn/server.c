@@ -12,54 +12,62 @@
 
 /* ---------------------------------------------------------------- construction */
 
-/* Relay addresses: turn.relay-address, else the specific address of a listener of that family;
- * turn.external-address is what clients are told. */
+/* Parses a list of IPs (turn.relay-address, turn.external-address) into out[family][i], up to
+ * TURN_RELAY_ADDRS per family, port 0. 0 or -1. */
+static int parse_ip_list(const char *key, const char *list, union turn_sa out[2][TURN_RELAY_ADDRS],
+                         unsigned n[2], char *err, size_t errlen)
+{
+    const char *p = list ? list : "";
+    char item[128];
+    n[0] = n[1] = 0;
+    while (*p) {
+        size_t len = strcspn(p, ", \t");
+        if (len && len < sizeof item) {
+            memcpy(item, p, len);
+            item[len] = 0;
+            union turn_sa sa;
+            struct sockaddr_storage ss;
+            socklen_t sl;
+            if (ml_addr_parse(item, 0, &ss, &sl) < 0 || sl > sizeof sa)
+                return ml_err(err, errlen, "%s: \"%s\" is not an IP address", key, item);
+            memset(&sa, 0, sizeof sa);
+            memcpy(&sa, &ss, sl);
+            ml_addr_set_port(&sa.sa, 0);
+            int fam = turn_fam_index(sa.sa.sa_family);
+            for (unsigned i = 0; i < n[fam]; i++)
+                if (ml_addr_equal(&out[fam][i].sa, &sa.sa))
+                    return ml_err(err, errlen, "%s: %s is listed twice", key, item);
+            if (n[fam] == TURN_RELAY_ADDRS)
+                return ml_err(err, errlen, "%s: at most %d addresses per family", key,
+                              TURN_RELAY_ADDRS);
+            out[fam][n[fam]++] = sa;
+        } else if (len) {
+            return ml_err(err, errlen, "%s: an item is too long", key);
+        }
+        p += len;
+        p += strspn(p, ", \t");
+    }
+    return 0;
+}
+
+/* Relay addresses: turn.relay-address (several per family: each has the whole port range), else
+ * the specific address of a listener of that family; turn.external-address, one per relay
+ * address in the same order, is what clients are told. */
 static int setup_relays(struct turn_server *srv, const struct turn_config *cfg, char *err,
                         size_t errlen)
 {
     struct net_endpoint *eps = NULL;
     size_t neps = 0;
     bool wildcard[2] = {false, false};
+    unsigned npub[2];
+    if (parse_ip_list("turn.relay-address", cfg->relay_address, srv->relay_bind, srv->nrelay, err,
+                      errlen) < 0 ||
+        parse_ip_list("turn.external-address", cfg->external_address, srv->relay_public, npub, err,
+                      errlen) < 0)
+        return -1;
     if (net_endpoints_parse(cfg->listen, &eps, &neps, err, errlen) < 0)
         return -1;
-    struct {
-        const char *key, *list;
-        union turn_sa *out;
-        bool *have;
-    } lists[2] = {{"turn.relay-address", cfg->relay_address, srv->relay_bind, srv->have_relay},
-                  {"turn.external-address", cfg->external_address, srv->relay_public, NULL}};
-    bool have_public[2] = {false, false};
-    lists[1].have = have_public;
-    for (int l = 0; l < 2; l++) {
-        const char *p = lists[l].list ? lists[l].list : "";
-        char item[128];
-        while (*p) {
-            size_t n = strcspn(p, ", \t");
-            if (n && n < sizeof item) {
-                memcpy(item, p, n);
-                item[n] = 0;
-                union turn_sa sa;
-                struct sockaddr_storage ss;
-                socklen_t len;
-                if (ml_addr_parse(item, 0, &ss, &len) < 0 || len > sizeof sa) {
-                    free(eps);
-                    return ml_err(err, errlen, "%s: \"%s\" is not an IP address", lists[l].key,
-                                  item);
-                }
-                memset(&sa, 0, sizeof sa);
-                memcpy(&sa, &ss, len);
-                int fam = turn_fam_index(sa.sa.sa_family);
-                if (lists[l].have[fam]) {
-                    free(eps);
-                    return ml_err(err, errlen, "%s: at most one address per family", lists[l].key);
-                }
-                lists[l].have[fam] = true;
-                lists[l].out[fam] = sa;
-            }
-            p += n;
-            p += strspn(p, ", \t");
-        }
-    }
+    bool configured[2] = {srv->nrelay[0] > 0, srv->nrelay[1] > 0};
     for (size_t i = 0; i < neps; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&eps[i].addr;
         int fam = turn_fam_index(sa->sa_family);
@@ -69,30 +77,49 @@ static int setup_relays(struct turn_server *srv, const struct turn_config *cfg, 
                        : memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, any6, 16) == 0;
         if (any) {
             wildcard[fam] = true;
-        } else if (!srv->have_relay[fam]) {
-            memcpy(&srv->relay_bind[fam], sa, ml_addr_len(sa));
-            srv->have_relay[fam] = true;
+        } else if (!configured[fam] && srv->nrelay[fam] == 0) {
+            memcpy(&srv->relay_bind[fam][0], sa, ml_addr_len(sa));
+            ml_addr_set_port(&srv->relay_bind[fam][0].sa, 0);
+            srv->nrelay[fam] = 1;
         }
     }
     free(eps);
     for (int fam = 0; fam < 2; fam++) {
-        if (wildcard[fam] && !srv->have_relay[fam])
+        if (wildcard[fam] && !srv->nrelay[fam])
             return ml_err(err, errlen,
                           "turn.relay-address needs an IPv%d address: turn.listen has a wildcard "
                           "IPv%d listener, and relay sockets must bind to a specific address",
                           fam ? 6 : 4, fam ? 6 : 4);
-        if (have_public[fam] && !srv->have_relay[fam])
+        if (npub[fam] && !srv->nrelay[fam])
             return ml_err(err, errlen,
                           "turn.external-address has an IPv%d address but nothing relays IPv%d",
                           fam ? 6 : 4, fam ? 6 : 4);
-        if (srv->have_relay[fam]) {
-            ml_addr_set_port(&srv->relay_bind[fam].sa, 0);
-            if (!have_public[fam])
-                srv->relay_public[fam] = srv->relay_bind[fam];
-            ml_addr_set_port(&srv->relay_public[fam].sa, 0);
-        }
+        if (npub[fam] && npub[fam] != srv->nrelay[fam])
+            return ml_err(err, errlen,
+                          "turn.external-address has %u IPv%d addresses for %u relay addresses: "
+                          "give one per relay address, in the same order",
+                          npub[fam], fam ? 6 : 4, srv->nrelay[fam]);
+        srv->have_relay[fam] = srv->nrelay[fam] > 0;
+        if (!npub[fam])
+            memcpy(srv->relay_public[fam], srv->relay_bind[fam], sizeof srv->relay_public[fam]);
     }
     return turn_port_range_parse(cfg->relay_ports, &srv->port_lo, &srv->port_hi, err, errlen);
+}
+
+/* The address clients are told for a relay socket bound to local (its IP is one of the relay
+ * addresses): the matching public IP with local's port. */
+void turn_relay_public_of(const struct turn_server *srv, const struct sockaddr *local,
+                          union turn_sa *out)
+{
+    int fam = turn_fam_index(local->sa_family);
+    *out = srv->relay_public[fam][0];
+    for (unsigned i = 0; i < srv->nrelay[fam]; i++) {
+        if (ml_addr_ip_equal(&srv->relay_bind[fam][i].sa, local)) {
+            *out = srv->relay_public[fam][i];
+            break;
+        }
+    }
+    ml_addr_set_port(&out->sa, ml_addr_port(local));
 }
 
 /* Fills the reloadable settings from cfg, with a new policy. */

@@ -350,16 +350,16 @@ static void refuse(struct turn_worker *tw, const struct turn_client *cl, const s
 
 /* ---------------------------------------------------------------- the allocation */
 
-/* A TCP port of the relay range on the relay address of family fam, as the UDP relays draw
- * theirs: random probes over a large range, a walk from a random start over a small one. */
+/* A TCP port of the relay range on one of the relay addresses of family fam, drawn as the UDP
+ * relays draw theirs (turn_port_walk). */
 static int bind_relay_port(struct turn_worker *tw, int fam, union turn_sa *bound)
 {
     struct turn_server *srv = tw->srv;
     struct turn_port_walk pw;
-    unsigned port;
-    turn_port_walk_init(srv, &pw);
-    while (turn_port_walk_next(&pw, &port)) {
-        union turn_sa sa = srv->relay_bind[fam];
+    unsigned addr, port;
+    turn_port_walk_init(srv, fam, &pw);
+    while (turn_port_walk_next(&pw, &addr, &port)) {
+        union turn_sa sa = srv->relay_bind[fam][addr];
         char err[160];
         bool inuse = false;
         ml_addr_set_port(&sa.sa, (uint16_t)port);
@@ -444,8 +444,7 @@ void turn_tcp_allocate(struct turn_worker *tw, const struct turn_client *cl,
     a->tcp = r;
     a->tcp_family = (uint8_t)fam;
     r->local = local;
-    a->relay_public[fam] = srv->relay_public[fam];
-    ml_addr_set_port(&a->relay_public[fam].sa, ml_addr_port(&local.sa));
+    turn_relay_public_of(srv, &local.sa, &a->relay_public[fam]);
     char err[160];
     r->listener = net_listener_new(tw->w, fd, on_peer_accept, a, err, sizeof err);
     if (!r->listener) {

@@ -11,21 +11,26 @@ int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_us
 void turn_quota_release(struct turn_server *srv, const char *id);
 void turn_quota_free_all(struct turn_server *srv);
 
-/* The relay ports a bind tries: random probes over a large range, a walk from a random start
- * over a small one (4,096 ports or fewer), so that a nearly full small range still finds its
- * last free port. */
+/* The (relay address, port) pairs a bind of family index fam tries: a few random probes over a
+ * large space (none over 4,096 pairs or fewer), then a walk over the whole space from a random
+ * start, so that a nearly full range still finds its last free port (random probes alone miss
+ * it: at 90 % occupancy, 64 of them all fail for one Allocate in 400). The walk costs a bind()
+ * per taken port, only when the range is nearly full. No lock: workers share the ports through
+ * the kernel's bind(), which refuses one taken. */
 struct turn_port_walk {
-    unsigned lo, span, start, tries, i;
-    bool walk;
+    unsigned lo, span, naddr, space, start, probes, i;
 };
-void turn_port_walk_init(const struct turn_server *srv, struct turn_port_walk *pw);
-/* The next port to try; false when the tries are spent. */
-bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *port);
-/* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on a port of the range,
- * even when asked, and the next port too when reserve_next (into *next_fd). Returns the port,
- * or -1 when none is free. */
+void turn_port_walk_init(const struct turn_server *srv, int fam, struct turn_port_walk *pw);
+/* The next pair to try: an index into relay_bind[fam] and a port; false when all were tried. */
+bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *addr, unsigned *port);
+/* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on one of the relay
+ * addresses and a port of the range, even when asked, and the next port of the same address
+ * too when reserve_next (into *next_fd). Returns the port, or -1 when none is free. */
 int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
                     int *next_fd);
+/* server.c: the address XOR-RELAYED-ADDRESS gives for a relay socket bound to local. */
+void turn_relay_public_of(const struct turn_server *srv, const struct sockaddr *local,
+                          union turn_sa *out);
 /* EVEN-PORT reservations: hold fd (a relay socket of family index fam) under a new token (0,
  * or -1 when the table is full; the caller still owns fd then), take it back by token (the fd,
  * now the caller's, with its family in *fam; or -1), and close every held socket. A reserved

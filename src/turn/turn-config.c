@@ -164,12 +164,15 @@ const struct ml_cfg_key turn_cfg_keys[] = {
      "link-local, ULA, site-local, multicast, broadcast, CGNAT, documentation and reserved "
      "ranges). IPv4-mapped and other embedded forms are canonicalised first."},
     {"relay-address", ML_CFG_STR, "", 0, 1024, ML_CFG_LIST, K(relay_address), NULL, validate_ips,
-     "Local IPs relay sockets bind to, at most one per family (e.g. 192.0.2.10, 2001:db8::10). "
-     "Empty: the address of the listener the client used, which must then be a specific one."},
+     "Local IPs relay sockets bind to (e.g. 192.0.2.10, 2001:db8::10), up to 16 per family. Each "
+     "address has the whole relay-ports range, so a host with N addresses holds N times as many "
+     "allocations; an Allocate draws the address and the port at random. Empty: the first "
+     "specific listen address of the family."},
     {"external-address", ML_CFG_STR, "", 0, 1024, ML_CFG_LIST, K(external_address), NULL,
      validate_ips,
-     "Public IPs advertised in XOR-RELAYED-ADDRESS for a server behind 1:1 NAT, at most one "
-     "per family, matched to relay-address by family."},
+     "Public IPs advertised in XOR-RELAYED-ADDRESS for a server behind 1:1 NAT: one per relay "
+     "address of the family, in the same order (the first public IPv4 address for the first "
+     "IPv4 relay address, and so on)."},
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
      "Port range of relay sockets (UDP, and TCP for TCP allocations). An Allocate that finds "
      "no free port gets 508."},

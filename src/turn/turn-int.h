@@ -17,6 +17,7 @@
 /* Bytes of the last answer kept per allocation, for retransmitted requests. */
 #define TURN_LAST_REPLY_MAX 224
 #define TURN_MAX_RESERVATIONS 1024 /* EVEN-PORT R-bit reservations held at once */
+#define TURN_RELAY_ADDRS 16        /* relay addresses per family (turn.relay-address) */
 #define TURN_RESERVATION_S 30      /* seconds a reserved port is held (RFC 8656 7.2) */
 #define TURN_TOMBSTONES 64         /* per worker: answers to Refresh(0) kept for retransmits */
 #define TURN_SWEEP_MS 250          /* how often a worker expires allocations */
@@ -85,10 +86,11 @@ struct turn_server {
     size_t nretired;
     struct turn_auth *auth;     /* thread-safe on its own */
     struct turn_budget *budget; /* unauthenticated answers per address; lock-free, shared */
-    /* relay addresses per family: [0] IPv4, [1] IPv6 */
+    /* relay addresses per family: [0] IPv4, [1] IPv6; each has the whole port range */
     bool have_relay[2];
-    union turn_sa relay_bind[2];   /* the local IP relay sockets bind to (port 0) */
-    union turn_sa relay_public[2]; /* what XOR-RELAYED-ADDRESS says (external-address) */
+    unsigned nrelay[2];
+    union turn_sa relay_bind[2][TURN_RELAY_ADDRS];   /* local IPs relay sockets bind to (port 0) */
+    union turn_sa relay_public[2][TURN_RELAY_ADDRS]; /* what XOR-RELAYED-ADDRESS says for each */
     unsigned port_lo, port_hi;
     /* quotas and reservations, shared by workers; touched at Allocate and deletion only */
     pthread_mutex_t quota_lock;

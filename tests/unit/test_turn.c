@@ -160,8 +160,8 @@ static struct turn_alloc *allocate(const union turn_sa *a, const char *cred_id)
     al->relay[0] = net_udp_adopt(wk, fd, turn_relay_recv, al, err, sizeof err);
     ck_assert_ptr_nonnull(al->relay[0]);
     TURN_COUNT(tw->ctr.alloc_ipv4, 1);
-    al->relay_public[0] = srv->relay_public[0];
-    ml_addr_set_port(&al->relay_public[0].sa, (uint16_t)port);
+    turn_relay_public_of(srv, net_udp_local(al->relay[0]), &al->relay_public[0]);
+    ck_assert_uint_eq(ml_addr_port(&al->relay_public[0].sa), (unsigned)port);
     ck_assert_int_eq(turn_relay_index_add(al, 0), 0);
     return al;
 }
@@ -221,7 +221,7 @@ START_TEST(relay_ports)
     ck_assert_int_eq(getsockname(next, &a.sa, &len), 0);
     ck_assert_uint_eq(ml_addr_port(&a.sa), (unsigned)port + 1);
     ck_assert_int_eq(getsockname(fd, &a.sa, &len), 0);
-    ck_assert(ml_addr_ip_equal(&a.sa, &srv->relay_bind[0].sa)); /* the listener's address */
+    ck_assert(ml_addr_ip_equal(&a.sa, &srv->relay_bind[0][0].sa)); /* the listener's address */
     close(fd);
     close(next);
     /* the range runs out: every port is used once, then none is left */
