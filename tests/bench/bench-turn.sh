@@ -16,6 +16,9 @@ usage: $0 [options]
                        clients one on each, its packets relayed from node to node through
                        the kernel: a meeting spread over two nodes; relay, tcp and tls with
                        --peers pairs only, CPU summed over both nodes)
+  --net-io LIST        meetlited's UDP data paths to measure, each as a server of its own named
+                       meetlited-PATH (e.g. "uring epoll": net.io=uring and net.io=epoll in the
+                       same run); default: one meetlited with its default (net.io=auto)
   --parts LIST         what to measure (default "relay tcp tls alloc idle nat flood"): relay =
                        clients over UDP, tcp and tls = clients over TCP and TLS (relayed side
                        UDP); nat = allocation sequences from many addresses and from one (a
@@ -29,20 +32,36 @@ usage: $0 [options]
   --sizes LIST         relay: payload sizes in bytes (default "100 1000")
   --send-indications   relay: Send/Data indications instead of ChannelData
   --start-rate R       relay: first offered rate, packets/s in total (20000)
+  --fixed-rates LIST   relay, tcp, tls: after each search, runs at these rates (e.g. 40000),
+                       --repeats times per server, alternating; medians of server CPU per packet,
+                       latency p50/p99 and loss
+  --repeats N          runs per server and fixed rate (3)
+  --no-search          relay, tcp, tls: only the fixed-rate runs, no loss-free rate search
   --late-ms MS         tcp, tls: a packet later than this counts as lost (100)
   --tls-version V      tls: 1.2 or 1.3 (1.2: coturn 4.6.1 has no TLS 1.3)
   --tls-cipher C       tls: the one cipher offered (mlload's default for the version)
   --alloc-count N      alloc: sequences per run (4000)
   --concurrency N      alloc: sequences in flight (64)
   --alloc-transports L alloc: client transports (default "udp"; "udp tcp tls" for all)
-  --idle-allocs N      idle: allocations held (10000; capped by the open-file limit)
+  --idle-allocs N      idle: allocations held (10000); the open-file limits are raised to fit
+                       (beyond the hard limit as root), else the count is capped
+  --idle-relay-addrs N idle: meetlited relays from N addresses, 127.0.0.1 to 127.0.0.N (1); one
+                       address's relay-ports range (11,000 ports here) holds that many allocations
+  --idle-lifetime S    idle: LIFETIME the generator asks for; it refreshes every S/2 (600)
+  --idle-hold S        idle: seconds held after the ready file; beyond the first 8 s, RSS and CPU
+                       are also measured over the whole hold, refreshes included (8)
   --nat-count N        nat: sequences per run, and addresses in the many-address runs (5000)
   --nat-concurrency L  nat: sequences in flight, one set of runs per value (default "64 1000":
                        a steady stream, and a class whose clients start together)
   --nat-rounds N       nat: rounds of "many" then "one" per server (3)
   --flood-rate R       flood: unauthenticated requests per second (20000)
   --flood-time S       flood: seconds (5)
+  --idle-procs N       idle: meetlited only, N server processes (each with its own relay
+                       addresses) and N generators share the allocations, for more than one
+                       process's open-file limit holds; RSS, descriptors and CPU are summed (1)
   --gen-threads N      generator threads (1)
+  --burst N            relay, tcp, tls: packets per pacing tick of the generator (mlload's 16);
+                       more spends fewer of its system calls per packet (a higher ceiling)
   --max-time S         stop each relay search after S seconds (300)
   --out FILE           write the results as JSON
   --no-pin             do not pin the server and the generator to separate cores
@@ -52,7 +71,8 @@ EOF
 }
 
 THREADS=1 STEP=3 PAIRS=16 SIZES="100 1000" IND="" START=20000 ALLOC_COUNT=4000 CONC=64
-IDLE=10000 GEN_THREADS=1 MAX_TIME=300 OUT="" SERVERS="meetlited coturn"
+IDLE=10000 GEN_THREADS=1 BURST="" MAX_TIME=300 OUT="" SERVERS="meetlited coturn" NET_IO=""
+FIXED_RATES="" REPEATS=3 SEARCH=yes IDLE_ADDRS=1 IDLE_LIFETIME=600 IDLE_HOLD=8 IDLE_PROCS=1
 PARTS="relay tcp tls alloc idle nat flood" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2
 TLS_CIPHER="" ALLOC_TRANSPORTS=udp NAT_COUNT=5000 NAT_CONCS="64 1000" NAT_ROUNDS=3
 FLOOD_RATE=20000 FLOOD_TIME=5
@@ -60,6 +80,14 @@ while [ $# -gt 0 ]; do
     case $1 in
     --threads) THREADS=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
+    --net-io) NET_IO=$2; shift ;;
+    --fixed-rates) FIXED_RATES=$2; shift ;;
+    --repeats) REPEATS=$2; shift ;;
+    --no-search) SEARCH=no ;;
+    --idle-relay-addrs) IDLE_ADDRS=$2; shift ;;
+    --idle-lifetime) IDLE_LIFETIME=$2; shift ;;
+    --idle-hold) IDLE_HOLD=$2; shift ;;
+    --idle-procs) IDLE_PROCS=$2; shift ;;
     --parts) PARTS=$2; shift ;;
     --step) STEP=$2; shift ;;
     --pairs) PAIRS=$2; shift ;;
@@ -80,6 +108,7 @@ while [ $# -gt 0 ]; do
     --flood-rate) FLOOD_RATE=$2; shift ;;
     --flood-time) FLOOD_TIME=$2; shift ;;
     --gen-threads) GEN_THREADS=$2; shift ;;
+    --burst) BURST=$2; shift ;;
     --max-time) MAX_TIME=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-pin) BENCH_PIN=no ;;
@@ -129,36 +158,54 @@ RESULTS="$BENCH_WORK/results.txt" # key=value lines, turned into JSON at the end
 # Every allocation costs the server a relay socket and the generator a client socket: the
 # open-file limit (raised to the hard limit here; each process has its own) bounds the idle
 # test. coturn sizes itself at about nofile/2 sessions and says so in its log.
+IDLE_EACH=$(((IDLE + IDLE_PROCS - 1) / IDLE_PROCS)) # allocations per server process
+if has_part idle && [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt $((IDLE_EACH + 4096)) ]; then
+    ulimit -Hn $((IDLE_EACH + 4096)) 2>/dev/null || true # as root with CAP_SYS_RESOURCE
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
-if [ "$NOFILE" != unlimited ] && [ $((NOFILE - 512)) -lt "$IDLE" ]; then
+if [ "$NOFILE" != unlimited ] && [ $((NOFILE - 512)) -lt "$IDLE_EACH" ]; then
     bench_log "open-file limit $NOFILE (hard): idle test capped at $((NOFILE - 512))" \
-        "allocations instead of $IDLE"
-    IDLE=$((NOFILE - 512))
+        "allocations per process instead of $IDLE_EACH (use --idle-procs)"
+    IDLE_EACH=$((NOFILE - 512))
+fi
+IDLE_ONE=$IDLE # a server in one process (coturn)
+if [ "$NOFILE" != unlimited ] && [ $((NOFILE - 512)) -lt "$IDLE_ONE" ]; then
+    IDLE_ONE=$((NOFILE - 512))
 fi
 
 declare -A PID PORT TLSPORT PORT2 TLSPORT2
 ACTIVE=()
 
-# start_node NAME KIND RELAY-PORTS: starts one server process of KIND (meetlited,
-# meetlited-shared or coturn) on a free port and waits until it allocates; sets NODE_PID,
-# NODE_PORT and NODE_TLSPORT. RELAY-PORTS is its relay port range, LO-HI: the servers of a run
-# get disjoint ones.
+# start_node NAME KIND RELAY-PORTS [idle [PROC]]: starts one server process of KIND (meetlited,
+# meetlited-shared, meetlited-PATH for net.io=PATH, or coturn) on a free port and waits until it
+# allocates; sets NODE_PID, NODE_PORT and NODE_TLSPORT. RELAY-PORTS is its relay port range,
+# LO-HI: the servers of a run get disjoint ones. For the idle part meetlited relays from
+# --idle-relay-addrs addresses; process PROC of several (--idle-procs) gets the next ones.
 # Both run with their default limits on unauthenticated requests: every generator socket of a
 # run shares one source address and each sequence starts with a 401, which is exactly the case
 # meetlited's budget (turn.unauth-answer-rate) must let through; coturn 4.6 has no such limit.
 # With the tcp or tls parts both servers also listen on TCP (the UDP port) and TLS (another
 # port), with the run's certificate; otherwise on UDP only, as before.
 start_node() {
-    local name=$1 kind=$2 ports=$3 port tport=""
+    local name=$1 kind=$2 ports=$3 mode=${4:-} proc=${5:-} port tport=""
     port=$(bench_free_port) || bench_die "no free port"
     [ -n "$STREAMS" ] && { tport=$(bench_free_port) || bench_die "no free port"; }
     case $kind in
-    meetlited | meetlited-shared)
-        local listen="udp://127.0.0.1:$port" tls=() scheme=tls
+    meetlited*)
+        local listen="udp://127.0.0.1:$port" tls=() io=() relay=127.0.0.1 i scheme=tls
+        case $kind in
         # meetlited-shared: TLS on a shared:// listener (one port for TLS, TURN and HTTP), to
         # compare with the dedicated tls:// one (docs/benchmarks.md)
-        [ "$kind" = meetlited-shared ] && scheme=shared
+        meetlited-shared) scheme=shared ;;
+        # meetlited-PATH: that UDP data path (net.io)
+        meetlited-*) io=(--set "net.io=${kind#meetlited-}") ;;
+        esac
+        if [ "$mode" = idle ]; then
+            local first=$((1 + (${proc:-1} - 1) * IDLE_ADDRS))
+            relay=127.0.0.$first
+            for i in $(seq 1 $((IDLE_ADDRS - 1))); do relay="$relay, 127.0.0.$((first + i))"; done
+        fi
         if [ -n "$STREAMS" ]; then
             listen="$listen, tcp://127.0.0.1:$port, $scheme://127.0.0.1:$tport"
             tls=(--set "turn.tls-cert=$BENCH_WORK/cert.pem" --set "turn.tls-key=$BENCH_WORK/key.pem")
@@ -166,10 +213,12 @@ start_node() {
         # turn.allow-peers=127.0.0.0/8 also lets a node relay to the other node's relayed
         # addresses (127.0.0.1, another port range) when a meeting is spread over two
         # shellcheck disable=SC2086
-        bench_start "$name" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" \
+        bench_start "$name" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" "${io[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
-            --set turn.allow-peers=127.0.0.0/8 --set turn.relay-address=127.0.0.1 \
-            --set "turn.relay-ports=$ports" ${MEETLITED_ARGS:-}
+            --set turn.allow-peers=127.0.0.0/8 --set "turn.relay-address=$relay" \
+            --set "turn.relay-ports=$ports" \
+            --set "daemon.max-open-files=$((IDLE_EACH + 4096))" \
+            --set "turn.max-allocations=$((IDLE_EACH + 100000))" ${MEETLITED_ARGS:-}
         ;;
     coturn)
         local streams=(--no-tls --no-tcp)
@@ -216,25 +265,22 @@ start_node() {
             fi
         done
     fi
-    bench_log "$name ready on 127.0.0.1:$port${tport:+ (TLS $tport)} (pid $NODE_PID, $THREADS thread(s))"
+    local io_line=""
+    case $kind in meetlited*) io_line=$(grep -m1 -o 'UDP data path: .*' "$BENCH_WORK/$name.log" || true) ;; esac
+    bench_log "$name ready on 127.0.0.1:$port${tport:+ (TLS $tport)} (pid $NODE_PID, $THREADS thread(s))${io_line:+; $io_line}"
 }
 
 is_split() { [[ $1 == *-split ]]; }
 
-# start_server NAME: starts it (a -split server: its two nodes, node a and node b). PID[NAME]
-# is the process, or "a,b" for two nodes (bench_run sums their CPU); PORT2 and TLSPORT2 are
-# node b's. Relay port ranges are disjoint per process; those of the two-node servers lie in
+# start_server NAME [idle [PROC]]: starts it (a -split server: its two nodes, node a and node
+# b). PID[NAME] is the process, or "a,b" for two nodes (bench_run sums their CPU); PORT2 and
+# TLSPORT2 are node b's. With PROC (--idle-procs) the process is known as NAME/PROC. Relay port ranges are disjoint per process; those of the two-node servers lie in
 # the kernel's ephemeral range, where a port some socket holds is skipped by both servers (the
 # relay part needs a few dozen).
 start_server() {
-    local s=$1
+    local s=$1 key=$1
+    [ -n "${3:-}" ] && key="$1/$3"
     case $s in
-    meetlited | meetlited-shared)
-        start_node "$s" "$s" 21000-31999
-        ;;
-    coturn)
-        start_node "$s" coturn 10000-20999
-        ;;
     meetlited-split | coturn-split)
         local kind=${s%-split} base=40000 pa
         [ "$kind" = coturn ] && base=48000
@@ -244,10 +290,16 @@ start_server() {
         PID[$s]="$pa,$NODE_PID" PORT2[$s]=$NODE_PORT TLSPORT2[$s]=$NODE_TLSPORT
         return
         ;;
+    meetlited*)
+        start_node "${key//\//-}" "$s" 21000-31999 "${2:-}" "${3:-}"
+        ;;
+    coturn)
+        start_node "$s" coturn 10000-20999
+        ;;
     esac
-    PID[$s]=$NODE_PID
-    PORT[$s]=$NODE_PORT
-    TLSPORT[$s]=$NODE_TLSPORT
+    PID[$key]=$NODE_PID
+    PORT[$key]=$NODE_PORT
+    TLSPORT[$key]=$NODE_TLSPORT
 }
 
 # stop_server NAME: stops its process(es).
@@ -266,11 +318,24 @@ srv_port2() { # SERVER TRANSPORT: node b of a two-node server
     if [ "$2" = tls ]; then echo "${TLSPORT2[$1]}"; else echo "${PORT2[$1]}"; fi
 }
 
+EXPANDED=""
 for s in $SERVERS; do
+    if [ "$s" = meetlited ] && [ -n "$NET_IO" ]; then
+        for io in $NET_IO; do
+            case $io in
+            uring | epoll | auto) EXPANDED="$EXPANDED meetlited-$io" ;;
+            *) bench_die "unknown net.io '$io' (uring, epoll or auto)" ;;
+            esac
+        done
+    else
+        EXPANDED="$EXPANDED $s"
+    fi
+done
+for s in $EXPANDED; do
     case $s in
-    meetlited | meetlited-shared | meetlited-split)
+    meetlited*)
         if ! [ -x "$MEETLITED" ]; then
-            bench_log "skipping meetlited: $MEETLITED not found"
+            bench_log "skipping $s: $MEETLITED not found"
             continue
         fi
         ;;
@@ -325,7 +390,8 @@ relay_args() { # SERVER RATE SIZE TRANSPORT PEER
     is_split "$1" && extra="$extra --server2 127.0.0.1:$(srv_port2 "$1" "$4")"
     echo turn-relay --server "127.0.0.1:$(srv_port "$1" "$4")" --secret "$SECRET" --pairs "$PAIRS" \
         --size "$3" --rate "$2" --duration "$STEP" --drain 500 --setup-timeout 10 \
-        --threads "$GEN_THREADS" --transport "$4" --peer "$5" $extra ${IND:+"$IND"} ${GEN_SPIN:+"$GEN_SPIN"}
+        --threads "$GEN_THREADS" --transport "$4" --peer "$5" $extra ${IND:+"$IND"} ${GEN_SPIN:+"$GEN_SPIN"} \
+        ${BURST:+--burst "$BURST"}
 }
 
 relay_verdict() { # FILE RATE: a pair that did not come up fails the step (the server's fault)
@@ -336,7 +402,6 @@ relay_verdict() { # FILE RATE: a pair that did not come up fails the step (the s
     fi
 }
 
-declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON RELAY_GENCPU
 # search_servers PEER: SRVS, the servers of a search. A two-node server has no part in the
 # external mode: there each client's packets go to a peer of its own and back, through one node.
 search_servers() {
@@ -347,6 +412,27 @@ search_servers() {
         SRVS+=("$s")
     done
 }
+# fixed_medians FILE...: medians over runs of server CPU per received packet (us), latency p50
+# and p99 (us), loss (%), the number of runs, and other jobs' CPU (s) during them.
+fixed_medians() {
+    "$PYTHON3" -c '
+import json, statistics, sys
+cpu, p50, p99, loss, oth = [], [], [], [], []
+for f in sys.argv[1:]:
+    try:
+        d = json.load(open(f))
+    except (OSError, ValueError):
+        continue
+    if not d.get("received"):
+        continue
+    cpu.append(d["srv_cpu_s"] * 1e6 / d["received"]); p50.append(d.get("lat_p50_us", 0))
+    p99.append(d.get("lat_p99_us", 0)); loss.append(d.get("loss_pct", 0)); oth.append(d.get("other_cpu_s", 0))
+m = lambda v, fmt: (fmt % statistics.median(v)) if v else "n/a"
+print(m(cpu, "%.2f"), m(p50, "%.0f"), m(p99, "%.0f"), m(loss, "%.3f"), len(cpu), m(oth, "%.2f"))
+' "$@"
+}
+
+declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON RELAY_GENCPU FIXED
 if [ ${#SEARCHES[@]} -gt 0 ]; then
     BENCH_RUN_LIMIT=$((STEP + 60))
     for search in "${SEARCHES[@]}"; do
@@ -359,6 +445,7 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
                 bench_run "$BENCH_WORK/warmup-$key-$s.json" "${PID[$s]}" $(relay_args "$s" "$START" "$size" "$tr" "$peer") || true
                 bench_log "$s $key warm-up: $(bench_summary "$BENCH_WORK/warmup-$key-$s.json")"
                 bench_search_init "$s" "$START"
+                [ "$SEARCH" = yes ] || S_DONE[$s]=1
             done
             n=0
             while :; do
@@ -411,6 +498,33 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
                     done
                 done
             fi
+            # fixed rates: REPEATS runs per server, alternating; medians
+            for rate in $FIXED_RATES; do
+                for round in $(seq 1 "$REPEATS"); do
+                    for s in "${SRVS[@]}"; do
+                        bench_alive "${PID[$s]}" || continue
+                        f="$BENCH_WORK/relay-$key-fixed$rate-$round-$s.json"
+                        for _ in 1 2; do
+                            # shellcheck disable=SC2046
+                            bench_run "$f" "${PID[$s]}" $(relay_args "$s" "$rate" "$size" "$tr" "$peer") || true
+                            bench_log "$s $key at $rate/s, run $round: $(bench_summary "$f")"
+                            { [ "$(bench_perturbed "$f")" = yes ] && bench_wait_quiet; } || break
+                        done
+                    done
+                done
+                for s in "${SRVS[@]}"; do
+                    read -r m_cpu m_p50 m_p99 m_loss m_n m_others < <(fixed_medians "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$s".json)
+                    FIXED[$key.$rate.$s]="$m_cpu $m_p50 $m_p99 $m_loss $m_n $m_others"
+                    {
+                        echo "relay.$key.$s.at_$rate.cpu_us_per_pkt_median=$m_cpu"
+                        echo "relay.$key.$s.at_$rate.lat_p50_us_median=$m_p50"
+                        echo "relay.$key.$s.at_$rate.lat_p99_us_median=$m_p99"
+                        echo "relay.$key.$s.at_$rate.loss_pct_median=$m_loss"
+                        echo "relay.$key.$s.at_$rate.runs=$m_n"
+                        echo "relay.$key.$s.at_$rate.others_cpu_s_median=$m_others"
+                    } >>"$RESULTS"
+                done
+            done
             for s in "${SRVS[@]}"; do
                 lo=${S_LO[$s]}
                 why=$(bench_search_why "$s")
@@ -647,58 +761,123 @@ if has_part flood; then
 fi
 
 # ------------------------------------------------------------ idle allocations
-declare -A IDLE_N IDLE_RSS0 IDLE_RSS1 IDLE_RSS2 IDLE_PER IDLE_FDS IDLE_CPU
+declare -A IDLE_N IDLE_RSS0 IDLE_RSS1 IDLE_RSS2 IDLE_PER IDLE_FDS IDLE_CPU IDLE_SETUP IDLE_RSSH IDLE_CPUH IDLE_REFR
+# idle_sum WHAT KEY...: the sum over server processes of RSS (KiB), CPU ticks or descriptors.
+idle_sum() {
+    local what=$1 k total=0 v
+    shift
+    for k in "$@"; do
+        case $what in
+        rss) v=$(bench_rss_kb "${PID[$k]}") ;;
+        cpu) v=$(bench_cpu_ticks "${PID[$k]}") ;;
+        fds) v=$(ls "/proc/${PID[$k]}/fd" 2>/dev/null | wc -l) ;;
+        esac
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
 if has_part idle; then
     for s in "${ACTIVE[@]}"; do
-        # a fresh server: earlier parts leave pools, caches and lingering sessions behind
+        procs=1 each=$IDLE_ONE
+        case $s in meetlited*) procs=$IDLE_PROCS each=$IDLE_EACH ;; esac
+        # fresh servers: earlier parts leave pools, caches and lingering sessions behind
         bench_stop "${PID[$s]}"
-        start_server "$s"
+        keys=()
+        if [ "$procs" -gt 1 ]; then
+            for p in $(seq 1 "$procs"); do
+                start_server "$s" idle "$p"
+                keys+=("$s/$p")
+            done
+        else
+            start_server "$s" idle
+            keys=("$s")
+        fi
         sleep 2
-        rss0=$(bench_rss_kb "${PID[$s]}")
-        ready="$BENCH_WORK/idle-$s.ready"
-        f="$BENCH_WORK/idle-$s.json"
-        rm -f "$ready"
-        bench_start "mlload-idle-$s" "" $BENCH_GEN_PIN "$MLLOAD" turn-idle \
-            --server "127.0.0.1:${PORT[$s]}" --secret "$SECRET" --count "$IDLE" --concurrency 128 \
-            --duration 600 --setup-timeout 120 --ready-file "$ready" --json
-        gen=$BENCH_LAST_PID
-        for _ in $(seq 1 150); do
-            [ -e "$ready" ] && break
-            bench_alive "$gen" || break
+        rss0=$(idle_sum rss "${keys[@]}")
+        gens=() readies=()
+        setup_cap=$((120 + each / 100))
+        hold_cap=$((IDLE_HOLD + 600))
+        for k in "${keys[@]}"; do
+            kk=${k//\//-}
+            rm -f "$BENCH_WORK/idle-$kk.ready"
+            bench_start "mlload-idle-$kk" "" $BENCH_GEN_PIN "$MLLOAD" turn-idle \
+                --server "127.0.0.1:${PORT[$k]}" --secret "$SECRET" --count "$each" \
+                --concurrency $((128 / procs > 16 ? 128 / procs : 16)) --lifetime "$IDLE_LIFETIME" \
+                --duration "$hold_cap" --setup-timeout "$setup_cap" \
+                --ready-file "$BENCH_WORK/idle-$kk.ready" --json
+            gens+=("$BENCH_LAST_PID")
+            readies+=("$BENCH_WORK/idle-$kk.ready")
+        done
+        t_start=$SECONDS
+        for _ in $(seq 1 $((setup_cap + 10))); do
+            all=1
+            for r in "${readies[@]}"; do [ -e "$r" ] || all=0; done
+            [ $all = 1 ] && break
+            alive=0
+            for g in "${gens[@]}"; do bench_alive "$g" && alive=1; done
+            [ $alive = 1 ] || break
             sleep 1
         done
-        sleep 3 # let the server settle
-        c0=$(bench_cpu_ticks "${PID[$s]}")
+        t_ready=$SECONDS
+        sleep 3 # let the servers settle
+        c0=$(idle_sum cpu "${keys[@]}")
         sleep 5
-        c1=$(bench_cpu_ticks "${PID[$s]}")
-        rss1=$(bench_rss_kb "${PID[$s]}")
-        fds=$(ls "/proc/${PID[$s]}/fd" 2>/dev/null | wc -l)
-        bench_stop "$gen" 30 # SIGTERM: mlload frees every allocation (Refresh 0), then reports
-        mv "$BENCH_WORK/mlload-idle-$s.log" "$f"
+        c1=$(idle_sum cpu "${keys[@]}")
+        rss1=$(idle_sum rss "${keys[@]}")
+        fds=$(idle_sum fds "${keys[@]}")
+        rssh=$rss1 cpuh=n/a
+        if [ "$IDLE_HOLD" -gt 8 ]; then
+            # the whole hold: the generators refresh every lifetime/2 (permission and channel too)
+            left=$((t_ready + IDLE_HOLD - SECONDS))
+            [ "$left" -gt 0 ] && sleep "$left"
+            c2=$(idle_sum cpu "${keys[@]}")
+            rssh=$(idle_sum rss "${keys[@]}")
+            cpuh=$("$PYTHON3" -c "print('%.1f' % (($c2 - $c0) * 100 / $CLK_TCK / max(1, $SECONDS - $t_ready - 3)))")
+        fi
+        # SIGTERM, once: mlload frees every allocation (Refresh 0), then reports
+        for g in "${gens[@]}"; do bench_stop "$g" 30; done
         sleep 2
-        rss2=$(bench_rss_kb "${PID[$s]}")
-        up=$("$PYTHON3" -c '
+        rss2=$(idle_sum rss "${keys[@]}")
+        logs=()
+        for k in "${keys[@]}"; do logs+=("$BENCH_WORK/mlload-idle-${k//\//-}.log"); done
+        read -r up refreshed refresh_failed < <("$PYTHON3" -c '
 import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        print(json.loads(line).get("setup_ok", 0)); break
-else:
-    print(0)
-' "$f")
+up = ref = fail = 0
+for f in sys.argv[1:]:
+    for line in open(f):
+        if line.startswith("{"):
+            d = json.loads(line)
+            up += d.get("setup_ok", 0); ref += d.get("refreshed", 0); fail += d.get("refresh_failed", 0)
+            break
+print(up, ref, fail)
+' "${logs[@]}")
         IDLE_N[$s]=$up IDLE_RSS0[$s]=$rss0 IDLE_RSS1[$s]=$rss1 IDLE_RSS2[$s]=$rss2 IDLE_FDS[$s]=$fds
+        IDLE_SETUP[$s]=$((t_ready - t_start)) IDLE_RSSH[$s]=$rssh IDLE_CPUH[$s]=$cpuh
+        IDLE_REFR[$s]="$refreshed/$refresh_failed"
         IDLE_PER[$s]=$("$PYTHON3" -c "import sys; n=$up; print('%.0f' % (($rss1 - $rss0) * 1024 / n) if n else 'n/a')")
         IDLE_CPU[$s]=$("$PYTHON3" -c "print('%.1f' % (($c1 - $c0) * 100 / $CLK_TCK / 5))")
-        bench_log "$s idle: $up allocations, RSS $rss0 -> $rss1 KiB (${IDLE_PER[$s]} B each)," \
-            "$rss2 KiB after freeing, $fds descriptors, ${IDLE_CPU[$s]} % CPU while idle"
+        bench_log "$s idle ($procs process(es)): $up allocations up in ${IDLE_SETUP[$s]} s, RSS $rss0 ->" \
+            "$rss1 KiB (${IDLE_PER[$s]} B each), $rss2 KiB after freeing, $fds descriptors," \
+            "${IDLE_CPU[$s]} % CPU while idle; over the ${IDLE_HOLD} s hold: RSS $rssh KiB, $cpuh % CPU," \
+            "refreshed/failed ${IDLE_REFR[$s]}"
         {
+            echo "idle.$s.processes=$procs"
             echo "idle.$s.allocations=$up"
+            echo "idle.$s.setup_s=${IDLE_SETUP[$s]}"
             echo "idle.$s.rss_before_kib=$rss0"
             echo "idle.$s.rss_with_kib=$rss1"
             echo "idle.$s.rss_after_free_kib=$rss2"
             echo "idle.$s.bytes_per_allocation=${IDLE_PER[$s]}"
             echo "idle.$s.fds=$fds"
             echo "idle.$s.cpu_pct_idle=${IDLE_CPU[$s]}"
+            echo "idle.$s.hold_s=$IDLE_HOLD"
+            echo "idle.$s.rss_end_of_hold_kib=$rssh"
+            echo "idle.$s.cpu_pct_over_hold=$cpuh"
+            echo "idle.$s.refreshed=$refreshed"
+            echo "idle.$s.refresh_failed=$refresh_failed"
         } >>"$RESULTS"
+        # the next parts (and the report) use the first process under the plain name
+        for k in "${keys[@]}"; do [ "$k" != "$s" ] && bench_stop "${PID[$k]}"; done
     done
 fi
 
@@ -707,21 +886,39 @@ transport=ChannelData
 [ -n "$IND" ] && transport="Send/Data indications"
 echo
 echo "TURN on 127.0.0.1, $THREADS server thread(s); loss <= ${BENCH_MAX_LOSS:-0.1} %"
-if [ ${#SEARCHES[@]} -gt 0 ]; then
+if [ ${#SEARCHES[@]} -gt 0 ] && [ "$SEARCH" = yes ]; then
     echo "Relayed packets ($transport, $PAIRS pairs, steps of $STEP s; pps = packets/s received;" \
         "external: each packet crosses the server twice, to the peer and back; tcp/tls: later" \
         "than $LATE_MS ms = lost; tls: TLS $TLS_VERSION)"
-    printf '%-20s %-15s %10s %-22s %10s %18s %9s %9s\n' "client.peer.size" server "max pps" \
+    printf '%-20s %-16s %10s %-22s %10s %18s %9s %9s\n' "client.peer.size" server "max pps" \
         "limited by" "us/pkt@max" "us/pkt@common" "gen work" "gen us/pkt"
     for search in "${SEARCHES[@]}"; do
         search_servers "${search#*.}"
         for size in $SIZES; do
             key="$search.$size"
             for s in "${SRVS[@]}"; do
-                printf '%-20s %-15s %10s %-22s %10s %18s %9s %9s\n' "$key" "$s" "${RELAY_MAX[$key.$s]}" \
+                printf '%-20s %-16s %10s %-22s %10s %18s %9s %9s\n' "$key" "$s" "${RELAY_MAX[$key.$s]}" \
                     "${RELAY_WHY[$key.$s]}" "${RELAY_PERMAX[$key.$s]}" \
                     "${RELAY_PERCOM[$key.$s]} @${RELAY_COMMON[$key]}" "${RELAY_GENW[$key.$s]}" \
                     "${RELAY_GENCPU[$key.$s]}"
+            done
+        done
+    done
+fi
+if [ -n "$FIXED_RATES" ] && [ ${#SEARCHES[@]} -gt 0 ]; then
+    echo "Fixed rates ($REPEATS runs per server, alternating; medians): server CPU per relayed packet," \
+        "latency (one way, client to client) p50 and p99, loss, other jobs' CPU per run"
+    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s\n' "client.peer.size" server rate "us/pkt" \
+        "p50 us" "p99 us" "loss %" runs "others s"
+    for search in "${SEARCHES[@]}"; do
+        for size in $SIZES; do
+            for rate in $FIXED_RATES; do
+                for s in "${ACTIVE[@]}"; do
+                    # shellcheck disable=SC2086
+                    set -- ${FIXED[$search.$size.$rate.$s]:-n/a n/a n/a n/a 0 n/a}
+                    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s\n' "$search.$size" "$s" "$rate" \
+                        "$1" "$2" "$3" "$4" "$5" "$6"
+                done
             done
         done
     done
@@ -766,33 +963,52 @@ if has_part flood; then
     done
 fi
 if has_part idle; then
-    echo "Idle allocations (fresh server, each with a permission and a channel, refreshed)"
-    printf '%-10s %12s %12s %12s %14s %16s %6s %8s\n' server allocations "RSS0 KiB" "RSS KiB" \
-        "bytes/alloc" "RSS freed KiB" fds "idle CPU%"
+    echo "Idle allocations (fresh server, each with a permission and a channel, refreshed every" \
+        "$((IDLE_LIFETIME / 2)) s; held $IDLE_HOLD s)"
+    printf '%-16s %11s %7s %10s %10s %11s %13s %7s %8s %10s %9s %10s\n' server allocations "setup s" \
+        "RSS0 KiB" "RSS KiB" "bytes/alloc" "RSS freed KiB" fds "idle CPU%" "RSS end KiB" \
+        "hold CPU%" "refreshed"
     for s in "${ACTIVE[@]}"; do
-        printf '%-10s %12s %12s %12s %14s %16s %6s %8s\n' "$s" "${IDLE_N[$s]}" "${IDLE_RSS0[$s]}" \
-            "${IDLE_RSS1[$s]}" "${IDLE_PER[$s]}" "${IDLE_RSS2[$s]}" "${IDLE_FDS[$s]}" "${IDLE_CPU[$s]}"
+        printf '%-16s %11s %7s %10s %10s %11s %13s %7s %8s %10s %9s %10s\n' "$s" "${IDLE_N[$s]}" \
+            "${IDLE_SETUP[$s]}" "${IDLE_RSS0[$s]}" "${IDLE_RSS1[$s]}" "${IDLE_PER[$s]}" "${IDLE_RSS2[$s]}" \
+            "${IDLE_FDS[$s]}" "${IDLE_CPU[$s]}" "${IDLE_RSSH[$s]}" "${IDLE_CPUH[$s]}" "${IDLE_REFR[$s]}"
     done
 fi
-if [ -n "${PID[meetlited]:-}" ] && [ -n "${PID[coturn]:-}" ]; then
-    echo "Ratios (meetlited/coturn unless said):"
+# ratios: each meetlited (one per net.io path) against coturn, and io_uring against epoll
+ratio_lines() { # A B: A against B
+    local a=$1 b=$2 search size key rate
+    echo "Ratios, $a against $b:"
     for search in "${SEARCHES[@]}"; do
         for size in $SIZES; do
             key="$search.$size"
-            [ -n "${RELAY_MAX[$key.coturn]:-}" ] || continue
-            printf '  %-20s max loss-free pps %s%s; CPU per packet coturn/meetlited %s\n' "$key" \
-                "$(bench_ratio "${RELAY_MAX[$key.meetlited]}" "${RELAY_MAX[$key.coturn]}")" \
-                "$(bench_caveat "${RELAY_WHY[$key.meetlited]}" "${RELAY_GENW[$key.meetlited]%%[.%]*}" "${RELAY_WHY[$key.coturn]}" "${RELAY_GENW[$key.coturn]%%[.%]*}")" \
-                "$(bench_ratio "${RELAY_PERCOM[$key.coturn]}" "${RELAY_PERCOM[$key.meetlited]}")"
+            if [ -n "${RELAY_MAX[$key.$b]:-}" ] && [ "$SEARCH" = yes ]; then
+                printf '  %-20s max loss-free pps %s/%s %s%s; CPU per packet at the common rate %s/%s %s\n' \
+                    "$key" "$a" "$b" "$(bench_ratio "${RELAY_MAX[$key.$a]}" "${RELAY_MAX[$key.$b]}")" \
+                    "$(bench_caveat "${RELAY_WHY[$key.$a]}" "${RELAY_GENW[$key.$a]%%[.%]*}" "${RELAY_WHY[$key.$b]}" "${RELAY_GENW[$key.$b]%%[.%]*}")" \
+                    "$a" "$b" "$(bench_ratio "${RELAY_PERCOM[$key.$a]}" "${RELAY_PERCOM[$key.$b]}")"
+            fi
+            for rate in $FIXED_RATES; do
+                # shellcheck disable=SC2086
+                set -- ${FIXED[$key.$rate.$a]:-n/a n/a n/a n/a 0 n/a} ${FIXED[$key.$rate.$b]:-n/a n/a n/a n/a 0 n/a}
+                printf '  %-20s at %s/s: CPU per packet %s/%s %s, p99 %s/%s %s\n' "$key" "$rate" "$a" "$b" \
+                    "$(bench_ratio "$1" "$7")" "$a" "$b" "$(bench_ratio "$3" "$9")"
+            done
         done
     done
     if has_part alloc; then
         for tr in $ALLOC_TRANSPORTS; do
-            echo "  allocation sequences/s over $tr:        $(bench_ratio "${ALLOC_RATE[$tr.meetlited]}" "${ALLOC_RATE[$tr.coturn]}")"
+            echo "  allocation sequences/s over $tr, $a/$b: $(bench_ratio "${ALLOC_RATE[$tr.$a]:-}" "${ALLOC_RATE[$tr.$b]:-}")"
         done
     fi
-    [ -n "${IDLE_PER[coturn]:-}" ] &&
-        echo "  bytes per idle allocation, coturn/meetlited: $(bench_ratio "${IDLE_PER[coturn]}" "${IDLE_PER[meetlited]}")"
+    if [ -n "${IDLE_PER[$b]:-}" ]; then
+        echo "  bytes per idle allocation, $a/$b: $(bench_ratio "${IDLE_PER[$a]:-}" "${IDLE_PER[$b]}")"
+    fi
+}
+for m in "${ACTIVE[@]}"; do
+    case $m in meetlited*) [ -n "${PID[coturn]:-}" ] && ratio_lines "$m" coturn ;; esac
+done
+if [ -n "${PID[meetlited-uring]:-}" ] && [ -n "${PID[meetlited-epoll]:-}" ]; then
+    ratio_lines meetlited-uring meetlited-epoll
 fi
 # A meeting spread over two nodes against the same meeting on one: the loss-free rate (both
 # nodes share the server's cores, so it is the capacity of the same CPU) and the CPU per packet

@@ -323,7 +323,7 @@ static int setup(struct bctx *b)
             fprintf(stderr, "mlload: out of memory for %u sockets\n", b->n);
             return -1;
         }
-        s->fd = ld_udp_socket(o, &s->local);
+        s->fd = ld_udp_socket(o, s->gidx, &s->local);
         if (s->fd < 0 || ld_epoll_add(t->ep, s->fd, i) < 0)
             return -1;
     }

@@ -738,7 +738,7 @@ static int start_client(struct tctx *x, struct tc *c, unsigned key, int64_t now)
         return -1;
     }
     if (o->peer_external) {
-        c->pfd = ld_udp_bound_socket(o, &c->peer);
+        c->pfd = ld_udp_bound_socket(o, c->gidx, &c->peer);
         if (c->pfd < 0 || ld_epoll_add(x->t->ep, c->pfd, key | LD_KEY_PEER) < 0) {
             close_client(c);
             return -1;

@@ -96,6 +96,17 @@ static void set_buf(int fd, int opt_force, int opt, unsigned bytes)
         (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
+/* The source address of socket number idx: --local, and for IPv4 the next addresses after each
+ * --per-address sockets (one address has only so many ephemeral ports). */
+static void source_address(const struct ld_opts *o, uint32_t idx, struct sockaddr_storage *out)
+{
+    memcpy(out, &o->local, sizeof *out);
+    if (o->local.ss_family == AF_INET && o->per_address) {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        in->sin_addr.s_addr = htonl(ntohl(in->sin_addr.s_addr) + idx / o->per_address);
+    }
+}
+
 static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *from,
                       socklen_t from_len, const struct sockaddr_storage *to,
                       struct sockaddr_storage *local, bool conn)
@@ -114,7 +125,9 @@ static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *fr
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     if (from_len && bind(fd, (const struct sockaddr *)from, from_len) < 0) {
-        fprintf(stderr, "mlload: bind: %s\n", strerror(errno));
+        char a[ML_ADDR_STRLEN];
+        fprintf(stderr, "mlload: bind %s: %s\n",
+                ml_addr_str((const struct sockaddr *)from, a, sizeof a), strerror(errno));
         close(fd);
         return -1;
     }
@@ -135,14 +148,18 @@ static int udp_socket(const struct ld_opts *o, const struct sockaddr_storage *fr
     return fd;
 }
 
-int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local)
+int ld_udp_socket(const struct ld_opts *o, uint32_t idx, struct sockaddr_storage *local)
 {
-    return udp_socket(o, &o->local, o->local_len, NULL, local, true);
+    struct sockaddr_storage src;
+    source_address(o, idx, &src);
+    return udp_socket(o, &src, o->local_len, NULL, local, true);
 }
 
-int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local)
+int ld_udp_bound_socket(const struct ld_opts *o, uint32_t idx, struct sockaddr_storage *local)
 {
-    return udp_socket(o, &o->local, o->local_len, NULL, local, false);
+    struct sockaddr_storage src;
+    source_address(o, idx, &src);
+    return udp_socket(o, &src, o->local_len, NULL, local, false);
 }
 
 #define LD_LOOP_HOSTS (254u * 254u * 254u) /* 127.a.b.c with a, b, c in 1..254 */
@@ -162,8 +179,11 @@ static uint32_t loop_host(uint32_t idx)
 int ld_udp_socket_from(const struct ld_opts *o, unsigned i, const struct sockaddr_storage *to,
                        struct sockaddr_storage *local)
 {
-    if (!o->sources)
-        return udp_socket(o, &o->local, o->local_len, to, local, true);
+    if (!o->sources) {
+        struct sockaddr_storage src;
+        source_address(o, i, &src);
+        return udp_socket(o, &src, o->local_len, to, local, true);
+    }
     /* --sources is checked to go with an IPv4 loopback --local (127.a.b.c, a, b, c in 1..254) */
     struct sockaddr_storage from = o->local;
     struct sockaddr_in *in = (struct sockaddr_in *)&from;
@@ -292,6 +312,9 @@ static void usage(FILE *f)
            "server:\n"
            "                       a random 127.x.y.z per run, so no 5-tuple repeats across "
            "runs)\n"
+           "  --per-address N      IPv4: sockets per source address; the next N sockets use the\n"
+           "                       next address (20000: one address has ~28,000 ephemeral "
+           "ports)\n"
            "  --threads N          worker threads (1)\n"
            "  --duration S         hard cap of the sending or holding phase, seconds (10)\n"
            "  --count N            cap on requests / packets / allocations (0: none)\n"
@@ -341,6 +364,7 @@ enum {
     OPT_SERVER = 256,
     OPT_SERVER2,
     OPT_LOCAL,
+    OPT_PER_ADDRESS,
     OPT_THREADS,
     OPT_CLIENTS,
     OPT_RATE,
@@ -379,6 +403,7 @@ static const struct option long_opts[] = {
     {"listen", required_argument, NULL, OPT_SERVER},
     {"server2", required_argument, NULL, OPT_SERVER2},
     {"local", required_argument, NULL, OPT_LOCAL},
+    {"per-address", required_argument, NULL, OPT_PER_ADDRESS},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"clients", required_argument, NULL, OPT_CLIENTS},
     {"rate", required_argument, NULL, OPT_RATE},
@@ -442,6 +467,7 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
     bool have_server = false, have_rate = false, have_sockbuf = false, have_setup = false;
     memset(o, 0, sizeof *o);
     o->threads = 1;
+    o->per_address = 20000;
     o->clients = 16;
     o->rate = 10000;
     o->duration_s = 10;
@@ -581,6 +607,9 @@ static int parse_opts(int argc, char **argv, struct ld_opts *o)
             break;
         case OPT_READY_FILE:
             o->ready_file = optarg;
+            break;
+        case OPT_PER_ADDRESS:
+            rc = parse_uint("per-address", optarg, 1, 60000, &o->per_address);
             break;
         case OPT_SPIN:
             o->spin = true;
@@ -1070,11 +1099,29 @@ static void print_human(const struct ld_opts *o, const struct ld_report *r, FILE
                    "of the schedule skipped): add --threads or cores\n");
 }
 
+/* Every client is a socket (two with an external peer): raises the open-file limit to what the
+ * run needs, up to the hard limit, and beyond it where allowed (root). */
+static void raise_nofile(const struct ld_opts *o)
+{
+    rlim_t need = 256 + 2 * (rlim_t)(o->mode == LD_BINDING      ? o->clients
+                                     : o->mode == LD_TURN_RELAY ? 2 * o->pairs
+                                                                : o->count);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    struct rlimit want = {need, rl.rlim_max > need ? rl.rlim_max : need};
+    if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct ld_opts o;
     if (parse_opts(argc, argv, &o) < 0)
         return 2;
+    raise_nofile(&o);
 
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);

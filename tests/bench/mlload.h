@@ -49,8 +49,9 @@ struct ld_opts {
     struct sockaddr_storage server2; /* turn-relay pairs: the second client of every pair
                                         allocates here (a meeting spread over two nodes) */
     socklen_t server2_len;           /* 0: every client on --server */
-    struct sockaddr_storage local;   /* source address of every socket (port 0) */
+    struct sockaddr_storage local;   /* source address of every socket (port 0): the first */
     socklen_t local_len;             /* 0: let the kernel choose */
+    unsigned per_address;            /* IPv4: sockets per source address, then the next */
     unsigned threads;
     unsigned clients;     /* binding: sockets */
     double rate;          /* packets/s offered in total; 0 = closed loop (binding) */
@@ -176,8 +177,9 @@ void ld_hist_add(struct ld_hist *h, uint64_t v);
 void ld_hist_merge(struct ld_hist *dst, const struct ld_hist *src);
 uint64_t ld_hist_pct(const struct ld_hist *h, double pct);
 /* A non-blocking UDP socket connected to the server, buffers sized as the options say, with
- * SO_RXQ_OVFL on; the local address goes to *local. Returns the fd, or -1 with a message. */
-int ld_udp_socket(const struct ld_opts *o, struct sockaddr_storage *local);
+ * SO_RXQ_OVFL on, bound to the source address of socket number idx (--local, --per-address);
+ * the local address goes to *local. Returns the fd, or -1 with a message. */
+int ld_udp_socket(const struct ld_opts *o, uint32_t idx, struct sockaddr_storage *local);
 /* Registers fd for EPOLLIN with data.u32 = key. Returns 0 or -1. */
 int ld_epoll_add(int ep, int fd, uint32_t key);
 /* Waits for readiness until deadline_us (monotonic), at most max events. Returns the count. */
@@ -185,11 +187,12 @@ int ld_epoll_wait(int ep, struct epoll_event *ev, int max, int64_t now_us, int64
 /* Receives up to LD_BATCH datagrams from fd into t->rx_buf; updates the socket's drop counter
  * *drops from SO_RXQ_OVFL. Returns the count (0 when none, never negative). */
 int ld_recv_batch(struct ld_thread *t, int fd, uint32_t *drops);
-/* A non-blocking UDP socket bound to the --local address (port 0), not connected, buffers and
- * SO_RXQ_OVFL as ld_udp_socket; its address goes to *local. Returns the fd, or -1. */
-int ld_udp_bound_socket(const struct ld_opts *o, struct sockaddr_storage *local);
-/* As ld_udp_socket, from source address number i of --sources (see ld_opts.sources), connected
- * to to (borrowed; NULL: o->server). */
+/* A non-blocking UDP socket bound to socket number idx's source address (port 0), not
+ * connected, buffers and SO_RXQ_OVFL as ld_udp_socket; its address goes to *local. Returns the
+ * fd, or -1. */
+int ld_udp_bound_socket(const struct ld_opts *o, uint32_t idx, struct sockaddr_storage *local);
+/* As ld_udp_socket, from source address number i of --sources (see ld_opts.sources; without
+ * it, socket number i's source address), connected to to (borrowed; NULL: o->server). */
 int ld_udp_socket_from(const struct ld_opts *o, unsigned i, const struct sockaddr_storage *to,
                        struct sockaddr_storage *local);
 /* Changes the events of a registered fd: EPOLLIN, plus EPOLLOUT when out. Returns 0 or -1. */
