@@ -33,10 +33,11 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "recvmmsg/sendmmsg batches. auto: io_uring when available, else epoll; the log says which "
      "and why. TCP and TLS always use epoll."},
     {"uring-buffers", ML_CFG_INT, "512", 16, 32768, 0, K(uring_buffers), NULL, validate_pow2,
-     "io_uring: receive buffers per worker, a power of 2. Each holds a whole datagram (64 KiB "
-     "of address space; only the pages a datagram touches use memory). A buffer returns to the "
-     "kernel once the datagram it holds has been handled and sent on; when all are in use, "
-     "datagrams wait in the socket's receive buffer (net.udp-rcvbuf)."},
+     "io_uring: receive buffers per worker at most, a power of 2. Each holds a whole datagram "
+     "(64 KiB of address space; only the pages datagrams touch use memory). The kernel is "
+     "offered 64 at first and twice as many each time it finds none free, the most recently "
+     "used first; a buffer is free again once its datagram has been handled and sent on. When "
+     "all are in use, datagrams wait in the socket's receive buffer (net.udp-rcvbuf)."},
     {"udp-batch", ML_CFG_INT, "64", 1, NET_MAX_BATCH, 0, K(udp_batch), NULL, NULL,
      "Datagrams read per recvmmsg call and sent per sendmmsg call (epoll); datagrams handed to "
      "the relay per batch (both)."},

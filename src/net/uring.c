@@ -8,10 +8,13 @@
  * recvmmsg batches do on the epoll path. The ring's fd is an event of the worker's libevent
  * loop; TCP and TLS streams, timers and cross-thread tasks stay on libevent.
  *
- * Buffers: a receive buffer goes back to the kernel once its batch's callback has returned and
- * every send pointing into it (net_udp_send_ref) has completed; a copied datagram (net_udp_send)
- * lives in the worker's arena until no send in flight uses the arena. Nothing is allocated per
- * packet; a datagram that finds no room is sent at once with sendto(), as outside a batch. */
+ * Buffers: a receive buffer is free again once its batch's callback has returned and every
+ * send pointing into it (net_udp_send_ref) has completed; a copied datagram (net_udp_send) lives
+ * in the worker's arena until no send in flight uses the arena. Free buffers wait on a stack and
+ * the kernel is offered only as many as the traffic needs (64 at first, twice as many each time
+ * it finds none), the most recently used first: a quiet worker touches a few pages that stay in
+ * cache, a busy one grows to net.uring-buffers. Nothing is allocated per packet; a datagram that
+ * finds no room is sent at once with sendto(), as outside a batch. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -30,6 +33,7 @@
 #define UR_ROUNDS 8                     /* submit-and-complete passes per loop iteration */
 #define UR_REAP_MAX (4 * UR_CQ_ENTRIES) /* completions handled per pass */
 #define UR_BGID 0                       /* the worker's buffer group */
+#define UR_OFFER_MIN 64                 /* buffers offered to the kernel at first */
 #define UR_NONE UINT32_MAX
 #define UR_SETUP_FLAGS                                                                             \
     (IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |                   \
@@ -68,9 +72,14 @@ struct net_uring {
     uint8_t *bufs; /* nbufs slots of NET_RX_SLOT bytes */
     size_t bufs_bytes;
     unsigned nbufs;
-    unsigned batch;    /* datagrams per callback (net.udp-batch) */
-    uint16_t *refs;    /* per buffer: its batch, and each send pointing into it */
-    unsigned returned; /* buffers given back to the ring, not yet published */
+    unsigned batch; /* datagrams per callback (net.udp-batch) */
+    uint16_t *refs; /* per buffer: its batch, and each send pointing into it */
+    uint16_t *free; /* stack of free buffers, not offered to the kernel */
+    unsigned nfree;
+    unsigned offered;  /* buffers in the ring the kernel has not taken yet */
+    unsigned target;   /* buffers to keep offered: doubles when the kernel found none */
+    bool starved;      /* a receive ended with -ENOBUFS in this pass */
+    unsigned returned; /* buffers added to the ring, not yet published */
     struct ur_tx *tx;
     uint32_t tx_free;
     unsigned tx_busy;    /* send requests queued or in flight */
@@ -94,16 +103,21 @@ static inline uint8_t *slot_of(const struct net_uring *r, int32_t b)
 
 /* ---------------------------------------------------------------- buffers */
 
-static void buf_return(struct net_uring *r, int32_t b)
+/* Offers free buffers to the kernel up to the target, the most recently freed first, and makes
+ * them visible to it. */
+static void buf_offer(struct net_uring *r)
 {
-    io_uring_buf_ring_add(r->br, slot_of(r, b) + NET_HEADROOM - UR_HDR, UR_BUF_LEN,
-                          (unsigned short)b, io_uring_buf_ring_mask(r->nbufs), (int)r->returned);
-    r->returned++;
-}
-
-/* Makes the buffers given back visible to the kernel. */
-static void buf_publish(struct net_uring *r)
-{
+    if (r->starved) {
+        r->starved = false;
+        r->target = r->target * 2 < r->nbufs ? r->target * 2 : r->nbufs;
+    }
+    while (r->offered < r->target && r->nfree) {
+        uint16_t b = r->free[--r->nfree];
+        io_uring_buf_ring_add(r->br, slot_of(r, b) + NET_HEADROOM - UR_HDR, UR_BUF_LEN, b,
+                              io_uring_buf_ring_mask(r->nbufs), (int)r->returned);
+        r->returned++;
+        r->offered++;
+    }
     if (r->returned) {
         io_uring_buf_ring_advance(r->br, (int)r->returned);
         r->returned = 0;
@@ -113,7 +127,7 @@ static void buf_publish(struct net_uring *r)
 static void buf_put(struct net_uring *r, int32_t b)
 {
     if (--r->refs[b] == 0)
-        buf_return(r, b);
+        r->free[r->nfree++] = (uint16_t)b;
 }
 
 /* The receive buffer that holds [p, p + len), or -1. */
@@ -137,7 +151,6 @@ static struct io_uring_sqe *ur_sqe(struct net_uring *r)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) {
-        buf_publish(r);
         (void)io_uring_submit(&r->ring);
         sqe = io_uring_get_sqe(&r->ring);
     }
@@ -301,10 +314,8 @@ static void on_send(struct net_uring *r, uint32_t slot, int32_t res)
 void net_uring_flush(struct net_worker *w)
 {
     struct net_uring *r = w->ur;
-    if (io_uring_sq_ready(&r->ring)) {
-        buf_publish(r);
+    if (io_uring_sq_ready(&r->ring))
         (void)io_uring_submit(&r->ring);
-    }
 }
 
 /* ---------------------------------------------------------------- receives */
@@ -382,6 +393,7 @@ static void on_recv(struct net_worker *w, struct net_udp *u, int32_t res, uint32
     if (flags & IORING_CQE_F_BUFFER) {
         int32_t b = (int32_t)(flags >> IORING_CQE_BUFFER_SHIFT);
         r->refs[b] = 1;
+        r->offered--;
         if (res < 0 || u->dead || !batch_add(w, u, b, res))
             buf_put(r, b);
     }
@@ -391,6 +403,8 @@ static void on_recv(struct net_worker *w, struct net_udp *u, int32_t res, uint32
          * once the buffers of the pass are back. */
         u->armed = false;
         r->armed--;
+        if (res == -ENOBUFS)
+            r->starved = true;
         if (u->dead)
             sock_release(u);
         else if (!u->rearm && !r->stopping)
@@ -444,7 +458,7 @@ static unsigned reap(struct net_worker *w)
     if (r->tx_dropped)
         NET_COUNT(w->ctr.udp_tx_dropped, r->tx_dropped);
     r->tx_packets = r->tx_bytes = r->tx_dropped = 0;
-    buf_publish(r);
+    buf_offer(r);
     rearm_all(r);
     return total;
 }
@@ -462,7 +476,6 @@ void net_uring_turn(struct net_worker *w)
     struct net_uring *r = w->ur;
     for (unsigned round = 0; round < UR_ROUNDS; round++) {
         if (io_uring_sq_ready(&r->ring) || kernel_work(r)) {
-            buf_publish(r);
             /* -EBUSY (completions overflowing) and -EINTR are fine: reaping makes room */
             (void)io_uring_submit_and_get_events(&r->ring);
         } else if (!io_uring_cq_ready(&r->ring)) {
@@ -512,6 +525,7 @@ void net_uring_free(struct net_uring *r)
     if (r->bufs)
         munmap(r->bufs, r->bufs_bytes);
     free(r->refs);
+    free(r->free);
     free(r->tx);
     free(r);
 }
@@ -560,8 +574,9 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
     r->br = map_bytes(r->br_bytes);
     r->bufs = map_bytes(r->bufs_bytes);
     r->refs = calloc(r->nbufs, sizeof *r->refs);
+    r->free = calloc(r->nbufs, sizeof *r->free);
     r->tx = calloc(UR_TX_SLOTS, sizeof *r->tx);
-    if (!r->br || !r->bufs || !r->refs || !r->tx) {
+    if (!r->br || !r->bufs || !r->refs || !r->free || !r->tx) {
         ml_err(err, errlen, "out of memory for %u io_uring receive buffers", r->nbufs);
         goto fail;
     }
@@ -577,8 +592,9 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
     }
     io_uring_buf_ring_init(r->br);
     for (unsigned i = 0; i < r->nbufs; i++)
-        buf_return(r, (int32_t)i);
-    buf_publish(r);
+        r->free[r->nfree++] = (uint16_t)(r->nbufs - 1 - i); /* buffer 0 on top */
+    r->target = r->nbufs < UR_OFFER_MIN ? r->nbufs : UR_OFFER_MIN;
+    buf_offer(r);
     for (uint32_t i = 0; i < UR_TX_SLOTS; i++)
         r->tx[i].next = i + 1 < UR_TX_SLOTS ? i + 1 : UR_NONE;
     r->tx_free = 0;
@@ -616,7 +632,6 @@ void net_uring_stop(struct net_worker *w)
     while ((r->armed || r->tx_busy || r->rearm_head) && ml_now_ms() < deadline) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
         struct io_uring_cqe *cqe;
-        buf_publish(r);
         (void)io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
         reap(w);
     }
