@@ -1,20 +1,23 @@
 /* The io_uring data path of UDP sockets (net.io = uring, or auto where the kernel allows it; the
  * epoll path of udp.c is the fallback). Every UDP socket of a worker keeps one multishot
- * IORING_OP_RECVMSG in flight that receives into the worker's ring of provided buffers; the
- * datagrams that callbacks queue become IORING_OP_SENDMSG requests. At the end of each loop
- * iteration one io_uring_enter() submits them all and runs the receives the kernel has queued
- * for this thread (IORING_SETUP_COOP_TASKRUN: they run when the thread enters the kernel, never
- * by interrupting it), and the completions go to the sockets' callbacks in batches, as
- * recvmmsg batches do on the epoll path. The ring's fd is an event of the worker's libevent
- * loop; TCP and TLS streams, timers and cross-thread tasks stay on libevent.
+ * IORING_OP_RECVMSG in flight that receives into the worker's ring of provided buffers. At the
+ * end of each loop iteration one io_uring_enter() submits the sends queued by callbacks and runs
+ * the receives the kernel has queued for this thread (IORING_SETUP_COOP_TASKRUN: they run when the
+ * thread enters the kernel, never by interrupting it), and the completions go to the sockets'
+ * callbacks in batches, as recvmmsg batches do on the epoll path. The ring's fd is an event of the
+ * worker's libevent loop; TCP and TLS streams, timers and cross-thread tasks stay on libevent.
+ *
+ * Sends: the datagrams callbacks queue leave when the pass ends, a run of them on one socket in
+ * one sendmmsg (as on the epoll path), a datagram alone on its socket as an IORING_OP_SENDMSG
+ * request, all of those in the pass's one io_uring_enter.
  *
  * Buffers: a receive buffer is free again once its batch's callback has returned and every
  * send pointing into it (net_udp_send_ref) has completed; a copied datagram (net_udp_send) lives
- * in the worker's arena until no send in flight uses the arena. Free buffers wait on a stack and
- * the kernel is offered only as many as the traffic needs (64 at first, twice as many each time
- * it finds none), the most recently used first: a quiet worker touches a few pages that stay in
- * cache, a busy one grows to net.uring-buffers. Nothing is allocated per packet; a datagram that
- * finds no room is sent at once with sendto(), as outside a batch. */
+ * in the worker's arena until no send queued or in flight uses the arena. Free buffers wait on a
+ * stack and the kernel is offered only as many as the traffic needs (64 at first, twice as many
+ * each time it finds none), the most recently used first: a quiet worker touches a few pages that
+ * stay in cache, a busy one grows to net.uring-buffers. Nothing is allocated per packet; a datagram
+ * that finds no room is sent at once with sendto(), as outside a batch. */
 #include "config.h"
 
 #include "net/net-int.h"
@@ -82,10 +85,12 @@ struct net_uring {
     unsigned returned; /* buffers added to the ring, not yet published */
     struct ur_tx *tx;
     uint32_t tx_free;
-    unsigned tx_busy;    /* send requests queued or in flight */
-    unsigned arena_busy; /* of which copies in the arena */
-    unsigned armed;      /* multishot receives in flight, of live and closed sockets */
-    bool stopping;       /* the worker is stopping: receives that end are not started again */
+    unsigned tx_busy;          /* send requests in flight */
+    unsigned arena_busy;       /* sends queued or in flight whose datagram is a copy in the arena */
+    int32_t qbuf[NET_TXQ_LEN]; /* per send in the worker's queue (w->tx): its receive buffer,
+                                  or -1 for a copy in the arena */
+    unsigned armed;            /* multishot receives in flight, of live and closed sockets */
+    bool stopping;             /* the worker is stopping: receives that end are not started again */
     struct net_udp *rearm_head, *rearm_tail; /* receives that ended, to start again */
     /* the batch being gathered: consecutive datagrams of one socket */
     struct net_udp *bu;
@@ -236,14 +241,19 @@ static void rearm_all(struct net_uring *r)
 
 /* ---------------------------------------------------------------- sends */
 
+static void txq_flush(struct net_worker *w);
+
 int net_uring_send(struct net_udp *u, const struct sockaddr *to, const void *data, size_t len,
                    bool copy)
 {
     struct net_worker *w = u->w;
     struct net_uring *r = w->ur;
+    struct net_txq *q = &w->tx;
     socklen_t tolen = ml_addr_len(to);
-    if (r->tx_free == UR_NONE || tolen > sizeof(union net_sockaddr) || len > NET_MAX_DATAGRAM)
+    if (tolen > sizeof(union net_sockaddr) || len > NET_MAX_DATAGRAM)
         return -1;
+    if (q->n == NET_TXQ_LEN)
+        txq_flush(w);
     int32_t b = -1;
     if (!copy) {
         /* A datagram in a receive buffer is sent from there; anything else is copied, since it
@@ -251,36 +261,105 @@ int net_uring_send(struct net_udp *u, const struct sockaddr *to, const void *dat
         b = buf_of(r, data, len);
         copy = b < 0 || r->refs[b] == UINT16_MAX;
     }
-    if (copy) {
-        if (r->arena_busy == 0)
-            w->tx.arena_used = 0; /* nothing in flight points into the arena */
-        if (len > NET_TX_ARENA / 4 || w->tx.arena_used + len > NET_TX_ARENA)
-            return -1;
-    }
-    struct io_uring_sqe *sqe = ur_sqe(r);
-    if (!sqe)
-        return -1;
-    uint32_t slot = r->tx_free;
-    struct ur_tx *t = &r->tx[slot];
-    r->tx_free = t->next;
-    r->tx_busy++;
     const void *p = data;
     if (copy) {
+        if (r->arena_busy == 0)
+            w->tx.arena_used = 0; /* nothing queued or in flight points into the arena */
+        if (len > NET_TX_ARENA / 4 || w->tx.arena_used + len > NET_TX_ARENA)
+            return -1;
         uint8_t *c = w->tx.arena + w->tx.arena_used;
         memcpy(c, data, len);
         w->tx.arena_used += (len + 7) & ~(size_t)7;
         p = c;
-        t->arena = true;
-        t->buf = -1;
+        b = -1;
         r->arena_busy++;
     } else {
-        t->arena = false;
-        t->buf = b;
         r->refs[b]++;
     }
-    memcpy(&t->to, to, tolen);
-    t->iov.iov_base = (void *)p;
-    t->iov.iov_len = len;
+    unsigned i = q->n++;
+    memcpy(&q->to[i], to, tolen);
+    q->fd[i] = u->fd;
+    q->iov[i].iov_base = (void *)p;
+    q->iov[i].iov_len = len;
+    r->qbuf[i] = b;
+    return 0;
+}
+
+/* Adds the sends counted since the last time to the worker's counters. */
+static void count_tx(struct net_worker *w)
+{
+    struct net_uring *r = w->ur;
+    if (r->tx_packets) {
+        NET_COUNT(w->ctr.udp_tx_packets, r->tx_packets);
+        NET_COUNT(w->ctr.udp_tx_bytes, r->tx_bytes);
+    }
+    if (r->tx_dropped)
+        NET_COUNT(w->ctr.udp_tx_dropped, r->tx_dropped);
+    r->tx_packets = r->tx_bytes = r->tx_dropped = 0;
+}
+
+/* Lets go of what queued send i held: its receive buffer, or its place in the arena. */
+static void txq_release(struct net_uring *r, unsigned i)
+{
+    if (r->qbuf[i] >= 0)
+        buf_put(r, r->qbuf[i]);
+    else
+        r->arena_busy--;
+}
+
+/* Queued sends [i, j), all on one socket, in sendmmsg calls (as the epoll path sends them). */
+static void txq_sendmmsg(struct net_worker *w, unsigned i, unsigned j)
+{
+    struct net_uring *r = w->ur;
+    struct net_txq *q = &w->tx;
+    for (unsigned k = i; k < j; k++) {
+        struct msghdr *h = &q->msgs[k].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &q->to[k];
+        h->msg_namelen = ml_addr_len((struct sockaddr *)&q->to[k]);
+        h->msg_iov = &q->iov[k];
+        h->msg_iovlen = 1;
+    }
+    unsigned k = i;
+    while (k < j) {
+        int n = sendmmsg(q->fd[i], &q->msgs[k], j - k, MSG_DONTWAIT);
+        if (n > 0) {
+            for (int m = 0; m < n; m++)
+                r->tx_bytes += q->iov[k + (unsigned)m].iov_len;
+            r->tx_packets += (unsigned)n;
+            k += (unsigned)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
+            r->tx_dropped += j - k; /* the socket buffer is full: the rest is dropped */
+            break;
+        } else {
+            r->tx_dropped++; /* an error about one destination: skip that datagram */
+            k++;
+        }
+    }
+    for (k = i; k < j; k++)
+        txq_release(r, k);
+}
+
+/* Queued send i as a send request, issued by the next io_uring_enter with the others. false
+ * when there is no room (the caller sends it at once). */
+static bool txq_request(struct net_worker *w, unsigned i)
+{
+    struct net_uring *r = w->ur;
+    struct net_txq *q = &w->tx;
+    if (r->tx_free == UR_NONE)
+        return false;
+    struct io_uring_sqe *sqe = ur_sqe(r);
+    if (!sqe)
+        return false;
+    uint32_t slot = r->tx_free;
+    struct ur_tx *t = &r->tx[slot];
+    r->tx_free = t->next;
+    r->tx_busy++;
+    t->buf = r->qbuf[i];
+    t->arena = r->qbuf[i] < 0; /* what the queued send held goes with the request */
+    socklen_t tolen = ml_addr_len((struct sockaddr *)&q->to[i]);
+    memcpy(&t->to, &q->to[i], tolen);
+    t->iov = q->iov[i];
     memset(&t->msg, 0, sizeof t->msg);
     t->msg.msg_name = &t->to;
     t->msg.msg_namelen = tolen;
@@ -288,9 +367,29 @@ int net_uring_send(struct net_udp *u, const struct sockaddr *to, const void *dat
     t->msg.msg_iovlen = 1;
     /* MSG_DONTWAIT: a full socket buffer fails the send at once (it is dropped and counted, as
      * on the epoll path) instead of parking it until the socket is writable. */
-    io_uring_prep_sendmsg(sqe, u->fd, &t->msg, MSG_DONTWAIT);
+    io_uring_prep_sendmsg(sqe, q->fd[i], &t->msg, MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, ((uint64_t)slot << 2) | UR_SEND);
-    return 0;
+    return true;
+}
+
+/* Sends what the queue holds: a run of datagrams on one socket in one sendmmsg, which costs the
+ * kernel less per datagram than as many requests; a datagram alone on its socket (a relay
+ * socket's typical share of a pass) as a request, so that all of them leave with one
+ * io_uring_enter instead of a system call each. */
+static void txq_flush(struct net_worker *w)
+{
+    struct net_txq *q = &w->tx;
+    unsigned i = 0;
+    while (i < q->n) {
+        unsigned j = i + 1;
+        while (j < q->n && q->fd[j] == q->fd[i])
+            j++;
+        if (j - i >= 2 || !txq_request(w, i))
+            txq_sendmmsg(w, i, j);
+        i = j;
+    }
+    q->n = 0;
+    count_tx(w);
 }
 
 static void on_send(struct net_uring *r, uint32_t slot, int32_t res)
@@ -314,6 +413,7 @@ static void on_send(struct net_uring *r, uint32_t slot, int32_t res)
 void net_uring_flush(struct net_worker *w)
 {
     struct net_uring *r = w->ur;
+    txq_flush(w);
     if (io_uring_sq_ready(&r->ring))
         (void)io_uring_submit(&r->ring);
 }
@@ -451,13 +551,7 @@ static unsigned reap(struct net_worker *w)
         total += n;
     }
     batch_deliver(w);
-    if (r->tx_packets) {
-        NET_COUNT(w->ctr.udp_tx_packets, r->tx_packets);
-        NET_COUNT(w->ctr.udp_tx_bytes, r->tx_bytes);
-    }
-    if (r->tx_dropped)
-        NET_COUNT(w->ctr.udp_tx_dropped, r->tx_dropped);
-    r->tx_packets = r->tx_bytes = r->tx_dropped = 0;
+    count_tx(w);
     buf_offer(r);
     rearm_all(r);
     return total;
@@ -475,6 +569,7 @@ void net_uring_turn(struct net_worker *w)
 {
     struct net_uring *r = w->ur;
     for (unsigned round = 0; round < UR_ROUNDS; round++) {
+        txq_flush(w);
         if (io_uring_sq_ready(&r->ring) || kernel_work(r)) {
             /* -EBUSY (completions overflowing) and -EINTR are fine: reaping makes room */
             (void)io_uring_submit_and_get_events(&r->ring);
@@ -623,6 +718,7 @@ void net_uring_stop(struct net_worker *w)
     /* Every socket is closed by now and its receive being cancelled; cancel whatever is left
      * too, then take the completions until the kernel holds nothing of ours. */
     r->stopping = true;
+    txq_flush(w);
     struct io_uring_sqe *sqe = ur_sqe(r);
     if (sqe) {
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
