@@ -205,8 +205,8 @@ struct net_engine {
     void *http_arg;
     bool http_tls; /* atomic: http_fn takes TLS before its handshake (ALPN http/1.1) */
     struct ml_addr_counts *addrs; /* streams per client address, all workers (a mutex) */
-    bool uring;        /* UDP sockets are served by io_uring */
-    char io_note[256]; /* what serves them and why, for the log */
+    bool uring;                   /* UDP sockets are served by io_uring */
+    char io_note[256];            /* what serves them and why, for the log */
 };
 
 /* udp.c */
