@@ -32,18 +32,30 @@ static size_t quota_slot(const struct turn_server *srv, const char *id)
 int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_user, long long total)
 {
     int rc = 0;
-    pthread_mutex_lock(&srv->quota_lock);
-    struct turn_quota_entry **slot = &srv->quota[quota_slot(srv, id)], *e = *slot;
+    size_t b = quota_slot(srv, id);
+    pthread_mutex_t *lock = &srv->quota_locks[b % TURN_QUOTA_STRIPES];
+    pthread_mutex_lock(lock);
+    struct turn_quota_entry **slot = &srv->quota[b], *e = *slot;
     while (e && strcmp(e->id, id) != 0)
         e = e->next;
-    if (srv->total_allocs >= total) {
+    long long n = __atomic_load_n(&srv->total_allocs, __ATOMIC_RELAXED);
+    if (n >= total) {
         rc = 508;
     } else if (e && e->count >= per_user) {
         rc = 486;
     } else {
+        /* the total is shared by every stripe: take one of it, or learn it ran out meanwhile */
+        while (!__atomic_compare_exchange_n(&srv->total_allocs, &n, n + 1, true, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED)) {
+            if (n >= total) {
+                rc = 508;
+                goto out;
+            }
+        }
         if (!e) {
             e = calloc(1, sizeof *e);
             if (!e) {
+                __atomic_sub_fetch(&srv->total_allocs, 1, __ATOMIC_RELAXED);
                 rc = 508;
                 goto out;
             }
@@ -52,28 +64,29 @@ int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_us
             *slot = e;
         }
         e->count++;
-        srv->total_allocs++;
     }
 out:
-    pthread_mutex_unlock(&srv->quota_lock);
+    pthread_mutex_unlock(lock);
     return rc;
 }
 
 void turn_quota_release(struct turn_server *srv, const char *id)
 {
-    pthread_mutex_lock(&srv->quota_lock);
-    struct turn_quota_entry **pp = &srv->quota[quota_slot(srv, id)];
+    size_t b = quota_slot(srv, id);
+    pthread_mutex_t *lock = &srv->quota_locks[b % TURN_QUOTA_STRIPES];
+    pthread_mutex_lock(lock);
+    struct turn_quota_entry **pp = &srv->quota[b];
     while (*pp && strcmp((*pp)->id, id) != 0)
         pp = &(*pp)->next;
     if (*pp) {
-        srv->total_allocs--;
+        __atomic_sub_fetch(&srv->total_allocs, 1, __ATOMIC_RELAXED);
         if (--(*pp)->count == 0) {
             struct turn_quota_entry *dead = *pp;
             *pp = dead->next;
             free(dead);
         }
     }
-    pthread_mutex_unlock(&srv->quota_lock);
+    pthread_mutex_unlock(lock);
 }
 
 void turn_quota_free_all(struct turn_server *srv)
@@ -164,7 +177,7 @@ int turn_reservation_add(struct turn_server *srv, int fd, int fam, uint8_t token
 {
     int rc = -1;
     ml_random(token, 8);
-    pthread_mutex_lock(&srv->quota_lock);
+    pthread_mutex_lock(&srv->res_lock);
     for (size_t i = 0; i < TURN_MAX_RESERVATIONS; i++) {
         struct turn_reservation *r = &srv->res[i];
         if (r->fd >= 0 && r->expires_ms <= now_ms) {
@@ -179,7 +192,7 @@ int turn_reservation_add(struct turn_server *srv, int fd, int fam, uint8_t token
             rc = 0;
         }
     }
-    pthread_mutex_unlock(&srv->quota_lock);
+    pthread_mutex_unlock(&srv->res_lock);
     return rc;
 }
 
@@ -188,7 +201,7 @@ int turn_reservation_add(struct turn_server *srv, int fd, int fam, uint8_t token
 int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64_t now_ms, int *fam)
 {
     int fd = -1;
-    pthread_mutex_lock(&srv->quota_lock);
+    pthread_mutex_lock(&srv->res_lock);
     for (size_t i = 0; i < TURN_MAX_RESERVATIONS; i++) {
         struct turn_reservation *r = &srv->res[i];
         if (r->fd >= 0 && stun_ct_equal(r->token, token, 8)) {
@@ -202,7 +215,7 @@ int turn_reservation_take(struct turn_server *srv, const uint8_t token[8], int64
             break;
         }
     }
-    pthread_mutex_unlock(&srv->quota_lock);
+    pthread_mutex_unlock(&srv->res_lock);
     return fd;
 }
 

@@ -162,7 +162,9 @@ struct turn_server *turn_server_new(const struct turn_config *cfg, char *err, si
         return NULL;
     }
     pthread_mutex_init(&srv->lock, NULL);
-    pthread_mutex_init(&srv->quota_lock, NULL);
+    for (size_t i = 0; i < TURN_QUOTA_STRIPES; i++)
+        pthread_mutex_init(&srv->quota_locks[i], NULL);
+    pthread_mutex_init(&srv->res_lock, NULL);
     for (size_t i = 0; i < TURN_MAX_RESERVATIONS; i++)
         srv->res[i].fd = -1;
     srv->quota_buckets = 1024;
@@ -209,7 +211,9 @@ void turn_server_free(struct turn_server *srv)
     }
     free(srv->services);
     pthread_mutex_destroy(&srv->lock);
-    pthread_mutex_destroy(&srv->quota_lock);
+    for (size_t i = 0; i < TURN_QUOTA_STRIPES; i++)
+        pthread_mutex_destroy(&srv->quota_locks[i]);
+    pthread_mutex_destroy(&srv->res_lock);
     free(srv);
 }
 

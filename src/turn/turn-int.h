@@ -19,6 +19,7 @@
 #define TURN_MAX_RESERVATIONS 1024 /* EVEN-PORT R-bit reservations held at once */
 #define TURN_RELAY_ADDRS 16        /* relay addresses per family (turn.relay-address) */
 #define TURN_RESERVATION_S 30      /* seconds a reserved port is held (RFC 8656 7.2) */
+#define TURN_QUOTA_STRIPES 64      /* locks over the quota table's buckets */
 #define TURN_TOMBSTONES 64         /* per worker: answers to Refresh(0) kept for retransmits */
 #define TURN_SWEEP_MS 250          /* how often a worker expires allocations */
 #define TURN_CHANNEL_MIN 0x4000
@@ -92,11 +93,15 @@ struct turn_server {
     union turn_sa relay_bind[2][TURN_RELAY_ADDRS];   /* local IPs relay sockets bind to (port 0) */
     union turn_sa relay_public[2][TURN_RELAY_ADDRS]; /* what XOR-RELAYED-ADDRESS says for each */
     unsigned port_lo, port_hi;
-    /* quotas and reservations, shared by workers; touched at Allocate and deletion only */
-    pthread_mutex_t quota_lock;
+    /* quotas, shared by workers, touched at Allocate and deletion only. The table's bucket b is
+     * guarded by quota_locks[b % TURN_QUOTA_STRIPES], so that workers allocating for different
+     * users do not queue on one lock; the total is an atomic counter. */
+    pthread_mutex_t quota_locks[TURN_QUOTA_STRIPES];
     struct turn_quota_entry **quota; /* hash of credential id -> allocations */
     size_t quota_buckets;
-    long long total_allocs;
+    long long total_allocs; /* atomic */
+    /* EVEN-PORT reservations, shared by workers (rare: Allocates with EVEN-PORT R only) */
+    pthread_mutex_t res_lock;
     struct turn_reservation res[TURN_MAX_RESERVATIONS];
     /* meetlited's own service addresses, never relay targets (re-added on reload) */
     union turn_sa *services;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -203,6 +204,60 @@ START_TEST(quotas)
         turn_quota_release(srv, id);
     }
     ck_assert_int_eq(srv->total_allocs, 21);
+}
+END_TEST
+
+/* Workers acquiring at once, each for users of its own (so on different stripes and on the
+ * same ones): the total is handed out exactly, never more, and every release is counted. */
+struct quota_racer {
+    unsigned n;       /* which thread */
+    unsigned granted; /* allocations it got */
+    bool over;        /* it saw the total above the cap */
+};
+
+static void *quota_race(void *arg)
+{
+    struct quota_racer *r = arg;
+    char id[32];
+    for (unsigned i = 0; i < 2000; i++) {
+        ml_snprintf(id, sizeof id, "m.racer%u.%u", r->n, i % 37);
+        if (turn_quota_acquire(srv, id, 1000, 500) == 0)
+            r->granted++;
+        if (__atomic_load_n(&srv->total_allocs, __ATOMIC_RELAXED) > 500)
+            r->over = true;
+    }
+    return NULL;
+}
+
+START_TEST(quotas_concurrent)
+{
+    struct quota_racer r[4];
+    pthread_t t[4];
+    for (unsigned i = 0; i < 4; i++) {
+        r[i] = (struct quota_racer){.n = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, quota_race, &r[i]), 0);
+    }
+    unsigned granted = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        ck_assert(!r[i].over);
+        granted += r[i].granted;
+    }
+    ck_assert_uint_eq(granted, 500);
+    ck_assert_int_eq(srv->total_allocs, 500);
+    /* released in the order of the grants' ids: every one is found and counted */
+    char id[32];
+    for (unsigned i = 0; i < 4; i++)
+        for (unsigned k = 0; k < 2000 && r[i].granted; k++) {
+            ml_snprintf(id, sizeof id, "m.racer%u.%u", i, k % 37);
+            long long before = srv->total_allocs;
+            turn_quota_release(srv, id);
+            if (srv->total_allocs < before)
+                r[i].granted--;
+        }
+    ck_assert_int_eq(srv->total_allocs, 0);
+    ck_assert_int_eq(turn_quota_acquire(srv, "m.racer0.0", 1, 1), 0);
+    turn_quota_release(srv, "m.racer0.0");
 }
 END_TEST
 
@@ -658,6 +713,7 @@ static Suite *turn_suite(void)
     TCase *tc = tcase_create("tables");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, quotas);
+    tcase_add_test(tc, quotas_concurrent);
     tcase_add_test(tc, relay_ports);
     tcase_add_test(tc, reservations);
     tcase_add_test(tc, five_tuple_table);
