@@ -28,7 +28,7 @@ const struct ml_cfg_key net_cfg_keys[] = {
     {"io", ML_CFG_ENUM, "auto", 0, 0, 0, K(io), io_names, NULL,
      "How UDP sockets (listeners and relays) are served. uring: io_uring, with multishot "
      "receives into a ring of provided buffers and one submission per loop turn for all the "
-     "sends of a worker (Linux 6.1 or later); meetlited does not start if io_uring is missing, "
+     "sends of a worker (Linux 6.0 or later); meetlited does not start if io_uring is missing, "
      "disabled (kernel.io_uring_disabled) or filtered (seccomp). epoll: readiness with "
      "recvmmsg/sendmmsg batches. auto: io_uring when available, else epoll; the log says which "
      "and why. TCP and TLS always use epoll."},
