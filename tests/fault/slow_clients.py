@@ -12,10 +12,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mladmin import TOKEN, AdminApi  # noqa: E402
 from mltest import BINDING, REQUEST, SUCCESS, Daemon, Msg, Tap, free_port, recv_stun_stream, rest_credential  # noqa: E402
 from turnclient import Peer, TurnClient  # noqa: E402
@@ -23,7 +23,7 @@ from turnclient import Peer, TurnClient  # noqa: E402
 SECRET = "slow-secret-0123456789"
 FRAME_S, SETUP_S = 2, 4
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-slow-")
+tmp = mltest.scratch_dir("ml-slow-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=slow"], check=True, capture_output=True)

@@ -13,16 +13,16 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Daemon, Tap, free_port  # noqa: E402
 from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir  # noqa: E402
 
 SECRET = "browser-secret-0123456789"
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-browser-")
+tmp = mltest.scratch_dir("ml-browser-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",

@@ -7,10 +7,10 @@ accounts created or linked by verified e-mail. Keys are made here and never kept
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Tap  # noqa: E402
 from mlcontrol import (ControlDaemon, Postgres, access_claims, b64url, jwt_claims, jwt_hs256,  # noqa: E402
                        migrate)
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature  # noqa: E402
 
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="mlauth-")
+tmp = mltest.scratch_dir("mlauth-")
 ISS, AUD = "https://issuer.test", "client-123"
 
 

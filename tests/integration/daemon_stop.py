@@ -22,11 +22,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import (BINDING, REQUEST, SANITIZER_MARKS, Daemon, Msg, Tap, free_port,  # noqa: E402
                     rest_credential)
 from turnclient import Peer, TurnClient  # noqa: E402
@@ -39,7 +39,7 @@ SECRET = "stop-secret-0123456789"
 
 t = Tap()
 rng = random.Random(int(os.environ.get("ML_STOP_SEED", str(int(time.time())))))
-tmp = tempfile.mkdtemp(prefix="ml-stop-")
+tmp = mltest.scratch_dir("ml-stop-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                 "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meetlite-stop",

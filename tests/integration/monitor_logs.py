@@ -12,10 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import MEETLITED, Daemon, Tap, free_port  # noqa: E402
 from mladmin import TOKEN, AdminApi, Pair, admin_sets, cli, metric, promtool, tcp_port  # noqa: E402
 
@@ -24,7 +24,7 @@ SCRAPE = "scrape-token-0123456789abcdef"
 SCRAPE2 = "scrape-token-rotated-9876543210"
 SECRET = "cfg-secret-0123456789"
 
-tmp = tempfile.mkdtemp(prefix="mlmon-")
+tmp = mltest.scratch_dir("mlmon-")
 conf = os.path.join(tmp, "meetlite.conf")
 
 

@@ -12,10 +12,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import BINDING, REQUEST, Msg, Tap, free_port, recv_stun_stream  # noqa: E402
 from mlcontrol import Api, ControlDaemon, Postgres, migrate  # noqa: E402
 
@@ -23,7 +23,7 @@ NGINX = "/usr/sbin/nginx"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-nginx-")
+tmp = mltest.scratch_dir("ml-nginx-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meetlite-nginx"],

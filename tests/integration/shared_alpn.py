@@ -26,10 +26,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Tap, free_port  # noqa: E402
 from mlcontrol import Postgres, ControlDaemon, migrate  # noqa: E402
 from mladmin import TOKEN, AdminApi, make_cert  # noqa: E402
@@ -38,7 +38,7 @@ from turnclient import TurnClient  # noqa: E402
 
 FIRST_BYTES_S = 3
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-alpn-")
+tmp = mltest.scratch_dir("ml-alpn-")
 cert, key = make_cert(tmp, "localhost")
 
 

@@ -29,10 +29,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import MEETLITED, Tap, free_port  # noqa: E402
 from mlcontrol import TURN_SECRET, Api, ControlDaemon, Postgres, Resp, migrate  # noqa: E402
 from mlsignal import Person, Sig  # noqa: E402
@@ -42,7 +42,7 @@ from mlbrowser import CHROMIUM, loopback_only, node_dir, output_dir, spki_pin  #
 
 FIRST_BYTES_S = 2
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-shared-")
+tmp = mltest.scratch_dir("ml-shared-")
 cert, key = make_cert(tmp, "localhost")
 spki = spki_pin(cert)
 

@@ -10,10 +10,10 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Tap  # noqa: E402
 from mlcontrol import (TURN_SECRET, ControlDaemon, Postgres, access_claims, jwt_hs256,  # noqa: E402
                        migrate, rest_password)
@@ -335,7 +335,7 @@ try:
     t.eq(rows("SELECT count(*) FROM sig_nodes"), [["0"]], "a node that stops leaves sig_nodes")
 
     # ------------------------------------------------------------ wss://
-    tmp = tempfile.mkdtemp(prefix="mlsigtls-")
+    tmp = mltest.scratch_dir("mlsigtls-")
     cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",

@@ -11,14 +11,14 @@ import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import BINDING, REQUEST, Daemon, Msg, Tap, free_port, recv_stun_stream  # noqa: E402
 
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-proxy-")
+tmp = mltest.scratch_dir("ml-proxy-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meetlite-proxy"],

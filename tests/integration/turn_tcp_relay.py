@@ -17,11 +17,11 @@ import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import (ALLOCATE, ERROR, INDICATION, SUCCESS, Daemon, Msg, Tap, free_port,  # noqa: E402
                     rest_credential)
 from mladmin import TOKEN, AdminApi, tcp_port  # noqa: E402
@@ -31,7 +31,7 @@ CONNECT, CONNECTION_BIND, CONNECTION_ATTEMPT = 0x00A, 0x00B, 0x00C
 TCP = b"\x06\0\0\0"
 SECRET = "tcprelay-secret-0123456789"
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="ml-tcprelay-")
+tmp = mltest.scratch_dir("ml-tcprelay-")
 cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "c.key")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=meetlite-tcprelay",

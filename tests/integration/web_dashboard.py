@@ -11,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Tap  # noqa: E402
 from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, b64url, migrate  # noqa: E402
@@ -26,7 +26,7 @@ AUDIENCE = "meetlite-test.apps.googleusercontent.com"
 KID = "web-test-1"
 
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="mlweb-")
+tmp = mltest.scratch_dir("mlweb-")
 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 nums = key.public_key().public_numbers()
 jwks = os.path.join(tmp, "jwks.json")

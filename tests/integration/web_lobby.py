@@ -8,9 +8,9 @@ Screenshots go to tests/output/web_lobby under the build tree."""
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import Tap  # noqa: E402
 from mlbrowser import CHROMIUM, loopback_only, output_dir, run_browser_script  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres, migrate  # noqa: E402
@@ -25,7 +25,7 @@ report = {}
 try:
     r = migrate(pg.url)
     t.ok(r.returncode == 0, "schema migrated", r.stderr)
-    tmp = tempfile.mkdtemp(prefix="mlwl-")
+    tmp = mltest.scratch_dir("mlwl-")
     ca, crt, key = make_ca(tmp)
     rx = Receiver(crt, key, free_port())
     rx.start()

@@ -12,10 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import mltest  # noqa: E402
 from mltest import MEETLITED, Tap, TOP_SRCDIR, free_port  # noqa: E402
 from mlcontrol import ControlDaemon, Postgres  # noqa: E402
 from mladmin import TOKEN, AdminApi, cli, metric, promtool, tcp_port  # noqa: E402
@@ -24,7 +24,7 @@ from mlhooks import SECRET, Receiver, make_ca  # noqa: E402
 
 t = Tap()
 pg = Postgres()
-tmp = tempfile.mkdtemp(prefix="mlwh-")
+tmp = mltest.scratch_dir("mlwh-")
 ca, crt, key = make_ca(tmp)
 secret_file = os.path.join(tmp, "webhook.secret")
 with open(secret_file, "w") as f:

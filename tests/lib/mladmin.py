@@ -12,12 +12,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 
 from mlcontrol import Resp, http_call  # noqa: F401 (Resp: the answer type of both APIs; tests import it here)
-from mltest import TOP_BUILDDIR, TOP_SRCDIR, Daemon, free_port
+from mltest import TOP_BUILDDIR, TOP_SRCDIR, Daemon, free_port, scratch_dir
 from turnclient import TurnClient
 
 TOKEN = "admin-token-0123456789abcdef"
@@ -258,7 +257,7 @@ def cli(*args, env=None, token=TOKEN, stdin=None, timeout=60):
 
 def tmpdir():
     base = "/var/tmp" if os.path.isdir("/var/tmp") else None
-    return tempfile.mkdtemp(prefix="mladm-", dir=base)
+    return scratch_dir("mladm-", base)
 
 
 __all__ = ["TOKEN", "TOKEN2", "WRONG", "CLI", "AdminApi", "AdminDaemon", "Pair", "Resp",

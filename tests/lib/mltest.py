@@ -4,10 +4,12 @@ TAP output, free loopback ports, the meetlited daemon started and stopped by PID
 checked for sanitizer reports, and a small STUN client used to talk to it.
 """
 
+import atexit
 import hashlib
 import hmac
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -74,6 +76,14 @@ class Tap:
 
 
 # ---------------------------------------------------------------- ports
+
+def scratch_dir(prefix, base=None):
+    """A temporary directory for a test's files (certificates, keys, configurations, logs),
+    deleted with everything in it when the test's process exits."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
 
 def free_port(family=socket.AF_INET, host="127.0.0.1", both=True):
     """A port free for UDP and (when both) TCP on host right now."""
