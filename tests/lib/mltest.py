@@ -77,6 +77,13 @@ class Tap:
 
 # ---------------------------------------------------------------- ports
 
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def scratch_dir(prefix, base=None):
     """A temporary directory for a test's files (certificates, keys, configurations, logs),
     deleted with everything in it when the test's process exits."""
@@ -135,6 +142,8 @@ class Daemon:
         for s in sets:
             self.args += ["--set", s]
         self.logf = tempfile.NamedTemporaryFile(prefix="meetlited-", suffix=".log", delete=False)
+        # close() deletes it; a test that only stop()s its daemon leaves it for the exit
+        atexit.register(_unlink_quietly, self.logf.name)
         e = dict(os.environ)
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
