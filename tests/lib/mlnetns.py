@@ -16,6 +16,38 @@ def sh(*argv, check=True, ns=None, input=None):
     return r.stdout
 
 
+def run_suffix():
+    """The suffix of this run's namespace names: the test process's PID in hex (at most 6
+    characters), so that a later run can tell a namespace whose run is gone (reap_stale)."""
+    return "%x" % os.getpid()
+
+
+def reap_stale(prefixes):
+    """Deletes the namespaces "<prefix>-<suffix>" of earlier runs whose process no longer exists:
+    a run killed with SIGKILL (make's hard timeout, an OOM kill) cannot delete its own."""
+    gone = []
+    for ns in sh("ip", "netns", "list", check=False).split():
+        for p in prefixes:
+            if not ns.startswith(p + "-"):
+                continue
+            try:
+                pid = int(ns[len(p) + 1:], 16)
+            except ValueError:
+                continue
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # its run is alive (or the PID is another process's now)
+            except ProcessLookupError:
+                pass
+            except (PermissionError, OverflowError):
+                continue
+            gone.append(ns)
+    delete_namespaces(gone)
+    return gone
+
+
 def add_namespaces(names):
     """Makes each namespace of names, its loopback up."""
     for ns in names:

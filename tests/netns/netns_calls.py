@@ -33,7 +33,6 @@ unreachable profile can let the page through and not the relay.
 """
 
 import os
-import random
 import shutil
 import signal
 import sys
@@ -44,17 +43,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, Daemon, Tap  # noqa: E402
 from mladmin import make_cert  # noqa: E402
 from mlbrowser import CHROMIUM, output_dir, run_browser_script, spki_pin  # noqa: E402
-from mlnetns import add_namespaces, delete_namespaces, in_namespace, namespaces_left, sh  # noqa: E402
+from mlnetns import (add_namespaces, delete_namespaces, in_namespace, namespaces_left, reap_stale,  # noqa: E402
+                     run_suffix, sh)
 from mlcontrol import JWT_SECRET, TOP_SRCDIR, TURN_SECRET, Postgres, migrate  # noqa: E402
 
 TURN_ADDR = "203.0.113.10"
 CP_ADDR = "203.0.113.11"  # the page's second address (the unreachable profile)
 SITES = {"a": ("203.0.113.21", "10.1.0"), "b": ("203.0.113.22", "10.2.0")}
-SUFFIX = "%06x" % random.getrandbits(24)
+SUFFIX = run_suffix()
 NS = {"srv": "mlsrv-" + SUFFIX, "ra": "mlra-" + SUFFIX, "rb": "mlrb-" + SUFFIX,
       "sa": "mlsa-" + SUFFIX, "sb": "mlsb-" + SUFFIX}
 
 t = Tap()
+for ns in reap_stale(["mlsrv", "mlra", "mlrb", "mlsa", "mlsb"]):
+    t.diag("deleted %s, left by a run that was killed" % ns)
 
 
 def build():

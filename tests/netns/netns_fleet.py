@@ -21,7 +21,6 @@ its allocation closed."""
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -34,10 +33,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import MEETLITED, TOP_SRCDIR, Daemon, Tap  # noqa: E402
 from mlcontrol import JWT_SECRET, TURN_SECRET, Api, Postgres, migrate  # noqa: E402
 from turnclient import TurnClient, TurnError  # noqa: E402
-from mlnetns import add_namespaces, delete_namespaces, in_namespace, namespaces_left, sh  # noqa: E402
+from mlnetns import (add_namespaces, delete_namespaces, in_namespace, namespaces_left, reap_stale,  # noqa: E402
+                     run_suffix, sh)
 
 NET = "198.18.16."
-SUFFIX = "%06x" % random.getrandbits(24)
+SUFFIX = run_suffix()
 HOSTS = {"db": NET + "5", "c1": NET + "11", "c2": NET + "12", "r1": NET + "21", "r2": NET + "22",
          "r3": NET + "23"}
 SITES = {"a": (NET + "31", "10.31.0"), "b": (NET + "32", "10.32.0")}
@@ -48,6 +48,8 @@ REVOKE_S = 1.0
 PY = "/usr/bin/python3"  # Debian's, with python3-websockets
 
 t = Tap()
+for ns in reap_stale(["mlf%s" % h for h in list(HOSTS) + ["hub", "ra", "rb", "sa", "sb"]]):
+    t.diag("deleted %s, left by a run that was killed" % ns)
 
 
 def build():
