@@ -74,8 +74,10 @@ try {
     const b = [...m.querySelectorAll('button')];
     return !m.hidden && b.length === 6 && b.every((x) => x.getAttribute('aria-label').startsWith('React: '));
   }));
-  await cat.page.getByRole('button', {name: 'React: Thumbs up'}).click();
+  // t0 before the click: Playwright's click() returns only after its own waits, which under
+  // load can end after the reaction already reached the others
   const t0 = Date.now();
+  await cat.page.getByRole('button', {name: 'React: Thumbs up'}).click();
   for (const p of [ann, ben])
     check(`${p.name} sees Cat's reaction on her tile`, await until(p.page, (id) => {
       const t = document.querySelector(`#grid .tile[data-pid="${id}"]`);
