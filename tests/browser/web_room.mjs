@@ -276,6 +276,7 @@ try {
   await shot(ann.page, 'room-08-after-removal.png');
 
   // ------------------------------------------------------------ the end
+  const endErrorsBefore = {ann: report.consoleErrors.ann.length, cat: report.consoleErrors.cat.length};
   await ann.page.click('#btn-end');
   await ann.page.waitForSelector('#confirm-dialog[open]');
   await ann.page.click('#confirm-ok');
@@ -284,6 +285,13 @@ try {
       const m = document.querySelector('#room-message');
       return !m.hidden && m.dataset.reason === 'ended';
     }));
+  // A credential renewal (a join) that meets the end first is answered 410 "ended", and the
+  // client finishes from that answer instead of the close code; Chromium logs it as a failed
+  // load. It is the expected answer to that race, nothing else is.
+  for (const p of [ann, cat]) {
+    const after = report.consoleErrors[p.name].splice(endErrorsBefore[p.name]);
+    report.consoleErrors[p.name].push(...after.filter((e) => !(/status of 410/.test(e) && /\/join\b/.test(e))));
+  }
   await shot(cat.page, 'room-09-ended.png');
   check('nothing is left running after the end', (await ann.page.evaluate(() => document.querySelectorAll('video').length === 0 ||
     [...document.querySelectorAll('video')].every((v) => !v.srcObject))));

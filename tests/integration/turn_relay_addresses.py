@@ -52,7 +52,7 @@ try:
     freed.close()
     r = extra.allocate(expect_ok=False)
     t.ok(r.cls == SUCCESS and tuple(extra.relay) == relays[-1], "the freed (address, port) serves the next one",
-         extra.relay)
+         r.error() if r.cls != SUCCESS else extra.relay)
     for c in clients + [extra]:
         c.close()
     peer.close()
