@@ -19,8 +19,9 @@
 #define SUBSYS "webhooks"
 #define WH_LEASE_MARGIN_MS 2000 /* a claim's lease: one timeout more than the batch's, and this */
 #define WH_PURGE_EVERY_MS (3600 * 1000)
-#define WH_CONNECT_MAX_MS 30000 /* database reconnect backoff ceiling */
-#define WH_REPLY_MAX 4096       /* bytes of a receiver's answer read (and dropped) */
+#define WH_CONNECT_MAX_MS 30000          /* database reconnect backoff ceiling */
+#define WH_REPLY_MAX 4096                /* bytes of a receiver's answer read (and dropped) */
+#define WH_ANNOUNCE_EVERY_MS (60 * 1000) /* a delivering node refreshes its webhook_nodes row */
 
 /* The settings one batch uses: a copy taken under the mutex. */
 struct wh_settings {
@@ -50,6 +51,8 @@ struct wh_worker {
     bool schema_warned;
     bool down_warned; /* the database's absence was logged at warn since the last connection */
     bool listening;   /* LISTEN ml_webhook in force on pg */
+    int announced;    /* what webhook_nodes says of this node: 1 delivers, 0 not, -1 unknown */
+    int64_t next_announce_ms;
 };
 
 struct wh_event {
@@ -101,6 +104,7 @@ struct wh_worker *wh_worker_new(const struct wh_config *cfg, const struct db_con
 {
     struct wh_worker *w = ml_xcalloc(1, sizeof *w);
     w->wake[0] = w->wake[1] = -1;
+    w->announced = -1;
     if (settings_from(&w->set, cfg, err, errlen) < 0) {
         free(w);
         return NULL;
@@ -386,6 +390,27 @@ static int deliver_batch(struct wh_worker *w, const struct wh_settings *s)
     return rc;
 }
 
+/* Registers this node in webhook_nodes while it delivers (webhooks.url set), for max-age from
+ * now, or deletes its row when it does not (sql/015_webhook_nodes.sql): the event triggers fire
+ * only while some node's row holds, so no change pays for events nobody sends. Again every
+ * minute, and at once when a reload changes whether this node delivers. */
+static void announce(struct wh_worker *w, const struct wh_settings *s)
+{
+    int want = s->url[0] != 0;
+    if (w->announced == want && ml_now_ms() < w->next_announce_ms)
+        return;
+    char hold[24];
+    ml_snprintf(hold, sizeof hold, "%lld", want ? s->max_age_s : 0LL);
+    const char *p[] = {w->node, hold};
+    PGresult *r = exec(w, "SELECT ml_wh_node($1, $2::bigint)", 2, p, PGRES_TUPLES_OK,
+                       want ? "registering as a webhook node" : "unregistering as a webhook node");
+    if (!r)
+        return;
+    PQclear(r);
+    w->announced = want;
+    w->next_announce_ms = ml_now_ms() + WH_ANNOUNCE_EVERY_MS;
+}
+
 static void purge(struct wh_worker *w, const struct wh_settings *s)
 {
     char age[24];
@@ -426,7 +451,8 @@ static void *run(void *arg)
         pthread_mutex_unlock(&w->mu);
         long long sleep_ms = s->poll_ms;
         if (db_up(w)) {
-            if (ml_now_ms() >= w->next_purge_ms)
+            announce(w, s);
+            if (w->pg && ml_now_ms() >= w->next_purge_ms)
                 purge(w, s);
             if (w->pg && db_listen(w, s->url[0] != 0) && s->url[0]) {
                 int n = deliver_batch(w, s);
@@ -466,6 +492,11 @@ static void *run(void *arg)
 
 int wh_worker_start(struct wh_worker *w, char *err, size_t errlen)
 {
+    /* A node says whether it delivers before its control plane answers many requests, so that
+     * the changes of the first ones are queued (or not) as configured; when the database is not
+     * there yet the thread does it as it connects. */
+    if (db_up(w))
+        announce(w, &w->set);
     if (pthread_create(&w->thread, NULL, run, w) != 0)
         return ml_err(err, errlen, "cannot start the webhook thread");
     w->started = true;

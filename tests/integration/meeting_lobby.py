@@ -283,6 +283,9 @@ try:
     d = ControlDaemon(pg.url, ["auth.login-max-failures=3", "auth.login-max-failures-per-address=20",
                                "auth.login-slowdown-after=100"])
     d.wait_log("registered for signaling", 20)
+    # events are queued only while some node delivers them (sql/015_webhook_nodes.sql): this
+    # one does not, so another node of the fleet is said to, for the webhook checks below
+    pg.psql("INSERT INTO webhook_nodes (node, until) VALUES ('elsewhere', now() + interval '1 hour')")
     asyncio.run(main(d.http_port))
     t.ok(d.clean(), "the daemon stops cleanly, sanitizers quiet", d.log()[-3000:])
 except Exception as e:  # noqa: BLE001

@@ -384,6 +384,38 @@ try:
     time.sleep(1.5)
     t.ok(not rx.has(meeting_ids(ml)), "neither is sent once the receiver is back (until a replay)")
     t.ok(c.clean(), "node c stops cleanly", c.log()[-3000:])
+
+    # ------------------------------------------------------------ queued only while a node delivers
+    # Every node above registered in webhook_nodes for webhooks.max-age (3 days by default) and
+    # kept its row when it stopped, so that events made while it restarts still wait for it.
+    held = pg.psql("SELECT node || ':' || (until > now() + interval '71 hours' AND "
+                   "until <= now() + interval '72 hours') FROM webhook_nodes ORDER BY node").split()
+    t.eq(held, ["node-a:true", "node-b:true", "node-c:true"],
+         "each delivering node holds a row until max-age from its last refresh")
+    # node-a and node-b are gone for good (as if their rows had run out); node-c comes back
+    # without webhooks.url and deletes its own row at start: nobody delivers now
+    pg.psql("UPDATE webhook_nodes SET until = now() - interval '1 second' "
+            "WHERE node IN ('node-a', 'node-b')")
+    q = ControlDaemon(pg.url, ["signaling.node-id=node-c", "turn.allow-peers=127.0.0.0/8"])
+    nodes.append(q)
+    t.eq(pg.psql("SELECT count(*) FROM webhook_nodes WHERE node = 'node-c'"), "0",
+         "a node without webhooks.url deletes its row at start")
+    tok, _ = q.api.user("quiet-host@example.org", name="Quiet Host")
+    mq = q.api.meeting(tok, title="Nobody listens")["id"]
+    r = q.api.post("/api/v1/meetings/%s/join" % mq, None, tok)
+    t.eq(r.status, 200, "a join works with nobody delivering")
+    q.api.post("/api/v1/meetings/%s/end" % mq, None, tok)
+    t.eq(meeting_ids(mq), [], "with no node delivering, the meeting's changes queue no event")
+    t.ok(q.clean(), "the quiet node stops cleanly", q.log()[-3000:])
+    # a delivering node comes back: events are queued again from its start on, and sent
+    e = node("node-e")
+    tok, _ = e.api.user("back-host@example.org", name="Back Host")
+    mb = e.api.meeting(tok, title="Back again")["id"]
+    e.api.post("/api/v1/meetings/%s/join" % mb, None, tok)
+    t.ok(wait_until(lambda: len(meeting_ids(mb)) == 2, 5),
+         "once a node delivers again, changes queue their events", meeting_ids(mb))
+    t.ok(wait_until(lambda: rx.has(meeting_ids(mb)), 15), "and they are delivered")
+    t.ok(e.clean(), "node e stops cleanly", e.log()[-3000:])
 finally:
     for p in people:
         p.close()
