@@ -6,7 +6,9 @@
 #
 #   tests/bench/bench-control.sh [BUILD_DIR]     (default: build-bench, an optimised build)
 #
-# Environment: DURATION (10s), CONNS (64), THREADS (2), USERS (3000), MEETINGS (300),
+# Environment: JOINGEN (httpload: the project's own client, tests/bench/httpload.c, for joins
+# and status reads, plain HTTP only; wrk: wrk with the Lua scripts, as before), DURATION (10s;
+# httpload warms up 2 s more), CONNS (64), THREADS (2, wrk's), USERS (3000), MEETINGS (300),
 # POOL (database.pool-size, 4), ACCESS_LOG (yes|no, yes), STATUS_HOT (200: meetings whose
 # status is read, by their participants), STATUS_CACHE_MS (control.status-cache-ms, 1000; 0
 # measures every read going to PostgreSQL), PARTS ("joins status": what to measure; "health"
@@ -40,6 +42,16 @@ USERS=${USERS:-3000}; MEETINGS=${MEETINGS:-300}; POOL=${POOL:-4}; ACCESS_LOG=${A
 STATUS_MEETINGS=${STATUS_MEETINGS:-2000}; STATUS_CACHE_MS=${STATUS_CACHE_MS:-1000}
 STATUS_HOT=${STATUS_HOT:-200} # the meetings being read (each by its 8 participants)
 PARTS=${PARTS:-joins status}; LISTENER=${LISTENER:-dedicated}
+JOINGEN=${JOINGEN:-httpload}; HTTPLOAD="$top/$BUILD/tests/bench/httpload"
+case $JOINGEN in
+httpload)
+    [ -x "$HTTPLOAD" ] || { echo "bench-control: $HTTPLOAD not built (make tests/bench/httpload in $BUILD)" >&2; exit 1; }
+    case $LISTENER in dedicated | shared) ;; *)
+        echo "bench-control: httpload speaks plain HTTP: JOINGEN=wrk for $LISTENER" >&2; exit 1 ;;
+    esac ;;
+wrk) ;;
+*) echo "bench-control: JOINGEN is httpload or wrk" >&2; exit 1 ;;
+esac
 WRAP=""
 if [ "$INSTR" = yes ]; then
     command -v callgrind_control >/dev/null || { echo "bench-control: valgrind missing" >&2; exit 1; }
@@ -197,7 +209,26 @@ h2load_cpu() {
     instr_end
     cpu_report $((c1 - c0)) "${n:-0}"
 }
-run() {
+# the same with httpload (tests/bench/httpload.c): its requests file from "token id" lines ($3),
+# as METHOD ($4) and the path ($5, with ID for the id)
+httpload_cpu() {
+    awk -v m="$4" -v p="$5" '{ q = p; sub(/ID/, $2, q); print m, q, $1 }' "$3" >"$work/requests.txt"
+    instr_begin
+    c0=$(cpu_ms)
+    "$HTTPLOAD" --server "127.0.0.1:$PORT" --file "$work/requests.txt" --conns "$CONNS" \
+        --duration "${DURATION%s}" --warmup 2 >"$work/httpload.out"
+    c1=$(cpu_ms)
+    cat "$work/httpload.out"
+    n=$(sed 's/.*"answered":\([0-9]*\).*/\1/' "$work/httpload.out")
+    instr_end
+    cpu_report $((c1 - c0)) "$n"
+}
+run() { # name, wrk script, "token id" file, method, path
+    if [ "$JOINGEN" = httpload ]; then
+        echo "== $1: httpload --conns $CONNS --duration ${DURATION%s} --warmup 2: $4 $5 ($LISTENER)"
+        httpload_cpu "$1" "$2" "$3" "$4" "$5"
+        return
+    fi
     [ "$LOADGEN" = wrk ] || echo "bench-control: $1 runs with wrk (a Lua script); LOADGEN is for health"
     echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s tests/bench/$2 ($LISTENER)"
     wrk_cpu -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "tests/bench/$2" \
@@ -216,12 +247,12 @@ fi
 for part in $PARTS; do
     case $part in
     joins)
-        run joins control-join.lua "$work/joins.txt"
+        run joins control-join.lua "$work/joins.txt" POST /api/v1/meetings/ID/join
         echo "participants: $(psql "$URL" -XAtqc 'SELECT count(*) FROM participants')," \
              "credentials: $(psql "$URL" -XAtqc 'SELECT count(*) FROM turn_credentials')"
         ;;
     status) # reads (with the 8-person roster) by participants of the status meetings
-        run "status reads" control-status.lua "$work/status.txt" ;;
+        run "status reads" control-status.lua "$work/status.txt" GET /api/v1/meetings/ID ;;
     health)
         if [ "$LOADGEN" = h2load ]; then
             echo "== health: h2load --h1 -t$THREADS -c$CONNS $([ "$INSTR" = yes ] && echo "-n$REQUESTS" || echo "-D$DURATION") $SCHEME://127.0.0.1:$PORT/api/v1/health ($LISTENER)"
