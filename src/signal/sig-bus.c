@@ -324,59 +324,93 @@ static void handle_claim(struct sig *sig, struct sig_room *r, const uint8_t mid[
 static void handle_ack(struct sig *sig, struct sig_room *r, const uint8_t pid[16], const char *from,
                        size_t fromlen, const char *body, size_t n);
 
-/* One record of node from (fromlen bytes, not NUL-terminated). */
-static void handle_record(struct sig *sig, const char *from, size_t fromlen, const char *line,
-                          size_t n)
+/* A session id as a claim carries it: the 36 characters of ml_uuid_format. */
+static bool sid_ok(const char *s, size_t n)
 {
-    const char *f[5];
-    size_t fl[5];
+    uint8_t u[16];
+    bool present;
+    return n == ML_UUID_STR - 1 && uuid_or(s, n, u, &present, 0) && present;
+}
+
+bool sig_bus_rec_parse(const char *line, size_t n, struct sig_bus_rec *out)
+{
+    const char *f[4];
+    size_t fl[4];
     const char *p = line, *end = line + n;
     for (int i = 0; i < 4; i++) {
         const char *tab = memchr(p, '\t', (size_t)(end - p));
         if (!tab)
-            return;
+            return false;
         f[i] = p;
         fl[i] = (size_t)(tab - p);
         p = tab + 1;
     }
-    f[4] = p;
-    fl[4] = (size_t)(end - p);
-    uint8_t mid[16], to[16], except[16];
-    bool has_mid, has_to, has_except;
-    if (fl[0] != 1 || !uuid_or(f[1], fl[1], mid, &has_mid, 0) || !has_mid ||
-        !uuid_or(f[2], fl[2], to, &has_to, '*') || !uuid_or(f[3], fl[3], except, &has_except, '-'))
+    bool has_mid;
+    if (fl[0] != 1 || !uuid_or(f[1], fl[1], out->mid, &has_mid, 0) || !has_mid ||
+        !uuid_or(f[2], fl[2], out->to, &out->has_to, '*') ||
+        !uuid_or(f[3], fl[3], out->except, &out->has_except, '-'))
+        return false;
+    out->kind = f[0][0];
+    out->body = p;
+    out->body_len = (size_t)(end - p);
+    const char *b = out->body;
+    size_t bn = out->body_len;
+    switch (out->kind) {
+    case 'R':
+    case 'P': /* a frame is made of it by putting "seq" after its '{' (sig_frame_new) */
+        return bn >= 2 && b[0] == '{' && b[bn - 1] == '}';
+    case 'K':
+        return out->has_to && sid_ok(b, bn);
+    case 'A': {
+        if (!out->has_to || bn < ML_UUID_STR + 1)
+            return false;
+        const char *sid = b + bn - (ML_UUID_STR - 1);
+        return sid[-1] == ' ' && sid - 1 > b && sid_ok(sid, ML_UUID_STR - 1);
+    }
+    default:
+        return false;
+    }
+}
+
+/* One record of node from (fromlen bytes, not NUL-terminated). */
+static void handle_record(struct sig *sig, const char *from, size_t fromlen, const char *line,
+                          size_t n)
+{
+    struct sig_bus_rec rec;
+    if (!sig_bus_rec_parse(line, n, &rec))
         return;
-    struct sig_room *r = sig_room_get(sig, mid, false);
-    if (f[0][0] == 'K' && has_to) { /* acknowledged whether or not the meeting is here */
-        handle_claim(sig, r, mid, to, from, fromlen, f[4], fl[4]);
+    const uint8_t *to = rec.has_to ? rec.to : NULL, *except = rec.has_except ? rec.except : NULL;
+    struct sig_room *r = sig_room_get(sig, rec.mid, false);
+    if (rec.kind == 'K') { /* acknowledged whether or not the meeting is here */
+        handle_claim(sig, r, rec.mid, rec.to, from, fromlen, rec.body, rec.body_len);
         return;
     }
     if (!r || r->ended)
         return; /* no session of that meeting here */
     sig->ctr.remote_in++;
-    if (f[0][0] == 'R') {
+    switch (rec.kind) {
+    case 'R':
         /* for one participant with no session here: nothing to send, nothing to replay */
-        if (has_to && !sig_room_has_session(r, to, NULL))
+        if (to && !sig_room_has_session(r, to, NULL))
             return;
-        sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
+        sig_room_send_text(r, rec.body, rec.body_len, to, except);
         return;
+    case 'A':
+        handle_ack(sig, r, rec.to, from, fromlen, rec.body, rec.body_len);
+        return;
+    default:
+        break;
     }
-    if (f[0][0] == 'A' && has_to) {
-        handle_ack(sig, r, to, from, fromlen, f[4], fl[4]);
-        return;
-    }
-    if (f[0][0] != 'P')
-        return;
-    json_t *o = json_loadb(f[4], fl[4], 0, NULL);
+    json_t *o = json_loadb(rec.body, rec.body_len, 0, NULL);
     const char *type = json_string_value(json_object_get(o, "type"));
     if (type && !strcmp(type, "participant-left")) {
         uint8_t pid[16];
         if (ml_uuid_parse(json_string_value(json_object_get(o, "participant_id")), pid))
-            sig_on_offline(sig, mid, pid);
+            sig_on_offline(sig, rec.mid, pid);
     } else if (type &&
                (!strcmp(type, "participant-joined") || !strcmp(type, "participant-updated"))) {
         if (sig_room_member_set(r, json_object_get(o, "participant")))
-            sig_room_send_text(r, f[4], fl[4], has_to ? to : NULL, has_except ? except : NULL);
+            sig_room_send_text(r, rec.body, rec.body_len, to, except);
     }
     json_decref(o);
 }
@@ -606,9 +640,13 @@ static void handle_claim(struct sig *sig, struct sig_room *r, const uint8_t mid[
                          const uint8_t pid[16], const char *from, size_t fromlen, const char *body,
                          size_t n)
 {
-    char ack[SIG_NODE_MAX + ML_UUID_STR + 2];
+    char ack[SIG_NODE_MAX + ML_UUID_STR + 2], node[SIG_NODE_MAX];
     if (!fromlen || fromlen >= SIG_NODE_MAX || n != ML_UUID_STR - 1)
         return;
+    memcpy(node, from, fromlen);
+    node[fromlen] = 0;
+    if (!sig_node_id_ok(node))
+        return; /* not a node's name: no acknowledgement can reach it */
     if (r)
         sig_room_claimed(r, pid); /* before the acknowledgement goes out */
     if (!sig->bus)

@@ -494,7 +494,22 @@ void sig_bus_claim(struct sig_bus *b, const struct sig_room *r, const uint8_t pi
 void sig_bus_media(struct sig_bus *b, const char *json, size_t n);
 /* Handles what the LISTEN thread queued (lws thread, on EVENT_WAIT_CANCELLED). */
 void sig_bus_drain(struct sig_bus *b);
-/* Parses one payload of meetlite_sig and acts on it (lws thread; exposed for tests). */
+/* Parses one payload of meetlite_sig and acts on it (lws thread; exposed for tests and
+ * tests/fuzz/fuzz_sigbus.c). payload has n bytes and a NUL after them. */
 void sig_bus_handle(struct sig *sig, const char *payload, size_t n);
+
+/* One record of another node's payload, as sig_bus_rec_parse reads it. */
+struct sig_bus_rec {
+    char kind; /* 'R' relayed, 'P' roster change, 'K' claim, 'A' acknowledgement */
+    uint8_t mid[16];
+    bool has_to, has_except; /* "*" and "-" in the record: none */
+    uint8_t to[16], except[16];
+    const char *body; /* borrowed from the line, body_len bytes, not terminated */
+    size_t body_len;
+};
+/* Reads one record line (n bytes without its new line) into *out. True only when it is one of
+ * the four kinds with what that kind needs: R and P a body shaped as a JSON object ("{...}"),
+ * K a recipient and a session id, A a recipient and "node session". No side effect. */
+bool sig_bus_rec_parse(const char *line, size_t n, struct sig_bus_rec *out);
 
 #endif

@@ -513,6 +513,81 @@ START_TEST(claims)
 }
 END_TEST
 
+/* The records of other nodes as sig_bus_rec_parse reads them (tests/fuzz/fuzz_sigbus.c), and
+ * the ones it refuses: a body an R or P record cannot be a frame of (an empty one crashed the
+ * node that made a frame of it: sig_frame_new copied n - 1 bytes), a claim or acknowledgement
+ * without its recipient or session, an unknown kind. */
+START_TEST(bus_records)
+{
+    static const char *const ok[] = {
+        "R\t" M_ID "\t*\t-\t{}",
+        "R\t" M_ID "\t" A_PID "\t" B_PID "\t{\"type\":\"offer\"}",
+        "P\t2D4E3A1C-7F5B-4A3C-9E4D-919A7F6E5D4C\t*\t-\t{\"type\":\"x\"}",
+        "K\t" M_ID "\t" A_PID "\t-\t" B_PID,
+        "A\t" M_ID "\t" A_PID "\t-\tnode-1 " B_PID,
+    };
+    static const char *const bad[] = {
+        "R\t" M_ID "\t*\t-\t",
+        "R\t" M_ID "\t*\t-\tx",
+        "R\t" M_ID "\t*\t-\t{",
+        "R\t" M_ID "\t*\t-\t}",
+        "P\t" M_ID "\t*\t-\t[]",
+        "R\t" M_ID "\t*\t-",
+        "R\t" M_ID "\t*\t{}",
+        "Q\t" M_ID "\t*\t-\t{}",
+        "RR\t" M_ID "\t*\t-\t{}",
+        "R\tnot-a-uuid\t*\t-\t{}",
+        "R\t*\t*\t-\t{}",
+        "R\t" M_ID "\t-\t-\t{}",
+        "R\t" M_ID "\t*\t*\t{}",
+        "K\t" M_ID "\t*\t-\t" B_PID,
+        "K\t" M_ID "\t" A_PID "\t-\tshort",
+        "K\t" M_ID "\t" A_PID "\t-\t" B_PID "x",
+        "K\t" M_ID "\t" A_PID "\t-\txxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+        "A\t" M_ID "\t*\t-\tnode-1 " B_PID,
+        "A\t" M_ID "\t" A_PID "\t-\t " B_PID,
+        "A\t" M_ID "\t" A_PID "\t-\t" B_PID,
+        "A\t" M_ID "\t" A_PID "\t-\tnode-1_" B_PID,
+    };
+    struct sig_bus_rec rec;
+    for (size_t i = 0; i < ML_ARRAY_LEN(ok); i++)
+        ck_assert_msg(sig_bus_rec_parse(ok[i], strlen(ok[i]), &rec), "refused: %s", ok[i]);
+    ck_assert_int_eq(rec.kind, 'A');
+    ck_assert(rec.has_to && !rec.has_except);
+    ck_assert_int_eq(rec.body_len, strlen("node-1 " B_PID));
+    ck_assert(!memcmp(rec.body, "node-1 ", 7));
+    for (size_t i = 0; i < ML_ARRAY_LEN(bad); i++)
+        ck_assert_msg(!sig_bus_rec_parse(bad[i], strlen(bad[i]), &rec), "taken: %s", bad[i]);
+
+    /* on a node: the refused records are nothing, the meeting's sequence does not move */
+    struct sig *sig = fake_sig();
+    struct sig_sess *a = fake_sess(sig, M_ID, A_PID);
+    char p[512];
+    ml_snprintf(p, sizeof p, "N\tthere\nR\t%s\t*\t-\t\nR\t%s\t*\t-\tx\nP\t%s\t*\t-\t\n", M_ID, M_ID,
+                M_ID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 0);
+    ck_assert_uint_eq(a->room->seq, 0);
+    ml_snprintf(p, sizeof p, "N\tthere\nR\t%s\t*\t-\t{}\n", M_ID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(queued(a), 1);
+    ck_assert_str_eq((char *)a->qhead->f->data + LWS_PRE, "{\"seq\":1}");
+    /* a claim from a sender that is no node's name: not taken (no acknowledgement could
+     * reach it) */
+    ml_snprintf(p, sizeof p, "N\tno such node\nK\t%s\t%s\t-\t%s\n", M_ID, A_PID, B_PID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(a->room->claims, 0);
+    ml_snprintf(p, sizeof p, "N\tnode-2\nK\t%s\t%s\t-\t%s\n", M_ID, A_PID, B_PID);
+    sig_bus_handle(sig, p, strlen(p));
+    ck_assert_uint_eq(a->room->claims, 1);
+    sig_sess_end(a, false);
+    ck_assert_uint_eq(sig->rooms.n, 0);
+    sig_htab_free(&sig->rooms);
+    sig_htab_free(&sig->by_token);
+    free(sig);
+}
+END_TEST
+
 static void no_change(void *arg, const char *meeting)
 {
     (void)arg;
@@ -638,6 +713,7 @@ static Suite *sig_suite(void)
     tcase_add_test(tc, uuids_and_ids);
     tcase_add_test(tc, bucket);
     tcase_add_test(tc, frames);
+    tcase_add_test(tc, bus_records);
     tcase_add_test(tc, ring);
     tcase_add_test(tc, htab);
     tcase_add_test(tc, resume_token);
