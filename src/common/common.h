@@ -433,6 +433,10 @@ int ml_buf_str(struct ml_buf *b, const char *s);
 int ml_buf_printf(struct ml_buf *b, const char *fmt, ...) ML_PRINTF(2, 3);
 /* Empties b, keeping its memory. */
 void ml_buf_reset(struct ml_buf *b);
+/* Appends s (NUL-terminated) as a JSON string, quotes included, written as jansson's compact
+ * dump writes it: UTF-8 as it is; '"', '\\' and control characters escaped (common/json.c).
+ * 0, or -1 (b unchanged) when s is not valid UTF-8 or len would pass max. */
+int ml_buf_json_str(struct ml_buf *b, const char *s) ML_WUR;
 /* Hands the content over (caller frees; NULL when nothing was added) and empties b. */
 char *ml_buf_take(struct ml_buf *b);
 void ml_buf_free(struct ml_buf *b);

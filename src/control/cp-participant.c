@@ -206,46 +206,11 @@ static enum db_status waiting_answer(struct cp_req *req, PGresult *r, const char
  * nodes of at most 16 URIs each. */
 #define CP_JOIN_ANSWER_MAX (64 * 1024)
 
-/* Appends prefix (JSON text) and s as a JSON string, as jansson writes it: UTF-8 as it is
- * (the database's text is valid UTF-8), '"', '\\' and control characters escaped. 0, or -1
- * when b is full. */
+/* Appends prefix (JSON text) and s as a JSON string, as jansson writes it (ml_buf_json_str).
+ * 0, or -1 when b is full or s is not UTF-8 (the database's text is). */
 static int jw_str(struct ml_buf *b, const char *prefix, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (ml_buf_str(b, prefix) < 0 || ml_buf_add(b, "\"", 1) < 0)
-        return -1;
-    const char *run = s;
-    for (;; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        if (s > run && ml_buf_add(b, run, (size_t)(s - run)) < 0)
-            return -1;
-        if (!ch)
-            break;
-        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
-        size_t n = 2;
-        if (ch == '\n')
-            esc[1] = 'n';
-        else if (ch == '\t')
-            esc[1] = 't';
-        else if (ch == '\r')
-            esc[1] = 'r';
-        else if (ch == '\b')
-            esc[1] = 'b';
-        else if (ch == '\f')
-            esc[1] = 'f';
-        else if (ch < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
-        }
-        if (ml_buf_add(b, esc, n) < 0)
-            return -1;
-        run = s + 1;
-    }
-    return ml_buf_add(b, "\"", 1);
+    return ml_buf_str(b, prefix) == 0 && ml_buf_json_str(b, s) == 0 ? 0 : -1;
 }
 
 /* Appends prefix and v dumped by jansson (compact). 0, or -1. */

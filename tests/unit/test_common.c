@@ -420,6 +420,46 @@ START_TEST(kit_buffers)
 }
 END_TEST
 
+/* The join's JSON string writer (common/json.c; tests/fuzz/fuzz_jsonw.c compares it with
+ * jansson): escapes as jansson's compact dump, UTF-8 as it is, refuses what is not UTF-8 and
+ * what does not fit, leaving the buffer as it was. */
+START_TEST(kit_json_str)
+{
+    static const struct {
+        const char *in, *out;
+    } c[] = {
+        {"", "\"\""},
+        {"plain", "\"plain\""},
+        {"q\"b\\s/", "\"q\\\"b\\\\s/\""},
+        {"\n\t\r\b\f\x01\x1f\x7f", "\"\\n\\t\\r\\b\\f\\u0001\\u001F\x7f\""},
+        {"Zo\xc3\xab \xe5\xb1\xb1 \xf0\x9f\x8e\x89",
+         "\"Zo\xc3\xab \xe5\xb1\xb1 \xf0\x9f\x8e\x89\""},
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(c); i++) {
+        struct ml_buf b = ML_BUF_INIT(1024);
+        ck_assert_int_eq(ml_buf_str(&b, ":"), 0);
+        ck_assert_int_eq(ml_buf_json_str(&b, c[i].in), 0);
+        ck_assert_str_eq(b.p + 1, c[i].out);
+        ml_buf_free(&b);
+    }
+    static const char *const bad[] = {"a\xc0\xaf",  "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "ab\xe2\x82", "\x80",         "\xff"};
+    for (size_t i = 0; i < ML_ARRAY_LEN(bad); i++) {
+        struct ml_buf b = ML_BUF_INIT(1024);
+        ck_assert_int_eq(ml_buf_str(&b, "x"), 0);
+        ck_assert_int_eq(ml_buf_json_str(&b, bad[i]), -1);
+        ck_assert_str_eq(b.p, "x");
+        ml_buf_free(&b);
+    }
+    struct ml_buf b = ML_BUF_INIT(7); /* "a\\nb" with its quotes is 6; "" makes 8 */
+    ck_assert_int_eq(ml_buf_json_str(&b, "a\nb"), 0);
+    ck_assert_str_eq(b.p, "\"a\\nb\"");
+    ck_assert_int_eq(ml_buf_json_str(&b, ""), -1);
+    ck_assert_str_eq(b.p, "\"a\\nb\"");
+    ml_buf_free(&b);
+}
+END_TEST
+
 START_TEST(kit_uuid_utf8_lists)
 {
     uint8_t u[16];
@@ -543,6 +583,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, base64_hex);
     tcase_add_test(tc, lists_and_numbers);
     tcase_add_test(tc, kit_buffers);
+    tcase_add_test(tc, kit_json_str);
     tcase_add_test(tc, kit_uuid_utf8_lists);
     tcase_add_test(tc, kit_slug);
     tcase_add_test(tc, kit_name);
