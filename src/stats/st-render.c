@@ -395,6 +395,10 @@ static const struct st_metric metrics[] = {
     {"turn.allocations.expired", F(turn.allocations_expired),
      .prom = {COUNTER("meetlite_turn_allocations_expired_total", NULL,
                       "Allocations that ended because their lifetime ran out.")}},
+    {"turn.allocations.ports_busy", F(turn.relay_port_busy),
+     .prom = {COUNTER("meetlite_turn_relay_ports_busy_total", NULL,
+                      "Relay ports an Allocate tried that were taken (turn.relay-port-attempts "
+                      "bounds them per Allocate).")}},
     {"turn.permissions", F(turn.permissions),
      .prom = {GAUGE("meetlite_turn_permissions", NULL, "Live permissions.")}},
     {"turn.channels", F(turn.channels),

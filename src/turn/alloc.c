@@ -115,52 +115,63 @@ static int bind_port(struct turn_worker *tw, int fam, unsigned addr, unsigned po
     return 0;
 }
 
-void turn_port_walk_init(const struct turn_server *srv, int fam, struct turn_port_walk *pw)
+static unsigned gcd(unsigned a, unsigned b)
 {
-    pw->lo = srv->port_lo;
-    pw->span = srv->port_hi - srv->port_lo + 1;
-    pw->naddr = srv->nrelay[fam] ? srv->nrelay[fam] : 1;
-    pw->space = pw->span * pw->naddr;
-    ml_random(&pw->start, sizeof pw->start);
-    pw->probes = pw->space <= 4096 ? 0 : 64;
-    pw->i = 0;
+    while (b) {
+        unsigned t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+void turn_port_walk_init(const struct turn_server *srv, int fam, bool even, bool pair,
+                         struct turn_port_walk *pw)
+{
+    unsigned lo = srv->port_lo, hi = pair ? srv->port_hi - 1 : srv->port_hi;
+    pw->step = even ? 2 : 1;
+    pw->lo = even ? (lo + 1) & ~1u : lo;
+    pw->span = pw->lo <= hi ? (hi - pw->lo) / pw->step + 1 : 0;
+    pw->space = pw->span * (srv->nrelay[fam] ? srv->nrelay[fam] : 1);
+    pw->left = pw->space < srv->port_attempts ? pw->space : srv->port_attempts;
+    pw->k = pw->stride = 0;
+    if (!pw->space)
+        return;
+    unsigned r[2];
+    ml_random(r, sizeof r);
+    pw->k = r[0] % pw->space;
+    /* a stride prime to the space visits every pair once in space steps */
+    pw->stride = pw->space > 1 ? 1 + r[1] % (pw->space - 1) : 1;
+    while (gcd(pw->stride, pw->space) != 1)
+        pw->stride = pw->stride % (pw->space - 1) + 1;
 }
 
 bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *addr, unsigned *port)
 {
-    if (pw->i >= pw->probes + pw->space)
+    if (!pw->left)
         return false;
-    unsigned k;
-    if (pw->i < pw->probes) {
-        ml_random(&k, sizeof k);
-        k %= pw->space;
-    } else {
-        k = (pw->start + (pw->i - pw->probes)) % pw->space;
-    }
-    pw->i++;
-    *addr = k / pw->span;
-    *port = pw->lo + k % pw->span;
+    pw->left--;
+    *addr = pw->k / pw->span;
+    *port = pw->lo + pw->step * (pw->k % pw->span);
+    pw->k = (unsigned)(((uint64_t)pw->k + pw->stride) % pw->space);
     return true;
 }
 
 int turn_relay_bind(struct turn_worker *tw, int fam, bool even, bool reserve_next, int *fd,
                     int *next_fd)
 {
-    struct turn_server *srv = tw->srv;
     struct turn_port_walk pw;
     unsigned addr, port;
-    turn_port_walk_init(srv, fam, &pw);
+    turn_port_walk_init(tw->srv, fam, even, reserve_next, &pw);
     *next_fd = -1;
     while (turn_port_walk_next(&pw, &addr, &port)) {
-        if (even && (port & 1))
-            continue;
-        if (reserve_next && port + 1 > srv->port_hi)
-            continue;
         int rc = bind_port(tw, fam, addr, port, fd);
         if (rc < 0)
             return -1;
-        if (rc > 0)
+        if (rc > 0) {
+            TURN_COUNT(tw->ctr.relay_port_busy, 1);
             continue;
+        }
         if (!reserve_next)
             return (int)port;
         if (bind_port(tw, fam, addr, port + 1, next_fd) == 0)

@@ -103,6 +103,7 @@ static int setup_relays(struct turn_server *srv, const struct turn_config *cfg, 
         if (!npub[fam])
             memcpy(srv->relay_public[fam], srv->relay_bind[fam], sizeof srv->relay_public[fam]);
     }
+    srv->port_attempts = (unsigned)cfg->relay_port_attempts;
     return turn_port_range_parse(cfg->relay_ports, &srv->port_lo, &srv->port_hi, err, errlen);
 }
 

@@ -357,7 +357,7 @@ static int bind_relay_port(struct turn_worker *tw, int fam, union turn_sa *bound
     struct turn_server *srv = tw->srv;
     struct turn_port_walk pw;
     unsigned addr, port;
-    turn_port_walk_init(srv, fam, &pw);
+    turn_port_walk_init(srv, fam, false, false, &pw);
     while (turn_port_walk_next(&pw, &addr, &port)) {
         union turn_sa sa = srv->relay_bind[fam][addr];
         char err[160];
@@ -370,6 +370,7 @@ static int bind_relay_port(struct turn_worker *tw, int fam, union turn_sa *bound
         }
         if (!inuse)
             return -1;
+        TURN_COUNT(tw->ctr.relay_port_busy, 1);
     }
     return -1;
 }

@@ -11,17 +11,25 @@ int turn_quota_acquire(struct turn_server *srv, const char *id, long long per_us
 void turn_quota_release(struct turn_server *srv, const char *id);
 void turn_quota_free_all(struct turn_server *srv);
 
-/* The (relay address, port) pairs a bind of family index fam tries: a few random probes over a
- * large space (none over 4,096 pairs or fewer), then a walk over the whole space from a random
- * start, so that a nearly full range still finds its last free port (random probes alone miss
- * it: at 90 % occupancy, 64 of them all fail for one Allocate in 400). The walk costs a bind()
- * per taken port, only when the range is nearly full. No lock: workers share the ports through
- * the kernel's bind(), which refuses one taken. */
+/* The (relay address, port) pairs a bind of family index fam tries, at most
+ * turn.relay-port-attempts of them (srv->port_attempts), all different: the pairs of the space
+ * (addresses x ports; only even ports when even, and only those whose next port is in the range
+ * too when pair) visited from a random start by a random stride prime to the space's size, so
+ * that every pair is as likely to come first (RFC 8656 7.2 and RFC 6056: a port chosen at
+ * random) and a space no larger than the cap is tried whole. A full server answers 508 after
+ * that many bind() calls rather than one per pair of the space (262,000 with 16 addresses); a
+ * nearly full one may answer it with a few ports left (at 97 % occupancy the default 128
+ * attempts all fail for one Allocate in 50). No lock: workers share the ports through the
+ * kernel's bind(), which refuses one taken. */
 struct turn_port_walk {
-    unsigned lo, span, naddr, space, start, probes, i;
+    unsigned lo, step, span; /* ports lo, lo + step, ... span of them */
+    unsigned space;          /* span x relay addresses */
+    unsigned k, stride;      /* the pair tried next, and how far the one after is */
+    unsigned left;           /* pairs still to try */
 };
-void turn_port_walk_init(const struct turn_server *srv, int fam, struct turn_port_walk *pw);
-/* The next pair to try: an index into relay_bind[fam] and a port; false when all were tried. */
+void turn_port_walk_init(const struct turn_server *srv, int fam, bool even, bool pair,
+                         struct turn_port_walk *pw);
+/* The next pair to try: an index into relay_bind[fam] and a port; false when the walk is over. */
 bool turn_port_walk_next(struct turn_port_walk *pw, unsigned *addr, unsigned *port);
 /* alloc.c: binds a relay socket of family index fam (0 IPv4, 1 IPv6) on one of the relay
  * addresses and a port of the range, even when asked, and the next port of the same address

@@ -176,6 +176,12 @@ const struct ml_cfg_key turn_cfg_keys[] = {
     {"relay-ports", ML_CFG_STR, "49152-65535", 0, 32, 0, K(relay_ports), NULL, validate_ports,
      "Port range of relay sockets (UDP, and TCP for TCP allocations). An Allocate that finds "
      "no free port gets 508."},
+    {"relay-port-attempts", ML_CFG_INT, "128", 1, 1048576, 0, K(relay_port_attempts), NULL, NULL,
+     "Ports (address and port pairs) an Allocate tries at most, drawn at random without "
+     "repeats, before it answers 508: a full server answers at once instead of trying every "
+     "pair of relay-address x relay-ports. When there are no more pairs than this, every one "
+     "is tried, so the last free port is always found; above, a nearly full range may answer "
+     "508 with a few ports left (at 97 % taken, 128 attempts all fail one Allocate in 50)."},
     {"max-allocations", ML_CFG_INT, "100000", 1, 100000000, ML_CFG_RELOAD, K(max_allocations), NULL,
      NULL, "Allocations in total; more get 508 Insufficient Capacity."},
     {"max-allocations-per-user", ML_CFG_INT, "0", 0, 1000000, ML_CFG_RELOAD,

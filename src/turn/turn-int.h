@@ -93,6 +93,7 @@ struct turn_server {
     union turn_sa relay_bind[2][TURN_RELAY_ADDRS];   /* local IPs relay sockets bind to (port 0) */
     union turn_sa relay_public[2][TURN_RELAY_ADDRS]; /* what XOR-RELAYED-ADDRESS says for each */
     unsigned port_lo, port_hi;
+    unsigned port_attempts; /* turn.relay-port-attempts: bind() calls an Allocate may make */
     /* quotas, shared by workers, touched at Allocate and deletion only. The table's bucket b is
      * guarded by quota_locks[b % TURN_QUOTA_STRIPES], so that workers allocating for different
      * users do not queue on one lock; the total is an atomic counter. */

@@ -28,10 +28,11 @@ struct turn_config {
     char *allow_peers; /* CIDR list allowed even when a default rule denies it */
     char *deny_peers;  /* CIDR list denied in addition to the defaults */
     /* relay addresses and quotas */
-    char *relay_address;       /* IPs relay sockets bind to, one per family */
-    char *external_address;    /* public IPs advertised for them (1:1 NAT), one per family */
-    char *relay_ports;         /* "49152-65535" */
-    long long max_allocations; /* in total */
+    char *relay_address;           /* IPs relay sockets bind to, one per family */
+    char *external_address;        /* public IPs advertised for them (1:1 NAT), one per family */
+    char *relay_ports;             /* "49152-65535" */
+    long long relay_port_attempts; /* bind() calls one allocation may make to find a port */
+    long long max_allocations;     /* in total */
     long long max_allocations_per_user; /* per credential id */
     long long max_permissions;          /* per allocation */
     long long max_channels;             /* per allocation */
@@ -75,6 +76,7 @@ struct turn_counters {
     uint64_t tcp_relay_conns_total; /* peer connections made or accepted */
     uint64_t tcp_relay_failed;      /* Connects answered 447 */
     uint64_t tcp_relay_refused;     /* incoming peer connections closed: no permission, limit */
+    uint64_t relay_port_busy;       /* relay bind() calls that found the (address, port) taken */
 };
 
 struct turn_server;

@@ -58,6 +58,7 @@ static void setup(void)
     c.allow_peers = (char *)"127.0.0.0/8"; /* the peers here are on loopback */
     c.deny_peers = (char *)"127.0.0.9/32";
     c.relay_ports = ports;
+    c.relay_port_attempts = 128;
     c.max_allocations = 1000;
     c.max_allocations_per_user = 10;
     c.max_permissions = 3;
@@ -287,9 +288,85 @@ START_TEST(relay_ports)
     }
     ck_assert_uint_ge(n, 32); /* others on this machine may hold a few */
     ck_assert_uint_le(n, 64);
+    /* a full range: 508 after one bind() per port (64 <= relay-port-attempts), or after the
+     * attempts when there are fewer */
+    uint64_t busy = tw->ctr.relay_port_busy;
     ck_assert_int_eq(turn_relay_bind(tw, 0, false, false, &fd, &next), -1);
+    ck_assert_uint_eq(tw->ctr.relay_port_busy - busy, 64);
+    unsigned attempts = srv->port_attempts;
+    srv->port_attempts = 8;
+    busy = tw->ctr.relay_port_busy;
+    ck_assert_int_eq(turn_relay_bind(tw, 0, false, false, &fd, &next), -1);
+    ck_assert_uint_eq(tw->ctr.relay_port_busy - busy, 8);
+    srv->port_attempts = attempts;
+    /* one port freed: the next bind finds it */
+    close(fds[n / 2]);
+    port = turn_relay_bind(tw, 0, false, false, &fds[n / 2], &next);
+    ck_assert_int_ge(port, (int)port_lo);
     for (unsigned i = 0; i < n; i++)
         close(fds[i]);
+}
+END_TEST
+
+/* The walk over (address, port) pairs: every pair once when there are no more than the
+ * attempts, else that many different pairs; only even ports for EVEN-PORT, and with R only
+ * those whose next port is in the range; the first pair drawn at random. */
+START_TEST(port_walk)
+{
+    struct turn_server fake;
+    memset(&fake, 0, sizeof fake);
+    fake.port_lo = 1001;
+    fake.port_hi = 1016; /* 16 ports, 8 of them even */
+    fake.nrelay[0] = 3;
+    fake.port_attempts = 128;
+    static const struct {
+        bool even, pair;
+        unsigned space, attempts;
+    } c[] = {
+        {false, false, 48, 128}, {true, false, 24, 128}, {true, true, 21, 128},
+        {false, false, 48, 48},  {false, false, 48, 47}, {true, true, 21, 5},
+        {false, false, 48, 1},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        fake.port_attempts = c[i].attempts;
+        struct turn_port_walk pw;
+        turn_port_walk_init(&fake, 0, c[i].even, c[i].pair, &pw);
+        bool seen[3][17];
+        memset(seen, 0, sizeof seen);
+        unsigned addr, port, n = 0;
+        while (turn_port_walk_next(&pw, &addr, &port)) {
+            ck_assert_uint_lt(addr, 3);
+            ck_assert_uint_ge(port, 1001);
+            ck_assert_uint_le(port, c[i].pair ? 1015 : 1016);
+            ck_assert(!c[i].even || port % 2 == 0);
+            ck_assert_msg(!seen[addr][port - 1000], "case %zu: %u:%u twice", i, addr, port);
+            seen[addr][port - 1000] = true;
+            n++;
+        }
+        ck_assert_uint_eq(n, c[i].space < c[i].attempts ? c[i].space : c[i].attempts);
+    }
+    /* 16 addresses of the default range: 128 binds at most, not 262,144 */
+    fake.port_lo = 49152;
+    fake.port_hi = 65535;
+    fake.nrelay[0] = 16;
+    fake.port_attempts = 128;
+    unsigned first[2], n = 0, addr, port;
+    struct turn_port_walk pw;
+    for (int t = 0; t < 2; t++) {
+        turn_port_walk_init(&fake, 0, false, false, &pw);
+        ck_assert(turn_port_walk_next(&pw, &addr, &port));
+        first[t] = addr << 16 | port;
+    }
+    n = 1;
+    while (turn_port_walk_next(&pw, &addr, &port))
+        n++;
+    ck_assert_uint_eq(n, 128);
+    ck_assert_uint_ne(first[0], first[1]); /* 1 in 262,144 to fail */
+    /* a range with no even port whose next is in it: nothing to try */
+    fake.port_lo = 1001;
+    fake.port_hi = 1002;
+    turn_port_walk_init(&fake, 0, true, true, &pw);
+    ck_assert(!turn_port_walk_next(&pw, &addr, &port));
 }
 END_TEST
 
@@ -715,6 +792,7 @@ static Suite *turn_suite(void)
     tcase_add_test(tc, quotas);
     tcase_add_test(tc, quotas_concurrent);
     tcase_add_test(tc, relay_ports);
+    tcase_add_test(tc, port_walk);
     tcase_add_test(tc, reservations);
     tcase_add_test(tc, five_tuple_table);
     tcase_add_test(tc, relay_index);
