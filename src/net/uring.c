@@ -23,10 +23,12 @@
 #include "net/net-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -99,6 +101,7 @@ struct net_uring {
     int32_t bbuf[NET_MAX_BATCH];
     /* send completions counted during a pass, added to the counters at its end */
     uint64_t tx_packets, tx_bytes, tx_dropped;
+    int placeholder; /* an unbound AF_UNIX datagram socket: put in a closed socket's fd */
 };
 
 static inline uint8_t *slot_of(const struct net_uring *r, int32_t b)
@@ -186,26 +189,36 @@ static void sock_release(struct net_udp *u)
         net_udp_free(u);
 }
 
+/* A closed socket's receive is cancelled at once, and the socket itself let go of at once: the
+ * receive in flight holds it (and so its port) until the cancellation completes, which used to be
+ * a loop turn or more later, so that an Allocate right after a Refresh of 0 could find the freed
+ * relay port still bound and answer 508. The fd keeps its number (sends still queued name it)
+ * but now holds the placeholder socket, which sends nothing anywhere: the datagrams queued for a
+ * relay that just went are dropped, as on the epoll path. u itself is freed, and its fd closed,
+ * when the receive's last completion arrives. */
 void net_uring_close(struct net_udp *u)
 {
     struct net_uring *r = u->w->ur;
     u->dead = true;
     if (u->armed) {
-        struct io_uring_sqe *sqe = ur_sqe(r);
-        if (sqe) {
-            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)u | UR_RECV, 0);
-            io_uring_sqe_set_data64(sqe, UR_CANCEL);
-            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        } else {
-            /* the queue cannot take the cancellation: cancel synchronously */
-            struct io_uring_sync_cancel_reg reg;
-            memset(&reg, 0, sizeof reg);
-            reg.addr = (uint64_t)(uintptr_t)u | UR_RECV;
-            reg.timeout.tv_sec = -1;
-            reg.timeout.tv_nsec = -1;
-            (void)io_uring_register_sync_cancel(&r->ring, &reg);
+        struct io_uring_sync_cancel_reg reg;
+        memset(&reg, 0, sizeof reg);
+        reg.addr = (uint64_t)(uintptr_t)u | UR_RECV;
+        reg.timeout.tv_sec = -1;
+        reg.timeout.tv_nsec = -1;
+        int rc = io_uring_register_sync_cancel(&r->ring, &reg);
+        if (rc < 0 && rc != -ENOENT && rc != -EALREADY) {
+            /* no synchronous cancellation here: ask for it with the next submission */
+            struct io_uring_sqe *sqe = ur_sqe(r);
+            if (sqe) {
+                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)u | UR_RECV, 0);
+                io_uring_sqe_set_data64(sqe, UR_CANCEL);
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            }
         }
-        return; /* freed when the receive's last completion arrives */
+        if (r->placeholder >= 0 && u->fd >= 0)
+            (void)dup3(r->placeholder, u->fd, O_CLOEXEC);
+        return;
     }
     sock_release(u);
 }
@@ -622,6 +635,8 @@ void net_uring_free(struct net_uring *r)
     free(r->refs);
     free(r->free);
     free(r->tx);
+    if (r->placeholder >= 0)
+        close(r->placeholder);
     free(r);
 }
 
@@ -648,6 +663,7 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
         ml_err(err, errlen, "out of memory");
         return NULL;
     }
+    r->placeholder = -1;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     /* Made on the main thread, used by the worker's: the ring starts disabled, and enabling it
@@ -662,6 +678,11 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
         return NULL;
     }
     r->ring_ok = true;
+    r->placeholder = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (r->placeholder < 0) {
+        ml_err(err, errlen, "io_uring: socket(AF_UNIX): %s", strerror(errno));
+        goto fail;
+    }
     r->nbufs = set->uring_buffers ? set->uring_buffers : 512;
     r->batch = set->udp_batch && set->udp_batch <= NET_MAX_BATCH ? set->udp_batch : NET_MAX_BATCH;
     r->br_bytes = page_round(r->nbufs * sizeof(struct io_uring_buf));
