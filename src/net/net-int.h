@@ -215,6 +215,14 @@ int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, 
 struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg);
 void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
 void net_udp_free(struct net_udp *u);
+/* What a run of sends did, added to by net_txq_sendmmsg. */
+struct net_tx_count {
+    uint64_t sent, bytes, dropped;
+};
+/* Sends the queued datagrams [i, j) of q, which all name one socket (q->fd[i]), in as few
+ * sendmmsg calls as it takes, and counts them in *c: a full socket buffer drops the rest of the
+ * run, an error about one destination drops that datagram. Used by both data paths. */
+void net_txq_sendmmsg(struct net_txq *q, unsigned i, unsigned j, struct net_tx_count *c);
 /* End of a loop iteration: sends what it queued (and, io_uring, handles completions). */
 void net_worker_turn(struct net_worker *w);
 

@@ -302,6 +302,37 @@ int net_udp_send(struct net_udp *u, const struct sockaddr *to, const void *data,
     return enqueue(u, to, copy, len);
 }
 
+void net_txq_sendmmsg(struct net_txq *q, unsigned i, unsigned j, struct net_tx_count *c)
+{
+    for (unsigned k = i; k < j; k++) {
+        struct msghdr *h = &q->msgs[k].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &q->to[k];
+        h->msg_namelen = ml_addr_len((struct sockaddr *)&q->to[k]);
+        h->msg_iov = &q->iov[k];
+        h->msg_iovlen = 1;
+    }
+    unsigned k = i;
+    while (k < j) {
+        int n = sendmmsg(q->fd[i], &q->msgs[k], j - k, MSG_DONTWAIT);
+        if (n > 0) {
+            for (int m = 0; m < n; m++)
+                c->bytes += q->iov[k + (unsigned)m].iov_len;
+            c->sent += (unsigned)n;
+            k += (unsigned)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
+            /* The socket buffer is full: the rest of this run is dropped, and counted. */
+            c->dropped += j - k;
+            break;
+        }
+        /* An error about one destination (unreachable, refused): skip that datagram. */
+        c->dropped++;
+        k++;
+    }
+}
+
 void net_worker_turn(struct net_worker *w)
 {
     if (w->ur)
@@ -318,48 +349,22 @@ void net_worker_flush(struct net_worker *w)
     }
     struct net_txq *q = &w->tx;
     unsigned i = 0;
-    uint64_t sent = 0, bytes = 0, dropped = 0;
+    struct net_tx_count c = {0, 0, 0};
     while (i < q->n) {
         /* A run of datagrams on the same socket goes out in one sendmmsg. */
         unsigned j = i;
         while (j < q->n && q->fd[j] == q->fd[i])
             j++;
-        for (unsigned k = i; k < j; k++) {
-            struct msghdr *h = &q->msgs[k].msg_hdr;
-            memset(h, 0, sizeof *h);
-            h->msg_name = &q->to[k];
-            h->msg_namelen = ml_addr_len((struct sockaddr *)&q->to[k]);
-            h->msg_iov = &q->iov[k];
-            h->msg_iovlen = 1;
-        }
-        unsigned k = i;
-        while (k < j) {
-            int n = sendmmsg(q->fd[i], &q->msgs[k], j - k, MSG_DONTWAIT);
-            if (n > 0) {
-                for (int m = 0; m < n; m++)
-                    bytes += q->iov[k + (unsigned)m].iov_len;
-                sent += (unsigned)n;
-                k += (unsigned)n;
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
-                /* The socket buffer is full: the rest of this run is dropped, and counted. */
-                dropped += j - k;
-                break;
-            }
-            /* An error about one destination (unreachable, refused): skip that datagram. */
-            dropped++;
-            k++;
-        }
+        net_txq_sendmmsg(q, i, j, &c);
         i = j;
     }
     q->n = 0;
     q->arena_used = 0;
     w->rx_used = 0; /* nothing queued points into the receive slots any more */
-    if (sent) {
-        NET_COUNT(w->ctr.udp_tx_packets, sent);
-        NET_COUNT(w->ctr.udp_tx_bytes, bytes);
+    if (c.sent) {
+        NET_COUNT(w->ctr.udp_tx_packets, c.sent);
+        NET_COUNT(w->ctr.udp_tx_bytes, c.bytes);
     }
-    if (dropped)
-        NET_COUNT(w->ctr.udp_tx_dropped, dropped);
+    if (c.dropped)
+        NET_COUNT(w->ctr.udp_tx_dropped, c.dropped);
 }

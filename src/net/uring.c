@@ -324,32 +324,12 @@ static void txq_release(struct net_uring *r, unsigned i)
 static void txq_sendmmsg(struct net_worker *w, unsigned i, unsigned j)
 {
     struct net_uring *r = w->ur;
-    struct net_txq *q = &w->tx;
-    for (unsigned k = i; k < j; k++) {
-        struct msghdr *h = &q->msgs[k].msg_hdr;
-        memset(h, 0, sizeof *h);
-        h->msg_name = &q->to[k];
-        h->msg_namelen = ml_addr_len((struct sockaddr *)&q->to[k]);
-        h->msg_iov = &q->iov[k];
-        h->msg_iovlen = 1;
-    }
-    unsigned k = i;
-    while (k < j) {
-        int n = sendmmsg(q->fd[i], &q->msgs[k], j - k, MSG_DONTWAIT);
-        if (n > 0) {
-            for (int m = 0; m < n; m++)
-                r->tx_bytes += q->iov[k + (unsigned)m].iov_len;
-            r->tx_packets += (unsigned)n;
-            k += (unsigned)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
-            r->tx_dropped += j - k; /* the socket buffer is full: the rest is dropped */
-            break;
-        } else {
-            r->tx_dropped++; /* an error about one destination: skip that datagram */
-            k++;
-        }
-    }
-    for (k = i; k < j; k++)
+    struct net_tx_count c = {0, 0, 0};
+    net_txq_sendmmsg(&w->tx, i, j, &c);
+    r->tx_packets += c.sent;
+    r->tx_bytes += c.bytes;
+    r->tx_dropped += c.dropped;
+    for (unsigned k = i; k < j; k++)
         txq_release(r, k);
 }
 
