@@ -511,22 +511,28 @@ static unsigned reap(struct net_worker *w)
     struct net_uring *r = w->ur;
     unsigned total = 0;
     while (total < UR_REAP_MAX) {
-        struct io_uring_cqe *cqes[64];
         struct {
             uint64_t ud;
             int32_t res;
             uint32_t flags;
         } c[64];
-        unsigned n = io_uring_peek_batch_cqe(&r->ring, cqes, 64);
+        /* Read without io_uring_peek_batch_cqe(), which enters the kernel whenever the queue is
+         * empty and work is pending for this thread: a system call per pass that the next
+         * pass's io_uring_enter makes anyway (net_uring_turn checks IORING_SQ_TASKRUN). */
+        unsigned n = 0, head;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&r->ring, head, cqe)
+        {
+            c[n].ud = cqe->user_data;
+            c[n].res = cqe->res;
+            c[n].flags = cqe->flags;
+            if (++n == 64)
+                break;
+        }
         if (!n)
             break;
         /* copied out and the queue advanced first: callbacks may submit, and the kernel may
          * then post more */
-        for (unsigned i = 0; i < n; i++) {
-            c[i].ud = cqes[i]->user_data;
-            c[i].res = cqes[i]->res;
-            c[i].flags = cqes[i]->flags;
-        }
         io_uring_cq_advance(&r->ring, n);
         for (unsigned i = 0; i < n; i++) {
             switch (UR_TAG(c[i].ud)) {
