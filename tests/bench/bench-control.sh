@@ -8,7 +8,7 @@
 #
 # Environment: JOINGEN (httpload: the project's own client, tests/bench/httpload.c, for joins
 # and status reads, plain HTTP only; wrk: wrk with the Lua scripts, as before), DURATION (10s;
-# httpload warms up 2 s more), CONNS (64), THREADS (2, wrk's), USERS (3000), MEETINGS (300),
+# httpload warms up 2 s more), CONNS (64), THREADS (2: the client's threads), USERS (3000), MEETINGS (300),
 # POOL (database.pool-size, 4), ACCESS_LOG (yes|no, yes), STATUS_HOT (200: meetings whose
 # status is read, by their participants), STATUS_CACHE_MS (control.status-cache-ms, 1000; 0
 # measures every read going to PostgreSQL), PARTS ("joins status": what to measure; "health"
@@ -215,7 +215,7 @@ httpload_cpu() {
     awk -v m="$4" -v p="$5" '{ q = p; sub(/ID/, $2, q); print m, q, $1 }' "$3" >"$work/requests.txt"
     instr_begin
     c0=$(cpu_ms)
-    "$HTTPLOAD" --server "127.0.0.1:$PORT" --file "$work/requests.txt" --conns "$CONNS" \
+    "$HTTPLOAD" --server "127.0.0.1:$PORT" --file "$work/requests.txt" --conns "$CONNS" --threads "$THREADS" \
         --duration "${DURATION%s}" --warmup 2 >"$work/httpload.out"
     c1=$(cpu_ms)
     cat "$work/httpload.out"
@@ -225,7 +225,7 @@ httpload_cpu() {
 }
 run() { # name, wrk script, "token id" file, method, path
     if [ "$JOINGEN" = httpload ]; then
-        echo "== $1: httpload --conns $CONNS --duration ${DURATION%s} --warmup 2: $4 $5 ($LISTENER)"
+        echo "== $1: httpload --conns $CONNS --threads $THREADS --duration ${DURATION%s} --warmup 2: $4 $5 ($LISTENER)"
         httpload_cpu "$1" "$2" "$3" "$4" "$5"
         return
     fi

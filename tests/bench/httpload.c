@@ -1,7 +1,9 @@
 /* httpload: a load generator for meetlite's REST API (tests/bench/bench-control.sh).
  *
- * One thread, epoll, non-blocking sockets and HTTP/1.1 keep-alive, closed loop: each of --conns
- * connections sends its next request when the answer to the last one is complete. Every request
+ * --threads threads (2 by default, as wrk was run: with one client thread the same server
+ * answered a third fewer joins), each with its own epoll and its share of the --conns
+ * connections; non-blocking sockets and HTTP/1.1 keep-alive, closed loop: each connection sends
+ * its next request when the answer to the last one is complete. Every request
  * is formatted before the load starts, so what a request costs the generator is a send() and
  * the parse of its answer's head: the server and PostgreSQL, not the generator, are what is
  * measured (wrk's Lua request() cost a join more CPU than meetlited spent on it). Its own CPU is
@@ -18,6 +20,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,15 +52,28 @@ struct hl_conn {
     size_t in_len;
 };
 
+/* what one thread counted */
+struct hl_stats {
+    uint64_t hist[HL_HIST + 1], answered, errors, reconnects, status_count[6], lat_max_us;
+};
+
+/* one thread's connections */
+struct hl_thread {
+    pthread_t id;
+    unsigned first, n;
+    struct hl_stats st;
+};
+
 static struct hl_req *reqs;
-static size_t nreqs, next_req;
+static size_t nreqs, next_req; /* next_req: atomic */
 static struct hl_conn *conns;
 static unsigned nconns;
-static int ep;
 static struct sockaddr_in server;
-static bool counting, stop; /* stop: the time is up, no new request goes */
-static uint64_t hist[HL_HIST + 1], answered, errors, reconnects, status_count[6];
-static uint64_t lat_max_us;
+static uint64_t count_from, end_at;
+static __thread int ep;
+static __thread bool counting, stop; /* stop: the time is up, no new request goes */
+static __thread struct hl_stats *st;
+static __thread struct hl_conn *tconns; /* the thread's first connection */
 
 static uint64_t now_us(void)
 {
@@ -137,7 +153,7 @@ static void conn_open(struct hl_conn *c)
     c->connecting = true;
     c->sent = 0;
     c->in_len = 0;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - conns)};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - tconns)};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl");
 }
@@ -146,14 +162,14 @@ static void conn_reopen(struct hl_conn *c)
 {
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    reconnects++;
+    st->reconnects++;
     conn_open(c); /* the request in flight, if any, goes again */
 }
 
 static void want_write(struct hl_conn *c, bool on)
 {
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0),
-                             .data.u32 = (uint32_t)(c - conns)};
+                             .data.u32 = (uint32_t)(c - tconns)};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -179,11 +195,14 @@ static bool send_more(struct hl_conn *c)
     return true;
 }
 
+static size_t take_request(void)
+{
+    return __atomic_fetch_add(&next_req, 1, __ATOMIC_RELAXED) % nreqs;
+}
+
 static void next_request(struct hl_conn *c)
 {
-    c->req = next_req++;
-    if (next_req == nreqs)
-        next_req = 0;
+    c->req = take_request();
     c->sent = 0;
     if (!send_more(c))
         conn_reopen(c);
@@ -228,7 +247,7 @@ static void on_readable(struct hl_conn *c)
             return;
         if (n <= 0) {
             if (counting)
-                errors++;
+                st->errors++;
             conn_reopen(c);
             return;
         }
@@ -244,19 +263,17 @@ static void on_readable(struct hl_conn *c)
             continue;
         uint64_t lat = now_us() - c->t0_us;
         if (counting) {
-            answered++;
+            st->answered++;
             uint64_t b = lat / HL_BUCKET_US;
-            hist[b > HL_HIST ? HL_HIST : b]++;
-            if (lat > lat_max_us)
-                lat_max_us = lat;
-            status_count[status >= 100 && status < 600 ? status / 100 : 0]++;
+            st->hist[b > HL_HIST ? HL_HIST : b]++;
+            if (lat > st->lat_max_us)
+                st->lat_max_us = lat;
+            st->status_count[status >= 100 && status < 600 ? status / 100 : 0]++;
         }
         memmove(c->in, c->in + len, c->in_len - (size_t)len);
         c->in_len -= (size_t)len;
         if (closing) {
-            c->req = next_req++; /* the next request goes on a new connection */
-            if (next_req == nreqs)
-                next_req = 0;
+            c->req = take_request(); /* the next request goes on a new connection */
             conn_reopen(c);
             return;
         }
@@ -267,11 +284,11 @@ static void on_readable(struct hl_conn *c)
     }
 }
 
-static double pct_ms(double q)
+static double pct_ms(const struct hl_stats *t, double q)
 {
-    uint64_t want = (uint64_t)(q * (double)answered), seen = 0;
+    uint64_t want = (uint64_t)(q * (double)t->answered), seen = 0;
     for (unsigned i = 0; i <= HL_HIST; i++) {
-        seen += hist[i];
+        seen += t->hist[i];
         if (seen > want)
             return (double)(i * HL_BUCKET_US + HL_BUCKET_US / 2) / 1000.0;
     }
@@ -286,89 +303,32 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static void usage(void)
+/* One thread: its connections, its epoll, until the time is up. */
+static void *run(void *arg)
 {
-    fprintf(stderr, "usage: httpload --server HOST:PORT --file REQUESTS [--conns N] "
-                    "[--duration S] [--warmup S]\n");
-    exit(2);
-}
-
-int main(int argc, char **argv)
-{
-    const char *srv = NULL, *file = NULL;
-    double duration = 10, warmup = 2;
-    nconns = 64;
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'}, {"file", required_argument, NULL, 'f'},
-        {"conns", required_argument, NULL, 'c'},  {"duration", required_argument, NULL, 'd'},
-        {"warmup", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
-    for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        switch (o) {
-        case 's':
-            srv = optarg;
-            break;
-        case 'f':
-            file = optarg;
-            break;
-        case 'c':
-            nconns = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'd':
-            duration = strtod(optarg, NULL);
-            break;
-        case 'w':
-            warmup = strtod(optarg, NULL);
-            break;
-        default:
-            usage();
-        }
-    }
-    if (!srv || !file || !nconns || duration <= 0 || warmup < 0)
-        usage();
-    char host[256];
-    snprintf(host, sizeof host, "%s", srv);
-    char *colon = strrchr(host, ':');
-    if (!colon)
-        usage();
-    *colon = 0;
-    server.sin_family = AF_INET;
-    server.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
-    if (inet_pton(AF_INET, host, &server.sin_addr) != 1)
-        usage();
-    *colon = ':';
-    load_requests(file, host);
-
+    struct hl_thread *me = arg;
+    st = &me->st;
+    tconns = conns + me->first;
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         die("epoll_create1");
-    conns = calloc(nconns, sizeof *conns);
-    if (!conns)
-        die("calloc");
-    for (unsigned i = 0; i < nconns; i++) {
-        conns[i].in = xmalloc(HL_IN_MAX);
-        conns[i].req = next_req++;
-        if (next_req == nreqs)
-            next_req = 0;
-        conn_open(&conns[i]);
+    for (unsigned i = 0; i < me->n; i++) {
+        tconns[i].in = xmalloc(HL_IN_MAX);
+        tconns[i].req = take_request();
+        conn_open(&tconns[i]);
     }
-    uint64_t start = now_us(), count_from = start + (uint64_t)(warmup * 1e6),
-             end = count_from + (uint64_t)(duration * 1e6);
-    double cpu0 = 0;
     struct epoll_event evs[256];
     while (!stop) {
         uint64_t t = now_us();
-        if (!counting && t >= count_from) {
+        if (!counting && t >= count_from)
             counting = true;
-            cpu0 = cpu_s();
-            count_from = t;
-        }
-        if (t >= end)
+        if (t >= end_at)
             stop = true;
         int n = epoll_wait(ep, evs, 256, 100);
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
-            struct hl_conn *c = &conns[evs[i].data.u32];
+            struct hl_conn *c = &tconns[evs[i].data.u32];
             if (c->connecting && (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
                 int err = 0;
                 socklen_t len = sizeof err;
@@ -390,16 +350,115 @@ int main(int argc, char **argv)
                 on_readable(c);
         }
     }
-    double secs = (double)(now_us() - count_from) / 1e6, cpu = cpu_s() - cpu0;
-    printf("{\"conns\":%u,\"seconds\":%.3f,\"answered\":%llu,\"rate\":%.1f,"
+    return NULL;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: httpload --server HOST:PORT --file REQUESTS [--conns N] "
+                    "[--threads N] [--duration S] [--warmup S]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *srv = NULL, *file = NULL;
+    double duration = 10, warmup = 2;
+    unsigned nthreads = 2;
+    nconns = 64;
+    static const struct option opts[] = {{"server", required_argument, NULL, 's'},
+                                         {"file", required_argument, NULL, 'f'},
+                                         {"conns", required_argument, NULL, 'c'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"warmup", required_argument, NULL, 'w'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (o) {
+        case 's':
+            srv = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'c':
+            nconns = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            nthreads = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            duration = strtod(optarg, NULL);
+            break;
+        case 'w':
+            warmup = strtod(optarg, NULL);
+            break;
+        default:
+            usage();
+        }
+    }
+    if (!srv || !file || !nconns || !nthreads || nthreads > nconns || duration <= 0 || warmup < 0)
+        usage();
+    char host[256];
+    snprintf(host, sizeof host, "%s", srv);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        usage();
+    *colon = 0;
+    server.sin_family = AF_INET;
+    server.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+    if (inet_pton(AF_INET, host, &server.sin_addr) != 1)
+        usage();
+    *colon = ':';
+    load_requests(file, host);
+
+    conns = calloc(nconns, sizeof *conns);
+    struct hl_thread *th = calloc(nthreads, sizeof *th);
+    if (!conns || !th)
+        die("calloc");
+    uint64_t start = now_us();
+    count_from = start + (uint64_t)(warmup * 1e6);
+    end_at = count_from + (uint64_t)(duration * 1e6);
+    for (unsigned i = 0, at = 0; i < nthreads; i++) {
+        th[i].first = at;
+        th[i].n = nconns / nthreads + (i < nconns % nthreads);
+        at += th[i].n;
+        if (pthread_create(&th[i].id, NULL, run, &th[i]) != 0)
+            die("pthread_create");
+    }
+    /* the process's CPU over the counted time: every thread's */
+    uint64_t t = now_us();
+    if (t < count_from)
+        usleep((useconds_t)(count_from - t));
+    double cpu0 = cpu_s();
+    uint64_t t0 = now_us();
+    struct hl_stats *all = calloc(1, sizeof *all);
+    if (!all)
+        die("calloc");
+    for (unsigned i = 0; i < nthreads; i++) {
+        pthread_join(th[i].id, NULL);
+        const struct hl_stats *x = &th[i].st;
+        for (unsigned b = 0; b <= HL_HIST; b++)
+            all->hist[b] += x->hist[b];
+        all->answered += x->answered;
+        all->errors += x->errors;
+        all->reconnects += x->reconnects;
+        for (unsigned k = 0; k < 6; k++)
+            all->status_count[k] += x->status_count[k];
+        if (x->lat_max_us > all->lat_max_us)
+            all->lat_max_us = x->lat_max_us;
+    }
+    double secs = (double)(now_us() - t0) / 1e6, cpu = cpu_s() - cpu0;
+    printf("{\"conns\":%u,\"threads\":%u,\"seconds\":%.3f,\"answered\":%llu,\"rate\":%.1f,"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
            "\"status\":{\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu},"
            "\"errors\":%llu,\"reconnects\":%llu,\"cpu_s\":%.3f,\"cpu_us_per_request\":%.1f}\n",
-           nconns, secs, (unsigned long long)answered, (double)answered / secs, pct_ms(0.50),
-           pct_ms(0.99), (double)lat_max_us / 1000.0, (unsigned long long)status_count[2],
-           (unsigned long long)status_count[3], (unsigned long long)status_count[4],
-           (unsigned long long)status_count[5],
-           (unsigned long long)(status_count[0] + status_count[1]), (unsigned long long)errors,
-           (unsigned long long)reconnects, cpu, answered ? cpu * 1e6 / (double)answered : 0);
+           nconns, nthreads, secs, (unsigned long long)all->answered, (double)all->answered / secs,
+           pct_ms(all, 0.50), pct_ms(all, 0.99), (double)all->lat_max_us / 1000.0,
+           (unsigned long long)all->status_count[2], (unsigned long long)all->status_count[3],
+           (unsigned long long)all->status_count[4], (unsigned long long)all->status_count[5],
+           (unsigned long long)(all->status_count[0] + all->status_count[1]),
+           (unsigned long long)all->errors, (unsigned long long)all->reconnects, cpu,
+           all->answered ? cpu * 1e6 / (double)all->answered : 0);
     return 0;
 }
