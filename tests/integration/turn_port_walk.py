@@ -51,8 +51,8 @@ try:
     t.eq(busy(d) - before, 32, "it tried each of the 32 pairs once (below relay-port-attempts=128)")
     freed = clients.pop()
     t.ok(freed.refresh(lifetime=0).cls == SUCCESS, "Refresh 0 frees one")
-    # A 508 here on the io_uring path is the race turn_relay_addresses.py meets too (main's
-    # 36403ad): the freed socket's port stays bound until its receive's cancellation completes.
+    # The io_uring path used to keep the freed socket's port bound until its receive's
+    # cancellation completed, so this Allocate could get 508 (fixed in a89638e).
     r = extra.allocate(expect_ok=False)
     t.ok(r.cls == SUCCESS and tuple(extra.relay) == tuple(freed.relay),
          "the next Allocate gets the freed pair", (r.error() if r.cls != SUCCESS else extra.relay, freed.relay))
