@@ -8,7 +8,7 @@
 #
 # Environment: JOINGEN (httpload: the project's own client, tests/bench/httpload.c, for joins
 # and status reads, plain HTTP only; wrk: wrk with the Lua scripts, as before), DURATION (10s;
-# httpload warms up 2 s more), CONNS (64), THREADS (2: the client's threads), USERS (3000), MEETINGS (300),
+# httpload counts from the start, as wrk does), CONNS (64), THREADS (2: the client's threads), USERS (3000), MEETINGS (300),
 # POOL (database.pool-size, 4), ACCESS_LOG (yes|no, yes), STATUS_HOT (200: meetings whose
 # status is read, by their participants), STATUS_CACHE_MS (control.status-cache-ms, 1000; 0
 # measures every read going to PostgreSQL), PARTS ("joins status": what to measure; "health"
@@ -180,17 +180,26 @@ instr_end() {
         -v idle="$IDLE_IPS" -v t="$t0" -v u="$t1" \
         'BEGIN { printf "%.0f, %.0f net of idle", n ? i / n : 0, n ? (i - idle * (u - t)) / n : 0 }') per request"
 }
+# PostgreSQL's CPU so far, in milliseconds: the postmaster and every backend it started
+pg_cpu_ms() {
+    pm=$(head -1 "$work/pg/data/postmaster.pid")
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$pm" -v hz="$(getconf CLK_TCK)" \
+        '$1 == pm || $4 == pm { t += $14 + $15 } END { print int(t * 1000 / hz) }'
+}
 cpu_report() { # ms requests
     echo "server CPU: $1 ms for $2 requests: $(awk -v c="$1" -v n="$2" \
         'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }') us/request"
+    [ -n "${p0:-}" ] && echo "PostgreSQL CPU: $((p1 - p0)) ms for $2 requests: $(awk -v c="$((p1 - p0))" \
+        -v n="$2" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }') us/request"
+    p0=""
 }
 # runs wrk (its arguments), prints its figures and meetlited's CPU per request: on a machine
 # shared with other jobs the rate moves with their load, the CPU a request costs much less
 wrk_cpu() {
     instr_begin
-    c0=$(cpu_ms)
+    c0=$(cpu_ms); p0=$(pg_cpu_ms)
     wrk "$@" > "$work/wrk.out"
-    c1=$(cpu_ms)
+    c1=$(cpu_ms); p1=$(pg_cpu_ms)
     grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors" "$work/wrk.out"
     n=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
     instr_end
@@ -200,9 +209,9 @@ wrk_cpu() {
 h2load_cpu() {
     instr_begin
     if [ "$INSTR" = yes ]; then span="-n$REQUESTS"; else span="-D$DURATION"; fi
-    c0=$(cpu_ms)
+    c0=$(cpu_ms); p0=$(pg_cpu_ms)
     h2load --h1 -t"$THREADS" -c"$CONNS" $span "$@" > "$work/h2load.out" 2>&1
-    c1=$(cpu_ms)
+    c1=$(cpu_ms); p1=$(pg_cpu_ms)
     grep -E "finished in|^requests:|status codes:|Application protocol|time for request" "$work/h2load.out"
     n=$(awk '/^requests:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }' \
         "$work/h2load.out")
@@ -214,10 +223,10 @@ h2load_cpu() {
 httpload_cpu() {
     awk -v m="$4" -v p="$5" '{ q = p; sub(/ID/, $2, q); print m, q, $1 }' "$3" >"$work/requests.txt"
     instr_begin
-    c0=$(cpu_ms)
+    c0=$(cpu_ms); p0=$(pg_cpu_ms)
     "$HTTPLOAD" --server "127.0.0.1:$PORT" --file "$work/requests.txt" --conns "$CONNS" --threads "$THREADS" \
-        --duration "${DURATION%s}" --warmup 2 >"$work/httpload.out"
-    c1=$(cpu_ms)
+        --duration "${DURATION%s}" --warmup 0 >"$work/httpload.out"
+    c1=$(cpu_ms); p1=$(pg_cpu_ms)
     cat "$work/httpload.out"
     n=$(sed 's/.*"answered":\([0-9]*\).*/\1/' "$work/httpload.out")
     instr_end
@@ -225,7 +234,7 @@ httpload_cpu() {
 }
 run() { # name, wrk script, "token id" file, method, path
     if [ "$JOINGEN" = httpload ]; then
-        echo "== $1: httpload --conns $CONNS --threads $THREADS --duration ${DURATION%s} --warmup 2: $4 $5 ($LISTENER)"
+        echo "== $1: httpload --conns $CONNS --threads $THREADS --duration ${DURATION%s} --warmup 0: $4 $5 ($LISTENER)"
         httpload_cpu "$1" "$2" "$3" "$4" "$5"
         return
     fi
