@@ -180,7 +180,8 @@ instr_end() {
         -v idle="$IDLE_IPS" -v t="$t0" -v u="$t1" \
         'BEGIN { printf "%.0f, %.0f net of idle", n ? i / n : 0, n ? (i - idle * (u - t)) / n : 0 }') per request"
 }
-# PostgreSQL's CPU so far, in milliseconds: the postmaster and every backend it started
+# PostgreSQL's CPU so far, in milliseconds: the postmaster and every backend it started. Read
+# with care: in wrk runs it has read more than two cores' worth (docs/benchmarks.md, joins).
 pg_cpu_ms() {
     pm=$(head -1 "$work/pg/data/postmaster.pid")
     cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$pm" -v hz="$(getconf CLK_TCK)" \
