@@ -1197,13 +1197,9 @@ static void h_secret_add(struct http_req *hr)
     } else {
         uint8_t raw[32];
         ml_random(raw, sizeof raw);
-        size_t n = ml_base64_encode(raw, sizeof raw, op->secret, sizeof op->secret);
-        ml_wipe(raw, sizeof raw);
         /* base64url without padding: no '+', '/' or '=' to quote in a shell or a URL */
-        for (size_t i = 0; i < n; i++)
-            op->secret[i] = op->secret[i] == '+' ? '-' : op->secret[i] == '/' ? '_' : op->secret[i];
-        while (n && op->secret[n - 1] == '=')
-            op->secret[--n] = 0;
+        ml_base64url_encode(raw, sizeof raw, op->secret, sizeof op->secret);
+        ml_wipe(raw, sizeof raw);
         op->generated = true;
     }
     adm_submit(r, w_secret_add, NULL);

@@ -374,6 +374,9 @@ bool ml_name_valid(const char *s);
 bool ml_slug_valid(const char *s, size_t max);
 /* Standard base64 (OpenSSL). out needs 4*ceil(n/3)+1 bytes; returns the length without NUL. */
 size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
+/* base64url without padding (RFC 4648 section 5; JWTs, RFC 7515 section 2): as above, then
+ * '-' and '_' for '+' and '/' and no '='. out needs 4*ceil(n/3)+1 bytes. */
+size_t ml_base64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* Decodes standard base64 (padding optional); returns the length, or -1. */
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 /* Lowercase hex; out needs 2n+1 bytes. */

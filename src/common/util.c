@@ -297,6 +297,18 @@ size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
     return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 }
 
+size_t ml_base64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
+{
+    size_t len = ml_base64_encode(in, n, out, outlen);
+    while (len && out[len - 1] == '=')
+        len--;
+    if (outlen)
+        out[len] = 0;
+    for (size_t i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    return len;
+}
+
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen)
 {
     /* EVP_DecodeBlock wants padded input and decodes padding to zero bytes: strip what padding

@@ -101,23 +101,6 @@ int cp_jwt_key_es256_file(struct cp_jwt_key *k, const char *path, char *err, siz
     return rc;
 }
 
-/* base64url without padding (RFC 7515 section 2) of n bytes into out, which needs
- * 4*ceil(n/3)+1 bytes; returns the length. */
-static size_t b64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
-{
-    size_t len = ml_base64_encode(in, n, out, outlen);
-    while (len && out[len - 1] == '=')
-        len--;
-    out[len] = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return len;
-}
-
 /* HS256 without libjwt: its encoder parses the claims' JSON again and writes it again, which
  * cost a join three times the HMAC (callgrind, tests/bench/bench-control.sh INSTR=yes). The
  * header is the one libjwt writes. */
@@ -131,9 +114,9 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
     char *tok = malloc(cap);
     if (!tok)
         return NULL;
-    size_t at = b64url_encode((const uint8_t *)head, sizeof head - 1, tok, cap);
+    size_t at = ml_base64url_encode((const uint8_t *)head, sizeof head - 1, tok, cap);
     tok[at++] = '.';
-    at += b64url_encode((const uint8_t *)claims, n, tok + at, cap - at);
+    at += ml_base64url_encode((const uint8_t *)claims, n, tok + at, cap - at);
     uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;
     if (!HMAC(EVP_sha256(), k->sign, k->sign_len, (const uint8_t *)tok, at, mac, &mac_len) ||
@@ -142,7 +125,7 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
         return NULL;
     }
     tok[at++] = '.';
-    b64url_encode(mac, mac_len, tok + at, cap - at);
+    ml_base64url_encode(mac, mac_len, tok + at, cap - at);
     return tok;
 }
 

@@ -351,6 +351,12 @@ START_TEST(base64_hex)
     ck_assert_int_eq(ml_base64_decode("!!!!", 4, dec, sizeof dec), -1);
     ck_assert_int_eq(ml_base64_decode("aGVsbG8=", 8, dec, 3), -1);
     ck_assert_int_eq(ml_base64_encode((const uint8_t *)"hello", 5, enc, 8), 0);
+    /* base64url: no padding, '-' and '_' for '+' and '/' (0xfb 0xff: "+/8=" in base64) */
+    ck_assert_int_eq(ml_base64url_encode((const uint8_t *)"\xfb\xff", 2, enc, sizeof enc), 3);
+    ck_assert_str_eq(enc, "-_8");
+    ck_assert_int_eq(ml_base64url_encode((const uint8_t *)"hello", 5, enc, sizeof enc), 7);
+    ck_assert_str_eq(enc, "aGVsbG8");
+    ck_assert_int_eq(ml_base64url_encode((const uint8_t *)"hello", 5, enc, 8), 0);
     char hex[9];
     ml_hex_encode((const uint8_t *)"\x01\xab\xff\x00", 4, hex);
     ck_assert_str_eq(hex, "01abff00");
