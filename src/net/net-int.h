@@ -213,7 +213,8 @@ struct net_engine {
 int net_udp_socket(const struct sockaddr *addr, const struct net_settings *set, bool reuseport,
                    bool *eaddrinuse, char *err, size_t errlen);
 struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp_cb cb, void *arg);
-void net_udp_arm(struct net_udp *u, char *err, size_t errlen);
+/* Watches u: its worker's ring, or an event of its loop. -1 with err set when it cannot. */
+int net_udp_arm(struct net_udp *u, char *err, size_t errlen);
 void net_udp_free(struct net_udp *u);
 /* What a run of sends did, added to by net_txq_sendmmsg. */
 struct net_tx_count {

@@ -150,15 +150,14 @@ struct net_udp *net_udp_wrap(struct net_worker *w, int fd, int endpoint, net_udp
     return u;
 }
 
-void net_udp_arm(struct net_udp *u, char *err, size_t errlen)
+int net_udp_arm(struct net_udp *u, char *err, size_t errlen)
 {
-    if (!u->w->ur) {
-        u->ev = event_new(u->w->base, u->fd, EV_READ | EV_PERSIST, udp_readable, u);
-        if (!u->ev || event_add(u->ev, NULL) < 0)
-            ml_err(err, errlen, "cannot watch udp socket");
-    } else if (net_uring_arm(u, err, errlen) < 0) {
-        /* err says why; the caller logs it */
-    }
+    if (u->w->ur)
+        return net_uring_arm(u, err, errlen);
+    u->ev = event_new(u->w->base, u->fd, EV_READ | EV_PERSIST, udp_readable, u);
+    if (!u->ev || event_add(u->ev, NULL) < 0)
+        return ml_err(err, errlen, "cannot watch udp socket");
+    return 0;
 }
 
 int net_udp_bind(struct net_worker *w, const struct sockaddr *addr, bool *eaddrinuse, char *err,
@@ -176,17 +175,8 @@ struct net_udp *net_udp_adopt(struct net_worker *w, int fd, net_udp_cb cb, void 
         ml_err(err, errlen, "out of memory");
         return NULL;
     }
-    if (w->ur) {
-        if (net_uring_arm(u, err, errlen) < 0) {
-            net_udp_free(u);
-            return NULL;
-        }
-        return u;
-    }
-    u->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, udp_readable, u);
-    if (!u->ev || event_add(u->ev, NULL) < 0) {
+    if (net_udp_arm(u, err, errlen) < 0) {
         net_udp_free(u);
-        ml_err(err, errlen, "cannot watch udp socket");
         return NULL;
     }
     return u;
