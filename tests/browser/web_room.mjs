@@ -16,6 +16,15 @@ const [ann, ben, cat] = [await person(browser, 'ann'), await person(browser, 'be
 const everyone = [ann, ben, cat];
 report.pids = {};
 
+/** Drops, from what name's console logged since index `from`, the failed loads of a join that
+ * the server answered with `status`: the expected answer to a race the test provokes, which
+ * Chromium logs as an error. Everything else logged stays. */
+function dropJoinAnswers(name, from, status) {
+  const after = report.consoleErrors[name].splice(from);
+  const expected = new RegExp(`status of ${status}`);
+  report.consoleErrors[name].push(...after.filter((e) => !(expected.test(e) && /\/join\b/.test(e))));
+}
+
 async function adminAllocations(pid) {
   const r = await fetch(`${cfg.admin.url}/v1/turn/allocations?participant=${pid}`,
                         {headers: {Authorization: `Bearer ${cfg.admin.token}`}});
@@ -253,8 +262,7 @@ try {
   // If Ben's signaling happened to be reconnecting when he was removed (a ping timeout on a
   // loaded machine), his client learns it from the join's 403 "removed" instead of the close
   // code; Chromium logs that answer as a failed load. It is the expected answer, nothing else is.
-  const benAfter = report.consoleErrors.ben.splice(benErrorsBefore);
-  report.consoleErrors.ben.push(...benAfter.filter((e) => !(/status of 403/.test(e) && /\/join\b/.test(e))));
+  dropJoinAnswers('ben', benErrorsBefore, 403);
   for (const p of [ann, cat])
     check(`${p.name}'s grid shrinks to one remote tile`, await until(p.page, (pid) =>
       document.querySelectorAll('#grid .tile:not([data-self])').length === 1 &&
@@ -288,10 +296,7 @@ try {
   // A credential renewal (a join) that meets the end first is answered 410 "ended", and the
   // client finishes from that answer instead of the close code; Chromium logs it as a failed
   // load. It is the expected answer to that race, nothing else is.
-  for (const p of [ann, cat]) {
-    const after = report.consoleErrors[p.name].splice(endErrorsBefore[p.name]);
-    report.consoleErrors[p.name].push(...after.filter((e) => !(/status of 410/.test(e) && /\/join\b/.test(e))));
-  }
+  for (const p of [ann, cat]) dropJoinAnswers(p.name, endErrorsBefore[p.name], 410);
   await shot(cat.page, 'room-09-ended.png');
   check('nothing is left running after the end', (await ann.page.evaluate(() => document.querySelectorAll('video').length === 0 ||
     [...document.querySelectorAll('video')].every((v) => !v.srcObject))));
