@@ -96,11 +96,8 @@ static const struct db_stmt st_sweep = {
     "WITH m AS (UPDATE meetings SET status = 'EXPIRED', ended_at = now() "
     "WHERE status = 'ACTIVE' AND expires_at <= now() RETURNING id), "
     "p AS (UPDATE participants SET left_at = now() WHERE left_at IS NULL "
-    "AND meeting_id IN (SELECT id FROM m) RETURNING id), "
-    "c AS (UPDATE turn_credentials SET revoked_at = now() WHERE revoked_at IS NULL "
-    "AND participant_id IN (SELECT id FROM p) RETURNING username) "
-    "SELECT (SELECT count(*) FROM m), (SELECT coalesce(array_agg(DISTINCT username), '{}') "
-    "FROM c)",
+    "AND meeting_id IN (SELECT id FROM m) RETURNING id) "
+    "SELECT (SELECT count(*) FROM m), (SELECT ml_revoke_participants(array_agg(id)) FROM p)",
     0, SWEEP__COLS};
 /* the help assistant's questions' log, kept assistant.question-retention */
 static const struct db_stmt st_prune = {

@@ -160,8 +160,9 @@ try:
          sc["exp"] <= j["meeting_expires_at"], "the signaling token is bound to meeting and participant", sc)
     r = api.get("/api/v1/me", j["signaling_token"])
     t.ok(r.status == 401, "a signaling token is not an access token (aud)", r)
-    rows = pg.psql("SELECT count(*) FROM turn_credentials WHERE username = '%s' AND revoked_at IS NULL" % user)
-    t.eq(rows, "1", "the issued credential is recorded")
+    rows = pg.psql("SELECT cred_until || ':' || m.turn_tag || '.' || p.id FROM participants p "
+                   "JOIN meetings m ON m.id = p.meeting_id WHERE p.id = '%s'" % a_part)
+    t.eq(rows, user, "the issued credential is recorded with its participant (cred_until)")
     res = turn_allocate(d.turn_port, user, pw)
     t.ok(res is not None and res[0] == SUCCESS,
          "meetlited's own relay accepts the join's TURN credential (Allocate)", res)
@@ -216,9 +217,11 @@ try:
     c_user = jwt_claims(carol_tok)["sub"]
     r = api.call("DELETE", "/api/v1/meetings/%s/participants/%s" % (mid, c_part), token=bob_tok)
     t.ok(r.status == 200 and r.json["removed"], "an ADMIN (bob) removes carol", r)
-    t.eq(pg.psql("SELECT count(*) FROM turn_credentials t JOIN participants p ON p.id = t.participant_id "
-                 "WHERE p.user_id = '%s' AND t.revoked_at IS NULL" % c_user), "0",
-         "the removed participant's TURN credentials are revoked")
+    t.eq(pg.psql("SELECT count(*) FILTER (WHERE t.revoked_at IS NOT NULL AND t.username = p.cred_until || "
+                 "':' || m.turn_tag || '.' || p.id), count(*) FILTER (WHERE t.revoked_at IS NULL) "
+                 "FROM turn_credentials t JOIN participants p ON p.id = t.participant_id JOIN meetings m "
+                 "ON m.id = p.meeting_id WHERE p.user_id = '%s'" % c_user), "1|0",
+         "the removed participant's TURN credentials are revoked (one revocation, its newest expiry)")
     r = api.post("/api/v1/meetings/%s/join" % mid, None, carol_tok)
     t.ok(r.status == 403 and r.code() == "removed", "a removed user cannot come back", r)
     r = api.get("/api/v1/meetings/" + mid, carol_tok)
@@ -237,9 +240,10 @@ try:
     t.ok(r.status == 200 and r.json["status"] == "ENDED" and r.json["ended_at"], "status ENDED", r)
     r = api.post("/api/v1/meetings/%s/join" % mid, None, bob_tok)
     t.ok(r.status == 410 and r.code() == "meeting_ended", "join an ended meeting: 410 meeting_ended", r)
-    t.eq(pg.psql("SELECT count(*) FROM turn_credentials t JOIN participants p ON p.id = t.participant_id "
-                 "WHERE p.meeting_id = '%s' AND t.revoked_at IS NULL" % mid), "0",
-         "an ended meeting has no live credential")
+    t.eq(pg.psql("SELECT count(*) FROM participants p WHERE p.meeting_id = '%s' AND p.cred_until IS NOT "
+                 "NULL AND NOT EXISTS (SELECT 1 FROM turn_credentials t WHERE t.participant_id = p.id AND "
+                 "t.revoked_at IS NOT NULL)" % mid), "0",
+         "an ended meeting has no live credential: each participant handed one has its revocation")
 
     m2 = api.meeting(alice_tok, "Second")
     api.post("/api/v1/meetings/%s/join" % m2["id"], None, bob_tok)

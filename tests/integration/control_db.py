@@ -74,8 +74,11 @@ try:
     t.ok(st == [200] * 20 and len(pids) == 1, "20 concurrent joins of one user all succeed with one participant", st)
     n = pg.psql("SELECT count(*) FROM participants WHERE meeting_id = '%s'" % m["id"])
     t.eq(n, "1", "exactly one participant row")
-    t.eq(pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id = '%s'" % pids.pop()), "20",
-         "each join recorded its credential")
+    pid = pids.pop()
+    newest = max(int(r.json["turn"]["username"].split(":")[0]) for r in res)
+    t.eq(pg.psql("SELECT cred_until, (SELECT count(*) FROM turn_credentials WHERE participant_id = p.id) "
+                 "FROM participants p WHERE id = '%s'" % pid), "%d|0" % newest,
+         "the participant records its newest credential's expiry, and no join writes a row (sql/017)")
 
     # ------------------------------------------------------------ capacity race
     m = api.meeting(host_tok, "Race for seats", max_participants=3)
@@ -112,9 +115,10 @@ try:
     t.eq(status, "EXPIRED", "a meeting expires on time with no request arriving (the sweep)")
     t.eq(pg.psql("SELECT count(*) FROM participants WHERE meeting_id = '%s' AND left_at IS NULL" % short["id"]), "0",
          "its participants are closed")
-    t.eq(pg.psql("SELECT count(*) FROM turn_credentials t JOIN participants p ON p.id = t.participant_id "
-                 "WHERE p.meeting_id = '%s' AND t.revoked_at IS NULL" % short["id"]), "0",
-         "its TURN credentials are revoked")
+    t.eq(pg.psql("SELECT count(*) FILTER (WHERE t.revoked_at IS NOT NULL), count(*) FILTER (WHERE "
+                 "t.revoked_at IS NULL), count(DISTINCT t.participant_id) FROM turn_credentials t "
+                 "JOIN participants p ON p.id = t.participant_id WHERE p.meeting_id = '%s'" % short["id"]),
+         "2|0|2", "its TURN credentials are revoked: one revocation for each participant")
     t.ok(int(pg.psql("SELECT max(extract(epoch FROM t.expires_at) - extract(epoch FROM m.expires_at)) "
                      "FROM turn_credentials t JOIN participants p ON p.id = t.participant_id "
                      "JOIN meetings m ON m.id = p.meeting_id").split(".")[0]) <= 0,

@@ -38,7 +38,8 @@ def join(api, who, mid, **body):
 
 
 def creds(pid):
-    return int(rows("SELECT count(*) FROM turn_credentials WHERE participant_id = '%s'" % pid)[0][0])
+    """1 when the participant was handed a TURN credential (its cred_until, sql/017), else 0."""
+    return int(rows("SELECT (cred_until IS NOT NULL)::int FROM participants WHERE id = '%s'" % pid)[0][0])
 
 
 def decide(api, who, mid, pid, what):

@@ -140,9 +140,13 @@ try:
         "DELETE", "/api/v1/meetings/%s/participants/%s" % (mid2, dan.join["participant_id"]),
         token=host_tok)), 10, 0.1)
     t.ok(r and r.status == 200, "PostgreSQL is back; the ADMIN removes Dan through the control node", r)
-    pg.psql("UPDATE turn_credentials SET revoked_at = now() WHERE username = '%s'" % bob.user)
+    # an operator's revocation of one credential: a row written revoked (sql/017), published by
+    # its trigger and read by the catch-up
+    pg.psql("INSERT INTO turn_credentials (participant_id, user_id, username, expires_at, revoked_at) "
+            "SELECT id, user_id, '%s', to_timestamp(%s), now() FROM participants WHERE id = '%s'"
+            % (bob.user, bob.user.split(":")[0], bob.join["participant_id"]))
     t.ok(dan.relays() and bob.relays(),
-         "the TURN-only node, still cut off, missed both revocations (removal, SQL UPDATE): they relay")
+         "the TURN-only node, still cut off, missed both revocations (removal, SQL INSERT): they relay")
     proxy.restore()
     t_back = time.time()
     ok = wait_until(lambda: not dan.to_client(b"probe", timeout=0.1) and not bob.to_client(b"probe", timeout=0.1), 8)

@@ -43,12 +43,17 @@ try:
              "PostgreSQL: the meeting is ENDED")
         t.eq(pg.psql("SELECT removed FROM participants WHERE id = '%s'" % pids["ben"]), "t",
              "PostgreSQL: Ben is recorded as removed")
-        n = pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id = '%s'" % pids["ann"])
-        t.ok(int(n or 0) >= 3, "PostgreSQL: Ann's client got fresh TURN credentials (%s issued)" % n)
-        t.eq(pg.psql("SELECT count(*) FROM turn_credentials WHERE participant_id IN (SELECT id FROM "
-                     "participants WHERE meeting_id = (SELECT id FROM meetings WHERE code = '%s')) "
-                     "AND revoked_at IS NULL AND expires_at > now()" % code), "0",
-             "PostgreSQL: no credential of the meeting is left unrevoked")
+        # the newest credential handed to Ann (cred_until, sql/017) expires a TTL after it was
+        # issued: past her join's by more than a TTL, she renewed
+        n = pg.psql("SELECT cred_until - floor(extract(epoch FROM joined_at))::bigint FROM participants "
+                    "WHERE id = '%s'" % pids["ann"])
+        t.ok(int(n or 0) >= CREDENTIAL_TTL + 10,
+             "PostgreSQL: Ann's client got fresh TURN credentials (the newest expires %s s after her "
+             "join, TTL %d s)" % (n, CREDENTIAL_TTL))
+        t.eq(pg.psql("SELECT count(*) FROM participants p WHERE p.meeting_id = (SELECT id FROM meetings "
+                     "WHERE code = '%s') AND p.cred_until IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                     "turn_credentials t WHERE t.participant_id = p.id AND t.revoked_at IS NOT NULL)" % code),
+             "0", "PostgreSQL: no credential of the meeting is left unrevoked")
         usage = ""
         for _ in range(50):  # usage records reach PostgreSQL in batches (usage.flush-interval-ms)
             usage = pg.psql("SELECT count(*), coalesce(sum(bytes_to_client), 0) FROM turn_usage "
