@@ -20,6 +20,7 @@ struct cp_jwt_key {
     jwt_alg_t alg;
     unsigned char *sign, *verify; /* owned; for HS256 both point to one copy */
     int sign_len, verify_len;
+    struct ml_hmac *hs256; /* owned; HS256: the signing template (ml_hmac_new), else NULL */
     char kid[64]; /* OIDC keys: their key id ("" none) */
 };
 

@@ -9,7 +9,6 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@ void cp_jwt_key_free(struct cp_jwt_key *k)
         ml_wipe(k->sign, (size_t)k->sign_len);
         free(k->sign);
     }
+    ml_hmac_free(k->hs256);
     memset(k, 0, sizeof *k);
 }
 
@@ -41,6 +41,11 @@ int cp_jwt_key_hs256(struct cp_jwt_key *k, const char *secret, char *err, size_t
     k->verify = k->sign;
     k->sign_len = k->verify_len = (int)n;
     k->alg = JWT_ALG_HS256;
+    k->hs256 = ml_hmac_new("SHA256", secret, n);
+    if (!k->hs256) {
+        cp_jwt_key_free(k);
+        return ml_err(err, errlen, "cannot prepare HMAC-SHA256 for auth.jwt-secret");
+    }
     return 0;
 }
 
@@ -118,9 +123,10 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
     tok[at++] = '.';
     at += ml_base64url_encode((const uint8_t *)claims, n, tok + at, cap - at);
     uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned mac_len = 0;
-    if (!HMAC(EVP_sha256(), k->sign, k->sign_len, (const uint8_t *)tok, at, mac, &mac_len) ||
-        mac_len != 32) {
+    size_t mac_len = k->hs256 ? ml_hmac_run(k->hs256, tok, at, mac, sizeof mac)
+                              : ml_hmac_once("SHA256", k->sign, (size_t)k->sign_len, tok, at, mac,
+                                             sizeof mac);
+    if (mac_len != 32) {
         free(tok);
         return NULL;
     }

@@ -37,9 +37,10 @@
  * answer in the cache whatever worker it runs on. Negative answers are cached too, so a retry
  * never loops.
  *
- * Crypto. HMAC and the digests are fetched from the provider once, in turn_auth_new(). Keyed
- * HMAC contexts (the nonce key, each REST secret) are built once as read-only templates and
- * duplicated per use: a check fetches no implementation and recomputes no key schedule. */
+ * Crypto. The digests are fetched from the provider once, in turn_auth_new(), HMAC once per
+ * process (src/common/hmac.c). Keyed HMAC contexts (the nonce key, each REST secret) are built
+ * once as read-only templates (ml_hmac_new) and duplicated per use: a check fetches no
+ * implementation and recomputes no key schedule. */
 
 #define NONCE_COOKIE "obMatJos2"
 /* The security feature set (RFC 8489 9.2, 18.1): 24 bits as 4 base64 characters. Bit 0,
@@ -83,7 +84,7 @@ struct auth_user {
 /* The reloadable credentials; immutable once built, freed by the last reference. */
 struct auth_table {
     int refs;              /* atomic */
-    EVP_MAC_CTX **secrets; /* HMAC-SHA1 templates keyed with each REST secret */
+    struct ml_hmac **secrets; /* HMAC-SHA1 templates keyed with each REST secret */
     size_t nsecrets;
     struct auth_user *users; /* sorted by name, bytewise */
     size_t nusers;
@@ -119,9 +120,8 @@ struct turn_auth {
     char realm[REALM_MAX + 1];
     size_t realmlen;
     int64_t nonce_lifetime_s;
-    EVP_MAC *hmac;
     EVP_MD *md5, *sha256;
-    EVP_MAC_CTX *nonce_mac; /* HMAC-SHA256 under the nonce key: a read-only template */
+    struct ml_hmac *nonce_mac; /* HMAC-SHA256 under the nonce key: a read-only template */
     uint64_t hash_key[2];
     pthread_mutex_t table_lock;
     struct auth_table *table;   /* guarded by table_lock */
@@ -173,34 +173,6 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
     return c ? c : (alen > blen) - (alen < blen);
-}
-
-/* A template: an HMAC context with its digest and key set, only ever duplicated. */
-static EVP_MAC_CTX *mac_keyed(EVP_MAC *mac, const char *digest, const void *key, size_t keylen)
-{
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
-    if (c && EVP_MAC_init(c, key, keylen, params) == 1)
-        return c;
-    EVP_MAC_CTX_free(c);
-    return NULL;
-}
-
-/* MAC of n bytes under a template, into out (cap bytes). Duplicating only reads the template,
- * so threads share it. Returns the MAC length, 0 on failure. */
-static size_t mac_run(const EVP_MAC_CTX *tmpl, const void *data, size_t n, uint8_t *out, size_t cap)
-{
-    size_t len = 0;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(tmpl);
-    if (!c)
-        return 0;
-    if (EVP_MAC_update(c, data, n) != 1 || EVP_MAC_final(c, out, &len, cap) != 1)
-        len = 0;
-    EVP_MAC_CTX_free(c);
-    return len;
 }
 
 /* Calls fn for each item of a comma- or space-separated list (ml_list_next) without copying
@@ -311,7 +283,7 @@ static void table_free(struct auth_table *t)
     if (!t)
         return;
     for (size_t i = 0; i < t->nsecrets; i++)
-        EVP_MAC_CTX_free(t->secrets[i]); /* OpenSSL cleanses the key */
+        ml_hmac_free(t->secrets[i]); /* OpenSSL cleanses the key */
     free(t->secrets);
     for (size_t i = 0; i < t->nusers; i++) {
         free(t->users[i].name);
@@ -358,13 +330,13 @@ static int add_secret(const char *p, size_t n, unsigned index, void *arg)
         return -1;
     if (t->nsecrets == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 4;
-        EVP_MAC_CTX **v = realloc(t->secrets, cap * sizeof *v);
+        struct ml_hmac **v = realloc(t->secrets, cap * sizeof *v);
         if (!v)
             return ml_err(b->e.err, b->e.errlen, "out of memory");
         t->secrets = v;
         b->cap = cap;
     }
-    EVP_MAC_CTX *c = mac_keyed(b->a->hmac, "SHA1", p, n);
+    struct ml_hmac *c = ml_hmac_new("SHA1", p, n);
     if (!c)
         return ml_err(b->e.err, b->e.errlen, "cannot prepare HMAC-SHA1 for secret %u", index);
     t->secrets[t->nsecrets++] = c;
@@ -583,7 +555,7 @@ static bool nonce_make(const struct turn_auth *a, const struct sockaddr *client,
     uint8_t in[4 + 18], mac[EVP_MAX_MD_SIZE];
     stun_put32(in, t);
     size_t n = addr_bytes(client, in + 4);
-    if (!n || mac_run(a->nonce_mac, in, 4 + n, mac, sizeof mac) < NONCE_MAC_BYTES)
+    if (!n || ml_hmac_run(a->nonce_mac, in, 4 + n, mac, sizeof mac) < NONCE_MAC_BYTES)
         return false;
     memcpy(out, NONCE_COOKIE NONCE_FEATURES, NONCE_PREFIX_LEN);
     for (int i = 0; i < NONCE_TIME_LEN; i++)
@@ -733,7 +705,7 @@ static enum match rest_try(const struct turn_auth *a, const struct auth_table *t
         uint8_t mac[EVP_MAX_MD_SIZE], key[STUN_MAX_KEY_LEN];
         char pass[REST_PASS_LEN + 1];
         size_t keylen = 0;
-        size_t maclen = mac_run(t->secrets[i], r->user, r->ulen, mac, sizeof mac);
+        size_t maclen = ml_hmac_run(t->secrets[i], r->user, r->ulen, mac, sizeof mac);
         bool ok = maclen == STUN_SHA1_LEN &&
                   ml_base64_encode(mac, maclen, pass, sizeof pass) == REST_PASS_LEN &&
                   derive_key(a, r, pass, REST_PASS_LEN, key, &keylen) == 0 &&
@@ -1039,7 +1011,7 @@ static int nonce_key(struct turn_auth *a, const char *secret, char *err, size_t 
     } else {
         ml_random(key, sizeof key);
     }
-    a->nonce_mac = mac_keyed(a->hmac, "SHA256", key, sizeof key);
+    a->nonce_mac = ml_hmac_new("SHA256", key, sizeof key);
     ml_wipe(key, sizeof key);
     return a->nonce_mac ? 0 : ml_err(err, errlen, "cannot prepare HMAC-SHA256 for nonces");
 }
@@ -1066,11 +1038,10 @@ struct turn_auth *turn_auth_new(const struct turn_config *cfg, char *err, size_t
     pthread_mutex_init(&a->cache_lock, NULL);
     pthread_rwlock_init(&a->rev.lock, NULL);
     a->rev.max_until = INT64_MIN;
-    a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     a->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!a->hmac || !a->md5 || !a->sha256) {
-        ml_err(err, errlen, "OpenSSL offers no HMAC, MD5 or SHA-256 (FIPS-only provider?)");
+    if (!a->md5 || !a->sha256) {
+        ml_err(err, errlen, "OpenSSL offers no MD5 or SHA-256 (FIPS-only provider?)");
         goto fail;
     }
     if (nonce_key(a, cfg->nonce_secret, err, errlen) < 0)
@@ -1102,8 +1073,7 @@ void turn_auth_free(struct turn_auth *a)
     for (size_t i = 0; i < a->rev.cap; i++)
         free(a->rev.slots[i]);
     free(a->rev.slots);
-    EVP_MAC_CTX_free(a->nonce_mac);
-    EVP_MAC_free(a->hmac);
+    ml_hmac_free(a->nonce_mac);
     EVP_MD_free(a->md5);
     EVP_MD_free(a->sha256);
     pthread_rwlock_destroy(&a->rev.lock);

@@ -5,21 +5,19 @@
 #include "turn/turn.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
 
 int turn_rest_credential(const char *secret, const char *id, int64_t expiry_s, char *user,
                          size_t ulen, char *pass, size_t plen)
 {
     uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned maclen = 0;
     if (!secret || !*secret || !id || strchr(id, ':'))
         return -1;
     size_t n = ml_snprintf(user, ulen, "%lld:%s", (long long)expiry_s, id);
     if (n + 1 >= ulen)
         return -1;
-    if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)user, n, mac,
-              &maclen))
+    size_t maclen = ml_hmac_once("SHA1", secret, strlen(secret), user, n, mac, sizeof mac);
+    if (!maclen)
         return -1;
     if (!ml_base64_encode(mac, maclen, pass, plen))
         return -1;
