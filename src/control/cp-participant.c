@@ -222,6 +222,56 @@ static int jw_json(struct ml_buf *b, const char *prefix, const json_t *v)
     return rc;
 }
 
+/* Appends prefix and an array of strings (the URIs), as jansson writes it. 0, or -1. */
+static int jw_strs(struct ml_buf *b, const char *prefix, const json_t *a)
+{
+    if (ml_buf_str(b, prefix) < 0 || ml_buf_str(b, "[") < 0)
+        return -1;
+    size_t i;
+    const json_t *u;
+    json_array_foreach(a, i, u)
+    {
+        if ((i && ml_buf_str(b, ",") < 0) || !json_is_string(u) ||
+            ml_buf_json_str(b, json_string_value(u)) < 0)
+            return -1;
+    }
+    return ml_buf_str(b, "]");
+}
+
+/* Appends prefix and the iceServers cp_ice_from() would build of uris, user and pass, written
+ * without building them: one entry for the stun: URIs, one with the credential for the turn:
+ * and turns: ones. 0, or -1. */
+static int jw_ice(struct ml_buf *b, const char *prefix, const json_t *uris, const char *user,
+                  const char *pass)
+{
+    if (ml_buf_str(b, prefix) < 0 || ml_buf_str(b, "[") < 0)
+        return -1;
+    bool any = false;
+    for (int turn = 0; turn < 2; turn++) {
+        size_t i, n = 0;
+        const json_t *u;
+        json_array_foreach(uris, i, u)
+        {
+            const char *v = json_string_value(u);
+            if (!v || (strncmp(v, "stun", 4) != 0) != turn)
+                continue;
+            if (ml_buf_str(b, n ? "," : any ? ",{\"urls\":[" : "{\"urls\":[") < 0 ||
+                ml_buf_json_str(b, v) < 0)
+                return -1;
+            n++;
+        }
+        if (!n)
+            continue;
+        any = true;
+        if (ml_buf_str(b, "]") < 0 ||
+            (turn && (jw_str(b, ",\"username\":", user) < 0 ||
+                      jw_str(b, ",\"credential\":", pass) < 0)) ||
+            ml_buf_str(b, "}") < 0)
+            return -1;
+    }
+    return ml_buf_str(b, "]");
+}
+
 static enum db_status w_join(struct db_conn *c, struct db_job *job)
 {
     struct cp_req *req = (struct cp_req *)job;
@@ -302,14 +352,17 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
     json_t *relay = NULL;
-    json_t *ice = cp_fleet_ice(cp, c, mid, pid, user, pass, &relay);
+    /* placement static: the iceServers of control.turn-uris, written below without building
+     * them (jansson's objects and dump cost a join ~30k instructions, callgrind) */
+    bool fixed = cp->fleet.placement == CP_PLACE_STATIC;
+    json_t *ice = fixed ? NULL : cp_fleet_ice(cp, c, mid, pid, user, pass, &relay);
     const json_t *uris =
         relay && json_object_get(relay, "uris") ? json_object_get(relay, "uris") : cp->turn_uris;
     /* The answer is written here rather than packed and dumped by jansson, whose dump of it
-     * cost a join 100k instructions (callgrind); its parts that are JSON already (iceServers,
-     * the relay's placement, the URIs) are dumped on their own. */
+     * cost a join 100k instructions (callgrind); its parts that are JSON already (a placement's
+     * iceServers, the relay's placement) are dumped on their own. */
     struct ml_buf b = ML_BUF_INIT(CP_JOIN_ANSWER_MAX);
-    bool ok = ice != NULL;
+    bool ok = fixed || ice != NULL;
     ok = ok && jw_str(&b, "{\"meeting_id\":", mid) == 0 &&
          jw_str(&b, ",\"meeting_code\":", PQgetvalue(r, 0, JOIN_CODE)) == 0 &&
          jw_str(&b, ",\"participant_id\":", pid) == 0 && jw_str(&b, ",\"role\":", role) == 0 &&
@@ -318,11 +371,12 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
                        PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't' ? "true" : "false", m_exp) == 0 &&
          jw_str(&b, ",\"signaling_token\":", sig) == 0 &&
          ml_buf_printf(&b, ",\"signaling_token_expires_at\":%lld", s_exp) == 0 &&
-         jw_json(&b, ",\"iceServers\":", ice) == 0 &&
+         (fixed ? jw_ice(&b, ",\"iceServers\":", uris, user, pass)
+                : jw_json(&b, ",\"iceServers\":", ice)) == 0 &&
          jw_str(&b, ",\"turn\":{\"username\":", user) == 0 &&
          jw_str(&b, ",\"password\":", pass) == 0 &&
          ml_buf_printf(&b, ",\"ttl\":%lld,\"expires_at\":%lld", ttl_left, c_exp) == 0 &&
-         jw_json(&b, ",\"uris\":", uris) == 0 && ml_buf_str(&b, "}") == 0 &&
+         jw_strs(&b, ",\"uris\":", uris) == 0 && ml_buf_str(&b, "}") == 0 &&
          (!relay || jw_json(&b, ",\"relay\":", relay) == 0) && ml_buf_str(&b, "}") == 0;
     json_decref(ice);
     json_decref(relay);
@@ -404,13 +458,17 @@ static void h_join(struct http_req *r)
             in->has_display_name = true;
         }
     }
-    if (passcode_blocked(req)) {
-        ml_wipe(in->passcode, sizeof in->passcode);
-        http_reply_err(&req->http, HTTP_E_RATE_LIMITED,
-                       "too many wrong passcodes; try again later");
-        return;
+    /* Only a join that gives a passcode can guess one: the others (nearly all, renewals
+     * included) skip the limiter's three keyed lookups, before and after. */
+    if (in->has_passcode) {
+        if (passcode_blocked(req)) {
+            ml_wipe(in->passcode, sizeof in->passcode);
+            http_reply_err(&req->http, HTTP_E_RATE_LIMITED,
+                           "too many wrong passcodes; try again later");
+            return;
+        }
+        req->on_done = passcode_done;
     }
-    req->on_done = passcode_done;
     cp_submit(req, w_join);
 }
 
