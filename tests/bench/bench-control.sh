@@ -258,8 +258,10 @@ for part in $PARTS; do
     case $part in
     joins)
         run joins control-join.lua "$work/joins.txt" POST /api/v1/meetings/ID/join
+        # a join's TURN credential is its participant's cred_until, not a row (sql/017)
         echo "participants: $(psql "$URL" -XAtqc 'SELECT count(*) FROM participants')," \
-             "credentials: $(psql "$URL" -XAtqc 'SELECT count(*) FROM turn_credentials')"
+             "handed a TURN credential: $(psql "$URL" -XAtqc \
+                 'SELECT count(*) FROM participants WHERE cred_until IS NOT NULL')"
         ;;
     status) # reads (with the 8-person roster) by participants of the status meetings
         run "status reads" control-status.lua "$work/status.txt" GET /api/v1/meetings/ID ;;
