@@ -291,6 +291,17 @@ static void make_protocols(struct http_server *srv)
 
 /* What the context and every vhost of the server are made with (vhost-level fields are ignored
  * by the context, and the other way round). */
+/* No lws "validity" timer per connection. lws's default policy (ping after 300 s of silence,
+ * hang up at 310) keeps one on every connection and moves it on each frame received; lws's
+ * timers are one sorted list per thread, so each move walks the list: with 15,000 idle
+ * WebSockets a node spent a quarter of a core in lws_dll2_add_sorted moving them for the
+ * pongs of signaling's pings, and its connects slowed to tens a second (perf, `PARTS=idle-host
+ * tests/bench/bench-signaling.sh`). Signaling keeps its own pings and idle timeout in one pass
+ * a second (sig_tick); HTTP keeps lws's keep-alive and request timeouts, which are set per
+ * request and so few. A policy whose secs_since_valid_hangup is 0 schedules nothing. */
+static const lws_retry_bo_t no_validity_timer = {.secs_since_valid_ping = 0,
+                                                 .secs_since_valid_hangup = 0};
+
 static void base_info(struct http_server *srv, struct lws_context_creation_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -304,6 +315,7 @@ static void base_info(struct http_server *srv, struct lws_context_creation_info 
     info->max_http_header_pool = (unsigned short)srv->cfg.header_pool;
     info->keepalive_timeout = 30;
     info->timeout_secs = 20;
+    info->retry_and_idle_policy = &no_validity_timer; /* the vhosts' (make_vhost) */
     /* No fd_limit_per_thread: below the process's RLIMIT_NOFILE it makes lws find the
      * connection of every socket event by a linear scan of all of them (its "max fds unrelated
      * to ulimit" mode); max_connections is applied at accept instead (http-accept.c). */

@@ -15,7 +15,9 @@
 # (non-empty: `perf record -a -g` over each relay run, kept in the work directory with BENCH_KEEP),
 # SQL_DIR (the migrations, default sql/: an older build is measured with the schema it knew),
 # NODE_SET (more key=value settings for the nodes, space-separated, e.g.
-# signaling.publish-delay-us=2000).
+# signaling.publish-delay-us=2000), HOST_IDLE (part idle-host: this many idle connections on one
+# host, 100000) over HOST_PROCS meetlited processes (6) and as many sigload processes: the way
+# to hold 100,000 where one process may not open that many descriptors.
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -27,6 +29,8 @@ export TMPDIR=${TMPDIR:-/var/tmp}
 MEETINGS=${MEETINGS:-500}; PER=${PER:-4}; RATES=${RATES:-"5000 10000"}
 DURATION=${DURATION:-20}; WARMUP=${WARMUP:-3}; IDLE=${IDLE:-10000}; POOL=${POOL:-4}
 PARTS=${PARTS:-"idle one two"}
+HOST_IDLE=${HOST_IDLE:-100000}; HOST_PROCS=${HOST_PROCS:-6}
+case " $PARTS " in *" idle-host "*) ;; *) HOST_IDLE=0 ;; esac
 [ -x "$MEETLITED" ] || bench_die "$MEETLITED not built (configure without --enable-devel there)"
 [ -x "$MLLOAD" ] || bench_die "$MLLOAD not built: make tests/bench/sigload in $BUILD"
 bench_init mlbench-sig
@@ -56,8 +60,12 @@ if [ "$HARD" != unlimited ] && [ "$IDLE" -gt $((HARD - 200)) ]; then
     bench_log "WARNING: IDLE=$IDLE is above the hard open-file limit ($HARD) less 200: lowered"
     IDLE=$((HARD - 200))
 fi
+if [ "$HOST_IDLE" -gt 0 ] && [ $(( (HOST_IDLE + HOST_PROCS - 1) / HOST_PROCS )) -gt $((HARD - 200)) ]; then
+    bench_die "HOST_IDLE=$HOST_IDLE over $HOST_PROCS processes is above the hard open-file limit ($HARD) less 200 a process: raise HOST_PROCS"
+fi
 NPART=$((MEETINGS * PER))
-[ "$IDLE" -gt "$NPART" ] && NIDLE_M=$(( (IDLE + PER - 1) / PER )) || NIDLE_M=$MEETINGS
+NIDLE=$(( HOST_IDLE > IDLE ? HOST_IDLE : IDLE ))
+[ "$NIDLE" -gt "$NPART" ] && NIDLE_M=$(( (NIDLE + PER - 1) / PER )) || NIDLE_M=$MEETINGS
 NM=$(( NIDLE_M > MEETINGS ? NIDLE_M : MEETINGS ))
 bench_log "making $NM meetings of $PER participants in SQL"
 psql "$URL" -Xq <<SQL
@@ -108,8 +116,8 @@ start_node() {
         --set "control.listen=127.0.0.1:$port" --set "turn.listen=udp://127.0.0.1:$tport" \
         --set "turn.auth-secret=bench-turn-secret" --set "auth.jwt-secret=$SECRET" \
         --set "control.access-log=no" --set "log.level=notice" --set "net.workers=1" \
-        --set "control.max-connections=$((IDLE + 2000))" --set "signaling.node-id=$2" \
-        --set "control.max-connections-per-address=$((IDLE + 2000))" \
+        --set "control.max-connections=$((${NODE_CONNS:-$IDLE} + 2000))" --set "signaling.node-id=$2" \
+        --set "control.max-connections-per-address=$((${NODE_CONNS:-$IDLE} + 2000))" \
         --set "daemon.max-open-files=$(( IDLE + 4096 > 65536 ? IDLE + 4096 : 65536 ))" \
         $(for kv in ${NODE_SET:-}; do printf -- '--set %s ' "$kv"; done)
     NODE_PID=$BENCH_LAST_PID
@@ -207,6 +215,62 @@ for part in $PARTS; do
              "$(( (rss1 - rss0) * 1024 / (open > 0 ? open : 1) )) bytes a connection;" \
              "$(tail -1 "$BENCH_WORK/idle.err")"
         bench_stop "$NODE_PID" 10
+        ;;
+    idle-host) # HOST_IDLE connections held on one host by HOST_PROCS nodes, each its own share
+        [ "$HOST_IDLE" -gt 0 ] || continue
+        # sigload spreads each share over source addresses (127.0.0.1 to .N, the port chosen at
+        # connect time): one address's ephemeral ports ran out at ~14,500 a node with six nodes
+        share=$(( (HOST_IDLE + HOST_PROCS - 1) / HOST_PROCS ))
+        NODE_CONNS=$share
+        pids=(); gens=(); rss0=0
+        for k in $(seq 1 "$HOST_PROCS"); do
+            start_node "idle-h$k" "node-h$k"
+            pids+=("$NODE_PID")
+            sed -n "$(( (k - 1) * share + 1 )),$(( k * share > HOST_IDLE ? HOST_IDLE : k * share ))p" \
+                "$BENCH_WORK/tokens.txt" >"$BENCH_WORK/idle-h$k.txt"
+            eval "port_$k=$NODE_PORT"
+        done
+        sleep 1
+        for pid in "${pids[@]}"; do rss0=$((rss0 + $(bench_rss_kb "$pid"))); done
+        bench_log "idle-host: $HOST_IDLE connections to $HOST_PROCS nodes on this host, $share each (RSS before: $((rss0 / 1024)) MiB in all)"
+        t0=$(date +%s)
+        for k in $(seq 1 "$HOST_PROCS"); do
+            eval "port=\$port_$k"
+            rm -f "$BENCH_WORK/idle-h$k.ready"
+            "$MLLOAD" --mode idle --tokens "$BENCH_WORK/idle-h$k.txt" --server "127.0.0.1:$port" \
+                --duration 1500 --concurrency 128 --ready-file "$BENCH_WORK/idle-h$k.ready" \
+                --sources $(( share / 5000 + 1 )) --connect-timeout 600 \
+                >"$BENCH_WORK/idle-h$k.json" 2>"$BENCH_WORK/idle-h$k.err" &
+            gens+=($!)
+        done
+        for k in $(seq 1 "$HOST_PROCS"); do
+            i=0
+            until [ -f "$BENCH_WORK/idle-h$k.ready" ] || ! kill -0 "${gens[$((k - 1))]}" 2>/dev/null; do
+                i=$((i + 1)); [ $i -lt 12000 ] || break; sleep 0.1
+            done
+        done
+        t1=$(date +%s)
+        sleep 3
+        rss1=0; hwm=0
+        for pid in "${pids[@]}"; do
+            rss1=$((rss1 + $(bench_rss_kb "$pid")))
+            hwm=$((hwm + $(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")))
+        done
+        open=$(psql "$URL" -XAtqc "SELECT count(*) FROM sig_connections WHERE node_id LIKE 'node-h%'")
+        # the nodes' CPU while the connections idle (signaling's pings and their pongs included)
+        c0=0; for pid in "${pids[@]}"; do c0=$((c0 + $(bench_cpu_ticks "$pid"))); done
+        sleep 20
+        c1=0; for pid in "${pids[@]}"; do c1=$((c1 + $(bench_cpu_ticks "$pid"))); done
+        for g in "${gens[@]}"; do kill -TERM "$g" 2>/dev/null || true; done
+        for g in "${gens[@]}"; do wait "$g" || true; done
+        echo "idle-host $HOST_IDLE connections to $HOST_PROCS processes on one host, connected in" \
+             "$((t1 - t0)) s: $open sessions recorded; meetlited RSS $((rss0 / 1024)) MiB before," \
+             "$((rss1 / 1024)) MiB with them open (peaks summed: $((hwm / 1024)) MiB):" \
+             "$(( (rss1 - rss0) * 1024 / (open > 0 ? open : 1) )) bytes a connection;" \
+             "idle, the nodes used $(( (c1 - c0) * 1000 / CLK_TCK / 20 ))/1000 of a core in all over 20 s"
+        for k in $(seq 1 "$HOST_PROCS"); do echo "          h$k: $(tail -1 "$BENCH_WORK/idle-h$k.err")"; done
+        for pid in "${pids[@]}"; do bench_stop "$pid" 10; done
+        NODE_CONNS=""
         ;;
     one)
         start_node one node-one
