@@ -386,8 +386,8 @@ struct ml_hmac *ml_hmac_new(const char *digest, const void *key, size_t keylen) 
 size_t ml_hmac_run(const struct ml_hmac *h, const void *data, size_t n, uint8_t *out,
                    size_t cap) ML_WUR;
 void ml_hmac_free(struct ml_hmac *h);
-size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data,
-                    size_t n, uint8_t *out, size_t cap) ML_WUR;
+size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data, size_t n,
+                    uint8_t *out, size_t cap) ML_WUR;
 /* Decodes standard base64 (padding optional); returns the length, or -1. */
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 /* Lowercase hex; out needs 2n+1 bytes. */

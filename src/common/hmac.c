@@ -77,8 +77,8 @@ void ml_hmac_free(struct ml_hmac *h)
     free(h);
 }
 
-size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data,
-                    size_t n, uint8_t *out, size_t cap)
+size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data, size_t n,
+                    uint8_t *out, size_t cap)
 {
     EVP_MAC_CTX *c = keyed(digest, key, keylen);
     return c ? finish(c, data, n, out, cap) : 0;

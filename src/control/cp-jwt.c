@@ -123,9 +123,9 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
     tok[at++] = '.';
     at += ml_base64url_encode((const uint8_t *)claims, n, tok + at, cap - at);
     uint8_t mac[EVP_MAX_MD_SIZE];
-    size_t mac_len = k->hs256 ? ml_hmac_run(k->hs256, tok, at, mac, sizeof mac)
-                              : ml_hmac_once("SHA256", k->sign, (size_t)k->sign_len, tok, at, mac,
-                                             sizeof mac);
+    size_t mac_len =
+        k->hs256 ? ml_hmac_run(k->hs256, tok, at, mac, sizeof mac)
+                 : ml_hmac_once("SHA256", k->sign, (size_t)k->sign_len, tok, at, mac, sizeof mac);
     if (mac_len != 32) {
         free(tok);
         return NULL;
@@ -135,17 +135,25 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
     return tok;
 }
 
-char *cp_jwt_sign(const struct cp_jwt_key *k, json_t *claims)
+char *cp_jwt_sign_text(const struct cp_jwt_key *k, const char *claims)
 {
+    if (!claims)
+        return NULL;
+    if (k->alg == JWT_ALG_HS256)
+        return sign_hs256(k, claims);
     jwt_t *j = NULL;
-    char *grants = json_dumps(claims, JSON_COMPACT);
     char *tok = NULL;
-    if (grants && k->alg == JWT_ALG_HS256)
-        tok = sign_hs256(k, grants);
-    else if (grants && jwt_new(&j) == 0 && jwt_add_grants_json(j, grants) == 0 &&
-             jwt_set_alg(j, k->alg, k->sign, k->sign_len) == 0)
+    if (jwt_new(&j) == 0 && jwt_add_grants_json(j, claims) == 0 &&
+        jwt_set_alg(j, k->alg, k->sign, k->sign_len) == 0)
         tok = jwt_encode_str(j);
     jwt_free(j);
+    return tok;
+}
+
+char *cp_jwt_sign(const struct cp_jwt_key *k, json_t *claims)
+{
+    char *grants = json_dumps(claims, JSON_COMPACT);
+    char *tok = cp_jwt_sign_text(k, grants);
     free(grants);
     return tok;
 }

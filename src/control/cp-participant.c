@@ -166,6 +166,9 @@ static enum db_status check_passcode(struct cp_req *req, PGresult *r, struct joi
     return st;
 }
 
+static char *signaling_token(struct cp *cp, const char *sub, const char *mid, const char *pid,
+                             const char *role, int64_t now, long long exp);
+
 /* The answer to a joiner the lobby holds (202): who it is and a signaling token to hear the
  * ADMINs' decision with, but no TURN credential and no iceServers. */
 static enum db_status waiting_answer(struct cp_req *req, PGresult *r, const char *mid,
@@ -177,12 +180,8 @@ static enum db_status waiting_answer(struct cp_req *req, PGresult *r, const char
     long long s_exp = now + cp->auth.signaling_token_lifetime_s;
     if (s_exp > m_exp)
         s_exp = m_exp;
-    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer,
-                               "aud", "meetlite-signaling", "sub", req->http.user.id, "mid", mid,
-                               "pid", pid, "role", PQgetvalue(r, 0, JOIN_ROLE), "iat",
-                               (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)s_exp);
-    char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
-    json_decref(claims);
+    char *sig =
+        signaling_token(cp, req->http.user.id, mid, pid, PQgetvalue(r, 0, JOIN_ROLE), now, s_exp);
     if (!sig) {
         PQclear(r);
         http_job_err(&req->http, HTTP_E_INTERNAL, NULL);
@@ -211,6 +210,23 @@ static enum db_status waiting_answer(struct cp_req *req, PGresult *r, const char
 static int jw_str(struct ml_buf *b, const char *prefix, const char *s)
 {
     return ml_buf_str(b, prefix) == 0 && ml_buf_json_str(b, s) == 0 ? 0 : -1;
+}
+
+/* The signaling token of a participant (aud meetlite-signaling, bound to its meeting and
+ * itself), its claims written here rather than packed and dumped by jansson. NULL on failure. */
+static char *signaling_token(struct cp *cp, const char *sub, const char *mid, const char *pid,
+                             const char *role, int64_t now, long long exp)
+{
+    struct ml_buf b = ML_BUF_INIT(4096);
+    bool ok = jw_str(&b, "{\"iss\":", cp->auth.jwt_issuer) == 0 &&
+              ml_buf_str(&b, ",\"aud\":\"meetlite-signaling\"") == 0 &&
+              jw_str(&b, ",\"sub\":", sub) == 0 && jw_str(&b, ",\"mid\":", mid) == 0 &&
+              jw_str(&b, ",\"pid\":", pid) == 0 && jw_str(&b, ",\"role\":", role) == 0 &&
+              ml_buf_printf(&b, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}", (long long)now,
+                            (long long)now, exp) == 0;
+    char *tok = ok ? cp_jwt_sign_text(&cp->key, b.p) : NULL;
+    ml_buf_free(&b);
+    return tok;
 }
 
 /* Appends prefix and v dumped by jansson (compact). 0, or -1. */
@@ -255,8 +271,11 @@ static int jw_ice(struct ml_buf *b, const char *prefix, const json_t *uris, cons
             const char *v = json_string_value(u);
             if (!v || (strncmp(v, "stun", 4) != 0) != turn)
                 continue;
-            if (ml_buf_str(b, n ? "," : any ? ",{\"urls\":[" : "{\"urls\":[") < 0 ||
-                ml_buf_json_str(b, v) < 0)
+            /* the first URI of an entry opens it (after the stun: entry, if any) */
+            const char *before = ",";
+            if (!n)
+                before = any ? ",{\"urls\":[" : "{\"urls\":[";
+            if (ml_buf_str(b, before) < 0 || ml_buf_json_str(b, v) < 0)
                 return -1;
             n++;
         }
@@ -264,8 +283,8 @@ static int jw_ice(struct ml_buf *b, const char *prefix, const json_t *uris, cons
             continue;
         any = true;
         if (ml_buf_str(b, "]") < 0 ||
-            (turn && (jw_str(b, ",\"username\":", user) < 0 ||
-                      jw_str(b, ",\"credential\":", pass) < 0)) ||
+            (turn &&
+             (jw_str(b, ",\"username\":", user) < 0 || jw_str(b, ",\"credential\":", pass) < 0)) ||
             ml_buf_str(b, "}") < 0)
             return -1;
     }
@@ -339,12 +358,7 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
     long long s_exp = now + cp->auth.signaling_token_lifetime_s;
     if (s_exp > m_exp)
         s_exp = m_exp;
-    json_t *claims =
-        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "iss", cp->auth.jwt_issuer, "aud",
-                  "meetlite-signaling", "sub", req->http.user.id, "mid", mid, "pid", pid, "role",
-                  role, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)s_exp);
-    char *sig = claims ? cp_jwt_sign(&cp->key, claims) : NULL;
-    json_decref(claims);
+    char *sig = signaling_token(cp, req->http.user.id, mid, pid, role, now, s_exp);
     if (!sig) {
         PQclear(r);
         http_job_err(&req->http, HTTP_E_INTERNAL, NULL);

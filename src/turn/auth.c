@@ -83,7 +83,7 @@ struct auth_user {
 
 /* The reloadable credentials; immutable once built, freed by the last reference. */
 struct auth_table {
-    int refs;              /* atomic */
+    int refs;                 /* atomic */
     struct ml_hmac **secrets; /* HMAC-SHA1 templates keyed with each REST secret */
     size_t nsecrets;
     struct auth_user *users; /* sorted by name, bytewise */

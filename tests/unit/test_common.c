@@ -363,6 +363,35 @@ START_TEST(base64_hex)
 }
 END_TEST
 
+/* ml_hmac against RFC 4231 test case 2 (HMAC-SHA256) and RFC 2202 test case 2 (HMAC-SHA1):
+ * a template run twice gives the same MAC (it is duplicated, never consumed), ml_hmac_once the
+ * same, and a buffer too small gives 0. */
+START_TEST(hmac_vectors)
+{
+    static const char data[] = "what do ya want for nothing?";
+    uint8_t mac[64];
+    char hex[129];
+    struct ml_hmac *h = ml_hmac_new("SHA256", "Jefe", 4);
+    ck_assert_ptr_nonnull(h);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_uint_eq(ml_hmac_run(h, data, sizeof data - 1, mac, sizeof mac), 32);
+        ml_hex_encode(mac, 32, hex);
+        ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+    ck_assert_uint_eq(ml_hmac_run(h, data, sizeof data - 1, mac, 16), 0);
+    ml_hmac_free(h);
+    ml_hmac_free(NULL);
+    ck_assert_uint_eq(ml_hmac_once("SHA1", "Jefe", 4, data, sizeof data - 1, mac, sizeof mac), 20);
+    ml_hex_encode(mac, 20, hex);
+    ck_assert_str_eq(hex, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    ck_assert_uint_eq(ml_hmac_once("SHA256", "Jefe", 4, data, sizeof data - 1, mac, sizeof mac),
+                      32);
+    ml_hex_encode(mac, 32, hex);
+    ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    ck_assert_ptr_null(ml_hmac_new("NO-SUCH-DIGEST", "k", 1));
+}
+END_TEST
+
 static int count_item(const char *item, void *arg)
 {
     int *n = arg;
@@ -587,6 +616,7 @@ static Suite *common_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("helpers");
     tcase_add_test(tc, base64_hex);
+    tcase_add_test(tc, hmac_vectors);
     tcase_add_test(tc, lists_and_numbers);
     tcase_add_test(tc, kit_buffers);
     tcase_add_test(tc, kit_json_str);
