@@ -379,15 +379,17 @@ size_t ml_base64_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 size_t ml_base64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* HMAC (src/common/hmac.c), the algorithm fetched once per process: OpenSSL's HMAC() fetches
  * it by name on every call. A key used many times goes into a template (digest and key set
- * once, only ever duplicated, so threads share it); ml_hmac_once is for a key used once.
+ * once, only ever duplicated, so threads share it); ml_hmac_once is for a key used once, over
+ * a then b (bn 0: a alone), so that a caller need not copy a message to prefix it. A NULL or
+ * empty key is the empty key.
  * digest: "SHA1", "SHA256"... The run functions return the MAC's length, 0 on failure. */
 struct ml_hmac;
 struct ml_hmac *ml_hmac_new(const char *digest, const void *key, size_t keylen) ML_WUR;
 size_t ml_hmac_run(const struct ml_hmac *h, const void *data, size_t n, uint8_t *out,
                    size_t cap) ML_WUR;
 void ml_hmac_free(struct ml_hmac *h);
-size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data, size_t n,
-                    uint8_t *out, size_t cap) ML_WUR;
+size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *a, size_t an,
+                    const void *b, size_t bn, uint8_t *out, size_t cap) ML_WUR;
 /* Decodes standard base64 (padding optional); returns the length, or -1. */
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 /* Lowercase hex; out needs 2n+1 bytes. */

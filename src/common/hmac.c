@@ -1,7 +1,8 @@
 /* HMAC through OpenSSL 3's EVP_MAC, with the algorithm fetched once per process. OpenSSL's
  * one-shot HMAC() fetches it (and the digest) by name on every call, which cost a join about
  * 20,000 instructions a MAC (callgrind, tests/bench/bench-control.sh INSTR=yes). A key used
- * many times is set once in a template that each MAC duplicates. */
+ * many times is set once in a template that each MAC duplicates. src/stun keeps its own fetch
+ * (stun-crypto.c): that codec is a library of OpenSSL and zlib only, without this one. */
 #include "config.h"
 
 #include "common/common.h"
@@ -24,6 +25,7 @@ static void hmac_fetch(void)
     hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
 
+/* A NULL key would mean "keep the previous key" to OpenSSL; an empty key is still a key. */
 static EVP_MAC_CTX *keyed(const char *digest, const void *key, size_t keylen)
 {
     static const uint8_t empty = 0;
@@ -35,16 +37,18 @@ static EVP_MAC_CTX *keyed(const char *digest, const void *key, size_t keylen)
         OSSL_PARAM_construct_end(),
     };
     EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac_impl);
-    if (c && EVP_MAC_init(c, keylen ? key : &empty, keylen, params) == 1)
+    if (c && EVP_MAC_init(c, key && keylen ? key : &empty, key ? keylen : 0, params) == 1)
         return c;
     EVP_MAC_CTX_free(c);
     return NULL;
 }
 
-static size_t finish(EVP_MAC_CTX *c, const void *data, size_t n, uint8_t *out, size_t cap)
+static size_t finish(EVP_MAC_CTX *c, const void *a, size_t an, const void *b, size_t bn,
+                     uint8_t *out, size_t cap)
 {
     size_t len = 0;
-    if (EVP_MAC_update(c, data, n) != 1 || EVP_MAC_final(c, out, &len, cap) != 1)
+    if (EVP_MAC_update(c, a, an) != 1 || (bn && EVP_MAC_update(c, b, bn) != 1) ||
+        EVP_MAC_final(c, out, &len, cap) != 1)
         len = 0;
     EVP_MAC_CTX_free(c);
     return len;
@@ -66,7 +70,7 @@ struct ml_hmac *ml_hmac_new(const char *digest, const void *key, size_t keylen)
 size_t ml_hmac_run(const struct ml_hmac *h, const void *data, size_t n, uint8_t *out, size_t cap)
 {
     EVP_MAC_CTX *c = EVP_MAC_CTX_dup(h->ctx); /* reads the template only: threads share it */
-    return c ? finish(c, data, n, out, cap) : 0;
+    return c ? finish(c, data, n, NULL, 0, out, cap) : 0;
 }
 
 void ml_hmac_free(struct ml_hmac *h)
@@ -77,9 +81,9 @@ void ml_hmac_free(struct ml_hmac *h)
     free(h);
 }
 
-size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *data, size_t n,
-                    uint8_t *out, size_t cap)
+size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *a, size_t an,
+                    const void *b, size_t bn, uint8_t *out, size_t cap)
 {
     EVP_MAC_CTX *c = keyed(digest, key, keylen);
-    return c ? finish(c, data, n, out, cap) : 0;
+    return c ? finish(c, a, an, b, bn, out, cap) : 0;
 }

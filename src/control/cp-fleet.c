@@ -75,12 +75,11 @@ static json_t *uris_of(const PGresult *r, int col)
     return a;
 }
 
-json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
-                     const char *user, const char *pass, json_t **relay)
+json_t *cp_fleet_place(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                       const char *user, const char *pass)
 {
-    *relay = NULL;
     if (cp->fleet.placement == CP_PLACE_STATIC || !c || !mid)
-        return cp_ice_servers(cp, user, pass);
+        return NULL;
     char timeout[24];
     ml_snprintf(timeout, sizeof timeout, "%lld", cp->fleet.node_timeout_ms);
     const char *p[] = {mid, pid, placement_names[cp->fleet.placement], cp->fleet.region, timeout};
@@ -90,7 +89,7 @@ json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const ch
                        "placement of participant %s (meeting %s) failed, static URIs given: %s",
                        pid ? pid : "-", mid, r ? PQresultErrorMessage(r) : "connection lost");
         PQclear(r);
-        return cp_ice_servers(cp, user, pass);
+        return NULL;
     }
     json_t *uris = PQntuples(r) == 1 ? uris_of(r, PLACE_URIS) : NULL;
     if (!uris) { /* no live relay node: control.turn-uris, as before the fleet */
@@ -98,9 +97,8 @@ json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const ch
                        "no live relay node%s%s for meeting %s: static URIs given",
                        cp->fleet.region[0] ? " in region " : "", cp->fleet.region, mid);
         PQclear(r);
-        return cp_ice_servers(cp, user, pass);
+        return NULL;
     }
-    json_t *ice = cp_ice_from(uris, user, pass);
     json_t *fb_uris = uris_of(r, PLACE_FALLBACK_URIS);
     json_t *fallback = json_null();
     if (fb_uris && !PQgetisnull(r, 0, PLACE_FALLBACK)) {
@@ -108,10 +106,17 @@ json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const ch
                              cp_ice_from(fb_uris, user, pass));
     }
     json_decref(fb_uris);
-    *relay = json_pack("{s:s,s:s,s:o,s:o}", "placement", placement_names[cp->fleet.placement],
-                       "node", PQgetvalue(r, 0, PLACE_NODE), "uris", uris, "fallback", fallback);
+    json_t *relay =
+        json_pack("{s:s,s:s,s:o,s:o}", "placement", placement_names[cp->fleet.placement], "node",
+                  PQgetvalue(r, 0, PLACE_NODE), "uris", uris, "fallback", fallback);
     PQclear(r);
-    return ice;
+    return relay;
+}
+
+const json_t *cp_fleet_uris(const struct cp *cp, const json_t *relay)
+{
+    const json_t *u = relay ? json_object_get(relay, "uris") : NULL;
+    return u ? u : cp->turn_uris;
 }
 
 /* ------------------------------------------------------------------ failover */

@@ -284,20 +284,22 @@ json_t *cp_listen_uris(const char *listen, const char *wildcard_host, char *err,
 
 /* ---------------------------------------------------------------- a fleet (cp-fleet.c) */
 
-/* A participant's iceServers under the configured placement, on a database thread with its
- * connection c: the primary relay's (the meeting's node) with the credential (user, pass), and
- * in *relay (new reference, or NULL under static placement or with no live node) what the
- * client is told of the placement: {"placement","node","fallback":{"node","iceServers"}}. The
- * participant's row records its node. Never NULL: the static URIs when placement fails. */
-json_t *cp_fleet_ice(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
-                     const char *user, const char *pass, json_t **relay);
+/* A participant's placement under the configured rule, on a database thread with its
+ * connection c: what the client is told of it (new reference), {"placement","node","uris",
+ * "fallback":{"node","iceServers"}} with the fallback's iceServers for the credential (user,
+ * pass); the participant's row records its node. NULL under static placement, with no live
+ * node, or when placement fails: the static URIs then. */
+json_t *cp_fleet_place(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
+                       const char *user, const char *pass);
+/* The URIs a participant is given: the placement's primary (relay), else control.turn-uris. */
+const json_t *cp_fleet_uris(const struct cp *cp, const json_t *relay);
 /* The service's tick (HTTP thread): the expiry sweep and the fleet's failover check, each when
  * due. */
 void cp_tick(void *arg);
 /* How often cp_tick must run. */
 long long cp_tick_ms(const struct cp *cp);
 /* The iceServers of a join for that credential, as JSON text (caller frees), or NULL; placed
- * as cp_fleet_ice does when c is not NULL (*relay: JSON text or NULL, caller frees). */
+ * as a join is (cp_fleet_place) when c is not NULL (*relay: JSON text or NULL, caller frees). */
 char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char *pid,
                   const char *cred_user, long long expires_s, char **relay);
 

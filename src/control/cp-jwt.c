@@ -123,15 +123,13 @@ static char *sign_hs256(const struct cp_jwt_key *k, const char *claims)
     tok[at++] = '.';
     at += ml_base64url_encode((const uint8_t *)claims, n, tok + at, cap - at);
     uint8_t mac[EVP_MAX_MD_SIZE];
-    size_t mac_len =
-        k->hs256 ? ml_hmac_run(k->hs256, tok, at, mac, sizeof mac)
-                 : ml_hmac_once("SHA256", k->sign, (size_t)k->sign_len, tok, at, mac, sizeof mac);
-    if (mac_len != 32) {
+    /* every HS256 key has its template (cp_jwt_key_hs256) */
+    if (!k->hs256 || ml_hmac_run(k->hs256, tok, at, mac, sizeof mac) != 32) {
         free(tok);
         return NULL;
     }
     tok[at++] = '.';
-    ml_base64url_encode(mac, mac_len, tok + at, cap - at);
+    ml_base64url_encode(mac, 32, tok + at, cap - at);
     return tok;
 }
 

@@ -365,34 +365,29 @@ static enum db_status w_join(struct db_conn *c, struct db_job *job)
         return DB_FAILED;
     }
     long long ttl_left = c_exp - now > 0 ? c_exp - now : 0;
-    json_t *relay = NULL;
-    /* placement static: the iceServers of control.turn-uris, written below without building
-     * them (jansson's objects and dump cost a join ~30k instructions, callgrind) */
-    bool fixed = cp->fleet.placement == CP_PLACE_STATIC;
-    json_t *ice = fixed ? NULL : cp_fleet_ice(cp, c, mid, pid, user, pass, &relay);
-    const json_t *uris =
-        relay && json_object_get(relay, "uris") ? json_object_get(relay, "uris") : cp->turn_uris;
+    /* the placement (NULL: the static URIs); the iceServers are written from its URIs below,
+     * never built (jansson's objects and dump cost a join ~30k instructions, callgrind) */
+    json_t *relay = cp_fleet_place(cp, c, mid, pid, user, pass);
+    const json_t *uris = cp_fleet_uris(cp, relay);
     /* The answer is written here rather than packed and dumped by jansson, whose dump of it
-     * cost a join 100k instructions (callgrind); its parts that are JSON already (a placement's
-     * iceServers, the relay's placement) are dumped on their own. */
+     * cost a join 100k instructions (callgrind); the relay's placement, JSON already, is dumped
+     * on its own. */
     struct ml_buf b = ML_BUF_INIT(CP_JOIN_ANSWER_MAX);
-    bool ok = fixed || ice != NULL;
-    ok = ok && jw_str(&b, "{\"meeting_id\":", mid) == 0 &&
-         jw_str(&b, ",\"meeting_code\":", PQgetvalue(r, 0, JOIN_CODE)) == 0 &&
-         jw_str(&b, ",\"participant_id\":", pid) == 0 && jw_str(&b, ",\"role\":", role) == 0 &&
-         jw_str(&b, ",\"display_name\":", PQgetvalue(r, 0, JOIN_NAME)) == 0 &&
-         ml_buf_printf(&b, ",\"rejoined\":%s,\"meeting_expires_at\":%lld",
-                       PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't' ? "true" : "false", m_exp) == 0 &&
-         jw_str(&b, ",\"signaling_token\":", sig) == 0 &&
-         ml_buf_printf(&b, ",\"signaling_token_expires_at\":%lld", s_exp) == 0 &&
-         (fixed ? jw_ice(&b, ",\"iceServers\":", uris, user, pass)
-                : jw_json(&b, ",\"iceServers\":", ice)) == 0 &&
-         jw_str(&b, ",\"turn\":{\"username\":", user) == 0 &&
-         jw_str(&b, ",\"password\":", pass) == 0 &&
-         ml_buf_printf(&b, ",\"ttl\":%lld,\"expires_at\":%lld", ttl_left, c_exp) == 0 &&
-         jw_strs(&b, ",\"uris\":", uris) == 0 && ml_buf_str(&b, "}") == 0 &&
-         (!relay || jw_json(&b, ",\"relay\":", relay) == 0) && ml_buf_str(&b, "}") == 0;
-    json_decref(ice);
+    bool ok =
+        jw_str(&b, "{\"meeting_id\":", mid) == 0 &&
+        jw_str(&b, ",\"meeting_code\":", PQgetvalue(r, 0, JOIN_CODE)) == 0 &&
+        jw_str(&b, ",\"participant_id\":", pid) == 0 && jw_str(&b, ",\"role\":", role) == 0 &&
+        jw_str(&b, ",\"display_name\":", PQgetvalue(r, 0, JOIN_NAME)) == 0 &&
+        ml_buf_printf(&b, ",\"rejoined\":%s,\"meeting_expires_at\":%lld",
+                      PQgetvalue(r, 0, JOIN_REJOINED)[0] == 't' ? "true" : "false", m_exp) == 0 &&
+        jw_str(&b, ",\"signaling_token\":", sig) == 0 &&
+        ml_buf_printf(&b, ",\"signaling_token_expires_at\":%lld", s_exp) == 0 &&
+        jw_ice(&b, ",\"iceServers\":", uris, user, pass) == 0 &&
+        jw_str(&b, ",\"turn\":{\"username\":", user) == 0 &&
+        jw_str(&b, ",\"password\":", pass) == 0 &&
+        ml_buf_printf(&b, ",\"ttl\":%lld,\"expires_at\":%lld", ttl_left, c_exp) == 0 &&
+        jw_strs(&b, ",\"uris\":", uris) == 0 && ml_buf_str(&b, "}") == 0 &&
+        (!relay || jw_json(&b, ",\"relay\":", relay) == 0) && ml_buf_str(&b, "}") == 0;
     json_decref(relay);
     free(sig);
     ml_wipe(pass, sizeof pass);
@@ -703,11 +698,14 @@ char *cp_ice_json(struct cp *cp, struct db_conn *c, const char *mid, const char 
         *relay_out = NULL;
     if (cp_credential(cp, cred_user, expires_s, user, sizeof user, pass, sizeof pass) < 0)
         return NULL;
-    json_t *relay = NULL;
-    json_t *ice = c ? cp_fleet_ice(cp, c, mid, pid, user, pass, &relay)
-                    : cp_ice_servers(cp, user, pass); /* what a join answers */
-    char *text = json_dumps(ice, JSON_COMPACT);
-    json_decref(ice);
+    /* placed as a join is (without a connection: the static URIs), written as a join's are */
+    json_t *relay = c ? cp_fleet_place(cp, c, mid, pid, user, pass) : NULL;
+    struct ml_buf b = ML_BUF_INIT(CP_JOIN_ANSWER_MAX);
+    char *text = jw_ice(&b, "", cp_fleet_uris(cp, relay), user, pass) == 0 ? ml_buf_take(&b) : NULL;
+    if (!text) {
+        ml_wipe(b.p, b.len);
+        ml_buf_free(&b);
+    }
     if (relay && relay_out)
         *relay_out = json_dumps(relay, JSON_COMPACT);
     json_decref(relay);

@@ -5,8 +5,6 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,19 +138,10 @@ void wh_sign(const char *secret, size_t secret_len, int64_t ts, const char *body
     char prefix[32];
     size_t plen = ml_snprintf(prefix, sizeof prefix, "%lld.", (long long)ts);
     uint8_t mac[EVP_MAX_MD_SIZE];
-    size_t mlen = 0;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    EVP_MAC *impl = ml_nonnull(EVP_MAC_fetch(NULL, "HMAC", NULL));
-    EVP_MAC_CTX *ctx = ml_nonnull(EVP_MAC_CTX_new(impl));
     /* SHA-256 over memory we hold: nothing here fails but memory, which aborts */
-    if (!EVP_MAC_init(ctx, (const uint8_t *)secret, secret_len, params) ||
-        !EVP_MAC_update(ctx, (const uint8_t *)prefix, plen) ||
-        !EVP_MAC_update(ctx, (const uint8_t *)body, body_len) ||
-        !EVP_MAC_final(ctx, mac, &mlen, sizeof mac) || mlen != 32)
+    if (ml_hmac_once("SHA256", secret, secret_len, prefix, plen, body, body_len, mac, sizeof mac) !=
+        32)
         abort();
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(impl);
     memcpy(out, "v1=", 3);
     ml_hex_encode(mac, 32, out + 3);
     out[WH_SIG_LEN - 1] = 0;

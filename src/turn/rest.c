@@ -16,7 +16,7 @@ int turn_rest_credential(const char *secret, const char *id, int64_t expiry_s, c
     size_t n = ml_snprintf(user, ulen, "%lld:%s", (long long)expiry_s, id);
     if (n + 1 >= ulen)
         return -1;
-    size_t maclen = ml_hmac_once("SHA1", secret, strlen(secret), user, n, mac, sizeof mac);
+    size_t maclen = ml_hmac_once("SHA1", secret, strlen(secret), user, n, NULL, 0, mac, sizeof mac);
     if (!maclen)
         return -1;
     if (!ml_base64_encode(mac, maclen, pass, plen))

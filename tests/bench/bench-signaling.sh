@@ -222,20 +222,20 @@ for part in $PARTS; do
         # connect time): one address's ephemeral ports ran out at ~14,500 a node with six nodes
         share=$(( (HOST_IDLE + HOST_PROCS - 1) / HOST_PROCS ))
         NODE_CONNS=$share
-        pids=(); gens=(); rss0=0
+        pids=(); gens=(); ports=(); rss0=0
         for k in $(seq 1 "$HOST_PROCS"); do
             start_node "idle-h$k" "node-h$k"
             pids+=("$NODE_PID")
             sed -n "$(( (k - 1) * share + 1 )),$(( k * share > HOST_IDLE ? HOST_IDLE : k * share ))p" \
                 "$BENCH_WORK/tokens.txt" >"$BENCH_WORK/idle-h$k.txt"
-            eval "port_$k=$NODE_PORT"
+            ports+=("$NODE_PORT")
         done
         sleep 1
         for pid in "${pids[@]}"; do rss0=$((rss0 + $(bench_rss_kb "$pid"))); done
         bench_log "idle-host: $HOST_IDLE connections to $HOST_PROCS nodes on this host, $share each (RSS before: $((rss0 / 1024)) MiB in all)"
         t0=$(date +%s)
         for k in $(seq 1 "$HOST_PROCS"); do
-            eval "port=\$port_$k"
+            port=${ports[$((k - 1))]}
             rm -f "$BENCH_WORK/idle-h$k.ready"
             "$MLLOAD" --mode idle --tokens "$BENCH_WORK/idle-h$k.txt" --server "127.0.0.1:$port" \
                 --duration 1500 --concurrency 128 --ready-file "$BENCH_WORK/idle-h$k.ready" \
