@@ -1,9 +1,10 @@
 /* Common services for every subsystem: logging, the declarative configuration table,
- * addresses and CIDR sets, time, bounded buffers, UUIDs, UTF-8, and small string and memory
- * helpers. Prefix: ml_. */
+ * addresses and CIDR sets, time, bounded buffers, UUIDs, UTF-8, a reader-writer lock for hot
+ * read paths, and small string and memory helpers. Prefix: ml_. */
 #ifndef ML_COMMON_H
 #define ML_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -390,6 +391,25 @@ size_t ml_hmac_run(const struct ml_hmac *h, const void *data, size_t n, uint8_t 
 void ml_hmac_free(struct ml_hmac *h);
 size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const void *a, size_t an,
                     const void *b, size_t bn, uint8_t *out, size_t cap) ML_WUR;
+/* A reader-writer lock whose readers on different threads write no cache line in common
+ * (src/common/brlock.c): for what every worker reads per request and something rarely writes.
+ * A reader passes the slot ml_brlock_rdlock returned to ml_brlock_rdunlock; a writer takes
+ * every slot. Not recursive: a reader must not take it again, nor write under it. */
+#define ML_BRLOCK_SLOTS 64
+struct ml_brlock {
+    /* 128 bytes a slot: however the whole is aligned, two slots' locks never share a 64-byte
+     * line (malloc promises 16 bytes, not 64, so an alignment attribute would not hold) */
+    union {
+        pthread_rwlock_t lock;
+        char pad[128];
+    } slot[ML_BRLOCK_SLOTS];
+};
+int ml_brlock_init(struct ml_brlock *l) ML_WUR;
+void ml_brlock_destroy(struct ml_brlock *l);
+unsigned ml_brlock_rdlock(struct ml_brlock *l);
+void ml_brlock_rdunlock(struct ml_brlock *l, unsigned slot);
+void ml_brlock_wrlock(struct ml_brlock *l);
+void ml_brlock_wrunlock(struct ml_brlock *l);
 /* Decodes standard base64 (padding optional); returns the length, or -1. */
 long ml_base64_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 /* Lowercase hex; out needs 2n+1 bytes. */

@@ -13,15 +13,14 @@
 
 /* ------------------------------------------------------------------ design
  *
- * Reload. Secrets and static users live in an immutable struct auth_table. A check takes a
- * reference under table_lock (held for a pointer load and an increment), reads the table with
- * no lock, and drops the reference; turn_auth_reload() builds a whole new table off-lock, swaps
- * the pointer under the same lock and drops the old table's reference. Whoever drops the last
- * reference frees and wipes the table. So a reader never sees a half-built table, a retired
- * secret leaves memory as soon as the last check using it returns, and memory stays bounded
- * however often secrets rotate. An RCU-style swap would spare the lock but must keep retired
- * tables (or invent grace periods); one short uncontended mutex is noise next to the HMACs of a
- * check.
+ * Reload. Secrets and static users live in an immutable struct auth_table. A check reads the
+ * tables under tables_lock's read side, which on each thread is a slot of its own (ml_brlock):
+ * workers checking at once write no cache line in common, where one mutex and a reference
+ * count per table were two shared lines written by every authenticated request of every
+ * worker. turn_auth_reload() builds a whole new table off-lock, swaps the pointer under the
+ * write side (every slot) and frees the old table at once: no check can still be reading it.
+ * So a reader never sees a half-built table, a retired secret leaves memory as soon as the swap
+ * returns, and memory stays bounded however often secrets rotate.
  *
  * Runtime credentials. Secrets and users managed through the admin API (kept in PostgreSQL,
  * issue #8) live in a second table of the same kind, swapped by turn_auth_set_runtime() exactly
@@ -29,8 +28,9 @@
  * tables rather than one merged table: a SIGHUP and a database change each rebuild only what
  * they own, so neither can lose the other's entries.
  *
- * Revocation. A hash set of ids under a rwlock, plus the latest until_s in it, read atomically:
- * while nothing is revoked, or every revocation has lapsed, readers return without the lock.
+ * Revocation. A hash set of ids under an ml_brlock (read per check, written per revocation),
+ * plus the latest until_s in it, read atomically: while nothing is revoked, or every
+ * revocation has lapsed, readers return without the lock.
  *
  * Sources. A source that must wait (a database) answers PENDING, records its answer in a small
  * shared cache here (turn_auth_source_done) and then wakes the caller, whose retry finds the
@@ -81,9 +81,9 @@ struct auth_user {
     uint8_t sha256[STUN_SHA256_LEN];
 };
 
-/* The reloadable credentials; immutable once built, freed by the last reference. */
+/* The reloadable credentials; immutable once built, freed when swapped out (under the write
+ * side of tables_lock, so no check still reads it). */
 struct auth_table {
-    int refs;                 /* atomic */
     struct ml_hmac **secrets; /* HMAC-SHA1 templates keyed with each REST secret */
     size_t nsecrets;
     struct auth_user *users; /* sorted by name, bytewise */
@@ -110,7 +110,7 @@ struct rev_entry {
 };
 
 struct rev_set {
-    pthread_rwlock_t lock;
+    struct ml_brlock lock;
     struct rev_entry **slots; /* open addressing, linear probing; cap a power of two */
     size_t cap, n;
     int64_t max_until; /* atomic: the latest until_s held; INT64_MIN when empty */
@@ -123,9 +123,9 @@ struct turn_auth {
     EVP_MD *md5, *sha256;
     struct ml_hmac *nonce_mac; /* HMAC-SHA256 under the nonce key: a read-only template */
     uint64_t hash_key[2];
-    pthread_mutex_t table_lock;
-    struct auth_table *table;   /* guarded by table_lock */
-    struct auth_table *runtime; /* admin-managed secrets and users; guarded by table_lock */
+    struct ml_brlock tables_lock;
+    struct auth_table *table;   /* guarded by tables_lock */
+    struct auth_table *runtime; /* admin-managed secrets and users; guarded by tables_lock */
     bool strict_expiry;         /* atomic */
     struct turn_cred_source *sources[TURN_AUTH_MAX_SOURCES]; /* set before checks run */
     unsigned nsources;
@@ -297,21 +297,18 @@ static void table_free(struct auth_table *t)
     free(t);
 }
 
-/* Both tables (configured and runtime), each with a reference, under one lock. */
-static void tables_get(struct turn_auth *a, struct auth_table **cfg, struct auth_table **rt)
+/* Both tables (configured and runtime), read until tables_put: returns the lock's slot. */
+static unsigned tables_get(struct turn_auth *a, struct auth_table **cfg, struct auth_table **rt)
 {
-    pthread_mutex_lock(&a->table_lock);
+    unsigned slot = ml_brlock_rdlock(&a->tables_lock);
     *cfg = a->table;
     *rt = a->runtime;
-    __atomic_add_fetch(&(*cfg)->refs, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&(*rt)->refs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&a->table_lock);
+    return slot;
 }
 
-static void table_put(struct auth_table *t)
+static void tables_put(struct turn_auth *a, unsigned slot)
 {
-    if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        table_free(t);
+    ml_brlock_rdunlock(&a->tables_lock, slot);
 }
 
 struct table_build {
@@ -441,7 +438,6 @@ static struct auth_table *table_build(struct turn_auth *a, const struct turn_con
         goto fail;
     if (users_sort_unique(b.t, "static-users entries", err, errlen) < 0)
         goto fail;
-    b.t->refs = 1;
     return b.t;
 fail:
     table_free(b.t);
@@ -490,7 +486,6 @@ static struct auth_table *runtime_build(struct turn_auth *a, const char *const *
     }
     if (users_sort_unique(b.t, "runtime users", err, errlen) < 0)
         goto fail;
-    b.t->refs = 1;
     return b.t;
 fail:
     table_free(b.t);
@@ -929,7 +924,7 @@ int turn_auth_revoke(struct turn_auth *a, const char *id, int64_t until_s)
         return -1;
     uint64_t h = hash_bytes(a->hash_key, id, len);
     int rc = 0;
-    pthread_rwlock_wrlock(&s->lock);
+    ml_brlock_wrlock(&s->lock);
     if (!s->slots && rev_rebuild(s, REV_MIN_CAP, INT64_MIN) < 0) {
         rc = -1;
         goto out;
@@ -966,7 +961,7 @@ int turn_auth_revoke(struct turn_auth *a, const char *id, int64_t until_s)
     if (until_s > __atomic_load_n(&s->max_until, __ATOMIC_RELAXED))
         __atomic_store_n(&s->max_until, until_s, __ATOMIC_RELEASE);
 out:
-    pthread_rwlock_unlock(&s->lock);
+    ml_brlock_wrunlock(&s->lock);
     return rc;
 }
 
@@ -980,12 +975,12 @@ bool turn_auth_is_revoked(struct turn_auth *a, const char *id, int64_t now_s)
         return false;
     uint64_t h = hash_bytes(a->hash_key, id, len);
     bool revoked = false;
-    pthread_rwlock_rdlock(&s->lock);
+    unsigned slot = ml_brlock_rdlock(&s->lock);
     if (s->slots) {
         const struct rev_entry *e = *rev_slot(s->slots, s->cap, h, id);
         revoked = e && now_s <= e->until_s;
     }
-    pthread_rwlock_unlock(&s->lock);
+    ml_brlock_rdunlock(&s->lock, slot);
     return revoked;
 }
 
@@ -1034,9 +1029,18 @@ struct turn_auth *turn_auth_new(const struct turn_config *cfg, char *err, size_t
     a->nonce_lifetime_s = cfg->nonce_lifetime_s > 0 ? cfg->nonce_lifetime_s : 600;
     a->strict_expiry = cfg->strict_expiry;
     ml_random(a->hash_key, sizeof a->hash_key);
-    pthread_mutex_init(&a->table_lock, NULL);
+    if (ml_brlock_init(&a->tables_lock) < 0) {
+        free(a);
+        ml_err(err, errlen, "cannot make a lock");
+        return NULL;
+    }
+    if (ml_brlock_init(&a->rev.lock) < 0) {
+        ml_brlock_destroy(&a->tables_lock);
+        free(a);
+        ml_err(err, errlen, "cannot make a lock");
+        return NULL;
+    }
     pthread_mutex_init(&a->cache_lock, NULL);
-    pthread_rwlock_init(&a->rev.lock, NULL);
     a->rev.max_until = INT64_MIN;
     a->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -1062,10 +1066,8 @@ void turn_auth_free(struct turn_auth *a)
 {
     if (!a)
         return;
-    if (a->table)
-        table_put(a->table);
-    if (a->runtime)
-        table_put(a->runtime);
+    table_free(a->table);
+    table_free(a->runtime);
     if (a->cache) {
         ml_wipe(a->cache, CACHE_SETS * CACHE_WAYS * sizeof *a->cache);
         free(a->cache);
@@ -1076,9 +1078,9 @@ void turn_auth_free(struct turn_auth *a)
     ml_hmac_free(a->nonce_mac);
     EVP_MD_free(a->md5);
     EVP_MD_free(a->sha256);
-    pthread_rwlock_destroy(&a->rev.lock);
+    ml_brlock_destroy(&a->rev.lock);
     pthread_mutex_destroy(&a->cache_lock);
-    pthread_mutex_destroy(&a->table_lock);
+    ml_brlock_destroy(&a->tables_lock);
     ml_wipe(a, sizeof *a);
     free(a);
 }
@@ -1088,12 +1090,12 @@ int turn_auth_reload(struct turn_auth *a, const struct turn_config *cfg, char *e
     struct auth_table *t = table_build(a, cfg, err, errlen);
     if (!t)
         return -1;
-    pthread_mutex_lock(&a->table_lock);
+    ml_brlock_wrlock(&a->tables_lock);
     struct auth_table *old = a->table;
     a->table = t;
-    pthread_mutex_unlock(&a->table_lock);
+    ml_brlock_wrunlock(&a->tables_lock);
     __atomic_store_n(&a->strict_expiry, cfg->strict_expiry, __ATOMIC_RELAXED);
-    table_put(old);
+    table_free(old);
     return 0;
 }
 
@@ -1104,18 +1106,18 @@ int turn_auth_set_runtime(struct turn_auth *a, const char *const *secrets, size_
     struct auth_table *t = runtime_build(a, secrets, nsecrets, users, nusers, err, errlen);
     if (!t)
         return -1;
-    pthread_mutex_lock(&a->table_lock);
+    ml_brlock_wrlock(&a->tables_lock);
     struct auth_table *old = a->runtime;
     a->runtime = t;
-    pthread_mutex_unlock(&a->table_lock);
-    table_put(old);
+    ml_brlock_wrunlock(&a->tables_lock);
+    table_free(old);
     return 0;
 }
 
 size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len)
 {
     struct auth_table *t, *rt;
-    tables_get(a, &t, &rt);
+    unsigned slot = tables_get(a, &t, &rt);
     const char *s = rt->sign ? rt->sign : t->sign;
     size_t n = s ? strlen(s) : 0;
     if (n >= len)
@@ -1124,19 +1126,17 @@ size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len)
         memcpy(buf, s ? s : "", n);
         buf[n] = 0;
     }
-    table_put(t);
-    table_put(rt);
+    tables_put(a, slot);
     return n;
 }
 
 void turn_auth_runtime_counts(struct turn_auth *a, size_t *secrets, size_t *users)
 {
     struct auth_table *t, *rt;
-    tables_get(a, &t, &rt);
+    unsigned slot = tables_get(a, &t, &rt);
     *secrets = rt->nsecrets;
     *users = rt->nusers;
-    table_put(t);
-    table_put(rt);
+    tables_put(a, slot);
 }
 
 /* ------------------------------------------------------------------ the server's door to it */
@@ -1223,7 +1223,7 @@ static enum turn_auth_result check(struct turn_auth *a, const struct stun_msg *m
 
     bool expires = false;
     struct auth_table *t, *rt;
-    tables_get(a, &t, &rt);
+    unsigned slot = tables_get(a, &t, &rt);
     /* turn.auth-secret, then the runtime secrets; turn.static-users win over runtime users */
     enum match res = rest_try(a, t, &r, cred, &expires);
     if (res == MATCH_NONE)
@@ -1232,8 +1232,7 @@ static enum turn_auth_result check(struct turn_auth *a, const struct stun_msg *m
         res = static_try(t, &r, cred);
     if (res == MATCH_NONE)
         res = static_try(rt, &r, cred);
-    table_put(t);
-    table_put(rt);
+    tables_put(a, slot);
     if (res == MATCH_NONE)
         res = source_try(a, &r, now_s, wake, wake_arg, cred, &expires);
     if (res == MATCH_PENDING)

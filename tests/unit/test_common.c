@@ -9,6 +9,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "mlcheck.h"
@@ -395,6 +397,62 @@ START_TEST(hmac_vectors)
 }
 END_TEST
 
+/* ml_brlock: readers on four threads never see a pair the writer is changing (it moves both
+ * halves under the write side), and each thread reads through one slot, its own. */
+struct brlock_pair {
+    struct ml_brlock l;
+    long a, b;
+    int stop;        /* atomic */
+    long reads, bad; /* atomic */
+};
+
+static void *brlock_reader(void *arg)
+{
+    struct brlock_pair *p = arg;
+    unsigned first = ML_BRLOCK_SLOTS;
+    while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+        unsigned slot = ml_brlock_rdlock(&p->l);
+        if (first == ML_BRLOCK_SLOTS)
+            first = slot;
+        if (p->a != p->b || slot != first)
+            __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+        ml_brlock_rdunlock(&p->l, slot);
+        __atomic_add_fetch(&p->reads, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+START_TEST(brlock_readers_writer)
+{
+    static struct brlock_pair p;
+    memset(&p, 0, sizeof p);
+    ck_assert_int_eq(ml_brlock_init(&p.l), 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, brlock_reader, &p), 0);
+    for (int i = 0; i < 20000; i++) {
+        ml_brlock_wrlock(&p.l);
+        p.a++;
+        if (i % 64 == 0)
+            sched_yield(); /* readers wait on their slots meanwhile */
+        p.b++;
+        ml_brlock_wrunlock(&p.l);
+    }
+    __atomic_store_n(&p.stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(p.a, 20000);
+    ck_assert_int_eq(p.b, 20000);
+    ck_assert_int_gt(p.reads, 0);
+    ck_assert_int_eq(p.bad, 0);
+    /* the writer's thread reads through a slot too; the lock is not recursive for writers */
+    unsigned s = ml_brlock_rdlock(&p.l);
+    ck_assert_uint_lt(s, ML_BRLOCK_SLOTS);
+    ml_brlock_rdunlock(&p.l, s);
+    ml_brlock_destroy(&p.l);
+}
+END_TEST
+
 static int count_item(const char *item, void *arg)
 {
     int *n = arg;
@@ -620,6 +678,7 @@ static Suite *common_suite(void)
     tc = tcase_create("helpers");
     tcase_add_test(tc, base64_hex);
     tcase_add_test(tc, hmac_vectors);
+    tcase_add_test(tc, brlock_readers_writer);
     tcase_add_test(tc, lists_and_numbers);
     tcase_add_test(tc, kit_buffers);
     tcase_add_test(tc, kit_json_str);
