@@ -40,9 +40,9 @@ unsigned ml_brlock_rdlock(struct ml_brlock *l)
     return brlock_mine;
 }
 
-void ml_brlock_rdunlock(struct ml_brlock *l, unsigned slot)
+void ml_brlock_rdunlock(struct ml_brlock *l)
 {
-    pthread_rwlock_unlock(&l->slot[slot].lock);
+    pthread_rwlock_unlock(&l->slot[brlock_mine].lock); /* given by this thread's rdlock */
 }
 
 void ml_brlock_wrlock(struct ml_brlock *l)

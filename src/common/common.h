@@ -393,8 +393,9 @@ size_t ml_hmac_once(const char *digest, const void *key, size_t keylen, const vo
                     const void *b, size_t bn, uint8_t *out, size_t cap) ML_WUR;
 /* A reader-writer lock whose readers on different threads write no cache line in common
  * (src/common/brlock.c): for what every worker reads per request and something rarely writes.
- * A reader passes the slot ml_brlock_rdlock returned to ml_brlock_rdunlock; a writer takes
- * every slot. Not recursive: a reader must not take it again, nor write under it. */
+ * A thread reads through the one slot it is given on its first read (ml_brlock_rdlock returns
+ * it); a writer takes every slot. Not recursive: a reader must not take it again, nor write
+ * under it. */
 #define ML_BRLOCK_SLOTS 64
 struct ml_brlock {
     /* 128 bytes a slot: however the whole is aligned, two slots' locks never share a 64-byte
@@ -407,7 +408,7 @@ struct ml_brlock {
 int ml_brlock_init(struct ml_brlock *l) ML_WUR;
 void ml_brlock_destroy(struct ml_brlock *l);
 unsigned ml_brlock_rdlock(struct ml_brlock *l);
-void ml_brlock_rdunlock(struct ml_brlock *l, unsigned slot);
+void ml_brlock_rdunlock(struct ml_brlock *l);
 void ml_brlock_wrlock(struct ml_brlock *l);
 void ml_brlock_wrunlock(struct ml_brlock *l);
 /* Decodes standard base64 (padding optional); returns the length, or -1. */

@@ -297,18 +297,17 @@ static void table_free(struct auth_table *t)
     free(t);
 }
 
-/* Both tables (configured and runtime), read until tables_put: returns the lock's slot. */
-static unsigned tables_get(struct turn_auth *a, struct auth_table **cfg, struct auth_table **rt)
+/* Both tables (configured and runtime), read until tables_put. */
+static void tables_get(struct turn_auth *a, struct auth_table **cfg, struct auth_table **rt)
 {
-    unsigned slot = ml_brlock_rdlock(&a->tables_lock);
+    (void)ml_brlock_rdlock(&a->tables_lock);
     *cfg = a->table;
     *rt = a->runtime;
-    return slot;
 }
 
-static void tables_put(struct turn_auth *a, unsigned slot)
+static void tables_put(struct turn_auth *a)
 {
-    ml_brlock_rdunlock(&a->tables_lock, slot);
+    ml_brlock_rdunlock(&a->tables_lock);
 }
 
 struct table_build {
@@ -975,12 +974,12 @@ bool turn_auth_is_revoked(struct turn_auth *a, const char *id, int64_t now_s)
         return false;
     uint64_t h = hash_bytes(a->hash_key, id, len);
     bool revoked = false;
-    unsigned slot = ml_brlock_rdlock(&s->lock);
+    (void)ml_brlock_rdlock(&s->lock);
     if (s->slots) {
         const struct rev_entry *e = *rev_slot(s->slots, s->cap, h, id);
         revoked = e && now_s <= e->until_s;
     }
-    ml_brlock_rdunlock(&s->lock, slot);
+    ml_brlock_rdunlock(&s->lock);
     return revoked;
 }
 
@@ -1029,13 +1028,12 @@ struct turn_auth *turn_auth_new(const struct turn_config *cfg, char *err, size_t
     a->nonce_lifetime_s = cfg->nonce_lifetime_s > 0 ? cfg->nonce_lifetime_s : 600;
     a->strict_expiry = cfg->strict_expiry;
     ml_random(a->hash_key, sizeof a->hash_key);
-    if (ml_brlock_init(&a->tables_lock) < 0) {
-        free(a);
-        ml_err(err, errlen, "cannot make a lock");
-        return NULL;
-    }
-    if (ml_brlock_init(&a->rev.lock) < 0) {
+    bool locks = ml_brlock_init(&a->tables_lock) == 0;
+    if (locks && ml_brlock_init(&a->rev.lock) < 0) {
         ml_brlock_destroy(&a->tables_lock);
+        locks = false;
+    }
+    if (!locks) { /* before anything turn_auth_free would release */
         free(a);
         ml_err(err, errlen, "cannot make a lock");
         return NULL;
@@ -1117,7 +1115,7 @@ int turn_auth_set_runtime(struct turn_auth *a, const char *const *secrets, size_
 size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len)
 {
     struct auth_table *t, *rt;
-    unsigned slot = tables_get(a, &t, &rt);
+    tables_get(a, &t, &rt);
     const char *s = rt->sign ? rt->sign : t->sign;
     size_t n = s ? strlen(s) : 0;
     if (n >= len)
@@ -1126,17 +1124,17 @@ size_t turn_auth_signing_secret(struct turn_auth *a, char *buf, size_t len)
         memcpy(buf, s ? s : "", n);
         buf[n] = 0;
     }
-    tables_put(a, slot);
+    tables_put(a);
     return n;
 }
 
 void turn_auth_runtime_counts(struct turn_auth *a, size_t *secrets, size_t *users)
 {
     struct auth_table *t, *rt;
-    unsigned slot = tables_get(a, &t, &rt);
+    tables_get(a, &t, &rt);
     *secrets = rt->nsecrets;
     *users = rt->nusers;
-    tables_put(a, slot);
+    tables_put(a);
 }
 
 /* ------------------------------------------------------------------ the server's door to it */
@@ -1223,7 +1221,7 @@ static enum turn_auth_result check(struct turn_auth *a, const struct stun_msg *m
 
     bool expires = false;
     struct auth_table *t, *rt;
-    unsigned slot = tables_get(a, &t, &rt);
+    tables_get(a, &t, &rt);
     /* turn.auth-secret, then the runtime secrets; turn.static-users win over runtime users */
     enum match res = rest_try(a, t, &r, cred, &expires);
     if (res == MATCH_NONE)
@@ -1232,7 +1230,7 @@ static enum turn_auth_result check(struct turn_auth *a, const struct stun_msg *m
         res = static_try(t, &r, cred);
     if (res == MATCH_NONE)
         res = static_try(rt, &r, cred);
-    tables_put(a, slot);
+    tables_put(a);
     if (res == MATCH_NONE)
         res = source_try(a, &r, now_s, wake, wake_arg, cred, &expires);
     if (res == MATCH_PENDING)

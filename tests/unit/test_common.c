@@ -416,7 +416,7 @@ static void *brlock_reader(void *arg)
             first = slot;
         if (p->a != p->b || slot != first)
             __atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
-        ml_brlock_rdunlock(&p->l, slot);
+        ml_brlock_rdunlock(&p->l);
         __atomic_add_fetch(&p->reads, 1, __ATOMIC_RELAXED);
     }
     return NULL;
@@ -448,7 +448,7 @@ START_TEST(brlock_readers_writer)
     /* the writer's thread reads through a slot too; the lock is not recursive for writers */
     unsigned s = ml_brlock_rdlock(&p.l);
     ck_assert_uint_lt(s, ML_BRLOCK_SLOTS);
-    ml_brlock_rdunlock(&p.l, s);
+    ml_brlock_rdunlock(&p.l);
     ml_brlock_destroy(&p.l);
 }
 END_TEST
