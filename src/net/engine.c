@@ -392,6 +392,13 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     pthread_mutex_init(&e->http_lock, NULL);
     if (net_io_select(e->set.io, NULL, &e->uring, e->io_note, sizeof e->io_note, err, errlen) < 0)
         goto fail;
+    if (e->uring) {
+        /* said after the data path: "io_uring (...); workers wait in ..." */
+        size_t used = strlen(e->io_note);
+        if (net_uring_wait_select(e->set.uring_wait, NULL, &e->set.uring_wait, e->io_note + used,
+                                  sizeof e->io_note - used, err, errlen) < 0)
+            goto fail;
+    }
     e->neps = neps;
     e->eps = calloc(neps ? neps : 1, sizeof *e->eps);
     e->bound = calloc(neps ? neps : 1, sizeof *e->bound);

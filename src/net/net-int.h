@@ -236,9 +236,19 @@ int net_io_select(enum net_io requested, const char *probe_err, bool *uring, cha
                   size_t notelen, char *err, size_t errlen) ML_WUR;
 /* Whether this kernel and process can run the io_uring data path; why not in why. */
 int net_uring_probe(char *why, size_t whylen) ML_WUR;
+/* Picks where the io_uring path's workers sleep for requested: *chosen is RING or LOOP, and
+ * note (a string of the log) says which and why. -1 with err filled when RING was required
+ * and cannot be. probe_err, when not NULL, replaces the probe (for tests). */
+int net_uring_wait_select(enum net_uring_wait requested, const char *probe_err,
+                          enum net_uring_wait *chosen, char *note, size_t notelen, char *err,
+                          size_t errlen) ML_WUR;
+/* Whether a worker can sleep in its ring here: the kernel takes IORING_SETUP_DEFER_TASKRUN,
+ * and libevent's waits come through this program's epoll_wait; why not in why. */
+int net_uring_wait_probe(char *why, size_t whylen) ML_WUR;
 /* A worker's ring and buffers, made before its thread starts (the ring starts disabled). */
 struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_t errlen) ML_WUR;
-/* On the worker's thread before any socket is armed: enables the ring, watches its fd. */
+/* On the worker's thread before any socket is armed: enables the ring, and either watches its
+ * fd on the worker's loop (loop wait) or takes the loop's waits into it (ring wait). */
 int net_uring_start(struct net_worker *w, char *err, size_t errlen) ML_WUR;
 /* On the worker's thread after every socket is closed: waits (bounded) for the kernel to give
  * back every buffer and request, freeing the sockets whose receive was still in flight. */

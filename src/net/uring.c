@@ -2,10 +2,21 @@
  * epoll path of udp.c is the fallback). Every UDP socket of a worker keeps one multishot
  * IORING_OP_RECVMSG in flight that receives into the worker's ring of provided buffers. At the
  * end of each loop iteration one io_uring_enter() submits the sends queued by callbacks and runs
- * the receives the kernel has queued for this thread (IORING_SETUP_COOP_TASKRUN: they run when the
- * thread enters the kernel, never by interrupting it), and the completions go to the sockets'
- * callbacks in batches, as recvmmsg batches do on the epoll path. The ring's fd is an event of the
- * worker's libevent loop; TCP and TLS streams, timers and cross-thread tasks stay on libevent.
+ * the receives the kernel has queued for this thread (they run when the thread enters the
+ * kernel, never by interrupting it), and the completions go to the sockets' callbacks in
+ * batches, as recvmmsg batches do on the epoll path. TCP and TLS streams, timers and
+ * cross-thread tasks stay on the worker's libevent loop.
+ *
+ * Where a worker sleeps (net.uring-wait). The ring wait, the default where it can be had: the
+ * ring is set up with IORING_SETUP_DEFER_TASKRUN and libevent's wait is taken into
+ * io_uring_enter. This program defines epoll_wait(), which libevent's epoll backend calls; on a
+ * worker thread it polls libevent's epoll descriptor from the ring (libevent's sockets, and the
+ * notifications of other threads) and sleeps in io_uring_enter for one completion or libevent's
+ * next timeout. The receives run inside that call: one system call wakes the worker. On every
+ * other thread epoll_wait() is epoll_pwait() without a mask, as glibc's is. The loop wait, the
+ * fallback: the ring (IORING_SETUP_COOP_TASKRUN) has its fd among the loop's events, and a
+ * receive wakes the worker through the signal path (epoll_wait returns EINTR, the receive runs,
+ * libevent waits again and finds the ring readable).
  *
  * Sends: the datagrams callbacks queue leave when the pass ends, a run of them on one socket in
  * one sendmmsg (as on the epoll path), a datagram alone on its socket as an IORING_OP_SENDMSG
@@ -27,6 +38,9 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -43,6 +57,10 @@
 #define UR_SETUP_FLAGS                                                                             \
     (IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |                   \
      IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER)
+#define UR_SETUP_DEFER                                                                             \
+    (IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_DEFER_TASKRUN |                  \
+     IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER)
+#define UR_POLL_UD 4u /* user_data of the poll on libevent's epoll descriptor (tag 0) */
 
 /* A receive buffer: NET_HEADROOM bytes, the datagram, NET_TAILROOM bytes. The kernel writes its
  * header (struct io_uring_recvmsg_out and the source address) into the end of the headroom,
@@ -102,6 +120,13 @@ struct net_uring {
     /* send completions counted during a pass, added to the counters at its end */
     uint64_t tx_packets, tx_bytes, tx_dropped;
     int placeholder; /* an unbound AF_UNIX datagram socket: put in a closed socket's fd */
+    /* the ring wait (net.uring-wait = ring): the worker sleeps in io_uring_enter */
+    bool defer;       /* set up with DEFER_TASKRUN, libevent's waits taken into the ring */
+    int quiet_fd;     /* an eventfd never written: the loop's event that stands for the ring */
+    int epfd;         /* libevent's epoll descriptor, learnt from its first wait */
+    bool poll_armed;  /* a multishot poll of epfd is in flight */
+    bool epoll_check; /* epfd may have ready descriptors: look before sleeping */
+    bool wait_seen;   /* a wait of the loop came through ring_wait() */
 };
 
 static inline uint8_t *slot_of(const struct net_uring *r, int32_t b)
@@ -543,8 +568,13 @@ static unsigned reap(struct net_worker *w)
             case UR_SEND:
                 on_send(r, (uint32_t)(c[i].ud >> 2), c[i].res);
                 break;
-            default: /* a cancellation that found nothing left to cancel */
-                break;
+            default:
+                if (c[i].ud == UR_POLL_UD) {
+                    r->epoll_check = true;
+                    if (!(c[i].flags & IORING_CQE_F_MORE))
+                        r->poll_armed = false;
+                }
+                break; /* or a cancellation that found nothing left to cancel */
             }
         }
         total += n;
@@ -590,6 +620,167 @@ static void ring_readable(evutil_socket_t fd, short what, void *arg)
     ML_UNUSED(arg);
 }
 
+/* ---------------------------------------------------------------- the ring wait */
+
+/* This thread's worker, when its loop's waits are taken into its ring. */
+static __thread struct net_worker *ring_waiter;
+/* Set while net_uring_wait_probe() runs a loop of its own on this thread: counts its waits. */
+static __thread unsigned *wait_probe_hits;
+
+/* Submits the multishot poll of libevent's epoll descriptor if none is in flight. */
+static void poll_epfd(struct net_uring *r)
+{
+    if (r->poll_armed)
+        return;
+    struct io_uring_sqe *sqe = ur_sqe(r);
+    if (!sqe)
+        return; /* the kernel refuses the queue: the wait below says so again */
+    io_uring_prep_poll_multishot(sqe, r->epfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, UR_POLL_UD);
+    r->poll_armed = true;
+}
+
+/* libevent's wait, on a worker whose ring waits: what epoll_wait() would return, after
+ * sleeping in io_uring_enter instead. The ring's completions are reported as the quiet fd's
+ * readability, which ends the loop's iteration; net_uring_turn() then handles them. */
+static int ring_wait(struct net_worker *w, int epfd, struct epoll_event *events, int maxevents,
+                     int timeout)
+{
+    struct net_uring *r = w->ur;
+    if (r->epfd < 0)
+        r->epfd = epfd; /* the worker's loop is the only one on this thread */
+    else if (epfd != r->epfd)
+        return epoll_pwait(epfd, events, maxevents, timeout, NULL);
+    r->wait_seen = true;
+    /* Descriptors that may be ready (the poll fired, or the last look found some: libevent's
+     * level-triggered ones stay ready without a new wake-up of the poll): look first. */
+    if (r->epoll_check || timeout == 0) {
+        int n = epoll_pwait(epfd, events, maxevents, 0, NULL);
+        r->epoll_check = n > 0;
+        if (n != 0 || timeout == 0)
+            return n;
+    }
+    poll_epfd(r);
+    if (!io_uring_cq_ready(&r->ring)) {
+        struct __kernel_timespec ts, *tsp = NULL;
+        if (timeout > 0) {
+            ts.tv_sec = timeout / 1000;
+            ts.tv_nsec = (long long)(timeout % 1000) * 1000000;
+            tsp = &ts;
+        }
+        struct io_uring_cqe *cqe;
+        /* -ETIME: libevent's timeout; -EINTR: a signal. Both are a wait that found nothing. */
+        (void)io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, tsp, NULL);
+    }
+    unsigned head;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&r->ring, head, cqe)
+    {
+        if (cqe->user_data == UR_POLL_UD) {
+            r->epoll_check = true;
+            break;
+        }
+    }
+    int n = 0;
+    if (r->epoll_check) {
+        n = epoll_pwait(epfd, events, maxevents, 0, NULL);
+        if (n < 0)
+            n = 0;
+        r->epoll_check = n > 0;
+    }
+    if (n < maxevents && io_uring_cq_ready(&r->ring)) {
+        memset(&events[n], 0, sizeof events[n]);
+        events[n].events = EPOLLIN;
+        events[n].data.fd = r->quiet_fd;
+        n++;
+    }
+    return n;
+}
+
+/* libevent's epoll backend waits here: the dynamic linker finds this program's definition
+ * before glibc's. */
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    struct net_worker *w = ring_waiter;
+    if (wait_probe_hits)
+        (*wait_probe_hits)++;
+    if (!w || maxevents <= 0)
+        return epoll_pwait(epfd, events, maxevents, timeout, NULL);
+    return ring_wait(w, epfd, events, maxevents, timeout);
+}
+
+static void probe_noop(evutil_socket_t fd, short what, void *arg)
+{
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    ML_UNUSED(arg);
+}
+
+int net_uring_wait_probe(char *why, size_t whylen)
+{
+    struct io_uring ring;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = UR_SETUP_DEFER;
+    p.cq_entries = 16;
+    int rc = io_uring_queue_init_params(8, &ring, &p);
+    if (rc < 0)
+        return ml_err(why, whylen, "IORING_SETUP_DEFER_TASKRUN refused: %s (Linux 6.1 or later)",
+                      strerror(-rc));
+    io_uring_queue_exit(&ring);
+    /* A loop of libevent's own, one turn without blocking: does its wait come through here? */
+    struct event_base *base = event_base_new();
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct event *ev = base && efd >= 0 ? event_new(base, efd, EV_READ, probe_noop, NULL) : NULL;
+    unsigned hits = 0;
+    rc = -1;
+    if (!ev || event_add(ev, NULL) < 0) {
+        ml_err(why, whylen, "cannot make a libevent loop to probe");
+    } else if (strcmp(event_base_get_method(base), "epoll") != 0) {
+        ml_err(why, whylen, "libevent uses its %s backend, not epoll", event_base_get_method(base));
+    } else {
+        wait_probe_hits = &hits;
+        (void)event_base_loop(base, EVLOOP_NONBLOCK);
+        wait_probe_hits = NULL;
+        if (hits)
+            rc = 0;
+        else
+            ml_err(why, whylen, "libevent's epoll_wait calls do not reach meetlited's");
+    }
+    if (ev)
+        event_free(ev);
+    if (efd >= 0)
+        close(efd);
+    if (base)
+        event_base_free(base);
+    return rc;
+}
+
+int net_uring_wait_select(enum net_uring_wait requested, const char *probe_err,
+                          enum net_uring_wait *chosen, char *note, size_t notelen, char *err,
+                          size_t errlen)
+{
+    char why[200] = "";
+    *chosen = NET_URING_WAIT_LOOP;
+    if (requested == NET_URING_WAIT_LOOP) {
+        ml_snprintf(note, notelen, "; workers wait in epoll_wait (net.uring-wait = loop)");
+        return 0;
+    }
+    int rc = probe_err ? (ml_snprintf(why, sizeof why, "%s", probe_err), -1)
+                       : net_uring_wait_probe(why, sizeof why);
+    if (rc == 0) {
+        *chosen = NET_URING_WAIT_RING;
+        ml_snprintf(note, notelen, "; workers wait in io_uring_enter (net.uring-wait = %s)",
+                    requested == NET_URING_WAIT_AUTO ? "auto" : "ring");
+        return 0;
+    }
+    if (requested == NET_URING_WAIT_RING)
+        return ml_err(err, errlen,
+                      "net.uring-wait = ring, but a worker cannot wait in its ring: %s", why);
+    ml_snprintf(note, notelen, "; workers wait in epoll_wait (net.uring-wait = auto; %s)", why);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- lifetime */
 
 static void *map_bytes(size_t bytes)
@@ -623,6 +814,8 @@ void net_uring_free(struct net_uring *r)
     free(r->tx);
     if (r->placeholder >= 0)
         close(r->placeholder);
+    if (r->quiet_fd >= 0)
+        close(r->quiet_fd);
     free(r);
 }
 
@@ -650,11 +843,14 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
         return NULL;
     }
     r->placeholder = -1;
+    r->quiet_fd = -1;
+    r->epfd = -1;
+    r->defer = set->uring_wait == NET_URING_WAIT_RING;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     /* Made on the main thread, used by the worker's: the ring starts disabled, and enabling it
      * on the worker's thread makes that thread its only submitter. */
-    p.flags = UR_SETUP_FLAGS | IORING_SETUP_R_DISABLED;
+    p.flags = (r->defer ? UR_SETUP_DEFER : UR_SETUP_FLAGS) | IORING_SETUP_R_DISABLED;
     p.cq_entries = UR_CQ_ENTRIES;
     int rc = io_uring_queue_init_params(UR_SQ_ENTRIES, &r->ring, &p);
     if (rc < 0) {
@@ -713,9 +909,24 @@ int net_uring_start(struct net_worker *w, char *err, size_t errlen)
     int rc = io_uring_register(r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
     if (rc < 0)
         return ml_err(err, errlen, "io_uring: cannot enable the ring: %s", strerror(-rc));
-    r->ev = event_new(w->base, r->ring.ring_fd, EV_READ | EV_PERSIST, ring_readable, w);
+    if (r->defer) {
+        r->quiet_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (r->quiet_fd < 0)
+            return ml_err(err, errlen, "io_uring: eventfd: %s", strerror(errno));
+    }
+    r->ev = event_new(w->base, r->defer ? r->quiet_fd : r->ring.ring_fd, EV_READ | EV_PERSIST,
+                      ring_readable, w);
     if (!r->ev || event_add(r->ev, NULL) < 0)
         return ml_err(err, errlen, "io_uring: cannot watch the ring");
+    if (r->defer) {
+        /* The probe saw it; a turn of the loop (nothing is armed yet) makes sure. */
+        ring_waiter = w;
+        (void)event_base_loop(w->base, EVLOOP_NONBLOCK);
+        if (!r->wait_seen) {
+            ring_waiter = NULL;
+            return ml_err(err, errlen, "io_uring: the loop's wait did not come to the ring");
+        }
+    }
     return 0;
 }
 
@@ -743,6 +954,7 @@ void net_uring_stop(struct net_worker *w)
                  r->armed, r->tx_busy);
     if (r->ev)
         event_del(r->ev);
+    ring_waiter = NULL;
 }
 
 /* ---------------------------------------------------------------- choosing at start */

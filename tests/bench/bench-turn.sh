@@ -18,7 +18,8 @@ usage: $0 [options]
                        --peers pairs only, CPU summed over both nodes)
   --net-io LIST        meetlited's UDP data paths to measure, each as a server of its own named
                        meetlited-PATH (e.g. "uring epoll": net.io=uring and net.io=epoll in the
-                       same run); default: one meetlited with its default (net.io=auto)
+                       same run; uring-ring and uring-loop: net.io=uring with net.uring-wait=ring
+                       or loop); default: one meetlited with its default (net.io=auto)
   --parts LIST         what to measure (default "relay tcp tls alloc idle nat flood"): relay =
                        clients over UDP, tcp and tls = clients over TCP and TLS (relayed side
                        UDP); nat = allocation sequences from many addresses and from one (a
@@ -199,6 +200,9 @@ start_node() {
         # compare with the dedicated tls:// one (docs/benchmarks.md)
         meetlited-shared) scheme=shared ;;
         # meetlited-PATH: that UDP data path (net.io)
+        # meetlited-uring-ring, -uring-loop: io_uring, the worker sleeping in its ring or in
+        # libevent's epoll_wait (net.uring-wait)
+        meetlited-uring-*) io=(--set "net.io=uring" --set "net.uring-wait=${kind#meetlited-uring-}") ;;
         meetlited-*) io=(--set "net.io=${kind#meetlited-}") ;;
         esac
         if [ "$mode" = idle ]; then
@@ -323,8 +327,8 @@ for s in $SERVERS; do
     if [ "$s" = meetlited ] && [ -n "$NET_IO" ]; then
         for io in $NET_IO; do
             case $io in
-            uring | epoll | auto) EXPANDED="$EXPANDED meetlited-$io" ;;
-            *) bench_die "unknown net.io '$io' (uring, epoll or auto)" ;;
+            uring | epoll | auto | uring-ring | uring-loop) EXPANDED="$EXPANDED meetlited-$io" ;;
+            *) bench_die "unknown net.io '$io' (uring, uring-ring, uring-loop, epoll or auto)" ;;
             esac
         done
     else

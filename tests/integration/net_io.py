@@ -1,9 +1,12 @@
 """The UDP data path (net.io, issue #19): auto picks io_uring where the kernel allows it and says
 so; io_uring refused (a seccomp filter standing in for a kernel without it, or one that forbids
-it) makes auto fall back to epoll with the reason, and net.io = uring a start error. On each
-path: the largest datagrams relayed whole both ways, bursts far larger than the io_uring buffer
-ring (buffers recycled, receives re-armed), relay sockets closed while their traffic still
-flows, and a clean exit (no sanitizer report)."""
+it) makes auto fall back to epoll with the reason, and net.io = uring a start error. Where an
+io_uring worker sleeps (net.uring-wait): in its ring by default, woken there by libevent's
+descriptors and timers too; in libevent's epoll_wait when asked, or when libevent does not use
+epoll (auto says why, ring is a start error). On each path: the largest datagrams relayed whole
+both ways, bursts far larger than the io_uring buffer ring (buffers recycled, receives
+re-armed), relay sockets closed while their traffic still flows, and a clean exit (no sanitizer
+report)."""
 
 import ctypes
 import os
@@ -16,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import (BINDING, REQUEST, SUCCESS, TOP_BUILDDIR, Daemon, Msg, Tap, free_port,  # noqa: E402
-                    rest_credential, udp_exchange)
+                    recv_stun_stream, rest_credential, udp_exchange)
 from turnclient import Peer, TurnClient  # noqa: E402
 
 SECRET = "net-io-secret-0123456789"
@@ -45,11 +48,11 @@ def binding_ok(port):
     return r is not None and r.cls == SUCCESS and r.tid == m.tid
 
 
-def start(extra, wrapper=None, wait_for="ready"):
+def start(extra, wrapper=None, wait_for="ready", env=None):
     port = free_port()
     d = Daemon(["turn.listen=udp://127.0.0.1:%d" % port, "turn.auth-secret=%s" % SECRET,
                 "turn.allow-peers=127.0.0.0/8", "turn.relay-ports=42000-42999", "net.workers=2"]
-               + extra, wrapper=wrapper, wait_for=wait_for)
+               + extra, wrapper=wrapper, wait_for=wait_for, env=env)
     return d, port
 
 
@@ -135,6 +138,16 @@ def relay_checks(port, label):
 
 uring_ok = kernel_has_io_uring()
 t.diag("this kernel %s io_uring to this process" % ("offers" if uring_ok else "does not offer"))
+# IORING_SETUP_DEFER_TASKRUN, which the ring wait needs, came with Linux 6.1
+ring_wait_ok = uring_ok and tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 1)
+RING_NOTE = "; workers wait in io_uring_enter (net.uring-wait = %s)"
+LOOP_NOTE = "; workers wait in epoll_wait (net.uring-wait = %s"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 # ------------------------------------------------------------ auto: io_uring where available
 d, port = start([])
@@ -143,6 +156,8 @@ try:
     if uring_ok:
         t.ok("UDP data path: io_uring (" in log and "net.io = auto" in log,
              "auto: the log says io_uring serves UDP", log)
+        if ring_wait_ok:
+            t.ok(RING_NOTE % "auto" in log, "auto: the log says the workers wait in their rings", log)
     else:
         t.ok("UDP data path: epoll (net.io = auto; io_uring unavailable: " in log,
              "auto: the log says epoll serves UDP, and why", log)
@@ -169,6 +184,79 @@ else:
                        capture_output=True, text=True, timeout=30)
     t.ok(p.returncode != 0 and "net.io = uring, but io_uring cannot serve UDP here" in p.stdout + p.stderr,
          "net.io = uring on a kernel without a usable io_uring is a start error", p.stdout + p.stderr)
+
+# ------------------------------------------------------------ the ring wait: what else wakes it
+# A worker asleep in io_uring_enter must still wake for libevent's descriptors (a TCP listener,
+# a TCP connection) and for libevent's timers (the setup deadline of a connection that says
+# nothing), and must stay asleep when nothing happens.
+if ring_wait_ok:
+    port, tport = free_port(), free_port()
+    d = Daemon(["turn.listen=udp://127.0.0.1:%d, tcp://127.0.0.1:%d" % (port, tport),
+                "turn.auth-secret=%s" % SECRET, "turn.allow-peers=127.0.0.0/8", "turn.relay-ports=42000-42999",
+                "net.workers=1", "net.io=uring", "net.uring-wait=ring",
+                "net.stream-setup-timeout=1s"])
+    try:
+        t.ok(RING_NOTE % "ring" in d.log(), "net.uring-wait = ring: the log says so", d.log())
+        t.ok(binding_ok(port), "ring wait: a UDP Binding request is answered")
+        s = socket.create_connection(("127.0.0.1", tport), timeout=5)
+        m = Msg(BINDING, REQUEST)
+        s.sendall(m.encode())
+        r = Msg.decode(recv_stun_stream(s, 5.0))
+        t.ok(r.cls == SUCCESS and r.tid == m.tid, "ring wait: a TCP connection is accepted and its Binding answered")
+        s.close()
+        quiet = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        t0 = time.monotonic()
+        try:
+            closed = quiet.recv(1) == b""
+        except OSError:
+            closed = True
+        took = time.monotonic() - t0
+        quiet.close()
+        t.ok(closed and 0.8 <= took <= 4.0,
+             "ring wait: a connection that says nothing is closed by its 1 s setup deadline (a timer)",
+             "closed %s after %.2f s" % (closed, took))
+        time.sleep(0.5)
+        c0 = cpu_seconds(d.proc.pid)
+        time.sleep(2.0)
+        used = cpu_seconds(d.proc.pid) - c0
+        t.ok(used < 0.5, "ring wait: an idle daemon stays asleep (%.2f s of CPU in 2 s)" % used)
+        relay_checks(port, "uring, ring wait")
+    finally:
+        rc, log = d.stop()
+        t.ok(d.clean(), "ring wait: stops cleanly", log[-3000:])
+        d.close()
+
+# ------------------------------------------------------------ the loop wait, chosen
+if uring_ok:
+    d, port = start(["net.io=uring", "net.uring-wait=loop"])
+    try:
+        t.ok(LOOP_NOTE % "loop" in d.log(), "net.uring-wait = loop: the log says so", d.log())
+        relay_checks(port, "uring, loop wait")
+    finally:
+        rc, log = d.stop()
+        t.ok(d.clean(), "loop wait: stops cleanly", log[-3000:])
+        d.close()
+
+# ------------------------------------------------------------ libevent not on epoll: no ring wait
+# (EVENT_NOEPOLL makes libevent choose poll(2): its waits never reach meetlited's epoll_wait)
+if uring_ok:
+    d, port = start(["net.io=uring"], env={"EVENT_NOEPOLL": "1"})
+    try:
+        want = LOOP_NOTE % "auto" + "; libevent uses its poll backend, not epoll)"
+        t.ok(want in d.log(), "libevent on poll: auto falls back to the loop wait and says why", d.log())
+        t.ok(binding_ok(port), "libevent on poll: the loop wait answers")
+    finally:
+        rc, log = d.stop()
+        t.ok(d.clean(), "libevent on poll: stops cleanly", log[-3000:])
+        d.close()
+    env = dict(os.environ, EVENT_NOEPOLL="1")
+    p = subprocess.run([os.environ.get("MEETLITED", os.path.join(TOP_BUILDDIR, "meetlited")), "--set",
+                        "turn.listen=udp://127.0.0.1:%d" % free_port(), "--set", "net.io=uring",
+                        "--set", "net.uring-wait=ring"], capture_output=True, text=True, timeout=30, env=env)
+    out = p.stdout + p.stderr
+    t.ok(p.returncode != 0 and "net.uring-wait = ring, but a worker cannot wait in its ring: "
+         "libevent uses its poll backend, not epoll" in out and "ready" not in out,
+         "libevent on poll: net.uring-wait = ring is a start error that says why", out)
 
 # ------------------------------------------------------------ epoll, chosen
 d, port = start(["net.io=epoll"])

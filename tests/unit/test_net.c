@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1362,6 +1363,55 @@ START_TEST(test_select_uring_required)
 }
 END_TEST
 
+/* Where an io_uring worker sleeps (net.uring-wait): loop when asked; ring when the probe
+ * allows it; auto falls back to loop and says why; ring required is an error that says why. */
+START_TEST(test_wait_select)
+{
+    char note[256] = "", err[256] = "";
+    enum net_uring_wait w = NET_URING_WAIT_RING;
+    ck_assert_int_eq(net_uring_wait_select(NET_URING_WAIT_LOOP, "unused", &w, note, sizeof note,
+                                           err, sizeof err),
+                     0);
+    ck_assert_int_eq(w, NET_URING_WAIT_LOOP);
+    ck_assert_str_eq(note, "; workers wait in epoll_wait (net.uring-wait = loop)");
+    ck_assert_int_eq(net_uring_wait_select(NET_URING_WAIT_AUTO, "no ring wait here", &w, note,
+                                           sizeof note, err, sizeof err),
+                     0);
+    ck_assert_int_eq(w, NET_URING_WAIT_LOOP);
+    ck_assert_str_eq(note,
+                     "; workers wait in epoll_wait (net.uring-wait = auto; no ring wait here)");
+    w = NET_URING_WAIT_RING;
+    ck_assert_int_eq(net_uring_wait_select(NET_URING_WAIT_RING, "no ring wait here", &w, note,
+                                           sizeof note, err, sizeof err),
+                     -1);
+    ck_assert_int_eq(w, NET_URING_WAIT_LOOP);
+    ck_assert_str_eq(err, "net.uring-wait = ring, but a worker cannot wait in its ring: no ring "
+                          "wait here");
+}
+END_TEST
+
+/* The probe's libevent half is this program's own: libevent's waits reach its epoll_wait, so
+ * where io_uring serves and the kernel takes DEFER_TASKRUN (6.1 or later) the probe passes;
+ * elsewhere it names the flag. */
+START_TEST(test_wait_probe)
+{
+    char why[200] = "";
+    struct utsname u;
+    ck_assert_int_eq(uname(&u), 0);
+    int major = 0, minor = 0;
+    ck_assert_int_eq(sscanf(u.release, "%d.%d", &major, &minor), 2);
+    char uring_why[200] = "";
+    bool uring = net_uring_probe(uring_why, sizeof uring_why) == 0;
+    int rc = net_uring_wait_probe(why, sizeof why);
+    if (uring && (major > 6 || (major == 6 && minor >= 1))) {
+        ck_assert_msg(rc == 0, "probe failed: %s", why);
+    } else {
+        ck_assert_int_eq(rc, -1);
+        ck_assert_msg(strstr(why, "DEFER_TASKRUN") != NULL, "why: %s", why);
+    }
+}
+END_TEST
+
 /* Runs the real probe in a child under a filter refusing io_uring_setup with errno (0: no
  * filter); returns the probe's result and its message. */
 static int probe_in_child(int errno_value, char *why, size_t whylen)
@@ -1463,6 +1513,8 @@ static Suite *net_suite(void)
     tcase_add_test(tc, test_select_epoll);
     tcase_add_test(tc, test_select_auto_falls_back);
     tcase_add_test(tc, test_select_uring_required);
+    tcase_add_test(tc, test_wait_select);
+    tcase_add_test(tc, test_wait_probe);
     tcase_add_test(tc, test_probe_enosys);
     tcase_add_test(tc, test_probe_eperm);
     tcase_add_test(tc, test_probe_matches_kernel);
