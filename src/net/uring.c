@@ -661,6 +661,7 @@ static int ring_wait(struct net_worker *w, int epfd, struct epoll_event *events,
             return n;
     }
     poll_epfd(r);
+    int n = -1;
     if (!io_uring_cq_ready(&r->ring)) {
         struct __kernel_timespec ts, *tsp = NULL;
         if (timeout > 0) {
@@ -669,24 +670,33 @@ static int ring_wait(struct net_worker *w, int epfd, struct epoll_event *events,
             tsp = &ts;
         }
         struct io_uring_cqe *cqe;
-        /* -ETIME: libevent's timeout; -EINTR: a signal. Both are a wait that found nothing. */
-        (void)io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, tsp, NULL);
-    }
-    unsigned head;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&r->ring, head, cqe)
-    {
-        if (cqe->user_data == UR_POLL_UD) {
-            r->epoll_check = true;
-            break;
+        /* -ETIME: libevent's timeout; -EINTR: a signal; -EBUSY: completions overflowed (the
+         * pass takes them). Anything else is a ring the kernel will not wait on: sleep in epoll
+         * for at most a millisecond rather than turn the loop round without sleeping. */
+        int rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, tsp, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+            n = epoll_pwait(epfd, events, maxevents, timeout < 0 || timeout > 1 ? 1 : timeout,
+                            NULL);
+            n = n < 0 ? 0 : n;
+            r->epoll_check = n > 0;
         }
     }
-    int n = 0;
-    if (r->epoll_check) {
-        n = epoll_pwait(epfd, events, maxevents, 0, NULL);
-        if (n < 0)
-            n = 0;
-        r->epoll_check = n > 0;
+    if (n < 0) {
+        unsigned head;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&r->ring, head, cqe)
+        {
+            if (cqe->user_data == UR_POLL_UD) {
+                r->epoll_check = true;
+                break;
+            }
+        }
+        n = 0;
+        if (r->epoll_check) {
+            n = epoll_pwait(epfd, events, maxevents, 0, NULL);
+            n = n < 0 ? 0 : n;
+            r->epoll_check = n > 0;
+        }
     }
     if (n < maxevents && io_uring_cq_ready(&r->ring)) {
         memset(&events[n], 0, sizeof events[n]);
