@@ -395,7 +395,7 @@ struct net_engine *net_engine_new(const struct net_settings *set, const struct n
     if (e->uring) {
         /* said after the data path: "io_uring (...); workers wait in ..." */
         size_t used = strlen(e->io_note);
-        if (net_uring_wait_select(e->set.uring_wait, NULL, &e->set.uring_wait, e->io_note + used,
+        if (net_uring_wait_select(e->set.wait, NULL, &e->set.wait, e->io_note + used,
                                   sizeof e->io_note - used, err, errlen) < 0)
             goto fail;
     }

@@ -10,7 +10,7 @@
 #define K(f) ML_CFG_FIELD(struct net_config, f)
 
 static const char *const io_names[] = {"auto", "uring", "epoll", NULL}; /* enum net_io order */
-static const char *const wait_names[] = {"auto", "ring", "loop", NULL}; /* net_uring_wait order */
+static const char *const wait_names[] = {"loop", "ring", NULL}; /* enum net_uring_wait order */
 
 /* The buffer ring's size must be a power of 2. */
 static int validate_pow2(const char *value, char *err, size_t errlen)
@@ -39,15 +39,15 @@ const struct ml_cfg_key net_cfg_keys[] = {
      "offered 64 at first and twice as many each time it finds none free, the most recently "
      "used first; a buffer is free again once its datagram has been handled and sent on. When "
      "all are in use, datagrams wait in the socket's receive buffer (net.udp-rcvbuf)."},
-    {"uring-wait", ML_CFG_ENUM, "auto", 0, 0, 0, K(uring_wait), wait_names, NULL,
-     "io_uring: where a worker sleeps between bursts. ring: in io_uring_enter, the ring set up "
-     "with IORING_SETUP_DEFER_TASKRUN, so that the receives the kernel queued run inside that "
-     "call and a wake-up is one system call; libevent's own descriptors and timers (TCP, TLS, "
-     "timeouts, tasks from other threads) wake it through a poll on libevent's epoll "
-     "descriptor (Linux 6.1 or later, libevent's epoll backend); meetlited does not start "
-     "without them. loop: in libevent's epoll_wait, the ring's descriptor among its events; "
-     "receives run as task work that interrupts that wait. auto: ring where possible, else "
-     "loop; the log says which and why."},
+    {"uring-wait", ML_CFG_ENUM, "loop", 0, 0, 0, K(uring_wait), wait_names, NULL,
+     "io_uring: where a worker sleeps between bursts. loop: in libevent's epoll_wait, the "
+     "ring's descriptor among its events; a receive wakes it through the signal path. ring: "
+     "in io_uring_enter (the ring set up with IORING_SETUP_DEFER_TASKRUN), libevent's own wait "
+     "taken into the ring: the receives run inside that call, libevent's descriptors and "
+     "timers wake it through a poll of libevent's epoll descriptor. ring costs a few per cent "
+     "less CPU per packet with one worker per core and has a longer p99 when workers share "
+     "cores with other busy threads (docs/benchmarks.md); it needs Linux 6.1 or later and "
+     "libevent's epoll backend, and meetlited does not start without them."},
     {"udp-batch", ML_CFG_INT, "64", 1, NET_MAX_BATCH, 0, K(udp_batch), NULL, NULL,
      "Datagrams read per recvmmsg call and sent per sendmmsg call (epoll); datagrams handed to "
      "the relay per batch (both)."},
@@ -104,7 +104,7 @@ void net_config_settings(const struct net_config *c, struct net_settings *out)
     out->workers = (unsigned)c->workers;
     out->io = (enum net_io)c->io;
     out->uring_buffers = (unsigned)c->uring_buffers;
-    out->uring_wait = (enum net_uring_wait)c->uring_wait;
+    out->wait = (enum net_uring_wait)c->uring_wait;
     out->udp_batch = (unsigned)c->udp_batch;
     out->udp_rcvbuf = c->udp_rcvbuf;
     out->udp_sndbuf = c->udp_sndbuf;

@@ -237,8 +237,8 @@ int net_io_select(enum net_io requested, const char *probe_err, bool *uring, cha
 /* Whether this kernel and process can run the io_uring data path; why not in why. */
 int net_uring_probe(char *why, size_t whylen) ML_WUR;
 /* Picks where the io_uring path's workers sleep for requested: *chosen is RING or LOOP, and
- * note (a string of the log) says which and why. -1 with err filled when RING was required
- * and cannot be. probe_err, when not NULL, replaces the probe (for tests). */
+ * note (a string of the log) says which. -1 with err filled (and why) when RING was asked for
+ * and cannot be had. probe_err, when not NULL, replaces the probe (for tests). */
 int net_uring_wait_select(enum net_uring_wait requested, const char *probe_err,
                           enum net_uring_wait *chosen, char *note, size_t notelen, char *err,
                           size_t errlen) ML_WUR;

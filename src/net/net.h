@@ -89,28 +89,26 @@ enum net_io {
 
 /* Where a worker of the io_uring path sleeps (net.uring-wait). */
 enum net_uring_wait {
-    NET_URING_WAIT_AUTO = 0, /* in its ring when libevent's waits can be taken there, else loop */
+    NET_URING_WAIT_LOOP = 0, /* in libevent's epoll_wait, the ring's fd among its events */
     NET_URING_WAIT_RING = 1, /* in io_uring_enter (DEFER_TASKRUN), or a start error */
-    NET_URING_WAIT_LOOP = 2, /* in libevent's epoll_wait, the ring's fd among its events */
 };
 
 /* Engine settings (from the [net] and [turn] configuration sections). */
 struct net_settings {
-    unsigned workers;               /* threads; 0: one per core */
-    enum net_io io;                 /* UDP data path */
-    unsigned uring_buffers;         /* io_uring: receive buffers per worker (a power of 2) */
-    enum net_uring_wait uring_wait; /* io_uring: where a worker sleeps (RING or LOOP once
-                                       the engine has chosen) */
-    unsigned udp_batch;             /* recvmmsg batch, 1..NET_MAX_BATCH */
-    long long udp_rcvbuf;           /* bytes; 0 keeps the system default */
-    long long udp_sndbuf;           /* bytes; 0 keeps the system default */
-    long long stream_max_frame;     /* bytes; a larger frame closes the stream */
-    long long stream_out_max;       /* bytes queued to one stream client before drops */
-    long long stream_idle_s;        /* seconds without a frame before a stream is closed */
-    unsigned max_streams;           /* stream connections per worker; 0: derived (ml_fd_share) */
-    unsigned max_streams_per_addr;  /* stream connections per client address; 0: no cap */
-    long long stream_frame_s;       /* seconds for a begun frame to complete; 0: no deadline */
-    long long stream_setup_s;       /* seconds from accept to net_stream_established; 0: none */
+    unsigned workers;              /* threads; 0: one per core */
+    enum net_io io;                /* UDP data path */
+    unsigned uring_buffers;        /* io_uring: receive buffers per worker (a power of 2) */
+    enum net_uring_wait wait;      /* io_uring: where a worker sleeps */
+    unsigned udp_batch;            /* recvmmsg batch, 1..NET_MAX_BATCH */
+    long long udp_rcvbuf;          /* bytes; 0 keeps the system default */
+    long long udp_sndbuf;          /* bytes; 0 keeps the system default */
+    long long stream_max_frame;    /* bytes; a larger frame closes the stream */
+    long long stream_out_max;      /* bytes queued to one stream client before drops */
+    long long stream_idle_s;       /* seconds without a frame before a stream is closed */
+    unsigned max_streams;          /* stream connections per worker; 0: derived (ml_fd_share) */
+    unsigned max_streams_per_addr; /* stream connections per client address; 0: no cap */
+    long long stream_frame_s;      /* seconds for a begun frame to complete; 0: no deadline */
+    long long stream_setup_s;      /* seconds from accept to net_stream_established; 0: none */
     /* CIDR list of peers whose TCP/TLS connections may start with a PROXY protocol header
      * (borrowed until net_engine_new returns; NULL or "": none) */
     const char *proxy_from;

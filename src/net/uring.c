@@ -7,16 +7,18 @@
  * batches, as recvmmsg batches do on the epoll path. TCP and TLS streams, timers and
  * cross-thread tasks stay on the worker's libevent loop.
  *
- * Where a worker sleeps (net.uring-wait). The ring wait, the default where it can be had: the
- * ring is set up with IORING_SETUP_DEFER_TASKRUN and libevent's wait is taken into
- * io_uring_enter. This program defines epoll_wait(), which libevent's epoll backend calls; on a
- * worker thread it polls libevent's epoll descriptor from the ring (libevent's sockets, and the
- * notifications of other threads) and sleeps in io_uring_enter for one completion or libevent's
- * next timeout. The receives run inside that call: one system call wakes the worker. On every
- * other thread epoll_wait() is epoll_pwait() without a mask, as glibc's is. The loop wait, the
- * fallback: the ring (IORING_SETUP_COOP_TASKRUN) has its fd among the loop's events, and a
- * receive wakes the worker through the signal path (epoll_wait returns EINTR, the receive runs,
- * libevent waits again and finds the ring readable).
+ * Where a worker sleeps (net.uring-wait). The loop wait, the default: the ring
+ * (IORING_SETUP_COOP_TASKRUN) has its fd among the loop's events, and a receive wakes the worker
+ * through the signal path (epoll_wait returns EINTR, the receive runs, libevent waits again and
+ * finds the ring readable). The ring wait (net.uring-wait = ring): the ring is set up with
+ * IORING_SETUP_DEFER_TASKRUN and libevent's wait is taken into io_uring_enter. This program defines
+ * epoll_wait(), which libevent's epoll backend calls; on a worker thread it polls libevent's epoll
+ * descriptor from the ring (libevent's sockets, and the notifications of other threads) and sleeps
+ * in io_uring_enter for one completion or libevent's next timeout. The receives run inside that
+ * call: one system call wakes the worker. On every other thread, and with the loop wait,
+ * epoll_wait() is epoll_pwait() without a mask, as glibc's is. The ring wait saves CPU with a
+ * worker per core and lengthens the tail when workers share cores with other busy threads
+ * (docs/benchmarks.md), hence not the default.
  *
  * Sends: the datagrams callbacks queue leave when the pass ends, a run of them on one socket in
  * one sendmmsg (as on the epoll path), a datagram alone on its socket as an IORING_OP_SENDMSG
@@ -772,22 +774,17 @@ int net_uring_wait_select(enum net_uring_wait requested, const char *probe_err,
 {
     char why[200] = "";
     *chosen = NET_URING_WAIT_LOOP;
-    if (requested == NET_URING_WAIT_LOOP) {
+    if (requested != NET_URING_WAIT_RING) {
         ml_snprintf(note, notelen, "; workers wait in epoll_wait (net.uring-wait = loop)");
         return 0;
     }
     int rc = probe_err ? (ml_snprintf(why, sizeof why, "%s", probe_err), -1)
                        : net_uring_wait_probe(why, sizeof why);
-    if (rc == 0) {
-        *chosen = NET_URING_WAIT_RING;
-        ml_snprintf(note, notelen, "; workers wait in io_uring_enter (net.uring-wait = %s)",
-                    requested == NET_URING_WAIT_AUTO ? "auto" : "ring");
-        return 0;
-    }
-    if (requested == NET_URING_WAIT_RING)
+    if (rc < 0)
         return ml_err(err, errlen,
                       "net.uring-wait = ring, but a worker cannot wait in its ring: %s", why);
-    ml_snprintf(note, notelen, "; workers wait in epoll_wait (net.uring-wait = auto; %s)", why);
+    *chosen = NET_URING_WAIT_RING;
+    ml_snprintf(note, notelen, "; workers wait in io_uring_enter (net.uring-wait = ring)");
     return 0;
 }
 
@@ -855,7 +852,7 @@ struct net_uring *net_uring_new(const struct net_settings *set, char *err, size_
     r->placeholder = -1;
     r->quiet_fd = -1;
     r->epfd = -1;
-    r->defer = set->uring_wait == NET_URING_WAIT_RING;
+    r->defer = set->wait == NET_URING_WAIT_RING;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     /* Made on the main thread, used by the worker's: the ring starts disabled, and enabling it
