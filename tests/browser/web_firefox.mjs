@@ -329,6 +329,13 @@ try {
   // the client must restart again; the generation after that is reported and takes over.
   {
     const bid = report.pids.ben;
+    // no restart of its own in flight (a renewal's): the generation hidden below must be the
+    // one this check's restart makes
+    await fay.until(([id]) => window.meetlite.state().then((s) => {
+      const p = s.peers[id];
+      return p && p.settled && p.connection === 'connected' && p.path.source === 'pair' &&
+        p.path.ufrag === p.ufrag;
+    }), [bid], 30000);
     const was = (await fay.state()).peers[bid];
     await fay.eval((id) => {
       const p = window.meetlite.room().peers.get(id);
