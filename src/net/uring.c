@@ -728,14 +728,20 @@ static void probe_noop(evutil_socket_t fd, short what, void *arg)
     ML_UNUSED(arg);
 }
 
+/* A small ring with the given setup flags, for a probe; 0 or -errno. */
+static int probe_ring(struct io_uring *ring, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags;
+    p.cq_entries = 16;
+    return io_uring_queue_init_params(8, ring, &p);
+}
+
 int net_uring_wait_probe(char *why, size_t whylen)
 {
     struct io_uring ring;
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = UR_SETUP_DEFER;
-    p.cq_entries = 16;
-    int rc = io_uring_queue_init_params(8, &ring, &p);
+    int rc = probe_ring(&ring, UR_SETUP_DEFER);
     if (rc < 0)
         return ml_err(why, whylen, "IORING_SETUP_DEFER_TASKRUN refused: %s (Linux 6.1 or later)",
                       strerror(-rc));
@@ -1094,11 +1100,7 @@ out:
 int net_uring_probe(char *why, size_t whylen)
 {
     struct io_uring ring;
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = UR_SETUP_FLAGS;
-    p.cq_entries = 16;
-    int rc = io_uring_queue_init_params(8, &ring, &p);
+    int rc = probe_ring(&ring, UR_SETUP_FLAGS);
     if (rc < 0) {
         const char *msg = setup_error(-rc);
         if (msg)

@@ -996,6 +996,20 @@ START_TEST(budget_earned_back)
 }
 END_TEST
 
+/* Of the 16 sources prefix N suffix (N from first), how many take a whole burst of their own. */
+static int budgets_free(struct turn_budget *b, const char *prefix, const char *suffix, int first,
+                        int64_t t0)
+{
+    int n = 0;
+    for (int i = 0; i < 16; i++) {
+        char text[64];
+        ml_snprintf(text, sizeof text, "%s%d%s", prefix, first + i, suffix);
+        struct sockaddr_storage o = addr(text);
+        n += turn_budget_take(b, SA(o), 300, t0, 1, 300);
+    }
+    return n;
+}
+
 START_TEST(budget_sources_independent)
 {
     struct turn_budget *b = turn_budget_new();
@@ -1004,28 +1018,14 @@ START_TEST(budget_sources_independent)
     ck_assert(turn_budget_take(b, SA(ip), 300, t0, 1, 300));
     ck_assert(!turn_budget_take(b, SA(ip), 1, t0, 1, 300));
     /* other sources share a budget with it only by a 1-in-65536 chance each */
-    int independent = 0;
-    for (int i = 0; i < 16; i++) {
-        char text[32];
-        ml_snprintf(text, sizeof text, "198.51.100.%d", i + 1);
-        struct sockaddr_storage o = addr(text);
-        independent += turn_budget_take(b, SA(o), 300, t0, 1, 300);
-    }
-    ck_assert_int_ge(independent, 15);
+    ck_assert_int_ge(budgets_free(b, "198.51.100.", "", 1, t0), 15);
     /* one IPv6 /64 is one source; other /64s are others (by the same chance); IPv4-mapped IPv6
      * is its IPv4 address */
     struct sockaddr_storage v6a = addr("[2001:db8:1:2::1]:1"), v6b = addr("[2001:db8:1:2::ff]:2"),
                             mapped = addr("[::ffff:192.0.2.1]:9");
     ck_assert(turn_budget_take(b, SA(v6a), 300, t0, 1, 300));
     ck_assert(!turn_budget_take(b, SA(v6b), 1, t0, 1, 300));
-    independent = 0;
-    for (int i = 0; i < 16; i++) {
-        char text[48];
-        ml_snprintf(text, sizeof text, "[2001:db8:1:%x::1]:1", i + 3);
-        struct sockaddr_storage o = addr(text);
-        independent += turn_budget_take(b, SA(o), 300, t0, 1, 300);
-    }
-    ck_assert_int_ge(independent, 15);
+    ck_assert_int_ge(budgets_free(b, "[2001:db8:1:", "::1]:1", 3, t0), 15);
     ck_assert(!turn_budget_take(b, SA(mapped), 1, t0, 1, 300));
     turn_budget_free(b);
 }
