@@ -417,11 +417,12 @@ search_servers() {
     done
 }
 # fixed_medians FILE...: medians over runs of server CPU per received packet (us), latency p50
-# and p99 (us), loss (%), the number of runs, and other jobs' CPU (s) during them.
+# and p99 (us), loss (%), the number of runs, other jobs' CPU (s) during them, and the p99 of
+# all the runs' packets pooled (us).
 fixed_medians() {
     "$PYTHON3" -c '
 import json, statistics, sys
-cpu, p50, p99, loss, oth = [], [], [], [], []
+cpu, p50, p99, loss, oth, pool = [], [], [], [], [], {}
 for f in sys.argv[1:]:
     try:
         d = json.load(open(f))
@@ -431,8 +432,18 @@ for f in sys.argv[1:]:
         continue
     cpu.append(d["srv_cpu_s"] * 1e6 / d["received"]); p50.append(d.get("lat_p50_us", 0))
     p99.append(d.get("lat_p99_us", 0)); loss.append(d.get("loss_pct", 0)); oth.append(d.get("other_cpu_s", 0))
+    for v, c in d.get("lat_hist", []):
+        pool[v] = pool.get(v, 0) + c
 m = lambda v, fmt: (fmt % statistics.median(v)) if v else "n/a"
-print(m(cpu, "%.2f"), m(p50, "%.0f"), m(p99, "%.0f"), m(loss, "%.3f"), len(cpu), m(oth, "%.2f"))
+def pooled(h, pct):
+    n, seen = sum(h.values()), 0
+    for v in sorted(h):
+        seen += h[v]
+        if seen >= max(1, -(-pct * n // 100)):
+            return "%d" % v
+    return "n/a"
+print(m(cpu, "%.2f"), m(p50, "%.0f"), m(p99, "%.0f"), m(loss, "%.3f"), len(cpu), m(oth, "%.2f"),
+      pooled(pool, 99))
 ' "$@"
 }
 
@@ -517,12 +528,13 @@ if [ ${#SEARCHES[@]} -gt 0 ]; then
                     done
                 done
                 for s in "${SRVS[@]}"; do
-                    read -r m_cpu m_p50 m_p99 m_loss m_n m_others < <(fixed_medians "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$s".json)
-                    FIXED[$key.$rate.$s]="$m_cpu $m_p50 $m_p99 $m_loss $m_n $m_others"
+                    read -r m_cpu m_p50 m_p99 m_loss m_n m_others m_pool < <(fixed_medians "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$s".json)
+                    FIXED[$key.$rate.$s]="$m_cpu $m_p50 $m_p99 $m_loss $m_n $m_others $m_pool"
                     {
                         echo "relay.$key.$s.at_$rate.cpu_us_per_pkt_median=$m_cpu"
                         echo "relay.$key.$s.at_$rate.lat_p50_us_median=$m_p50"
                         echo "relay.$key.$s.at_$rate.lat_p99_us_median=$m_p99"
+                        echo "relay.$key.$s.at_$rate.lat_p99_us_pooled=$m_pool"
                         echo "relay.$key.$s.at_$rate.loss_pct_median=$m_loss"
                         echo "relay.$key.$s.at_$rate.runs=$m_n"
                         echo "relay.$key.$s.at_$rate.others_cpu_s_median=$m_others"
@@ -912,16 +924,16 @@ fi
 if [ -n "$FIXED_RATES" ] && [ ${#SEARCHES[@]} -gt 0 ]; then
     echo "Fixed rates ($REPEATS runs per server, alternating; medians): server CPU per relayed packet," \
         "latency (one way, client to client) p50 and p99, loss, other jobs' CPU per run"
-    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s\n' "client.peer.size" server rate "us/pkt" \
-        "p50 us" "p99 us" "loss %" runs "others s"
+    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s %10s\n' "client.peer.size" server rate "us/pkt" \
+        "p50 us" "p99 us" "loss %" runs "others s" "pooled p99"
     for search in "${SEARCHES[@]}"; do
         for size in $SIZES; do
             for rate in $FIXED_RATES; do
                 for s in "${ACTIVE[@]}"; do
                     # shellcheck disable=SC2086
-                    set -- ${FIXED[$search.$size.$rate.$s]:-n/a n/a n/a n/a 0 n/a}
-                    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s\n' "$search.$size" "$s" "$rate" \
-                        "$1" "$2" "$3" "$4" "$5" "$6"
+                    set -- ${FIXED[$search.$size.$rate.$s]:-n/a n/a n/a n/a 0 n/a n/a}
+                    printf '%-20s %-16s %8s %10s %10s %10s %8s %5s %8s %10s\n' "$search.$size" "$s" "$rate" \
+                        "$1" "$2" "$3" "$4" "$5" "$6" "$7"
                 done
             done
         done
@@ -993,9 +1005,24 @@ ratio_lines() { # A B: A against B
             fi
             for rate in $FIXED_RATES; do
                 # shellcheck disable=SC2086
-                set -- ${FIXED[$key.$rate.$a]:-n/a n/a n/a n/a 0 n/a} ${FIXED[$key.$rate.$b]:-n/a n/a n/a n/a 0 n/a}
+                set -- ${FIXED[$key.$rate.$a]:-n/a n/a n/a n/a 0 n/a n/a} ${FIXED[$key.$rate.$b]:-n/a n/a n/a n/a 0 n/a n/a}
                 printf '  %-20s at %s/s: CPU per packet %s/%s %s, p99 %s/%s %s\n' "$key" "$rate" "$a" "$b" \
-                    "$(bench_ratio "$1" "$7")" "$a" "$b" "$(bench_ratio "$3" "$9")"
+                    "$(bench_ratio "$1" "$8")" "$a" "$b" "$(bench_ratio "$3" "${10}")"
+                # the tails round by round (the runs alternate): pooled p99 ratio with its
+                # bootstrap interval, and how many rounds each won
+                read -r p_n p_ratio p_lo p_hi p_wins p_sign < <("$PYTHON3" "$BENCH_DIR/p99-paired.py" --fields \
+                    "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$a".json \
+                    -- "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$b".json 2>/dev/null || echo 0)
+                if [ "${p_n:-0}" -ge 3 ]; then
+                    printf '  %-20s at %s/s: pooled p99 %s/%s %s (95 %% interval %s-%s), %s p99 <= %s in %s of %s rounds (sign test p %s)\n' \
+                        "$key" "$rate" "$a" "$b" "$p_ratio" "$p_lo" "$p_hi" "$a" "$b" "$p_wins" "$p_n" "$p_sign"
+                    {
+                        echo "relay.$key.$a.over.$b.at_$rate.p99_pooled_ratio=$p_ratio"
+                        echo "relay.$key.$a.over.$b.at_$rate.p99_pooled_ratio_ci95=$p_lo-$p_hi"
+                        echo "relay.$key.$a.over.$b.at_$rate.p99_at_most_rounds=$p_wins/$p_n"
+                        echo "relay.$key.$a.over.$b.at_$rate.p99_sign_test_p=$p_sign"
+                    } >>"$RESULTS"
+                fi
             done
         done
     done
@@ -1011,8 +1038,10 @@ ratio_lines() { # A B: A against B
 for m in "${ACTIVE[@]}"; do
     case $m in meetlited*) [ -n "${PID[coturn]:-}" ] && ratio_lines "$m" coturn ;; esac
 done
-if [ -n "${PID[meetlited-uring]:-}" ] && [ -n "${PID[meetlited-epoll]:-}" ]; then
-    ratio_lines meetlited-uring meetlited-epoll
+if [ -n "${PID[meetlited-epoll]:-}" ]; then
+    for m in "${ACTIVE[@]}"; do
+        case $m in meetlited-uring*) ratio_lines "$m" meetlited-epoll ;; esac
+    done
 fi
 # A meeting spread over two nodes against the same meeting on one: the loss-free rate (both
 # nodes share the server's cores, so it is the capacity of the same CPU) and the CPU per packet

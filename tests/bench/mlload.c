@@ -1013,6 +1013,17 @@ static void print_json(const struct ld_opts *o, const struct ld_report *r)
         }
     }
     printf("}");
+    /* the whole latency histogram, its non-empty buckets as [value, count] (a bucket's middle,
+     * 1/64 relative precision): percentiles of several runs pooled, as a run's own are computed */
+    printf(",\"lat_hist\":[");
+    first = true;
+    for (unsigned i = 0; i < LD_HIST_BUCKETS; i++) {
+        if (s->lat.b[i]) {
+            printf("%s[%llu,%u]", first ? "" : ",", (unsigned long long)hist_value(i), s->lat.b[i]);
+            first = false;
+        }
+    }
+    printf("]");
     printf(",\"gen_cpu_s\":%.3f,\"gen_cpu_user_s\":%.3f,\"gen_cpu_sys_s\":%.3f,"
            "\"gen_wall_s\":%.3f,\"gen_run_cpu_s\":%.3f,\"gen_run_work_s\":%.3f,"
            "\"gen_busy_max_pct\":%.1f,"
