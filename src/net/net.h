@@ -140,6 +140,8 @@ struct net_counters {
     uint64_t udp_rx_batch_hist[7]; /* batches of 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 */
     uint64_t udp_rx_truncated;     /* datagrams larger than NET_MAX_DATAGRAM, dropped */
     uint64_t udp_tx_dropped;       /* datagrams the kernel would not take */
+    uint64_t udp_ring_wakeups;     /* io_uring, loop wait: a sleeping worker woken by its ring's
+                                      receives, reported to libevent without a second wait */
     uint64_t stream_accepted, stream_refused, stream_closed;
     uint64_t stream_rx_bytes, stream_tx_bytes;
     uint64_t stream_tx_dropped; /* frames dropped because a client read too slowly */

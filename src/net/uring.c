@@ -626,6 +626,8 @@ static void ring_readable(evutil_socket_t fd, short what, void *arg)
 
 /* This thread's worker, when its loop's waits are taken into its ring. */
 static __thread struct net_worker *ring_waiter;
+/* This thread's worker with the loop wait: see loop_wait(). */
+static __thread struct net_worker *loop_waiter;
 /* Set while net_uring_wait_probe() runs a loop of its own on this thread: counts its waits. */
 static __thread unsigned *wait_probe_hits;
 
@@ -709,16 +711,40 @@ static int ring_wait(struct net_worker *w, int epfd, struct epoll_event *events,
     return n;
 }
 
+/* libevent's wait, on a worker with the loop wait. A receive wakes the sleeping worker as task
+ * work, which the kernel runs on the way out of epoll_wait, and the wait ends with EINTR. Left
+ * to libevent, that is a turn of its loop and a second epoll_wait to find the ring readable;
+ * here the ring's readability is reported at once, so a wake-up costs one epoll_wait, as on the
+ * epoll path. Other ready descriptors stay ready (libevent's are level-triggered) for the next
+ * wait. */
+static int loop_wait(struct net_worker *w, int epfd, struct epoll_event *events, int maxevents,
+                     int timeout)
+{
+    struct net_uring *r = w->ur;
+    if (r->epfd < 0)
+        r->epfd = epfd; /* the worker's loop is the only one on this thread */
+    int n = epoll_pwait(epfd, events, maxevents, timeout, NULL);
+    if (n >= 0 || errno != EINTR || epfd != r->epfd ||
+        !(io_uring_cq_ready(&r->ring) || kernel_work(r)))
+        return n;
+    NET_COUNT(w->ctr.udp_ring_wakeups, 1);
+    memset(&events[0], 0, sizeof events[0]);
+    events[0].events = EPOLLIN;
+    events[0].data.fd = r->ring.ring_fd;
+    return 1;
+}
+
 /* libevent's epoll backend waits here: the dynamic linker finds this program's definition
  * before glibc's. */
 int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
-    struct net_worker *w = ring_waiter;
     if (wait_probe_hits)
         (*wait_probe_hits)++;
-    if (!w || maxevents <= 0)
-        return epoll_pwait(epfd, events, maxevents, timeout, NULL);
-    return ring_wait(w, epfd, events, maxevents, timeout);
+    if (maxevents > 0 && ring_waiter)
+        return ring_wait(ring_waiter, epfd, events, maxevents, timeout);
+    if (maxevents > 0 && loop_waiter)
+        return loop_wait(loop_waiter, epfd, events, maxevents, timeout);
+    return epoll_pwait(epfd, events, maxevents, timeout, NULL);
 }
 
 static void probe_noop(evutil_socket_t fd, short what, void *arg)
@@ -939,6 +965,8 @@ int net_uring_start(struct net_worker *w, char *err, size_t errlen)
             ring_waiter = NULL;
             return ml_err(err, errlen, "io_uring: the loop's wait did not come to the ring");
         }
+    } else {
+        loop_waiter = w;
     }
     return 0;
 }
@@ -968,6 +996,7 @@ void net_uring_stop(struct net_worker *w)
     if (r->ev)
         event_del(r->ev);
     ring_waiter = NULL;
+    loop_waiter = NULL;
 }
 
 /* ---------------------------------------------------------------- choosing at start */

@@ -577,6 +577,11 @@ static const struct st_metric metrics[] = {
                       "UDP datagrams dropped, by reason.")}},
     {"net.udp.tx_dropped", F(net.udp_tx_dropped),
      .prom = {MORE("meetlite_udp_dropped_total", "reason=\"send_failed\"")}},
+    {"net.udp.ring_wakeups", F(net.udp_ring_wakeups),
+     .prom = {COUNTER(
+         "meetlite_udp_ring_wakeups_total", NULL,
+         "Wake-ups of an io_uring worker sleeping in epoll_wait by its ring's receives "
+         "(net.uring-wait = loop).")}},
     {"net.udp.recvmmsg_calls", F(net.udp_rx_batches),
      .prom = {UNTYPED("turn_udp_recvmmsg_calls",
                       "recvmmsg calls that returned datagrams (coturn; a counter).")}},

@@ -3,7 +3,8 @@ so; io_uring refused (a seccomp filter standing in for a kernel without it, or o
 it) makes auto fall back to epoll with the reason, and net.io = uring a start error. Where an
 io_uring worker sleeps (net.uring-wait): in libevent's epoll_wait by default; in its ring when
 asked, woken there by libevent's descriptors and timers too, and a start error that says why
-when libevent does not use epoll. On each path: the largest datagrams relayed whole
+when libevent does not use epoll; with the loop wait a receive's wake-up is reported at once
+(net.udp.ring_wakeups). On each path: the largest datagrams relayed whole
 both ways, bursts far larger than the io_uring buffer ring (buffers recycled, receives
 re-armed), relay sockets closed while their traffic still flows, and a clean exit (no sanitizer
 report)."""
@@ -20,6 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from mltest import (BINDING, REQUEST, SUCCESS, TOP_BUILDDIR, Daemon, Msg, Tap, free_port,  # noqa: E402
                     recv_stun_stream, rest_credential, udp_exchange)
+from mladmin import AdminDaemon  # noqa: E402
 from turnclient import Peer, TurnClient  # noqa: E402
 
 SECRET = "net-io-secret-0123456789"
@@ -165,6 +167,50 @@ finally:
     rc, log = d.stop()
     t.ok(d.clean(), "auto: stops cleanly", log[-3000:])
     d.close()
+
+# ------------------------------------------------------------ how a sleeping worker wakes
+# With the loop wait, a receive wakes a worker asleep in epoll_wait as task work, and the wait
+# ends with EINTR; meetlited reports the ring readable at once (one epoll_wait per wake-up, as on
+# the epoll path), counted as net.udp.ring_wakeups. Datagrams 20 ms apart each find the worker
+# asleep. The epoll path and the ring wait never count one.
+def wakeups(io, label):
+    d = AdminDaemon(["turn.auth-secret=%s" % SECRET, "net.workers=1"] + io)
+    try:
+        c = TurnClient(d.server)
+        c.login(*rest_credential(SECRET, "wake-" + label, 3600))
+        c.allocate()
+        peer = Peer()
+        c.create_permission(peer.addr)
+        c.channel_bind(0x4003, peer.addr)
+        before = d.api.stats()["net"]["udp"]["ring_wakeups"]
+        got = 0
+        for i in range(20):
+            c.send_channel(0x4003, b"wake %d" % i)
+            got += peer.recv(2.0)[0] == b"wake %d" % i
+            time.sleep(0.02)
+        after = d.api.stats()["net"]["udp"]["ring_wakeups"]
+        metrics = d.api.metrics()
+        c.close()
+        peer.close()
+        return got, after - before, metrics
+    finally:
+        rc, log = d.stop()
+        t.ok(d.clean(), "%s: stops cleanly" % label, log[-3000:])
+        d.close()
+
+
+if uring_ok:
+    got, woke, metrics = wakeups(["net.io=uring"], "loop wait")
+    t.eq(got, 20, "loop wait: 20 datagrams 20 ms apart are relayed")
+    t.ok(woke >= 15, "loop wait: most of them wake the worker through its ring, reported without a "
+         "second wait (net.udp.ring_wakeups grew by %d)" % woke)
+    t.ok("\nmeetlite_udp_ring_wakeups_total " in metrics, "the wake-ups are a Prometheus counter",
+         [ln for ln in metrics.splitlines() if "ring_wakeups" in ln])
+if ring_wait_ok:
+    got, woke, _ = wakeups(["net.io=uring", "net.uring-wait=ring"], "ring wait, wake-ups")
+    t.eq((got, woke), (20, 0), "ring wait: the datagrams are relayed, and no wake-up goes through epoll_wait")
+got, woke, _ = wakeups(["net.io=epoll"], "epoll, wake-ups")
+t.eq((got, woke), (20, 0), "epoll: the datagrams are relayed, and no ring wake-up is counted")
 
 # ------------------------------------------------------------ uring with a ring of 16 buffers
 # (every burst runs the ring dry: receives end with ENOBUFS and are started again)
