@@ -66,6 +66,9 @@ usage: $0 [options]
   --max-time S         stop each relay search after S seconds (300)
   --out FILE           write the results as JSON
   --no-pin             do not pin the server and the generator to separate cores
+  --rt N               run every server at SCHED_FIFO priority N (root): the host's other
+                       tasks (agents, kernel threads) can no longer hold a server off its core,
+                       so latency tails compare the servers rather than the host
 Environment: MLLOAD, MEETLITED, TURNSERVER (binaries), MEETLITED_ARGS (extra arguments),
 BENCH_MAX_LOSS (0.1, percent), BENCH_KEEP=1 keeps the work directory with every run's JSON.
 EOF
@@ -76,7 +79,7 @@ IDLE=10000 GEN_THREADS=1 BURST="" MAX_TIME=300 OUT="" SERVERS="meetlited coturn"
 FIXED_RATES="" REPEATS=3 SEARCH=yes IDLE_ADDRS=1 IDLE_LIFETIME=600 IDLE_HOLD=8 IDLE_PROCS=1
 PARTS="relay tcp tls alloc idle nat flood" PEERS="pairs external" LATE_MS=100 TLS_VERSION=1.2
 TLS_CIPHER="" ALLOC_TRANSPORTS=udp NAT_COUNT=5000 NAT_CONCS="64 1000" NAT_ROUNDS=3
-FLOOD_RATE=20000 FLOOD_TIME=5
+FLOOD_RATE=20000 FLOOD_TIME=5 RT=()
 while [ $# -gt 0 ]; do
     case $1 in
     --threads) THREADS=$2; shift ;;
@@ -84,6 +87,7 @@ while [ $# -gt 0 ]; do
     --net-io) NET_IO=$2; shift ;;
     --fixed-rates) FIXED_RATES=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
+    --rt) RT=(chrt -f "$2"); shift ;;
     --no-search) SEARCH=no ;;
     --idle-relay-addrs) IDLE_ADDRS=$2; shift ;;
     --idle-lifetime) IDLE_LIFETIME=$2; shift ;;
@@ -135,6 +139,7 @@ done
 # MAX_TIME bounds each search; waiting for a quiet machine stops after all of them could have run
 BENCH_MAX_TIME=$((MAX_TIME * (${#SEARCHES[@]} * $(wc -w <<<"$SIZES") + 1) + 600))
 bench_pin_plan "$THREADS"
+[ ${#RT[@]} -gt 0 ] && bench_log "every server at SCHED_FIFO priority ${RT[2]} (--rt)"
 STREAMS=""
 for a in $PARTS; do
     case $a in tcp | tls) STREAMS=yes ;; esac
@@ -217,7 +222,7 @@ start_node() {
         # turn.allow-peers=127.0.0.0/8 also lets a node relay to the other node's relayed
         # addresses (127.0.0.1, another port range) when a meeting is spread over two
         # shellcheck disable=SC2086
-        bench_start "$name" "$SRV_CPUS" "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" "${io[@]}" \
+        bench_start "$name" "$SRV_CPUS" ${RT[@]+"${RT[@]}"} "$MEETLITED" --set "turn.listen=$listen" "${tls[@]}" "${io[@]}" \
             --set "net.workers=$THREADS" --set "turn.auth-secret=$SECRET" --set turn.realm=bench \
             --set turn.allow-peers=127.0.0.0/8 --set "turn.relay-address=$relay" \
             --set "turn.relay-ports=$ports" \
@@ -230,7 +235,7 @@ start_node() {
             streams=("--tls-listening-port=$tport" "--cert=$BENCH_WORK/cert.pem"
                 "--pkey=$BENCH_WORK/key.pem")
         fi
-        bench_start "$name" "$SRV_CPUS" "$TURNSERVER" -n --no-cli --no-dtls "${streams[@]}" \
+        bench_start "$name" "$SRV_CPUS" ${RT[@]+"${RT[@]}"} "$TURNSERVER" -n --no-cli --no-dtls "${streams[@]}" \
             --listening-ip=127.0.0.1 "--listening-port=$port" --relay-ip=127.0.0.1 \
             "--relay-threads=$THREADS" --use-auth-secret "--static-auth-secret=$SECRET" \
             --realm=bench --allow-loopback-peers "--min-port=${ports%-*}" "--max-port=${ports#*-}" \
