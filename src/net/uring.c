@@ -9,17 +9,17 @@
  *
  * Where a worker sleeps (net.uring-wait). The loop wait, the default: the ring
  * (IORING_SETUP_COOP_TASKRUN) has its fd among the loop's events, and a receive wakes the worker
- * through the signal path: epoll_wait returns EINTR after the receive ran as task work, and
- * this program's epoll_wait() (below) reports the ring readable at once, without the second wait
+ * through the signal path: epoll_wait returns EINTR after the receive ran as task work, and this
+ * program's epoll_wait() (below) reports the ring readable at once, without the second wait
  * libevent would make to find it so. The ring wait (net.uring-wait = ring): the ring is set up with
  * IORING_SETUP_DEFER_TASKRUN and libevent's wait is taken into io_uring_enter. This program defines
  * epoll_wait(), which libevent's epoll backend calls; on a worker thread it polls libevent's epoll
  * descriptor from the ring (libevent's sockets, and the notifications of other threads) and sleeps
  * in io_uring_enter for one completion or libevent's next timeout. The receives run inside that
  * call: one system call wakes the worker. On every other thread epoll_wait() is epoll_pwait()
- * without a mask, as glibc's is. The ring wait saves CPU with a
- * worker per core and lengthens the tail when workers share cores with other busy threads
- * (docs/benchmarks.md), hence not the default.
+ * without a mask, as glibc's is. The ring wait saves CPU with a worker per core and lengthens the
+ * tail when workers share cores with other busy threads (docs/benchmarks.md), hence not the
+ * default.
  *
  * Sends: the datagrams callbacks queue leave when the pass ends, a run of them on one socket in
  * one sendmmsg (as on the epoll path), a datagram alone on its socket as an IORING_OP_SENDMSG
