@@ -625,10 +625,9 @@ static void ring_readable(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- the ring wait */
 
-/* This thread's worker, when its loop's waits are taken into its ring. */
-static __thread struct net_worker *ring_waiter;
-/* This thread's worker with the loop wait: see loop_wait(). */
-static __thread struct net_worker *loop_waiter;
+/* This thread's worker, from the start of its ring: its loop's waits come to ring_wait() (the
+ * ring wait, r->defer) or loop_wait() (the loop wait). */
+static __thread struct net_worker *waiter;
 /* Set while net_uring_wait_probe() runs a loop of its own on this thread: counts its waits. */
 static __thread unsigned *wait_probe_hits;
 
@@ -652,10 +651,6 @@ static int ring_wait(struct net_worker *w, int epfd, struct epoll_event *events,
                      int timeout)
 {
     struct net_uring *r = w->ur;
-    if (r->epfd < 0)
-        r->epfd = epfd; /* the worker's loop is the only one on this thread */
-    else if (epfd != r->epfd)
-        return epoll_pwait(epfd, events, maxevents, timeout, NULL);
     r->wait_seen = true;
     /* Descriptors that may be ready (the poll fired, or the last look found some: libevent's
      * level-triggered ones stay ready without a new wake-up of the poll): look first. */
@@ -722,11 +717,8 @@ static int loop_wait(struct net_worker *w, int epfd, struct epoll_event *events,
                      int timeout)
 {
     struct net_uring *r = w->ur;
-    if (r->epfd < 0)
-        r->epfd = epfd; /* the worker's loop is the only one on this thread */
     int n = epoll_pwait(epfd, events, maxevents, timeout, NULL);
-    if (n >= 0 || errno != EINTR || epfd != r->epfd ||
-        !(io_uring_cq_ready(&r->ring) || kernel_work(r)))
+    if (n >= 0 || errno != EINTR || !(io_uring_cq_ready(&r->ring) || kernel_work(r)))
         return n;
     NET_COUNT(w->ctr.udp_ring_wakeups, 1);
     memset(&events[0], 0, sizeof events[0]);
@@ -741,10 +733,15 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
     if (wait_probe_hits)
         (*wait_probe_hits)++;
-    if (maxevents > 0 && ring_waiter)
-        return ring_wait(ring_waiter, epfd, events, maxevents, timeout);
-    if (maxevents > 0 && loop_waiter)
-        return loop_wait(loop_waiter, epfd, events, maxevents, timeout);
+    struct net_worker *w = waiter;
+    if (w && maxevents > 0) {
+        struct net_uring *r = w->ur;
+        if (r->epfd < 0)
+            r->epfd = epfd; /* the worker's loop is the only one on this thread */
+        if (epfd == r->epfd)
+            return r->defer ? ring_wait(w, epfd, events, maxevents, timeout)
+                            : loop_wait(w, epfd, events, maxevents, timeout);
+    }
     return epoll_pwait(epfd, events, maxevents, timeout, NULL);
 }
 
@@ -958,16 +955,14 @@ int net_uring_start(struct net_worker *w, char *err, size_t errlen)
                       ring_readable, w);
     if (!r->ev || event_add(r->ev, NULL) < 0)
         return ml_err(err, errlen, "io_uring: cannot watch the ring");
+    waiter = w;
     if (r->defer) {
         /* The probe saw it; a turn of the loop (nothing is armed yet) makes sure. */
-        ring_waiter = w;
         (void)event_base_loop(w->base, EVLOOP_NONBLOCK);
         if (!r->wait_seen) {
-            ring_waiter = NULL;
+            waiter = NULL;
             return ml_err(err, errlen, "io_uring: the loop's wait did not come to the ring");
         }
-    } else {
-        loop_waiter = w;
     }
     return 0;
 }
@@ -996,8 +991,7 @@ void net_uring_stop(struct net_worker *w)
                  r->armed, r->tx_busy);
     if (r->ev)
         event_del(r->ev);
-    ring_waiter = NULL;
-    loop_waiter = NULL;
+    waiter = NULL;
 }
 
 /* ---------------------------------------------------------------- choosing at start */

@@ -87,7 +87,9 @@ while [ $# -gt 0 ]; do
     --net-io) NET_IO=$2; shift ;;
     --fixed-rates) FIXED_RATES=$2; shift ;;
     --repeats) REPEATS=$2; shift ;;
-    --rt) RT=(chrt -f "$2"); shift ;;
+    --rt)
+        [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le 99 ] || { echo "--rt: a priority from 1 to 99" >&2; exit 2; }
+        RT=(chrt -f "$2"); shift ;;
     --no-search) SEARCH=no ;;
     --idle-relay-addrs) IDLE_ADDRS=$2; shift ;;
     --idle-lifetime) IDLE_LIFETIME=$2; shift ;;
@@ -427,8 +429,10 @@ search_servers() {
 fixed_medians() {
     "$PYTHON3" -c '
 import json, statistics, sys
-cpu, p50, p99, loss, oth, pool = [], [], [], [], [], {}
-for f in sys.argv[1:]:
+sys.path.insert(0, sys.argv[1])
+from p99_paired import pooled_pct, run_hist
+cpu, p50, p99, loss, oth, hists = [], [], [], [], [], []
+for f in sys.argv[2:]:
     try:
         d = json.load(open(f))
     except (OSError, ValueError):
@@ -437,19 +441,11 @@ for f in sys.argv[1:]:
         continue
     cpu.append(d["srv_cpu_s"] * 1e6 / d["received"]); p50.append(d.get("lat_p50_us", 0))
     p99.append(d.get("lat_p99_us", 0)); loss.append(d.get("loss_pct", 0)); oth.append(d.get("other_cpu_s", 0))
-    for v, c in d.get("lat_hist", []):
-        pool[v] = pool.get(v, 0) + c
+    hists.append(run_hist(d))
 m = lambda v, fmt: (fmt % statistics.median(v)) if v else "n/a"
-def pooled(h, pct):
-    n, seen = sum(h.values()), 0
-    for v in sorted(h):
-        seen += h[v]
-        if seen >= max(1, -(-pct * n // 100)):
-            return "%d" % v
-    return "n/a"
 print(m(cpu, "%.2f"), m(p50, "%.0f"), m(p99, "%.0f"), m(loss, "%.3f"), len(cpu), m(oth, "%.2f"),
-      pooled(pool, 99))
-' "$@"
+      pooled_pct(hists, 99) or "n/a")
+' "$BENCH_DIR" "$@"
 }
 
 declare -A RELAY_MAX RELAY_PERMAX RELAY_PERCOM RELAY_WHY RELAY_GENW RELAY_COMMON RELAY_GENCPU FIXED
@@ -1015,7 +1011,7 @@ ratio_lines() { # A B: A against B
                     "$(bench_ratio "$1" "$8")" "$a" "$b" "$(bench_ratio "$3" "${10}")"
                 # the tails round by round (the runs alternate): pooled p99 ratio with its
                 # bootstrap interval, and how many rounds each won
-                read -r p_n p_ratio p_lo p_hi p_wins p_sign < <("$PYTHON3" "$BENCH_DIR/p99-paired.py" --fields \
+                read -r p_n p_ratio p_lo p_hi p_wins p_sign < <("$PYTHON3" "$BENCH_DIR/p99_paired.py" --fields \
                     "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$a".json \
                     -- "$BENCH_WORK"/relay-"$key"-fixed"$rate"-*-"$b".json 2>/dev/null || echo 0)
                 if [ "${p_n:-0}" -ge 3 ]; then

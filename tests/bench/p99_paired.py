@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tests/bench/p99-paired.py: two servers' latency tails at one fixed rate, compared run by run.
+"""tests/bench/p99_paired.py: two servers' latency tails at one fixed rate, compared run by run.
 
 bench-turn.sh runs each server at a fixed rate in rounds, alternating (round 1: A then B, round
 2: A then B, ...), so a round's two runs meet much the same machine. On a host whose p99 moves
@@ -12,15 +12,17 @@ one beat the other. This reads the runs' JSON (mlload's, with its latency histog
   - the rounds in which A's p99 was at most B's, and the two-sided sign-test p-value of that
     count (no difference: each server wins a round with probability 1/2).
 
-usage: p99-paired.py [--fields] A_FILES... -- B_FILES...
+usage: p99_paired.py [--fields] A_FILES... -- B_FILES...
 Files pair by the round number in their names (relay-KEY-fixedRATE-ROUND-SERVER.json); a round
 missing either run is left out. Prints one JSON object, or with --fields one line: rounds,
 pooled ratio, its interval's two ends, rounds A won, sign-test p (n/a where there is none).
+bench-turn.sh also imports pooled_pct() for each server's pooled p99.
 """
 import json
 import math
 import random
 import re
+import statistics
 import sys
 
 
@@ -36,16 +38,29 @@ def load(files):
             continue
         if not d.get("received") or "lat_hist" not in d:
             continue
-        runs[int(m.group(1))] = ({int(v): int(c) for v, c in d["lat_hist"]}, d.get("lat_p99_us", 0))
+        runs[int(m.group(1))] = (run_hist(d), d.get("lat_p99_us", 0))
     return runs
 
 
+def run_hist(d):
+    """A run's latency histogram from mlload's JSON: {bucket value: count}, and its largest
+    latency (under key None), which bounds the last bucket as mlload's own percentiles do."""
+    h = {int(v): int(c) for v, c in d.get("lat_hist", [])}
+    if h:
+        h[None] = int(d.get("lat_max_us", max(h)))
+    return h
+
+
 def pooled_pct(hists, pct):
-    """The nearest-rank percentile of several histograms together, as mlload takes a run's."""
-    total = {}
+    """The nearest-rank percentile of several runs' histograms together, as mlload takes a
+    run's: the middle of the bucket that holds it, at most the largest latency seen."""
+    total, top = {}, 0
     for h in hists:
         for v, c in h.items():
-            total[v] = total.get(v, 0) + c
+            if v is None:
+                top = max(top, c)
+            else:
+                total[v] = total.get(v, 0) + c
     n = sum(total.values())
     if not n:
         return 0
@@ -54,8 +69,8 @@ def pooled_pct(hists, pct):
     for v in sorted(total):
         seen += total[v]
         if seen >= rank:
-            return v
-    return max(total)
+            return min(v, top) if top else v
+    return top or max(total)
 
 
 def sign_test(k, n):
@@ -83,7 +98,7 @@ def main(argv):
     pa = pooled_pct([a[r][0] for r in rounds], 99)
     pb = pooled_pct([b[r][0] for r in rounds], 99)
     wins = sum(1 for r in rounds if a[r][1] <= b[r][1])
-    ratios = sorted(a[r][1] / b[r][1] for r in rounds if b[r][1])
+    ratios = [a[r][1] / b[r][1] for r in rounds if b[r][1]]
     rng = random.Random(19)  # a fixed seed: the same runs give the same interval
     boot = []
     for _ in range(2000):
@@ -98,8 +113,7 @@ def main(argv):
         "pooled_ratio": round(pa / pb, 3) if pb else None,
         "pooled_ratio_ci95": [round(boot[int(0.025 * len(boot))], 3),
                               round(boot[int(0.975 * len(boot)) - 1], 3)] if boot else None,
-        "round_ratio_median": round(ratios[len(ratios) // 2], 3) if len(ratios) % 2 else
-        round((ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2, 3),
+        "round_ratio_median": round(statistics.median(ratios), 3) if ratios else None,
         "a_at_most_b_rounds": wins,
         "sign_test_p": round(sign_test(wins, len(rounds)), 4),
     })
